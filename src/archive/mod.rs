@@ -1,0 +1,1 @@
+//! Manifest, archive metadata and items (spec §7).

@@ -1,0 +1,1 @@
+//! The borg-compatible command line: clap definitions, output formatting, exit codes.

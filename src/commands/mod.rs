@@ -1,0 +1,1 @@
+//! One file per command: the logic on top of the library layers. Nothing here prints.

@@ -1,0 +1,1 @@
+//! Keys, key envelopes, object encryption, id hashes, TAM and passphrases (spec §4).

@@ -1,0 +1,17 @@
+//! hoard: a deduplicating, compressing, encrypting backup program that reads and writes
+//! BorgBackup 1.x repositories.
+//!
+//! Layers, bottom to top (a layer never imports one above it; see `DESIGN.md`):
+//! [`msgpack`] and [`paths`] (shared helpers), [`compress`], [`chunker`], [`crypto`], [`repo`],
+//! [`security`], [`archive`], [`commands`] and, at the top, [`cli`].
+
+pub mod archive;
+pub mod chunker;
+pub mod cli;
+pub mod commands;
+pub mod compress;
+pub mod crypto;
+pub mod msgpack;
+pub mod paths;
+pub mod repo;
+pub mod security;

@@ -1,0 +1,1 @@
+//! Where borg keeps client state: base, config, cache, security and keys directories.

@@ -1,0 +1,1 @@
+//! The client-side security directory (spec §4.8).
