@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod compress;
 pub mod crypto;
+pub mod location;
 pub mod msgpack;
 pub mod paths;
 pub mod repo;

@@ -1,1 +1,36 @@
-//! Manifest, archive metadata and items (spec §7).
+//! The archive layer: the manifest, archive metadata and the item model (spec §7), and
+//! [`objects::ObjectStore`], which turns plaintext into repository objects and back
+//! (compress → encrypt → put; get → decrypt → decompress → id check).
+//! It never prints and never touches the filesystem being backed up.
+
+pub mod manifest;
+pub mod objects;
+
+pub use manifest::{ArchiveRef, Manifest, Operation};
+pub use objects::{ObjectStore, MANIFEST_ID};
+
+/// Errors of the archive layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// A repository error.
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
+    /// A key, MAC or TAM error.
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+    /// Undecodable compressed data.
+    #[error(transparent)]
+    Compress(#[from] crate::compress::CompressError),
+    /// An object whose plaintext does not hash to its id.
+    #[error("Object with ID {0} failed the ID check (data corrupted or wrong key)")]
+    IdMismatch(String),
+    /// Structurally invalid metadata.
+    #[error("{0}")]
+    Corrupt(String),
+    /// The repository has no manifest.
+    #[error("Repository has no manifest.")]
+    NoManifest,
+    /// The manifest demands features this version lacks.
+    #[error("Unsupported repository feature(s) {0:?}. A newer version of borg is required to access this repository.")]
+    MandatoryFeatureUnsupported(Vec<String>),
+}

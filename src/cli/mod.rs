@@ -1,1 +1,347 @@
-//! The borg-compatible command line: clap definitions, output formatting, exit codes.
+//! The borg-compatible command line: clap definitions ([`args`]), logging ([`log`]), output
+//! formats ([`output`]), prompts, and the mapping of results to borg's exit codes
+//! (0 success, 1 warning, 2 error). This is the only layer that prints.
+
+pub mod args;
+pub mod log;
+pub mod output;
+
+use std::io::{BufRead, Write};
+
+use clap::Parser;
+use serde_json::json;
+
+use crate::commands::{self, CommandError};
+use crate::location::Location;
+use args::{Cli, Command, CommonOptions, KeyCommand};
+
+/// borg's exit codes.
+pub const EXIT_SUCCESS: i32 = 0;
+/// A warning (some files could not be read, check found problems).
+pub const EXIT_WARNING: i32 = 1;
+/// An error.
+pub const EXIT_ERROR: i32 = 2;
+
+const TRUISH: [&str; 6] = ["Yes", "YES", "yes", "Y", "y", "1"];
+const FALSISH: [&str; 6] = ["No", "NO", "no", "N", "n", "0"];
+
+/// borg's `yes()`: the answer comes from `env_var` if set, else from stdin; default no.
+/// `truish` narrows what counts as yes (the I_KNOW_WHAT_I_AM_DOING variables take only `YES`).
+pub fn ask_yes(message: &str, env_var: &str, truish: &[&str]) -> bool {
+    log::prompt(message, env_var);
+    let answer = match std::env::var(env_var) {
+        Ok(v) => {
+            log::prompt(&format!("{v} (from {env_var})\n"), "env_answer");
+            v
+        }
+        Err(_) => {
+            let mut line = String::new();
+            match std::io::stdin().lock().read_line(&mut line) {
+                Ok(0) | Err(_) => String::new(),
+                Ok(_) => line.trim_end_matches(['\n', '\r']).to_string(),
+            }
+        }
+    };
+    if truish.contains(&answer.as_str()) {
+        return true;
+    }
+    if FALSISH.contains(&answer.as_str()) || answer.is_empty() {
+        log::prompt("Aborting.\n", "accepted_false");
+    } else {
+        log::prompt("Invalid answer, aborting.\n", "invalid_answer");
+    }
+    false
+}
+
+fn confirm(message: &str, env_var: &str) -> bool {
+    ask_yes(message, env_var, &TRUISH)
+}
+
+fn location(text: Option<&str>) -> Result<Location, CommandError> {
+    Ok(Location::parse_env(text)?)
+}
+
+fn print_stdout(text: &str) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let _ = writeln!(out, "{text}");
+}
+
+/// Parses the file-size syntax (`10M`, `1.5T`; powers of 1000) for `--storage-quota`.
+fn parse_quota(text: &str) -> Result<u64, CommandError> {
+    let parsed = crate::repo::config::parse_file_size(text)
+        .map_err(|e| CommandError::new(format!("argument --storage-quota: {e}")))?;
+    if parsed < 10_000_000 {
+        return Err(CommandError::new(format!(
+            "argument --storage-quota: quota is too small ({text}). At least 10M are required."
+        )));
+    }
+    Ok(parsed)
+}
+
+fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError> {
+    let lock_wait = common.lock_wait;
+    match cmd {
+        Command::Init(a) => {
+            let loc = location(a.location.as_deref())?;
+            let opts = commands::init::InitOptions {
+                encryption: a.encryption,
+                append_only: a.append_only,
+                storage_quota: a.storage_quota.as_deref().map(parse_quota).transpose()?,
+                make_parent_dirs: a.make_parent_dirs,
+            };
+            log::info(&format!("Initializing repository at \"{}\"", loc.canonical()));
+            let outcome = commands::init::run(&loc, &opts)?;
+            if let commands::common::KeyLocation::File(p) = &outcome.key_location {
+                log::info(&format!("Key in \"{}\" created.", p.display()));
+                log::info("Keep this key safe. Your data will be inaccessible without it.");
+            }
+            if outcome.key_type == crate::crypto::KeyType::Plaintext {
+                log::info("Encryption NOT enabled.\nUse the \"--encryption=repokey|keyfile\" to enable encryption.");
+            } else {
+                log::warning(&format!(
+                    "\nBy default repositories initialized with this version will produce security\nerrors if written to with an older version (up to and including Borg 1.0.8).\n\nIf you want to use these older versions, you can disable the check by running:\nborg upgrade --disable-tam {}\n\nSee https://borgbackup.readthedocs.io/en/stable/changes.html#pre-1-0-9-manifest-spoofing-vulnerability for details about the security implications.",
+                    shell_words::quote(&outcome.location)
+                ));
+                log::warning("\nIMPORTANT: you will need both KEY AND PASSPHRASE to access this repo!\nIf you used a repokey mode, the key is stored in the repo, but you should back it up separately.\nUse \"borg key export\" to export the key, optionally in printable format.\nWrite down the passphrase. Store both at safe place(s).\n");
+            }
+            Ok(EXIT_SUCCESS)
+        }
+        Command::Key(KeyCommand::Export(a)) => {
+            let loc = location(a.location.as_deref())?;
+            let format = if a.paper {
+                commands::key::ExportFormat::Paper
+            } else if a.qr_html {
+                commands::key::ExportFormat::QrHtml
+            } else {
+                commands::key::ExportFormat::KeyFile
+            };
+            let data = commands::key::export(&loc, format, lock_wait)?;
+            match a.path.as_deref() {
+                None | Some("-") => {
+                    let _ = std::io::stdout().write_all(&data);
+                }
+                Some(p) => {
+                    if std::path::Path::new(p).is_dir() {
+                        return Err(CommandError::new(format!(
+                            "'{p}' must be a file, not a directory"
+                        )));
+                    }
+                    std::fs::write(p, &data)
+                        .map_err(|e| CommandError::new(format!("{p}: {e}")))?;
+                }
+            }
+            Ok(EXIT_SUCCESS)
+        }
+        Command::Key(KeyCommand::Import(a)) => {
+            let loc = location(a.location.as_deref())?;
+            if a.paper {
+                if a.path.is_some() {
+                    return Err(CommandError::new(
+                        "with --paper import from file is not supported",
+                    ));
+                }
+                let stdin = std::io::stdin();
+                let mut read_line = |prompt: &str| {
+                    print!("{prompt}");
+                    let _ = std::io::stdout().flush();
+                    let mut line = String::new();
+                    match stdin.lock().read_line(&mut line) {
+                        Ok(0) | Err(_) => None,
+                        Ok(_) => Some(line.trim_end_matches(['\n', '\r']).to_string()),
+                    }
+                };
+                let mut say = |m: &str| println!("{m}");
+                if commands::key::import_paper(&loc, lock_wait, &mut read_line, &mut say)?
+                    .is_none()
+                {
+                    println!("\n - aborted");
+                }
+                return Ok(EXIT_SUCCESS);
+            }
+            let Some(path) = a.path else {
+                return Err(CommandError::new("input file to import key from expected"));
+            };
+            commands::key::import(&loc, &path, lock_wait)?;
+            Ok(EXIT_SUCCESS)
+        }
+        Command::Key(KeyCommand::ChangePassphrase(a)) | Command::ChangePassphrase(a) => {
+            let loc = location(a.location.as_deref())?;
+            let where_ = commands::key::change_passphrase(&loc, lock_wait)?;
+            log::info("Key updated");
+            if let commands::common::KeyLocation::File(p) = where_ {
+                log::info(&format!("Key location: {}", p.display()));
+            }
+            Ok(EXIT_SUCCESS)
+        }
+        Command::BreakLock(a) => {
+            let loc = location(a.location.as_deref())?;
+            commands::break_lock::run(&loc)?;
+            Ok(EXIT_SUCCESS)
+        }
+        Command::Check(a) => {
+            let loc = location(a.location.as_deref())?;
+            let opts = commands::check::CheckOptions {
+                repository_only: a.repository_only,
+                archives_only: a.archives_only,
+                verify_data: a.verify_data,
+                repair: a.repair,
+                save_space: a.save_space,
+                max_duration: a.max_duration,
+                has_archive_filter: a.filter.first.is_some()
+                    || a.filter.last.is_some()
+                    || a.filter.glob_archives.is_some()
+                    || a.filter.prefix.is_some(),
+            };
+            if opts.repair
+                && !ask_yes(
+                    "This is a potentially dangerous function.\ncheck --repair might lead to data loss (for kinds of corruption it is not\ncapable of dealing with). BE VERY CAREFUL!\n\nType 'YES' if you understand this and want to continue: ",
+                    "BORG_CHECK_I_KNOW_WHAT_I_AM_DOING",
+                    &["YES"],
+                )
+            {
+                return Ok(EXIT_ERROR);
+            }
+            commands::check::validate(&opts)?;
+            let outcome = commands::check::run(&loc, &opts, lock_wait)?;
+            if let Some(report) = &outcome.repository {
+                log::info("Starting repository check");
+                for m in &report.messages {
+                    log::log(m.level.into(), "borg.repository", None, &m.text);
+                }
+                if report.is_ok() {
+                    log::info("Finished full repository check, no problems found.");
+                } else {
+                    log::error(
+                        &format!(
+                            "Finished full repository check, errors found."
+                        ),
+                        None,
+                    );
+                }
+            }
+            Ok(if outcome.ok { EXIT_SUCCESS } else { EXIT_WARNING })
+        }
+        Command::Info(a) => {
+            let loc = location(a.location.as_deref())?;
+            let info = commands::info::repo_info(&loc, lock_wait, &confirm)?;
+            print_repo_info(&info, a.json, common.iec);
+            Ok(EXIT_SUCCESS)
+        }
+    }
+}
+
+fn print_repo_info(info: &commands::info::RepoInfo, as_json: bool, iec: bool) {
+    use commands::common::KeyLocation;
+    let s = info.stats;
+    if as_json {
+        let mut encryption = json!({"mode": info.key_type.mode_name()});
+        if let KeyLocation::File(p) = &info.key_location {
+            encryption["keyfile"] = json!(p.to_string_lossy());
+        }
+        let v = json!({
+            "cache": {
+                "path": info.cache_path.to_string_lossy(),
+                "stats": {
+                    "total_chunks": s.total_chunks,
+                    "total_csize": s.total_csize,
+                    "total_size": s.total_size,
+                    "total_unique_chunks": s.total_unique_chunks,
+                    "unique_csize": s.unique_csize,
+                    "unique_size": s.unique_size,
+                }
+            },
+            "encryption": encryption,
+            "repository": {
+                "id": hex::encode(info.id),
+                "last_modified": output::json_timestamp_seconds(&info.last_modified),
+                "location": info.location,
+            },
+            "security_dir": info.security_dir.to_string_lossy(),
+        });
+        print_stdout(&output::json_pretty(&v));
+        return;
+    }
+    let mut encryption = format!("Encrypted: {}", info.key_type.description());
+    if let KeyLocation::File(p) = &info.key_location {
+        encryption.push_str(&format!("\nKey file: {}", p.display()));
+    }
+    let size = |v: u64| output::format_file_size(v as i128, iec);
+    print_stdout(&format!(
+        "Repository ID: {}\nLocation: {}\n{}\nCache: {}\nSecurity dir: {}",
+        hex::encode(info.id),
+        info.location,
+        encryption,
+        info.cache_path.display(),
+        info.security_dir.display()
+    ));
+    print_stdout(&"-".repeat(78));
+    print_stdout("                       Original size      Compressed size    Deduplicated size");
+    print_stdout(&format!(
+        "All archives:   {:>20} {:>20} {:>20}\n\n                       Unique chunks         Total chunks\nChunk index:    {:>20} {:>20}",
+        size(s.total_size),
+        size(s.total_csize),
+        size(s.unique_csize),
+        s.total_unique_chunks,
+        s.total_chunks
+    ));
+}
+
+fn configure_logging(common: &CommonOptions) {
+    let level = if common.debug {
+        log::Level::Debug
+    } else if common.info {
+        log::Level::Info
+    } else if common.critical {
+        log::Level::Critical
+    } else if common.error {
+        log::Level::Error
+    } else {
+        log::Level::Warning
+    };
+    log::configure(level, common.log_json);
+    log::install();
+}
+
+/// Runs hoard with the process's arguments and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_SUCCESS };
+            let _ = e.print();
+            return code;
+        }
+    };
+    configure_logging(&cli.common);
+    if let Some(mask) = cli.common.umask {
+        // SAFETY: umask only changes this process's file creation mask.
+        unsafe {
+            libc::umask(mask as libc::mode_t);
+        }
+    } else {
+        unsafe {
+            libc::umask(0o077);
+        }
+    }
+    if cli.common.show_version {
+        log::info(&format!("hoard version {}", args::VERSION_TEXT));
+    }
+    let code = match run_command(cli.command, &cli.common) {
+        Ok(code) => code,
+        Err(e) => {
+            log::log(log::Level::Error, "borg.archiver", e.msgid.as_deref(), &e.message);
+            e.exit_code
+        }
+    };
+    if cli.common.show_rc {
+        let text = match code {
+            EXIT_SUCCESS => "terminating with success status, rc 0".to_string(),
+            EXIT_WARNING => "terminating with warning status, rc 1".to_string(),
+            c => format!("terminating with error status, rc {c}"),
+        };
+        // borg's rc logger is switched to show this line whatever the log level.
+        log::log(log::Level::Critical, "borg.output.show-rc", None, &text);
+    }
+    code
+}

@@ -1,0 +1,158 @@
+//! borg-style logging to stderr: plain message lines, or with `--log-json` one JSON object per
+//! line (`{"type": "log_message", "time", "message", "levelname", "name", "msgid"}`).
+//! Library code logs through `tracing`; [`BorgLayer`] forwards those events here.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+/// Log levels in borg's (Python logging's) order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Level {
+    /// `--debug`
+    Debug = 10,
+    /// `--info`, `-v`
+    Info = 20,
+    /// default
+    Warning = 30,
+    /// `--error`
+    Error = 40,
+    /// `--critical`
+    Critical = 50,
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+            Level::Critical => "CRITICAL",
+        }
+    }
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(Level::Warning as u8);
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Sets the threshold and the output format.
+pub fn configure(level: Level, json: bool) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+    JSON.store(json, Ordering::Relaxed);
+}
+
+/// True when `--log-json` is in force.
+pub fn json_enabled() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+/// True if messages at `level` are shown.
+pub fn enabled(level: Level) -> bool {
+    level as u8 >= LEVEL.load(Ordering::Relaxed)
+}
+
+fn now_f64() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Writes one log record if its level is enabled.
+pub fn log(level: Level, name: &str, msgid: Option<&str>, message: &str) {
+    if !enabled(level) {
+        return;
+    }
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    if json_enabled() {
+        let mut obj = serde_json::Map::new();
+        obj.insert("type".into(), "log_message".into());
+        obj.insert("time".into(), now_f64().into());
+        obj.insert("message".into(), message.into());
+        obj.insert("levelname".into(), level.name().into());
+        obj.insert("name".into(), name.into());
+        if let Some(m) = msgid {
+            obj.insert("msgid".into(), m.into());
+        }
+        let _ = writeln!(err, "{}", serde_json::Value::Object(obj));
+    } else {
+        let _ = writeln!(err, "{message}");
+    }
+}
+
+/// Logs at INFO from the archiver.
+pub fn info(message: &str) {
+    log(Level::Info, "borg.archiver", None, message);
+}
+
+/// Logs at WARNING from the archiver.
+pub fn warning(message: &str) {
+    log(Level::Warning, "borg.archiver", None, message);
+}
+
+/// Logs at ERROR from the archiver, with an optional borg msgid.
+pub fn error(message: &str, msgid: Option<&str>) {
+    log(Level::Error, "borg.archiver", msgid, message);
+}
+
+/// Writes a prompt or other text to stderr unconditionally (or as a JSON `question_prompt`).
+pub fn prompt(message: &str, msgid: &str) {
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    if json_enabled() {
+        let obj = serde_json::json!({"type": "question_prompt", "msgid": msgid, "message": message});
+        let _ = writeln!(err, "{obj}");
+    } else {
+        let _ = write!(err, "{message}");
+        let _ = err.flush();
+    }
+}
+
+/// A tracing layer that sends library events through [`log`].
+pub struct BorgLayer;
+
+struct MessageVisitor(String);
+
+impl tracing::field::Visit for MessageVisitor {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0 = value.to_string();
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BorgLayer {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => Level::Error,
+            tracing::Level::WARN => Level::Warning,
+            tracing::Level::INFO => Level::Info,
+            _ => Level::Debug,
+        };
+        if !enabled(level) {
+            return;
+        }
+        let mut visitor = MessageVisitor(String::new());
+        event.record(&mut visitor);
+        let target = event.metadata().target().replace("::", ".");
+        log(level, &target, None, &visitor.0);
+    }
+}
+
+/// Installs [`BorgLayer`] as the global tracing subscriber.
+pub fn install() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let subscriber = tracing_subscriber::registry().with(BorgLayer);
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}

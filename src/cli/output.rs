@@ -1,0 +1,131 @@
+//! Output formatting that must match borg's: JSON as Python's `json.dumps(sort_keys=True,
+//! indent=4)` with ASCII escapes, sizes as `format_file_size`, timestamps in local time.
+
+use serde_json::Value as Json;
+
+/// Escapes every non-ASCII character as `\uXXXX` (UTF-16, surrogate pairs), as Python's
+/// `ensure_ascii=True` does. Non-ASCII can only occur inside JSON strings, so this is safe
+/// on serialized text.
+pub fn ascii_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// Pretty JSON exactly as borg's `json_print` (sorted keys, 4-space indent, ASCII only).
+pub fn json_pretty(value: &Json) -> String {
+    // serde_json's Map is a BTreeMap here (no preserve_order), so keys come out sorted.
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    if serde::Serialize::serialize(value, &mut ser).is_err() {
+        return "{}".into();
+    }
+    ascii_escape(&String::from_utf8_lossy(&buf))
+}
+
+/// One-line JSON as Python's `json.dumps(obj)` (`", "` and `": "` separators, ASCII only).
+pub fn json_line(value: &Json) -> String {
+    fn write(v: &Json, out: &mut String) {
+        match v {
+            Json::Object(m) => {
+                out.push('{');
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(&Json::String(k.clone()).to_string());
+                    out.push_str(": ");
+                    write(v, out);
+                }
+                out.push('}');
+            }
+            Json::Array(a) => {
+                out.push('[');
+                for (i, v) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write(v, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(value, &mut out);
+    ascii_escape(&out)
+}
+
+/// borg's `format_file_size`: decimal units (kB, MB, …) or IEC (KiB, MiB, …), 2 decimals
+/// once a unit is used, `0 B` style for bytes.
+pub fn format_file_size(v: i128, iec: bool) -> String {
+    let (units, power): (&[&str], f64) = if iec {
+        (&["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"], 1024.0)
+    } else {
+        (&["", "k", "M", "G", "T", "P", "E", "Z", "Y"], 1000.0)
+    };
+    let mut num = v as f64;
+    let mut prec = 0;
+    let mut unit = units[units.len() - 1];
+    let mut found = false;
+    for u in &units[..units.len() - 1] {
+        if (num * 100.0).round().abs() / 100.0 < power {
+            unit = u;
+            found = true;
+            break;
+        }
+        num /= power;
+        prec = 2;
+    }
+    if !found {
+        unit = units[units.len() - 1];
+    }
+    format!("{num:.prec$} {unit}B")
+}
+
+/// A UTC borg timestamp string shown as local time, truncated to seconds, in borg's JSON
+/// form (`%Y-%m-%dT%H:%M:%S.000000`).
+pub fn json_timestamp_seconds(utc: &str) -> String {
+    match crate::archive::manifest::parse_timestamp(utc) {
+        Some(t) => t
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%dT%H:%M:%S.000000")
+            .to_string(),
+        None => utc.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_sizes_match_borg() {
+        assert_eq!(format_file_size(0, false), "0 B");
+        assert_eq!(format_file_size(999, false), "999 B");
+        assert_eq!(format_file_size(1234, false), "1.23 kB");
+        assert_eq!(format_file_size(123_456_789, false), "123.46 MB");
+        assert_eq!(format_file_size(1024, true), "1.00 KiB");
+    }
+
+    #[test]
+    fn json_is_python_compatible() {
+        let v = serde_json::json!({"b": 1, "a": "äö", "c": [1, 2]});
+        assert_eq!(
+            json_pretty(&v),
+            "{\n    \"a\": \"\\u00e4\\u00f6\",\n    \"b\": 1,\n    \"c\": [\n        1,\n        2\n    ]\n}"
+        );
+        assert_eq!(json_line(&v), "{\"a\": \"\\u00e4\\u00f6\", \"b\": 1, \"c\": [1, 2]}");
+    }
+}

@@ -1,0 +1,74 @@
+//! `check`: the repository part (segments, CRCs, index) and, with the archive layer, the
+//! archives part. Returns a report; the CLI prints it.
+
+use crate::location::Location;
+use crate::repo::CheckReport;
+
+use super::common::{self, Access, CommandError, Result};
+
+/// What to check.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// `--repository-only`
+    pub repository_only: bool,
+    /// `--archives-only`
+    pub archives_only: bool,
+    /// `--verify-data`
+    pub verify_data: bool,
+    /// `--repair`
+    pub repair: bool,
+    /// `--save-space`
+    pub save_space: bool,
+    /// `--max-duration`
+    pub max_duration: u64,
+    /// True if any archive selection was given (`--first`, `--last`, `-a`, `-P`).
+    pub has_archive_filter: bool,
+}
+
+/// The outcome: repository part, and whether everything was fine.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOutcome {
+    /// The repository check's findings, if it ran.
+    pub repository: Option<CheckReport>,
+    /// True if no errors were found.
+    pub ok: bool,
+}
+
+/// Validates option combinations exactly as borg does (each is an error, exit 2).
+pub fn validate(opts: &CheckOptions) -> Result<()> {
+    if opts.repository_only && (opts.verify_data || opts.has_archive_filter) {
+        return Err(CommandError::new(
+            "--repository-only contradicts --first, --last, --glob-archives, --prefix and --verify-data arguments.",
+        ));
+    }
+    if opts.repair && opts.max_duration > 0 {
+        return Err(CommandError::new("--repair does not allow --max-duration argument."));
+    }
+    if opts.max_duration > 0 && !opts.repository_only {
+        return Err(CommandError::new(
+            "--repository-only is required for --max-duration support.",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the checks on `loc`.
+pub fn run(loc: &Location, opts: &CheckOptions, lock_wait: f64) -> Result<CheckOutcome> {
+    validate(opts)?;
+    let access = Access {
+        exclusive: true,
+        lock_wait,
+        lock: true,
+    };
+    let mut repo = common::open_repository(loc, &access)?;
+    let mut outcome = CheckOutcome {
+        repository: None,
+        ok: true,
+    };
+    if !opts.archives_only {
+        let report = repo.check(opts.repair, opts.save_space, opts.max_duration)?;
+        outcome.ok &= report.is_ok();
+        outcome.repository = Some(report);
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,255 @@
+//! What every command does first (borg's `with_repository`): open the repository, find and
+//! unlock its key, load and authenticate the manifest, and run the security-dir checks.
+
+use std::path::{Path, PathBuf};
+
+use crate::archive::{Manifest, ObjectStore, Operation};
+use crate::compress::Compression;
+use crate::crypto::{self, Key, KeyMaterial, KeyType};
+use crate::location::{Location, Proto};
+use crate::repo::{LocalRepository, OpenOptions, Repository};
+use crate::security::{AccessFacts, Confirm, SecurityDir};
+
+/// A failure a command reports to the user: one line, exit code 2 (or 1 for warnings).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CommandError {
+    /// The line shown to the user.
+    pub message: String,
+    /// borg's msgid for `--log-json` (e.g. `Repository.DoesNotExist`).
+    pub msgid: Option<String>,
+    /// Exit code: 2 for errors.
+    pub exit_code: i32,
+}
+
+impl CommandError {
+    /// An error with a message and no msgid.
+    pub fn new(message: impl Into<String>) -> Self {
+        CommandError {
+            message: message.into(),
+            msgid: None,
+            exit_code: 2,
+        }
+    }
+
+    /// An error with a borg msgid.
+    pub fn with_id(message: impl Into<String>, msgid: &str) -> Self {
+        CommandError {
+            message: message.into(),
+            msgid: Some(msgid.to_string()),
+            exit_code: 2,
+        }
+    }
+}
+
+macro_rules! from_error {
+    ($($t:ty => $f:expr),* $(,)?) => {$(
+        impl From<$t> for CommandError {
+            fn from(e: $t) -> Self {
+                let msgid: Option<&str> = $f(&e);
+                CommandError { message: e.to_string(), msgid: msgid.map(str::to_string), exit_code: 2 }
+            }
+        }
+    )*};
+}
+
+from_error! {
+    crate::repo::RepoError => |e: &crate::repo::RepoError| e.msgid(),
+    crate::crypto::CryptoError => |e: &crate::crypto::CryptoError| e.msgid(),
+    crate::archive::ArchiveError => |_e: &crate::archive::ArchiveError| None,
+    crate::security::SecurityError => |_e: &crate::security::SecurityError| None,
+    crate::location::LocationError => |_e: &crate::location::LocationError| None,
+    crate::compress::CompressError => |_e: &crate::compress::CompressError| None,
+    std::io::Error => |_e: &std::io::Error| None,
+}
+
+/// Result type of the commands layer.
+pub type Result<T> = std::result::Result<T, CommandError>;
+
+/// How to open a repository.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// Take an exclusive lock (writers and `check`).
+    pub exclusive: bool,
+    /// Seconds to wait for a lock.
+    pub lock_wait: f64,
+    /// False with `--bypass-lock`.
+    pub lock: bool,
+}
+
+/// Opens the repository named by `loc` (local only for now).
+pub fn open_repository(loc: &Location, access: &Access) -> Result<Box<dyn Repository>> {
+    match loc.proto {
+        Proto::File => {
+            let repo = LocalRepository::open(
+                &loc.local_path(),
+                OpenOptions {
+                    exclusive: access.exclusive,
+                    lock_wait: access.lock_wait,
+                    lock: access.lock,
+                    ..OpenOptions::default()
+                },
+            )?;
+            Ok(Box::new(repo))
+        }
+        Proto::Ssh => Err(CommandError::new(format!(
+            "Remote repositories are not supported yet: {}",
+            loc.canonical()
+        ))),
+    }
+}
+
+/// Where a key lives: in the repository or in a key file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyLocation {
+    /// No key (`none` mode).
+    None,
+    /// The repository `config`.
+    Repository,
+    /// A key file.
+    File(PathBuf),
+}
+
+/// The key blob text and where it came from.
+pub fn read_key_blob(
+    repo: &mut dyn Repository,
+    key_type: KeyType,
+) -> Result<(String, KeyLocation)> {
+    if key_type.uses_keyfile() {
+        let path = crypto::find_key_file(&repo.id())?;
+        let contents = std::fs::read_to_string(&path)
+            .map_err(|e| CommandError::new(format!("{}: {e}", path.display())))?;
+        let (_, blob) = crypto::parse_key_file(&contents)?;
+        Ok((blob, KeyLocation::File(path)))
+    } else if key_type.stores_key_in_repo() {
+        let blob = repo.load_key()?;
+        if blob.is_empty() {
+            return Err(CommandError::with_id(
+                "No key entry found in the config of repository.",
+                "NoKeyEntryFound",
+            ));
+        }
+        Ok((String::from_utf8_lossy(&blob).into_owned(), KeyLocation::Repository))
+    } else {
+        Ok((String::new(), KeyLocation::None))
+    }
+}
+
+/// Unlocks the key of an open repository given the manifest object's TYPE byte.
+pub fn load_key(repo: &mut dyn Repository, type_byte: u8) -> Result<(Key, KeyLocation, bool)> {
+    let mut key_type = KeyType::from_type_byte(type_byte)?;
+    if key_type == KeyType::Passphrase {
+        // Legacy objects are read with the repokey class (spec §4.1).
+        key_type = KeyType::Repokey;
+    }
+    if !key_type.uses_keyfile() && !key_type.stores_key_in_repo() {
+        return Ok((Key::plaintext(), KeyLocation::None, false));
+    }
+    let (blob, location) = read_key_blob(repo, key_type)?;
+    let (material, passphrase) = crypto::unlock_key_blob(&blob)?;
+    check_repository_id(&material, &repo.id())?;
+    let empty_passphrase = passphrase.as_str().is_empty();
+    Ok((Key::from_material(key_type, material), location, empty_passphrase))
+}
+
+fn check_repository_id(material: &KeyMaterial, id: &[u8; 32]) -> Result<()> {
+    if material.repository_id != *id {
+        return Err(CommandError::new(
+            "The key does not belong to this repository (repository id mismatch).",
+        ));
+    }
+    Ok(())
+}
+
+/// An open repository with its key and authenticated manifest.
+pub struct Opened {
+    /// Object access (repository, key, compression, counters).
+    pub store: ObjectStore,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The location as parsed.
+    pub location: Location,
+    /// Where the key lives.
+    pub key_location: KeyLocation,
+    /// This repository's security directory.
+    pub security: SecurityDir,
+}
+
+impl Opened {
+    /// The repository id.
+    pub fn id(&self) -> [u8; 32] {
+        self.store.repo.id()
+    }
+}
+
+/// Opens repository, key and manifest, checks feature flags for `operations` and runs the
+/// security checks (borg's `with_repository(manifest=True)`).
+pub fn open_with_manifest(
+    loc: &Location,
+    access: &Access,
+    operations: &[Operation],
+    confirm: Confirm<'_>,
+) -> Result<Opened> {
+    let mut repo = open_repository(loc, access)?;
+    let store_probe = repo.get(&crate::archive::MANIFEST_ID);
+    let manifest_object = match store_probe {
+        Ok(obj) => obj,
+        Err(crate::repo::RepoError::ObjectNotFound(_)) => {
+            return Err(CommandError::with_id(
+                "Repository has no manifest.",
+                "NoManifestError",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Some(&type_byte) = manifest_object.first() else {
+        return Err(CommandError::new("Manifest object is empty."));
+    };
+    let (key, key_location, empty_passphrase) = load_key(repo.as_mut(), type_byte)?;
+    let security = SecurityDir::for_repository(&repo.id());
+    let store = ObjectStore::new(repo, key, Compression::default(), security.nonce_file());
+    let plaintext = store.decode(&crate::archive::MANIFEST_ID, &manifest_object, None)?;
+    let tam_not_required = store.key.material().is_some_and(|m| m.tam_required.is_none())
+        && !security.tam_required_flag();
+    let manifest = Manifest::from_plaintext(&store.key, &plaintext, tam_not_required)?;
+    manifest.check_features(operations)?;
+    let key_type = store.key.key_type();
+    let facts = AccessFacts {
+        location: &loc.canonical(),
+        key_type: key_type.type_byte(),
+        logically_encrypted: key_type.is_encrypting() && !empty_passphrase,
+        is_plaintext: key_type == KeyType::Plaintext,
+        manifest_timestamp: &manifest.timestamp,
+    };
+    security.assert_secure(&facts, true, confirm)?;
+    Ok(Opened {
+        store,
+        manifest,
+        location: loc.clone(),
+        key_location,
+        security,
+    })
+}
+
+/// Writes the manifest and commits the repository, then records the new manifest timestamp in
+/// the security directory (borg does this when it saves the cache).
+pub fn commit_manifest(opened: &mut Opened) -> Result<()> {
+    let plaintext = opened.manifest.to_plaintext(&opened.store.key);
+    opened.store.put_manifest(&plaintext)?;
+    opened.store.repo.commit(false, 0.1)?;
+    let key_type = opened.store.key.key_type().type_byte();
+    opened
+        .security
+        .save(&opened.location.canonical(), key_type, &opened.manifest.timestamp)?;
+    Ok(())
+}
+
+/// The cache directory of a repository.
+pub fn repo_cache_dir(id: &[u8; 32]) -> PathBuf {
+    crate::paths::cache_dir().join(hex::encode(id))
+}
+
+/// Displays a path like borg (lossy UTF-8).
+pub fn show(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}

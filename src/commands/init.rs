@@ -1,0 +1,126 @@
+//! `init`: create a repository, its key and an empty manifest, exactly as `borg init` does.
+
+use crate::archive::{Manifest, ObjectStore};
+use crate::compress::Compression;
+use crate::crypto::{self, Key, KeyType, Passphrase};
+use crate::location::{Location, Proto};
+use crate::repo::{CreateOptions, LocalRepository, Repository};
+use crate::security::{AccessFacts, SecurityDir};
+
+use super::common::{CommandError, KeyLocation, Result};
+
+/// What `init` was asked to do.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The `-e` mode name.
+    pub encryption: String,
+    /// `--append-only`
+    pub append_only: bool,
+    /// `--storage-quota`, already parsed to bytes.
+    pub storage_quota: Option<u64>,
+    /// `--make-parent-dirs`
+    pub make_parent_dirs: bool,
+}
+
+/// What `init` did, for the CLI to report.
+#[derive(Debug, Clone)]
+pub struct InitOutcome {
+    /// The canonical location.
+    pub location: String,
+    /// The key mode.
+    pub key_type: KeyType,
+    /// Where the key was stored.
+    pub key_location: KeyLocation,
+}
+
+/// Creates the repository at `loc`. On any failure after the repository directory was
+/// created, the half-made repository is removed again.
+pub fn run(loc: &Location, opts: &InitOptions) -> Result<InitOutcome> {
+    if loc.proto == Proto::Ssh {
+        return Err(CommandError::new(
+            "Remote repositories are not supported yet.",
+        ));
+    }
+    let key_type = KeyType::from_mode_name(&opts.encryption)?;
+    if key_type == KeyType::Passphrase {
+        return Err(CommandError::new(format!(
+            "Invalid encryption mode \"{}\"",
+            opts.encryption
+        )));
+    }
+    let path = loc.local_path();
+    let repo = LocalRepository::create(
+        &path,
+        CreateOptions {
+            append_only: opts.append_only,
+            storage_quota: opts.storage_quota.unwrap_or(0),
+            make_parent_dirs: opts.make_parent_dirs,
+            ..CreateOptions::default()
+        },
+    )?;
+    match create_key_and_manifest(loc, Box::new(repo), key_type) {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            // The repository object (and its lock) is gone by now; remove what we created.
+            let _ = std::fs::remove_dir_all(&path);
+            Err(e)
+        }
+    }
+}
+
+fn create_key_and_manifest(
+    loc: &Location,
+    mut repo: Box<dyn Repository>,
+    key_type: KeyType,
+) -> Result<InitOutcome> {
+    let id = repo.id();
+    let key = if key_type == KeyType::Plaintext {
+        Key::plaintext()
+    } else {
+        Key::generate(key_type, id)
+    };
+    let mut key_location = KeyLocation::None;
+    if let Some(material) = key.material() {
+        let passphrase = Passphrase::new_from_env_or_prompt()?;
+        let blob = crypto::encrypt_key_blob(material, passphrase.as_str());
+        if key_type.uses_keyfile() {
+            let target = crypto::new_key_file_path(&loc.path, loc.host.as_deref())?;
+            if let Some(parent) = target.parent() {
+                crate::paths::ensure_dir(parent)?;
+            }
+            crate::paths::write_atomic(&target, crypto::format_key_file(&id, &blob).as_bytes())?;
+            key_location = KeyLocation::File(target);
+        } else {
+            repo.save_key(blob.as_bytes())?;
+            key_location = KeyLocation::Repository;
+        }
+    }
+    let security = SecurityDir::for_repository(&id);
+    let mut manifest = Manifest::new(&key);
+    let plaintext = manifest.to_plaintext(&key);
+    let mut store = ObjectStore::new(
+        repo,
+        key,
+        Compression::default(),
+        security.nonce_file(),
+    );
+    store.put_manifest(&plaintext)?;
+    store.repo.commit(false, 0.1)?;
+    let key = &store.key;
+    let facts = AccessFacts {
+        location: &loc.canonical(),
+        key_type: key_type.type_byte(),
+        logically_encrypted: key_type.is_encrypting(),
+        is_plaintext: key_type == KeyType::Plaintext,
+        manifest_timestamp: &manifest.timestamp,
+    };
+    security.assert_secure(&facts, false, &|_, _| true)?;
+    if key.tam_required() {
+        security.set_tam_required(true)?;
+    }
+    Ok(InitOutcome {
+        location: loc.canonical(),
+        key_type,
+        key_location,
+    })
+}

@@ -1,0 +1,319 @@
+//! Repository locations as borg parses them: `ssh://[user@]host[:port]/path`,
+//! `[user@]host:path` (scp style), `file:///path`, plain local paths, each optionally followed by
+//! `::ARCHIVE`; and `::ARCHIVE` or nothing, meaning the repository in `BORG_REPO`.
+//! Only parsing and canonical forms live here; no I/O besides reading `BORG_REPO` and the cwd.
+
+use std::path::{Component, Path, PathBuf};
+
+/// A parsed location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// `ssh` or `file`.
+    pub proto: Proto,
+    /// Remote user, if given.
+    pub user: Option<String>,
+    /// Remote host (IPv6 without brackets).
+    pub host: Option<String>,
+    /// Remote port, if given.
+    pub port: Option<u16>,
+    /// The repository path, normalised like Python's `os.path.normpath`.
+    pub path: String,
+    /// The archive name after `::`, if any.
+    pub archive: Option<String>,
+    /// The repository part as the user typed it (after `BORG_REPO` substitution).
+    pub raw_repo: String,
+}
+
+/// How a repository is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// A local directory.
+    File,
+    /// `borg serve` over ssh.
+    Ssh,
+}
+
+/// A location that cannot be parsed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("Invalid location format: \"{0}\"")]
+pub struct LocationError(pub String);
+
+/// Python's `os.path.normpath` for POSIX paths (keeps a leading `//`, drops `.`, folds `..`).
+pub fn normpath(p: &str) -> String {
+    if p.is_empty() {
+        return ".".into();
+    }
+    let initial = if p.starts_with("//") && !p.starts_with("///") {
+        "//"
+    } else if p.starts_with('/') {
+        "/"
+    } else {
+        ""
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for comp in p.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if initial.is_empty() {
+                    parts.push("..");
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    let joined = format!("{initial}{}", parts.join("/"));
+    if joined.is_empty() {
+        ".".into()
+    } else {
+        joined
+    }
+}
+
+fn normpath_special(p: &str) -> String {
+    let relative = p.starts_with("/./");
+    let n = normpath(p);
+    if relative {
+        format!("/.{n}")
+    } else {
+        n
+    }
+}
+
+/// Splits `text` into (repo part, archive) at the first `::`; the archive must not contain `/`.
+fn split_archive(text: &str) -> Result<(&str, Option<String>), ()> {
+    match text.find("::") {
+        None => Ok((text, None)),
+        Some(i) => {
+            let archive = &text[i + 2..];
+            if archive.contains('/') {
+                return Err(());
+            }
+            Ok((
+                &text[..i],
+                if archive.is_empty() {
+                    None
+                } else {
+                    Some(archive.to_string())
+                },
+            ))
+        }
+    }
+}
+
+fn valid_user(u: &str) -> bool {
+    !u.is_empty() && !u.contains(['@', ':', '/'])
+}
+
+fn parse_repo(repo: &str) -> Option<Location> {
+    let mk = |proto, user: Option<&str>, host: Option<&str>, port, path: String| Location {
+        proto,
+        user: user.map(str::to_string),
+        host: host.map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string()),
+        port,
+        path,
+        archive: None,
+        raw_repo: repo.to_string(),
+    };
+    if let Some(rest) = repo.strip_prefix("ssh://") {
+        let slash = rest.find('/')?;
+        let (authority, path) = rest.split_at(slash);
+        let (user, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) if valid_user(u) => (Some(u), h),
+            Some(_) => return None,
+            None => (None, authority),
+        };
+        let (host, port) = if hostport.starts_with('[') {
+            let end = hostport.find(']')?;
+            let host = &hostport[..=end];
+            match &hostport[end + 1..] {
+                "" => (host, None),
+                p => (host, Some(p.strip_prefix(':')?.parse::<u16>().ok()?)),
+            }
+        } else {
+            match hostport.split_once(':') {
+                Some((h, p)) => (h, Some(p.parse::<u16>().ok()?)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() || path.len() < 2 {
+            return None;
+        }
+        return Some(mk(Proto::Ssh, user, Some(host), port, normpath_special(path)));
+    }
+    if let Some(rest) = repo.strip_prefix("file://") {
+        if !rest.contains('/') {
+            return None;
+        }
+        return Some(mk(Proto::File, None, None, None, normpath_special(rest)));
+    }
+    if repo.is_empty() || repo.starts_with(':') || repo.starts_with("//") {
+        return None;
+    }
+    // scp style: [user@]host:path — host has no ':' or '/', or is a bracketed IPv6 address.
+    let host_end = if repo.starts_with('[') {
+        repo.find("]:").map(|i| i + 1)
+    } else {
+        repo.find(':').filter(|i| !repo[..*i].contains('/'))
+    };
+    if let Some(colon) = host_end {
+        let userhost = &repo[..colon];
+        let path = &repo[colon + 1..];
+        let (user, host) = match userhost.split_once('@') {
+            Some((u, h)) if valid_user(u) => (Some(u), h),
+            Some(_) => return None,
+            None => (None, userhost),
+        };
+        if !host.is_empty() && !path.is_empty() && !path.starts_with(':') {
+            return Some(mk(Proto::Ssh, user, Some(host), None, normpath_special(path)));
+        }
+    }
+    Some(mk(Proto::File, None, None, None, normpath_special(repo)))
+}
+
+impl Location {
+    /// Parses a location argument. `None` or an empty repository part (`::ARCH`) take the
+    /// repository from `borg_repo` (the value of `BORG_REPO`).
+    pub fn parse(text: Option<&str>, borg_repo: Option<&str>) -> Result<Location, LocationError> {
+        let text = text.unwrap_or("");
+        let invalid = || LocationError(text.to_string());
+        let (repo, archive) = split_archive(text).map_err(|_| invalid())?;
+        let (repo, from_env) = if repo.is_empty() {
+            match borg_repo {
+                Some(r) if !r.is_empty() => (r, true),
+                _ => return Err(invalid()),
+            }
+        } else {
+            (repo, false)
+        };
+        let mut loc = parse_repo(repo).ok_or_else(|| {
+            LocationError(if from_env {
+                repo.to_string()
+            } else {
+                text.to_string()
+            })
+        })?;
+        loc.archive = archive;
+        Ok(loc)
+    }
+
+    /// Parses using the process's `BORG_REPO`.
+    pub fn parse_env(text: Option<&str>) -> Result<Location, LocationError> {
+        let env = crate::paths::env_nonempty("BORG_REPO");
+        Self::parse(text, env.as_deref())
+    }
+
+    /// The local path made absolute (for `File` locations).
+    pub fn local_path(&self) -> PathBuf {
+        let p = Path::new(&self.path);
+        let abs = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map(|c| c.join(p))
+                .unwrap_or_else(|_| p.to_path_buf())
+        };
+        // Lexical normalisation, like os.path.abspath.
+        let mut out = PathBuf::new();
+        for c in abs.components() {
+            match c {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::CurDir => {}
+                other => out.push(other.as_os_str()),
+            }
+        }
+        out
+    }
+
+    /// The canonical form borg records in the security directory and prints as "Location".
+    pub fn canonical(&self) -> String {
+        match self.proto {
+            Proto::File => self.local_path().to_string_lossy().into_owned(),
+            Proto::Ssh => {
+                let path = if self.path.starts_with('~') {
+                    format!("/{}", self.path)
+                } else if !self.path.starts_with('/') {
+                    format!("/./{}", self.path)
+                } else {
+                    self.path.clone()
+                };
+                let host = self.host.as_deref().unwrap_or("");
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.to_string()
+                };
+                format!(
+                    "ssh://{}{}{}{}",
+                    self.user
+                        .as_deref()
+                        .map(|u| format!("{u}@"))
+                        .unwrap_or_default(),
+                    host,
+                    self.port.map(|p| format!(":{p}")).unwrap_or_default(),
+                    path
+                )
+            }
+        }
+    }
+
+    /// The location without its archive, for messages.
+    pub fn repo_text(&self) -> String {
+        self.raw_repo.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_borg_location_forms() {
+        let l = Location::parse(Some("ssh://user@host:2222/srv/repo::arch"), None).unwrap();
+        assert_eq!(l.proto, Proto::Ssh);
+        assert_eq!(l.user.as_deref(), Some("user"));
+        assert_eq!(l.host.as_deref(), Some("host"));
+        assert_eq!(l.port, Some(2222));
+        assert_eq!(l.path, "/srv/repo");
+        assert_eq!(l.archive.as_deref(), Some("arch"));
+        assert_eq!(l.canonical(), "ssh://user@host:2222/srv/repo");
+
+        let l = Location::parse(Some("user@host:rel/repo"), None).unwrap();
+        assert_eq!(l.proto, Proto::Ssh);
+        assert_eq!(l.canonical(), "ssh://user@host/./rel/repo");
+
+        let l = Location::parse(Some("/abs/./repo/../r2::a-1"), None).unwrap();
+        assert_eq!(l.proto, Proto::File);
+        assert_eq!(l.path, "/abs/r2");
+        assert_eq!(l.archive.as_deref(), Some("a-1"));
+
+        let l = Location::parse(Some("file:///abs/repo"), None).unwrap();
+        assert_eq!(l.path, "/abs/repo");
+
+        let l = Location::parse(Some("[::1]:/x/y"), None).unwrap();
+        assert_eq!(l.host.as_deref(), Some("::1"));
+    }
+
+    #[test]
+    fn borg_repo_fills_in_missing_repository() {
+        let l = Location::parse(Some("::arch"), Some("/r")).unwrap();
+        assert_eq!((l.path.as_str(), l.archive.as_deref()), ("/r", Some("arch")));
+        let l = Location::parse(None, Some("/r")).unwrap();
+        assert_eq!(l.archive, None);
+        assert!(Location::parse(Some("::arch"), None).is_err());
+        assert!(Location::parse(Some("/r::a/b"), None).is_err());
+    }
+
+    #[test]
+    fn normpath_matches_python() {
+        assert_eq!(normpath("a/./b/../c"), "a/c");
+        assert_eq!(normpath("/../x"), "/x");
+        assert_eq!(normpath("../x"), "../x");
+        assert_eq!(normpath("//x"), "//x");
+        assert_eq!(normpath("///x"), "/x");
+    }
+}

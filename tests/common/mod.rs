@@ -1,0 +1,240 @@
+//! Shared helpers for the integration tests: an isolated borg/hoard environment, a runner for
+//! the real borg, the shared test vectors, and a tree builder/comparator.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub mod tree;
+
+/// The passphrase of every encrypted vector repository.
+pub const VECTOR_PASSPHRASE: &str = "borg-vectors-passphrase";
+
+/// The shared vectors folder (`../shared/vectors` next to the clone).
+pub fn vectors_dir() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for candidate in [here.join("../shared/vectors"), PathBuf::from("/work/shared/vectors")] {
+        if candidate.is_dir() {
+            return candidate;
+        }
+    }
+    panic!("the shared test vectors (../shared/vectors) are missing");
+}
+
+/// True if the real borg is available. Without it, a test fails with a clear message, unless
+/// `HOARD_SKIP_BORG=1` is set, in which case this returns false and the test skips its borg part.
+pub fn borg_available() -> bool {
+    let ok = Command::new("borg")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        return true;
+    }
+    if std::env::var("HOARD_SKIP_BORG").as_deref() == Ok("1") {
+        eprintln!("borg not found; skipping the borg part (HOARD_SKIP_BORG=1)");
+        return false;
+    }
+    panic!("the real borg (borgbackup 1.2) is required for interop tests: apt-get install borgbackup, or set HOARD_SKIP_BORG=1 to skip them");
+}
+
+/// One isolated client environment: its own BORG_BASE_DIR, a work dir, a passphrase.
+pub struct Env {
+    /// Holds the temporary directory alive.
+    pub tmp: tempfile::TempDir,
+    /// Passphrase handed to both programs through BORG_PASSPHRASE (None: unset).
+    pub passphrase: Option<String>,
+    /// Extra environment variables.
+    pub vars: Vec<(String, String)>,
+}
+
+/// The result of running a program.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// stdout.
+    pub stdout: Vec<u8>,
+    /// stderr as text.
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// stdout as text.
+    pub fn out(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Panics with both streams unless the exit code is `code`.
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code,
+            code,
+            "unexpected exit code {} (wanted {code})\nstdout:\n{}\nstderr:\n{}",
+            self.code,
+            self.out(),
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the program succeeded.
+    pub fn ok(self) -> Run {
+        self.expect_code(0)
+    }
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Env {
+    /// A fresh environment with passphrase `test-passphrase`.
+    pub fn new() -> Env {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(tmp.path().join("base")).expect("base dir");
+        Env {
+            tmp,
+            passphrase: Some("test-passphrase".into()),
+            vars: Vec::new(),
+        }
+    }
+
+    /// The temporary root.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// `BORG_BASE_DIR` of this environment.
+    pub fn base(&self) -> PathBuf {
+        self.tmp.path().join("base")
+    }
+
+    /// Sets an extra variable for both programs.
+    pub fn set(&mut self, k: &str, v: &str) {
+        self.vars.retain(|(kk, _)| kk != k);
+        self.vars.push((k.into(), v.into()));
+    }
+
+    fn command(&self, program: &OsStr) -> Command {
+        let mut c = Command::new(program);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("BORG_") || k.starts_with("HOARD_") && k != "HOARD_SKIP_BORG" {
+                c.env_remove(k);
+            }
+        }
+        c.env("BORG_BASE_DIR", self.base())
+            .env("BORG_RELOCATED_REPO_ACCESS_IS_OK", "yes")
+            .env("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "yes")
+            .env("BORG_DISPLAY_PASSPHRASE", "no")
+            .env("TZ", "UTC")
+            .env("LANG", "C.UTF-8")
+            .current_dir(self.tmp.path())
+            .stdin(Stdio::null());
+        if let Some(p) = &self.passphrase {
+            c.env("BORG_PASSPHRASE", p);
+        }
+        for (k, v) in &self.vars {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// A `Command` for hoard in this environment.
+    pub fn hoard_cmd(&self) -> Command {
+        self.command(OsStr::new(env!("CARGO_BIN_EXE_hoard")))
+    }
+
+    /// A `Command` for borg in this environment.
+    pub fn borg_cmd(&self) -> Command {
+        self.command(OsStr::new("borg"))
+    }
+
+    /// Runs hoard with `args`.
+    pub fn hoard<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Run::from(self.hoard_cmd().args(args).output().expect("run hoard"))
+    }
+
+    /// Runs borg with `args`.
+    pub fn borg<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Run::from(self.borg_cmd().args(args).output().expect("run borg"))
+    }
+
+    /// Unpacks the vector repository `name` (e.g. `repokey`) into this environment; returns
+    /// the repository path. Key files in the tarball are left next to it and, for keyfile
+    /// modes, `BORG_KEY_FILE` is set.
+    pub fn unpack_vector(&mut self, name: &str) -> PathBuf {
+        let tarball = vectors_dir().join("repos").join(format!("{name}.tar.gz"));
+        let dest = self.tmp.path().join("vectors");
+        std::fs::create_dir_all(&dest).expect("mkdir");
+        let st = Command::new("tar")
+            .arg("xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&dest)
+            .status()
+            .expect("tar");
+        assert!(st.success(), "untar {}", tarball.display());
+        let key = dest.join(format!("{name}.key"));
+        if key.exists() {
+            self.set("BORG_KEY_FILE", &key.to_string_lossy());
+        }
+        let repo = dest.join(name);
+        assert!(repo.join("config").exists(), "vector {name} has no repository dir");
+        repo
+    }
+}
+
+/// Lists every file below `dir` with its content, for "repository unchanged" assertions.
+pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    fn walk(d: &Path, root: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap_or(&p).to_path_buf();
+                out.push((rel, std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Asserts `stderr` holds exactly one non-empty line containing `needle`.
+pub fn assert_one_line_error(stderr: &str, needle: &str) {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got:\n{stderr}");
+    assert!(
+        lines[0].contains(needle),
+        "error line {:?} does not contain {needle:?}",
+        lines[0]
+    );
+}
