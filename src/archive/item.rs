@@ -1,0 +1,353 @@
+//! One entry of an archive's item stream (spec §7.4): a file, directory, symlink, device,
+//! fifo or hardlink, with its metadata and chunk list. Converts to and from borg's msgpack map.
+
+use std::collections::BTreeMap;
+
+use crate::msgpack::{self, Value};
+
+/// One chunk reference: `[id, size, csize]` (spec §7.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRef {
+    /// The chunk's id (its key in the repository).
+    pub id: [u8; 32],
+    /// Plaintext length.
+    pub size: u32,
+    /// Stored object length (0 if unknown).
+    pub csize: u32,
+}
+
+/// An item. Fields that borg leaves out are `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Item {
+    /// `path`: relative, `/`-separated, raw bytes.
+    pub path: Vec<u8>,
+    /// `mode`: st_mode with the type bits.
+    pub mode: u32,
+    /// `uid`
+    pub uid: u32,
+    /// `gid`
+    pub gid: u32,
+    /// `user`: name, or nil when unknown or with `--numeric-ids`.
+    pub user: Option<Vec<u8>>,
+    /// `group`: likewise.
+    pub group: Option<Vec<u8>>,
+    /// `mtime` in ns.
+    pub mtime: i64,
+    /// `atime` in ns (only with `--atime`).
+    pub atime: Option<i64>,
+    /// `ctime` in ns (left out with `--noctime`).
+    pub ctime: Option<i64>,
+    /// `birthtime` in ns.
+    pub birthtime: Option<i64>,
+    /// `size`: the file length (sum of chunk sizes).
+    pub size: Option<u64>,
+    /// `chunks`: the content.
+    pub chunks: Option<Vec<ChunkRef>>,
+    /// `chunks_healthy`: the original list after `check --repair` patched missing chunks.
+    pub chunks_healthy: Option<Vec<ChunkRef>>,
+    /// `source`: symlink target, or the hardlink master's path for slaves.
+    pub source: Option<Vec<u8>>,
+    /// `hardlink_master`: true for the first item of a hardlink group.
+    pub hardlink_master: Option<bool>,
+    /// `rdev` for devices.
+    pub rdev: Option<u64>,
+    /// `xattrs`: name → value (None = empty value, stored as nil).
+    pub xattrs: Option<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// `acl_access`: POSIX.1e text.
+    pub acl_access: Option<Vec<u8>>,
+    /// `acl_default`: POSIX.1e text.
+    pub acl_default: Option<Vec<u8>>,
+    /// `acl_extended` (macOS), kept as read.
+    pub acl_extended: Option<Vec<u8>>,
+    /// `acl_nfs4` (FreeBSD), kept as read.
+    pub acl_nfs4: Option<Vec<u8>>,
+    /// `bsdflags`
+    pub bsdflags: Option<u32>,
+    /// `part`: part number of a checkpoint part file.
+    pub part: Option<u32>,
+}
+
+/// File type bits.
+pub const S_IFMT: u32 = 0o170000;
+/// Regular file.
+pub const S_IFREG: u32 = 0o100000;
+/// Directory.
+pub const S_IFDIR: u32 = 0o040000;
+/// Symbolic link.
+pub const S_IFLNK: u32 = 0o120000;
+/// FIFO.
+pub const S_IFIFO: u32 = 0o010000;
+/// Character device.
+pub const S_IFCHR: u32 = 0o020000;
+/// Block device.
+pub const S_IFBLK: u32 = 0o060000;
+/// Socket.
+pub const S_IFSOCK: u32 = 0o140000;
+
+fn chunk_list_value(list: &[ChunkRef]) -> Value {
+    Value::Array(
+        list.iter()
+            .map(|c| {
+                Value::Array(vec![
+                    Value::raw(c.id),
+                    Value::int(c.size),
+                    Value::int(c.csize),
+                ])
+            })
+            .collect(),
+    )
+}
+
+fn chunk_list_from(v: &Value) -> Result<Vec<ChunkRef>, String> {
+    let arr = v.as_array().ok_or("chunks is not a list")?;
+    arr.iter()
+        .map(|e| {
+            let e = e.as_array().ok_or("chunk entry is not a list")?;
+            let id = e
+                .first()
+                .and_then(Value::as_bytes)
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or("chunk id")?;
+            let size = e.get(1).and_then(Value::as_u64).ok_or("chunk size")?;
+            let csize = e.get(2).and_then(Value::as_u64).unwrap_or(0);
+            Ok(ChunkRef {
+                id,
+                size: u32::try_from(size).map_err(|_| "chunk size too large")?,
+                csize: u32::try_from(csize).unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// Reads an integer time; borg 1.0 stored out-of-range times as little-endian signed bytes.
+fn time_from(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => i64::try_from(*i).ok(),
+        Value::Raw(b) | Value::Bin(b) if b.len() <= 16 => {
+            let mut acc: i128 = 0;
+            for (i, byte) in b.iter().enumerate() {
+                acc |= (*byte as i128) << (8 * i);
+            }
+            if let Some(last) = b.last() {
+                if last & 0x80 != 0 {
+                    acc -= 1i128 << (8 * b.len());
+                }
+            }
+            i64::try_from(acc).ok()
+        }
+        _ => None,
+    }
+}
+
+fn opt_bytes(v: Option<&Value>) -> Option<Vec<u8>> {
+    v.and_then(Value::as_bytes).map(<[u8]>::to_vec)
+}
+
+impl Item {
+    /// The file type bits of `mode`.
+    pub fn file_type(&self) -> u32 {
+        self.mode & S_IFMT
+    }
+
+    /// True for regular files.
+    pub fn is_regular(&self) -> bool {
+        self.file_type() == S_IFREG
+    }
+
+    /// True for directories.
+    pub fn is_dir(&self) -> bool {
+        self.file_type() == S_IFDIR
+    }
+
+    /// True for symlinks.
+    pub fn is_symlink(&self) -> bool {
+        self.file_type() == S_IFLNK
+    }
+
+    /// True for a hardlink slave: a non-symlink with `source` and no chunks.
+    pub fn is_hardlink_slave(&self) -> bool {
+        !self.is_symlink() && self.source.is_some() && self.chunks.is_none()
+    }
+
+    /// True when this item may be the master of a hardlink group (a missing key counts).
+    pub fn may_be_hardlink_master(&self) -> bool {
+        self.hardlink_master.unwrap_or(true)
+    }
+
+    /// The size borg reports: `size` for files, `len(source)` for symlinks, else 0.
+    pub fn reported_size(&self) -> u64 {
+        if self.is_symlink() {
+            self.source.as_ref().map_or(0, |s| s.len() as u64)
+        } else {
+            self.size.unwrap_or_else(|| {
+                self.chunks
+                    .as_ref()
+                    .map_or(0, |c| c.iter().map(|c| c.size as u64).sum())
+            })
+        }
+    }
+
+    /// The msgpack map, keys sorted as borg's StableDict.
+    pub fn to_value(&self) -> Value {
+        let mut m: Vec<(&str, Value)> = Vec::with_capacity(16);
+        m.push(("path", Value::raw(&self.path)));
+        m.push(("mode", Value::int(self.mode)));
+        m.push(("uid", Value::int(self.uid)));
+        m.push(("gid", Value::int(self.gid)));
+        m.push(("user", self.user.as_ref().map_or(Value::Nil, Value::raw)));
+        m.push(("group", self.group.as_ref().map_or(Value::Nil, Value::raw)));
+        m.push(("mtime", Value::int(self.mtime)));
+        let opt_int = |m: &mut Vec<(&str, Value)>, k, v: Option<i128>| {
+            if let Some(v) = v {
+                m.push((k, Value::Int(v)));
+            }
+        };
+        opt_int(&mut m, "atime", self.atime.map(i128::from));
+        opt_int(&mut m, "ctime", self.ctime.map(i128::from));
+        opt_int(&mut m, "birthtime", self.birthtime.map(i128::from));
+        opt_int(&mut m, "size", self.size.map(i128::from));
+        opt_int(&mut m, "rdev", self.rdev.map(i128::from));
+        opt_int(&mut m, "bsdflags", self.bsdflags.map(i128::from));
+        opt_int(&mut m, "part", self.part.map(i128::from));
+        if let Some(c) = &self.chunks {
+            m.push(("chunks", chunk_list_value(c)));
+        }
+        if let Some(c) = &self.chunks_healthy {
+            m.push(("chunks_healthy", chunk_list_value(c)));
+        }
+        let opt_raw = |m: &mut Vec<(&str, Value)>, k, v: &Option<Vec<u8>>| {
+            if let Some(v) = v {
+                m.push((k, Value::raw(v)));
+            }
+        };
+        opt_raw(&mut m, "source", &self.source);
+        opt_raw(&mut m, "acl_access", &self.acl_access);
+        opt_raw(&mut m, "acl_default", &self.acl_default);
+        opt_raw(&mut m, "acl_extended", &self.acl_extended);
+        opt_raw(&mut m, "acl_nfs4", &self.acl_nfs4);
+        if let Some(h) = self.hardlink_master {
+            m.push(("hardlink_master", Value::Bool(h)));
+        }
+        if let Some(x) = &self.xattrs {
+            m.push((
+                "xattrs",
+                Value::Map(
+                    x.iter()
+                        .map(|(k, v)| (Value::raw(k), v.as_ref().map_or(Value::Nil, Value::raw)))
+                        .collect(),
+                ),
+            ));
+        }
+        Value::sorted_map(m)
+    }
+
+    /// Appends the packed item to `out`.
+    pub fn pack_into(&self, out: &mut Vec<u8>) {
+        msgpack::encode(&self.to_value(), out);
+    }
+
+    /// Decodes an item map; unknown keys are ignored.
+    pub fn from_value(v: &Value) -> Result<Item, String> {
+        let map = v.as_map().ok_or("item is not a map")?;
+        let mut it = Item::default();
+        let mut have_path = false;
+        for (k, val) in map {
+            let Some(k) = k.as_bytes() else { continue };
+            match k {
+                b"path" => {
+                    it.path = val.as_bytes().ok_or("path")?.to_vec();
+                    have_path = true;
+                }
+                b"mode" => it.mode = val.as_u64().ok_or("mode")? as u32,
+                b"uid" => it.uid = val.as_u64().unwrap_or(0) as u32,
+                b"gid" => it.gid = val.as_u64().unwrap_or(0) as u32,
+                b"user" => it.user = opt_bytes(Some(val)),
+                b"group" => it.group = opt_bytes(Some(val)),
+                b"mtime" => it.mtime = time_from(val).ok_or("mtime")?,
+                b"atime" => it.atime = time_from(val),
+                b"ctime" => it.ctime = time_from(val),
+                b"birthtime" => it.birthtime = time_from(val),
+                b"size" => it.size = val.as_u64(),
+                b"chunks" => it.chunks = Some(chunk_list_from(val)?),
+                b"chunks_healthy" => it.chunks_healthy = Some(chunk_list_from(val)?),
+                b"source" => it.source = opt_bytes(Some(val)),
+                b"hardlink_master" => it.hardlink_master = val.as_bool(),
+                b"rdev" => it.rdev = val.as_u64(),
+                b"xattrs" => {
+                    let xm = val.as_map().ok_or("xattrs")?;
+                    it.xattrs = Some(
+                        xm.iter()
+                            .filter_map(|(k, v)| {
+                                Some((k.as_bytes()?.to_vec(), v.as_bytes().map(<[u8]>::to_vec)))
+                            })
+                            .collect(),
+                    );
+                }
+                b"acl_access" => it.acl_access = opt_bytes(Some(val)),
+                b"acl_default" => it.acl_default = opt_bytes(Some(val)),
+                b"acl_extended" => it.acl_extended = opt_bytes(Some(val)),
+                b"acl_nfs4" => it.acl_nfs4 = opt_bytes(Some(val)),
+                b"bsdflags" => it.bsdflags = val.as_u64().map(|f| f as u32),
+                b"part" => it.part = val.as_u64().map(|p| p as u32),
+                _ => {}
+            }
+        }
+        if !have_path {
+            return Err("item without path".into());
+        }
+        Ok(it)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_round_trips_with_every_field() {
+        let mut x = BTreeMap::new();
+        x.insert(b"user.a".to_vec(), Some(b"v".to_vec()));
+        x.insert(b"user.empty".to_vec(), None);
+        let it = Item {
+            path: b"dir/\xff file".to_vec(),
+            mode: S_IFREG | 0o644,
+            uid: 1000,
+            gid: 100,
+            user: Some(b"me".to_vec()),
+            group: None,
+            mtime: -5,
+            atime: Some(1),
+            ctime: Some(2),
+            birthtime: None,
+            size: Some(10),
+            chunks: Some(vec![ChunkRef {
+                id: [3; 32],
+                size: 10,
+                csize: 30,
+            }]),
+            chunks_healthy: None,
+            source: None,
+            hardlink_master: Some(false),
+            rdev: None,
+            xattrs: Some(x),
+            acl_access: Some(b"user::rw-".to_vec()),
+            acl_default: None,
+            acl_extended: None,
+            acl_nfs4: None,
+            bsdflags: Some(1),
+            part: None,
+        };
+        let v = it.to_value();
+        let bytes = v.to_bytes();
+        let back = Item::from_value(&msgpack::decode_all(&bytes, msgpack::Limits::UNLIMITED).unwrap()).unwrap();
+        assert_eq!(back, it);
+        // group nil and the empty xattr nil are really stored as nil
+        assert_eq!(v.get("group"), Some(&Value::Nil));
+    }
+
+    #[test]
+    fn legacy_byte_timestamps_are_read() {
+        assert_eq!(time_from(&Value::Raw(vec![0xff, 0xff])), Some(-1));
+        assert_eq!(time_from(&Value::Raw(vec![0x01, 0x01])), Some(257));
+    }
+}

@@ -1,0 +1,128 @@
+//! The item stream: items packed back to back, cut with the item chunker
+//! (`ITEMS_CHUNKER_PARAMS` and the key's seed) and stored as ordinary chunks (spec §6.5).
+//! Reading feeds every chunk into one streaming decoder, since items span chunk boundaries.
+
+use crate::chunker::{self, ChunkerParams};
+use crate::msgpack::{Limits, StreamDecoder};
+
+use super::item::Item;
+use super::ArchiveError;
+
+/// Flush threshold of the item buffer (borg: 8 MiB).
+pub const ITEM_BUFFER_FLUSH: usize = 8 * 1024 * 1024;
+
+/// Collects items and stores the stream in chunks through a caller-supplied `store` function,
+/// which returns the chunk id (it deduplicates and counts references; the stream does not).
+pub struct ItemStreamWriter {
+    buffer: Vec<u8>,
+    seed: u32,
+    ids: Vec<[u8; 32]>,
+}
+
+impl ItemStreamWriter {
+    /// A writer chunking with `seed` (the key's chunk seed).
+    pub fn new(seed: u32) -> Self {
+        ItemStreamWriter {
+            buffer: Vec::new(),
+            seed,
+            ids: Vec::new(),
+        }
+    }
+
+    /// Appends an item; stores full chunks once the buffer is large.
+    pub fn add(
+        &mut self,
+        item: &Item,
+        store: &mut dyn FnMut(&[u8]) -> Result<[u8; 32], ArchiveError>,
+    ) -> Result<(), ArchiveError> {
+        item.pack_into(&mut self.buffer);
+        if self.buffer.len() > ITEM_BUFFER_FLUSH {
+            self.flush(false, store)?;
+        }
+        Ok(())
+    }
+
+    /// Stores the buffered stream: every chunk but the last (kept for the next round),
+    /// or everything when `final_flush`.
+    pub fn flush(
+        &mut self,
+        final_flush: bool,
+        store: &mut dyn FnMut(&[u8]) -> Result<[u8; 32], ArchiveError>,
+    ) -> Result<(), ArchiveError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let params = ChunkerParams::items();
+        let cuts = chunker::cut_points(&params, self.seed, &self.buffer);
+        let mut start = 0;
+        let keep_last = !final_flush && cuts.len() > 1;
+        let stop = if keep_last { cuts.len() - 1 } else { cuts.len() };
+        for &end in &cuts[..stop] {
+            self.ids.push(store(&self.buffer[start..end])?);
+            start = end;
+        }
+        self.buffer.drain(..start);
+        Ok(())
+    }
+
+    /// Stores what is left and returns the ids of all item-stream chunks, in order.
+    pub fn finish(
+        mut self,
+        store: &mut dyn FnMut(&[u8]) -> Result<[u8; 32], ArchiveError>,
+    ) -> Result<Vec<[u8; 32]>, ArchiveError> {
+        self.flush(true, store)?;
+        Ok(self.ids)
+    }
+
+    /// Ids stored so far (for checkpoints).
+    pub fn ids(&self) -> &[[u8; 32]] {
+        &self.ids
+    }
+}
+
+/// Decodes items from the plaintexts of the item-stream chunks, fed in order.
+pub struct ItemStreamReader {
+    decoder: StreamDecoder,
+}
+
+impl Default for ItemStreamReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ItemStreamReader {
+    /// An empty reader.
+    pub fn new() -> Self {
+        ItemStreamReader {
+            decoder: StreamDecoder::new(Limits::UNLIMITED),
+        }
+    }
+
+    /// Feeds the next chunk's plaintext.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.decoder.feed(chunk);
+    }
+
+    /// The next complete item, if one is buffered.
+    pub fn next_item(&mut self) -> Result<Option<Item>, ArchiveError> {
+        match self.decoder.next_value() {
+            Ok(Some(v)) => Item::from_value(&v)
+                .map(Some)
+                .map_err(|e| ArchiveError::Corrupt(format!("invalid item in item stream: {e}"))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(ArchiveError::Corrupt(format!("item stream: {e}"))),
+        }
+    }
+
+    /// Call after the last chunk: an error if bytes of an incomplete item remain.
+    pub fn finish(&self) -> Result<(), ArchiveError> {
+        if self.decoder.pending() > 0 {
+            return Err(ArchiveError::Corrupt(format!(
+                "item stream ends with {} bytes of an incomplete item",
+                self.decoder.pending()
+            )));
+        }
+        Ok(())
+    }
+}
