@@ -232,7 +232,7 @@ fn objects_and_manifests_match_vectors() {
 }
 
 #[test]
-fn archive_tams_in_vector_repos_verify() {
+fn archive_tam_round_trip_with_vector_keys() {
     // The manifest lists archive ids; the archive objects themselves need the repository
     // reader, so here we only re-authenticate the manifest contents as an archive would be.
     let keys = load_json("keys.json");
@@ -362,4 +362,135 @@ fn borg_accepts_key_files_we_write() {
         String::from_utf8(out.stdout).unwrap(),
         "archive1\narchive2\n"
     );
+}
+
+/// All PUT entries `(key, object)` of a repository's segments, in log order.
+fn segment_puts(repo: &Path) -> Vec<([u8; 32], Vec<u8>)> {
+    let mut segs: Vec<(u64, PathBuf)> = vec![];
+    for d in std::fs::read_dir(repo.join("data")).unwrap() {
+        for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            if let Ok(n) = p.file_name().unwrap().to_str().unwrap().parse::<u64>() {
+                segs.push((n, p));
+            }
+        }
+    }
+    segs.sort();
+    let mut puts = vec![];
+    for (_, p) in segs {
+        let b = std::fs::read(p).unwrap();
+        assert_eq!(&b[..8], b"BORG_SEG");
+        let mut off = 8;
+        while off + 9 <= b.len() {
+            let size = u32::from_le_bytes(b[off + 4..off + 8].try_into().unwrap()) as usize;
+            if b[off + 8] == 0 {
+                let key: [u8; 32] = b[off + 9..off + 41].try_into().unwrap();
+                puts.push((key, b[off + 41..off + size].to_vec()));
+            }
+            off += size;
+        }
+    }
+    puts
+}
+
+/// Enough of spec §5 for the vectors used here (test-only; the compress module owns this).
+fn decompress(framed: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = vec![];
+    match framed {
+        [0, 0, rest @ ..] => out.extend_from_slice(rest),
+        [3, 0, rest @ ..] => out = zstd::decode_all(rest).unwrap(),
+        [2, 0, rest @ ..] => {
+            xz2::read::XzDecoder::new(rest)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        [b0, b1, ..] if b0 & 0x0f == 8 && (*b0 as u32 * 256 + *b1 as u32) % 31 == 0 => {
+            flate2::read::ZlibDecoder::new(framed)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        _ => panic!(
+            "compression not handled in this test: {:02x?}",
+            &framed[..2]
+        ),
+    }
+    out
+}
+
+#[test]
+fn archive_objects_in_vector_repos_carry_valid_tams() {
+    let keys = load_json("keys.json");
+    let tmp = tempfile::tempdir().unwrap();
+    for name in [
+        "repokey",
+        "keyfile",
+        "repokey-blake2",
+        "authenticated-blake2",
+    ] {
+        let key = key_from_json(&keys[name]);
+        let repo = extract(name, tmp.path());
+        let puts = segment_puts(&repo);
+        let manifest_obj = &puts.iter().rev().find(|(k, _)| *k == [0; 32]).unwrap().1;
+        let manifest = decompress(&key.decrypt(manifest_obj).unwrap());
+        let (m, verified) = key.unpack_and_verify_manifest(&manifest, false).unwrap();
+        assert!(verified);
+        let nonce = key.manifest_nonce(manifest_obj).unwrap();
+        if key.key_type().is_encrypting() {
+            let repo_nonce =
+                crypto::parse_nonce_text(&std::fs::read_to_string(repo.join("nonce")).unwrap())
+                    .unwrap();
+            assert!(
+                nonce <= repo_nonce,
+                "{name}: manifest nonce above repo nonce"
+            );
+        }
+        let archives = m.get("archives").unwrap().as_map().unwrap();
+        assert_eq!(archives.len(), 2);
+        for (aname, entry) in archives {
+            let id: [u8; 32] = entry
+                .get("id")
+                .unwrap()
+                .as_bytes()
+                .unwrap()
+                .try_into()
+                .unwrap();
+            let obj = &puts.iter().find(|(k, _)| *k == id).unwrap().1;
+            let plain = decompress(&key.decrypt_chunk(Some(&id), obj).unwrap());
+            key.assert_id(&id, &plain).unwrap();
+            let (a, verified) = key
+                .unpack_and_verify_archive(&plain)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(verified, "{name}");
+            assert_eq!(a.get("name"), Some(aname));
+            let mut bad = plain.clone();
+            let pos = bad.windows(4).position(|w| w == b"time").unwrap() + 6;
+            bad[pos] ^= 1;
+            assert!(matches!(
+                key.unpack_and_verify_archive(&bad),
+                Err(crypto::CryptoError::ArchiveTamInvalid)
+            ));
+        }
+    }
+}
+
+#[test]
+fn our_tam_writer_reproduces_borg_manifests() {
+    let keys = load_json("keys.json");
+    let objects = load_json("crypto_objects.json");
+    for (name, o) in objects.as_object().unwrap() {
+        let key = key_from_json(&keys[name]);
+        let manifest = unhex(&o["manifest_plaintext_msgpack_hex"]);
+        let full = hoard::msgpack::decode_all(&manifest, hoard::msgpack::Limits::MANIFEST).unwrap();
+        let salt: [u8; 64] = full
+            .get("tam")
+            .and_then(|t| t.get("salt"))
+            .and_then(|s| s.as_bytes())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let (without_tam, _) = key.unpack_and_verify_manifest(&manifest, false).unwrap();
+        let ours = key.pack_and_authenticate_metadata_with_salt(without_tam, "manifest", &salt);
+        assert_eq!(ours, manifest, "{name}");
+    }
 }

@@ -161,6 +161,17 @@ impl KeyType {
         self != KeyType::Plaintext
     }
 
+    /// borg's `logically_encrypted` (spec §4.1 notes), which governs the "unknown unencrypted
+    /// repository" prompt: false for `none` and the authenticated modes, and for the repokey
+    /// modes unlocked with an empty passphrase; key-file modes are always logically encrypted.
+    pub fn logically_encrypted(self, empty_passphrase: bool) -> bool {
+        match self {
+            KeyType::Plaintext | KeyType::Authenticated | KeyType::AuthenticatedBlake2 => false,
+            KeyType::Repokey | KeyType::RepokeyBlake2 | KeyType::Passphrase => !empty_passphrase,
+            KeyType::Keyfile | KeyType::KeyfileBlake2 => true,
+        }
+    }
+
     /// Whether objects of TYPE byte `b` are accepted by a key of this type (borg's `decrypt`):
     /// the own byte, plus 0x01 for the repokey classes (`RepoKey`, `Blake2RepoKey`).
     pub fn accepts_object_type(self, b: u8) -> bool {
@@ -216,5 +227,9 @@ mod tests {
         assert!(!KeyType::Authenticated.accepts_object_type(1));
         assert!(KeyType::AuthenticatedBlake2.uses_blake2());
         assert!(!KeyType::AuthenticatedBlake2.is_encrypting());
+        assert!(!KeyType::Repokey.logically_encrypted(true));
+        assert!(KeyType::Repokey.logically_encrypted(false));
+        assert!(KeyType::Keyfile.logically_encrypted(true));
+        assert!(!KeyType::Authenticated.logically_encrypted(false));
     }
 }
