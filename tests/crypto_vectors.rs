@@ -405,7 +405,7 @@ fn decompress(framed: &[u8]) -> Vec<u8> {
                 .read_to_end(&mut out)
                 .unwrap();
         }
-        [b0, b1, ..] if b0 & 0x0f == 8 && (*b0 as u32 * 256 + *b1 as u32) % 31 == 0 => {
+        [b0, b1, ..] if b0 & 0x0f == 8 && (*b0 as u32 * 256 + *b1 as u32).is_multiple_of(31) => {
             flate2::read::ZlibDecoder::new(framed)
                 .read_to_end(&mut out)
                 .unwrap();
