@@ -64,6 +64,14 @@ impl NonceManager {
         }
     }
 
+    /// The default local nonce file of a repository: `<security dir>/<repo id hex>/nonce`
+    /// (spec §4.8).
+    pub fn local_nonce_file_for(repository_id: &[u8; 32]) -> PathBuf {
+        paths::security_base_dir()
+            .join(hex::encode(repository_id))
+            .join("nonce")
+    }
+
     /// The counter the next object would start at if the reservation covers it.
     pub fn next_iv(&self) -> u64 {
         self.next_iv
