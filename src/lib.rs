@@ -3,9 +3,10 @@
 //!
 //! Layers, bottom to top (a layer never imports one above it; see `DESIGN.md`):
 //! [`msgpack`] and [`paths`] (shared helpers), [`compress`], [`chunker`], [`crypto`], [`repo`],
-//! [`security`], [`archive`], [`commands`] and, at the top, [`cli`].
+//! [`security`], [`archive`], [`cache`], [`commands`] and, at the top, [`cli`].
 
 pub mod archive;
+pub mod cache;
 pub mod chunker;
 pub mod cli;
 pub mod commands;

@@ -3,8 +3,11 @@
 //! (compress → encrypt → put; get → decrypt → decompress → id check).
 //! It never prints and never touches the filesystem being backed up.
 
+pub mod item;
 pub mod manifest;
+pub mod meta;
 pub mod objects;
+pub mod stream;
 
 pub use manifest::{ArchiveRef, Manifest, Operation};
 pub use objects::{ObjectStore, MANIFEST_ID};

@@ -262,7 +262,7 @@ fn print_repo_info(info: &commands::info::RepoInfo, as_json: bool, iec: bool) {
         print_stdout(&output::json_pretty(&v));
         return;
     }
-    let mut encryption = format!("Encrypted: {}", info.key_type.description());
+    let mut encryption = info.key_type.info_encryption();
     if let KeyLocation::File(p) = &info.key_location {
         encryption.push_str(&format!("\nKey file: {}", p.display()));
     }

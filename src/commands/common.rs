@@ -54,8 +54,8 @@ macro_rules! from_error {
 }
 
 from_error! {
-    crate::repo::RepoError => |e: &crate::repo::RepoError| e.msgid(),
-    crate::crypto::CryptoError => |e: &crate::crypto::CryptoError| e.msgid(),
+    crate::repo::RepoError => |_e: &crate::repo::RepoError| None,
+    crate::crypto::CryptoError => |_e: &crate::crypto::CryptoError| None,
     crate::archive::ArchiveError => |_e: &crate::archive::ArchiveError| None,
     crate::security::SecurityError => |_e: &crate::security::SecurityError| None,
     crate::location::LocationError => |_e: &crate::location::LocationError| None,
@@ -136,7 +136,11 @@ pub fn read_key_blob(
 }
 
 /// Unlocks the key of an open repository given the manifest object's TYPE byte.
-pub fn load_key(repo: &mut dyn Repository, type_byte: u8) -> Result<(Key, KeyLocation, bool)> {
+pub fn load_key(
+    repo: &mut dyn Repository,
+    type_byte: u8,
+    repo_location: &str,
+) -> Result<(Key, KeyLocation, bool)> {
     let mut key_type = KeyType::from_type_byte(type_byte)?;
     if key_type == KeyType::Passphrase {
         // Legacy objects are read with the repokey class (spec §4.1).
@@ -146,7 +150,11 @@ pub fn load_key(repo: &mut dyn Repository, type_byte: u8) -> Result<(Key, KeyLoc
         return Ok((Key::plaintext(), KeyLocation::None, false));
     }
     let (blob, location) = read_key_blob(repo, key_type)?;
-    let (material, passphrase) = crypto::unlock_key_blob(&blob)?;
+    let target = match &location {
+        KeyLocation::File(p) => p.to_string_lossy().into_owned(),
+        _ => repo_location.to_string(),
+    };
+    let (material, passphrase) = crypto::unlock_key_blob_for(&blob, &target)?;
     check_repository_id(&material, &repo.id())?;
     let empty_passphrase = passphrase.as_str().is_empty();
     Ok((Key::from_material(key_type, material), location, empty_passphrase))
@@ -205,19 +213,23 @@ pub fn open_with_manifest(
     let Some(&type_byte) = manifest_object.first() else {
         return Err(CommandError::new("Manifest object is empty."));
     };
-    let (key, key_location, empty_passphrase) = load_key(repo.as_mut(), type_byte)?;
+    let (key, key_location, empty_passphrase) = load_key(repo.as_mut(), type_byte, &loc.canonical())?;
     let security = SecurityDir::for_repository(&repo.id());
+    let mut key = key;
+    key.resolve_tam_required(security.tam_required_flag());
     let store = ObjectStore::new(repo, key, Compression::default(), security.nonce_file());
     let plaintext = store.decode(&crate::archive::MANIFEST_ID, &manifest_object, None)?;
-    let tam_not_required = store.key.material().is_some_and(|m| m.tam_required.is_none())
-        && !security.tam_required_flag();
-    let manifest = Manifest::from_plaintext(&store.key, &plaintext, tam_not_required)?;
+    let manifest = Manifest::from_plaintext(&store.key, &plaintext, false)
+        .map_err(|e| match e {
+            crate::archive::ArchiveError::Crypto(c) => CommandError::from(c.with_location(&loc.canonical())),
+            other => other.into(),
+        })?;
     manifest.check_features(operations)?;
     let key_type = store.key.key_type();
     let facts = AccessFacts {
         location: &loc.canonical(),
         key_type: key_type.type_byte(),
-        logically_encrypted: key_type.is_encrypting() && !empty_passphrase,
+        logically_encrypted: key_type.logically_encrypted(empty_passphrase),
         is_plaintext: key_type == KeyType::Plaintext,
         manifest_timestamp: &manifest.timestamp,
     };

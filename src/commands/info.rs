@@ -38,7 +38,7 @@ pub fn repo_info(loc: &Location, lock_wait: f64, confirm: crate::security::Confi
         lock: true,
     };
     let mut opened = common::open_with_manifest(loc, &access, &[crate::archive::Operation::Read], confirm)?;
-    let stats = stats::repository_stats(&mut opened)?;
+    let stats = stats::repository_stats(&mut opened, lock_wait)?;
     Ok(describe(&opened, stats))
 }
 

@@ -110,7 +110,7 @@ fn create_key_and_manifest(
     let facts = AccessFacts {
         location: &loc.canonical(),
         key_type: key_type.type_byte(),
-        logically_encrypted: key_type.is_encrypting(),
+        logically_encrypted: key_type.logically_encrypted(false),
         is_plaintext: key_type == KeyType::Plaintext,
         manifest_timestamp: &manifest.timestamp,
     };

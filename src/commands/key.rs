@@ -74,10 +74,10 @@ pub fn export(loc: &Location, format: ExportFormat, lock_wait: f64) -> Result<Ve
     Ok(match format {
         ExportFormat::KeyFile => text.into_bytes(),
         ExportFormat::Paper => {
-            let binary = crypto::decode_base64_blob(&blob)?;
+            let binary = crypto::decode_blob_text(&blob)?;
             crypto::export_paper(&repo.id(), &binary).into_bytes()
         }
-        ExportFormat::QrHtml => crypto::export_qr_html(&text).into_bytes(),
+        ExportFormat::QrHtml => qr_html(&text)?.into_bytes(),
     })
 }
 
@@ -154,13 +154,42 @@ pub fn import_paper(
     let mut repo = common::open_repository(loc, &no_lock(lock_wait))?;
     let kt = manifest_key_type(repo.as_mut())?;
     let id = repo.id();
-    match crypto::import_paper(&id, read_line, say)? {
-        Some(binary) => {
-            let blob = crypto::encode_base64_blob(&binary);
-            Ok(Some(store_blob(loc, repo.as_mut(), kt, &blob)?))
+    let mut importer = crypto::PaperImport::new(&id);
+    loop {
+        let Some(line) = read_line(&importer.prompt()) else {
+            return Ok(None);
+        };
+        match importer.feed(&line)? {
+            crypto::PaperStep::Next => {}
+            crypto::PaperStep::Retry(message) => say(&message),
+            crypto::PaperStep::AskAbort => {
+                let answer = read_line("Abort import? [yN]:").unwrap_or_else(|| "y".into());
+                if ["y", "Y", "yes", "Yes", "YES", "1"].contains(&answer.trim()) {
+                    return Ok(None);
+                }
+            }
+            crypto::PaperStep::Done(blob) => {
+                return Ok(Some(store_blob(loc, repo.as_mut(), kt, &blob)?));
+            }
         }
-        None => Ok(None),
     }
+}
+
+/// A printable HTML page with the key-file text and the same text as a QR code (SVG).
+fn qr_html(key_file_text: &str) -> Result<String> {
+    let code = qrcode::QrCode::with_error_correction_level(key_file_text.as_bytes(), qrcode::EcLevel::L)
+        .map_err(|e| CommandError::new(format!("cannot make a QR code of the key: {e}")))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(400, 400)
+        .build();
+    let escaped = key_file_text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    Ok(format!(
+        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>hoard/borg key backup</title>\n<style>body {{ font-family: sans-serif; }} pre {{ font-size: 11pt; }}</style>\n</head>\n<body>\n<h1>Key backup</h1>\n<p>Restore with <code>borg key import REPOSITORY FILE</code> (or <code>hoard key import</code>) after saving the text below to FILE, or scan the code.</p>\n<pre>\n{escaped}</pre>\n<div>{svg}</div>\n<textarea readonly rows=\"12\" cols=\"72\">{escaped}</textarea>\n</body>\n</html>\n"
+    ))
 }
 
 /// `key change-passphrase`: re-encrypts the key blob under a new passphrase. Returns where
@@ -176,7 +205,7 @@ pub fn change_passphrase(loc: &Location, lock_wait: f64) -> Result<KeyLocation> 
     let byte = *object
         .first()
         .ok_or_else(|| CommandError::new("Manifest object is empty."))?;
-    let (key, key_location, _) = common::load_key(repo.as_mut(), byte)?;
+    let (key, key_location, _) = common::load_key(repo.as_mut(), byte, &loc.canonical())?;
     let Some(material) = key.material() else {
         return Err(CommandError::new(
             "This repository is not encrypted, cannot change the passphrase.",
