@@ -2,7 +2,7 @@
 //! BorgBackup 1.x repositories.
 //!
 //! Layers, bottom to top (a layer never imports one above it; see `DESIGN.md`):
-//! [`msgpack`] and [`paths`] (shared helpers), [`compress`], [`chunker`], [`crypto`], [`repo`],
+//! [`msgpack`], [`paths`] and [`platform`] (shared helpers), [`compress`], [`chunker`], [`crypto`], [`repo`],
 //! [`security`], [`archive`], [`commands`] and, at the top, [`cli`].
 
 pub mod archive;
@@ -14,5 +14,6 @@ pub mod crypto;
 pub mod location;
 pub mod msgpack;
 pub mod paths;
+pub mod platform;
 pub mod repo;
 pub mod security;
