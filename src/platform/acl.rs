@@ -441,3 +441,161 @@ pub fn acl_set(
     }
     first_err.map_or(Ok(()), Err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `setfacl -m g::rwx,m::r--,g:daemon:rwx` on a 0770 file, as read with `getfattr -e hex`.
+    const MASKED: &str =
+        "0200000001000700ffffffff04000700ffffffff080007000100000010000400ffffffff20000000ffffffff";
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn xattr_binary_round_trip() {
+        let raw = unhex(MASKED);
+        let entries = parse_xattr(&raw).unwrap();
+        assert_eq!(entries.len(), 5);
+        assert_eq!(
+            entries[2],
+            AclEntry {
+                tag: TAG_GROUP,
+                perm: 7,
+                id: 1
+            }
+        );
+        assert_eq!(to_xattr(&entries), raw);
+        assert!(parse_xattr(&raw[..7]).is_err());
+        assert!(parse_xattr(&[1, 0, 0, 0]).is_err());
+        assert!(parse_xattr(&[]).is_err());
+    }
+
+    #[test]
+    fn text_like_libacl_and_borg() {
+        let entries = parse_xattr(&unhex(MASKED)).unwrap();
+        let lt = libacl_text(&entries);
+        assert_eq!(
+            String::from_utf8(lt.clone()).unwrap(),
+            "user::rwx\ngroup::rwx\t#effective:r--\ngroup:daemon:rwx\t#effective:r--\n\
+             mask::r--\nother::---\n"
+        );
+        // borg's comment regex leaves the tab in place
+        assert_eq!(
+            borg_text(&lt, false),
+            b"user::rwx\ngroup::rwx\t\ngroup:daemon:rwx\t:1\nmask::r--\nother::---"
+        );
+        assert_eq!(
+            borg_text(&lt, true),
+            b"user::rwx\ngroup::rwx\t\ngroup:1:rwx\t:1\nmask::r--\nother::---"
+        );
+        assert_eq!(borg_text(b"", false), b"");
+    }
+
+    #[test]
+    fn unknown_ids_are_numeric_text() {
+        let entries = vec![
+            AclEntry {
+                tag: TAG_USER_OBJ,
+                perm: 6,
+                id: UNDEFINED_ID,
+            },
+            AclEntry {
+                tag: TAG_USER,
+                perm: 6,
+                id: 3_999_999_999,
+            },
+            AclEntry {
+                tag: TAG_GROUP_OBJ,
+                perm: 4,
+                id: UNDEFINED_ID,
+            },
+            AclEntry {
+                tag: TAG_MASK,
+                perm: 6,
+                id: UNDEFINED_ID,
+            },
+            AclEntry {
+                tag: TAG_OTHER,
+                perm: 4,
+                id: UNDEFINED_ID,
+            },
+        ];
+        let t = borg_text(&libacl_text(&entries), false);
+        assert_eq!(
+            t,
+            b"user::rw-\nuser:3999999999:rw-:3999999999\ngroup::r--\nmask::rw-\nother::r--"
+        );
+    }
+
+    #[test]
+    fn from_mode_bits() {
+        let t = borg_text(&libacl_text(&from_mode(0o100754)), false);
+        assert_eq!(t, b"user::rwx\ngroup::r-x\nother::r--");
+    }
+
+    #[test]
+    fn restore_text_resolves_names_unless_numeric() {
+        let stored = b"user::rw-\nuser:root:rw-:999\nuser:no-such-user-hoard:r--:4242\n\
+                       group::r--\ngroup:root:r--:888\nmask::rw-\nother::r--";
+        assert_eq!(
+            String::from_utf8(restore_text(stored, false)).unwrap(),
+            "user::rw-\nuser:0:rw-\nuser:4242:r--\ngroup::r--\ngroup:0:r--\nmask::rw-\nother::r--"
+        );
+        assert_eq!(
+            String::from_utf8(restore_text(stored, true)).unwrap(),
+            "user::rw-\nuser:999:rw-\nuser:4242:r--\ngroup::r--\ngroup:888:r--\nmask::rw-\nother::r--"
+        );
+    }
+
+    #[test]
+    fn parse_text_like_acl_from_text() {
+        let e =
+            parse_text(b"user::rw-\nuser:4242:rwx\t\ngroup::r--\nmask::r--\nother::---").unwrap();
+        assert_eq!(
+            e[1],
+            AclEntry {
+                tag: TAG_USER,
+                perm: 7,
+                id: 4242
+            }
+        );
+        // commas, short tags, comments, any order: sorted canonically
+        let e = parse_text(b"o::r--, g::r-x #c\nu::rwx,u:root:r--,m::r-x").unwrap();
+        let tags: Vec<u16> = e.iter().map(|e| e.tag).collect();
+        assert_eq!(
+            tags,
+            [TAG_USER_OBJ, TAG_USER, TAG_GROUP_OBJ, TAG_MASK, TAG_OTHER]
+        );
+        assert_eq!(e[1].id, 0);
+        // named entry without mask, missing other, bad perms, unknown name
+        assert!(parse_text(b"user::rw-\nuser:7:rw-\ngroup::r--\nother::r--").is_err());
+        assert!(parse_text(b"user::rw-\ngroup::r--").is_err());
+        assert!(parse_text(b"user::rwz\ngroup::r--\nother::r--").is_err());
+        assert!(parse_text(
+            b"user::rw-\nuser:no-such-user-hoard:r--\ngroup::r--\nmask::r--\nother::r--"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn nothing_for_plain_files_and_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        std::os::unix::fs::symlink("f", tmp.path().join("l")).unwrap();
+        assert_eq!(acl_get(&f, false).unwrap(), AclTexts::default());
+        assert_eq!(
+            acl_get(&tmp.path().join("l"), false).unwrap(),
+            AclTexts::default()
+        );
+        assert!(acl_get(&tmp.path().join("missing"), false).is_err());
+        // empty texts are not restored
+        acl_set(&f, Some(b""), None, false).unwrap();
+    }
+}

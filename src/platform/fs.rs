@@ -322,3 +322,81 @@ pub fn symlink(target: &[u8], path: &Path) -> Result<()> {
         path,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, SeekFrom, Write};
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn lstat_matches_std_and_times_set_in_ns() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("f");
+        std::fs::write(&f, b"hello").unwrap();
+        let st = lstat(&f).unwrap();
+        let md = std::fs::symlink_metadata(&f).unwrap();
+        assert_eq!((st.ino, st.mode, st.size), (md.ino(), md.mode(), 5));
+        assert_eq!(st.mtime_ns, md.mtime() * 1_000_000_000 + md.mtime_nsec());
+        assert!(st.is_file() && !st.is_dir() && !st.is_symlink());
+        set_times_nofollow(&f, 1_000_000_123, -1_500_000_000).unwrap();
+        let st = lstat(&f).unwrap();
+        assert_eq!((st.atime_ns, st.mtime_ns), (1_000_000_123, -1_500_000_000));
+        // symlink itself, target untouched
+        let l = tmp.path().join("l");
+        std::os::unix::fs::symlink("f", &l).unwrap();
+        set_times_nofollow(&l, 5, 7_000_000_009).unwrap();
+        assert_eq!(lstat(&l).unwrap().mtime_ns, 7_000_000_009);
+        assert_eq!(lstat(&f).unwrap().mtime_ns, -1_500_000_000);
+        assert!(lstat(&l).unwrap().is_symlink());
+        assert_eq!(readlink(&l).unwrap(), b"f");
+        let fd = open_noatime(&f, libc::O_RDONLY).unwrap();
+        assert_eq!(fstat(fd.as_raw_fd()).unwrap().ino, md.ino());
+        set_times_fd(fd.as_raw_fd(), 0, 42).unwrap();
+        assert_eq!(lstat(&f).unwrap().mtime_ns, 42);
+    }
+
+    #[test]
+    fn owner_mode_nodes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("f");
+        std::fs::write(&f, b"").unwrap();
+        lchown(&f, 1, 1).unwrap_or(()); // needs root; ignore otherwise
+        chmod_nofollow(&f, 0o100640).unwrap();
+        assert_eq!(lstat(&f).unwrap().mode, 0o100640);
+        let p = tmp.path().join("fifo");
+        mkfifo(&p, 0o644).unwrap();
+        assert_eq!(lstat(&p).unwrap().file_type(), libc::S_IFIFO);
+        let n = tmp.path().join("fifo2");
+        mknod(&n, libc::S_IFIFO | 0o600, 0).unwrap();
+        assert_eq!(lstat(&n).unwrap().mode, libc::S_IFIFO | 0o600);
+        let s = tmp.path().join("s");
+        symlink(b"target\xff", &s).unwrap();
+        assert_eq!(readlink(&s).unwrap(), b"target\xff");
+        assert!(mkfifo(&p, 0o644).unwrap_err().errno() == Some(libc::EEXIST));
+        sync_dir(tmp.path()).unwrap();
+    }
+
+    #[test]
+    fn holes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("sparse");
+        let mut file = std::fs::File::create(&f).unwrap();
+        file.seek(SeekFrom::Start(1 << 20)).unwrap();
+        file.write_all(b"data").unwrap();
+        file.set_len(3 << 20).unwrap();
+        fdatasync(&file).unwrap();
+        let st = lstat(&f).unwrap();
+        let ranges = data_ranges(file.as_raw_fd()).unwrap();
+        assert!(ranges.iter().map(|r| r.1).sum::<i64>() >= 4);
+        if st.is_sparse() {
+            assert!(ranges[0].0 > 0 && ranges[0].0 <= 1 << 20, "{ranges:?}");
+        } else {
+            eprintln!("note: filesystem does not keep holes");
+        }
+        fadvise_dontneed(file.as_raw_fd(), 0, 0);
+        let empty = tmp.path().join("empty");
+        let e = std::fs::File::create(&empty).unwrap();
+        assert!(data_ranges(e.as_raw_fd()).unwrap().is_empty());
+    }
+}

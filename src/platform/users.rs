@@ -147,7 +147,7 @@ pub fn restore_uid(user: Option<&[u8]>, uid: i64, numeric_ids: bool) -> u32 {
     } else {
         user.and_then(user2uid)
     };
-    by_name.map_or_else(|| clamp_id(uid), |u| u)
+    by_name.unwrap_or_else(|| clamp_id(uid))
 }
 
 /// The gid to restore an item with; see [`restore_uid`].
@@ -157,7 +157,7 @@ pub fn restore_gid(group: Option<&[u8]>, gid: i64, numeric_ids: bool) -> u32 {
     } else {
         group.and_then(group2gid)
     };
-    by_name.map_or_else(|| clamp_id(gid), |g| g)
+    by_name.unwrap_or_else(|| clamp_id(gid))
 }
 
 /// Borg uses 0 for negative ids; ids beyond `u32` cannot be represented either.

@@ -265,3 +265,97 @@ pub fn set_all(t: Target<'_>, xattrs: &Xattrs) -> Vec<XattrWarning> {
     }
     warnings
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn round_trip_empty_and_binary_values() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let t = Target::Path(&f);
+        let binary: Vec<u8> = (0..=255u8).chain([0, 0, 255]).collect();
+        let mut want = Xattrs::new();
+        want.insert(b"user.empty".to_vec(), None);
+        want.insert(b"user.bin".to_vec(), Some(binary.clone()));
+        want.insert(b"user.\xffodd".to_vec(), Some(b"v".to_vec()));
+        assert!(set_all(t, &want).is_empty());
+        let got = get_all(t).unwrap();
+        assert!(got.warnings.is_empty());
+        assert_eq!(got.xattrs, want);
+        assert_eq!(get(t, b"user.bin").unwrap(), binary);
+        assert!(get(t, b"user.missing").unwrap_err().is_no_data());
+        assert_eq!(get_opt(t, b"user.missing").unwrap(), None);
+        // the same through an fd
+        let file = std::fs::File::open(&f).unwrap();
+        let got = get_all(Target::Fd(file.as_raw_fd())).unwrap();
+        assert_eq!(got.xattrs, want);
+        set(Target::Fd(file.as_raw_fd()), b"user.fd", b"1").unwrap();
+        assert_eq!(get(t, b"user.fd").unwrap(), b"1");
+    }
+
+    #[test]
+    fn symlinks_are_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("f");
+        let l = tmp.path().join("l");
+        std::fs::write(&f, b"x").unwrap();
+        std::os::unix::fs::symlink("f", &l).unwrap();
+        set(Target::Path(&f), b"user.a", b"1").unwrap();
+        assert_eq!(get_all(Target::Path(&l)).unwrap().xattrs, Xattrs::new());
+        assert!(get(Target::Path(&l), b"user.a").unwrap_err().is_no_data());
+        // user.* xattrs are not permitted on symlinks: a warning, not a panic or an error
+        let mut x = Xattrs::new();
+        x.insert(b"user.b".to_vec(), Some(b"2".to_vec()));
+        let w = set_all(Target::Path(&l), &x);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].error.errno(), Some(libc::EPERM));
+        assert!(w[0]
+            .to_string()
+            .starts_with("when setting extended attribute user.b:"));
+        assert!(get(Target::Path(&f), b"user.b").unwrap_err().is_no_data());
+    }
+
+    #[test]
+    fn too_big_value_is_a_warning() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let mut x = Xattrs::new();
+        x.insert(b"user.big".to_vec(), Some(vec![7u8; 70_000]));
+        x.insert(b"user.small".to_vec(), Some(b"s".to_vec()));
+        let w = set_all(Target::Path(&f), &x);
+        assert_eq!(w.len(), 1, "{w:?}");
+        let msg = w[0].to_string();
+        assert!(
+            msg.contains("too big") || msg.contains("xattr len = 70000"),
+            "{msg}"
+        );
+        assert_eq!(get(Target::Path(&f), b"user.small").unwrap(), b"s");
+    }
+
+    #[test]
+    fn acl_xattrs_are_excluded_and_errors_typed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("d");
+        std::fs::create_dir(&d).unwrap();
+        let acl = crate::platform::acl::to_xattr(&crate::platform::acl::from_mode(0o755));
+        set(Target::Path(&d), b"system.posix_acl_default", &acl).unwrap();
+        assert!(list_all(Target::Path(&d))
+            .unwrap()
+            .iter()
+            .any(|n| n.starts_with(POSIX_ACL_PREFIX)));
+        assert!(list(Target::Path(&d)).unwrap().is_empty());
+        assert!(get_all(Target::Path(&d)).unwrap().xattrs.is_empty());
+        let missing = tmp.path().join("missing");
+        let e = get_all(Target::Path(&missing)).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::ENOENT));
+        assert!(matches!(
+            get(Target::Path(&d), b"a\0b"),
+            Err(PlatformError::Nul { .. })
+        ));
+    }
+}
