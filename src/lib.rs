@@ -2,8 +2,8 @@
 //! BorgBackup 1.x repositories.
 //!
 //! Layers, bottom to top (a layer never imports one above it; see `DESIGN.md`):
-//! [`msgpack`], [`paths`] and [`platform`] (shared helpers), [`compress`], [`chunker`], [`crypto`], [`repo`],
-//! [`security`], [`archive`], [`commands`] and, at the top, [`cli`].
+//! [`msgpack`], [`paths`] and [`platform`] (shared helpers), [`compress`], [`chunker`],
+//! [`crypto`], [`repo`], [`security`], [`archive`], [`commands`] and, at the top, [`cli`].
 
 pub mod archive;
 pub mod chunker;
