@@ -2,8 +2,9 @@
 //! BorgBackup 1.x repositories.
 //!
 //! Layers, bottom to top (a layer never imports one above it; see `DESIGN.md`):
-//! [`msgpack`] and [`paths`] (shared helpers), [`compress`], [`chunker`], [`crypto`], [`repo`],
-//! [`security`], [`archive`], [`cache`], [`commands`] and, at the top, [`cli`].
+//! [`msgpack`], [`paths`], [`location`] and [`platform`] (shared helpers), [`compress`],
+//! [`chunker`], [`crypto`], [`repo`], [`security`], [`archive`], [`cache`], [`commands`] and,
+//! at the top, [`cli`].
 
 pub mod archive;
 pub mod cache;
@@ -15,5 +16,6 @@ pub mod crypto;
 pub mod location;
 pub mod msgpack;
 pub mod paths;
+pub mod platform;
 pub mod repo;
 pub mod security;

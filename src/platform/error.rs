@@ -1,0 +1,69 @@
+//! The error type of the platform layer.
+
+use std::io;
+use std::path::PathBuf;
+
+/// An error from a platform (operating system) operation.
+///
+/// Most variants wrap an OS error (`errno`); use [`PlatformError::errno`] to decide whether a
+/// failure is fatal or only worth a warning, the way borg does (see the individual modules).
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// A system call failed.
+    #[error("{op} {}: {source}", path.display())]
+    Os {
+        /// What was being done, e.g. `"lgetxattr"`.
+        op: &'static str,
+        /// The path (or `fd:<n>` for a file descriptor) the call was about.
+        path: PathBuf,
+        /// The underlying OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A path or name contained a NUL byte and cannot be passed to the OS.
+    #[error("{what} contains a NUL byte: {value:?}")]
+    Nul {
+        /// `"path"` or `"xattr name"`, etc.
+        what: &'static str,
+        /// The offending value (lossily decoded).
+        value: String,
+    },
+    /// A `system.posix_acl_*` extended attribute had an unexpected binary layout.
+    #[error("malformed POSIX ACL xattr: {0}")]
+    BadAclXattr(String),
+    /// ACL text (as stored in an archive item) could not be parsed.
+    #[error("malformed ACL text: {0}")]
+    BadAclText(String),
+}
+
+impl PlatformError {
+    /// Build an [`PlatformError::Os`] from the current `errno`.
+    pub(crate) fn last_os(op: &'static str, path: impl Into<PathBuf>) -> Self {
+        PlatformError::Os {
+            op,
+            path: path.into(),
+            source: io::Error::last_os_error(),
+        }
+    }
+
+    /// The OS error number, if this error came from a system call.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            PlatformError::Os { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// True if the error is "operation not supported" (`ENOTSUP`/`EOPNOTSUPP`, identical on Linux).
+    pub fn is_unsupported(&self) -> bool {
+        self.errno() == Some(libc::EOPNOTSUPP)
+    }
+
+    /// True if the error is `ENODATA` (the extended attribute does not exist).
+    pub fn is_no_data(&self) -> bool {
+        self.errno() == Some(libc::ENODATA)
+    }
+}
+
+/// Result alias of the platform layer.
+pub type Result<T> = std::result::Result<T, PlatformError>;
