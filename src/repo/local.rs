@@ -1,0 +1,1148 @@
+//! [`LocalRepository`]: a repository directory on a local file system (borg `Repository`,
+//! spec §2.1–§2.15, §4.7 for the `nonce` file).
+
+use super::config::{self, Config, SECTION};
+use super::hints::Hints;
+use super::index::{self, NsIndex};
+use super::integrity::{self, IntegrityFile, Stored};
+use super::lock::Lock;
+use super::segment::{
+    self, LoggedIo, ATTIC_MAGIC, DEFAULT_MAX_SEGMENT_SIZE, DEFAULT_SEGMENTS_PER_DIR, MAX_DATA_SIZE,
+    MAX_OBJECT_SIZE, MAX_SEGMENT_SIZE_LIMIT, TAG_COMMIT, TAG_DELETE, TAG_PUT,
+};
+use super::{format_file_size, CheckReport, ObjectId, RepoError, Repository, Result};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Exact `README` content of a borg 1.2 repository (§2.1).
+pub const REPOSITORY_README: &str =
+    "This is a Borg Backup repository.\nSee https://borgbackup.readthedocs.io/\n";
+
+/// Options of [`LocalRepository::create`].
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Write `append_only = 1` (§2.13).
+    pub append_only: bool,
+    /// `storage_quota` in bytes (`None`/0 = none, §2.14).
+    pub storage_quota: Option<u64>,
+    /// Create missing parent directories.
+    pub make_parent_dirs: bool,
+    /// `segments_per_dir` (default 1000, §2.2).
+    pub segments_per_dir: Option<u32>,
+    /// `max_segment_size` (default 500 MiB, §2.2).
+    pub max_segment_size: Option<u64>,
+    /// `additional_free_space` (default 0, §2.11).
+    pub additional_free_space: Option<u64>,
+}
+
+/// Options of [`LocalRepository::open`].
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Take the exclusive lock (writers, check) instead of a shared one.
+    pub exclusive: bool,
+    /// Seconds to wait for the lock (`None` = forever; borg's CLI default is 1).
+    pub lock_wait: Option<f64>,
+    /// Take a lock at all.
+    pub lock: bool,
+    /// Force append-only mode (like `borg serve --append-only`); never turns it off.
+    pub append_only: bool,
+    /// Override the configured storage quota (like `borg serve --storage-quota`).
+    pub storage_quota: Option<u64>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            exclusive: false,
+            lock_wait: Some(1.0),
+            lock: true,
+            append_only: false,
+            storage_quota: None,
+        }
+    }
+}
+
+/// A borg repository in a local directory.
+pub struct LocalRepository {
+    pub(super) path: PathBuf,
+    pub(super) config: Config,
+    lock: Option<Lock>,
+    do_lock: bool,
+    allow_upgrade: bool,
+    pub(super) io: LoggedIo,
+    id: [u8; 32],
+    pub(super) index: Option<NsIndex>,
+    /// `hints.segments` of the open transaction (§2.8).
+    pub(super) segments: BTreeMap<u32, i64>,
+    /// `hints.compact` of the open transaction (§2.8).
+    pub(super) compact: BTreeMap<u32, i64>,
+    /// `hints.storage_quota_use` (§2.14).
+    pub(super) storage_quota_use: u64,
+    /// `hints.shadow_index` (§2.15).
+    pub(super) shadow_index: BTreeMap<ObjectId, Vec<u32>>,
+    pub(super) active_txn: bool,
+    transaction_doomed: Option<(String, String)>,
+    append_only: bool,
+    storage_quota: u64,
+    additional_free_space: u64,
+    max_segment_size: u64,
+    created: bool,
+    messages: Vec<String>,
+}
+
+fn is_repository(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(f) = fs::File::open(path.join("README")) else {
+        return false;
+    };
+    let mut head = Vec::new();
+    if f.take(100).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    let has = |n: &[u8]| head.windows(n.len()).any(|w| w == n);
+    has(b"Borg Backup repository") || has(b"Borg repository")
+}
+
+fn abspath(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn disp(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Writes `config`, borg-style: hard link the old file to `config.old`, replace atomically, then
+/// overwrite `config.old` with random data and delete it (old key material, §2.2).
+fn save_config(path: &Path, cfg: &Config) -> Result<()> {
+    let cp = path.join("config");
+    let old = path.join("config.old");
+    if old.is_file() {
+        secure_erase(&old);
+    }
+    if cp.is_file() {
+        let _ = fs::hard_link(&cp, &old);
+    }
+    crate::paths::write_atomic(&cp, cfg.to_text().as_bytes()).map_err(|e| RepoError::io(&cp, e))?;
+    if old.is_file() {
+        secure_erase(&old);
+    }
+    Ok(())
+}
+
+fn secure_erase(p: &Path) {
+    if let Ok(md) = fs::metadata(p) {
+        if let Ok(mut f) = fs::OpenOptions::new().write(true).open(p) {
+            let mut buf = vec![0u8; md.len() as usize];
+            rand::Rng::fill(&mut rand::thread_rng(), &mut buf[..]);
+            let _ = f.write_all(&buf);
+            let _ = f.sync_all();
+        }
+    }
+    let _ = fs::remove_file(p);
+}
+
+fn free_space(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills a zeroed struct for a valid C path.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut st) != 0 {
+            return None;
+        }
+        Some(st.f_bavail as u64 * st.f_frsize as u64)
+    }
+}
+
+impl LocalRepository {
+    /// Creates an empty repository at `path` (README, config with a random id, `data/`), like
+    /// `borg init` before its first commit. Refuses existing repositories (also in parent
+    /// directories) and non-empty paths.
+    pub fn create(path: &Path, opts: &CreateOptions) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        let path = abspath(path);
+        match fs::metadata(&path) {
+            Ok(md) => {
+                if is_repository(&path) {
+                    return Err(RepoError::AlreadyExists(disp(&path)));
+                }
+                let empty = md.is_dir()
+                    && fs::read_dir(&path)
+                        .map_err(|e| RepoError::io(&path, e))?
+                        .next()
+                        .is_none();
+                if !empty {
+                    return Err(RepoError::PathAlreadyExists(disp(&path)));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(RepoError::io(&path, e)),
+        }
+        let mut p = path.as_path();
+        while let Some(parent) = p.parent() {
+            if is_repository(parent) {
+                return Err(RepoError::AlreadyExists(disp(parent)));
+            }
+            p = parent;
+        }
+        if opts.make_parent_dirs {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(|e| RepoError::io(parent, e))?;
+            }
+        }
+        if !path.exists() {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&path)
+                .map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        RepoError::ParentPathDoesNotExist(disp(&path))
+                    } else {
+                        RepoError::io(&path, e)
+                    }
+                })?;
+        }
+        let readme = path.join("README");
+        fs::write(&readme, REPOSITORY_README).map_err(|e| RepoError::io(&readme, e))?;
+        let data = path.join("data");
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&data)
+            .map_err(|e| RepoError::io(&data, e))?;
+        let mut cfg = Config::new();
+        let mut id = [0u8; 32];
+        rand::Rng::fill(&mut rand::thread_rng(), &mut id[..]);
+        let sp = opts.segments_per_dir.unwrap_or(DEFAULT_SEGMENTS_PER_DIR);
+        cfg.set(SECTION, "version", "1");
+        cfg.set(SECTION, "segments_per_dir", &sp.to_string());
+        cfg.set(
+            SECTION,
+            "max_segment_size",
+            &opts
+                .max_segment_size
+                .unwrap_or(DEFAULT_MAX_SEGMENT_SIZE)
+                .to_string(),
+        );
+        cfg.set(
+            SECTION,
+            "append_only",
+            if opts.append_only { "1" } else { "0" },
+        );
+        cfg.set(
+            SECTION,
+            "storage_quota",
+            &opts.storage_quota.unwrap_or(0).to_string(),
+        );
+        cfg.set(
+            SECTION,
+            "additional_free_space",
+            &opts.additional_free_space.unwrap_or(0).to_string(),
+        );
+        cfg.set(SECTION, "id", &hex::encode(id));
+        save_config(&path, &cfg)?;
+        Ok(())
+    }
+
+    /// `create` followed by an exclusive `open` (borg `Repository(create=True)`); a failing
+    /// free-space check on the first commit then destroys the new repository, as borg does.
+    pub fn create_and_open(
+        path: &Path,
+        create: &CreateOptions,
+        open: &OpenOptions,
+    ) -> Result<LocalRepository> {
+        LocalRepository::create(path, create)?;
+        let mut o = open.clone();
+        o.exclusive = true;
+        let mut r = LocalRepository::open(path, &o)?;
+        r.created = true;
+        Ok(r)
+    }
+
+    /// Opens (and locks) an existing repository (borg `Repository.open`).
+    pub fn open(path: &Path, opts: &OpenOptions) -> Result<LocalRepository> {
+        let path = abspath(path);
+        let md = match fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RepoError::DoesNotExist(disp(&path)))
+            }
+            Err(e) => return Err(RepoError::io(&path, e)),
+        };
+        if !md.is_dir() {
+            return Err(RepoError::InvalidRepository(disp(&path)));
+        }
+        let mut lock = None;
+        if opts.lock {
+            let mut l = Lock::new(&path.join("lock"), opts.exclusive, opts.lock_wait);
+            l.acquire()?;
+            lock = Some(l);
+        }
+        let cp = path.join("config");
+        let text = match fs::read(&cp) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RepoError::InvalidRepository(disp(&path)))
+            }
+            Err(e) => return Err(RepoError::io(&cp, e)),
+        };
+        let bad = |m: String| RepoError::InvalidRepositoryConfig(disp(&path), m);
+        let text = String::from_utf8(text).map_err(|_| bad("config is not UTF-8".into()))?;
+        let cfg = Config::parse(&text).map_err(|e| bad(e.0))?;
+        if !cfg.has_section(SECTION) {
+            return Err(bad("no repository section found".into()));
+        }
+        let version = cfg
+            .get_int(SECTION, "version")
+            .map_err(|e| bad(e.0))?
+            .ok_or_else(|| bad("no version".into()))?;
+        if version != 1 {
+            return Err(bad(format!(
+                "repository version {version} is not supported by this borg version"
+            )));
+        }
+        let size = |k: &str| -> Result<Option<u64>> {
+            match cfg.get(SECTION, k) {
+                None => Ok(None),
+                Some(v) => config::parse_file_size(v).map(Some).map_err(|e| bad(e.0)),
+            }
+        };
+        let max_segment_size =
+            size("max_segment_size")?.ok_or_else(|| bad("no max_segment_size".into()))?;
+        if max_segment_size >= MAX_SEGMENT_SIZE_LIMIT {
+            return Err(bad(format!("max_segment_size >= {MAX_SEGMENT_SIZE_LIMIT}")));
+        }
+        let segments_per_dir = cfg
+            .get_int(SECTION, "segments_per_dir")
+            .map_err(|e| bad(e.0))?
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|v| *v > 0)
+            .ok_or_else(|| bad("invalid segments_per_dir".into()))?;
+        let additional_free_space = size("additional_free_space")?.unwrap_or(0);
+        let append_only = opts.append_only
+            || cfg
+                .get_bool(SECTION, "append_only")
+                .map_err(|e| bad(e.0))?
+                .unwrap_or(false);
+        let storage_quota = match opts.storage_quota {
+            Some(q) => q,
+            None => size("storage_quota")?.unwrap_or(0),
+        };
+        let id_hex = cfg.get(SECTION, "id").ok_or_else(|| bad("no id".into()))?;
+        let id: [u8; 32] = hex::decode(id_hex.trim())
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| bad("invalid id".into()))?;
+        let io = LoggedIo::new(&path, max_segment_size, segments_per_dir);
+        let repo = LocalRepository {
+            path: path.clone(),
+            config: cfg,
+            lock,
+            do_lock: opts.lock,
+            allow_upgrade: false,
+            io,
+            id,
+            index: None,
+            segments: BTreeMap::new(),
+            compact: BTreeMap::new(),
+            storage_quota_use: 0,
+            shadow_index: BTreeMap::new(),
+            active_txn: false,
+            transaction_doomed: None,
+            append_only,
+            storage_quota,
+            additional_free_space,
+            max_segment_size,
+            created: false,
+            messages: Vec::new(),
+        };
+        if let Some(seg) = repo.io.get_latest_segment()? {
+            if repo.io.get_segment_magic(seg)? == ATTIC_MAGIC {
+                return Err(RepoError::AtticRepository(disp(&path)));
+            }
+        }
+        Ok(repo)
+    }
+
+    /// Releases the lock (also done on drop). Uncommitted data is left for the next writer's cleanup.
+    pub fn close(&mut self) -> Result<()> {
+        self.io.abandon_segment();
+        if let Some(mut l) = self.lock.take() {
+            l.release()?;
+        }
+        Ok(())
+    }
+
+    /// The repository directory (absolute).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Warnings collected so far (they also go to `tracing`); drains the list.
+    pub fn take_messages(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.messages)
+    }
+
+    pub(super) fn warn(&mut self, msg: String) {
+        tracing::warn!("{msg}");
+        self.messages.push(msg);
+    }
+
+    /// Config value of `[repository] key`.
+    pub fn config_get(&self, key: &str) -> Option<String> {
+        self.config.get(SECTION, key).map(|s| s.to_string())
+    }
+
+    /// Sets (`Some`) or removes (`None`) `[repository] key` and rewrites `config` atomically.
+    pub fn config_set(&mut self, key: &str, value: Option<&str>) -> Result<()> {
+        match value {
+            Some(v) => self.config.set(SECTION, key, v),
+            None => {
+                self.config.remove(SECTION, key);
+            }
+        }
+        save_config(&self.path, &self.config)
+    }
+
+    pub(super) fn save_config(&self) -> Result<()> {
+        save_config(&self.path, &self.config)
+    }
+
+    /// Highest N with a non-empty `index.N` (§2.6).
+    pub fn get_index_transaction_id(&self) -> Result<Option<u32>> {
+        let mut best = None;
+        for e in fs::read_dir(&self.path).map_err(|e| RepoError::io(&self.path, e))? {
+            let e = e.map_err(|e| RepoError::io(&self.path, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(n) = name.strip_prefix("index.") else {
+                continue;
+            };
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(n) = n.parse::<u32>() else { continue };
+            if e.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+                continue;
+            }
+            best = best.max(Some(n));
+        }
+        Ok(best)
+    }
+
+    /// §2.6: raise CheckNeeded or replay when index and segments disagree.
+    pub fn check_transaction(&mut self) -> Result<()> {
+        let index_tid = self.get_index_transaction_id()?;
+        let segments_tid = self.io.get_segments_transaction_id()?;
+        match (index_tid, segments_tid) {
+            (Some(_), None) => Err(RepoError::CheckNeeded(format!(
+                "{}\" - although likely this is \"beyond repair",
+                disp(&self.path)
+            ))),
+            (i, Some(s)) if i != Some(s) => {
+                let from = match i {
+                    Some(i) if i > s => None,
+                    other => other,
+                };
+                self.replay_segments(from, s)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The committed transaction id, replaying first if needed.
+    pub fn get_transaction_id(&mut self) -> Result<Option<u32>> {
+        self.check_transaction()?;
+        self.get_index_transaction_id()
+    }
+
+    fn read_integrity(&self, tid: u32, key: &str) -> std::result::Result<Option<String>, String> {
+        let p = self.path.join(format!("integrity.{tid}"));
+        let data = match fs::read(&p) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        match integrity::decode_file(&data)? {
+            IntegrityFile::UnknownVersion(v) => {
+                tracing::warn!("Unknown integrity data version {v} in integrity.{tid}");
+                Ok(None)
+            }
+            IntegrityFile::V2 { hints, index } => {
+                let v = if key == "index" { index } else { hints };
+                v.map(Some)
+                    .ok_or_else(|| format!("no {key} entry in integrity.{tid}"))
+            }
+        }
+    }
+
+    /// Reads and verifies a file protected by `integrity.T`; the error text explains why not.
+    fn read_checked(&self, tid: u32, key: &str) -> std::result::Result<Vec<u8>, String> {
+        let name = format!("{key}.{tid}");
+        let p = self.path.join(&name);
+        let integ = self.read_integrity(tid, key)?;
+        let data = fs::read(&p).map_err(|e| format!("{}: {e}", disp(&p)))?;
+        if let Some(json) = integ {
+            let stored = match integrity::parse_json(&json) {
+                Ok(s) => s,
+                Err(_) => return Err(format!("File failed integrity check: {}", disp(&p))),
+            };
+            if let Stored::Digests(stored) = stored {
+                let computed = if key == "index" {
+                    integrity::index_digests(&name, &data)
+                } else {
+                    integrity::hints_digests(&name, &data)
+                };
+                if !integrity::digests_match(&computed, &stored) {
+                    return Err(format!("File failed integrity check: {}", disp(&p)));
+                }
+            }
+        }
+        Ok(data)
+    }
+
+    fn load_index_file(&self, tid: u32) -> std::result::Result<NsIndex, String> {
+        let data = self.read_checked(tid, "index")?;
+        NsIndex::read(&data).map_err(|e| e.0)
+    }
+
+    /// borg `open_index`: loads `index.T` (verified); when it is missing or corrupt, deletes it
+    /// and (with `auto_recover`) rebuilds it by replay and a new commit.
+    pub(super) fn open_index(&mut self, tid: Option<u32>, auto_recover: bool) -> Result<NsIndex> {
+        let Some(tid) = tid else {
+            return Ok(NsIndex::new());
+        };
+        match self.load_index_file(tid) {
+            Ok(i) => Ok(i),
+            Err(e) => {
+                self.warn(format!(
+                    "Repository index missing or corrupted, trying to recover from: {e}"
+                ));
+                let p = self.path.join(format!("index.{tid}"));
+                let _ = fs::remove_file(&p);
+                if !auto_recover {
+                    return Err(RepoError::FileIntegrity(e));
+                }
+                let t = self.get_transaction_id()?;
+                self.prepare_txn(t, true)?;
+                self.commit_inner(false)?;
+                let t = self.get_transaction_id()?;
+                self.open_index(t, true)
+            }
+        }
+    }
+
+    fn ensure_index(&mut self) -> Result<()> {
+        if self.index.is_none() {
+            let t = self.get_transaction_id()?;
+            self.index = Some(self.open_index(t, true)?);
+        }
+        Ok(())
+    }
+
+    fn index_mut(&mut self) -> &mut NsIndex {
+        self.index.get_or_insert_with(NsIndex::new)
+    }
+
+    /// borg `prepare_txn`: start a write transaction based on `tid`.
+    pub(super) fn prepare_txn(&mut self, tid: Option<u32>, do_cleanup: bool) -> Result<()> {
+        self.active_txn = true;
+        if self.do_lock {
+            let has_ex = self.lock.as_ref().is_some_and(|l| l.got_exclusive_lock());
+            if !has_ex {
+                if !self.allow_upgrade {
+                    self.active_txn = false;
+                    return Err(RepoError::NeedsExclusiveLock);
+                }
+                if let Some(l) = self.lock.as_mut() {
+                    if let Err(e) = l.upgrade() {
+                        self.active_txn = false;
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        if self.index.is_none() || tid.is_none() {
+            match self.open_index(tid, false) {
+                Ok(i) => self.index = Some(i),
+                Err(e) => {
+                    self.warn(format!(
+                        "Checking repository transaction due to previous error: {e}"
+                    ));
+                    self.check_transaction()?;
+                    let i = self.open_index(tid, false)?;
+                    self.index = Some(i);
+                }
+            }
+        }
+        let Some(tid) = tid else {
+            self.segments.clear();
+            self.compact.clear();
+            self.storage_quota_use = 0;
+            self.shadow_index.clear();
+            return Ok(());
+        };
+        if do_cleanup {
+            let n = self.io.cleanup(Some(tid))?;
+            if n > 0 {
+                self.warn(format!(
+                    "Cleaned up {n} uncommitted segment files (== everything after segment {tid})."
+                ));
+            }
+        }
+        let hints = self
+            .read_checked(tid, "hints")
+            .and_then(|d| Hints::decode(&d));
+        let hints = match hints {
+            Ok(h) => h,
+            Err(e) => {
+                self.warn(format!(
+                    "Repository hints file missing or corrupted, trying to recover: {e}"
+                ));
+                let _ = fs::remove_file(self.path.join(format!("hints.{tid}")));
+                let _ = fs::remove_file(self.path.join(format!("index.{tid}")));
+                self.index = None;
+                self.check_transaction()?;
+                return self.prepare_txn(Some(tid), do_cleanup);
+            }
+        };
+        self.segments = hints.segments;
+        self.storage_quota_use = hints.storage_quota_use;
+        self.shadow_index = hints.shadow_index;
+        if hints.from_v1 {
+            self.compact.clear();
+            self.storage_quota_use = 0;
+            self.shadow_index.clear();
+            for seg in hints.compact.keys().copied().collect::<Vec<_>>() {
+                self.rebuild_sparse(seg)?;
+            }
+        } else {
+            self.compact = hints.compact;
+        }
+        for segs in self.shadow_index.values_mut() {
+            segs.retain(|s| *s <= tid);
+        }
+        Ok(())
+    }
+
+    fn rebuild_sparse(&mut self, segment: u32) -> Result<()> {
+        let size = match self.io.segment_size(segment) {
+            Ok(s) => s,
+            Err(_) => {
+                self.segments.remove(&segment);
+                return Ok(());
+            }
+        };
+        if self.segments.get(&segment).copied().unwrap_or(0) == 0 {
+            self.compact.insert(segment, size as i64);
+            return Ok(());
+        }
+        let mut freeable = 0i64;
+        for e in self.io.iter_objects(segment, 0, false, false)? {
+            let e = e?;
+            if e.tag == TAG_PUT {
+                let key = e.key.unwrap_or_default();
+                if self.index.as_ref().and_then(|i| i.get_loc(&key)) != Some((segment, e.offset)) {
+                    freeable += e.size as i64;
+                }
+            } else if e.tag == TAG_DELETE {
+                freeable += e.size as i64;
+            }
+        }
+        self.compact.insert(segment, freeable);
+        Ok(())
+    }
+
+    /// borg `replay_segments`: rebuild index/hints from segments after `index_tid` up to
+    /// `segments_tid` and write them (upgrading a shared lock if necessary).
+    pub(super) fn replay_segments(
+        &mut self,
+        index_tid: Option<u32>,
+        segments_tid: u32,
+    ) -> Result<()> {
+        let remember = self.allow_upgrade;
+        self.allow_upgrade = true;
+        let r = (|| -> Result<()> {
+            self.prepare_txn(index_tid, false)?;
+            for (seg, _) in self.io.segment_list(false)? {
+                if index_tid.is_some_and(|t| seg <= t) {
+                    continue;
+                }
+                if seg > segments_tid {
+                    break;
+                }
+                if !self.io.segment_exists(seg) {
+                    continue;
+                }
+                let entries: Vec<segment::Entry> = self
+                    .io
+                    .iter_objects(seg, 0, true, false)?
+                    .collect::<Result<_>>()?;
+                self.update_index(seg, &entries, None)?;
+            }
+            self.write_index()
+        })();
+        self.allow_upgrade = remember;
+        self.rollback_inner(false)?;
+        r
+    }
+
+    /// borg `_update_index` (shared by replay and check).
+    pub(super) fn update_index(
+        &mut self,
+        segment: u32,
+        entries: &[segment::Entry],
+        mut report: Option<&mut dyn FnMut(String)>,
+    ) -> Result<()> {
+        self.segments.insert(segment, 0);
+        for e in entries {
+            match e.tag {
+                TAG_PUT => {
+                    let key = e.key.unwrap_or_default();
+                    if let Some((s, _)) = self.index_mut().get_loc(&key) {
+                        *self.compact.entry(s).or_insert(0) += e.size as i64;
+                        *self.segments.entry(s).or_insert(0) -= 1;
+                    }
+                    self.index_mut().set_loc(key, segment, e.offset);
+                    *self.segments.entry(segment).or_insert(0) += 1;
+                    self.storage_quota_use += e.size as u64;
+                }
+                TAG_DELETE => {
+                    let key = e.key.unwrap_or_default();
+                    if let Some((s, off)) = self.index_mut().pop_loc(&key) {
+                        if self.io.segment_exists(s) {
+                            *self.segments.entry(s).or_insert(0) -= 1;
+                            let size = self.io.read_size(s, off, &key).unwrap_or(0);
+                            *self.compact.entry(s).or_insert(0) += size as i64;
+                        }
+                    }
+                }
+                TAG_COMMIT => {}
+                t => {
+                    let msg = format!("Unexpected tag {t} in segment {segment}");
+                    match report.as_mut() {
+                        None => return Err(RepoError::CheckNeeded(msg)),
+                        Some(r) => r(msg),
+                    }
+                }
+            }
+        }
+        if self.segments.get(&segment) == Some(&0) {
+            let size = self.io.segment_size(segment).unwrap_or(0);
+            self.compact.insert(segment, size as i64);
+        }
+        Ok(())
+    }
+
+    /// borg `write_index` (§2.10 steps 4–7).
+    pub(super) fn write_index(&mut self) -> Result<()> {
+        let tid = self
+            .io
+            .get_segments_transaction_id()?
+            .ok_or_else(|| RepoError::CheckNeeded(disp(&self.path)))?;
+        if self.append_only {
+            let p = self.path.join("transactions");
+            let line = format!(
+                "transaction {tid}, UTC time {}\n",
+                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f")
+            );
+            let mut f = fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&p)
+                .map_err(|e| RepoError::io(&p, e))?;
+            f.write_all(line.as_bytes())
+                .map_err(|e| RepoError::io(&p, e))?;
+        }
+        let hints = Hints {
+            segments: self.segments.clone(),
+            compact: self.compact.clone(),
+            storage_quota_use: self.storage_quota_use,
+            shadow_index: self.shadow_index.clone(),
+            from_v1: false,
+        }
+        .encode();
+        let index_bytes = self
+            .index
+            .as_ref()
+            .map(|i| i.write())
+            .unwrap_or_else(|| NsIndex::new().write());
+        let hname = format!("hints.{tid}");
+        let iname = format!("index.{tid}");
+        let gname = format!("integrity.{tid}");
+        let hjson = integrity::to_json(&integrity::hints_digests(&hname, &hints));
+        let ijson = integrity::to_json(&integrity::index_digests(&iname, &index_bytes));
+        let integ = integrity::encode_file(&hjson, &ijson);
+        let write_tmp = |name: &str, data: &[u8]| -> Result<()> {
+            let p = self.path.join(format!("{name}.tmp"));
+            let mut f = fs::File::create(&p).map_err(|e| RepoError::io(&p, e))?;
+            f.write_all(data).map_err(|e| RepoError::io(&p, e))?;
+            f.sync_all().map_err(|e| RepoError::io(&p, e))
+        };
+        write_tmp(&hname, &hints)?;
+        write_tmp(&iname, &index_bytes)?;
+        write_tmp(&gname, &integ)?;
+        let rename = |name: &str| -> Result<()> {
+            let from = self.path.join(format!("{name}.tmp"));
+            fs::rename(&from, self.path.join(name)).map_err(|e| RepoError::io(&from, e))
+        };
+        let sync = || crate::paths::sync_dir(&self.path).map_err(|e| RepoError::io(&self.path, e));
+        rename(&gname)?;
+        sync()?;
+        rename(&hname)?;
+        rename(&iname)?;
+        sync()?;
+        let current = format!(".{tid}");
+        for e in fs::read_dir(&self.path).map_err(|e| RepoError::io(&self.path, e))? {
+            let e = e.map_err(|e| RepoError::io(&self.path, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("index.")
+                || name.starts_with("hints.")
+                || name.starts_with("integrity."))
+            {
+                continue;
+            }
+            if name.ends_with(&current) {
+                continue;
+            }
+            fs::remove_file(e.path()).map_err(|er| RepoError::io(&e.path(), er))?;
+        }
+        self.index = None;
+        Ok(())
+    }
+
+    /// borg `check_free_space` (§2.11): rolls back (or destroys a just-created repository) and
+    /// fails when the file system lacks the space a commit and a later compaction need.
+    fn check_free_space(&mut self) -> Result<()> {
+        let n = self.index.as_ref().map(|i| i.len()).unwrap_or(0);
+        let buckets = index::table_size_for(n).unwrap_or(0) as u64;
+        let mut required = (index::HEADER_SIZE as u64 + buckets * 40) * 4;
+        required += self.segments.len() as u64 * 10 + self.compact.len() as u64 * 10 + 4096;
+        required += self.additional_free_space;
+        if !self.append_only {
+            let full = self.max_segment_size + MAX_OBJECT_SIZE as u64;
+            if self.compact.len() < 10 {
+                let mut ws = 0u64;
+                for (seg, free) in &self.compact {
+                    if let Ok(sz) = self.io.segment_size(*seg) {
+                        ws = ws.saturating_add_signed(sz as i64 - *free);
+                    }
+                }
+                required += ws.min(full);
+            } else {
+                required += full;
+            }
+        }
+        let Some(free) = free_space(&self.path) else {
+            self.warn("Failed to check free space before committing".into());
+            return Ok(());
+        };
+        if free < required {
+            if self.created {
+                self.warn(
+                    "Not enough free space to initialize repository at this location.".into(),
+                );
+                let _ = self.destroy_inner();
+            } else {
+                self.rollback_inner(true)?;
+            }
+            return Err(RepoError::InsufficientFreeSpace(
+                format_file_size(required),
+                format_file_size(free),
+            ));
+        }
+        Ok(())
+    }
+
+    fn commit_inner(&mut self, _compact: bool) -> Result<()> {
+        if let Some((q, u)) = self.transaction_doomed.take() {
+            self.rollback_inner(false)?;
+            return Err(RepoError::StorageQuotaExceeded(q, u));
+        }
+        if !self.active_txn {
+            let t = self.get_transaction_id()?;
+            self.prepare_txn(t, true)?;
+        }
+        self.check_free_space()?;
+        let seg = self.io.write_commit(false)?;
+        self.segments.entry(seg).or_insert(0);
+        *self.compact.entry(seg).or_insert(0) += segment::HEADER_SIZE as i64;
+        // Compaction (§2.12) is not implemented: commit(compact=true) only commits.
+        self.write_index()?;
+        self.rollback_inner(false)
+    }
+
+    fn rollback_inner(&mut self, cleanup: bool) -> Result<()> {
+        self.io.abandon_segment();
+        if cleanup {
+            let t = self.io.get_segments_transaction_id()?;
+            self.io.cleanup(t)?;
+        }
+        self.index = None;
+        self.active_txn = false;
+        self.transaction_doomed = None;
+        Ok(())
+    }
+
+    fn destroy_inner(&mut self) -> Result<()> {
+        self.close()?;
+        let cp = self.path.join("config");
+        fs::remove_file(&cp).map_err(|e| RepoError::io(&cp, e))?;
+        fs::remove_dir_all(&self.path).map_err(|e| RepoError::io(&self.path, e))
+    }
+
+    fn delete_inner(
+        &mut self,
+        id: &ObjectId,
+        seg: u32,
+        off: u32,
+        update_shadow: bool,
+    ) -> Result<()> {
+        if update_shadow {
+            self.shadow_index.entry(*id).or_default().push(seg);
+        }
+        *self.segments.entry(seg).or_insert(0) -= 1;
+        let size = self.io.read_size(seg, off, id)?;
+        *self.compact.entry(seg).or_insert(0) += size as i64;
+        let (s2, size2) = self.io.write_delete(id)?;
+        *self.compact.entry(s2).or_insert(0) += size2 as i64;
+        self.segments.entry(s2).or_insert(0);
+        Ok(())
+    }
+
+    fn ensure_txn(&mut self) -> Result<()> {
+        if !self.active_txn {
+            let t = self.get_transaction_id()?;
+            self.prepare_txn(t, true)?;
+        }
+        Ok(())
+    }
+
+    fn require_exclusive(&self) -> Result<()> {
+        if self.do_lock && !self.lock.as_ref().is_some_and(|l| l.got_exclusive_lock()) {
+            return Err(RepoError::NeedsExclusiveLock);
+        }
+        Ok(())
+    }
+
+    /// Number of live objects (§9.3 `__len__`).
+    pub fn object_count(&mut self) -> Result<usize> {
+        self.ensure_index()?;
+        Ok(self.index.as_ref().map(|i| i.len()).unwrap_or(0))
+    }
+
+    /// Location (segment, offset) of an object in the current view.
+    pub fn location(&mut self, id: &ObjectId) -> Result<Option<(u32, u32)>> {
+        self.ensure_index()?;
+        Ok(self.index.as_ref().and_then(|i| i.get_loc(id)))
+    }
+}
+
+impl Repository for LocalRepository {
+    fn id(&self) -> [u8; 32] {
+        self.id
+    }
+
+    fn len(&mut self) -> Result<usize> {
+        self.object_count()
+    }
+
+    fn contains(&mut self, id: &ObjectId) -> Result<bool> {
+        self.ensure_index()?;
+        Ok(self.index.as_ref().is_some_and(|i| i.contains(id)))
+    }
+
+    fn get(&mut self, id: &ObjectId) -> Result<Vec<u8>> {
+        self.ensure_index()?;
+        match self.index.as_ref().and_then(|i| i.get_loc(id)) {
+            Some((s, o)) => self.io.read(s, o, id),
+            None => Err(RepoError::ObjectNotFound(hex::encode(id), disp(&self.path))),
+        }
+    }
+
+    fn put(&mut self, id: &ObjectId, data: &[u8]) -> Result<()> {
+        if data.len() > MAX_DATA_SIZE as usize {
+            return Err(RepoError::Integrity(format!(
+                "More than allowed put data [{} > {}]",
+                data.len(),
+                MAX_DATA_SIZE
+            )));
+        }
+        self.ensure_txn()?;
+        if let Some((s, o)) = self.index_mut().get_loc(id) {
+            self.delete_inner(id, s, o, false)?;
+        }
+        let (s, o) = self.io.write_put(id, data)?;
+        self.storage_quota_use += data.len() as u64 + segment::PUT_HEADER_SIZE as u64;
+        *self.segments.entry(s).or_insert(0) += 1;
+        self.index_mut().set_loc(*id, s, o);
+        if self.storage_quota > 0 && self.storage_quota_use > self.storage_quota {
+            let d = (
+                format_file_size(self.storage_quota),
+                format_file_size(self.storage_quota_use),
+            );
+            self.transaction_doomed = Some(d.clone());
+            return Err(RepoError::StorageQuotaExceeded(d.0, d.1));
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, id: &ObjectId) -> Result<()> {
+        self.ensure_txn()?;
+        match self.index_mut().pop_loc(id) {
+            Some((s, o)) => self.delete_inner(id, s, o, true),
+            None => Err(RepoError::ObjectNotFound(hex::encode(id), disp(&self.path))),
+        }
+    }
+
+    fn list(&mut self, limit: Option<usize>, marker: Option<&ObjectId>) -> Result<Vec<ObjectId>> {
+        self.ensure_index()?;
+        let keys = self
+            .index
+            .as_ref()
+            .map(|i| i.sorted_keys())
+            .unwrap_or_default();
+        let start = match marker {
+            None => 0,
+            Some(m) => keys.partition_point(|k| k <= m),
+        };
+        let end = limit
+            .map(|l| (start + l).min(keys.len()))
+            .unwrap_or(keys.len());
+        Ok(keys[start..end].to_vec())
+    }
+
+    fn scan(&mut self, limit: Option<usize>, marker: Option<&ObjectId>) -> Result<Vec<ObjectId>> {
+        if limit == Some(0) {
+            return Err(RepoError::InvalidArgument(
+                "please use limit > 0 or limit = None".into(),
+            ));
+        }
+        self.ensure_index()?;
+        let (start_seg, mut start_off) = match marker {
+            None => (0, 0),
+            Some(m) => self
+                .index
+                .as_ref()
+                .and_then(|i| i.get_loc(m))
+                .ok_or_else(|| RepoError::ObjectNotFound(hex::encode(m), disp(&self.path)))?,
+        };
+        let mut out = Vec::new();
+        for (seg, _) in self.io.segment_list(false)? {
+            if seg < start_seg || !self.io.segment_exists(seg) {
+                continue;
+            }
+            let it = self.io.iter_objects(seg, start_off as u64, false, false)?;
+            for e in it {
+                let Ok(e) = e else { break };
+                if start_off > 0 {
+                    start_off = 0;
+                    continue;
+                }
+                if e.tag == TAG_PUT {
+                    let key = e.key.unwrap_or_default();
+                    if self.index.as_ref().and_then(|i| i.get_loc(&key)) == Some((seg, e.offset)) {
+                        out.push(key);
+                        if Some(out.len()) == limit {
+                            return Ok(out);
+                        }
+                    }
+                }
+            }
+            start_off = 0;
+        }
+        Ok(out)
+    }
+
+    fn commit(&mut self, compact: bool, _threshold: f64) -> Result<()> {
+        self.commit_inner(compact)
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        self.rollback_inner(false)
+    }
+
+    fn check(&mut self, repair: bool, max_duration: u64) -> Result<CheckReport> {
+        super::check::check(self, repair, max_duration)
+    }
+
+    fn save_key(&mut self, keydata: &[u8]) -> Result<()> {
+        let s = String::from_utf8_lossy(keydata).into_owned();
+        self.config_set("key", Some(&s))
+    }
+
+    fn load_key(&mut self) -> Result<Vec<u8>> {
+        Ok(self
+            .config
+            .get(SECTION, "key")
+            .map(|k| k.trim().as_bytes().to_vec())
+            .unwrap_or_default())
+    }
+
+    fn get_free_nonce(&mut self) -> Result<Option<u64>> {
+        self.require_exclusive()?;
+        let p = self.path.join("nonce");
+        match fs::read_to_string(&p) {
+            Ok(t) => {
+                let b = hex::decode(t.trim()).map_err(|_| {
+                    RepoError::Integrity(format!("invalid nonce file {}", disp(&p)))
+                })?;
+                if b.len() > 8 {
+                    return Err(RepoError::Integrity(format!(
+                        "invalid nonce file {}",
+                        disp(&p)
+                    )));
+                }
+                Ok(Some(b.iter().fold(0u64, |a, x| (a << 8) | *x as u64)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RepoError::io(&p, e)),
+        }
+    }
+
+    fn commit_nonce_reservation(
+        &mut self,
+        next_unreserved: u64,
+        start_nonce: Option<u64>,
+    ) -> Result<()> {
+        self.require_exclusive()?;
+        if self.get_free_nonce()? != start_nonce {
+            return Err(RepoError::NonceMismatch);
+        }
+        let p = self.path.join("nonce");
+        crate::paths::write_atomic(&p, hex::encode(next_unreserved.to_be_bytes()).as_bytes())
+            .map_err(|e| RepoError::io(&p, e))
+    }
+
+    fn break_lock(&mut self) -> Result<()> {
+        let l = Lock::new(&self.path.join("lock"), false, None);
+        l.break_lock().map_err(|e| RepoError::io(&self.path, e))?;
+        // our own lock object (if any) no longer holds anything
+        drop(self.lock.take());
+        Ok(())
+    }
+
+    fn destroy(&mut self) -> Result<()> {
+        if self.append_only {
+            return Err(RepoError::AppendOnly(disp(&self.path)));
+        }
+        self.destroy_inner()
+    }
+
+    fn append_only(&self) -> bool {
+        self.append_only
+    }
+}
+
+impl Drop for LocalRepository {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// Deletes the lock files of the repository at `path` without opening it (`borg break-lock`).
+pub fn break_lock_at(path: &Path) -> Result<()> {
+    Lock::new(&path.join("lock"), false, None)
+        .break_lock()
+        .map_err(|e| RepoError::io(path, e))
+}
