@@ -457,16 +457,14 @@ impl LockRoster {
                     pid: p,
                     thread: t,
                 };
-                if k == SHARED || k == EXCLUSIVE {
-                    if !process_alive(&self.our_host, &id) {
-                        tracing::warn!(
-                            "Removed stale {k} roster lock for host {} pid {} thread {}.",
-                            id.host,
-                            id.pid,
-                            id.thread
-                        );
-                        continue;
-                    }
+                if (k == SHARED || k == EXCLUSIVE) && !process_alive(&self.our_host, &id) {
+                    tracing::warn!(
+                        "Removed stale {k} roster lock for host {} pid {} thread {}.",
+                        id.host,
+                        id.pid,
+                        id.thread
+                    );
+                    continue;
                 }
                 if !entries.contains(&id) {
                     entries.push(id);

@@ -82,6 +82,9 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// (size, tag, key, data) of a parsed entry.
+type RawEntry = (u32, u8, Option<ObjectId>, Option<Vec<u8>>);
+
 /// Parses and validates one entry whose first `header.len()` bytes are already read from `r`.
 /// `fmt_size` is 9 for iteration or 41 for a keyed read; mirrors borg `LoggedIO._read`.
 #[allow(clippy::too_many_arguments)]
@@ -93,7 +96,7 @@ fn read_entry(
     offset: u64,
     acceptable: &[u8],
     read_data: bool,
-) -> Result<(u32, u8, Option<ObjectId>, Option<Vec<u8>>)> {
+) -> Result<RawEntry> {
     if header.len() != fmt_size as usize {
         return Err(integrity(format!(
             "Invalid segment entry header [segment {segment}, offset {offset}]: unpack requires a buffer of {fmt_size} bytes"
