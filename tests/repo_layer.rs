@@ -71,6 +71,10 @@ fn borg_check_ok(base: &Path, repo: &Path) {
         &["check", "--repository-only", repo.to_str().unwrap()],
     ) {
         assert_eq!(rc, 0, "borg check --repository-only failed:\n{text}");
+        assert!(
+            !text.contains("rebuilt index:"),
+            "borg reports index location mismatches:\n{text}"
+        );
     }
 }
 
@@ -807,4 +811,141 @@ fn locking_between_hoard_and_borg() {
     let mut r = LocalRepository::open(&rp, &OpenOptions::default()).unwrap();
     r.break_lock().unwrap();
     assert!(!rp.join("lock.roster").exists());
+}
+
+fn segment_count(rp: &Path) -> usize {
+    LoggedIo::new(rp, u64::MAX, segments_per_dir(rp))
+        .segment_list(false)
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn compaction_keeps_contents_and_borg_agrees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rp = tmp.path().join("repo");
+    let mut model: BTreeMap<ObjectId, Vec<u8>> = BTreeMap::new();
+    let mut r = LocalRepository::create_and_open(
+        &rp,
+        &CreateOptions {
+            max_segment_size: Some(5000),
+            ..Default::default()
+        },
+        &ex(),
+    )
+    .unwrap();
+    for i in 0..80 {
+        let d = data(i, 700);
+        r.put(&key(i), &d).unwrap();
+        model.insert(key(i), d);
+    }
+    r.put(&MANIFEST_ID, b"m1").unwrap();
+    model.insert(MANIFEST_ID, b"m1".to_vec());
+    r.commit(false, 0.1).unwrap();
+    for i in 0..80 {
+        if i % 3 != 0 {
+            r.delete(&key(i)).unwrap();
+            model.remove(&key(i));
+        }
+    }
+    r.put(&key(3), b"overwritten").unwrap();
+    model.insert(key(3), b"overwritten".to_vec());
+    r.delete(&MANIFEST_ID).unwrap();
+    r.put(&MANIFEST_ID, b"m2").unwrap();
+    model.insert(MANIFEST_ID, b"m2".to_vec());
+    r.commit(false, 0.1).unwrap();
+    drop(r);
+    let before = segment_count(&rp);
+    let mut r = LocalRepository::open(&rp, &ex()).unwrap();
+    r.commit(true, 0.1).unwrap();
+    drop(r);
+    let after = segment_count(&rp);
+    assert!(
+        after < before,
+        "compaction removed segments ({before} -> {after})"
+    );
+    assert_eq!(replay(&rp), model);
+    let mut r = LocalRepository::open(&rp, &OpenOptions::default()).unwrap();
+    assert_eq!(r.len().unwrap(), model.len());
+    for (k, v) in &model {
+        assert_eq!(&r.get(k).unwrap(), v);
+    }
+    drop(r);
+    borg_check_ok(tmp.path(), &rp);
+    // replay from scratch gives the same (no resurrected objects)
+    let t = tid_of(&rp);
+    fs::remove_file(rp.join(format!("index.{t}"))).unwrap();
+    let mut r = LocalRepository::open(&rp, &OpenOptions::default()).unwrap();
+    assert_eq!(r.len().unwrap(), model.len());
+    drop(r);
+    // borg compacts what we wrote, we read and compact again
+    if let Some((rc, text)) = borg(
+        tmp.path(),
+        &["compact", "--threshold", "0", rp.to_str().unwrap()],
+    ) {
+        assert_eq!(rc, 0, "{text}");
+    }
+    let mut r = LocalRepository::open(&rp, &ex()).unwrap();
+    assert_eq!(r.len().unwrap(), model.len());
+    r.delete(&key(3)).unwrap();
+    model.remove(&key(3));
+    r.commit(true, 0.0).unwrap();
+    assert_eq!(r.len().unwrap(), model.len());
+    drop(r);
+    assert_eq!(replay(&rp), model);
+    borg_check_ok(tmp.path(), &rp);
+}
+
+#[test]
+fn compaction_of_borg_vector() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rp = extract("lifecycle-compacted", tmp.path());
+    let mut model = replay(&rp);
+    let mut r = LocalRepository::open(&rp, &ex()).unwrap();
+    let victims: Vec<ObjectId> = model
+        .keys()
+        .filter(|k| **k != MANIFEST_ID)
+        .take(5)
+        .copied()
+        .collect();
+    for k in &victims {
+        r.delete(k).unwrap();
+        model.remove(k);
+    }
+    r.commit(true, 0.0).unwrap();
+    drop(r);
+    assert_eq!(replay(&rp), model);
+    let mut r = LocalRepository::open(&rp, &OpenOptions::default()).unwrap();
+    assert_eq!(r.len().unwrap(), model.len());
+    drop(r);
+    borg_check_ok(tmp.path(), &rp);
+}
+
+#[test]
+fn hints_missing_on_write_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (rp, model) = small_repo(tmp.path());
+    let t = tid_of(&rp);
+    fs::remove_file(rp.join(format!("hints.{t}"))).unwrap();
+    // readers do not need hints
+    let mut r = LocalRepository::open(&rp, &OpenOptions::default()).unwrap();
+    assert_eq!(r.len().unwrap(), model.len());
+    drop(r);
+    let mut r = LocalRepository::open(&rp, &ex()).unwrap();
+    r.put(&key(777), b"x").unwrap();
+    assert!(r
+        .take_messages()
+        .iter()
+        .any(|m| m.starts_with("Repository hints file missing or corrupted")));
+    r.commit(false, 0.1).unwrap();
+    assert_eq!(r.len().unwrap(), model.len() + 1);
+    // a writer needs the exclusive lock
+    drop(r);
+    let mut r = LocalRepository::open(&rp, &OpenOptions::default()).unwrap();
+    assert!(matches!(
+        r.put(&key(778), b"y"),
+        Err(RepoError::NeedsExclusiveLock)
+    ));
+    drop(r);
+    borg_check_ok(tmp.path(), &rp);
 }

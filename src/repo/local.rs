@@ -525,7 +525,7 @@ impl LocalRepository {
                 }
                 let t = self.get_transaction_id()?;
                 self.prepare_txn(t, true)?;
-                self.commit_inner(false)?;
+                self.commit_inner(false, 0.1)?;
                 let t = self.get_transaction_id()?;
                 self.open_index(t, true)
             }
@@ -854,7 +854,7 @@ impl LocalRepository {
         Ok(())
     }
 
-    fn commit_inner(&mut self, _compact: bool) -> Result<()> {
+    fn commit_inner(&mut self, compact: bool, threshold: f64) -> Result<()> {
         if let Some((q, u)) = self.transaction_doomed.take() {
             self.rollback_inner(false)?;
             return Err(RepoError::StorageQuotaExceeded(q, u));
@@ -867,7 +867,9 @@ impl LocalRepository {
         let seg = self.io.write_commit(false)?;
         self.segments.entry(seg).or_insert(0);
         *self.compact.entry(seg).or_insert(0) += segment::HEADER_SIZE as i64;
-        // Compaction (§2.12) is not implemented: commit(compact=true) only commits.
+        if compact && !self.append_only {
+            self.compact_segments(threshold)?;
+        }
         self.write_index()?;
         self.rollback_inner(false)
     }
@@ -1054,8 +1056,8 @@ impl Repository for LocalRepository {
         Ok(out)
     }
 
-    fn commit(&mut self, compact: bool, _threshold: f64) -> Result<()> {
-        self.commit_inner(compact)
+    fn commit(&mut self, compact: bool, threshold: f64) -> Result<()> {
+        self.commit_inner(compact, threshold)
     }
 
     fn rollback(&mut self) -> Result<()> {

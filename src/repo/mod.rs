@@ -10,9 +10,10 @@
 //!
 //! Files: [`config`] (INI), [`segment`] (log files), [`index`] (hash index files), [`hints`],
 //! [`integrity`], [`lock`] (borg-compatible locks), [`local`] ([`LocalRepository`]) and
-//! [`check`](mod@check) (repository check / repair).
+//! [`check`](mod@check) (repository check / repair) and [`compact`] (compaction, §2.12).
 
 pub mod check;
+pub mod compact;
 pub mod config;
 pub mod hints;
 pub mod index;

@@ -540,6 +540,13 @@ impl LoggedIo {
         Ok((self.segment, off))
     }
 
+    /// borg's `SegmentFull` condition: writing an entry for `id` now would start a new segment
+    /// (the current one exceeds the limit, or `id` is the manifest, which borg puts into a fresh
+    /// segment). Compaction commits before such a write.
+    pub fn would_start_new_segment(&self, id: &ObjectId) -> bool {
+        *id == MANIFEST_ID || (self.offset > 0 && self.offset > self.limit)
+    }
+
     /// Appends a PUT; returns (segment, offset). The manifest goes into a fresh segment (borg habit).
     pub fn write_put(&mut self, id: &ObjectId, data: &[u8]) -> Result<(u32, u32)> {
         if data.len() > MAX_DATA_SIZE as usize {
