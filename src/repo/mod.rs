@@ -16,11 +16,13 @@ pub mod check;
 pub mod compact;
 pub mod config;
 pub mod hints;
+pub mod hostid;
 pub mod index;
 pub mod integrity;
 pub mod local;
 pub mod lock;
 pub mod segment;
+mod txn;
 
 pub use check::CheckReport;
 pub use local::{CreateOptions, LocalRepository, OpenOptions};
