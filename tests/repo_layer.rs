@@ -949,3 +949,30 @@ fn hints_missing_on_write_recovers() {
     drop(r);
     borg_check_ok(tmp.path(), &rp);
 }
+
+#[test]
+fn partial_check_and_file_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (rp, _) = small_repo(tmp.path());
+    let mut r = LocalRepository::open(&rp, &ex()).unwrap();
+    let rep = r.check(false, 3600).unwrap();
+    assert!(rep.partial && rep.ok, "{rep:?}");
+    assert_eq!(
+        rep.messages.last().unwrap(),
+        "Finished partial repository check, no problems found."
+    );
+    assert!(r.config_get("last_segment_checked").is_none());
+    drop(r);
+    for f in [
+        "config",
+        "README",
+        "index.1",
+        "hints.1",
+        "integrity.1",
+        "data/0/0",
+    ] {
+        let mode = fs::metadata(rp.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+}

@@ -122,7 +122,7 @@ fn save_config(path: &Path, cfg: &Config) -> Result<()> {
     if cp.is_file() {
         let _ = fs::hard_link(&cp, &old);
     }
-    crate::paths::write_atomic(&cp, cfg.to_text().as_bytes()).map_err(|e| RepoError::io(&cp, e))?;
+    super::save_file(&cp, cfg.to_text().as_bytes())?;
     if old.is_file() {
         secure_erase(&old);
     }
@@ -203,7 +203,9 @@ impl LocalRepository {
                 })?;
         }
         let readme = path.join("README");
-        fs::write(&readme, REPOSITORY_README).map_err(|e| RepoError::io(&readme, e))?;
+        super::create_file(&readme)
+            .and_then(|mut f| f.write_all(REPOSITORY_README.as_bytes()))
+            .map_err(|e| RepoError::io(&readme, e))?;
         let data = path.join("data");
         fs::DirBuilder::new()
             .mode(0o700)
@@ -599,8 +601,7 @@ impl Repository for LocalRepository {
             return Err(RepoError::NonceMismatch);
         }
         let p = self.path.join("nonce");
-        crate::paths::write_atomic(&p, hex::encode(next_unreserved.to_be_bytes()).as_bytes())
-            .map_err(|e| RepoError::io(&p, e))
+        super::save_file(&p, hex::encode(next_unreserved.to_be_bytes()).as_bytes())
     }
 
     fn break_lock(&mut self) -> Result<()> {

@@ -175,6 +175,51 @@ pub trait Repository {
     }
 }
 
+/// Mode of files this layer creates: borg runs with umask 0077 and `SaveFile` uses `mkstemp`.
+pub const FILE_MODE: u32 = 0o600;
+/// Mode of directories this layer creates.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Creates (truncating) a repository file with [`FILE_MODE`].
+pub(crate) fn create_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
+/// borg `SaveFile`: write `<name>.tmp` (mode 0600), fsync, rename over `path`, fsync the directory.
+pub(crate) fn save_file(path: &std::path::Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let r = (|| -> std::io::Result<()> {
+        let mut f = create_file(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        crate::paths::sync_dir(path.parent().unwrap_or(std::path::Path::new(".")))
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r.map_err(|e| RepoError::io(path, e))
+}
+
+/// Creates a directory (and missing parents) with [`DIR_MODE`].
+pub(crate) fn create_dirs(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)
+}
+
 /// borg's `format_file_size` (decimal units, 2 decimals, `" "` separator): `"1.23 kB"`, `"523 B"`.
 pub fn format_file_size(v: u64) -> String {
     let units = ["", "k", "M", "G", "T", "P", "E", "Z", "Y"];
@@ -200,6 +245,12 @@ pub fn format_file_size(v: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repository_trait_is_object_safe() {
+        fn takes(_: Option<Box<dyn Repository>>) {}
+        takes(None);
+    }
 
     #[test]
     fn format_file_size_like_borg() {

@@ -384,7 +384,7 @@ impl LoggedIo {
             return Ok(false);
         }
         let mut seen_commit = false;
-        for e in self.iter_objects(segment, 0, false, false)? {
+        for e in self.iter_objects(segment, 0, true, false)? {
             match e {
                 Err(_) => return Ok(false),
                 Ok(e) if e.tag == TAG_COMMIT => seen_commit = true,
@@ -505,14 +505,16 @@ impl LoggedIo {
             let fname = self.segment_filename(self.segment);
             if let Some(dir) = fname.parent() {
                 if !dir.exists() {
-                    fs::create_dir_all(dir).map_err(|e| RepoError::io(dir, e))?;
+                    super::create_dirs(dir).map_err(|e| RepoError::io(dir, e))?;
                     let data = self.path.join("data");
                     crate::paths::sync_dir(&data).map_err(|e| RepoError::io(&data, e))?;
                 }
             }
+            use std::os::unix::fs::OpenOptionsExt;
             let f = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(super::FILE_MODE)
                 .open(&fname)
                 .map_err(|e| RepoError::io(&fname, e))?;
             let mut w = BufWriter::with_capacity(1 << 20, f);
@@ -648,7 +650,7 @@ impl LoggedIo {
                 d = &d[size as usize..];
             }
         }
-        crate::paths::write_atomic(&fname, &out).map_err(|e| RepoError::io(&fname, e))
+        super::save_file(&fname, &out)
     }
 }
 

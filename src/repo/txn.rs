@@ -353,7 +353,9 @@ impl LocalRepository {
                 "transaction {tid}, UTC time {}\n",
                 chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f")
             );
+            use std::os::unix::fs::OpenOptionsExt;
             let mut f = fs::OpenOptions::new()
+                .mode(super::FILE_MODE)
                 .append(true)
                 .create(true)
                 .open(&p)
@@ -382,7 +384,7 @@ impl LocalRepository {
         let integ = integrity::encode_file(&hjson, &ijson);
         let write_tmp = |name: &str, data: &[u8]| -> Result<()> {
             let p = self.path.join(format!("{name}.tmp"));
-            let mut f = fs::File::create(&p).map_err(|e| RepoError::io(&p, e))?;
+            let mut f = super::create_file(&p).map_err(|e| RepoError::io(&p, e))?;
             f.write_all(data).map_err(|e| RepoError::io(&p, e))?;
             f.sync_all().map_err(|e| RepoError::io(&p, e))
         };
