@@ -276,7 +276,12 @@ pub struct LoggedIo {
     /// Current write offset in [`Self::segment`] (0 when no segment is open).
     pub offset: u64,
     write_fd: Option<BufWriter<File>>,
+    /// Open read handles by segment number (borg keeps an LRU of 90).
+    fds: std::collections::HashMap<u32, File>,
 }
+
+/// How many read handles [`LoggedIo`] keeps open (borg's LRU capacity).
+pub const FD_CACHE_CAPACITY: usize = 90;
 
 impl LoggedIo {
     /// A `LoggedIO` for the repository at `path`.
@@ -288,6 +293,7 @@ impl LoggedIo {
             segment: 0,
             offset: 0,
             write_fd: None,
+            fds: std::collections::HashMap::new(),
         }
     }
 
@@ -442,8 +448,17 @@ impl LoggedIo {
             }
         }
         let fname = self.segment_filename(segment);
-        let f = File::open(&fname).map_err(|e| RepoError::io(&fname, e))?;
-        let mut r = BufReader::with_capacity(1 << 16, f);
+        if !self.fds.contains_key(&segment) {
+            if self.fds.len() >= FD_CACHE_CAPACITY {
+                self.fds.clear();
+            }
+            let f = File::open(&fname).map_err(|e| RepoError::io(&fname, e))?;
+            self.fds.insert(segment, f);
+        }
+        let Some(f) = self.fds.get(&segment) else {
+            return Err(RepoError::InvalidArgument("segment handle vanished".into()));
+        };
+        let mut r: &File = f;
         r.seek(SeekFrom::Start(offset as u64))
             .map_err(|e| RepoError::io(&fname, e))?;
         let mut header = [0u8; PUT_HEADER_SIZE as usize];
@@ -489,6 +504,7 @@ impl LoggedIo {
 
     /// Deletes a segment file (missing is fine).
     pub fn delete_segment(&mut self, segment: u32) -> Result<()> {
+        self.fds.remove(&segment);
         let f = self.segment_filename(segment);
         match fs::remove_file(&f) {
             Ok(()) => Ok(()),
@@ -521,6 +537,7 @@ impl LoggedIo {
             w.write_all(MAGIC).map_err(|e| RepoError::io(&fname, e))?;
             self.offset = MAGIC_LEN;
             self.write_fd = Some(w);
+            self.fds.remove(&self.segment);
         }
         match self.write_fd.as_mut() {
             Some(w) => Ok(w),
@@ -627,6 +644,7 @@ impl LoggedIo {
     /// borg `recover_segment`: rewrites the segment keeping only entries that validate, sliding
     /// byte by byte over damage. Atomic (temp file + rename).
     pub fn recover_segment(&mut self, segment: u32) -> Result<()> {
+        self.fds.remove(&segment);
         let fname = self.segment_filename(segment);
         let data = fs::read(&fname).map_err(|e| RepoError::io(&fname, e))?;
         let mut out = Vec::with_capacity(data.len());
