@@ -976,3 +976,125 @@ fn partial_check_and_file_modes() {
         assert_eq!(mode, 0o600, "{f}");
     }
 }
+
+/// Deterministic pseudo-random bytes (xorshift) for robustness tests.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn corrupt_files_never_panic() {
+    use hoard::repo::config::Config;
+    for seed in 1..300u64 {
+        let len = (seed as usize * 37) % 400;
+        let mut b = noise(seed, len);
+        let _ = NsIndex::read(&b);
+        let _ = Hints::decode(&b);
+        let _ = integrity::decode_file(&b);
+        let _ = Config::parse(&String::from_utf8_lossy(&b));
+        // plausible headers with garbage bodies
+        if b.len() >= 18 {
+            b[..8].copy_from_slice(b"BORG_IDX");
+            b[16] = 32;
+            b[17] = 8;
+            let _ = NsIndex::read(&b);
+        }
+    }
+    // garbage segment, index, hints and integrity files in a repository
+    let tmp = tempfile::tempdir().unwrap();
+    let (rp, _) = small_repo(tmp.path());
+    for seed in 1..12u64 {
+        let work = tmp.path().join(format!("w{seed}"));
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(&rp)
+            .arg(&work)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let victim = match seed % 4 {
+            0 => "index.1",
+            1 => "hints.1",
+            2 => "integrity.1",
+            _ => "data/0/0",
+        };
+        let p = work.join(victim);
+        let mut b = fs::read(&p).unwrap();
+        let n = noise(seed, 64);
+        let at = (seed as usize * 131) % b.len().saturating_sub(64).max(1);
+        for (i, x) in n.iter().enumerate() {
+            if at + i < b.len() {
+                b[at + i] ^= x | 1;
+            }
+        }
+        fs::write(&p, &b).unwrap();
+        if let Ok(mut r) = LocalRepository::open(&work, &ex()) {
+            let _ = r.len();
+            let ids = r.list(None, None).unwrap_or_default();
+            for id in ids {
+                let _ = r.get(&id);
+            }
+            let _ = r
+                .put(&key(9999), b"after damage")
+                .and_then(|_| r.commit(false, 0.1));
+            let _ = r.check(false, 0);
+            let rep = r.check(true, 0).unwrap();
+            assert!(rep.ok);
+            let rep = r.check(false, 0).unwrap();
+            assert!(rep.ok && rep.errors == 0, "{victim}: {rep:?}");
+            drop(r);
+            borg_check_ok(tmp.path(), &work);
+        }
+    }
+}
+
+#[test]
+fn check_needed_rollback_and_parent_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (rp, model) = small_repo(tmp.path());
+    // rollback forgets the transaction
+    let mut r = LocalRepository::open(&rp, &ex()).unwrap();
+    r.put(&key(4242), b"rolled back").unwrap();
+    r.delete(&key(0)).unwrap();
+    r.rollback().unwrap();
+    assert!(!r.contains(&key(4242)).unwrap());
+    assert!(r.contains(&key(0)).unwrap());
+    assert_eq!(r.len().unwrap(), model.len());
+    drop(r);
+    // an index without any committed segment: CheckNeeded
+    for (_, p) in LoggedIo::new(&rp, u64::MAX, 1000)
+        .segment_list(false)
+        .unwrap()
+    {
+        fs::remove_file(p).unwrap();
+    }
+    let mut r = LocalRepository::open(&rp, &OpenOptions::default()).unwrap();
+    let e = r.len().unwrap_err();
+    assert!(matches!(e, RepoError::CheckNeeded(_)), "{e}");
+    assert!(e
+        .to_string()
+        .starts_with("Inconsistency detected. Please run \"borg check "));
+    drop(r);
+    let deep = tmp.path().join("no/such/parent/repo");
+    assert!(matches!(
+        LocalRepository::create(&deep, &CreateOptions::default()),
+        Err(RepoError::ParentPathDoesNotExist(_))
+    ));
+    LocalRepository::create(
+        &deep,
+        &CreateOptions {
+            make_parent_dirs: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(deep.join("config").exists());
+}

@@ -135,7 +135,7 @@ impl<const V: usize> HashIndex<V> {
                 data.len()
             )));
         }
-        let mut map = HashMap::with_capacity(num_entries as usize);
+        let mut map = HashMap::with_capacity((num_entries as usize).min(num_buckets as usize));
         for b in data[HEADER_SIZE..].chunks_exact(bsize) {
             let marker = u32::from_le_bytes([b[32], b[33], b[34], b[35]]);
             if marker == EMPTY || marker == DELETED {
