@@ -276,7 +276,8 @@ pub struct LockRoster {
     our_host: String,
 }
 
-type RosterData = Vec<(String, Vec<ProcessId>)>;
+/// Roster content: key (`"shared"`/`"exclusive"`) → holders, in file order.
+pub type RosterData = Vec<(String, Vec<ProcessId>)>;
 
 impl LockRoster {
     /// A roster at `path` for process `id`.
