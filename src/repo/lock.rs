@@ -276,7 +276,7 @@ pub struct LockRoster {
     our_host: String,
 }
 
-/// Roster content: key (`"shared"`/`"exclusive"`) → holders, in file order.
+/// Roster content: key (`"shared"`/`"exclusive"`) → holders (keys come back sorted when loaded).
 pub type RosterData = Vec<(String, Vec<ProcessId>)>;
 
 impl LockRoster {
