@@ -1,0 +1,739 @@
+//! Segment files: the append-only log under `data/` (spec §2.3–§2.5), borg's `LoggedIO`.
+//!
+//! Reading validates every entry (size bounds, tag, CRC32) and reports problems with borg's
+//! messages naming segment and offset. Writing appends PUT/DELETE/COMMIT entries, rolls over to a
+//! new segment when the write offset exceeds `max_segment_size`, creates `data/<n / per_dir>/`
+//! directories and fsyncs a segment (and its directory) when it is closed.
+
+use super::{ObjectId, RepoError, Result, MANIFEST_ID};
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Segment file magic (§2.4).
+pub const MAGIC: &[u8; 8] = b"BORG_SEG";
+/// Magic of attic repositories, which are refused (§2.4).
+pub const ATTIC_MAGIC: &[u8; 8] = b"ATTICSEG";
+/// Length of [`MAGIC`].
+pub const MAGIC_LEN: u64 = 8;
+/// Entry tag: PUT (§2.4).
+pub const TAG_PUT: u8 = 0;
+/// Entry tag: DELETE (§2.4).
+pub const TAG_DELETE: u8 = 1;
+/// Entry tag: COMMIT (§2.4).
+pub const TAG_COMMIT: u8 = 2;
+/// Highest tag value borg reserves; larger tags are corruption (§2.4).
+pub const MAX_TAG_ID: u8 = 15;
+/// Size of the `crc32 | size | tag` header (borg `header_fmt`).
+pub const HEADER_SIZE: u32 = 9;
+/// Size of the PUT/DELETE header including the key (borg `put_header_fmt`).
+pub const PUT_HEADER_SIZE: u32 = 41;
+/// Largest data of one PUT (borg `MAX_DATA_SIZE`).
+pub const MAX_DATA_SIZE: u32 = 20_971_479;
+/// Largest entry size (borg `MAX_OBJECT_SIZE` = 20 MiB).
+pub const MAX_OBJECT_SIZE: u32 = MAX_DATA_SIZE + PUT_HEADER_SIZE;
+/// `max_segment_size` must be below this (borg `MAX_SEGMENT_SIZE_LIMIT`, §2.2).
+pub const MAX_SEGMENT_SIZE_LIMIT: u64 = (1u64 << 32) - MAX_OBJECT_SIZE as u64;
+/// Default `segments_per_dir` written by `borg init` (§2.2).
+pub const DEFAULT_SEGMENTS_PER_DIR: u32 = 1000;
+/// Default `max_segment_size` written by `borg init` (§2.2).
+pub const DEFAULT_MAX_SEGMENT_SIZE: u64 = 500 * 1024 * 1024;
+/// The COMMIT entry: always these 9 bytes (§2.4).
+pub const COMMIT: [u8; 9] = [0x40, 0xf4, 0x3c, 0x25, 0x09, 0x00, 0x00, 0x00, 0x02];
+
+/// One log entry as found by iteration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// [`TAG_PUT`], [`TAG_DELETE`] or [`TAG_COMMIT`].
+    pub tag: u8,
+    /// The key (PUT and DELETE only).
+    pub key: Option<ObjectId>,
+    /// Offset of the entry start (its CRC field) in the segment file (§2.4).
+    pub offset: u32,
+    /// Whole entry size including the header (§2.4).
+    pub size: u32,
+    /// PUT data, when iteration was asked to include it.
+    pub data: Option<Vec<u8>>,
+}
+
+fn crc_of(parts: &[&[u8]]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize()
+}
+
+fn integrity(msg: String) -> RepoError {
+    RepoError::Integrity(msg)
+}
+
+/// Reads as many bytes as possible (up to `buf.len()`), returning the count.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// (size, tag, key, data) of a parsed entry.
+type RawEntry = (u32, u8, Option<ObjectId>, Option<Vec<u8>>);
+
+/// Parses and validates one entry whose first `header.len()` bytes are already read from `r`.
+/// `fmt_size` is 9 for iteration or 41 for a keyed read; mirrors borg `LoggedIO._read`.
+#[allow(clippy::too_many_arguments)]
+fn read_entry(
+    r: &mut (impl Read + Seek),
+    header: &[u8],
+    fmt_size: u32,
+    segment: u32,
+    offset: u64,
+    acceptable: &[u8],
+    read_data: bool,
+) -> Result<RawEntry> {
+    if header.len() != fmt_size as usize {
+        return Err(integrity(format!(
+            "Invalid segment entry header [segment {segment}, offset {offset}]: unpack requires a buffer of {fmt_size} bytes"
+        )));
+    }
+    let crc = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let tag = header[8];
+    let mut key: Option<ObjectId> = None;
+    if fmt_size == PUT_HEADER_SIZE {
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&header[9..41]);
+        key = Some(k);
+    }
+    if size > MAX_OBJECT_SIZE {
+        return Err(integrity(format!(
+            "Invalid segment entry size {size} - too big [segment {segment}, offset {offset}]"
+        )));
+    }
+    if size < fmt_size || ((tag == TAG_PUT || tag == TAG_DELETE) && size < PUT_HEADER_SIZE) {
+        return Err(integrity(format!(
+            "Invalid segment entry size {size} - too small [segment {segment}, offset {offset}]"
+        )));
+    }
+    let mut length = (size - fmt_size) as usize;
+    let mut data = None;
+    if read_data {
+        let mut buf = vec![0u8; length];
+        let got = read_full(r, &mut buf).map_err(|e| integrity(format!("{e}")))?;
+        if got != length {
+            return Err(integrity(format!(
+                "Segment entry data short read [segment {segment}, offset {offset}]: expected {length}, got {got} bytes"
+            )));
+        }
+        if crc_of(&[&header[4..], &buf]) != crc {
+            return Err(integrity(format!(
+                "Segment entry checksum mismatch [segment {segment}, offset {offset}]"
+            )));
+        }
+        if key.is_none() && (tag == TAG_PUT || tag == TAG_DELETE) {
+            let mut k = [0u8; 32];
+            k.copy_from_slice(&buf[..32]);
+            key = Some(k);
+            buf.drain(..32);
+        }
+        data = Some(buf);
+    } else {
+        if key.is_none() && (tag == TAG_PUT || tag == TAG_DELETE) {
+            let mut k = [0u8; 32];
+            let got = read_full(r, &mut k).map_err(|e| integrity(format!("{e}")))?;
+            if got != 32 {
+                return Err(integrity(format!(
+                    "Segment entry key short read [segment {segment}, offset {offset}]: expected 32, got {got} bytes"
+                )));
+            }
+            key = Some(k);
+            length -= 32;
+        }
+        let old = r.stream_position().map_err(|e| integrity(format!("{e}")))?;
+        let end = r
+            .seek(SeekFrom::End(0))
+            .map_err(|e| integrity(format!("{e}")))?;
+        let seeked = (end.saturating_sub(old)).min(length as u64);
+        r.seek(SeekFrom::Start(old + seeked))
+            .map_err(|e| integrity(format!("{e}")))?;
+        if seeked != length as u64 {
+            return Err(integrity(format!(
+                "Segment entry data short seek [segment {segment}, offset {offset}]: expected {length}, got {seeked} bytes"
+            )));
+        }
+    }
+    if !acceptable.contains(&tag) {
+        return Err(integrity(format!(
+            "Invalid segment entry header, did not get acceptable tag [segment {segment}, offset {offset}]"
+        )));
+    }
+    Ok((size, tag, key, data))
+}
+
+/// Iterator over the entries of one segment (borg `iter_objects`). After the first error it
+/// yields that error and then stops: the rest of a damaged segment cannot be located.
+pub struct SegmentIter {
+    reader: BufReader<File>,
+    segment: u32,
+    offset: u64,
+    read_data: bool,
+    include_data: bool,
+    started: bool,
+    done: bool,
+}
+
+impl Iterator for SegmentIter {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Result<Entry>> {
+        if self.done {
+            return None;
+        }
+        let r = self.step();
+        match r {
+            Ok(Some(e)) => Some(Ok(e)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl SegmentIter {
+    fn step(&mut self) -> Result<Option<Entry>> {
+        let segment = self.segment;
+        if !self.started {
+            self.started = true;
+            self.reader
+                .seek(SeekFrom::Start(self.offset))
+                .map_err(|e| integrity(format!("{e}")))?;
+            if self.offset == 0 {
+                let mut m = [0u8; 8];
+                let got =
+                    read_full(&mut self.reader, &mut m).map_err(|e| integrity(format!("{e}")))?;
+                if got != 8 || &m != MAGIC {
+                    return Err(integrity(format!(
+                        "Invalid segment magic [segment {segment}, offset 0]"
+                    )));
+                }
+                self.offset = MAGIC_LEN;
+            }
+        }
+        let mut header = [0u8; HEADER_SIZE as usize];
+        let got =
+            read_full(&mut self.reader, &mut header).map_err(|e| integrity(format!("{e}")))?;
+        if got == 0 {
+            return Ok(None);
+        }
+        let offset = self.offset;
+        let (size, tag, key, data) = read_entry(
+            &mut self.reader,
+            &header[..got],
+            HEADER_SIZE,
+            segment,
+            offset,
+            &[TAG_PUT, TAG_DELETE, TAG_COMMIT],
+            self.read_data,
+        )?;
+        self.offset += size as u64;
+        let offset32 = u32::try_from(offset).map_err(|_| {
+            integrity(format!(
+                "Invalid segment entry offset [segment {segment}, offset {offset}]"
+            ))
+        })?;
+        Ok(Some(Entry {
+            tag,
+            key,
+            offset: offset32,
+            size,
+            data: if self.include_data { data } else { None },
+        }))
+    }
+}
+
+/// Does the whole segment-file business for one repository (borg `LoggedIO`): naming, listing,
+/// reading, iterating, writing and recovering segment files.
+pub struct LoggedIo {
+    /// Repository root.
+    path: PathBuf,
+    /// Soft segment size limit (config `max_segment_size`, §2.2/§2.3).
+    pub limit: u64,
+    /// Config `segments_per_dir` (§2.2).
+    pub segments_per_dir: u32,
+    /// Segment number the writer writes (or will write) to.
+    pub segment: u32,
+    /// Current write offset in [`Self::segment`] (0 when no segment is open).
+    pub offset: u64,
+    write_fd: Option<BufWriter<File>>,
+    /// Open read handles by segment number (borg keeps an LRU of 90).
+    fds: std::collections::HashMap<u32, File>,
+}
+
+/// How many read handles [`LoggedIo`] keeps open (borg's LRU capacity).
+pub const FD_CACHE_CAPACITY: usize = 90;
+
+impl LoggedIo {
+    /// A `LoggedIO` for the repository at `path`.
+    pub fn new(path: &Path, limit: u64, segments_per_dir: u32) -> LoggedIo {
+        LoggedIo {
+            path: path.to_path_buf(),
+            limit,
+            segments_per_dir: segments_per_dir.max(1),
+            segment: 0,
+            offset: 0,
+            write_fd: None,
+            fds: std::collections::HashMap::new(),
+        }
+    }
+
+    /// `data/<n / segments_per_dir>/<n>` (§2.3).
+    pub fn segment_filename(&self, segment: u32) -> PathBuf {
+        self.path
+            .join("data")
+            .join((segment / self.segments_per_dir).to_string())
+            .join(segment.to_string())
+    }
+
+    /// All segment files in ascending order (or descending with `reverse`), numeric names only.
+    /// Zero-length files are included (they count as nonexistent for most purposes, §2.3, but
+    /// cleanup must see them); use [`Self::segment_exists`] to filter.
+    pub fn segment_list(&self, reverse: bool) -> Result<Vec<(u32, PathBuf)>> {
+        let data = self.path.join("data");
+        let mut out = Vec::new();
+        let rd = fs::read_dir(&data).map_err(|e| RepoError::io(&data, e))?;
+        for d in rd {
+            let d = d.map_err(|e| RepoError::io(&data, e))?;
+            let Some(dn) = numeric_name(&d.file_name()) else {
+                continue;
+            };
+            let _ = dn;
+            let dp = d.path();
+            if !dp.is_dir() {
+                continue;
+            }
+            let rd2 = fs::read_dir(&dp).map_err(|e| RepoError::io(&dp, e))?;
+            for f in rd2 {
+                let f = f.map_err(|e| RepoError::io(&dp, e))?;
+                if let Some(n) = numeric_name(&f.file_name()) {
+                    out.push((n, f.path()));
+                }
+            }
+        }
+        out.sort_by_key(|(n, _)| *n);
+        if reverse {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    /// Highest segment number present, if any.
+    pub fn get_latest_segment(&self) -> Result<Option<u32>> {
+        Ok(self.segment_list(true)?.first().map(|(n, _)| *n))
+    }
+
+    /// Transaction id T: the newest committed segment (§2.5).
+    pub fn get_segments_transaction_id(&self) -> Result<Option<u32>> {
+        for (seg, _) in self.segment_list(true)? {
+            if self.is_committed_segment(seg)? {
+                return Ok(Some(seg));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes all segments above `transaction_id` (uncommitted leftovers) and positions the
+    /// writer at `transaction_id + 1`. Returns how many files were deleted.
+    pub fn cleanup(&mut self, transaction_id: Option<u32>) -> Result<usize> {
+        self.close_segment()?;
+        self.segment = transaction_id.map(|t| t + 1).unwrap_or(0);
+        let mut count = 0;
+        for (seg, _) in self.segment_list(true)? {
+            if transaction_id.is_none_or(|t| seg > t) {
+                self.delete_segment(seg)?;
+                count += 1;
+            } else {
+                break;
+            }
+        }
+        Ok(count)
+    }
+
+    /// §2.5: the segment ends with the COMMIT entry, parses fully, and no PUT/DELETE follows a COMMIT.
+    pub fn is_committed_segment(&self, segment: u32) -> Result<bool> {
+        let fname = self.segment_filename(segment);
+        let mut f = match File::open(&fname) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(RepoError::io(&fname, e)),
+        };
+        let len = f.metadata().map_err(|e| RepoError::io(&fname, e))?.len();
+        if len < MAGIC_LEN + HEADER_SIZE as u64 {
+            return Ok(false);
+        }
+        let mut tail = [0u8; 9];
+        f.seek(SeekFrom::Start(len - 9))
+            .map_err(|e| RepoError::io(&fname, e))?;
+        f.read_exact(&mut tail)
+            .map_err(|e| RepoError::io(&fname, e))?;
+        if tail != COMMIT {
+            return Ok(false);
+        }
+        let mut seen_commit = false;
+        for e in self.iter_objects(segment, 0, true, false)? {
+            match e {
+                Err(_) => return Ok(false),
+                Ok(e) if e.tag == TAG_COMMIT => seen_commit = true,
+                Ok(_) if seen_commit => return Ok(false),
+                Ok(_) => {}
+            }
+        }
+        Ok(seen_commit)
+    }
+
+    /// Iterates the entries of `segment` from `offset` (0 = start, magic checked).
+    /// `read_data` validates CRCs (reads everything); `include_data` also returns PUT data.
+    pub fn iter_objects(
+        &self,
+        segment: u32,
+        offset: u64,
+        read_data: bool,
+        include_data: bool,
+    ) -> Result<SegmentIter> {
+        let fname = self.segment_filename(segment);
+        let f = File::open(&fname).map_err(|e| RepoError::io(&fname, e))?;
+        Ok(SegmentIter {
+            reader: BufReader::with_capacity(1 << 16, f),
+            segment,
+            offset,
+            read_data: read_data || include_data,
+            include_data,
+            started: false,
+            done: false,
+        })
+    }
+
+    /// Reads the PUT at (`segment`, `offset`) and checks that it is for `id` and its CRC is valid.
+    pub fn read(&mut self, segment: u32, offset: u32, id: &ObjectId) -> Result<Vec<u8>> {
+        let (_, data) = self.read_inner(segment, offset, id, true)?;
+        Ok(data.unwrap_or_default())
+    }
+
+    /// The entry size of the PUT at (`segment`, `offset`) without reading/validating its data.
+    pub fn read_size(&mut self, segment: u32, offset: u32, id: &ObjectId) -> Result<u32> {
+        Ok(self.read_inner(segment, offset, id, false)?.0)
+    }
+
+    fn read_inner(
+        &mut self,
+        segment: u32,
+        offset: u32,
+        id: &ObjectId,
+        read_data: bool,
+    ) -> Result<(u32, Option<Vec<u8>>)> {
+        if segment == self.segment {
+            if let Some(w) = self.write_fd.as_mut() {
+                let p = self.path.clone();
+                w.flush().map_err(|e| RepoError::io(&p, e))?;
+            }
+        }
+        let fname = self.segment_filename(segment);
+        if !self.fds.contains_key(&segment) {
+            if self.fds.len() >= FD_CACHE_CAPACITY {
+                self.fds.clear();
+            }
+            let f = File::open(&fname).map_err(|e| RepoError::io(&fname, e))?;
+            self.fds.insert(segment, f);
+        }
+        let Some(f) = self.fds.get(&segment) else {
+            return Err(RepoError::InvalidArgument("segment handle vanished".into()));
+        };
+        let mut r: &File = f;
+        r.seek(SeekFrom::Start(offset as u64))
+            .map_err(|e| RepoError::io(&fname, e))?;
+        let mut header = [0u8; PUT_HEADER_SIZE as usize];
+        let got = read_full(&mut r, &mut header).map_err(|e| RepoError::io(&fname, e))?;
+        let (size, _tag, key, data) = read_entry(
+            &mut r,
+            &header[..got],
+            PUT_HEADER_SIZE,
+            segment,
+            offset as u64,
+            &[TAG_PUT],
+            read_data,
+        )?;
+        if key.as_ref() != Some(id) {
+            return Err(integrity(format!(
+                "Invalid segment entry header, is not for wanted id [segment {segment}, offset {offset}]"
+            )));
+        }
+        Ok((size, data))
+    }
+
+    /// First 8 bytes of a segment file.
+    pub fn get_segment_magic(&self, segment: u32) -> Result<Vec<u8>> {
+        let fname = self.segment_filename(segment);
+        let mut f = File::open(&fname).map_err(|e| RepoError::io(&fname, e))?;
+        let mut m = [0u8; 8];
+        let n = read_full(&mut f, &mut m).map_err(|e| RepoError::io(&fname, e))?;
+        Ok(m[..n].to_vec())
+    }
+
+    /// A segment exists when its file exists with a non-zero length (§2.3).
+    pub fn segment_exists(&self, segment: u32) -> bool {
+        fs::metadata(self.segment_filename(segment))
+            .map(|m| m.len() > 0)
+            .unwrap_or(false)
+    }
+
+    /// File size of a segment.
+    pub fn segment_size(&self, segment: u32) -> Result<u64> {
+        let f = self.segment_filename(segment);
+        Ok(fs::metadata(&f).map_err(|e| RepoError::io(&f, e))?.len())
+    }
+
+    /// Deletes a segment file (missing is fine).
+    pub fn delete_segment(&mut self, segment: u32) -> Result<()> {
+        self.fds.remove(&segment);
+        let f = self.segment_filename(segment);
+        match fs::remove_file(&f) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(RepoError::io(&f, e)),
+        }
+    }
+
+    fn get_write_fd(&mut self, no_new: bool, want_new: bool) -> Result<&mut BufWriter<File>> {
+        if !no_new && (want_new || (self.offset > 0 && self.offset > self.limit)) {
+            self.close_segment()?;
+        }
+        if self.write_fd.is_none() {
+            let fname = self.segment_filename(self.segment);
+            if let Some(dir) = fname.parent() {
+                if !dir.exists() {
+                    super::create_dirs(dir).map_err(|e| RepoError::io(dir, e))?;
+                    let data = self.path.join("data");
+                    crate::paths::sync_dir(&data).map_err(|e| RepoError::io(&data, e))?;
+                }
+            }
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(super::FILE_MODE)
+                .open(&fname)
+                .map_err(|e| RepoError::io(&fname, e))?;
+            let mut w = BufWriter::with_capacity(1 << 20, f);
+            w.write_all(MAGIC).map_err(|e| RepoError::io(&fname, e))?;
+            self.offset = MAGIC_LEN;
+            self.write_fd = Some(w);
+            self.fds.remove(&self.segment);
+        }
+        match self.write_fd.as_mut() {
+            Some(w) => Ok(w),
+            None => Err(RepoError::InvalidArgument("no write segment".into())),
+        }
+    }
+
+    fn write_bytes(&mut self, no_new: bool, want_new: bool, bytes: &[&[u8]]) -> Result<(u32, u32)> {
+        let path = self.path.clone();
+        let w = self.get_write_fd(no_new, want_new)?;
+        for b in bytes {
+            w.write_all(b).map_err(|e| RepoError::io(&path, e))?;
+        }
+        let offset = self.offset;
+        let size: usize = bytes.iter().map(|b| b.len()).sum();
+        self.offset += size as u64;
+        let off = u32::try_from(offset)
+            .map_err(|_| RepoError::InvalidArgument("segment offset exceeds 4 GiB".into()))?;
+        Ok((self.segment, off))
+    }
+
+    /// borg's `SegmentFull` condition: writing an entry for `id` now would start a new segment
+    /// (the current one exceeds the limit, or `id` is the manifest, which borg puts into a fresh
+    /// segment). Compaction commits before such a write.
+    pub fn would_start_new_segment(&self, id: &ObjectId) -> bool {
+        *id == MANIFEST_ID || (self.offset > 0 && self.offset > self.limit)
+    }
+
+    /// Appends a PUT; returns (segment, offset). The manifest goes into a fresh segment (borg habit).
+    pub fn write_put(&mut self, id: &ObjectId, data: &[u8]) -> Result<(u32, u32)> {
+        if data.len() > MAX_DATA_SIZE as usize {
+            return Err(integrity(format!(
+                "More than allowed put data [{} > {}]",
+                data.len(),
+                MAX_DATA_SIZE
+            )));
+        }
+        let size = data.len() as u32 + PUT_HEADER_SIZE;
+        let mut hdr = [0u8; 5];
+        hdr[..4].copy_from_slice(&size.to_le_bytes());
+        hdr[4] = TAG_PUT;
+        let crc = crc_of(&[&hdr, id, data]).to_le_bytes();
+        self.write_bytes(false, *id == MANIFEST_ID, &[&crc, &hdr, id, data])
+    }
+
+    /// Appends a DELETE; returns (segment, entry size).
+    pub fn write_delete(&mut self, id: &ObjectId) -> Result<(u32, u32)> {
+        let mut hdr = [0u8; 5];
+        hdr[..4].copy_from_slice(&PUT_HEADER_SIZE.to_le_bytes());
+        hdr[4] = TAG_DELETE;
+        let crc = crc_of(&[&hdr, id]).to_le_bytes();
+        let (seg, _) = self.write_bytes(false, *id == MANIFEST_ID, &[&crc, &hdr, id])?;
+        Ok((seg, PUT_HEADER_SIZE))
+    }
+
+    /// Writes a COMMIT (a final one into a fresh segment), fsyncs and closes the segment.
+    /// Returns the committed segment number.
+    pub fn write_commit(&mut self, intermediate: bool) -> Result<u32> {
+        if intermediate {
+            self.sync_write()?;
+        }
+        self.write_bytes(intermediate, !intermediate, &[&COMMIT])?;
+        self.close_segment()?;
+        Ok(self.segment - 1)
+    }
+
+    fn sync_write(&mut self) -> Result<()> {
+        if let Some(w) = self.write_fd.as_mut() {
+            let p = self.path.clone();
+            w.flush().map_err(|e| RepoError::io(&p, e))?;
+            w.get_ref().sync_data().map_err(|e| RepoError::io(&p, e))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes, fsyncs and closes the current write segment (and fsyncs its directory).
+    pub fn close_segment(&mut self) -> Result<()> {
+        if let Some(mut w) = self.write_fd.take() {
+            let fname = self.segment_filename(self.segment);
+            self.segment += 1;
+            self.offset = 0;
+            w.flush().map_err(|e| RepoError::io(&fname, e))?;
+            w.get_ref()
+                .sync_all()
+                .map_err(|e| RepoError::io(&fname, e))?;
+            drop(w);
+            if let Some(dir) = fname.parent() {
+                crate::paths::sync_dir(dir).map_err(|e| RepoError::io(dir, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the current write segment without syncing (used by rollback; the file stays
+    /// uncommitted and is removed by the next cleanup).
+    pub fn abandon_segment(&mut self) {
+        if let Some(mut w) = self.write_fd.take() {
+            let _ = w.flush();
+            self.segment += 1;
+            self.offset = 0;
+        }
+    }
+
+    /// borg `recover_segment`: rewrites the segment keeping only entries that validate, sliding
+    /// byte by byte over damage. Atomic (temp file + rename).
+    pub fn recover_segment(&mut self, segment: u32) -> Result<()> {
+        self.fds.remove(&segment);
+        let fname = self.segment_filename(segment);
+        let data = fs::read(&fname).map_err(|e| RepoError::io(&fname, e))?;
+        let mut out = Vec::with_capacity(data.len());
+        out.extend_from_slice(MAGIC);
+        if data.len() >= (MAGIC_LEN + HEADER_SIZE as u64) as usize {
+            let mut d = &data[..];
+            while d.len() >= HEADER_SIZE as usize {
+                let crc = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+                let size = u32::from_le_bytes([d[4], d[5], d[6], d[7]]);
+                let tag = d[8];
+                if size > MAX_OBJECT_SIZE
+                    || tag > MAX_TAG_ID
+                    || size < HEADER_SIZE
+                    || size as usize > d.len()
+                    || crc_of(&[&d[4..size as usize]]) != crc
+                {
+                    d = &d[1..];
+                    continue;
+                }
+                out.extend_from_slice(&d[..size as usize]);
+                d = &d[size as usize..];
+            }
+        }
+        super::save_file(&fname, &out)
+    }
+}
+
+fn numeric_name(name: &std::ffi::OsStr) -> Option<u32> {
+    let s = name.to_str()?;
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_constant_matches_crc() {
+        let hdr = [9u8, 0, 0, 0, TAG_COMMIT];
+        assert_eq!(crc_of(&[&hdr]).to_le_bytes(), COMMIT[..4]);
+    }
+
+    #[test]
+    fn write_iterate_read_and_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("data")).unwrap();
+        let mut io = LoggedIo::new(dir.path(), 100, 3);
+        let k1 = [1u8; 32];
+        let k2 = [2u8; 32];
+        let (s, o) = io.write_put(&k1, b"hello").unwrap();
+        assert_eq!((s, o), (0, 8));
+        io.write_put(&k2, &[7u8; 200]).unwrap();
+        let (s3, _) = io.write_put(&k1, b"again").unwrap();
+        assert_eq!(s3, 1, "rolls over after exceeding the limit");
+        io.write_delete(&k2).unwrap();
+        let c = io.write_commit(false).unwrap();
+        assert_eq!(c, 2);
+        assert_eq!(io.get_segments_transaction_id().unwrap(), Some(2));
+        assert!(!io.is_committed_segment(1).unwrap());
+        assert_eq!(io.read(0, 8, &k1).unwrap(), b"hello");
+        assert!(io.read(0, 8, &k2).is_err());
+        let entries: Vec<_> = io
+            .iter_objects(0, 0, true, true)
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].offset, 8 + 46);
+        // segments_per_dir = 3: segment 3 would be in data/1
+        assert!(io.segment_filename(3).ends_with("data/1/3"));
+        // corrupt a byte in segment 0's first entry and recover
+        let f = io.segment_filename(0);
+        let mut b = fs::read(&f).unwrap();
+        b[50] ^= 0xff;
+        fs::write(&f, &b).unwrap();
+        let errs: Vec<_> = io.iter_objects(0, 0, true, false).unwrap().collect();
+        assert!(
+            matches!(errs.last(), Some(Err(RepoError::Integrity(m))) if m.contains("checksum mismatch"))
+        );
+        io.recover_segment(0).unwrap();
+        let entries: Vec<_> = io
+            .iter_objects(0, 0, true, true)
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].key, Some(k2));
+    }
+}
