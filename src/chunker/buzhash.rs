@@ -59,11 +59,21 @@ pub fn table_for_seed(seed: u32) -> [u32; 256] {
 }
 
 /// Buzhash of a whole window: `h ^= rotl(T[w[i]], (n - 1 - i) mod 32)` (spec §6.2).
+///
+/// Computed in Horner form (`h = rotl(h, 1) ^ T[b]` per byte, which rotates byte `i` by
+/// `n - 1 - i` in the end), four bytes per step to shorten the dependency chain.
 pub fn buzhash(table: &[u32; 256], window: &[u8]) -> u32 {
-    let n = window.len();
     let mut h = 0u32;
-    for (i, &b) in window.iter().enumerate() {
-        h ^= table[b as usize].rotate_left(((n - 1 - i) % 32) as u32);
+    let mut quads = window.chunks_exact(4);
+    for q in &mut quads {
+        h = h.rotate_left(4)
+            ^ table[q[0] as usize].rotate_left(3)
+            ^ table[q[1] as usize].rotate_left(2)
+            ^ table[q[2] as usize].rotate_left(1)
+            ^ table[q[3] as usize];
+    }
+    for &b in quads.remainder() {
+        h = h.rotate_left(1) ^ table[b as usize];
     }
     h
 }
@@ -142,22 +152,20 @@ impl CutFinder {
             let x1 = to[o[1] as usize] ^ t[i[1] as usize];
             let x2 = to[o[2] as usize] ^ t[i[2] as usize];
             let x3 = to[o[3] as usize] ^ t[i[3] as usize];
+            // h_{p+2} and h_{p+4} depend on h through a single rotate-xor each (a two-step
+            // chain per four bytes); h_{p+1} and h_{p+3} hang off that chain.
+            let h2 = h.rotate_left(2) ^ (x0.rotate_left(1) ^ x1);
+            let h4 = h2.rotate_left(2) ^ (x2.rotate_left(1) ^ x3);
             let h1 = h.rotate_left(1) ^ x0;
-            let h2 = h.rotate_left(2) ^ x0.rotate_left(1) ^ x1;
-            let h3 = h.rotate_left(3) ^ x0.rotate_left(2) ^ x1.rotate_left(1) ^ x2;
-            let h4 =
-                h.rotate_left(4) ^ x0.rotate_left(3) ^ x1.rotate_left(2) ^ x2.rotate_left(1) ^ x3;
-            if (h & mask) == 0 {
-                return p;
-            }
-            if (h1 & mask) == 0 {
-                return p + 1;
-            }
-            if (h2 & mask) == 0 {
-                return p + 2;
-            }
-            if (h3 & mask) == 0 {
-                return p + 3;
+            let h3 = h2.rotate_left(1) ^ x2;
+            // One branch for four positions; it is almost never taken.
+            let hit =
+                ((h & mask) == 0) | ((h1 & mask) == 0) | ((h2 & mask) == 0) | ((h3 & mask) == 0);
+            if hit {
+                return p + [h, h1, h2, h3]
+                    .iter()
+                    .position(|&x| x & mask == 0)
+                    .unwrap_or(0);
             }
             h = h4;
             p += 4;
