@@ -147,7 +147,8 @@ enum Inner<R: Read> {
 }
 
 impl<R: Read> Chunker<R> {
-    /// A chunker over `reader` with `params` and the key's chunk seed (`chunk_seed mod 2^32`).
+    /// A chunker over `reader` with `params` and the key's chunk seed taken modulo 2^32
+    /// (`chunk_seed as u32` for borg's signed 32-bit `chunk_seed`; 0 in `none` mode).
     pub fn new(reader: R, params: &ChunkerParams, seed: u32) -> Result<Self, ChunkerParamsError> {
         params.validate()?;
         let inner = match *params {

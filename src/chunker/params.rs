@@ -15,7 +15,7 @@ pub const HASH_MASK_BITS: u32 = 21;
 pub const HASH_WINDOW_SIZE: u32 = 4095;
 /// Largest plaintext borg puts into one repository object (borg `MAX_DATA_SIZE`); the fixed
 /// chunker's block and header must not exceed it.
-pub const MAX_DATA_SIZE: usize = 20971479;
+pub use crate::compress::MAX_DATA_SIZE;
 /// Algorithm name of the content-defined chunker (borg `CH_BUZHASH`).
 pub const CH_BUZHASH: &str = "buzhash";
 /// Algorithm name of the fixed-size chunker (borg `CH_FIXED`).
