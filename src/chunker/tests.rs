@@ -458,3 +458,164 @@ fn sparse_map_cuts_chunks_at_range_boundaries() {
     assert_eq!(total, (7 * blk + 100) as u64);
     assert!(map[0].is_data);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cross-check with borg's own chunkers (python3 + borg 1.2) on edge-case inputs and a sparse
+// file. HOARD_SKIP_BORG=1 skips it when borg is missing; HOARD_BORG_PYTHON picks the interpreter.
+
+fn borg_python() -> Option<String> {
+    let py = std::env::var("HOARD_BORG_PYTHON").unwrap_or_else(|_| {
+        if std::path::Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3".into()
+        } else {
+            "python3".into()
+        }
+    });
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import borg.chunker"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if ok {
+        return Some(py);
+    }
+    if std::env::var("HOARD_SKIP_BORG").as_deref() == Ok("1") {
+        eprintln!("skipping borg cross-check: HOARD_SKIP_BORG=1");
+        return None;
+    }
+    panic!(
+        "borg cross-check needs python3 with borg 1.2 importable ('{py} -c \"import borg.chunker\"' failed); \
+         install borgbackup, set HOARD_BORG_PYTHON to its interpreter, or set HOARD_SKIP_BORG=1 to skip"
+    );
+}
+
+/// Prints, per input file and parameter set, borg's chunk sizes and allocation flags.
+const BORG_CHUNKER_SCRIPT: &str = r#"
+import os, sys, json
+from borg.chunker import get_chunker
+d = sys.argv[1]
+cases = json.loads(sys.argv[2])
+out = []
+for name, params, seed, sparse in cases:
+    ch = get_chunker(*params, seed=seed, sparse=sparse)
+    with open(os.path.join(d, name), 'rb') as f:
+        fh = f.fileno() if params[0] == 'fixed' else -1
+        out.append([[c.meta['size'], c.meta['allocation']] for c in ch.chunkify(f, fh)])
+print(json.dumps(out))
+"#;
+
+#[test]
+fn borg_chunker_cross_check() {
+    let Some(py) = borg_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut files: Vec<(&str, Vec<u8>)> = vec![
+        ("random", pseudo_random(300_000, 17)),
+        ("zeros", vec![0u8; 20_000]),
+        ("e5119", pseudo_random(5119, 18)),
+        ("e5120", pseudo_random(5120, 19)),
+        ("e16384", pseudo_random(16384, 20)),
+        ("e16385", pseudo_random(16385, 21)),
+        ("empty", Vec::new()),
+    ];
+    let mut low = pseudo_random(200_000, 22);
+    for (j, b) in low.iter_mut().enumerate().skip(20_000).take(120_000) {
+        *b = (j % 5) as u8;
+    }
+    files.push(("low", low));
+    for (name, data) in &files {
+        std::fs::write(dir.path().join(name), data).unwrap();
+    }
+    // a sparse file: data, hole, data, hole at the end
+    let sparse_path = dir.path().join("sparse");
+    {
+        let mut f = File::create(&sparse_path).unwrap();
+        f.write_all(&pseudo_random(300_000, 23)).unwrap();
+        f.seek(SeekFrom::Start(2 << 20)).unwrap();
+        f.write_all(&pseudo_random(70_000, 24)).unwrap();
+        f.set_len(4 << 20).unwrap();
+    }
+    let param_sets: [(&str, ChunkerParams); 3] = [
+        (
+            "buzhash,10,14,12,4095",
+            "buzhash,10,14,12,4095".parse().unwrap(),
+        ),
+        ("buzhash,6,12,8,63", "buzhash,6,12,8,63".parse().unwrap()),
+        ("fixed,4096,100", "fixed,4096,100".parse().unwrap()),
+    ];
+    let seeds: [i64; 3] = [0, 1234567890, -679408248];
+    let mut cases = Vec::new(); // (file, params, seed, sparse)
+    for (name, _) in &files {
+        for (spec, _) in &param_sets {
+            for seed in seeds {
+                cases.push((name.to_string(), spec.to_string(), seed, false));
+            }
+        }
+    }
+    for spec in ["fixed,65536,0", "fixed,1048576,4096"] {
+        for sparse in [false, true] {
+            cases.push(("sparse".to_string(), spec.to_string(), 0, sparse));
+        }
+    }
+    let json_cases: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|(name, spec, seed, sparse)| {
+            let p: ChunkerParams = spec.parse().unwrap();
+            let params: Vec<serde_json::Value> = match p {
+                ChunkerParams::Buzhash {
+                    min_exp,
+                    max_exp,
+                    mask_bits,
+                    window,
+                } => {
+                    vec![
+                        "buzhash".into(),
+                        min_exp.into(),
+                        max_exp.into(),
+                        mask_bits.into(),
+                        window.into(),
+                    ]
+                }
+                ChunkerParams::Fixed { block, header } => {
+                    vec!["fixed".into(), block.into(), header.into()]
+                }
+            };
+            serde_json::json!([name, params, seed, sparse])
+        })
+        .collect();
+    let out = std::process::Command::new(&py)
+        .arg("-c")
+        .arg(BORG_CHUNKER_SCRIPT)
+        .arg(dir.path())
+        .arg(serde_json::Value::Array(json_cases).to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "borg chunker script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: Vec<Vec<(usize, u8)>> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(theirs.len(), cases.len());
+    for ((name, spec, seed, sparse), want) in cases.iter().zip(theirs) {
+        let p: ChunkerParams = spec.parse().unwrap();
+        let file = File::open(dir.path().join(name)).unwrap();
+        let chunker = if *sparse {
+            Chunker::new_sparse(file, &p, *seed as u32)
+        } else {
+            Chunker::new(file, &p, *seed as u32)
+        };
+        let ours: Vec<(usize, u8)> = chunker
+            .unwrap()
+            .map(|c| {
+                let c = c.unwrap();
+                let flag = match c.kind {
+                    ChunkKind::Data => 0,
+                    ChunkKind::AllZero => 1,
+                    ChunkKind::Hole => 2,
+                };
+                (c.len(), flag)
+            })
+            .collect();
+        assert_eq!(ours, want, "{name} {spec} seed {seed} sparse {sparse}");
+    }
+}
