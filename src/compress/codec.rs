@@ -19,6 +19,9 @@ pub const OBFUSCATE_HEADER: [u8; 2] = [0x04, 0x00];
 /// padding keeps the total below `MAX_DATA_SIZE - 1024`.
 pub const MAX_DATA_SIZE: usize = 20971479;
 
+/// How many obfuscation wrappers [`decompress`] peels before giving up.
+pub const MAX_OBFUSCATE_NESTING: usize = 8;
+
 /// Upper limit for any decompressed size. borg's lz4 decoder gives up once its buffer would
 /// exceed 2^27 bytes (its last attempt is about 150 MiB); we use 2^28 for every codec, far
 /// above `MAX_DATA_SIZE`, so hostile headers cannot make us allocate without bound.
@@ -57,6 +60,9 @@ pub enum CompressError {
         /// Bytes actually present after the prefix.
         available: usize,
     },
+    /// More than [`MAX_OBFUSCATE_NESTING`] obfuscation wrappers inside each other.
+    #[error("obfuscation wrappers nested more than {MAX_OBFUSCATE_NESTING} deep")]
+    ObfuscateNesting,
     /// The data would decompress to more than [`MAX_DECOMPRESSED_SIZE`] bytes.
     #[error("decompressed data would exceed {MAX_DECOMPRESSED_SIZE} bytes")]
     TooLarge,
@@ -153,6 +159,7 @@ pub fn compress(spec: &Compression, data: &[u8]) -> Vec<u8> {
             let pad = obfuscate_padding(*level, compressed.len());
             let mut out = Vec::with_capacity(2 + 4 + compressed.len() + pad);
             out.extend_from_slice(&OBFUSCATE_HEADER);
+            // `compressed` is at most a few bytes longer than a chunk (< MAX_DATA_SIZE).
             out.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
             out.extend_from_slice(&compressed);
             out.resize(out.len() + pad, 0);
@@ -171,40 +178,47 @@ fn is_zlib(h: [u8; 2]) -> bool {
 /// size, spec §7.5), used to size the lz4 output buffer; without it the size is derived
 /// from the lz4 block itself. Corrupt input gives an error, never a panic.
 pub fn decompress(framed: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>, CompressError> {
-    if framed.len() < 2 {
-        return Err(CompressError::TooShort(framed.len()));
-    }
-    let header = [framed[0], framed[1]];
-    let body = &framed[2..];
-    if header == LZ4_HEADER {
-        lz4_decompress(body, size_hint)
-    } else if header == ZSTD_HEADER {
-        zstd_decompress(body)
-    } else if header == NONE_HEADER {
-        Ok(body.to_vec())
-    } else if is_zlib(header) {
-        zlib_decompress(framed)
-    } else if header == LZMA_HEADER {
-        lzma_decompress(body)
-    } else if header == OBFUSCATE_HEADER {
-        if body.len() < 4 {
-            return Err(CompressError::ObfuscateTruncated {
-                inner_len: 4,
-                available: body.len(),
-            });
+    let mut framed = framed;
+    // Obfuscation wrappers are peeled in a loop (not by recursion), so hostile nesting cannot
+    // exhaust the stack; borg's own specs nest at most two deep.
+    for _ in 0..=MAX_OBFUSCATE_NESTING {
+        if framed.len() < 2 {
+            return Err(CompressError::TooShort(framed.len()));
         }
-        let inner_len = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
-        let rest = &body[4..];
-        if inner_len > rest.len() {
-            return Err(CompressError::ObfuscateTruncated {
-                inner_len,
-                available: rest.len(),
-            });
-        }
-        decompress(&rest[..inner_len], size_hint)
-    } else {
-        Err(CompressError::UnknownHeader(header))
+        let header = [framed[0], framed[1]];
+        let body = &framed[2..];
+        return if header == LZ4_HEADER {
+            lz4_decompress(body, size_hint)
+        } else if header == ZSTD_HEADER {
+            zstd_decompress(body)
+        } else if header == NONE_HEADER {
+            Ok(body.to_vec())
+        } else if is_zlib(header) {
+            zlib_decompress(framed)
+        } else if header == LZMA_HEADER {
+            lzma_decompress(body)
+        } else if header == OBFUSCATE_HEADER {
+            if body.len() < 4 {
+                return Err(CompressError::ObfuscateTruncated {
+                    inner_len: 4,
+                    available: body.len(),
+                });
+            }
+            let inner_len = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
+            let rest = &body[4..];
+            if inner_len > rest.len() {
+                return Err(CompressError::ObfuscateTruncated {
+                    inner_len,
+                    available: rest.len(),
+                });
+            }
+            framed = &rest[..inner_len];
+            continue;
+        } else {
+            Err(CompressError::UnknownHeader(header))
+        };
     }
+    Err(CompressError::ObfuscateNesting)
 }
 
 /// The decompressed size of a raw LZ4 block, from its sequence headers alone.

@@ -13,6 +13,6 @@ mod tests;
 
 pub use codec::{
     compress, decompress, CompressError, LZ4_HEADER, LZMA_HEADER, MAX_DATA_SIZE,
-    MAX_DECOMPRESSED_SIZE, NONE_HEADER, OBFUSCATE_HEADER, ZSTD_HEADER,
+    MAX_DECOMPRESSED_SIZE, MAX_OBFUSCATE_NESTING, NONE_HEADER, OBFUSCATE_HEADER, ZSTD_HEADER,
 };
 pub use spec::{Compression, CompressionSpecError};

@@ -355,6 +355,21 @@ fn obfuscate_nesting() {
         Err(CompressError::ObfuscateTruncated { .. })
     ));
     assert!(decompress(&[4, 0, 0], None).is_err());
+    // hostile deep nesting is refused without recursion
+    let mut deep = compress(&Compression::None, b"x");
+    for _ in 0..100_000 {
+        let mut w = OBFUSCATE_HEADER.to_vec();
+        w.extend_from_slice(&(deep.len() as u32).to_be_bytes());
+        w.extend_from_slice(&deep);
+        deep = w;
+        if deep.len() > 2_000_000 {
+            break;
+        }
+    }
+    assert!(matches!(
+        decompress(&deep, None),
+        Err(CompressError::ObfuscateNesting)
+    ));
 }
 
 #[test]
