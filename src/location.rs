@@ -141,7 +141,13 @@ fn parse_repo(repo: &str) -> Option<Location> {
         if host.is_empty() || path.len() < 2 {
             return None;
         }
-        return Some(mk(Proto::Ssh, user, Some(host), port, normpath_special(path)));
+        return Some(mk(
+            Proto::Ssh,
+            user,
+            Some(host),
+            port,
+            normpath_special(path),
+        ));
     }
     if let Some(rest) = repo.strip_prefix("file://") {
         if !rest.contains('/') {
@@ -167,7 +173,13 @@ fn parse_repo(repo: &str) -> Option<Location> {
             None => (None, userhost),
         };
         if !host.is_empty() && !path.is_empty() && !path.starts_with(':') {
-            return Some(mk(Proto::Ssh, user, Some(host), None, normpath_special(path)));
+            return Some(mk(
+                Proto::Ssh,
+                user,
+                Some(host),
+                None,
+                normpath_special(path),
+            ));
         }
     }
     Some(mk(Proto::File, None, None, None, normpath_special(repo)))
@@ -301,7 +313,10 @@ mod tests {
     #[test]
     fn borg_repo_fills_in_missing_repository() {
         let l = Location::parse(Some("::arch"), Some("/r")).unwrap();
-        assert_eq!((l.path.as_str(), l.archive.as_deref()), ("/r", Some("arch")));
+        assert_eq!(
+            (l.path.as_str(), l.archive.as_deref()),
+            ("/r", Some("arch"))
+        );
         let l = Location::parse(None, Some("/r")).unwrap();
         assert_eq!(l.archive, None);
         assert!(Location::parse(Some("::arch"), None).is_err());

@@ -182,8 +182,7 @@ impl SecurityDir {
                     .map_err(self.io_err("location"))?;
             }
         }
-        if self.known() && self.read("key-type").as_deref() != Some(&facts.key_type.to_string())
-        {
+        if self.known() && self.read("key-type").as_deref() != Some(&facts.key_type.to_string()) {
             return Err(SecurityError::EncryptionMethodMismatch);
         }
         let seen = self.read("manifest-timestamp").unwrap_or_default();
@@ -264,6 +263,9 @@ mod tests {
             SecurityError::RepositoryAccessAborted
         ));
         sd.assert_secure(&plain, true, &yes).unwrap();
-        assert_eq!(fs::read_to_string(sd.path().join("location")).unwrap(), "/moved");
+        assert_eq!(
+            fs::read_to_string(sd.path().join("location")).unwrap(),
+            "/moved"
+        );
     }
 }

@@ -53,7 +53,10 @@ fn directory_that_is_not_a_repository() {
     let r = env.hoard(["info", s(&dir)]).expect_code(2);
     assert_one_line_error(
         &r.stderr,
-        &format!("{} is not a valid repository. Check repo config.", dir.display()),
+        &format!(
+            "{} is not a valid repository. Check repo config.",
+            dir.display()
+        ),
     );
     // and init refuses to overwrite an existing repository
     let repo = init_repo(&env, "none");
@@ -69,7 +72,11 @@ fn unknown_version_corrupt_config_and_attic_are_refused() {
     let repo = init_repo(&env, "none");
     let config = std::fs::read_to_string(repo.join("config")).unwrap();
 
-    std::fs::write(repo.join("config"), config.replace("version = 1", "version = 2")).unwrap();
+    std::fs::write(
+        repo.join("config"),
+        config.replace("version = 1", "version = 2"),
+    )
+    .unwrap();
     let before = snapshot_dir(&repo);
     let r = env.hoard(["info", s(&repo)]).expect_code(2);
     assert_one_line_error(&r.stderr, "repository version 2 is not supported");
@@ -127,7 +134,11 @@ fn flipped_byte_is_reported_by_check_and_repaired() {
     let r = env.hoard(["check", "--repository-only", s(&repo)]);
     assert_eq!(r.code, 1, "check must report corruption: {}", r.stderr);
     assert!(r.stderr.contains("segment"), "{}", r.stderr);
-    assert_eq!(snapshot_dir(&repo), before, "check without --repair changes nothing");
+    assert_eq!(
+        snapshot_dir(&repo),
+        before,
+        "check without --repair changes nothing"
+    );
     let mut env2 = Env::new();
     env2.tmp = env.tmp; // same environment
     env2.set("BORG_CHECK_I_KNOW_WHAT_I_AM_DOING", "YES");

@@ -30,12 +30,8 @@ fn hoard_init_is_accepted_by_borg_in_every_mode() {
         env.borg(["check", repo.to_str().unwrap()]).ok();
         // borg can add an archive, and check stays clean
         std::fs::write(env.path().join("file.txt"), b"some data\n").unwrap();
-        env.borg([
-            "create",
-            &format!("{}::first", repo.display()),
-            "file.txt",
-        ])
-        .ok();
+        env.borg(["create", &format!("{}::first", repo.display()), "file.txt"])
+            .ok();
         env.borg(["check", "--verify-data", repo.to_str().unwrap()])
             .ok();
         // hoard still opens it after borg wrote to it
@@ -55,14 +51,21 @@ fn borg_init_is_read_by_hoard_in_every_mode() {
         let repo = env.path().join(format!("repo-{mode}"));
         env.borg(["init", "-e", mode, repo.to_str().unwrap()]).ok();
         let borg_json: serde_json::Value = serde_json::from_slice(
-            &env.borg(["info", "--json", repo.to_str().unwrap()]).ok().stdout,
+            &env.borg(["info", "--json", repo.to_str().unwrap()])
+                .ok()
+                .stdout,
         )
         .unwrap();
         let hoard_json: serde_json::Value = serde_json::from_slice(
-            &env.hoard(["info", "--json", repo.to_str().unwrap()]).ok().stdout,
+            &env.hoard(["info", "--json", repo.to_str().unwrap()])
+                .ok()
+                .stdout,
         )
         .unwrap();
-        assert_eq!(hoard_json["repository"]["id"], borg_json["repository"]["id"]);
+        assert_eq!(
+            hoard_json["repository"]["id"],
+            borg_json["repository"]["id"]
+        );
         assert_eq!(
             hoard_json["repository"]["location"],
             borg_json["repository"]["location"]
@@ -84,7 +87,8 @@ fn info_text_matches_borg_layout() {
     }
     let env = Env::new();
     let repo = env.path().join("r");
-    env.borg(["init", "-e", "keyfile", repo.to_str().unwrap()]).ok();
+    env.borg(["init", "-e", "keyfile", repo.to_str().unwrap()])
+        .ok();
     let b = env.borg(["info", repo.to_str().unwrap()]).ok().out();
     let h = env.hoard(["info", repo.to_str().unwrap()]).ok().out();
     assert_eq!(h, b);
@@ -245,7 +249,9 @@ fn change_passphrase_is_seen_by_borg() {
         env.vars.retain(|(k, _)| k != "BORG_NEW_PASSPHRASE");
         let old = env.borg(["info", &r]);
         assert_eq!(old.code, 2, "old passphrase must fail: {}", old.stderr);
-        assert!(old.stderr.contains("passphrase supplied in BORG_PASSPHRASE"));
+        assert!(old
+            .stderr
+            .contains("passphrase supplied in BORG_PASSPHRASE"));
         env.passphrase = Some("the-new-one".into());
         env.borg(["info", &r]).ok();
         env.hoard(["info", &r]).ok();

@@ -339,7 +339,9 @@ mod tests {
         };
         let v = it.to_value();
         let bytes = v.to_bytes();
-        let back = Item::from_value(&msgpack::decode_all(&bytes, msgpack::Limits::UNLIMITED).unwrap()).unwrap();
+        let back =
+            Item::from_value(&msgpack::decode_all(&bytes, msgpack::Limits::UNLIMITED).unwrap())
+                .unwrap();
         assert_eq!(back, it);
         // group nil and the empty xattr nil are really stored as nil
         assert_eq!(v.get("group"), Some(&Value::Nil));

@@ -138,7 +138,8 @@ impl Manifest {
         plaintext: &[u8],
         force_tam_not_required: bool,
     ) -> Result<Manifest, ArchiveError> {
-        let (value, verified) = key.unpack_and_verify_manifest(plaintext, force_tam_not_required)?;
+        let (value, verified) =
+            key.unpack_and_verify_manifest(plaintext, force_tam_not_required)?;
         let bad = |what: &str| ArchiveError::Corrupt(format!("manifest: {what}"));
         let version = value
             .get("version")
@@ -184,10 +185,7 @@ impl Manifest {
             .unwrap_or_default();
         Ok(Manifest {
             archives,
-            config: value
-                .get("config")
-                .cloned()
-                .unwrap_or(Value::Map(vec![])),
+            config: value.get("config").cloned().unwrap_or(Value::Map(vec![])),
             item_keys,
             timestamp: value
                 .get("timestamp")

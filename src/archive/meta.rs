@@ -107,7 +107,10 @@ impl ArchiveMeta {
     /// Decodes a metadata map.
     pub fn from_value(v: &Value) -> Result<ArchiveMeta, ArchiveError> {
         let bad = |w: &str| ArchiveError::Corrupt(format!("archive metadata: {w}"));
-        let version = v.get("version").and_then(Value::as_i64).ok_or_else(|| bad("version"))?;
+        let version = v
+            .get("version")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| bad("version"))?;
         if version != 1 {
             return Err(ArchiveError::Corrupt(format!(
                 "Unknown archive metadata version {version}"
@@ -139,9 +142,18 @@ impl ArchiveMeta {
                 .and_then(Value::as_str)
                 .ok_or_else(|| bad("time"))?
                 .to_string(),
-            time_end: v.get("time_end").and_then(Value::as_str).map(str::to_string),
-            hostname: v.get("hostname").and_then(Value::as_bytes).map(<[u8]>::to_vec),
-            username: v.get("username").and_then(Value::as_bytes).map(<[u8]>::to_vec),
+            time_end: v
+                .get("time_end")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            hostname: v
+                .get("hostname")
+                .and_then(Value::as_bytes)
+                .map(<[u8]>::to_vec),
+            username: v
+                .get("username")
+                .and_then(Value::as_bytes)
+                .map(<[u8]>::to_vec),
             comment: v
                 .get("comment")
                 .and_then(Value::as_bytes)

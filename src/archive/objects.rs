@@ -14,9 +14,7 @@ pub const MANIFEST_ID: [u8; 32] = [0; 32];
 struct RepoNonces<'a>(&'a mut dyn Repository);
 
 impl NonceStore for RepoNonces<'_> {
-    fn get_free_nonce(
-        &mut self,
-    ) -> Result<Option<u64>, Box<dyn std::error::Error + Send + Sync>> {
+    fn get_free_nonce(&mut self) -> Result<Option<u64>, Box<dyn std::error::Error + Send + Sync>> {
         Ok(self.0.get_free_nonce()?)
     }
 
@@ -25,7 +23,9 @@ impl NonceStore for RepoNonces<'_> {
         next_unreserved: u64,
         start_nonce: Option<u64>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.0.commit_nonce_reservation(next_unreserved, start_nonce)?)
+        Ok(self
+            .0
+            .commit_nonce_reservation(next_unreserved, start_nonce)?)
     }
 }
 
@@ -63,13 +63,18 @@ impl ObjectStore {
     pub fn get_manifest_object(&mut self) -> Result<Option<Vec<u8>>, ArchiveError> {
         match self.repo.get(&MANIFEST_ID) {
             Ok(data) => Ok(Some(data)),
-            Err(RepoError::ObjectNotFound(_)) => Ok(None),
+            Err(RepoError::ObjectNotFound(..)) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
     /// Decrypts and decompresses an object; checks its id unless it is the manifest.
-    pub fn decode(&self, id: &[u8; 32], object: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>, ArchiveError> {
+    pub fn decode(
+        &self,
+        id: &[u8; 32],
+        object: &[u8],
+        size_hint: Option<usize>,
+    ) -> Result<Vec<u8>, ArchiveError> {
         let framed = self.key.decrypt(object)?;
         let plain = compress::decompress(&framed, size_hint)?;
         if *id != MANIFEST_ID && self.key.id_hash(&plain) != *id {
@@ -79,7 +84,11 @@ impl ObjectStore {
     }
 
     /// Fetches and decodes an object.
-    pub fn get(&mut self, id: &[u8; 32], size_hint: Option<usize>) -> Result<Vec<u8>, ArchiveError> {
+    pub fn get(
+        &mut self,
+        id: &[u8; 32],
+        size_hint: Option<usize>,
+    ) -> Result<Vec<u8>, ArchiveError> {
         let object = self.repo.get(id)?;
         self.decode(id, &object, size_hint)
     }
@@ -102,9 +111,15 @@ impl ObjectStore {
                     .unwrap_or(0),
                 None => 0,
             };
-            self.nonces = Some(NonceManager::new(self.local_nonce_file.clone(), manifest_nonce));
+            self.nonces = Some(NonceManager::new(
+                self.local_nonce_file.clone(),
+                manifest_nonce,
+            ));
         }
-        let nonces = self.nonces.as_mut().ok_or_else(|| ArchiveError::Corrupt("nonce manager".into()))?;
+        let nonces = self
+            .nonces
+            .as_mut()
+            .ok_or_else(|| ArchiveError::Corrupt("nonce manager".into()))?;
         let iv = nonces.reserve(&mut RepoNonces(self.repo.as_mut()), blocks)?;
         Ok(self.key.encrypt(framed, iv))
     }

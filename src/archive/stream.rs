@@ -2,7 +2,7 @@
 //! (`ITEMS_CHUNKER_PARAMS` and the key's seed) and stored as ordinary chunks (spec §6.5).
 //! Reading feeds every chunk into one streaming decoder, since items span chunk boundaries.
 
-use crate::chunker::{self, ChunkerParams};
+use crate::chunker::{self, ITEMS_CHUNKER_PARAMS};
 use crate::msgpack::{Limits, StreamDecoder};
 
 use super::item::Item;
@@ -52,11 +52,15 @@ impl ItemStreamWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let params = ChunkerParams::items();
-        let cuts = chunker::cut_points(&params, self.seed, &self.buffer);
+        let cuts = chunker::cut_points(&ITEMS_CHUNKER_PARAMS, self.seed, &self.buffer)
+            .map_err(|e| ArchiveError::Corrupt(format!("item chunker: {e}")))?;
         let mut start = 0;
         let keep_last = !final_flush && cuts.len() > 1;
-        let stop = if keep_last { cuts.len() - 1 } else { cuts.len() };
+        let stop = if keep_last {
+            cuts.len() - 1
+        } else {
+            cuts.len()
+        };
         for &end in &cuts[..stop] {
             self.ids.push(store(&self.buffer[start..end])?);
             start = end;

@@ -135,9 +135,9 @@ pub struct OpStats {
 /// Totals over the whole chunk index (what `info` shows).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IndexStats {
-    /// Sum over all references of the chunk sizes.
+    /// Sum of the archives' original sizes (their metadata `size`, borg 1.2).
     pub total_size: u64,
-    /// Sum over all references of the stored sizes.
+    /// Sum of the archives' stored sizes (their metadata `csize`).
     pub total_csize: u64,
     /// Number of references.
     pub total_chunks: u64,
@@ -161,6 +161,9 @@ pub struct CacheOptions {
 /// The client cache of one repository.
 pub struct Cache {
     chunks: HashMap<[u8; 32], ChunkEntry>,
+    /// Sum of the archives' own `size` / `csize` (what borg 1.2 shows as "All archives").
+    archives_size: u64,
+    archives_csize: u64,
     files: HashMap<[u8; 32], FileEntry>,
     options: CacheOptions,
 }
@@ -174,6 +177,8 @@ impl Cache {
     ) -> Result<Cache, ArchiveError> {
         let mut cache = Cache {
             chunks: HashMap::new(),
+            archives_size: 0,
+            archives_csize: 0,
             files: HashMap::new(),
             options,
         };
@@ -184,6 +189,8 @@ impl Cache {
     /// Rebuilds the chunk index from every archive in the manifest.
     fn sync(&mut self, store: &mut ObjectStore, manifest: &Manifest) -> Result<(), ArchiveError> {
         self.chunks.clear();
+        self.archives_size = 0;
+        self.archives_csize = 0;
         for r in manifest.archives.values() {
             let archive_object = store.repo.get(&r.id)?;
             let plain = store.decode(&r.id, &archive_object, None)?;
@@ -199,14 +206,22 @@ impl Cache {
             for (id, size, csize) in item_sizes {
                 self.count(id, size, csize, 1);
             }
+            let (mut size, mut csize) = (0u64, 0u64);
             let mut items = Items::new(store, &meta);
             while let Some(item) = items.next_item()? {
                 if let Some(chunks) = &item.chunks {
                     for c in chunks {
                         self.count(c.id, c.size, c.csize, 1);
+                        if item.part.is_none() {
+                            size += c.size as u64;
+                            csize += c.csize as u64;
+                        }
                     }
                 }
             }
+            // borg 1.2 archives carry their totals; older ones are summed from their items.
+            self.archives_size += meta.size.unwrap_or(size);
+            self.archives_csize += meta.csize.unwrap_or(csize);
         }
         Ok(())
     }
@@ -347,13 +362,27 @@ impl Cache {
         );
     }
 
+    /// Adds a new archive's own totals (its metadata `size`/`csize`) to "All archives".
+    pub fn account_archive(&mut self, size: u64, csize: u64) {
+        self.archives_size += size;
+        self.archives_csize += csize;
+    }
+
+    /// Removes a deleted archive's totals from "All archives".
+    pub fn forget_archive(&mut self, size: u64, csize: u64) {
+        self.archives_size = self.archives_size.saturating_sub(size);
+        self.archives_csize = self.archives_csize.saturating_sub(csize);
+    }
+
     /// Totals over the chunk index.
     pub fn stats(&self) -> IndexStats {
-        let mut s = IndexStats::default();
+        let mut s = IndexStats {
+            total_size: self.archives_size,
+            total_csize: self.archives_csize,
+            ..IndexStats::default()
+        };
         for e in self.chunks.values() {
             s.total_chunks += e.refcount as u64;
-            s.total_size += e.refcount as u64 * e.size as u64;
-            s.total_csize += e.refcount as u64 * e.csize as u64;
             s.unique_size += e.size as u64;
             s.unique_csize += e.csize as u64;
             s.total_unique_chunks += 1;

@@ -57,7 +57,12 @@ pub struct CommonOptions {
     #[arg(long = "log-json", global = true)]
     pub log_json: bool,
     /// wait at most SECONDS for acquiring a repository/cache lock (default: 1)
-    #[arg(long = "lock-wait", global = true, value_name = "SECONDS", default_value_t = 1.0)]
+    #[arg(
+        long = "lock-wait",
+        global = true,
+        value_name = "SECONDS",
+        default_value_t = 1.0
+    )]
     pub lock_wait: f64,
     /// bypass locking mechanism
     #[arg(long = "bypass-lock", global = true)]
@@ -78,7 +83,12 @@ pub struct CommonOptions {
     #[arg(long, global = true, value_name = "RSH")]
     pub rsh: Option<String>,
     /// set network upload rate limit in kiByte/s (default: 0=unlimited)
-    #[arg(long = "upload-ratelimit", alias = "remote-ratelimit", global = true, value_name = "RATE")]
+    #[arg(
+        long = "upload-ratelimit",
+        alias = "remote-ratelimit",
+        global = true,
+        value_name = "RATE"
+    )]
     pub upload_ratelimit: Option<u64>,
     /// set network upload buffer size in MiB
     #[arg(long = "upload-buffer", global = true, value_name = "UPLOAD_BUFFER")]

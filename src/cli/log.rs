@@ -102,7 +102,8 @@ pub fn prompt(message: &str, msgid: &str) {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     if json_enabled() {
-        let obj = serde_json::json!({"type": "question_prompt", "msgid": msgid, "message": message});
+        let obj =
+            serde_json::json!({"type": "question_prompt", "msgid": msgid, "message": message});
         let _ = writeln!(err, "{obj}");
     } else {
         let _ = write!(err, "{message}");

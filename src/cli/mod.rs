@@ -90,7 +90,10 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
                 storage_quota: a.storage_quota.as_deref().map(parse_quota).transpose()?,
                 make_parent_dirs: a.make_parent_dirs,
             };
-            log::info(&format!("Initializing repository at \"{}\"", loc.canonical()));
+            log::info(&format!(
+                "Initializing repository at \"{}\"",
+                loc.canonical()
+            ));
             let outcome = commands::init::run(&loc, &opts)?;
             if let commands::common::KeyLocation::File(p) = &outcome.key_location {
                 log::info(&format!("Key in \"{}\" created.", p.display()));
@@ -127,8 +130,7 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
                             "'{p}' must be a file, not a directory"
                         )));
                     }
-                    std::fs::write(p, &data)
-                        .map_err(|e| CommandError::new(format!("{p}: {e}")))?;
+                    std::fs::write(p, &data).map_err(|e| CommandError::new(format!("{p}: {e}")))?;
                 }
             }
             Ok(EXIT_SUCCESS)
@@ -152,8 +154,7 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
                     }
                 };
                 let mut say = |m: &str| println!("{m}");
-                if commands::key::import_paper(&loc, lock_wait, &mut read_line, &mut say)?
-                    .is_none()
+                if commands::key::import_paper(&loc, lock_wait, &mut read_line, &mut say)?.is_none()
                 {
                     println!("\n - aborted");
                 }
@@ -205,22 +206,27 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
             commands::check::validate(&opts)?;
             let outcome = commands::check::run(&loc, &opts, lock_wait)?;
             if let Some(report) = &outcome.repository {
-                log::info("Starting repository check");
-                for m in &report.messages {
-                    log::log(m.level.into(), "borg.repository", None, &m.text);
-                }
-                if report.is_ok() {
-                    log::info("Finished full repository check, no problems found.");
-                } else {
-                    log::error(
-                        &format!(
-                            "Finished full repository check, errors found."
-                        ),
-                        None,
-                    );
+                log::log(
+                    log::Level::Info,
+                    "borg.repository",
+                    None,
+                    "Starting repository check",
+                );
+                let last = report.messages.len().saturating_sub(1);
+                for (i, m) in report.messages.iter().enumerate() {
+                    let level = if i == last && report.errors == 0 {
+                        log::Level::Info
+                    } else {
+                        log::Level::Error
+                    };
+                    log::log(level, "borg.repository", None, m);
                 }
             }
-            Ok(if outcome.ok { EXIT_SUCCESS } else { EXIT_WARNING })
+            Ok(if outcome.ok {
+                EXIT_SUCCESS
+            } else {
+                EXIT_WARNING
+            })
         }
         Command::Info(a) => {
             let loc = location(a.location.as_deref())?;
@@ -308,7 +314,11 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_SUCCESS };
+            let code = if e.use_stderr() {
+                EXIT_ERROR
+            } else {
+                EXIT_SUCCESS
+            };
             let _ = e.print();
             return code;
         }
@@ -330,7 +340,12 @@ pub fn main() -> i32 {
     let code = match run_command(cli.command, &cli.common) {
         Ok(code) => code,
         Err(e) => {
-            log::log(log::Level::Error, "borg.archiver", e.msgid.as_deref(), &e.message);
+            log::log(
+                log::Level::Error,
+                "borg.archiver",
+                e.msgid.as_deref(),
+                &e.message,
+            );
             e.exit_code
         }
     };

@@ -71,7 +71,10 @@ pub fn json_line(value: &Json) -> String {
 /// once a unit is used, `0 B` style for bytes.
 pub fn format_file_size(v: i128, iec: bool) -> String {
     let (units, power): (&[&str], f64) = if iec {
-        (&["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"], 1024.0)
+        (
+            &["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"],
+            1024.0,
+        )
     } else {
         (&["", "k", "M", "G", "T", "P", "E", "Z", "Y"], 1000.0)
     };
@@ -126,6 +129,9 @@ mod tests {
             json_pretty(&v),
             "{\n    \"a\": \"\\u00e4\\u00f6\",\n    \"b\": 1,\n    \"c\": [\n        1,\n        2\n    ]\n}"
         );
-        assert_eq!(json_line(&v), "{\"a\": \"\\u00e4\\u00f6\", \"b\": 1, \"c\": [1, 2]}");
+        assert_eq!(
+            json_line(&v),
+            "{\"a\": \"\\u00e4\\u00f6\", \"b\": 1, \"c\": [1, 2]}"
+        );
     }
 }

@@ -42,7 +42,9 @@ pub fn validate(opts: &CheckOptions) -> Result<()> {
         ));
     }
     if opts.repair && opts.max_duration > 0 {
-        return Err(CommandError::new("--repair does not allow --max-duration argument."));
+        return Err(CommandError::new(
+            "--repair does not allow --max-duration argument.",
+        ));
     }
     if opts.max_duration > 0 && !opts.repository_only {
         return Err(CommandError::new(
@@ -66,8 +68,8 @@ pub fn run(loc: &Location, opts: &CheckOptions, lock_wait: f64) -> Result<CheckO
         ok: true,
     };
     if !opts.archives_only {
-        let report = repo.check(opts.repair, opts.save_space, opts.max_duration)?;
-        outcome.ok &= report.is_ok();
+        let report = repo.check(opts.repair, opts.max_duration)?;
+        outcome.ok &= report.ok;
         outcome.repository = Some(report);
     }
     Ok(outcome)

@@ -83,9 +83,9 @@ pub fn open_repository(loc: &Location, access: &Access) -> Result<Box<dyn Reposi
         Proto::File => {
             let repo = LocalRepository::open(
                 &loc.local_path(),
-                OpenOptions {
+                &OpenOptions {
                     exclusive: access.exclusive,
-                    lock_wait: access.lock_wait,
+                    lock_wait: Some(access.lock_wait),
                     lock: access.lock,
                     ..OpenOptions::default()
                 },
@@ -129,7 +129,10 @@ pub fn read_key_blob(
                 "NoKeyEntryFound",
             ));
         }
-        Ok((String::from_utf8_lossy(&blob).into_owned(), KeyLocation::Repository))
+        Ok((
+            String::from_utf8_lossy(&blob).into_owned(),
+            KeyLocation::Repository,
+        ))
     } else {
         Ok((String::new(), KeyLocation::None))
     }
@@ -157,7 +160,11 @@ pub fn load_key(
     let (material, passphrase) = crypto::unlock_key_blob_for(&blob, &target)?;
     check_repository_id(&material, &repo.id())?;
     let empty_passphrase = passphrase.as_str().is_empty();
-    Ok((Key::from_material(key_type, material), location, empty_passphrase))
+    Ok((
+        Key::from_material(key_type, material),
+        location,
+        empty_passphrase,
+    ))
 }
 
 fn check_repository_id(material: &KeyMaterial, id: &[u8; 32]) -> Result<()> {
@@ -202,7 +209,7 @@ pub fn open_with_manifest(
     let store_probe = repo.get(&crate::archive::MANIFEST_ID);
     let manifest_object = match store_probe {
         Ok(obj) => obj,
-        Err(crate::repo::RepoError::ObjectNotFound(_)) => {
+        Err(crate::repo::RepoError::ObjectNotFound(..)) => {
             return Err(CommandError::with_id(
                 "Repository has no manifest.",
                 "NoManifestError",
@@ -213,15 +220,18 @@ pub fn open_with_manifest(
     let Some(&type_byte) = manifest_object.first() else {
         return Err(CommandError::new("Manifest object is empty."));
     };
-    let (key, key_location, empty_passphrase) = load_key(repo.as_mut(), type_byte, &loc.canonical())?;
+    let (key, key_location, empty_passphrase) =
+        load_key(repo.as_mut(), type_byte, &loc.canonical())?;
     let security = SecurityDir::for_repository(&repo.id());
     let mut key = key;
     key.resolve_tam_required(security.tam_required_flag());
     let store = ObjectStore::new(repo, key, Compression::default(), security.nonce_file());
     let plaintext = store.decode(&crate::archive::MANIFEST_ID, &manifest_object, None)?;
-    let manifest = Manifest::from_plaintext(&store.key, &plaintext, false)
-        .map_err(|e| match e {
-            crate::archive::ArchiveError::Crypto(c) => CommandError::from(c.with_location(&loc.canonical())),
+    let manifest =
+        Manifest::from_plaintext(&store.key, &plaintext, false).map_err(|e| match e {
+            crate::archive::ArchiveError::Crypto(c) => {
+                CommandError::from(c.with_location(&loc.canonical()))
+            }
             other => other.into(),
         })?;
     manifest.check_features(operations)?;
@@ -250,9 +260,11 @@ pub fn commit_manifest(opened: &mut Opened) -> Result<()> {
     opened.store.put_manifest(&plaintext)?;
     opened.store.repo.commit(false, 0.1)?;
     let key_type = opened.store.key.key_type().type_byte();
-    opened
-        .security
-        .save(&opened.location.canonical(), key_type, &opened.manifest.timestamp)?;
+    opened.security.save(
+        &opened.location.canonical(),
+        key_type,
+        &opened.manifest.timestamp,
+    )?;
     Ok(())
 }
 

@@ -31,13 +31,18 @@ pub struct RepoInfo {
 }
 
 /// Gathers [`RepoInfo`] for the repository at `loc`.
-pub fn repo_info(loc: &Location, lock_wait: f64, confirm: crate::security::Confirm<'_>) -> Result<RepoInfo> {
+pub fn repo_info(
+    loc: &Location,
+    lock_wait: f64,
+    confirm: crate::security::Confirm<'_>,
+) -> Result<RepoInfo> {
     let access = Access {
         exclusive: false,
         lock_wait,
         lock: true,
     };
-    let mut opened = common::open_with_manifest(loc, &access, &[crate::archive::Operation::Read], confirm)?;
+    let mut opened =
+        common::open_with_manifest(loc, &access, &[crate::archive::Operation::Read], confirm)?;
     let stats = stats::repository_stats(&mut opened, lock_wait)?;
     Ok(describe(&opened, stats))
 }

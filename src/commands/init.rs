@@ -4,7 +4,7 @@ use crate::archive::{Manifest, ObjectStore};
 use crate::compress::Compression;
 use crate::crypto::{self, Key, KeyType, Passphrase};
 use crate::location::{Location, Proto};
-use crate::repo::{CreateOptions, LocalRepository, Repository};
+use crate::repo::{CreateOptions, LocalRepository, OpenOptions, Repository};
 use crate::security::{AccessFacts, SecurityDir};
 
 use super::common::{CommandError, KeyLocation, Result};
@@ -49,13 +49,17 @@ pub fn run(loc: &Location, opts: &InitOptions) -> Result<InitOutcome> {
         )));
     }
     let path = loc.local_path();
-    let repo = LocalRepository::create(
+    let repo = LocalRepository::create_and_open(
         &path,
-        CreateOptions {
+        &CreateOptions {
             append_only: opts.append_only,
-            storage_quota: opts.storage_quota.unwrap_or(0),
+            storage_quota: opts.storage_quota,
             make_parent_dirs: opts.make_parent_dirs,
             ..CreateOptions::default()
+        },
+        &OpenOptions {
+            exclusive: true,
+            ..OpenOptions::default()
         },
     )?;
     match create_key_and_manifest(loc, Box::new(repo), key_type) {
@@ -98,12 +102,7 @@ fn create_key_and_manifest(
     let security = SecurityDir::for_repository(&id);
     let mut manifest = Manifest::new(&key);
     let plaintext = manifest.to_plaintext(&key);
-    let mut store = ObjectStore::new(
-        repo,
-        key,
-        Compression::default(),
-        security.nonce_file(),
-    );
+    let mut store = ObjectStore::new(repo, key, Compression::default(), security.nonce_file());
     store.put_manifest(&plaintext)?;
     store.repo.commit(false, 0.1)?;
     let key = &store.key;

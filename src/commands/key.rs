@@ -24,7 +24,7 @@ pub enum ExportFormat {
 fn manifest_key_type(repo: &mut dyn Repository) -> Result<KeyType> {
     let object = match repo.get(&crate::archive::MANIFEST_ID) {
         Ok(o) => o,
-        Err(crate::repo::RepoError::ObjectNotFound(_)) => {
+        Err(crate::repo::RepoError::ObjectNotFound(..)) => {
             return Err(CommandError::with_id(
                 "Repository has no manifest.",
                 "NoManifestError",
@@ -90,7 +90,12 @@ fn keyfile_target(loc: &Location, id: &[u8; 32]) -> Result<PathBuf> {
 }
 
 /// Stores a key blob (base64 text) where this repository keeps its key.
-fn store_blob(loc: &Location, repo: &mut dyn Repository, kt: KeyType, blob: &str) -> Result<KeyLocation> {
+fn store_blob(
+    loc: &Location,
+    repo: &mut dyn Repository,
+    kt: KeyType,
+    blob: &str,
+) -> Result<KeyLocation> {
     let id = repo.id();
     if kt.uses_keyfile() {
         let target = keyfile_target(loc, &id)?;
@@ -121,8 +126,7 @@ pub fn import(loc: &Location, path: &str, lock_wait: f64) -> Result<KeyLocation>
                 "input file does not exist: {path}"
             )));
         }
-        std::fs::read_to_string(path)
-            .map_err(|e| CommandError::new(format!("{path}: {e}")))?
+        std::fs::read_to_string(path).map_err(|e| CommandError::new(format!("{path}: {e}")))?
     };
     let mut repo = common::open_repository(loc, &no_lock(lock_wait))?;
     let kt = manifest_key_type(repo.as_mut())?;
@@ -177,8 +181,9 @@ pub fn import_paper(
 
 /// A printable HTML page with the key-file text and the same text as a QR code (SVG).
 fn qr_html(key_file_text: &str) -> Result<String> {
-    let code = qrcode::QrCode::with_error_correction_level(key_file_text.as_bytes(), qrcode::EcLevel::L)
-        .map_err(|e| CommandError::new(format!("cannot make a QR code of the key: {e}")))?;
+    let code =
+        qrcode::QrCode::with_error_correction_level(key_file_text.as_bytes(), qrcode::EcLevel::L)
+            .map_err(|e| CommandError::new(format!("cannot make a QR code of the key: {e}")))?;
     let svg = code
         .render::<qrcode::render::svg::Color>()
         .min_dimensions(400, 400)
@@ -215,7 +220,10 @@ pub fn change_passphrase(loc: &Location, lock_wait: f64) -> Result<KeyLocation> 
     let blob = crypto::encrypt_key_blob(material, passphrase.as_str());
     match &key_location {
         KeyLocation::File(path) => {
-            crate::paths::write_atomic(path, crypto::format_key_file(&repo.id(), &blob).as_bytes())?;
+            crate::paths::write_atomic(
+                path,
+                crypto::format_key_file(&repo.id(), &blob).as_bytes(),
+            )?;
         }
         KeyLocation::Repository => repo.save_key(blob.as_bytes())?,
         KeyLocation::None => {}

@@ -44,7 +44,10 @@ impl fmt::Debug for Value {
             },
             Value::Bin(b) => write!(f, "bin:{}", hex::encode(b)),
             Value::Array(a) => f.debug_list().entries(a).finish(),
-            Value::Map(m) => f.debug_map().entries(m.iter().map(|(k, v)| (k, v))).finish(),
+            Value::Map(m) => f
+                .debug_map()
+                .entries(m.iter().map(|(k, v)| (k, v)))
+                .finish(),
             Value::Ext(t, d) => write!(f, "ext({t}):{}", hex::encode(d)),
         }
     }
@@ -415,7 +418,10 @@ impl<'a> Reader<'a> {
     }
 
     fn be(&mut self, n: usize) -> Result<u64, DecodeError> {
-        Ok(self.take(n)?.iter().fold(0u64, |acc, b| (acc << 8) | *b as u64))
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | *b as u64))
     }
 
     fn check(kind: &'static str, len: usize, limit: usize) -> Result<(), DecodeError> {
@@ -689,7 +695,10 @@ mod tests {
         for piece in all.chunks(7) {
             dec.feed(piece);
             while let Some(v) = dec.next_value().unwrap() {
-                assert_eq!(v.get("path").unwrap().as_bytes().unwrap(), format!("file{got}").as_bytes());
+                assert_eq!(
+                    v.get("path").unwrap().as_bytes().unwrap(),
+                    format!("file{got}").as_bytes()
+                );
                 got += 1;
             }
         }

@@ -14,7 +14,10 @@ pub const VECTOR_PASSPHRASE: &str = "borg-vectors-passphrase";
 /// The shared vectors folder (`../shared/vectors` next to the clone).
 pub fn vectors_dir() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for candidate in [here.join("../shared/vectors"), PathBuf::from("/work/shared/vectors")] {
+    for candidate in [
+        here.join("../shared/vectors"),
+        PathBuf::from("/work/shared/vectors"),
+    ] {
         if candidate.is_dir() {
             return candidate;
         }
@@ -202,7 +205,10 @@ impl Env {
             self.set("BORG_KEY_FILE", &key.to_string_lossy());
         }
         let repo = dest.join(name);
-        assert!(repo.join("config").exists(), "vector {name} has no repository dir");
+        assert!(
+            repo.join("config").exists(),
+            "vector {name} has no repository dir"
+        );
         repo
     }
 }

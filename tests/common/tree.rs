@@ -38,7 +38,11 @@ pub fn xattrs(p: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
             return out;
         }
         let mut names = vec![0u8; n as usize];
-        let n = libc::llistxattr(c.as_ptr(), names.as_mut_ptr() as *mut libc::c_char, names.len());
+        let n = libc::llistxattr(
+            c.as_ptr(),
+            names.as_mut_ptr() as *mut libc::c_char,
+            names.len(),
+        );
         if n <= 0 {
             return out;
         }
@@ -98,7 +102,10 @@ pub fn set_mtime_ns(p: &Path, ns: i64) {
 
 /// Deterministic pseudo-random bytes.
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         x ^= x << 13;
@@ -130,7 +137,11 @@ pub fn build_full_tree(root: &Path, big: bool) -> PathBuf {
     w("empty", b"");
     w("hello.txt", b"hello borg\n");
     w("dir/sub/deeper/leaf.txt", b"leaf\n");
-    let size = if big { 5 * 1024 * 1024 + 12345 } else { 300 * 1024 + 7 };
+    let size = if big {
+        5 * 1024 * 1024 + 12345
+    } else {
+        300 * 1024 + 7
+    };
     w("big.bin", &pseudo_random(size, 1));
     w("zeros.bin", &vec![0u8; 200_000]);
     // sparse: a hole in the middle and at the end
@@ -166,8 +177,16 @@ pub fn build_full_tree(root: &Path, big: bool) -> PathBuf {
     // fifo and devices
     assert!(mkfifo(&t.join("fifo")), "mkfifo");
     if is_root() {
-        mknod(&t.join("chardev"), libc::S_IFCHR | 0o644, libc::makedev(1, 3));
-        mknod(&t.join("blockdev"), libc::S_IFBLK | 0o600, libc::makedev(7, 200));
+        mknod(
+            &t.join("chardev"),
+            libc::S_IFCHR | 0o644,
+            libc::makedev(1, 3),
+        );
+        mknod(
+            &t.join("blockdev"),
+            libc::S_IFBLK | 0o600,
+            libc::makedev(7, 200),
+        );
     }
     // xattrs (user namespace) incl. an empty value; an ACL if setfacl exists
     set_xattr(&t.join("hello.txt"), "user.mime_type", b"text/plain");
@@ -244,7 +263,11 @@ pub fn scan(root: &Path) -> BTreeMap<OsString, Entry> {
     let mut out = BTreeMap::new();
     for p in paths {
         let md = std::fs::symlink_metadata(&p).expect("lstat");
-        let rel = p.strip_prefix(root).expect("prefix").as_os_str().to_os_string();
+        let rel = p
+            .strip_prefix(root)
+            .expect("prefix")
+            .as_os_str()
+            .to_os_string();
         let ft = md.file_type();
         let link_group = if ft.is_file() && md.nlink() > 1 {
             Some(
