@@ -121,6 +121,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Show archive details such as disk space used
     Info(InfoArgs),
+    /// List archive or repository contents
+    List(super::cmd_list::ListArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).

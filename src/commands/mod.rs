@@ -7,6 +7,8 @@ pub mod common;
 pub mod info;
 pub mod init;
 pub mod key;
+pub mod list;
+pub mod select;
 pub mod stats;
 
 pub use common::{CommandError, Result};
