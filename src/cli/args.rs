@@ -123,6 +123,8 @@ pub enum Command {
     Info(InfoArgs),
     /// List archive or repository contents
     List(super::cmd_list::ListArgs),
+    /// Delete an existing repository or archives
+    Delete(super::cmd_delete::DeleteArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).
