@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod cmd_delete;
+pub mod cmd_info_archive;
 pub mod cmd_list;
 pub mod log;
 pub mod output;
@@ -234,6 +235,9 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
         Command::Delete(a) => cmd_delete::run(a, common, &confirm),
         Command::Info(a) => {
             let loc = location(a.location.as_deref())?;
+            if cmd_info_archive::wants_archives(&a, loc.archive.is_some()) {
+                return cmd_info_archive::run(&a, &loc, common, &confirm);
+            }
             let info = commands::info::repo_info(&loc, lock_wait, &confirm)?;
             print_repo_info(&info, a.json, common.iec);
             Ok(EXIT_SUCCESS)

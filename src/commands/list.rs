@@ -206,7 +206,7 @@ pub fn archive_fields(
                     } else {
                         Field::Str(
                             args.iter()
-                                .map(|a| shell_words::quote(a).into_owned())
+                                .map(|a| shlex_quote(a))
                                 .collect::<Vec<_>>()
                                 .join(" "),
                         )
@@ -217,6 +217,18 @@ pub fn archive_fields(
         }
     }
     Ok(out)
+}
+
+/// Python's `shlex.quote`.
+pub fn shlex_quote(s: &str) -> String {
+    if s.is_empty() {
+        return "''".into();
+    }
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if s.chars().all(safe) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\"'\"'"))
 }
 
 /// Hash algorithms `list --format` offers over a file's content.

@@ -1,6 +1,7 @@
 //! One file per command: the logic on top of the library layers. Nothing here prints; each
 //! command returns data that `cli` formats.
 
+pub mod archive_info;
 pub mod break_lock;
 pub mod check;
 pub mod common;
