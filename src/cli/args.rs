@@ -125,6 +125,8 @@ pub enum Command {
     List(super::cmd_list::ListArgs),
     /// Delete an existing repository or archives
     Delete(super::cmd_delete::DeleteArgs),
+    /// Rename an existing archive
+    Rename(super::cmd_rename::RenameArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).

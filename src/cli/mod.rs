@@ -6,6 +6,7 @@ pub mod args;
 pub mod cmd_delete;
 pub mod cmd_info_archive;
 pub mod cmd_list;
+pub mod cmd_rename;
 pub mod log;
 pub mod output;
 
@@ -233,6 +234,7 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
         }
         Command::List(a) => cmd_list::run(a, common, &confirm),
         Command::Delete(a) => cmd_delete::run(a, common, &confirm),
+        Command::Rename(a) => cmd_rename::run(a, common, &confirm),
         Command::Info(a) => {
             let loc = location(a.location.as_deref())?;
             if cmd_info_archive::wants_archives(&a, loc.archive.is_some()) {

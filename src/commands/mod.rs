@@ -10,6 +10,7 @@ pub mod info;
 pub mod init;
 pub mod key;
 pub mod list;
+pub mod rename;
 pub mod select;
 pub mod stats;
 
