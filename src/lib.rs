@@ -14,5 +14,7 @@ pub mod crypto;
 pub mod location;
 pub mod msgpack;
 pub mod paths;
+pub mod patterns;
+pub mod placeholders;
 pub mod repo;
 pub mod security;
