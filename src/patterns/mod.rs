@@ -330,3 +330,8 @@ fn python_regex_to_rust(re: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod borg_cases;
+#[cfg(test)]
+mod tests;
