@@ -256,3 +256,93 @@ fn live_cross_check_with_installed_borg() {
         assert_eq!(got, want, "pattern {pattern}");
     }
 }
+
+/// A small deterministic generator (xorshift) for the fuzz cross-check.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+
+    fn string(&mut self, alphabet: &[&str], max_len: u64) -> String {
+        let len = self.next() % (max_len + 1);
+        (0..len).map(|_| self.pick(alphabet)).collect()
+    }
+}
+
+/// Random patterns of all glob/path styles and random paths, decided by the installed borg and
+/// by us. `HOARD_FUZZ_COUNT` raises the number of patterns (default 600).
+#[test]
+fn live_fuzz_against_installed_borg() {
+    if std::env::var_os("HOARD_SKIP_BORG").is_some() {
+        return;
+    }
+    let count: usize = std::env::var("HOARD_FUZZ_COUNT")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(600);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let pat_alphabet = [
+        "a", "b", "/", "*", "**/", "?", "[", "]", "!", "-", "^", ".", "..", "\\", "é", "a-", "[!",
+    ];
+    let path_alphabet = ["a", "b", "/", ".", "-", "]", "!", "é", "^", "\\", "ab/"];
+    let styles = ["", "fm:", "sh:", "pp:", "pf:"];
+    let patterns: Vec<String> = (0..count)
+        .map(|_| format!("{}{}", rng.pick(&styles), rng.string(&pat_alphabet, 6)))
+        .collect();
+    let paths: Vec<String> = (0..40).map(|_| rng.string(&path_alphabet, 6)).collect();
+    let input = format!("{}\0{}", patterns.join("\x01"), paths.join("\x01"));
+    let script = "import sys\nfrom borg.patterns import parse_pattern, FnmatchPattern\n\
+        pats, paths = sys.stdin.read().split('\\0')\n\
+        paths = paths.split('\\x01')\n\
+        for p in pats.split('\\x01'):\n    \
+            try:\n        pat = parse_pattern(p, FnmatchPattern)\n    \
+            except Exception:\n        print('E'); continue\n    \
+            print(''.join('1' if pat.match(x.lstrip('/')) else '0' for x in paths))\n";
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run /usr/bin/python3 (set HOARD_SKIP_BORG=1 to skip)");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "borg's Python matcher failed (set HOARD_SKIP_BORG=1 to skip): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), patterns.len());
+    let mut failures = Vec::new();
+    for (pattern, want) in patterns.iter().zip(text.lines()) {
+        let got = match Pattern::parse(pattern.as_ref(), PatternStyle::Fnmatch, true) {
+            Err(_) => "E".to_string(),
+            Ok(mut p) => paths
+                .iter()
+                .map(|x| if p.matches(x.as_ref()) { '1' } else { '0' })
+                .collect(),
+        };
+        if got != want {
+            failures.push(format!("{pattern:?}: got {got}, want {want}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "mismatches with {paths:?}:\n{}",
+        failures.join("\n")
+    );
+}
