@@ -319,7 +319,13 @@ fn parse_spec(spec: &str, type_name: &str, default_align: char) -> Result<Spec, 
         )));
     }
     s.kind = c.get(pos).copied();
-    if let (Some(g), Some(k)) = (s.grouping, s.kind) {
+    // Python checks the separator against the type, defaulting to `s` for str, `d` for int.
+    let effective = s.kind.or(match type_name {
+        "str" => Some('s'),
+        "int" => Some('d'),
+        _ => None,
+    });
+    if let (Some(g), Some(k)) = (s.grouping, effective) {
         let ok = match k {
             'd' | 'e' | 'f' | 'g' | 'E' | 'G' | '%' | 'F' => true,
             'b' | 'o' | 'x' | 'X' => g == '_',
@@ -365,14 +371,22 @@ fn format_str(s: &str, spec_text: &str) -> Result<String, (String, String)> {
             )));
         }
     }
-    if spec.sign.is_some() {
-        return Err(value_error(
-            "Sign not allowed in string format specifier".into(),
-        ));
+    match spec.sign {
+        Some(' ') => {
+            return Err(value_error(
+                "Space not allowed in string format specifier".into(),
+            ))
+        }
+        Some(_) => {
+            return Err(value_error(
+                "Sign not allowed in string format specifier".into(),
+            ))
+        }
+        None => {}
     }
     if spec.z {
         return Err(value_error(
-            "Negative zero coercion (z) not allowed in format specifier".into(),
+            "Negative zero coercion (z) not allowed in string format specifier".into(),
         ));
     }
     if spec.alternate {
@@ -430,6 +444,11 @@ fn format_int(v: i64, spec_text: &str) -> Result<String, (String, String)> {
     if matches!(kind, 'e' | 'E' | 'f' | 'F' | 'g' | 'G' | '%') {
         return format_float(v as f64, spec_text);
     }
+    if !matches!(kind, 'b' | 'c' | 'd' | 'o' | 'x' | 'X' | 'n') {
+        return Err(value_error(format!(
+            "Unknown format code '{kind}' for object of type 'int'"
+        )));
+    }
     if spec.precision.is_some() {
         return Err(value_error(
             "Precision not allowed in integer format specifier".into(),
@@ -451,6 +470,11 @@ fn format_int(v: i64, spec_text: &str) -> Result<String, (String, String)> {
             if spec.sign.is_some() {
                 return Err(value_error(
                     "Sign not allowed with integer format specifier 'c'".into(),
+                ));
+            }
+            if spec.alternate {
+                return Err(value_error(
+                    "Alternate form (#) not allowed with integer format specifier 'c'".into(),
                 ));
             }
             let ch = u32::try_from(v)
@@ -551,7 +575,7 @@ fn format_general(v: f64, p: usize, alternate: bool, upper: bool, repr_style: bo
     let use_sci = exp < -4 || exp >= limit;
     let mut out = if use_sci {
         let m = if alternate {
-            mant
+            with_point(mant)
         } else {
             strip_fraction_zeros(&mant)
         };
@@ -560,7 +584,7 @@ fn format_general(v: f64, p: usize, alternate: bool, upper: bool, repr_style: bo
         let decimals = (p as i32 - 1 - exp).max(0) as usize;
         let f = format!("{v:.decimals$}");
         let mut f = if alternate {
-            f
+            with_point(f)
         } else {
             strip_fraction_zeros(&f)
         };
@@ -575,8 +599,17 @@ fn format_general(v: f64, p: usize, alternate: bool, upper: bool, repr_style: bo
     out
 }
 
+/// Appends a `.` to a number without one (Python's alternate form `#`).
+fn with_point(mut s: String) -> String {
+    if !s.contains('.') {
+        s.push('.');
+    }
+    s
+}
+
 fn format_float(v: f64, spec_text: &str) -> Result<String, (String, String)> {
     let spec = parse_spec(spec_text, "float", '>')?;
+    let alt_point = |s: String| if spec.alternate { with_point(s) } else { s };
     let kind = spec.kind;
     if let Some(k) = kind {
         if !matches!(k, 'e' | 'E' | 'f' | 'F' | 'g' | 'G' | 'n' | '%') {
@@ -602,11 +635,14 @@ fn format_float(v: f64, spec_text: &str) -> Result<String, (String, String)> {
         }
     } else {
         match kind {
-            Some('f' | 'F') => format!("{a:.*}", spec.precision.unwrap_or(6)),
-            Some('%') => format!("{:.*}%", spec.precision.unwrap_or(6), a * 100.0),
+            Some('f' | 'F') => alt_point(format!("{a:.*}", spec.precision.unwrap_or(6))),
+            Some('%') => format!(
+                "{}%",
+                alt_point(format!("{:.*}", spec.precision.unwrap_or(6), a * 100.0))
+            ),
             Some('e' | 'E') => {
                 let (m, e) = sci_parts(a, spec.precision.unwrap_or(6));
-                let s = format!("{m}e{}", py_exponent(e));
+                let s = format!("{}e{}", alt_point(m), py_exponent(e));
                 if upper {
                     s.to_uppercase()
                 } else {
@@ -617,7 +653,13 @@ fn format_float(v: f64, spec_text: &str) -> Result<String, (String, String)> {
                 format_general(a, spec.precision.unwrap_or(6), spec.alternate, upper, false)
             }
             _ => match spec.precision {
-                None => float_repr(a),
+                None => {
+                    let r = float_repr(a);
+                    match r.split_once('e') {
+                        Some((m, e)) if spec.alternate => format!("{}e{e}", with_point(m.into())),
+                        _ => r,
+                    }
+                }
                 Some(p) => format_general(a, p, spec.alternate, false, true),
             },
         }
@@ -1309,5 +1351,148 @@ mod tests {
         assert_eq!(&v.uuid4[14..15], "4");
         let out = replace_placeholders("{borgversion} {pid}").unwrap();
         assert_eq!(out, format!("1.2.4 {}", std::process::id()));
+    }
+}
+
+#[cfg(test)]
+mod live_tests {
+    //! Random format specs and values, formatted by the installed Python and by us.
+
+    use super::*;
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[(self.next() % items.len() as u64) as usize]
+        }
+    }
+
+    #[test]
+    fn live_fuzz_format_specs_against_python() {
+        if std::env::var_os("HOARD_SKIP_BORG").is_some() {
+            return;
+        }
+        let count: usize = std::env::var("HOARD_FUZZ_COUNT")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(600);
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut specs = Vec::new();
+        let mut values = Vec::new();
+        for _ in 0..count {
+            let spec = [
+                rng.pick(&["", "", "<", ">", "^", "=", "*<", "0>", "x^", "-="]),
+                rng.pick(&["", "", "+", "-", " "]),
+                rng.pick(&["", "", "", "z"]),
+                rng.pick(&["", "", "#"]),
+                rng.pick(&["", "", "0"]),
+                rng.pick(&["", "", "1", "5", "12"]),
+                rng.pick(&["", "", ",", "_"]),
+                rng.pick(&["", "", ".0", ".1", ".3", ".10"]),
+                rng.pick(&[
+                    "", "", "", "s", "d", "x", "X", "o", "b", "c", "e", "E", "f", "F", "g", "G",
+                    "%", "n",
+                ]),
+            ]
+            .concat();
+            let value = match rng.next() % 3 {
+                0 => FormatValue::Str(
+                    rng.pick(&["", "a", "hello", "ÄÖü", "with space", "0123456789abcdef"])
+                        .to_string(),
+                ),
+                1 => FormatValue::Int(
+                    [0, 1, -1, 7, 65, 255, -1234, 1234567, i64::MAX, i64::MIN]
+                        [(rng.next() % 10) as usize],
+                ),
+                _ => FormatValue::Float(
+                    [
+                        0.0,
+                        -0.0,
+                        1.0,
+                        0.5,
+                        2.5,
+                        -3.75,
+                        0.1,
+                        123.456,
+                        1e16,
+                        1.5e-7,
+                        -1e300,
+                        9.999_999e5,
+                        0.000_123_4,
+                        1234567.891,
+                        100000.0,
+                    ][(rng.next() % 15) as usize],
+                ),
+            };
+            specs.push(spec);
+            values.push(value);
+        }
+        let py_values: Vec<String> = values
+            .iter()
+            .map(|v| match v {
+                FormatValue::Str(s) => format!("s:{s}"),
+                FormatValue::Int(i) => format!("i:{i}"),
+                FormatValue::Float(f) => format!("f:{f:e}"),
+                FormatValue::Time { .. } => unreachable!(),
+            })
+            .collect();
+        let input: Vec<String> = specs
+            .iter()
+            .zip(&py_values)
+            .map(|(s, v)| format!("{s}\x01{v}"))
+            .collect();
+        let script = "import sys\n\
+            for line in sys.stdin.read().split('\\x02'):\n    \
+                spec, v = line.split('\\x01')\n    \
+                t, v = v[0], v[2:]\n    \
+                v = {'s': str, 'i': int, 'f': float}[t](v)\n    \
+                try:\n        out = 'O' + format(v, spec)\n    \
+                except Exception as e:\n        out = 'E' + type(e).__name__ + '(' + str(e) + ')'\n    \
+                sys.stdout.write(out + '\\x02')\n";
+        let mut child = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run /usr/bin/python3 (set HOARD_SKIP_BORG=1 to skip)");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(input.join("\x02").as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let wants: Vec<&str> = text.split('\x02').filter(|s| !s.is_empty()).collect();
+        assert_eq!(wants.len(), specs.len());
+        let mut failures = Vec::new();
+        for ((spec, value), want) in specs.iter().zip(&values).zip(wants) {
+            let got = match format_value(value, spec) {
+                Ok(s) => format!("O{s}"),
+                Err((kind, msg)) => format!("E{kind}({msg})"),
+            };
+            if got != want {
+                failures.push(format!("{spec:?} {value:?}: got {got:?}, want {want:?}"));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} mismatches:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     }
 }
