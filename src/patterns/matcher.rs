@@ -332,7 +332,12 @@ impl PatternMatcher {
                 included: Some(cmd.is_include()),
                 recurse_dir: cmd.recurses_dir(),
             }
-        } else if let Some(rule) = self.items.iter_mut().find(|r| r.pattern.test(path)) {
+        } else if let Some(rule) = {
+            let with_sep = format!("{path}/");
+            self.items
+                .iter_mut()
+                .find(|r| r.pattern.test_with_sep(path, &with_sep))
+        } {
             rule.pattern.match_count += 1;
             MatchResult {
                 included: Some(rule.cmd.is_include()),

@@ -243,13 +243,15 @@ impl Pattern {
 
     /// Tests a path that is already decoded and stripped of leading `/` (no counting).
     fn test(&self, path: &str) -> bool {
+        self.test_with_sep(path, &format!("{path}/"))
+    }
+
+    /// [`Pattern::test`] with `path + "/"` computed by the caller (once for many patterns).
+    fn test_with_sep(&self, path: &str, with_sep: &str) -> bool {
         match &self.matcher {
             Matcher::Full(p) => path == p,
-            Matcher::Prefix(p) => {
-                let with_sep = format!("{path}/");
-                with_sep.starts_with(p.as_str())
-            }
-            Matcher::Glob(re) => re.is_match(&format!("{path}/")),
+            Matcher::Prefix(p) => with_sep.starts_with(p.as_str()),
+            Matcher::Glob(re) => re.is_match(with_sep),
             Matcher::Search(re) => re.is_match(path),
         }
     }
