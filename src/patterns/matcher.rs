@@ -370,3 +370,12 @@ pub fn build_matcher<P: AsRef<OsStr>>(
     matcher.add_includepaths(include_paths)?;
     Ok(matcher)
 }
+
+/// The matcher of borg's `create`: the pattern rules, fallback "include". A walker skips an
+/// excluded path, and descends into an excluded directory only if
+/// [`MatchResult::recurse_dir`] is true (then it still tests the directory's children).
+pub fn create_matcher(rules: Vec<Rule>) -> PatternMatcher {
+    let mut matcher = PatternMatcher::new(Some(true));
+    matcher.add_rules(rules);
+    matcher
+}

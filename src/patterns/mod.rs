@@ -33,7 +33,7 @@ pub mod text;
 mod translate;
 
 pub use matcher::{
-    build_matcher, load_exclude_file, load_pattern_file, parse_exclude_pattern,
+    build_matcher, create_matcher, load_exclude_file, load_pattern_file, parse_exclude_pattern,
     parse_inclexcl_command, IeCommand, MatchResult, PatternArgs, PatternLine, PatternMatcher, Rule,
 };
 

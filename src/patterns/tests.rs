@@ -346,3 +346,20 @@ fn live_fuzz_against_installed_borg() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn create_matcher_recursion_flags() {
+    let mut args = PatternArgs::default();
+    args.add_pattern("+ home/user/keep".as_ref()).unwrap();
+    args.add_pattern("- home".as_ref()).unwrap();
+    args.add_exclude("var".as_ref()).unwrap();
+    let mut m = create_matcher(args.rules);
+    let r = m.matches("/home".as_ref());
+    assert_eq!((r.included, r.recurse_dir), (Some(false), true));
+    let r = m.matches("/home/user/keep/f".as_ref());
+    assert_eq!((r.included, r.recurse_dir), (Some(true), true));
+    let r = m.matches("/var".as_ref());
+    assert_eq!((r.included, r.recurse_dir), (Some(false), false));
+    let r = m.matches("/etc".as_ref());
+    assert_eq!((r.included, r.recurse_dir), (Some(true), true));
+}
