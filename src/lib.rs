@@ -13,6 +13,7 @@ pub mod chunker;
 pub mod cli;
 pub mod commands;
 pub mod compress;
+pub mod crashpoint;
 pub mod crypto;
 pub mod location;
 pub mod msgpack;
