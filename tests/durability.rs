@@ -84,7 +84,7 @@ fn sigkill_at_every_write_step_keeps_the_last_commit() {
             }
             env.hoard(["check", "--repository-only", repo.to_str().unwrap()])
                 .ok();
-            if check_with_borg && kills % 15 == 0 {
+            if check_with_borg && kills.is_multiple_of(15) {
                 env.borg(["check", repo.to_str().unwrap()]).ok();
             }
             k += 1;
@@ -150,7 +150,11 @@ fn full_disk_during_commit_fails_cleanly() {
     .ok();
     let before = common::snapshot_dir(&repo);
     // 8 MB of incompressible data cannot fit into what is left of 3 MB
-    std::fs::write(src.join("big.bin"), common::tree::pseudo_random(8_000_000, 7)).unwrap();
+    std::fs::write(
+        src.join("big.bin"),
+        common::tree::pseudo_random(8_000_000, 7),
+    )
+    .unwrap();
     let r = env.hoard([
         "create",
         &format!("{}::second", repo.display()),
@@ -165,7 +169,8 @@ fn full_disk_during_commit_fails_cleanly() {
         .collect();
     assert_eq!(lines.len(), 1, "one error line, got:\n{}", r.stderr);
     assert!(
-        lines[0].contains("No space left on device") || lines[0].contains("Insufficient free space"),
+        lines[0].contains("No space left on device")
+            || lines[0].contains("Insufficient free space"),
         "{}",
         lines[0]
     );
@@ -179,7 +184,10 @@ fn full_disk_during_commit_fails_cleanly() {
             .collect::<Vec<_>>()
     };
     assert_eq!(committed(&after), committed(&before));
-    assert_eq!(archive_names(&env, &repo), BTreeSet::from(["first".to_string()]));
+    assert_eq!(
+        archive_names(&env, &repo),
+        BTreeSet::from(["first".to_string()])
+    );
     if borg_available() {
         env.borg(["check", repo.to_str().unwrap()]).ok();
     }

@@ -145,7 +145,10 @@ fn key_export_and_import_interoperate_with_borg() {
         let keytext = env.hoard(["key", "export", r]).ok().out();
         let html = env.hoard(["key", "export", "--qr-html", r]).ok().out();
         assert!(html.starts_with("<!DOCTYPE html>"));
-        assert!(html.contains(keytext.trim_end()), "{mode}: key text in the page");
+        assert!(
+            html.contains(keytext.trim_end()),
+            "{mode}: key text in the page"
+        );
         assert!(html.contains("<svg"), "{mode}: QR code in the page");
         // hoard's export imports into borg after the key is lost
         let exported = env.path().join("exported.key");

@@ -380,7 +380,9 @@ impl LocalRepository {
         let r = step(self);
         if let Err(RepoError::Io { source, .. }) = &r {
             if source.raw_os_error() == Some(libc::ENOSPC) {
-                tracing::warn!("No space left on device, cleaning up partial transaction to free space.");
+                tracing::warn!(
+                    "No space left on device, cleaning up partial transaction to free space."
+                );
                 let _ = self.rollback_inner(true);
             }
         }
