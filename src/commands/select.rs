@@ -107,6 +107,13 @@ impl Selection {
                 "argument --last: not allowed with argument --first",
             ));
         }
+        for (opt, v) in [("--first", first), ("--last", last)] {
+            if v == Some(0) {
+                return Err(CommandError::new(format!(
+                    "argument {opt}: A positive integer is required: 0"
+                )));
+            }
+        }
         Ok(Selection {
             prefix,
             glob,
