@@ -92,7 +92,7 @@ fn s(p: &Path) -> String {
 /// Runs borg then hoard with the same arguments and asserts equal stdout and exit code.
 fn same(env: &Env, args: &[&str]) -> String {
     let b = env.borg(args);
-    let h = hoard(&env, args);
+    let h = hoard(env, args);
     assert_eq!(
         h.code, b.code,
         "exit code for {args:?}\nborg stderr: {}\nhoard stderr: {}",
@@ -115,7 +115,7 @@ fn same_json_lines(env: &Env, args: &[&str]) {
             .collect()
     };
     let b = env.borg(args).ok();
-    let h = hoard(&env, args).ok();
+    let h = hoard(env, args).ok();
     assert_eq!(parse(&h.out()), parse(&b.out()), "json lines for {args:?}");
 }
 

@@ -183,11 +183,11 @@ fn fixed_key(key: &str) -> Option<&'static str> {
     }
 }
 
+/// Renders one replacement field `(name, spec)`.
+type FieldRenderer<'a> = dyn FnMut(&str, &str) -> Result<Vec<u8>, String> + 'a;
+
 /// Renders a Python format string; `field(name, spec)` renders one replacement field.
-fn render_format(
-    fmt: &str,
-    field: &mut dyn FnMut(&str, &str) -> Result<Vec<u8>, String>,
-) -> Result<Vec<u8>, String> {
+fn render_format(fmt: &str, field: &mut FieldRenderer<'_>) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let chars: Vec<char> = fmt.chars().collect();
     let mut i = 0;

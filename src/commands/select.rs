@@ -169,8 +169,8 @@ pub fn select_archives(manifest: &Manifest, sel: &Selection) -> Vec<ArchiveInfo>
     for key in sel.sort_by.iter().rev() {
         match key {
             SortKey::Timestamp => archives.sort_by_key(|a| a.ts()),
-            SortKey::Name => archives.sort_by(|a, b| a.name_str().cmp(&b.name_str())),
-            SortKey::Id => archives.sort_by(|a, b| a.id.cmp(&b.id)),
+            SortKey::Name => archives.sort_by_key(|a| a.name_str()),
+            SortKey::Id => archives.sort_by_key(|a| a.id),
         }
     }
     match (sel.first, sel.last) {
