@@ -60,7 +60,8 @@ fn buzhash_table_matches_vector_file() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/vectors/chunker/buzhash_table.txt"
-    )).unwrap();
+    ))
+    .unwrap();
     let vals: Vec<u32> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
