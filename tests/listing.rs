@@ -138,6 +138,17 @@ fn list_matches_borg_on_every_vector() {
         same(&env, &["list", &a1]);
         same(&env, &["list", "--short", &a1]);
         same(&env, &["list", &a1, "data/subdir"]);
+        same(&env, &["list", &a1, "-e", "*.bin"]);
+        same(&env, &["list", &a1, "--pattern", "- data/subdir", "data"]);
+        same(
+            &env,
+            &[
+                "list",
+                "--format",
+                "{size:,}|{path:>30.10}|{mtime:%H%M}{NL}",
+                &a1,
+            ],
+        );
         same_json_lines(&env, &["list", "--json-lines", &a1]);
         same(
             &env,

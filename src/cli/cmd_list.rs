@@ -61,21 +61,34 @@ pub trait Render {
     fn render(&self, spec: &str) -> Result<Vec<u8>, String>;
 }
 
+/// Formats one value with a Python format spec through the `str.format` engine of
+/// [`crate::placeholders`].
+fn py_format(value: crate::placeholders::FormatValue, spec: &str) -> Result<Vec<u8>, String> {
+    if spec.is_empty() {
+        if let crate::placeholders::FormatValue::Str(s) = value {
+            return Ok(s.into_bytes());
+        }
+    }
+    let fmt = format!("{{v:{spec}}}");
+    crate::placeholders::format_map(&fmt, &|k| (k == "v").then(|| value.clone()))
+        .map(String::into_bytes)
+        .map_err(|e| e.to_string())
+}
+
 impl Render for Field {
     fn render(&self, spec: &str) -> Result<Vec<u8>, String> {
+        use crate::placeholders::FormatValue as V;
         match self {
-            Field::Str(s) => Ok(pad_str(s, spec, false)?.into_bytes()),
+            Field::Str(s) => py_format(V::Str(s.clone()), spec),
             Field::Bytes(b) => {
                 if spec.is_empty() {
                     Ok(b.clone())
                 } else {
-                    Ok(pad_str(&list::remove_surrogates(b), spec, false)?.into_bytes())
+                    py_format(V::Str(list::remove_surrogates(b)), spec)
                 }
             }
-            Field::Int(i) => Ok(pad_str(&i.to_string(), spec, true)?.into_bytes()),
-            Field::Bool(b) => {
-                Ok(pad_str(if *b { "True" } else { "False" }, spec, true)?.into_bytes())
-            }
+            Field::Int(i) => py_format(V::Int(*i), spec),
+            Field::Bool(b) => py_format(V::Str(if *b { "True" } else { "False" }.into()), spec),
             Field::Time(t) => {
                 let f = if spec.is_empty() {
                     "%a, %Y-%m-%d %H:%M:%S"
@@ -87,79 +100,11 @@ impl Render for Field {
                 write!(out, "{}", t.format(f)).map_err(|_| format!("invalid time format {f:?}"))?;
                 Ok(out.into_bytes())
             }
-            Field::List(l) => Ok(pad_str(&format!("{l:?}"), spec, false)?.into_bytes()),
-            Field::Json(v) => Ok(pad_str(&v.to_string(), spec, false)?.into_bytes()),
-            Field::Float(f) => Ok(pad_str(&f.to_string(), spec, true)?.into_bytes()),
+            Field::List(l) => py_format(V::Str(format!("{l:?}")), spec),
+            Field::Json(v) => py_format(V::Str(v.to_string()), spec),
+            Field::Float(f) => py_format(V::Float(*f), spec),
         }
     }
-}
-
-/// Applies the `[[fill]align][0][width][.precision]` part of a Python format spec.
-fn pad_str(s: &str, spec: &str, numeric: bool) -> Result<String, String> {
-    if spec.is_empty() {
-        return Ok(s.to_string());
-    }
-    let chars: Vec<char> = spec.chars().collect();
-    let mut i = 0;
-    let mut fill = ' ';
-    let mut align = if numeric { '>' } else { '<' };
-    let is_align = |c: char| matches!(c, '<' | '>' | '^' | '=');
-    if chars.len() >= 2 && is_align(chars[1]) {
-        fill = chars[0];
-        align = chars[1];
-        i = 2;
-    } else if !chars.is_empty() && is_align(chars[0]) {
-        align = chars[0];
-        i = 1;
-    }
-    if i < chars.len() && matches!(chars[i], '+' | '-' | ' ') {
-        i += 1;
-    }
-    if i < chars.len() && chars[i] == '0' {
-        if i == 0 || !is_align(chars[i.saturating_sub(1)]) {
-            fill = '0';
-            align = if numeric { '=' } else { '<' };
-        }
-        i += 1;
-    }
-    let start = i;
-    while i < chars.len() && chars[i].is_ascii_digit() {
-        i += 1;
-    }
-    let width: usize = chars[start..i]
-        .iter()
-        .collect::<String>()
-        .parse()
-        .unwrap_or(0);
-    let mut precision: Option<usize> = None;
-    if i < chars.len() && chars[i] == '.' {
-        i += 1;
-        let ps = i;
-        while i < chars.len() && chars[i].is_ascii_digit() {
-            i += 1;
-        }
-        precision = chars[ps..i].iter().collect::<String>().parse().ok();
-    }
-    let rest: String = chars[i..].iter().collect();
-    if !(rest.is_empty() || (numeric && rest == "d") || (!numeric && rest == "s")) {
-        return Err(format!("Invalid format specifier '{spec}'"));
-    }
-    let mut body: String = match precision {
-        Some(p) if !numeric => s.chars().take(p).collect(),
-        _ => s.to_string(),
-    };
-    let len = body.chars().count();
-    if len < width {
-        let pad = width - len;
-        let fills = |n: usize| std::iter::repeat_n(fill, n).collect::<String>();
-        body = match align {
-            '<' => format!("{body}{}", fills(pad)),
-            '^' => format!("{}{body}{}", fills(pad / 2), fills(pad - pad / 2)),
-            '=' if body.starts_with('-') => format!("-{}{}", fills(pad), &body[1..]),
-            _ => format!("{}{body}", fills(pad)),
-        };
-    }
-    Ok(body)
 }
 
 /// The field names a format string uses.
@@ -170,17 +115,6 @@ pub fn format_keys(fmt: &str) -> HashSet<String> {
         Ok(Vec::new())
     });
     keys
-}
-
-fn fixed_key(key: &str) -> Option<&'static str> {
-    match key {
-        "LF" | "NL" | "NEWLINE" => Some("\n"),
-        "SPACE" => Some(" "),
-        "TAB" => Some("\t"),
-        "CR" => Some("\r"),
-        "NUL" => Some("\0"),
-        _ => None,
-    }
 }
 
 /// Renders one replacement field `(name, spec)`.
@@ -212,8 +146,11 @@ fn render_format(fmt: &str, field: &mut FieldRenderer<'_>) -> Result<Vec<u8>, St
             let inner: String = chars[i + 1..j].iter().collect();
             let (name_conv, spec) = inner.split_once(':').unwrap_or((&inner, ""));
             let name = name_conv.split('!').next().unwrap_or_default();
-            if let Some(v) = fixed_key(name) {
-                out.extend_from_slice(pad_str(v, spec, false)?.as_bytes());
+            if let Some(v) = crate::placeholders::fixed_key(name) {
+                out.extend(py_format(
+                    crate::placeholders::FormatValue::Str(v.into()),
+                    spec,
+                )?);
             } else {
                 out.extend(field(name, spec)?);
             }
@@ -282,7 +219,7 @@ pub fn run(
             (None, false) => "{mode} {user:6} {group:6} {size:8} {mtime} {path}{extra}{NL}".into(),
         };
         let wanted = format_keys(&fmt);
-        let mut filter = super::cmd_list::path_filter(&a.paths, &a.exclude)?;
+        let mut filter = path_filter(&a)?;
         let json_lines = a.json_lines;
         let opts = ItemListOptions {
             wanted: wanted.clone(),
@@ -373,35 +310,33 @@ pub fn basic_json(opened: &crate::commands::common::Opened) -> serde_json::Value
     })
 }
 
-/// The PATH / `--exclude` filter of `list REPO::ARCHIVE` (borg's `build_matcher`): PATHs
-/// select items at or below them (`pp:` style), excludes are `fm:` globs.
+/// The PATH and pattern filter of `list REPO::ARCHIVE` (borg's `build_matcher`): PATHs select
+/// items at or below them (`pp:` style), then `--exclude`, `--exclude-from`, `--pattern` and
+/// `--patterns-from` rules apply.
 pub fn path_filter(
-    paths: &[String],
-    excludes: &[String],
+    a: &ListArgs,
 ) -> Result<impl FnMut(&crate::archive::item::Item) -> bool, CommandError> {
-    let prefixes: Vec<Vec<u8>> = paths
-        .iter()
-        .map(|p| {
-            p.trim_start_matches('/')
-                .trim_end_matches('/')
-                .as_bytes()
-                .to_vec()
-        })
-        .collect();
-    if !excludes.is_empty() {
-        return Err(CommandError::new(
-            "--exclude is not supported by hoard list yet",
-        ));
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let perr = |e: crate::patterns::PatternError| CommandError::new(e.to_string());
+    let mut pa = crate::patterns::PatternArgs::default();
+    for e in &a.exclude {
+        pa.add_exclude(OsStr::new(e)).map_err(perr)?;
     }
+    for f in &a.exclude_from {
+        pa.add_exclude_from(std::path::Path::new(f)).map_err(perr)?;
+    }
+    for p in &a.pattern {
+        pa.add_pattern(OsStr::new(p)).map_err(perr)?;
+    }
+    for f in &a.patterns_from {
+        pa.add_patterns_from(std::path::Path::new(f))
+            .map_err(perr)?;
+    }
+    let paths: Vec<std::ffi::OsString> = a.paths.iter().map(std::ffi::OsString::from).collect();
+    let mut matcher = crate::patterns::build_matcher(pa.rules, &paths).map_err(perr)?;
     Ok(move |item: &crate::archive::item::Item| {
-        if prefixes.is_empty() {
-            return true;
-        }
-        prefixes.iter().any(|p| {
-            p.is_empty()
-                || item.path == *p
-                || (item.path.starts_with(p) && item.path.get(p.len()) == Some(&b'/'))
-        })
+        matcher.matches(OsStr::from_bytes(&item.path)).included == Some(true)
     })
 }
 
@@ -411,13 +346,14 @@ mod tests {
 
     #[test]
     fn specs_pad_like_python() {
-        assert_eq!(pad_str("ab", "<5", false).unwrap(), "ab   ");
-        assert_eq!(pad_str("ab", "6", false).unwrap(), "ab    ");
-        assert_eq!(pad_str("12", "8", true).unwrap(), "      12");
-        assert_eq!(pad_str("12", "08", true).unwrap(), "00000012");
-        assert_eq!(pad_str("ab", "*^6", false).unwrap(), "**ab**");
-        assert_eq!(pad_str("abcdef", ".3", false).unwrap(), "abc");
-        assert_eq!(pad_str("abc", "2", false).unwrap(), "abc");
+        let f = |v: Field, spec: &str| String::from_utf8(v.render(spec).unwrap()).unwrap();
+        assert_eq!(f(Field::Str("ab".into()), "<5"), "ab   ");
+        assert_eq!(f(Field::Str("ab".into()), "6"), "ab    ");
+        assert_eq!(f(Field::Int(12), "8"), "      12");
+        assert_eq!(f(Field::Int(12), "08"), "00000012");
+        assert_eq!(f(Field::Int(1234567), ","), "1,234,567");
+        assert_eq!(f(Field::Str("ab".into()), "*^6"), "**ab**");
+        assert_eq!(f(Field::Str("abcdef".into()), ".3"), "abc");
     }
 
     #[test]

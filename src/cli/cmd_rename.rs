@@ -24,7 +24,7 @@ pub fn run(
     common: &CommonOptions,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<i32, CommandError> {
-    rename::validate_new_name(&a.name)?;
+    let new_name = rename::validate_new_name(&a.name)?;
     let loc = crate::location::Location::parse_env(Some(&a.location))?;
     let Some(old) = &loc.archive else {
         return Err(CommandError::new("No archive specified"));
@@ -32,7 +32,7 @@ pub fn run(
     rename::rename(
         &loc,
         old.as_bytes(),
-        a.name.as_bytes(),
+        new_name.as_bytes(),
         common.lock_wait,
         confirm,
     )?;

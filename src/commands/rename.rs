@@ -18,14 +18,11 @@ pub fn already_exists(name: &[u8]) -> CommandError {
     )
 }
 
-/// borg's archive-name validation for NEWNAME (argparse message).
-pub fn validate_new_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.contains('/') || name.contains("::") {
-        return Err(CommandError::new(format!(
-            "argument NEWNAME: Invalid archive name: \"{name}\""
-        )));
-    }
-    Ok(())
+/// borg's `archivename_validator` for NEWNAME: placeholders expanded, then no `/`, no `::`,
+/// not empty. Returns the expanded name.
+pub fn validate_new_name(name: &str) -> Result<String> {
+    crate::placeholders::validate_archive_name(name)
+        .map_err(|e| CommandError::new(format!("argument NEWNAME: {e}")))
 }
 
 /// Renames archive `old` to `new`; returns the new archive id.
