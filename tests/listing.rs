@@ -139,6 +139,15 @@ fn list_matches_borg_on_every_vector() {
         same(&env, &["list", "--short", &a1]);
         same(&env, &["list", &a1, "data/subdir"]);
         same(&env, &["list", &a1, "-e", "*.bin"]);
+        same(
+            &env,
+            &[
+                "list",
+                "--format",
+                "{md5} {sha1} {sha3_256} {sha224} {path}{NL}",
+                &a1,
+            ],
+        );
         same(&env, &["list", &a1, "--pattern", "- data/subdir", "data"]);
         same(
             &env,
@@ -197,6 +206,7 @@ fn info_matches_borg() {
         same(&env, &["info", &a]);
         same(&env, &["info", "--json", &a]);
         same(&env, &["info", "--last", "2", &r]);
+        same(&env, &["info", "--last", "1", &a]);
         same(&env, &["info", "--json", "-a", "*2", &r]);
         same(&env, &["info", &format!("{r}::nope")]);
     }

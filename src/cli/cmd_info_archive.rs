@@ -148,16 +148,8 @@ pub fn run(
     confirm: crate::security::Confirm<'_>,
 ) -> Result<i32, CommandError> {
     let targets = match &loc.archive {
-        Some(name) => {
-            if a.filter.first.is_some()
-                || a.filter.last.is_some()
-                || a.filter.prefix.is_some()
-                || a.filter.glob_archives.is_some()
-            {
-                return Err(CommandError::new("The options --first, --last, --prefix, and --glob-archives, and --consider-checkpoints can only be used on repository targets."));
-            }
-            InfoTargets::Name(name.as_bytes().to_vec())
-        }
+        // borg ignores the selection options when an archive is named
+        Some(name) => InfoTargets::Name(name.as_bytes().to_vec()),
         None => InfoTargets::Selection(Selection::new(
             a.filter.prefix.clone(),
             a.filter.glob_archives.clone(),

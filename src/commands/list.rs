@@ -232,8 +232,9 @@ pub fn shlex_quote(s: &str) -> String {
 }
 
 /// Hash algorithms `list --format` offers over a file's content.
-pub const HASH_KEYS: [&str; 8] = [
-    "blake2b", "blake2s", "sha224", "sha256", "sha384", "sha512", "xxh64", "md5",
+pub const HASH_KEYS: [&str; 13] = [
+    "blake2b", "blake2s", "md5", "sha1", "sha224", "sha256", "sha384", "sha3_224", "sha3_256",
+    "sha3_384", "sha3_512", "sha512", "xxh64",
 ];
 
 /// Item keys computed per item on demand (borg's `ItemFormatter.call_keys`, plus hashes).
@@ -446,6 +447,7 @@ fn hash_item(store: &mut ObjectStore, algo: &str, item: &Item) -> Result<String>
         S384(sha2::Sha384),
         S512(sha2::Sha512),
         X(xxhash_rust::xxh64::Xxh64),
+        Buf(Vec<u8>),
     }
     let mut h = match algo {
         "blake2b" => H::B2b(Box::default()),
@@ -455,6 +457,7 @@ fn hash_item(store: &mut ObjectStore, algo: &str, item: &Item) -> Result<String>
         "sha384" => H::S384(Default::default()),
         "sha512" => H::S512(Default::default()),
         "xxh64" => H::X(xxhash_rust::xxh64::Xxh64::new(0)),
+        "md5" | "sha1" | "sha3_224" | "sha3_256" | "sha3_384" | "sha3_512" => H::Buf(Vec::new()),
         other => {
             return Err(CommandError::new(format!(
                 "hash algorithm {other} is not supported by hoard"
@@ -471,6 +474,7 @@ fn hash_item(store: &mut ObjectStore, algo: &str, item: &Item) -> Result<String>
             H::S384(x) => x.update(&data),
             H::S512(x) => x.update(&data),
             H::X(x) => x.update(&data),
+            H::Buf(b) => b.extend_from_slice(&data),
         }
     }
     Ok(match h {
@@ -481,7 +485,194 @@ fn hash_item(store: &mut ObjectStore, algo: &str, item: &Item) -> Result<String>
         H::S384(x) => hex::encode(x.finalize()),
         H::S512(x) => hex::encode(x.finalize()),
         H::X(x) => format!("{:016x}", x.digest()),
+        H::Buf(b) => hex::encode(match algo {
+            "md5" => md5(&b).to_vec(),
+            "sha1" => sha1(&b).to_vec(),
+            "sha3_224" => sha3(&b, 28),
+            "sha3_256" => sha3(&b, 32),
+            "sha3_384" => sha3(&b, 48),
+            _ => sha3(&b, 64),
+        }),
     })
+}
+
+/// MD5 (RFC 1321), for the `md5` format key.
+fn md5(data: &[u8]) -> [u8; 16] {
+    const S: [u32; 64] = [
+        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,
+        9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10,
+        15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+    ];
+    let k: Vec<u32> = (0..64)
+        .map(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32)
+        .collect();
+    let mut h: [u32; 4] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&((data.len() as u64).wrapping_mul(8)).to_le_bytes());
+    for block in msg.chunks_exact(64) {
+        let m: Vec<u32> = block
+            .chunks_exact(4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect();
+        let [mut a, mut b, mut c, mut d] = h;
+        for i in 0..64 {
+            let (f, g) = match i / 16 {
+                0 => ((b & c) | (!b & d), i),
+                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
+                2 => (b ^ c ^ d, (3 * i + 5) % 16),
+                _ => (c ^ (b | !d), (7 * i) % 16),
+            };
+            let f2 = f.wrapping_add(a).wrapping_add(k[i]).wrapping_add(m[g]);
+            a = d;
+            d = c;
+            c = b;
+            b = b.wrapping_add(f2.rotate_left(S[i]));
+        }
+        h[0] = h[0].wrapping_add(a);
+        h[1] = h[1].wrapping_add(b);
+        h[2] = h[2].wrapping_add(c);
+        h[3] = h[3].wrapping_add(d);
+    }
+    let mut out = [0u8; 16];
+    for (i, w) in h.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+    }
+    out
+}
+
+/// SHA-1 (FIPS 180-4), for the `sha1` format key.
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&((data.len() as u64).wrapping_mul(8)).to_be_bytes());
+    for block in msg.chunks_exact(64) {
+        let mut w = [0u32; 80];
+        for (i, c) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, wi) in w.iter().enumerate() {
+            let (f, k) = match i / 20 {
+                0 => ((b & c) | (!b & d), 0x5A827999),
+                1 => (b ^ c ^ d, 0x6ED9EBA1),
+                2 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
+                _ => (b ^ c ^ d, 0xCA62C1D6u32),
+            };
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*wi);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = t;
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (i, w) in h.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&w.to_be_bytes());
+    }
+    out
+}
+
+/// SHA3 (FIPS 202) with an output of `out_len` bytes, for the `sha3_*` format keys.
+fn sha3(data: &[u8], out_len: usize) -> Vec<u8> {
+    const RC: [u64; 24] = [
+        0x0000000000000001,
+        0x0000000000008082,
+        0x800000000000808A,
+        0x8000000080008000,
+        0x000000000000808B,
+        0x0000000080000001,
+        0x8000000080008081,
+        0x8000000000008009,
+        0x000000000000008A,
+        0x0000000000000088,
+        0x0000000080008009,
+        0x000000008000000A,
+        0x000000008000808B,
+        0x800000000000008B,
+        0x8000000000008089,
+        0x8000000000008003,
+        0x8000000000008002,
+        0x8000000000000080,
+        0x000000000000800A,
+        0x800000008000000A,
+        0x8000000080008081,
+        0x8000000000008080,
+        0x0000000080000001,
+        0x8000000080008008,
+    ];
+    const ROT: [u32; 25] = [
+        0, 1, 62, 28, 27, 36, 44, 6, 55, 20, 3, 10, 43, 25, 39, 41, 45, 15, 21, 8, 18, 2, 61, 56,
+        14,
+    ];
+    fn keccak_f(a: &mut [u64; 25]) {
+        for rc in RC {
+            let mut c = [0u64; 5];
+            for x in 0..5 {
+                c[x] = a[x] ^ a[x + 5] ^ a[x + 10] ^ a[x + 15] ^ a[x + 20];
+            }
+            for x in 0..5 {
+                let d = c[(x + 4) % 5] ^ c[(x + 1) % 5].rotate_left(1);
+                for y in 0..5 {
+                    a[x + 5 * y] ^= d;
+                }
+            }
+            let mut b = [0u64; 25];
+            for x in 0..5 {
+                for y in 0..5 {
+                    b[y + 5 * ((2 * x + 3 * y) % 5)] = a[x + 5 * y].rotate_left(ROT[x + 5 * y]);
+                }
+            }
+            for x in 0..5 {
+                for y in 0..5 {
+                    a[x + 5 * y] =
+                        b[x + 5 * y] ^ (!b[(x + 1) % 5 + 5 * y] & b[(x + 2) % 5 + 5 * y]);
+                }
+            }
+            a[0] ^= rc;
+        }
+    }
+    let rate = 200 - 2 * out_len;
+    let mut msg = data.to_vec();
+    msg.push(0x06);
+    while msg.len() % rate != 0 {
+        msg.push(0);
+    }
+    if let Some(last) = msg.last_mut() {
+        *last |= 0x80;
+    }
+    let mut st = [0u64; 25];
+    for block in msg.chunks_exact(rate) {
+        for (i, w) in block.chunks_exact(8).enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            st[i] ^= u64::from_le_bytes(b);
+        }
+        keccak_f(&mut st);
+    }
+    st.iter()
+        .flat_map(|w| w.to_le_bytes())
+        .take(out_len)
+        .collect()
 }
 
 /// Lists the items of archive `name`: `filter` decides which paths are shown, `emit` gets
@@ -597,6 +788,24 @@ mod tests {
         assert_eq!(filemode(0o104755), "-rwsr-xr-x");
         assert_eq!(filemode(0o41777), "drwxrwxrwt");
         assert_eq!(filemode(0o101644), "-rw-r--r-T");
+    }
+
+    #[test]
+    fn extra_hashes_match_known_digests() {
+        assert_eq!(hex::encode(md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(hex::encode(md5(b"abc")), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            hex::encode(sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(
+            hex::encode(sha3(b"abc", 32)),
+            "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532"
+        );
+        assert_eq!(
+            hex::encode(sha3(b"", 28)),
+            "6b4e03423667dbb73b6e15454f0eb1abd4597f9a1b078e3f5b5a6bc7"
+        );
     }
 
     #[test]
