@@ -654,7 +654,7 @@ fn sha3(data: &[u8], out_len: usize) -> Vec<u8> {
     let rate = 200 - 2 * out_len;
     let mut msg = data.to_vec();
     msg.push(0x06);
-    while msg.len() % rate != 0 {
+    while !msg.len().is_multiple_of(rate) {
         msg.push(0);
     }
     if let Some(last) = msg.last_mut() {
