@@ -32,7 +32,7 @@ use crate::repo::RepoError;
 
 use config::Ini;
 use files::FilesCache;
-pub use sync::{ArchiveTotals, SyncReport};
+pub use sync::{ArchiveTotals, FetchedTotals, SyncReport};
 
 /// One chunk index entry (borg's ChunkIndex value: refcount, size, csize).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -280,7 +280,7 @@ impl Cache {
         cache.update_compatibility(manifest);
         cache.load_chunks();
         cache.load_pre12_meta();
-        let mut fetched = Vec::new();
+        let mut fetched = FetchedTotals::new();
         if cache.config.get("cache", "manifest") != Some(hex::encode(manifest.id).as_str()) {
             fetched = cache.sync(store, manifest)?;
             cache.commit(manifest)?;
@@ -438,7 +438,7 @@ impl Cache {
         &mut self,
         store: &mut ObjectStore,
         manifest: &Manifest,
-    ) -> Result<Vec<([u8; 32], ArchiveTotals)>, ArchiveError> {
+    ) -> Result<FetchedTotals, ArchiveError> {
         tracing::info!("Synchronizing chunks cache...");
         let ids: Vec<[u8; 32]> = manifest.archives.values().map(|r| r.id).collect();
         let mut report = SyncReport {
@@ -457,14 +457,14 @@ impl Cache {
         &mut self,
         store: &mut ObjectStore,
         manifest: &Manifest,
-        fetched: &[([u8; 32], ArchiveTotals)],
+        fetched: &FetchedTotals,
     ) -> Result<(), ArchiveError> {
         self.archives_size = 0;
         self.archives_csize = 0;
         let mut pre12_changed = false;
         for r in manifest.archives.values() {
             let fpr = hex::encode(r.id);
-            let t = if let Some((_, t)) = fetched.iter().find(|(id, _)| *id == r.id) {
+            let t = if let Some(t) = fetched.get(&r.id) {
                 *t
             } else if let Some(t) = self.pre12_meta.get(&fpr).and_then(totals_from_json) {
                 t
@@ -883,4 +883,63 @@ fn rollback(path: &Path) -> std::io::Result<()> {
         fs::remove_dir_all(&tmp)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_layout_matches_borg_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c");
+        create_layout(&p, "ab").unwrap();
+        assert_eq!(fs::read_to_string(p.join("README")).unwrap(), CACHE_README);
+        assert_eq!(fs::read_to_string(p.join("pre12-meta")).unwrap(), "{}");
+        assert_eq!(fs::read(p.join("chunks")).unwrap().len(), 18 + 1031 * 44);
+        assert!(p.join(sync::ARCHIVE_DIR).is_dir());
+        assert_eq!(fs::read(p.join("files")).unwrap(), b"");
+    }
+
+    #[test]
+    fn interrupted_transaction_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c");
+        create_layout(&p, "ab").unwrap();
+        fs::write(p.join("files"), b"old files").unwrap();
+        begin_txn(&p).unwrap();
+        assert!(p.join("txn.active").is_dir());
+        fs::write(p.join("config"), b"half-written").unwrap();
+        fs::write(p.join("chunks"), b"half-written").unwrap();
+        fs::write(p.join("files"), b"new").unwrap();
+        fs::create_dir(p.join("txn.tmp")).unwrap();
+        rollback(&p).unwrap();
+        assert!(!p.join("txn.active").exists() && !p.join("txn.tmp").exists());
+        assert_eq!(
+            fs::read_to_string(p.join("config")).unwrap(),
+            config::initial("ab").to_text()
+        );
+        assert!(ChunkIndex::read(&fs::read(p.join("chunks")).unwrap()).is_ok());
+        assert_eq!(fs::read(p.join("files")).unwrap(), b"old files");
+    }
+
+    #[test]
+    fn chunk_values_round_trip_and_pre12_json_is_pythons() {
+        let e = ChunkEntry {
+            refcount: 3,
+            size: 0x01020304,
+            csize: 7,
+        };
+        assert_eq!(entry_of(&pack_entry(e)), e);
+        let t = ArchiveTotals {
+            size: 5,
+            ..ArchiveTotals::default()
+        };
+        let mut m = serde_json::Map::new();
+        m.insert("ab".into(), totals_to_json(&t));
+        let text = pretty_json(&serde_json::Value::Object(m));
+        assert!(text.starts_with("{\n    \"ab\": {\n        \""), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(totals_from_json(&back["ab"]).unwrap().size, 5);
+    }
 }

@@ -2,7 +2,7 @@
 //! merge the per-archive indexes of `chunks.archive.d`, fetch and index the archives that have
 //! none, drop the indexes of archives that are gone.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -348,6 +348,9 @@ pub struct SyncReport {
     pub archive_metadata_reads: usize,
 }
 
+/// The totals of the archives a resync read, by archive id.
+pub type FetchedTotals = HashMap<[u8; 32], ArchiveTotals>;
+
 /// Rebuilds the master index for the archives `archives` (borg's `create_master_idx`);
 /// returns the index and the totals of every archive it fetched.
 pub fn create_master_idx(
@@ -355,7 +358,7 @@ pub fn create_master_idx(
     cache_path: &Path,
     archives: &[[u8; 32]],
     report: &mut SyncReport,
-) -> Result<(ChunkIndex, Vec<([u8; 32], ArchiveTotals)>), ArchiveError> {
+) -> Result<(ChunkIndex, FetchedTotals), ArchiveError> {
     let dir = cache_path.join(ARCHIVE_DIR);
     if !dir.exists() {
         let _ = crate::paths::ensure_dir(&dir);
@@ -372,12 +375,12 @@ pub fn create_master_idx(
         report.archive_indexes_dropped += 1;
     }
     let mut master = ChunkIndex::new();
-    let mut fetched = Vec::new();
+    let mut fetched = FetchedTotals::new();
     for id in archives {
         if !do_cache {
             let t = fetch_and_build_idx(store, id, &mut master)?;
             report.archives_fetched += 1;
-            fetched.push((*id, t));
+            fetched.insert(*id, t);
             continue;
         }
         let idx = if cached.contains(id) {
@@ -394,7 +397,7 @@ pub fn create_master_idx(
                 let mut idx = ChunkIndex::new();
                 let t = fetch_and_build_idx(store, id, &mut idx)?;
                 report.archives_fetched += 1;
-                fetched.push((*id, t));
+                fetched.insert(*id, t);
                 if let Err(e) = write_archive_index(&dir, id, &idx) {
                     tracing::warn!("could not write archive index: {e}");
                 }
