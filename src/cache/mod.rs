@@ -16,6 +16,7 @@
 pub mod config;
 pub mod files;
 pub mod sync;
+pub mod table;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -33,6 +34,7 @@ use crate::repo::RepoError;
 use config::Ini;
 use files::FilesCache;
 pub use sync::{ArchiveTotals, FetchedTotals, SyncReport};
+use table::ChunkTable;
 
 /// One chunk index entry (borg's ChunkIndex value: refcount, size, csize).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -215,7 +217,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ArchiveError + '_ {
 
 /// The client cache of one repository.
 pub struct Cache {
-    chunks: ChunkIndex,
+    chunks: ChunkTable,
     /// Sum of the archives' own `size` / `csize` (what borg 1.2 shows as "All archives").
     archives_size: u64,
     archives_csize: u64,
@@ -258,7 +260,7 @@ impl Cache {
         lock.acquire().map_err(RepoError::from)?;
         rollback(&path).map_err(io_err(&path))?;
         let mut cache = Cache {
-            chunks: ChunkIndex::new(),
+            chunks: ChunkTable::default(),
             archives_size: 0,
             archives_csize: 0,
             files: Mutex::new(None),
@@ -287,6 +289,17 @@ impl Cache {
         }
         cache.compute_totals(store, manifest, &fetched)?;
         Ok(cache)
+    }
+
+    /// Deletes a cache directory (borg's `Cache.destroy`, for `delete --cache-only`): the
+    /// `config` goes first so that a half-deleted cache is never taken for a valid one.
+    pub fn destroy(path: &Path) -> std::io::Result<()> {
+        let config = path.join("config");
+        if config.exists() {
+            fs::remove_file(&config)?;
+            fs::remove_dir_all(path)?;
+        }
+        Ok(())
     }
 
     /// The cache directory.
@@ -365,7 +378,7 @@ impl Cache {
             fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
             crate::paths::ensure_dir(&dir).map_err(io_err(&dir))?;
         }
-        self.chunks = ChunkIndex::new();
+        self.chunks = ChunkTable::default();
         let fpath = self.path.join(files::files_cache_name());
         crate::paths::write_atomic(&fpath, b"").map_err(io_err(&fpath))?;
         let name = files::files_cache_name();
@@ -413,13 +426,13 @@ impl Cache {
             .map_err(|e| e.to_string())
             .and_then(|data| {
                 sync::verify_index("chunks", &data, stored.as_deref())?;
-                ChunkIndex::read(&data).map_err(|e| e.to_string())
+                ChunkTable::read(&data).map_err(|e| e.to_string())
             });
         match loaded {
             Ok(idx) => self.chunks = idx,
             Err(e) => {
                 tracing::warn!("{}: {e}; rebuilding the chunks cache", cpath.display());
-                self.chunks = ChunkIndex::new();
+                self.chunks = ChunkTable::default();
                 self.config.set("cache", "manifest", "");
             }
         }
@@ -503,7 +516,7 @@ impl Cache {
 
     /// The entry of a chunk any archive references.
     pub fn seen_chunk(&self, id: &[u8; 32]) -> Option<ChunkEntry> {
-        self.chunks.get(id).map(entry_of).filter(|e| e.refcount > 0)
+        self.chunks.get(id).filter(|e| e.refcount > 0)
     }
 
     /// Adds a reference to a chunk that is already stored.
@@ -512,7 +525,7 @@ impl Cache {
         if e.refcount < MAX_VALUE {
             e.refcount += 1;
         }
-        self.chunks.insert(*id, pack_entry(e));
+        self.chunks.set(id, e);
         stats.osize += e.size as u64;
         stats.csize += e.csize as u64;
         Some(ChunkRef {
@@ -547,13 +560,13 @@ impl Cache {
 
     /// Records a chunk the caller has just stored itself (parallel writers).
     pub fn record_new_chunk(&mut self, id: &[u8; 32], size: u32, csize: u32, stats: &mut OpStats) {
-        self.chunks.insert(
-            *id,
-            pack_entry(ChunkEntry {
+        self.chunks.set(
+            id,
+            ChunkEntry {
                 refcount: 1,
                 size,
                 csize,
-            }),
+            },
         );
         stats.osize += size as u64;
         stats.csize += csize as u64;
@@ -569,7 +582,7 @@ impl Cache {
         id: &[u8; 32],
         stats: &mut OpStats,
     ) -> Result<(), ArchiveError> {
-        let Some(mut e) = self.chunks.get(id).map(entry_of) else {
+        let Some(mut e) = self.chunks.get(id) else {
             return Ok(());
         };
         if e.refcount != MAX_VALUE {
@@ -583,7 +596,7 @@ impl Cache {
             self.chunks.remove(id);
             store.repo.delete(id)?;
         } else {
-            self.chunks.insert(*id, pack_entry(e));
+            self.chunks.set(id, e);
         }
         Ok(())
     }
@@ -711,8 +724,7 @@ impl Cache {
             total_csize: self.archives_csize,
             ..IndexStats::default()
         };
-        for (_, v) in self.chunks.iter() {
-            let e = entry_of(v);
+        for (_, e) in self.chunks.iter() {
             s.total_chunks += e.refcount as u64;
             s.unique_size += e.size as u64;
             s.unique_csize += e.csize as u64;

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::table::ChunkTable;
 use super::{entry_of, pack_entry, ChunkEntry};
 use crate::archive::meta::ArchiveMeta;
 use crate::archive::{ArchiveError, ObjectStore};
@@ -94,15 +95,15 @@ fn sync_add(idx: &mut ChunkIndex, id: &[u8; 32], size: u32, csize: u32) {
 
 /// Merges `other` into `master` (borg's `ChunkIndex.merge`: refcounts add up, saturating;
 /// existing sizes are kept).
-pub fn merge(master: &mut ChunkIndex, other: &ChunkIndex) {
+pub fn merge(master: &mut ChunkTable, other: &ChunkIndex) {
     for (k, v) in other.iter() {
         let o = entry_of(v);
-        match master.get(k).map(entry_of) {
+        match master.get(k) {
             Some(mut e) => {
                 e.refcount = (e.refcount as u64 + o.refcount as u64).min(MAX_VALUE as u64) as u32;
-                master.insert(*k, pack_entry(e));
+                master.set(k, e);
             }
-            None => master.insert(*k, *v),
+            None => master.set(k, o),
         }
     }
 }
@@ -358,7 +359,7 @@ pub fn create_master_idx(
     cache_path: &Path,
     archives: &[[u8; 32]],
     report: &mut SyncReport,
-) -> Result<(ChunkIndex, FetchedTotals), ArchiveError> {
+) -> Result<(ChunkTable, FetchedTotals), ArchiveError> {
     let dir = cache_path.join(ARCHIVE_DIR);
     if !dir.exists() {
         let _ = crate::paths::ensure_dir(&dir);
@@ -374,16 +375,12 @@ pub fn create_master_idx(
         cleanup_cached_archive(&dir, id, true);
         report.archive_indexes_dropped += 1;
     }
-    let mut master = ChunkIndex::new();
+    // borg sizes the master index for every object in the repository.
+    let capacity = store.repo.len().unwrap_or(0);
+    let mut master = ChunkTable::with_capacity(capacity);
     let mut fetched = FetchedTotals::new();
     for id in archives {
-        if !do_cache {
-            let t = fetch_and_build_idx(store, id, &mut master)?;
-            report.archives_fetched += 1;
-            fetched.insert(*id, t);
-            continue;
-        }
-        let idx = if cached.contains(id) {
+        let idx = if do_cache && cached.contains(id) {
             read_archive_index(&dir, id)
         } else {
             None
@@ -398,17 +395,15 @@ pub fn create_master_idx(
                 let t = fetch_and_build_idx(store, id, &mut idx)?;
                 report.archives_fetched += 1;
                 fetched.insert(*id, t);
-                if let Err(e) = write_archive_index(&dir, id, &idx) {
-                    tracing::warn!("could not write archive index: {e}");
+                if do_cache {
+                    if let Err(e) = write_archive_index(&dir, id, &idx) {
+                        tracing::warn!("could not write archive index: {e}");
+                    }
                 }
                 idx
             }
         };
-        if master.is_empty() {
-            master = idx;
-        } else {
-            merge(&mut master, &idx);
-        }
+        merge(&mut master, &idx);
     }
     Ok((master, fetched))
 }
@@ -427,16 +422,16 @@ mod tests {
 
     #[test]
     fn merge_adds_and_saturates_keeping_sizes() {
-        let mut a = ChunkIndex::new();
-        a.insert([1; 32], e(2, 10, 5));
-        a.insert([2; 32], e(MAX_VALUE - 1, 1, 1));
+        let mut a = ChunkTable::default();
+        a.set(&[1; 32], entry_of(&e(2, 10, 5)));
+        a.set(&[2; 32], entry_of(&e(MAX_VALUE - 1, 1, 1)));
         let mut b = ChunkIndex::new();
         b.insert([1; 32], e(3, 99, 99));
         b.insert([2; 32], e(5, 1, 1));
         b.insert([3; 32], e(1, 7, 7));
         merge(&mut a, &b);
-        assert_eq!(entry_of(a.get(&[1; 32]).unwrap()), entry_of(&e(5, 10, 5)));
-        assert_eq!(entry_of(a.get(&[2; 32]).unwrap()).refcount, MAX_VALUE);
+        assert_eq!(a.get(&[1; 32]).unwrap(), entry_of(&e(5, 10, 5)));
+        assert_eq!(a.get(&[2; 32]).unwrap().refcount, MAX_VALUE);
         assert_eq!(a.len(), 3);
     }
 
