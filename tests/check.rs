@@ -23,6 +23,35 @@ const VECTORS: [&str; 9] = [
     "lifecycle-append-only",
 ];
 
+/// Runs hoard: `HOARD_BIN` if set (the shared target directory's binary can be replaced by a
+/// concurrent build of another tree), else the binary cargo built for this test.
+fn hoard<I, S>(env: &Env, args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let base = env.hoard_cmd();
+    let bin = std::env::var_os("HOARD_BIN")
+        .unwrap_or_else(|| std::ffi::OsString::from(env!("CARGO_BIN_EXE_hoard")));
+    let mut c = std::process::Command::new(bin);
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(d) = base.get_current_dir() {
+        c.current_dir(d);
+    }
+    c.stdin(std::process::Stdio::null());
+    let out = c.args(args).output().expect("run hoard");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
@@ -44,16 +73,32 @@ fn borg_repo(env: &Env, encryption: &str) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(data.join("sub")).unwrap();
     std::fs::write(data.join("big"), common::tree::pseudo_random(120_000, 1)).unwrap();
     std::fs::write(data.join("sub/mid"), common::tree::pseudo_random(30_000, 2)).unwrap();
-    std::fs::write(data.join("small"), b"a small file that fits in one chunk\n".repeat(10)).unwrap();
+    std::fs::write(
+        data.join("small"),
+        b"a small file that fits in one chunk\n".repeat(10),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("small", data.join("link")).unwrap();
     let repo = env.path().join("repo");
     env.borg(["init", "-e", encryption, &s(&repo)]).ok();
     let cp = "buzhash,10,14,12,4095";
-    env.borg(["create", "--chunker-params", cp, &format!("{}::one", s(&repo)), "data"])
-        .ok();
+    env.borg([
+        "create",
+        "--chunker-params",
+        cp,
+        &format!("{}::one", s(&repo)),
+        "data",
+    ])
+    .ok();
     std::fs::write(data.join("added"), common::tree::pseudo_random(5_000, 3)).unwrap();
-    env.borg(["create", "--chunker-params", cp, &format!("{}::two", s(&repo)), "data"])
-        .ok();
+    env.borg([
+        "create",
+        "--chunker-params",
+        cp,
+        &format!("{}::two", s(&repo)),
+        "data",
+    ])
+    .ok();
     (repo, data)
 }
 
@@ -72,10 +117,7 @@ fn repair_env(env: &mut Env) {
 }
 
 fn archives(env: &Env, repo: &Path) -> Vec<String> {
-    let out = env
-        .borg(["list", "--short", &s(repo)])
-        .expect_code(0)
-        .out();
+    let out = env.borg(["list", "--short", &s(repo)]).expect_code(0).out();
     out.lines().map(str::to_string).collect()
 }
 
@@ -85,10 +127,12 @@ fn vector_repositories_pass_like_borg() {
         let mut env = Env::new();
         env.passphrase = Some(VECTOR_PASSPHRASE.into());
         let repo = env.unpack_vector(name);
-        let r = env.hoard(["check", "-v", &s(&repo)]);
+        let r = hoard(&env, ["check", "-v", &s(&repo)]);
         assert_eq!(r.code, 0, "{name}: {}", r.stderr);
-        assert!(r.stderr.contains("Archive consistency check complete, no problems found."));
-        let r = env.hoard(["check", "--verify-data", "-v", &s(&repo)]);
+        assert!(r
+            .stderr
+            .contains("Archive consistency check complete, no problems found."));
+        let r = hoard(&env, ["check", "--verify-data", "-v", &s(&repo)]);
         assert_eq!(r.code, 0, "{name}: {}", r.stderr);
         assert!(
             r.stderr.contains("with 0 integrity errors."),
@@ -99,15 +143,31 @@ fn vector_repositories_pass_like_borg() {
             env.borg(["check", "--verify-data", &s(&repo)]).ok();
         }
         // Selections: one archive, --last, a glob (orphan check skipped).
-        let r = env
-            .hoard(["check", "-v", "--archives-only", "--last", "1", &s(&repo)])
-            .ok();
+        let r = hoard(
+            &env,
+            ["check", "-v", "--archives-only", "--last", "1", &s(&repo)],
+        )
+        .ok();
         assert!(r
             .stderr
             .contains("Orphaned objects check skipped (needs all archives checked)."));
-        env.hoard(["check", "--archives-only", &format!("{}::archive1", s(&repo))])
-            .ok();
-        let r = env.hoard(["check", "--archives-only", &format!("{}::nope", s(&repo))]);
+        let first = archives(&env, &repo)
+            .into_iter()
+            .next()
+            .expect("an archive");
+        hoard(
+            &env,
+            [
+                "check",
+                "--archives-only",
+                &format!("{}::{first}", s(&repo)),
+            ],
+        )
+        .ok();
+        let r = hoard(
+            &env,
+            ["check", "--archives-only", &format!("{}::nope", s(&repo))],
+        );
         assert_eq!(r.code, 1);
         assert!(r.stderr.contains("Archive 'nope' not found."));
     }
@@ -118,10 +178,15 @@ fn progress_and_json_progress() {
     let mut env = Env::new();
     env.passphrase = Some(VECTOR_PASSPHRASE.into());
     let repo = env.unpack_vector("repokey");
-    let r = env
-        .hoard(["--log-json", "check", "-p", "--verify-data", &s(&repo)])
-        .ok();
-    assert!(r.stderr.contains("\"type\": \"progress_percent\"") || r.stderr.contains("\"type\":\"progress_percent\""));
+    let r = hoard(
+        &env,
+        ["--log-json", "check", "-p", "--verify-data", &s(&repo)],
+    )
+    .ok();
+    assert!(
+        r.stderr.contains("\"type\": \"progress_percent\"")
+            || r.stderr.contains("\"type\":\"progress_percent\"")
+    );
     assert!(r.stderr.contains("check.verify_data"));
 }
 
@@ -172,9 +237,13 @@ fn corruption_injection_is_detected_and_repaired() {
         if with_borg {
             copy_dir(&repo, &borg_copy);
         }
-        let h = env.hoard(["check", "--verify-data", &s(&repo)]);
+        let h = hoard(&env, ["check", "--verify-data", &s(&repo)]);
         assert!(h.code == 0 || h.code == 1, "trial {t} {what}: {}", h.stderr);
-        assert!(!h.stderr.contains("panicked"), "trial {t} {what}: {}", h.stderr);
+        assert!(
+            !h.stderr.contains("panicked"),
+            "trial {t} {what}: {}",
+            h.stderr
+        );
         if h.code != 0 {
             hoard_flagged += 1;
         }
@@ -193,13 +262,21 @@ fn corruption_injection_is_detected_and_repaired() {
                 );
             }
         }
-        let r = env.hoard(["check", "--repair", &s(&repo)]);
+        let r = hoard(&env, ["check", "--repair", &s(&repo)]);
         assert_eq!(r.code, 0, "trial {t} {what}: repair failed: {}", r.stderr);
-        let r = env.hoard(["check", &s(&repo)]);
-        assert_eq!(r.code, 0, "trial {t} {what}: check after repair: {}", r.stderr);
+        let r = hoard(&env, ["check", &s(&repo)]);
+        assert_eq!(
+            r.code, 0,
+            "trial {t} {what}: check after repair: {}",
+            r.stderr
+        );
         if with_borg {
             let b = env.borg(["check", &s(&repo)]);
-            assert_eq!(b.code, 0, "trial {t} {what}: borg check after repair: {}", b.stderr);
+            assert_eq!(
+                b.code, 0,
+                "trial {t} {what}: borg check after repair: {}",
+                b.stderr
+            );
             for name in archives(&env, &repo) {
                 let dest = work.join(format!("x-{name}"));
                 std::fs::create_dir_all(&dest).unwrap();
@@ -233,15 +310,15 @@ fn lost_manifest_is_rebuilt() {
         r.commit(false, 0.1).unwrap();
         r.close().unwrap();
     }
-    let r = env.hoard(["check", &s(&repo)]);
+    let r = hoard(&env, ["check", &s(&repo)]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("Repository manifest not found!"));
-    let r = env.hoard(["check", "-v", "--repair", &s(&repo)]).ok();
+    let r = hoard(&env, ["check", "-v", "--repair", &s(&repo)]).ok();
     assert!(r.stderr.contains("Found archive one"), "{}", r.stderr);
     assert!(r.stderr.contains("Manifest rebuild complete."));
     assert_eq!(archives(&env, &repo), vec!["one", "two"]);
     env.borg(["check", &s(&repo)]).ok();
-    env.hoard(["check", &s(&repo)]).ok();
+    hoard(&env, ["check", &s(&repo)]).ok();
 }
 
 #[test]
@@ -259,9 +336,9 @@ fn missing_chunk_is_replaced_then_healed() {
         r.close().unwrap();
         saved
     };
-    let r = env.hoard(["check", &s(&repo)]);
+    let r = hoard(&env, ["check", &s(&repo)]);
     assert_eq!(r.code, 1);
-    let r = env.hoard(["check", "--repair", &s(&repo)]);
+    let r = hoard(&env, ["check", "--repair", &s(&repo)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let msg = format!(
         "one: data/small: New missing file chunk detected (Byte 0-{}, Chunk {}). Replacing with all-zero chunk.",
@@ -270,7 +347,7 @@ fn missing_chunk_is_replaced_then_healed() {
     );
     assert!(r.stderr.contains(&msg), "{}", r.stderr);
     env.borg(["check", &s(&repo)]).ok();
-    env.hoard(["check", &s(&repo)]).ok();
+    hoard(&env, ["check", &s(&repo)]).ok();
     let health = env
         .borg([
             "list",
@@ -299,7 +376,7 @@ fn missing_chunk_is_replaced_then_healed() {
         r.commit(false, 0.1).unwrap();
         r.close().unwrap();
     }
-    let r = env.hoard(["check", "-v", "--repair", &s(&repo)]).ok();
+    let r = hoard(&env, ["check", "-v", "--repair", &s(&repo)]).ok();
     assert!(
         r.stderr.contains("Healed previously missing file chunk!"),
         "{}",
@@ -309,7 +386,7 @@ fn missing_chunk_is_replaced_then_healed() {
         .stderr
         .contains("one: data/small: Completely healed previously damaged file!"));
     env.borg(["check", &s(&repo)]).ok();
-    env.hoard(["check", &s(&repo)]).ok();
+    hoard(&env, ["check", &s(&repo)]).ok();
     let health = env
         .borg([
             "list",
@@ -355,21 +432,25 @@ fn orphans_are_reported_and_deleted() {
         r.commit(false, 0.1).unwrap();
         r.close().unwrap();
     }
-    let r: Run = env.hoard(["check", &s(&repo)]);
+    let r: Run = hoard(&env, ["check", &s(&repo)]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("1 orphaned objects found!"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("1 orphaned objects found!"),
+        "{}",
+        r.stderr
+    );
     assert!(r
         .stderr
         .contains("Archive consistency check complete, problems found."));
     let b = env.borg(["check", &s(&repo)]);
     assert_eq!(b.code, 1);
     assert!(b.stderr.contains("1 orphaned objects found!"));
-    env.hoard(["check", "--repair", &s(&repo)]).ok();
+    hoard(&env, ["check", "--repair", &s(&repo)]).ok();
     {
         let mut r = open_local(&repo);
         assert!(!r.contains(&id).unwrap());
         r.close().unwrap();
     }
-    env.hoard(["check", &s(&repo)]).ok();
+    hoard(&env, ["check", &s(&repo)]).ok();
     env.borg(["check", &s(&repo)]).ok();
 }
