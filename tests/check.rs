@@ -7,6 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{borg_available, Env, Run, VECTOR_PASSPHRASE};
+use hoard::archive::Manifest;
+use hoard::crypto::Key;
+use hoard::msgpack::{Limits, Value};
 use hoard::repo::{LocalRepository, OpenOptions, Repository, MANIFEST_ID};
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
@@ -246,6 +249,8 @@ fn corruption_injection_is_detected_and_repaired() {
         );
         if h.code != 0 {
             hoard_flagged += 1;
+        } else {
+            eprintln!("trial {t}: {what} not flagged by hoard");
         }
         if with_borg {
             let b = env.borg(["check", "--verify-data", &s(&borg_copy)]);
@@ -253,7 +258,9 @@ fn corruption_injection_is_detected_and_repaired() {
             if h.code != 0 {
                 hoard_on_borg_trials += 1;
             }
-            if b.code != 0 {
+            if b.code == 0 {
+                eprintln!("trial {t}: {what} not flagged by borg");
+            } else {
                 borg_flagged += 1;
                 assert_ne!(
                     h.code, 0,
@@ -453,4 +460,120 @@ fn orphans_are_reported_and_deleted() {
     }
     hoard(&env, ["check", &s(&repo)]).ok();
     env.borg(["check", &s(&repo)]).ok();
+}
+
+/// `name → id` of every archive, from `borg list`.
+fn archive_ids(env: &Env, repo: &Path) -> Vec<(String, [u8; 32])> {
+    let out = env
+        .borg(["list", "--format", "{name} {id}{NL}", &s(repo)])
+        .ok()
+        .out();
+    out.lines()
+        .map(|l| {
+            let (n, id) = l.split_once(' ').unwrap();
+            let id: [u8; 32] = hex::decode(id).unwrap().try_into().unwrap();
+            (n.to_string(), id)
+        })
+        .collect()
+}
+
+/// Decodes a `none`-mode object (type byte, compression header, payload).
+fn plain_of(object: &[u8]) -> Vec<u8> {
+    assert_eq!(object[0], 0x02);
+    hoard::compress::decompress(&object[1..], None).unwrap()
+}
+
+/// Stores `plain` as a `none`-mode object; returns its id.
+fn put_plain(r: &mut LocalRepository, plain: &[u8]) -> [u8; 32] {
+    let id: [u8; 32] = Sha256::digest(plain).into();
+    let mut object = vec![0x02, 0x00, 0x00];
+    object.extend_from_slice(plain);
+    r.put(&id, &object).unwrap();
+    id
+}
+
+fn without_tam(v: Value) -> Value {
+    match v {
+        Value::Map(entries) => Value::Map(
+            entries
+                .into_iter()
+                .filter(|(k, _)| k.as_bytes() != Some(b"tam"))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[test]
+fn duplicate_names_get_suffixes_when_rebuilding() {
+    let mut env = Env::new();
+    let (repo, _) = borg_repo(&env, "none");
+    repair_env(&mut env);
+    let ids = archive_ids(&env, &repo);
+    let two = ids.iter().find(|(n, _)| n == "two").unwrap().1;
+    {
+        let mut r = open_local(&repo);
+        let plain = plain_of(&r.get(&two).unwrap());
+        let (v, _) = hoard::msgpack::decode_one(&plain, Limits::UNLIMITED).unwrap();
+        let mut v = without_tam(v);
+        *v.get_mut("name").unwrap() = Value::raw("one");
+        let packed = Key::plaintext().pack_and_authenticate_metadata(v, "archive");
+        put_plain(&mut r, &packed);
+        r.delete(&MANIFEST_ID).unwrap();
+        r.commit(false, 0.1).unwrap();
+        r.close().unwrap();
+    }
+    let r = hoard(&env, ["check", "-v", "--repair", &s(&repo)]).ok();
+    assert!(
+        r.stderr
+            .contains("Duplicate archive name one, storing as one.1"),
+        "{}",
+        r.stderr
+    );
+    let mut names = archives(&env, &repo);
+    names.sort();
+    assert_eq!(names, vec!["one", "one.1", "two"]);
+    env.borg(["check", &s(&repo)]).ok();
+    hoard(&env, ["check", &s(&repo)]).ok();
+}
+
+#[test]
+fn archive_with_invalid_tam_is_dropped_by_repair() {
+    let mut env = Env::new();
+    let (repo, _) = borg_repo(&env, "none");
+    repair_env(&mut env);
+    let ids = archive_ids(&env, &repo);
+    let two = ids.iter().find(|(n, _)| n == "two").unwrap().1;
+    let key = Key::plaintext();
+    {
+        let mut r = open_local(&repo);
+        let plain = plain_of(&r.get(&two).unwrap());
+        let (mut v, _) = hoard::msgpack::decode_one(&plain, Limits::UNLIMITED).unwrap();
+        let hmac = v.get_mut("tam").unwrap().get_mut("hmac").unwrap();
+        let mut bad = hmac.as_bytes().unwrap().to_vec();
+        bad[0] ^= 1;
+        *hmac = Value::raw(bad);
+        let forged = put_plain(&mut r, &v.to_bytes());
+        let manifest_plain = plain_of(&r.get(&MANIFEST_ID).unwrap());
+        let mut m = Manifest::from_plaintext(&key, &manifest_plain, false).unwrap();
+        m.archives.get_mut(b"two".as_slice()).unwrap().id = forged;
+        let pt = m.to_plaintext(&key);
+        let mut object = vec![0x02, 0x00, 0x00];
+        object.extend_from_slice(&pt);
+        r.put(&MANIFEST_ID, &object).unwrap();
+        r.commit(false, 0.1).unwrap();
+        r.close().unwrap();
+    }
+    let r = hoard(&env, ["check", &s(&repo)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Archive TAM authentication issue for archive two: "),
+        "{}",
+        r.stderr
+    );
+    hoard(&env, ["check", "--repair", &s(&repo)]).ok();
+    assert_eq!(archives(&env, &repo), vec!["one"]);
+    env.borg(["check", &s(&repo)]).ok();
+    hoard(&env, ["check", &s(&repo)]).ok();
 }
