@@ -577,3 +577,46 @@ fn archive_with_invalid_tam_is_dropped_by_repair() {
     env.borg(["check", &s(&repo)]).ok();
     hoard(&env, ["check", &s(&repo)]).ok();
 }
+
+#[test]
+fn missing_item_metadata_chunk_matches_borg() {
+    if !borg_available() {
+        return;
+    }
+    let mut env = Env::new();
+    let (repo, _) = borg_repo(&env, "none");
+    repair_env(&mut env);
+    let ids = archive_ids(&env, &repo);
+    let one = ids.iter().find(|(n, _)| n == "one").unwrap().1;
+    {
+        let mut r = open_local(&repo);
+        let plain = plain_of(&r.get(&one).unwrap());
+        let (v, _) = hoard::msgpack::decode_one(&plain, Limits::UNLIMITED).unwrap();
+        let items = v.get("items").unwrap().as_array().unwrap();
+        let first: [u8; 32] = items[0].as_bytes().unwrap().try_into().unwrap();
+        r.delete(&first).unwrap();
+        r.commit(false, 0.1).unwrap();
+        r.close().unwrap();
+    }
+    let twin = env.path().join("twin");
+    copy_dir(&repo, &twin);
+    let h = hoard(&env, ["check", &s(&repo)]);
+    let b = env.borg(["check", &s(&twin)]);
+    assert_eq!((h.code, &h.stderr), (b.code, &b.stderr));
+    assert!(h
+        .stderr
+        .contains("item metadata chunk missing [chunk: 000000_"));
+    let h = hoard(&env, ["check", "-v", "--repair", &s(&repo)]);
+    let b = env.borg(["check", "-v", "--repair", &s(&twin)]);
+    assert_eq!(h.code, b.code);
+    let tail = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip_while(|l| !l.starts_with("Starting archive consistency check"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(tail(&h.stderr), tail(&b.stderr));
+    env.borg(["check", &s(&repo)]).ok();
+    hoard(&env, ["check", &s(&repo)]).ok();
+    assert_eq!(archives(&env, &repo), archives(&env, &twin));
+}

@@ -545,7 +545,6 @@ impl Checker<'_> {
                         log_warning!("chunk {} not deleted, did not consistently fail.", hex(&id));
                     } else {
                         self.chunks.remove(&id);
-                        self.order.retain(|x| *x != id);
                         match self.store.repo.delete(&id) {
                             Ok(()) | Err(RepoError::ObjectNotFound(..)) => {}
                             Err(e) => return Err(e.into()),
