@@ -248,9 +248,18 @@ fn is_integrity(e: &ArchiveError) -> bool {
 /// Decrypts, decompresses and id-checks an object with borg's `key.decrypt(id, data)` messages.
 fn decode_object(key: &Key, id: &[u8; 32], object: &[u8]) -> std::result::Result<Vec<u8>, String> {
     let chunk_id = (*id != MANIFEST_ID).then_some(id);
-    let framed = key
-        .decrypt_chunk(chunk_id, object)
-        .map_err(|e| e.to_string())?;
+    // borg 1.2's MAC failure escapes `key.decrypt`'s wrapper as the low-level error, whose text
+    // is the bare "MAC Authentication failed"; envelope and id errors carry the full text.
+    let framed = match key.decrypt(object) {
+        Ok(f) => f,
+        Err(CryptoError::Integrity(m)) if m == "MAC Authentication failed" => return Err(m),
+        Err(_) => {
+            return Err(key
+                .decrypt_chunk(chunk_id, object)
+                .err()
+                .map_or_else(|| "Invalid encryption envelope".into(), |e| e.to_string()))
+        }
+    };
     let plain =
         compress::decompress(&framed, None).map_err(|e| format!("Decompression error: {e}"))?;
     if let Some(id) = chunk_id {
