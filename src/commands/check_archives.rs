@@ -186,19 +186,25 @@ pub fn render_progress(ev: &ProgressEvent, json: bool) -> String {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     if json {
-        let mut obj = serde_json::Map::new();
+        // Python's json.dumps: ", " / ": " separators, borg's field order.
+        let q = |t: &str| serde_json::Value::from(t).to_string();
+        let mut line = String::from("{");
         if !ev.finished {
-            obj.insert("message".into(), ev.message.clone().into());
-            obj.insert("current".into(), ev.current.into());
-            obj.insert("total".into(), ev.total.into());
-            obj.insert("info".into(), serde_json::Value::Null);
+            line.push_str(&format!(
+                "\"message\": {}, \"current\": {}, \"total\": {}, \"info\": null, ",
+                q(&ev.message),
+                ev.current,
+                ev.total
+            ));
         }
-        obj.insert("operation".into(), ev.operation.into());
-        obj.insert("msgid".into(), ev.msgid.into());
-        obj.insert("type".into(), "progress_percent".into());
-        obj.insert("finished".into(), ev.finished.into());
-        obj.insert("time".into(), time.into());
-        format!("{}\n", serde_json::Value::Object(obj))
+        line.push_str(&format!(
+            "\"operation\": {}, \"msgid\": {}, \"type\": \"progress_percent\", \"finished\": {}, \"time\": {}}}\n",
+            ev.operation,
+            q(ev.msgid),
+            ev.finished,
+            serde_json::Value::from(time)
+        ));
+        line
     } else {
         format!("{}\r", ev.message)
     }
