@@ -4,6 +4,7 @@
 pub mod archive_info;
 pub mod break_lock;
 pub mod check;
+pub mod check_archives;
 pub mod common;
 pub mod delete;
 pub mod info;
