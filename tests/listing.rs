@@ -19,24 +19,12 @@ const VECTORS: [&str; 9] = [
     "lifecycle-append-only",
 ];
 
-/// The vectors: `../shared/vectors` next to the clone, else the machine-wide copy.
-fn vectors_dir() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [
-        here.join("../shared/vectors"),
-        PathBuf::from("/work/shared/vectors"),
-    ]
-    .into_iter()
-    .find(|p| p.is_dir())
-    .expect("the shared test vectors (../shared/vectors) are missing")
-}
-
 fn vector_env(name: &str) -> (Env, PathBuf) {
     let mut env = Env::new();
     env.passphrase = Some(VECTOR_PASSPHRASE.into());
     let dest = env.path().join("vectors");
     std::fs::create_dir_all(&dest).unwrap();
-    let tarball = vectors_dir().join("repos").join(format!("{name}.tar.gz"));
+    let tarball = common::vectors_dir().join("repos").join(format!("{name}.tar.gz"));
     let st = std::process::Command::new("tar")
         .arg("xzf")
         .arg(&tarball)
