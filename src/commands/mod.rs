@@ -7,6 +7,7 @@ pub mod common;
 pub mod info;
 pub mod init;
 pub mod key;
+pub mod prune_policy;
 pub mod stats;
 
 pub use common::{CommandError, Result};
