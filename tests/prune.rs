@@ -141,7 +141,11 @@ fn gen_case(rng: &mut StdRng) -> Case {
         }
         rules.within_hours = if rng.gen_bool(0.25) {
             let unit = ["1H", "24", "168", "744", "8760"][rng.gen_range(0..5)];
-            let mult: i64 = if unit == "1H" { 1 } else { unit.parse().unwrap() };
+            let mult: i64 = if unit == "1H" {
+                1
+            } else {
+                unit.parse().unwrap()
+            };
             Some(rng.gen_range(1..40) * mult)
         } else {
             None
@@ -208,7 +212,9 @@ fn case_json(case: &Case) -> serde_json::Value {
 #[ignore = "run by policy_matches_borg_python in a child process"]
 fn policy_child() {
     let zone = std::env::var("TZ").unwrap_or_default();
-    let seed = zone.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let seed = zone
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
     let mut rng = StdRng::seed_from_u64(seed);
     let cases: Vec<Case> = (0..CASES_PER_ZONE).map(|_| gen_case(&mut rng)).collect();
     let input = serde_json::Value::Array(cases.iter().map(case_json).collect()).to_string();
@@ -238,12 +244,9 @@ fn policy_child() {
     for (i, (case, want)) in cases.iter().zip(expected.iter()).enumerate() {
         let got = hoard_decisions(case);
         assert_eq!(
-            &got,
-            want,
+            &got, want,
             "TZ={zone} case {i} differs; rules {:?}, now {}\narchives {:?}",
-            case.rules,
-            case.now_us,
-            case.archives
+            case.rules, case.now_us, case.archives
         );
     }
     println!("compared {} cases in TZ={zone}", cases.len());

@@ -121,6 +121,12 @@ pub enum Command {
     Check(CheckArgs),
     /// Show archive details such as disk space used
     Info(InfoArgs),
+    /// Compact segment files in the repository
+    Compact(super::cmd_compact::CompactArgs),
+    /// Get, set, and delete values in a repository or cache config file
+    Config(super::cmd_config::ConfigArgs),
+    /// Run a user specified command with the repository lock held
+    WithLock(super::cmd_with_lock::WithLockArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).

@@ -3,6 +3,9 @@
 //! (0 success, 1 warning, 2 error). This is the only layer that prints.
 
 pub mod args;
+pub mod cmd_compact;
+pub mod cmd_config;
+pub mod cmd_with_lock;
 pub mod log;
 pub mod output;
 
@@ -234,6 +237,9 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
             print_repo_info(&info, a.json, common.iec);
             Ok(EXIT_SUCCESS)
         }
+        Command::Compact(a) => cmd_compact::run(a, common),
+        Command::Config(a) => cmd_config::run(a, common),
+        Command::WithLock(a) => cmd_with_lock::run(a, common),
     }
 }
 

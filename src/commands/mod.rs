@@ -4,10 +4,13 @@
 pub mod break_lock;
 pub mod check;
 pub mod common;
+pub mod compact;
+pub mod config;
 pub mod info;
 pub mod init;
 pub mod key;
 pub mod prune_policy;
 pub mod stats;
+pub mod with_lock;
 
 pub use common::{CommandError, Result};

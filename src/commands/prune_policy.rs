@@ -105,8 +105,10 @@ impl Rules {
 /// days) into hours. The error text is borg's argparse message.
 pub fn parse_interval(s: &str) -> Result<i64, String> {
     let Some(suffix) = s.chars().last() else {
-        return Err("Unexpected interval time unit \"\": expected one of ['H', 'd', 'w', 'm', 'y']"
-            .to_string());
+        return Err(
+            "Unexpected interval time unit \"\": expected one of ['H', 'd', 'w', 'm', 'y']"
+                .to_string(),
+        );
     };
     let mult: i64 = match suffix {
         'H' => 1,
@@ -116,8 +118,8 @@ pub fn parse_interval(s: &str) -> Result<i64, String> {
         'y' => 24 * 365,
         other => {
             return Err(format!(
-                "Unexpected interval time unit \"{other}\": expected one of ['H', 'd', 'w', 'm', 'y']"
-            ))
+            "Unexpected interval time unit \"{other}\": expected one of ['H', 'd', 'w', 'm', 'y']"
+        ))
         }
     };
     let number = &s[..s.len() - suffix.len_utf8()];
