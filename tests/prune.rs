@@ -277,3 +277,139 @@ fn policy_matches_borg_python() {
         );
     }
 }
+
+/// The `--list` lines of a prune run (stderr minus relocation chatter).
+fn list_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| !l.starts_with("Warning: The repository at location"))
+        .filter(|l| !l.starts_with("Do you want to continue"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn dry_run_list_matches_borg_on_real_repositories() {
+    if !common::borg_available() {
+        return;
+    }
+    let env = common::Env::new();
+    let repo = env.path().join("repo");
+    let out = env
+        .borg_cmd()
+        .args(["init", "-e", "none"])
+        .arg(&repo)
+        .output()
+        .expect("borg init");
+    assert!(out.status.success());
+    let mut rng = StdRng::seed_from_u64(20261127);
+    // 28 archives over five years, some on the same day, some around Berlin's DST switches,
+    // a few checkpoints and a second name prefix.
+    let mut archives: Vec<(String, String)> = Vec::new();
+    let mut t: i64 = 1_546_300_800; // 2019-01-01
+    for i in 0..28 {
+        t += match i % 4 {
+            0 => rng.gen_range(30..200) * 86_400,
+            1 => rng.gen_range(60..20_000),
+            2 => rng.gen_range(1..10) * 86_400,
+            _ => rng.gen_range(3_600..200_000),
+        };
+        if i == 20 {
+            t = 1_729_989_000; // 2024-10-27 00:30 UTC: Berlin fall-back night
+        }
+        let prefix = if i % 5 == 0 { "web" } else { "db" };
+        let suffix = match i {
+            9 => ".checkpoint",
+            17 => ".checkpoint.2",
+            27 => ".checkpoint",
+            _ => "",
+        };
+        let name = format!("{prefix}-{i:02}{suffix}");
+        let ts = chrono::DateTime::from_timestamp(t, 0)
+            .expect("time")
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string();
+        archives.push((name, ts));
+    }
+    let empty = env.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    for (name, ts) in &archives {
+        let out = env
+            .borg_cmd()
+            .args(["create", "--timestamp", ts])
+            .arg(format!("{}::{name}", repo.display()))
+            .arg(&empty)
+            .output()
+            .expect("borg create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let cases: &[&[&str]] = &[
+        &["-d", "3"],
+        &["--keep-last", "4"],
+        &["-d", "2", "-w", "2", "-m", "3", "-y", "-1"],
+        &["-H", "5", "--keep-minutely", "2"],
+        &["-w", "-1"],
+        &["-m", "6", "-a", "db-*"],
+        &["-y", "2", "-P", "web"],
+        &["--keep-within", "3y", "-m", "2"],
+        &["--keep-secondly", "2", "-d", "0", "-y", "1"],
+        &["-d", "10", "-w", "4", "-m", "12", "-y", "10"],
+        &["-w", "3", "-a", "*-2?"],
+        &["--keep-within", "100w"],
+    ];
+    let mut compared = 0;
+    for (k, rule_args) in cases.iter().enumerate() {
+        for tz in ["Europe/Berlin", "UTC"] {
+            if k % 2 == 1 && tz == "UTC" {
+                continue;
+            }
+            let mut args: Vec<String> = vec!["prune".into(), "--dry-run".into(), "--list".into()];
+            args.extend(rule_args.iter().map(|s| s.to_string()));
+            args.push(repo.display().to_string());
+            let b = env
+                .borg_cmd()
+                .env("TZ", tz)
+                .args(&args)
+                .output()
+                .expect("borg");
+            let h = env
+                .hoard_cmd()
+                .env("TZ", tz)
+                .args(&args)
+                .output()
+                .expect("hoard");
+            let (bs, hs) = (
+                String::from_utf8_lossy(&b.stderr).into_owned(),
+                String::from_utf8_lossy(&h.stderr).into_owned(),
+            );
+            assert_eq!(b.status.code(), h.status.code(), "{args:?}\n{bs}\n{hs}");
+            assert_eq!(list_lines(&bs), list_lines(&hs), "TZ={tz} {args:?}");
+            assert!(!list_lines(&bs).is_empty());
+            compared += 1;
+        }
+    }
+    assert!(compared >= 10);
+    // No rule at all: the same error and exit code.
+    let b = env
+        .borg_cmd()
+        .arg("prune")
+        .arg(&repo)
+        .output()
+        .expect("borg");
+    let h = env
+        .hoard_cmd()
+        .arg("prune")
+        .arg(&repo)
+        .output()
+        .expect("hoard");
+    assert_eq!(b.status.code(), Some(2));
+    assert_eq!(h.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&b.stderr),
+        String::from_utf8_lossy(&h.stderr)
+    );
+}

@@ -121,6 +121,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Show archive details such as disk space used
     Info(InfoArgs),
+    /// Prune repository archives according to specified rules
+    Prune(super::cmd_prune::PruneArgs),
     /// Compact segment files in the repository
     Compact(super::cmd_compact::CompactArgs),
     /// Get, set, and delete values in a repository or cache config file

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod cmd_compact;
 pub mod cmd_config;
+pub mod cmd_prune;
 pub mod cmd_with_lock;
 pub mod log;
 pub mod output;
@@ -237,6 +238,7 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
             print_repo_info(&info, a.json, common.iec);
             Ok(EXIT_SUCCESS)
         }
+        Command::Prune(a) => cmd_prune::run(a, common),
         Command::Compact(a) => cmd_compact::run(a, common),
         Command::Config(a) => cmd_config::run(a, common),
         Command::WithLock(a) => cmd_with_lock::run(a, common),

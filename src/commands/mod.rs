@@ -9,6 +9,7 @@ pub mod config;
 pub mod info;
 pub mod init;
 pub mod key;
+pub mod prune;
 pub mod prune_policy;
 pub mod stats;
 pub mod with_lock;
