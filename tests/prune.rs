@@ -22,8 +22,8 @@ const ZONES: [&str; 4] = [
     "Australia/Lord_Howe",
 ];
 
-/// Cases per zone (4 zones → 240 cases).
-const CASES_PER_ZONE: usize = 60;
+/// Cases per zone (4 zones → 600 cases).
+const CASES_PER_ZONE: usize = 150;
 
 const PY_REFERENCE: &str = r#"
 import json, re, sys
