@@ -228,12 +228,22 @@ fn run_cache(
         lock_wait: req.lock_wait,
         lock: req.lock,
     };
-    let opened = super::common::open_with_manifest(
+    let mut opened = super::common::open_with_manifest(
         loc,
         &access,
         &[crate::archive::Operation::Write],
         confirm,
     )?;
+    // Like borg, open (create or synchronise) the cache first; its lock is released on drop.
+    drop(crate::cache::Cache::open(
+        &mut opened.store,
+        &opened.manifest,
+        crate::cache::CacheOptions {
+            lock_wait: req.lock_wait,
+            location: Some(loc.canonical()),
+            ..crate::cache::CacheOptions::default()
+        },
+    )?);
     let path = super::common::repo_cache_dir(&opened.id()).join("config");
     let mut config = match std::fs::read_to_string(&path) {
         Ok(text) => Config::parse(&text).map_err(|e| CommandError::new(e.0))?,
@@ -248,6 +258,15 @@ fn run_cache(
             .and_then(|_| std::fs::rename(&tmp, &path))
             .map_err(|e| CommandError::new(format!("{}: {e}", path.display())))
     };
+    // borg adapts the recorded location as soon as a relocation was accepted.
+    let here = loc.canonical();
+    if config
+        .get("cache", "previous_location")
+        .is_some_and(|p| p != here)
+    {
+        config.set("cache", "previous_location", &here);
+        save(&config)?;
+    }
     match &req.action {
         ConfigAction::List => Ok(ConfigOutcome::Print(
             config.to_text().trim_end().to_string(),

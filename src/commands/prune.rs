@@ -153,6 +153,7 @@ pub fn run(
         &opened.manifest,
         CacheOptions {
             lock_wait: opts.lock_wait,
+            location: Some(loc.canonical()),
             ..CacheOptions::default()
         },
     )?;
