@@ -278,6 +278,25 @@ fn policy_matches_borg_python() {
     }
 }
 
+/// A private copy of the hoard binary: the shared target directory may be rebuilt from another
+/// branch while this test runs.
+fn private_hoard(env: &common::Env) -> Command {
+    let exe = env.path().join("hoard-under-test");
+    if !exe.exists() {
+        std::fs::copy(env!("CARGO_BIN_EXE_hoard"), &exe).expect("copy hoard");
+    }
+    let base = env.hoard_cmd();
+    let mut c = Command::new(&exe);
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c.current_dir(env.path()).stdin(Stdio::null());
+    c
+}
+
 /// The `--list` lines of a prune run (stderr minus relocation chatter).
 fn list_lines(stderr: &str) -> Vec<String> {
     stderr
@@ -294,6 +313,7 @@ fn dry_run_list_matches_borg_on_real_repositories() {
         return;
     }
     let env = common::Env::new();
+    drop(private_hoard(&env));
     let repo = env.path().join("repo");
     let out = env
         .borg_cmd()
@@ -376,8 +396,7 @@ fn dry_run_list_matches_borg_on_real_repositories() {
                 .args(&args)
                 .output()
                 .expect("borg");
-            let h = env
-                .hoard_cmd()
+            let h = private_hoard(&env)
                 .env("TZ", tz)
                 .args(&args)
                 .output()
@@ -400,8 +419,7 @@ fn dry_run_list_matches_borg_on_real_repositories() {
         .arg(&repo)
         .output()
         .expect("borg");
-    let h = env
-        .hoard_cmd()
+    let h = private_hoard(&env)
         .arg("prune")
         .arg(&repo)
         .output()
