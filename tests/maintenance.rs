@@ -448,6 +448,16 @@ fn config_round_trip_matches_borg() {
 fn private_hoard(env: &Env) -> PathBuf {
     let exe = env.path().join("hoard-under-test");
     std::fs::copy(env!("CARGO_BIN_EXE_hoard"), &exe).expect("copy hoard");
+    let probe = std::process::Command::new(&exe)
+        .args(["prune", "--help"])
+        .output()
+        .expect("hoard --help");
+    assert!(
+        probe.status.success(),
+        "{} is not this branch's build (the shared target directory was rebuilt by another \
+         worktree); rerun the test",
+        env!("CARGO_BIN_EXE_hoard")
+    );
     exe
 }
 

@@ -285,6 +285,16 @@ fn private_hoard(env: &common::Env) -> Command {
     if !exe.exists() {
         std::fs::copy(env!("CARGO_BIN_EXE_hoard"), &exe).expect("copy hoard");
     }
+    let probe = std::process::Command::new(&exe)
+        .args(["prune", "--help"])
+        .output()
+        .expect("hoard --help");
+    assert!(
+        probe.status.success(),
+        "{} is not this branch's build (the shared target directory was rebuilt by another \
+         worktree); rerun the test",
+        env!("CARGO_BIN_EXE_hoard")
+    );
     let base = env.hoard_cmd();
     let mut c = Command::new(&exe);
     for (k, v) in base.get_envs() {
