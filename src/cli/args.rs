@@ -127,6 +127,14 @@ pub enum Command {
     Delete(super::cmd_delete::DeleteArgs),
     /// Rename an existing archive
     Rename(super::cmd_rename::RenameArgs),
+    /// Prune repository archives according to specified rules
+    Prune(super::cmd_prune::PruneArgs),
+    /// Compact segment files in the repository
+    Compact(super::cmd_compact::CompactArgs),
+    /// Get, set, and delete values in a repository or cache config file
+    Config(super::cmd_config::ConfigArgs),
+    /// Run a user specified command with the repository lock held
+    WithLock(super::cmd_with_lock::WithLockArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).

@@ -3,10 +3,14 @@
 //! (0 success, 1 warning, 2 error). This is the only layer that prints.
 
 pub mod args;
+pub mod cmd_compact;
+pub mod cmd_config;
 pub mod cmd_delete;
 pub mod cmd_info_archive;
 pub mod cmd_list;
+pub mod cmd_prune;
 pub mod cmd_rename;
+pub mod cmd_with_lock;
 pub mod log;
 pub mod output;
 
@@ -268,6 +272,10 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
             print_repo_info(&info, a.json, common.iec);
             Ok(EXIT_SUCCESS)
         }
+        Command::Prune(a) => cmd_prune::run(a, common),
+        Command::Compact(a) => cmd_compact::run(a, common),
+        Command::Config(a) => cmd_config::run(a, common),
+        Command::WithLock(a) => cmd_with_lock::run(a, common),
     }
 }
 

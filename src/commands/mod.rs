@@ -6,13 +6,18 @@ pub mod break_lock;
 pub mod check;
 pub mod check_archives;
 pub mod common;
+pub mod compact;
+pub mod config;
 pub mod delete;
 pub mod info;
 pub mod init;
 pub mod key;
 pub mod list;
+pub mod prune;
+pub mod prune_policy;
 pub mod rename;
 pub mod select;
 pub mod stats;
+pub mod with_lock;
 
 pub use common::{CommandError, Result};
