@@ -121,6 +121,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Show archive details such as disk space used
     Info(InfoArgs),
+    /// Extract archive contents
+    Extract(super::cmd_extract::ExtractArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).

@@ -1,0 +1,255 @@
+//! `extract`: clap arguments and the printing side (list lines, warnings, progress).
+
+use std::io::Write;
+
+use clap::Args;
+
+use crate::commands::extract::{self, ExtractOptions, Reporter};
+use crate::commands::CommandError;
+
+use super::args::CommonOptions;
+use super::log;
+
+/// Borg's exclusion options shared by `extract`, `export-tar` and `diff`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PatternOptions {
+    /// exclude paths matching PATTERN
+    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// read exclude patterns from EXCLUDEFILE, one per line
+    #[arg(long = "exclude-from", value_name = "EXCLUDEFILE")]
+    pub exclude_from: Vec<String>,
+    /// include/exclude paths matching PATTERN
+    #[arg(long = "pattern", value_name = "PATTERN")]
+    pub pattern: Vec<String>,
+    /// read include/exclude patterns from PATTERNFILE, one per line
+    #[arg(long = "patterns-from", value_name = "PATTERNFILE")]
+    pub patterns_from: Vec<String>,
+}
+
+/// `extract`
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// archive to extract
+    #[arg(value_name = "ARCHIVE")]
+    pub location: Option<String>,
+    /// paths to extract; patterns are supported
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// output verbose list of items (files, dirs, ...)
+    #[arg(long = "list")]
+    pub list: bool,
+    /// do not actually change any files
+    #[arg(short = 'n', long = "dry-run")]
+    pub dry_run: bool,
+    /// only obey numeric user and group identifiers
+    #[arg(long = "numeric-ids", alias = "numeric-owner")]
+    pub numeric_ids: bool,
+    /// do not extract/set flags (e.g. NODUMP, IMMUTABLE)
+    #[arg(long = "noflags", alias = "nobsdflags")]
+    pub noflags: bool,
+    /// do not extract/set ACLs
+    #[arg(long = "noacls")]
+    pub noacls: bool,
+    /// do not extract/set xattrs
+    #[arg(long = "noxattrs")]
+    pub noxattrs: bool,
+    /// write all extracted data to stdout
+    #[arg(long = "stdout")]
+    pub stdout: bool,
+    /// create holes in output sparse file from all-zero chunks
+    #[arg(long = "sparse")]
+    pub sparse: bool,
+    /// Remove the specified number of leading path elements. Paths with fewer elements will be silently skipped.
+    #[arg(long = "strip-components", value_name = "NUMBER", default_value_t = 0)]
+    pub strip_components: usize,
+    /// exclusion options
+    #[command(flatten)]
+    pub patterns: PatternOptions,
+}
+
+/// A path selector built from PATH arguments and pattern options.
+pub struct Selector {
+    prefixes: Vec<Vec<u8>>,
+    matched: Vec<bool>,
+    originals: Vec<String>,
+}
+
+impl Selector {
+    /// Builds the selector (borg's `build_matcher`).
+    pub fn new(paths: &[String], patterns: &PatternOptions) -> Result<Selector, CommandError> {
+        if !patterns.exclude.is_empty()
+            || !patterns.exclude_from.is_empty()
+            || !patterns.pattern.is_empty()
+            || !patterns.patterns_from.is_empty()
+        {
+            return Err(CommandError::new(
+                "--exclude/--pattern options are not supported yet by this command",
+            ));
+        }
+        let prefixes = paths
+            .iter()
+            .map(|p| {
+                let p = p.strip_prefix("pp:").unwrap_or(p);
+                crate::location::normpath(p)
+                    .trim_start_matches('/')
+                    .as_bytes()
+                    .to_vec()
+            })
+            .collect::<Vec<_>>();
+        Ok(Selector {
+            matched: vec![false; prefixes.len()],
+            prefixes,
+            originals: paths.to_vec(),
+        })
+    }
+
+    /// True if the selector restricts the items (PATHs or patterns given).
+    pub fn is_partial(&self) -> bool {
+        !self.prefixes.is_empty()
+    }
+
+    /// Whether `path` (archive path) is selected.
+    pub fn matches(&mut self, path: &[u8]) -> bool {
+        if self.prefixes.is_empty() {
+            return true;
+        }
+        let path = path.strip_prefix(b"/").unwrap_or(path);
+        for (i, p) in self.prefixes.iter().enumerate() {
+            let hit = p.is_empty()
+                || p.as_slice() == b"."
+                || (path.starts_with(p)
+                    && (path.len() == p.len() || path.get(p.len()) == Some(&b'/')));
+            if hit {
+                self.matched[i] = true;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// borg's "Include pattern '…' never matched." warnings.
+    pub fn unmatched_warnings(&self) -> Vec<String> {
+        self.originals
+            .iter()
+            .zip(&self.matched)
+            .filter(|(_, m)| !**m)
+            .map(|(o, _)| format!("Include pattern '{o}' never matched."))
+            .collect()
+    }
+}
+
+/// Writes a record of a borg output logger that is enabled independently of the log level
+/// (`borg.output.list` with `--list`, progress).
+pub fn output_line(name: &str, message: &str, terminator: &str) {
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    if log::json_enabled() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let obj = serde_json::json!({
+            "type": "log_message", "time": t, "message": message,
+            "levelname": "INFO", "name": name,
+        });
+        let _ = writeln!(err, "{obj}");
+    } else {
+        let _ = write!(err, "{message}{terminator}");
+        let _ = err.flush();
+    }
+}
+
+/// Prints `extract` events as borg does.
+pub struct CliReporter {
+    /// `--list` given.
+    pub list: bool,
+    /// Last progress text width, to clear the line at the end.
+    pub last_width: usize,
+}
+
+impl Reporter for CliReporter {
+    fn list(&mut self, path: &[u8]) {
+        if self.list {
+            output_line("borg.output.list", &extract::remove_surrogates(path), "\n");
+        }
+    }
+
+    fn warning(&mut self, message: &str) {
+        log::warning(message);
+    }
+
+    fn progress(&mut self, percent: f64, path: &[u8]) {
+        let text = format!(
+            "{percent:5.1}% Extracting: {}",
+            extract::remove_surrogates(path)
+        );
+        self.last_width = text.chars().count();
+        if log::json_enabled() {
+            let obj = serde_json::json!({
+                "type": "progress_percent", "operation": 1, "msgid": "extract",
+                "finished": false, "message": text, "current": 0, "total": 0,
+            });
+            output_line("borg.output.progress", &obj.to_string(), "\n");
+        } else {
+            output_line("borg.output.progress", &text, "\r");
+        }
+    }
+
+    fn progress_message(&mut self, message: &str) {
+        output_line("borg.output.progress", message, "\n");
+    }
+
+    fn progress_finish(&mut self) {
+        if !log::json_enabled() {
+            output_line("borg.output.progress", &" ".repeat(self.last_width), "\r");
+        }
+    }
+}
+
+/// Runs `extract` from parsed arguments; returns the exit code.
+pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> {
+    let loc = crate::location::Location::parse_env(a.location.as_deref())?;
+    let mut selector = Selector::new(&a.paths, &a.patterns)?;
+    let opts = ExtractOptions {
+        strip_components: a.strip_components,
+        dry_run: a.dry_run,
+        stdout: a.stdout,
+        sparse: a.sparse,
+        numeric_ids: a.numeric_ids,
+        noacls: a.noacls,
+        noxattrs: a.noxattrs,
+        noflags: a.noflags,
+        consider_part_files: common.consider_part_files,
+        progress: common.progress,
+        lock_wait: common.lock_wait,
+    };
+    let mut reporter = CliReporter {
+        list: a.list,
+        last_width: 0,
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let partial = selector.is_partial();
+    let mut filter = |p: &[u8]| selector.matches(p);
+    let outcome = extract::run(
+        &loc,
+        std::path::Path::new("."),
+        &opts,
+        &mut filter,
+        partial,
+        &mut reporter,
+        &mut out,
+        &super::confirm,
+    )?;
+    let mut warned = outcome.warnings;
+    for w in selector.unmatched_warnings() {
+        log::warning(&w);
+        warned = true;
+    }
+    Ok(if warned {
+        super::EXIT_WARNING
+    } else {
+        super::EXIT_SUCCESS
+    })
+}
