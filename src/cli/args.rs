@@ -123,6 +123,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Extract archive contents
     Extract(super::cmd_extract::ExtractArgs),
+    /// Export archive contents as a tarball
+    ExportTar(super::cmd_export_tar::ExportTarArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).
