@@ -125,6 +125,8 @@ pub enum Command {
     Extract(super::cmd_extract::ExtractArgs),
     /// Export archive contents as a tarball
     ExportTar(super::cmd_export_tar::ExportTarArgs),
+    /// Diff contents of two archives
+    Diff(super::cmd_diff::DiffArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).

@@ -3,6 +3,7 @@
 //! (0 success, 1 warning, 2 error). This is the only layer that prints.
 
 pub mod args;
+pub mod cmd_diff;
 pub mod cmd_export_tar;
 pub mod cmd_extract;
 pub mod log;
@@ -232,6 +233,7 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
         }
         Command::Extract(a) => cmd_extract::run(a, common),
         Command::ExportTar(a) => cmd_export_tar::run(a, common),
+        Command::Diff(a) => cmd_diff::run(a, common),
         Command::Info(a) => {
             let loc = location(a.location.as_deref())?;
             let info = commands::info::repo_info(&loc, lock_wait, &confirm)?;

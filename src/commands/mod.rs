@@ -4,6 +4,7 @@
 pub mod break_lock;
 pub mod check;
 pub mod common;
+pub mod diff;
 pub mod export_tar;
 pub mod extract;
 pub mod info;
