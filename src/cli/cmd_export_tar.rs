@@ -54,10 +54,7 @@ pub fn run(a: ExportTarArgs, common: &CommonOptions) -> Result<i32, CommandError
         consider_part_files: common.consider_part_files,
         progress: common.progress,
     };
-    let mut reporter = CliReporter {
-        list: a.list,
-        last_width: 0,
-    };
+    let mut reporter = CliReporter::new(a.list, "Processing");
     let partial = selector.is_partial();
     let mut sel = |p: &[u8]| selector.matches(p);
 

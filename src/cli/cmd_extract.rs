@@ -149,23 +149,62 @@ pub fn output_line(name: &str, message: &str, terminator: &str) {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        let obj = serde_json::json!({
-            "type": "log_message", "time": t, "message": message,
-            "levelname": "INFO", "name": name,
-        });
-        let _ = writeln!(err, "{obj}");
+        // Python's json.dumps with borg's field order, as `log::log` writes it.
+        let q = |t: &str| super::output::ascii_escape(&serde_json::Value::from(t).to_string());
+        let _ = writeln!(
+            err,
+            "{{\"type\": \"log_message\", \"time\": {}, \"message\": {}, \"levelname\": \"INFO\", \"name\": {}}}",
+            serde_json::Value::from(t),
+            q(message),
+            q(name)
+        );
     } else {
         let _ = write!(err, "{message}{terminator}");
         let _ = err.flush();
     }
 }
 
-/// Prints `extract` events as borg does.
+/// Prints `extract` / `export-tar` events as borg does (`ProgressIndicatorPercent`).
 pub struct CliReporter {
     /// `--list` given.
     pub list: bool,
-    /// Last progress text width, to clear the line at the end.
-    pub last_width: usize,
+    /// The progress format's label (`Extracting` or `Processing`).
+    pub label: &'static str,
+    /// The next percentage to show (borg shows every 0.1 %).
+    pub trigger_at: f64,
+    /// Operation id in JSON progress records.
+    pub operation: u32,
+}
+
+impl CliReporter {
+    /// A reporter for one operation.
+    pub fn new(list: bool, label: &'static str) -> Self {
+        CliReporter {
+            list,
+            label,
+            trigger_at: 0.0,
+            operation: 1,
+        }
+    }
+
+    fn json_progress(&self, fields: Vec<(&str, serde_json::Value)>, finished: bool) {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let mut parts: Vec<String> = fields
+            .into_iter()
+            .map(|(k, v)| format!("\"{k}\": {}", super::output::json_line(&v)))
+            .collect();
+        parts.push(format!("\"operation\": {}", self.operation));
+        parts.push("\"msgid\": \"extract\"".into());
+        parts.push("\"type\": \"progress_percent\"".into());
+        parts.push(format!("\"finished\": {finished}"));
+        parts.push(format!("\"time\": {}", serde_json::Value::from(t)));
+        let stderr = std::io::stderr();
+        let mut err = stderr.lock();
+        let _ = writeln!(err, "{{{}}}", parts.join(", "));
+    }
 }
 
 impl Reporter for CliReporter {
@@ -179,30 +218,50 @@ impl Reporter for CliReporter {
         log::warning(message);
     }
 
-    fn progress(&mut self, percent: f64, path: &[u8]) {
-        let text = format!(
-            "{percent:5.1}% Extracting: {}",
-            extract::remove_surrogates(path)
-        );
-        self.last_width = text.chars().count();
+    fn progress(&mut self, before: u64, after: u64, total: u64, path: &[u8]) {
+        let pct = before as f64 * 100.0 / total as f64;
+        if pct < self.trigger_at {
+            return;
+        }
+        self.trigger_at += 0.1;
+        let path = extract::remove_surrogates(path);
+        let text = format!("{pct:5.1}% {}: {path}", self.label);
         if log::json_enabled() {
-            let obj = serde_json::json!({
-                "type": "progress_percent", "operation": 1, "msgid": "extract",
-                "finished": false, "message": text, "current": 0, "total": 0,
-            });
-            output_line("borg.output.progress", &obj.to_string(), "\n");
+            self.json_progress(
+                vec![
+                    ("message", serde_json::json!(text)),
+                    ("current", serde_json::json!(after)),
+                    ("total", serde_json::json!(total)),
+                    ("info", serde_json::json!([path])),
+                ],
+                false,
+            );
         } else {
             output_line("borg.output.progress", &text, "\r");
         }
     }
 
     fn progress_message(&mut self, message: &str) {
-        output_line("borg.output.progress", message, "\n");
+        if log::json_enabled() {
+            self.json_progress(
+                vec![
+                    ("message", serde_json::json!(message)),
+                    ("current", serde_json::json!(0)),
+                    ("total", serde_json::json!(0)),
+                    ("info", serde_json::Value::Null),
+                ],
+                false,
+            );
+        } else {
+            output_line("borg.output.progress", message, "\r");
+        }
     }
 
     fn progress_finish(&mut self) {
-        if !log::json_enabled() {
-            output_line("borg.output.progress", &" ".repeat(self.last_width), "\r");
+        if log::json_enabled() {
+            self.json_progress(Vec::new(), true);
+        } else {
+            output_line("borg.output.progress", "", "\r");
         }
     }
 }
@@ -224,10 +283,7 @@ pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> 
         progress: common.progress,
         lock_wait: common.lock_wait,
     };
-    let mut reporter = CliReporter {
-        list: a.list,
-        last_width: 0,
-    };
+    let mut reporter = CliReporter::new(a.list, "Extracting");
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let partial = selector.is_partial();

@@ -19,6 +19,9 @@ pub const BLOCKSIZE: usize = 512;
 /// Python's tarfile record size (20 blocks); the stream is padded to a multiple of it.
 pub const RECORDSIZE: usize = 20 * BLOCKSIZE;
 
+/// Python's `shutil.copyfileobj` buffer size, which paces borg's progress output.
+const COPY_BUFSIZE: u64 = 16 * 1024;
+
 /// Options of `export-tar`.
 #[derive(Debug, Clone, Default)]
 pub struct ExportTarOptions {
@@ -201,10 +204,14 @@ pub fn export_tar(
         let mut items = Items::new(store, meta);
         while let Some(item) = items.next_item()? {
             if (opts.consider_part_files || item.part.is_none()) && filter(&item.path) {
-                t += item
-                    .chunks
-                    .as_ref()
-                    .map_or(0, |c| c.iter().map(|c| u64::from(c.size)).sum::<u64>());
+                t += item.size.unwrap_or_else(|| {
+                    if item.is_symlink() {
+                        return item.source.as_ref().map_or(0, |s| s.len() as u64);
+                    }
+                    item.chunks
+                        .as_ref()
+                        .map_or(0, |c| c.iter().map(|c| u64::from(c.size)).sum::<u64>())
+                });
             }
         }
         t
@@ -315,11 +322,21 @@ pub fn export_tar(
                     Ok(data) => {
                         let take = (h.size - written).min(data.len() as u64) as usize;
                         w.put(&data[..take])?;
-                        written += take as u64;
                         if opts.progress && total > 0 {
-                            done += take as u64;
-                            reporter.progress(done as f64 * 100.0 / total as f64, &item.path);
+                            // borg reads members in 16 KiB requests; one progress step per
+                            // piece of a request that lies within one chunk
+                            let mut off = written;
+                            let end = written + take as u64;
+                            while off < end {
+                                let boundary = (off / COPY_BUFSIZE + 1) * COPY_BUFSIZE;
+                                let piece = boundary.min(end) - off;
+                                let before = done;
+                                done += piece;
+                                reporter.progress(before, done, total, &item.path);
+                                off += piece;
+                            }
                         }
+                        written += take as u64;
                     }
                     Err(e) => {
                         warned = true;

@@ -58,8 +58,9 @@ pub trait Reporter {
     fn list(&mut self, path: &[u8]);
     /// A per-item problem (borg's `print_warning`); the exit code becomes 1.
     fn warning(&mut self, message: &str);
-    /// Progress in percent of the total size, with the current path.
-    fn progress(&mut self, _percent: f64, _path: &[u8]) {}
+    /// Progress: `before` bytes were done before this step, `after` after it, of `total`;
+    /// `path` is the item being processed.
+    fn progress(&mut self, _before: u64, _after: u64, _total: u64, _path: &[u8]) {}
     /// A progress message without a percentage (e.g. the size pre-pass).
     fn progress_message(&mut self, _message: &str) {}
     /// The progress display is finished.
@@ -265,17 +266,18 @@ pub fn extract_archive(
         let mut hl_sizes: HashMap<Vec<u8>, u64> = HashMap::new();
         while let Some(item) = items.next_item()? {
             if ex.selected(&item, filter).is_some() {
-                let size = if item.is_hardlink_slave() {
-                    item.source
+                // borg's `Item.get_size(hardlink_masters)`: `size` if stored, else the
+                // chunks, else (slaves) the master's chunks when known
+                let size = item.size.unwrap_or_else(|| match &item.chunks {
+                    _ if item.is_symlink() => item.source.as_ref().map_or(0, |s| s.len() as u64),
+                    Some(c) => c.iter().map(|c| u64::from(c.size)).sum(),
+                    None => item
+                        .source
                         .as_ref()
                         .and_then(|s| hl_sizes.get(s))
                         .copied()
-                        .unwrap_or(0)
-                } else {
-                    item.chunks
-                        .as_ref()
-                        .map_or(0, |c| c.iter().map(|c| c.size as u64).sum())
-                };
+                        .unwrap_or(0),
+                });
                 ex.total += size;
             } else if item.chunks.is_some() && item.may_be_hardlink_master() {
                 hl_sizes.insert(item.path.clone(), item.reported_size());
@@ -397,9 +399,9 @@ impl Extractor<'_, '_> {
 
     fn advance(&mut self, n: usize, path: &[u8]) {
         if self.opts.progress && self.total > 0 {
+            let before = self.done;
             self.done += n as u64;
-            let pct = self.done as f64 * 100.0 / self.total as f64;
-            self.reporter.progress(pct, path);
+            self.reporter.progress(before, self.done, self.total, path);
         }
     }
 
