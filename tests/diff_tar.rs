@@ -34,6 +34,36 @@ fn setup(env: &Env) -> (PathBuf, PathBuf) {
     (repo, src)
 }
 
+/// The shared vectors: next to the clone (CI) or at `/work/shared/vectors` (worktrees).
+fn vectors() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
+    if here.is_dir() {
+        here
+    } else {
+        PathBuf::from("/work/shared/vectors")
+    }
+}
+
+/// `Env::unpack_vector` with [`vectors`] as the source.
+fn unpack(env: &mut Env, name: &str) -> PathBuf {
+    let tarball = vectors().join("repos").join(format!("{name}.tar.gz"));
+    let dest = env.path().join("vectors");
+    std::fs::create_dir_all(&dest).expect("mkdir");
+    let st = std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&dest)
+        .status()
+        .expect("tar");
+    assert!(st.success(), "untar {}", tarball.display());
+    let key = dest.join(format!("{name}.key"));
+    if key.exists() {
+        env.set("BORG_KEY_FILE", &key.to_string_lossy());
+    }
+    dest.join(name)
+}
+
 #[test]
 fn export_tar_is_byte_identical_to_borg_and_readable_by_gnu_tar() {
     if !common::borg_available() {
@@ -190,5 +220,35 @@ fn diff_matches_borg_text_and_json_lines() {
         );
         assert_eq!(h.out(), b.out(), "stdout of {args:?}");
         assert_eq!(h.stderr, b.stderr, "stderr of {args:?}");
+    }
+}
+
+#[test]
+fn diff_of_vector_archives_matches_borg() {
+    if !common::borg_available() {
+        return;
+    }
+    for name in ["repokey", "keyfile-blake2", "none"] {
+        let mut env = Env::new();
+        env.passphrase = Some(common::VECTOR_PASSPHRASE.into());
+        let repo = unpack(&mut env, name);
+        let a1 = format!("{}::archive1", repo.display());
+        // the first access records the repository (and may answer a prompt): do it once
+        run_in(&env, env.path(), false, &["diff", &a1, "archive1"]).ok();
+        for extra in [
+            vec![],
+            vec!["--json-lines"],
+            vec!["--sort", "--content-only"],
+        ] {
+            let mut args = vec!["diff"];
+            args.extend(extra.iter().copied());
+            args.push(&a1);
+            args.push("archive2");
+            let h = run_in(&env, env.path(), false, &args);
+            let b = run_in(&env, env.path(), true, &args);
+            assert_eq!(h.code, b.code, "{name} {args:?}: {}", h.stderr);
+            assert_eq!(h.out(), b.out(), "{name} {args:?}");
+            assert_eq!(h.stderr, b.stderr, "{name} {args:?}");
+        }
     }
 }
