@@ -19,6 +19,9 @@ pub const BLOCKSIZE: usize = 512;
 /// Python's tarfile record size (20 blocks); the stream is padded to a multiple of it.
 pub const RECORDSIZE: usize = 20 * BLOCKSIZE;
 
+/// A hardlink master: its chunks while not yet written, its name in the tar once written.
+type MasterEntry = (Option<Vec<ChunkRef>>, Option<Vec<u8>>);
+
 /// Python's `shutil.copyfileobj` buffer size, which paces borg's progress output.
 const COPY_BUFSIZE: u64 = 16 * 1024;
 
@@ -192,7 +195,7 @@ pub fn export_tar(
 ) -> Result<ExtractOutcome> {
     let partial = partial || opts.strip_components > 0;
     // original master path → (chunks if not yet written, name in the tar once written)
-    let mut masters: HashMap<Vec<u8>, (Option<Vec<ChunkRef>>, Option<Vec<u8>>)> = HashMap::new();
+    let mut masters: HashMap<Vec<u8>, MasterEntry> = HashMap::new();
     let mut warned = false;
     let mut w = Counting {
         inner: out,
