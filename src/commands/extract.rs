@@ -163,6 +163,32 @@ fn io_err(op: &str, path: &Path, e: std::io::Error) -> ItemError {
     }
 }
 
+/// Python's `repr()` of a bytes object.
+fn py_bytes_repr(b: &[u8]) -> String {
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = format!("b{quote}");
+    for &c in b {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            c if c as char == quote => {
+                out.push('\\');
+                out.push(c as char);
+            }
+            0x20..=0x7e => out.push(c as char),
+            c => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 fn strerror(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
@@ -672,19 +698,30 @@ impl Extractor<'_, '_> {
                     None => platform::xattr::Target::Path(path),
                 };
                 for w in platform::xattr::set_all(target, x) {
-                    let msg = match w.error.errno() {
-                        Some(libc::E2BIG) => {
-                            format!("too big for this filesystem ({})", w.error)
-                        }
-                        Some(libc::ENOSPC) => {
-                            format!("fs full or xattr too big? [xattr len = {}]", w.value_len)
-                        }
-                        _ => w.error.to_string(),
+                    // Python's str(OSError(errno, msg, path)) with the path as bytes or fd
+                    let target_text = match fd {
+                        Some(fd) => fd.to_string(),
+                        None => py_bytes_repr(path.as_os_str().as_bytes()),
                     };
+                    let os = match w.error.errno() {
+                        Some(n) => format!(
+                            "[Errno {n}] {}: {target_text}",
+                            strerror(&std::io::Error::from_raw_os_error(n))
+                        ),
+                        None => w.error.to_string(),
+                    };
+                    let msg = match w.error.errno() {
+                        Some(libc::E2BIG) => format!("too big for this filesystem ({os})"),
+                        Some(libc::ENOSPC) => format!(
+                            "fs full or xattr too big? [xattr len = {}] ({os})",
+                            w.value_len
+                        ),
+                        _ => os,
+                    };
+                    // borg logs these itself (no path prefix) and sets the warning exit code
                     self.warn(&format!(
-                        "{}: when setting extended attribute {}: {msg}",
-                        path.display(),
-                        lossy(&w.name)
+                        "when setting extended attribute {}: {msg}",
+                        String::from_utf8_lossy(&w.name)
                     ));
                 }
             }
@@ -732,6 +769,13 @@ mod tests {
         assert!(safe_components(b".").is_none());
         assert_eq!(safe_components(b"./a//b").map(|c| c.len()), Some(2));
         assert_eq!(safe_components(b"a..b/..c").map(|c| c.len()), Some(2));
+    }
+
+    #[test]
+    fn bytes_repr_like_python() {
+        assert_eq!(py_bytes_repr(b"/tmp/a b"), "b'/tmp/a b'");
+        assert_eq!(py_bytes_repr(b"it's"), "b\"it's\"");
+        assert_eq!(py_bytes_repr(b"\xc3\xa4\\"), "b'\\xc3\\xa4\\\\'");
     }
 
     #[test]
