@@ -185,6 +185,11 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
         }
         Command::Check(a) => {
             let loc = location(a.location.as_deref())?;
+            let glob = match (&a.filter.glob_archives, &a.filter.prefix) {
+                (Some(g), _) => Some(g.clone()),
+                (None, Some(p)) => Some(format!("{p}*")),
+                (None, None) => None,
+            };
             let opts = commands::check::CheckOptions {
                 repository_only: a.repository_only,
                 archives_only: a.archives_only,
@@ -196,6 +201,13 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
                     || a.filter.last.is_some()
                     || a.filter.glob_archives.is_some()
                     || a.filter.prefix.is_some(),
+                selection: commands::check_archives::Selection {
+                    archive: loc.archive.clone(),
+                    glob,
+                    sort_by: a.filter.sort_by.clone(),
+                    first: a.filter.first,
+                    last: a.filter.last,
+                },
             };
             if opts.repair
                 && !ask_yes(
@@ -207,8 +219,7 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
                 return Ok(EXIT_ERROR);
             }
             commands::check::validate(&opts)?;
-            let outcome = commands::check::run(&loc, &opts, lock_wait)?;
-            if let Some(report) = &outcome.repository {
+            let mut print_repository = |report: &crate::repo::CheckReport| {
                 log::log(
                     log::Level::Info,
                     "borg.repository",
@@ -224,7 +235,20 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
                     };
                     log::log(level, "borg.repository", None, m);
                 }
-            }
+            };
+            let show_progress = common.progress;
+            let json = log::json_enabled();
+            let mut progress = |ev: &commands::check_archives::ProgressEvent| {
+                if show_progress {
+                    use std::io::Write;
+                    let text = commands::check_archives::render_progress(ev, json);
+                    let mut err = std::io::stderr().lock();
+                    let _ = err.write_all(text.as_bytes());
+                    let _ = err.flush();
+                }
+            };
+            let outcome =
+                commands::check::run(&loc, &opts, lock_wait, &mut print_repository, &mut progress)?;
             Ok(if outcome.ok {
                 EXIT_SUCCESS
             } else {

@@ -3,6 +3,7 @@
 
 pub mod break_lock;
 pub mod check;
+pub mod check_archives;
 pub mod common;
 pub mod diff;
 pub mod export_tar;
