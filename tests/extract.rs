@@ -572,3 +572,61 @@ fn progress_and_list_output_match_borg() {
         std::fs::remove_dir_all(&bd).expect("rm");
     }
 }
+
+#[test]
+fn patterns_select_like_borg() {
+    if !common::borg_available() {
+        return;
+    }
+    let env = Env::new();
+    let (arch, _src) = borg_repo_with_tree(&env, false);
+    let exfile = env.path().join("excludes");
+    std::fs::write(&exfile, "*.bin\n# comment\ntree/links/*\n").expect("w");
+    let patfile = env.path().join("patterns");
+    std::fs::write(
+        &patfile,
+        "+ tree/dir/sub\n- tree/dir/*\n+ re:\\.txt$\n- *\n",
+    )
+    .expect("w");
+    let ex = format!("--exclude-from={}", exfile.display());
+    let pf = format!("--patterns-from={}", patfile.display());
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["-e", "*.bin", "-e", "tree/dir"],
+        vec![&ex],
+        vec![&pf],
+        vec!["--pattern", "- sh:tree/**/*.txt"],
+        vec![&arch, "sh:tree/*.txt", "tree/links"],
+        vec!["--strip-components", "2", "-e", "re:leaf"],
+    ];
+    let d = fresh(&env, "pat");
+    for extra in cases {
+        let mut args = vec!["extract", "--dry-run", "--list"];
+        args.extend(extra.iter().copied());
+        if !extra.contains(&arch.as_str()) {
+            args.push(&arch);
+        }
+        let h = hoard_in(&env, &d, &args);
+        let b = env
+            .borg_cmd()
+            .current_dir(&d)
+            .args(&args)
+            .output()
+            .expect("borg");
+        assert_eq!(
+            h.code,
+            b.status.code().unwrap_or(-1),
+            "{args:?}: {}",
+            h.stderr
+        );
+        assert_eq!(h.stderr, String::from_utf8_lossy(&b.stderr), "{args:?}");
+    }
+    // a real extract with an exclude writes exactly the selected files
+    hoard_in(
+        &env,
+        &d,
+        &["extract", "-e", "*.bin", "-e", "tree/dir", &arch],
+    )
+    .ok();
+    assert!(d.join("tree/hello.txt").exists());
+    assert!(!d.join("tree/big.bin").exists() && !d.join("tree/dir").exists());
+}

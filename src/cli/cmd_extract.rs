@@ -20,7 +20,7 @@ pub struct PatternOptions {
     #[arg(long = "exclude-from", value_name = "EXCLUDEFILE")]
     pub exclude_from: Vec<String>,
     /// include/exclude paths matching PATTERN
-    #[arg(long = "pattern", value_name = "PATTERN")]
+    #[arg(long = "pattern", value_name = "PATTERN", allow_hyphen_values = true)]
     pub pattern: Vec<String>,
     /// read include/exclude patterns from PATTERNFILE, one per line
     #[arg(long = "patterns-from", value_name = "PATTERNFILE")]
@@ -68,74 +68,56 @@ pub struct ExtractArgs {
     pub patterns: PatternOptions,
 }
 
-/// A path selector built from PATH arguments and pattern options.
+/// A path selector built from PATH arguments and pattern options (borg's `build_matcher`).
 pub struct Selector {
-    prefixes: Vec<Vec<u8>>,
-    matched: Vec<bool>,
-    originals: Vec<String>,
+    matcher: crate::patterns::PatternMatcher,
 }
 
 impl Selector {
-    /// Builds the selector (borg's `build_matcher`).
+    /// Builds the selector. Pattern options are applied in the order `--exclude`,
+    /// `--exclude-from`, `--pattern`, `--patterns-from` (borg keeps their command-line order);
+    /// roots from `R` lines count as PATH arguments, as in borg.
     pub fn new(paths: &[String], patterns: &PatternOptions) -> Result<Selector, CommandError> {
-        if !patterns.exclude.is_empty()
-            || !patterns.exclude_from.is_empty()
-            || !patterns.pattern.is_empty()
-            || !patterns.patterns_from.is_empty()
-        {
-            return Err(CommandError::new(
-                "--exclude/--pattern options are not supported yet by this command",
-            ));
+        use std::ffi::{OsStr, OsString};
+        let perr = |e: crate::patterns::PatternError| CommandError::new(e.to_string());
+        let mut args = crate::patterns::PatternArgs::default();
+        for e in &patterns.exclude {
+            args.add_exclude(OsStr::new(e)).map_err(perr)?;
         }
-        let prefixes = paths
-            .iter()
-            .map(|p| {
-                let p = p.strip_prefix("pp:").unwrap_or(p);
-                crate::location::normpath(p)
-                    .trim_start_matches('/')
-                    .as_bytes()
-                    .to_vec()
-            })
-            .collect::<Vec<_>>();
-        Ok(Selector {
-            matched: vec![false; prefixes.len()],
-            prefixes,
-            originals: paths.to_vec(),
-        })
+        for f in &patterns.exclude_from {
+            args.add_exclude_from(std::path::Path::new(f))
+                .map_err(perr)?;
+        }
+        for p in &patterns.pattern {
+            args.add_pattern(OsStr::new(p)).map_err(perr)?;
+        }
+        for f in &patterns.patterns_from {
+            args.add_patterns_from(std::path::Path::new(f))
+                .map_err(perr)?;
+        }
+        let mut include: Vec<OsString> = paths.iter().map(OsString::from).collect();
+        include.extend(args.roots.iter().cloned());
+        let matcher = crate::patterns::build_matcher(args.rules, &include).map_err(perr)?;
+        Ok(Selector { matcher })
     }
 
     /// True if the selector restricts the items (PATHs or patterns given).
     pub fn is_partial(&self) -> bool {
-        !self.prefixes.is_empty()
+        !self.matcher.is_empty()
     }
 
     /// Whether `path` (archive path) is selected.
     pub fn matches(&mut self, path: &[u8]) -> bool {
-        if self.prefixes.is_empty() {
-            return true;
-        }
-        let path = path.strip_prefix(b"/").unwrap_or(path);
-        for (i, p) in self.prefixes.iter().enumerate() {
-            let hit = p.is_empty()
-                || p.as_slice() == b"."
-                || (path.starts_with(p)
-                    && (path.len() == p.len() || path.get(p.len()) == Some(&b'/')));
-            if hit {
-                self.matched[i] = true;
-                return true;
-            }
-        }
-        false
+        use std::os::unix::ffi::OsStrExt;
+        self.matcher
+            .matches(std::ffi::OsStr::from_bytes(path))
+            .included
+            .unwrap_or(false)
     }
 
     /// borg's "Include pattern '…' never matched." warnings.
     pub fn unmatched_warnings(&self) -> Vec<String> {
-        self.originals
-            .iter()
-            .zip(&self.matched)
-            .filter(|(_, m)| !**m)
-            .map(|(o, _)| format!("Include pattern '{o}' never matched."))
-            .collect()
+        self.matcher.unmatched_include_warnings()
     }
 }
 
