@@ -135,6 +135,12 @@ pub enum Command {
     Config(super::cmd_config::ConfigArgs),
     /// Run a user specified command with the repository lock held
     WithLock(super::cmd_with_lock::WithLockArgs),
+    /// Extract archive contents
+    Extract(super::cmd_extract::ExtractArgs),
+    /// Export archive contents as a tarball
+    ExportTar(super::cmd_export_tar::ExportTarArgs),
+    /// Diff contents of two archives
+    Diff(super::cmd_diff::DiffArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).

@@ -6,6 +6,9 @@ pub mod args;
 pub mod cmd_compact;
 pub mod cmd_config;
 pub mod cmd_delete;
+pub mod cmd_diff;
+pub mod cmd_export_tar;
+pub mod cmd_extract;
 pub mod cmd_info_archive;
 pub mod cmd_list;
 pub mod cmd_prune;
@@ -263,6 +266,9 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
         Command::List(a) => cmd_list::run(a, common, &confirm),
         Command::Delete(a) => cmd_delete::run(a, common, &confirm),
         Command::Rename(a) => cmd_rename::run(a, common, &confirm),
+        Command::Extract(a) => cmd_extract::run(a, common),
+        Command::ExportTar(a) => cmd_export_tar::run(a, common),
+        Command::Diff(a) => cmd_diff::run(a, common),
         Command::Info(a) => {
             let loc = location(a.location.as_deref())?;
             if cmd_info_archive::wants_archives(&a, loc.archive.is_some()) {
