@@ -121,6 +121,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Show archive details such as disk space used
     Info(InfoArgs),
+    /// Create new archive
+    Create(super::cmd_create::CreateArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).

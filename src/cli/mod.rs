@@ -3,6 +3,7 @@
 //! (0 success, 1 warning, 2 error). This is the only layer that prints.
 
 pub mod args;
+pub mod cmd_create;
 pub mod log;
 pub mod output;
 
@@ -228,6 +229,7 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
                 EXIT_WARNING
             })
         }
+        Command::Create(a) => cmd_create::run(a, common, &confirm),
         Command::Info(a) => {
             let loc = location(a.location.as_deref())?;
             let info = commands::info::repo_info(&loc, lock_wait, &confirm)?;

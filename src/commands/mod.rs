@@ -4,6 +4,7 @@
 pub mod break_lock;
 pub mod check;
 pub mod common;
+pub mod create;
 pub mod info;
 pub mod init;
 pub mod key;
