@@ -1,4 +1,4 @@
-//! Throughput benchmarks of hoard's hot kernels: chunking and compression.
+//! Throughput benchmarks of hoard's hot kernels: chunking, compression, id hash, encryption.
 //!
 //! Run with `cargo bench --bench kernels`. Sample counts are kept small so the whole run
 //! takes about two minutes on a 2-core machine.
@@ -22,6 +22,7 @@ use std::time::Duration;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hoard::chunker::{cut_points, Chunker, ChunkerParams, DEFAULT_CHUNKER_PARAMS};
 use hoard::compress::{compress, decompress, Compression};
+use hoard::crypto::{Key, KeyType};
 
 /// Pseudo-random bytes from a xorshift generator (incompressible, deterministic).
 fn random_bytes(len: usize, mut state: u64) -> Vec<u8> {
@@ -136,8 +137,58 @@ fn bench_compress(c: &mut Criterion) {
     }
 }
 
-// Groups for the id hash (HMAC-SHA256, BLAKE2b) and for encryption (AES-CTR + MAC) go here,
-// next to these: add `fn bench_id_hash` / `fn bench_encrypt` and list them in `criterion_group!`.
+/// The id hash of each family: SHA-256 (`none`), HMAC-SHA256 (repokey/keyfile/authenticated)
+/// and BLAKE2b-256 over key‖data (the `-blake2` modes), on 4 MiB chunks.
+fn bench_id_hash(c: &mut Criterion) {
+    let data = random_bytes(4 << 20, 11);
+    for mode in ["none", "repokey", "repokey-blake2"] {
+        let key = key_for(mode);
+        let mut g = c.benchmark_group(format!("id_hash_{mode}"));
+        g.sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3))
+            .throughput(Throughput::Bytes(data.len() as u64));
+        g.bench_function("id_hash", |b| b.iter(|| key.id_hash(black_box(&data))));
+        g.finish();
+    }
+}
 
-criterion_group!(kernels, bench_chunker, bench_compress);
+/// Object encryption (AES-256-CTR + HMAC-SHA256 or BLAKE2b MAC) and decryption with MAC
+/// check, on 4 MiB of already-framed data.
+fn bench_encrypt(c: &mut Criterion) {
+    let data = random_bytes(4 << 20, 12);
+    for mode in ["repokey", "repokey-blake2"] {
+        let key = key_for(mode);
+        let object = key.encrypt(&data, 1);
+        let mut g = c.benchmark_group(format!("encrypt_{mode}"));
+        g.sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3))
+            .throughput(Throughput::Bytes(data.len() as u64));
+        g.bench_function("encrypt", |b| {
+            b.iter(|| key.encrypt(black_box(&data), 1).len())
+        });
+        g.bench_function("decrypt", |b| {
+            b.iter(|| key.decrypt(black_box(&object)).expect("valid object").len())
+        });
+        g.finish();
+    }
+}
+
+fn key_for(mode: &str) -> Key {
+    let kt = KeyType::from_mode_name(mode).expect("mode");
+    if kt == KeyType::Plaintext {
+        Key::plaintext()
+    } else {
+        Key::generate(kt, [7; 32])
+    }
+}
+
+criterion_group!(
+    kernels,
+    bench_chunker,
+    bench_compress,
+    bench_id_hash,
+    bench_encrypt
+);
 criterion_main!(kernels);

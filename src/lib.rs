@@ -2,7 +2,8 @@
 //! BorgBackup 1.x repositories.
 //!
 //! Layers, bottom to top (a layer never imports one above it; see `DESIGN.md`):
-//! [`msgpack`], [`paths`], [`location`] and [`platform`] (shared helpers), [`compress`],
+//! [`msgpack`], [`paths`], [`location`], [`patterns`], [`placeholders`] and [`platform`]
+//! (shared helpers), [`compress`],
 //! [`chunker`], [`crypto`], [`repo`], [`security`], [`archive`], [`cache`], [`commands`] and,
 //! at the top, [`cli`].
 
@@ -12,10 +13,13 @@ pub mod chunker;
 pub mod cli;
 pub mod commands;
 pub mod compress;
+pub mod crashpoint;
 pub mod crypto;
 pub mod location;
 pub mod msgpack;
 pub mod paths;
+pub mod patterns;
+pub mod placeholders;
 pub mod platform;
 pub mod repo;
 pub mod security;

@@ -84,7 +84,12 @@ fn normpath_special(p: &str) -> String {
 
 /// Splits `text` into (repo part, archive) at the first `::`; the archive must not contain `/`.
 fn split_archive(text: &str) -> Result<(&str, Option<String>), ()> {
-    match text.find("::") {
+    // An IPv6 host in brackets contains "::" itself: look for the separator after it.
+    let from = match (text.find('['), text.find(']')) {
+        (Some(open), Some(close)) if open < close => close,
+        _ => 0,
+    };
+    match text[from..].find("::").map(|i| i + from) {
         None => Ok((text, None)),
         Some(i) => {
             let archive = &text[i + 2..];

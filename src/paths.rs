@@ -116,12 +116,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
+        crate::crashpoint::hit();
         f.sync_all()?;
     }
+    crate::crashpoint::hit();
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
+    crate::crashpoint::hit();
     sync_dir(dir)
 }
 

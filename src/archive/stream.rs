@@ -8,6 +8,9 @@ use crate::msgpack::{Limits, StreamDecoder};
 use super::item::Item;
 use super::ArchiveError;
 
+/// Stores one item-stream chunk and returns its id (deduplicating and counting references).
+pub type StoreChunk<'a> = dyn FnMut(&[u8]) -> Result<[u8; 32], ArchiveError> + 'a;
+
 /// Flush threshold of the item buffer (borg: 8 MiB).
 pub const ITEM_BUFFER_FLUSH: usize = 8 * 1024 * 1024;
 
@@ -30,11 +33,7 @@ impl ItemStreamWriter {
     }
 
     /// Appends an item; stores full chunks once the buffer is large.
-    pub fn add(
-        &mut self,
-        item: &Item,
-        store: &mut dyn FnMut(&[u8]) -> Result<[u8; 32], ArchiveError>,
-    ) -> Result<(), ArchiveError> {
+    pub fn add(&mut self, item: &Item, store: &mut StoreChunk<'_>) -> Result<(), ArchiveError> {
         item.pack_into(&mut self.buffer);
         if self.buffer.len() > ITEM_BUFFER_FLUSH {
             self.flush(false, store)?;
@@ -47,7 +46,7 @@ impl ItemStreamWriter {
     pub fn flush(
         &mut self,
         final_flush: bool,
-        store: &mut dyn FnMut(&[u8]) -> Result<[u8; 32], ArchiveError>,
+        store: &mut StoreChunk<'_>,
     ) -> Result<(), ArchiveError> {
         if self.buffer.is_empty() {
             return Ok(());
@@ -70,10 +69,7 @@ impl ItemStreamWriter {
     }
 
     /// Stores what is left and returns the ids of all item-stream chunks, in order.
-    pub fn finish(
-        mut self,
-        store: &mut dyn FnMut(&[u8]) -> Result<[u8; 32], ArchiveError>,
-    ) -> Result<Vec<[u8; 32]>, ArchiveError> {
+    pub fn finish(mut self, store: &mut StoreChunk<'_>) -> Result<Vec<[u8; 32]>, ArchiveError> {
         self.flush(true, store)?;
         Ok(self.ids)
     }

@@ -374,6 +374,21 @@ impl LocalRepository {
         Ok(())
     }
 
+    /// Runs a write step; if the disk is full, removes the partial transaction's segments
+    /// (as borg does on ENOSPC) so the repository is left exactly at its last commit.
+    fn no_space_cleanup<T>(&mut self, step: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let r = step(self);
+        if let Err(RepoError::Io { source, .. }) = &r {
+            if source.raw_os_error() == Some(libc::ENOSPC) {
+                tracing::warn!(
+                    "No space left on device, cleaning up partial transaction to free space."
+                );
+                let _ = self.rollback_inner(true);
+            }
+        }
+        r
+    }
+
     /// The repository directory (absolute).
     pub fn path(&self) -> &Path {
         &self.path
@@ -463,7 +478,7 @@ impl Repository for LocalRepository {
         if let Some((s, o)) = self.index_mut().get_loc(id) {
             self.delete_inner(id, s, o, false)?;
         }
-        let (s, o) = self.io.write_put(id, data)?;
+        let (s, o) = self.no_space_cleanup(|r| r.io.write_put(id, data))?;
         self.storage_quota_use += data.len() as u64 + segment::PUT_HEADER_SIZE as u64;
         *self.segments.entry(s).or_insert(0) += 1;
         self.index_mut().set_loc(*id, s, o);
@@ -546,7 +561,7 @@ impl Repository for LocalRepository {
     }
 
     fn commit(&mut self, compact: bool, threshold: f64) -> Result<()> {
-        self.commit_inner(compact, threshold)
+        self.no_space_cleanup(|r| r.commit_inner(compact, threshold))
     }
 
     fn rollback(&mut self) -> Result<()> {

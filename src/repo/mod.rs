@@ -200,9 +200,12 @@ pub(crate) fn save_file(path: &std::path::Path, data: &[u8]) -> Result<()> {
     let r = (|| -> std::io::Result<()> {
         let mut f = create_file(&tmp)?;
         f.write_all(data)?;
+        crate::crashpoint::hit();
         f.sync_all()?;
         drop(f);
+        crate::crashpoint::hit();
         std::fs::rename(&tmp, path)?;
+        crate::crashpoint::hit();
         crate::paths::sync_dir(path.parent().unwrap_or(std::path::Path::new(".")))
     })();
     if r.is_err() {

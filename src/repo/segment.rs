@@ -551,6 +551,7 @@ impl LoggedIo {
         for b in bytes {
             w.write_all(b).map_err(|e| RepoError::io(&path, e))?;
         }
+        crate::crashpoint::hit();
         let offset = self.offset;
         let size: usize = bytes.iter().map(|b| b.len()).sum();
         self.offset += size as u64;
@@ -608,7 +609,9 @@ impl LoggedIo {
         if let Some(w) = self.write_fd.as_mut() {
             let p = self.path.clone();
             w.flush().map_err(|e| RepoError::io(&p, e))?;
+            crate::crashpoint::hit();
             w.get_ref().sync_data().map_err(|e| RepoError::io(&p, e))?;
+            crate::crashpoint::hit();
         }
         Ok(())
     }
@@ -620,9 +623,11 @@ impl LoggedIo {
             self.segment += 1;
             self.offset = 0;
             w.flush().map_err(|e| RepoError::io(&fname, e))?;
+            crate::crashpoint::hit();
             w.get_ref()
                 .sync_all()
                 .map_err(|e| RepoError::io(&fname, e))?;
+            crate::crashpoint::hit();
             drop(w);
             if let Some(dir) = fname.parent() {
                 crate::paths::sync_dir(dir).map_err(|e| RepoError::io(dir, e))?;

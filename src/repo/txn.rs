@@ -386,14 +386,19 @@ impl LocalRepository {
             let p = self.path.join(format!("{name}.tmp"));
             let mut f = super::create_file(&p).map_err(|e| RepoError::io(&p, e))?;
             f.write_all(data).map_err(|e| RepoError::io(&p, e))?;
-            f.sync_all().map_err(|e| RepoError::io(&p, e))
+            crate::crashpoint::hit();
+            f.sync_all().map_err(|e| RepoError::io(&p, e))?;
+            crate::crashpoint::hit();
+            Ok(())
         };
         write_tmp(&hname, &hints)?;
         write_tmp(&iname, &index_bytes)?;
         write_tmp(&gname, &integ)?;
         let rename = |name: &str| -> Result<()> {
             let from = self.path.join(format!("{name}.tmp"));
-            fs::rename(&from, self.path.join(name)).map_err(|e| RepoError::io(&from, e))
+            fs::rename(&from, self.path.join(name)).map_err(|e| RepoError::io(&from, e))?;
+            crate::crashpoint::hit();
+            Ok(())
         };
         let sync = || crate::paths::sync_dir(&self.path).map_err(|e| RepoError::io(&self.path, e));
         rename(&gname)?;
@@ -415,6 +420,7 @@ impl LocalRepository {
                 continue;
             }
             fs::remove_file(e.path()).map_err(|er| RepoError::io(&e.path(), er))?;
+            crate::crashpoint::hit();
         }
         self.index = None;
         Ok(())
