@@ -578,3 +578,59 @@ fn bad_options_are_one_line_exit_2() {
         assert_eq!(lines.len(), 1, "{args:?}: {}", r.stderr);
     }
 }
+
+#[test]
+fn patterns_and_exclusion_tags_select_what_borg_selects() {
+    if !borg_available() {
+        return;
+    }
+    let env = Env::new();
+    let repo = env.path().join("repo");
+    env.borg(["init", "-e", "none", s(&repo)]).ok();
+    let src = source_tree(&env);
+    let t = env.path().join(src);
+    std::fs::create_dir_all(t.join("cachedir/inner")).expect("mkdir");
+    std::fs::write(
+        t.join("cachedir/CACHEDIR.TAG"),
+        b"Signature: 8a477f597d28d172789f06886806bc55 rest",
+    )
+    .expect("tag");
+    std::fs::write(t.join("dir/sub/.nobackup"), b"").expect("tag");
+    std::fs::write(
+        env.path().join("patterns.lst"),
+        b"- src/tree/big.bin\n+ src/tree/links/second\n- src/tree/links\n",
+    )
+    .expect("patterns");
+    let opts = [
+        "--exclude-caches",
+        "--exclude-if-present",
+        ".nobackup",
+        "--keep-exclude-tags",
+        "-e",
+        "*.img",
+        "--pattern",
+        "- re:unicode",
+        "--patterns-from",
+        "patterns.lst",
+    ];
+    let list = |name: &str| {
+        env.borg(["list", "--short", &format!("{}::{name}", s(&repo))])
+            .ok()
+            .out()
+    };
+    let mut args = vec!["create", "--list"];
+    args.extend(opts);
+    let b_arch = format!("{}::b", s(&repo));
+    let h_arch = format!("{}::h", s(&repo));
+    let mut ba = args.clone();
+    ba.extend([b_arch.as_str(), src]);
+    let mut ha = args.clone();
+    ha.extend([h_arch.as_str(), src]);
+    let b = env.borg(&ba).ok();
+    let h = env.hoard(&ha).ok();
+    assert_eq!(list("h"), list("b"));
+    // The same decisions, item by item (file letters aside: borg knows the files by now).
+    let letters =
+        |t: &str| -> Vec<String> { t.lines().map(|l| l.replacen("U ", "A ", 1)).collect() };
+    assert_eq!(letters(&h.stderr), letters(&b.stderr));
+}

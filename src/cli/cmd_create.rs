@@ -15,6 +15,7 @@ use crate::commands::create::{
 };
 use crate::commands::CommandError;
 use crate::compress::Compression;
+use crate::patterns::{create_matcher, PatternArgs, PatternMatcher};
 
 use super::args::CommonOptions;
 use super::{log, output, EXIT_SUCCESS, EXIT_WARNING};
@@ -65,13 +66,18 @@ pub struct CreateArgs {
     #[arg(long = "paths-delimiter", value_name = "DELIM")]
     pub paths_delimiter: Option<String>,
     /// exclude paths matching PATTERN
-    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
+    #[arg(
+        short = 'e',
+        long = "exclude",
+        value_name = "PATTERN",
+        allow_hyphen_values = true
+    )]
     pub exclude: Vec<String>,
     /// read exclude patterns from EXCLUDEFILE, one per line
     #[arg(long = "exclude-from", value_name = "EXCLUDEFILE")]
     pub exclude_from: Vec<String>,
     /// include/exclude paths matching PATTERN
-    #[arg(long = "pattern", value_name = "PATTERN")]
+    #[arg(long = "pattern", value_name = "PATTERN", allow_hyphen_values = true)]
     pub pattern: Vec<String>,
     /// read include/exclude patterns from PATTERNFILE, one per line
     #[arg(long = "patterns-from", value_name = "PATTERNFILE")]
@@ -288,13 +294,17 @@ pub fn run(
     common: &CommonOptions,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<i32, CommandError> {
-    let loc = crate::location::Location::parse_env(Some(&a.location))?;
+    let text = crate::placeholders::replace_placeholders(&a.location)
+        .map_err(|e| argument_error("ARCHIVE", e))?;
+    let loc = crate::location::Location::parse_env(Some(&text))?;
     let Some(archive) = loc.archive.clone() else {
         return Err(argument_error(
             "ARCHIVE",
             format!("\"{}\": No archive specified", a.location),
         ));
     };
+    let archive = crate::placeholders::validate_archive_name(&archive)
+        .map_err(|e| argument_error("ARCHIVE", e))?;
     for (flag, given) in [
         ("--content-from-command", a.content_from_command),
         ("--paths-from-stdin", a.paths_from_stdin),
@@ -304,22 +314,15 @@ pub fn run(
             return Err(CommandError::new(format!("{flag} is not supported yet")));
         }
     }
-    if !(a.exclude.is_empty()
-        && a.exclude_from.is_empty()
-        && a.pattern.is_empty()
-        && a.patterns_from.is_empty())
-    {
-        return Err(CommandError::new(
-            "pattern options (--exclude, --exclude-from, --pattern, --patterns-from) are not supported yet",
-        ));
-    }
+    let (matcher, roots) = pattern_matcher(&a)?;
     let mut opts = options(&a, common, archive)?;
+    opts.paths.extend(roots);
     if opts.dry_run && (a.stats || a.json) {
         log::warning("Ignoring --stats. It is not supported when using --dry-run.");
     }
     let stats = (a.stats || a.json) && !opts.dry_run;
     opts.progress = common.progress && !opts.dry_run;
-    log::info(&format!("Creating archive at \"{}\"", a.location));
+    log::info(&format!("Creating archive at \"{text}\""));
     let mut reporter = CliReporter {
         list: a.list,
         filter: a.filter.clone(),
@@ -327,7 +330,7 @@ pub fn run(
         iec: common.iec,
         last_progress: None,
     };
-    let outcome = create::run(&loc, &opts, None, &mut reporter, confirm)?;
+    let outcome = create::run(&loc, &opts, matcher, &mut reporter, confirm)?;
     if let Some(summary) = &outcome.archive {
         if a.json {
             println!("{}", json_output(summary, common.iec));
@@ -340,6 +343,54 @@ pub fn run(
     } else {
         EXIT_SUCCESS
     })
+}
+
+/// The pattern options in command-line order (borg keeps them in one list), as borg's
+/// `create` matcher; `R` lines of pattern files give extra root paths.
+fn pattern_matcher(
+    a: &CreateArgs,
+) -> Result<(Option<PatternMatcher>, Vec<OsString>), CommandError> {
+    let sub = <super::args::Cli as clap::CommandFactory>::command()
+        .try_get_matches_from(std::env::args_os())
+        .ok();
+    let create = sub.as_ref().and_then(|m| m.subcommand_matches("create"));
+    let mut entries: Vec<(usize, &str, OsString)> = Vec::new();
+    for (id, values) in [
+        ("exclude", &a.exclude),
+        ("exclude_from", &a.exclude_from),
+        ("pattern", &a.pattern),
+        ("patterns_from", &a.patterns_from),
+    ] {
+        let indices: Vec<usize> = create
+            .and_then(|m| m.indices_of(id))
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        for (n, v) in values.iter().enumerate() {
+            let at = indices.get(n).copied().unwrap_or(usize::MAX);
+            entries.push((at, id, OsString::from(v)));
+        }
+    }
+    if entries.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    entries.sort_by_key(|e| e.0);
+    let mut args = PatternArgs::default();
+    for (_, id, v) in entries {
+        let result = match id {
+            "exclude" => args.add_exclude(&v),
+            "exclude_from" => args.add_exclude_from(std::path::Path::new(&v)),
+            "pattern" => args.add_pattern(&v),
+            _ => args.add_patterns_from(std::path::Path::new(&v)),
+        };
+        let flag = match id {
+            "exclude" => "-e/--exclude",
+            "exclude_from" => "--exclude-from",
+            "pattern" => "--pattern",
+            _ => "--patterns-from",
+        };
+        result.map_err(|e| argument_error(flag, e))?;
+    }
+    Ok((Some(create_matcher(args.rules)), args.roots))
 }
 
 /// Writes one line at INFO for an output logger that an option switched on (`--list`,
@@ -382,7 +433,7 @@ impl Reporter for CliReporter {
         if !self.list || self.filter.as_ref().is_some_and(|f| !f.contains(status)) {
             return;
         }
-        let path = String::from_utf8_lossy(path);
+        let path = create::remove_surrogates(path);
         if log::json_enabled() {
             let v = json!({"type": "file_status", "status": status.to_string(), "path": path});
             eprintln!("{}", output::json_line(&v));
@@ -413,7 +464,7 @@ impl Reporter for CliReporter {
                 Some(p) => format!(
                     "{{\"original_size\": {}, \"compressed_size\": {}, \"deduplicated_size\": {}, \"nfiles\": {}, \"path\": {}, \"time\": {}, \"type\": \"archive_progress\", \"finished\": false}}",
                     stats.osize, stats.csize, stats.usize, stats.nfiles,
-                    output::json_line(&json!(String::from_utf8_lossy(p))),
+                    output::json_line(&json!(create::remove_surrogates(p))),
                     py_float(now())
                 ),
                 None => format!(
@@ -440,7 +491,7 @@ impl Reporter for CliReporter {
                     space = columns;
                 }
                 if space >= 8 {
-                    msg.push_str(&ellipsis_truncate(&String::from_utf8_lossy(p), space));
+                    msg.push_str(&ellipsis_truncate(&create::remove_surrogates(p), space));
                 }
                 msg
             }

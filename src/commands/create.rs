@@ -30,21 +30,13 @@ use crate::chunker::{ChunkerParams, MAX_DATA_SIZE};
 use crate::compress::Compression;
 use crate::crypto::{Key, KeyType};
 use crate::location::Location;
+use crate::patterns::PatternMatcher;
 
 use super::common::{self, Access, KeyLocation, Opened};
 use super::{CommandError, Result};
 
-pub use error::{make_path_safe, normpath, BackupError};
+pub use error::{make_path_safe, normpath, remove_surrogates, show_path, BackupError};
 pub use meta::MetaOptions;
-
-/// How a path is matched against `--exclude` / `--pattern` options (the patterns module's
-/// `PatternMatcher` plugs in here).
-pub trait PathMatcher {
-    /// True if `path` (as walked, without leading `/`) is included.
-    fn matches(&self, path: &[u8]) -> bool;
-    /// True if an excluded directory must still be descended into (`+`/`-` patterns).
-    fn recurse_dir(&self) -> bool;
-}
 
 /// Where per-file output goes (the CLI prints it borg-style).
 pub trait Reporter {
@@ -204,7 +196,7 @@ pub(crate) struct Sink<'o> {
 pub(crate) struct Backup<'a, 'o> {
     opts: &'a CreateOptions,
     reporter: &'a mut dyn Reporter,
-    matcher: Option<&'a dyn PathMatcher>,
+    matcher: Option<PatternMatcher>,
     /// None with `--dry-run`.
     sink: Option<Sink<'o>>,
     warned: bool,
@@ -227,11 +219,12 @@ impl Backup<'_, '_> {
     }
 }
 
-/// Runs `create`. `loc` names the repository; the archive name is in `opts`.
+/// Runs `create`. `loc` names the repository; the archive name is in `opts`; `matcher` holds
+/// the `--exclude` / `--pattern` rules (borg's `create` matcher, fallback "include").
 pub fn run(
     loc: &Location,
     opts: &CreateOptions,
-    matcher: Option<&dyn PathMatcher>,
+    matcher: Option<PatternMatcher>,
     reporter: &mut dyn Reporter,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<CreateOutcome> {

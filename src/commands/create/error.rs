@@ -34,6 +34,41 @@ pub fn strerror(errno: i32) -> String {
     }
 }
 
+/// Decodes a path as Python does (`surrogateescape`) and renders each undecodable byte with
+/// `replace` (e.g. `?` as `remove_surrogates`, or `\\udcff` as stderr's `backslashreplace`).
+pub fn decode_with(path: &[u8], replace: impl Fn(u8) -> String) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                break;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                out.push_str(&String::from_utf8_lossy(good));
+                let n = e.error_len().unwrap_or(bad.len());
+                for b in &bad[..n] {
+                    out.push_str(&replace(*b));
+                }
+                rest = &bad[n..];
+            }
+        }
+    }
+    out
+}
+
+/// A path as Python prints it to stderr (undecodable bytes as `\udcXX`).
+pub fn show_path(path: &[u8]) -> String {
+    decode_with(path, |b| format!("\\udc{b:02x}"))
+}
+
+/// borg's `remove_surrogates`: undecodable bytes become `?`.
+pub fn remove_surrogates(path: &[u8]) -> String {
+    decode_with(path, |_| "?".to_string())
+}
+
 /// Python's `repr()` of a file name decoded with `surrogateescape`.
 pub fn py_repr(name: &[u8]) -> String {
     let mut chars: Vec<Result<char, u8>> = Vec::new();

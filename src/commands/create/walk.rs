@@ -14,7 +14,7 @@ use crate::archive::item::Item;
 use crate::location::Location;
 use crate::platform::fs::{self, Stat};
 
-use super::error::{join, make_path_safe, normpath, BackupError};
+use super::error::{join, make_path_safe, normpath, show_path, BackupError};
 use super::{meta, Backup};
 
 const CACHE_TAG_NAME: &[u8] = b"CACHEDIR.TAG";
@@ -164,7 +164,7 @@ impl Backup<'_, '_> {
                     } else {
                         normpath(arg)
                     };
-                    self.warn(&format!("{}: {e}", String::from_utf8_lossy(&shown)));
+                    self.warn(&format!("{}: {e}", show_path(&shown)));
                     if arg == b"-" {
                         self.status('E', &shown);
                     }
@@ -201,7 +201,7 @@ impl Backup<'_, '_> {
             Ok(st) => st,
             Err(e) => {
                 let err = BackupError::platform("", &e, Some(&basename(&path)));
-                self.warn(&format!("{}: {err}", String::from_utf8_lossy(&path)));
+                self.warn(&format!("{}: {err}", show_path(&path)));
                 return Ok(());
             }
         };
@@ -224,14 +224,14 @@ impl Backup<'_, '_> {
                 return;
             }
             Err(e) => {
-                self.warn(&format!("{}: {e}", String::from_utf8_lossy(path)));
+                self.warn(&format!("{}: {e}", show_path(path)));
                 Some('E')
             }
         };
         if status == Some('C') {
             self.warn(&format!(
                 "{}: file changed while we backed it up",
-                String::from_utf8_lossy(path)
+                show_path(path)
             ));
         }
         if !recurse_excluded_dir {
@@ -250,14 +250,15 @@ impl Backup<'_, '_> {
         if self.fatal.is_some() {
             return Ok(None);
         }
-        let included = self
+        let decision = self
             .matcher
-            .is_none_or(|m| m.matches(&make_path_safe(path)));
-        let st = if included {
+            .as_mut()
+            .map(|m| m.matches(OsStr::from_bytes(path)));
+        let st = if decision.is_none_or(|d| d.included != Some(false)) {
             lstat(path, "stat")?
         } else {
             self.status('x', path);
-            if !self.matcher.is_some_and(|m| m.recurse_dir()) {
+            if !decision.is_some_and(|d| d.recurse_dir) {
                 return Ok(None);
             }
             *recurse_excluded_dir = true;
@@ -351,10 +352,7 @@ impl Backup<'_, '_> {
             libc::S_IFBLK => self.process_dev(path, st, 'b'),
             libc::S_IFSOCK => Ok(None),
             _ => {
-                self.warn(&format!(
-                    "Unknown file type: {}",
-                    String::from_utf8_lossy(path)
-                ));
+                self.warn(&format!("Unknown file type: {}", show_path(path)));
                 Ok(None)
             }
         }
