@@ -122,7 +122,7 @@ pub enum Command {
     /// Show archive details such as disk space used
     Info(InfoArgs),
     /// Create new archive
-    Create(super::cmd_create::CreateArgs),
+    Create(Box<super::cmd_create::CreateArgs>),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).

@@ -229,7 +229,7 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
                 EXIT_WARNING
             })
         }
-        Command::Create(a) => cmd_create::run(a, common, &confirm),
+        Command::Create(a) => cmd_create::run(*a, common, &confirm),
         Command::Info(a) => {
             let loc = location(a.location.as_deref())?;
             let info = commands::info::repo_info(&loc, lock_wait, &confirm)?;
