@@ -634,3 +634,54 @@ fn patterns_and_exclusion_tags_select_what_borg_selects() {
         |t: &str| -> Vec<String> { t.lines().map(|l| l.replacen("U ", "A ", 1)).collect() };
     assert_eq!(letters(&h.stderr), letters(&b.stderr));
 }
+
+#[test]
+fn checkpoint_writes_part_files_and_leaves_no_checkpoint_archive() {
+    if !borg_available() {
+        return;
+    }
+    let env = Env::new();
+    let repo = env.path().join("repo");
+    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let data = tree::pseudo_random(300_000, 5);
+    let mut child = env
+        .hoard_cmd()
+        .args([
+            "create",
+            "-c",
+            "1",
+            "--chunker-params",
+            "fixed,65536",
+            &format!("{}::cp", s(&repo)),
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&data[..100_000]).expect("write");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        stdin.write_all(&data[100_000..]).expect("write");
+    }
+    assert!(child.wait().expect("wait").success());
+    // Only the final archive is left; it holds the parts and the complete file.
+    let archives = env.borg(["list", "--short", s(&repo)]).ok().out();
+    assert_eq!(archives, "cp\n");
+    let items = env
+        .borg([
+            "list",
+            "--consider-part-files",
+            "--short",
+            &format!("{}::cp", s(&repo)),
+        ])
+        .ok()
+        .out();
+    assert_eq!(items, "stdin.borg_part_1\nstdin.borg_part_2\nstdin\n");
+    let r = env
+        .borg(["extract", "--stdout", &format!("{}::cp", s(&repo)), "stdin"])
+        .ok();
+    assert_eq!(r.stdout, data);
+    env.borg(["check", "--verify-data", s(&repo)]).ok();
+}

@@ -435,8 +435,12 @@ impl Reporter for CliReporter {
         }
         let path = create::remove_surrogates(path);
         if log::json_enabled() {
-            let v = json!({"type": "file_status", "status": status.to_string(), "path": path});
-            eprintln!("{}", output::json_line(&v));
+            // json.dumps keeps borg's insertion order here: type, status, path.
+            eprintln!(
+                "{{\"type\": \"file_status\", \"status\": {}, \"path\": {}}}",
+                output::json_line(&json!(status.to_string())),
+                output::json_line(&json!(path))
+            );
         } else {
             output_line("borg.output.list", &format!("{status} {path}"));
         }

@@ -126,7 +126,7 @@ impl Sink<'_> {
 
     fn checkpoint_due(&self, opts: &CreateOptions) -> bool {
         opts.checkpoint_interval > 0
-            && self.last_checkpoint.elapsed().as_secs() >= opts.checkpoint_interval
+            && self.last_checkpoint.elapsed().as_secs_f64() > opts.checkpoint_interval as f64
     }
 }
 
