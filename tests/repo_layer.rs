@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const VECTORS: &str = "/work/shared/vectors/repos";
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/repos");
 const BORG: &str = "/usr/bin/borg";
 
 fn vector_names() -> Vec<String> {

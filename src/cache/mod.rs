@@ -3,15 +3,38 @@
 //!
 //! [`Cache`] is the one interface the commands use: `seen_chunk` / `add_chunk` / `chunk_incref`
 //! / `chunk_decref` keep the repository and the reference counts in step, `file_lookup` /
-//! `memorize_file` let `create` skip unchanged files, and `commit` persists it all. The cache is
-//! derived data: when the repository's manifest differs from the one the cache last saw, it
-//! resynchronises by reading the archives. It never prints.
+//! `memorize_file` let `create` skip unchanged files, and `commit` persists it all. It never
+//! prints.
+//!
+//! The cache lives in `<cache dir>/<repo id hex>/` in borg 1.2's exact layout (`README`,
+//! `config`, `chunks`, `files`, `chunks.archive.d/`, `pre12-meta`, `txn.active`, `lock.*`), so
+//! borg and hoard use each other's cache. It is derived data: when the repository's manifest
+//! differs from the one the cache last saw, it resynchronises like borg ([`sync`]); a corrupt
+//! cache file is rebuilt, never an error. The files cache is loaded on first use only (commands
+//! that never look up files leave it untouched, as borg's do with `--files-cache=disabled`).
 
-use std::collections::HashMap;
+pub mod config;
+pub mod files;
+pub mod sync;
+pub mod table;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::archive::item::ChunkRef;
-use crate::archive::meta::{ArchiveMeta, Items};
+use crate::archive::meta::ArchiveMeta;
 use crate::archive::{ArchiveError, Manifest, ObjectStore};
+use crate::repo::index::{ChunkIndex, MAX_VALUE};
+use crate::repo::integrity;
+use crate::repo::lock::Lock;
+use crate::repo::RepoError;
+
+use config::Ini;
+use files::FilesCache;
+pub use sync::{ArchiveTotals, FetchedTotals, SyncReport};
+use table::ChunkTable;
 
 /// One chunk index entry (borg's ChunkIndex value: refcount, size, csize).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -156,96 +179,353 @@ pub struct CacheOptions {
     pub files_cache: FilesCacheMode,
     /// Seconds to wait for the cache lock.
     pub lock_wait: f64,
+    /// The repository's canonical location, recorded as `previous_location` in the cache
+    /// `config` (borg does this on every open). `None` leaves the recorded value alone.
+    pub location: Option<String>,
+    /// Use this directory instead of `<cache dir>/<repo id hex>` (tests, `--cache-dir`-like).
+    pub path: Option<PathBuf>,
+}
+
+/// The cache `README` text.
+pub const CACHE_README: &str =
+    "This is a Borg Backup cache.\nSee https://borgbackup.readthedocs.io/\n";
+/// The repository features this version supports (borg 1.2: none).
+pub const SUPPORTED_REPO_FEATURES: &[&str] = &[];
+
+/// Decodes a raw ChunkIndex value.
+pub(crate) fn entry_of(v: &[u8; 12]) -> ChunkEntry {
+    let u = |i: usize| u32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
+    ChunkEntry {
+        refcount: u(0),
+        size: u(4),
+        csize: u(8),
+    }
+}
+
+/// Encodes a raw ChunkIndex value.
+pub(crate) fn pack_entry(e: ChunkEntry) -> [u8; 12] {
+    let mut v = [0u8; 12];
+    v[..4].copy_from_slice(&e.refcount.to_le_bytes());
+    v[4..8].copy_from_slice(&e.size.to_le_bytes());
+    v[8..].copy_from_slice(&e.csize.to_le_bytes());
+    v
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ArchiveError + '_ {
+    move |e| ArchiveError::Repo(RepoError::io(path, e))
 }
 
 /// The client cache of one repository.
 pub struct Cache {
-    chunks: HashMap<[u8; 32], ChunkEntry>,
+    chunks: ChunkTable,
     /// Sum of the archives' own `size` / `csize` (what borg 1.2 shows as "All archives").
     archives_size: u64,
     archives_csize: u64,
-    files: HashMap<[u8; 32], FileEntry>,
+    /// The files cache; `None` until first used.
+    files: Mutex<Option<FilesCache>>,
     options: CacheOptions,
+    path: PathBuf,
+    config: Ini,
+    /// `[integrity]` entries other than `manifest` (borg's `CacheConfig.integrity`).
+    integrity: Vec<(String, String)>,
+    ignored_features: BTreeSet<String>,
+    mandatory_features: BTreeSet<String>,
+    pre12_meta: serde_json::Map<String, serde_json::Value>,
+    key_type: u8,
+    report: SyncReport,
+    lock: Lock,
 }
 
 impl Cache {
-    /// Opens (and if needed resynchronises) the cache for the repository behind `store`.
+    /// Opens the cache for the repository behind `store`: creates it if missing, takes the
+    /// cache lock, rolls back an interrupted transaction, and resynchronises (then commits)
+    /// when the cache last saw another manifest than `manifest`.
     pub fn open(
         store: &mut ObjectStore,
         manifest: &Manifest,
         options: CacheOptions,
     ) -> Result<Cache, ArchiveError> {
+        let repo_hex = hex::encode(store.repo.id());
+        let path = match &options.path {
+            Some(p) => p.clone(),
+            None => crate::paths::cache_dir().join(&repo_hex),
+        };
+        if !path.exists() {
+            if options.path.is_none() {
+                crate::paths::ensure_cache_dir().map_err(io_err(&path))?;
+            }
+            create_layout(&path, &repo_hex).map_err(io_err(&path))?;
+        }
+        let mut lock = Lock::new(&path.join("lock"), true, Some(options.lock_wait));
+        lock.acquire().map_err(RepoError::from)?;
+        rollback(&path).map_err(io_err(&path))?;
         let mut cache = Cache {
-            chunks: HashMap::new(),
+            chunks: ChunkTable::default(),
             archives_size: 0,
             archives_csize: 0,
-            files: HashMap::new(),
+            files: Mutex::new(None),
             options,
+            path,
+            config: Ini::default(),
+            integrity: Vec::new(),
+            ignored_features: BTreeSet::new(),
+            mandatory_features: BTreeSet::new(),
+            pre12_meta: serde_json::Map::new(),
+            key_type: store.key.key_type().type_byte(),
+            report: SyncReport::default(),
+            lock,
         };
-        cache.sync(store, manifest)?;
+        cache.load_config(&repo_hex)?;
+        if !cache.compatible() {
+            cache.wipe()?;
+        }
+        cache.update_compatibility(manifest);
+        cache.load_chunks();
+        cache.load_pre12_meta();
+        let mut fetched = FetchedTotals::new();
+        if cache.config.get("cache", "manifest") != Some(hex::encode(manifest.id).as_str()) {
+            fetched = cache.sync(store, manifest)?;
+            cache.commit(manifest)?;
+        }
+        cache.compute_totals(store, manifest, &fetched)?;
         Ok(cache)
     }
 
-    /// Rebuilds the chunk index from every archive in the manifest.
-    fn sync(&mut self, store: &mut ObjectStore, manifest: &Manifest) -> Result<(), ArchiveError> {
-        self.chunks.clear();
-        self.archives_size = 0;
-        self.archives_csize = 0;
-        for r in manifest.archives.values() {
-            let archive_object = store.repo.get(&r.id)?;
-            let plain = store.decode(&r.id, &archive_object, None)?;
-            let (value, _) = store.key.unpack_and_verify_archive(&plain)?;
-            let meta = ArchiveMeta::from_value(&value)?;
-            self.count(r.id, plain.len() as u32, archive_object.len() as u32, 1);
-            let mut item_sizes = Vec::with_capacity(meta.items.len());
-            for id in &meta.items {
-                let obj = store.repo.get(id)?;
-                let plain = store.decode(id, &obj, None)?;
-                item_sizes.push((*id, plain.len() as u32, obj.len() as u32));
-            }
-            for (id, size, csize) in item_sizes {
-                self.count(id, size, csize, 1);
-            }
-            let (mut size, mut csize) = (0u64, 0u64);
-            let mut items = Items::new(store, &meta);
-            while let Some(item) = items.next_item()? {
-                if let Some(chunks) = &item.chunks {
-                    for c in chunks {
-                        self.count(c.id, c.size, c.csize, 1);
-                        if item.part.is_none() {
-                            size += c.size as u64;
-                            csize += c.csize as u64;
-                        }
-                    }
-                }
-            }
-            // borg 1.2 archives carry their totals; older ones are summed from their items.
-            self.archives_size += meta.size.unwrap_or(size);
-            self.archives_csize += meta.csize.unwrap_or(csize);
+    /// Deletes a cache directory (borg's `Cache.destroy`, for `delete --cache-only`): the
+    /// `config` goes first so that a half-deleted cache is never taken for a valid one.
+    pub fn destroy(path: &Path) -> std::io::Result<()> {
+        let config = path.join("config");
+        if config.exists() {
+            fs::remove_file(&config)?;
+            fs::remove_dir_all(path)?;
         }
         Ok(())
     }
 
-    fn count(&mut self, id: [u8; 32], size: u32, csize: u32, n: u32) {
-        let e = self.chunks.entry(id).or_default();
-        e.refcount = e.refcount.saturating_add(n);
-        if size > 0 {
-            e.size = size;
+    /// The cache directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the open did to bring the chunk index up to date.
+    pub fn sync_report(&self) -> SyncReport {
+        self.report
+    }
+
+    fn load_config(&mut self, repo_hex: &str) -> Result<(), ArchiveError> {
+        let cpath = self.path.join("config");
+        let parsed = fs::read_to_string(&cpath)
+            .map_err(|e| e.to_string())
+            .and_then(|t| Ini::parse(&t).map_err(|e| e.to_string()))
+            .and_then(|ini| match ini.get("cache", "version") {
+                Some("1") => Ok(ini),
+                other => Err(format!("unexpected cache version {other:?}")),
+            });
+        self.config = match parsed {
+            Ok(ini) => ini,
+            Err(e) => {
+                tracing::warn!("{}: {e}; rebuilding the cache", cpath.display());
+                let ini = config::initial(repo_hex);
+                crate::paths::write_atomic(&cpath, ini.to_text().as_bytes())
+                    .map_err(io_err(&cpath))?;
+                // Files cache integrity is unknown now: start it afresh.
+                let _ = fs::remove_file(self.path.join(files::files_cache_name()));
+                ini
+            }
+        };
+        let list = |k: &str| -> BTreeSet<String> {
+            config::parse_list(self.config.get("cache", k).unwrap_or(""))
+                .into_iter()
+                .collect()
+        };
+        self.ignored_features = list("ignored_features");
+        self.mandatory_features = list("mandatory_features");
+        self.integrity = self
+            .config
+            .items("integrity")
+            .iter()
+            .filter(|(k, _)| k != "manifest")
+            .cloned()
+            .collect();
+        if self.config.has_section("integrity")
+            && self.config.get("cache", "manifest") != self.config.get("integrity", "manifest")
+        {
+            tracing::warn!(
+                "Cache integrity data not available: old Borg version modified the cache."
+            );
+            self.integrity.clear();
         }
-        if csize > 0 {
-            e.csize = csize;
+        if let Some(loc) = &self.options.location {
+            self.config.set("cache", "previous_location", loc);
         }
+        Ok(())
+    }
+
+    /// borg's `check_cache_compatibility`.
+    fn compatible(&self) -> bool {
+        let mine: BTreeSet<String> = SUPPORTED_REPO_FEATURES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        self.ignored_features.is_disjoint(&mine) && self.mandatory_features.is_subset(&mine)
+    }
+
+    /// borg's `wipe_cache`: forget every chunk and file, force a rebuild.
+    fn wipe(&mut self) -> Result<(), ArchiveError> {
+        tracing::warn!("Discarding incompatible cache and forcing a cache rebuild");
+        let dir = self.path.join(sync::ARCHIVE_DIR);
+        if dir.is_dir() {
+            fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+            crate::paths::ensure_dir(&dir).map_err(io_err(&dir))?;
+        }
+        self.chunks = ChunkTable::default();
+        let fpath = self.path.join(files::files_cache_name());
+        crate::paths::write_atomic(&fpath, b"").map_err(io_err(&fpath))?;
+        let name = files::files_cache_name();
+        self.integrity.retain(|(k, _)| *k != name);
+        self.config.set("cache", "manifest", "");
+        self.ignored_features.clear();
+        self.mandatory_features.clear();
+        Ok(())
+    }
+
+    /// borg's `update_compatibility`: remember the repository's mandatory features.
+    fn update_compatibility(&mut self, manifest: &Manifest) {
+        let Some(flags) = manifest
+            .config
+            .get("feature_flags")
+            .and_then(|f| f.as_map())
+        else {
+            return;
+        };
+        for (_, op) in flags {
+            let Some(list) = op.get("mandatory").and_then(|m| m.as_array()) else {
+                continue;
+            };
+            for f in list.iter().filter_map(|v| v.as_bytes()) {
+                let f = String::from_utf8_lossy(f).into_owned();
+                if SUPPORTED_REPO_FEATURES.contains(&f.as_str()) {
+                    self.mandatory_features.insert(f);
+                } else {
+                    self.ignored_features.insert(f);
+                }
+            }
+        }
+    }
+
+    /// Reads `chunks`, checking its integrity; a bad file empties the index and forces a
+    /// resync.
+    fn load_chunks(&mut self) {
+        let cpath = self.path.join("chunks");
+        let stored = self
+            .integrity
+            .iter()
+            .find(|(k, _)| k == "chunks")
+            .map(|(_, v)| v.clone());
+        let loaded = fs::read(&cpath)
+            .map_err(|e| e.to_string())
+            .and_then(|data| {
+                sync::verify_index("chunks", &data, stored.as_deref())?;
+                ChunkTable::read(&data).map_err(|e| e.to_string())
+            });
+        match loaded {
+            Ok(idx) => self.chunks = idx,
+            Err(e) => {
+                tracing::warn!("{}: {e}; rebuilding the chunks cache", cpath.display());
+                self.chunks = ChunkTable::default();
+                self.config.set("cache", "manifest", "");
+            }
+        }
+    }
+
+    fn load_pre12_meta(&mut self) {
+        if let Ok(text) = fs::read_to_string(self.path.join("pre12-meta")) {
+            if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(&text) {
+                self.pre12_meta = m;
+            }
+        }
+    }
+
+    /// Rebuilds the chunk index (borg's `sync`); returns the totals of archives it read.
+    fn sync(
+        &mut self,
+        store: &mut ObjectStore,
+        manifest: &Manifest,
+    ) -> Result<FetchedTotals, ArchiveError> {
+        tracing::info!("Synchronizing chunks cache...");
+        let ids: Vec<[u8; 32]> = manifest.archives.values().map(|r| r.id).collect();
+        let mut report = SyncReport {
+            resynced: true,
+            ..SyncReport::default()
+        };
+        let (master, fetched) = sync::create_master_idx(store, &self.path, &ids, &mut report)?;
+        self.chunks = master;
+        self.report = report;
+        Ok(fetched)
+    }
+
+    /// Sums the archives' own totals: those just read by a resync, borg's `pre12-meta` for
+    /// old archives, the metadata object (one read, no item stream) for the others.
+    fn compute_totals(
+        &mut self,
+        store: &mut ObjectStore,
+        manifest: &Manifest,
+        fetched: &FetchedTotals,
+    ) -> Result<(), ArchiveError> {
+        self.archives_size = 0;
+        self.archives_csize = 0;
+        let mut pre12_changed = false;
+        for r in manifest.archives.values() {
+            let fpr = hex::encode(r.id);
+            let t = if let Some(t) = fetched.get(&r.id) {
+                *t
+            } else if let Some(t) = self.pre12_meta.get(&fpr).and_then(totals_from_json) {
+                t
+            } else {
+                let meta = ArchiveMeta::load(store, &r.id)?;
+                self.report.archive_metadata_reads += 1;
+                match ArchiveTotals::from_meta(&meta) {
+                    Some(t) => t,
+                    None => {
+                        let mut scratch = ChunkIndex::new();
+                        let t = sync::fetch_and_build_idx(store, &r.id, &mut scratch)?;
+                        self.report.archives_fetched += 1;
+                        t
+                    }
+                }
+            };
+            // borg caches the totals of pre-1.2 archives (no `nfiles` in their metadata).
+            if !t.from_metadata && !self.pre12_meta.contains_key(&fpr) {
+                self.pre12_meta.insert(fpr, totals_to_json(&t));
+                pre12_changed = true;
+            }
+            self.archives_size += t.size;
+            self.archives_csize += t.csize;
+        }
+        if pre12_changed {
+            self.save_pre12_meta()?;
+        }
+        Ok(())
+    }
+
+    fn save_pre12_meta(&self) -> Result<(), ArchiveError> {
+        let p = self.path.join("pre12-meta");
+        let text = pretty_json(&serde_json::Value::Object(self.pre12_meta.clone()));
+        crate::paths::write_atomic(&p, text.as_bytes()).map_err(io_err(&p))
     }
 
     /// The entry of a chunk any archive references.
     pub fn seen_chunk(&self, id: &[u8; 32]) -> Option<ChunkEntry> {
-        self.chunks.get(id).copied().filter(|e| e.refcount > 0)
+        self.chunks.get(id).filter(|e| e.refcount > 0)
     }
 
     /// Adds a reference to a chunk that is already stored.
     pub fn chunk_incref(&mut self, id: &[u8; 32], stats: &mut OpStats) -> Option<ChunkRef> {
-        let e = self.chunks.get_mut(id).filter(|e| e.refcount > 0)?;
-        e.refcount = e.refcount.saturating_add(1);
+        let mut e = self.seen_chunk(id)?;
+        if e.refcount < MAX_VALUE {
+            e.refcount += 1;
+        }
+        self.chunks.set(id, e);
         stats.osize += e.size as u64;
         stats.csize += e.csize as u64;
         Some(ChunkRef {
@@ -255,8 +535,7 @@ impl Cache {
         })
     }
 
-    /// Stores `data` (already known to hash to `id`) if new, else adds a reference; `object`
-    /// builds the repository object only when needed.
+    /// Stores `data` (already known to hash to `id`) if new, else adds a reference.
     pub fn add_chunk(
         &mut self,
         store: &mut ObjectStore,
@@ -281,8 +560,8 @@ impl Cache {
 
     /// Records a chunk the caller has just stored itself (parallel writers).
     pub fn record_new_chunk(&mut self, id: &[u8; 32], size: u32, csize: u32, stats: &mut OpStats) {
-        self.chunks.insert(
-            *id,
+        self.chunks.set(
+            id,
             ChunkEntry {
                 refcount: 1,
                 size,
@@ -295,17 +574,20 @@ impl Cache {
         stats.ucsize += csize as u64;
     }
 
-    /// Drops a reference; deletes the object from the repository at refcount 0.
+    /// Drops a reference; deletes the object from the repository at refcount 0 (a saturated
+    /// refcount is never decremented, as in borg).
     pub fn chunk_decref(
         &mut self,
         store: &mut ObjectStore,
         id: &[u8; 32],
         stats: &mut OpStats,
     ) -> Result<(), ArchiveError> {
-        let Some(e) = self.chunks.get_mut(id) else {
+        let Some(mut e) = self.chunks.get(id) else {
             return Ok(());
         };
-        e.refcount = e.refcount.saturating_sub(1);
+        if e.refcount != MAX_VALUE {
+            e.refcount = e.refcount.saturating_sub(1);
+        }
         stats.osize += e.size as u64;
         stats.csize += e.csize as u64;
         if e.refcount == 0 {
@@ -313,34 +595,87 @@ impl Cache {
             stats.ucsize += e.csize as u64;
             self.chunks.remove(id);
             store.repo.delete(id)?;
+        } else {
+            self.chunks.set(id, e);
         }
         Ok(())
     }
 
+    /// The files cache, loaded on first use (ages +1, as borg does when it loads it).
+    fn files(&self) -> MutexGuard<'_, Option<FilesCache>> {
+        let mut guard = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(self.read_files());
+        }
+        guard
+    }
+
+    fn read_files(&self) -> FilesCache {
+        let name = files::files_cache_name();
+        let p = self.path.join(&name);
+        let stored = self
+            .integrity
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone());
+        let result = fs::read(&p)
+            .map_err(|e| format!("The files cache can't be read. [{e}]"))
+            .and_then(|data| {
+                if let Some(text) = stored {
+                    if let integrity::Stored::Digests(d) = integrity::parse_json(&text)
+                        .map_err(|e| format!("The files cache is corrupted. [{e}]"))?
+                    {
+                        if !integrity::digests_match(&integrity::hints_digests(&name, &data), &d) {
+                            return Err("The files cache is corrupted. [digest mismatch]".into());
+                        }
+                    }
+                }
+                FilesCache::decode(&data, 1).map_err(|e| e.to_string())
+            });
+        match result {
+            Ok(fc) => fc,
+            Err(msg) => {
+                tracing::warn!("{msg}");
+                tracing::warn!("Continuing without files cache - expect lower performance.");
+                FilesCache::default()
+            }
+        }
+    }
+
     /// The files-cache answer for a path: its chunk ids if unchanged since last time.
-    /// `path_hash` is `id_hash(absolute path bytes)`.
+    /// `path_hash` is `id_hash(absolute path bytes)`. A hit refreshes the entry (age 0,
+    /// current inode), as borg's `file_known_and_unchanged` does.
     pub fn file_lookup(&self, path_hash: &[u8; 32], st: &FileStat) -> Option<Vec<[u8; 32]>> {
         let m = self.options.files_cache;
         if m.disabled || m.rechunk {
+            if m.rechunk {
+                drop(self.files()); // loaded so that commit keeps earlier generations
+            }
             return None;
         }
-        let e = self.files.get(path_hash)?;
-        if m.size && e.size != st.size {
+        let ids = {
+            let mut guard = self.files();
+            let e = guard.as_mut()?.get_mut(path_hash)?;
+            if m.size && e.size != st.size {
+                return None;
+            }
+            if m.inode && e.inode != st.inode {
+                return None;
+            }
+            if m.ctime && e.cmtime_ns != st.ctime_ns {
+                return None;
+            }
+            if !m.ctime && m.mtime && e.cmtime_ns != st.mtime_ns {
+                return None;
+            }
+            e.age = 0;
+            e.inode = st.inode;
+            e.chunk_ids.clone()
+        };
+        if ids.iter().any(|id| self.seen_chunk(id).is_none()) {
             return None;
         }
-        if m.inode && e.inode != st.inode {
-            return None;
-        }
-        if m.ctime && e.cmtime_ns != st.ctime_ns {
-            return None;
-        }
-        if m.mtime && e.cmtime_ns != st.mtime_ns {
-            return None;
-        }
-        if e.chunk_ids.iter().any(|id| self.seen_chunk(id).is_none()) {
-            return None;
-        }
-        Some(e.chunk_ids.clone())
+        Some(ids)
     }
 
     /// Remembers a file's state and chunks for the next backup.
@@ -349,17 +684,25 @@ impl Cache {
         if m.disabled {
             return;
         }
-        let cmtime_ns = if m.mtime { st.mtime_ns } else { st.ctime_ns };
-        self.files.insert(
-            *path_hash,
-            FileEntry {
-                age: 0,
-                inode: st.inode,
-                size: st.size,
-                cmtime_ns,
-                chunk_ids,
-            },
-        );
+        let cmtime_ns = if m.ctime || !m.mtime {
+            st.ctime_ns
+        } else {
+            st.mtime_ns
+        };
+        let mut guard = self.files();
+        if let Some(fc) = guard.as_mut() {
+            fc.insert(
+                *path_hash,
+                FileEntry {
+                    age: 0,
+                    inode: st.inode,
+                    size: st.size,
+                    cmtime_ns,
+                    chunk_ids,
+                },
+            );
+            fc.newest_cmtime = Some(fc.newest_cmtime.unwrap_or(0).max(cmtime_ns));
+        }
     }
 
     /// Adds a new archive's own totals (its metadata `size`/`csize`) to "All archives".
@@ -381,7 +724,7 @@ impl Cache {
             total_csize: self.archives_csize,
             ..IndexStats::default()
         };
-        for e in self.chunks.values() {
+        for (_, e) in self.chunks.iter() {
             s.total_chunks += e.refcount as u64;
             s.unique_size += e.size as u64;
             s.unique_csize += e.csize as u64;
@@ -390,9 +733,226 @@ impl Cache {
         s
     }
 
-    /// Persists the cache after the repository commit that made `manifest` current.
-    pub fn commit(&mut self, _manifest: &Manifest) -> Result<(), ArchiveError> {
+    /// Persists the cache after the repository commit that made `manifest` current: the
+    /// files cache (if it was used), `chunks` and `config` with their integrity digests, under
+    /// a `txn.active` copy so that an interrupted commit is rolled back at the next open.
+    pub fn commit(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
+        let p = self.path.clone();
+        begin_txn(&p).map_err(io_err(&p))?;
+        let files_data = {
+            let guard = self.files.lock().unwrap_or_else(|e| e.into_inner());
+            guard.as_ref().map(|fc| fc.encode_for_commit(files::ttl()))
+        };
+        if let Some(data) = files_data {
+            let name = files::files_cache_name();
+            let fp = p.join(&name);
+            crate::paths::write_atomic(&fp, &data).map_err(io_err(&fp))?;
+            let json = integrity::to_json(&integrity::hints_digests(&name, &data));
+            self.set_integrity(&name, json);
+        }
+        let data = self.chunks.write();
+        let cp = p.join("chunks");
+        crate::paths::write_atomic(&cp, &data).map_err(io_err(&cp))?;
+        self.set_integrity(
+            "chunks",
+            integrity::to_json(&integrity::index_digests("chunks", &data)),
+        );
+        self.save_config(manifest)?;
+        let active = p.join("txn.active");
+        let tmp = p.join("txn.tmp");
+        fs::rename(&active, &tmp).map_err(io_err(&active))?;
+        fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
         Ok(())
+    }
+
+    fn set_integrity(&mut self, name: &str, json: String) {
+        match self.integrity.iter_mut().find(|(k, _)| k == name) {
+            Some(e) => e.1 = json,
+            None => self.integrity.push((name.to_string(), json)),
+        }
+    }
+
+    /// borg's `CacheConfig.save(manifest, key)`.
+    fn save_config(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
+        let id = hex::encode(manifest.id);
+        let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
+        self.config.set("cache", "manifest", &id);
+        self.config.set("cache", "timestamp", &manifest.timestamp);
+        self.config
+            .set("cache", "ignored_features", &join(&self.ignored_features));
+        self.config.set(
+            "cache",
+            "mandatory_features",
+            &join(&self.mandatory_features),
+        );
+        for (k, v) in &self.integrity {
+            self.config.set("integrity", k, v);
+        }
+        self.config.set("integrity", "manifest", &id);
+        self.config
+            .set("cache", "key_type", &self.key_type.to_string());
+        let cp = self.path.join("config");
+        crate::paths::write_atomic(&cp, self.config.to_text().as_bytes()).map_err(io_err(&cp))
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        let _ = self.lock.release();
+    }
+}
+
+fn totals_from_json(v: &serde_json::Value) -> Option<ArchiveTotals> {
+    let g = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    v.get("size")?;
+    Some(ArchiveTotals {
+        size: g("size"),
+        csize: g("csize"),
+        nfiles: g("nfiles"),
+        size_parts: g("size_parts"),
+        csize_parts: g("csize_parts"),
+        nfiles_parts: g("nfiles_parts"),
+        from_metadata: false,
+    })
+}
+
+fn totals_to_json(t: &ArchiveTotals) -> serde_json::Value {
+    serde_json::json!({
+        "size": t.size,
+        "csize": t.csize,
+        "nfiles": t.nfiles,
+        "size_parts": t.size_parts,
+        "csize_parts": t.csize_parts,
+        "nfiles_parts": t.nfiles_parts,
+    })
+}
+
+/// JSON as Python's `json.dump(indent=4)` writes it.
+fn pretty_json(v: &serde_json::Value) -> String {
+    use serde::Serialize;
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    if v.serialize(&mut ser).is_err() {
+        return "{}".into();
+    }
+    String::from_utf8(out).unwrap_or_else(|_| "{}".into())
+}
+
+/// Creates a new, empty cache directory (borg's `LocalCache.create`).
+fn create_layout(path: &Path, repo_hex: &str) -> std::io::Result<()> {
+    crate::paths::ensure_dir(path)?;
+    crate::paths::write_atomic(&path.join("README"), CACHE_README.as_bytes())?;
+    crate::paths::write_atomic(
+        &path.join("config"),
+        config::initial(repo_hex).to_text().as_bytes(),
+    )?;
+    crate::paths::write_atomic(&path.join("chunks"), &ChunkIndex::new().write())?;
+    crate::paths::ensure_dir(&path.join(sync::ARCHIVE_DIR))?;
+    crate::paths::write_atomic(&path.join(files::files_cache_name()), b"")?;
+    crate::paths::write_atomic(&path.join("pre12-meta"), b"{}")
+}
+
+/// Snapshots `config`, `chunks` and the files cache into `txn.active` (borg's `begin_txn`).
+fn begin_txn(path: &Path) -> std::io::Result<()> {
+    let tmp = path.join("txn.tmp");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    fs::create_dir(&tmp)?;
+    fs::copy(path.join("config"), tmp.join("config"))?;
+    fs::copy(path.join("chunks"), tmp.join("chunks"))?;
+    let name = files::files_cache_name();
+    match fs::copy(path.join(&name), tmp.join(&name)) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::write(tmp.join(&name), b"")?;
+        }
+        Err(e) => return Err(e),
+    }
+    fs::rename(&tmp, path.join("txn.active"))
+}
+
+/// Removes a partial transaction and restores an interrupted one (borg's `rollback`).
+fn rollback(path: &Path) -> std::io::Result<()> {
+    let tmp = path.join("txn.tmp");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    let active = path.join("txn.active");
+    if active.exists() {
+        for name in ["config", "chunks"] {
+            fs::copy(active.join(name), path.join(name))?;
+        }
+        let files_name = fs::read_dir(&active)?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n == "files" || n.starts_with("files."));
+        if let Some(n) = files_name {
+            fs::copy(active.join(&n), path.join(&n))?;
+        }
+        fs::rename(&active, &tmp)?;
+        fs::remove_dir_all(&tmp)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_layout_matches_borg_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c");
+        create_layout(&p, "ab").unwrap();
+        assert_eq!(fs::read_to_string(p.join("README")).unwrap(), CACHE_README);
+        assert_eq!(fs::read_to_string(p.join("pre12-meta")).unwrap(), "{}");
+        assert_eq!(fs::read(p.join("chunks")).unwrap().len(), 18 + 1031 * 44);
+        assert!(p.join(sync::ARCHIVE_DIR).is_dir());
+        assert_eq!(fs::read(p.join("files")).unwrap(), b"");
+    }
+
+    #[test]
+    fn interrupted_transaction_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c");
+        create_layout(&p, "ab").unwrap();
+        fs::write(p.join("files"), b"old files").unwrap();
+        begin_txn(&p).unwrap();
+        assert!(p.join("txn.active").is_dir());
+        fs::write(p.join("config"), b"half-written").unwrap();
+        fs::write(p.join("chunks"), b"half-written").unwrap();
+        fs::write(p.join("files"), b"new").unwrap();
+        fs::create_dir(p.join("txn.tmp")).unwrap();
+        rollback(&p).unwrap();
+        assert!(!p.join("txn.active").exists() && !p.join("txn.tmp").exists());
+        assert_eq!(
+            fs::read_to_string(p.join("config")).unwrap(),
+            config::initial("ab").to_text()
+        );
+        assert!(ChunkIndex::read(&fs::read(p.join("chunks")).unwrap()).is_ok());
+        assert_eq!(fs::read(p.join("files")).unwrap(), b"old files");
+    }
+
+    #[test]
+    fn chunk_values_round_trip_and_pre12_json_is_pythons() {
+        let e = ChunkEntry {
+            refcount: 3,
+            size: 0x01020304,
+            csize: 7,
+        };
+        assert_eq!(entry_of(&pack_entry(e)), e);
+        let t = ArchiveTotals {
+            size: 5,
+            ..ArchiveTotals::default()
+        };
+        let mut m = serde_json::Map::new();
+        m.insert("ab".into(), totals_to_json(&t));
+        let text = pretty_json(&serde_json::Value::Object(m));
+        assert!(text.starts_with("{\n    \"ab\": {\n        \""), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(totals_from_json(&back["ab"]).unwrap().size, 5);
     }
 }
 

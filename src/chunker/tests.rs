@@ -5,7 +5,10 @@ use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use std::io::{Seek, SeekFrom, Write};
 
-const VECTORS: &str = "/work/shared/vectors/chunker/chunker_vectors.json";
+const VECTORS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/vectors/chunker/chunker_vectors.json"
+);
 
 /// The 8 MiB vector input: `SHA-256(b"borg-chunker-test-vector" || u64_le(i))` blocks.
 fn vector_input() -> Vec<u8> {
@@ -54,7 +57,11 @@ fn pseudo_random(len: usize, mut state: u64) -> Vec<u8> {
 
 #[test]
 fn buzhash_table_matches_vector_file() {
-    let text = std::fs::read_to_string("/work/shared/vectors/chunker/buzhash_table.txt").unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/vectors/chunker/buzhash_table.txt"
+    ))
+    .unwrap();
     let vals: Vec<u32> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())

@@ -67,16 +67,20 @@ pub fn log(level: Level, name: &str, msgid: Option<&str>, message: &str) {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     if json_enabled() {
-        let mut obj = serde_json::Map::new();
-        obj.insert("type".into(), "log_message".into());
-        obj.insert("time".into(), now_f64().into());
-        obj.insert("message".into(), message.into());
-        obj.insert("levelname".into(), level.name().into());
-        obj.insert("name".into(), name.into());
+        // Python's json.dumps: ", " / ": " separators, ASCII escapes, borg's field order.
+        let q = |t: &str| super::output::ascii_escape(&serde_json::Value::from(t).to_string());
+        let mut line = format!(
+            "{{\"type\": \"log_message\", \"time\": {}, \"message\": {}, \"levelname\": {}, \"name\": {}",
+            serde_json::Value::from(now_f64()),
+            q(message),
+            q(level.name()),
+            q(name)
+        );
         if let Some(m) = msgid {
-            obj.insert("msgid".into(), m.into());
+            line.push_str(&format!(", \"msgid\": {}", q(m)));
         }
-        let _ = writeln!(err, "{}", serde_json::Value::Object(obj));
+        line.push('}');
+        let _ = writeln!(err, "{line}");
     } else {
         let _ = writeln!(err, "{message}");
     }

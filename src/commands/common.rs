@@ -54,13 +54,55 @@ macro_rules! from_error {
 }
 
 from_error! {
-    crate::repo::RepoError => |_e: &crate::repo::RepoError| None,
-    crate::crypto::CryptoError => |_e: &crate::crypto::CryptoError| None,
+    crate::repo::RepoError => repo_msgid,
+    crate::crypto::CryptoError => crypto_msgid,
     crate::archive::ArchiveError => |_e: &crate::archive::ArchiveError| None,
     crate::security::SecurityError => |_e: &crate::security::SecurityError| None,
     crate::location::LocationError => |_e: &crate::location::LocationError| None,
     crate::compress::CompressError => |_e: &crate::compress::CompressError| None,
     std::io::Error => |_e: &std::io::Error| None,
+}
+
+/// borg's msgid for a repository error (`--log-json` consumers key on these).
+fn repo_msgid(e: &crate::repo::RepoError) -> Option<&'static str> {
+    use crate::repo::RepoError as E;
+    Some(match e {
+        E::DoesNotExist(_) => "Repository.DoesNotExist",
+        E::AlreadyExists(_) => "Repository.AlreadyExists",
+        E::PathAlreadyExists(_) => "Repository.PathAlreadyExists",
+        E::ParentPathDoesNotExist(_) => "Repository.ParentPathDoesNotExist",
+        E::InvalidRepository(_) => "Repository.InvalidRepository",
+        E::InvalidRepositoryConfig(..) => "Repository.InvalidRepositoryConfig",
+        E::AtticRepository(_) => "Repository.AtticRepository",
+        E::CheckNeeded(_) => "Repository.CheckNeeded",
+        E::ObjectNotFound(..) => "Repository.ObjectNotFound",
+        E::InsufficientFreeSpace(..) => "Repository.InsufficientFreeSpaceError",
+        E::StorageQuotaExceeded(..) => "Repository.StorageQuotaExceeded",
+        E::Integrity(_) => "IntegrityError",
+        E::FileIntegrity(_) => "FileIntegrityError",
+        E::Lock(_) => "LockTimeout",
+        _ => return None,
+    })
+}
+
+/// borg's msgid for a key or authentication error.
+fn crypto_msgid(e: &crate::crypto::CryptoError) -> Option<&'static str> {
+    use crate::crypto::CryptoError as E;
+    Some(match e {
+        E::PassphraseWrong => "PassphraseWrong",
+        E::PasswordRetriesExceeded => "PasswordRetriesExceeded",
+        E::KeyfileNotFound { .. } => "KeyfileNotFoundError",
+        E::KeyfileInvalid { .. } => "KeyfileInvalidError",
+        E::KeyfileMismatch { .. } => "KeyfileMismatchError",
+        E::RepoKeyNotFound(_) => "RepoKeyNotFoundError",
+        E::TamRequired(_) => "TAMRequiredError",
+        E::TamInvalid => "TAMInvalid",
+        E::TamUnsupportedSuite(_) => "TAMUnsupportedSuiteError",
+        E::Integrity(_) => "IntegrityError",
+        E::NotABorgKeyFile => "NotABorgKeyFile",
+        E::RepoIdMismatch => "RepoIdMismatch",
+        _ => return None,
+    })
 }
 
 /// Result type of the commands layer.

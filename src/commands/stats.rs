@@ -14,6 +14,7 @@ pub fn repository_stats(opened: &mut Opened, lock_wait: f64) -> Result<ChunkStat
         &opened.manifest,
         CacheOptions {
             lock_wait,
+            location: Some(opened.location.canonical()),
             ..CacheOptions::default()
         },
     )?;

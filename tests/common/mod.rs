@@ -14,13 +14,9 @@ pub const VECTOR_PASSPHRASE: &str = "borg-vectors-passphrase";
 /// The shared vectors folder (`../shared/vectors` next to the clone).
 pub fn vectors_dir() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for candidate in [
-        here.join("../shared/vectors"),
-        PathBuf::from("/work/shared/vectors"),
-    ] {
-        if candidate.is_dir() {
-            return candidate;
-        }
+    let candidate = here.join("../shared/vectors");
+    if candidate.is_dir() {
+        return candidate;
     }
     panic!("the shared test vectors (../shared/vectors) are missing");
 }
