@@ -961,6 +961,10 @@ impl Cache {
     /// reports a changed file as modified (`M`) rather than added (`A`), as borg's
     /// `file_known_and_unchanged` does.
     pub fn file_known(&self, path_hash: &[u8; 32]) -> bool {
-        !self.options.files_cache.disabled && self.files.contains_key(path_hash)
+        !self.options.files_cache.disabled
+            && self
+                .files()
+                .as_ref()
+                .is_some_and(|fc| fc.get(path_hash).is_some())
     }
 }

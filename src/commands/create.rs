@@ -271,6 +271,8 @@ pub fn run(
         CacheOptions {
             files_cache: opts.files_cache,
             lock_wait: opts.lock_wait,
+            location: Some(opened.location.canonical()),
+            path: None,
         },
     )?;
     let key = opened.store.key.clone();
