@@ -695,3 +695,95 @@ fn checkpoint_writes_part_files_and_leaves_no_checkpoint_archive() {
     assert_eq!(r.stdout, data);
     env.borg(["check", "--verify-data", s(&repo)]).ok();
 }
+
+#[test]
+fn paths_from_stdin_and_content_from_command_like_borg() {
+    if !borg_available() {
+        return;
+    }
+    let env = Env::new();
+    let repo = env.path().join("repo");
+    env.borg(["init", "-e", "none", s(&repo)]).ok();
+    source_tree(&env);
+    let listed = b"src/tree/hello.txt\0src/tree/dir\0src/tree/./links/master\0src/tree/missing\0";
+    let run = |mut c: std::process::Command, name: &str| -> Run {
+        use std::io::Write;
+        let mut child = c
+            .args([
+                "create",
+                "--list",
+                "--paths-from-stdin",
+                "--paths-delimiter",
+                "\\0",
+                &format!("{}::{name}", s(&repo)),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(listed)
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let b = run(env.borg_cmd(), "pb").expect_code(1);
+    let h = run(env.hoard_cmd(), "ph").expect_code(1);
+    assert_eq!(h.stderr, b.stderr);
+    let list = |n: &str| {
+        env.borg(["list", "--short", &format!("{}::{n}", s(&repo))])
+            .ok()
+            .out()
+    };
+    assert_eq!(list("ph"), list("pb"));
+    // --content-from-command stores the command's output; a failing command is an error.
+    env.hoard([
+        "create",
+        "--content-from-command",
+        "--stdin-name",
+        "out.txt",
+        &format!("{}::cc", s(&repo)),
+        "--",
+        "printf",
+        "hello",
+    ])
+    .ok();
+    let r = env
+        .borg([
+            "extract",
+            "--stdout",
+            &format!("{}::cc", s(&repo)),
+            "out.txt",
+        ])
+        .ok();
+    assert_eq!(r.stdout, b"hello");
+    let r = env
+        .hoard([
+            "create",
+            "--content-from-command",
+            &format!("{}::cf", s(&repo)),
+            "--",
+            "false",
+        ])
+        .expect_code(2);
+    let b = env
+        .borg([
+            "create",
+            "--content-from-command",
+            &format!("{}::cf", s(&repo)),
+            "--",
+            "false",
+        ])
+        .expect_code(2);
+    assert_eq!(r.stderr, b.stderr);
+    let archives = env.borg(["list", "--short", s(&repo)]).ok().out();
+    assert!(!archives.contains("cf"), "{archives}");
+}

@@ -285,7 +285,41 @@ fn options(
             .collect(),
         lock_wait: common.lock_wait,
         progress: common.progress,
+        content_from_command: a.content_from_command,
+        paths_from_stdin: a.paths_from_stdin,
+        paths_from_command: a.paths_from_command,
+        paths_delimiter: a
+            .paths_delimiter
+            .as_deref()
+            .map_or_else(|| b"\n".to_vec(), eval_escapes),
     })
+}
+
+/// borg's `eval_escapes` for `--paths-delimiter` (`\\n`, `\\0`, `\\t`, …).
+fn eval_escapes(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push(b'\n'),
+            Some('t') => out.push(b'\t'),
+            Some('r') => out.push(b'\r'),
+            Some('0') => out.push(0),
+            Some('\\') => out.push(b'\\'),
+            Some(other) => {
+                out.push(b'\\');
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(other.encode_utf8(&mut buf).as_bytes());
+            }
+            None => out.push(b'\\'),
+        }
+    }
+    out
 }
 
 /// Runs `create` and prints its output; returns the exit code.
@@ -305,15 +339,6 @@ pub fn run(
     };
     let archive = crate::placeholders::validate_archive_name(&archive)
         .map_err(|e| argument_error("ARCHIVE", e))?;
-    for (flag, given) in [
-        ("--content-from-command", a.content_from_command),
-        ("--paths-from-stdin", a.paths_from_stdin),
-        ("--paths-from-command", a.paths_from_command),
-    ] {
-        if given {
-            return Err(CommandError::new(format!("{flag} is not supported yet")));
-        }
-    }
     let (matcher, roots) = pattern_matcher(&a)?;
     let mut opts = options(&a, common, archive)?;
     opts.paths.extend(roots);

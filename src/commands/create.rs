@@ -105,6 +105,14 @@ pub struct CreateOptions {
     pub lock_wait: f64,
     /// Report progress.
     pub progress: bool,
+    /// `--content-from-command`: `paths` is a command whose stdout is stored.
+    pub content_from_command: bool,
+    /// `--paths-from-stdin`: back up the paths listed on stdin (no recursion).
+    pub paths_from_stdin: bool,
+    /// `--paths-from-command`: `paths` is a command that lists the paths.
+    pub paths_from_command: bool,
+    /// `--paths-delimiter` (default newline).
+    pub paths_delimiter: Vec<u8>,
 }
 
 /// borg's `Statistics` for the archive being written.

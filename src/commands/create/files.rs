@@ -304,8 +304,14 @@ impl Backup<'_, '_> {
         Ok(())
     }
 
-    /// borg's `process_pipe`: stdin stored as a regular file.
+    /// stdin stored as a regular file.
     pub(super) fn process_stdin(&mut self) -> Result<(), BackupError> {
+        let stdin = std::io::stdin();
+        self.process_pipe(stdin.lock())
+    }
+
+    /// borg's `process_pipe`: a stream stored as a regular file named `--stdin-name`.
+    pub(super) fn process_pipe<R: Read>(&mut self, reader: R) -> Result<(), BackupError> {
         let s = &self.opts.stdin;
         let uid = crate::platform::users::user2uid(s.user.as_bytes()).ok_or_else(|| {
             BackupError::Fatal(super::CommandError::new(format!(
@@ -336,8 +342,7 @@ impl Backup<'_, '_> {
             ctime: Some(now),
             ..Item::default()
         };
-        let stdin = std::io::stdin();
-        self.process_file_chunks(&mut item, stdin.lock())?;
+        self.process_file_chunks(&mut item, reader)?;
         item.size = Some(
             item.chunks
                 .as_ref()

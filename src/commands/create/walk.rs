@@ -145,9 +145,26 @@ impl Backup<'_, '_> {
         }
     }
 
-    /// Processes every PATH argument in order.
+    /// Processes the input: every PATH argument in order, or what the `--content-from-command`
+    /// / `--paths-from-*` options name.
     pub(super) fn walk_all(&mut self) -> Result<(), super::CommandError> {
         let opts = self.opts;
+        if opts.content_from_command {
+            return self.content_from_command();
+        }
+        if opts.paths_from_stdin {
+            let stdin = std::io::stdin();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut stdin.lock(), &mut data)?;
+            self.walk_path_list(&data);
+            return self.fatal.take().map_or(Ok(()), Err);
+        }
+        if opts.paths_from_command {
+            let data = run_command_output(&opts.paths)?;
+            self.walk_path_list(&data.0);
+            check_exit(&opts.paths, data.1)?;
+            return self.fatal.take().map_or(Ok(()), Err);
+        }
         for arg in &opts.paths {
             let arg = arg.as_bytes();
             let result = if arg == b"-" {
@@ -175,6 +192,80 @@ impl Backup<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// `--content-from-command`: the command's stdout stored as `--stdin-name`.
+    fn content_from_command(&mut self) -> Result<(), super::CommandError> {
+        let name = self.opts.stdin.name.clone();
+        if self.sink.is_none() {
+            self.status('-', name.as_bytes());
+            return Ok(());
+        }
+        let mut child = spawn(&self.opts.paths)?;
+        let Some(stdout) = child.stdout.take() else {
+            return Err(super::CommandError::new(
+                "Failed to execute command: no stdout",
+            ));
+        };
+        self.status('i', name.as_bytes());
+        match self.process_pipe(stdout) {
+            Ok(()) => {}
+            Err(BackupError::Fatal(e)) => return Err(e),
+            Err(e) => {
+                let _ = child.wait();
+                return Err(super::CommandError::new(format!(
+                    "{}: {e}",
+                    show_path(name.as_bytes())
+                )));
+            }
+        }
+        let status = child.wait()?;
+        check_exit(&self.opts.paths, status)
+    }
+
+    /// `--paths-from-stdin` / `--paths-from-command`: each listed path on its own, without
+    /// recursing into directories.
+    fn walk_path_list(&mut self, data: &[u8]) {
+        let delim = self.opts.paths_delimiter.clone();
+        for raw in split_bytes(data, &delim) {
+            if self.fatal.is_some() {
+                return;
+            }
+            let path = normpath(raw);
+            // borg stats these by path, so errors name the whole path.
+            let st = fs::lstat(&os_path(&path))
+                .map_err(|e| BackupError::platform("stat", &e, Some(&path)));
+            let status = match st.and_then(|st| self.process_listed(&path, &st)) {
+                Ok(s) => s,
+                Err(BackupError::Fatal(e)) => {
+                    self.fatal = Some(e);
+                    return;
+                }
+                Err(e) => {
+                    self.warn(&format!("{}: {e}", show_path(&path)));
+                    Some('E')
+                }
+            };
+            if status == Some('C') {
+                self.warn(&format!(
+                    "{}: file changed while we backed it up",
+                    show_path(&path)
+                ));
+            }
+            if let Some(s) = status {
+                self.status(s, &path);
+            }
+        }
+    }
+
+    /// borg's `_process_any` including directories (stored without their contents).
+    fn process_listed(&mut self, path: &[u8], st: &Stat) -> Result<Option<char>, BackupError> {
+        if !st.is_dir() || self.sink.is_none() {
+            return self.process_any(path, st);
+        }
+        let dir = open_dir(path)?;
+        let st = update_check(st, &dir)?;
+        self.process_dir(path, &st, &dir)
     }
 
     fn walk_stdin(&mut self) -> Result<(), BackupError> {
@@ -483,6 +574,61 @@ impl Backup<'_, '_> {
         self.finish_item(item, st, false)?;
         Ok(status)
     }
+}
+
+/// Splits `data` at `delim`; empty pieces are skipped.
+fn split_bytes<'d>(data: &'d [u8], delim: &[u8]) -> Vec<&'d [u8]> {
+    if delim.is_empty() {
+        return vec![data];
+    }
+    let mut out = Vec::new();
+    let mut rest = data;
+    while let Some(i) = rest.windows(delim.len()).position(|w| w == delim) {
+        out.push(&rest[..i]);
+        rest = &rest[i + delim.len()..];
+    }
+    out.push(rest);
+    out.into_iter().filter(|p| !p.is_empty()).collect()
+}
+
+/// Starts `argv` with its stdout piped (borg's "Failed to execute command" on failure).
+fn spawn(argv: &[std::ffi::OsString]) -> Result<std::process::Child, super::CommandError> {
+    let Some((cmd, args)) = argv.split_first() else {
+        return Err(super::CommandError::new("No command given."));
+    };
+    std::process::Command::new(cmd)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            let err = BackupError::io("", &e, Some(cmd.as_bytes()));
+            super::CommandError::new(format!("Failed to execute command: {err}"))
+        })
+}
+
+/// Runs `argv` and collects its stdout.
+fn run_command_output(
+    argv: &[std::ffi::OsString],
+) -> Result<(Vec<u8>, std::process::ExitStatus), super::CommandError> {
+    let child = spawn(argv)?;
+    let out = child.wait_with_output()?;
+    Ok((out.stdout, out.status))
+}
+
+/// borg's "Command 'x' exited with status N" error.
+fn check_exit(
+    argv: &[std::ffi::OsString],
+    status: std::process::ExitStatus,
+) -> Result<(), super::CommandError> {
+    if status.success() {
+        return Ok(());
+    }
+    let name = argv.first().map(|a| a.as_bytes()).unwrap_or_default();
+    let code = status.code().unwrap_or(-1);
+    Err(super::CommandError::new(format!(
+        "Command {} exited with status {code}",
+        super::error::py_repr(name)
+    )))
 }
 
 fn is_special(st: &Stat) -> bool {
