@@ -78,6 +78,39 @@ fn round_trip_keyfile_blake2_via_borg_extract() {
 }
 
 #[test]
+fn sparse_fixed_chunking_round_trips_and_matches_borgs_chunks() {
+    if !borg_available() {
+        return;
+    }
+    let env = Env::new();
+    let repo = env.path().join("repo");
+    env.borg(["init", "-e", "repokey", s(&repo)]).ok();
+    let src = source_tree(&env);
+    let opts = ["--sparse", "--chunker-params", "fixed,1048576"];
+    let mut h = vec!["create"];
+    h.extend(opts);
+    let ha = format!("{}::h", s(&repo));
+    h.extend([ha.as_str(), src]);
+    env.hoard(&h).ok();
+    let mut b = vec!["create"];
+    b.extend(opts);
+    let ba = format!("{}::b", s(&repo));
+    b.extend([ba.as_str(), src]);
+    env.borg(&b).ok();
+    let out = borg_extract(&env, &repo, "h");
+    tree::assert_same_tree(&env.path().join(src), &out.join(src));
+    // Same chunks as borg's: the second archive added no file data.
+    let fmt = "{path} {num_chunks} {unique_chunks}{NL}";
+    let list = |a: &str| {
+        env.borg(["list", "--format", fmt, &format!("{}::{a}", s(&repo))])
+            .ok()
+            .out()
+    };
+    assert_eq!(list("h"), list("b"));
+    env.borg(["check", "--verify-data", s(&repo)]).ok();
+}
+
+#[test]
 fn items_match_borgs_for_the_same_tree() {
     if !borg_available() {
         return;

@@ -288,6 +288,7 @@ fn options(
         content_from_command: a.content_from_command,
         paths_from_stdin: a.paths_from_stdin,
         paths_from_command: a.paths_from_command,
+        sparse: a.sparse,
         paths_delimiter: a
             .paths_delimiter
             .as_deref()

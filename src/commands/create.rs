@@ -111,6 +111,8 @@ pub struct CreateOptions {
     pub paths_from_stdin: bool,
     /// `--paths-from-command`: `paths` is a command that lists the paths.
     pub paths_from_command: bool,
+    /// `--sparse`: find holes with `SEEK_HOLE` (fixed chunker only).
+    pub sparse: bool,
     /// `--paths-delimiter` (default newline).
     pub paths_delimiter: Vec<u8>,
 }

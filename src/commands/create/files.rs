@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 
 use crate::archive::item::{ChunkRef, Item, S_IFMT, S_IFREG};
 use crate::cache::{FileStat, OpStats};
-use crate::chunker::{Chunk, ChunkKind, Chunker, ChunkerParams};
+use crate::chunker::{Chunk, ChunkKind, Chunker};
 use crate::crypto::Key;
 use crate::platform::fs::Stat;
 
@@ -33,23 +33,7 @@ pub struct HashingChunker<'k, R: Read> {
     zero_ids: &'k mut HashMap<usize, [u8; 32]>,
 }
 
-impl<'k, R: Read> HashingChunker<'k, R> {
-    /// Chunks `reader` with `params` and the key's seed.
-    pub fn new(
-        reader: R,
-        params: &ChunkerParams,
-        key: &'k Key,
-        zero_ids: &'k mut HashMap<usize, [u8; 32]>,
-    ) -> Result<Self, BackupError> {
-        let chunker = Chunker::new(reader, params, key.chunk_seed())
-            .map_err(|e| BackupError::Other(e.to_string()))?;
-        Ok(HashingChunker {
-            chunker,
-            key,
-            zero_ids,
-        })
-    }
-
+impl<R: Read> HashingChunker<'_, R> {
     fn hash(&mut self, chunk: Chunk) -> HashedChunk {
         let id = match chunk.kind {
             ChunkKind::Data => self.key.id_hash(&chunk.data),
@@ -64,6 +48,21 @@ impl<'k, R: Read> HashingChunker<'k, R> {
         HashedChunk {
             id,
             data: chunk.data,
+        }
+    }
+}
+
+impl<'k, R: Read> HashingChunker<'k, R> {
+    /// Wraps a chunker that is already set up (e.g. a sparse one).
+    pub fn from_chunker(
+        chunker: Chunker<R>,
+        key: &'k Key,
+        zero_ids: &'k mut HashMap<usize, [u8; 32]>,
+    ) -> Self {
+        HashingChunker {
+            chunker,
+            key,
+            zero_ids,
         }
     }
 }
@@ -138,6 +137,36 @@ impl Backup<'_, '_> {
         item: &mut Item,
         reader: R,
     ) -> Result<(), BackupError> {
+        let chunker = Chunker::new(reader, &self.opts.chunker_params, self.seed())
+            .map_err(|e| BackupError::Other(e.to_string()))?;
+        self.process_chunks(item, chunker)
+    }
+
+    /// The key's chunk seed (0 without a repository).
+    fn seed(&self) -> u32 {
+        self.sink.as_ref().map_or(0, |s| s.key.chunk_seed())
+    }
+
+    /// Like [`Backup::process_file_chunks`] for a regular file; with `--sparse` and the fixed
+    /// chunker, holes are found with `SEEK_HOLE` and not read (borg's sparse chunking).
+    fn process_regular_file(&mut self, item: &mut Item, file: &File) -> Result<(), BackupError> {
+        if !self.opts.sparse {
+            return self.process_file_chunks(item, file);
+        }
+        let owned = file
+            .try_clone()
+            .map_err(|e| BackupError::io("read", &e, None))?;
+        let chunker = Chunker::new_sparse(owned, &self.opts.chunker_params, self.seed())
+            .map_err(|e| BackupError::Other(e.to_string()))?;
+        self.process_chunks(item, chunker)
+    }
+
+    /// Hashes and stores the chunks of one file into `item.chunks`, with checkpoints.
+    fn process_chunks<R: Read>(
+        &mut self,
+        item: &mut Item,
+        chunker: Chunker<R>,
+    ) -> Result<(), BackupError> {
         let opts = self.opts;
         let Some(sink) = self.sink.as_mut() else {
             return Ok(());
@@ -145,7 +174,7 @@ impl Backup<'_, '_> {
         let key = sink.key.clone();
         let mut zero_ids = std::mem::take(&mut sink.zero_ids);
         let result = (|| {
-            let chunker = HashingChunker::new(reader, &opts.chunker_params, &key, &mut zero_ids)?;
+            let chunker = HashingChunker::from_chunker(chunker, &key, &mut zero_ids);
             item.chunks = Some(Vec::new());
             let (mut from, mut part) = (0usize, 1u32);
             for hashed in chunker {
@@ -281,7 +310,7 @@ impl Backup<'_, '_> {
         if let Some(c) = chunks {
             item.chunks = Some(c);
         } else {
-            self.process_file_chunks(item, file)?;
+            self.process_regular_file(item, file)?;
             let st2 = crate::platform::fs::fstat(file.as_raw_fd())
                 .map_err(|e| BackupError::platform("fstat2", &e, None))?;
             let changed = !special && st.ctime_ns != st2.ctime_ns;
