@@ -123,6 +123,12 @@ pub enum Command {
     Info(InfoArgs),
     /// Create new archive
     Create(Box<super::cmd_create::CreateArgs>),
+    /// List archive or repository contents
+    List(super::cmd_list::ListArgs),
+    /// Delete an existing repository or archives
+    Delete(super::cmd_delete::DeleteArgs),
+    /// Rename an existing archive
+    Rename(super::cmd_rename::RenameArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).
