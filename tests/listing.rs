@@ -24,7 +24,9 @@ fn vector_env(name: &str) -> (Env, PathBuf) {
     env.passphrase = Some(VECTOR_PASSPHRASE.into());
     let dest = env.path().join("vectors");
     std::fs::create_dir_all(&dest).unwrap();
-    let tarball = common::vectors_dir().join("repos").join(format!("{name}.tar.gz"));
+    let tarball = common::vectors_dir()
+        .join("repos")
+        .join(format!("{name}.tar.gz"));
     let st = std::process::Command::new("tar")
         .arg("xzf")
         .arg(&tarball)

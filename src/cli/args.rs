@@ -121,6 +121,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Show archive details such as disk space used
     Info(InfoArgs),
+    /// Create new archive
+    Create(Box<super::cmd_create::CreateArgs>),
     /// List archive or repository contents
     List(super::cmd_list::ListArgs),
     /// Delete an existing repository or archives

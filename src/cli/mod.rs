@@ -5,6 +5,7 @@
 pub mod args;
 pub mod cmd_compact;
 pub mod cmd_config;
+pub mod cmd_create;
 pub mod cmd_delete;
 pub mod cmd_diff;
 pub mod cmd_export_tar;
@@ -263,6 +264,7 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
                 EXIT_WARNING
             })
         }
+        Command::Create(a) => cmd_create::run(*a, common, &confirm),
         Command::List(a) => cmd_list::run(a, common, &confirm),
         Command::Delete(a) => cmd_delete::run(a, common, &confirm),
         Command::Rename(a) => cmd_rename::run(a, common, &confirm),

@@ -8,6 +8,7 @@ pub mod check_archives;
 pub mod common;
 pub mod compact;
 pub mod config;
+pub mod create;
 pub mod delete;
 pub mod diff;
 pub mod export_tar;
