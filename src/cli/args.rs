@@ -101,6 +101,12 @@ pub struct CommonOptions {
     pub debug_profile: Option<String>,
 }
 
+/// borg's `GlobSpec`/`PrefixSpec`/`CommentSpec`: the value with placeholders (`{hostname}`,
+/// `{now}`, …) replaced when the command line is parsed.
+pub fn placeholder_spec(s: &str) -> Result<String, String> {
+    crate::placeholders::replace_placeholders(s).map_err(|e| e.to_string())
+}
+
 fn parse_octal(s: &str) -> Result<u32, String> {
     u32::from_str_radix(s, 8).map_err(|e| format!("invalid umask {s:?}: {e}"))
 }
@@ -219,10 +225,10 @@ pub struct KeyImportArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct ArchiveFilter {
     /// only consider archive names starting with this prefix
-    #[arg(short = 'P', long, value_name = "PREFIX")]
+    #[arg(short = 'P', long, value_name = "PREFIX", value_parser = placeholder_spec)]
     pub prefix: Option<String>,
     /// only consider archive names matching the glob
-    #[arg(short = 'a', long = "glob-archives", value_name = "GLOB")]
+    #[arg(short = 'a', long = "glob-archives", value_name = "GLOB", value_parser = placeholder_spec)]
     pub glob_archives: Option<String>,
     /// Comma-separated list of sorting keys; valid keys are: timestamp, name, id
     #[arg(long = "sort-by", value_name = "KEYS", default_value = "timestamp")]

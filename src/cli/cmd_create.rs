@@ -141,7 +141,7 @@ pub struct CreateArgs {
     #[arg(long = "read-special")]
     pub read_special: bool,
     /// add a comment text to the archive
-    #[arg(long, value_name = "COMMENT", default_value = "")]
+    #[arg(long, value_name = "COMMENT", default_value = "", value_parser = super::args::placeholder_spec)]
     pub comment: String,
     /// manually specify the archive creation date/time (UTC, yyyy-mm-ddThh:mm:ss format)
     #[arg(long, value_name = "TIMESTAMP")]

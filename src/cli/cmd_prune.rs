@@ -72,11 +72,17 @@ pub struct PruneArgs {
         short = 'P',
         long,
         value_name = "PREFIX",
-        conflicts_with = "glob_archives"
+        conflicts_with = "glob_archives",
+        value_parser = super::args::placeholder_spec
     )]
     pub prefix: Option<String>,
     /// only consider archive names matching the glob. sh: rules apply, see "borg help patterns".
-    #[arg(short = 'a', long = "glob-archives", value_name = "GLOB")]
+    #[arg(
+        short = 'a',
+        long = "glob-archives",
+        value_name = "GLOB",
+        value_parser = super::args::placeholder_spec
+    )]
     pub glob_archives: Option<String>,
 }
 
@@ -124,12 +130,10 @@ pub fn run(a: PruneArgs, common: &CommonOptions) -> Result<i32, CommandError> {
         // borg's defaults are 0, which its rule loop still runs (and which keeps nothing).
         rules.set(rule, Some(n.unwrap_or(0)));
     }
-    let placeholders = |t: &str| {
-        crate::placeholders::replace_placeholders(t).map_err(|e| CommandError::new(e.to_string()))
-    };
+    // placeholders were replaced when the arguments were parsed (borg's GlobSpec/PrefixSpec)
     let glob = match (&a.prefix, &a.glob_archives) {
-        (Some(p), _) => Some(format!("{}*", placeholders(p)?)),
-        (None, Some(g)) => Some(placeholders(g)?),
+        (Some(p), _) => Some(format!("{p}*")),
+        (None, Some(g)) => Some(g.clone()),
         (None, None) => None,
     };
     let opts = PruneOptions {

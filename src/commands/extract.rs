@@ -628,9 +628,8 @@ impl Extractor<'_, '_> {
         for c in &chunks {
             let data = store.get(&c.id, Some(c.size as usize))?;
             self.advance(data.len(), &item.path);
-            if self.opts.sparse && data.iter().all(|&b| b == 0) {
-                file.seek(SeekFrom::Current(data.len() as i64))
-                    .map_err(|e| io_err("write", path, e))?;
+            if self.opts.sparse {
+                write_sparse(&mut file, &data).map_err(|e| io_err("write", path, e))?;
             } else {
                 file.write_all(&data)
                     .map_err(|e| io_err("write", path, e))?;
@@ -753,6 +752,31 @@ fn check_size(item: &Item, got: u64) -> std::result::Result<(), ItemError> {
 
 fn damaged() -> ItemError {
     ItemError("File has damaged (all-zero) chunks. Try running borg check --repair.".into())
+}
+
+/// Block size below which zero runs are written rather than skipped with `--sparse`.
+const SPARSE_BLOCK: usize = 4096;
+
+/// Writes `data` at the current position, seeking over every all-zero 4 KiB block instead of
+/// writing it, so zero runs become holes even inside chunks that also hold data (borg only
+/// skips chunks that are entirely zero; the file content is the same either way).
+fn write_sparse(file: &mut std::fs::File, data: &[u8]) -> std::io::Result<()> {
+    let mut pending_hole: i64 = 0;
+    for block in data.chunks(SPARSE_BLOCK) {
+        if block.len() == SPARSE_BLOCK && block.iter().all(|&b| b == 0) {
+            pending_hole += block.len() as i64;
+            continue;
+        }
+        if pending_hole > 0 {
+            file.seek(SeekFrom::Current(pending_hole))?;
+            pending_hole = 0;
+        }
+        file.write_all(block)?;
+    }
+    if pending_hole > 0 {
+        file.seek(SeekFrom::Current(pending_hole))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
