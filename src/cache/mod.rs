@@ -250,6 +250,11 @@ impl Cache {
             Some(p) => p.clone(),
             None => crate::paths::cache_dir().join(&repo_hex),
         };
+        if path.exists() && !path.join("config").exists() {
+            // A cache whose creation was interrupted (no config yet): start it afresh.
+            tracing::warn!("{}: incomplete cache, creating it anew", path.display());
+            fs::remove_dir_all(&path).map_err(io_err(&path))?;
+        }
         if !path.exists() {
             if options.path.is_none() {
                 crate::paths::ensure_cache_dir().map_err(io_err(&path))?;
@@ -840,17 +845,32 @@ fn pretty_json(v: &serde_json::Value) -> String {
 }
 
 /// Creates a new, empty cache directory (borg's `LocalCache.create`).
+/// Creates a new cache directory. It is built under a temporary name and renamed into place,
+/// so a crash never leaves a half-made cache where the real one belongs.
 fn create_layout(path: &Path, repo_hex: &str) -> std::io::Result<()> {
-    crate::paths::ensure_dir(path)?;
-    crate::paths::write_atomic(&path.join("README"), CACHE_README.as_bytes())?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!("{name}.tmp{}", std::process::id()));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    crate::paths::ensure_dir(&tmp)?;
+    crate::paths::write_atomic(&tmp.join("README"), CACHE_README.as_bytes())?;
     crate::paths::write_atomic(
-        &path.join("config"),
+        &tmp.join("config"),
         config::initial(repo_hex).to_text().as_bytes(),
     )?;
-    crate::paths::write_atomic(&path.join("chunks"), &ChunkIndex::new().write())?;
-    crate::paths::ensure_dir(&path.join(sync::ARCHIVE_DIR))?;
-    crate::paths::write_atomic(&path.join(files::files_cache_name()), b"")?;
-    crate::paths::write_atomic(&path.join("pre12-meta"), b"{}")
+    crate::paths::write_atomic(&tmp.join("chunks"), &ChunkIndex::new().write())?;
+    crate::paths::ensure_dir(&tmp.join(sync::ARCHIVE_DIR))?;
+    crate::paths::write_atomic(&tmp.join(files::files_cache_name()), b"")?;
+    crate::paths::write_atomic(&tmp.join("pre12-meta"), b"{}")?;
+    fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent() {
+        crate::paths::sync_dir(parent)?;
+    }
+    Ok(())
 }
 
 /// Snapshots `config`, `chunks` and the files cache into `txn.active` (borg's `begin_txn`).
@@ -861,7 +881,14 @@ fn begin_txn(path: &Path) -> std::io::Result<()> {
     }
     fs::create_dir(&tmp)?;
     fs::copy(path.join("config"), tmp.join("config"))?;
-    fs::copy(path.join("chunks"), tmp.join("chunks"))?;
+    match fs::copy(path.join("chunks"), tmp.join("chunks")) {
+        Ok(_) => {}
+        // a lost chunks file is rebuilt by the sync; snapshot an empty one
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::write(tmp.join("chunks"), ChunkIndex::new().write())?;
+        }
+        Err(e) => return Err(e),
+    }
     let name = files::files_cache_name();
     match fs::copy(path.join(&name), tmp.join(&name)) {
         Ok(_) => {}
