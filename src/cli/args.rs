@@ -121,6 +121,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Show archive details such as disk space used
     Info(InfoArgs),
+    /// Start in server mode. This command is usually not used manually.
+    Serve(super::cmd_serve::ServeArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).
