@@ -304,10 +304,9 @@ pub fn realpath(p: &Path) -> PathBuf {
             .unwrap_or_else(|_| p.to_path_buf())
     };
     let mut out = PathBuf::from("/");
-    let mut rest = abs.components().peekable();
     let mut resolving = true;
     let mut hops = 0;
-    while let Some(c) = rest.next() {
+    for c in abs.components() {
         match c {
             Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
             Component::ParentDir => {
