@@ -232,8 +232,16 @@ fn hoard_client_against_borg_serve() {
     c.args(["create", &format!("{url}::a1"), "."])
         .current_dir(&src);
     run(c).ok();
-    let list = hoard(&s.env, &["check", "--repository-only", &url]).ok();
-    assert_eq!(list.code, 0);
+    // hoard's archive-level commands over borg serve.
+    let list = hoard(&s.env, &["list", "--short", &url]).ok();
+    assert_eq!(list.out(), "a1\n");
+    let files = hoard(&s.env, &["list", "--short", &format!("{url}::a1")]).ok();
+    assert!(files.out().contains("sub/b.bin"), "{}", files.out());
+    hoard(&s.env, &["check", &url]).ok();
+    hoard(&s.env, &["check", "--verify-data", &url]).ok();
+    hoard(&s.env, &["rename", &format!("{url}::a1"), "renamed"]).ok();
+    hoard(&s.env, &["delete", &format!("{url}::renamed")]).ok();
+    assert_eq!(hoard(&s.env, &["list", "--short", &url]).ok().out(), "");
     hoard(&s.env, &["break-lock", &url]).ok();
     borg(&s.env, &["check", &repo.to_string_lossy()]).ok();
 }
@@ -277,6 +285,8 @@ fn borg_client_against_hoard_serve() {
     borg(&s.env, &["check", "--verify-data", &repo.to_string_lossy()]).ok();
     // And hoard reads it over the same server.
     hoard(&s.env, &["info", &url]).ok();
+    assert_eq!(hoard(&s.env, &["list", "--short", &url]).ok().out(), "a3\n");
+    hoard(&s.env, &["check", "--verify-data", &url]).ok();
 }
 
 #[test]
@@ -307,9 +317,11 @@ fn hoard_client_against_hoard_serve() {
         last_line(&r.stderr),
         format!("Repository {missing} does not exist.")
     );
-    // Relative (/./) and home-relative paths resolve on the server.
-    let cwd_rel = s.url(Path::new("/./rel-repo"));
-    hoard(&s.env, &["init", "-e", "none", &cwd_rel]).ok();
+    // Home-relative paths resolve on the server (BORG_BASE_DIR there is serverbase).
+    let home_rel = s.url(Path::new("/~/rel-repo"));
+    hoard(&s.env, &["init", "-e", "none", &home_rel]).ok();
+    assert!(s.env.path().join("serverbase/rel-repo/config").is_file());
+    hoard(&s.env, &["list", &home_rel]).ok();
     if borg_available() {
         borg(&s.env, &["check", &repo.to_string_lossy()]).ok();
     }
@@ -618,4 +630,81 @@ fn bad_servers_give_one_clear_error() {
 fn set_exec(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn library_client_pipelines_puts_and_gets() {
+    use hoard::location::Location;
+    use hoard::repo::remote::{self, RemoteOpenOptions, RemoteRepository};
+    use hoard::repo::{RepoError, Repository};
+    let Some(s) = Setup::new(&[]) else { return };
+    remote::set_client_options(remote::ClientOptions {
+        rsh: Some(s.sshd.rsh()),
+        remote_path: Some(hoard_bin().to_string_lossy().into_owned()),
+        ..remote::ClientOptions::default()
+    });
+    let path = s.env.path().join("librepo");
+    let loc = Location::parse(Some(&s.url(&path)), None).expect("location");
+    let mut repo = RemoteRepository::open(
+        &loc,
+        &RemoteOpenOptions {
+            create: true,
+            exclusive: true,
+            ..RemoteOpenOptions::default()
+        },
+    )
+    .expect("create");
+    let ids: Vec<[u8; 32]> = (0..500u32)
+        .map(|i| {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            id[31] = 1;
+            id
+        })
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        repo.put(id, &vec![i as u8; 1000 + i]).expect("put");
+    }
+    repo.commit(false, 0.1).expect("commit");
+    assert_eq!(repo.len().expect("len"), 500);
+    let got = repo.get_many(&ids).expect("get_many");
+    for (i, data) in got.iter().enumerate() {
+        assert_eq!(data, &vec![i as u8; 1000 + i]);
+    }
+    let listed = repo.list(None, None).expect("list");
+    assert_eq!(listed.len(), 500);
+    // A missing id in the middle fails the batch, and the connection stays usable.
+    let mut with_missing = ids[..150].to_vec();
+    with_missing[75] = [9u8; 32];
+    match repo.get_many(&with_missing) {
+        Err(RepoError::ObjectNotFound(hex_id, _)) => assert_eq!(hex_id, "09".repeat(32)),
+        other => panic!("expected ObjectNotFound, got {:?}", other.map(|v| v.len())),
+    }
+    assert!(!repo.contains(&[9u8; 32]).expect("contains"));
+    assert_eq!(repo.get(&ids[3]).expect("get"), vec![3u8; 1003]);
+    // An async delete of a missing object is reported by the next flush.
+    repo.delete(&[7u8; 32]).expect("queued");
+    match repo.flush() {
+        Err(RepoError::ObjectNotFound(..)) => {}
+        other => panic!("expected ObjectNotFound, got {other:?}"),
+    }
+    // Uncommitted puts vanish with the connection.
+    repo.put(&[5u8; 32], b"uncommitted").expect("put");
+    repo.flush().expect("flush");
+    drop(repo);
+    let mut repo = RemoteRepository::open(&loc, &RemoteOpenOptions::default()).expect("open");
+    assert_eq!(repo.len().expect("len"), 500);
+    assert!(!repo.contains(&[5u8; 32]).expect("contains"));
+    // Server-side exceptions without a local class arrive as one-line remote errors.
+    match repo.get_free_nonce() {
+        Err(RepoError::Remote { class, message }) => {
+            assert_eq!(class, "AssertionError");
+            assert_eq!(
+                message,
+                "AssertionError: bug in code, exclusive lock should exist here"
+            );
+        }
+        other => panic!("expected an AssertionError, got {other:?}"),
+    }
+    assert_eq!(repo.len().expect("len"), 500);
 }

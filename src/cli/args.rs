@@ -121,6 +121,12 @@ pub enum Command {
     Check(CheckArgs),
     /// Show archive details such as disk space used
     Info(InfoArgs),
+    /// List archive or repository contents
+    List(super::cmd_list::ListArgs),
+    /// Delete an existing repository or archives
+    Delete(super::cmd_delete::DeleteArgs),
+    /// Rename an existing archive
+    Rename(super::cmd_rename::RenameArgs),
     /// Start in server mode. This command is usually not used manually.
     Serve(super::cmd_serve::ServeArgs),
 }

@@ -3,6 +3,10 @@
 //! (0 success, 1 warning, 2 error). This is the only layer that prints.
 
 pub mod args;
+pub mod cmd_delete;
+pub mod cmd_info_archive;
+pub mod cmd_list;
+pub mod cmd_rename;
 pub mod cmd_serve;
 pub mod log;
 pub mod output;
@@ -183,6 +187,11 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
         }
         Command::Check(a) => {
             let loc = location(a.location.as_deref())?;
+            let glob = match (&a.filter.glob_archives, &a.filter.prefix) {
+                (Some(g), _) => Some(g.clone()),
+                (None, Some(p)) => Some(format!("{p}*")),
+                (None, None) => None,
+            };
             let opts = commands::check::CheckOptions {
                 repository_only: a.repository_only,
                 archives_only: a.archives_only,
@@ -194,6 +203,13 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
                     || a.filter.last.is_some()
                     || a.filter.glob_archives.is_some()
                     || a.filter.prefix.is_some(),
+                selection: commands::check_archives::Selection {
+                    archive: loc.archive.clone(),
+                    glob,
+                    sort_by: a.filter.sort_by.clone(),
+                    first: a.filter.first,
+                    last: a.filter.last,
+                },
             };
             if opts.repair
                 && !ask_yes(
@@ -205,13 +221,11 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
                 return Ok(EXIT_ERROR);
             }
             commands::check::validate(&opts)?;
-            let outcome = commands::check::run(&loc, &opts, lock_wait)?;
-            // A remote check reports through the server's log lines ("Remote: …").
-            if let Some(report) = outcome
-                .repository
-                .as_ref()
-                .filter(|r| !r.messages.is_empty())
-            {
+            let mut print_repository = |report: &crate::repo::CheckReport| {
+                // A remote check reports through the server's log lines ("Remote: …").
+                if report.messages.is_empty() {
+                    return;
+                }
                 log::log(
                     log::Level::Info,
                     "borg.repository",
@@ -227,15 +241,34 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
                     };
                     log::log(level, "borg.repository", None, m);
                 }
-            }
+            };
+            let show_progress = common.progress;
+            let json = log::json_enabled();
+            let mut progress = |ev: &commands::check_archives::ProgressEvent| {
+                if show_progress {
+                    use std::io::Write;
+                    let text = commands::check_archives::render_progress(ev, json);
+                    let mut err = std::io::stderr().lock();
+                    let _ = err.write_all(text.as_bytes());
+                    let _ = err.flush();
+                }
+            };
+            let outcome =
+                commands::check::run(&loc, &opts, lock_wait, &mut print_repository, &mut progress)?;
             Ok(if outcome.ok {
                 EXIT_SUCCESS
             } else {
                 EXIT_WARNING
             })
         }
+        Command::List(a) => cmd_list::run(a, common, &confirm),
+        Command::Delete(a) => cmd_delete::run(a, common, &confirm),
+        Command::Rename(a) => cmd_rename::run(a, common, &confirm),
         Command::Info(a) => {
             let loc = location(a.location.as_deref())?;
+            if cmd_info_archive::wants_archives(&a, loc.archive.is_some()) {
+                return cmd_info_archive::run(&a, &loc, common, &confirm);
+            }
             let info = commands::info::repo_info(&loc, lock_wait, &confirm)?;
             print_repo_info(&info, a.json, common.iec);
             Ok(EXIT_SUCCESS)

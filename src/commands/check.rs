@@ -4,6 +4,8 @@
 use crate::location::Location;
 use crate::repo::CheckReport;
 
+use super::check_archives::{self, ArchiveCheckOptions, ProgressSink, Selection};
+
 use super::common::{self, Access, CommandError, Result};
 
 /// What to check.
@@ -23,9 +25,13 @@ pub struct CheckOptions {
     pub max_duration: u64,
     /// True if any archive selection was given (`--first`, `--last`, `-a`, `-P`).
     pub has_archive_filter: bool,
+    /// Which archives the archives part checks (`REPO::ARCHIVE`, `-a`/`-P`, `--sort-by`,
+    /// `--first`, `--last`).
+    pub selection: Selection,
 }
 
-/// The outcome: repository part, and whether everything was fine.
+/// The outcome: repository part, and whether everything was fine (the archives part logs its
+/// findings as it goes).
 #[derive(Debug, Clone, Default)]
 pub struct CheckOutcome {
     /// The repository check's findings, if it ran.
@@ -54,8 +60,16 @@ pub fn validate(opts: &CheckOptions) -> Result<()> {
     Ok(())
 }
 
-/// Runs the checks on `loc`.
-pub fn run(loc: &Location, opts: &CheckOptions, lock_wait: f64) -> Result<CheckOutcome> {
+/// Runs the checks on `loc`. `on_repository` receives the repository report as soon as that
+/// part is done (before the archives part starts logging); `progress` receives progress
+/// updates.
+pub fn run(
+    loc: &Location,
+    opts: &CheckOptions,
+    lock_wait: f64,
+    on_repository: &mut dyn FnMut(&CheckReport),
+    progress: &mut ProgressSink<'_>,
+) -> Result<CheckOutcome> {
     validate(opts)?;
     let access = Access {
         exclusive: true,
@@ -69,8 +83,23 @@ pub fn run(loc: &Location, opts: &CheckOptions, lock_wait: f64) -> Result<CheckO
     };
     if !opts.archives_only {
         let report = repo.check(opts.repair, opts.max_duration)?;
+        on_repository(&report);
         outcome.ok &= report.ok;
         outcome.repository = Some(report);
+        if !outcome.ok {
+            // borg stops here with exit code 1 when the repository part failed.
+            return Ok(outcome);
+        }
+    }
+    if !opts.repository_only {
+        let archive_opts = ArchiveCheckOptions {
+            repair: opts.repair,
+            verify_data: opts.verify_data,
+            save_space: opts.save_space,
+            selection: opts.selection.clone(),
+            location: loc.canonical(),
+        };
+        outcome.ok &= check_archives::check_archives(repo, &archive_opts, progress)?;
     }
     Ok(outcome)
 }

@@ -715,7 +715,8 @@ impl Server {
             let n = match input.read(&mut buf) {
                 Ok(0) => {
                     if self.repo.is_none() {
-                        let _ = std::io::stderr().write_all(
+                        // borg writes this to stdout (where no client reads any more).
+                        let _ = output.write_all(
                             format!(
                                 "Borg {SERVER_VERSION_TEXT}: Got connection close before repository was opened.\n"
                             )

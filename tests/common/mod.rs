@@ -11,14 +11,17 @@ pub mod tree;
 /// The passphrase of every encrypted vector repository.
 pub const VECTOR_PASSPHRASE: &str = "borg-vectors-passphrase";
 
-/// The shared vectors folder (`../shared/vectors` next to the clone).
+/// The shared vectors folder: `shared/vectors` beside the clone (or beside one of its parent
+/// folders, for git worktrees), or `HOARD_VECTORS`.
 pub fn vectors_dir() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidate = here.join("../shared/vectors");
-    if candidate.is_dir() {
-        return candidate;
+    if let Some(v) = std::env::var_os("HOARD_VECTORS") {
+        return PathBuf::from(v);
     }
-    panic!("the shared test vectors (../shared/vectors) are missing");
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/vectors"))
+        .find(|p| p.is_dir())
+        .expect("the shared test vectors (shared/vectors beside the clone) are missing")
 }
 
 /// True if the real borg is available. Without it, a test fails with a clear message, unless

@@ -1,0 +1,261 @@
+//! `hoard info REPO::ARCHIVE` (and `info REPO` with `--first/--last/-a/-P`): borg's archive
+//! info text block and `--json`.
+
+use serde_json::json;
+
+use crate::commands::archive_info::{self, ArchiveDetails, ArchivesInfo, InfoTargets};
+use crate::commands::list::shlex_quote;
+use crate::commands::select::Selection;
+use crate::commands::CommandError;
+
+use super::args::{CommonOptions, InfoArgs};
+use super::output;
+
+/// Python's `repr(float)`: shortest round-trip digits, scientific notation below 1e-4 or from
+/// 1e16 on, with a two-digit exponent.
+pub fn py_float_repr(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+    }
+    let sci = format!("{v:e}"); // e.g. "-2.6655249255429242e-5"
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let neg = mant.starts_with('-');
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let decpt = exp + 1;
+    let sign = if neg { "-" } else { "" };
+    if decpt > -4 && decpt <= 16 {
+        let n = digits.len() as i32;
+        let body = if decpt <= 0 {
+            format!("0.{}{}", "0".repeat((-decpt) as usize), digits)
+        } else if decpt >= n {
+            format!("{}{}.0", digits, "0".repeat((decpt - n) as usize))
+        } else {
+            format!(
+                "{}.{}",
+                &digits[..decpt as usize],
+                &digits[decpt as usize..]
+            )
+        };
+        format!("{sign}{body}")
+    } else {
+        let m = if digits.len() > 1 {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        } else {
+            digits.clone()
+        };
+        let e = decpt - 1;
+        format!("{sign}{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+    }
+}
+
+/// borg's `format_timedelta`.
+pub fn format_timedelta(seconds: f64) -> String {
+    let days = (seconds / 86400.0).floor();
+    let rest = seconds - days * 86400.0;
+    let s = rest % 60.0;
+    let m = (rest / 60.0) as i64 % 60;
+    let h = (rest / 3600.0) as i64 % 24;
+    let mut txt = format!("{s:.2} seconds");
+    if m != 0 {
+        txt = format!("{m} minutes {txt}");
+    }
+    if h != 0 {
+        txt = format!("{h} hours {txt}");
+    }
+    if days != 0.0 {
+        txt = format!("{} days {txt}", days as i64);
+    }
+    txt
+}
+
+const FLOAT_MARK: &str = "@@pyfloat@@";
+
+fn float_json(v: f64) -> serde_json::Value {
+    json!(format!("{FLOAT_MARK}{}{FLOAT_MARK}", py_float_repr(v)))
+}
+
+/// Pretty JSON with the float placeholders replaced by Python's float text.
+fn json_with_floats(v: &serde_json::Value) -> String {
+    let text = output::json_pretty(v);
+    let mut out = String::with_capacity(text.len());
+    let quoted = format!("\"{FLOAT_MARK}");
+    let mut rest = text.as_str();
+    while let Some(pos) = rest.find(&quoted) {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + quoted.len()..];
+        let end_mark = format!("{FLOAT_MARK}\"");
+        match after.find(&end_mark) {
+            Some(e) => {
+                out.push_str(&after[..e]);
+                rest = &after[e + end_mark.len()..];
+            }
+            None => {
+                out.push_str(&rest[pos..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn archive_json(d: &ArchiveDetails) -> serde_json::Value {
+    json!({
+        "chunker_params": d.chunker_params,
+        "command_line": d.command_line,
+        "comment": d.comment,
+        "duration": float_json(d.duration),
+        "end": crate::commands::list::iso_time(&d.end),
+        "hostname": d.hostname,
+        "id": d.id,
+        "limits": {"max_archive_size": float_json(d.max_archive_size)},
+        "name": d.name,
+        "start": crate::commands::list::iso_time(&d.start),
+        "stats": {
+            "compressed_size": d.compressed_size,
+            "deduplicated_size": d.deduplicated_size,
+            "nfiles": d.nfiles,
+            "original_size": d.original_size,
+        },
+        "username": d.username,
+    })
+}
+
+/// True if `info` should describe archives rather than the repository.
+pub fn wants_archives(a: &InfoArgs, has_archive: bool) -> bool {
+    has_archive
+        || a.filter.first.unwrap_or(0) > 0
+        || a.filter.last.unwrap_or(0) > 0
+        || a.filter.prefix.is_some()
+        || a.filter
+            .glob_archives
+            .as_deref()
+            .is_some_and(|g| !g.is_empty())
+}
+
+/// Runs `info` on archives and prints the result.
+pub fn run(
+    a: &InfoArgs,
+    loc: &crate::location::Location,
+    common: &CommonOptions,
+    confirm: crate::security::Confirm<'_>,
+) -> Result<i32, CommandError> {
+    let targets = match &loc.archive {
+        // borg ignores the selection options when an archive is named
+        Some(name) => InfoTargets::Name(name.as_bytes().to_vec()),
+        None => InfoTargets::Selection(Selection::new(
+            a.filter.prefix.clone(),
+            a.filter.glob_archives.clone(),
+            &a.filter.sort_by,
+            a.filter.first,
+            a.filter.last,
+            true,
+        )?),
+    };
+    let info = archive_info::archives_info(
+        loc,
+        &targets,
+        common.consider_part_files,
+        common.lock_wait,
+        confirm,
+    )?;
+    print(&info, a.json, common.iec);
+    Ok(super::EXIT_SUCCESS)
+}
+
+fn print(info: &ArchivesInfo, as_json: bool, iec: bool) {
+    let x = info.index;
+    if as_json {
+        let mut v = super::cmd_list::basic_json(&info.opened);
+        v["archives"] = serde_json::Value::Array(info.archives.iter().map(archive_json).collect());
+        v["cache"] = json!({
+            "path": crate::commands::common::repo_cache_dir(&info.opened.id()).to_string_lossy(),
+            "stats": {
+                "total_chunks": x.total_chunks,
+                "total_csize": x.total_csize,
+                "total_size": x.total_size,
+                "total_unique_chunks": x.total_unique_chunks,
+                "unique_csize": x.unique_csize,
+                "unique_size": x.unique_size,
+            }
+        });
+        println!("{}", json_with_floats(&v));
+        return;
+    }
+    let size = |v: u64| output::format_file_size(v as i128, iec);
+    let n = info.archives.len();
+    for (i, d) in info.archives.iter().enumerate() {
+        let cmdline = d
+            .command_line
+            .iter()
+            .map(|s| shlex_quote(s))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let time = |t: &chrono::NaiveDateTime| t.format("%a, %Y-%m-%d %H:%M:%S").to_string();
+        println!(
+            "Archive name: {}\nArchive fingerprint: {}\nComment: {}\nHostname: {}\nUsername: {}\nTime (start): {}\nTime (end): {}\nDuration: {}\nNumber of files: {}\nCommand line: {}\nUtilization of maximum supported archive size: {:.0}%\n{}\n                       Original size      Compressed size    Deduplicated size\nThis archive:   {:>20} {:>20} {:>20}\nAll archives:   {:>20} {:>20} {:>20}\n\n                       Unique chunks         Total chunks\nChunk index:    {:>20} {:>20}",
+            d.name,
+            d.id,
+            d.comment,
+            d.hostname,
+            d.username,
+            time(&d.start),
+            time(&d.end),
+            format_timedelta(d.duration),
+            d.nfiles,
+            cmdline,
+            d.max_archive_size * 100.0,
+            "-".repeat(78),
+            size(d.original_size),
+            size(d.compressed_size),
+            size(d.deduplicated_size),
+            size(x.total_size),
+            size(x.total_csize),
+            size(x.unique_csize),
+            x.total_unique_chunks,
+            x.total_chunks,
+        );
+        if i + 1 < n {
+            println!();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_like_python() {
+        assert_eq!(py_float_repr(0.052426), "0.052426");
+        assert_eq!(
+            py_float_repr(2.6655249255429242e-05),
+            "2.6655249255429242e-05"
+        );
+        assert_eq!(py_float_repr(1.0), "1.0");
+        assert_eq!(py_float_repr(0.0001), "0.0001");
+        assert_eq!(py_float_repr(1e16), "1e+16");
+        assert_eq!(py_float_repr(123456.5), "123456.5");
+    }
+
+    #[test]
+    fn shlex_quotes_like_python() {
+        assert_eq!(shlex_quote("a-b/c.d"), "a-b/c.d");
+        assert_eq!(shlex_quote("a b"), "'a b'");
+        assert_eq!(shlex_quote("it's"), "'it'\"'\"'s'");
+        assert_eq!(shlex_quote(""), "''");
+    }
+
+    #[test]
+    fn timedeltas_format_like_borg() {
+        assert_eq!(format_timedelta(0.052426), "0.05 seconds");
+        assert_eq!(format_timedelta(3725.5), "1 hours 2 minutes 5.50 seconds");
+    }
+}

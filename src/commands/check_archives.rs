@@ -1,0 +1,1341 @@
+//! The archives part of `check` (borg 1.2's `ArchiveChecker`, spec §2.16): find the key, load
+//! (or rebuild) the manifest, walk every selected archive's item stream and chunk lists,
+//! count references, find orphans, optionally verify every object (`--verify-data`) and
+//! repair (`--repair`: all-zero replacement chunks with `chunks_healthy`, healing, dropping
+//! undecodable archives, deleting orphans, writing a new manifest).
+//!
+//! Messages go through `tracing` with target `borg.archive` (borg's logger name), with borg's
+//! exact wording; progress goes to a caller-supplied sink.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::archive::item::{ChunkRef, Item};
+use crate::archive::manifest::parse_timestamp;
+use crate::archive::meta::ArchiveMeta;
+use crate::archive::stream::ItemStreamWriter;
+use crate::archive::{ArchiveError, ArchiveRef, Manifest, ObjectStore, Operation, MANIFEST_ID};
+use crate::compress::{self, Compression};
+use crate::crypto::{CryptoError, Key, KeyType};
+use crate::msgpack::{self, DecodeError, Limits, Value};
+use crate::repo::{RepoError, Repository, LIST_SCAN_LIMIT};
+use crate::security::SecurityDir;
+
+use super::common::{self, CommandError, Result};
+
+macro_rules! log_error { ($($a:tt)*) => { tracing::error!(target: "borg.archive", $($a)*) }; }
+macro_rules! log_warning { ($($a:tt)*) => { tracing::warn!(target: "borg.archive", $($a)*) }; }
+macro_rules! log_info { ($($a:tt)*) => { tracing::info!(target: "borg.archive", $($a)*) }; }
+macro_rules! log_debug { ($($a:tt)*) => { tracing::debug!(target: "borg.archive", $($a)*) }; }
+
+/// The archive keys borg recognises at the start of an archive object (`ARCHIVE_KEYS`).
+pub const ARCHIVE_KEYS: [&str; 20] = [
+    "version",
+    "name",
+    "items",
+    "cmdline",
+    "hostname",
+    "username",
+    "time",
+    "time_end",
+    "comment",
+    "chunker_params",
+    "recreate_cmdline",
+    "recreate_source_id",
+    "recreate_args",
+    "recreate_partial_chunks",
+    "size",
+    "csize",
+    "nfiles",
+    "size_parts",
+    "csize_parts",
+    "nfiles_parts",
+];
+
+/// Keys every archive object has (`REQUIRED_ARCHIVE_KEYS`).
+pub const REQUIRED_ARCHIVE_KEYS: [&str; 5] = ["version", "name", "items", "cmdline", "time"];
+
+/// Keys every item has (`REQUIRED_ITEM_KEYS`).
+pub const REQUIRED_ITEM_KEYS: [&str; 2] = ["path", "mtime"];
+
+/// Which archives to check.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// `REPO::ARCHIVE`: only this archive.
+    pub archive: Option<String>,
+    /// `-a` glob (or `-P` prefix turned into `prefix*`).
+    pub glob: Option<String>,
+    /// `--sort-by` keys, comma separated (`timestamp`, `name`, `id`).
+    pub sort_by: String,
+    /// `--first N`.
+    pub first: Option<usize>,
+    /// `--last N`.
+    pub last: Option<usize>,
+}
+
+impl Selection {
+    /// True when every archive is checked (borg's `check_all`): no name, glob, first or last.
+    pub fn is_all(&self) -> bool {
+        self.archive.is_none()
+            && self.glob.is_none()
+            && self.first.unwrap_or(0) == 0
+            && self.last.unwrap_or(0) == 0
+    }
+}
+
+/// Options of the archives check.
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveCheckOptions {
+    /// `--repair`
+    pub repair: bool,
+    /// `--verify-data`
+    pub verify_data: bool,
+    /// `--save-space` (accepted; commits are the same)
+    pub save_space: bool,
+    /// Which archives.
+    pub selection: Selection,
+    /// The repository location as shown to the user (for key prompts).
+    pub location: String,
+}
+
+/// One progress update (borg's `ProgressIndicatorPercent`).
+#[derive(Debug, Clone)]
+pub struct ProgressEvent {
+    /// Operation number (unique per indicator in this process).
+    pub operation: u32,
+    /// borg's msgid, e.g. `check.verify_data`.
+    pub msgid: &'static str,
+    /// The formatted message (empty when finished).
+    pub message: String,
+    /// Current counter.
+    pub current: u64,
+    /// Total.
+    pub total: u64,
+    /// True for the final event.
+    pub finished: bool,
+}
+
+/// Receives progress updates.
+pub type ProgressSink<'a> = dyn FnMut(&ProgressEvent) + 'a;
+
+/// borg's percentage indicator: emits when the percentage reaches the next step.
+struct Percent {
+    operation: u32,
+    msgid: &'static str,
+    fmt: fn(f64) -> String,
+    total: u64,
+    counter: u64,
+    trigger_at: f64,
+    step: f64,
+}
+
+static OPERATION_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl Percent {
+    fn new(total: u64, step: f64, msgid: &'static str, fmt: fn(f64) -> String) -> Percent {
+        Percent {
+            operation: OPERATION_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+            msgid,
+            fmt,
+            total,
+            counter: 0,
+            trigger_at: 0.0,
+            step,
+        }
+    }
+
+    fn show(&mut self, current: Option<u64>, sink: &mut ProgressSink<'_>) {
+        if let Some(c) = current {
+            self.counter = c;
+        }
+        let pct = if self.total == 0 {
+            100.0
+        } else {
+            self.counter as f64 * 100.0 / self.total as f64
+        };
+        self.counter += 1;
+        if pct >= self.trigger_at {
+            self.trigger_at += self.step;
+            sink(&ProgressEvent {
+                operation: self.operation,
+                msgid: self.msgid,
+                message: (self.fmt)(pct),
+                current: self.counter,
+                total: self.total,
+                finished: false,
+            });
+        }
+    }
+
+    fn finish(&self, sink: &mut ProgressSink<'_>) {
+        sink(&ProgressEvent {
+            operation: self.operation,
+            msgid: self.msgid,
+            message: String::new(),
+            current: self.counter,
+            total: self.total,
+            finished: true,
+        });
+    }
+}
+
+/// Renders a progress event like borg: JSON `progress_percent` lines with `--log-json`, else the
+/// message followed by `\r` (an empty message when finished).
+pub fn render_progress(ev: &ProgressEvent, json: bool) -> String {
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    if json {
+        // Python's json.dumps: ", " / ": " separators, borg's field order.
+        let q = |t: &str| serde_json::Value::from(t).to_string();
+        let mut line = String::from("{");
+        if !ev.finished {
+            line.push_str(&format!(
+                "\"message\": {}, \"current\": {}, \"total\": {}, \"info\": null, ",
+                q(&ev.message),
+                ev.current,
+                ev.total
+            ));
+        }
+        line.push_str(&format!(
+            "\"operation\": {}, \"msgid\": {}, \"type\": \"progress_percent\", \"finished\": {}, \"time\": {}}}\n",
+            ev.operation,
+            q(ev.msgid),
+            ev.finished,
+            serde_json::Value::from(time)
+        ));
+        line
+    } else {
+        format!("{}\r", ev.message)
+    }
+}
+
+/// Reference counts of all objects (borg's `ChunkIndex` with refcounts only).
+type Chunks = HashMap<[u8; 32], u32>;
+
+/// The archive checker's state.
+struct Checker<'p> {
+    store: ObjectStore,
+    chunks: Chunks,
+    /// Object ids in list order (deterministic iteration).
+    order: Vec<[u8; 32]>,
+    superseded: HashSet<[u8; 32]>,
+    error_found: bool,
+    repair: bool,
+    manifest: Manifest,
+    /// Replacement chunks by size: id and (in repair mode) the stored object.
+    replacements: HashMap<u32, ([u8; 32], Option<Vec<u8>>)>,
+    progress: &'p mut ProgressSink<'p>,
+}
+
+fn hex(id: &[u8; 32]) -> String {
+    hex::encode(id)
+}
+
+/// True when an error of the archive layer is a data problem (borg's `IntegrityErrorBase`)
+/// rather than an operational failure.
+fn is_integrity(e: &ArchiveError) -> bool {
+    match e {
+        ArchiveError::Crypto(c) => !matches!(
+            c,
+            CryptoError::PassphraseWrong
+                | CryptoError::WrongPassphrase
+                | CryptoError::NoPassphrase(_)
+        ),
+        ArchiveError::Compress(_)
+        | ArchiveError::IdMismatch(_)
+        | ArchiveError::Corrupt(_)
+        | ArchiveError::NoManifest => true,
+        ArchiveError::Repo(r) => !matches!(r, RepoError::Io { .. }),
+        ArchiveError::MandatoryFeatureUnsupported(_) => false,
+    }
+}
+
+/// Decrypts, decompresses and id-checks an object with borg's `key.decrypt(id, data)` messages.
+fn decode_object(key: &Key, id: &[u8; 32], object: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let chunk_id = (*id != MANIFEST_ID).then_some(id);
+    // borg 1.2's MAC failure escapes `key.decrypt`'s wrapper as the low-level error, whose text
+    // is the bare "MAC Authentication failed"; envelope and id errors carry the full text.
+    let framed = match key.decrypt(object) {
+        Ok(f) => f,
+        Err(CryptoError::Integrity(m)) if m == "MAC Authentication failed" => return Err(m),
+        Err(_) => {
+            return Err(key
+                .decrypt_chunk(chunk_id, object)
+                .err()
+                .map_or_else(|| "Invalid encryption envelope".into(), |e| e.to_string()))
+        }
+    };
+    let plain =
+        compress::decompress(&framed, None).map_err(|e| format!("Decompression error: {e}"))?;
+    if let Some(id) = chunk_id {
+        key.assert_id(id, &plain).map_err(|e| e.to_string())?;
+    }
+    Ok(plain)
+}
+
+/// borg's `valid_msgpacked_dict`: does `d` start like a msgpack map whose first key is one of
+/// `keys` (each given packed)?
+pub fn valid_msgpacked_dict(d: &[u8], keys: &[Vec<u8>]) -> bool {
+    let Some(&first) = d.first() else {
+        return false;
+    };
+    let offs = if first & 0xf0 == 0x80 {
+        1
+    } else if first == 0xde {
+        3
+    } else {
+        return false;
+    };
+    let Some(&k) = d.get(offs) else {
+        return false;
+    };
+    if !(k & 0xe0 == 0xa0 || matches!(k, 0xd9..=0xdb)) {
+        return false;
+    }
+    let rest = &d[offs..];
+    keys.iter().any(|p| rest.starts_with(p))
+}
+
+fn packed_keys<S: AsRef<[u8]>>(keys: &[S]) -> Vec<Vec<u8>> {
+    keys.iter()
+        .map(|k| {
+            let mut out = Vec::new();
+            msgpack::write_raw(&mut out, k.as_ref());
+            out
+        })
+        .collect()
+}
+
+/// What the robust unpacker produced.
+enum Unpacked {
+    Value(Value),
+    NeedMore,
+    Crashed,
+}
+
+/// borg's `RobustUnpacker`: a streaming unpacker that, after `resync`, skips bytes until
+/// something that decodes as an item map (with `path`) starts.
+struct RobustUnpacker {
+    buf: Vec<u8>,
+    pos: usize,
+    resync: bool,
+    item_keys: Vec<Vec<u8>>,
+}
+
+impl RobustUnpacker {
+    fn new(item_keys: Vec<Vec<u8>>) -> Self {
+        RobustUnpacker {
+            buf: Vec::new(),
+            pos: 0,
+            resync: false,
+            item_keys,
+        }
+    }
+
+    fn resync(&mut self) {
+        self.buf.clear();
+        self.pos = 0;
+        self.resync = true;
+    }
+
+    fn feed(&mut self, data: &[u8]) {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    fn next(&mut self) -> Unpacked {
+        if self.resync {
+            let mut p = self.pos;
+            while p < self.buf.len() {
+                let data = &self.buf[p..];
+                if valid_msgpacked_dict(data, &self.item_keys) {
+                    if let Ok((v, used)) = msgpack::decode_one(data, Limits::UNLIMITED) {
+                        if v.get("path").is_some() {
+                            self.resync = false;
+                            self.pos = p + used;
+                            return Unpacked::Value(v);
+                        }
+                    }
+                }
+                p += 1;
+            }
+            return Unpacked::NeedMore;
+        }
+        if self.pos >= self.buf.len() {
+            return Unpacked::NeedMore;
+        }
+        match msgpack::decode_one(&self.buf[self.pos..], Limits::UNLIMITED) {
+            Ok((v, used)) => {
+                self.pos += used;
+                Unpacked::Value(v)
+            }
+            Err(DecodeError::Incomplete) => Unpacked::NeedMore,
+            Err(_) => Unpacked::Crashed,
+        }
+    }
+}
+
+/// Runs the archives check on an open repository. Returns borg's verdict:
+/// `repair || !error_found` (false → exit code 1).
+pub fn check_archives(
+    mut repo: Box<dyn Repository>,
+    opts: &ArchiveCheckOptions,
+    progress: &mut ProgressSink<'_>,
+) -> Result<bool> {
+    log_info!("Starting archive consistency check...");
+    // init_chunks
+    let mut order: Vec<[u8; 32]> = Vec::new();
+    let mut marker: Option<[u8; 32]> = None;
+    loop {
+        let ids = repo.list(Some(LIST_SCAN_LIMIT), marker.as_ref())?;
+        let Some(last) = ids.last() else { break };
+        marker = Some(*last);
+        order.extend_from_slice(&ids);
+    }
+    if order.is_empty() {
+        log_error!("Repository contains no apparent data at all, cannot continue check/repair.");
+        return Ok(false);
+    }
+    let chunks: Chunks = order.iter().map(|id| (*id, 0)).collect();
+    let key = make_key(repo.as_mut(), &order, &opts.location)?;
+    let security = SecurityDir::for_repository(&repo.id());
+    let store = ObjectStore::new(repo, key, Compression::default(), security.nonce_file());
+    // Reborrow the sink with a lifetime local to this call.
+    let mut sink = |ev: &ProgressEvent| progress(ev);
+    let mut checker = Checker {
+        manifest: Manifest::new(&store.key),
+        store,
+        chunks,
+        order,
+        superseded: HashSet::new(),
+        error_found: false,
+        repair: opts.repair,
+        replacements: HashMap::new(),
+        progress: &mut sink,
+    };
+    checker.run(opts)
+}
+
+/// borg's `make_key`: the key type from the first object whose type byte is known.
+fn make_key(repo: &mut dyn Repository, order: &[[u8; 32]], location: &str) -> Result<Key> {
+    // Prefer the manifest (its type byte is authoritative), then any other object.
+    let candidates = std::iter::once(MANIFEST_ID)
+        .filter(|_| order.contains(&MANIFEST_ID))
+        .chain(order.iter().copied().filter(|id| *id != MANIFEST_ID));
+    let mut attempts = 0;
+    for id in candidates {
+        attempts += 1;
+        if attempts > 999 {
+            attempts -= 1;
+            break;
+        }
+        let data = match repo.get(&id) {
+            Ok(d) => d,
+            Err(RepoError::ObjectNotFound(..)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(&type_byte) = data.first() else {
+            continue;
+        };
+        if KeyType::from_type_byte(type_byte).is_err() {
+            continue;
+        }
+        let (mut key, _, _) = common::load_key(repo, type_byte, location)?;
+        let security = SecurityDir::for_repository(&repo.id());
+        key.resolve_tam_required(security.tam_required_flag());
+        return Ok(key);
+    }
+    Err(CommandError::new(format!(
+        "Data integrity error: make_key: failed to create the key (tried {attempts} chunks)"
+    )))
+}
+
+impl Checker<'_> {
+    fn run(&mut self, opts: &ArchiveCheckOptions) -> Result<bool> {
+        if opts.verify_data {
+            self.verify_data()?;
+        }
+        if !self.chunks.contains_key(&MANIFEST_ID) {
+            log_error!("Repository manifest not found!");
+            self.error_found = true;
+            self.manifest = self.rebuild_manifest()?;
+        } else {
+            match self.load_manifest() {
+                Ok(m) => self.manifest = m,
+                Err(e) if is_integrity(&e) => {
+                    log_error!("Repository manifest is corrupted: {}", e);
+                    self.error_found = true;
+                    self.chunks.remove(&MANIFEST_ID);
+                    self.manifest = self.rebuild_manifest()?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.rebuild_refcounts(&opts.selection)?;
+        self.orphan_chunks_check(opts.selection.is_all())?;
+        if self.repair {
+            log_info!("Writing Manifest.");
+            let plaintext = self.manifest.to_plaintext(&self.store.key);
+            self.store.put_manifest(&plaintext)?;
+            log_info!("Committing repo.");
+            self.store.repo.commit(false, 0.1)?;
+        }
+        if self.error_found {
+            log_error!("Archive consistency check complete, problems found.");
+        } else {
+            log_info!("Archive consistency check complete, no problems found.");
+        }
+        Ok(self.repair || !self.error_found)
+    }
+
+    fn load_manifest(&mut self) -> std::result::Result<Manifest, ArchiveError> {
+        let object = self.store.repo.get(&MANIFEST_ID)?;
+        let plain =
+            decode_object(&self.store.key, &MANIFEST_ID, &object).map_err(ArchiveError::Corrupt)?;
+        let manifest = Manifest::from_plaintext(&self.store.key, &plain, false)?;
+        manifest.check_features(&[Operation::Check])?;
+        Ok(manifest)
+    }
+
+    fn verify_data(&mut self) -> Result<()> {
+        log_info!("Starting cryptographic data integrity verification...");
+        let count_index = self.chunks.len() as u64;
+        let mut count_segments: u64 = 0;
+        let mut errors: u64 = 0;
+        let mut defect: Vec<[u8; 32]> = Vec::new();
+        let mut pi = Percent::new(count_index, 0.01, "check.verify_data", |p| {
+            format!("Verifying data {p:6.2}%")
+        });
+        let mut marker: Option<[u8; 32]> = None;
+        loop {
+            let ids = self.store.repo.scan(Some(100), marker.as_ref())?;
+            let Some(last) = ids.last() else { break };
+            marker = Some(*last);
+            count_segments += ids.len() as u64;
+            for id in &ids {
+                pi.show(None, self.progress);
+                let object = match self.store.repo.get(id) {
+                    Ok(o) => o,
+                    Err(e @ RepoError::Io { .. }) => return Err(e.into()),
+                    Err(e) => {
+                        self.error_found = true;
+                        errors += 1;
+                        log_error!("chunk {}: {}", hex(id), e);
+                        if !matches!(e, RepoError::ObjectNotFound(..)) {
+                            defect.push(*id);
+                        }
+                        continue;
+                    }
+                };
+                if let Err(msg) = decode_object(&self.store.key, id, &object) {
+                    self.error_found = true;
+                    errors += 1;
+                    log_error!("chunk {}, integrity error: {}", hex(id), msg);
+                    defect.push(*id);
+                }
+            }
+        }
+        pi.finish(self.progress);
+        if count_index != count_segments {
+            log_error!("Repo/Chunks index object count vs. segment files object count mismatch.");
+            log_error!(
+                "Repo/Chunks index: {} objects != segment files: {} objects",
+                count_index,
+                count_segments
+            );
+        }
+        if !defect.is_empty() {
+            if self.repair {
+                log_warning!("Found defect chunks. They will be deleted now, so affected files can get repaired now and maybe healed later.");
+                for id in defect {
+                    let again = match self.store.repo.get(&id) {
+                        Ok(o) => decode_object(&self.store.key, &id, &o).is_ok(),
+                        Err(_) => false,
+                    };
+                    if again {
+                        log_warning!("chunk {} not deleted, did not consistently fail.", hex(&id));
+                    } else {
+                        self.chunks.remove(&id);
+                        match self.store.repo.delete(&id) {
+                            Ok(()) | Err(RepoError::ObjectNotFound(..)) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                        log_debug!("chunk {} deleted.", hex(&id));
+                    }
+                }
+            } else {
+                log_warning!("Found defect chunks. With --repair, they would get deleted, so affected files could get repaired then and maybe healed later.");
+                for id in defect {
+                    log_debug!("chunk {} is defect.", hex(&id));
+                }
+            }
+        }
+        let msg = format!("Finished cryptographic data integrity verification, verified {count_segments} chunks with {errors} integrity errors.");
+        if errors > 0 {
+            log_error!("{}", msg);
+        } else {
+            log_info!("{}", msg);
+        }
+        Ok(())
+    }
+
+    fn rebuild_manifest(&mut self) -> Result<Manifest> {
+        log_info!("Rebuilding missing manifest, this might take some time...");
+        let mut manifest = Manifest::new(&self.store.key);
+        let archive_keys = packed_keys(&ARCHIVE_KEYS);
+        let ids = self.order.clone();
+        let mut pi = Percent::new(ids.len() as u64, 0.01, "check.rebuild_manifest", |p| {
+            format!("Rebuilding manifest {p:6.2}%")
+        });
+        for id in &ids {
+            pi.show(None, self.progress);
+            if *id == MANIFEST_ID || !self.chunks.contains_key(id) {
+                continue;
+            }
+            let object = match self.store.repo.get(id) {
+                Ok(o) => o,
+                Err(e @ RepoError::Io { .. }) => return Err(e.into()),
+                Err(e) => {
+                    log_error!("Skipping corrupted chunk: {}", e);
+                    self.error_found = true;
+                    continue;
+                }
+            };
+            let data = match decode_object(&self.store.key, id, &object) {
+                Ok(d) => d,
+                Err(msg) => {
+                    log_error!("Skipping corrupted chunk: {}", msg);
+                    self.error_found = true;
+                    continue;
+                }
+            };
+            if !valid_msgpacked_dict(&data, &archive_keys) {
+                continue;
+            }
+            if !contains(&data, b"cmdline") || !contains(&data, b"\xa7version\x01") {
+                continue;
+            }
+            let Ok((value, _)) = msgpack::decode_one(&data, Limits::ARCHIVE) else {
+                continue;
+            };
+            if !REQUIRED_ARCHIVE_KEYS.iter().all(|k| value.get(k).is_some()) {
+                continue;
+            }
+            let shown_name = value
+                .get("name")
+                .and_then(Value::as_bytes)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_else(|| "<unknown>".into());
+            // 1.2.5+: only authenticated archives are accepted into the rebuilt manifest.
+            let value = match self.store.key.unpack_and_verify_archive(&data) {
+                Ok((v, _)) => v,
+                Err(e) => {
+                    log_error!(
+                        "Archive TAM authentication issue for archive {}: {}",
+                        shown_name,
+                        e
+                    );
+                    log_error!(
+                        "This archive will *not* be added to the rebuilt manifest! It will be deleted."
+                    );
+                    self.error_found = true;
+                    continue;
+                }
+            };
+            let (Some(name), Some(time)) = (
+                value.get("name").and_then(Value::as_bytes),
+                value.get("time").and_then(Value::as_bytes),
+            ) else {
+                continue;
+            };
+            log_info!("Found archive {}", String::from_utf8_lossy(name));
+            let mut name = name.to_vec();
+            if manifest.archives.contains_key(&name) {
+                let mut i = 1;
+                let new_name = loop {
+                    let mut candidate = name.clone();
+                    candidate.extend_from_slice(format!(".{i}").as_bytes());
+                    if !manifest.archives.contains_key(&candidate) {
+                        break candidate;
+                    }
+                    i += 1;
+                };
+                log_warning!(
+                    "Duplicate archive name {}, storing as {}",
+                    String::from_utf8_lossy(&name),
+                    String::from_utf8_lossy(&new_name)
+                );
+                name = new_name;
+            }
+            manifest.archives.insert(
+                name,
+                ArchiveRef {
+                    id: *id,
+                    time: String::from_utf8_lossy(time).into_owned(),
+                },
+            );
+        }
+        pi.finish(self.progress);
+        log_info!("Manifest rebuild complete.");
+        Ok(manifest)
+    }
+
+    fn select(&mut self, sel: &Selection) -> Option<Vec<(Vec<u8>, ArchiveRef)>> {
+        if let Some(name) = &sel.archive {
+            return match self.manifest.archives.get(name.as_bytes()) {
+                Some(r) => Some(vec![(name.as_bytes().to_vec(), r.clone())]),
+                None => {
+                    log_error!("Archive '{}' not found.", name);
+                    self.error_found = true;
+                    None
+                }
+            };
+        }
+        let mut list: Vec<(Vec<u8>, ArchiveRef)> = self
+            .manifest
+            .archives
+            .iter()
+            .map(|(n, r)| (n.clone(), r.clone()))
+            .collect();
+        if let Some(glob) = &sel.glob {
+            let re = glob_regex(glob);
+            list.retain(|(n, _)| {
+                re.as_ref()
+                    .is_some_and(|re| re.is_match(&String::from_utf8_lossy(n)))
+            });
+        }
+        let keys: Vec<&str> = sel.sort_by.split(',').collect();
+        list.sort_by(|a, b| {
+            for k in &keys {
+                let o = match *k {
+                    "name" => a.0.cmp(&b.0),
+                    "id" => a.1.id.cmp(&b.1.id),
+                    _ => match (parse_timestamp(&a.1.time), parse_timestamp(&b.1.time)) {
+                        (Some(x), Some(y)) => x.cmp(&y),
+                        _ => a.1.time.cmp(&b.1.time),
+                    },
+                };
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+        let first = sel.first.unwrap_or(0);
+        let last = sel.last.unwrap_or(0);
+        if first > 0 {
+            list.truncate(first);
+        } else if last > 0 {
+            let skip = list.len().saturating_sub(last);
+            list.drain(..skip);
+        }
+        if let Some(glob) = &sel.glob {
+            if list.is_empty() {
+                log_warning!("--glob-archives {} does not match any archives", glob);
+            }
+        }
+        if first > 0 && list.len() < first {
+            log_warning!(
+                "--first {} archives: only found {} archives",
+                first,
+                list.len()
+            );
+        }
+        if last > 0 && list.len() < last {
+            log_warning!(
+                "--last {} archives: only found {} archives",
+                last,
+                list.len()
+            );
+        }
+        Some(list)
+    }
+
+    fn mark_as_possibly_superseded(&mut self, id: &[u8; 32]) {
+        if self.chunks.get(id).copied().unwrap_or(0) == 0 {
+            self.superseded.insert(*id);
+        }
+    }
+
+    /// Counts a reference; a new object is stored (in repair mode) from `object`.
+    fn add_reference(&mut self, id: &[u8; 32], object: Option<&[u8]>) -> Result<()> {
+        if let Some(rc) = self.chunks.get_mut(id) {
+            *rc = rc.saturating_add(1);
+            return Ok(());
+        }
+        self.chunks.insert(*id, 1);
+        if self.repair {
+            if let Some(object) = object {
+                self.store.repo.put(id, object)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The all-zero replacement chunk of `size` bytes (cached per size).
+    fn replacement_chunk(&mut self, size: u32) -> Result<([u8; 32], Option<Vec<u8>>)> {
+        if let Some(r) = self.replacements.get(&size) {
+            return Ok(r.clone());
+        }
+        let zeros = vec![0u8; size as usize];
+        let id = self.store.key.id_hash(&zeros);
+        let object = if self.repair {
+            Some(self.store.encode(&zeros)?)
+        } else {
+            None
+        };
+        self.replacements.insert(size, (id, object.clone()));
+        Ok((id, object))
+    }
+
+    /// borg's `verify_file_chunks`. Returns true if the item was changed.
+    fn verify_file_chunks(&mut self, archive_name: &str, item: &mut Item) -> Result<bool> {
+        let Some(current) = item.chunks.clone() else {
+            return Ok(false);
+        };
+        let path = String::from_utf8_lossy(&item.path).into_owned();
+        let mut changed = false;
+        let mut has_healthy = item.chunks_healthy.is_some();
+        let mut healthy = item
+            .chunks_healthy
+            .clone()
+            .unwrap_or_else(|| current.clone());
+        if has_healthy && healthy.len() != current.len() {
+            log_warning!(
+                "{}: {}: Invalid chunks_healthy metadata removed!",
+                archive_name,
+                path
+            );
+            item.chunks_healthy = None;
+            has_healthy = false;
+            healthy = current.clone();
+            changed = true;
+        }
+        let mut replaced = false;
+        let mut offset: u64 = 0;
+        let mut list: Vec<ChunkRef> = Vec::with_capacity(current.len());
+        for (cur, good) in current.iter().zip(healthy.iter()) {
+            let size = good.size;
+            let end = offset + u64::from(size);
+            let mut entry = *good;
+            if !self.chunks.contains_key(&good.id) {
+                if cur == good {
+                    log_error!("{}: {}: New missing file chunk detected (Byte {}-{}, Chunk {}). Replacing with all-zero chunk.", archive_name, path, offset, end, hex(&good.id));
+                    self.error_found = true;
+                    replaced = true;
+                    let (id, object) = self.replacement_chunk(size)?;
+                    self.add_reference(&id, object.as_deref())?;
+                    entry = ChunkRef {
+                        id,
+                        size,
+                        csize: object.as_ref().map_or(0, |o| o.len() as u32),
+                    };
+                } else {
+                    log_info!("{}: {}: Previously missing file chunk is still missing (Byte {}-{}, Chunk {}). It has an all-zero replacement chunk already.", archive_name, path, offset, end, hex(&good.id));
+                    entry = *cur;
+                    if self.chunks.contains_key(&cur.id) {
+                        self.add_reference(&cur.id, None)?;
+                    } else {
+                        log_warning!("{}: {}: Missing all-zero replacement chunk detected (Byte {}-{}, Chunk {}). Generating new replacement chunk.", archive_name, path, offset, end, hex(&cur.id));
+                        self.error_found = true;
+                        replaced = true;
+                        let (id, object) = self.replacement_chunk(size)?;
+                        self.add_reference(&id, object.as_deref())?;
+                        entry = ChunkRef {
+                            id,
+                            size,
+                            csize: object.as_ref().map_or(0, |o| o.len() as u32),
+                        };
+                    }
+                }
+            } else if cur == good {
+                self.add_reference(&good.id, None)?;
+            } else {
+                log_info!(
+                    "{}: {}: Healed previously missing file chunk! (Byte {}-{}, Chunk {}).",
+                    archive_name,
+                    path,
+                    offset,
+                    end,
+                    hex(&good.id)
+                );
+                self.add_reference(&good.id, None)?;
+                self.mark_as_possibly_superseded(&cur.id);
+            }
+            list.push(entry);
+            offset = end;
+        }
+        if replaced && !has_healthy {
+            item.chunks_healthy = Some(current.clone());
+        }
+        if has_healthy && list == healthy {
+            log_info!(
+                "{}: {}: Completely healed previously damaged file!",
+                archive_name,
+                path
+            );
+            item.chunks_healthy = None;
+        }
+        if list != current {
+            changed = true;
+        }
+        if item.chunks_healthy.is_some() != has_healthy {
+            changed = true;
+        }
+        item.chunks = Some(list);
+        if let Some(size) = item.size {
+            let chunks_size: u64 = item
+                .chunks
+                .as_ref()
+                .map_or(0, |c| c.iter().map(|c| u64::from(c.size)).sum());
+            if size != chunks_size {
+                log_warning!(
+                    "{}: {}: size inconsistency detected: size {}, chunks size {}",
+                    archive_name,
+                    path,
+                    size,
+                    chunks_size
+                );
+            }
+        }
+        Ok(changed)
+    }
+
+    fn report(&mut self, msg: &str, id: &[u8; 32], chunk_no: usize) {
+        self.error_found = true;
+        log_error!("{} [chunk: {:06}_{}]", msg, chunk_no, hex(id));
+    }
+
+    /// borg's `robust_iterator`: every decodable item of the archive, plus whether anything
+    /// had to be skipped.
+    fn robust_items(&mut self, meta: &ArchiveMeta) -> Result<(Vec<Item>, bool)> {
+        let item_keys: Vec<Vec<u8>> = self.manifest.item_keys.clone();
+        let mut unpacker = RobustUnpacker::new(packed_keys(&item_keys));
+        let mut items = Vec::new();
+        let mut damaged = false;
+        let mut after_missing = false;
+        for (i, id) in meta.items.iter().enumerate() {
+            if !self.chunks.contains_key(id) {
+                self.report("item metadata chunk missing", id, i);
+                damaged = true;
+                after_missing = true;
+                continue;
+            }
+            if after_missing {
+                unpacker.resync();
+                after_missing = false;
+            }
+            let data = match self.store.repo.get(id) {
+                Ok(o) => decode_object(&self.store.key, id, &o),
+                Err(e @ RepoError::Io { .. }) => return Err(e.into()),
+                Err(e) => Err(format!("Data integrity error: {e}")),
+            };
+            let data = match data {
+                Ok(d) => d,
+                Err(msg) => {
+                    self.report(&msg, id, i);
+                    damaged = true;
+                    // borg keeps the unpacker going; resyncing drops the partial item either way.
+                    unpacker.resync();
+                    continue;
+                }
+            };
+            unpacker.feed(&data);
+            loop {
+                match unpacker.next() {
+                    Unpacked::NeedMore => break,
+                    Unpacked::Crashed => {
+                        self.report(
+                            "Unpacker crashed while unpacking item metadata, trying to resync...",
+                            id,
+                            i,
+                        );
+                        damaged = true;
+                        unpacker.resync();
+                        break;
+                    }
+                    Unpacked::Value(v) => match valid_item(v, &item_keys) {
+                        Ok((item, acl_dropped)) => {
+                            damaged |= acl_dropped;
+                            items.push(item);
+                        }
+                        Err(reason) => {
+                            self.report(&format!("Did not get expected metadata dict when unpacking item metadata ({reason})"), id, i);
+                            damaged = true;
+                        }
+                    },
+                }
+            }
+        }
+        Ok((items, damaged))
+    }
+
+    fn rebuild_refcounts(&mut self, sel: &Selection) -> Result<()> {
+        self.chunks.remove(&MANIFEST_ID);
+        let Some(infos) = self.select(sel) else {
+            return Ok(());
+        };
+        let total = infos.len();
+        let mut pi = Percent::new(total as u64, 0.1, "check.rebuild_refcounts", |p| {
+            format!("Checking archives {p:3.1}%")
+        });
+        for (i, (name_bytes, info)) in infos.into_iter().enumerate() {
+            pi.show(Some(i as u64), self.progress);
+            let name = String::from_utf8_lossy(&name_bytes).into_owned();
+            log_info!("Analyzing archive {} ({}/{})", name, i + 1, total);
+            let archive_id = info.id;
+            if !self.chunks.contains_key(&archive_id) {
+                log_error!("Archive metadata block {} is missing!", hex(&archive_id));
+                self.error_found = true;
+                self.manifest.archives.remove(&name_bytes);
+                continue;
+            }
+            self.mark_as_possibly_superseded(&archive_id);
+            let data = match self.store.repo.get(&archive_id) {
+                Ok(o) => decode_object(&self.store.key, &archive_id, &o),
+                Err(e @ RepoError::Io { .. }) => return Err(e.into()),
+                Err(e) => Err(format!("Data integrity error: {e}")),
+            };
+            let data = match data {
+                Ok(d) => d,
+                Err(msg) => {
+                    log_error!(
+                        "Archive metadata block {} is corrupted: {}",
+                        hex(&archive_id),
+                        msg
+                    );
+                    self.error_found = true;
+                    self.manifest.archives.remove(&name_bytes);
+                    continue;
+                }
+            };
+            let value = match self.store.key.unpack_and_verify_archive(&data) {
+                Ok((v, _)) => v,
+                Err(e) => {
+                    log_error!(
+                        "Archive TAM authentication issue for archive {}: {}",
+                        name,
+                        e
+                    );
+                    log_error!(
+                        "This archive will be *removed* from the manifest! It will be deleted."
+                    );
+                    self.error_found = true;
+                    self.manifest.archives.remove(&name_bytes);
+                    continue;
+                }
+            };
+            let meta = match ArchiveMeta::from_value(&value) {
+                Ok(m) => m,
+                Err(e) => {
+                    log_error!(
+                        "Archive metadata block {} is corrupted: {}",
+                        hex(&archive_id),
+                        e
+                    );
+                    self.error_found = true;
+                    self.manifest.archives.remove(&name_bytes);
+                    continue;
+                }
+            };
+            let (mut items, mut changed) = self.robust_items(&meta)?;
+            for item in items.iter_mut() {
+                if item.chunks.is_some() {
+                    changed |= self.verify_file_chunks(&name, item)?;
+                }
+            }
+            if !changed {
+                // Unchanged: the original archive object and item-stream chunks stay in use.
+                self.add_reference(&archive_id, None)?;
+                for id in &meta.items {
+                    self.add_reference(id, None)?;
+                }
+                continue;
+            }
+            for id in &meta.items {
+                self.mark_as_possibly_superseded(id);
+            }
+            self.superseded.insert(archive_id);
+            if !self.repair {
+                continue;
+            }
+            let new_id = self.write_archive(&data, meta, &items)?;
+            self.manifest.archives.insert(
+                name_bytes,
+                ArchiveRef {
+                    id: new_id,
+                    time: info.time,
+                },
+            );
+        }
+        pi.finish(self.progress);
+        Ok(())
+    }
+
+    /// Stores the repaired item stream and archive metadata (keeping the original TAM salt);
+    /// returns the new archive id.
+    fn write_archive(
+        &mut self,
+        original: &[u8],
+        mut meta: ArchiveMeta,
+        items: &[Item],
+    ) -> Result<[u8; 32]> {
+        let mut writer = ItemStreamWriter::new(self.store.key.chunk_seed());
+        let mut new_chunks: Vec<([u8; 32], Option<Vec<u8>>)> = Vec::new();
+        {
+            let store = &mut self.store;
+            let chunks = &self.chunks;
+            let mut put = |plain: &[u8]| -> std::result::Result<[u8; 32], ArchiveError> {
+                let id = store.key.id_hash(plain);
+                let object = if chunks.contains_key(&id) {
+                    None
+                } else {
+                    Some(store.encode(plain)?)
+                };
+                new_chunks.push((id, object));
+                Ok(id)
+            };
+            for item in items {
+                writer.add(item, &mut put)?;
+            }
+            meta.items = writer.finish(&mut put)?;
+        }
+        for (id, object) in new_chunks {
+            self.add_reference(&id, object.as_deref())?;
+        }
+        let salt = msgpack::decode_one(original, Limits::ARCHIVE)
+            .ok()
+            .and_then(|(v, _)| {
+                v.get("tam")
+                    .and_then(|t| t.get("salt"))
+                    .and_then(Value::as_bytes)
+                    .map(<[u8]>::to_vec)
+            });
+        let packed = match salt {
+            Some(salt) if salt.len() == 64 => {
+                let mut fixed = [0u8; 64];
+                fixed.copy_from_slice(&salt);
+                self.store.key.pack_and_authenticate_metadata_with_salt(
+                    meta.to_value(),
+                    "archive",
+                    &fixed,
+                )
+            }
+            _ => self
+                .store
+                .key
+                .pack_and_authenticate_metadata(meta.to_value(), "archive"),
+        };
+        let id = self.store.key.id_hash(&packed);
+        let object = if self.chunks.contains_key(&id) {
+            None
+        } else {
+            Some(self.store.encode(&packed)?)
+        };
+        self.add_reference(&id, object.as_deref())?;
+        Ok(id)
+    }
+
+    fn orphan_chunks_check(&mut self, check_all: bool) -> Result<()> {
+        if !check_all {
+            log_info!("Orphaned objects check skipped (needs all archives checked).");
+            return Ok(());
+        }
+        let unused: Vec<[u8; 32]> = self
+            .order
+            .iter()
+            .filter(|id| self.chunks.get(*id) == Some(&0))
+            .copied()
+            .collect();
+        let orphaned = unused
+            .iter()
+            .filter(|id| !self.superseded.contains(*id))
+            .count();
+        if orphaned > 0 {
+            log_error!("{} orphaned objects found!", orphaned);
+            self.error_found = true;
+        }
+        if self.repair && !unused.is_empty() {
+            log_info!(
+                "Deleting {} orphaned and {} superseded objects...",
+                orphaned,
+                self.superseded.len()
+            );
+            for id in &unused {
+                match self.store.repo.delete(id) {
+                    Ok(()) | Err(RepoError::ObjectNotFound(..)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            log_info!("Finished deleting orphaned/superseded objects.");
+        }
+        Ok(())
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// borg's `valid_item` plus decoding: the item, and whether an Attic `acl` key was dropped.
+fn valid_item(v: Value, item_keys: &[Vec<u8>]) -> std::result::Result<(Item, bool), String> {
+    let Value::Map(mut entries) = v else {
+        return Err("not a dictionary".into());
+    };
+    let before = entries.len();
+    entries.retain(|(k, _)| k.as_bytes() != Some(b"acl"));
+    let acl_dropped = entries.len() != before;
+    let keys: Vec<&[u8]> = entries.iter().filter_map(|(k, _)| k.as_bytes()).collect();
+    let mut missing: Vec<&str> = REQUIRED_ITEM_KEYS
+        .iter()
+        .copied()
+        .filter(|r| !keys.contains(&r.as_bytes()))
+        .collect();
+    if !missing.is_empty() {
+        missing.sort_unstable();
+        return Err(format!("missing required keys: {}", missing.join(", ")));
+    }
+    let mut invalid: Vec<String> = entries
+        .iter()
+        .filter(|(k, _)| {
+            k.as_bytes()
+                .is_none_or(|k| !item_keys.iter().any(|x| x.as_slice() == k))
+        })
+        .map(|(k, _)| match k.as_bytes() {
+            Some(b) => String::from_utf8_lossy(b).into_owned(),
+            None => format!("{k:?}"),
+        })
+        .collect();
+    if !invalid.is_empty() {
+        invalid.sort();
+        return Err(format!("invalid keys: {}", invalid.join(", ")));
+    }
+    let item = Item::from_value(&Value::Map(entries))?;
+    Ok((item, acl_dropped))
+}
+
+/// borg's archive glob (`shellpattern.translate`, matched against the whole name).
+fn glob_regex(glob: &str) -> Option<regex::Regex> {
+    let chars: Vec<char> = glob.chars().collect();
+    let mut re = String::from("(?s)^");
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        match c {
+            '*' => {
+                if i + 1 < chars.len() && chars[i] == '*' && chars[i + 1] == '/' {
+                    re.push_str("(?:[^/]*/)*");
+                    i += 2;
+                } else {
+                    re.push_str("[^/]*");
+                }
+            }
+            '?' => re.push_str("[^/]"),
+            '[' => {
+                let mut j = i;
+                if j < chars.len() && chars[j] == '!' {
+                    j += 1;
+                }
+                if j < chars.len() && chars[j] == ']' {
+                    j += 1;
+                }
+                while j < chars.len() && chars[j] != ']' {
+                    j += 1;
+                }
+                if j >= chars.len() {
+                    re.push_str("\\[");
+                } else {
+                    let mut body: String = chars[i..j].iter().collect();
+                    i = j + 1;
+                    if let Some(rest) = body.strip_prefix('!') {
+                        body = format!("^{rest}");
+                    }
+                    let body = body.replace('\\', "\\\\").replace('[', "\\[");
+                    re.push('[');
+                    re.push_str(&body);
+                    re.push(']');
+                }
+            }
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    regex::Regex::new(&re).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_msgpacked_dicts_like_borg() {
+        let keys = packed_keys(&["path", "mtime"]);
+        let item = Value::sorted_map(vec![("path", Value::raw("a")), ("mtime", Value::int(1))]);
+        assert!(valid_msgpacked_dict(&item.to_bytes(), &keys));
+        assert!(!valid_msgpacked_dict(&[0x90], &keys));
+        assert!(!valid_msgpacked_dict(&[0x81], &keys));
+        assert!(!valid_msgpacked_dict(&[], &keys));
+    }
+
+    #[test]
+    fn robust_unpacker_resyncs_after_garbage() {
+        let keys = packed_keys(&["path", "mtime"]);
+        let a = Value::sorted_map(vec![("mtime", Value::int(1)), ("path", Value::raw("a"))]);
+        let b = Value::sorted_map(vec![("mtime", Value::int(2)), ("path", Value::raw("b"))]);
+        let mut u = RobustUnpacker::new(keys);
+        u.resync();
+        let mut data = vec![0xc1, 0x82, 0x00, 0xff];
+        data.extend(a.to_bytes());
+        data.extend(b.to_bytes());
+        u.feed(&data);
+        let Unpacked::Value(v) = u.next() else {
+            panic!("no item")
+        };
+        assert_eq!(v, a);
+        let Unpacked::Value(v) = u.next() else {
+            panic!("no item")
+        };
+        assert_eq!(v, b);
+        assert!(matches!(u.next(), Unpacked::NeedMore));
+    }
+
+    #[test]
+    fn globs_match_whole_names() {
+        let re = glob_regex("arch*").unwrap();
+        assert!(re.is_match("archive1"));
+        assert!(!re.is_match("xarchive1"));
+        let re = glob_regex("a[!b]?").unwrap();
+        assert!(re.is_match("acd"));
+        assert!(!re.is_match("abd"));
+    }
+
+    #[test]
+    fn valid_item_reports_like_borg() {
+        let keys = packed_keys(&[] as &[&str]);
+        let _ = keys;
+        let item_keys: Vec<Vec<u8>> = vec![b"path".to_vec(), b"mtime".to_vec()];
+        let v = Value::sorted_map(vec![("path", Value::raw("a"))]);
+        assert_eq!(
+            valid_item(v, &item_keys).unwrap_err(),
+            "missing required keys: mtime"
+        );
+        let v = Value::sorted_map(vec![
+            ("path", Value::raw("a")),
+            ("mtime", Value::int(1)),
+            ("bogus", Value::int(1)),
+        ]);
+        assert_eq!(
+            valid_item(v, &item_keys).unwrap_err(),
+            "invalid keys: bogus"
+        );
+        assert_eq!(
+            valid_item(Value::int(3), &item_keys).unwrap_err(),
+            "not a dictionary"
+        );
+    }
+}
