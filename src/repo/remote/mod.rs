@@ -291,6 +291,18 @@ impl RemoteRepository {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        {
+            use std::os::unix::process::CommandExt;
+            // Like borg: Ctrl-C must not kill the connection, the client still needs it to
+            // shut down cleanly.
+            // SAFETY: only calls signal(2), which is async-signal-safe, between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::signal(libc::SIGINT, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd.spawn().map_err(|e| {
             RepoError::ConnectionClosed(format!("Could not start {}: {e}", argv[0]))
         })?;
