@@ -346,6 +346,10 @@ fn restrict_to_path_and_repository() {
                 only_repo.display()
             ),
         ),
+        (
+            "borg_key",
+            &format!("borg serve --restrict-to-path {}", allowed.display()),
+        ),
     ]) else {
         return;
     };
@@ -378,6 +382,18 @@ fn restrict_to_path_and_repository() {
         "{}",
         r.stderr
     );
+
+    if borg_available() {
+        // The same refusal from the real borg serve, as hoard reports it.
+        s.env.set("BORG_RSH", &s.sshd.rsh_with("borg_key"));
+        let r = hoard(&s.env, &["init", "-e", "none", &s.url(&outside)]).expect_code(2);
+        assert_eq!(
+            last_line(&r.stderr),
+            format!("Repository path not allowed: {}", outside.display())
+        );
+        hoard(&s.env, &["init", "-e", "none", &s.url(&allowed.join("r3"))]).ok();
+        hoard(&s.env, &["check", &s.url(&allowed.join("r3"))]).ok();
+    }
 
     s.env.set("BORG_RSH", &s.sshd.rsh_with("repo_key"));
     hoard(&s.env, &["init", "-e", "none", &s.url(&only_repo)]).ok();
@@ -638,20 +654,21 @@ fn library_client_pipelines_puts_and_gets() {
     use hoard::repo::remote::{self, RemoteOpenOptions, RemoteRepository};
     use hoard::repo::{RepoError, Repository};
     let Some(s) = Setup::new(&[]) else { return };
-    remote::set_client_options(remote::ClientOptions {
+    let copts = remote::ClientOptions {
         rsh: Some(s.sshd.rsh()),
         remote_path: Some(hoard_bin().to_string_lossy().into_owned()),
         ..remote::ClientOptions::default()
-    });
+    };
     let path = s.env.path().join("librepo");
     let loc = Location::parse(Some(&s.url(&path)), None).expect("location");
-    let mut repo = RemoteRepository::open(
+    let mut repo = RemoteRepository::open_with(
         &loc,
         &RemoteOpenOptions {
             create: true,
             exclusive: true,
             ..RemoteOpenOptions::default()
         },
+        &copts,
     )
     .expect("create");
     let ids: Vec<[u8; 32]> = (0..500u32)
@@ -692,7 +709,8 @@ fn library_client_pipelines_puts_and_gets() {
     repo.put(&[5u8; 32], b"uncommitted").expect("put");
     repo.flush().expect("flush");
     drop(repo);
-    let mut repo = RemoteRepository::open(&loc, &RemoteOpenOptions::default()).expect("open");
+    let mut repo =
+        RemoteRepository::open_with(&loc, &RemoteOpenOptions::default(), &copts).expect("open");
     assert_eq!(repo.len().expect("len"), 500);
     assert!(!repo.contains(&[5u8; 32]).expect("contains"));
     // Server-side exceptions without a local class arrive as one-line remote errors.
@@ -707,4 +725,58 @@ fn library_client_pipelines_puts_and_gets() {
         other => panic!("expected an AssertionError, got {other:?}"),
     }
     assert_eq!(repo.len().expect("len"), 500);
+}
+
+#[test]
+fn killed_ssh_during_hoard_writes_against_borg_serve() {
+    use hoard::location::Location;
+    use hoard::repo::remote::{self, RemoteOpenOptions, RemoteRepository};
+    use hoard::repo::{RepoError, Repository};
+    if !borg_available() {
+        return;
+    }
+    let Some(s) = Setup::new(&[]) else { return };
+    let path = s.env.path().join("repo");
+    borg(&s.env, &["init", "-e", "none", &path.to_string_lossy()]).ok();
+    let before = borg(&s.env, &["list", "--short", &path.to_string_lossy()]).ok();
+    assert_eq!(before.out(), "");
+    let copts = remote::ClientOptions {
+        rsh: Some(s.sshd.rsh()),
+        remote_path: Some("borg".into()),
+        ..remote::ClientOptions::default()
+    };
+    let loc = Location::parse(Some(&s.url(&path)), None).expect("location");
+    let exclusive = RemoteOpenOptions {
+        exclusive: true,
+        lock_wait: Some(30.0),
+        ..RemoteOpenOptions::default()
+    };
+    let mut repo = RemoteRepository::open_with(&loc, &exclusive, &copts).expect("open");
+    let committed = repo.len().expect("len");
+    for i in 0..200u32 {
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        id[31] = 0xee;
+        repo.put(&id, &common::tree::pseudo_random(20_000, u64::from(i)))
+            .expect("put");
+    }
+    repo.flush().expect("flush");
+    let pid = repo.child_id().expect("ssh pid");
+    unsafe {
+        libc_kill(pid as i32, 9);
+    }
+    let start = Instant::now();
+    match repo.commit(false, 0.1) {
+        Err(RepoError::ConnectionClosed(_)) => {}
+        other => panic!("expected a closed connection, got {other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(20));
+    // Every later call reports the same, at once.
+    assert!(matches!(repo.len(), Err(RepoError::ConnectionClosed(_))));
+    drop(repo);
+    // borg serve drops the transaction and releases the lock; the repository is as before.
+    let mut repo = RemoteRepository::open_with(&loc, &exclusive, &copts).expect("reopen");
+    assert_eq!(repo.len().expect("len"), committed);
+    drop(repo);
+    borg(&s.env, &["check", &path.to_string_lossy()]).ok();
 }

@@ -281,10 +281,19 @@ pub struct RemoteRepository {
 }
 
 impl RemoteRepository {
-    /// Starts `serve` over `BORG_RSH`, negotiates and opens the repository at `loc`.
+    /// Starts `serve` over `BORG_RSH`, negotiates and opens the repository at `loc`, with
+    /// the process-wide [`ClientOptions`].
     pub fn open(loc: &Location, opts: &RemoteOpenOptions) -> Result<RemoteRepository> {
-        let copts = client_options();
-        let argv = command_line(loc, &copts, opts.storage_quota)?;
+        Self::open_with(loc, opts, &client_options())
+    }
+
+    /// [`RemoteRepository::open`] with explicit client options.
+    pub fn open_with(
+        loc: &Location,
+        opts: &RemoteOpenOptions,
+        copts: &ClientOptions,
+    ) -> Result<RemoteRepository> {
+        let argv = command_line(loc, copts, opts.storage_quota)?;
         tracing::debug!("SSH command line: {:?}", argv);
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
@@ -577,6 +586,11 @@ impl RemoteRepository {
         let id = self.send(method, args)?;
         self.async_ids.insert(id);
         Ok(())
+    }
+
+    /// The process id of the `BORG_RSH` child, while it runs.
+    pub fn child_id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Closes the connection: stdin is closed, the server closes the repository and exits.
