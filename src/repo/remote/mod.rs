@@ -645,15 +645,25 @@ impl RemoteRepository {
         limit: Option<usize>,
         marker: Option<&ObjectId>,
     ) -> Result<Vec<ObjectId>> {
-        let limit = limit
-            .map(|l| l.min(LIST_SCAN_LIMIT))
-            .unwrap_or(LIST_SCAN_LIMIT);
-        let marker = marker.map(Value::raw).unwrap_or(Value::Nil);
-        let v = self.call(
-            method,
-            &[("limit", Value::int(limit as u64)), ("marker", marker)],
-        )?;
-        Self::ids(v)
+        // Like borg's client, never ask for more than LIST_SCAN_LIMIT ids per call; without
+        // a limit, page through everything as a local repository would return it.
+        let mut out: Vec<ObjectId> = Vec::new();
+        let mut marker = marker.copied();
+        loop {
+            let want = match limit {
+                Some(l) => (l - out.len()).min(LIST_SCAN_LIMIT),
+                None => LIST_SCAN_LIMIT,
+            };
+            let m = marker.map(Value::raw).unwrap_or(Value::Nil);
+            let v = self.call(method, &[("limit", Value::int(want as u64)), ("marker", m)])?;
+            let batch = Self::ids(v)?;
+            let done = batch.len() < want || batch.is_empty();
+            marker = batch.last().copied().or(marker);
+            out.extend(batch);
+            if done || limit.is_some_and(|l| out.len() >= l) {
+                return Ok(out);
+            }
+        }
     }
 }
 
