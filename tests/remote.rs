@@ -635,6 +635,13 @@ fn bad_servers_give_one_clear_error() {
         &r.stderr,
         "Got unexpected RPC data format from server: C1 C1",
     );
+    // One that exits but leaves a process holding the pipes open.
+    std::fs::write(&fake, "#!/bin/sh\nsleep 40 &\nexit 0\n").expect("w");
+    let r = timed(&s.env, &["info", &url], Duration::from_secs(25)).expect_code(2);
+    common::assert_one_line_error(
+        &r.stderr,
+        "Connection closed by remote host. Is borg working on the server?",
+    );
     std::fs::write(&fake, "#!/bin/sh\nexit 0\n").expect("w");
     let r = timed(&s.env, &["info", &url], Duration::from_secs(20)).expect_code(2);
     common::assert_one_line_error(

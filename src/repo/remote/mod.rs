@@ -182,6 +182,19 @@ fn spawn_stderr_reader(mut err: impl Read + Send + 'static) -> JoinHandle<()> {
     })
 }
 
+/// Joins a reader thread, but gives up after a few seconds: a process that inherited the
+/// pipes (say, one left behind by `BORG_RSH`) must not make the client hang.
+fn join_briefly(t: Option<JoinHandle<()>>) {
+    let Some(t) = t else { return };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !t.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if t.is_finished() {
+        let _ = t.join();
+    }
+}
+
 /// Sleeps to keep the upload rate under a limit (borg's `SleepingBandwidthLimiter`).
 struct RateLimit {
     bytes_per_sec: u64,
@@ -505,9 +518,7 @@ impl RemoteRepository {
                 let _ = c.wait();
             }
         }
-        if let Some(t) = self.stderr_thread.take() {
-            let _ = t.join();
-        }
+        join_briefly(self.stderr_thread.take());
     }
 
     /// Sends one request; returns its msgid.
@@ -610,12 +621,8 @@ impl RemoteRepository {
                 }
             }
         }
-        if let Some(t) = self.stderr_thread.take() {
-            let _ = t.join();
-        }
-        if let Some(t) = self.stdout_thread.take() {
-            let _ = t.join();
-        }
+        join_briefly(self.stderr_thread.take());
+        join_briefly(self.stdout_thread.take());
     }
 
     fn ids(v: Value) -> Result<Vec<ObjectId>> {
