@@ -227,16 +227,21 @@ fn hoard_client_against_borg_serve() {
     assert_eq!(export.out(), local.out());
     // The repository made over the wire is a good borg repository, usable by borg.
     borg(&s.env, &["check", "--verify-data", &repo.to_string_lossy()]).ok();
+    // hoard create / extract over borg serve.
     let src = s.src_tree();
-    let mut c = command(&s.env, Path::new("borg"));
-    c.args(["create", &format!("{url}::a1"), "."])
-        .current_dir(&src);
+    hoard(&s.env, &["create", &format!("{url}::a1"), "src"]).ok();
+    let out = s.env.path().join("out");
+    std::fs::create_dir_all(&out).expect("out");
+    let mut c = command(&s.env, hoard_bin());
+    c.args(["extract", &format!("{url}::a1")]).current_dir(&out);
     run(c).ok();
+    common::tree::assert_same_tree(&src, &out.join("src"));
+    borg(&s.env, &["check", "--verify-data", &repo.to_string_lossy()]).ok();
     // hoard's archive-level commands over borg serve.
     let list = hoard(&s.env, &["list", "--short", &url]).ok();
     assert_eq!(list.out(), "a1\n");
     let files = hoard(&s.env, &["list", "--short", &format!("{url}::a1")]).ok();
-    assert!(files.out().contains("sub/b.bin"), "{}", files.out());
+    assert!(files.out().contains("src/sub/b.bin"), "{}", files.out());
     hoard(&s.env, &["check", &url]).ok();
     hoard(&s.env, &["check", "--verify-data", &url]).ok();
     hoard(&s.env, &["rename", &format!("{url}::a1"), "renamed"]).ok();
@@ -311,6 +316,21 @@ fn hoard_client_against_hoard_serve() {
     );
     hoard(&s.env, &["key", "export", &url]).ok();
     hoard(&s.env, &["break-lock", &url]).ok();
+    // A full round trip through hoard serve.
+    let src = s.src_tree();
+    hoard(&s.env, &["create", &format!("{url}::a1"), "src"]).ok();
+    std::fs::write(src.join("later"), "x").expect("w");
+    hoard(&s.env, &["create", &format!("{url}::a2"), "src"]).ok();
+    let out = s.env.path().join("out");
+    std::fs::create_dir_all(&out).expect("out");
+    let mut c = command(&s.env, hoard_bin());
+    c.args(["extract", &format!("{url}::a2")]).current_dir(&out);
+    run(c).ok();
+    common::tree::assert_same_tree(&src, &out.join("src"));
+    hoard(&s.env, &["prune", "--keep-last", "1", &url]).ok();
+    hoard(&s.env, &["compact", &url]).ok();
+    assert_eq!(hoard(&s.env, &["list", "--short", &url]).ok().out(), "a2\n");
+    hoard(&s.env, &["check", "--verify-data", &url]).ok();
     let missing = s.url(&s.env.path().join("nope"));
     let r = hoard(&s.env, &["info", &missing]).expect_code(2);
     assert_eq!(
@@ -786,4 +806,88 @@ fn killed_ssh_during_hoard_writes_against_borg_serve() {
     assert_eq!(repo.len().expect("len"), committed);
     drop(repo);
     borg(&s.env, &["check", &path.to_string_lossy()]).ok();
+}
+
+#[test]
+fn killed_ssh_during_hoard_create_against_borg_serve() {
+    if !borg_available() {
+        return;
+    }
+    let Some(mut s) = Setup::new(&[]) else { return };
+    s.env.set("BORG_REMOTE_PATH", "borg");
+    let repo = s.env.path().join("repo");
+    let url = s.url(&repo);
+    s.src_tree();
+    hoard(&s.env, &["init", "-e", "repokey", &url]).ok();
+    hoard(&s.env, &["create", &format!("{url}::first"), "src"]).ok();
+    let committed = dir_size(&repo);
+    let big = s.env.path().join("big");
+    std::fs::create_dir_all(&big).expect("big");
+    for i in 0..8 {
+        std::fs::write(
+            big.join(format!("f{i}")),
+            common::tree::pseudo_random(8_000_000, i),
+        )
+        .expect("w");
+    }
+    let mut c = command(&s.env, hoard_bin());
+    c.args([
+        "create",
+        "--compression",
+        "none",
+        &format!("{url}::second"),
+        "big",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("hoard create");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut killed = false;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if dir_size(&repo) > committed + 2_000_000 {
+            if let Some(pid) = child_pid(child.id(), "ssh") {
+                unsafe {
+                    libc_kill(pid, 9);
+                }
+                killed = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        killed,
+        "create finished before the ssh process could be killed"
+    );
+    let start = Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "client hung after the kill"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("Connection closed by remote host"),
+        "{stderr}"
+    );
+    hoard(
+        &s.env,
+        &[
+            "--lock-wait",
+            "30",
+            "create",
+            &format!("{url}::third"),
+            "src",
+        ],
+    )
+    .ok();
+    assert_eq!(
+        hoard(&s.env, &["list", "--short", &url]).ok().out(),
+        "first\nthird\n"
+    );
+    borg(&s.env, &["check", "--verify-data", &repo.to_string_lossy()]).ok();
 }

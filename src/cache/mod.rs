@@ -897,6 +897,19 @@ fn rollback(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+impl Cache {
+    /// True if the files cache has an entry for `path_hash`, changed or not: `create` then
+    /// reports a changed file as modified (`M`) rather than added (`A`), as borg's
+    /// `file_known_and_unchanged` does.
+    pub fn file_known(&self, path_hash: &[u8; 32]) -> bool {
+        !self.options.files_cache.disabled
+            && self
+                .files()
+                .as_ref()
+                .is_some_and(|fc| fc.get(path_hash).is_some())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,6 +101,12 @@ pub struct CommonOptions {
     pub debug_profile: Option<String>,
 }
 
+/// borg's `GlobSpec`/`PrefixSpec`/`CommentSpec`: the value with placeholders (`{hostname}`,
+/// `{now}`, …) replaced when the command line is parsed.
+pub fn placeholder_spec(s: &str) -> Result<String, String> {
+    crate::placeholders::replace_placeholders(s).map_err(|e| e.to_string())
+}
+
 fn parse_octal(s: &str) -> Result<u32, String> {
     u32::from_str_radix(s, 8).map_err(|e| format!("invalid umask {s:?}: {e}"))
 }
@@ -121,12 +127,28 @@ pub enum Command {
     Check(CheckArgs),
     /// Show archive details such as disk space used
     Info(InfoArgs),
+    /// Create new archive
+    Create(Box<super::cmd_create::CreateArgs>),
     /// List archive or repository contents
     List(super::cmd_list::ListArgs),
     /// Delete an existing repository or archives
     Delete(super::cmd_delete::DeleteArgs),
     /// Rename an existing archive
     Rename(super::cmd_rename::RenameArgs),
+    /// Prune repository archives according to specified rules
+    Prune(super::cmd_prune::PruneArgs),
+    /// Compact segment files in the repository
+    Compact(super::cmd_compact::CompactArgs),
+    /// Get, set, and delete values in a repository or cache config file
+    Config(super::cmd_config::ConfigArgs),
+    /// Run a user specified command with the repository lock held
+    WithLock(super::cmd_with_lock::WithLockArgs),
+    /// Extract archive contents
+    Extract(super::cmd_extract::ExtractArgs),
+    /// Export archive contents as a tarball
+    ExportTar(super::cmd_export_tar::ExportTarArgs),
+    /// Diff contents of two archives
+    Diff(super::cmd_diff::DiffArgs),
     /// Start in server mode. This command is usually not used manually.
     Serve(super::cmd_serve::ServeArgs),
 }
@@ -205,10 +227,10 @@ pub struct KeyImportArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct ArchiveFilter {
     /// only consider archive names starting with this prefix
-    #[arg(short = 'P', long, value_name = "PREFIX")]
+    #[arg(short = 'P', long, value_name = "PREFIX", value_parser = placeholder_spec)]
     pub prefix: Option<String>,
     /// only consider archive names matching the glob
-    #[arg(short = 'a', long = "glob-archives", value_name = "GLOB")]
+    #[arg(short = 'a', long = "glob-archives", value_name = "GLOB", value_parser = placeholder_spec)]
     pub glob_archives: Option<String>,
     /// Comma-separated list of sorting keys; valid keys are: timestamp, name, id
     #[arg(long = "sort-by", value_name = "KEYS", default_value = "timestamp")]

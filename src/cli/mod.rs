@@ -3,11 +3,19 @@
 //! (0 success, 1 warning, 2 error). This is the only layer that prints.
 
 pub mod args;
+pub mod cmd_compact;
+pub mod cmd_config;
+pub mod cmd_create;
 pub mod cmd_delete;
+pub mod cmd_diff;
+pub mod cmd_export_tar;
+pub mod cmd_extract;
 pub mod cmd_info_archive;
 pub mod cmd_list;
+pub mod cmd_prune;
 pub mod cmd_rename;
 pub mod cmd_serve;
+pub mod cmd_with_lock;
 pub mod log;
 pub mod output;
 
@@ -261,9 +269,13 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
                 EXIT_WARNING
             })
         }
+        Command::Create(a) => cmd_create::run(*a, common, &confirm),
         Command::List(a) => cmd_list::run(a, common, &confirm),
         Command::Delete(a) => cmd_delete::run(a, common, &confirm),
         Command::Rename(a) => cmd_rename::run(a, common, &confirm),
+        Command::Extract(a) => cmd_extract::run(a, common),
+        Command::ExportTar(a) => cmd_export_tar::run(a, common),
+        Command::Diff(a) => cmd_diff::run(a, common),
         Command::Info(a) => {
             let loc = location(a.location.as_deref())?;
             if cmd_info_archive::wants_archives(&a, loc.archive.is_some()) {
@@ -273,6 +285,10 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
             print_repo_info(&info, a.json, common.iec);
             Ok(EXIT_SUCCESS)
         }
+        Command::Prune(a) => cmd_prune::run(a, common),
+        Command::Compact(a) => cmd_compact::run(a, common),
+        Command::Config(a) => cmd_config::run(a, common),
+        Command::WithLock(a) => cmd_with_lock::run(a, common),
         Command::Serve(a) => Ok(cmd_serve::main(&a, common)),
     }
 }

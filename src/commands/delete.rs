@@ -176,20 +176,46 @@ fn delete_one(
     opts: &DeleteOptions,
     stats: &mut OpStats,
 ) -> Result<bool> {
-    let meta = ArchiveMeta::load(&mut opened.store, &info.id)?;
+    delete_archive(
+        opened,
+        cache,
+        &info.id,
+        &info.name,
+        opts.forced > 0,
+        opts.consider_part_files,
+        stats,
+    )
+}
+
+/// Deletes one archive (borg's `Archive.delete`): one reference less on every item-stream
+/// chunk, every content chunk and the metadata object (objects reaching zero references are
+/// deleted from the repository), and the manifest entry goes. Part files count into a
+/// separate tally unless `consider_part_files`. With `forced`, an undecodable item stream does
+/// not stop the deletion; the return value then says the archive was corrupted.
+/// The caller commits (manifest, repository, cache).
+pub fn delete_archive(
+    opened: &mut Opened,
+    cache: &mut Cache,
+    id: &[u8; 32],
+    name: &[u8],
+    forced: bool,
+    consider_part_files: bool,
+    stats: &mut OpStats,
+) -> Result<bool> {
+    let meta = ArchiveMeta::load(&mut opened.store, id)?;
     let mut part_stats = OpStats::default();
     let mut reader = ItemStreamReader::new();
     let mut error = false;
     let result: std::result::Result<(), ArchiveError> = (|| {
-        for id in &meta.items {
-            let data = opened.store.get(id, None)?;
+        for item_id in &meta.items {
+            let data = opened.store.get(item_id, None)?;
             reader.feed(&data);
-            cache.chunk_decref(&mut opened.store, id, stats)?;
+            cache.chunk_decref(&mut opened.store, item_id, stats)?;
             loop {
                 match reader.next_item() {
                     Ok(Some(item)) => {
                         if let Some(chunks) = &item.chunks {
-                            let part = !opts.consider_part_files && item.part.is_some();
+                            let part = !consider_part_files && item.part.is_some();
                             for c in chunks {
                                 let target = if part { &mut part_stats } else { &mut *stats };
                                 cache.chunk_decref(&mut opened.store, &c.id, target)?;
@@ -198,7 +224,7 @@ fn delete_one(
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        if opts.forced == 0 {
+                        if !forced {
                             return Err(e);
                         }
                         error = true;
@@ -210,13 +236,13 @@ fn delete_one(
         Ok(())
     })();
     if let Err(e) = result {
-        if opts.forced == 0 {
+        if !forced {
             return Err(e.into());
         }
         error = true;
     }
-    cache.chunk_decref(&mut opened.store, &info.id, stats)?;
-    opened.manifest.archives.remove(&info.name);
+    cache.chunk_decref(&mut opened.store, id, stats)?;
+    opened.manifest.archives.remove(name);
     cache.forget_archive(meta.size.unwrap_or(0), meta.csize.unwrap_or(0));
     Ok(error)
 }

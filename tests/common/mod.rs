@@ -156,6 +156,11 @@ impl Env {
         c
     }
 
+    /// A `Command` for any program in this environment (e.g. a frontend).
+    pub fn command_for(&self, program: &str) -> Command {
+        self.command(OsStr::new(program))
+    }
+
     /// A `Command` for hoard in this environment.
     pub fn hoard_cmd(&self) -> Command {
         self.command(OsStr::new(env!("CARGO_BIN_EXE_hoard")))

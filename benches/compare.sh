@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Whole-command comparison of hoard and borg 1.2 on the same data, in the same run.
+#
+#   benches/compare.sh [--size-mb N] [--reps N] [--phases "create recreate extract check verify"]
+#
+# Builds a tree of real files copied from /usr (default ~1100 MB), then for each repetition runs
+# borg and hoard alternately on fresh repositories (repokey, -C lz4) and measures every phase
+# with /usr/bin/time: wall time, CPU time (user+sys) and peak RSS. Prints the medians and the
+# hoard/borg ratio per phase. Needs: borg, GNU time, a release build of hoard (built here).
+set -euo pipefail
+
+size_mb=1100
+reps=3
+phases="create recreate extract check verify"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --size-mb) size_mb=$2; shift 2 ;;
+    --reps) reps=$2; shift 2 ;;
+    --phases) phases=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
+(cd "$here" && cargo build --release --quiet --bin hoard)
+hoard=$CARGO_TARGET_DIR/release/hoard
+command -v borg >/dev/null || { echo "borg is required (apt-get install borgbackup)" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "GNU time is required (apt-get install time)" >&2; exit 2; }
+
+work=${BENCH_DIR:-/var/tmp/hoard-bench}
+mkdir -p "$work"
+tree=$work/tree
+if [ ! -f "$tree/.complete-$size_mb" ]; then
+  echo "building a ${size_mb} MB tree of real files under $tree ..." >&2
+  rm -rf "$tree"; mkdir -p "$tree"
+  # whole directories from /usr until the size is reached (real mix of sizes and types)
+  limit=$((size_mb * 1024 * 1024))
+  total=0
+  for d in /usr/lib/x86_64-linux-gnu /usr/share /usr/lib/python3 /usr/lib/gcc /usr/bin /usr/lib; do
+    [ -d "$d" ] || continue
+    for e in "$d"/*; do
+      [ "$total" -ge "$limit" ] && break 2
+      s=$(du -sb "$e" 2>/dev/null | cut -f1)
+      [ -z "$s" ] && continue
+      dest="$tree/$(echo "$d" | tr / _)"
+      mkdir -p "$dest"
+      cp -a "$e" "$dest/" 2>/dev/null || true
+      total=$((total + s))
+    done
+  done
+  touch "$tree/.complete-$size_mb"
+fi
+files=$(find "$tree" -type f | wc -l)
+bytes=$(du -sb "$tree" | cut -f1)
+echo "tree: $files files, $((bytes / 1024 / 1024)) MiB" >&2
+
+export BORG_PASSPHRASE=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+results=$work/results.tsv
+: > "$results"
+
+# measure TOOL PHASE CMD... : appends "tool phase wall cpu rss_kb" to the results
+measure() {
+  local tool=$1 phase=$2; shift 2
+  local out
+  out=$( { /usr/bin/time -f "%e %U %S %M" "$@" >/dev/null 2>"$work/stderr.$tool"; } 2>&1 | tail -1)
+  read -r wall user sys rss <<<"$out"
+  echo -e "$tool\t$phase\t$wall\t$(echo "$user + $sys" | bc)\t$rss" >> "$results"
+}
+
+run_tool() {
+  local tool=$1 bin=$2 rep=$3
+  local base=$work/$tool-base-$rep repo=$work/$tool-repo-$rep dest=$work/$tool-extract-$rep
+  rm -rf "$base" "$repo" "$dest"; mkdir -p "$base" "$dest"
+  export BORG_BASE_DIR=$base
+  "$bin" init -e repokey "$repo" >/dev/null 2>&1
+  sync
+  for phase in $phases; do
+    case $phase in
+      create)   measure "$tool" create   "$bin" create -C lz4 "$repo::first" "$tree" ;;
+      recreate) measure "$tool" recreate "$bin" create -C lz4 "$repo::second" "$tree" ;;
+      extract)  (cd "$dest" && measure "$tool" extract "$bin" extract "$repo::first") ;;
+      check)    measure "$tool" check    "$bin" check "$repo" ;;
+      verify)   measure "$tool" verify   "$bin" check --verify-data "$repo" ;;
+    esac
+  done
+  rm -rf "$base" "$repo" "$dest"
+}
+
+for rep in $(seq 1 "$reps"); do
+  echo "repetition $rep/$reps" >&2
+  if [ $((rep % 2)) -eq 1 ]; then
+    run_tool borg borg "$rep"; run_tool hoard "$hoard" "$rep"
+  else
+    run_tool hoard "$hoard" "$rep"; run_tool borg borg "$rep"
+  fi
+done
+
+python3 - "$results" "$phases" <<'PY'
+import statistics, sys
+rows = [l.split('\t') for l in open(sys.argv[1]).read().splitlines() if l]
+phases = sys.argv[2].split()
+def med(tool, phase, col):
+    v = [float(r[col]) for r in rows if r[0] == tool and r[1] == phase]
+    return statistics.median(v) if v else float('nan')
+print(f"{'phase':<10} {'borg wall':>10} {'hoard wall':>11} {'ratio':>7} {'borg cpu':>9} {'hoard cpu':>10} {'borg RSS MB':>12} {'hoard RSS MB':>13}")
+for p in phases:
+    bw, hw = med('borg', p, 2), med('hoard', p, 2)
+    bc, hc = med('borg', p, 3), med('hoard', p, 3)
+    br, hr = med('borg', p, 4) / 1024, med('hoard', p, 4) / 1024
+    print(f"{p:<10} {bw:>10.2f} {hw:>11.2f} {hw / bw:>7.2f} {bc:>9.2f} {hc:>10.2f} {br:>12.1f} {hr:>13.1f}")
+PY

@@ -1,0 +1,65 @@
+//! `hoard config`: arguments and output of [`commands::config`](crate::commands::config).
+
+use clap::Args;
+
+use super::args::CommonOptions;
+use super::{confirm, location, print_stdout, EXIT_SUCCESS, EXIT_WARNING};
+use crate::commands::config::{ConfigAction, ConfigOutcome, ConfigRequest};
+use crate::commands::{self, CommandError};
+
+/// `config`
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// repository to configure
+    #[arg(value_name = "REPOSITORY")]
+    pub location: Option<String>,
+    /// name of config key
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// new value for key
+    #[arg(value_name = "VALUE")]
+    pub value: Option<String>,
+    /// get and set values from the repo cache
+    #[arg(short = 'c', long)]
+    pub cache: bool,
+    /// delete the key from the config file
+    #[arg(short = 'd', long, conflicts_with = "list")]
+    pub delete: bool,
+    /// list the configuration of the repo
+    #[arg(short = 'l', long)]
+    pub list: bool,
+}
+
+/// Runs `config`: values go to stdout, a missing key to stderr with exit code 1.
+pub fn run(a: ConfigArgs, common: &CommonOptions) -> Result<i32, CommandError> {
+    let loc = location(a.location.as_deref())?;
+    let action = if a.delete {
+        ConfigAction::Delete
+    } else if a.list {
+        ConfigAction::List
+    } else {
+        match a.value {
+            // borg tests the value for truth: an empty VALUE means "get".
+            Some(v) if !v.is_empty() => ConfigAction::Set(v),
+            _ => ConfigAction::Get,
+        }
+    };
+    let req = ConfigRequest {
+        name: a.name,
+        action,
+        cache: a.cache,
+        lock_wait: common.lock_wait,
+        lock: !common.bypass_lock,
+    };
+    match commands::config::run(&loc, &req, &confirm)? {
+        ConfigOutcome::Print(text) => {
+            print_stdout(&text);
+            Ok(EXIT_SUCCESS)
+        }
+        ConfigOutcome::Missing(msg) => {
+            eprintln!("{msg}");
+            Ok(EXIT_WARNING)
+        }
+        ConfigOutcome::Done => Ok(EXIT_SUCCESS),
+    }
+}

@@ -1,0 +1,147 @@
+//! `export-tar`: clap arguments, output file / filter process handling.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use clap::Args;
+
+use crate::commands::export_tar::{self, ExportTarOptions};
+use crate::commands::extract;
+use crate::commands::CommandError;
+
+use super::args::CommonOptions;
+use super::cmd_extract::{CliReporter, PatternOptions, Selector};
+use super::log;
+
+/// `export-tar`
+#[derive(Debug, Args)]
+pub struct ExportTarArgs {
+    /// archive to export
+    #[arg(value_name = "ARCHIVE")]
+    pub location: String,
+    /// output tar file. "-" to write to stdout instead.
+    #[arg(value_name = "FILE")]
+    pub tarfile: String,
+    /// paths to extract; patterns are supported
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// filter program to pipe data through
+    #[arg(long = "tar-filter", value_name = "TAR_FILTER", default_value = "auto")]
+    pub tar_filter: String,
+    /// output verbose list of items (files, dirs, ...)
+    #[arg(long = "list")]
+    pub list: bool,
+    /// Remove the specified number of leading path elements. Paths with fewer elements will be silently skipped.
+    #[arg(long = "strip-components", value_name = "NUMBER", default_value_t = 0)]
+    pub strip_components: usize,
+    /// exclusion options
+    #[command(flatten)]
+    pub patterns: PatternOptions,
+}
+
+/// Runs `export-tar`; returns the exit code.
+pub fn run(a: ExportTarArgs, common: &CommonOptions) -> Result<i32, CommandError> {
+    let loc = crate::location::Location::parse_env(Some(&a.location))?;
+    let mut selector = Selector::new(&a.paths, &a.patterns)?;
+    let filter_cmd: Option<String> = if a.tar_filter == "auto" {
+        export_tar::auto_filter(&a.tarfile).map(str::to_string)
+    } else {
+        Some(a.tar_filter.clone()).filter(|f| !f.is_empty())
+    };
+    let (mut opened, meta) = extract::open_archive(&loc, common.lock_wait, &super::confirm)?;
+    let opts = ExportTarOptions {
+        strip_components: a.strip_components,
+        consider_part_files: common.consider_part_files,
+        progress: common.progress,
+    };
+    let mut reporter = CliReporter::new(a.list, "Processing");
+    let partial = selector.is_partial();
+    let mut sel = |p: &[u8]| selector.matches(p);
+
+    let dest: Stdio = if a.tarfile == "-" {
+        Stdio::inherit()
+    } else {
+        let f = std::fs::File::create(&a.tarfile)
+            .map_err(|e| CommandError::new(format!("{}: {e}", a.tarfile)))?;
+        if filter_cmd.is_none() {
+            let mut w = std::io::BufWriter::new(f);
+            let outcome = export_tar::export_tar(
+                &mut opened.store,
+                &meta,
+                &opts,
+                &mut sel,
+                partial,
+                &mut reporter,
+                &mut w,
+            )?;
+            w.flush()?;
+            return Ok(finish(outcome.warnings, &selector));
+        }
+        Stdio::from(f)
+    };
+    let outcome = match filter_cmd {
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            export_tar::export_tar(
+                &mut opened.store,
+                &meta,
+                &opts,
+                &mut sel,
+                partial,
+                &mut reporter,
+                &mut out,
+            )?
+        }
+        Some(cmd) => {
+            let argv = shell_words::split(&cmd)
+                .map_err(|e| CommandError::new(format!("invalid --tar-filter {cmd:?}: {e}")))?;
+            let (prog, args) = argv
+                .split_first()
+                .ok_or_else(|| CommandError::new("empty --tar-filter"))?;
+            let mut child = Command::new(prog)
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(dest)
+                .spawn()
+                .map_err(|e| CommandError::new(format!("filter {cmd} failed to start: {e}")))?;
+            let mut stdin = child
+                .stdin
+                .take()
+                .ok_or_else(|| CommandError::new("filter stdin"))?;
+            let res = export_tar::export_tar(
+                &mut opened.store,
+                &meta,
+                &opts,
+                &mut sel,
+                partial,
+                &mut reporter,
+                &mut stdin,
+            );
+            drop(stdin);
+            let status = child.wait()?;
+            let outcome = res?;
+            if !status.success() {
+                return Err(CommandError::new(format!(
+                    "filter {cmd} failed, rc={}",
+                    status.code().unwrap_or(-1)
+                )));
+            }
+            outcome
+        }
+    };
+    Ok(finish(outcome.warnings, &selector))
+}
+
+fn finish(warned: bool, selector: &Selector) -> i32 {
+    let mut warned = warned;
+    for w in selector.unmatched_warnings() {
+        log::warning(&w);
+        warned = true;
+    }
+    if warned {
+        super::EXIT_WARNING
+    } else {
+        super::EXIT_SUCCESS
+    }
+}

@@ -1,0 +1,293 @@
+//! `extract`: clap arguments and the printing side (list lines, warnings, progress).
+
+use std::io::Write;
+
+use clap::Args;
+
+use crate::commands::extract::{self, ExtractOptions, Reporter};
+use crate::commands::CommandError;
+
+use super::args::CommonOptions;
+use super::log;
+
+/// Borg's exclusion options shared by `extract`, `export-tar` and `diff`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PatternOptions {
+    /// exclude paths matching PATTERN
+    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// read exclude patterns from EXCLUDEFILE, one per line
+    #[arg(long = "exclude-from", value_name = "EXCLUDEFILE")]
+    pub exclude_from: Vec<String>,
+    /// include/exclude paths matching PATTERN
+    #[arg(long = "pattern", value_name = "PATTERN", allow_hyphen_values = true)]
+    pub pattern: Vec<String>,
+    /// read include/exclude patterns from PATTERNFILE, one per line
+    #[arg(long = "patterns-from", value_name = "PATTERNFILE")]
+    pub patterns_from: Vec<String>,
+}
+
+/// `extract`
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// archive to extract
+    #[arg(value_name = "ARCHIVE")]
+    pub location: Option<String>,
+    /// paths to extract; patterns are supported
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// output verbose list of items (files, dirs, ...)
+    #[arg(long = "list")]
+    pub list: bool,
+    /// do not actually change any files
+    #[arg(short = 'n', long = "dry-run")]
+    pub dry_run: bool,
+    /// only obey numeric user and group identifiers
+    #[arg(long = "numeric-ids", alias = "numeric-owner")]
+    pub numeric_ids: bool,
+    /// do not extract/set flags (e.g. NODUMP, IMMUTABLE)
+    #[arg(long = "noflags", alias = "nobsdflags")]
+    pub noflags: bool,
+    /// do not extract/set ACLs
+    #[arg(long = "noacls")]
+    pub noacls: bool,
+    /// do not extract/set xattrs
+    #[arg(long = "noxattrs")]
+    pub noxattrs: bool,
+    /// write all extracted data to stdout
+    #[arg(long = "stdout")]
+    pub stdout: bool,
+    /// create holes in output sparse file from all-zero chunks
+    #[arg(long = "sparse")]
+    pub sparse: bool,
+    /// Remove the specified number of leading path elements. Paths with fewer elements will be silently skipped.
+    #[arg(long = "strip-components", value_name = "NUMBER", default_value_t = 0)]
+    pub strip_components: usize,
+    /// exclusion options
+    #[command(flatten)]
+    pub patterns: PatternOptions,
+}
+
+/// A path selector built from PATH arguments and pattern options (borg's `build_matcher`).
+pub struct Selector {
+    matcher: crate::patterns::PatternMatcher,
+}
+
+impl Selector {
+    /// Builds the selector. Pattern options are applied in the order `--exclude`,
+    /// `--exclude-from`, `--pattern`, `--patterns-from` (borg keeps their command-line order);
+    /// roots from `R` lines count as PATH arguments, as in borg.
+    pub fn new(paths: &[String], patterns: &PatternOptions) -> Result<Selector, CommandError> {
+        use std::ffi::{OsStr, OsString};
+        let perr = |e: crate::patterns::PatternError| CommandError::new(e.to_string());
+        let mut args = crate::patterns::PatternArgs::default();
+        for e in &patterns.exclude {
+            args.add_exclude(OsStr::new(e)).map_err(perr)?;
+        }
+        for f in &patterns.exclude_from {
+            args.add_exclude_from(std::path::Path::new(f))
+                .map_err(perr)?;
+        }
+        for p in &patterns.pattern {
+            args.add_pattern(OsStr::new(p)).map_err(perr)?;
+        }
+        for f in &patterns.patterns_from {
+            args.add_patterns_from(std::path::Path::new(f))
+                .map_err(perr)?;
+        }
+        let mut include: Vec<OsString> = paths.iter().map(OsString::from).collect();
+        include.extend(args.roots.iter().cloned());
+        let matcher = crate::patterns::build_matcher(args.rules, &include).map_err(perr)?;
+        Ok(Selector { matcher })
+    }
+
+    /// True if the selector restricts the items (PATHs or patterns given).
+    pub fn is_partial(&self) -> bool {
+        !self.matcher.is_empty()
+    }
+
+    /// Whether `path` (archive path) is selected.
+    pub fn matches(&mut self, path: &[u8]) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        self.matcher
+            .matches(std::ffi::OsStr::from_bytes(path))
+            .included
+            .unwrap_or(false)
+    }
+
+    /// borg's "Include pattern '…' never matched." warnings.
+    pub fn unmatched_warnings(&self) -> Vec<String> {
+        self.matcher.unmatched_include_warnings()
+    }
+}
+
+/// Writes a record of a borg output logger that is enabled independently of the log level
+/// (`borg.output.list` with `--list`, progress).
+pub fn output_line(name: &str, message: &str, terminator: &str) {
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    if log::json_enabled() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        // Python's json.dumps with borg's field order, as `log::log` writes it.
+        let q = |t: &str| super::output::ascii_escape(&serde_json::Value::from(t).to_string());
+        let _ = writeln!(
+            err,
+            "{{\"type\": \"log_message\", \"time\": {}, \"message\": {}, \"levelname\": \"INFO\", \"name\": {}}}",
+            serde_json::Value::from(t),
+            q(message),
+            q(name)
+        );
+    } else {
+        let _ = write!(err, "{message}{terminator}");
+        let _ = err.flush();
+    }
+}
+
+/// Prints `extract` / `export-tar` events as borg does (`ProgressIndicatorPercent`).
+pub struct CliReporter {
+    /// `--list` given.
+    pub list: bool,
+    /// The progress format's label (`Extracting` or `Processing`).
+    pub label: &'static str,
+    /// The next percentage to show (borg shows every 0.1 %).
+    pub trigger_at: f64,
+    /// Operation id in JSON progress records.
+    pub operation: u32,
+}
+
+impl CliReporter {
+    /// A reporter for one operation.
+    pub fn new(list: bool, label: &'static str) -> Self {
+        CliReporter {
+            list,
+            label,
+            trigger_at: 0.0,
+            operation: 1,
+        }
+    }
+
+    fn json_progress(&self, fields: Vec<(&str, serde_json::Value)>, finished: bool) {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let mut parts: Vec<String> = fields
+            .into_iter()
+            .map(|(k, v)| format!("\"{k}\": {}", super::output::json_line(&v)))
+            .collect();
+        parts.push(format!("\"operation\": {}", self.operation));
+        parts.push("\"msgid\": \"extract\"".into());
+        parts.push("\"type\": \"progress_percent\"".into());
+        parts.push(format!("\"finished\": {finished}"));
+        parts.push(format!("\"time\": {}", serde_json::Value::from(t)));
+        let stderr = std::io::stderr();
+        let mut err = stderr.lock();
+        let _ = writeln!(err, "{{{}}}", parts.join(", "));
+    }
+}
+
+impl Reporter for CliReporter {
+    fn list(&mut self, path: &[u8]) {
+        if self.list {
+            output_line("borg.output.list", &extract::remove_surrogates(path), "\n");
+        }
+    }
+
+    fn warning(&mut self, message: &str) {
+        log::warning(message);
+    }
+
+    fn progress(&mut self, before: u64, after: u64, total: u64, path: &[u8]) {
+        let pct = before as f64 * 100.0 / total as f64;
+        if pct < self.trigger_at {
+            return;
+        }
+        self.trigger_at += 0.1;
+        let path = extract::remove_surrogates(path);
+        let text = format!("{pct:5.1}% {}: {path}", self.label);
+        if log::json_enabled() {
+            self.json_progress(
+                vec![
+                    ("message", serde_json::json!(text)),
+                    ("current", serde_json::json!(after)),
+                    ("total", serde_json::json!(total)),
+                    ("info", serde_json::json!([path])),
+                ],
+                false,
+            );
+        } else {
+            output_line("borg.output.progress", &text, "\r");
+        }
+    }
+
+    fn progress_message(&mut self, message: &str) {
+        if log::json_enabled() {
+            self.json_progress(
+                vec![
+                    ("message", serde_json::json!(message)),
+                    ("current", serde_json::json!(0)),
+                    ("total", serde_json::json!(0)),
+                    ("info", serde_json::Value::Null),
+                ],
+                false,
+            );
+        } else {
+            output_line("borg.output.progress", message, "\r");
+        }
+    }
+
+    fn progress_finish(&mut self) {
+        if log::json_enabled() {
+            self.json_progress(Vec::new(), true);
+        } else {
+            output_line("borg.output.progress", "", "\r");
+        }
+    }
+}
+
+/// Runs `extract` from parsed arguments; returns the exit code.
+pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> {
+    let loc = crate::location::Location::parse_env(a.location.as_deref())?;
+    let mut selector = Selector::new(&a.paths, &a.patterns)?;
+    let opts = ExtractOptions {
+        strip_components: a.strip_components,
+        dry_run: a.dry_run,
+        stdout: a.stdout,
+        sparse: a.sparse,
+        numeric_ids: a.numeric_ids,
+        noacls: a.noacls,
+        noxattrs: a.noxattrs,
+        noflags: a.noflags,
+        consider_part_files: common.consider_part_files,
+        progress: common.progress,
+        lock_wait: common.lock_wait,
+    };
+    let mut reporter = CliReporter::new(a.list, "Extracting");
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let partial = selector.is_partial();
+    let mut filter = |p: &[u8]| selector.matches(p);
+    let outcome = extract::run(
+        &loc,
+        std::path::Path::new("."),
+        &opts,
+        &mut filter,
+        partial,
+        &mut reporter,
+        &mut out,
+        &super::confirm,
+    )?;
+    let mut warned = outcome.warnings;
+    for w in selector.unmatched_warnings() {
+        log::warning(&w);
+        warned = true;
+    }
+    Ok(if warned {
+        super::EXIT_WARNING
+    } else {
+        super::EXIT_SUCCESS
+    })
+}

@@ -1,0 +1,492 @@
+//! `create ARCHIVE PATH...`: back up files into a new archive, as borg 1.2's `do_create` with
+//! its `FilesystemObjectProcessors`, `MetadataCollector` and `ChunksProcessor`.
+//!
+//! The work is split into steps with plain data handed between them, so that a later version
+//! can run them in parallel:
+//! * [`walk`]: walks the paths in borg's order and decides what each object is;
+//! * [`meta`]: collects an object's metadata into an [`Item`];
+//! * [`files`]: reads, chunks and hashes file contents ([`files::HashedChunk`]) and stores them;
+//! * this module: the archive being written (item stream, statistics, checkpoints, `save`).
+//!
+//! Nothing here prints: per-file status, warnings and progress go to a [`Reporter`].
+
+mod error;
+mod files;
+mod meta;
+mod walk;
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use crate::archive::item::Item;
+use crate::archive::meta::ArchiveMeta;
+use crate::archive::stream::ItemStreamWriter;
+use crate::archive::{ArchiveRef, Operation};
+use crate::cache::{Cache, CacheOptions, FilesCacheMode, IndexStats, OpStats};
+use crate::chunker::{ChunkerParams, MAX_DATA_SIZE};
+use crate::compress::Compression;
+use crate::crypto::{Key, KeyType};
+use crate::location::Location;
+use crate::patterns::PatternMatcher;
+
+use super::common::{self, Access, KeyLocation, Opened};
+use super::{CommandError, Result};
+
+pub use error::{make_path_safe, normpath, remove_surrogates, show_path, BackupError};
+pub use meta::MetaOptions;
+
+/// Where per-file output goes (the CLI prints it borg-style).
+pub trait Reporter {
+    /// A file's status letter (`A`, `M`, `U`, `d`, `s`, `h`, `x`, `E`, `-`, …) and its path as
+    /// walked.
+    fn file_status(&mut self, status: char, path: &[u8]);
+    /// A warning line (the caller sets exit code 1 when [`CreateOutcome::warning`] is set).
+    fn warning(&mut self, message: &str);
+    /// Progress after an item or a chunk (`path` None for the final call).
+    fn progress(&mut self, stats: &ArchiveStats, path: Option<&[u8]>);
+}
+
+/// `-` paths: how stdin is stored.
+#[derive(Debug, Clone)]
+pub struct StdinOptions {
+    /// `--stdin-name`
+    pub name: String,
+    /// `--stdin-user`
+    pub user: String,
+    /// `--stdin-group`
+    pub group: String,
+    /// `--stdin-mode`
+    pub mode: u32,
+}
+
+/// Everything `create` is told.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// Name of the new archive (placeholders already replaced).
+    pub archive: String,
+    /// Paths to back up, in order (`-` is stdin).
+    pub paths: Vec<OsString>,
+    /// `-C`
+    pub compression: Compression,
+    /// `--chunker-params`
+    pub chunker_params: ChunkerParams,
+    /// `--files-cache`
+    pub files_cache: FilesCacheMode,
+    /// Metadata options.
+    pub meta: MetaOptions,
+    /// `--exclude-caches`
+    pub exclude_caches: bool,
+    /// `--exclude-if-present`
+    pub exclude_if_present: Vec<OsString>,
+    /// `--keep-exclude-tags`
+    pub keep_exclude_tags: bool,
+    /// `--exclude-nodump`
+    pub exclude_nodump: bool,
+    /// `-x`
+    pub one_file_system: bool,
+    /// `--read-special`
+    pub read_special: bool,
+    /// `-n`
+    pub dry_run: bool,
+    /// `--comment`
+    pub comment: String,
+    /// `--timestamp`
+    pub timestamp: Option<DateTime<Utc>>,
+    /// `-c` seconds (0: never).
+    pub checkpoint_interval: u64,
+    /// stdin naming.
+    pub stdin: StdinOptions,
+    /// argv, stored as the archive's `cmdline`.
+    pub cmdline: Vec<String>,
+    /// Lock wait seconds.
+    pub lock_wait: f64,
+    /// Report progress.
+    pub progress: bool,
+    /// `--content-from-command`: `paths` is a command whose stdout is stored.
+    pub content_from_command: bool,
+    /// `--paths-from-stdin`: back up the paths listed on stdin (no recursion).
+    pub paths_from_stdin: bool,
+    /// `--paths-from-command`: `paths` is a command that lists the paths.
+    pub paths_from_command: bool,
+    /// `--sparse`: find holes with `SEEK_HOLE` (fixed chunker only).
+    pub sparse: bool,
+    /// `--paths-delimiter` (default newline).
+    pub paths_delimiter: Vec<u8>,
+}
+
+/// borg's `Statistics` for the archive being written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArchiveStats {
+    /// Original size of referenced chunks.
+    pub osize: u64,
+    /// Compressed size of referenced chunks.
+    pub csize: u64,
+    /// Compressed size of chunks this archive added (deduplicated size).
+    pub usize: u64,
+    /// Regular files.
+    pub nfiles: u64,
+    /// Original size referenced by part files.
+    pub osize_parts: u64,
+    /// Compressed size referenced by part files.
+    pub csize_parts: u64,
+    /// Part files.
+    pub nfiles_parts: u64,
+}
+
+impl ArchiveStats {
+    /// Adds what one cache operation counted.
+    fn add_op(&mut self, op: &OpStats) {
+        self.osize += op.osize;
+        self.csize += op.csize;
+        self.usize += op.ucsize;
+    }
+}
+
+/// What a finished `create` reports.
+#[derive(Debug, Clone)]
+pub struct CreateOutcome {
+    /// Some file could not be backed up (exit code 1).
+    pub warning: bool,
+    /// The archive, unless `--dry-run`.
+    pub archive: Option<ArchiveSummary>,
+}
+
+/// The new archive and the repository it is in (for `--stats` and `--json`).
+#[derive(Debug, Clone)]
+pub struct ArchiveSummary {
+    /// Name.
+    pub name: String,
+    /// Fingerprint.
+    pub id: [u8; 32],
+    /// Start, UTC.
+    pub start: DateTime<Utc>,
+    /// End, UTC.
+    pub end: DateTime<Utc>,
+    /// The statistics borg shows for "This archive".
+    pub stats: ArchiveStats,
+    /// Metadata object csize / MAX_DATA_SIZE.
+    pub max_archive_size: f64,
+    /// The argv stored.
+    pub command_line: Vec<String>,
+    /// Repository id.
+    pub repository_id: [u8; 32],
+    /// Canonical location.
+    pub location: String,
+    /// Manifest timestamp after the commit.
+    pub last_modified: String,
+    /// Key mode.
+    pub key_type: KeyType,
+    /// Key location.
+    pub key_location: KeyLocation,
+    /// Cache directory.
+    pub cache_path: std::path::PathBuf,
+    /// Cache totals after the commit.
+    pub cache_stats: IndexStats,
+}
+
+/// The archive being written: the repository, the cache, the item stream and the statistics.
+pub(crate) struct Sink<'o> {
+    opened: &'o mut Opened,
+    cache: Cache,
+    key: Key,
+    items: ItemStreamWriter,
+    /// borg's `fso.stats` (file chunks) plus the item-stream chunks flushed while walking.
+    stats: ArchiveStats,
+    hard_links: HashMap<(u64, u64), Vec<u8>>,
+    zero_ids: HashMap<usize, [u8; 32]>,
+    last_checkpoint: Instant,
+    checkpoint_name: String,
+    start_mono: Instant,
+}
+
+/// The state of one `create` run.
+pub(crate) struct Backup<'a, 'o> {
+    opts: &'a CreateOptions,
+    reporter: &'a mut dyn Reporter,
+    matcher: Option<PatternMatcher>,
+    /// None with `--dry-run`.
+    sink: Option<Sink<'o>>,
+    warned: bool,
+    /// A repository failure met inside the walk; ends the run.
+    fatal: Option<CommandError>,
+    skip_inodes: HashSet<(u64, u64)>,
+    cwd: Vec<u8>,
+}
+
+impl Backup<'_, '_> {
+    /// Logs a warning and remembers exit code 1.
+    fn warn(&mut self, message: &str) {
+        self.warned = true;
+        self.reporter.warning(message);
+    }
+
+    /// Reports a status letter.
+    fn status(&mut self, status: char, path: &[u8]) {
+        self.reporter.file_status(status, path);
+    }
+}
+
+/// Runs `create`. `loc` names the repository; the archive name is in `opts`; `matcher` holds
+/// the `--exclude` / `--pattern` rules (borg's `create` matcher, fallback "include").
+pub fn run(
+    loc: &Location,
+    opts: &CreateOptions,
+    matcher: Option<PatternMatcher>,
+    reporter: &mut dyn Reporter,
+    confirm: crate::security::Confirm<'_>,
+) -> Result<CreateOutcome> {
+    let start = Utc::now();
+    let start_mono = Instant::now();
+    let cwd = std::env::current_dir()
+        .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec())
+        .unwrap_or_else(|_| b"/".to_vec());
+    if opts.dry_run {
+        let mut b = Backup {
+            opts,
+            reporter,
+            matcher,
+            sink: None,
+            warned: false,
+            fatal: None,
+            skip_inodes: HashSet::new(),
+            cwd,
+        };
+        b.add_skip_inodes(loc);
+        b.walk_all()?;
+        return Ok(CreateOutcome {
+            warning: b.warned,
+            archive: None,
+        });
+    }
+    let access = Access {
+        exclusive: true,
+        lock_wait: opts.lock_wait,
+        lock: true,
+    };
+    let mut opened = common::open_with_manifest(loc, &access, &[Operation::Write], confirm)?;
+    opened.store.compression = opts.compression.clone();
+    let name = opts.archive.clone();
+    if opened.manifest.archives.contains_key(name.as_bytes()) {
+        return Err(CommandError::with_id(
+            format!("Archive {name} already exists"),
+            "Archive.AlreadyExists",
+        ));
+    }
+    let cache = Cache::open(
+        &mut opened.store,
+        &opened.manifest,
+        CacheOptions {
+            files_cache: opts.files_cache,
+            lock_wait: opts.lock_wait,
+            location: Some(opened.location.canonical()),
+            path: None,
+        },
+    )?;
+    let key = opened.store.key.clone();
+    let checkpoint_name = checkpoint_name(&opened, &name);
+    let sink = Sink {
+        items: ItemStreamWriter::new(key.chunk_seed()),
+        key,
+        cache,
+        opened: &mut opened,
+        stats: ArchiveStats::default(),
+        hard_links: HashMap::new(),
+        zero_ids: HashMap::new(),
+        last_checkpoint: Instant::now(),
+        checkpoint_name,
+        start_mono,
+    };
+    let mut b = Backup {
+        opts,
+        reporter,
+        matcher,
+        sink: Some(sink),
+        warned: false,
+        fatal: None,
+        skip_inodes: HashSet::new(),
+        cwd,
+    };
+    b.add_skip_inodes(loc);
+    b.walk_all()?;
+    let warned = b.warned;
+    let Some(mut sink) = b.sink.take() else {
+        return Err(CommandError::new("internal error: archive writer missing"));
+    };
+    b.reporter.progress(&sink.stats, None);
+    let summary = sink.save(&name, opts, start)?;
+    Ok(CreateOutcome {
+        warning: warned,
+        archive: Some(summary),
+    })
+}
+
+/// `<name>.checkpoint`, or `.checkpoint.N` if taken.
+fn checkpoint_name(opened: &Opened, name: &str) -> String {
+    let mut i = 0;
+    loop {
+        let candidate = if i == 0 {
+            format!("{name}.checkpoint")
+        } else {
+            format!("{name}.checkpoint.{i}")
+        };
+        if !opened.manifest.archives.contains_key(candidate.as_bytes()) {
+            return candidate;
+        }
+        i += 1;
+    }
+}
+
+/// `getpass.getuser()`.
+fn username() -> Vec<u8> {
+    for var in ["LOGNAME", "USER", "LNAME", "USERNAME"] {
+        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            return std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec();
+        }
+    }
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    crate::platform::users::uid2user(uid).unwrap_or_else(|| uid.to_string().into_bytes())
+}
+
+fn hostname() -> Vec<u8> {
+    std::os::unix::ffi::OsStrExt::as_bytes(gethostname::gethostname().as_os_str()).to_vec()
+}
+
+impl Sink<'_> {
+    /// Appends an item to the item stream; chunks flushed now count in the statistics (as in
+    /// borg, where they go to the archive's statistics object before `save`).
+    fn add_item(&mut self, item: &Item) -> std::result::Result<(), BackupError> {
+        let mut op = OpStats::default();
+        let (cache, store) = (&mut self.cache, &mut self.opened.store);
+        self.items.add(item, &mut |data: &[u8]| {
+            let id = store.key.id_hash(data);
+            cache.add_chunk(store, &id, data, &mut op).map(|r| r.id)
+        })?;
+        self.stats.add_op(&op);
+        Ok(())
+    }
+
+    /// Flushes the item stream; `stats` receives what the flushed chunks count.
+    fn flush_items(&mut self, stats: &mut OpStats) -> std::result::Result<(), BackupError> {
+        let (cache, store) = (&mut self.cache, &mut self.opened.store);
+        self.items.flush(true, &mut |data: &[u8]| {
+            let id = store.key.id_hash(data);
+            cache.add_chunk(store, &id, data, stats).map(|r| r.id)
+        })?;
+        Ok(())
+    }
+
+    /// Builds the metadata object, stores it and commits manifest, repository and cache
+    /// (borg's `Archive.save`). Returns the archive id and its metadata.
+    fn write_archive(
+        &mut self,
+        name: &str,
+        opts: &CreateOptions,
+        times: (DateTime<Utc>, DateTime<Utc>),
+        meta_stats: &mut OpStats,
+    ) -> std::result::Result<([u8; 32], ArchiveMeta, u32), BackupError> {
+        let mut item_stats = OpStats::default();
+        self.flush_items(&mut item_stats)?;
+        let fmt = |t: DateTime<Utc>| crate::archive::manifest::format_timestamp(t);
+        let meta = ArchiveMeta {
+            version: 1,
+            name: name.as_bytes().to_vec(),
+            items: self.items.ids().to_vec(),
+            cmdline: opts.cmdline.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            time: fmt(times.0),
+            time_end: Some(fmt(times.1)),
+            hostname: Some(hostname()),
+            username: Some(username()),
+            comment: opts.comment.as_bytes().to_vec(),
+            chunker_params: Some(opts.chunker_params.to_msgpack()),
+            size: Some(self.stats.osize),
+            csize: Some(self.stats.csize),
+            nfiles: Some(self.stats.nfiles),
+            size_parts: Some(self.stats.osize_parts),
+            csize_parts: Some(self.stats.csize_parts),
+            nfiles_parts: Some(self.stats.nfiles_parts),
+            recreate_cmdline: None,
+        };
+        let packed = self
+            .key
+            .pack_and_authenticate_metadata(meta.to_value(), "archive");
+        let id = self.key.id_hash(&packed);
+        let r = self
+            .cache
+            .add_chunk(&mut self.opened.store, &id, &packed, meta_stats)?;
+        self.opened.manifest.archives.insert(
+            name.as_bytes().to_vec(),
+            ArchiveRef {
+                id,
+                time: meta.time.clone(),
+            },
+        );
+        common::commit_manifest(self.opened)?;
+        self.cache.commit(&self.opened.manifest)?;
+        Ok((id, meta, r.csize))
+    }
+
+    /// Writes a checkpoint archive and takes it out of the manifest again (borg's
+    /// `write_checkpoint`); the next commit deletes its metadata object.
+    fn write_checkpoint(&mut self, opts: &CreateOptions) -> std::result::Result<(), BackupError> {
+        let name = self.checkpoint_name.clone();
+        let now = Utc::now();
+        let mut scratch = OpStats::default();
+        let (id, _, _) = self.write_archive(&name, opts, (now, now), &mut scratch)?;
+        self.opened.manifest.archives.remove(name.as_bytes());
+        self.cache
+            .chunk_decref(&mut self.opened.store, &id, &mut scratch)?;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    /// Saves the archive and gathers the summary.
+    fn save(
+        &mut self,
+        name: &str,
+        opts: &CreateOptions,
+        t0: DateTime<Utc>,
+    ) -> Result<ArchiveSummary> {
+        let duration = self.start_mono.elapsed();
+        let duration = chrono::Duration::from_std(duration).unwrap_or_default();
+        let (start, end) = match opts.timestamp {
+            Some(ts) => (ts, ts + duration),
+            None => {
+                let end = Utc::now();
+                (end - duration, end)
+            }
+        };
+        let _ = t0;
+        let mut meta_stats = OpStats::default();
+        let (id, meta, csize) = self
+            .write_archive(name, opts, (start, end), &mut meta_stats)
+            .map_err(|e| match e {
+                BackupError::Fatal(c) => c,
+                other => CommandError::new(other.to_string()),
+            })?;
+        let mut shown = self.stats;
+        shown.add_op(&meta_stats);
+        self.cache
+            .account_archive(meta.size.unwrap_or(0), meta.csize.unwrap_or(0));
+        let id_hex = self.opened.id();
+        Ok(ArchiveSummary {
+            name: name.to_string(),
+            id,
+            start,
+            end,
+            stats: shown,
+            max_archive_size: csize as f64 / MAX_DATA_SIZE as f64,
+            command_line: opts.cmdline.clone(),
+            repository_id: id_hex,
+            location: self.opened.location.canonical(),
+            last_modified: self.opened.manifest.timestamp.clone(),
+            key_type: self.key.key_type(),
+            key_location: self.opened.key_location.clone(),
+            cache_path: common::repo_cache_dir(&id_hex),
+            cache_stats: self.cache.stats(),
+        })
+    }
+}

@@ -1,0 +1,659 @@
+//! The walk: every PATH argument in order, directories before their contents, entries sorted
+//! by inode (borg's `scandir_inorder`), with borg's exclusion rules (patterns, tag files,
+//! `--one-file-system`, `--exclude-nodump`) and its per-type processors for directories,
+//! symlinks, fifos and devices (regular files are in `files`).
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirEntryExt;
+use std::path::PathBuf;
+
+use crate::archive::item::Item;
+use crate::location::Location;
+use crate::platform::fs::{self, Stat};
+
+use super::error::{join, make_path_safe, normpath, show_path, BackupError};
+use super::{meta, Backup};
+
+const CACHE_TAG_NAME: &[u8] = b"CACHEDIR.TAG";
+const CACHE_TAG_CONTENTS: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
+/// borg's `flags_normal`: regular files, fifos (never blocks).
+pub(super) const FLAGS_NORMAL: libc::c_int =
+    libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_NOFOLLOW;
+/// borg's `flags_special`: devices and fifos read with `--read-special` (blocks).
+pub(super) const FLAGS_SPECIAL: libc::c_int = libc::O_RDONLY | libc::O_NOCTTY | libc::O_NOFOLLOW;
+/// borg's `flags_special_follow`: symlinks to devices with `--read-special`.
+pub(super) const FLAGS_SPECIAL_FOLLOW: libc::c_int = libc::O_RDONLY | libc::O_NOCTTY;
+/// `UF_NODUMP`
+const UF_NODUMP: u32 = 0x1;
+
+/// A byte path as a filesystem path.
+pub(super) fn os_path(p: &[u8]) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(p))
+}
+
+/// `os.path.basename`, or the whole path when that is empty (borg then works path-based).
+pub(super) fn basename(p: &[u8]) -> Vec<u8> {
+    let name = match p.iter().rposition(|b| *b == b'/') {
+        Some(i) => &p[i + 1..],
+        None => p,
+    };
+    if name.is_empty() {
+        p.to_vec()
+    } else {
+        name.to_vec()
+    }
+}
+
+fn lstat(path: &[u8], op: &'static str) -> Result<Stat, BackupError> {
+    fs::lstat(&os_path(path)).map_err(|e| BackupError::platform(op, &e, Some(&basename(path))))
+}
+
+/// borg's `stat_update_check`: refuses an object whose type or inode changed since `lstat`.
+pub(super) fn update_check(old: &Stat, file: &File) -> Result<Stat, BackupError> {
+    let new = fs::fstat(file.as_raw_fd()).map_err(|e| BackupError::platform("fstat", &e, None))?;
+    check_same(old, &new)?;
+    Ok(new)
+}
+
+fn check_same(old: &Stat, new: &Stat) -> Result<(), BackupError> {
+    if old.file_type() != new.file_type() {
+        return Err(BackupError::Other(
+            "file type changed (race condition), skipping file".into(),
+        ));
+    }
+    if old.ino != new.ino {
+        return Err(BackupError::Other(
+            "file inode changed (race condition), skipping file".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn open_dir(path: &[u8]) -> Result<File, BackupError> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_NOCTTY;
+    fs::open_noatime(&os_path(path), flags)
+        .map(File::from)
+        .map_err(|e| BackupError::platform("dir_open", &e, Some(&basename(path))))
+}
+
+/// The directory's entries sorted by inode (borg's `scandir_inorder`).
+fn scandir_inorder(path: &[u8]) -> Result<Vec<Vec<u8>>, BackupError> {
+    let rd =
+        std::fs::read_dir(os_path(path)).map_err(|e| BackupError::io("scandir", &e, Some(path)))?;
+    let mut entries = Vec::new();
+    for e in rd {
+        let e = e.map_err(|e| BackupError::io("scandir", &e, Some(path)))?;
+        entries.push((e.ino(), e.file_name().as_bytes().to_vec()));
+    }
+    entries.sort();
+    Ok(entries.into_iter().map(|(_, n)| n).collect())
+}
+
+/// borg's `dir_is_tagged`: the tag names present in `path`.
+fn tag_names(
+    path: &[u8],
+    exclude_caches: bool,
+    exclude_if_present: &[std::ffi::OsString],
+) -> Vec<Vec<u8>> {
+    let mut tags = Vec::new();
+    if exclude_caches {
+        let tag = os_path(&join(path, CACHE_TAG_NAME));
+        let mut buf = [0u8; 43];
+        let is_cache = tag.exists()
+            && File::open(&tag)
+                .and_then(|mut f| {
+                    use std::io::Read;
+                    let mut n = 0;
+                    while n < buf.len() {
+                        let k = f.read(&mut buf[n..])?;
+                        if k == 0 {
+                            break;
+                        }
+                        n += k;
+                    }
+                    Ok(n)
+                })
+                .is_ok_and(|n| &buf[..n] == CACHE_TAG_CONTENTS);
+        if is_cache {
+            tags.push(CACHE_TAG_NAME.to_vec());
+        }
+    }
+    for name in exclude_if_present {
+        let name = name.as_bytes();
+        if os_path(&join(path, name)).exists() {
+            tags.push(name.to_vec());
+        }
+    }
+    tags
+}
+
+impl Backup<'_, '_> {
+    /// Skips the cache directory and a local repository (borg's `skip_inodes`).
+    pub(super) fn add_skip_inodes(&mut self, loc: &Location) {
+        let mut candidates = vec![crate::paths::cache_dir()];
+        if loc.host.is_none() {
+            candidates.push(loc.local_path());
+        }
+        for p in candidates {
+            if let Ok(md) = std::fs::metadata(&p) {
+                use std::os::unix::fs::MetadataExt;
+                self.skip_inodes.insert((md.ino(), md.dev()));
+            }
+        }
+    }
+
+    /// Processes the input: every PATH argument in order, or what the `--content-from-command`
+    /// / `--paths-from-*` options name.
+    pub(super) fn walk_all(&mut self) -> Result<(), super::CommandError> {
+        let opts = self.opts;
+        if opts.content_from_command {
+            return self.content_from_command();
+        }
+        if opts.paths_from_stdin {
+            let stdin = std::io::stdin();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut stdin.lock(), &mut data)?;
+            self.walk_path_list(&data);
+            return self.fatal.take().map_or(Ok(()), Err);
+        }
+        if opts.paths_from_command {
+            let data = run_command_output(&opts.paths)?;
+            self.walk_path_list(&data.0);
+            check_exit(&opts.paths, data.1)?;
+            return self.fatal.take().map_or(Ok(()), Err);
+        }
+        for arg in &opts.paths {
+            let arg = arg.as_bytes();
+            let result = if arg == b"-" {
+                self.walk_stdin()
+            } else {
+                self.walk_root(arg)
+            };
+            match result {
+                Ok(()) => {}
+                Err(BackupError::Fatal(e)) => return Err(e),
+                Err(e) => {
+                    let shown = if arg == b"-" {
+                        opts.stdin.name.as_bytes().to_vec()
+                    } else {
+                        normpath(arg)
+                    };
+                    self.warn(&format!("{}: {e}", show_path(&shown)));
+                    if arg == b"-" {
+                        self.status('E', &shown);
+                    }
+                }
+            }
+            if let Some(e) = self.fatal.take() {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// `--content-from-command`: the command's stdout stored as `--stdin-name`.
+    fn content_from_command(&mut self) -> Result<(), super::CommandError> {
+        let name = self.opts.stdin.name.clone();
+        if self.sink.is_none() {
+            self.status('-', name.as_bytes());
+            return Ok(());
+        }
+        let mut child = spawn(&self.opts.paths)?;
+        let Some(stdout) = child.stdout.take() else {
+            return Err(super::CommandError::new(
+                "Failed to execute command: no stdout",
+            ));
+        };
+        self.status('i', name.as_bytes());
+        match self.process_pipe(stdout) {
+            Ok(()) => {}
+            Err(BackupError::Fatal(e)) => return Err(e),
+            Err(e) => {
+                let _ = child.wait();
+                return Err(super::CommandError::new(format!(
+                    "{}: {e}",
+                    show_path(name.as_bytes())
+                )));
+            }
+        }
+        let status = child.wait()?;
+        check_exit(&self.opts.paths, status)
+    }
+
+    /// `--paths-from-stdin` / `--paths-from-command`: each listed path on its own, without
+    /// recursing into directories.
+    fn walk_path_list(&mut self, data: &[u8]) {
+        let delim = self.opts.paths_delimiter.clone();
+        for raw in split_bytes(data, &delim) {
+            if self.fatal.is_some() {
+                return;
+            }
+            let path = normpath(raw);
+            // borg stats these by path, so errors name the whole path.
+            let st = fs::lstat(&os_path(&path))
+                .map_err(|e| BackupError::platform("stat", &e, Some(&path)));
+            let status = match st.and_then(|st| self.process_listed(&path, &st)) {
+                Ok(s) => s,
+                Err(BackupError::Fatal(e)) => {
+                    self.fatal = Some(e);
+                    return;
+                }
+                Err(e) => {
+                    self.warn(&format!("{}: {e}", show_path(&path)));
+                    Some('E')
+                }
+            };
+            if status == Some('C') {
+                self.warn(&format!(
+                    "{}: file changed while we backed it up",
+                    show_path(&path)
+                ));
+            }
+            if let Some(s) = status {
+                self.status(s, &path);
+            }
+        }
+    }
+
+    /// borg's `_process_any` including directories (stored without their contents).
+    fn process_listed(&mut self, path: &[u8], st: &Stat) -> Result<Option<char>, BackupError> {
+        if !st.is_dir() || self.sink.is_none() {
+            return self.process_any(path, st);
+        }
+        let dir = open_dir(path)?;
+        let st = update_check(st, &dir)?;
+        self.process_dir(path, &st, &dir)
+    }
+
+    fn walk_stdin(&mut self) -> Result<(), BackupError> {
+        let name = self.opts.stdin.name.clone();
+        if self.sink.is_none() {
+            self.status('-', name.as_bytes());
+            return Ok(());
+        }
+        self.status('i', name.as_bytes());
+        self.process_stdin()
+    }
+
+    fn walk_root(&mut self, arg: &[u8]) -> Result<(), BackupError> {
+        let path = normpath(arg);
+        let parent = match path.iter().rposition(|b| *b == b'/') {
+            Some(0) => b"/".to_vec(),
+            Some(i) => path[..i].to_vec(),
+            None => b".".to_vec(),
+        };
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOCTTY;
+        fs::open_noatime(&os_path(&parent), flags)
+            .map_err(|e| BackupError::platform("open_root", &e, Some(&parent)))?;
+        let st = match fs::lstat(&os_path(&path)) {
+            Ok(st) => st,
+            Err(e) => {
+                let err = BackupError::platform("", &e, Some(&basename(&path)));
+                self.warn(&format!("{}: {err}", show_path(&path)));
+                return Ok(());
+            }
+        };
+        let restrict_dev = self.opts.one_file_system.then_some(st.dev);
+        self.rec_walk(&path, restrict_dev);
+        self.skip_inodes.insert((st.ino, st.dev));
+        Ok(())
+    }
+
+    /// borg's `_rec_walk` for one object; errors become warnings with status `E`.
+    fn rec_walk(&mut self, path: &[u8], restrict_dev: Option<u64>) {
+        let mut recurse_excluded_dir = false;
+        let status = match self.walk_one(path, restrict_dev, &mut recurse_excluded_dir) {
+            Ok(s) => s,
+            Err(BackupError::Fatal(e)) => {
+                // Repository problems end the run; remember the first one.
+                if self.fatal.is_none() {
+                    self.fatal = Some(e);
+                }
+                return;
+            }
+            Err(e) => {
+                self.warn(&format!("{}: {e}", show_path(path)));
+                Some('E')
+            }
+        };
+        if status == Some('C') {
+            self.warn(&format!(
+                "{}: file changed while we backed it up",
+                show_path(path)
+            ));
+        }
+        if !recurse_excluded_dir {
+            if let Some(s) = status {
+                self.status(s, path);
+            }
+        }
+    }
+
+    fn walk_one(
+        &mut self,
+        path: &[u8],
+        restrict_dev: Option<u64>,
+        recurse_excluded_dir: &mut bool,
+    ) -> Result<Option<char>, BackupError> {
+        if self.fatal.is_some() {
+            return Ok(None);
+        }
+        let decision = self
+            .matcher
+            .as_mut()
+            .map(|m| m.matches(OsStr::from_bytes(path)));
+        let st = if decision.is_none_or(|d| d.included != Some(false)) {
+            lstat(path, "stat")?
+        } else {
+            self.status('x', path);
+            if !decision.is_some_and(|d| d.recurse_dir) {
+                return Ok(None);
+            }
+            *recurse_excluded_dir = true;
+            let st = lstat(path, "stat")?;
+            if !st.is_dir() {
+                return Ok(None);
+            }
+            st
+        };
+        if self.skip_inodes.contains(&(st.ino, st.dev)) {
+            return Ok(None);
+        }
+        let recurse = restrict_dev.is_none_or(|d| d == st.dev);
+        if self.opts.exclude_nodump
+            && crate::platform::flags::get_flags(&os_path(path), st.mode, None) & UF_NODUMP != 0
+        {
+            self.status('x', path);
+            return Ok(None);
+        }
+        if !st.is_dir() {
+            return self.process_any(path, &st);
+        }
+        self.walk_dir(path, &st, restrict_dev, recurse, *recurse_excluded_dir)
+    }
+
+    fn walk_dir(
+        &mut self,
+        path: &[u8],
+        st: &Stat,
+        restrict_dev: Option<u64>,
+        recurse: bool,
+        excluded: bool,
+    ) -> Result<Option<char>, BackupError> {
+        let dir = open_dir(path)?;
+        let st = update_check(st, &dir)?;
+        let dry = self.sink.is_none();
+        if recurse {
+            let opts = self.opts;
+            let tags = tag_names(path, opts.exclude_caches, &opts.exclude_if_present);
+            if !tags.is_empty() {
+                if !excluded {
+                    if opts.keep_exclude_tags {
+                        if !dry {
+                            self.process_dir(path, &st, &dir)?;
+                        }
+                        for tag in tags {
+                            self.rec_walk(&join(path, &tag), restrict_dev);
+                        }
+                    }
+                    self.status('x', path);
+                }
+                return Ok(None);
+            }
+        }
+        let mut status = None;
+        if !excluded {
+            status = if dry {
+                Some('-')
+            } else {
+                self.process_dir(path, &st, &dir)?
+            };
+        }
+        if recurse {
+            for name in scandir_inorder(path)? {
+                self.rec_walk(&normpath(&join(path, &name)), restrict_dev);
+            }
+        }
+        Ok(status)
+    }
+
+    /// borg's `_process_any` for everything but directories.
+    fn process_any(&mut self, path: &[u8], st: &Stat) -> Result<Option<char>, BackupError> {
+        if self.sink.is_none() {
+            return Ok(Some('-'));
+        }
+        let special = self.opts.read_special;
+        match st.file_type() {
+            libc::S_IFREG => self.process_file(path, st, FLAGS_NORMAL),
+            libc::S_IFLNK => {
+                if special {
+                    if let Some(target) = stat_follow(path).filter(is_special) {
+                        return self.process_file(path, &target, FLAGS_SPECIAL_FOLLOW);
+                    }
+                }
+                self.process_symlink(path, st)
+            }
+            libc::S_IFIFO if special => self.process_file(path, st, FLAGS_SPECIAL),
+            libc::S_IFCHR | libc::S_IFBLK if special => self.process_file(path, st, FLAGS_SPECIAL),
+            libc::S_IFIFO => self.process_fifo(path, st),
+            libc::S_IFCHR => self.process_dev(path, st, 'c'),
+            libc::S_IFBLK => self.process_dev(path, st, 'b'),
+            libc::S_IFSOCK => Ok(None),
+            _ => {
+                self.warn(&format!("Unknown file type: {}", show_path(path)));
+                Ok(None)
+            }
+        }
+    }
+
+    /// borg's `create_helper`: a new item; the hardlink state (status `h` and `source` for
+    /// an inode seen before).
+    pub(super) fn create_helper(
+        &mut self,
+        path: &[u8],
+        st: &Stat,
+        status: Option<char>,
+        hardlinkable: bool,
+    ) -> (Item, Option<char>, bool, bool) {
+        let mut item = Item {
+            path: make_path_safe(path),
+            ..Item::default()
+        };
+        let hardlinked = hardlinkable && st.nlink > 1;
+        let mut status = status;
+        let mut master = false;
+        if hardlinked {
+            match self
+                .sink
+                .as_ref()
+                .and_then(|s| s.hard_links.get(&(st.ino, st.dev)))
+            {
+                Some(source) => {
+                    item.source = Some(source.clone());
+                    status = Some('h');
+                }
+                None => master = true,
+            }
+        }
+        (item, status, hardlinked, master)
+    }
+
+    /// Adds the finished item; remembers a hardlink master.
+    pub(super) fn finish_item(
+        &mut self,
+        item: Item,
+        st: &Stat,
+        master: bool,
+    ) -> Result<(), BackupError> {
+        let progress = self.opts.progress;
+        let Some(sink) = self.sink.as_mut() else {
+            return Ok(());
+        };
+        sink.add_item(&item)?;
+        let stats = sink.stats;
+        if master {
+            sink.hard_links.insert((st.ino, st.dev), item.path.clone());
+        }
+        if progress {
+            self.reporter.progress(&stats, Some(&item.path));
+        }
+        Ok(())
+    }
+
+    fn ext_attrs(
+        &mut self,
+        item: &mut Item,
+        path: &[u8],
+        st: &Stat,
+        fd: Option<std::os::fd::RawFd>,
+    ) -> Result<(), BackupError> {
+        let notes = meta::ext_attrs(item, &os_path(path), st, fd, &self.opts.meta)?;
+        for n in notes {
+            self.reporter.warning(&n);
+        }
+        Ok(())
+    }
+
+    fn process_dir(
+        &mut self,
+        path: &[u8],
+        st: &Stat,
+        dir: &File,
+    ) -> Result<Option<char>, BackupError> {
+        let (mut item, status, _, _) = self.create_helper(path, st, Some('d'), false);
+        meta::simple_attrs(&mut item, st, &self.opts.meta);
+        self.ext_attrs(&mut item, path, st, Some(dir.as_raw_fd()))?;
+        self.finish_item(item, st, false)?;
+        Ok(status)
+    }
+
+    fn process_fifo(&mut self, path: &[u8], st: &Stat) -> Result<Option<char>, BackupError> {
+        let (mut item, status, hardlinked, master) = self.create_helper(path, st, Some('f'), true);
+        let f = fs::open_noatime(&os_path(path), FLAGS_NORMAL)
+            .map(File::from)
+            .map_err(|e| BackupError::platform("open", &e, Some(&basename(path))))?;
+        let st = update_check(st, &f)?;
+        if !hardlinked || master {
+            item.hardlink_master = Some(hardlinked);
+        }
+        meta::simple_attrs(&mut item, &st, &self.opts.meta);
+        self.ext_attrs(&mut item, path, &st, Some(f.as_raw_fd()))?;
+        self.finish_item(item, &st, master)?;
+        Ok(status)
+    }
+
+    fn process_dev(
+        &mut self,
+        path: &[u8],
+        st: &Stat,
+        kind: char,
+    ) -> Result<Option<char>, BackupError> {
+        let (mut item, status, hardlinked, master) = self.create_helper(path, st, Some(kind), true);
+        let new = lstat(path, "stat")?;
+        check_same(st, &new)?;
+        item.rdev = Some(new.rdev);
+        if !hardlinked || master {
+            item.hardlink_master = Some(hardlinked);
+        }
+        meta::simple_attrs(&mut item, &new, &self.opts.meta);
+        self.ext_attrs(&mut item, path, &new, None)?;
+        self.finish_item(item, &new, master)?;
+        Ok(status)
+    }
+
+    fn process_symlink(&mut self, path: &[u8], st: &Stat) -> Result<Option<char>, BackupError> {
+        let (mut item, status, _, _) = self.create_helper(path, st, Some('s'), false);
+        let target = fs::readlink(&os_path(path))
+            .map_err(|e| BackupError::platform("readlink", &e, Some(&basename(path))))?;
+        item.source = Some(target);
+        meta::simple_attrs(&mut item, st, &self.opts.meta);
+        self.ext_attrs(&mut item, path, st, None)?;
+        self.finish_item(item, st, false)?;
+        Ok(status)
+    }
+}
+
+/// Splits `data` at `delim`; empty pieces are skipped.
+fn split_bytes<'d>(data: &'d [u8], delim: &[u8]) -> Vec<&'d [u8]> {
+    if delim.is_empty() {
+        return vec![data];
+    }
+    let mut out = Vec::new();
+    let mut rest = data;
+    while let Some(i) = rest.windows(delim.len()).position(|w| w == delim) {
+        out.push(&rest[..i]);
+        rest = &rest[i + delim.len()..];
+    }
+    out.push(rest);
+    out.into_iter().filter(|p| !p.is_empty()).collect()
+}
+
+/// Starts `argv` with its stdout piped (borg's "Failed to execute command" on failure).
+fn spawn(argv: &[std::ffi::OsString]) -> Result<std::process::Child, super::CommandError> {
+    let Some((cmd, args)) = argv.split_first() else {
+        return Err(super::CommandError::new("No command given."));
+    };
+    std::process::Command::new(cmd)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            let err = BackupError::io("", &e, Some(cmd.as_bytes()));
+            super::CommandError::new(format!("Failed to execute command: {err}"))
+        })
+}
+
+/// Runs `argv` and collects its stdout.
+fn run_command_output(
+    argv: &[std::ffi::OsString],
+) -> Result<(Vec<u8>, std::process::ExitStatus), super::CommandError> {
+    let child = spawn(argv)?;
+    let out = child.wait_with_output()?;
+    Ok((out.stdout, out.status))
+}
+
+/// borg's "Command 'x' exited with status N" error.
+fn check_exit(
+    argv: &[std::ffi::OsString],
+    status: std::process::ExitStatus,
+) -> Result<(), super::CommandError> {
+    if status.success() {
+        return Ok(());
+    }
+    let name = argv.first().map(|a| a.as_bytes()).unwrap_or_default();
+    let code = status.code().unwrap_or(-1);
+    Err(super::CommandError::new(format!(
+        "Command {} exited with status {code}",
+        super::error::py_repr(name)
+    )))
+}
+
+fn is_special(st: &Stat) -> bool {
+    matches!(
+        st.file_type(),
+        libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO
+    )
+}
+
+/// `stat` following symlinks, as a [`Stat`].
+fn stat_follow(path: &[u8]) -> Option<Stat> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(os_path(path)).ok()?;
+    Some(Stat {
+        dev: md.dev(),
+        ino: md.ino(),
+        mode: md.mode(),
+        nlink: md.nlink(),
+        uid: md.uid(),
+        gid: md.gid(),
+        rdev: md.rdev(),
+        size: md.size() as i64,
+        blocks: md.blocks() as i64,
+        atime_ns: md.atime() * 1_000_000_000 + md.atime_nsec(),
+        mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+        ctime_ns: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+    })
+}

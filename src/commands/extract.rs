@@ -1,0 +1,813 @@
+//! `extract ARCHIVE [PATH...]`: restores archive items below the current directory (borg's
+//! `do_extract` and `Archive.extract_item`).
+//!
+//! Differences from borg, all on the safe side: item paths that are absolute or contain `..`
+//! are refused per item (borg aborts), parent directories are never reached through a
+//! symlink (borg follows them), and a missing or corrupted chunk is reported for its file
+//! and extraction goes on (borg aborts); every such case makes the exit code a warning.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io::{Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::archive::item::{ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG};
+use crate::archive::meta::{ArchiveMeta, Items};
+use crate::archive::{ArchiveRef, ObjectStore, Operation};
+use crate::location::Location;
+use crate::platform::{self, PlatformError};
+use crate::security::Confirm;
+
+use super::common::{self, Access, CommandError, Opened, Result};
+
+/// Decides whether an archive path (as stored, without leading `/`) is selected.
+pub type PathFilter<'a> = &'a mut dyn FnMut(&[u8]) -> bool;
+
+/// Options of `extract`.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractOptions {
+    /// `--strip-components N`.
+    pub strip_components: usize,
+    /// `-n/--dry-run`: read everything, write nothing.
+    pub dry_run: bool,
+    /// `--stdout`: concatenate file contents to the output writer.
+    pub stdout: bool,
+    /// `--sparse`: all-zero chunks become holes.
+    pub sparse: bool,
+    /// `--numeric-ids`.
+    pub numeric_ids: bool,
+    /// `--noacls`.
+    pub noacls: bool,
+    /// `--noxattrs`.
+    pub noxattrs: bool,
+    /// `--noflags`.
+    pub noflags: bool,
+    /// `--consider-part-files`.
+    pub consider_part_files: bool,
+    /// `-p/--progress`: report progress through [`Reporter::progress`].
+    pub progress: bool,
+    /// `--lock-wait`.
+    pub lock_wait: f64,
+}
+
+/// How `extract` talks to the user (the CLI implements it; the command never prints).
+pub trait Reporter {
+    /// `--list`: an item is about to be extracted (its path after stripping).
+    fn list(&mut self, path: &[u8]);
+    /// A per-item problem (borg's `print_warning`); the exit code becomes 1.
+    fn warning(&mut self, message: &str);
+    /// Progress: `before` bytes were done before this step, `after` after it, of `total`;
+    /// `path` is the item being processed.
+    fn progress(&mut self, _before: u64, _after: u64, _total: u64, _path: &[u8]) {}
+    /// A progress message without a percentage (e.g. the size pre-pass).
+    fn progress_message(&mut self, _message: &str) {}
+    /// The progress display is finished.
+    fn progress_finish(&mut self) {}
+}
+
+/// Opens the repository and loads the archive named in `loc` (borg's `with_archive`).
+pub fn open_archive(
+    loc: &Location,
+    lock_wait: f64,
+    confirm: Confirm<'_>,
+) -> Result<(Opened, ArchiveMeta)> {
+    let access = Access {
+        exclusive: false,
+        lock_wait,
+        lock: true,
+    };
+    let name = loc
+        .archive
+        .clone()
+        .ok_or_else(|| CommandError::new("No archive specified"))?;
+    let mut opened = common::open_with_manifest(loc, &access, &[Operation::Read], confirm)?;
+    let meta = load_named(&mut opened, &name)?;
+    Ok((opened, meta))
+}
+
+/// Loads the metadata of archive `name` of an open repository.
+pub fn load_named(opened: &mut Opened, name: &str) -> Result<ArchiveMeta> {
+    let aref: ArchiveRef = opened
+        .manifest
+        .archives
+        .get(name.as_bytes())
+        .cloned()
+        .ok_or_else(|| {
+            CommandError::with_id(
+                format!("Archive {name} does not exist"),
+                "Archive.DoesNotExist",
+            )
+        })?;
+    Ok(ArchiveMeta::load(&mut opened.store, &aref.id)?)
+}
+
+/// Removes the first `n` `/`-separated components; `None` if nothing is left.
+pub fn strip_components(path: &[u8], n: usize) -> Option<Vec<u8>> {
+    if n == 0 {
+        return Some(path.to_vec());
+    }
+    let parts: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+    if parts.len() <= n {
+        return None;
+    }
+    Some(parts[n..].join(&b'/'))
+}
+
+/// The components of an item path if it stays inside the target directory: not absolute, no
+/// `..`; empty and `.` components are dropped. `None` for an unsafe or empty path.
+pub fn safe_components(path: &[u8]) -> Option<Vec<&OsStr>> {
+    if path.first() == Some(&b'/') {
+        return None;
+    }
+    let mut out = Vec::new();
+    for c in path.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return None,
+            c => out.push(OsStr::from_bytes(c)),
+        }
+    }
+    if out.is_empty() {
+        None
+    } else {
+        Some(out)
+    }
+}
+
+/// A per-item failure: the text after `path: `.
+#[derive(Debug)]
+struct ItemError(String);
+
+impl From<PlatformError> for ItemError {
+    fn from(e: PlatformError) -> Self {
+        ItemError(e.to_string())
+    }
+}
+
+impl From<crate::archive::ArchiveError> for ItemError {
+    fn from(e: crate::archive::ArchiveError) -> Self {
+        ItemError(e.to_string())
+    }
+}
+
+fn io_err(op: &str, path: &Path, e: std::io::Error) -> ItemError {
+    match e.raw_os_error() {
+        Some(n) => ItemError(format!(
+            "{op}: [Errno {n}] {}: '{}'",
+            strerror(&e),
+            path.display()
+        )),
+        None => ItemError(format!("{op}: {e}")),
+    }
+}
+
+/// Python's `repr()` of a bytes object.
+fn py_bytes_repr(b: &[u8]) -> String {
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = format!("b{quote}");
+    for &c in b {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            c if c as char == quote => {
+                out.push('\\');
+                out.push(c as char);
+            }
+            0x20..=0x7e => out.push(c as char),
+            c => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+fn strerror(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+fn last_os(op: &str, path: &Path) -> ItemError {
+    io_err(op, path, std::io::Error::last_os_error())
+}
+
+/// Where a hardlink group's data or first extracted path is (borg's `hardlink_masters`).
+#[derive(Debug, Clone, Default)]
+struct MasterInfo {
+    chunks: Option<Vec<ChunkRef>>,
+    link_target: Option<PathBuf>,
+}
+
+/// The outcome of `extract`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExtractOutcome {
+    /// Whether any warning was reported (exit code 1).
+    pub warnings: bool,
+}
+
+struct Extractor<'r, 'w> {
+    root: PathBuf,
+    opts: ExtractOptions,
+    reporter: &'r mut dyn Reporter,
+    out: &'w mut dyn Write,
+    warned: bool,
+    masters: HashMap<Vec<u8>, MasterInfo>,
+    partial: bool,
+    total: u64,
+    done: u64,
+}
+
+/// Runs `extract` for the archive in `loc` into `target` (borg: the current directory).
+#[allow(clippy::too_many_arguments)]
+/// `filter` selects archive paths (PATH arguments and patterns); `out` receives file data
+/// with `--stdout`.
+pub fn run(
+    loc: &Location,
+    target: &Path,
+    opts: &ExtractOptions,
+    filter: PathFilter<'_>,
+    partial: bool,
+    reporter: &mut dyn Reporter,
+    out: &mut dyn Write,
+    confirm: Confirm<'_>,
+) -> Result<ExtractOutcome> {
+    let (mut opened, meta) = open_archive(loc, opts.lock_wait, confirm)?;
+    extract_archive(
+        &mut opened.store,
+        &meta,
+        target,
+        opts,
+        filter,
+        partial,
+        reporter,
+        out,
+    )
+}
+
+/// Extracts the items of `meta` below `target`; see [`run`]. `partial` is true when the
+/// filter selects a subset (PATHs, patterns) so hardlink data must be tracked.
+#[allow(clippy::too_many_arguments)]
+pub fn extract_archive(
+    store: &mut ObjectStore,
+    meta: &ArchiveMeta,
+    target: &Path,
+    opts: &ExtractOptions,
+    filter: PathFilter<'_>,
+    partial: bool,
+    reporter: &mut dyn Reporter,
+    out: &mut dyn Write,
+) -> Result<ExtractOutcome> {
+    let root = if target.is_absolute() {
+        target.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(target)
+    };
+    let partial = partial || opts.strip_components > 0;
+    let mut ex = Extractor {
+        root,
+        opts: opts.clone(),
+        reporter,
+        out,
+        warned: false,
+        masters: HashMap::new(),
+        partial,
+        total: 0,
+        done: 0,
+    };
+    if opts.progress {
+        ex.reporter.progress_message(
+            "Calculating total archive size for the progress indicator (might take long for large archives)",
+        );
+        let mut items = Items::new(store, meta);
+        let mut hl_sizes: HashMap<Vec<u8>, u64> = HashMap::new();
+        while let Some(item) = items.next_item()? {
+            if ex.selected(&item, filter).is_some() {
+                // borg's `Item.get_size(hardlink_masters)`: `size` if stored, else the
+                // chunks, else (slaves) the master's chunks when known
+                let size = item.size.unwrap_or_else(|| match &item.chunks {
+                    _ if item.is_symlink() => item.source.as_ref().map_or(0, |s| s.len() as u64),
+                    Some(c) => c.iter().map(|c| u64::from(c.size)).sum(),
+                    None => item
+                        .source
+                        .as_ref()
+                        .and_then(|s| hl_sizes.get(s))
+                        .copied()
+                        .unwrap_or(0),
+                });
+                ex.total += size;
+            } else if item.chunks.is_some() && item.may_be_hardlink_master() {
+                hl_sizes.insert(item.path.clone(), item.reported_size());
+            }
+        }
+    }
+    let mut dirs: Vec<(Item, PathBuf)> = Vec::new();
+    let mut items = Items::new(store, meta);
+    while let Some(mut item) = items.next_item()? {
+        if !ex.opts.consider_part_files && item.part.is_some() {
+            continue;
+        }
+        let Some(stripped) = ex.selected(&item, filter) else {
+            if ex.partial
+                && item.may_be_hardlink_master()
+                && item.source.is_none()
+                && is_hardlinkable(item.mode)
+            {
+                ex.masters.insert(
+                    item.path.clone(),
+                    MasterInfo {
+                        chunks: item.chunks.clone(),
+                        link_target: None,
+                    },
+                );
+            }
+            continue;
+        };
+        let orig_path = std::mem::replace(&mut item.path, stripped);
+        if !ex.opts.dry_run {
+            while let Some((d, _)) = dirs.last() {
+                if is_below(&item.path, &d.path) {
+                    break;
+                }
+                if let Some((d, p)) = dirs.pop() {
+                    ex.finish_dir(&d, &p);
+                }
+            }
+        }
+        ex.reporter.list(&item.path);
+        let res = if ex.opts.dry_run || ex.opts.stdout {
+            ex.read_only(items.store(), &item)
+        } else {
+            ex.extract_item(items.store(), &item, &orig_path)
+                .map(|dir| {
+                    if let Some(p) = dir {
+                        dirs.push((item.clone(), p));
+                    }
+                })
+        };
+        if let Err(ItemError(msg)) = res {
+            ex.warn(&format!("{}: {msg}", lossy(&orig_path)));
+        }
+    }
+    if ex.opts.progress {
+        ex.reporter.progress_finish();
+    }
+    if !ex.opts.dry_run {
+        while let Some((d, p)) = dirs.pop() {
+            ex.finish_dir(&d, &p);
+        }
+    }
+    Ok(ExtractOutcome {
+        warnings: ex.warned,
+    })
+}
+
+fn lossy(p: &[u8]) -> String {
+    remove_surrogates(p)
+}
+
+/// A path for display as borg's `remove_surrogates` shows it: undecodable bytes become `?`.
+pub fn remove_surrogates(p: &[u8]) -> String {
+    let mut out = String::with_capacity(p.len());
+    for chunk in p.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for _ in chunk.invalid() {
+            out.push('?');
+        }
+    }
+    out
+}
+
+/// True if `path` is `dir` itself or below it.
+fn is_below(path: &[u8], dir: &[u8]) -> bool {
+    path.starts_with(dir) && (path.len() == dir.len() || path.get(dir.len()) == Some(&b'/'))
+}
+
+fn is_hardlinkable(mode: u32) -> bool {
+    matches!(mode & 0o170000, S_IFREG | S_IFBLK | S_IFCHR | S_IFIFO)
+}
+
+fn unlink_existing(path: &Path) {
+    if let Ok(st) = platform::fs::lstat(path) {
+        if st.is_dir() {
+            let _ = std::fs::remove_dir(path);
+        } else {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Extractor<'_, '_> {
+    fn warn(&mut self, message: &str) {
+        self.warned = true;
+        self.reporter.warning(message);
+    }
+
+    /// The item's path after stripping, if it is selected.
+    fn selected(&self, item: &Item, filter: PathFilter<'_>) -> Option<Vec<u8>> {
+        if !self.opts.consider_part_files && item.part.is_some() {
+            return None;
+        }
+        if !filter(&item.path) {
+            return None;
+        }
+        strip_components(&item.path, self.opts.strip_components)
+    }
+
+    fn advance(&mut self, n: usize, path: &[u8]) {
+        if self.opts.progress && self.total > 0 {
+            let before = self.done;
+            self.done += n as u64;
+            self.reporter.progress(before, self.done, self.total, path);
+        }
+    }
+
+    /// `--dry-run` and `--stdout`: fetch (and maybe write out) the data, create nothing.
+    fn read_only(
+        &mut self,
+        store: &mut ObjectStore,
+        item: &Item,
+    ) -> std::result::Result<(), ItemError> {
+        let chunks = match &item.chunks {
+            Some(c) => c.clone(),
+            None => return Ok(()),
+        };
+        let mut total = 0u64;
+        for c in &chunks {
+            let data = store.get(&c.id, Some(c.size as usize))?;
+            self.advance(data.len(), &item.path);
+            if self.opts.stdout {
+                self.out
+                    .write_all(&data)
+                    .map_err(|e| ItemError(format!("write: {e}")))?;
+            }
+            total += data.len() as u64;
+        }
+        if self.opts.stdout {
+            let _ = self.out.flush();
+        }
+        check_size(item, total)?;
+        if item.chunks_healthy.is_some() {
+            return Err(damaged());
+        }
+        Ok(())
+    }
+
+    /// The destination of a (stripped) archive path, after checking it is safe and that its
+    /// parents are directories reached without symlinks; creates missing parents when
+    /// `create_parents`.
+    fn destination(
+        &self,
+        path: &[u8],
+        create_parents: bool,
+    ) -> std::result::Result<PathBuf, ItemError> {
+        let comps = safe_components(path)
+            .ok_or_else(|| ItemError("Path should be relative and local".into()))?;
+        let mut p = self.root.clone();
+        let (last, parents) = comps
+            .split_last()
+            .ok_or_else(|| ItemError("Path should be relative and local".into()))?;
+        for c in parents {
+            p.push(c);
+            match platform::fs::lstat(&p) {
+                Ok(st) if st.is_dir() => {}
+                Ok(_) => {
+                    return Err(ItemError(format!(
+                        "makedirs: parent '{}' is not a directory (refusing to follow a symlink or replace a file)",
+                        p.display()
+                    )))
+                }
+                Err(e) if e.errno() == Some(libc::ENOENT) && create_parents => {
+                    std::fs::create_dir(&p).map_err(|e| io_err("makedirs", &p, e))?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        p.push(last);
+        Ok(p)
+    }
+
+    /// Extracts one item; returns the path of a directory whose metadata is restored later.
+    fn extract_item(
+        &mut self,
+        store: &mut ObjectStore,
+        item: &Item,
+        orig_path: &[u8],
+    ) -> std::result::Result<Option<PathBuf>, ItemError> {
+        let path = self.destination(&item.path, true)?;
+        unlink_existing(&path);
+        match item.file_type() {
+            S_IFDIR => {
+                match platform::fs::lstat(&path) {
+                    Ok(st) if st.is_dir() => {}
+                    _ => std::fs::create_dir(&path).map_err(|e| io_err("mkdir", &path, e))?,
+                }
+                Ok(Some(path))
+            }
+            S_IFLNK => {
+                let target = item.source.as_deref().unwrap_or_default();
+                platform::fs::symlink(target, &path)?;
+                self.restore_attrs(&path, item, None, true);
+                Ok(None)
+            }
+            S_IFREG => {
+                if self.link_or_adopt(item, orig_path, &path)? {
+                    return Ok(None);
+                }
+                self.write_file(store, item, orig_path, &path)?;
+                Ok(None)
+            }
+            S_IFIFO | S_IFCHR | S_IFBLK => {
+                if self.link_or_adopt(item, orig_path, &path)? {
+                    return Ok(None);
+                }
+                if item.file_type() == S_IFIFO {
+                    platform::fs::mkfifo(&path, 0o600)?;
+                } else {
+                    platform::fs::mknod(&path, item.mode, item.rdev.unwrap_or(0))?;
+                }
+                self.note_extracted(item, orig_path, &path);
+                self.restore_attrs(&path, item, None, false);
+                Ok(None)
+            }
+            other => Err(ItemError(format!("Unknown archive item type {other:o}"))),
+        }
+    }
+
+    /// For a hardlink slave: links to the already extracted master (true), or takes over the
+    /// master's chunks when the master was not extracted (false, item then written).
+    fn link_or_adopt(
+        &mut self,
+        item: &Item,
+        _orig_path: &[u8],
+        path: &Path,
+    ) -> std::result::Result<bool, ItemError> {
+        let Some(source) = item.source.as_ref().filter(|_| item.is_hardlink_slave()) else {
+            return Ok(false);
+        };
+        let info = self.masters.get(source).cloned();
+        let link_target = match &info {
+            Some(MasterInfo {
+                link_target: Some(t),
+                ..
+            }) => Some(t.clone()),
+            Some(MasterInfo {
+                chunks: Some(_), ..
+            }) => None,
+            _ => {
+                let stripped =
+                    strip_components(source, self.opts.strip_components).ok_or_else(|| {
+                        ItemError("hardlink source is outside the extracted tree".into())
+                    })?;
+                Some(self.destination(&stripped, false)?)
+            }
+        };
+        if let Some(t) = link_target {
+            std::fs::hard_link(&t, path).map_err(|e| io_err("link", path, e))?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Remembers where a hardlink group was extracted, for the following slaves.
+    fn note_extracted(&mut self, item: &Item, orig_path: &[u8], path: &Path) {
+        if !self.partial {
+            return;
+        }
+        let key = item
+            .source
+            .clone()
+            .filter(|_| item.is_hardlink_slave())
+            .unwrap_or_else(|| orig_path.to_vec());
+        if item.is_hardlink_slave() || item.hardlink_master == Some(true) {
+            self.masters.insert(
+                key,
+                MasterInfo {
+                    chunks: None,
+                    link_target: Some(path.to_path_buf()),
+                },
+            );
+        }
+    }
+
+    fn write_file(
+        &mut self,
+        store: &mut ObjectStore,
+        item: &Item,
+        orig_path: &[u8],
+        path: &Path,
+    ) -> std::result::Result<(), ItemError> {
+        let chunks: Vec<ChunkRef> = match &item.chunks {
+            Some(c) => c.clone(),
+            None => item
+                .source
+                .as_ref()
+                .and_then(|s| self.masters.get(s))
+                .and_then(|m| m.chunks.clone())
+                .unwrap_or_default(),
+        };
+        let fd = platform::fs::open(
+            path,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+            0o600,
+        )?;
+        // SAFETY: the descriptor was just opened and is owned by nothing else.
+        let mut file =
+            unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) };
+        self.note_extracted(item, orig_path, path);
+        let mut pos: u64 = 0;
+        for c in &chunks {
+            let data = store.get(&c.id, Some(c.size as usize))?;
+            self.advance(data.len(), &item.path);
+            if self.opts.sparse {
+                write_sparse(&mut file, &data).map_err(|e| io_err("write", path, e))?;
+            } else {
+                file.write_all(&data)
+                    .map_err(|e| io_err("write", path, e))?;
+            }
+            pos += data.len() as u64;
+        }
+        file.set_len(pos)
+            .map_err(|e| io_err("truncate_and_attrs", path, e))?;
+        self.restore_attrs(path, item, Some(file.as_raw_fd()), false);
+        drop(file);
+        check_size(item, pos)?;
+        if item.chunks_healthy.is_some() {
+            return Err(damaged());
+        }
+        Ok(())
+    }
+
+    fn finish_dir(&mut self, item: &Item, path: &Path) {
+        self.restore_attrs(path, item, None, false);
+    }
+
+    /// borg's `restore_attrs`: owner, mode, ACLs, xattrs, times, then flags.
+    fn restore_attrs(&mut self, path: &Path, item: &Item, fd: Option<i32>, symlink: bool) {
+        let uid = platform::users::restore_uid(
+            item.user.as_deref(),
+            item.uid as i64,
+            self.opts.numeric_ids,
+        );
+        let gid = platform::users::restore_gid(
+            item.group.as_deref(),
+            item.gid as i64,
+            self.opts.numeric_ids,
+        );
+        let _ = match fd {
+            Some(fd) => platform::fs::fchown(fd, uid, gid),
+            None => platform::fs::lchown(path, uid, gid),
+        };
+        let mode_res = match fd {
+            // SAFETY: plain syscall on a descriptor the caller owns.
+            Some(fd) => {
+                if unsafe { libc::fchmod(fd, item.mode & 0o7777) } == -1 {
+                    Err(last_os("attrs", path))
+                } else {
+                    Ok(())
+                }
+            }
+            None if symlink => Ok(()),
+            None => platform::fs::chmod_nofollow(path, item.mode).map_err(ItemError::from),
+        };
+        if let Err(ItemError(m)) = mode_res {
+            self.warn(&format!("{}: {m}", lossy(&item.path)));
+        }
+        if !self.opts.noacls && !symlink {
+            let _ = platform::acl::acl_set(
+                path,
+                item.acl_access.as_deref(),
+                item.acl_default.as_deref(),
+                self.opts.numeric_ids,
+            );
+        }
+        if !self.opts.noxattrs {
+            if let Some(x) = &item.xattrs {
+                let target = match fd {
+                    Some(fd) => platform::xattr::Target::Fd(fd),
+                    None => platform::xattr::Target::Path(path),
+                };
+                for w in platform::xattr::set_all(target, x) {
+                    // Python's str(OSError(errno, msg, path)) with the path as bytes or fd
+                    let target_text = match fd {
+                        Some(fd) => fd.to_string(),
+                        None => py_bytes_repr(path.as_os_str().as_bytes()),
+                    };
+                    let os = match w.error.errno() {
+                        Some(n) => format!(
+                            "[Errno {n}] {}: {target_text}",
+                            strerror(&std::io::Error::from_raw_os_error(n))
+                        ),
+                        None => w.error.to_string(),
+                    };
+                    let msg = match w.error.errno() {
+                        Some(libc::E2BIG) => format!("too big for this filesystem ({os})"),
+                        Some(libc::ENOSPC) => format!(
+                            "fs full or xattr too big? [xattr len = {}] ({os})",
+                            w.value_len
+                        ),
+                        _ => os,
+                    };
+                    // borg logs these itself (no path prefix) and sets the warning exit code
+                    self.warn(&format!(
+                        "when setting extended attribute {}: {msg}",
+                        String::from_utf8_lossy(&w.name)
+                    ));
+                }
+            }
+        }
+        let mtime = item.mtime;
+        let atime = item.atime.unwrap_or(mtime);
+        let _ = match fd {
+            Some(fd) => platform::fs::set_times_fd(fd, atime, mtime),
+            None => platform::fs::set_times_nofollow(path, atime, mtime),
+        };
+        if !self.opts.noflags {
+            if let Some(flags) = item.bsdflags {
+                if !symlink {
+                    let _ = platform::flags::set_flags(path, flags, fd);
+                }
+            }
+        }
+    }
+}
+
+fn check_size(item: &Item, got: u64) -> std::result::Result<(), ItemError> {
+    match item.size {
+        Some(size) if size != got => Err(ItemError(format!(
+            "Size inconsistency detected: size {size}, chunks size {got}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn damaged() -> ItemError {
+    ItemError("File has damaged (all-zero) chunks. Try running borg check --repair.".into())
+}
+
+/// Block size below which zero runs are written rather than skipped with `--sparse`.
+const SPARSE_BLOCK: usize = 4096;
+
+/// Writes `data` at the current position, seeking over every all-zero 4 KiB block instead of
+/// writing it, so zero runs become holes even inside chunks that also hold data (borg only
+/// skips chunks that are entirely zero; the file content is the same either way).
+fn write_sparse(file: &mut std::fs::File, data: &[u8]) -> std::io::Result<()> {
+    let mut pending_hole: i64 = 0;
+    for block in data.chunks(SPARSE_BLOCK) {
+        if block.len() == SPARSE_BLOCK && block.iter().all(|&b| b == 0) {
+            pending_hole += block.len() as i64;
+            continue;
+        }
+        if pending_hole > 0 {
+            file.seek(SeekFrom::Current(pending_hole))?;
+            pending_hole = 0;
+        }
+        file.write_all(block)?;
+    }
+    if pending_hole > 0 {
+        file.seek(SeekFrom::Current(pending_hole))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_paths() {
+        assert!(safe_components(b"/etc/passwd").is_none());
+        assert!(safe_components(b"../x").is_none());
+        assert!(safe_components(b"a/../../x").is_none());
+        assert!(safe_components(b"a/..").is_none());
+        assert!(safe_components(b"").is_none());
+        assert!(safe_components(b".").is_none());
+        assert_eq!(safe_components(b"./a//b").map(|c| c.len()), Some(2));
+        assert_eq!(safe_components(b"a..b/..c").map(|c| c.len()), Some(2));
+    }
+
+    #[test]
+    fn bytes_repr_like_python() {
+        assert_eq!(py_bytes_repr(b"/tmp/a b"), "b'/tmp/a b'");
+        assert_eq!(py_bytes_repr(b"it's"), "b\"it's\"");
+        assert_eq!(py_bytes_repr(b"\xc3\xa4\\"), "b'\\xc3\\xa4\\\\'");
+    }
+
+    #[test]
+    fn strip() {
+        assert_eq!(strip_components(b"a/b/c", 1).as_deref(), Some(&b"b/c"[..]));
+        assert_eq!(strip_components(b"a/b/c", 2).as_deref(), Some(&b"c"[..]));
+        assert_eq!(strip_components(b"a/b/c", 3), None);
+        assert_eq!(strip_components(b"a", 0).as_deref(), Some(&b"a"[..]));
+        assert!(is_below(b"a/b", b"a") && is_below(b"a", b"a") && !is_below(b"ab", b"a"));
+    }
+}

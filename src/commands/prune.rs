@@ -1,0 +1,239 @@
+//! `prune`: delete the archives the retention rules do not keep (borg 1.2.4 `do_prune`,
+//! spec §10.2). The decisions come from the pure [`prune_policy`](super::prune_policy); this
+//! module selects the candidates, deletes archives (chunk references through the cache, manifest
+//! entry), and commits manifest, repository and cache at every `--checkpoint-interval` and at
+//! the end. Prune never compacts.
+
+use std::time::Instant;
+
+use crate::archive::Operation;
+use crate::cache::{Cache, CacheOptions, IndexStats, OpStats};
+use crate::location::Location;
+
+use super::common::{self, Access, CommandError, Opened, Result};
+use super::prune_policy::{self, Candidate, Decision, Rules};
+
+/// The error borg prints when no rule is given.
+pub const NO_RULE_MESSAGE: &str = "At least one of the \"keep-within\", \"keep-last\", \"keep-secondly\", \"keep-minutely\", \"keep-hourly\", \"keep-daily\", \"keep-weekly\", \"keep-monthly\" or \"keep-yearly\" settings must be specified.";
+
+/// Options of `prune`.
+#[derive(Debug, Clone, Default)]
+pub struct PruneOptions {
+    /// The retention rules.
+    pub rules: Rules,
+    /// `-a/--glob-archives`, or `-P/--prefix` + `*` (placeholders already replaced).
+    pub glob: Option<String>,
+    /// `-n/--dry-run`.
+    pub dry_run: bool,
+    /// `--force`: carry on when an archive is corrupted.
+    pub forced: bool,
+    /// `--checkpoint-interval` in seconds (0 = only commit at the end).
+    pub checkpoint_interval: u64,
+    /// `--consider-part-files`: count part files in the statistics.
+    pub consider_part_files: bool,
+    /// Seconds to wait for the lock.
+    pub lock_wait: f64,
+}
+
+/// One line of `--list` output, reported as the archives are processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListLine {
+    /// `Keeping archive (rule: daily #1):`, `Would prune:`, `Pruning archive (1/3):`,
+    /// `Keeping checkpoint archive:`.
+    pub message: String,
+    /// borg's `format_archive`: name, local start time, id.
+    pub archive: String,
+}
+
+impl std::fmt::Display for ListLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:<40} {}", self.message, self.archive)
+    }
+}
+
+/// The outcome of `prune`.
+#[derive(Debug, Clone, Default)]
+pub struct PruneOutcome {
+    /// What the deletions freed (positive numbers; borg shows them negated).
+    pub stats: OpStats,
+    /// Chunk index totals afterwards.
+    pub index: IndexStats,
+    /// Number of archives deleted (or that would be, in a dry run).
+    pub pruned: usize,
+}
+
+/// The archive-name matcher of prune: borg matches the glob (`shellpattern.translate`)
+/// followed by an optional `.checkpoint` / `.checkpoint.N` suffix, anchored at both ends. Names
+/// never contain `/`, so an `sh:` pattern decides the glob part; the suffix is tried both kept
+/// and stripped.
+pub struct NameMatcher(crate::patterns::Pattern);
+
+impl NameMatcher {
+    /// Compiles `glob` (`*` when absent or empty).
+    pub fn new(glob: Option<&str>) -> Result<NameMatcher> {
+        let glob = glob.filter(|g| !g.is_empty()).unwrap_or("*");
+        let p = crate::patterns::Pattern::new(
+            crate::patterns::PatternStyle::Shell,
+            std::ffi::OsStr::new(glob),
+            false,
+        )
+        .map_err(|e| CommandError::new(e.to_string()))?;
+        Ok(NameMatcher(p))
+    }
+
+    /// Whether an archive name is selected.
+    pub fn is_match(&mut self, name: &str) -> bool {
+        if self.0.matches(std::ffi::OsStr::new(name)) {
+            return true;
+        }
+        match prune_policy::checkpoint_suffix(name) {
+            Some(stem) => self.0.matches(std::ffi::OsStr::new(&name[..stem])),
+            None => false,
+        }
+    }
+}
+
+/// borg's `format_archive`: `%-36s %s [%s]` with the start time in local time.
+pub fn format_archive(c: &Candidate) -> String {
+    let t = prune_policy::local_time(c.time_us, &chrono::Local);
+    format!(
+        "{:<36} {} [{}]",
+        c.name,
+        t.format("%a, %Y-%m-%d %H:%M:%S"),
+        hex::encode(c.id)
+    )
+}
+
+/// The candidates of the manifest matching `glob` (checkpoints included).
+pub fn candidates(opened: &Opened, glob: Option<&str>) -> Result<Vec<Candidate>> {
+    let mut re = NameMatcher::new(glob)?;
+    Ok(opened
+        .manifest
+        .archives
+        .iter()
+        .map(|(name, r)| Candidate {
+            name: String::from_utf8_lossy(name).into_owned(),
+            time_us: crate::archive::manifest::parse_timestamp(&r.time)
+                .map(|t| t.timestamp_micros())
+                .unwrap_or(0),
+            id: r.id,
+        })
+        .filter(|c| re.is_match(&c.name))
+        .collect())
+}
+
+/// Runs `prune` on the repository at `loc`; `list` receives every archive's line in borg's
+/// order (newest first).
+pub fn run(
+    loc: &Location,
+    opts: &PruneOptions,
+    confirm: crate::security::Confirm<'_>,
+    list: &mut dyn FnMut(&ListLine),
+) -> Result<PruneOutcome> {
+    let started = Instant::now();
+    let access = Access {
+        exclusive: true,
+        lock_wait: opts.lock_wait,
+        lock: true,
+    };
+    let mut opened = common::open_with_manifest(loc, &access, &[Operation::Delete], confirm)?;
+    if !opts.rules.any() {
+        return Err(CommandError::new(NO_RULE_MESSAGE));
+    }
+    let cands = candidates(&opened, opts.glob.as_deref())?;
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let decisions = prune_policy::decide(&cands, &opts.rules, now_us, &chrono::Local);
+    let to_delete = decisions
+        .iter()
+        .filter(|(_, d)| *d == Decision::Prune)
+        .count();
+    let mut cache = Cache::open(
+        &mut opened.store,
+        &opened.manifest,
+        CacheOptions {
+            lock_wait: opts.lock_wait,
+            location: Some(loc.canonical()),
+            ..CacheOptions::default()
+        },
+    )?;
+    let mut outcome = PruneOutcome::default();
+    let mut last_checkpoint = started;
+    let mut uncommitted = 0usize;
+    for (i, decision) in &decisions {
+        let c = &cands[*i];
+        let message = match decision {
+            Decision::Prune if opts.dry_run => {
+                outcome.pruned += 1;
+                "Would prune:".to_string()
+            }
+            Decision::Prune => {
+                outcome.pruned += 1;
+                let name = opened
+                    .manifest
+                    .archives
+                    .iter()
+                    .find(|(_, r)| r.id == c.id)
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or_else(|| c.name.as_bytes().to_vec());
+                super::delete::delete_archive(
+                    &mut opened,
+                    &mut cache,
+                    &c.id,
+                    &name,
+                    opts.forced,
+                    opts.consider_part_files,
+                    &mut outcome.stats,
+                )?;
+                uncommitted += 1;
+                if opts.checkpoint_interval > 0
+                    && last_checkpoint.elapsed().as_secs_f64() > opts.checkpoint_interval as f64
+                {
+                    checkpoint(&mut opened, &mut cache)?;
+                    last_checkpoint = Instant::now();
+                    uncommitted = 0;
+                }
+                format!("Pruning archive ({}/{}):", outcome.pruned, to_delete)
+            }
+            Decision::KeepCheckpoint => "Keeping checkpoint archive:".to_string(),
+            Decision::Keep { reason, number } => {
+                format!("Keeping archive (rule: {reason} #{number}):")
+            }
+        };
+        list(&ListLine {
+            message,
+            archive: format_archive(c),
+        });
+    }
+    if uncommitted > 0 {
+        checkpoint(&mut opened, &mut cache)?;
+    }
+    outcome.index = cache.stats();
+    Ok(outcome)
+}
+
+/// borg's prune `checkpoint_func`: manifest, repository (no compaction), cache.
+fn checkpoint(opened: &mut Opened, cache: &mut Cache) -> Result<()> {
+    common::commit_manifest(opened)?;
+    cache.commit(&opened.manifest)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matcher_allows_checkpoint_suffix() {
+        let mut re = NameMatcher::new(Some("host-*")).unwrap();
+        assert!(re.is_match("host-1"));
+        assert!(re.is_match("host-1.checkpoint"));
+        assert!(re.is_match("host-1.checkpoint.3"));
+        assert!(!re.is_match("other"));
+        let mut re = NameMatcher::new(Some("a")).unwrap();
+        assert!(re.is_match("a.checkpoint"));
+        assert!(!re.is_match("a.checkpoint.x"));
+        assert!(!re.is_match("ab"));
+        let mut re = NameMatcher::new(None).unwrap();
+        assert!(re.is_match("x y\nz"));
+    }
+}

@@ -1,0 +1,443 @@
+//! Prune equivalence with borg 1.2.4:
+//! * the pure policy (`hoard::commands::prune_policy`) against borg's own `prune_within` /
+//!   `prune_split` (imported from the installed borg with `python3`), on generated archive sets
+//!   and rule combinations, in several time zones (UTC and zones with DST);
+//! * `hoard prune --dry-run --list` against `borg prune --dry-run --list` on real repositories,
+//!   line by line.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use hoard::commands::prune_policy::{self, Candidate, Decision, PeriodRule, Rules};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// The zones the policy is compared in; each runs in a child process with `TZ` set from the start.
+const ZONES: [&str; 4] = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "Australia/Lord_Howe",
+];
+
+/// Cases per zone (4 zones → 600 cases).
+const CASES_PER_ZONE: usize = 150;
+
+const PY_REFERENCE: &str = r#"
+import json, re, sys
+from datetime import datetime, timezone
+from collections import namedtuple
+import borg.helpers.misc as misc
+from borg.helpers import prune_within, prune_split, PRUNING_PATTERNS
+
+Arch = namedtuple('Arch', 'name id ts')
+data = json.load(sys.stdin)
+out = []
+for case in data:
+    now = datetime.fromtimestamp(case['now_us'] // 1000000, timezone.utc).replace(
+        microsecond=case['now_us'] % 1000000)
+    class FixedNow(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return now
+    misc.datetime = FixedNow
+    archs = []
+    for (name, us, idx) in case['archives']:
+        ts = datetime.fromtimestamp(us // 1000000, timezone.utc).replace(microsecond=us % 1000000)
+        archs.append(Arch(name, idx, ts))
+    # the manifest is loaded in name order; list(sort_by=['ts'], reverse=True)
+    archs.sort(key=lambda a: a.name)
+    archs.sort(key=lambda a: a.ts)
+    archs.reverse()
+    checkpoint_re = r'\.checkpoint(\.\d+)?'
+    is_checkpoint = re.compile(r'(%s)\Z' % checkpoint_re).search
+    checkpoints = [a for a in archs if is_checkpoint(a.name)]
+    keep_checkpoints = checkpoints[:1] if archs and checkpoints and archs[0] is checkpoints[0] else []
+    checkpoints = set(checkpoints)
+    archives = [a for a in archs if a not in checkpoints]
+    keep = []
+    kept_because = {}
+    if case['within'] is not None:
+        keep += prune_within(archives, case['within'], kept_because)
+    for rule in PRUNING_PATTERNS.keys():
+        num = case['rules'].get(rule)
+        if num is not None:
+            keep += prune_split(archives, rule, num, kept_because)
+    to_delete = (set(archives) | checkpoints) - (set(keep) | set(keep_checkpoints))
+    res = []
+    for a in archs:
+        if a in to_delete:
+            res.append([a.name, 'prune'])
+        elif is_checkpoint(a.name):
+            res.append([a.name, 'checkpoint'])
+        else:
+            res.append([a.name, '%s #%d' % kept_because[a.id]])
+    out.append(res)
+json.dump(out, sys.stdout)
+"#;
+
+/// Start of 2015 and end of 2026 (UTC seconds).
+const T0: i64 = 1_420_070_400;
+const T1: i64 = 1_798_761_600;
+
+/// DST transitions worth crowding around (UTC seconds): Europe, US and Lord Howe switches.
+const DST_POINTS: [i64; 6] = [
+    1_711_846_800, // 2024-03-31 01:00 UTC, Europe spring forward
+    1_729_990_800, // 2024-10-27 01:00 UTC, Europe fall back
+    1_710_054_000, // 2024-03-10 07:00 UTC, US spring forward
+    1_730_613_600, // 2024-11-03 06:00 UTC, US fall back
+    1_712_413_800, // 2024-04-06 14:30 UTC, Lord Howe (30 min shift)
+    1_727_879_400, // 2024-10-05 14:30 UTC, Lord Howe
+];
+
+/// A generated case: archives (name, µs) and rules.
+struct Case {
+    archives: Vec<(String, i64)>,
+    rules: Rules,
+    now_us: i64,
+}
+
+fn gen_case(rng: &mut StdRng) -> Case {
+    let n = rng.gen_range(1..60);
+    let mut times: Vec<i64> = Vec::new();
+    let style = rng.gen_range(0..4);
+    let mut base = match style {
+        0 => DST_POINTS[rng.gen_range(0..DST_POINTS.len())] - rng.gen_range(0..2 * 86_400),
+        _ => rng.gen_range(T0..T1),
+    };
+    for _ in 0..n {
+        let step = match (style, rng.gen_range(0..10)) {
+            (0, _) => rng.gen_range(0..3 * 3600),
+            (1, 0..=5) => rng.gen_range(0..86_400 * 40),
+            (1, _) => rng.gen_range(0..7200),
+            (2, 0) => 0, // an exact tie
+            (2, _) => rng.gen_range(0..86_400 * 3),
+            (_, 0..=2) => rng.gen_range(0..400 * 86_400),
+            (_, _) => rng.gen_range(0..120),
+        };
+        base += step;
+        times.push(base * 1_000_000 + rng.gen_range(0..1_000_000));
+    }
+    let mut archives = Vec::new();
+    for (i, t) in times.iter().enumerate() {
+        let name = match rng.gen_range(0..12) {
+            0 => format!("host-{i:03}.checkpoint"),
+            1 => format!("host-{i:03}.checkpoint.{}", rng.gen_range(1..12)),
+            _ => format!("host-{i:03}"),
+        };
+        archives.push((name, *t));
+    }
+    let mut rules = Rules::default();
+    loop {
+        for rule in PeriodRule::ALL {
+            let n = if rng.gen_bool(0.35) {
+                Some(rng.gen_range(-1..8))
+            } else {
+                None
+            };
+            rules.set(rule, n);
+        }
+        rules.within_hours = if rng.gen_bool(0.25) {
+            let unit = ["1H", "24", "168", "744", "8760"][rng.gen_range(0..5)];
+            let mult: i64 = if unit == "1H" {
+                1
+            } else {
+                unit.parse().unwrap()
+            };
+            Some(rng.gen_range(1..40) * mult)
+        } else {
+            None
+        };
+        if rules.any() {
+            break;
+        }
+    }
+    let last = times.iter().copied().max().unwrap_or(0);
+    let now_us = last + rng.gen_range(0..90 * 86_400) * 1_000_000;
+    Case {
+        archives,
+        rules,
+        now_us,
+    }
+}
+
+fn hoard_decisions(case: &Case) -> Vec<(String, String)> {
+    let cands: Vec<Candidate> = case
+        .archives
+        .iter()
+        .enumerate()
+        .map(|(i, (name, t))| {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            Candidate {
+                name: name.clone(),
+                time_us: *t,
+                id,
+            }
+        })
+        .collect();
+    prune_policy::decide(&cands, &case.rules, case.now_us, &chrono::Local)
+        .into_iter()
+        .map(|(i, d)| {
+            let what = match d {
+                Decision::Prune => "prune".to_string(),
+                Decision::KeepCheckpoint => "checkpoint".to_string(),
+                Decision::Keep { reason, number } => format!("{reason} #{number}"),
+            };
+            (cands[i].name.clone(), what)
+        })
+        .collect()
+}
+
+fn case_json(case: &Case) -> serde_json::Value {
+    let mut rules = serde_json::Map::new();
+    for (rule, n) in PeriodRule::ALL.iter().zip(case.rules.counts.iter()) {
+        if let Some(n) = n {
+            rules.insert(rule.name().into(), (*n).into());
+        }
+    }
+    serde_json::json!({
+        "now_us": case.now_us,
+        "within": case.rules.within_hours,
+        "rules": rules,
+        "archives": case.archives.iter().enumerate()
+            .map(|(i, (n, t))| serde_json::json!([n, t, i])).collect::<Vec<_>>(),
+    })
+}
+
+/// The child half: runs in a process whose `TZ` was set by [`policy_matches_borg_python`].
+#[test]
+#[ignore = "run by policy_matches_borg_python in a child process"]
+fn policy_child() {
+    let zone = std::env::var("TZ").unwrap_or_default();
+    let seed = zone
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let mut rng = StdRng::seed_from_u64(seed);
+    let cases: Vec<Case> = (0..CASES_PER_ZONE).map(|_| gen_case(&mut rng)).collect();
+    let input = serde_json::Value::Array(cases.iter().map(case_json).collect()).to_string();
+    let mut py = Command::new("/usr/bin/python3");
+    // Sensitivity check hook: a different zone for the reference must make the test fail.
+    if let Ok(other) = std::env::var("HOARD_TEST_REFERENCE_TZ") {
+        py.env("TZ", other);
+    }
+    let mut child = py
+        .arg("-c")
+        .arg(PY_REFERENCE)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python output");
+    assert!(out.status.success(), "python reference failed");
+    let expected: Vec<Vec<(String, String)>> =
+        serde_json::from_slice(&out.stdout).expect("python json");
+    assert_eq!(expected.len(), cases.len());
+    for (i, (case, want)) in cases.iter().zip(expected.iter()).enumerate() {
+        let got = hoard_decisions(case);
+        assert_eq!(
+            &got, want,
+            "TZ={zone} case {i} differs; rules {:?}, now {}\narchives {:?}",
+            case.rules, case.now_us, case.archives
+        );
+    }
+    println!("compared {} cases in TZ={zone}", cases.len());
+}
+
+#[test]
+fn policy_matches_borg_python() {
+    if !common::borg_available() {
+        return;
+    }
+    let exe = std::env::current_exe().expect("test exe");
+    for zone in ZONES {
+        let out = Command::new(&exe)
+            .args(["--ignored", "--exact", "policy_child", "--nocapture"])
+            .env("TZ", zone)
+            .output()
+            .expect("spawn child test");
+        assert!(
+            out.status.success(),
+            "policy differs from borg in TZ={zone}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("compared {CASES_PER_ZONE} cases")),
+            "{text}"
+        );
+    }
+}
+
+/// A private copy of the hoard binary: the shared target directory may be rebuilt from another
+/// branch while this test runs.
+fn private_hoard(env: &common::Env) -> Command {
+    let exe = env.path().join("hoard-under-test");
+    if !exe.exists() {
+        std::fs::copy(env!("CARGO_BIN_EXE_hoard"), &exe).expect("copy hoard");
+    }
+    let probe = std::process::Command::new(&exe)
+        .args(["prune", "--help"])
+        .output()
+        .expect("hoard --help");
+    assert!(
+        probe.status.success(),
+        "{} is not this branch's build (the shared target directory was rebuilt by another \
+         worktree); rerun the test",
+        env!("CARGO_BIN_EXE_hoard")
+    );
+    let base = env.hoard_cmd();
+    let mut c = Command::new(&exe);
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c.current_dir(env.path()).stdin(Stdio::null());
+    c
+}
+
+/// The `--list` lines of a prune run (stderr minus relocation chatter).
+fn list_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| !l.starts_with("Warning: The repository at location"))
+        .filter(|l| !l.starts_with("Do you want to continue"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn dry_run_list_matches_borg_on_real_repositories() {
+    if !common::borg_available() {
+        return;
+    }
+    let env = common::Env::new();
+    drop(private_hoard(&env));
+    let repo = env.path().join("repo");
+    let out = env
+        .borg_cmd()
+        .args(["init", "-e", "none"])
+        .arg(&repo)
+        .output()
+        .expect("borg init");
+    assert!(out.status.success());
+    let mut rng = StdRng::seed_from_u64(20261127);
+    // 28 archives over five years, some on the same day, some around Berlin's DST switches,
+    // a few checkpoints and a second name prefix.
+    let mut archives: Vec<(String, String)> = Vec::new();
+    let mut t: i64 = 1_546_300_800; // 2019-01-01
+    for i in 0..28 {
+        t += match i % 4 {
+            0 => rng.gen_range(30..200) * 86_400,
+            1 => rng.gen_range(60..20_000),
+            2 => rng.gen_range(1..10) * 86_400,
+            _ => rng.gen_range(3_600..200_000),
+        };
+        if i == 20 {
+            t = 1_729_989_000; // 2024-10-27 00:30 UTC: Berlin fall-back night
+        }
+        let prefix = if i % 5 == 0 { "web" } else { "db" };
+        let suffix = match i {
+            9 => ".checkpoint",
+            17 => ".checkpoint.2",
+            27 => ".checkpoint",
+            _ => "",
+        };
+        let name = format!("{prefix}-{i:02}{suffix}");
+        let ts = chrono::DateTime::from_timestamp(t, 0)
+            .expect("time")
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string();
+        archives.push((name, ts));
+    }
+    let empty = env.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    for (name, ts) in &archives {
+        let out = env
+            .borg_cmd()
+            .args(["create", "--timestamp", ts])
+            .arg(format!("{}::{name}", repo.display()))
+            .arg(&empty)
+            .output()
+            .expect("borg create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let cases: &[&[&str]] = &[
+        &["-d", "3"],
+        &["--keep-last", "4"],
+        &["-d", "2", "-w", "2", "-m", "3", "-y", "-1"],
+        &["-H", "5", "--keep-minutely", "2"],
+        &["-w", "-1"],
+        &["-m", "6", "-a", "db-*"],
+        &["-y", "2", "-P", "web"],
+        &["--keep-within", "3y", "-m", "2"],
+        &["--keep-secondly", "2", "-d", "0", "-y", "1"],
+        &["-d", "10", "-w", "4", "-m", "12", "-y", "10"],
+        &["-w", "3", "-a", "*-2?"],
+        &["--keep-within", "100w"],
+    ];
+    let mut compared = 0;
+    for (k, rule_args) in cases.iter().enumerate() {
+        for tz in ["Europe/Berlin", "UTC"] {
+            if k % 2 == 1 && tz == "UTC" {
+                continue;
+            }
+            let mut args: Vec<String> = vec!["prune".into(), "--dry-run".into(), "--list".into()];
+            args.extend(rule_args.iter().map(|s| s.to_string()));
+            args.push(repo.display().to_string());
+            let b = env
+                .borg_cmd()
+                .env("TZ", tz)
+                .args(&args)
+                .output()
+                .expect("borg");
+            let h = private_hoard(&env)
+                .env("TZ", tz)
+                .args(&args)
+                .output()
+                .expect("hoard");
+            let (bs, hs) = (
+                String::from_utf8_lossy(&b.stderr).into_owned(),
+                String::from_utf8_lossy(&h.stderr).into_owned(),
+            );
+            assert_eq!(b.status.code(), h.status.code(), "{args:?}\n{bs}\n{hs}");
+            assert_eq!(list_lines(&bs), list_lines(&hs), "TZ={tz} {args:?}");
+            assert!(!list_lines(&bs).is_empty());
+            compared += 1;
+        }
+    }
+    assert!(compared >= 10);
+    // No rule at all: the same error and exit code.
+    let b = env
+        .borg_cmd()
+        .arg("prune")
+        .arg(&repo)
+        .output()
+        .expect("borg");
+    let h = private_hoard(&env)
+        .arg("prune")
+        .arg(&repo)
+        .output()
+        .expect("hoard");
+    assert_eq!(b.status.code(), Some(2));
+    assert_eq!(h.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&b.stderr),
+        String::from_utf8_lossy(&h.stderr)
+    );
+}
