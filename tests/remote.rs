@@ -21,9 +21,18 @@ use sshd::Sshd;
 fn hoard_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("hoard-remote-tests-{}", std::process::id()));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("remote-tests");
         std::fs::create_dir_all(&dir).expect("bin dir");
-        let dst = dir.join("hoard");
+        // Remove the copies of earlier runs whose process is gone.
+        for e in std::fs::read_dir(&dir).expect("ls").flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("hoard-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let dst = dir.join(format!("hoard-{}", std::process::id()));
         // HOARD_REMOTE_TEST_BIN overrides the binary (useful with a busy shared target dir).
         let src = std::env::var_os("HOARD_REMOTE_TEST_BIN")
             .map(PathBuf::from)

@@ -10,7 +10,8 @@
 //!
 //! Files: [`config`] (INI), [`segment`] (log files), [`index`] (hash index files), [`hints`],
 //! [`integrity`], [`lock`] (borg-compatible locks), [`local`] ([`LocalRepository`]) and
-//! [`check`](mod@check) (repository check / repair) and [`compact`] (compaction, §2.12).
+//! [`check`](mod@check) (repository check / repair) and [`compact`] (compaction, §2.12);
+//! [`remote`] is the same trait over `borg serve` (§9).
 
 pub mod check;
 pub mod compact;
