@@ -4,7 +4,7 @@
 //! Layers, bottom to top (a layer never imports one above it; see `DESIGN.md`):
 //! [`msgpack`], [`paths`], [`location`], [`patterns`], [`placeholders`] and [`platform`]
 //! (shared helpers), [`compress`],
-//! [`chunker`], [`crypto`], [`repo`], [`security`], [`archive`], [`cache`], [`commands`] and,
+//! [`chunker`], [`crypto`], [`repo`], [`security`], [`serve`], [`archive`], [`cache`], [`commands`] and,
 //! at the top, [`cli`].
 
 pub mod archive;
@@ -23,3 +23,4 @@ pub mod placeholders;
 pub mod platform;
 pub mod repo;
 pub mod security;
+pub mod serve;

@@ -149,6 +149,8 @@ pub enum Command {
     ExportTar(super::cmd_export_tar::ExportTarArgs),
     /// Diff contents of two archives
     Diff(super::cmd_diff::DiffArgs),
+    /// Start in server mode. This command is usually not used manually.
+    Serve(super::cmd_serve::ServeArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).

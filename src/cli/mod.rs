@@ -14,6 +14,7 @@ pub mod cmd_info_archive;
 pub mod cmd_list;
 pub mod cmd_prune;
 pub mod cmd_rename;
+pub mod cmd_serve;
 pub mod cmd_with_lock;
 pub mod log;
 pub mod output;
@@ -229,6 +230,10 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
             }
             commands::check::validate(&opts)?;
             let mut print_repository = |report: &crate::repo::CheckReport| {
+                // A remote check reports through the server's log lines ("Remote: …").
+                if report.messages.is_empty() {
+                    return;
+                }
                 log::log(
                     log::Level::Info,
                     "borg.repository",
@@ -284,6 +289,7 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
         Command::Compact(a) => cmd_compact::run(a, common),
         Command::Config(a) => cmd_config::run(a, common),
         Command::WithLock(a) => cmd_with_lock::run(a, common),
+        Command::Serve(a) => Ok(cmd_serve::main(&a, common)),
     }
 }
 
@@ -359,6 +365,59 @@ fn configure_logging(common: &CommonOptions) {
     log::install();
 }
 
+/// Hands the remote-repository options to the client and routes the server's log lines
+/// through borg-style logging.
+fn configure_remote(common: &CommonOptions) {
+    let log_level_flag = if common.debug {
+        Some("--debug")
+    } else if common.info {
+        Some("--info")
+    } else if common.critical {
+        Some("--critical")
+    } else if common.error {
+        Some("--error")
+    } else {
+        None
+    };
+    crate::repo::remote::set_client_options(crate::repo::remote::ClientOptions {
+        rsh: common.rsh.clone(),
+        remote_path: common.remote_path.clone(),
+        log_level_flag: log_level_flag.map(str::to_string),
+        debug_topics: common.debug_topic.clone(),
+        upload_ratelimit: common.upload_ratelimit.unwrap_or(0),
+        upload_buffer: common.upload_buffer.unwrap_or(0),
+    });
+    crate::repo::remote::logline::set_sink(remote_log_sink);
+}
+
+fn remote_log_sink(line: crate::repo::remote::logline::RemoteLog) {
+    use crate::repo::remote::logline::RemoteLog;
+    match line {
+        RemoteLog::Record(level, name, message) => {
+            let level = match level {
+                0..=10 => log::Level::Debug,
+                11..=20 => log::Level::Info,
+                21..=30 => log::Level::Warning,
+                31..=40 => log::Level::Error,
+                _ => log::Level::Critical,
+            };
+            let name = if name.is_empty() {
+                "borg.remote"
+            } else {
+                &name
+            };
+            log::log(level, name, None, &message);
+        }
+        RemoteLog::Plain(message) => {
+            if log::json_enabled() {
+                log::log(log::Level::Warning, "", None, &message);
+            } else {
+                eprintln!("{message}");
+            }
+        }
+    }
+}
+
 /// Runs hoard with the process's arguments and returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -373,7 +432,11 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    if let Command::Serve(a) = &cli.command {
+        return cmd_serve::main(a, &cli.common);
+    }
     configure_logging(&cli.common);
+    configure_remote(&cli.common);
     if let Some(mask) = cli.common.umask {
         // SAFETY: umask only changes this process's file creation mask.
         unsafe {

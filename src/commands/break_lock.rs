@@ -7,9 +7,7 @@ use super::common::{CommandError, Result};
 /// Breaks the repository lock and the cache lock of `loc`.
 pub fn run(loc: &Location) -> Result<()> {
     if loc.proto == Proto::Ssh {
-        return Err(CommandError::new(
-            "Remote repositories are not supported yet.",
-        ));
+        return run_remote(loc);
     }
     let path = loc.local_path();
     crate::repo::local::break_lock_at(&path)?;
@@ -23,6 +21,27 @@ pub fn run(loc: &Location) -> Result<()> {
         if cache.is_dir() {
             crate::repo::local::break_lock_at(&cache)?;
         }
+    }
+    Ok(())
+}
+
+/// `break-lock` over `serve`: open without locking, break the repository lock on the server,
+/// then the local cache lock (borg's `with_repository(lock=False)` + `Cache.break_lock`).
+fn run_remote(loc: &Location) -> Result<()> {
+    use crate::repo::remote::{RemoteOpenOptions, RemoteRepository};
+    use crate::repo::Repository;
+    let mut repo = RemoteRepository::open(
+        loc,
+        &RemoteOpenOptions {
+            lock: false,
+            ..RemoteOpenOptions::default()
+        },
+    )
+    .map_err(CommandError::from)?;
+    repo.break_lock().map_err(CommandError::from)?;
+    let cache = super::common::repo_cache_dir(&repo.id());
+    if cache.is_dir() {
+        crate::repo::local::break_lock_at(&cache)?;
     }
     Ok(())
 }

@@ -81,8 +81,35 @@ fn repo_msgid(e: &crate::repo::RepoError) -> Option<&'static str> {
         E::Integrity(_) => "IntegrityError",
         E::FileIntegrity(_) => "FileIntegrityError",
         E::Lock(_) => "LockTimeout",
+        E::PathNotAllowed(_) => "PathNotAllowed",
+        E::InvalidRpcMethod(_) => "InvalidRPCMethod",
+        E::ConnectionClosed(_) => "ConnectionClosed",
+        E::UnexpectedServerData(_) => "UnexpectedRPCDataFormatFromServer",
+        E::Remote { class, .. } => return remote_class_msgid(class),
         _ => return None,
     })
+}
+
+/// The msgid of a remote exception class (borg uses the class name).
+fn remote_class_msgid(class: &str) -> Option<&'static str> {
+    const KNOWN: &[&str] = &[
+        "LockTimeout",
+        "LockFailed",
+        "StorageQuotaExceeded",
+        "InsufficientFreeSpaceError",
+        "InvalidRepository",
+        "InvalidRepositoryConfig",
+        "PathAlreadyExists",
+        "FileIntegrityError",
+        "RPCError",
+    ];
+    Some(
+        KNOWN
+            .iter()
+            .find(|k| **k == class)
+            .copied()
+            .unwrap_or("RPCError"),
+    )
 }
 
 /// borg's msgid for a key or authentication error.
@@ -119,7 +146,7 @@ pub struct Access {
     pub lock: bool,
 }
 
-/// Opens the repository named by `loc` (local only for now).
+/// Opens the repository named by `loc`: a local directory, or `serve` over ssh.
 pub fn open_repository(loc: &Location, access: &Access) -> Result<Box<dyn Repository>> {
     match loc.proto {
         Proto::File => {
@@ -134,10 +161,18 @@ pub fn open_repository(loc: &Location, access: &Access) -> Result<Box<dyn Reposi
             )?;
             Ok(Box::new(repo))
         }
-        Proto::Ssh => Err(CommandError::new(format!(
-            "Remote repositories are not supported yet: {}",
-            loc.canonical()
-        ))),
+        Proto::Ssh => {
+            let repo = crate::repo::remote::RemoteRepository::open(
+                loc,
+                &crate::repo::remote::RemoteOpenOptions {
+                    exclusive: access.exclusive,
+                    lock_wait: Some(access.lock_wait),
+                    lock: access.lock,
+                    ..Default::default()
+                },
+            )?;
+            Ok(Box::new(repo))
+        }
     }
 }
 

@@ -36,17 +36,15 @@ pub struct InitOutcome {
 /// Creates the repository at `loc`. On any failure after the repository directory was
 /// created, the half-made repository is removed again.
 pub fn run(loc: &Location, opts: &InitOptions) -> Result<InitOutcome> {
-    if loc.proto == Proto::Ssh {
-        return Err(CommandError::new(
-            "Remote repositories are not supported yet.",
-        ));
-    }
     let key_type = KeyType::from_mode_name(&opts.encryption)?;
     if key_type == KeyType::Passphrase {
         return Err(CommandError::new(format!(
             "Invalid encryption mode \"{}\"",
             opts.encryption
         )));
+    }
+    if loc.proto == Proto::Ssh {
+        return run_remote(loc, opts, key_type);
     }
     let path = loc.local_path();
     let repo = LocalRepository::create_and_open(
@@ -67,6 +65,34 @@ pub fn run(loc: &Location, opts: &InitOptions) -> Result<InitOutcome> {
         Err(e) => {
             // The repository object (and its lock) is gone by now; remove what we created.
             let _ = std::fs::remove_dir_all(&path);
+            Err(e)
+        }
+    }
+}
+
+/// `init` over `serve`: the server creates the repository (§9.3 `open(create=True)`).
+fn run_remote(loc: &Location, opts: &InitOptions, key_type: KeyType) -> Result<InitOutcome> {
+    use crate::repo::remote::{RemoteOpenOptions, RemoteRepository};
+    let open = RemoteOpenOptions {
+        create: true,
+        exclusive: true,
+        append_only: opts.append_only,
+        make_parent_dirs: opts.make_parent_dirs,
+        storage_quota: opts.storage_quota,
+        ..RemoteOpenOptions::default()
+    };
+    let repo = RemoteRepository::open(loc, &open)?;
+    match create_key_and_manifest(loc, Box::new(repo), key_type) {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            // Remove the half-made repository again, as the local branch does.
+            let reopen = RemoteOpenOptions {
+                exclusive: true,
+                ..RemoteOpenOptions::default()
+            };
+            if let Ok(mut r) = RemoteRepository::open(loc, &reopen) {
+                let _ = r.destroy();
+            }
             Err(e)
         }
     }

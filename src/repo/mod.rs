@@ -10,7 +10,8 @@
 //!
 //! Files: [`config`] (INI), [`segment`] (log files), [`index`] (hash index files), [`hints`],
 //! [`integrity`], [`lock`] (borg-compatible locks), [`local`] ([`LocalRepository`]) and
-//! [`check`](mod@check) (repository check / repair) and [`compact`] (compaction, §2.12).
+//! [`check`](mod@check) (repository check / repair) and [`compact`] (compaction, §2.12);
+//! [`remote`] is the same trait over `borg serve` (§9).
 
 pub mod check;
 pub mod compact;
@@ -21,6 +22,7 @@ pub mod index;
 pub mod integrity;
 pub mod local;
 pub mod lock;
+pub mod remote;
 pub mod segment;
 mod txn;
 
@@ -94,6 +96,26 @@ pub enum RepoError {
     /// An argument was invalid (e.g. `scan` with limit 0, an object larger than `MAX_DATA_SIZE`).
     #[error("{0}")]
     InvalidArgument(String),
+    /// borg `PathNotAllowed`: `borg serve --restrict-to-…` refused the path.
+    #[error("Repository path not allowed: {0}")]
+    PathNotAllowed(String),
+    /// borg `InvalidRPCMethod`: the server does not know the method.
+    #[error("RPC method {0} is not valid")]
+    InvalidRpcMethod(String),
+    /// borg `ConnectionClosed` / `ConnectionClosedWithHint` (the hint may be empty).
+    #[error("Connection closed by remote host{}", if .0.is_empty() { String::new() } else { format!(". {}", .0) })]
+    ConnectionClosed(String),
+    /// borg `UnexpectedRPCDataFormatFromServer` (the offending data, shown on one line).
+    #[error("Got unexpected RPC data format from server: {0}")]
+    UnexpectedServerData(String),
+    /// Any other exception the server reported (borg `RemoteRepository.RPCError`).
+    #[error("{message}")]
+    Remote {
+        /// The server's exception class name (borg's msgid for it).
+        class: String,
+        /// The server's short message, on one line.
+        message: String,
+    },
     /// An I/O error on a repository file.
     #[error("{path}: {source}")]
     Io {
@@ -165,6 +187,16 @@ pub trait Repository {
     fn destroy(&mut self) -> Result<()>;
     /// Whether the repository is in append-only mode (config or override).
     fn append_only(&self) -> bool;
+    /// Several `get`s at once, results in the order of `ids`. The default asks one by one;
+    /// remote repositories keep many requests in flight (borg's `get_many`, spec §9.5).
+    fn get_many(&mut self, ids: &[ObjectId]) -> Result<Vec<Vec<u8>>> {
+        ids.iter().map(|id| self.get(id)).collect()
+    }
+    /// Waits for the answers of writes sent without waiting (remote `put`/`delete`) and
+    /// reports the first error among them. Local repositories have nothing to wait for.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Convenience: the manifest object (`get(MANIFEST_ID)`), `None` if absent.
     fn get_manifest(&mut self) -> Result<Option<Vec<u8>>> {
         match self.get(&MANIFEST_ID) {

@@ -1,0 +1,891 @@
+//! Remote repositories: a client of `borg serve` (or `hoard serve`) over ssh (spec §9).
+//!
+//! [`RemoteRepository`] starts `BORG_RSH` (default `ssh`) with the `borg serve` command line of
+//! §9.1, negotiates the protocol (§9.2), opens the repository and then implements
+//! [`Repository`] by RPC. Writes (`put`, `delete`) are sent without waiting and their errors
+//! collected later; [`Repository::get_many`] keeps up to [`protocol::MAX_INFLIGHT`] requests in
+//! flight (§9.5). The server's stderr is forwarded line by line to a log sink with borg's
+//! `Remote: ` prefix (§9.6).
+//!
+//! Two threads read the child's stdout (decoding replies) and stderr (log lines), so the
+//! client never deadlocks on full pipes; a dead connection or garbage on the stream ends in
+//! one [`RepoError`], never a hang.
+
+pub mod logline;
+pub mod protocol;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{CheckReport, ObjectId, RepoError, Repository, Result, LIST_SCAN_LIMIT};
+use crate::location::Location;
+use crate::msgpack::{Limits, StreamDecoder, Value};
+use protocol::{ErrorReply, Reply, MAX_INFLIGHT};
+
+/// Options that come from the command line or environment, not from the location.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// `--rsh` (else `BORG_RSH`, else `ssh`).
+    pub rsh: Option<String>,
+    /// `--remote-path` (else `BORG_REMOTE_PATH`, else `borg`).
+    pub remote_path: Option<String>,
+    /// The log-level flag passed on to `serve` (`--debug`, `--info`, `--error`, `--critical`;
+    /// `None` for the default WARNING).
+    pub log_level_flag: Option<String>,
+    /// `--debug-topic` values.
+    pub debug_topics: Vec<String>,
+    /// `--upload-ratelimit` in KiB/s (0 = unlimited).
+    pub upload_ratelimit: u64,
+    /// `--upload-buffer` in MiB (accepted; writes are not buffered beyond the pipe).
+    pub upload_buffer: u64,
+}
+
+static CLIENT_OPTIONS: Mutex<Option<ClientOptions>> = Mutex::new(None);
+
+/// Sets the process-wide client options (the CLI does this once at start).
+pub fn set_client_options(opts: ClientOptions) {
+    if let Ok(mut g) = CLIENT_OPTIONS.lock() {
+        *g = Some(opts);
+    }
+}
+
+/// The process-wide client options (defaults if never set).
+pub fn client_options() -> ClientOptions {
+    CLIENT_OPTIONS
+        .lock()
+        .ok()
+        .and_then(|g| g.clone())
+        .unwrap_or_default()
+}
+
+/// How to open the remote repository (the arguments of the `open` RPC).
+#[derive(Debug, Clone)]
+pub struct RemoteOpenOptions {
+    /// Create the repository (`init`).
+    pub create: bool,
+    /// Take the exclusive lock.
+    pub exclusive: bool,
+    /// Seconds to wait for a lock (`None` = forever).
+    pub lock_wait: Option<f64>,
+    /// Take a lock at all.
+    pub lock: bool,
+    /// Ask for append-only mode (on create: write it into the config).
+    pub append_only: bool,
+    /// Create missing parent directories.
+    pub make_parent_dirs: bool,
+    /// `--storage-quota` of `init`, passed to `serve` on its command line (bytes).
+    pub storage_quota: Option<u64>,
+}
+
+impl Default for RemoteOpenOptions {
+    fn default() -> Self {
+        RemoteOpenOptions {
+            create: false,
+            exclusive: false,
+            lock_wait: Some(1.0),
+            lock: true,
+            append_only: false,
+            make_parent_dirs: false,
+            storage_quota: None,
+        }
+    }
+}
+
+/// What the stdout reader thread delivers.
+enum Incoming {
+    /// A decoded reply.
+    Reply(Reply),
+    /// The stream ended (EOF or read error).
+    Closed,
+    /// Undecodable or unexpected data (shown on one line).
+    Garbage(String),
+}
+
+/// Shows unexpected server data the way borg does (text, else hex bytes), on one line.
+fn describe_garbage(data: &[u8]) -> String {
+    let head = &data[..data.len().min(128)];
+    match std::str::from_utf8(head) {
+        Ok(t) => t.escape_debug().to_string(),
+        Err(_) => head
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+fn spawn_stdout_reader(
+    mut out: impl Read + Send + 'static,
+    tx: mpsc::Sender<Incoming>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut decoder = StreamDecoder::new(Limits::RPC_CLIENT);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match out.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(Incoming::Closed);
+                    return;
+                }
+                Ok(n) => n,
+            };
+            let chunk = &buf[..n];
+            decoder.feed(chunk);
+            loop {
+                match decoder.next_value() {
+                    Ok(Some(v)) => match protocol::parse_reply(v) {
+                        Some(r) => {
+                            if tx.send(Incoming::Reply(r)).is_err() {
+                                return;
+                            }
+                        }
+                        None => {
+                            let _ = tx.send(Incoming::Garbage(describe_garbage(chunk)));
+                            return;
+                        }
+                    },
+                    Ok(None) => break,
+                    Err(_) => {
+                        let _ = tx.send(Incoming::Garbage(describe_garbage(chunk)));
+                        return;
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn spawn_stderr_reader(mut err: impl Read + Send + 'static) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut pending: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; 32768];
+        loop {
+            let n = match err.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(pos) = pending.iter().position(|b| *b == b'\n' || *b == b'\r') {
+                let line: Vec<u8> = pending.drain(..=pos).collect();
+                logline::handle_remote_line(&String::from_utf8_lossy(&line));
+            }
+        }
+        if !pending.is_empty() {
+            pending.push(b'\n');
+            logline::handle_remote_line(&String::from_utf8_lossy(&pending));
+        }
+    })
+}
+
+/// Joins a reader thread, but gives up after a few seconds: a process that inherited the
+/// pipes (say, one left behind by `BORG_RSH`) must not make the client hang.
+fn join_briefly(t: Option<JoinHandle<()>>) {
+    let Some(t) = t else { return };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !t.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if t.is_finished() {
+        let _ = t.join();
+    }
+}
+
+/// Sleeps to keep the upload rate under a limit (borg's `SleepingBandwidthLimiter`).
+struct RateLimit {
+    bytes_per_sec: u64,
+    start: Instant,
+    sent: u64,
+}
+
+impl RateLimit {
+    fn wait(&mut self, n: usize) {
+        if self.bytes_per_sec == 0 {
+            return;
+        }
+        self.sent += n as u64;
+        let due = Duration::from_secs_f64(self.sent as f64 / self.bytes_per_sec as f64);
+        let elapsed = self.start.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+    }
+}
+
+/// The `serve` command line and the full argv (§9.1).
+pub fn command_line(
+    loc: &Location,
+    opts: &ClientOptions,
+    storage_quota: Option<u64>,
+) -> Result<Vec<String>> {
+    let rsh = opts
+        .rsh
+        .clone()
+        .or_else(|| std::env::var("BORG_RSH").ok())
+        .unwrap_or_else(|| "ssh".to_string());
+    let mut argv = shell_words::split(&rsh)
+        .map_err(|e| RepoError::InvalidArgument(format!("BORG_RSH: {e}")))?;
+    if argv.is_empty() {
+        argv.push("ssh".into());
+    }
+    if let Some(p) = loc.port {
+        argv.push("-p".into());
+        argv.push(p.to_string());
+    }
+    let host = loc.host.clone().unwrap_or_default();
+    match &loc.user {
+        Some(u) => argv.push(format!("{u}@{host}")),
+        None => argv.push(host),
+    }
+    let remote_path = opts
+        .remote_path
+        .clone()
+        .or_else(|| std::env::var("BORG_REMOTE_PATH").ok())
+        .unwrap_or_else(|| "borg".to_string());
+    argv.push(remote_path);
+    argv.push("serve".into());
+    if let Some(flag) = &opts.log_level_flag {
+        argv.push(flag.clone());
+    }
+    for topic in &opts.debug_topics {
+        let topic = if topic.contains('.') {
+            topic.clone()
+        } else {
+            format!("borg.debug.{topic}")
+        };
+        if topic.contains("repository") {
+            argv.push(format!("--debug-topic={topic}"));
+        }
+    }
+    if let Some(q) = storage_quota.filter(|q| *q > 0) {
+        argv.push(format!("--storage-quota={q}"));
+    }
+    Ok(argv)
+}
+
+/// A repository reached through `borg serve`.
+pub struct RemoteRepository {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    rx: Receiver<Incoming>,
+    stdout_thread: Option<JoinHandle<()>>,
+    stderr_thread: Option<JoinHandle<()>>,
+    msgid: u64,
+    dict: bool,
+    id: [u8; 32],
+    /// borg's `location.processed`, used in error messages.
+    processed: String,
+    /// Replies received but not yet claimed.
+    replies: HashMap<u64, std::result::Result<Value, ErrorReply>>,
+    /// Requests sent and not yet answered.
+    outstanding: usize,
+    /// Async requests whose replies are only checked for errors.
+    async_ids: HashSet<u64>,
+    /// Errors of async requests, reported by the next call.
+    async_errors: Vec<ErrorReply>,
+    /// Set once the connection failed; every later call reports it.
+    broken: Option<String>,
+    append_only: bool,
+    ratelimit: RateLimit,
+}
+
+impl RemoteRepository {
+    /// Starts `serve` over `BORG_RSH`, negotiates and opens the repository at `loc`, with
+    /// the process-wide [`ClientOptions`].
+    pub fn open(loc: &Location, opts: &RemoteOpenOptions) -> Result<RemoteRepository> {
+        Self::open_with(loc, opts, &client_options())
+    }
+
+    /// [`RemoteRepository::open`] with explicit client options.
+    pub fn open_with(
+        loc: &Location,
+        opts: &RemoteOpenOptions,
+        copts: &ClientOptions,
+    ) -> Result<RemoteRepository> {
+        let argv = command_line(loc, copts, opts.storage_quota)?;
+        tracing::debug!("SSH command line: {:?}", argv);
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        {
+            use std::os::unix::process::CommandExt;
+            // Like borg: Ctrl-C must not kill the connection, the client still needs it to
+            // shut down cleanly.
+            // SAFETY: only calls signal(2), which is async-signal-safe, between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::signal(libc::SIGINT, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            RepoError::ConnectionClosed(format!("Could not start {}: {e}", argv[0]))
+        })?;
+        let (tx, rx) = mpsc::channel();
+        let stdout_thread = child.stdout.take().map(|o| spawn_stdout_reader(o, tx));
+        let stderr_thread = child.stderr.take().map(spawn_stderr_reader);
+        let processed = match &loc.archive {
+            Some(a) => format!("{}::{a}", loc.raw_repo),
+            None => loc.raw_repo.clone(),
+        };
+        let mut repo = RemoteRepository {
+            stdin: child.stdin.take(),
+            child: Some(child),
+            rx,
+            stdout_thread,
+            stderr_thread,
+            msgid: 0,
+            dict: false,
+            id: [0u8; 32],
+            processed,
+            replies: HashMap::new(),
+            outstanding: 0,
+            async_ids: HashSet::new(),
+            async_errors: Vec::new(),
+            broken: None,
+            append_only: opts.append_only,
+            ratelimit: RateLimit {
+                bytes_per_sec: copts.upload_ratelimit * 1024,
+                start: Instant::now(),
+                sent: 0,
+            },
+        };
+        let client_data = Value::Map(vec![(
+            Value::raw("client_version"),
+            protocol::version_value(protocol::PROTOCOL_VERSION),
+        )]);
+        let version = match repo.call("negotiate", &[("client_data", client_data)]) {
+            Ok(v) => v,
+            Err(RepoError::ConnectionClosed(_)) => {
+                return Err(RepoError::ConnectionClosed(
+                    "Is borg working on the server?".into(),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        if version == Value::int(2) {
+            repo.dict = false;
+        } else if version.get("server_version").is_some() {
+            repo.dict = true;
+        } else {
+            return Err(RepoError::Remote {
+                class: "Exception".into(),
+                message: format!(
+                    "Server insisted on using unsupported protocol version {version:?}"
+                ),
+            });
+        }
+        let lock_wait = match opts.lock_wait {
+            None => Value::Nil,
+            Some(w) if w.fract() == 0.0 && w.abs() < 1e15 => Value::int(w as i64),
+            Some(w) => Value::Float(w),
+        };
+        let id = repo.call(
+            "open",
+            &[
+                ("path", Value::raw(&loc.path)),
+                ("create", Value::Bool(opts.create)),
+                ("lock_wait", lock_wait),
+                ("lock", Value::Bool(opts.lock)),
+                ("exclusive", Value::Bool(opts.exclusive)),
+                ("append_only", Value::Bool(opts.append_only)),
+                ("make_parent_dirs", Value::Bool(opts.make_parent_dirs)),
+            ],
+        )?;
+        repo.id = id
+            .as_bytes()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| RepoError::UnexpectedServerData(format!("repository id {id:?}")))?;
+        Ok(repo)
+    }
+
+    fn broken_error(&self) -> Option<RepoError> {
+        self.broken.as_ref().map(|m| {
+            if let Some(g) = m.strip_prefix("garbage:") {
+                RepoError::UnexpectedServerData(g.to_string())
+            } else {
+                RepoError::ConnectionClosed(String::new())
+            }
+        })
+    }
+
+    /// Maps a remote exception to the local error borg would raise.
+    fn map_error(&self, e: ErrorReply) -> RepoError {
+        match e.class.as_str() {
+            "DoesNotExist" => RepoError::DoesNotExist(self.processed.clone()),
+            "AlreadyExists" => RepoError::AlreadyExists(self.processed.clone()),
+            "CheckNeeded" => RepoError::CheckNeeded(self.processed.clone()),
+            "IntegrityError" => RepoError::Integrity(e.arg_text(0)),
+            "AtticRepository" => RepoError::AtticRepository(e.arg_text(0)),
+            "PathNotAllowed" => RepoError::PathNotAllowed(if e.args.is_empty() {
+                "(unknown)".into()
+            } else {
+                e.arg_text(0)
+            }),
+            "ParentPathDoesNotExist" => RepoError::ParentPathDoesNotExist(e.arg_text(0)),
+            "ObjectNotFound" => RepoError::ObjectNotFound(e.arg_text(0), self.processed.clone()),
+            "InvalidRPCMethod" => RepoError::InvalidRpcMethod(e.arg_text(0)),
+            _ => {
+                if !e.full.is_empty() {
+                    tracing::debug!("Remote traceback:\n{}", e.full.join(""));
+                }
+                if !e.sysinfo.is_empty() {
+                    tracing::debug!(
+                        "{}",
+                        e.sysinfo
+                            .lines()
+                            .map(|l| format!("Borg server: {l}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    );
+                }
+                RepoError::Remote {
+                    message: e.message(),
+                    class: e.class,
+                }
+            }
+        }
+    }
+
+    /// Receives one message from the reader thread and files it.
+    fn receive_one(&mut self) -> Result<()> {
+        if let Some(e) = self.broken_error() {
+            return Err(e);
+        }
+        let incoming = loop {
+            match self.rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(m) => break m,
+                Err(RecvTimeoutError::Disconnected) => break Incoming::Closed,
+                Err(RecvTimeoutError::Timeout) => {
+                    // The reader thread reports EOF itself; just keep waiting. A child that
+                    // exited without closing stdout (impossible for a real pipe) is caught here.
+                    if let Some(c) = self.child.as_mut() {
+                        if let Ok(Some(_)) = c.try_wait() {
+                            if let Ok(m) = self.rx.recv_timeout(Duration::from_secs(5)) {
+                                break m;
+                            }
+                            break Incoming::Closed;
+                        }
+                    }
+                }
+            }
+        };
+        match incoming {
+            Incoming::Reply(r) => {
+                self.outstanding = self.outstanding.saturating_sub(1);
+                if self.async_ids.remove(&r.msgid) {
+                    if let Err(e) = r.outcome {
+                        self.async_errors.push(e);
+                    }
+                } else {
+                    self.replies.insert(r.msgid, r.outcome);
+                }
+                Ok(())
+            }
+            Incoming::Closed => {
+                self.broken = Some("closed".into());
+                self.finish_stderr();
+                Err(RepoError::ConnectionClosed(String::new()))
+            }
+            Incoming::Garbage(g) => {
+                self.broken = Some(format!("garbage:{g}"));
+                self.finish_stderr();
+                Err(RepoError::UnexpectedServerData(g))
+            }
+        }
+    }
+
+    /// After a failure: let the remote's last stderr lines through before the error is shown.
+    fn finish_stderr(&mut self) {
+        self.stdin = None;
+        if let Some(c) = self.child.as_mut() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        join_briefly(self.stderr_thread.take());
+    }
+
+    /// Sends one request; returns its msgid.
+    fn send(&mut self, method: &str, args: &[(&str, Value)]) -> Result<u64> {
+        if let Some(e) = self.broken_error() {
+            return Err(e);
+        }
+        while self.outstanding >= MAX_INFLIGHT {
+            self.receive_one()?;
+        }
+        self.msgid += 1;
+        let msgid = self.msgid;
+        let bytes = protocol::encode_request(self.dict, msgid, method, args);
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(RepoError::ConnectionClosed(String::new()));
+        };
+        let mut written = 0;
+        while written < bytes.len() {
+            let end = if self.ratelimit.bytes_per_sec > 0 {
+                (written + 64 * 1024).min(bytes.len())
+            } else {
+                bytes.len()
+            };
+            if stdin.write_all(&bytes[written..end]).is_err() {
+                // The server went away; its stdout tells why (EOF or garbage).
+                return match self.receive_until_broken() {
+                    Some(e) => Err(e),
+                    None => Err(RepoError::ConnectionClosed(String::new())),
+                };
+            }
+            self.ratelimit.wait(end - written);
+            written = end;
+        }
+        self.outstanding += 1;
+        Ok(msgid)
+    }
+
+    fn receive_until_broken(&mut self) -> Option<RepoError> {
+        loop {
+            if let Err(e) = self.receive_one() {
+                return Some(e);
+            }
+        }
+    }
+
+    /// Waits for the reply to `msgid`.
+    fn wait_for(&mut self, msgid: u64) -> Result<Value> {
+        loop {
+            if let Some(r) = self.replies.remove(&msgid) {
+                return r.map_err(|e| self.map_error(e));
+            }
+            self.receive_one()?;
+        }
+    }
+
+    /// Reports (and clears) the first error of an async request.
+    fn take_async_error(&mut self) -> Result<()> {
+        if self.async_errors.is_empty() {
+            return Ok(());
+        }
+        let e = self.async_errors.remove(0);
+        self.async_errors.clear();
+        Err(self.map_error(e))
+    }
+
+    /// A synchronous call.
+    fn call(&mut self, method: &str, args: &[(&str, Value)]) -> Result<Value> {
+        let id = self.send(method, args)?;
+        let r = self.wait_for(id);
+        self.take_async_error()?;
+        r
+    }
+
+    /// An async call: sent now, its errors reported by a later call.
+    fn call_async(&mut self, method: &str, args: &[(&str, Value)]) -> Result<()> {
+        let id = self.send(method, args)?;
+        self.async_ids.insert(id);
+        Ok(())
+    }
+
+    /// The process id of the `BORG_RSH` child, while it runs.
+    pub fn child_id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Closes the connection: stdin is closed, the server closes the repository and exits.
+    pub fn close(&mut self) {
+        self.stdin = None;
+        if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() >= deadline => {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        }
+        join_briefly(self.stderr_thread.take());
+        join_briefly(self.stdout_thread.take());
+    }
+
+    fn ids(v: Value) -> Result<Vec<ObjectId>> {
+        let arr = match v {
+            Value::Array(a) => a,
+            other => return Err(RepoError::UnexpectedServerData(format!("{other:?}"))),
+        };
+        arr.iter()
+            .map(|x| {
+                x.as_bytes()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| RepoError::UnexpectedServerData(format!("{x:?}")))
+            })
+            .collect()
+    }
+
+    fn bytes(v: Value) -> Result<Vec<u8>> {
+        match v {
+            Value::Raw(b) | Value::Bin(b) => Ok(b),
+            other => Err(RepoError::UnexpectedServerData(format!("{other:?}"))),
+        }
+    }
+
+    fn list_like(
+        &mut self,
+        method: &str,
+        limit: Option<usize>,
+        marker: Option<&ObjectId>,
+    ) -> Result<Vec<ObjectId>> {
+        // Like borg's client, never ask for more than LIST_SCAN_LIMIT ids per call; without
+        // a limit, page through everything as a local repository would return it.
+        let mut out: Vec<ObjectId> = Vec::new();
+        let mut marker = marker.copied();
+        loop {
+            let want = match limit {
+                Some(l) => (l - out.len()).min(LIST_SCAN_LIMIT),
+                None => LIST_SCAN_LIMIT,
+            };
+            let m = marker.map(Value::raw).unwrap_or(Value::Nil);
+            let v = self.call(method, &[("limit", Value::int(want as u64)), ("marker", m)])?;
+            let batch = Self::ids(v)?;
+            let done = batch.len() < want || batch.is_empty();
+            marker = batch.last().copied().or(marker);
+            out.extend(batch);
+            if done || limit.is_some_and(|l| out.len() >= l) {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+impl Drop for RemoteRepository {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Repository for RemoteRepository {
+    fn id(&self) -> [u8; 32] {
+        self.id
+    }
+
+    fn len(&mut self) -> Result<usize> {
+        let v = self.call("__len__", &[])?;
+        v.as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| RepoError::UnexpectedServerData(format!("{v:?}")))
+    }
+
+    fn contains(&mut self, id: &ObjectId) -> Result<bool> {
+        match self.get(id) {
+            Ok(_) => Ok(true),
+            Err(RepoError::ObjectNotFound(..)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn get(&mut self, id: &ObjectId) -> Result<Vec<u8>> {
+        let v = self.call("get", &[("id", Value::raw(id))])?;
+        Self::bytes(v)
+    }
+
+    fn get_many(&mut self, ids: &[ObjectId]) -> Result<Vec<Vec<u8>>> {
+        let mut sent: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
+        let mut out = Vec::with_capacity(ids.len());
+        let mut next = 0;
+        while out.len() < ids.len() {
+            while next < ids.len() && sent.len() < MAX_INFLIGHT {
+                let m = self.send("get", &[("id", Value::raw(ids[next]))])?;
+                sent.push_back(m);
+                next += 1;
+            }
+            let Some(m) = sent.pop_front() else { break };
+            let v = match self.wait_for(m) {
+                Ok(v) => v,
+                Err(e) => {
+                    // Drop the replies of the gets still in flight.
+                    self.async_ids.extend(sent.iter().copied());
+                    for m in sent {
+                        self.replies.remove(&m);
+                    }
+                    return Err(e);
+                }
+            };
+            out.push(Self::bytes(v)?);
+        }
+        self.take_async_error()?;
+        Ok(out)
+    }
+
+    fn put(&mut self, id: &ObjectId, data: &[u8]) -> Result<()> {
+        self.call_async("put", &[("id", Value::raw(id)), ("data", Value::raw(data))])
+    }
+
+    fn delete(&mut self, id: &ObjectId) -> Result<()> {
+        self.call_async("delete", &[("id", Value::raw(id))])
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        while !self.async_ids.is_empty() {
+            self.receive_one()?;
+        }
+        self.take_async_error()
+    }
+
+    fn list(&mut self, limit: Option<usize>, marker: Option<&ObjectId>) -> Result<Vec<ObjectId>> {
+        self.list_like("list", limit, marker)
+    }
+
+    fn scan(&mut self, limit: Option<usize>, marker: Option<&ObjectId>) -> Result<Vec<ObjectId>> {
+        self.list_like("scan", limit, marker)
+    }
+
+    fn commit(&mut self, compact: bool, threshold: f64) -> Result<()> {
+        self.flush()?;
+        self.call(
+            "commit",
+            &[
+                ("save_space", Value::Bool(false)),
+                ("compact", Value::Bool(compact)),
+                ("threshold", Value::Float(threshold)),
+                ("cleanup_commits", Value::Bool(false)),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        self.call("rollback", &[])?;
+        Ok(())
+    }
+
+    fn check(&mut self, repair: bool, max_duration: u64) -> Result<CheckReport> {
+        let v = self.call(
+            "check",
+            &[
+                ("repair", Value::Bool(repair)),
+                ("save_space", Value::Bool(false)),
+                ("max_duration", Value::int(max_duration)),
+            ],
+        )?;
+        let ok = v.as_bool().unwrap_or(false);
+        Ok(CheckReport {
+            messages: Vec::new(),
+            errors: usize::from(!ok),
+            ok,
+            partial: max_duration > 0,
+        })
+    }
+
+    fn save_key(&mut self, keydata: &[u8]) -> Result<()> {
+        self.call("save_key", &[("keydata", Value::raw(keydata))])?;
+        Ok(())
+    }
+
+    fn load_key(&mut self) -> Result<Vec<u8>> {
+        let v = self.call("load_key", &[])?;
+        match v {
+            Value::Nil => Ok(Vec::new()),
+            other => Self::bytes(other),
+        }
+    }
+
+    fn get_free_nonce(&mut self) -> Result<Option<u64>> {
+        let v = self.call("get_free_nonce", &[])?;
+        match v {
+            Value::Nil => Ok(None),
+            other => other
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| RepoError::UnexpectedServerData(format!("{other:?}"))),
+        }
+    }
+
+    fn commit_nonce_reservation(
+        &mut self,
+        next_unreserved: u64,
+        start_nonce: Option<u64>,
+    ) -> Result<()> {
+        self.call(
+            "commit_nonce_reservation",
+            &[
+                ("next_unreserved", Value::int(next_unreserved)),
+                (
+                    "start_nonce",
+                    start_nonce.map(Value::int).unwrap_or(Value::Nil),
+                ),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn break_lock(&mut self) -> Result<()> {
+        self.call("break_lock", &[])?;
+        Ok(())
+    }
+
+    fn destroy(&mut self) -> Result<()> {
+        self.call("destroy", &[])?;
+        Ok(())
+    }
+
+    fn append_only(&self) -> bool {
+        self.append_only
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_borgs() {
+        let loc = Location::parse(Some("ssh://u@h:2222/srv/repo"), None).unwrap();
+        let opts = ClientOptions {
+            rsh: Some("ssh -i 'my key'".into()),
+            remote_path: Some("/opt/borg".into()),
+            log_level_flag: Some("--info".into()),
+            debug_topics: vec!["repository.compaction".into(), "lock".into()],
+            ..ClientOptions::default()
+        };
+        let argv = command_line(&loc, &opts, Some(20_000_000)).unwrap();
+        assert_eq!(
+            argv,
+            [
+                "ssh",
+                "-i",
+                "my key",
+                "-p",
+                "2222",
+                "u@h",
+                "/opt/borg",
+                "serve",
+                "--info",
+                "--debug-topic=repository.compaction",
+                "--storage-quota=20000000"
+            ]
+        );
+    }
+
+    #[test]
+    fn garbage_is_shown_on_one_line() {
+        assert_eq!(describe_garbage(b"junk\nmore"), "junk\\nmore");
+        assert_eq!(describe_garbage(&[0xff, 0x00]), "FF 00");
+    }
+}
