@@ -62,9 +62,9 @@ results=$work/results.tsv
 # measure TOOL PHASE CMD... : appends "tool phase wall cpu rss_kb" to the results
 measure() {
   local tool=$1 phase=$2; shift 2
-  local out
-  out=$( { /usr/bin/time -f "%e %U %S %M" "$@" >/dev/null 2>"$work/stderr.$tool"; } 2>&1 | tail -1)
-  read -r wall user sys rss <<<"$out"
+  /usr/bin/time -o "$work/time.$tool" -f "%e %U %S %M" "$@" >/dev/null 2>"$work/stderr.$tool" || {
+    echo "$tool $phase failed:" >&2; cat "$work/stderr.$tool" >&2; exit 1; }
+  read -r wall user sys rss < <(tail -1 "$work/time.$tool")
   echo -e "$tool\t$phase\t$wall\t$(echo "$user + $sys" | bc)\t$rss" >> "$results"
 }
 
