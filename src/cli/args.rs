@@ -143,6 +143,10 @@ pub enum Command {
     ExportTar(super::cmd_export_tar::ExportTarArgs),
     /// Diff contents of two archives
     Diff(super::cmd_diff::DiffArgs),
+    /// Run a configured backup job (create, prune, compact, check) with retries
+    Run(super::cmd_run::RunArgs),
+    /// Print or install a crontab line or systemd timer for a backup job
+    Schedule(super::cmd_schedule::ScheduleArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).
