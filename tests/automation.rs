@@ -226,12 +226,17 @@ fn locked_target_succeeds_on_third_try() {
         let line = line.unwrap();
         if line.contains("create: attempt 2/3 failed") {
             std::fs::write(&release, "").unwrap();
-            holder.wait().unwrap();
+            // Wait until the lock is released so try 3 finds the repository free.
+            while holder.try_wait().unwrap().is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         all.push_str(&line);
         all.push('\n');
     }
     let st = child.wait().unwrap();
+    let _ = std::fs::write(&release, "");
+    let _ = holder.wait();
     assert_eq!(st.code(), Some(0), "{all}");
     assert!(all.contains("create: finished (attempt 3/3)"), "{all}");
     assert!(all.ends_with("Jobs successful finished.\n"));
