@@ -442,3 +442,28 @@ fn example_config_loads_and_runs() {
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(archives(&env, &tmp, &repo).len(), 1);
 }
+
+#[test]
+fn run_example_script_works() {
+    let (env, _src, _job) = setup();
+    let dir = env.path().join("demo");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/run-example.sh");
+    let out = std::process::Command::new(&script)
+        .env("HOARD", env!("CARGO_BIN_EXE_hoard"))
+        .env("HOARD_EXAMPLE_DIR", &dir)
+        .env("TZ", "UTC")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stderr.matches("Jobs successful finished.").count(),
+        2,
+        "{stderr}"
+    );
+    let listed = stdout.split("== archives in").nth(1).unwrap_or("");
+    let rows = listed.lines().filter(|l| l.contains('[')).count();
+    assert_eq!(rows, 2, "{stdout}");
+}

@@ -381,7 +381,17 @@ fn step(
             "{name}: attempt {attempt}/{tries} failed (rc {code}): {}",
             msg.as_deref().unwrap_or("")
         ));
+        let permanent = msg.as_deref().is_some_and(|m| m.contains("already exists"));
         last_msg = msg;
+        if permanent {
+            log.error(&format!("{name}: not retrying a permanent error"));
+            return StepResult {
+                name,
+                status: 2,
+                attempts: attempt,
+                message: last_msg,
+            };
+        }
         if attempt < tries {
             let wait = cfg.retry_wait * f64::from(attempt);
             log.info(&format!("{name}: retrying in {wait}s"));
