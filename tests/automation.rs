@@ -467,3 +467,121 @@ fn run_example_script_works() {
     let rows = listed.lines().filter(|l| l.contains('[')).count();
     assert_eq!(rows, 2, "{stdout}");
 }
+
+#[test]
+fn systemd_units_verify() {
+    let (env, src, job) = setup();
+    write_config(
+        &job,
+        &format!(
+            "backup:\n  - {}\ntarget: /x\ncleanup:\n  daily: 7\n",
+            src.display()
+        ),
+    );
+    let text = env
+        .hoard(["schedule", "--config", "myjob", "--systemd"])
+        .ok()
+        .out();
+    let service = text
+        .split("# hoard-myjob.timer")
+        .next()
+        .unwrap()
+        .replace("# hoard-myjob.service\n", "");
+    let timer = text.split("# hoard-myjob.timer\n").nth(1).unwrap();
+    let d = env.path().join("units");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("hoard-myjob.service"), service).unwrap();
+    std::fs::write(d.join("hoard-myjob.timer"), timer).unwrap();
+    let Ok(out) = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(d.join("hoard-myjob.service"))
+        .arg(d.join("hoard-myjob.timer"))
+        .output()
+    else {
+        eprintln!("systemd-analyze not available; parsed checks only");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn shell_lists_names_not_values() {
+    let (mut env, src, job) = setup();
+    let repo = init_repo(&env, &job);
+    write_config(
+        &job,
+        &format!(
+            "backup:\n  - {}\ntarget: '{}'\ncleanup:\n  daily: 7\n",
+            src.display(),
+            repo.display()
+        ),
+    );
+    let dump = env.path().join("dump");
+    let script = env.path().join("fake-shell");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$BORG_REPO|$BORG_PASSCOMMAND\" > {}\n",
+            dump.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.set("SHELL", &script.to_string_lossy());
+    let r = env.hoard(["run", "--config", "myjob", "--shell"]).ok();
+    assert!(
+        r.stderr
+            .contains("BORG_REPO, THIS_TARGET, BACKUP_THIS, BORG_PASSCOMMAND"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains(&repo.to_string_lossy().into_owned()),
+        "{}",
+        r.stderr
+    );
+    let d = std::fs::read_to_string(&dump).unwrap();
+    assert!(d.starts_with(&format!("{}|cat ", repo.display())), "{d}");
+    assert!(!d.contains("second-Secret-Line"));
+}
+
+#[test]
+fn job_lock_prevents_overlap_and_flags_skip_steps() {
+    let (env, src, job) = setup();
+    let repo = init_repo(&env, &job);
+    let gate = env.path().join("gate");
+    write_config(
+        &job,
+        &format!(
+            "backup:\n  - {}\ntarget: '{}'\ncleanup:\n  daily: 7\nhooks:\n  before:\n    - 'touch {g}.in; while [ ! -e {g} ]; do sleep 0.05; done'\n",
+            src.display(),
+            repo.display(),
+            g = gate.display()
+        ),
+    );
+    let mut first = env.hoard_cmd();
+    first
+        .args(["run", "--config", "myjob"])
+        .stderr(Stdio::null());
+    let mut first = first.spawn().unwrap();
+    let entered = PathBuf::from(format!("{}.in", gate.display()));
+    let start = Instant::now();
+    while !entered.exists() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = env.hoard(["run", "--config", "myjob"]).expect_code(2);
+    std::fs::write(&gate, "").unwrap();
+    assert!(r.stderr.contains("is already running"), "{}", r.stderr);
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+    // --nocreate --nocleanup: nothing but the hooks; --dry-run creates no archive.
+    let r = env
+        .hoard(["run", "--config", "myjob", "--nocreate", "--nocleanup"])
+        .ok();
+    assert!(!r.stderr.contains("create:") && !r.stderr.contains("prune:"));
+    env.hoard(["run", "--config", "myjob", "--dry-run"]).ok();
+    assert_eq!(archives(&env, &job, &repo).len(), 1);
+}
