@@ -585,3 +585,47 @@ fn job_lock_prevents_overlap_and_flags_skip_steps() {
     env.hoard(["run", "--config", "myjob", "--dry-run"]).ok();
     assert_eq!(archives(&env, &job, &repo).len(), 1);
 }
+
+#[test]
+fn borg_repo_with_multiline_passphrase_file_interops() {
+    if !common::borg_available() {
+        return;
+    }
+    let (env, src, job) = setup();
+    let repo = env.path().join("borgrepo");
+    let pc = format!("cat {}", job.join("BORGKeyPassword.file").display());
+    let mut c = env.borg_cmd();
+    let out = c
+        .env("BORG_PASSCOMMAND", &pc)
+        .args(["init", "-e", "repokey"])
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    write_config(
+        &job,
+        &format!(
+            "backup:\n  - {}\ntarget: '{}'\ncleanup:\n  daily: 7\n",
+            src.display(),
+            repo.display()
+        ),
+    );
+    env.hoard(["run", "--config", "myjob"]).ok();
+    let out = env
+        .borg_cmd()
+        .env("BORG_PASSCOMMAND", &pc)
+        .args(["list", "--short"])
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
