@@ -293,6 +293,8 @@ fn passphrase_not_in_logs_or_child_argv() {
         let log = std::fs::read_to_string(job.join("job.log")).unwrap();
         assert!(!log.contains(secret));
         assert!(log.contains("Jobs successful finished."));
+        // The steps' own messages (here: create's --debug output) reach the file too.
+        assert!(log.contains("DEBUG") || log.lines().count() > 8, "{log}");
         let argv = std::fs::read(&seen).unwrap();
         assert!(!String::from_utf8_lossy(&argv).contains(secret));
     }

@@ -89,13 +89,26 @@ pub fn run(config_name: &str, flags: &RunFlags) -> Status {
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(p)
             .ok()
     });
-    let mut log = JobLog { file };
-    if let (Some(p), None) = (&cfg.log_file, &log.file) {
+    let mut log = JobLog { file: None };
+    if let (Some(p), None) = (&cfg.log_file, &file) {
         log.warn(&format!("cannot open log file {}", p.display()));
     }
+    // With a log file, everything written to stderr (our lines, the steps' own messages,
+    // hook output) goes to both; without a tee, only our lines reach the file.
+    let tee = match file {
+        Some(f) if !flags.shell => match StderrTee::start(f.try_clone().ok()) {
+            Some(t) => Some(t),
+            None => {
+                log.file = Some(f);
+                None
+            }
+        },
+        _ => None,
+    };
     let status = run_loaded(&cfg, flags, &mut log);
     if !flags.shell {
         if status == 2 {
@@ -104,7 +117,74 @@ pub fn run(config_name: &str, flags: &RunFlags) -> Status {
             log.info(SUCCESS_LINE);
         }
     }
+    if let Some(t) = tee {
+        t.stop();
+    }
     status
+}
+
+/// Copies everything written to fd 2 (by this process and its children) to the real stderr
+/// and a log file, through a pipe and a thread.
+struct StderrTee {
+    saved: libc::c_int,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl StderrTee {
+    fn start(file: Option<File>) -> Option<StderrTee> {
+        use std::io::Read;
+        use std::os::unix::io::FromRawFd;
+        let mut file = file?;
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: plain fd syscalls on descriptors this function owns.
+        unsafe {
+            if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+                return None;
+            }
+            let saved = libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3);
+            let out_fd = libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3);
+            if saved < 0 || out_fd < 0 || libc::dup2(fds[1], 2) < 0 {
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+                return None;
+            }
+            libc::close(fds[1]);
+            let mut read = File::from_raw_fd(fds[0]);
+            let mut out = File::from_raw_fd(out_fd);
+            let thread = std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                loop {
+                    match read.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            let _ = out.write_all(&buf[..n]);
+                            let _ = file.write_all(&buf[..n]);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+            Some(StderrTee { saved, thread })
+        }
+    }
+
+    fn stop(self) {
+        let _ = std::io::stderr().flush();
+        // SAFETY: restores fd 2 from our saved copy; the pipe's write end closes with it.
+        unsafe {
+            libc::dup2(self.saved, 2);
+            libc::close(self.saved);
+        }
+        // A background child of a hook may still hold the pipe; don't wait for it forever.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !self.thread.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if self.thread.is_finished() {
+            let _ = self.thread.join();
+        }
+    }
 }
 
 fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
