@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 /// (resolve, connect, send, first response line) is bounded by `timeout`.
 pub fn get(url: &str, timeout: f64) -> Result<String, String> {
     if url.starts_with("https://") {
-        return Err("https ping URLs are not supported (use http://)".into());
+        return get_with_curl(url, timeout);
     }
     let rest = url
         .strip_prefix("http://")
@@ -75,5 +75,64 @@ pub fn get(url: &str, timeout: f64) -> Result<String, String> {
     match code {
         Some(c) if (200..400).contains(&c) => Ok(status),
         _ => Err(format!("unexpected response {status:?}")),
+    }
+}
+
+/// https through `curl` when installed. The URL (often a secret token) goes in on stdin as a
+/// curl config line, never in argv; the process is killed if it outlives the timeout.
+fn get_with_curl(url: &str, timeout: f64) -> Result<String, String> {
+    if url.contains(['"', '\\', '\n', '\r']) {
+        return Err("unsupported characters in ping URL".into());
+    }
+    let mut child = std::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--fail",
+            "--output",
+            "/dev/null",
+        ])
+        .args(["--max-time", &format!("{timeout}"), "--config", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("https ping URLs need curl ({e})"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(format!("url = \"{url}\"\n").as_bytes());
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(timeout + 1.0);
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => return Ok("OK (curl)".into()),
+            Ok(Some(st)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Err(format!("curl {st}: {}", err.trim()));
+            }
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("timed out".into());
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_and_bad_urls_fail_fast() {
+        let start = Instant::now();
+        assert!(get("http://127.0.0.1:1/x", 2.0).is_err());
+        assert!(get("https://127.0.0.1:1/x", 2.0).is_err());
+        assert!(get("ftp://x", 2.0).is_err());
+        assert!(start.elapsed() < Duration::from_secs(6));
     }
 }
