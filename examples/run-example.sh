@@ -6,7 +6,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-hoard=${HOARD:-"$root/target/release/hoard"}
+hoard=${HOARD:-"${CARGO_TARGET_DIR:-$root/target}/release/hoard"}
 if [ ! -x "$hoard" ]; then
     echo "hoard binary not found at $hoard: run 'cargo build --release' first (or set HOARD)" >&2
     exit 2
