@@ -8,6 +8,7 @@
 //! at the top, [`cli`].
 
 pub mod archive;
+pub mod automation;
 pub mod cache;
 pub mod chunker;
 pub mod cli;

@@ -151,6 +151,10 @@ pub enum Command {
     Diff(super::cmd_diff::DiffArgs),
     /// Start in server mode. This command is usually not used manually.
     Serve(super::cmd_serve::ServeArgs),
+    /// Run a configured backup job (create, prune, compact, check) with retries
+    Run(super::cmd_run::RunArgs),
+    /// Print or install a crontab line or systemd timer for a backup job
+    Schedule(super::cmd_schedule::ScheduleArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).

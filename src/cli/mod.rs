@@ -15,6 +15,8 @@ pub mod cmd_list;
 pub mod cmd_prune;
 pub mod cmd_rename;
 pub mod cmd_serve;
+pub mod cmd_run;
+pub mod cmd_schedule;
 pub mod cmd_with_lock;
 pub mod log;
 pub mod output;
@@ -92,7 +94,8 @@ fn parse_quota(text: &str) -> Result<u64, CommandError> {
     Ok(parsed)
 }
 
-fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError> {
+/// Runs one parsed command and returns its exit code (also used in-process by `hoard run`).
+pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError> {
     let lock_wait = common.lock_wait;
     match cmd {
         Command::Init(a) => {
@@ -290,6 +293,8 @@ fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError
         Command::Config(a) => cmd_config::run(a, common),
         Command::WithLock(a) => cmd_with_lock::run(a, common),
         Command::Serve(a) => Ok(cmd_serve::main(&a, common)),
+        Command::Run(a) => cmd_run::run(a, common),
+        Command::Schedule(a) => cmd_schedule::run(a, common),
     }
 }
 

@@ -1,0 +1,658 @@
+//! Running a job: environment from the job folder, job lock, hooks, pings, and the steps
+//! create → prune → compact → check, each retried with a back-off and run in-process through
+//! hoard's own command dispatcher (no secrets in any argument vector or log line).
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::config::{self, JobConfig, KEY_FILE, PASSPHRASE_FILE};
+use super::ping;
+
+/// Exit status of a job or step: 0 success, 1 warning, 2 failure.
+pub type Status = i32;
+
+/// The last line on success (mail filters match on it).
+pub const SUCCESS_LINE: &str = "Jobs successful finished.";
+/// The last line on failure.
+pub const FAILURE_LINE: &str = "At least one job failed.";
+
+/// `hoard run` switches.
+#[derive(Debug, Clone, Default)]
+pub struct RunFlags {
+    /// `--shell`: start `$SHELL` with the job environment instead of running.
+    pub shell: bool,
+    /// `--nocreate`: skip create.
+    pub nocreate: bool,
+    /// `--nocleanup`: skip prune and compact.
+    pub nocleanup: bool,
+    /// `--dry-run`: create and prune with `--dry-run`; no compact, check, hooks or pings.
+    pub dry_run: bool,
+    /// `--init`: create the repository, passphrase file and key export when missing.
+    pub init: bool,
+    /// `--json`: a JSON summary on stdout.
+    pub json: bool,
+    /// `--progress`: passed to create.
+    pub progress: bool,
+}
+
+/// Timestamped job log: stderr and optionally a file.
+struct JobLog {
+    file: Option<File>,
+}
+
+impl JobLog {
+    fn line(&mut self, level: &str, msg: &str) {
+        let ts = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
+        let text = format!("{ts} {level} {msg}\n");
+        let _ = std::io::stderr().write_all(text.as_bytes());
+        if let Some(f) = &mut self.file {
+            let _ = f.write_all(text.as_bytes());
+        }
+    }
+    fn info(&mut self, msg: &str) {
+        self.line("INFO", msg);
+    }
+    fn warn(&mut self, msg: &str) {
+        self.line("WARNING", msg);
+    }
+    fn error(&mut self, msg: &str) {
+        self.line("ERROR", msg);
+    }
+}
+
+/// One step's outcome for the summary.
+struct StepResult {
+    name: &'static str,
+    status: Status,
+    attempts: u32,
+    message: Option<String>,
+}
+
+/// Runs `hoard run --config NAME` and returns the exit status.
+pub fn run(config_name: &str, flags: &RunFlags) -> Status {
+    let cfg = match config::load(config_name, flags.init) {
+        Ok(c) => c,
+        Err(e) => {
+            let mut log = JobLog { file: None };
+            log.error(&e.0);
+            log.line("ERROR", FAILURE_LINE);
+            return 2;
+        }
+    };
+    let file = cfg.log_file.as_ref().and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(p)
+            .ok()
+    });
+    let mut log = JobLog { file: None };
+    if let (Some(p), None) = (&cfg.log_file, &file) {
+        log.warn(&format!("cannot open log file {}", p.display()));
+    }
+    // With a log file, everything written to stderr (our lines, the steps' own messages,
+    // hook output) goes to both; without a tee, only our lines reach the file.
+    let tee = match file {
+        Some(f) if !flags.shell => match StderrTee::start(f.try_clone().ok()) {
+            Some(t) => Some(t),
+            None => {
+                log.file = Some(f);
+                None
+            }
+        },
+        _ => None,
+    };
+    let status = run_loaded(&cfg, flags, &mut log);
+    if !flags.shell {
+        if status == 2 {
+            log.error(FAILURE_LINE);
+        } else {
+            log.info(SUCCESS_LINE);
+        }
+    }
+    if let Some(t) = tee {
+        t.stop();
+    }
+    status
+}
+
+/// Copies everything written to fd 2 (by this process and its children) to the real stderr
+/// and a log file, through a pipe and a thread.
+struct StderrTee {
+    saved: libc::c_int,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl StderrTee {
+    fn start(file: Option<File>) -> Option<StderrTee> {
+        use std::io::Read;
+        use std::os::unix::io::FromRawFd;
+        let mut file = file?;
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: plain fd syscalls on descriptors this function owns.
+        unsafe {
+            if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+                return None;
+            }
+            let saved = libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3);
+            let out_fd = libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3);
+            if saved < 0 || out_fd < 0 || libc::dup2(fds[1], 2) < 0 {
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+                return None;
+            }
+            libc::close(fds[1]);
+            let mut read = File::from_raw_fd(fds[0]);
+            let mut out = File::from_raw_fd(out_fd);
+            let thread = std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                loop {
+                    match read.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            let _ = out.write_all(&buf[..n]);
+                            let _ = file.write_all(&buf[..n]);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+            Some(StderrTee { saved, thread })
+        }
+    }
+
+    fn stop(self) {
+        let _ = std::io::stderr().flush();
+        // SAFETY: restores fd 2 from our saved copy; the pipe's write end closes with it.
+        unsafe {
+            libc::dup2(self.saved, 2);
+            libc::close(self.saved);
+        }
+        // A background child of a hook may still hold the pipe; don't wait for it forever.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !self.thread.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if self.thread.is_finished() {
+            let _ = self.thread.join();
+        }
+    }
+}
+
+fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
+    // The job lock: two runs of the same job never overlap.
+    let lock_path = cfg.dir.join(".hoard-job.lock");
+    let lock = match std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            log.error(&format!(
+                "cannot open job lock {}: {e}",
+                lock_path.display()
+            ));
+            return 2;
+        }
+    };
+    // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        log.error(&format!(
+            "job {} is already running (lock {})",
+            cfg.name,
+            lock_path.display()
+        ));
+        return 2;
+    }
+    let mut worst: Status = 0;
+    if flags.init {
+        if let Err(m) = init_files(cfg, log) {
+            log.error(&m);
+            return 2;
+        }
+    }
+    // Files may have been created by --init: re-read what is present.
+    let passphrase_file = Some(cfg.dir.join(PASSPHRASE_FILE)).filter(|p| p.is_file());
+    let key_file = Some(cfg.dir.join(KEY_FILE)).filter(|p| p.is_file());
+    for p in [&passphrase_file, &key_file, &cfg.ssh_key]
+        .into_iter()
+        .flatten()
+    {
+        if let Ok(m) = std::fs::metadata(p) {
+            if m.permissions().mode() & 0o077 != 0 {
+                let msg = format!(
+                    "{} is group/world accessible (mode {:o}); chmod 600 it",
+                    p.display(),
+                    m.permissions().mode() & 0o777
+                );
+                if cfg.strict_permissions {
+                    log.error(&format!("{msg} (strict_permissions: refusing to run)"));
+                    return 2;
+                }
+                log.warn(&msg);
+                worst = worst.max(1);
+            }
+        }
+    }
+    let env_names = set_env(cfg, passphrase_file.as_deref(), key_file.as_deref());
+    if flags.shell {
+        return shell(&env_names, log);
+    }
+    log.info(&format!(
+        "Starting job {} ({})",
+        cfg.name,
+        cfg.file.display()
+    ));
+    let pings = !flags.dry_run;
+    if pings {
+        send_ping(cfg, "/start", log);
+    }
+    if flags.init {
+        let s = init_repo(cfg, log);
+        if s == 2 {
+            return finish(cfg, flags, log, 2, Vec::new(), None, pings);
+        }
+    }
+    let archive = match &cfg.archive_name {
+        Some(p) => p.clone(),
+        None => chrono::Utc::now().timestamp().to_string(),
+    };
+    let mut steps = Vec::new();
+    if !flags.dry_run {
+        if let Err(m) = run_hooks(
+            cfg,
+            "before",
+            &cfg.hooks.before,
+            "running",
+            None,
+            &archive,
+            log,
+        ) {
+            log.error(&m);
+            return finish(cfg, flags, log, 2, steps, Some(&archive), pings);
+        }
+    }
+    if !flags.nocreate {
+        let mut paths = Vec::new();
+        for p in cfg.backup.iter().chain(cfg.optional.iter()) {
+            let optional = cfg.optional.contains(p);
+            if Path::new(p).symlink_metadata().is_ok() {
+                paths.push(p.clone());
+            } else if optional {
+                log.info(&format!("optional backup path {p} is missing; skipped"));
+            } else {
+                log.error(&format!("backup path {p} does not exist"));
+                worst = 2;
+            }
+        }
+        if paths.is_empty() {
+            log.error("nothing to back up");
+            worst = 2;
+        } else {
+            let mut argv = vec!["hoard".to_string(), "create".into()];
+            argv.extend(cfg.create_options.iter().cloned());
+            if flags.progress {
+                argv.push("--progress".into());
+            }
+            if flags.dry_run {
+                argv.push("--dry-run".into());
+            }
+            argv.push(format!("{}::{archive}", cfg.target));
+            argv.extend(paths);
+            steps.push(step(cfg, "create", argv, cfg.tries.backup, log));
+        }
+    }
+    if !flags.nocleanup {
+        let mut argv = vec!["hoard".to_string(), "prune".into()];
+        argv.extend(cfg.cleanup_options.iter().cloned());
+        argv.extend(cfg.keep.args());
+        if flags.dry_run {
+            argv.push("--dry-run".into());
+        }
+        argv.push(cfg.target.clone());
+        steps.push(step(cfg, "prune", argv, cfg.tries.cleanup, log));
+        if cfg.compact && !flags.dry_run {
+            let mut argv = vec!["hoard".to_string(), "compact".into()];
+            argv.extend(cfg.cleanup_options.iter().cloned());
+            argv.push(cfg.target.clone());
+            steps.push(step(cfg, "compact", argv, cfg.tries.cleanup, log));
+        }
+    }
+    if let Some(c) = &cfg.check {
+        if !flags.dry_run {
+            let state = cfg.dir.join(".hoard-state.json");
+            let last = std::fs::read_to_string(&state)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v["last_check"].as_i64())
+                .unwrap_or(0);
+            let now = chrono::Utc::now().timestamp();
+            if now - last >= c.every_secs as i64 {
+                let mut argv = vec!["hoard".to_string(), "check".into()];
+                if c.verify_data {
+                    argv.push("--verify-data".into());
+                }
+                argv.push(cfg.target.clone());
+                let r = step(cfg, "check", argv, cfg.tries.check, log);
+                if r.status == 0 {
+                    let _ = std::fs::write(&state, json!({ "last_check": now }).to_string());
+                }
+                steps.push(r);
+            } else {
+                log.info(&format!(
+                    "check: not due (last {}s ago, every {}s)",
+                    now - last,
+                    c.every_secs
+                ));
+            }
+        }
+    }
+    for s in &steps {
+        worst = worst.max(s.status);
+    }
+    finish(cfg, flags, log, worst, steps, Some(&archive), pings)
+}
+
+fn finish(
+    cfg: &JobConfig,
+    flags: &RunFlags,
+    log: &mut JobLog,
+    mut status: Status,
+    steps: Vec<StepResult>,
+    archive: Option<&str>,
+    pings: bool,
+) -> Status {
+    let word = |s: Status| match s {
+        0 => "success",
+        1 => "warning",
+        _ => "failure",
+    };
+    if !flags.dry_run {
+        let st = word(status);
+        if let Err(m) = run_hooks(
+            cfg,
+            "after",
+            &cfg.hooks.after,
+            st,
+            Some(status),
+            archive.unwrap_or(""),
+            log,
+        ) {
+            log.error(&m);
+            status = 2;
+        }
+        if status == 2 {
+            if let Err(m) = run_hooks(
+                cfg,
+                "on_error",
+                &cfg.hooks.on_error,
+                "failure",
+                Some(2),
+                archive.unwrap_or(""),
+                log,
+            ) {
+                log.error(&m);
+            }
+        }
+    }
+    if pings {
+        send_ping(cfg, if status == 2 { "/fail" } else { "" }, log);
+    }
+    if flags.json {
+        let v = json!({
+            "job": cfg.name,
+            "config": cfg.file.to_string_lossy(),
+            "repository": cfg.target,
+            "archive": archive,
+            "status": word(status),
+            "exit_code": status,
+            "steps": steps.iter().map(|s| json!({
+                "name": s.name,
+                "status": word(s.status),
+                "exit_code": s.status,
+                "attempts": s.attempts,
+                "message": s.message,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    status
+}
+
+/// Runs one step up to `tries` times with a linear back-off.
+fn step(
+    cfg: &JobConfig,
+    name: &'static str,
+    argv: Vec<String>,
+    tries: u32,
+    log: &mut JobLog,
+) -> StepResult {
+    let mut last_msg = None;
+    for attempt in 1..=tries {
+        log.info(&format!("{name}: attempt {attempt}/{tries}"));
+        let (code, msg) = run_in_process(&argv);
+        if code < 2 {
+            if code == 1 {
+                log.warn(&format!(
+                    "{name}: finished with warnings (attempt {attempt}/{tries})"
+                ));
+            } else {
+                log.info(&format!("{name}: finished (attempt {attempt}/{tries})"));
+            }
+            return StepResult {
+                name,
+                status: code,
+                attempts: attempt,
+                message: msg,
+            };
+        }
+        log.error(&format!(
+            "{name}: attempt {attempt}/{tries} failed (rc {code}): {}",
+            msg.as_deref().unwrap_or("")
+        ));
+        let permanent = msg.as_deref().is_some_and(|m| m.contains("already exists"));
+        last_msg = msg;
+        if permanent {
+            log.error(&format!("{name}: not retrying a permanent error"));
+            return StepResult {
+                name,
+                status: 2,
+                attempts: attempt,
+                message: last_msg,
+            };
+        }
+        if attempt < tries {
+            let wait = cfg.retry_wait * f64::from(attempt);
+            log.info(&format!("{name}: retrying in {wait}s"));
+            std::thread::sleep(Duration::from_secs_f64(wait));
+        }
+    }
+    log.error(&format!("{name}: failed after {tries} attempts"));
+    StepResult {
+        name,
+        status: 2,
+        attempts: tries,
+        message: last_msg,
+    }
+}
+
+/// Parses `argv` with hoard's CLI and runs it in this process.
+fn run_in_process(argv: &[String]) -> (Status, Option<String>) {
+    let (cmd, common) = match config::parse_argv(argv) {
+        Ok(x) => x,
+        Err(e) => return (2, Some(e)),
+    };
+    match crate::cli::run_command(cmd, &common) {
+        Ok(c) => (c, None),
+        Err(e) => (e.exit_code.max(2), Some(e.message)),
+    }
+}
+
+/// Sets the job environment in this process; returns the variable names set.
+fn set_env(cfg: &JobConfig, pass: Option<&Path>, key: Option<&Path>) -> Vec<&'static str> {
+    let mut names = vec!["BORG_REPO", "THIS_TARGET", "BACKUP_THIS"];
+    std::env::set_var("BORG_REPO", &cfg.target);
+    std::env::set_var("THIS_TARGET", &cfg.target);
+    std::env::set_var("BACKUP_THIS", cfg.backup.join(" "));
+    if let Some(p) = pass {
+        // borg reads passcommand output with trailing newlines stripped, inner ones kept.
+        let cmd = format!("cat {}", shell_words::quote(&p.to_string_lossy()));
+        std::env::set_var("BORG_PASSCOMMAND", cmd);
+        std::env::remove_var("BORG_PASSPHRASE");
+        std::env::remove_var("BORG_PASSPHRASE_FD");
+        names.push("BORG_PASSCOMMAND");
+    }
+    if let Some(k) = key {
+        std::env::set_var("BORG_KEY_FILE", k);
+        names.push("BORG_KEY_FILE");
+    }
+    if let Some(s) = &cfg.ssh_key {
+        let rsh = format!("ssh -i {}", shell_words::quote(&s.to_string_lossy()));
+        std::env::set_var("BORG_RSH", rsh);
+        names.push("BORG_RSH");
+    }
+    names
+}
+
+fn shell(names: &[&str], log: &mut JobLog) -> Status {
+    let sh = std::env::var("SHELL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/bin/sh".into());
+    log.info(&format!(
+        "Starting {sh} with the job environment: {}",
+        names.join(", ")
+    ));
+    match std::process::Command::new(&sh).status() {
+        Ok(s) => s.code().map_or(2, |c| c.min(2)),
+        Err(e) => {
+            log.error(&format!("{sh}: {e}"));
+            2
+        }
+    }
+}
+
+fn run_hooks(
+    cfg: &JobConfig,
+    kind: &str,
+    cmds: &[String],
+    status: &str,
+    code: Option<Status>,
+    archive: &str,
+    log: &mut JobLog,
+) -> Result<(), String> {
+    for c in cmds {
+        log.info(&format!("{kind} hook: {c}"));
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(c)
+            .current_dir(&cfg.dir)
+            .env("HOARD_JOB", &cfg.name)
+            .env("HOARD_JOB_DIR", &cfg.dir)
+            .env("HOARD_HOOK", kind)
+            .env("HOARD_STATUS", status)
+            .env(
+                "HOARD_EXIT_CODE",
+                code.map(|c| c.to_string()).unwrap_or_default(),
+            )
+            .env("HOARD_ARCHIVE", archive)
+            .env("HOARD_TARGET", &cfg.target);
+        match cmd.status() {
+            Ok(s) if s.success() => {}
+            Ok(s) => return Err(format!("{kind} hook failed ({s}): {c}")),
+            Err(e) => return Err(format!("{kind} hook could not start: {e}")),
+        }
+    }
+    Ok(())
+}
+
+fn send_ping(cfg: &JobConfig, suffix: &str, log: &mut JobLog) {
+    let Some(p) = &cfg.ping else { return };
+    let url = format!("{}{suffix}", p.url.trim_end_matches('/'));
+    match ping::get(&url, p.timeout) {
+        Ok(s) => log.info(&format!("ping {url}: {s}")),
+        Err(e) => log.warn(&format!("ping {url} failed: {e}")),
+    }
+}
+
+/// `--init`: the passphrase file (random, mode 600) when absent.
+fn init_files(cfg: &JobConfig, log: &mut JobLog) -> Result<(), String> {
+    let pass = cfg.dir.join(PASSPHRASE_FILE);
+    if cfg.encryption != "none" && !pass.exists() {
+        use base64::Engine;
+        use rand::RngCore;
+        let mut bytes = vec![0u8; 3072];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        // Like `openssl rand -base64 3072`: 64-character lines.
+        let mut text = String::new();
+        for chunk in b64.as_bytes().chunks(64) {
+            text.push_str(&String::from_utf8_lossy(chunk));
+            text.push('\n');
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&pass)
+            .map_err(|e| format!("{}: {e}", pass.display()))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| format!("{}: {e}", pass.display()))?;
+        log.info(&format!("Generated passphrase file {}", pass.display()));
+    }
+    Ok(())
+}
+
+/// `--init`: creates the repository if missing and exports the key to `BORGKey.bak`.
+fn init_repo(cfg: &JobConfig, log: &mut JobLog) -> Status {
+    let local_exists = Path::new(&cfg.target).join("config").is_file();
+    if !local_exists {
+        log.info(&format!("init: creating repository {}", cfg.target));
+        let argv: Vec<String> = ["hoard", "init", "-e", &cfg.encryption, &cfg.target]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (code, msg) = run_in_process(&argv);
+        match (code, msg) {
+            (c, _) if c < 2 => {}
+            (_, Some(m)) if m.contains("already exists") => {
+                log.info("init: repository exists");
+            }
+            (c, m) => {
+                log.error(&format!("init failed (rc {c}): {}", m.unwrap_or_default()));
+                return 2;
+            }
+        }
+    } else {
+        log.info("init: repository exists");
+    }
+    let key = cfg.dir.join(KEY_FILE);
+    if cfg.encryption != "none" && !key.exists() {
+        let argv: Vec<String> = vec![
+            "hoard".into(),
+            "key".into(),
+            "export".into(),
+            cfg.target.clone(),
+            key.to_string_lossy().into_owned(),
+        ];
+        let (code, msg) = run_in_process(&argv);
+        if code >= 2 {
+            log.error(&format!("key export failed: {}", msg.unwrap_or_default()));
+            return 2;
+        }
+        let _ = std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600));
+        log.info(&format!("Exported key to {}", key.display()));
+    }
+    0
+}
