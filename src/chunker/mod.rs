@@ -207,6 +207,9 @@ impl<R: Read> Iterator for Chunker<R> {
     }
 }
 
+/// First size of a stream's read buffer; it doubles up to its full size as data arrives.
+const INITIAL_BUFFER: usize = 64 * 1024;
+
 /// Reads from `reader` into `buf` until it is full or EOF; returns the number of bytes read.
 fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
@@ -248,21 +251,32 @@ impl<R: Read> BuzhashStream<R> {
         }
     }
 
+    /// Reads until the buffer holds its full size (2 × max + one read block) or EOF. The
+    /// buffer starts small and doubles only while data keeps coming, so a small file never
+    /// pays for zeroing a multi-MiB buffer (the bytes read, and so the cuts, are the same).
     fn fill(&mut self) -> io::Result<()> {
+        let target = 2 * self.finder.max_size + READ_BLOCK_SIZE;
         if self.buf.is_empty() {
-            self.buf = vec![0; 2 * self.finder.max_size + READ_BLOCK_SIZE];
+            self.buf = vec![0; INITIAL_BUFFER.min(target)];
         }
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        let n = read_full(&mut self.reader, &mut self.buf[self.end..])?;
-        self.end += n;
-        if self.end < self.buf.len() {
-            self.eof = true;
+        loop {
+            let n = read_full(&mut self.reader, &mut self.buf[self.end..])?;
+            self.end += n;
+            if self.end < self.buf.len() {
+                self.eof = true;
+                return Ok(());
+            }
+            if self.buf.len() >= target {
+                return Ok(());
+            }
+            let grown = (self.buf.len() * 2).min(target);
+            self.buf.resize(grown, 0);
         }
-        Ok(())
     }
 
     fn next_chunk(&mut self) -> Option<io::Result<Chunk>> {

@@ -225,6 +225,10 @@ struct Extractor<'r, 'w> {
     partial: bool,
     total: u64,
     done: u64,
+    /// Directories this run already checked (or created) as real directories reached without
+    /// symlinks; saves re-checking every parent of every file. Any non-directory this run
+    /// puts in place of a checked path clears the set.
+    checked_dirs: std::cell::RefCell<std::collections::HashSet<PathBuf>>,
 }
 
 /// Runs `extract` for the archive in `loc` into `target` (borg: the current directory).
@@ -283,6 +287,7 @@ pub fn extract_archive(
         partial,
         total: 0,
         done: 0,
+        checked_dirs: Default::default(),
     };
     if opts.progress {
         ex.reporter.progress_message(
@@ -478,8 +483,13 @@ impl Extractor<'_, '_> {
             .ok_or_else(|| ItemError("Path should be relative and local".into()))?;
         for c in parents {
             p.push(c);
+            if self.checked_dirs.borrow().contains(&p) {
+                continue;
+            }
             match platform::fs::lstat(&p) {
-                Ok(st) if st.is_dir() => {}
+                Ok(st) if st.is_dir() => {
+                    self.checked_dirs.borrow_mut().insert(p.clone());
+                }
                 Ok(_) => {
                     return Err(ItemError(format!(
                         "makedirs: parent '{}' is not a directory (refusing to follow a symlink or replace a file)",
@@ -488,6 +498,7 @@ impl Extractor<'_, '_> {
                 }
                 Err(e) if e.errno() == Some(libc::ENOENT) && create_parents => {
                     std::fs::create_dir(&p).map_err(|e| io_err("makedirs", &p, e))?;
+                    self.checked_dirs.borrow_mut().insert(p.clone());
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -504,6 +515,10 @@ impl Extractor<'_, '_> {
         orig_path: &[u8],
     ) -> std::result::Result<Option<PathBuf>, ItemError> {
         let path = self.destination(&item.path, true)?;
+        if item.file_type() != S_IFDIR && self.checked_dirs.borrow().contains(&path) {
+            // a directory we vouched for is about to be replaced: trust nothing below it
+            self.checked_dirs.borrow_mut().clear();
+        }
         unlink_existing(&path);
         match item.file_type() {
             S_IFDIR => {
