@@ -72,6 +72,9 @@ run_tool() {
   local tool=$1 bin=$2 rep=$3
   local base=$work/$tool-base-$rep repo=$work/$tool-repo-$rep dest=$work/$tool-extract-$rep
   rm -rf "$base" "$repo" "$dest"; mkdir -p "$base" "$dest"
+  # Let the file system settle: ext4 avoids reusing inodes freed in the last ~30 s, so an
+  # extract right after the previous run's cleanup pays for scanning past them.
+  sync; sleep "${SETTLE_SECONDS:-35}"
   export BORG_BASE_DIR=$base
   "$bin" init -e repokey "$repo" >/dev/null 2>&1
   sync
