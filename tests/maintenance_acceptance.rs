@@ -62,9 +62,9 @@ fn names(out: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // 1. Prune equivalence
 
-/// Number of repositories and rule sets per repository (20 × 10 = 200 cases).
+/// Number of repositories and rule sets per repository (20 × 11 = 220 rule sets).
 const PRUNE_REPOS: usize = 20;
-const RULES_PER_REPO: usize = 10;
+const RULES_PER_REPO: usize = 11;
 
 /// Parses `prune --dry-run --list` output into (kept, pruned) archive names. The name is the
 /// token just before the weekday of the timestamp column.
@@ -136,7 +136,9 @@ fn gen_rules(rng: &mut StdRng) -> Vec<String> {
         "-y",
     ];
     let mut args: Vec<String> = Vec::new();
-    while args.is_empty() {
+    // borg refuses a rule set whose counts are all 0 (checked once, separately).
+    while args.iter().skip(1).step_by(2).all(|v| v == "0") {
+        args.clear();
         for rule in PERIODS {
             if rng.gen_bool(0.3) {
                 args.push(rule.into());
@@ -166,7 +168,7 @@ fn prune_dry_run_list_matches_borg_on_generated_repositories() {
     let empty = env.path().join("empty");
     std::fs::create_dir_all(&empty).expect("mkdir");
     let mut rng = StdRng::seed_from_u64(0x9E11E);
-    let (mut compared, mut berlin, mut total_pruned) = (0, 0, 0);
+    let (mut compared, mut berlin, mut total_pruned, mut refused) = (0, 0, 0, 0);
     for r in 0..PRUNE_REPOS {
         let repo = env.path().join(format!("repo{r}"));
         hoard_ok(&env, &["init", "-e", "none", &p(&repo)]);
@@ -209,6 +211,13 @@ fn prune_dry_run_list_matches_borg_on_generated_repositories() {
                 String::from_utf8_lossy(&b.stderr).into_owned(),
                 String::from_utf8_lossy(&h.stderr).into_owned(),
             );
+            if b.status.code() == Some(2) && bs.contains("must be specified") {
+                // e.g. `--keep-last 2 --keep-secondly 0`: one option, the last value wins.
+                assert_eq!(h.status.code(), Some(2), "hoard {args:?}\n{hs}");
+                assert_eq!(bs, hs, "{args:?}");
+                refused += 1;
+                continue;
+            }
             assert_eq!(b.status.code(), Some(0), "borg {args:?}\n{bs}");
             assert_eq!(h.status.code(), Some(0), "hoard {args:?}\n{hs}");
             let (bk, bp) = parse_prune_list(&bs);
@@ -233,6 +242,11 @@ fn prune_dry_run_list_matches_borg_on_generated_repositories() {
                 berlin += 1;
             }
         }
+        // Only zero counts: the same refusal.
+        let zero = ["prune", "--dry-run", "-d", "0", "-w", "0", &p(&repo)];
+        let (b, h) = (env.borg(zero), env.hoard(zero));
+        assert_eq!((b.code, h.code), (2, 2), "{}\n{}", b.stderr, h.stderr);
+        assert_eq!(b.stderr, h.stderr);
         // Dry runs change nothing.
         let listed: BTreeSet<String> = names(&borg_ok(
             &env,
@@ -244,7 +258,7 @@ fn prune_dry_run_list_matches_borg_on_generated_repositories() {
         std::fs::remove_dir_all(&repo).expect("rm repo");
     }
     println!(
-        "prune equivalence: {compared} cases compared ({berlin} in Europe/Berlin), {total_pruned} prune decisions"
+        "prune equivalence: {compared} cases compared ({berlin} in Europe/Berlin), {total_pruned} prune decisions; {refused} rule sets refused by both"
     );
     assert!(compared >= 200);
     assert!(berlin > 0 && total_pruned > 0);
