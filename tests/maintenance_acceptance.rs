@@ -247,6 +247,28 @@ fn prune_dry_run_list_matches_borg_on_generated_repositories() {
         let (b, h) = (env.borg(zero), env.hoard(zero));
         assert_eq!((b.code, h.code), (2, 2), "{}\n{}", b.stderr, h.stderr);
         assert_eq!(b.stderr, h.stderr);
+        if r == 0 {
+            // Repeated options: the last value wins, as with borg's argparse; `--keep-last`
+            // and `--keep-secondly` are one option.
+            let rs = p(&repo);
+            for args in [
+                vec!["prune", "-n", "--list", "-d", "1", "-d", "5", &rs],
+                vec![
+                    "prune",
+                    "-n",
+                    "--keep-last",
+                    "2",
+                    "--keep-secondly",
+                    "0",
+                    &rs,
+                ],
+            ] {
+                let (b, h) = (env.borg(&args), env.hoard(&args));
+                assert_eq!(b.code, h.code, "{args:?}\n{}\n{}", b.stderr, h.stderr);
+                assert_eq!(parse_prune_list(&b.stderr), parse_prune_list(&h.stderr));
+                assert_eq!(b.stderr, h.stderr, "{args:?}");
+            }
+        }
         // Dry runs change nothing.
         let listed: BTreeSet<String> = names(&borg_ok(
             &env,
