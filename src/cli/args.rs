@@ -15,7 +15,10 @@ pub const VERSION_TEXT: &str = concat!("1.2.4 (hoard ", env!("CARGO_PKG_VERSION"
     name = "hoard",
     version = VERSION_TEXT,
     about = "Deduplicated, compressed, encrypted backups in BorgBackup 1.x repositories",
-    disable_help_subcommand = false
+    disable_help_subcommand = false,
+    // argparse semantics: a repeated option replaces the earlier value (`-d 3 -d 5`,
+    // `--keep-last 2 --keep-secondly 4`) instead of being an error.
+    args_override_self = true
 )]
 pub struct Cli {
     /// Options every command accepts.
