@@ -5,10 +5,18 @@ use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use std::io::{Seek, SeekFrom, Write};
 
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/vectors/chunker/chunker_vectors.json"
-);
+/// The shared vectors' chunker folder: `shared/vectors/chunker` beside the clone or beside one
+/// of its parents (git worktrees), or under `HOARD_VECTORS`.
+fn vectors_file(name: &str) -> std::path::PathBuf {
+    if let Some(v) = std::env::var_os("HOARD_VECTORS") {
+        return std::path::PathBuf::from(v).join("chunker").join(name);
+    }
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/vectors/chunker").join(name))
+        .find(|p| p.is_file())
+        .expect("the shared test vectors (shared/vectors beside the clone) are missing")
+}
 
 /// The 8 MiB vector input: `SHA-256(b"borg-chunker-test-vector" || u64_le(i))` blocks.
 fn vector_input() -> Vec<u8> {
@@ -26,8 +34,8 @@ fn vector_input() -> Vec<u8> {
 }
 
 fn load_vectors() -> serde_json::Value {
-    let text =
-        std::fs::read_to_string(VECTORS).expect("chunker vectors (see shared/vectors/README.md)");
+    let text = std::fs::read_to_string(vectors_file("chunker_vectors.json"))
+        .expect("chunker vectors (see shared/vectors/README.md)");
     serde_json::from_str(&text).unwrap()
 }
 
@@ -57,11 +65,7 @@ fn pseudo_random(len: usize, mut state: u64) -> Vec<u8> {
 
 #[test]
 fn buzhash_table_matches_vector_file() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/chunker/buzhash_table.txt"
-    ))
-    .unwrap();
+    let text = std::fs::read_to_string(vectors_file("buzhash_table.txt")).unwrap();
     let vals: Vec<u32> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
