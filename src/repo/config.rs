@@ -101,6 +101,15 @@ impl Config {
         out
     }
 
+    /// All entries of `section`, in file order.
+    pub fn items(&self, section: &str) -> &[(String, String)] {
+        self.sections
+            .iter()
+            .find(|(n, _)| n == section)
+            .map(|(_, e)| e.as_slice())
+            .unwrap_or(&[])
+    }
+
     /// Whether a section exists.
     pub fn has_section(&self, section: &str) -> bool {
         self.sections.iter().any(|(n, _)| n == section)
