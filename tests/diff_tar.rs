@@ -34,36 +34,6 @@ fn setup(env: &Env) -> (PathBuf, PathBuf) {
     (repo, src)
 }
 
-/// The shared vectors: next to the clone (CI) or at `/work/shared/vectors` (worktrees).
-fn vectors() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
-    if here.is_dir() {
-        here
-    } else {
-        PathBuf::from("/work/shared/vectors")
-    }
-}
-
-/// `Env::unpack_vector` with [`vectors`] as the source.
-fn unpack(env: &mut Env, name: &str) -> PathBuf {
-    let tarball = vectors().join("repos").join(format!("{name}.tar.gz"));
-    let dest = env.path().join("vectors");
-    std::fs::create_dir_all(&dest).expect("mkdir");
-    let st = std::process::Command::new("tar")
-        .arg("xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&dest)
-        .status()
-        .expect("tar");
-    assert!(st.success(), "untar {}", tarball.display());
-    let key = dest.join(format!("{name}.key"));
-    if key.exists() {
-        env.set("BORG_KEY_FILE", &key.to_string_lossy());
-    }
-    dest.join(name)
-}
-
 #[test]
 fn export_tar_is_byte_identical_to_borg_and_readable_by_gnu_tar() {
     if !common::borg_available() {
@@ -246,7 +216,7 @@ fn diff_of_vector_archives_matches_borg() {
     for name in ["repokey", "keyfile-blake2", "none"] {
         let mut env = Env::new();
         env.passphrase = Some(common::VECTOR_PASSPHRASE.into());
-        let repo = unpack(&mut env, name);
+        let repo = env.unpack_vector(name);
         let a1 = format!("{}::archive1", repo.display());
         // the first access records the repository (and may answer a prompt): do it once
         run_in(&env, env.path(), false, &["diff", &a1, "archive1"]).ok();

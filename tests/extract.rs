@@ -99,46 +99,16 @@ fn check_expected(dest: &Path, files: &serde_json::Map<String, serde_json::Value
     }
 }
 
-/// The shared vectors: next to the clone (CI) or at `/work/shared/vectors` (worktrees).
-fn vectors() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
-    if here.is_dir() {
-        here
-    } else {
-        PathBuf::from("/work/shared/vectors")
-    }
-}
-
-/// `Env::unpack_vector` with [`vectors`] as the source.
-fn unpack(env: &mut Env, name: &str) -> PathBuf {
-    let tarball = vectors().join("repos").join(format!("{name}.tar.gz"));
-    let dest = env.path().join("vectors");
-    std::fs::create_dir_all(&dest).expect("mkdir");
-    let st = std::process::Command::new("tar")
-        .arg("xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&dest)
-        .status()
-        .expect("tar");
-    assert!(st.success(), "untar {}", tarball.display());
-    let key = dest.join(format!("{name}.key"));
-    if key.exists() {
-        env.set("BORG_KEY_FILE", &key.to_string_lossy());
-    }
-    dest.join(name)
-}
-
 #[test]
 fn every_vector_extracts_as_expected() {
     let expected: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(vectors().join("repos/expected.json")).expect("expected"),
+        &std::fs::read(common::vectors_dir().join("repos/expected.json")).expect("expected"),
     )
     .expect("json");
     for (name, v) in expected.as_object().expect("map") {
         let mut env = Env::new();
         env.passphrase = Some(common::VECTOR_PASSPHRASE.into());
-        let repo = unpack(&mut env, name);
+        let repo = env.unpack_vector(name);
         for (archive, a) in v["archives"].as_object().expect("archives") {
             let dest = env.path().join(format!("out-{archive}"));
             std::fs::create_dir(&dest).expect("mkdir");
