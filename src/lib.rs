@@ -16,6 +16,7 @@ pub mod commands;
 pub mod compress;
 pub mod crashpoint;
 pub mod crypto;
+pub mod event_text;
 pub mod location;
 pub mod msgpack;
 pub mod paths;

@@ -118,21 +118,6 @@ pub fn prompt(message: &str, msgid: &str) {
 /// A tracing layer that sends library events through [`log`].
 pub struct BorgLayer;
 
-struct MessageVisitor(String);
-
-impl tracing::field::Visit for MessageVisitor {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.0 = format!("{value:?}");
-        }
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "message" {
-            self.0 = value.to_string();
-        }
-    }
-}
-
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BorgLayer {
     fn on_event(
         &self,
@@ -148,10 +133,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BorgLayer {
         if !enabled(level) {
             return;
         }
-        let mut visitor = MessageVisitor(String::new());
-        event.record(&mut visitor);
+        let message = crate::event_text::message(event);
         let target = event.metadata().target().replace("::", ".");
-        log(level, &target, None, &visitor.0);
+        log(level, &target, None, &message);
     }
 }
 

@@ -112,21 +112,6 @@ pub fn log(level: u8, name: &str, message: &str) {
 /// A tracing layer that sends library events (repository warnings) to [`log`].
 pub struct ServeLogLayer;
 
-struct MessageVisitor(String);
-
-impl tracing::field::Visit for MessageVisitor {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.0 = format!("{value:?}");
-        }
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "message" {
-            self.0 = value.to_string();
-        }
-    }
-}
-
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ServeLogLayer {
     fn on_event(
         &self,
@@ -142,15 +127,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ServeLogLayer {
         if level < LOG_LEVEL.load(Ordering::Relaxed) {
             return;
         }
-        let mut visitor = MessageVisitor(String::new());
-        event.record(&mut visitor);
+        let message = crate::event_text::message(event);
         let target = event.metadata().target();
         let name = if target.starts_with("hoard::repo") {
             "borg.repository".to_string()
         } else {
             target.replace("::", ".")
         };
-        log(level, &name, &visitor.0);
+        log(level, &name, &message);
     }
 }
 
