@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
 # Whole-command comparison of hoard and borg 1.2 on the same data, in the same run.
 #
-#   benches/compare.sh [--size-mb N] [--reps N] [--phases "create recreate extract check verify"]
+#   benches/compare.sh [--tree real|small] [--size-mb N] [--files N] [--reps N]
+#                      [--phases "create recreate change1 extract check verify"]
 #
-# Builds a tree of real files copied from /usr (default ~1100 MB), then for each repetition runs
-# borg and hoard alternately on fresh repositories (repokey, -C lz4) and measures every phase
-# with /usr/bin/time: wall time, CPU time (user+sys) and peak RSS. Prints the medians and the
-# hoard/borg ratio per phase. Needs: borg, GNU time, a release build of hoard (built here).
+# Builds a tree of real files copied from /usr: `real` (default) takes whole directories until
+# ~1100 MB (`--size-mb`) are reached, a real mix of sizes; `small` takes the first 100,000
+# (`--files`) files under 32 KiB from /usr/share, /usr/include, /usr/lib and the Rust toolchain.
+# Then for each repetition it runs borg and hoard alternately on fresh repositories (repokey,
+# -C lz4) and measures every phase with /usr/bin/time: wall time, CPU time (user+sys) and peak
+# RSS. Prints the medians and the hoard/borg ratio per phase.
+#
+# Phases: create (first backup), recreate (unchanged re-backup), change1 (append a line to 1% of
+# the files, then back up again), extract, check, verify (check --verify-data).
+# Needs: borg, GNU time, python3, a release build of hoard (built here).
 set -euo pipefail
 
+tree_kind=real
 size_mb=1100
+small_files=100000
 reps=3
-phases="create recreate extract check verify"
+phases="create recreate change1 extract check verify"
 while [ $# -gt 0 ]; do
   case "$1" in
+    --tree) tree_kind=$2; shift 2 ;;
     --size-mb) size_mb=$2; shift 2 ;;
+    --files) small_files=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --phases) phases=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -30,33 +41,47 @@ command -v borg >/dev/null || { echo "borg is required (apt-get install borgback
 
 work=${BENCH_DIR:-/var/tmp/hoard-bench}
 mkdir -p "$work"
-tree=$work/tree
-if [ ! -f "$tree/.complete-$size_mb" ]; then
-  echo "building a ${size_mb} MB tree of real files under $tree ..." >&2
-  rm -rf "$tree"; mkdir -p "$tree"
-  # whole directories from /usr until the size is reached (real mix of sizes and types)
-  limit=$((size_mb * 1024 * 1024))
-  total=0
-  for d in /usr/lib/x86_64-linux-gnu /usr/share /usr/lib/python3 /usr/lib/gcc /usr/bin /usr/lib; do
-    [ -d "$d" ] || continue
-    for e in "$d"/*; do
-      [ "$total" -ge "$limit" ] && break 2
-      s=$(du -sb "$e" 2>/dev/null | cut -f1)
-      [ -z "$s" ] && continue
-      dest="$tree/$(echo "$d" | tr / _)"
-      mkdir -p "$dest"
-      cp -a "$e" "$dest/" 2>/dev/null || true
-      total=$((total + s))
+if [ "$tree_kind" = small ]; then
+  tree=$work/tree-small
+  if [ ! -f "$tree/.complete-$small_files" ]; then
+    echo "building a tree of $small_files small real files under $tree ..." >&2
+    rm -rf "$tree"; mkdir -p "$tree"
+    find /usr/share /usr/include /usr/lib "${RUSTUP_HOME:-$HOME/.rustup}" -type f -size -32k 2>/dev/null \
+      | head -n "$small_files" > "$work/small-files.list"
+    tar -cf - -P -T "$work/small-files.list" 2>/dev/null | tar -xf - -C "$tree" 2>/dev/null || true
+    touch "$tree/.complete-$small_files"
+  fi
+elif [ "$tree_kind" = real ]; then
+  tree=$work/tree
+  if [ ! -f "$tree/.complete-$size_mb" ]; then
+    echo "building a ${size_mb} MB tree of real files under $tree ..." >&2
+    rm -rf "$tree"; mkdir -p "$tree"
+    # whole directories from /usr until the size is reached (real mix of sizes and types)
+    limit=$((size_mb * 1024 * 1024))
+    total=0
+    for d in /usr/lib/x86_64-linux-gnu /usr/share /usr/lib/python3 /usr/lib/gcc /usr/bin /usr/lib; do
+      [ -d "$d" ] || continue
+      for e in "$d"/*; do
+        [ "$total" -ge "$limit" ] && break 2
+        s=$(du -sb "$e" 2>/dev/null | cut -f1)
+        [ -z "$s" ] && continue
+        dest="$tree/$(echo "$d" | tr / _)"
+        mkdir -p "$dest"
+        cp -a "$e" "$dest/" 2>/dev/null || true
+        total=$((total + s))
+      done
     done
-  done
-  touch "$tree/.complete-$size_mb"
+    touch "$tree/.complete-$size_mb"
+  fi
+else
+  echo "unknown tree kind $tree_kind (real or small)" >&2; exit 2
 fi
 files=$(find "$tree" -type f | wc -l)
 bytes=$(du -sb "$tree" | cut -f1)
 echo "tree: $files files, $((bytes / 1024 / 1024)) MiB" >&2
 
 export BORG_PASSPHRASE=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
-results=$work/results.tsv
+results=$work/results-$tree_kind.tsv
 : > "$results"
 
 # measure TOOL PHASE CMD... : appends "tool phase wall cpu rss_kb" to the results
@@ -66,6 +91,14 @@ measure() {
     echo "$tool $phase failed:" >&2; cat "$work/stderr.$tool" >&2; exit 1; }
   read -r wall user sys rss < <(tail -1 "$work/time.$tool")
   echo -e "$tool\t$phase\t$wall\t$(echo "$user + $sys" | bc)\t$rss" >> "$results"
+}
+
+# change_one_percent TAG: appends a line to every 100th file of the tree (sorted order), so 1% of
+# the files change content, size and mtime before the next backup.
+change_one_percent() {
+  find "$tree" -type f ! -name '.complete-*' | sort | awk 'NR % 100 == 0' | while IFS= read -r f; do
+    echo "changed by $1 at $(date +%s.%N)" >> "$f"
+  done
 }
 
 run_tool() {
@@ -82,6 +115,8 @@ run_tool() {
     case $phase in
       create)   measure "$tool" create   "$bin" create -C lz4 "$repo::first" "$tree" ;;
       recreate) measure "$tool" recreate "$bin" create -C lz4 "$repo::second" "$tree" ;;
+      change1)  change_one_percent "$tool-$rep"
+                measure "$tool" change1  "$bin" create -C lz4 "$repo::third" "$tree" ;;
       extract)  (cd "$dest" && measure "$tool" extract "$bin" extract "$repo::first") ;;
       check)    measure "$tool" check    "$bin" check "$repo" ;;
       verify)   measure "$tool" verify   "$bin" check --verify-data "$repo" ;;
