@@ -451,11 +451,7 @@ impl Tree {
         let mut masters: HashMap<Vec<u8>, Master> = HashMap::new();
         let mut file_versions: HashMap<Vec<u8>, u32> = HashMap::new();
         while let Some(mut item) = items.next_item()? {
-            let selected = self
-                .settings
-                .filter
-                .as_mut()
-                .map_or(true, |f| f(&item.path))
+            let selected = self.settings.filter.as_mut().is_none_or(|f| f(&item.path))
                 && (strip_n == 0 || !strip(&item.path, strip_n).is_empty());
             if partial
                 && !selected
