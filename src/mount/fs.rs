@@ -255,6 +255,8 @@ impl Inner {
                 tracing::error!(target: "borg.fuse", "reading chunk {}: {e}", hex::encode(c.id));
                 Errno::EIO
             })?;
+        let mut data = data;
+        data.shrink_to_fit();
         let data = Arc::new(data);
         self.cache.insert(c.id, data.clone());
         Ok(data)
