@@ -1,7 +1,9 @@
 //! `mount REPOSITORY_OR_ARCHIVE MOUNTPOINT [PATH...]` and `umount MOUNTPOINT` (borg's
 //! `do_mount` / `do_umount`). The repository stays open with a shared lock for as long as
 //! the filesystem is mounted, as in borg; the session ends when the mountpoint is unmounted
-//! (`hoard umount`, `fusermount3 -u`) or on SIGINT/SIGTERM/SIGHUP, which unmount first.
+//! (`hoard umount`, `fusermount3 -u`) or on SIGINT/SIGTERM/SIGHUP, which unmount first (borg
+//! unmounts only on SIGINT in the foreground and otherwise leaves a dead mountpoint behind).
+//! Beyond borg, a non-empty mountpoint is refused unless `-o nonempty`.
 
 use std::path::{Path, PathBuf};
 
@@ -237,22 +239,28 @@ pub fn serve(prepared: Prepared, mountpoint: &Path, ready: &mut dyn FnMut()) -> 
     Ok(())
 }
 
-/// `umount MOUNTPOINT`: `fusermount3 -u`, else `fusermount -u`, else `umount`; returns the exit
-/// code of the tool that ran.
+/// `umount MOUNTPOINT`: `fusermount3 -u`, else `fusermount -u`, else `umount` (looked up in
+/// `PATH`, then in `/usr/bin` and `/bin`); returns the exit code of the tool that ran.
 pub fn umount(mountpoint: &Path) -> Result<i32> {
     for (tool, args) in [
         ("fusermount3", &["-u"][..]),
         ("fusermount", &["-u"][..]),
         ("umount", &[][..]),
     ] {
-        match std::process::Command::new(tool)
-            .args(args)
-            .arg(mountpoint)
-            .status()
-        {
-            Ok(status) => return Ok(status.code().unwrap_or(2)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(CommandError::new(format!("{tool}: {e}"))),
+        for program in [
+            tool.to_string(),
+            format!("/usr/bin/{tool}"),
+            format!("/bin/{tool}"),
+        ] {
+            match std::process::Command::new(&program)
+                .args(args)
+                .arg(mountpoint)
+                .status()
+            {
+                Ok(status) => return Ok(status.code().unwrap_or(2)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(CommandError::new(format!("{program}: {e}"))),
+            }
         }
     }
     Err(CommandError::new(
