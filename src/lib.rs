@@ -18,6 +18,7 @@ pub mod crashpoint;
 pub mod crypto;
 pub mod event_text;
 pub mod location;
+pub mod mount;
 pub mod msgpack;
 pub mod paths;
 pub mod patterns;

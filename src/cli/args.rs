@@ -154,6 +154,10 @@ pub enum Command {
     Diff(super::cmd_diff::DiffArgs),
     /// Start in server mode. This command is usually not used manually.
     Serve(super::cmd_serve::ServeArgs),
+    /// Mount archive or an entire repository as a FUSE filesystem
+    Mount(Box<super::cmd_mount::MountArgs>),
+    /// un-mount the FUSE filesystem
+    Umount(super::cmd_mount::UmountArgs),
     /// Run a configured backup job (create, prune, compact, check) with retries
     Run(super::cmd_run::RunArgs),
     /// Print or install a crontab line or systemd timer for a backup job

@@ -12,6 +12,7 @@ pub mod cmd_export_tar;
 pub mod cmd_extract;
 pub mod cmd_info_archive;
 pub mod cmd_list;
+pub mod cmd_mount;
 pub mod cmd_prune;
 pub mod cmd_rename;
 pub mod cmd_run;
@@ -293,6 +294,8 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
         Command::Config(a) => cmd_config::run(a, common),
         Command::WithLock(a) => cmd_with_lock::run(a, common),
         Command::Serve(a) => Ok(cmd_serve::main(&a, common)),
+        Command::Mount(a) => cmd_mount::run(*a, common, &confirm),
+        Command::Umount(a) => cmd_mount::run_umount(a),
         Command::Run(a) => cmd_run::run(a, common),
         Command::Schedule(a) => cmd_schedule::run(a, common),
     }

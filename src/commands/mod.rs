@@ -17,6 +17,7 @@ pub mod info;
 pub mod init;
 pub mod key;
 pub mod list;
+pub mod mount;
 pub mod prune;
 pub mod prune_policy;
 pub mod rename;
