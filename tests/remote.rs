@@ -258,6 +258,57 @@ fn hoard_client_against_borg_serve() {
     assert_eq!(hoard(&s.env, &["list", "--short", &url]).ok().out(), "");
     hoard(&s.env, &["break-lock", &url]).ok();
     borg(&s.env, &["check", &repo.to_string_lossy()]).ok();
+    // prune and compact over borg serve, then the full check (server side included).
+    prune_compact_check(&s, &repo, &url, &src);
+}
+
+/// Three more archives through `url`, prune to the last one, compact (segments shrink),
+/// a full `check -v` that includes the server-side repository check, extract of the kept
+/// archive, and finally `borg check --verify-data` on the repository directory itself.
+fn prune_compact_check(s: &Setup, repo: &Path, url: &str, src: &Path) {
+    for (i, a) in ["p1", "p2", "p3"].into_iter().enumerate() {
+        // Each archive has its own big file and not the one before: pruning frees them.
+        if i > 0 {
+            std::fs::remove_file(src.join(format!("big-{i}"))).expect("rm");
+        }
+        std::fs::write(
+            src.join(format!("big-{}", i + 1)),
+            common::tree::pseudo_random(400_000, 100 + i as u64),
+        )
+        .expect("w");
+        hoard(&s.env, &["create", &format!("{url}::{a}"), "src"]).ok();
+    }
+    let before = dir_size(repo);
+    let dry = hoard(&s.env, &["prune", "--dry-run", "--list", "--keep-last", "1", url]).ok();
+    assert!(
+        dry.stderr.contains("Would prune:") && dry.stderr.contains("Keeping archive"),
+        "{}",
+        dry.stderr
+    );
+    hoard(&s.env, &["prune", "--keep-last", "1", url]).ok();
+    assert_eq!(hoard(&s.env, &["list", "--short", url]).ok().out(), "p3\n");
+    hoard(&s.env, &["compact", url]).ok();
+    let after = dir_size(repo);
+    assert!(
+        after + 700_000 < before,
+        "compact freed too little: {before} -> {after} bytes"
+    );
+    let check = hoard(&s.env, &["check", "-v", url]).ok();
+    assert!(
+        check
+            .stderr
+            .contains("Remote: Finished full repository check, no problems found.")
+            && check.stderr.contains("Archive consistency check complete"),
+        "{}",
+        check.stderr
+    );
+    let out = s.env.path().join("out-p3");
+    std::fs::create_dir_all(&out).expect("out");
+    let mut c = command(&s.env, hoard_bin());
+    c.args(["extract", &format!("{url}::p3")]).current_dir(&out);
+    run(c).ok();
+    common::tree::assert_same_tree(src, &out.join("src"));
+    borg(&s.env, &["check", "--verify-data", &repo.to_string_lossy()]).ok();
 }
 
 #[test]
