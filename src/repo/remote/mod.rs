@@ -372,8 +372,15 @@ impl RemoteRepository {
         };
         if version == Value::int(2) {
             repo.dict = false;
-        } else if version.get("server_version").is_some() {
+        } else if let Some(sv) = version.get("server_version") {
             repo.dict = true;
+            if let Value::Array(parts) = sv {
+                let dotted: Vec<String> = parts
+                    .iter()
+                    .map(|p| p.as_u64().map_or_else(|| "?".into(), |n| n.to_string()))
+                    .collect();
+                tracing::debug!("Remote server version: {}", dotted.join("."));
+            }
         } else {
             return Err(RepoError::Remote {
                 class: "Exception".into(),
