@@ -461,7 +461,20 @@ fn hoard_client_against_hoard_serve() {
     let src = s.src_tree();
     hoard(&s.env, &["create", &format!("{url}::a1"), "src"]).ok();
     std::fs::write(src.join("later"), "x").expect("w");
-    hoard(&s.env, &["create", &format!("{url}::a2"), "src"]).ok();
+    // Through the --upload-buffer send queue (and a rate limit far above the data rate).
+    hoard(
+        &s.env,
+        &[
+            "create",
+            "--upload-buffer",
+            "4",
+            "--upload-ratelimit",
+            "1000000",
+            &format!("{url}::a2"),
+            "src",
+        ],
+    )
+    .ok();
     let out = s.env.path().join("out");
     std::fs::create_dir_all(&out).expect("out");
     let mut c = command(&s.env, hoard_bin());
@@ -1158,4 +1171,79 @@ fn borg14_client_against_hoard_serve() {
     // hoard reads what borg 1.4 wrote, over the same server.
     assert_eq!(hoard(&s.env, &["list", "--short", &url]).ok().out(), "a3\n");
     hoard(&s.env, &["check", "--verify-data", &url]).ok();
+}
+
+#[test]
+fn upload_buffer_queues_writes_and_reports_a_killed_connection() {
+    use hoard::location::Location;
+    use hoard::repo::remote::{self, RemoteOpenOptions, RemoteRepository};
+    use hoard::repo::{RepoError, Repository};
+    let Some(s) = Setup::new(&[]) else { return };
+    let copts = remote::ClientOptions {
+        rsh: Some(s.sshd.rsh()),
+        remote_path: Some(hoard_bin().to_string_lossy().into_owned()),
+        upload_buffer: 1,
+        ..remote::ClientOptions::default()
+    };
+    let path = s.env.path().join("bufrepo");
+    let loc = Location::parse(Some(&s.url(&path)), None).expect("location");
+    let exclusive = RemoteOpenOptions {
+        exclusive: true,
+        lock_wait: Some(30.0),
+        ..RemoteOpenOptions::default()
+    };
+    let create = RemoteOpenOptions {
+        create: true,
+        ..exclusive.clone()
+    };
+    let id_of = |i: u32| {
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        id[31] = 0xb0;
+        id
+    };
+    let data_of = |i: u32| common::tree::pseudo_random(20_000, 1000 + u64::from(i));
+    let mut repo = RemoteRepository::open_with(&loc, &create, &copts).expect("create");
+    for i in 0..300 {
+        repo.put(&id_of(i), &data_of(i)).expect("put");
+    }
+    repo.commit(false, 0.1).expect("commit");
+    // Closing drains the queue: a fresh unbuffered connection sees everything.
+    drop(repo);
+    let plain = remote::ClientOptions {
+        upload_buffer: 0,
+        ..copts.clone()
+    };
+    let mut repo = RemoteRepository::open_with(&loc, &exclusive, &plain).expect("open");
+    assert_eq!(repo.len().expect("len"), 300);
+    let ids: Vec<[u8; 32]> = (0..300).map(id_of).collect();
+    for (i, data) in repo.get_many(&ids).expect("get_many").iter().enumerate() {
+        assert_eq!(data, &data_of(i as u32), "object {i}");
+    }
+    drop(repo);
+    // Queued writes on a killed connection end in one ConnectionClosed, never a hang or Ok.
+    let mut repo = RemoteRepository::open_with(&loc, &exclusive, &copts).expect("open");
+    for i in 300..400 {
+        repo.put(&id_of(i), &data_of(i)).expect("put");
+    }
+    let pid = repo.child_id().expect("ssh pid");
+    unsafe {
+        libc_kill(pid as i32, 9);
+    }
+    let mut failed = None;
+    for i in 400..1400 {
+        if let Err(e) = repo.put(&id_of(i), &data_of(i)) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let err = match failed {
+        Some(e) => e,
+        None => repo.commit(false, 0.1).expect_err("commit after kill"),
+    };
+    assert!(matches!(err, RepoError::ConnectionClosed(_)), "{err:?}");
+    assert!(matches!(repo.len(), Err(RepoError::ConnectionClosed(_))));
+    drop(repo);
+    let mut repo = RemoteRepository::open_with(&loc, &exclusive, &plain).expect("reopen");
+    assert_eq!(repo.len().expect("len"), 300);
 }
