@@ -5,6 +5,7 @@
 #   hoard client -> hoard serve     (release build)
 #
 #   benches/remote.sh [--size-mb N] [--reps N] [--latency-ms N] [--latency-size-mb N] [--no-latency]
+#                     [--phases "create extract"]
 #
 # A private sshd (own config, host key and client key, 127.0.0.1, a free port) is started for
 # the run; nothing of the system's ssh setup is read or changed. Each run uses a fresh
@@ -29,6 +30,7 @@ reps=1
 latency_ms=20
 lat_size_mb=200
 do_latency=1
+phases="create extract"
 while [ $# -gt 0 ]; do
   case "$1" in
     --size-mb) size_mb=$2; shift 2 ;;
@@ -36,6 +38,7 @@ while [ $# -gt 0 ]; do
     --latency-ms) latency_ms=$2; shift 2 ;;
     --latency-size-mb) lat_size_mb=$2; shift 2 ;;
     --no-latency) do_latency=0; shift ;;
+    --phases) phases=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -227,29 +230,47 @@ PY
 results=$run/results.tsv
 : > "$results"
 
-# measure SCENARIO LABEL CLIENT SERVER URLBASE SRC [RSH]: one initial backup, appends a row.
+# timed FILE CMD...: runs CMD under GNU time (report in FILE); on failure shows its stderr.
+timed() {
+  local file=$1; shift
+  rm -f "$run/serve.time"
+  /usr/bin/time -o "$file" -f "%e %U %S %M" "$@" >/dev/null 2>"$run/stderr" || {
+    echo "failed: $*" >&2; cat "$run/stderr" >&2; return 1; }
+  # the server's time file is written when serve exits, right after the client
+  for _ in $(seq 50); do [ -s "$run/serve.time" ] && break; sleep 0.1; done
+}
+
+# row SCENARIO PHASE LABEL: appends the client's and the server's figures of the last phase.
+row() {
+  local wall user sys rss suser ssys srss
+  read -r wall user sys rss < <(tail -1 "$run/client.time")
+  read -r _ suser ssys srss < <(tail -1 "$run/serve.time" 2>/dev/null || echo "nan 0 0 0")
+  echo -e "$1\t$2\t$3\t$wall\t$(echo "$user + $sys" | bc)\t$rss\t$(echo "$suser + $ssys" | bc)\t$srss" >> "$results"
+}
+
+# measure SCENARIO LABEL CLIENT SERVER URLBASE SRC [RSH]: one initial backup (and, when
+# $phases has it, an extract of it), appends rows.
 measure() {
   local scenario=$1 label=$2 client=$3 server=$4 urlbase=$5 src=$6 rsh=${7:-$rsh_base}
-  local base=$run/base-$label repo=repos/$label-$RANDOM wall user sys rss suser ssys srss
-  rm -rf "$base"; mkdir -p "$base" "$run/repos"
+  local base=$run/base-$label repo=repos/$label-$RANDOM dest=$run/extract-$label
+  rm -rf "$base" "$dest"; mkdir -p "$base" "$dest" "$run/repos"
   sync; sleep "${SETTLE_SECONDS:-5}"
   (
     export BORG_BASE_DIR=$base BORG_PASSPHRASE=bench BORG_RSH=$rsh
     export BORG_REMOTE_PATH=$run/bin/serve-$server
     export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
-    "$client" init -e repokey "$urlbase/$repo" >/dev/null 2>"$run/stderr"  || {
+    "$client" init -e repokey "$urlbase/$repo" >/dev/null 2>"$run/stderr" || {
       echo "$label: init failed:" >&2; cat "$run/stderr" >&2; exit 1; }
-    rm -f "$run/serve.time"
-    /usr/bin/time -o "$run/client.time" -f "%e %U %S %M" \
-      "$client" create -C lz4 "$urlbase/$repo::first" "$src" >/dev/null 2>"$run/stderr" || {
-      echo "$label: create failed:" >&2; cat "$run/stderr" >&2; exit 1; }
-    # the server's time file is written when serve exits, right after the client's
-    for _ in $(seq 50); do [ -s "$run/serve.time" ] && break; sleep 0.1; done
+    timed "$run/client.time" "$client" create -C lz4 "$urlbase/$repo::first" "$src"
+    row "$scenario" create "$label"
+    case " $phases " in
+      *" extract "*)
+        sync
+        (cd "$dest" && timed "$run/client.time" "$client" extract "$urlbase/$repo::first")
+        row "$scenario" extract "$label" ;;
+    esac
   )
-  read -r wall user sys rss < <(tail -1 "$run/client.time")
-  read -r _ suser ssys srss < <(tail -1 "$run/serve.time" 2>/dev/null || echo "nan 0 0 0")
-  echo -e "$scenario\t$label\t$wall\t$(echo "$user + $sys" | bc)\t$rss\t$(echo "$suser + $ssys" | bc)\t$srss" >> "$results"
-  rm -rf "$run/repos" "$base"
+  rm -rf "$run/repos" "$base" "$dest"
 }
 
 # run_scenario NAME URLBASE SRC [RSH]: the three combinations, order rotated per repetition.
@@ -306,14 +327,15 @@ fi
 python3 - "$results" <<'PY'
 import statistics, sys
 rows = [l.split('\t') for l in open(sys.argv[1]).read().splitlines() if l]
-def med(sc, label, col):
-    v = [float(r[col]) for r in rows if r[0] == sc and r[1] == label]
+def med(sc, phase, label, col):
+    v = [float(r[col]) for r in rows if r[0] == sc and r[1] == phase and r[2] == label]
     return statistics.median(v) if v else float('nan')
 for sc in dict.fromkeys(r[0] for r in rows):
-    print(f"\n== initial backup, {sc} ==")
-    print(f"{'client -> server':<14} {'wall s':>8} {'vs borg':>8} {'client cpu':>11} {'client RSS MB':>14} {'serve cpu':>10} {'serve RSS MB':>13}")
-    ref = med(sc, 'borg-borg', 2)
-    for label in ('borg-borg', 'hoard-borg', 'hoard-hoard'):
-        w = med(sc, label, 2)
-        print(f"{label:<14} {w:>8.2f} {w / ref:>8.2f} {med(sc, label, 3):>11.2f} {med(sc, label, 4) / 1024:>14.1f} {med(sc, label, 5):>10.2f} {med(sc, label, 6) / 1024:>13.1f}")
+    for phase in dict.fromkeys(r[1] for r in rows if r[0] == sc):
+        print(f"\n== {phase}, {sc} ==")
+        print(f"{'client -> server':<14} {'wall s':>8} {'vs borg':>8} {'client cpu':>11} {'client RSS MB':>14} {'serve cpu':>10} {'serve RSS MB':>13}")
+        ref = med(sc, phase, 'borg-borg', 3)
+        for label in ('borg-borg', 'hoard-borg', 'hoard-hoard'):
+            w = med(sc, phase, label, 3)
+            print(f"{label:<14} {w:>8.2f} {w / ref:>8.2f} {med(sc, phase, label, 4):>11.2f} {med(sc, phase, label, 5) / 1024:>14.1f} {med(sc, phase, label, 6):>10.2f} {med(sc, phase, label, 7) / 1024:>13.1f}")
 PY
