@@ -81,9 +81,51 @@ fn hoard(env: &Env, args: &[&str]) -> Run {
 }
 
 fn borg(env: &Env, args: &[&str]) -> Run {
-    let mut c = command(env, Path::new("borg"));
+    with_program(env, Path::new("borg"), args)
+}
+
+/// Runs another client program (say, borg 1.4) with the environment `env` gives hoard.
+fn with_program(env: &Env, program: &Path, args: &[&str]) -> Run {
+    let mut c = command(env, program);
     c.args(args);
     run(c)
+}
+
+/// Where borg 1.4 is looked for when `HOARD_BORG14` is not set (`.ci/run` builds it there).
+const BORG14_DEFAULT: &str = "/var/tmp/borg14/bin/borg";
+
+/// The borg 1.4 program (`HOARD_BORG14`, else [`BORG14_DEFAULT`]); `None` (test skipped) only
+/// with `HOARD_SKIP_BORG14=1` or `HOARD_SKIP_BORG=1`, otherwise a missing one fails the test.
+fn borg14() -> Option<PathBuf> {
+    let path = std::env::var_os("HOARD_BORG14")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(BORG14_DEFAULT));
+    let version = Command::new(&path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match version {
+        Some(v) if v.starts_with("borg 1.4.") => return Some(path),
+        Some(v) => panic!("{} is {v}, not borg 1.4 (HOARD_BORG14)", path.display()),
+        None => {}
+    }
+    let skip = |k: &str| std::env::var(k).as_deref() == Ok("1");
+    if skip("HOARD_SKIP_BORG14") || skip("HOARD_SKIP_BORG") {
+        eprintln!(
+            "borg 1.4 not found at {}; skipping (HOARD_SKIP_BORG14/HOARD_SKIP_BORG=1)",
+            path.display()
+        );
+        return None;
+    }
+    panic!(
+        "borg 1.4 is required for these interop tests and was not found at {}: build it with \
+         `python3 -m venv /var/tmp/borg14 && /var/tmp/borg14/bin/pip install borgbackup==1.4.5` \
+         (as .ci/run does), point HOARD_BORG14 at a borg 1.4 binary, or set HOARD_SKIP_BORG14=1",
+        path.display()
+    );
 }
 
 /// A test setup: an environment, a private sshd, and the hoard binary for the remote side.
@@ -258,6 +300,75 @@ fn hoard_client_against_borg_serve() {
     assert_eq!(hoard(&s.env, &["list", "--short", &url]).ok().out(), "");
     hoard(&s.env, &["break-lock", &url]).ok();
     borg(&s.env, &["check", &repo.to_string_lossy()]).ok();
+    // prune and compact over borg serve, then the full check (server side included).
+    prune_compact_check(&s, &repo, &url, &src, &[Path::new("borg")]);
+}
+
+/// Three more archives through `url`, prune to the last one, compact (segments shrink),
+/// a full `check -v` that includes the server-side repository check, extract of the kept
+/// archive, and finally `borg check --verify-data` on the repository directory itself.
+fn prune_compact_check(s: &Setup, repo: &Path, url: &str, src: &Path, local_borgs: &[&Path]) {
+    for (i, a) in ["p1", "p2", "p3"].into_iter().enumerate() {
+        // Each archive has its own big file and not the one before: pruning frees them.
+        if i > 0 {
+            std::fs::remove_file(src.join(format!("big-{i}"))).expect("rm");
+        }
+        std::fs::write(
+            src.join(format!("big-{}", i + 1)),
+            common::tree::pseudo_random(400_000, 100 + i as u64),
+        )
+        .expect("w");
+        hoard(&s.env, &["create", &format!("{url}::{a}"), "src"]).ok();
+    }
+    let before = dir_size(repo);
+    let dry = hoard(
+        &s.env,
+        &["prune", "--dry-run", "--list", "--keep-last", "1", url],
+    )
+    .ok();
+    assert!(
+        dry.stderr.contains("Would prune:") && dry.stderr.contains("Keeping archive"),
+        "{}",
+        dry.stderr
+    );
+    hoard(&s.env, &["prune", "--keep-last", "1", url]).ok();
+    assert_eq!(hoard(&s.env, &["list", "--short", url]).ok().out(), "p3\n");
+    hoard(&s.env, &["compact", url]).ok();
+    let after = dir_size(repo);
+    assert!(
+        after + 700_000 < before,
+        "compact freed too little: {before} -> {after} bytes"
+    );
+    let check = hoard(&s.env, &["check", "-v", url]).ok();
+    assert!(
+        check
+            .stderr
+            .contains("Remote: Finished full repository check, no problems found.")
+            && check.stderr.contains("Archive consistency check complete"),
+        "{}",
+        check.stderr
+    );
+    let out = s.env.path().join("out-p3");
+    std::fs::create_dir_all(&out).expect("out");
+    let mut c = command(&s.env, hoard_bin());
+    c.args(["extract", &format!("{url}::p3")]).current_dir(&out);
+    run(c).ok();
+    common::tree::assert_same_tree(src, &out.join("src"));
+    for b in local_borgs {
+        let check = with_program(
+            &s.env,
+            b,
+            &["check", "-v", "--verify-data", &repo.to_string_lossy()],
+        )
+        .ok();
+        assert!(
+            check
+                .stderr
+                .contains("Archive consistency check complete, no problems found."),
+            "{}",
+            check.stderr
+        );
+    }
 }
 
 #[test]
@@ -325,11 +436,45 @@ fn hoard_client_against_hoard_serve() {
     );
     hoard(&s.env, &["key", "export", &url]).ok();
     hoard(&s.env, &["break-lock", &url]).ok();
+    // `config` only works on local repositories, as in borg (refused while parsing).
+    let want = format!("argument REPOSITORY: \"{url}\": Repository must be local");
+    for args in [
+        vec!["config", url.as_str(), "append_only"],
+        vec!["config", "-l", url.as_str()],
+        vec!["config", url.as_str(), "append_only", "1"],
+        vec!["config", "--cache", url.as_str(), "previous_location"],
+    ] {
+        let r = hoard(&s.env, &args).expect_code(2);
+        assert_eq!(last_line(&r.stderr), want, "{args:?}");
+        if borg_available() {
+            let b = borg(&s.env, &args).expect_code(2);
+            assert_eq!(
+                last_line(&b.stderr),
+                format!("borg config: error: {want}"),
+                "{args:?}"
+            );
+        }
+    }
+    let config = std::fs::read_to_string(repo.join("config")).expect("config");
+    assert!(!config.contains("append_only = 1"), "{config}");
     // A full round trip through hoard serve.
     let src = s.src_tree();
     hoard(&s.env, &["create", &format!("{url}::a1"), "src"]).ok();
     std::fs::write(src.join("later"), "x").expect("w");
-    hoard(&s.env, &["create", &format!("{url}::a2"), "src"]).ok();
+    // Through the --upload-buffer send queue (and a rate limit far above the data rate).
+    hoard(
+        &s.env,
+        &[
+            "create",
+            "--upload-buffer",
+            "4",
+            "--upload-ratelimit",
+            "1000000",
+            &format!("{url}::a2"),
+            "src",
+        ],
+    )
+    .ok();
     let out = s.env.path().join("out");
     std::fs::create_dir_all(&out).expect("out");
     let mut c = command(&s.env, hoard_bin());
@@ -899,4 +1044,206 @@ fn killed_ssh_during_hoard_create_against_borg_serve() {
         "first\nthird\n"
     );
     borg(&s.env, &["check", "--verify-data", &repo.to_string_lossy()]).ok();
+}
+
+#[test]
+fn hoard_client_against_borg14_serve() {
+    let Some(b14) = borg14() else { return };
+    let b14s = b14.to_string_lossy().into_owned();
+    let Some(mut s) = Setup::new(&[]) else { return };
+    // No BORG_REMOTE_PATH: --remote-path alone must pick the server program.
+    s.env.vars.retain(|(k, _)| k != "BORG_REMOTE_PATH");
+    let rp = ["--remote-path", b14s.as_str()];
+    let h = |s: &Setup, args: &[&str]| -> Run {
+        let mut all: Vec<&str> = vec![args[0]];
+        all.extend_from_slice(&rp);
+        all.extend_from_slice(&args[1..]);
+        hoard(&s.env, &all)
+    };
+    let repo = s.env.path().join("repo");
+    let url = s.url(&repo);
+    h(&s, &["init", "-e", "repokey", &url]).ok();
+    assert!(repo.join("config").is_file());
+    let src = s.src_tree();
+    h(&s, &["create", &format!("{url}::a1"), "src"]).ok();
+    std::fs::write(src.join("later.txt"), "second archive\n").expect("w");
+    h(&s, &["create", &format!("{url}::a2"), "src"]).ok();
+    assert_eq!(h(&s, &["list", "--short", &url]).ok().out(), "a1\na2\n");
+    let files = h(&s, &["list", "--short", &format!("{url}::a2")]).ok();
+    assert!(files.out().contains("src/later.txt"), "{}", files.out());
+    let out = s.env.path().join("out");
+    std::fs::create_dir_all(&out).expect("out");
+    let mut c = command(&s.env, hoard_bin());
+    c.args(["extract", "--remote-path", &b14s, &format!("{url}::a2")])
+        .current_dir(&out);
+    run(c).ok();
+    common::tree::assert_same_tree(&src, &out.join("src"));
+    // The server really is borg 1.4 (the version it reported in the negotiation).
+    let dbg = h(&s, &["info", "--debug", &url]).ok();
+    assert!(
+        dbg.stderr.contains("Remote server version: 1.4."),
+        "{}",
+        dbg.stderr
+    );
+    let check = h(&s, &["check", "-v", "--repository-only", &url]).ok();
+    assert!(
+        check
+            .stderr
+            .contains("Remote: Finished full repository check, no problems found."),
+        "{}",
+        check.stderr
+    );
+    // Both borg versions agree the repository is good before the maintenance commands.
+    with_program(
+        &s.env,
+        &b14,
+        &["check", "--verify-data", &repo.to_string_lossy()],
+    )
+    .ok();
+    s.env.set("BORG_REMOTE_PATH", &b14s);
+    let local: Vec<&Path> = if borg_available() {
+        vec![Path::new("borg"), b14.as_path()]
+    } else {
+        vec![b14.as_path()]
+    };
+    prune_compact_check(&s, &repo, &url, &src, &local);
+}
+
+#[test]
+fn borg14_client_against_hoard_serve() {
+    let Some(b14) = borg14() else { return };
+    let Some(s) = Setup::new(&[]) else { return };
+    let repo = s.env.path().join("repo");
+    let url = s.url(&repo);
+    let src = s.src_tree();
+    let b = |args: &[&str]| with_program(&s.env, &b14, args);
+    b(&["init", "-e", "repokey", &url]).ok();
+    assert!(repo.join("config").is_file());
+    for a in ["a1", "a2", "a3"] {
+        let mut c = command(&s.env, &b14);
+        c.args(["create", "--stats", &format!("{url}::{a}"), "."])
+            .current_dir(&src);
+        run(c).ok();
+        std::fs::write(src.join(format!("new-{a}")), a).expect("w");
+    }
+    assert_eq!(b(&["list", "--short", &url]).ok().out(), "a1\na2\na3\n");
+    let files = b(&["list", "--short", &format!("{url}::a2")]).ok();
+    assert!(
+        files.out().contains("sub/b.bin") && files.out().contains("new-a1"),
+        "{}",
+        files.out()
+    );
+    let out = s.env.path().join("out");
+    std::fs::create_dir_all(&out).expect("out");
+    let mut c = command(&s.env, &b14);
+    c.args(["extract", &format!("{url}::a1")]).current_dir(&out);
+    run(c).ok();
+    for f in ["a.txt", "sub/b.bin", "sub/c"] {
+        assert_eq!(
+            std::fs::read(out.join(f)).expect("extracted"),
+            std::fs::read(src.join(f)).expect("src"),
+            "{f}"
+        );
+    }
+    assert!(!out.join("new-a1").exists());
+    b(&["prune", "--keep-last", "1", &url]).ok();
+    b(&["compact", &url]).ok();
+    let check = b(&["check", "-v", &url]).ok();
+    assert!(
+        check
+            .stderr
+            .contains("Remote: Finished full repository check, no problems found.")
+            && check
+                .stderr
+                .contains("Archive consistency check complete, no problems found."),
+        "{}",
+        check.stderr
+    );
+    assert_eq!(b(&["list", "--short", &url]).ok().out(), "a3\n");
+    // A request hoard serve refuses reaches borg 1.4's client as the error it rebuilds.
+    let missing = s.url(&s.env.path().join("nope"));
+    let r = b(&["list", &missing]).expect_code(2);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+    b(&["check", "--verify-data", &repo.to_string_lossy()]).ok();
+    if borg_available() {
+        borg(&s.env, &["check", "--verify-data", &repo.to_string_lossy()]).ok();
+    }
+    // hoard reads what borg 1.4 wrote, over the same server.
+    assert_eq!(hoard(&s.env, &["list", "--short", &url]).ok().out(), "a3\n");
+    hoard(&s.env, &["check", "--verify-data", &url]).ok();
+}
+
+#[test]
+fn upload_buffer_queues_writes_and_reports_a_killed_connection() {
+    use hoard::location::Location;
+    use hoard::repo::remote::{self, RemoteOpenOptions, RemoteRepository};
+    use hoard::repo::{RepoError, Repository};
+    let Some(s) = Setup::new(&[]) else { return };
+    let copts = remote::ClientOptions {
+        rsh: Some(s.sshd.rsh()),
+        remote_path: Some(hoard_bin().to_string_lossy().into_owned()),
+        upload_buffer: 1,
+        ..remote::ClientOptions::default()
+    };
+    let path = s.env.path().join("bufrepo");
+    let loc = Location::parse(Some(&s.url(&path)), None).expect("location");
+    let exclusive = RemoteOpenOptions {
+        exclusive: true,
+        lock_wait: Some(30.0),
+        ..RemoteOpenOptions::default()
+    };
+    let create = RemoteOpenOptions {
+        create: true,
+        ..exclusive.clone()
+    };
+    let id_of = |i: u32| {
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        id[31] = 0xb0;
+        id
+    };
+    let data_of = |i: u32| common::tree::pseudo_random(20_000, 1000 + u64::from(i));
+    let mut repo = RemoteRepository::open_with(&loc, &create, &copts).expect("create");
+    for i in 0..300 {
+        repo.put(&id_of(i), &data_of(i)).expect("put");
+    }
+    repo.commit(false, 0.1).expect("commit");
+    // Closing drains the queue: a fresh unbuffered connection sees everything.
+    drop(repo);
+    let plain = remote::ClientOptions {
+        upload_buffer: 0,
+        ..copts.clone()
+    };
+    let mut repo = RemoteRepository::open_with(&loc, &exclusive, &plain).expect("open");
+    assert_eq!(repo.len().expect("len"), 300);
+    let ids: Vec<[u8; 32]> = (0..300).map(id_of).collect();
+    for (i, data) in repo.get_many(&ids).expect("get_many").iter().enumerate() {
+        assert_eq!(data, &data_of(i as u32), "object {i}");
+    }
+    drop(repo);
+    // Queued writes on a killed connection end in one ConnectionClosed, never a hang or Ok.
+    let mut repo = RemoteRepository::open_with(&loc, &exclusive, &copts).expect("open");
+    for i in 300..400 {
+        repo.put(&id_of(i), &data_of(i)).expect("put");
+    }
+    let pid = repo.child_id().expect("ssh pid");
+    unsafe {
+        libc_kill(pid as i32, 9);
+    }
+    let mut failed = None;
+    for i in 400..1400 {
+        if let Err(e) = repo.put(&id_of(i), &data_of(i)) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let err = match failed {
+        Some(e) => e,
+        None => repo.commit(false, 0.1).expect_err("commit after kill"),
+    };
+    assert!(matches!(err, RepoError::ConnectionClosed(_)), "{err:?}");
+    assert!(matches!(repo.len(), Err(RepoError::ConnectionClosed(_))));
+    drop(repo);
+    let mut repo = RemoteRepository::open_with(&loc, &exclusive, &plain).expect("reopen");
+    assert_eq!(repo.len().expect("len"), 300);
 }

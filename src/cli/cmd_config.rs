@@ -33,6 +33,12 @@ pub struct ConfigArgs {
 /// Runs `config`: values go to stdout, a missing key to stderr with exit code 1.
 pub fn run(a: ConfigArgs, common: &CommonOptions) -> Result<i32, CommandError> {
     let loc = location(a.location.as_deref())?;
+    if loc.proto != crate::location::Proto::File {
+        // As borg's argparse type check: the text as typed, "" when BORG_REPO supplied it.
+        return Err(commands::config::must_be_local(
+            a.location.as_deref().unwrap_or(""),
+        ));
+    }
     let action = if a.delete {
         ConfigAction::Delete
     } else if a.list {

@@ -162,6 +162,16 @@ fn list_repository(repo: &LocalRepository) -> String {
     out
 }
 
+/// borg 1.2 refuses `config` on a remote repository already while parsing the arguments
+/// (`location_validator(proto='file')`): the repository config is only reachable through the
+/// file system, `borg serve` has no RPC for it. `text` is the REPOSITORY argument as given
+/// (empty when it came from `BORG_REPO`, as in borg).
+pub fn must_be_local(text: &str) -> CommandError {
+    CommandError::new(format!(
+        "argument REPOSITORY: \"{text}\": Repository must be local"
+    ))
+}
+
 /// Runs `config` on the repository at `loc`.
 pub fn run(
     loc: &Location,
@@ -169,10 +179,7 @@ pub fn run(
     confirm: crate::security::Confirm<'_>,
 ) -> Result<ConfigOutcome> {
     if loc.proto != crate::location::Proto::File {
-        return Err(CommandError::new(format!(
-            "Remote repositories are not supported yet: {}",
-            loc.canonical()
-        )));
+        return Err(must_be_local(&loc.raw_repo));
     }
     let mut repo = LocalRepository::open(
         &loc.local_path(),

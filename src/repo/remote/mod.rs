@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,8 @@ pub struct ClientOptions {
     pub debug_topics: Vec<String>,
     /// `--upload-ratelimit` in KiB/s (0 = unlimited).
     pub upload_ratelimit: u64,
-    /// `--upload-buffer` in MiB (accepted; writes are not buffered beyond the pipe).
+    /// `--upload-buffer` in MiB: how much may wait in a send queue (drained by a writer
+    /// thread) before a request blocks; 0 writes straight into the pipe, as borg does.
     pub upload_buffer: u64,
 }
 
@@ -216,6 +217,129 @@ impl RateLimit {
     }
 }
 
+/// Where requests go: straight into the pipe, or (`--upload-buffer`) into a bounded queue
+/// that a writer thread drains into the pipe.
+enum Sink {
+    /// Blocking writes to the child's stdin (borg's default, `--upload-buffer 0`).
+    Direct {
+        stdin: ChildStdin,
+        ratelimit: RateLimit,
+    },
+    /// borg's `upload_buffer_size_limit`: up to that many bytes may wait to be sent while
+    /// the caller goes on producing data.
+    Buffered(BufferedSink),
+}
+
+/// Bytes queued for the writer thread, and whether it failed.
+struct QueueState {
+    queued: usize,
+    failed: bool,
+}
+
+/// The `--upload-buffer` queue and its writer thread.
+struct BufferedSink {
+    tx: Option<mpsc::Sender<Vec<u8>>>,
+    state: Arc<(Mutex<QueueState>, Condvar)>,
+    limit: usize,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl BufferedSink {
+    fn start(mut stdin: ChildStdin, limit: usize, mut ratelimit: RateLimit) -> BufferedSink {
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let state = Arc::new((
+            Mutex::new(QueueState {
+                queued: 0,
+                failed: false,
+            }),
+            Condvar::new(),
+        ));
+        let shared = Arc::clone(&state);
+        let thread = std::thread::spawn(move || {
+            for msg in rx {
+                let ok = write_limited(&mut stdin, &msg, &mut ratelimit);
+                let (lock, cv) = &*shared;
+                if let Ok(mut st) = lock.lock() {
+                    st.queued = st.queued.saturating_sub(msg.len());
+                    st.failed |= !ok;
+                }
+                cv.notify_all();
+                if !ok {
+                    return;
+                }
+            }
+            // Sender dropped: everything queued is written; dropping stdin closes the pipe.
+        });
+        BufferedSink {
+            tx: Some(tx),
+            state,
+            limit,
+            thread: Some(thread),
+        }
+    }
+
+    /// Queues `bytes` once no more than the limit is waiting (as borg, one message may
+    /// overshoot it); false if the writer failed (the connection is gone).
+    fn push(&mut self, bytes: Vec<u8>) -> bool {
+        let (lock, cv) = &*self.state;
+        let Ok(mut st) = lock.lock() else {
+            return false;
+        };
+        while !st.failed && st.queued > self.limit {
+            st = match cv.wait(st) {
+                Ok(g) => g,
+                Err(_) => return false,
+            };
+        }
+        if st.failed {
+            return false;
+        }
+        st.queued += bytes.len();
+        drop(st);
+        self.tx.as_ref().is_some_and(|tx| tx.send(bytes).is_ok())
+    }
+
+    /// Closes the queue and waits until the writer has sent everything (or failed).
+    fn finish(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            // A server that stopped reading must not hang the client: after a while the
+            // child is killed (see `close`), which ends the writer with EPIPE.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    /// Closes the queue without waiting (the connection already failed).
+    fn abandon(&mut self) {
+        self.tx = None;
+        self.thread = None;
+    }
+}
+
+/// Writes all of `bytes`, in 64 KiB pieces when rate-limited; false on a write error.
+fn write_limited(stdin: &mut ChildStdin, bytes: &[u8], ratelimit: &mut RateLimit) -> bool {
+    let mut written = 0;
+    while written < bytes.len() {
+        let end = if ratelimit.bytes_per_sec > 0 {
+            (written + 64 * 1024).min(bytes.len())
+        } else {
+            bytes.len()
+        };
+        if stdin.write_all(&bytes[written..end]).is_err() {
+            return false;
+        }
+        ratelimit.wait(end - written);
+        written = end;
+    }
+    true
+}
+
 /// The `serve` command line and the full argv (§9.1).
 pub fn command_line(
     loc: &Location,
@@ -270,7 +394,7 @@ pub fn command_line(
 /// A repository reached through `borg serve`.
 pub struct RemoteRepository {
     child: Option<Child>,
-    stdin: Option<ChildStdin>,
+    stdin: Option<Sink>,
     rx: Receiver<Incoming>,
     stdout_thread: Option<JoinHandle<()>>,
     stderr_thread: Option<JoinHandle<()>>,
@@ -290,7 +414,6 @@ pub struct RemoteRepository {
     /// Set once the connection failed; every later call reports it.
     broken: Option<String>,
     append_only: bool,
-    ratelimit: RateLimit,
 }
 
 impl RemoteRepository {
@@ -336,7 +459,21 @@ impl RemoteRepository {
             None => loc.raw_repo.clone(),
         };
         let mut repo = RemoteRepository {
-            stdin: child.stdin.take(),
+            stdin: child.stdin.take().map(|stdin| {
+                let ratelimit = RateLimit {
+                    bytes_per_sec: copts.upload_ratelimit * 1024,
+                    start: Instant::now(),
+                    sent: 0,
+                };
+                match copts.upload_buffer {
+                    0 => Sink::Direct { stdin, ratelimit },
+                    mib => Sink::Buffered(BufferedSink::start(
+                        stdin,
+                        usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
+                        ratelimit,
+                    )),
+                }
+            }),
             child: Some(child),
             rx,
             stdout_thread,
@@ -351,11 +488,6 @@ impl RemoteRepository {
             async_errors: Vec::new(),
             broken: None,
             append_only: opts.append_only,
-            ratelimit: RateLimit {
-                bytes_per_sec: copts.upload_ratelimit * 1024,
-                start: Instant::now(),
-                sent: 0,
-            },
         };
         let client_data = Value::Map(vec![(
             Value::raw("client_version"),
@@ -372,8 +504,15 @@ impl RemoteRepository {
         };
         if version == Value::int(2) {
             repo.dict = false;
-        } else if version.get("server_version").is_some() {
+        } else if let Some(sv) = version.get("server_version") {
             repo.dict = true;
+            if let Value::Array(parts) = sv {
+                let dotted: Vec<String> = parts
+                    .iter()
+                    .map(|p| p.as_u64().map_or_else(|| "?".into(), |n| n.to_string()))
+                    .collect();
+                tracing::debug!("Remote server version: {}", dotted.join("."));
+            }
         } else {
             return Err(RepoError::Remote {
                 class: "Exception".into(),
@@ -504,6 +643,9 @@ impl RemoteRepository {
 
     /// After a failure: let the remote's last stderr lines through before the error is shown.
     fn finish_stderr(&mut self) {
+        if let Some(Sink::Buffered(b)) = self.stdin.as_mut() {
+            b.abandon();
+        }
         self.stdin = None;
         if let Some(c) = self.child.as_mut() {
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -532,25 +674,17 @@ impl RemoteRepository {
         self.msgid += 1;
         let msgid = self.msgid;
         let bytes = protocol::encode_request(self.dict, msgid, method, args);
-        let Some(stdin) = self.stdin.as_mut() else {
-            return Err(RepoError::ConnectionClosed(String::new()));
+        let ok = match self.stdin.as_mut() {
+            None => return Err(RepoError::ConnectionClosed(String::new())),
+            Some(Sink::Direct { stdin, ratelimit }) => write_limited(stdin, &bytes, ratelimit),
+            Some(Sink::Buffered(b)) => b.push(bytes),
         };
-        let mut written = 0;
-        while written < bytes.len() {
-            let end = if self.ratelimit.bytes_per_sec > 0 {
-                (written + 64 * 1024).min(bytes.len())
-            } else {
-                bytes.len()
+        if !ok {
+            // The server went away; its stdout tells why (EOF or garbage).
+            return match self.receive_until_broken() {
+                Some(e) => Err(e),
+                None => Err(RepoError::ConnectionClosed(String::new())),
             };
-            if stdin.write_all(&bytes[written..end]).is_err() {
-                // The server went away; its stdout tells why (EOF or garbage).
-                return match self.receive_until_broken() {
-                    Some(e) => Err(e),
-                    None => Err(RepoError::ConnectionClosed(String::new())),
-                };
-            }
-            self.ratelimit.wait(end - written);
-            written = end;
         }
         self.outstanding += 1;
         Ok(msgid)
@@ -606,6 +740,9 @@ impl RemoteRepository {
 
     /// Closes the connection: stdin is closed, the server closes the repository and exits.
     pub fn close(&mut self) {
+        if let Some(Sink::Buffered(b)) = self.stdin.as_mut() {
+            b.finish();
+        }
         self.stdin = None;
         if let Some(mut c) = self.child.take() {
             let deadline = Instant::now() + Duration::from_secs(30);
