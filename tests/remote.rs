@@ -741,11 +741,17 @@ extern "C" {
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
-fn timed(env: &Env, args: &[&str], limit: Duration) -> Run {
+/// How long a client may take to give up on a dead or silent peer before the test calls it a
+/// hang. Generous on purpose: these guards catch clients that never return, they do not
+/// measure speed.
+const HANG_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs hoard and fails if it does not return within [`HANG_LIMIT`].
+fn timed(env: &Env, args: &[&str]) -> Run {
     let start = Instant::now();
     let r = hoard(env, args);
     assert!(
-        start.elapsed() < limit,
+        start.elapsed() < HANG_LIMIT,
         "hoard {args:?} took {:?}",
         start.elapsed()
     );
@@ -766,7 +772,7 @@ fn bad_servers_give_one_clear_error() {
         s.sshd.user,
         repo.display()
     );
-    let r = timed(&s.env, &["info", &dead], Duration::from_secs(30)).expect_code(2);
+    let r = timed(&s.env, &["info", &dead]).expect_code(2);
     assert_eq!(
         last_line(&r.stderr),
         "Connection closed by remote host. Is borg working on the server?"
@@ -774,12 +780,7 @@ fn bad_servers_give_one_clear_error() {
     assert!(r.stderr.contains("Connection refused"), "{}", r.stderr);
 
     let url = s.url(&repo);
-    let r = timed(
-        &s.env,
-        &["--remote-path", "/nonexistent", "info", &url],
-        Duration::from_secs(30),
-    )
-    .expect_code(2);
+    let r = timed(&s.env, &["--remote-path", "/nonexistent", "info", &url]).expect_code(2);
     assert_eq!(
         last_line(&r.stderr),
         "Connection closed by remote host. Is borg working on the server?"
@@ -799,25 +800,25 @@ fn bad_servers_give_one_clear_error() {
     .expect("w");
     set_exec(&fake);
     s.env.set("BORG_RSH", &fake.to_string_lossy());
-    let r = timed(&s.env, &["info", &url], Duration::from_secs(20)).expect_code(2);
+    let r = timed(&s.env, &["info", &url]).expect_code(2);
     common::assert_one_line_error(&r.stderr, "Got unexpected RPC data format from server");
 
     // A "server" that sends an invalid msgpack byte, and one that just exits.
     std::fs::write(&fake, "#!/bin/sh\nprintf '\\301\\301'\nexec sleep 60\n").expect("w");
-    let r = timed(&s.env, &["info", &url], Duration::from_secs(20)).expect_code(2);
+    let r = timed(&s.env, &["info", &url]).expect_code(2);
     common::assert_one_line_error(
         &r.stderr,
         "Got unexpected RPC data format from server: C1 C1",
     );
     // One that exits but leaves a process holding the pipes open.
     std::fs::write(&fake, "#!/bin/sh\nsleep 40 &\nexit 0\n").expect("w");
-    let r = timed(&s.env, &["info", &url], Duration::from_secs(25)).expect_code(2);
+    let r = timed(&s.env, &["info", &url]).expect_code(2);
     common::assert_one_line_error(
         &r.stderr,
         "Connection closed by remote host. Is borg working on the server?",
     );
     std::fs::write(&fake, "#!/bin/sh\nexit 0\n").expect("w");
-    let r = timed(&s.env, &["info", &url], Duration::from_secs(20)).expect_code(2);
+    let r = timed(&s.env, &["info", &url]).expect_code(2);
     common::assert_one_line_error(
         &r.stderr,
         "Connection closed by remote host. Is borg working on the server?",
@@ -951,7 +952,8 @@ fn killed_ssh_during_hoard_writes_against_borg_serve() {
         Err(RepoError::ConnectionClosed(_)) => {}
         other => panic!("expected a closed connection, got {other:?}"),
     }
-    assert!(start.elapsed() < Duration::from_secs(20));
+    // A hang guard, not a speed claim: the client must notice the dead connection at all.
+    assert!(start.elapsed() < HANG_LIMIT, "commit hung after the kill");
     // Every later call reports the same, at once.
     assert!(matches!(repo.len(), Err(RepoError::ConnectionClosed(_))));
     drop(repo);
@@ -1018,10 +1020,7 @@ fn killed_ssh_during_hoard_create_against_borg_serve() {
     );
     let start = Instant::now();
     let out = child.wait_with_output().expect("wait");
-    assert!(
-        start.elapsed() < Duration::from_secs(30),
-        "client hung after the kill"
-    );
+    assert!(start.elapsed() < HANG_LIMIT, "client hung after the kill");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
