@@ -55,7 +55,8 @@ use rusty_s3::actions::{
     CompleteMultipartUpload, CreateMultipartUpload, DeleteObject, GetObject, HeadObject,
     ListObjectsV2, PutObject, UploadPart,
 };
-use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+pub use rusty_s3::Credentials;
+use rusty_s3::{Bucket, S3Action, UrlStyle};
 use std::io::{self, Read};
 use std::time::Duration;
 
@@ -285,6 +286,16 @@ impl ObjectStore {
     /// Connects (lazily: no request is made) to the bucket/prefix of `t`. `display` is the text
     /// shown in messages (the location).
     pub fn new(t: &S3Target, display: &str) -> io::Result<ObjectStore> {
+        let creds = resolve_credentials(t.access_key.as_deref())?;
+        Self::with_credentials(t, display, creds)
+    }
+
+    /// Like [`Self::new`] with explicit credentials (`None`: unsigned requests).
+    pub fn with_credentials(
+        t: &S3Target,
+        display: &str,
+        creds: Option<Credentials>,
+    ) -> io::Result<ObjectStore> {
         let endpoint = match &t.endpoint {
             Some(e) => e.clone(),
             None => env("AWS_ENDPOINT_URL_S3")
@@ -296,7 +307,6 @@ impl ObjectStore {
             .map_err(|e| io::Error::other(format!("invalid S3 endpoint {endpoint}: {e}")))?;
         let bucket = Bucket::new(url, UrlStyle::Path, t.bucket.clone(), region())
             .map_err(|e| io::Error::other(format!("invalid S3 bucket {}: {e:?}", t.bucket)))?;
-        let creds = resolve_credentials(t.access_key.as_deref())?;
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(10))
             .timeout_read(Duration::from_secs(120))
