@@ -410,7 +410,6 @@ impl ObjectStore {
                 Err(e) => Err(Self::classify(e)),
             }
         }))
-        .map_err(|e| self.wrap(rel, e))
     }
 
     /// `len` bytes from `start` (fewer at the end of the object).
@@ -443,7 +442,6 @@ impl ObjectStore {
                 Err(e) => Err(Self::classify(e)),
             }
         })
-        .map_err(|e| self.wrap(rel, e))
     }
 
     /// Size of the object, `None` when it does not exist.
@@ -463,12 +461,6 @@ impl ObjectStore {
                 Err(e) => Err(Self::classify(e)),
             }
         }))
-        .map_err(|e| self.wrap(rel, e))
-    }
-
-    fn wrap(&self, rel: &str, e: io::Error) -> io::Error {
-        let _ = rel;
-        e
     }
 
     /// Stores `data` under `rel`, replacing any object (atomic for readers: an object is
@@ -893,6 +885,7 @@ impl Drop for ObjLock {
 
 /// The lock of a [`LocalRepository`](super::LocalRepository): lock files in a directory or
 /// lock objects in a bucket.
+#[allow(clippy::large_enum_variant)] // one per open repository
 pub enum RepoLock {
     /// borg's lock files (§3).
     Fs(super::lock::Lock),

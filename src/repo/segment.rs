@@ -499,7 +499,7 @@ impl LoggedIo {
         let mut f = match File::open(fname) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(RepoError::io(&fname, e)),
+            Err(e) => return Err(RepoError::io(fname, e)),
         };
         let len = f.metadata().map_err(|e| RepoError::io(fname, e))?.len();
         if len < MAGIC_LEN + HEADER_SIZE as u64 {
