@@ -318,7 +318,19 @@ pub struct LoggedIo {
     obj: Option<Arc<ObjectStore>>,
     /// Object storage: the segment being written, uploaded whole when closed.
     wbuf: Option<Vec<u8>>,
+    /// Object storage: closed segments still being uploaded in the background (oldest first).
+    inflight: std::sync::Mutex<std::collections::VecDeque<Upload>>,
 }
+
+/// A segment upload running in a background thread.
+struct Upload {
+    segment: u32,
+    data: Arc<Vec<u8>>,
+    handle: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+/// How many closed segments may be uploading at once (memory: this many segments + 1).
+const UPLOADS_IN_FLIGHT: usize = 2;
 
 /// How many read handles [`LoggedIo`] keeps open (borg's LRU capacity).
 pub const FD_CACHE_CAPACITY: usize = 90;
@@ -336,7 +348,57 @@ impl LoggedIo {
             fds: std::collections::HashMap::new(),
             obj: None,
             wbuf: None,
+            inflight: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    /// Object storage: waits for background uploads until at most `keep` remain; the first
+    /// failure is returned (the segments after it are still waited for).
+    fn wait_uploads(&self, keep: usize) -> Result<()> {
+        let mut first = None;
+        loop {
+            let next = {
+                let Ok(mut q) = self.inflight.lock() else {
+                    return Err(RepoError::InvalidArgument("upload queue poisoned".into()));
+                };
+                if q.len() <= keep {
+                    break;
+                }
+                q.pop_front()
+            };
+            let Some(u) = next else { break };
+            let fname = self.segment_filename(u.segment);
+            let r = match u.handle.join() {
+                Ok(r) => r.map_err(|e| RepoError::io(&fname, e)),
+                Err(_) => Err(RepoError::InvalidArgument(
+                    "segment upload thread panicked".into(),
+                )),
+            };
+            if let Err(e) = r {
+                first.get_or_insert(e);
+            }
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Object storage: all closed segments are stored (call before reading or committing).
+    pub fn flush_uploads(&self) -> Result<()> {
+        if self.obj.is_some() {
+            self.wait_uploads(0)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Object storage: the bytes of a closed segment that is still uploading.
+    fn uploading(&self, segment: u32) -> Option<Arc<Vec<u8>>> {
+        let q = self.inflight.lock().ok()?;
+        q.iter()
+            .find(|u| u.segment == segment)
+            .map(|u| u.data.clone())
     }
 
     /// A `LoggedIO` for a repository on object storage (`path` is only used in messages).
@@ -380,6 +442,7 @@ impl LoggedIo {
         let data = self.path.join("data");
         let mut out = Vec::new();
         if let Some(store) = &self.obj {
+            self.flush_uploads()?;
             let list = store.list("data/").map_err(|e| RepoError::io(&data, e))?;
             for (name, _) in list {
                 let mut parts = name.split('/');
@@ -465,6 +528,7 @@ impl LoggedIo {
     pub fn is_committed_segment(&self, segment: u32) -> Result<bool> {
         let fname = self.segment_filename(segment);
         if let Some(store) = &self.obj {
+            self.flush_uploads()?;
             let key = self.segment_key(segment);
             let len = match store.head(&key).map_err(|e| RepoError::io(&fname, e))? {
                 Some(l) => l,
@@ -525,6 +589,7 @@ impl LoggedIo {
         let fname = self.segment_filename(segment);
         let f: Box<dyn ReadSeek> = match &self.obj {
             Some(store) => {
+                self.flush_uploads()?;
                 let data = match self.pending(segment) {
                     Some(b) => b.clone(),
                     None => store
@@ -618,7 +683,8 @@ impl LoggedIo {
         read_data: bool,
     ) -> Result<(u32, Option<Vec<u8>>)> {
         let fname = self.segment_filename(segment);
-        let buf = if let Some(b) = self.pending(segment) {
+        let uploading = self.uploading(segment);
+        let buf = if let Some(b) = self.pending(segment).or(uploading.as_deref()) {
             let avail = b.get(offset as usize..).unwrap_or_default();
             let size = match avail.get(4..8) {
                 Some(s) if read_data => u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize,
@@ -685,6 +751,7 @@ impl LoggedIo {
     pub fn get_segment_magic(&self, segment: u32) -> Result<Vec<u8>> {
         let fname = self.segment_filename(segment);
         if let Some(store) = &self.obj {
+            self.flush_uploads()?;
             return store
                 .get_range(&self.segment_key(segment), 0, 8)
                 .map_err(|e| RepoError::io(&fname, e));
@@ -712,6 +779,9 @@ impl LoggedIo {
             if let Some(b) = self.pending(segment) {
                 return Ok(b.len() as u64);
             }
+            if let Some(b) = self.uploading(segment) {
+                return Ok(b.len() as u64);
+            }
             return store
                 .head(&self.segment_key(segment))
                 .map_err(|e| RepoError::io(&f, e))?
@@ -725,6 +795,7 @@ impl LoggedIo {
         self.fds.remove(&segment);
         let f = self.segment_filename(segment);
         if let Some(store) = &self.obj {
+            self.flush_uploads()?;
             return store
                 .delete(&self.segment_key(segment))
                 .map_err(|e| RepoError::io(&f, e));
@@ -852,11 +923,17 @@ impl LoggedIo {
     /// Writes a COMMIT (a final one into a fresh segment), fsyncs and closes the segment.
     /// Returns the committed segment number.
     pub fn write_commit(&mut self, intermediate: bool) -> Result<u32> {
+        if self.obj.is_some() && !intermediate {
+            // commit order: every earlier segment is stored before the COMMIT segment
+            self.close_segment()?;
+            self.flush_uploads()?;
+        }
         if intermediate {
             self.sync_write()?;
         }
         self.write_bytes(intermediate, !intermediate, &[&COMMIT])?;
         if intermediate {
+            self.flush_uploads()?;
             if let (Some(store), Some(b)) = (&self.obj, &self.wbuf) {
                 // the segment so far (ending with this COMMIT) becomes durable now; the final
                 // upload replaces it with a longer version that starts with the same bytes
@@ -867,6 +944,7 @@ impl LoggedIo {
             }
         }
         self.close_segment()?;
+        self.flush_uploads()?;
         Ok(self.segment - 1)
     }
 
@@ -889,7 +967,18 @@ impl LoggedIo {
             self.segment += 1;
             self.offset = 0;
             if let Some(store) = &self.obj {
-                store.put(&key, &b).map_err(|e| RepoError::io(&fname, e))?;
+                let _ = &fname;
+                let data = Arc::new(b);
+                let (st, d) = (store.clone(), data.clone());
+                let handle = std::thread::spawn(move || st.put(&key, &d));
+                if let Ok(mut q) = self.inflight.lock() {
+                    q.push_back(Upload {
+                        segment: self.segment - 1,
+                        data,
+                        handle,
+                    });
+                }
+                self.wait_uploads(UPLOADS_IN_FLIGHT)?;
             }
         }
         if let Some(mut w) = self.write_fd.take() {
@@ -913,6 +1002,7 @@ impl LoggedIo {
     /// Drops the current write segment without syncing (used by rollback; the file stays
     /// uncommitted and is removed by the next cleanup).
     pub fn abandon_segment(&mut self) {
+        let _ = self.wait_uploads(0);
         if self.wbuf.take().is_some() {
             self.segment += 1;
             self.offset = 0;
@@ -929,6 +1019,7 @@ impl LoggedIo {
     pub fn recover_segment(&mut self, segment: u32) -> Result<()> {
         self.fds.remove(&segment);
         let fname = self.segment_filename(segment);
+        self.flush_uploads()?;
         let data = match &self.obj {
             Some(store) => store
                 .get(&self.segment_key(segment))
