@@ -329,7 +329,8 @@ struct Upload {
     handle: std::thread::JoinHandle<std::io::Result<()>>,
 }
 
-/// How many closed segments may be uploading at once (memory: this many segments + 1).
+/// How many closed segments may be uploading at once by default (memory: this many
+/// segments + 1); `HOARD_S3_UPLOADS` overrides it.
 const UPLOADS_IN_FLIGHT: usize = 2;
 
 /// How many read handles [`LoggedIo`] keeps open (borg's LRU capacity).
@@ -978,7 +979,12 @@ impl LoggedIo {
                         handle,
                     });
                 }
-                self.wait_uploads(UPLOADS_IN_FLIGHT)?;
+                let limit = std::env::var("HOARD_S3_UPLOADS")
+                    .ok()
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .filter(|n| *n > 0)
+                    .unwrap_or(UPLOADS_IN_FLIGHT);
+                self.wait_uploads(limit)?;
             }
         }
         if let Some(mut w) = self.write_fd.take() {
