@@ -1,6 +1,7 @@
 //! Repository locations as borg parses them: `ssh://[user@]host[:port]/path`,
 //! `[user@]host:path` (scp style), `file:///path`, plain local paths, each optionally followed by
-//! `::ARCHIVE`; and `::ARCHIVE` or nothing, meaning the repository in `BORG_REPO`.
+//! `::ARCHIVE`; and `::ARCHIVE` or nothing, meaning the repository in `BORG_REPO`. hoard also
+//! accepts object-storage locations (`s3://`, `s3+https://`, `s3:`; see [`Proto::S3`]).
 //! Only parsing and canonical forms live here; no I/O besides reading `BORG_REPO` and the cwd.
 
 use std::path::{Component, Path, PathBuf};
@@ -31,6 +32,10 @@ pub enum Proto {
     File,
     /// `borg serve` over ssh.
     Ssh,
+    /// S3-compatible object storage: `s3://[ACCESS@]HOST[:PORT]/BUCKET[/PREFIX]` (plain HTTP,
+    /// path-style), `s3+https://…` (TLS) or `s3:BUCKET[/PREFIX]` (endpoint from the AWS
+    /// environment). `path` holds `BUCKET/PREFIX`.
+    S3,
 }
 
 /// A location that cannot be parsed.
@@ -122,6 +127,41 @@ fn parse_repo(repo: &str) -> Option<Location> {
         archive: None,
         raw_repo: repo.to_string(),
     };
+    for scheme in ["s3://", "s3+https://"] {
+        if let Some(rest) = repo.strip_prefix(scheme) {
+            let slash = rest.find('/')?;
+            let (authority, path) = rest.split_at(slash);
+            let (user, hostport) = match authority.rsplit_once('@') {
+                Some((u, h)) if valid_user(u) => (Some(u), h),
+                Some(_) => return None,
+                None => (None, authority),
+            };
+            let (host, port) = if hostport.starts_with('[') {
+                let end = hostport.find(']')?;
+                match &hostport[end + 1..] {
+                    "" => (&hostport[..=end], None),
+                    p => (
+                        &hostport[..=end],
+                        Some(p.strip_prefix(':')?.parse::<u16>().ok()?),
+                    ),
+                }
+            } else {
+                match hostport.split_once(':') {
+                    Some((h, p)) => (h, Some(p.parse::<u16>().ok()?)),
+                    None => (hostport, None),
+                }
+            };
+            crate::repo::objstore::S3Target::split_path(path)?;
+            if host.is_empty() {
+                return None;
+            }
+            return Some(mk(Proto::S3, user, Some(host), port, path.to_string()));
+        }
+    }
+    if let Some(rest) = repo.strip_prefix("s3:") {
+        crate::repo::objstore::S3Target::split_path(rest)?;
+        return Some(mk(Proto::S3, None, None, None, rest.to_string()));
+    }
     if let Some(rest) = repo.strip_prefix("ssh://") {
         let slash = rest.find('/')?;
         let (authority, path) = rest.split_at(slash);
@@ -249,6 +289,18 @@ impl Location {
     /// The canonical form borg records in the security directory and prints as "Location".
     pub fn canonical(&self) -> String {
         match self.proto {
+            Proto::S3 => match self.s3_target() {
+                Some(t) => {
+                    let bp = format!("{}/{}", t.bucket, t.prefix);
+                    let bp = bp.trim_end_matches('/');
+                    match t.endpoint.as_deref().map(|e| e.split_once("://")) {
+                        Some(Some(("https", hp))) => format!("s3+https://{hp}/{bp}"),
+                        Some(Some((_, hp))) => format!("s3://{hp}/{bp}"),
+                        _ => format!("s3:{bp}"),
+                    }
+                }
+                None => self.raw_repo.clone(),
+            },
             Proto::File => self.local_path().to_string_lossy().into_owned(),
             Proto::Ssh => {
                 let path = if self.path.starts_with('~') {
@@ -276,6 +328,36 @@ impl Location {
                 )
             }
         }
+    }
+
+    /// Bucket, prefix, endpoint and key id of an [`Proto::S3`] location (`None` otherwise).
+    pub fn s3_target(&self) -> Option<crate::repo::objstore::S3Target> {
+        if self.proto != Proto::S3 {
+            return None;
+        }
+        let (bucket, prefix) = crate::repo::objstore::S3Target::split_path(&self.path)?;
+        let endpoint = self.host.as_ref().map(|h| {
+            let scheme = if self.raw_repo.starts_with("s3+https://") {
+                "https"
+            } else {
+                "http"
+            };
+            let h = if h.contains(':') {
+                format!("[{h}]")
+            } else {
+                h.clone()
+            };
+            match self.port {
+                Some(p) => format!("{scheme}://{h}:{p}"),
+                None => format!("{scheme}://{h}"),
+            }
+        });
+        Some(crate::repo::objstore::S3Target {
+            endpoint,
+            access_key: self.user.clone(),
+            bucket,
+            prefix,
+        })
     }
 
     /// The location without its archive, for messages.
@@ -326,6 +408,29 @@ mod tests {
         assert_eq!(l.archive, None);
         assert!(Location::parse(Some("::arch"), None).is_err());
         assert!(Location::parse(Some("/r::a/b"), None).is_err());
+    }
+
+    #[test]
+    fn s3_locations() {
+        let l = Location::parse(Some("s3://KEY@127.0.0.1:8333/bkt/some/pre::arch"), None).unwrap();
+        assert_eq!(l.proto, Proto::S3);
+        assert_eq!(l.archive.as_deref(), Some("arch"));
+        let t = l.s3_target().unwrap();
+        assert_eq!(t.endpoint.as_deref(), Some("http://127.0.0.1:8333"));
+        assert_eq!(t.access_key.as_deref(), Some("KEY"));
+        assert_eq!((t.bucket.as_str(), t.prefix.as_str()), ("bkt", "some/pre"));
+        let t = Location::parse(Some("s3+https://s3.example.com/b"), None)
+            .unwrap()
+            .s3_target()
+            .unwrap();
+        assert_eq!(t.endpoint.as_deref(), Some("https://s3.example.com"));
+        assert_eq!(t.prefix, "");
+        let l = Location::parse(Some("s3:bkt/p"), None).unwrap();
+        assert_eq!(l.proto, Proto::S3);
+        assert_eq!(l.s3_target().unwrap().endpoint, None);
+        assert!(Location::parse(Some("s3://host:99999/b"), None).is_err());
+        assert!(Location::parse(Some("s3://host/"), None).is_err());
+        assert!(Location::parse(Some("s3:"), None).is_err());
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub struct CommonOptions {
     /// treat part files like normal files (e.g. to list/extract them)
     #[arg(long = "consider-part-files", global = true)]
     pub consider_part_files: bool,
+    /// run CMD to get S3 credentials (AWS credential_process JSON on stdout)
+    #[arg(long = "s3-credentials-command", global = true, value_name = "CMD")]
+    pub s3_credentials_command: Option<String>,
     /// write execution profile in Borg format into FILE (accepted, ignored)
     #[arg(long = "debug-profile", global = true, value_name = "FILE")]
     pub debug_profile: Option<String>,

@@ -6,7 +6,7 @@ use super::common::{CommandError, Result};
 
 /// Breaks the repository lock and the cache lock of `loc`.
 pub fn run(loc: &Location) -> Result<()> {
-    if loc.proto == Proto::Ssh {
+    if loc.proto != Proto::File {
         return run_remote(loc);
     }
     let path = loc.local_path();
@@ -25,19 +25,32 @@ pub fn run(loc: &Location) -> Result<()> {
     Ok(())
 }
 
-/// `break-lock` over `serve`: open without locking, break the repository lock on the server,
+/// `break-lock` over `serve` (or on object storage): open without locking, break the repository lock on the server,
 /// then the local cache lock (borg's `with_repository(lock=False)` + `Cache.break_lock`).
 fn run_remote(loc: &Location) -> Result<()> {
     use crate::repo::remote::{RemoteOpenOptions, RemoteRepository};
     use crate::repo::Repository;
-    let mut repo = RemoteRepository::open(
-        loc,
-        &RemoteOpenOptions {
-            lock: false,
-            ..RemoteOpenOptions::default()
-        },
-    )
-    .map_err(CommandError::from)?;
+    let mut repo: Box<dyn Repository> = if loc.proto == Proto::S3 {
+        super::common::open_repository(
+            loc,
+            &super::common::Access {
+                exclusive: false,
+                lock_wait: 0.0,
+                lock: false,
+            },
+        )?
+    } else {
+        Box::new(
+            RemoteRepository::open(
+                loc,
+                &RemoteOpenOptions {
+                    lock: false,
+                    ..RemoteOpenOptions::default()
+                },
+            )
+            .map_err(CommandError::from)?,
+        )
+    };
     repo.break_lock().map_err(CommandError::from)?;
     let cache = super::common::repo_cache_dir(&repo.id());
     if cache.is_dir() {

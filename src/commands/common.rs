@@ -146,7 +146,7 @@ pub struct Access {
     pub lock: bool,
 }
 
-/// Opens the repository named by `loc`: a local directory, or `serve` over ssh.
+/// Opens the repository named by `loc`: a local directory, `serve` over ssh, or a bucket.
 pub fn open_repository(loc: &Location, access: &Access) -> Result<Box<dyn Repository>> {
     match loc.proto {
         Proto::File => {
@@ -169,6 +169,19 @@ pub fn open_repository(loc: &Location, access: &Access) -> Result<Box<dyn Reposi
                     lock_wait: Some(access.lock_wait),
                     lock: access.lock,
                     ..Default::default()
+                },
+            )?;
+            Ok(Box::new(repo))
+        }
+        Proto::S3 => {
+            let store = crate::repo::objstore::store_for(loc)?;
+            let repo = LocalRepository::open_obj(
+                &store,
+                &OpenOptions {
+                    exclusive: access.exclusive,
+                    lock_wait: Some(access.lock_wait),
+                    lock: access.lock,
+                    ..OpenOptions::default()
                 },
             )?;
             Ok(Box::new(repo))

@@ -46,6 +46,33 @@ pub fn run(loc: &Location, opts: &InitOptions) -> Result<InitOutcome> {
     if loc.proto == Proto::Ssh {
         return run_remote(loc, opts, key_type);
     }
+    if loc.proto == Proto::S3 {
+        let store = crate::repo::objstore::store_for(loc)?;
+        let repo = LocalRepository::create_and_open_obj(
+            &store,
+            &CreateOptions {
+                append_only: opts.append_only,
+                storage_quota: opts.storage_quota,
+                ..CreateOptions::default()
+            },
+            &OpenOptions {
+                exclusive: true,
+                ..OpenOptions::default()
+            },
+        )?;
+        return match create_key_and_manifest(loc, Box::new(repo), key_type) {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => {
+                // remove the half-made repository (README, config, segments)
+                if let Ok(objects) = store.list("") {
+                    for (name, _) in objects {
+                        let _ = store.delete(&name);
+                    }
+                }
+                Err(e)
+            }
+        };
+    }
     let path = loc.local_path();
     let repo = LocalRepository::create_and_open(
         &path,

@@ -4,6 +4,7 @@
 use super::config::{self, Config, SECTION};
 use super::index::NsIndex;
 use super::lock::Lock;
+use super::objstore::{ObjLock, ObjectStore, RepoLock, OBJECT_STORE_MAX_SEGMENT_SIZE};
 use super::segment::{
     self, LoggedIo, ATTIC_MAGIC, DEFAULT_MAX_SEGMENT_SIZE, DEFAULT_SEGMENTS_PER_DIR, MAX_DATA_SIZE,
     MAX_SEGMENT_SIZE_LIMIT, TAG_PUT,
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Exact `README` content of a borg 1.2 repository (§2.1).
 pub const REPOSITORY_README: &str =
@@ -66,7 +68,10 @@ impl Default for OpenOptions {
 pub struct LocalRepository {
     pub(super) path: PathBuf,
     pub(super) config: Config,
-    pub(super) lock: Option<Lock>,
+    pub(super) lock: Option<RepoLock>,
+    /// The repository lives on object storage (see [`super::objstore`]); `path` is then only
+    /// the location text used in messages.
+    pub(super) obj: Option<Arc<ObjectStore>>,
     pub(super) do_lock: bool,
     pub(super) allow_upgrade: bool,
     pub(super) io: LoggedIo,
@@ -141,6 +146,41 @@ fn secure_erase(p: &Path) {
     let _ = fs::remove_file(p);
 }
 
+/// The `config` of a new repository (random id).
+fn new_config(opts: &CreateOptions) -> Config {
+    let mut cfg = Config::new();
+    let mut id = [0u8; 32];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut id[..]);
+    let sp = opts.segments_per_dir.unwrap_or(DEFAULT_SEGMENTS_PER_DIR);
+    cfg.set(SECTION, "version", "1");
+    cfg.set(SECTION, "segments_per_dir", &sp.to_string());
+    cfg.set(
+        SECTION,
+        "max_segment_size",
+        &opts
+            .max_segment_size
+            .unwrap_or(DEFAULT_MAX_SEGMENT_SIZE)
+            .to_string(),
+    );
+    cfg.set(
+        SECTION,
+        "append_only",
+        if opts.append_only { "1" } else { "0" },
+    );
+    cfg.set(
+        SECTION,
+        "storage_quota",
+        &opts.storage_quota.unwrap_or(0).to_string(),
+    );
+    cfg.set(
+        SECTION,
+        "additional_free_space",
+        &opts.additional_free_space.unwrap_or(0).to_string(),
+    );
+    cfg.set(SECTION, "id", &hex::encode(id));
+    cfg
+}
+
 pub(super) fn free_space(path: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
@@ -211,37 +251,7 @@ impl LocalRepository {
             .mode(0o700)
             .create(&data)
             .map_err(|e| RepoError::io(&data, e))?;
-        let mut cfg = Config::new();
-        let mut id = [0u8; 32];
-        rand::Rng::fill(&mut rand::thread_rng(), &mut id[..]);
-        let sp = opts.segments_per_dir.unwrap_or(DEFAULT_SEGMENTS_PER_DIR);
-        cfg.set(SECTION, "version", "1");
-        cfg.set(SECTION, "segments_per_dir", &sp.to_string());
-        cfg.set(
-            SECTION,
-            "max_segment_size",
-            &opts
-                .max_segment_size
-                .unwrap_or(DEFAULT_MAX_SEGMENT_SIZE)
-                .to_string(),
-        );
-        cfg.set(
-            SECTION,
-            "append_only",
-            if opts.append_only { "1" } else { "0" },
-        );
-        cfg.set(
-            SECTION,
-            "storage_quota",
-            &opts.storage_quota.unwrap_or(0).to_string(),
-        );
-        cfg.set(
-            SECTION,
-            "additional_free_space",
-            &opts.additional_free_space.unwrap_or(0).to_string(),
-        );
-        cfg.set(SECTION, "id", &hex::encode(id));
-        save_config(&path, &cfg)?;
+        save_config(&path, &new_config(opts))?;
         Ok(())
     }
 
@@ -258,6 +268,69 @@ impl LocalRepository {
         let mut r = LocalRepository::open(path, &o)?;
         r.created = true;
         Ok(r)
+    }
+
+    /// Creates an empty repository on object storage (`README` and `config`; `max_segment_size`
+    /// defaults to [`OBJECT_STORE_MAX_SEGMENT_SIZE`]). Refuses a prefix that holds objects.
+    pub fn create_obj(store: &Arc<ObjectStore>, opts: &CreateOptions) -> Result<()> {
+        let path = PathBuf::from(store.display());
+        let ioe = |e| RepoError::io(&path, e);
+        if store.head("config").map_err(ioe)?.is_some() {
+            return Err(RepoError::AlreadyExists(disp(&path)));
+        }
+        if !store.list("").map_err(ioe)?.is_empty() {
+            return Err(RepoError::PathAlreadyExists(disp(&path)));
+        }
+        let mut o = opts.clone();
+        o.max_segment_size = Some(o.max_segment_size.unwrap_or(OBJECT_STORE_MAX_SEGMENT_SIZE));
+        store
+            .put("README", REPOSITORY_README.as_bytes())
+            .map_err(ioe)?;
+        store
+            .put("config", new_config(&o).to_text().as_bytes())
+            .map_err(ioe)
+    }
+
+    /// [`Self::create_obj`] followed by an exclusive [`Self::open_obj`].
+    pub fn create_and_open_obj(
+        store: &Arc<ObjectStore>,
+        create: &CreateOptions,
+        open: &OpenOptions,
+    ) -> Result<LocalRepository> {
+        LocalRepository::create_obj(store, create)?;
+        let mut o = open.clone();
+        o.exclusive = true;
+        let mut r = LocalRepository::open_obj(store, &o)?;
+        r.created = true;
+        Ok(r)
+    }
+
+    /// Opens (and locks) an existing repository on object storage.
+    pub fn open_obj(store: &Arc<ObjectStore>, opts: &OpenOptions) -> Result<LocalRepository> {
+        let path = PathBuf::from(store.display());
+        let ioe = |e| RepoError::io(&path, e);
+        let text = match store.get("config").map_err(ioe)? {
+            Some(t) => t,
+            None => {
+                if store.list("").map_err(ioe)?.is_empty() {
+                    return Err(RepoError::DoesNotExist(disp(&path)));
+                }
+                return Err(RepoError::InvalidRepository(disp(&path)));
+            }
+        };
+        let mut lock = None;
+        if opts.lock {
+            let mut l = ObjLock::new(store.clone(), opts.exclusive, opts.lock_wait);
+            l.acquire()?;
+            lock = Some(RepoLock::Obj(l));
+        }
+        // re-read under the lock: a writer may have changed it meanwhile
+        let text = if opts.lock {
+            store.get("config").map_err(ioe)?.unwrap_or(text)
+        } else {
+            text
+        };
+        Self::open_parsed(path, Some(store.clone()), lock, text, opts)
     }
 
     /// Opens (and locks) an existing repository (borg `Repository.open`).
@@ -277,7 +350,7 @@ impl LocalRepository {
         if opts.lock {
             let mut l = Lock::new(&path.join("lock"), opts.exclusive, opts.lock_wait);
             l.acquire()?;
-            lock = Some(l);
+            lock = Some(RepoLock::Fs(l));
         }
         let cp = path.join("config");
         let text = match fs::read(&cp) {
@@ -287,6 +360,16 @@ impl LocalRepository {
             }
             Err(e) => return Err(RepoError::io(&cp, e)),
         };
+        Self::open_parsed(path, None, lock, text, opts)
+    }
+
+    fn open_parsed(
+        path: PathBuf,
+        obj: Option<Arc<ObjectStore>>,
+        lock: Option<RepoLock>,
+        text: Vec<u8>,
+        opts: &OpenOptions,
+    ) -> Result<LocalRepository> {
         let bad = |m: String| RepoError::InvalidRepositoryConfig(disp(&path), m);
         let text = String::from_utf8(text).map_err(|_| bad("config is not UTF-8".into()))?;
         let cfg = Config::parse(&text).map_err(|e| bad(e.0))?;
@@ -334,11 +417,17 @@ impl LocalRepository {
             .ok()
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| bad("invalid id".into()))?;
-        let io = LoggedIo::new(&path, max_segment_size, segments_per_dir);
+        let io = match &obj {
+            Some(store) => {
+                LoggedIo::new_obj(store.clone(), &path, max_segment_size, segments_per_dir)
+            }
+            None => LoggedIo::new(&path, max_segment_size, segments_per_dir),
+        };
         let repo = LocalRepository {
             path: path.clone(),
             config: cfg,
             lock,
+            obj,
             do_lock: opts.lock,
             allow_upgrade: false,
             io,
@@ -417,10 +506,15 @@ impl LocalRepository {
                 self.config.remove(SECTION, key);
             }
         }
-        save_config(&self.path, &self.config)
+        self.save_config()
     }
 
     pub(super) fn save_config(&self) -> Result<()> {
+        if let Some(store) = &self.obj {
+            return store
+                .put("config", self.config.to_text().as_bytes())
+                .map_err(|e| RepoError::io(&self.path, e));
+        }
         save_config(&self.path, &self.config)
     }
 
@@ -588,7 +682,14 @@ impl Repository for LocalRepository {
     fn get_free_nonce(&mut self) -> Result<Option<u64>> {
         self.require_exclusive()?;
         let p = self.path.join("nonce");
-        match fs::read_to_string(&p) {
+        let text = match &self.obj {
+            Some(store) => store
+                .get("nonce")
+                .map(|o| o.map(|b| String::from_utf8_lossy(&b).into_owned()))
+                .and_then(|o| o.ok_or_else(|| std::io::ErrorKind::NotFound.into())),
+            None => fs::read_to_string(&p),
+        };
+        match text {
             Ok(t) => {
                 let b = hex::decode(t.trim()).map_err(|_| {
                     RepoError::Integrity(format!("invalid nonce file {}", disp(&p)))
@@ -616,10 +717,24 @@ impl Repository for LocalRepository {
             return Err(RepoError::NonceMismatch);
         }
         let p = self.path.join("nonce");
-        super::save_file(&p, hex::encode(next_unreserved.to_be_bytes()).as_bytes())
+        let text = hex::encode(next_unreserved.to_be_bytes());
+        if let Some(store) = &self.obj {
+            return store
+                .put("nonce", text.as_bytes())
+                .map_err(|e| RepoError::io(&p, e));
+        }
+        super::save_file(&p, text.as_bytes())
     }
 
     fn break_lock(&mut self) -> Result<()> {
+        if let Some(store) = &self.obj {
+            ObjLock::break_all(store).map_err(|e| RepoError::io(&self.path, e))?;
+            if let Some(RepoLock::Obj(mut l)) = self.lock.take() {
+                // its objects are gone; dropping it must not delete a new holder's lock
+                l.disown();
+            }
+            return Ok(());
+        }
         let l = Lock::new(&self.path.join("lock"), false, None);
         l.break_lock().map_err(|e| RepoError::io(&self.path, e))?;
         // our own lock object (if any) no longer holds anything

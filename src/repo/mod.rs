@@ -22,6 +22,7 @@ pub mod index;
 pub mod integrity;
 pub mod local;
 pub mod lock;
+pub mod objstore;
 pub mod remote;
 pub mod segment;
 mod txn;

@@ -9,6 +9,13 @@ use super::{ObjectId, RepoError, Result, MANIFEST_ID};
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::objstore::ObjectStore;
+
+/// A seekable byte source: a segment file, or a downloaded segment object.
+pub trait ReadSeek: Read + Seek + Send {}
+impl<T: Read + Seek + Send> ReadSeek for T {}
 
 /// Segment file magic (§2.4).
 pub const MAGIC: &[u8; 8] = b"BORG_SEG";
@@ -179,7 +186,7 @@ fn read_entry(
 /// Iterator over the entries of one segment (borg `iter_objects`). After the first error it
 /// yields that error and then stops: the rest of a damaged segment cannot be located.
 pub struct SegmentIter {
-    reader: BufReader<File>,
+    reader: BufReader<Box<dyn ReadSeek>>,
     segment: u32,
     offset: u64,
     read_data: bool,
@@ -262,6 +269,35 @@ impl SegmentIter {
     }
 }
 
+/// A reader over `data` that seeks within a logical length `len` (reads past `data` end).
+struct Window<'a> {
+    data: &'a [u8],
+    pos: u64,
+    len: u64,
+}
+
+impl Read for Window<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let start = (self.pos as usize).min(self.data.len());
+        let n = buf.len().min(self.data.len() - start);
+        buf[..n].copy_from_slice(&self.data[start..start + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Window<'_> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let p = match to {
+            SeekFrom::Start(p) => p as i64,
+            SeekFrom::End(d) => self.len as i64 + d,
+            SeekFrom::Current(d) => self.pos as i64 + d,
+        };
+        self.pos = p.clamp(0, self.len.max(self.data.len() as u64) as i64) as u64;
+        Ok(self.pos)
+    }
+}
+
 /// Does the whole segment-file business for one repository (borg `LoggedIO`): naming, listing,
 /// reading, iterating, writing and recovering segment files.
 pub struct LoggedIo {
@@ -278,7 +314,24 @@ pub struct LoggedIo {
     write_fd: Option<BufWriter<File>>,
     /// Open read handles by segment number (borg keeps an LRU of 90).
     fds: std::collections::HashMap<u32, File>,
+    /// Object storage instead of files (see [`super::objstore`]).
+    obj: Option<Arc<ObjectStore>>,
+    /// Object storage: the segment being written, uploaded whole when closed.
+    wbuf: Option<Vec<u8>>,
+    /// Object storage: closed segments still being uploaded in the background (oldest first).
+    inflight: std::sync::Mutex<std::collections::VecDeque<Upload>>,
 }
+
+/// A segment upload running in a background thread.
+struct Upload {
+    segment: u32,
+    data: Arc<Vec<u8>>,
+    handle: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+/// How many closed segments may be uploading at once by default (memory: this many
+/// segments + 1); `HOARD_S3_UPLOADS` overrides it.
+const UPLOADS_IN_FLIGHT: usize = 2;
 
 /// How many read handles [`LoggedIo`] keeps open (borg's LRU capacity).
 pub const FD_CACHE_CAPACITY: usize = 90;
@@ -294,6 +347,84 @@ impl LoggedIo {
             offset: 0,
             write_fd: None,
             fds: std::collections::HashMap::new(),
+            obj: None,
+            wbuf: None,
+            inflight: std::sync::Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
+
+    /// Object storage: waits for background uploads until at most `keep` remain; the first
+    /// failure is returned (the segments after it are still waited for).
+    fn wait_uploads(&self, keep: usize) -> Result<()> {
+        let mut first = None;
+        loop {
+            let next = {
+                let Ok(mut q) = self.inflight.lock() else {
+                    return Err(RepoError::InvalidArgument("upload queue poisoned".into()));
+                };
+                if q.len() <= keep {
+                    break;
+                }
+                q.pop_front()
+            };
+            let Some(u) = next else { break };
+            let fname = self.segment_filename(u.segment);
+            let r = match u.handle.join() {
+                Ok(r) => r.map_err(|e| RepoError::io(&fname, e)),
+                Err(_) => Err(RepoError::InvalidArgument(
+                    "segment upload thread panicked".into(),
+                )),
+            };
+            if let Err(e) = r {
+                first.get_or_insert(e);
+            }
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Object storage: all closed segments are stored (call before reading or committing).
+    pub fn flush_uploads(&self) -> Result<()> {
+        if self.obj.is_some() {
+            self.wait_uploads(0)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Object storage: the bytes of a closed segment that is still uploading.
+    fn uploading(&self, segment: u32) -> Option<Arc<Vec<u8>>> {
+        let q = self.inflight.lock().ok()?;
+        q.iter()
+            .find(|u| u.segment == segment)
+            .map(|u| u.data.clone())
+    }
+
+    /// A `LoggedIO` for a repository on object storage (`path` is only used in messages).
+    pub fn new_obj(
+        store: Arc<ObjectStore>,
+        path: &Path,
+        limit: u64,
+        segments_per_dir: u32,
+    ) -> LoggedIo {
+        let mut io = LoggedIo::new(path, limit, segments_per_dir);
+        io.obj = Some(store);
+        io
+    }
+
+    /// Object key of a segment: `data/<n / segments_per_dir>/<n>`.
+    fn segment_key(&self, segment: u32) -> String {
+        format!("data/{}/{}", segment / self.segments_per_dir, segment)
+    }
+
+    /// Object storage: the bytes of the segment being written, if `segment` is it.
+    fn pending(&self, segment: u32) -> Option<&Vec<u8>> {
+        if segment == self.segment {
+            self.wbuf.as_ref()
+        } else {
+            None
         }
     }
 
@@ -311,6 +442,31 @@ impl LoggedIo {
     pub fn segment_list(&self, reverse: bool) -> Result<Vec<(u32, PathBuf)>> {
         let data = self.path.join("data");
         let mut out = Vec::new();
+        if let Some(store) = &self.obj {
+            self.flush_uploads()?;
+            let list = store.list("data/").map_err(|e| RepoError::io(&data, e))?;
+            for (name, _) in list {
+                let mut parts = name.split('/');
+                let (Some("data"), Some(d), Some(n), None) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
+                else {
+                    continue;
+                };
+                let num = |x: &str| {
+                    (!x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+                        .then(|| x.parse::<u32>().ok())
+                        .flatten()
+                };
+                if let (Some(_), Some(n)) = (num(d), num(n)) {
+                    out.push((n, store.path_of(&name)));
+                }
+            }
+            out.sort_by_key(|(n, _)| *n);
+            if reverse {
+                out.reverse();
+            }
+            return Ok(out);
+        }
         let rd = fs::read_dir(&data).map_err(|e| RepoError::io(&data, e))?;
         for d in rd {
             let d = d.map_err(|e| RepoError::io(&data, e))?;
@@ -372,21 +528,23 @@ impl LoggedIo {
     /// §2.5: the segment ends with the COMMIT entry, parses fully, and no PUT/DELETE follows a COMMIT.
     pub fn is_committed_segment(&self, segment: u32) -> Result<bool> {
         let fname = self.segment_filename(segment);
-        let mut f = match File::open(&fname) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(RepoError::io(&fname, e)),
-        };
-        let len = f.metadata().map_err(|e| RepoError::io(&fname, e))?.len();
-        if len < MAGIC_LEN + HEADER_SIZE as u64 {
-            return Ok(false);
-        }
-        let mut tail = [0u8; 9];
-        f.seek(SeekFrom::Start(len - 9))
-            .map_err(|e| RepoError::io(&fname, e))?;
-        f.read_exact(&mut tail)
-            .map_err(|e| RepoError::io(&fname, e))?;
-        if tail != COMMIT {
+        if let Some(store) = &self.obj {
+            self.flush_uploads()?;
+            let key = self.segment_key(segment);
+            let len = match store.head(&key).map_err(|e| RepoError::io(&fname, e))? {
+                Some(l) => l,
+                None => return Ok(false),
+            };
+            if len < MAGIC_LEN + HEADER_SIZE as u64 {
+                return Ok(false);
+            }
+            let tail = store
+                .get_range(&key, len - 9, 9)
+                .map_err(|e| RepoError::io(&fname, e))?;
+            if tail != COMMIT {
+                return Ok(false);
+            }
+        } else if !self.is_committed_file(&fname)? {
             return Ok(false);
         }
         let mut seen_commit = false;
@@ -401,6 +559,25 @@ impl LoggedIo {
         Ok(seen_commit)
     }
 
+    /// The file part of [`Self::is_committed_segment`]: long enough and ends with COMMIT.
+    fn is_committed_file(&self, fname: &Path) -> Result<bool> {
+        let mut f = match File::open(fname) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(RepoError::io(fname, e)),
+        };
+        let len = f.metadata().map_err(|e| RepoError::io(fname, e))?.len();
+        if len < MAGIC_LEN + HEADER_SIZE as u64 {
+            return Ok(false);
+        }
+        let mut tail = [0u8; 9];
+        f.seek(SeekFrom::Start(len - 9))
+            .map_err(|e| RepoError::io(fname, e))?;
+        f.read_exact(&mut tail)
+            .map_err(|e| RepoError::io(fname, e))?;
+        Ok(tail == COMMIT)
+    }
+
     /// Iterates the entries of `segment` from `offset` (0 = start, magic checked).
     /// `read_data` validates CRCs (reads everything); `include_data` also returns PUT data.
     pub fn iter_objects(
@@ -411,7 +588,22 @@ impl LoggedIo {
         include_data: bool,
     ) -> Result<SegmentIter> {
         let fname = self.segment_filename(segment);
-        let f = File::open(&fname).map_err(|e| RepoError::io(&fname, e))?;
+        let f: Box<dyn ReadSeek> = match &self.obj {
+            Some(store) => {
+                self.flush_uploads()?;
+                let data = match self.pending(segment) {
+                    Some(b) => b.clone(),
+                    None => store
+                        .get(&self.segment_key(segment))
+                        .map_err(|e| RepoError::io(&fname, e))?
+                        .ok_or_else(|| {
+                            RepoError::io(&fname, std::io::ErrorKind::NotFound.into())
+                        })?,
+                };
+                Box::new(std::io::Cursor::new(data))
+            }
+            None => Box::new(File::open(&fname).map_err(|e| RepoError::io(&fname, e))?),
+        };
         Ok(SegmentIter {
             reader: BufReader::with_capacity(1 << 16, f),
             segment,
@@ -441,6 +633,9 @@ impl LoggedIo {
         id: &ObjectId,
         read_data: bool,
     ) -> Result<(u32, Option<Vec<u8>>)> {
+        if self.obj.is_some() {
+            return self.read_obj(segment, offset, id, read_data);
+        }
         if segment == self.segment {
             if let Some(w) = self.write_fd.as_mut() {
                 let p = self.path.clone();
@@ -480,9 +675,88 @@ impl LoggedIo {
         Ok((size, data))
     }
 
+    /// Object storage: [`Self::read_inner`] with range requests (header first, then the rest).
+    fn read_obj(
+        &mut self,
+        segment: u32,
+        offset: u32,
+        id: &ObjectId,
+        read_data: bool,
+    ) -> Result<(u32, Option<Vec<u8>>)> {
+        let fname = self.segment_filename(segment);
+        let uploading = self.uploading(segment);
+        let buf = if let Some(b) = self.pending(segment).or(uploading.as_deref()) {
+            let avail = b.get(offset as usize..).unwrap_or_default();
+            let size = match avail.get(4..8) {
+                Some(s) if read_data => u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize,
+                _ => PUT_HEADER_SIZE as usize,
+            };
+            avail[..size.max(PUT_HEADER_SIZE as usize).min(avail.len())].to_vec()
+        } else {
+            let Some(store) = &self.obj else {
+                return Err(RepoError::InvalidArgument("no object store".into()));
+            };
+            let key = self.segment_key(segment);
+            // One request covers the header and small objects; larger ones need a second.
+            let first = if read_data {
+                1 << 17
+            } else {
+                PUT_HEADER_SIZE as u64
+            };
+            let mut b = store
+                .get_range(&key, offset as u64, first)
+                .map_err(|e| RepoError::io(&fname, e))?;
+            if read_data && b.len() as u64 == first {
+                let size = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as u64;
+                if size > first && size <= MAX_OBJECT_SIZE as u64 {
+                    let rest = store
+                        .get_range(&key, offset as u64 + first, size - first)
+                        .map_err(|e| RepoError::io(&fname, e))?;
+                    b.extend_from_slice(&rest);
+                }
+            }
+            b
+        };
+        let hl = (PUT_HEADER_SIZE as usize).min(buf.len());
+        // Without data only the header was fetched: the window pretends the entry's data
+        // follows (the object was uploaded whole, so it does).
+        let logical = match buf.get(4..8) {
+            Some(s) if !read_data => {
+                (u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as u64).saturating_sub(hl as u64)
+            }
+            _ => (buf.len() - hl) as u64,
+        };
+        let mut r = Window {
+            data: &buf[hl..],
+            pos: 0,
+            len: logical,
+        };
+        let (size, _tag, key, data) = read_entry(
+            &mut r,
+            &buf[..hl],
+            PUT_HEADER_SIZE,
+            segment,
+            offset as u64,
+            &[TAG_PUT],
+            read_data,
+        )?;
+        if key.as_ref() != Some(id) {
+            return Err(integrity(format!(
+                "Invalid segment entry header, is not for wanted id [segment {segment}, offset {offset}]"
+            )));
+        }
+        Ok((size, data))
+    }
+
     /// First 8 bytes of a segment file.
     pub fn get_segment_magic(&self, segment: u32) -> Result<Vec<u8>> {
         let fname = self.segment_filename(segment);
+        if let Some(store) = &self.obj {
+            self.flush_uploads()?;
+            return store
+                .get_range(&self.segment_key(segment), 0, 8)
+                .map_err(|e| RepoError::io(&fname, e));
+        }
         let mut f = File::open(&fname).map_err(|e| RepoError::io(&fname, e))?;
         let mut m = [0u8; 8];
         let n = read_full(&mut f, &mut m).map_err(|e| RepoError::io(&fname, e))?;
@@ -491,6 +765,9 @@ impl LoggedIo {
 
     /// A segment exists when its file exists with a non-zero length (§2.3).
     pub fn segment_exists(&self, segment: u32) -> bool {
+        if self.obj.is_some() {
+            return self.segment_size(segment).is_ok_and(|s| s > 0);
+        }
         fs::metadata(self.segment_filename(segment))
             .map(|m| m.len() > 0)
             .unwrap_or(false)
@@ -499,6 +776,18 @@ impl LoggedIo {
     /// File size of a segment.
     pub fn segment_size(&self, segment: u32) -> Result<u64> {
         let f = self.segment_filename(segment);
+        if let Some(store) = &self.obj {
+            if let Some(b) = self.pending(segment) {
+                return Ok(b.len() as u64);
+            }
+            if let Some(b) = self.uploading(segment) {
+                return Ok(b.len() as u64);
+            }
+            return store
+                .head(&self.segment_key(segment))
+                .map_err(|e| RepoError::io(&f, e))?
+                .ok_or_else(|| RepoError::io(&f, std::io::ErrorKind::NotFound.into()));
+        }
         Ok(fs::metadata(&f).map_err(|e| RepoError::io(&f, e))?.len())
     }
 
@@ -506,6 +795,12 @@ impl LoggedIo {
     pub fn delete_segment(&mut self, segment: u32) -> Result<()> {
         self.fds.remove(&segment);
         let f = self.segment_filename(segment);
+        if let Some(store) = &self.obj {
+            self.flush_uploads()?;
+            return store
+                .delete(&self.segment_key(segment))
+                .map_err(|e| RepoError::io(&f, e));
+        }
         match fs::remove_file(&f) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -545,7 +840,39 @@ impl LoggedIo {
         }
     }
 
+    /// Object storage: [`Self::write_bytes`] into the in-memory segment.
+    fn write_bytes_obj(
+        &mut self,
+        no_new: bool,
+        want_new: bool,
+        bytes: &[&[u8]],
+    ) -> Result<(u32, u32)> {
+        if !no_new && (want_new || (self.offset > 0 && self.offset > self.limit)) {
+            self.close_segment()?;
+        }
+        let w = self.wbuf.get_or_insert_with(|| {
+            let mut v = Vec::with_capacity(1 << 20);
+            v.extend_from_slice(MAGIC);
+            v
+        });
+        if self.offset == 0 {
+            self.offset = MAGIC_LEN;
+        }
+        for b in bytes {
+            w.extend_from_slice(b);
+        }
+        let offset = self.offset;
+        let size: usize = bytes.iter().map(|b| b.len()).sum();
+        self.offset += size as u64;
+        let off = u32::try_from(offset)
+            .map_err(|_| RepoError::InvalidArgument("segment offset exceeds 4 GiB".into()))?;
+        Ok((self.segment, off))
+    }
+
     fn write_bytes(&mut self, no_new: bool, want_new: bool, bytes: &[&[u8]]) -> Result<(u32, u32)> {
+        if self.obj.is_some() {
+            return self.write_bytes_obj(no_new, want_new, bytes);
+        }
         let path = self.path.clone();
         let w = self.get_write_fd(no_new, want_new)?;
         for b in bytes {
@@ -597,11 +924,28 @@ impl LoggedIo {
     /// Writes a COMMIT (a final one into a fresh segment), fsyncs and closes the segment.
     /// Returns the committed segment number.
     pub fn write_commit(&mut self, intermediate: bool) -> Result<u32> {
+        if self.obj.is_some() && !intermediate {
+            // commit order: every earlier segment is stored before the COMMIT segment
+            self.close_segment()?;
+            self.flush_uploads()?;
+        }
         if intermediate {
             self.sync_write()?;
         }
         self.write_bytes(intermediate, !intermediate, &[&COMMIT])?;
+        if intermediate {
+            self.flush_uploads()?;
+            if let (Some(store), Some(b)) = (&self.obj, &self.wbuf) {
+                // the segment so far (ending with this COMMIT) becomes durable now; the final
+                // upload replaces it with a longer version that starts with the same bytes
+                let f = self.segment_filename(self.segment);
+                store
+                    .put(&self.segment_key(self.segment), b)
+                    .map_err(|e| RepoError::io(&f, e))?;
+            }
+        }
         self.close_segment()?;
+        self.flush_uploads()?;
         Ok(self.segment - 1)
     }
 
@@ -618,6 +962,31 @@ impl LoggedIo {
 
     /// Flushes, fsyncs and closes the current write segment (and fsyncs its directory).
     pub fn close_segment(&mut self) -> Result<()> {
+        if let Some(b) = self.wbuf.take() {
+            let fname = self.segment_filename(self.segment);
+            let key = self.segment_key(self.segment);
+            self.segment += 1;
+            self.offset = 0;
+            if let Some(store) = &self.obj {
+                let _ = &fname;
+                let data = Arc::new(b);
+                let (st, d) = (store.clone(), data.clone());
+                let handle = std::thread::spawn(move || st.put(&key, &d));
+                if let Ok(mut q) = self.inflight.lock() {
+                    q.push_back(Upload {
+                        segment: self.segment - 1,
+                        data,
+                        handle,
+                    });
+                }
+                let limit = std::env::var("HOARD_S3_UPLOADS")
+                    .ok()
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .filter(|n| *n > 0)
+                    .unwrap_or(UPLOADS_IN_FLIGHT);
+                self.wait_uploads(limit)?;
+            }
+        }
         if let Some(mut w) = self.write_fd.take() {
             let fname = self.segment_filename(self.segment);
             self.segment += 1;
@@ -639,6 +1008,11 @@ impl LoggedIo {
     /// Drops the current write segment without syncing (used by rollback; the file stays
     /// uncommitted and is removed by the next cleanup).
     pub fn abandon_segment(&mut self) {
+        let _ = self.wait_uploads(0);
+        if self.wbuf.take().is_some() {
+            self.segment += 1;
+            self.offset = 0;
+        }
         if let Some(mut w) = self.write_fd.take() {
             let _ = w.flush();
             self.segment += 1;
@@ -651,7 +1025,14 @@ impl LoggedIo {
     pub fn recover_segment(&mut self, segment: u32) -> Result<()> {
         self.fds.remove(&segment);
         let fname = self.segment_filename(segment);
-        let data = fs::read(&fname).map_err(|e| RepoError::io(&fname, e))?;
+        self.flush_uploads()?;
+        let data = match &self.obj {
+            Some(store) => store
+                .get(&self.segment_key(segment))
+                .map_err(|e| RepoError::io(&fname, e))?
+                .unwrap_or_default(),
+            None => fs::read(&fname).map_err(|e| RepoError::io(&fname, e))?,
+        };
         let mut out = Vec::with_capacity(data.len());
         out.extend_from_slice(MAGIC);
         if data.len() >= (MAGIC_LEN + HEADER_SIZE as u64) as usize {
@@ -672,6 +1053,11 @@ impl LoggedIo {
                 out.extend_from_slice(&d[..size as usize]);
                 d = &d[size as usize..];
             }
+        }
+        if let Some(store) = &self.obj {
+            return store
+                .put(&self.segment_key(segment), &out)
+                .map_err(|e| RepoError::io(&fname, e));
         }
         super::save_file(&fname, &out)
     }

@@ -15,6 +15,22 @@ impl LocalRepository {
     /// Highest N with a non-empty `index.N` (§2.6).
     pub fn get_index_transaction_id(&self) -> Result<Option<u32>> {
         let mut best = None;
+        if let Some(store) = &self.obj {
+            let list = store
+                .list_root()
+                .map_err(|e| RepoError::io(&self.path, e))?;
+            for (name, size) in list {
+                let Some(n) = name.strip_prefix("index.") else {
+                    continue;
+                };
+                if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || size == 0 {
+                    continue;
+                }
+                let Ok(n) = n.parse::<u32>() else { continue };
+                best = best.max(Some(n));
+            }
+            return Ok(best);
+        }
         for e in fs::read_dir(&self.path).map_err(|e| RepoError::io(&self.path, e))? {
             let e = e.map_err(|e| RepoError::io(&self.path, e))?;
             let name = e.file_name().to_string_lossy().into_owned();
@@ -65,7 +81,13 @@ impl LocalRepository {
         key: &str,
     ) -> std::result::Result<Option<String>, String> {
         let p = self.path.join(format!("integrity.{tid}"));
-        let data = match fs::read(&p) {
+        let data = match &self.obj {
+            Some(store) => store
+                .get(&format!("integrity.{tid}"))
+                .and_then(|o| o.ok_or_else(|| std::io::ErrorKind::NotFound.into())),
+            None => fs::read(&p),
+        };
+        let data = match data {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.to_string()),
@@ -88,7 +110,13 @@ impl LocalRepository {
         let name = format!("{key}.{tid}");
         let p = self.path.join(&name);
         let integ = self.read_integrity(tid, key)?;
-        let data = fs::read(&p).map_err(|e| format!("{}: {e}", disp(&p)))?;
+        let data = match &self.obj {
+            Some(store) => store
+                .get(&name)
+                .and_then(|o| o.ok_or_else(|| std::io::ErrorKind::NotFound.into())),
+            None => fs::read(&p),
+        }
+        .map_err(|e| format!("{}: {e}", disp(&p)))?;
         if let Some(json) = integ {
             let stored = match integrity::parse_json(&json) {
                 Ok(s) => s,
@@ -125,8 +153,7 @@ impl LocalRepository {
                 self.warn(format!(
                     "Repository index missing or corrupted, trying to recover from: {e}"
                 ));
-                let p = self.path.join(format!("index.{tid}"));
-                let _ = fs::remove_file(&p);
+                self.remove_repo_file(&format!("index.{tid}"));
                 if !auto_recover {
                     return Err(RepoError::FileIntegrity(e));
                 }
@@ -206,8 +233,8 @@ impl LocalRepository {
                 self.warn(format!(
                     "Repository hints file missing or corrupted, trying to recover: {e}"
                 ));
-                let _ = fs::remove_file(self.path.join(format!("hints.{tid}")));
-                let _ = fs::remove_file(self.path.join(format!("index.{tid}")));
+                self.remove_repo_file(&format!("hints.{tid}"));
+                self.remove_repo_file(&format!("index.{tid}"));
                 self.index = None;
                 self.check_transaction()?;
                 return self.prepare_txn(Some(tid), do_cleanup);
@@ -341,28 +368,63 @@ impl LocalRepository {
         Ok(())
     }
 
-    /// borg `write_index` (§2.10 steps 4–7).
-    pub(super) fn write_index(&mut self) -> Result<()> {
-        let tid = self
-            .io
-            .get_segments_transaction_id()?
-            .ok_or_else(|| RepoError::CheckNeeded(disp(&self.path)))?;
+    /// Deletes a file in the repository root, ignoring errors (recovery paths).
+    fn remove_repo_file(&self, name: &str) {
+        match &self.obj {
+            Some(store) => {
+                let _ = store.delete(name);
+            }
+            None => {
+                let _ = fs::remove_file(self.path.join(name));
+            }
+        }
+    }
+
+    /// Object storage: §2.10 steps 4–7 without rename. `hints.T` and `integrity.T` go up
+    /// first and `index.T` last (the index decides which transaction readers use), then the
+    /// older index/hints/integrity objects are deleted.
+    fn write_index_obj(&mut self, tid: u32, files: [(String, Vec<u8>); 3]) -> Result<()> {
+        let Some(store) = self.obj.clone() else {
+            return Ok(());
+        };
+        let ioe = |name: &str, e| RepoError::io(&self.path.join(name), e);
         if self.append_only {
-            let p = self.path.join("transactions");
             let line = format!(
                 "transaction {tid}, UTC time {}\n",
                 chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f")
             );
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = fs::OpenOptions::new()
-                .mode(super::FILE_MODE)
-                .append(true)
-                .create(true)
-                .open(&p)
-                .map_err(|e| RepoError::io(&p, e))?;
-            f.write_all(line.as_bytes())
-                .map_err(|e| RepoError::io(&p, e))?;
+            let mut t = store
+                .get("transactions")
+                .map_err(|e| ioe("transactions", e))?
+                .unwrap_or_default();
+            t.extend_from_slice(line.as_bytes());
+            store
+                .put("transactions", &t)
+                .map_err(|e| ioe("transactions", e))?;
         }
+        for (name, data) in &files {
+            store.put(name, data).map_err(|e| ioe(name, e))?;
+        }
+        let current = format!(".{tid}");
+        for (name, _) in store.list_root().map_err(|e| ioe("", e))? {
+            if !(name.starts_with("index.")
+                || name.starts_with("hints.")
+                || name.starts_with("integrity."))
+                || name.ends_with(&current)
+            {
+                continue;
+            }
+            store.delete(&name).map_err(|e| ioe(&name, e))?;
+        }
+        if let Some(super::objstore::RepoLock::Obj(l)) = self.lock.as_mut() {
+            l.refresh();
+        }
+        self.index = None;
+        Ok(())
+    }
+
+    /// `hints.T`, `integrity.T` and `index.T` (names and bytes) of the open transaction.
+    fn index_files(&self, tid: u32) -> [(String, Vec<u8>); 3] {
         let hints = Hints {
             segments: self.segments.clone(),
             compact: self.compact.clone(),
@@ -382,6 +444,35 @@ impl LocalRepository {
         let hjson = integrity::to_json(&integrity::hints_digests(&hname, &hints));
         let ijson = integrity::to_json(&integrity::index_digests(&iname, &index_bytes));
         let integ = integrity::encode_file(&hjson, &ijson);
+        [(hname, hints), (gname, integ), (iname, index_bytes)]
+    }
+
+    /// borg `write_index` (§2.10 steps 4–7).
+    pub(super) fn write_index(&mut self) -> Result<()> {
+        let tid = self
+            .io
+            .get_segments_transaction_id()?
+            .ok_or_else(|| RepoError::CheckNeeded(disp(&self.path)))?;
+        if self.obj.is_some() {
+            return self.write_index_obj(tid, self.index_files(tid));
+        }
+        if self.append_only {
+            let p = self.path.join("transactions");
+            let line = format!(
+                "transaction {tid}, UTC time {}\n",
+                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f")
+            );
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = fs::OpenOptions::new()
+                .mode(super::FILE_MODE)
+                .append(true)
+                .create(true)
+                .open(&p)
+                .map_err(|e| RepoError::io(&p, e))?;
+            f.write_all(line.as_bytes())
+                .map_err(|e| RepoError::io(&p, e))?;
+        }
+        let [(hname, hints), (gname, integ), (iname, index_bytes)] = self.index_files(tid);
         let write_tmp = |name: &str, data: &[u8]| -> Result<()> {
             let p = self.path.join(format!("{name}.tmp"));
             let mut f = super::create_file(&p).map_err(|e| RepoError::io(&p, e))?;
@@ -429,6 +520,10 @@ impl LocalRepository {
     /// borg `check_free_space` (§2.11): rolls back (or destroys a just-created repository) and
     /// fails when the file system lacks the space a commit and a later compaction need.
     pub(super) fn check_free_space(&mut self) -> Result<()> {
+        if self.obj.is_some() {
+            // object stores have no meaningful free-space figure
+            return Ok(());
+        }
         let n = self.index.as_ref().map(|i| i.len()).unwrap_or(0);
         let buckets = index::table_size_for(n).unwrap_or(0) as u64;
         let mut required = (index::HEADER_SIZE as u64 + buckets * 40) * 4;
@@ -503,6 +598,14 @@ impl LocalRepository {
 
     pub(super) fn destroy_inner(&mut self) -> Result<()> {
         self.close()?;
+        if let Some(store) = self.obj.clone() {
+            let ioe = |e| RepoError::io(&self.path, e);
+            store.delete("config").map_err(ioe)?;
+            for (name, _) in store.list("").map_err(ioe)? {
+                store.delete(&name).map_err(ioe)?;
+            }
+            return Ok(());
+        }
         let cp = self.path.join("config");
         fs::remove_file(&cp).map_err(|e| RepoError::io(&cp, e))?;
         fs::remove_dir_all(&self.path).map_err(|e| RepoError::io(&self.path, e))
