@@ -177,7 +177,17 @@ pub struct ObjectEncoder {
 impl ObjectEncoder {
     /// Compresses and, if a counter is available without I/O, encrypts `plaintext`.
     pub fn encode(&self, plaintext: &[u8]) -> Encoded {
-        let framed = compress::compress(&self.compression, plaintext);
+        self.seal_framed(compress::compress(&self.compression, plaintext))
+    }
+
+    /// Like [`ObjectEncoder::encode`], freeing the plaintext as soon as it is compressed.
+    pub fn encode_owned(&self, plaintext: Vec<u8>) -> Encoded {
+        let framed = compress::compress(&self.compression, &plaintext);
+        drop(plaintext);
+        self.seal_framed(framed)
+    }
+
+    fn seal_framed(&self, framed: Vec<u8>) -> Encoded {
         if !self.key.key_type().is_encrypting() {
             return Encoded::Sealed(self.key.encrypt(&framed, 0));
         }

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use crate::archive::item::{ChunkRef, Item};
@@ -34,7 +34,46 @@ use super::{Backup, Sink};
 
 /// Chunks (or chunk promises) a file worker may queue for one file before it waits for the
 /// writer.
-pub const CHUNKS_PER_FILE: usize = 4;
+pub const CHUNKS_PER_FILE: usize = 2;
+
+/// Plaintext bytes of chunks handed to the chunk workers but not yet written, beyond which
+/// workers reading files other than the oldest pending one wait (keeps memory flat).
+pub const BYTES_IN_FLIGHT: u64 = 4 << 20;
+
+/// The in-flight byte budget. The worker of the oldest pending file (`front`) never waits,
+/// so the writer, which only waits for that file, always makes progress.
+#[derive(Default)]
+struct Budget {
+    /// (bytes in flight, sequence number of the oldest pending file)
+    state: Mutex<(u64, u64)>,
+    cv: Condvar,
+}
+
+impl Budget {
+    fn acquire(&self, seq: u64, bytes: u64) {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while !(seq <= g.1 || g.0 == 0 || g.0 + bytes <= BYTES_IN_FLIGHT) {
+            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        g.0 += bytes;
+    }
+
+    fn release(&self, bytes: u64) {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        g.0 = g.0.saturating_sub(bytes);
+        drop(g);
+        self.cv.notify_all();
+    }
+
+    fn set_front(&self, seq: u64) {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if g.1 != seq {
+            g.1 = seq;
+            drop(g);
+            self.cv.notify_all();
+        }
+    }
+}
 
 /// Environment variable with the worker count (`--workers` wins).
 pub const WORKERS_ENV: &str = "HOARD_WORKERS";
@@ -74,6 +113,7 @@ enum FileMsg {
 }
 
 struct FileJob {
+    seq: u64,
     file: File,
     sparse: bool,
     tx: SyncSender<FileMsg>,
@@ -96,6 +136,7 @@ pub(super) struct PendingFile {
     pub fstat: FileStat,
     /// ctime before reading (the "changed while we backed it up" check).
     pub ctime_ns: i64,
+    seq: u64,
     rx: Receiver<FileMsg>,
     current: Option<Receiver<Processed>>,
     from: usize,
@@ -126,16 +167,20 @@ pub(super) struct Pipeline {
     pub max_files: usize,
     /// Most queued entries.
     pub max_queue: usize,
+    budget: Arc<Budget>,
+    next_seq: u64,
 }
 
 impl Pipeline {
     /// Starts `workers` file workers and `workers` chunk workers.
     pub fn start(workers: usize, encoder: ObjectEncoder, params: ChunkerParams, seed: u32) -> Self {
         let workers = workers.max(1);
+        limit_allocator_growth();
         let (chunk_tx, chunk_rx) = mpsc::channel::<ChunkJob>();
         let chunk_rx = Arc::new(Mutex::new(chunk_rx));
         let (job_tx, job_rx) = mpsc::channel::<FileJob>();
         let job_rx = Arc::new(Mutex::new(job_rx));
+        let budget = Arc::new(Budget::default());
         let mut threads = Vec::new();
         for i in 0..workers {
             let rx = Arc::clone(&chunk_rx);
@@ -149,10 +194,11 @@ impl Pipeline {
             let rx = Arc::clone(&job_rx);
             let tx = chunk_tx.clone();
             let params = params.clone();
+            let b = Arc::clone(&budget);
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("hoard-read-{i}"))
-                    .spawn(move || file_worker(&rx, &tx, &params, seed))
+                    .spawn(move || file_worker(&rx, &tx, &b, &params, seed))
                     .ok(),
             );
         }
@@ -163,15 +209,25 @@ impl Pipeline {
             files: 0,
             max_files: 4 * workers + 4,
             max_queue: 4096,
+            budget,
+            next_seq: 0,
         }
     }
 
     /// Hands a file to the workers; the returned entry goes into the queue.
-    fn submit(&mut self, file: File, sparse: bool) -> Option<Receiver<FileMsg>> {
+    fn submit(&mut self, file: File, sparse: bool) -> Option<(u64, Receiver<FileMsg>)> {
         let (tx, rx) = mpsc::sync_channel(CHUNKS_PER_FILE);
         let jobs = self.jobs.as_ref()?;
-        jobs.send(FileJob { file, sparse, tx }).ok()?;
-        Some(rx)
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        jobs.send(FileJob {
+            seq,
+            file,
+            sparse,
+            tx,
+        })
+        .ok()?;
+        Some((seq, rx))
     }
 
     /// True when the oldest entry must be written before more is queued.
@@ -185,10 +241,24 @@ impl Drop for Pipeline {
         // Receivers first (workers blocked on a full file channel give up), then the job
         // queue (workers run out of work and end).
         self.queue.clear();
+        self.budget.set_front(u64::MAX);
         self.jobs = None;
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+/// glibc's malloc gives every thread its own arena and raises its mmap threshold to the
+/// largest block freed; with chunks allocated on one thread and freed on another, each arena
+/// keeps its high-water mark and peak memory grows with the thread count. Two arenas keep it
+/// close to the single-threaded figure.
+fn limit_allocator_growth() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning parameters; called before the workers
+    // start allocating.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
@@ -200,18 +270,16 @@ fn chunk_worker(rx: &Mutex<Receiver<ChunkJob>>, enc: &ObjectEncoder) {
         };
         let Ok(job) = job else { return };
         let id = enc.key().id_hash(&job.data);
-        let object = enc.encode(&job.data);
-        let _ = job.reply.send(Processed {
-            id,
-            size: job.data.len(),
-            object,
-        });
+        let size = job.data.len();
+        let object = enc.encode_owned(job.data);
+        let _ = job.reply.send(Processed { id, size, object });
     }
 }
 
 fn file_worker(
     rx: &Mutex<Receiver<FileJob>>,
     chunks: &Sender<ChunkJob>,
+    budget: &Budget,
     params: &ChunkerParams,
     seed: u32,
 ) {
@@ -222,7 +290,7 @@ fn file_worker(
         };
         let Ok(job) = job else { return };
         let tx = job.tx.clone();
-        let msg = match read_file(job, chunks, params, seed) {
+        let msg = match read_file(job, chunks, budget, params, seed) {
             Ok(Some(ctime)) => FileMsg::Done(ctime),
             Ok(None) => continue, // the writer is gone
             Err(e) => FileMsg::Failed(e),
@@ -235,6 +303,7 @@ fn file_worker(
 fn read_file(
     job: FileJob,
     chunks: &Sender<ChunkJob>,
+    budget: &Budget,
     params: &ChunkerParams,
     seed: u32,
 ) -> Result<Option<i64>, BackupError> {
@@ -255,6 +324,7 @@ fn read_file(
     .map_err(|e| BackupError::Other(e.to_string()))?;
     for chunk in chunker {
         let chunk = chunk.map_err(|e| BackupError::io("read", &e, None))?;
+        budget.acquire(job.seq, chunk.data.len() as u64);
         let (reply, result) = mpsc::sync_channel(1);
         if chunks
             .send(ChunkJob {
@@ -406,6 +476,7 @@ impl Backup<'_, '_> {
             Wait,
         }
         let gone = || BackupError::Other("internal error: a worker thread ended".into());
+        let budget = self.pipeline.as_ref().map(|p| Arc::clone(&p.budget));
         loop {
             let got = {
                 let Some(Deferred::File(pf)) =
@@ -413,6 +484,9 @@ impl Backup<'_, '_> {
                 else {
                     return true;
                 };
+                if let Some(b) = &budget {
+                    b.set_front(pf.seq);
+                }
                 if let Some(rx) = &pf.current {
                     let r = if block {
                         rx.recv().map_err(|_| TryRecvError::Disconnected)
@@ -447,6 +521,9 @@ impl Backup<'_, '_> {
             };
             match got {
                 Got::Chunk(processed) => {
+                    if let Some(p) = self.pipeline.as_ref() {
+                        p.budget.release(processed.size as u64);
+                    }
                     if let Err(e) = self.take_chunk(processed) {
                         self.finish_front(Err(e));
                         return true;
@@ -544,7 +621,7 @@ impl Backup<'_, '_> {
         let Some(p) = self.pipeline.as_mut() else {
             return false;
         };
-        let Some(rx) = p.submit(file, sparse) else {
+        let Some((seq, rx)) = p.submit(file, sparse) else {
             return false;
         };
         self.emit(Deferred::File(Box::new(PendingFile {
@@ -553,6 +630,7 @@ impl Backup<'_, '_> {
             path_hash: pending.path_hash,
             fstat: pending.fstat,
             ctime_ns: pending.ctime_ns,
+            seq,
             rx,
             current: None,
             from: 0,
