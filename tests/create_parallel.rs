@@ -83,8 +83,13 @@ fn build_source(root: &Path) -> PathBuf {
 /// Decrypted item stream and metadata as borg dumps them, minus what differs by design
 /// (times, command line).
 fn dump(env: &Env, side: &Side, archive: &str) -> serde_json::Value {
-    let out = env.path().join(format!("dump-{}-{archive}.json", side.workers));
-    side.borg(env, &["debug", "dump-archive", &side.arch(archive), s(&out)]);
+    let out = env
+        .path()
+        .join(format!("dump-{}-{archive}.json", side.workers));
+    side.borg(
+        env,
+        &["debug", "dump-archive", &side.arch(archive), s(&out)],
+    );
     let text = std::fs::read_to_string(&out).expect("dump");
     let mut v: serde_json::Value = serde_json::from_str(&text).expect("dump JSON");
     if let Some(meta) = v.get_mut("_meta").and_then(|m| m.as_object_mut()) {

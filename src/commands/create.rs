@@ -1,11 +1,13 @@
 //! `create ARCHIVE PATH...`: back up files into a new archive, as borg 1.2's `do_create` with
 //! its `FilesystemObjectProcessors`, `MetadataCollector` and `ChunksProcessor`.
 //!
-//! The work is split into steps with plain data handed between them, so that a later version
-//! can run them in parallel:
+//! The work is split into steps with plain data handed between them:
 //! * [`walk`]: walks the paths in borg's order and decides what each object is;
 //! * [`meta`]: collects an object's metadata into an [`Item`];
 //! * [`files`]: reads, chunks and hashes file contents ([`files::HashedChunk`]) and stores them;
+//! * [`pipeline`]: with more than one worker ([`CreateOptions::workers`]), files are read,
+//!   chunked, hashed, compressed and encrypted on worker threads while this thread walks on;
+//!   results are written strictly in walk order, so the archive equals a one-worker run's;
 //! * this module: the archive being written (item stream, statistics, checkpoints, `save`).
 //!
 //! Nothing here prints: per-file status, warnings and progress go to a [`Reporter`].
@@ -312,7 +314,7 @@ pub fn run(
         pipeline::Pipeline::start(
             opts.workers,
             opened.store.encoder(),
-            opts.chunker_params.clone(),
+            opts.chunker_params,
             key.chunk_seed(),
         )
     });

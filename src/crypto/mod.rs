@@ -30,8 +30,7 @@ pub use keyfile::{
 };
 pub use nonce::{
     format_nonce_text, parse_nonce_text, MemoryNonceStore, NonceManager, NonceStore, SharedNonces,
-    StoreError,
-    NONCE_SPACE_RESERVATION,
+    StoreError, NONCE_SPACE_RESERVATION,
 };
 pub use paper::{export_paper, export_qr_html, import_paper, PaperImport, PaperStep};
 pub use passphrase::{

@@ -129,6 +129,9 @@ impl Sink<'_> {
     }
 }
 
+/// A files-cache answer: status letter, the chunks of an unchanged file, path hash, state.
+type Lookup = (char, Option<Vec<ChunkRef>>, [u8; 32], FileStat);
+
 impl Backup<'_, '_> {
     /// Chunks and stores a stream into `item.chunks` (borg's `process_file_chunks`), writing
     /// part files and checkpoints when the interval has passed.
@@ -267,12 +270,7 @@ impl Backup<'_, '_> {
 
     /// The files-cache part of `process_file`: the status letter, the chunks of an unchanged
     /// file (references taken), the path hash and the state to memorise.
-    fn lookup_file(
-        &mut self,
-        path: &[u8],
-        st: &Stat,
-        special: bool,
-    ) -> Option<(char, Option<Vec<ChunkRef>>, [u8; 32], FileStat)> {
+    fn lookup_file(&mut self, path: &[u8], st: &Stat, special: bool) -> Option<Lookup> {
         let sink = self.sink.as_mut()?;
         let fstat = FileStat {
             inode: st.ino,

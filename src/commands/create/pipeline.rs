@@ -150,7 +150,7 @@ pub(super) enum Deferred {
     /// A warning line.
     Warning(String),
     /// A finished item (added to the item stream, then progress).
-    Item(Item),
+    Item(Box<Item>),
     /// A file being read.
     File(Box<PendingFile>),
 }
@@ -193,7 +193,6 @@ impl Pipeline {
             );
             let rx = Arc::clone(&job_rx);
             let tx = chunk_tx.clone();
-            let params = params.clone();
             let b = Arc::clone(&budget);
             threads.push(
                 std::thread::Builder::new()
@@ -337,8 +336,8 @@ fn read_file(
             return Ok(None);
         }
     }
-    let st2 = crate::platform::fs::fstat(fd)
-        .map_err(|e| BackupError::platform("fstat2", &e, None))?;
+    let st2 =
+        crate::platform::fs::fstat(fd).map_err(|e| BackupError::platform("fstat2", &e, None))?;
     Ok(Some(st2.ctime_ns))
 }
 
@@ -667,4 +666,3 @@ pub(super) struct PendingParts {
     /// ctime before reading.
     pub ctime_ns: i64,
 }
-

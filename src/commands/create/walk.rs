@@ -497,7 +497,7 @@ impl Backup<'_, '_> {
             sink.hard_links.insert((st.ino, st.dev), item.path.clone());
         }
         if deferring {
-            self.emit(super::pipeline::Deferred::Item(item));
+            self.emit(super::pipeline::Deferred::Item(Box::new(item)));
             return Ok(());
         }
         sink.add_item(&item)?;
