@@ -44,8 +44,8 @@ pub const BYTES_IN_FLIGHT: u64 = 4 << 20;
 /// so the writer, which only waits for that file, always makes progress.
 #[derive(Default)]
 struct Budget {
-    /// (bytes in flight, sequence number of the oldest pending file)
-    state: Mutex<(u64, u64)>,
+    /// (bytes in flight, sequence number of the oldest pending file, waiting workers)
+    state: Mutex<(u64, u64, u32)>,
     cv: Condvar,
 }
 
@@ -53,7 +53,9 @@ impl Budget {
     fn acquire(&self, seq: u64, bytes: u64) {
         let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
         while !(seq <= g.1 || g.0 == 0 || g.0 + bytes <= BYTES_IN_FLIGHT) {
+            g.2 += 1;
             g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            g.2 -= 1;
         }
         g.0 += bytes;
     }
@@ -61,19 +63,28 @@ impl Budget {
     fn release(&self, bytes: u64) {
         let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
         g.0 = g.0.saturating_sub(bytes);
+        let waiting = g.2 > 0;
         drop(g);
-        self.cv.notify_all();
+        if waiting {
+            self.cv.notify_all();
+        }
     }
 
     fn set_front(&self, seq: u64) {
         let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if g.1 != seq {
             g.1 = seq;
+            let waiting = g.2 > 0;
             drop(g);
-            self.cv.notify_all();
+            if waiting {
+                self.cv.notify_all();
+            }
         }
     }
 }
+
+/// Files up to this size are encoded by the worker that reads them.
+pub const INLINE_SIZE: u64 = 256 * 1024;
 
 /// Environment variable with the worker count (`--workers` wins).
 pub const WORKERS_ENV: &str = "HOARD_WORKERS";
@@ -114,6 +125,8 @@ enum FileMsg {
 
 struct FileJob {
     seq: u64,
+    /// Small file: hash, compress and encrypt on the file worker itself (saves a hand-off).
+    inline: bool,
     file: File,
     sparse: bool,
     tx: SyncSender<FileMsg>,
@@ -194,10 +207,11 @@ impl Pipeline {
             let rx = Arc::clone(&job_rx);
             let tx = chunk_tx.clone();
             let b = Arc::clone(&budget);
+            let enc = encoder.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("hoard-read-{i}"))
-                    .spawn(move || file_worker(&rx, &tx, &b, &params, seed))
+                    .spawn(move || file_worker(&rx, &tx, &b, &enc, &params, seed))
                     .ok(),
             );
         }
@@ -206,7 +220,7 @@ impl Pipeline {
             threads: threads.into_iter().flatten().collect(),
             queue: VecDeque::new(),
             files: 0,
-            max_files: 4 * workers + 4,
+            max_files: 2 * workers + 2,
             max_queue: 4096,
             budget,
             next_seq: 0,
@@ -214,13 +228,14 @@ impl Pipeline {
     }
 
     /// Hands a file to the workers; the returned entry goes into the queue.
-    fn submit(&mut self, file: File, sparse: bool) -> Option<(u64, Receiver<FileMsg>)> {
+    fn submit(&mut self, file: File, sparse: bool, size: u64) -> Option<(u64, Receiver<FileMsg>)> {
         let (tx, rx) = mpsc::sync_channel(CHUNKS_PER_FILE);
         let jobs = self.jobs.as_ref()?;
         let seq = self.next_seq;
         self.next_seq += 1;
         jobs.send(FileJob {
             seq,
+            inline: size <= INLINE_SIZE,
             file,
             sparse,
             tx,
@@ -250,14 +265,16 @@ impl Drop for Pipeline {
 
 /// glibc's malloc gives every thread its own arena and raises its mmap threshold to the
 /// largest block freed; with chunks allocated on one thread and freed on another, each arena
-/// keeps its high-water mark and peak memory grows with the thread count. Two arenas keep it
-/// close to the single-threaded figure.
+/// keeps its high-water mark and peak memory grows with the thread count. One arena, and a
+/// fixed 2 MiB mmap threshold (big chunks and read buffers go straight back to the system when
+/// freed), keep the peak close to what is actually in flight.
 fn limit_allocator_growth() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning parameters; called before the workers
     // start allocating.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
     }
 }
 
@@ -268,17 +285,23 @@ fn chunk_worker(rx: &Mutex<Receiver<ChunkJob>>, enc: &ObjectEncoder) {
             guard.recv()
         };
         let Ok(job) = job else { return };
-        let id = enc.key().id_hash(&job.data);
-        let size = job.data.len();
-        let object = enc.encode_owned(job.data);
-        let _ = job.reply.send(Processed { id, size, object });
+        let _ = job.reply.send(process(enc, job.data));
     }
+}
+
+/// Id hash, compression and encryption of one chunk.
+fn process(enc: &ObjectEncoder, data: Vec<u8>) -> Processed {
+    let id = enc.key().id_hash(&data);
+    let size = data.len();
+    let object = enc.encode_owned(data);
+    Processed { id, size, object }
 }
 
 fn file_worker(
     rx: &Mutex<Receiver<FileJob>>,
     chunks: &Sender<ChunkJob>,
     budget: &Budget,
+    enc: &ObjectEncoder,
     params: &ChunkerParams,
     seed: u32,
 ) {
@@ -289,7 +312,7 @@ fn file_worker(
         };
         let Ok(job) = job else { return };
         let tx = job.tx.clone();
-        let msg = match read_file(job, chunks, budget, params, seed) {
+        let msg = match read_file(job, chunks, budget, enc, params, seed) {
             Ok(Some(ctime)) => FileMsg::Done(ctime),
             Ok(None) => continue, // the writer is gone
             Err(e) => FileMsg::Failed(e),
@@ -303,6 +326,7 @@ fn read_file(
     job: FileJob,
     chunks: &Sender<ChunkJob>,
     budget: &Budget,
+    enc: &ObjectEncoder,
     params: &ChunkerParams,
     seed: u32,
 ) -> Result<Option<i64>, BackupError> {
@@ -325,14 +349,17 @@ fn read_file(
         let chunk = chunk.map_err(|e| BackupError::io("read", &e, None))?;
         budget.acquire(job.seq, chunk.data.len() as u64);
         let (reply, result) = mpsc::sync_channel(1);
-        if chunks
-            .send(ChunkJob {
-                data: chunk.data,
-                reply,
-            })
-            .is_err()
-            || job.tx.send(FileMsg::Chunk(result)).is_err()
-        {
+        let handed = if job.inline {
+            reply.send(process(enc, chunk.data)).is_ok()
+        } else {
+            chunks
+                .send(ChunkJob {
+                    data: chunk.data,
+                    reply,
+                })
+                .is_ok()
+        };
+        if !handed || job.tx.send(FileMsg::Chunk(result)).is_err() {
             return Ok(None);
         }
     }
@@ -620,7 +647,8 @@ impl Backup<'_, '_> {
         let Some(p) = self.pipeline.as_mut() else {
             return false;
         };
-        let Some((seq, rx)) = p.submit(file, sparse) else {
+        let size = pending.fstat.size;
+        let Some((seq, rx)) = p.submit(file, sparse, size) else {
             return false;
         };
         self.emit(Deferred::File(Box::new(PendingFile {
