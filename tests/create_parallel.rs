@@ -225,3 +225,26 @@ fn one_and_four_workers_write_the_same_archives() {
     let rel = src.strip_prefix("/").expect("absolute source");
     tree::assert_same_tree(&src, &out.join(rel));
 }
+
+#[test]
+fn bad_worker_counts_are_refused() {
+    let env = Env::new();
+    let repo = env.path().join("repo");
+    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    std::fs::write(env.path().join("f"), b"x").expect("write");
+    let arch = format!("{}::a", s(&repo));
+    let mut c = env.hoard_cmd();
+    c.env("HOARD_WORKERS", "many").args(["create", &arch, "f"]);
+    let out = c.output().expect("run");
+    assert_ne!(out.status.code(), Some(0));
+    common::assert_one_line_error(&String::from_utf8_lossy(&out.stderr), "HOARD_WORKERS");
+    let r = env.hoard(["--workers", "0", "create", &arch, "f"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    // --workers wins over the environment; the archive is written
+    let mut c = env.hoard_cmd();
+    c.env("HOARD_WORKERS", "many")
+        .args(["--workers", "3", "create", &arch, "f"]);
+    run(c);
+    let list = env.hoard(["list", "--short", &arch]).ok();
+    assert_eq!(list.out(), "f\n");
+}
