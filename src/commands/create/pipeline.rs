@@ -83,6 +83,9 @@ impl Budget {
     }
 }
 
+/// Files up to this size are read and encoded on the walking thread (no hand-off at all).
+pub const HERE_SIZE: u64 = 16 * 1024;
+
 /// Files up to this size are encoded by the worker that reads them.
 pub const INLINE_SIZE: u64 = 256 * 1024;
 
@@ -150,8 +153,11 @@ pub(super) struct PendingFile {
     /// ctime before reading (the "changed while we backed it up" check).
     pub ctime_ns: i64,
     seq: u64,
-    rx: Receiver<FileMsg>,
+    /// None for a file read on the walking thread (its results are in `ready` / `end`).
+    rx: Option<Receiver<FileMsg>>,
     current: Option<Receiver<Processed>>,
+    ready: VecDeque<Processed>,
+    end: Option<Result<i64, BackupError>>,
     from: usize,
     part: u32,
 }
@@ -182,6 +188,9 @@ pub(super) struct Pipeline {
     pub max_queue: usize,
     budget: Arc<Budget>,
     next_seq: u64,
+    encoder: ObjectEncoder,
+    params: ChunkerParams,
+    seed: u32,
 }
 
 impl Pipeline {
@@ -220,10 +229,13 @@ impl Pipeline {
             threads: threads.into_iter().flatten().collect(),
             queue: VecDeque::new(),
             files: 0,
-            max_files: 2 * workers + 2,
+            max_files: 16,
             max_queue: 4096,
             budget,
             next_seq: 0,
+            encoder,
+            params,
+            seed,
         }
     }
 
@@ -368,6 +380,30 @@ fn read_file(
     Ok(Some(st2.ctime_ns))
 }
 
+/// Reads, chunks and encodes a small file on the calling thread.
+fn read_here(
+    file: &File,
+    enc: &ObjectEncoder,
+    params: &ChunkerParams,
+    seed: u32,
+) -> (VecDeque<Processed>, Result<i64, BackupError>) {
+    let mut ready = VecDeque::new();
+    let chunker = match Chunker::new(file, params, seed) {
+        Ok(c) => c,
+        Err(e) => return (ready, Err(BackupError::Other(e.to_string()))),
+    };
+    for chunk in chunker {
+        match chunk {
+            Ok(c) => ready.push_back(process(enc, c.data)),
+            Err(e) => return (ready, Err(BackupError::io("read", &e, None))),
+        }
+    }
+    let end = crate::platform::fs::fstat(file.as_raw_fd())
+        .map(|st| st.ctime_ns)
+        .map_err(|e| BackupError::platform("fstat2", &e, None));
+    (ready, end)
+}
+
 impl Sink<'_> {
     /// Dedups and stores one encoded chunk (in walk order).
     fn store_processed(&mut self, p: Processed) -> Result<ChunkRef, BackupError> {
@@ -496,7 +532,8 @@ impl Backup<'_, '_> {
     /// Writes what has arrived for the oldest file; true when it is finished (and popped).
     fn advance_front_file(&mut self, block: bool) -> bool {
         enum Got {
-            Chunk(Processed),
+            /// A chunk, and whether it counts against the budget.
+            Chunk((Processed, bool)),
             Next,
             End(Result<i64, BackupError>),
             Wait,
@@ -510,10 +547,14 @@ impl Backup<'_, '_> {
                 else {
                     return true;
                 };
-                if let Some(b) = &budget {
+                if let (Some(b), true) = (&budget, pf.rx.is_some()) {
                     b.set_front(pf.seq);
                 }
-                if let Some(rx) = &pf.current {
+                if let Some(processed) = pf.ready.pop_front() {
+                    Got::Chunk((processed, false))
+                } else if pf.rx.is_none() {
+                    Got::End(pf.end.take().unwrap_or(Err(gone())))
+                } else if let Some(rx) = &pf.current {
                     let r = if block {
                         rx.recv().map_err(|_| TryRecvError::Disconnected)
                     } else {
@@ -522,16 +563,16 @@ impl Backup<'_, '_> {
                     match r {
                         Ok(processed) => {
                             pf.current = None;
-                            Got::Chunk(processed)
+                            Got::Chunk((processed, true))
                         }
                         Err(TryRecvError::Empty) => Got::Wait,
                         Err(TryRecvError::Disconnected) => Got::End(Err(gone())),
                     }
-                } else {
+                } else if let Some(rx) = &pf.rx {
                     let r = if block {
-                        pf.rx.recv().map_err(|_| TryRecvError::Disconnected)
+                        rx.recv().map_err(|_| TryRecvError::Disconnected)
                     } else {
-                        pf.rx.try_recv()
+                        rx.try_recv()
                     };
                     match r {
                         Ok(FileMsg::Chunk(rx)) => {
@@ -543,11 +584,13 @@ impl Backup<'_, '_> {
                         Err(TryRecvError::Empty) => Got::Wait,
                         Err(TryRecvError::Disconnected) => Got::End(Err(gone())),
                     }
+                } else {
+                    Got::End(Err(gone()))
                 }
             };
             match got {
-                Got::Chunk(processed) => {
-                    if let Some(p) = self.pipeline.as_ref() {
+                Got::Chunk((processed, counted)) => {
+                    if let (Some(p), true) = (self.pipeline.as_ref(), counted) {
                         p.budget.release(processed.size as u64);
                     }
                     if let Err(e) = self.take_chunk(processed) {
@@ -648,8 +691,15 @@ impl Backup<'_, '_> {
             return false;
         };
         let size = pending.fstat.size;
-        let Some((seq, rx)) = p.submit(file, sparse, size) else {
-            return false;
+        let (seq, rx, ready, end) = if size <= HERE_SIZE && !sparse {
+            // Cheaper here than the hand-offs to and from a worker.
+            let (ready, end) = read_here(&file, &p.encoder, &p.params, p.seed);
+            (u64::MAX, None, ready, Some(end))
+        } else {
+            let Some((seq, rx)) = p.submit(file, sparse, size) else {
+                return false;
+            };
+            (seq, Some(rx), VecDeque::new(), None)
         };
         self.emit(Deferred::File(Box::new(PendingFile {
             item: pending.item,
@@ -660,6 +710,8 @@ impl Backup<'_, '_> {
             seq,
             rx,
             current: None,
+            ready,
+            end,
             from: 0,
             part: 1,
         })));
