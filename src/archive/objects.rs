@@ -2,7 +2,7 @@
 //! are never reused, and the id check on every read (spec §4.5–§4.7).
 
 use crate::compress::{self, Compression};
-use crate::crypto::{Key, NonceManager, NonceStore};
+use crate::crypto::{Key, NonceManager, NonceStore, SharedNonces};
 use crate::repo::{RepoError, Repository};
 
 use super::ArchiveError;
@@ -38,7 +38,7 @@ pub struct ObjectStore {
     pub key: Key,
     /// Compression for objects written from now on.
     pub compression: Compression,
-    nonces: Option<NonceManager>,
+    nonces: SharedNonces,
     local_nonce_file: std::path::PathBuf,
 }
 
@@ -54,7 +54,7 @@ impl ObjectStore {
             repo,
             key,
             compression,
-            nonces: None,
+            nonces: SharedNonces::default(),
             local_nonce_file,
         }
     }
@@ -99,29 +99,43 @@ impl ObjectStore {
         self.seal(&framed)
     }
 
-    fn seal(&mut self, framed: &[u8]) -> Result<Vec<u8>, ArchiveError> {
+    /// Encrypts compression-framed bytes into a repository object, reserving counters (in
+    /// the repository and the local nonce file, before use) when needed.
+    pub fn seal(&mut self, framed: &[u8]) -> Result<Vec<u8>, ArchiveError> {
         if !self.key.key_type().is_encrypting() {
             return Ok(self.key.encrypt(framed, 0));
         }
         let blocks = Key::blocks_for(framed.len());
-        if self.nonces.is_none() {
+        if self.nonces.lock().is_none() {
             let manifest_nonce = match self.get_manifest_object()? {
                 Some(obj) => Key::object_iv(&obj)
                     .map(|iv| iv + Key::blocks_for(obj.len()))
                     .unwrap_or(0),
                 None => 0,
             };
-            self.nonces = Some(NonceManager::new(
+            *self.nonces.lock() = Some(NonceManager::new(
                 self.local_nonce_file.clone(),
                 manifest_nonce,
             ));
         }
-        let nonces = self
-            .nonces
+        let shared = self.nonces.clone();
+        let mut guard = shared.lock();
+        let nonces = guard
             .as_mut()
             .ok_or_else(|| ArchiveError::Corrupt("nonce manager".into()))?;
         let iv = nonces.reserve(&mut RepoNonces(self.repo.as_mut()), blocks)?;
+        drop(guard);
         Ok(self.key.encrypt(framed, iv))
+    }
+
+    /// An encoder for worker threads: compresses like this store and encrypts with counters
+    /// from this store's reservation (see [`ObjectEncoder`]).
+    pub fn encoder(&self) -> ObjectEncoder {
+        ObjectEncoder {
+            key: self.key.clone(),
+            compression: self.compression.clone(),
+            nonces: self.nonces.clone(),
+        }
     }
 
     /// Stores `plaintext` under its id hash; returns (id, stored object length = csize).
@@ -137,5 +151,54 @@ impl ObjectStore {
         let object = self.encode(plaintext)?;
         self.repo.put(&MANIFEST_ID, &object)?;
         Ok(())
+    }
+}
+
+/// What an [`ObjectEncoder`] made of a plaintext.
+#[derive(Debug)]
+pub enum Encoded {
+    /// The finished repository object.
+    Sealed(Vec<u8>),
+    /// Compressed only: the reservation did not cover it, so the repository's owner must
+    /// [`ObjectStore::seal`] it (which extends the reservation first).
+    Framed(Vec<u8>),
+}
+
+/// Compression + encryption without the repository, for worker threads. Counters come from
+/// the store's persisted reservation only ([`SharedNonces::take_reserved`]), so each
+/// encryption gets its own counter and none is used before it is persisted.
+#[derive(Debug, Clone)]
+pub struct ObjectEncoder {
+    key: Key,
+    compression: Compression,
+    nonces: SharedNonces,
+}
+
+impl ObjectEncoder {
+    /// Compresses and, if a counter is available without I/O, encrypts `plaintext`.
+    pub fn encode(&self, plaintext: &[u8]) -> Encoded {
+        self.seal_framed(compress::compress(&self.compression, plaintext))
+    }
+
+    /// Like [`ObjectEncoder::encode`], freeing the plaintext as soon as it is compressed.
+    pub fn encode_owned(&self, plaintext: Vec<u8>) -> Encoded {
+        let framed = compress::compress(&self.compression, &plaintext);
+        drop(plaintext);
+        self.seal_framed(framed)
+    }
+
+    fn seal_framed(&self, framed: Vec<u8>) -> Encoded {
+        if !self.key.key_type().is_encrypting() {
+            return Encoded::Sealed(self.key.encrypt(&framed, 0));
+        }
+        match self.nonces.take_reserved(Key::blocks_for(framed.len())) {
+            Some(iv) => Encoded::Sealed(self.key.encrypt(&framed, iv)),
+            None => Encoded::Framed(framed),
+        }
+    }
+
+    /// The key (for id hashing in the same worker).
+    pub fn key(&self) -> &Key {
+        &self.key
     }
 }

@@ -25,7 +25,7 @@ use fixed::FixedStream;
 
 /// How much the streaming chunkers ask the reader for at a time (on top of one maximum chunk
 /// that may be carried over). Only affects speed, never the boundaries.
-pub const READ_BLOCK_SIZE: usize = 8 << 20;
+pub const READ_BLOCK_SIZE: usize = 2 << 20;
 
 /// What a chunk's bytes are, as borg's chunker flags them (spec §6.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -251,11 +251,11 @@ impl<R: Read> BuzhashStream<R> {
         }
     }
 
-    /// Reads until the buffer holds its full size (2 × max + one read block) or EOF. The
+    /// Reads until the buffer holds its full size (max + two read blocks) or EOF. The
     /// buffer starts small and doubles only while data keeps coming, so a small file never
     /// pays for zeroing a multi-MiB buffer (the bytes read, and so the cuts, are the same).
     fn fill(&mut self) -> io::Result<()> {
-        let target = 2 * self.finder.max_size + READ_BLOCK_SIZE;
+        let target = self.finder.max_size + 2 * READ_BLOCK_SIZE;
         if self.buf.is_empty() {
             self.buf = vec![0; INITIAL_BUFFER.min(target)];
         }

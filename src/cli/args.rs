@@ -105,6 +105,9 @@ pub struct CommonOptions {
     /// write execution profile in Borg format into FILE (accepted, ignored)
     #[arg(long = "debug-profile", global = true, value_name = "FILE")]
     pub debug_profile: Option<String>,
+    /// use N worker threads (hoard only; default: $HOARD_WORKERS, else the number of cores)
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub workers: Option<u64>,
 }
 
 /// borg's `GlobSpec`/`PrefixSpec`/`CommentSpec`: the value with placeholders (`{hostname}`,

@@ -244,6 +244,8 @@ fn options(
         files_cache
     };
     let timestamp = a.timestamp.as_deref().map(parse_timestamp).transpose()?;
+    let workers = crate::commands::create::worker_count(common.workers.map(|n| n as usize))
+        .map_err(CommandError::new)?;
     Ok(CreateOptions {
         archive,
         paths: a.paths.clone(),
@@ -293,6 +295,7 @@ fn options(
             .paths_delimiter
             .as_deref()
             .map_or_else(|| b"\n".to_vec(), eval_escapes),
+        workers,
     })
 }
 

@@ -1,11 +1,13 @@
 //! `create ARCHIVE PATH...`: back up files into a new archive, as borg 1.2's `do_create` with
 //! its `FilesystemObjectProcessors`, `MetadataCollector` and `ChunksProcessor`.
 //!
-//! The work is split into steps with plain data handed between them, so that a later version
-//! can run them in parallel:
+//! The work is split into steps with plain data handed between them:
 //! * [`walk`]: walks the paths in borg's order and decides what each object is;
 //! * [`meta`]: collects an object's metadata into an [`Item`];
 //! * [`files`]: reads, chunks and hashes file contents ([`files::HashedChunk`]) and stores them;
+//! * [`pipeline`]: with more than one worker ([`CreateOptions::workers`]), files are read,
+//!   chunked, hashed, compressed and encrypted on worker threads while this thread walks on;
+//!   results are written strictly in walk order, so the archive equals a one-worker run's;
 //! * this module: the archive being written (item stream, statistics, checkpoints, `save`).
 //!
 //! Nothing here prints: per-file status, warnings and progress go to a [`Reporter`].
@@ -13,6 +15,7 @@
 mod error;
 mod files;
 mod meta;
+mod pipeline;
 mod walk;
 
 use std::collections::{HashMap, HashSet};
@@ -37,6 +40,7 @@ use super::{CommandError, Result};
 
 pub use error::{make_path_safe, normpath, remove_surrogates, show_path, BackupError};
 pub use meta::MetaOptions;
+pub use pipeline::{worker_count, WORKERS_ENV};
 
 /// Where per-file output goes (the CLI prints it borg-style).
 pub trait Reporter {
@@ -115,6 +119,9 @@ pub struct CreateOptions {
     pub sparse: bool,
     /// `--paths-delimiter` (default newline).
     pub paths_delimiter: Vec<u8>,
+    /// Worker threads for reading, chunking, hashing, compressing and encrypting (1: all on
+    /// the main thread, as borg). The archive is the same for any count.
+    pub workers: usize,
 }
 
 /// borg's `Statistics` for the archive being written.
@@ -214,18 +221,33 @@ pub(crate) struct Backup<'a, 'o> {
     fatal: Option<CommandError>,
     skip_inodes: HashSet<(u64, u64)>,
     cwd: Vec<u8>,
+    /// The worker threads and the in-order queue (None: sequential).
+    pipeline: Option<pipeline::Pipeline>,
 }
 
 impl Backup<'_, '_> {
     /// Logs a warning and remembers exit code 1.
     fn warn(&mut self, message: &str) {
         self.warned = true;
-        self.reporter.warning(message);
+        self.note(message);
+    }
+
+    /// Logs a warning line (in walk order) without changing the exit code.
+    fn note(&mut self, message: &str) {
+        if self.deferring() {
+            self.emit(pipeline::Deferred::Warning(message.to_string()));
+        } else {
+            self.reporter.warning(message);
+        }
     }
 
     /// Reports a status letter.
     fn status(&mut self, status: char, path: &[u8]) {
-        self.reporter.file_status(status, path);
+        if self.deferring() {
+            self.emit(pipeline::Deferred::Status(status, path.to_vec()));
+        } else {
+            self.reporter.file_status(status, path);
+        }
     }
 }
 
@@ -253,6 +275,7 @@ pub fn run(
             fatal: None,
             skip_inodes: HashSet::new(),
             cwd,
+            pipeline: None,
         };
         b.add_skip_inodes(loc);
         b.walk_all()?;
@@ -287,6 +310,14 @@ pub fn run(
     )?;
     let key = opened.store.key.clone();
     let checkpoint_name = checkpoint_name(&opened, &name);
+    let pipeline = (opts.workers > 1).then(|| {
+        pipeline::Pipeline::start(
+            opts.workers,
+            opened.store.encoder(),
+            opts.chunker_params,
+            key.chunk_seed(),
+        )
+    });
     let sink = Sink {
         items: ItemStreamWriter::new(key.chunk_seed()),
         key,
@@ -308,9 +339,18 @@ pub fn run(
         fatal: None,
         skip_inodes: HashSet::new(),
         cwd,
+        pipeline,
     };
     b.add_skip_inodes(loc);
-    b.walk_all()?;
+    let walked = b.walk_all();
+    b.drain();
+    let walked = match b.fatal.take() {
+        Some(e) => Err(e),
+        None => walked,
+    };
+    // Workers end before the archive is saved.
+    b.pipeline = None;
+    walked?;
     let warned = b.warned;
     let Some(mut sink) = b.sink.take() else {
         return Err(CommandError::new("internal error: archive writer missing"));

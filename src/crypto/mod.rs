@@ -29,8 +29,8 @@ pub use keyfile::{
     new_key_file_path, new_key_file_path_in, parse_key_file, save_key_file, KEY_FILE_ID,
 };
 pub use nonce::{
-    format_nonce_text, parse_nonce_text, MemoryNonceStore, NonceManager, NonceStore, StoreError,
-    NONCE_SPACE_RESERVATION,
+    format_nonce_text, parse_nonce_text, MemoryNonceStore, NonceManager, NonceStore, SharedNonces,
+    StoreError, NONCE_SPACE_RESERVATION,
 };
 pub use paper::{export_paper, export_qr_html, import_paper, PaperImport, PaperStep};
 pub use passphrase::{

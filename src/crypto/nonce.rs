@@ -82,6 +82,20 @@ impl NonceManager {
         self.end_of_reservation
     }
 
+    /// Like [`NonceManager::reserve`], but only from the space already reserved (and so
+    /// already persisted): `None` when that does not cover `blocks` (then the caller, who
+    /// owns the repository, must call [`NonceManager::reserve`]). Never does I/O.
+    pub fn take_reserved(&mut self, blocks: u64) -> Option<u64> {
+        let end = self.end_of_reservation?;
+        let after = self.next_iv.checked_add(blocks)?;
+        if after > end {
+            return None;
+        }
+        let iv = self.next_iv;
+        self.next_iv = after;
+        Some(iv)
+    }
+
     fn read_local(&self) -> Result<Option<u64>, CryptoError> {
         match std::fs::read_to_string(&self.local_nonce_file) {
             Ok(t) => parse_nonce_text(&t).map(Some),
@@ -118,14 +132,8 @@ impl NonceManager {
     /// `[max(repo, local, manifest, previous end), … + blocks + 2^28)` first: repository file
     /// (compare-and-swap through `store`), then the local file (atomic write).
     pub fn reserve(&mut self, store: &mut dyn NonceStore, blocks: u64) -> Result<u64, CryptoError> {
-        if let Some(end) = self.end_of_reservation {
-            if let Some(after) = self.next_iv.checked_add(blocks) {
-                if after <= end {
-                    let iv = self.next_iv;
-                    self.next_iv = after;
-                    return Ok(iv);
-                }
-            }
+        if let Some(iv) = self.take_reserved(blocks) {
+            return Ok(iv);
         }
         let repo = store
             .get_free_nonce()
@@ -154,6 +162,26 @@ impl NonceManager {
         self.end_of_reservation = Some(end);
         self.next_iv = free + blocks;
         Ok(free)
+    }
+}
+
+/// A [`NonceManager`] shared between threads: the owner of the repository extends the
+/// reservation ([`NonceManager::reserve`]); worker threads encrypting in parallel take unique
+/// counters from what is already reserved ([`SharedNonces::take_reserved`]). Every counter is
+/// handed out exactly once, under the lock.
+#[derive(Debug, Clone, Default)]
+pub struct SharedNonces(std::sync::Arc<std::sync::Mutex<Option<NonceManager>>>);
+
+impl SharedNonces {
+    /// Locks the manager (`None` until the first encryption set it up).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Option<NonceManager>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A counter for an object of `blocks` blocks from the persisted reservation, if it
+    /// covers it (see [`NonceManager::take_reserved`]).
+    pub fn take_reserved(&self, blocks: u64) -> Option<u64> {
+        self.lock().as_mut()?.take_reserved(blocks)
     }
 }
 
@@ -246,6 +274,44 @@ mod tests {
         for w in used.windows(2) {
             assert!(w[0].0 + w[0].1 <= w[1].0, "overlap {w:?}");
         }
+    }
+
+    #[test]
+    fn shared_counters_are_unique_across_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = SharedNonces::default();
+        assert_eq!(shared.take_reserved(1), None, "nothing reserved yet");
+        let mut store = MemoryNonceStore::default();
+        let first = {
+            let mut g = shared.lock();
+            let nm = g.insert(NonceManager::new(dir.path().join("nonce"), 0));
+            nm.reserve(&mut store, 3).unwrap()
+        };
+        assert_eq!(first, 0);
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let s = shared.clone();
+                std::thread::spawn(move || {
+                    (0..500)
+                        .map(|i| {
+                            let blocks = 1 + (i + t) % 3;
+                            (s.take_reserved(blocks).unwrap(), blocks)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut used: Vec<(u64, u64)> = vec![(first, 3)];
+        for h in handles {
+            used.extend(h.join().unwrap());
+        }
+        used.sort();
+        for w in used.windows(2) {
+            assert!(w[0].0 + w[0].1 <= w[1].0, "overlap {w:?}");
+        }
+        // beyond the reservation: refused without I/O
+        assert_eq!(shared.take_reserved(NONCE_SPACE_RESERVATION), None);
+        assert_eq!(store.value, Some(3 + NONCE_SPACE_RESERVATION));
     }
 
     #[test]

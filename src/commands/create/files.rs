@@ -99,7 +99,7 @@ impl Sink<'_> {
 
     /// Writes a part item for the chunks since `from` and a checkpoint (borg's
     /// `write_part_file`); returns the new `from` and part number.
-    fn write_part(
+    pub(super) fn write_part(
         &mut self,
         item: &Item,
         from: usize,
@@ -123,11 +123,14 @@ impl Sink<'_> {
         Ok((len, number + 1))
     }
 
-    fn checkpoint_due(&self, opts: &CreateOptions) -> bool {
+    pub(super) fn checkpoint_due(&self, opts: &CreateOptions) -> bool {
         opts.checkpoint_interval > 0
             && self.last_checkpoint.elapsed().as_secs_f64() > opts.checkpoint_interval as f64
     }
 }
+
+/// A files-cache answer: status letter, the chunks of an unchanged file, path hash, state.
+type Lookup = (char, Option<Vec<ChunkRef>>, [u8; 32], FileStat);
 
 impl Backup<'_, '_> {
     /// Chunks and stores a stream into `item.chunks` (borg's `process_file_chunks`), writing
@@ -167,6 +170,7 @@ impl Backup<'_, '_> {
         item: &mut Item,
         chunker: Chunker<R>,
     ) -> Result<(), BackupError> {
+        self.settle()?;
         let opts = self.opts;
         let Some(sink) = self.sink.as_mut() else {
             return Ok(());
@@ -228,8 +232,11 @@ impl Backup<'_, '_> {
             })?;
         let st = super::walk::update_check(st, &file)?;
         let (mut item, mut status, hardlinked, master) = self.create_helper(path, &st, None, true);
-        meta::simple_attrs(&mut item, &st, &self.opts.meta);
         let special = !st.is_file();
+        if self.pipeline.is_some() && self.sink.is_some() && !special && !hardlinked {
+            return self.process_file_parallel(path, &st, file, item);
+        }
+        meta::simple_attrs(&mut item, &st, &self.opts.meta);
         if special {
             item.mode = S_IFREG | (item.mode & !S_IFMT);
         }
@@ -252,7 +259,7 @@ impl Backup<'_, '_> {
             &self.opts.meta,
         )?;
         for n in notes {
-            self.reporter.warning(&n);
+            self.note(&n);
         }
         if let Some(chunks) = &item.chunks {
             item.size = Some(chunks.iter().map(|c| c.size as u64).sum());
@@ -261,21 +268,10 @@ impl Backup<'_, '_> {
         Ok(status)
     }
 
-    /// The content part of `process_file`: files cache, status, reading, change check.
-    #[allow(clippy::too_many_arguments)]
-    fn file_content(
-        &mut self,
-        item: &mut Item,
-        path: &[u8],
-        st: &Stat,
-        special: bool,
-        file: &File,
-        hardlinked: bool,
-        status: &mut Option<char>,
-    ) -> Result<(), BackupError> {
-        let Some(sink) = self.sink.as_mut() else {
-            return Ok(());
-        };
+    /// The files-cache part of `process_file`: the status letter, the chunks of an unchanged
+    /// file (references taken), the path hash and the state to memorise.
+    fn lookup_file(&mut self, path: &[u8], st: &Stat, special: bool) -> Option<Lookup> {
+        let sink = self.sink.as_mut()?;
         let fstat = FileStat {
             inode: st.ino,
             size: st.size.max(0) as u64,
@@ -303,6 +299,84 @@ impl Backup<'_, '_> {
             'M'
         } else {
             'A'
+        };
+        Some((letter, chunks, path_hash, fstat))
+    }
+
+    /// `process_file` with worker threads: the file is read, chunked, hashed, compressed
+    /// and encrypted by the workers; its item is written in walk order later.
+    fn process_file_parallel(
+        &mut self,
+        path: &[u8],
+        st: &Stat,
+        file: File,
+        mut item: Item,
+    ) -> Result<Option<char>, BackupError> {
+        let fs_path = super::walk::os_path(path);
+        meta::simple_attrs(&mut item, st, &self.opts.meta);
+        let Some((letter, chunks, path_hash, fstat)) = self.lookup_file(path, st, false) else {
+            return Ok(None);
+        };
+        self.status(letter, path);
+        item.hardlink_master = Some(false);
+        let notes = meta::ext_attrs(
+            &mut item,
+            &fs_path,
+            st,
+            Some(file.as_raw_fd()),
+            &self.opts.meta,
+        )?;
+        for n in notes {
+            self.note(&n);
+        }
+        if let Some(c) = chunks {
+            item.size = Some(c.iter().map(|r| r.size as u64).sum());
+            item.chunks = Some(c);
+            if let Some(sink) = self.sink.as_mut() {
+                sink.stats.nfiles += 1;
+            }
+            self.finish_item(item, st, false)?;
+            return Ok(None);
+        }
+        let pending = super::pipeline::PendingParts {
+            item,
+            path: path.to_vec(),
+            path_hash,
+            fstat,
+            ctime_ns: st.ctime_ns,
+        };
+        if !self.queue_file(file, pending) {
+            return Err(BackupError::Fatal(super::CommandError::new(
+                "internal error: the worker threads are gone",
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Writes everything the workers still have queued, so that the next step runs in order;
+    /// a repository failure met meanwhile ends the run.
+    fn settle(&mut self) -> Result<(), BackupError> {
+        self.drain();
+        match self.fatal.take() {
+            Some(e) => Err(BackupError::Fatal(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// The content part of `process_file`: files cache, status, reading, change check.
+    #[allow(clippy::too_many_arguments)]
+    fn file_content(
+        &mut self,
+        item: &mut Item,
+        path: &[u8],
+        st: &Stat,
+        special: bool,
+        file: &File,
+        hardlinked: bool,
+        status: &mut Option<char>,
+    ) -> Result<(), BackupError> {
+        let Some((letter, chunks, path_hash, fstat)) = self.lookup_file(path, st, special) else {
+            return Ok(());
         };
         self.status(letter, path);
         *status = None;
@@ -388,7 +462,7 @@ impl Backup<'_, '_> {
 
 /// After the last chunk of a file that got part files: the final part, then references of
 /// the complete file counted as parts (borg's `process_file_chunks` tail).
-fn finish_parts(
+pub(super) fn finish_parts(
     sink: &mut Sink<'_>,
     item: &Item,
     from: usize,

@@ -489,14 +489,19 @@ impl Backup<'_, '_> {
         master: bool,
     ) -> Result<(), BackupError> {
         let progress = self.opts.progress;
+        let deferring = self.deferring();
         let Some(sink) = self.sink.as_mut() else {
             return Ok(());
         };
-        sink.add_item(&item)?;
-        let stats = sink.stats;
         if master {
             sink.hard_links.insert((st.ino, st.dev), item.path.clone());
         }
+        if deferring {
+            self.emit(super::pipeline::Deferred::Item(Box::new(item)));
+            return Ok(());
+        }
+        sink.add_item(&item)?;
+        let stats = sink.stats;
         if progress {
             self.reporter.progress(&stats, Some(&item.path));
         }
@@ -512,7 +517,7 @@ impl Backup<'_, '_> {
     ) -> Result<(), BackupError> {
         let notes = meta::ext_attrs(item, &os_path(path), st, fd, &self.opts.meta)?;
         for n in notes {
-            self.reporter.warning(&n);
+            self.note(&n);
         }
         Ok(())
     }

@@ -1,0 +1,748 @@
+//! The multi-core part of `create` (DESIGN.md "The create pipeline"):
+//!
+//! * the walk (main thread) stats, looks files up in the files cache, collects metadata and
+//!   opens the files that must be read; unchanged files are never read;
+//! * **file workers** read and chunk one file each (many files in flight) and pass every
+//!   chunk on to
+//! * **chunk workers**, which id-hash, compress and encrypt it (counters from the shared
+//!   reservation, see [`ObjectEncoder`]);
+//! * the main thread consumes the results strictly in walk order ([`Deferred`] queue): dedup
+//!   against the chunk index (so reference counts and "the first one stores it" are exactly
+//!   those of a sequential run), `repo.put` (the repository never leaves this thread), the
+//!   item stream, files cache, status lines and warnings.
+//!
+//! A chunk that turns out to be stored already is dropped after it was encoded (work wasted,
+//! result unchanged). Memory is bounded: at most [`Pipeline::max_files`] files are in flight,
+//! each file's results wait in a channel of [`CHUNKS_PER_FILE`] chunks, and the walk blocks on
+//! the oldest file when the queue is full.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use crate::archive::item::{ChunkRef, Item};
+use crate::archive::objects::{Encoded, ObjectEncoder};
+use crate::archive::ArchiveError;
+use crate::cache::{FileStat, OpStats};
+use crate::chunker::{Chunker, ChunkerParams};
+
+use super::error::{show_path, BackupError};
+use super::{Backup, Sink};
+
+/// Chunks (or chunk promises) a file worker may queue for one file before it waits for the
+/// writer.
+pub const CHUNKS_PER_FILE: usize = 2;
+
+/// Plaintext bytes of chunks handed to the chunk workers but not yet written, beyond which
+/// workers reading files other than the oldest pending one wait (keeps memory flat).
+pub const BYTES_IN_FLIGHT: u64 = 4 << 20;
+
+/// The in-flight byte budget. The worker of the oldest pending file (`front`) never waits,
+/// so the writer, which only waits for that file, always makes progress.
+#[derive(Default)]
+struct Budget {
+    /// (bytes in flight, sequence number of the oldest pending file, waiting workers)
+    state: Mutex<(u64, u64, u32)>,
+    cv: Condvar,
+}
+
+impl Budget {
+    fn acquire(&self, seq: u64, bytes: u64) {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while !(seq <= g.1 || g.0 == 0 || g.0 + bytes <= BYTES_IN_FLIGHT) {
+            g.2 += 1;
+            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            g.2 -= 1;
+        }
+        g.0 += bytes;
+    }
+
+    fn release(&self, bytes: u64) {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        g.0 = g.0.saturating_sub(bytes);
+        let waiting = g.2 > 0;
+        drop(g);
+        if waiting {
+            self.cv.notify_all();
+        }
+    }
+
+    fn set_front(&self, seq: u64) {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if g.1 != seq {
+            g.1 = seq;
+            let waiting = g.2 > 0;
+            drop(g);
+            if waiting {
+                self.cv.notify_all();
+            }
+        }
+    }
+}
+
+/// Files up to this size are read and encoded on the walking thread (no hand-off at all).
+pub const HERE_SIZE: u64 = 16 * 1024;
+
+/// Files up to this size are encoded by the worker that reads them.
+pub const INLINE_SIZE: u64 = 256 * 1024;
+
+/// Environment variable with the worker count (`--workers` wins).
+pub const WORKERS_ENV: &str = "HOARD_WORKERS";
+
+/// The worker count: `--workers`, else `HOARD_WORKERS`, else the number of cores. 1 means
+/// the sequential code path. An invalid `HOARD_WORKERS` is an error.
+pub fn worker_count(option: Option<usize>) -> Result<usize, String> {
+    if let Some(n) = option {
+        return Ok(n.max(1));
+    }
+    match std::env::var(WORKERS_ENV) {
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(format!(
+                "{WORKERS_ENV}: invalid worker count {v:?} (expected a number >= 1)"
+            )),
+        },
+        _ => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+/// One chunk, encoded by a chunk worker.
+struct Processed {
+    id: [u8; 32],
+    size: usize,
+    object: Encoded,
+}
+
+/// What a file worker reports for its file, in order.
+enum FileMsg {
+    /// The next chunk (its result arrives on the receiver).
+    Chunk(Receiver<Processed>),
+    /// The file was read to the end; its ctime after reading.
+    Done(i64),
+    /// Reading failed.
+    Failed(BackupError),
+}
+
+struct FileJob {
+    seq: u64,
+    /// Small file: hash, compress and encrypt on the file worker itself (saves a hand-off).
+    inline: bool,
+    file: File,
+    sparse: bool,
+    tx: SyncSender<FileMsg>,
+}
+
+struct ChunkJob {
+    data: Vec<u8>,
+    reply: SyncSender<Processed>,
+}
+
+/// A file whose contents are being read by the workers.
+pub(super) struct PendingFile {
+    /// The item, complete but for `chunks`/`size`.
+    pub item: Item,
+    /// The path as walked (status lines, warnings).
+    pub path: Vec<u8>,
+    /// Files cache key and state.
+    pub path_hash: [u8; 32],
+    /// Files cache state before reading.
+    pub fstat: FileStat,
+    /// ctime before reading (the "changed while we backed it up" check).
+    pub ctime_ns: i64,
+    seq: u64,
+    /// None for a file read on the walking thread (its results are in `ready` / `end`).
+    rx: Option<Receiver<FileMsg>>,
+    current: Option<Receiver<Processed>>,
+    ready: VecDeque<Processed>,
+    end: Option<Result<i64, BackupError>>,
+    from: usize,
+    part: u32,
+}
+
+/// Something the walk produced that must reach the archive or the user in walk order.
+pub(super) enum Deferred {
+    /// A status line.
+    Status(char, Vec<u8>),
+    /// A warning line.
+    Warning(String),
+    /// A finished item (added to the item stream, then progress).
+    Item(Box<Item>),
+    /// A file being read.
+    File(Box<PendingFile>),
+}
+
+/// The worker threads and the queue of results waiting to be written in order.
+pub(super) struct Pipeline {
+    jobs: Option<Sender<FileJob>>,
+    threads: Vec<JoinHandle<()>>,
+    /// Results in walk order.
+    pub queue: VecDeque<Deferred>,
+    /// Files in the queue.
+    files: usize,
+    /// Most files in flight.
+    pub max_files: usize,
+    /// Most queued entries.
+    pub max_queue: usize,
+    budget: Arc<Budget>,
+    next_seq: u64,
+    encoder: ObjectEncoder,
+    params: ChunkerParams,
+    seed: u32,
+}
+
+impl Pipeline {
+    /// Starts `workers` file workers and `workers` chunk workers.
+    pub fn start(workers: usize, encoder: ObjectEncoder, params: ChunkerParams, seed: u32) -> Self {
+        let workers = workers.max(1);
+        limit_allocator_growth();
+        let (chunk_tx, chunk_rx) = mpsc::channel::<ChunkJob>();
+        let chunk_rx = Arc::new(Mutex::new(chunk_rx));
+        let (job_tx, job_rx) = mpsc::channel::<FileJob>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let budget = Arc::new(Budget::default());
+        let mut threads = Vec::new();
+        for i in 0..workers {
+            let rx = Arc::clone(&chunk_rx);
+            let enc = encoder.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("hoard-chunk-{i}"))
+                    .spawn(move || chunk_worker(&rx, &enc))
+                    .ok(),
+            );
+            let rx = Arc::clone(&job_rx);
+            let tx = chunk_tx.clone();
+            let b = Arc::clone(&budget);
+            let enc = encoder.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("hoard-read-{i}"))
+                    .spawn(move || file_worker(&rx, &tx, &b, &enc, &params, seed))
+                    .ok(),
+            );
+        }
+        Pipeline {
+            jobs: Some(job_tx),
+            threads: threads.into_iter().flatten().collect(),
+            queue: VecDeque::new(),
+            files: 0,
+            max_files: 16,
+            max_queue: 4096,
+            budget,
+            next_seq: 0,
+            encoder,
+            params,
+            seed,
+        }
+    }
+
+    /// Hands a file to the workers; the returned entry goes into the queue.
+    fn submit(&mut self, file: File, sparse: bool, size: u64) -> Option<(u64, Receiver<FileMsg>)> {
+        let (tx, rx) = mpsc::sync_channel(CHUNKS_PER_FILE);
+        let jobs = self.jobs.as_ref()?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        jobs.send(FileJob {
+            seq,
+            inline: size <= INLINE_SIZE,
+            file,
+            sparse,
+            tx,
+        })
+        .ok()?;
+        Some((seq, rx))
+    }
+
+    /// True when the oldest entry must be written before more is queued.
+    pub fn full(&self) -> bool {
+        self.files >= self.max_files || self.queue.len() >= self.max_queue
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        // Receivers first (workers blocked on a full file channel give up), then the job
+        // queue (workers run out of work and end).
+        self.queue.clear();
+        self.budget.set_front(u64::MAX);
+        self.jobs = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// glibc's malloc gives every thread its own arena and raises its mmap threshold to the
+/// largest block freed; with chunks allocated on one thread and freed on another, each arena
+/// keeps its high-water mark and peak memory grows with the thread count. One arena, and a
+/// fixed 2 MiB mmap threshold (big chunks and read buffers go straight back to the system when
+/// freed), keep the peak close to what is actually in flight.
+fn limit_allocator_growth() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning parameters; called before the workers
+    // start allocating.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
+fn chunk_worker(rx: &Mutex<Receiver<ChunkJob>>, enc: &ObjectEncoder) {
+    loop {
+        let job = {
+            let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
+            guard.recv()
+        };
+        let Ok(job) = job else { return };
+        let _ = job.reply.send(process(enc, job.data));
+    }
+}
+
+/// Id hash, compression and encryption of one chunk.
+fn process(enc: &ObjectEncoder, data: Vec<u8>) -> Processed {
+    let id = enc.key().id_hash(&data);
+    let size = data.len();
+    let object = enc.encode_owned(data);
+    Processed { id, size, object }
+}
+
+fn file_worker(
+    rx: &Mutex<Receiver<FileJob>>,
+    chunks: &Sender<ChunkJob>,
+    budget: &Budget,
+    enc: &ObjectEncoder,
+    params: &ChunkerParams,
+    seed: u32,
+) {
+    loop {
+        let job = {
+            let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
+            guard.recv()
+        };
+        let Ok(job) = job else { return };
+        let tx = job.tx.clone();
+        let msg = match read_file(job, chunks, budget, enc, params, seed) {
+            Ok(Some(ctime)) => FileMsg::Done(ctime),
+            Ok(None) => continue, // the writer is gone
+            Err(e) => FileMsg::Failed(e),
+        };
+        let _ = tx.send(msg);
+    }
+}
+
+/// Reads and chunks one file; `Ok(None)` when the writer stopped listening.
+fn read_file(
+    job: FileJob,
+    chunks: &Sender<ChunkJob>,
+    budget: &Budget,
+    enc: &ObjectEncoder,
+    params: &ChunkerParams,
+    seed: u32,
+) -> Result<Option<i64>, BackupError> {
+    let fd = job.file.as_raw_fd();
+    let chunker = if job.sparse {
+        let owned = job
+            .file
+            .try_clone()
+            .map_err(|e| BackupError::io("read", &e, None))?;
+        Chunker::new_sparse(owned, params, seed)
+    } else {
+        let owned = job
+            .file
+            .try_clone()
+            .map_err(|e| BackupError::io("read", &e, None))?;
+        Chunker::new(owned, params, seed)
+    }
+    .map_err(|e| BackupError::Other(e.to_string()))?;
+    for chunk in chunker {
+        let chunk = chunk.map_err(|e| BackupError::io("read", &e, None))?;
+        budget.acquire(job.seq, chunk.data.len() as u64);
+        let (reply, result) = mpsc::sync_channel(1);
+        let handed = if job.inline {
+            reply.send(process(enc, chunk.data)).is_ok()
+        } else {
+            chunks
+                .send(ChunkJob {
+                    data: chunk.data,
+                    reply,
+                })
+                .is_ok()
+        };
+        if !handed || job.tx.send(FileMsg::Chunk(result)).is_err() {
+            return Ok(None);
+        }
+    }
+    let st2 =
+        crate::platform::fs::fstat(fd).map_err(|e| BackupError::platform("fstat2", &e, None))?;
+    Ok(Some(st2.ctime_ns))
+}
+
+/// Reads, chunks and encodes a small file on the calling thread.
+fn read_here(
+    file: &File,
+    enc: &ObjectEncoder,
+    params: &ChunkerParams,
+    seed: u32,
+) -> (VecDeque<Processed>, Result<i64, BackupError>) {
+    let mut ready = VecDeque::new();
+    let chunker = match Chunker::new(file, params, seed) {
+        Ok(c) => c,
+        Err(e) => return (ready, Err(BackupError::Other(e.to_string()))),
+    };
+    for chunk in chunker {
+        match chunk {
+            Ok(c) => ready.push_back(process(enc, c.data)),
+            Err(e) => return (ready, Err(BackupError::io("read", &e, None))),
+        }
+    }
+    let end = crate::platform::fs::fstat(file.as_raw_fd())
+        .map(|st| st.ctime_ns)
+        .map_err(|e| BackupError::platform("fstat2", &e, None));
+    (ready, end)
+}
+
+impl Sink<'_> {
+    /// Dedups and stores one encoded chunk (in walk order).
+    fn store_processed(&mut self, p: Processed) -> Result<ChunkRef, BackupError> {
+        let mut op = OpStats::default();
+        let r = match self.cache.chunk_incref(&p.id, &mut op) {
+            Some(r) => r,
+            None => {
+                let object = match p.object {
+                    Encoded::Sealed(o) => o,
+                    Encoded::Framed(f) => self.opened.store.seal(&f)?,
+                };
+                self.opened
+                    .store
+                    .repo
+                    .put(&p.id, &object)
+                    .map_err(ArchiveError::from)?;
+                let (size, csize) = (p.size as u32, object.len() as u32);
+                self.cache.record_new_chunk(&p.id, size, csize, &mut op);
+                ChunkRef {
+                    id: p.id,
+                    size,
+                    csize,
+                }
+            }
+        };
+        self.stats.add_op(&op);
+        Ok(r)
+    }
+}
+
+impl Backup<'_, '_> {
+    /// True when results are waiting to be written in order (new output must queue behind).
+    pub(super) fn deferring(&self) -> bool {
+        self.pipeline.as_ref().is_some_and(|p| !p.queue.is_empty())
+    }
+
+    /// Queues an entry behind the pending files, or handles it now when nothing is pending.
+    pub(super) fn emit(&mut self, d: Deferred) {
+        match self.pipeline.as_mut() {
+            Some(p) if !p.queue.is_empty() || matches!(d, Deferred::File(_)) => {
+                if matches!(d, Deferred::File(_)) {
+                    p.files += 1;
+                }
+                p.queue.push_back(d);
+                self.pump(false);
+            }
+            _ => self.handle(d),
+        }
+    }
+
+    /// Handles a ready entry.
+    fn handle(&mut self, d: Deferred) {
+        match d {
+            Deferred::Status(c, p) => self.reporter.file_status(c, &p),
+            Deferred::Warning(m) => self.reporter.warning(&m),
+            Deferred::Item(item) => {
+                if let Err(e) = self.add_item_now(&item) {
+                    self.file_failed(&item.path, e);
+                }
+            }
+            Deferred::File(_) => {}
+        }
+    }
+
+    fn add_item_now(&mut self, item: &Item) -> Result<(), BackupError> {
+        let progress = self.opts.progress;
+        let Some(sink) = self.sink.as_mut() else {
+            return Ok(());
+        };
+        sink.add_item(item)?;
+        let stats = sink.stats;
+        if progress {
+            self.reporter.progress(&stats, Some(&item.path));
+        }
+        Ok(())
+    }
+
+    /// A failure found while writing an entry: fatal ones end the run, others are warnings.
+    fn file_failed(&mut self, path: &[u8], e: BackupError) {
+        match e {
+            BackupError::Fatal(e) => {
+                if self.fatal.is_none() {
+                    self.fatal = Some(e);
+                }
+            }
+            e => {
+                self.warned = true;
+                self.reporter.warning(&format!("{}: {e}", show_path(path)));
+                self.reporter.file_status('E', path);
+            }
+        }
+    }
+
+    /// Writes queued entries in order: everything ready; with `block`, or while the queue is
+    /// over its bounds, waits for the oldest file.
+    pub(super) fn pump(&mut self, block: bool) {
+        loop {
+            let Some(p) = self.pipeline.as_mut() else {
+                return;
+            };
+            let must_wait = block || p.full();
+            let Some(front) = p.queue.front_mut() else {
+                return;
+            };
+            match front {
+                Deferred::File(_) => {
+                    if self.fatal.is_some() {
+                        // Nothing more is written once the run failed.
+                        p.queue.clear();
+                        p.files = 0;
+                        return;
+                    }
+                    if !self.advance_front_file(must_wait) {
+                        return;
+                    }
+                }
+                _ => {
+                    if let Some(d) = p.queue.pop_front() {
+                        self.handle(d);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes what has arrived for the oldest file; true when it is finished (and popped).
+    fn advance_front_file(&mut self, block: bool) -> bool {
+        enum Got {
+            /// A chunk, and whether it counts against the budget.
+            Chunk((Processed, bool)),
+            Next,
+            End(Result<i64, BackupError>),
+            Wait,
+        }
+        let gone = || BackupError::Other("internal error: a worker thread ended".into());
+        let budget = self.pipeline.as_ref().map(|p| Arc::clone(&p.budget));
+        loop {
+            let got = {
+                let Some(Deferred::File(pf)) =
+                    self.pipeline.as_mut().and_then(|p| p.queue.front_mut())
+                else {
+                    return true;
+                };
+                if let (Some(b), true) = (&budget, pf.rx.is_some()) {
+                    b.set_front(pf.seq);
+                }
+                if let Some(processed) = pf.ready.pop_front() {
+                    Got::Chunk((processed, false))
+                } else if pf.rx.is_none() {
+                    Got::End(pf.end.take().unwrap_or(Err(gone())))
+                } else if let Some(rx) = &pf.current {
+                    let r = if block {
+                        rx.recv().map_err(|_| TryRecvError::Disconnected)
+                    } else {
+                        rx.try_recv()
+                    };
+                    match r {
+                        Ok(processed) => {
+                            pf.current = None;
+                            Got::Chunk((processed, true))
+                        }
+                        Err(TryRecvError::Empty) => Got::Wait,
+                        Err(TryRecvError::Disconnected) => Got::End(Err(gone())),
+                    }
+                } else if let Some(rx) = &pf.rx {
+                    let r = if block {
+                        rx.recv().map_err(|_| TryRecvError::Disconnected)
+                    } else {
+                        rx.try_recv()
+                    };
+                    match r {
+                        Ok(FileMsg::Chunk(rx)) => {
+                            pf.current = Some(rx);
+                            Got::Next
+                        }
+                        Ok(FileMsg::Done(ctime)) => Got::End(Ok(ctime)),
+                        Ok(FileMsg::Failed(e)) => Got::End(Err(e)),
+                        Err(TryRecvError::Empty) => Got::Wait,
+                        Err(TryRecvError::Disconnected) => Got::End(Err(gone())),
+                    }
+                } else {
+                    Got::End(Err(gone()))
+                }
+            };
+            match got {
+                Got::Chunk((processed, counted)) => {
+                    if let (Some(p), true) = (self.pipeline.as_ref(), counted) {
+                        p.budget.release(processed.size as u64);
+                    }
+                    if let Err(e) = self.take_chunk(processed) {
+                        self.finish_front(Err(e));
+                        return true;
+                    }
+                }
+                Got::Next => {}
+                Got::End(r) => {
+                    self.finish_front(r);
+                    return true;
+                }
+                Got::Wait => return false,
+            }
+        }
+    }
+
+    /// Stores a chunk of the oldest file (with part files at checkpoints, as sequentially).
+    fn take_chunk(&mut self, processed: Processed) -> Result<(), BackupError> {
+        let opts = self.opts;
+        let (Some(sink), Some(p)) = (self.sink.as_mut(), self.pipeline.as_mut()) else {
+            return Ok(());
+        };
+        let Some(Deferred::File(pf)) = p.queue.front_mut() else {
+            return Ok(());
+        };
+        let r = sink.store_processed(processed)?;
+        pf.item.chunks.get_or_insert_with(Vec::new).push(r);
+        if opts.progress {
+            let stats = sink.stats;
+            self.reporter.progress(&stats, Some(&pf.item.path));
+        }
+        if sink.checkpoint_due(opts) {
+            (pf.from, pf.part) = sink.write_part(&pf.item, pf.from, pf.part, opts)?;
+        }
+        Ok(())
+    }
+
+    /// Completes the oldest file: part-file tail, files cache, item, status.
+    fn finish_front(&mut self, result: Result<i64, BackupError>) {
+        let Some(p) = self.pipeline.as_mut() else {
+            return;
+        };
+        let Some(Deferred::File(pf)) = p.queue.pop_front() else {
+            return;
+        };
+        p.files = p.files.saturating_sub(1);
+        let mut pf = *pf;
+        let outcome = (|| -> Result<bool, BackupError> {
+            let ctime = result?;
+            let opts = self.opts;
+            let Some(sink) = self.sink.as_mut() else {
+                return Ok(false);
+            };
+            if pf.item.chunks.is_none() {
+                pf.item.chunks = Some(Vec::new());
+            }
+            if pf.part > 1 {
+                super::files::finish_parts(sink, &pf.item, pf.from, pf.part, opts)?;
+            }
+            let changed = ctime != pf.ctime_ns;
+            if !changed {
+                let ids = pf
+                    .item
+                    .chunks
+                    .as_ref()
+                    .map(|c| c.iter().map(|r| r.id).collect())
+                    .unwrap_or_default();
+                sink.cache.memorize_file(&pf.path_hash, &pf.fstat, ids);
+            }
+            sink.stats.nfiles += 1;
+            pf.item.size = pf
+                .item
+                .chunks
+                .as_ref()
+                .map(|c| c.iter().map(|r| r.size as u64).sum());
+            self.add_item_now(&pf.item)?;
+            Ok(changed)
+        })();
+        match outcome {
+            Ok(true) => {
+                self.warned = true;
+                self.reporter.warning(&format!(
+                    "{}: file changed while we backed it up",
+                    show_path(&pf.path)
+                ));
+                self.reporter.file_status('C', &pf.path);
+            }
+            Ok(false) => {}
+            Err(e) => self.file_failed(&pf.path, e),
+        }
+    }
+
+    /// Queues a regular file for the workers (its status line and notes are queued already).
+    pub(super) fn queue_file(&mut self, file: File, pending: PendingParts) -> bool {
+        let sparse = self.opts.sparse;
+        let Some(p) = self.pipeline.as_mut() else {
+            return false;
+        };
+        let size = pending.fstat.size;
+        let (seq, rx, ready, end) = if size <= HERE_SIZE && !sparse {
+            // Cheaper here than the hand-offs to and from a worker.
+            let (ready, end) = read_here(&file, &p.encoder, &p.params, p.seed);
+            (u64::MAX, None, ready, Some(end))
+        } else {
+            let Some((seq, rx)) = p.submit(file, sparse, size) else {
+                return false;
+            };
+            (seq, Some(rx), VecDeque::new(), None)
+        };
+        self.emit(Deferred::File(Box::new(PendingFile {
+            item: pending.item,
+            path: pending.path,
+            path_hash: pending.path_hash,
+            fstat: pending.fstat,
+            ctime_ns: pending.ctime_ns,
+            seq,
+            rx,
+            current: None,
+            ready,
+            end,
+            from: 0,
+            part: 1,
+        })));
+        true
+    }
+
+    /// Writes everything queued (end of the walk, or before a step that must run in order
+    /// with nothing pending).
+    pub(super) fn drain(&mut self) {
+        while self.deferring() {
+            self.pump(true);
+            if self.fatal.is_some() {
+                if let Some(p) = self.pipeline.as_mut() {
+                    p.queue.clear();
+                    p.files = 0;
+                }
+            }
+        }
+    }
+}
+
+/// What [`Backup::queue_file`] needs besides the open file.
+pub(super) struct PendingParts {
+    /// The item without chunks.
+    pub item: Item,
+    /// The path as walked.
+    pub path: Vec<u8>,
+    /// Files cache key.
+    pub path_hash: [u8; 32],
+    /// Files cache state.
+    pub fstat: FileStat,
+    /// ctime before reading.
+    pub ctime_ns: i64,
+}
