@@ -1,0 +1,321 @@
+//! Reading many objects fast: raw object bytes are fetched on the calling thread in batches
+//! (`Repository::get_many`, which pipelines requests to a remote repository) and handed to a
+//! pool of workers that decrypt, decompress and id-check them; results come back in the order
+//! the objects were asked for. The repository never leaves the calling thread; workers only
+//! see the key and the bytes.
+//!
+//! Memory stays bounded: objects are fetched only while the bytes fetched but not yet taken by
+//! the caller stay below a budget.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::crypto::Key;
+use crate::repo::{RepoError, Repository};
+
+/// Turns one raw object into the caller's result (decrypt, decompress, id check, ...).
+/// Arguments: the key, the object id, the raw object, the plaintext size hint.
+pub type DecodeFn<T> = fn(&Key, &[u8; 32], &[u8], Option<usize>) -> T;
+
+struct Job {
+    seq: u64,
+    id: [u8; 32],
+    object: Vec<u8>,
+    hint: Option<usize>,
+}
+
+/// A pool of decoding workers. With one worker, decoding runs on the calling thread.
+pub struct DecodePool<T: Send + 'static> {
+    key: Arc<Key>,
+    decode: DecodeFn<T>,
+    jobs: Option<mpsc::Sender<Job>>,
+    results: Option<mpsc::Receiver<(u64, T)>>,
+    inline: VecDeque<(u64, T)>,
+    outstanding: usize,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl<T: Send + 'static> DecodePool<T> {
+    /// Starts `workers` threads (none when `workers <= 1`: decoding then happens inline).
+    pub fn new(key: Key, workers: usize, decode: DecodeFn<T>) -> Self {
+        let key = Arc::new(key);
+        let mut pool = DecodePool {
+            key,
+            decode,
+            jobs: None,
+            results: None,
+            inline: VecDeque::new(),
+            outstanding: 0,
+            handles: Vec::new(),
+        };
+        if workers > 1 {
+            let (job_tx, job_rx) = mpsc::channel::<Job>();
+            let (res_tx, res_rx) = mpsc::channel::<(u64, T)>();
+            let job_rx = Arc::new(Mutex::new(job_rx));
+            for _ in 0..workers {
+                let job_rx = Arc::clone(&job_rx);
+                let res_tx = res_tx.clone();
+                let key = Arc::clone(&pool.key);
+                let handle = std::thread::spawn(move || loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let out = decode(&key, &job.id, &job.object, job.hint);
+                    drop(job.object);
+                    if res_tx.send((job.seq, out)).is_err() {
+                        return;
+                    }
+                });
+                pool.handles.push(handle);
+            }
+            pool.jobs = Some(job_tx);
+            pool.results = Some(res_rx);
+        }
+        pool
+    }
+
+    /// Queues one object for decoding.
+    pub fn submit(&mut self, seq: u64, id: [u8; 32], object: Vec<u8>, hint: Option<usize>) {
+        self.outstanding += 1;
+        if let Some(tx) = &self.jobs {
+            let job = Job {
+                seq,
+                id,
+                object,
+                hint,
+            };
+            if let Err(mpsc::SendError(job)) = tx.send(job) {
+                // all workers are gone (a worker panicked): decode here
+                let out = (self.decode)(&self.key, &job.id, &job.object, job.hint);
+                self.inline.push_back((job.seq, out));
+            }
+        } else {
+            let out = (self.decode)(&self.key, &id, &object, hint);
+            self.inline.push_back((seq, out));
+        }
+    }
+
+    /// The next finished result (any order), waiting for one; `None` when nothing is queued.
+    pub fn recv(&mut self) -> Option<(u64, T)> {
+        if self.outstanding == 0 {
+            return None;
+        }
+        let got = match self.inline.pop_front() {
+            Some(r) => Some(r),
+            None => self.results.as_ref().and_then(|rx| rx.recv().ok()),
+        };
+        if got.is_some() {
+            self.outstanding -= 1;
+        }
+        got
+    }
+}
+
+impl<T: Send + 'static> Drop for DecodePool<T> {
+    fn drop(&mut self) {
+        self.jobs = None;
+        // Drain remaining results so workers blocked on nothing can exit; then join.
+        self.results = None;
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// One object to read, in the order the caller will take it.
+struct Planned {
+    seq: u64,
+    id: [u8; 32],
+    hint: Option<usize>,
+}
+
+/// Reads planned objects ahead of the caller: the caller [`plan`](Prefetcher::plan)s objects
+/// in the order it will [`take`](Prefetcher::take) them, and may [`skip_to`](Prefetcher::skip_to)
+/// past planned objects it no longer needs. Results are `Err` for objects the repository could
+/// not deliver (the error of a single `get`) and the decode function's output otherwise.
+pub struct Prefetcher<T: Send + 'static> {
+    pool: DecodePool<T>,
+    planned: VecDeque<Planned>,
+    next_seq: u64,
+    cursor: u64,
+    ready: HashMap<u64, Result<T, RepoError>>,
+    /// Byte cost of every fetched object not yet taken or skipped, by sequence number.
+    costs: HashMap<u64, usize>,
+    in_flight: usize,
+    /// Sum of the size hints of the planned objects not fetched yet.
+    planned_bytes: usize,
+    budget: usize,
+    batch: usize,
+}
+
+/// The default read-ahead budget: bytes of objects fetched but not yet taken.
+pub const DEFAULT_BUDGET: usize = 32 * 1024 * 1024;
+
+impl<T: Send + 'static> Prefetcher<T> {
+    /// A prefetcher decoding with `workers` workers and reading at most `budget` bytes ahead.
+    pub fn new(key: Key, workers: usize, budget: usize, decode: DecodeFn<T>) -> Self {
+        Prefetcher {
+            pool: DecodePool::new(key, workers, decode),
+            planned: VecDeque::new(),
+            next_seq: 0,
+            cursor: 0,
+            ready: HashMap::new(),
+            costs: HashMap::new(),
+            in_flight: 0,
+            planned_bytes: 0,
+            budget: budget.max(1),
+            batch: if workers > 1 { 64 } else { 1 },
+        }
+    }
+
+    /// Plans one object; returns its sequence number (consecutive from 0).
+    pub fn plan(&mut self, id: [u8; 32], hint: Option<usize>) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.planned_bytes += hint.unwrap_or(0);
+        self.planned.push_back(Planned { seq, id, hint });
+        seq
+    }
+
+    /// The sequence number the next [`take`](Prefetcher::take) returns.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Objects planned but not yet taken or skipped.
+    pub fn pending(&self) -> u64 {
+        self.next_seq - self.cursor
+    }
+
+    /// Bytes fetched and not yet taken.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// True when planning more would not start more reads now (the budget is used up by
+    /// already planned objects). Uses the size hints of objects not fetched yet.
+    pub fn is_full(&self) -> bool {
+        self.in_flight + self.planned_bytes >= self.budget
+    }
+
+    /// Drops planned objects before `seq` that were not taken.
+    pub fn skip_to(&mut self, seq: u64) {
+        while self.cursor < seq {
+            let s = self.cursor;
+            self.release(s);
+            self.ready.remove(&s);
+            self.cursor += 1;
+        }
+        while self.planned.front().is_some_and(|p| p.seq < seq) {
+            if let Some(p) = self.planned.pop_front() {
+                self.planned_bytes -= p.hint.unwrap_or(0);
+            }
+        }
+    }
+
+    fn release(&mut self, seq: u64) {
+        if let Some(c) = self.costs.remove(&seq) {
+            self.in_flight -= c;
+        }
+    }
+
+    /// Fetches the next batch of planned objects (if the budget allows, or if nothing is in
+    /// flight) and submits them to the workers. Returns false if nothing was fetched.
+    /// When a batch fails, its objects are fetched one at a time so that each error
+    /// (I/O errors included) becomes the result of the object it concerns.
+    fn fetch_batch(&mut self, repo: &mut dyn Repository) -> Result<bool, RepoError> {
+        if self.planned.is_empty() || (self.in_flight >= self.budget && !self.costs.is_empty()) {
+            return Ok(false);
+        }
+        let mut batch: Vec<Planned> = Vec::new();
+        let mut est = 0usize;
+        while let Some(p) = self.planned.front() {
+            if !batch.is_empty()
+                && (batch.len() >= self.batch
+                    || self.in_flight + est + p.hint.unwrap_or(0) > self.budget)
+            {
+                break;
+            }
+            est += p.hint.unwrap_or(0);
+            if let Some(p) = self.planned.pop_front() {
+                self.planned_bytes -= p.hint.unwrap_or(0);
+                batch.push(p);
+            }
+        }
+        let ids: Vec<[u8; 32]> = batch.iter().map(|p| p.id).collect();
+        let objects: Vec<Result<Vec<u8>, RepoError>> = match repo.get_many(&ids) {
+            Ok(objs) if objs.len() == ids.len() => objs.into_iter().map(Ok).collect(),
+            Ok(_) | Err(_) => {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    out.push(repo.get(id));
+                }
+                out
+            }
+        };
+        for (p, obj) in batch.into_iter().zip(objects) {
+            match obj {
+                Ok(object) => {
+                    let cost = object.len().max(p.hint.unwrap_or(0));
+                    self.costs.insert(p.seq, cost);
+                    self.in_flight += cost;
+                    self.pool.submit(p.seq, p.id, object, p.hint);
+                }
+                Err(e) => {
+                    self.ready.insert(p.seq, Err(e));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Starts reads up to the budget without waiting for results.
+    pub fn pump(&mut self, repo: &mut dyn Repository) -> Result<(), RepoError> {
+        while self.fetch_batch(repo)? {}
+        Ok(())
+    }
+
+    /// The result for the next planned object (in plan order); `None` when nothing is
+    /// planned. The outer `Err` means the decoding workers are gone.
+    #[allow(clippy::type_complexity)]
+    pub fn take(
+        &mut self,
+        repo: &mut dyn Repository,
+    ) -> Result<Option<Result<T, RepoError>>, RepoError> {
+        if self.cursor >= self.next_seq {
+            return Ok(None);
+        }
+        let seq = self.cursor;
+        loop {
+            if let Some(r) = self.ready.remove(&seq) {
+                self.release(seq);
+                self.cursor += 1;
+                self.pump(repo)?;
+                return Ok(Some(r));
+            }
+            self.pump(repo)?;
+            if self.ready.contains_key(&seq) {
+                continue;
+            }
+            match self.pool.recv() {
+                Some((s, out)) => {
+                    if s >= self.cursor {
+                        self.ready.insert(s, Ok(out));
+                    }
+                }
+                None => {
+                    // not fetched yet and nothing outstanding: fetch it now
+                    if !self.fetch_batch(repo)? {
+                        return Err(RepoError::io(
+                            std::path::Path::new("prefetch"),
+                            std::io::Error::other("decoding workers stopped"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
