@@ -149,10 +149,16 @@ pub struct Prefetcher<T: Send + 'static> {
     planned_bytes: usize,
     budget: usize,
     batch: usize,
+    /// Objects fetched so far and their total size (for the size estimate).
+    fetched_count: u64,
+    fetched_bytes: u64,
 }
 
+/// The size assumed for an object of unknown size before any was fetched.
+const INITIAL_SIZE_ESTIMATE: usize = 512 * 1024;
+
 /// The default read-ahead budget: bytes of objects fetched but not yet taken.
-pub const DEFAULT_BUDGET: usize = 32 * 1024 * 1024;
+pub const DEFAULT_BUDGET: usize = 16 * 1024 * 1024;
 
 impl<T: Send + 'static> Prefetcher<T> {
     /// A prefetcher decoding with `workers` workers and reading at most `budget` bytes ahead.
@@ -168,6 +174,17 @@ impl<T: Send + 'static> Prefetcher<T> {
             planned_bytes: 0,
             budget: budget.max(1),
             batch: if workers > 1 { 64 } else { 1 },
+            fetched_count: 0,
+            fetched_bytes: 0,
+        }
+    }
+
+    /// The average size of the objects fetched so far (an estimate before any was).
+    fn average_size(&self) -> usize {
+        if self.fetched_count == 0 {
+            INITIAL_SIZE_ESTIMATE
+        } else {
+            (self.fetched_bytes / self.fetched_count) as usize
         }
     }
 
@@ -233,13 +250,14 @@ impl<T: Send + 'static> Prefetcher<T> {
         let mut batch: Vec<Planned> = Vec::new();
         let mut est = 0usize;
         while let Some(p) = self.planned.front() {
+            // objects of unknown size are assumed to be as large as the average so far
+            let size = p.hint.unwrap_or_else(|| self.average_size());
             if !batch.is_empty()
-                && (batch.len() >= self.batch
-                    || self.in_flight + est + p.hint.unwrap_or(0) > self.budget)
+                && (batch.len() >= self.batch || self.in_flight + est + size > self.budget)
             {
                 break;
             }
-            est += p.hint.unwrap_or(0);
+            est += size;
             if let Some(p) = self.planned.pop_front() {
                 self.planned_bytes -= p.hint.unwrap_or(0);
                 batch.push(p);
@@ -259,6 +277,8 @@ impl<T: Send + 'static> Prefetcher<T> {
         for (p, obj) in batch.into_iter().zip(objects) {
             match obj {
                 Ok(object) => {
+                    self.fetched_count += 1;
+                    self.fetched_bytes += object.len() as u64;
                     let cost = object.len().max(p.hint.unwrap_or(0));
                     self.costs.insert(p.seq, cost);
                     self.in_flight += cost;
