@@ -154,6 +154,10 @@ pub struct Prefetcher<T: Send + 'static> {
     fetched_bytes: u64,
 }
 
+/// Objects asked for in one `get_many` (one pipelined round of requests to a remote
+/// repository).
+const BATCH: usize = 64;
+
 /// The size assumed for an object of unknown size before any was fetched.
 const INITIAL_SIZE_ESTIMATE: usize = 512 * 1024;
 
@@ -173,7 +177,7 @@ impl<T: Send + 'static> Prefetcher<T> {
             in_flight: 0,
             planned_bytes: 0,
             budget: budget.max(1),
-            batch: if workers > 1 { 64 } else { 1 },
+            batch: BATCH,
             fetched_count: 0,
             fetched_bytes: 0,
         }
@@ -181,11 +185,9 @@ impl<T: Send + 'static> Prefetcher<T> {
 
     /// The average size of the objects fetched so far (an estimate before any was).
     fn average_size(&self) -> usize {
-        if self.fetched_count == 0 {
-            INITIAL_SIZE_ESTIMATE
-        } else {
-            (self.fetched_bytes / self.fetched_count) as usize
-        }
+        self.fetched_bytes
+            .checked_div(self.fetched_count)
+            .map_or(INITIAL_SIZE_ESTIMATE, |a| a as usize)
     }
 
     /// Plans one object; returns its sequence number (consecutive from 0).
@@ -336,6 +338,90 @@ impl<T: Send + 'static> Prefetcher<T> {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::{CreateOptions, LocalRepository, OpenOptions};
+
+    fn repo_with(objects: &[Vec<u8>]) -> (tempfile::TempDir, LocalRepository, Vec<[u8; 32]>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("repo");
+        LocalRepository::create(&path, &CreateOptions::default()).expect("create");
+        let mut repo = LocalRepository::open(
+            &path,
+            &OpenOptions {
+                exclusive: true,
+                ..OpenOptions::default()
+            },
+        )
+        .expect("open");
+        let key = Key::plaintext();
+        let mut ids = Vec::new();
+        for o in objects {
+            let id = key.id_hash(o);
+            let framed = crate::compress::compress(&crate::compress::Compression::default(), o);
+            repo.put(&id, &key.encrypt(&framed, 0)).expect("put");
+            ids.push(id);
+        }
+        repo.commit(false, 0.1).expect("commit");
+        (dir, repo, ids)
+    }
+
+    fn decode(
+        key: &Key,
+        id: &[u8; 32],
+        obj: &[u8],
+        hint: Option<usize>,
+    ) -> Result<Vec<u8>, String> {
+        crate::archive::objects::decode_object(key, id, obj, hint).map_err(|e| e.to_string())
+    }
+
+    /// Results come back in plan order, skipped objects are dropped, missing objects give
+    /// the repository's error for exactly that object — with inline decoding and with workers.
+    #[test]
+    fn results_in_plan_order_with_skips_and_errors() {
+        let objects: Vec<Vec<u8>> = (0..300u32)
+            .map(|i| {
+                format!("object {i} ")
+                    .repeat(1 + (i as usize * 7) % 300)
+                    .into_bytes()
+            })
+            .collect();
+        let (_dir, mut repo, ids) = repo_with(&objects);
+        for workers in [1, 3] {
+            // a tiny budget forces many small rounds
+            let mut pf = Prefetcher::new(Key::plaintext(), workers, 10_000, decode);
+            let missing = [7u8; 32];
+            for (i, id) in ids.iter().enumerate() {
+                pf.plan(*id, Some(objects[i].len()));
+                if i == 100 {
+                    pf.plan(missing, None);
+                }
+            }
+            pf.pump(&mut repo).expect("pump");
+            for (i, object) in objects.iter().enumerate() {
+                if i == 50 {
+                    // drop 50..60 (and whatever was read ahead for them)
+                    let to = pf.cursor() + 10;
+                    pf.skip_to(to);
+                }
+                if (50..60).contains(&i) {
+                    continue;
+                }
+                let got = pf.take(&mut repo).expect("workers").expect("planned");
+                assert_eq!(&got.expect("found").expect("decoded"), object, "object {i}");
+                if i == 100 {
+                    let got = pf.take(&mut repo).expect("workers").expect("planned");
+                    assert!(matches!(got, Err(RepoError::ObjectNotFound(..))), "{got:?}");
+                }
+            }
+            assert!(pf.take(&mut repo).expect("workers").is_none());
+            assert_eq!(pf.in_flight(), 0);
+            assert_eq!(pf.pending(), 0);
         }
     }
 }
