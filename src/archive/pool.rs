@@ -18,22 +18,28 @@ use crate::repo::{RepoError, Repository};
 /// Arguments: the key, the object id, the raw object, the plaintext size hint.
 pub type DecodeFn<T> = fn(&Key, &[u8; 32], &[u8], Option<usize>) -> T;
 
-struct Job {
-    seq: u64,
-    id: [u8; 32],
-    object: Vec<u8>,
-    hint: Option<usize>,
-}
+/// One object to decode: sequence number, id, raw object, size hint.
+type Job = (u64, [u8; 32], Vec<u8>, Option<usize>);
 
 /// A pool of decoding workers. With one worker, decoding runs on the calling thread.
+/// Objects travel in groups (one group per worker and fetched batch), so that threads wake
+/// up once per group rather than once per object.
 pub struct DecodePool<T: Send + 'static> {
     key: Arc<Key>,
     decode: DecodeFn<T>,
-    jobs: Option<mpsc::Sender<Job>>,
-    results: Option<mpsc::Receiver<(u64, T)>>,
-    inline: VecDeque<(u64, T)>,
+    workers: usize,
+    jobs: Option<mpsc::Sender<Vec<Job>>>,
+    results: Option<mpsc::Receiver<Vec<(u64, T)>>>,
+    /// Finished results not handed out yet.
+    done: VecDeque<(u64, T)>,
     outstanding: usize,
     handles: Vec<JoinHandle<()>>,
+}
+
+fn decode_all<T>(key: &Key, decode: DecodeFn<T>, jobs: Vec<Job>) -> Vec<(u64, T)> {
+    jobs.into_iter()
+        .map(|(seq, id, object, hint)| (seq, decode(key, &id, &object, hint)))
+        .collect()
 }
 
 impl<T: Send + 'static> DecodePool<T> {
@@ -43,29 +49,28 @@ impl<T: Send + 'static> DecodePool<T> {
         let mut pool = DecodePool {
             key,
             decode,
+            workers: workers.max(1),
             jobs: None,
             results: None,
-            inline: VecDeque::new(),
+            done: VecDeque::new(),
             outstanding: 0,
             handles: Vec::new(),
         };
         if workers > 1 {
-            let (job_tx, job_rx) = mpsc::channel::<Job>();
-            let (res_tx, res_rx) = mpsc::channel::<(u64, T)>();
+            let (job_tx, job_rx) = mpsc::channel::<Vec<Job>>();
+            let (res_tx, res_rx) = mpsc::channel::<Vec<(u64, T)>>();
             let job_rx = Arc::new(Mutex::new(job_rx));
             for _ in 0..workers {
                 let job_rx = Arc::clone(&job_rx);
                 let res_tx = res_tx.clone();
                 let key = Arc::clone(&pool.key);
                 let handle = std::thread::spawn(move || loop {
-                    let job = match job_rx.lock() {
+                    let jobs = match job_rx.lock() {
                         Ok(rx) => rx.recv(),
                         Err(_) => return,
                     };
-                    let Ok(job) = job else { return };
-                    let out = decode(&key, &job.id, &job.object, job.hint);
-                    drop(job.object);
-                    if res_tx.send((job.seq, out)).is_err() {
+                    let Ok(jobs) = jobs else { return };
+                    if res_tx.send(decode_all(&key, decode, jobs)).is_err() {
                         return;
                     }
                 });
@@ -77,24 +82,23 @@ impl<T: Send + 'static> DecodePool<T> {
         pool
     }
 
-    /// Queues one object for decoding.
-    pub fn submit(&mut self, seq: u64, id: [u8; 32], object: Vec<u8>, hint: Option<usize>) {
-        self.outstanding += 1;
-        if let Some(tx) = &self.jobs {
-            let job = Job {
-                seq,
-                id,
-                object,
-                hint,
-            };
-            if let Err(mpsc::SendError(job)) = tx.send(job) {
+    /// Queues objects for decoding, split evenly among the workers.
+    pub fn submit(&mut self, mut jobs: Vec<Job>) {
+        self.outstanding += jobs.len();
+        let Some(tx) = &self.jobs else {
+            let out = decode_all(&self.key, self.decode, jobs);
+            self.done.extend(out);
+            return;
+        };
+        let per = jobs.len().div_ceil(self.workers).max(1);
+        while !jobs.is_empty() {
+            let rest = jobs.split_off(per.min(jobs.len()));
+            if let Err(mpsc::SendError(group)) = tx.send(jobs) {
                 // all workers are gone (a worker panicked): decode here
-                let out = (self.decode)(&self.key, &job.id, &job.object, job.hint);
-                self.inline.push_back((job.seq, out));
+                let out = decode_all(&self.key, self.decode, group);
+                self.done.extend(out);
             }
-        } else {
-            let out = (self.decode)(&self.key, &id, &object, hint);
-            self.inline.push_back((seq, out));
+            jobs = rest;
         }
     }
 
@@ -103,10 +107,12 @@ impl<T: Send + 'static> DecodePool<T> {
         if self.outstanding == 0 {
             return None;
         }
-        let got = match self.inline.pop_front() {
-            Some(r) => Some(r),
-            None => self.results.as_ref().and_then(|rx| rx.recv().ok()),
-        };
+        if self.done.is_empty() {
+            if let Some(group) = self.results.as_ref().and_then(|rx| rx.recv().ok()) {
+                self.done.extend(group);
+            }
+        }
+        let got = self.done.pop_front();
         if got.is_some() {
             self.outstanding -= 1;
         }
@@ -276,6 +282,7 @@ impl<T: Send + 'static> Prefetcher<T> {
                 out
             }
         };
+        let mut jobs = Vec::with_capacity(batch.len());
         for (p, obj) in batch.into_iter().zip(objects) {
             match obj {
                 Ok(object) => {
@@ -284,13 +291,14 @@ impl<T: Send + 'static> Prefetcher<T> {
                     let cost = object.len().max(p.hint.unwrap_or(0));
                     self.costs.insert(p.seq, cost);
                     self.in_flight += cost;
-                    self.pool.submit(p.seq, p.id, object, p.hint);
+                    jobs.push((p.seq, p.id, object, p.hint));
                 }
                 Err(e) => {
                     self.ready.insert(p.seq, Err(e));
                 }
             }
         }
+        self.pool.submit(jobs);
         Ok(true)
     }
 
