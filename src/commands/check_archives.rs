@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use crate::archive::item::{ChunkRef, Item};
 use crate::archive::manifest::parse_timestamp;
 use crate::archive::meta::ArchiveMeta;
-use crate::archive::pool::{Prefetcher, DEFAULT_BUDGET};
+use crate::archive::pool::Prefetcher;
 use crate::archive::stream::ItemStreamWriter;
 use crate::archive::{ArchiveError, ArchiveRef, Manifest, ObjectStore, Operation, MANIFEST_ID};
 use crate::compress::{self, Compression};
@@ -23,6 +23,10 @@ use crate::security::SecurityDir;
 
 use super::common::{self, CommandError, Result};
 use super::workers::worker_count;
+
+/// Bytes the check reads ahead of the object it reports on (nothing is kept after the
+/// check, so a small read-ahead keeps the workers busy with the least memory).
+const CHECK_READ_AHEAD: usize = 4 * 1024 * 1024;
 
 /// Objects `--verify-data` lists ahead of the one it reports on.
 const VERIFY_LOOKAHEAD: usize = 4096;
@@ -392,7 +396,7 @@ pub fn check_archives(
     progress: &mut ProgressSink<'_>,
 ) -> Result<bool> {
     log_info!("Starting archive consistency check...");
-    super::workers::tune_allocator();
+    super::workers::tune_allocator(false);
     // init_chunks
     let mut order: Vec<[u8; 32]> = Vec::new();
     let mut marker: Option<[u8; 32]> = None;
@@ -521,7 +525,7 @@ impl Checker<'_> {
         let mut pf: Prefetcher<std::result::Result<(), String>> = Prefetcher::new(
             self.store.key.clone(),
             worker_count(),
-            DEFAULT_BUDGET,
+            CHECK_READ_AHEAD,
             |key, id, object, _| decode_object(key, id, object).map(|_| ()),
         );
         let mut queue: VecDeque<[u8; 32]> = VecDeque::new();
@@ -949,7 +953,7 @@ impl Checker<'_> {
         let mut pf: Prefetcher<std::result::Result<Vec<u8>, String>> = Prefetcher::new(
             self.store.key.clone(),
             worker_count(),
-            DEFAULT_BUDGET,
+            CHECK_READ_AHEAD,
             |key, id, object, _| decode_object(key, id, object),
         );
         for id in meta.items.iter().filter(|id| self.chunks.contains_key(*id)) {
