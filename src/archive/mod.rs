@@ -7,6 +7,7 @@ pub mod item;
 pub mod manifest;
 pub mod meta;
 pub mod objects;
+pub mod pool;
 pub mod stream;
 
 pub use manifest::{ArchiveRef, Manifest, Operation};

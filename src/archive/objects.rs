@@ -29,6 +29,22 @@ impl NonceStore for RepoNonces<'_> {
     }
 }
 
+/// Decrypts and decompresses an object with `key`; checks its id unless it is the manifest
+/// (what [`ObjectStore::decode`] does, usable without the store, e.g. on worker threads).
+pub fn decode_object(
+    key: &Key,
+    id: &[u8; 32],
+    object: &[u8],
+    size_hint: Option<usize>,
+) -> Result<Vec<u8>, ArchiveError> {
+    let framed = key.decrypt(object)?;
+    let plain = compress::decompress(&framed, size_hint)?;
+    if *id != MANIFEST_ID && key.id_hash(&plain) != *id {
+        return Err(ArchiveError::IdMismatch(hex::encode(id)));
+    }
+    Ok(plain)
+}
+
 /// A repository together with its key, the compression for new objects and the counter
 /// reservation. Everything above the repository reads and writes objects through this.
 pub struct ObjectStore {
@@ -75,12 +91,7 @@ impl ObjectStore {
         object: &[u8],
         size_hint: Option<usize>,
     ) -> Result<Vec<u8>, ArchiveError> {
-        let framed = self.key.decrypt(object)?;
-        let plain = compress::decompress(&framed, size_hint)?;
-        if *id != MANIFEST_ID && self.key.id_hash(&plain) != *id {
-            return Err(ArchiveError::IdMismatch(hex::encode(id)));
-        }
-        Ok(plain)
+        decode_object(&self.key, id, object, size_hint)
     }
 
     /// Fetches and decodes an object.

@@ -7,11 +7,12 @@
 //! Messages go through `tracing` with target `borg.archive` (borg's logger name), with borg's
 //! exact wording; progress goes to a caller-supplied sink.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::archive::item::{ChunkRef, Item};
 use crate::archive::manifest::parse_timestamp;
 use crate::archive::meta::ArchiveMeta;
+use crate::archive::pool::Prefetcher;
 use crate::archive::stream::ItemStreamWriter;
 use crate::archive::{ArchiveError, ArchiveRef, Manifest, ObjectStore, Operation, MANIFEST_ID};
 use crate::compress::{self, Compression};
@@ -21,6 +22,14 @@ use crate::repo::{RepoError, Repository, LIST_SCAN_LIMIT};
 use crate::security::SecurityDir;
 
 use super::common::{self, CommandError, Result};
+use super::workers::worker_count;
+
+/// Bytes the check reads ahead of the object it reports on (nothing is kept after the
+/// check, so a small read-ahead keeps the workers busy with the least memory).
+const CHECK_READ_AHEAD: usize = 4 * 1024 * 1024;
+
+/// Objects `--verify-data` lists ahead of the one it reports on.
+const VERIFY_LOOKAHEAD: usize = 4096;
 
 macro_rules! log_error { ($($a:tt)*) => { tracing::error!(target: "borg.archive", $($a)*) }; }
 macro_rules! log_warning { ($($a:tt)*) => { tracing::warn!(target: "borg.archive", $($a)*) }; }
@@ -387,6 +396,7 @@ pub fn check_archives(
     progress: &mut ProgressSink<'_>,
 ) -> Result<bool> {
     log_info!("Starting archive consistency check...");
+    super::workers::tune_allocator(false);
     // init_chunks
     let mut order: Vec<[u8; 32]> = Vec::new();
     let mut marker: Option<[u8; 32]> = None;
@@ -510,28 +520,50 @@ impl Checker<'_> {
         let mut pi = Percent::new(count_index, 0.01, "check.verify_data", |p| {
             format!("Verifying data {p:6.2}%")
         });
+        // Raw objects are read here in scan order and decoded by the workers; results are
+        // taken (and reported) in scan order, exactly as a sequential pass would.
+        let mut pf: Prefetcher<std::result::Result<(), String>> = Prefetcher::new(
+            self.store.key.clone(),
+            worker_count(),
+            CHECK_READ_AHEAD,
+            |key, id, object, _| decode_object(key, id, object).map(|_| ()),
+        );
+        let mut queue: VecDeque<[u8; 32]> = VecDeque::new();
         let mut marker: Option<[u8; 32]> = None;
+        let mut scan_done = false;
         loop {
-            let ids = self.store.repo.scan(Some(100), marker.as_ref())?;
-            let Some(last) = ids.last() else { break };
-            marker = Some(*last);
-            count_segments += ids.len() as u64;
-            for id in &ids {
-                pi.show(None, self.progress);
-                let object = match self.store.repo.get(id) {
-                    Ok(o) => o,
-                    Err(e @ RepoError::Io { .. }) => return Err(e.into()),
-                    Err(e) => {
-                        self.error_found = true;
-                        errors += 1;
-                        log_error!("chunk {}: {}", hex(id), e);
-                        if !matches!(e, RepoError::ObjectNotFound(..)) {
-                            defect.push(*id);
-                        }
-                        continue;
-                    }
+            while !scan_done && queue.len() < VERIFY_LOOKAHEAD {
+                let ids = self.store.repo.scan(Some(100), marker.as_ref())?;
+                let Some(last) = ids.last() else {
+                    scan_done = true;
+                    break;
                 };
-                if let Err(msg) = decode_object(&self.store.key, id, &object) {
+                marker = Some(*last);
+                count_segments += ids.len() as u64;
+                for id in ids {
+                    pf.plan(id, None);
+                    queue.push_back(id);
+                }
+            }
+            let Some(id) = queue.pop_front() else { break };
+            let id = &id;
+            pi.show(None, self.progress);
+            let result = match pf.take(self.store.repo.as_mut())? {
+                Some(r) => r,
+                None => break,
+            };
+            match result {
+                Ok(Ok(())) => {}
+                Err(e @ RepoError::Io { .. }) => return Err(e.into()),
+                Err(e) => {
+                    self.error_found = true;
+                    errors += 1;
+                    log_error!("chunk {}: {}", hex(id), e);
+                    if !matches!(e, RepoError::ObjectNotFound(..)) {
+                        defect.push(*id);
+                    }
+                }
+                Ok(Err(msg)) => {
                     self.error_found = true;
                     errors += 1;
                     log_error!("chunk {}, integrity error: {}", hex(id), msg);
@@ -918,6 +950,15 @@ impl Checker<'_> {
         let mut items = Vec::new();
         let mut damaged = false;
         let mut after_missing = false;
+        let mut pf: Prefetcher<std::result::Result<Vec<u8>, String>> = Prefetcher::new(
+            self.store.key.clone(),
+            worker_count(),
+            CHECK_READ_AHEAD,
+            |key, id, object, _| decode_object(key, id, object),
+        );
+        for id in meta.items.iter().filter(|id| self.chunks.contains_key(*id)) {
+            pf.plan(*id, None);
+        }
         for (i, id) in meta.items.iter().enumerate() {
             if !self.chunks.contains_key(id) {
                 self.report("item metadata chunk missing", id, i);
@@ -929,10 +970,11 @@ impl Checker<'_> {
                 unpacker.resync();
                 after_missing = false;
             }
-            let data = match self.store.repo.get(id) {
-                Ok(o) => decode_object(&self.store.key, id, &o),
-                Err(e @ RepoError::Io { .. }) => return Err(e.into()),
-                Err(e) => Err(format!("Data integrity error: {e}")),
+            let data = match pf.take(self.store.repo.as_mut())? {
+                Some(Ok(d)) => d,
+                Some(Err(e @ RepoError::Io { .. })) => return Err(e.into()),
+                Some(Err(e)) => Err(format!("Data integrity error: {e}")),
+                None => Err("item metadata chunk was not read".to_string()),
             };
             let data = match data {
                 Ok(d) => d,

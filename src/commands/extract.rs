@@ -6,7 +6,7 @@
 //! symlink (borg follows them), and a missing or corrupted chunk is reported for its file
 //! and extraction goes on (borg aborts); every such case makes the exit code a warning.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -15,12 +15,15 @@ use std::path::{Path, PathBuf};
 
 use crate::archive::item::{ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG};
 use crate::archive::meta::{ArchiveMeta, Items};
-use crate::archive::{ArchiveRef, ObjectStore, Operation};
+use crate::archive::objects::decode_object;
+use crate::archive::pool::{Prefetcher, DEFAULT_BUDGET};
+use crate::archive::{ArchiveError, ArchiveRef, ObjectStore, Operation};
 use crate::location::Location;
 use crate::platform::{self, PlatformError};
 use crate::security::Confirm;
 
 use super::common::{self, Access, CommandError, Opened, Result};
+use super::workers::worker_count;
 
 /// Decides whether an archive path (as stored, without leading `/`) is selected.
 pub type PathFilter<'a> = &'a mut dyn FnMut(&[u8]) -> bool;
@@ -229,7 +232,30 @@ struct Extractor<'r, 'w> {
     /// symlinks; saves re-checking every parent of every file. Any non-directory this run
     /// puts in place of a checked path clears the set.
     checked_dirs: std::cell::RefCell<std::collections::HashSet<PathBuf>>,
+    /// Reads and decodes file chunks ahead of the writer.
+    prefetch: Prefetcher<std::result::Result<Vec<u8>, ArchiveError>>,
+    /// The chunks planned for the item being extracted.
+    current: Option<Plan>,
 }
+
+/// The chunks read ahead for one item: sequence numbers `first..first + ids.len()`.
+struct Plan {
+    first: u64,
+    ids: Vec<[u8; 32]>,
+    next: usize,
+    /// False once the item turned out to need other chunks than planned.
+    active: bool,
+}
+
+/// An item read from the archive, waiting for its turn, with its planned chunks.
+struct Queued {
+    item: Item,
+    stripped: Option<Vec<u8>>,
+    plan: Option<Plan>,
+}
+
+/// Items read ahead of the one being extracted (besides the byte budget of the prefetcher).
+const ITEM_LOOKAHEAD: usize = 2048;
 
 /// Runs `extract` for the archive in `loc` into `target` (borg: the current directory).
 #[allow(clippy::too_many_arguments)]
@@ -277,6 +303,7 @@ pub fn extract_archive(
         std::env::current_dir()?.join(target)
     };
     let partial = partial || opts.strip_components > 0;
+    super::workers::tune_allocator(true);
     let mut ex = Extractor {
         root,
         opts: opts.clone(),
@@ -288,6 +315,13 @@ pub fn extract_archive(
         total: 0,
         done: 0,
         checked_dirs: Default::default(),
+        prefetch: Prefetcher::new(
+            store.key.clone(),
+            worker_count(),
+            DEFAULT_BUDGET,
+            decode_object,
+        ),
+        current: None,
     };
     if opts.progress {
         ex.reporter.progress_message(
@@ -317,11 +351,66 @@ pub fn extract_archive(
     }
     let mut dirs: Vec<(Item, PathBuf)> = Vec::new();
     let mut items = Items::new(store, meta);
-    while let Some(mut item) = items.next_item()? {
-        if !ex.opts.consider_part_files && item.part.is_some() {
-            continue;
+    let mut queue: VecDeque<Queued> = VecDeque::new();
+    let mut items_done = false;
+    let mut stream_error: Option<ArchiveError> = None;
+    loop {
+        // Read items ahead and plan their chunks, so that the workers decode the chunks of
+        // the next files while this one is written.
+        while !items_done && queue.len() < ITEM_LOOKAHEAD && !ex.prefetch.is_full() {
+            // An unreadable item stream ends the extraction after the items before it.
+            let item = match items.next_item() {
+                Ok(Some(item)) => item,
+                Ok(None) => {
+                    items_done = true;
+                    break;
+                }
+                Err(e) => {
+                    items_done = true;
+                    stream_error = Some(e);
+                    break;
+                }
+            };
+            if !ex.opts.consider_part_files && item.part.is_some() {
+                continue;
+            }
+            let stripped = ex.selected(&item, filter);
+            let plan = match (&stripped, &item.chunks) {
+                (Some(_), Some(chunks))
+                    if ex.opts.dry_run || ex.opts.stdout || item.file_type() == S_IFREG =>
+                {
+                    let first = ex.prefetch.cursor() + ex.prefetch.pending();
+                    for c in chunks {
+                        ex.prefetch.plan(c.id, Some(c.size as usize));
+                    }
+                    Some(Plan {
+                        first,
+                        ids: chunks.iter().map(|c| c.id).collect(),
+                        next: 0,
+                        active: true,
+                    })
+                }
+                _ => None,
+            };
+            queue.push_back(Queued {
+                item,
+                stripped,
+                plan,
+            });
         }
-        let Some(stripped) = ex.selected(&item, filter) else {
+        ex.prefetch.pump(items.store().repo.as_mut())?;
+        let Some(Queued {
+            mut item,
+            stripped,
+            plan,
+        }) = queue.pop_front()
+        else {
+            if let Some(e) = stream_error.take() {
+                return Err(e.into());
+            }
+            break;
+        };
+        let Some(stripped) = stripped else {
             if ex.partial
                 && item.may_be_hardlink_master()
                 && item.source.is_none()
@@ -337,6 +426,7 @@ pub fn extract_archive(
             }
             continue;
         };
+        ex.current = plan;
         let orig_path = std::mem::replace(&mut item.path, stripped);
         if !ex.opts.dry_run {
             while let Some((d, _)) = dirs.last() {
@@ -359,6 +449,7 @@ pub fn extract_archive(
                     }
                 })
         };
+        ex.end_item();
         if let Err(ItemError(msg)) = res {
             ex.warn(&format!("{}: {msg}", lossy(&orig_path)));
         }
@@ -412,6 +503,47 @@ fn unlink_existing(path: &Path) {
 }
 
 impl Extractor<'_, '_> {
+    /// The item being extracted needs `chunks`: reads ahead are used if they were planned
+    /// for exactly these chunks, else dropped (the chunks are then read one by one).
+    fn begin_chunks(&mut self, chunks: &[ChunkRef]) {
+        if let Some(p) = &mut self.current {
+            p.active = p.active
+                && p.next == 0
+                && p.ids.len() == chunks.len()
+                && p.ids.iter().zip(chunks).all(|(id, c)| *id == c.id);
+        }
+    }
+
+    /// One chunk of the item being extracted, in order.
+    fn chunk(
+        &mut self,
+        store: &mut ObjectStore,
+        c: &ChunkRef,
+    ) -> std::result::Result<Vec<u8>, ArchiveError> {
+        if let Some(p) = self.current.as_mut().filter(|p| p.active) {
+            if p.ids.get(p.next) == Some(&c.id) && self.prefetch.cursor() == p.first + p.next as u64
+            {
+                p.next += 1;
+                match self.prefetch.take(store.repo.as_mut()) {
+                    Ok(Some(Ok(r))) => return r,
+                    Ok(Some(Err(e))) => return Err(e.into()),
+                    Ok(None) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                p.active = false;
+            }
+        }
+        store.get(&c.id, Some(c.size as usize))
+    }
+
+    /// The item is done: drops whatever was read ahead for it and not used.
+    fn end_item(&mut self) {
+        if let Some(p) = self.current.take() {
+            self.prefetch.skip_to(p.first + p.ids.len() as u64);
+        }
+    }
+
     fn warn(&mut self, message: &str) {
         self.warned = true;
         self.reporter.warning(message);
@@ -447,8 +579,9 @@ impl Extractor<'_, '_> {
             None => return Ok(()),
         };
         let mut total = 0u64;
+        self.begin_chunks(&chunks);
         for c in &chunks {
-            let data = store.get(&c.id, Some(c.size as usize))?;
+            let data = self.chunk(store, c)?;
             self.advance(data.len(), &item.path);
             if self.opts.stdout {
                 self.out
@@ -640,8 +773,9 @@ impl Extractor<'_, '_> {
             unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) };
         self.note_extracted(item, orig_path, path);
         let mut pos: u64 = 0;
+        self.begin_chunks(&chunks);
         for c in &chunks {
-            let data = store.get(&c.id, Some(c.size as usize))?;
+            let data = self.chunk(store, c)?;
             self.advance(data.len(), &item.path);
             if self.opts.sparse {
                 write_sparse(&mut file, &data).map_err(|e| io_err("write", path, e))?;

@@ -24,5 +24,6 @@ pub mod rename;
 pub mod select;
 pub mod stats;
 pub mod with_lock;
+pub mod workers;
 
 pub use common::{CommandError, Result};
