@@ -244,8 +244,7 @@ fn options(
         files_cache
     };
     let timestamp = a.timestamp.as_deref().map(parse_timestamp).transpose()?;
-    let workers = crate::commands::create::worker_count(common.workers.map(|n| n as usize))
-        .map_err(CommandError::new)?;
+    let workers = crate::commands::workers::resolve().map_err(CommandError::new)?;
     Ok(CreateOptions {
         archive,
         paths: a.paths.clone(),

@@ -98,6 +98,10 @@ fn parse_quota(text: &str) -> Result<u64, CommandError> {
 /// Runs one parsed command and returns its exit code (also used in-process by `hoard run`).
 pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError> {
     let lock_wait = common.lock_wait;
+    if let Some(n) = common.workers {
+        commands::workers::set_option(n as usize);
+    }
+    commands::workers::resolve().map_err(CommandError::new)?;
     if let Some(c) = &common.s3_credentials_command {
         // read by the object-storage backend (repo::objstore)
         std::env::set_var("HOARD_S3_CREDENTIALS_COMMAND", c);

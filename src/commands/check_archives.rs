@@ -396,7 +396,7 @@ pub fn check_archives(
     progress: &mut ProgressSink<'_>,
 ) -> Result<bool> {
     log_info!("Starting archive consistency check...");
-    super::workers::tune_allocator(false);
+    super::workers::tune_allocator(super::workers::AllocatorProfile::SharedArena);
     // init_chunks
     let mut order: Vec<[u8; 32]> = Vec::new();
     let mut marker: Option<[u8; 32]> = None;

@@ -40,7 +40,6 @@ use super::{CommandError, Result};
 
 pub use error::{make_path_safe, normpath, remove_surrogates, show_path, BackupError};
 pub use meta::MetaOptions;
-pub use pipeline::{worker_count, WORKERS_ENV};
 
 /// Where per-file output goes (the CLI prints it borg-style).
 pub trait Reporter {

@@ -303,7 +303,7 @@ pub fn extract_archive(
         std::env::current_dir()?.join(target)
     };
     let partial = partial || opts.strip_components > 0;
-    super::workers::tune_allocator(true);
+    super::workers::tune_allocator(super::workers::AllocatorProfile::KeepBuffers);
     let mut ex = Extractor {
         root,
         opts: opts.clone(),

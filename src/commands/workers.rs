@@ -1,35 +1,82 @@
-//! The number of worker threads the parallel pipelines use.
+//! The number of worker threads the parallel pipelines (create, extract, check) use, and the
+//! allocator tuning they share.
+//!
+//! The count comes from `--workers N` (recorded once by the CLI with [`set_option`]), else the
+//! `HOARD_WORKERS` environment variable, else the number of CPUs the process may use. 1 means
+//! the sequential code paths.
 
-/// The worker count: `HOARD_WORKERS` when it is a positive integer, else the number of CPUs
-/// the process may use (`std::thread::available_parallelism`), at least 1.
-pub fn worker_count() -> usize {
-    std::env::var("HOARD_WORKERS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
+use std::sync::OnceLock;
+
+/// Environment variable with the worker count (`--workers` wins).
+pub const WORKERS_ENV: &str = "HOARD_WORKERS";
+
+static OPTION: OnceLock<usize> = OnceLock::new();
+
+/// Records `--workers N` for the whole process (the first call wins).
+pub fn set_option(n: usize) {
+    let _ = OPTION.set(n.max(1));
 }
 
-/// Tunes the allocator (glibc) for the parallel pipelines: all threads share one arena, so a
-/// buffer freed by any thread is reused by any other. With `keep_buffers`, buffers up to
-/// 32 MiB also come from the heap instead of fresh mappings and up to 16 MiB of freed heap is
-/// kept: data buffers allocated on worker threads and freed on another thread otherwise
-/// become new zero-filled pages on every chunk, which costs more than the decoding itself
-/// (at the price of some retained memory; peak memory stays bounded by the byte budgets).
-pub fn tune_allocator(keep_buffers: bool) {
+/// The worker count: `--workers`, else `HOARD_WORKERS`, else the number of cores. An invalid
+/// `HOARD_WORKERS` is an error (the CLI checks it once before any command runs).
+pub fn resolve() -> Result<usize, String> {
+    if let Some(&n) = OPTION.get() {
+        return Ok(n);
+    }
+    match std::env::var(WORKERS_ENV) {
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(format!(
+                "{WORKERS_ENV}: invalid worker count {v:?} (expected a number >= 1)"
+            )),
+        },
+        _ => Ok(cores()),
+    }
+}
+
+/// The worker count for code that cannot fail: [`resolve`], or the number of cores when
+/// `HOARD_WORKERS` is invalid (the CLI has refused that case already).
+pub fn worker_count() -> usize {
+    resolve().unwrap_or_else(|_| cores())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// How a command wants glibc's allocator tuned (see [`tune_allocator`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllocatorProfile {
+    /// create: big chunks and read buffers go straight back to the system when freed, so the
+    /// peak stays close to what is actually in flight (fixed 4 MiB mmap threshold).
+    ReturnBuffers,
+    /// extract: chunk-sized buffers stay on the heap for reuse (32 MiB mmap threshold, 16 MiB
+    /// trim threshold): buffers allocated on workers and freed on another thread otherwise
+    /// become fresh zero-filled pages for every chunk, which costs more than decoding them.
+    KeepBuffers,
+    /// check: only the shared arena.
+    SharedArena,
+}
+
+/// Tunes glibc's allocator for the parallel pipelines. All profiles use one arena for all
+/// threads: with chunks allocated on one thread and freed on another, per-thread arenas each
+/// keep their high-water mark and peak memory grows with the thread count.
+pub fn tune_allocator(profile: AllocatorProfile) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; it is safe to call at any time.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
-        if keep_buffers {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 16 * 1024 * 1024);
+        match profile {
+            AllocatorProfile::ReturnBuffers => {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+            }
+            AllocatorProfile::KeepBuffers => {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
+            }
+            AllocatorProfile::SharedArena => {}
         }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    let _ = keep_buffers;
+    let _ = profile;
 }

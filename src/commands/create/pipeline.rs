@@ -89,26 +89,6 @@ pub const HERE_SIZE: u64 = 16 * 1024;
 /// Files up to this size are encoded by the worker that reads them.
 pub const INLINE_SIZE: u64 = 256 * 1024;
 
-/// Environment variable with the worker count (`--workers` wins).
-pub const WORKERS_ENV: &str = "HOARD_WORKERS";
-
-/// The worker count: `--workers`, else `HOARD_WORKERS`, else the number of cores. 1 means
-/// the sequential code path. An invalid `HOARD_WORKERS` is an error.
-pub fn worker_count(option: Option<usize>) -> Result<usize, String> {
-    if let Some(n) = option {
-        return Ok(n.max(1));
-    }
-    match std::env::var(WORKERS_ENV) {
-        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(format!(
-                "{WORKERS_ENV}: invalid worker count {v:?} (expected a number >= 1)"
-            )),
-        },
-        _ => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
-    }
-}
-
 /// One chunk, encoded by a chunk worker.
 struct Processed {
     id: [u8; 32],
@@ -197,7 +177,9 @@ impl Pipeline {
     /// Starts `workers` file workers and `workers` chunk workers.
     pub fn start(workers: usize, encoder: ObjectEncoder, params: ChunkerParams, seed: u32) -> Self {
         let workers = workers.max(1);
-        limit_allocator_growth();
+        crate::commands::workers::tune_allocator(
+            crate::commands::workers::AllocatorProfile::ReturnBuffers,
+        );
         let (chunk_tx, chunk_rx) = mpsc::channel::<ChunkJob>();
         let chunk_rx = Arc::new(Mutex::new(chunk_rx));
         let (job_tx, job_rx) = mpsc::channel::<FileJob>();
@@ -272,21 +254,6 @@ impl Drop for Pipeline {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-    }
-}
-
-/// glibc's malloc gives every thread its own arena and raises its mmap threshold to the
-/// largest block freed; with chunks allocated on one thread and freed on another, each arena
-/// keeps its high-water mark and peak memory grows with the thread count. One arena, and a
-/// fixed 2 MiB mmap threshold (big chunks and read buffers go straight back to the system when
-/// freed), keep the peak close to what is actually in flight.
-fn limit_allocator_growth() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning parameters; called before the workers
-    // start allocating.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
     }
 }
 
