@@ -14,6 +14,12 @@
 # Phases: create (first backup), recreate (unchanged re-backup), change1 (append a line to 1% of
 # the files, then back up again), extract, check, verify (check --verify-data).
 # Needs: borg, GNU time, python3, a release build of hoard (built here).
+#
+# Environment: BENCH_DIR (default /var/tmp/hoard-bench), EXTRACT_DIR (where extract writes;
+# default BENCH_DIR), SETTLE_SECONDS (pause before each tool's run, default 35). On ext4,
+# creating many files soon after deleting many others is slow (the inode allocator skips
+# recently freed inodes for a minute or more), which distorts extract timings of whichever tool
+# runs second; EXTRACT_DIR=/dev/shm measures extract without that effect.
 set -euo pipefail
 
 tree_kind=real
@@ -103,7 +109,7 @@ change_one_percent() {
 
 run_tool() {
   local tool=$1 bin=$2 rep=$3
-  local base=$work/$tool-base-$rep repo=$work/$tool-repo-$rep dest=$work/$tool-extract-$rep
+  local base=$work/$tool-base-$rep repo=$work/$tool-repo-$rep dest=${EXTRACT_DIR:-$work}/$tool-extract-$rep
   rm -rf "$base" "$repo" "$dest"; mkdir -p "$base" "$dest"
   # Let the file system settle: ext4 avoids reusing inodes freed in the last ~30 s, so an
   # extract right after the previous run's cleanup pays for scanning past them.
