@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Whole-command comparison of hoard and borg 1.2 on the same data, in the same run.
 #
-#   benches/compare.sh [--tree real|small] [--size-mb N] [--files N] [--reps N]
+#   benches/compare.sh [--tree real|small] [--cache warm|cold] [--size-mb N] [--files N] [--reps N]
 #                      [--phases "create recreate change1 extract check verify"]
 #
 # Builds a tree of real files copied from /usr: `real` (default) takes whole directories until
@@ -15,6 +15,11 @@
 # the files, then back up again), extract, check, verify (check --verify-data).
 # Needs: borg, GNU time, python3, a release build of hoard (built here).
 #
+# --cache: every phase starts with the same page-cache state for both tools. `warm` (default)
+# reads the tree and the repository into the page cache first (borg drops the pages of the
+# files it backs up with POSIX_FADV_DONTNEED, so without this whichever tool runs after borg
+# reads from disk and the other from memory); `cold` drops all caches first (needs root).
+#
 # Environment: BENCH_DIR (default /var/tmp/hoard-bench), EXTRACT_DIR (where extract writes;
 # default BENCH_DIR), SETTLE_SECONDS (pause before each tool's run, default 35). On ext4,
 # creating many files soon after deleting many others is slow (the inode allocator skips
@@ -23,6 +28,7 @@
 set -euo pipefail
 
 tree_kind=real
+cache_state=warm
 size_mb=1100
 small_files=100000
 reps=3
@@ -30,6 +36,7 @@ phases="create recreate change1 extract check verify"
 while [ $# -gt 0 ]; do
   case "$1" in
     --tree) tree_kind=$2; shift 2 ;;
+    --cache) cache_state=$2; shift 2 ;;
     --size-mb) size_mb=$2; shift 2 ;;
     --files) small_files=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
@@ -93,10 +100,21 @@ results=$work/results-$tree_kind.tsv
 # measure TOOL PHASE CMD... : appends "tool phase wall cpu rss_kb" to the results
 measure() {
   local tool=$1 phase=$2; shift 2
+  prepare_cache "$repo"
   /usr/bin/time -o "$work/time.$tool" -f "%e %U %S %M" "$@" >/dev/null 2>"$work/stderr.$tool" || {
     echo "$tool $phase failed:" >&2; cat "$work/stderr.$tool" >&2; exit 1; }
   read -r wall user sys rss < <(tail -1 "$work/time.$tool")
   echo -e "$tool\t$phase\t$wall\t$(echo "$user + $sys" | bc)\t$rss" >> "$results"
+}
+
+# prepare_cache REPO: puts the page cache into the --cache state before a measured phase.
+prepare_cache() {
+  sync
+  if [ "$cache_state" = cold ]; then
+    echo 3 > /proc/sys/vm/drop_caches
+  else
+    find "$tree" "$1" -type f -print0 2>/dev/null | xargs -0 -r cat > /dev/null 2>&1 || true
+  fi
 }
 
 # change_one_percent TAG: appends a line to every 100th file of the tree (sorted order), so 1% of
