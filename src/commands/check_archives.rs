@@ -942,9 +942,16 @@ impl Checker<'_> {
         log_error!("{} [chunk: {:06}_{}]", msg, chunk_no, hex(id));
     }
 
-    /// borg's `robust_iterator`: every decodable item of the archive, plus whether anything
-    /// had to be skipped.
-    fn robust_items(&mut self, meta: &ArchiveMeta) -> Result<(Vec<Item>, bool)> {
+    /// borg's `robust_iterator` with `verify_file_chunks` applied to each item as it is decoded:
+    /// returns whether anything had to be skipped or a file's chunk list changed, and, with
+    /// `keep` (repair, which writes the items again), the items themselves. Without `keep` the
+    /// items are not collected, so memory does not grow with the archive's size.
+    fn robust_items(
+        &mut self,
+        meta: &ArchiveMeta,
+        name: &str,
+        keep: bool,
+    ) -> Result<(Vec<Item>, bool)> {
         let item_keys: Vec<Vec<u8>> = self.manifest.item_keys.clone();
         let mut unpacker = RobustUnpacker::new(packed_keys(&item_keys));
         let mut items = Vec::new();
@@ -1001,9 +1008,14 @@ impl Checker<'_> {
                         break;
                     }
                     Unpacked::Value(v) => match valid_item(v, &item_keys) {
-                        Ok((item, acl_dropped)) => {
+                        Ok((mut item, acl_dropped)) => {
                             damaged |= acl_dropped;
-                            items.push(item);
+                            if item.chunks.is_some() {
+                                damaged |= self.verify_file_chunks(name, &mut item)?;
+                            }
+                            if keep {
+                                items.push(item);
+                            }
                         }
                         Err(reason) => {
                             self.report(&format!("Did not get expected metadata dict when unpacking item metadata ({reason})"), id, i);
@@ -1084,12 +1096,7 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            let (mut items, mut changed) = self.robust_items(&meta)?;
-            for item in items.iter_mut() {
-                if item.chunks.is_some() {
-                    changed |= self.verify_file_chunks(&name, item)?;
-                }
-            }
+            let (items, changed) = self.robust_items(&meta, &name, self.repair)?;
             if !changed {
                 // Unchanged: the original archive object and item-stream chunks stay in use.
                 self.add_reference(&archive_id, None)?;
