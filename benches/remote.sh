@@ -22,7 +22,8 @@
 #
 # The tree is the one benches/compare.sh builds (reused if present under $BENCH_DIR, default
 # /var/tmp/hoard-bench). Everything the run creates (sshd, namespace, veth, repositories) is
-# removed on exit, also on Ctrl-C.
+# removed on exit, also on Ctrl-C. EXTRACT_DIR (e.g. /dev/shm) is where extract writes: on ext4,
+# creating many files soon after deleting many is slow, which would distort the later runs.
 set -euo pipefail
 
 size_mb=1100
@@ -252,7 +253,7 @@ row() {
 # $phases has it, an extract of it), appends rows.
 measure() {
   local scenario=$1 label=$2 client=$3 server=$4 urlbase=$5 src=$6 rsh=${7:-$rsh_base}
-  local base=$run/base-$label repo=repos/$label-$RANDOM dest=$run/extract-$label
+  local base=$run/base-$label repo=repos/$label-$RANDOM dest=${EXTRACT_DIR:-$run}/extract-$label
   rm -rf "$base" "$dest"; mkdir -p "$base" "$dest" "$run/repos"
   sync; sleep "${SETTLE_SECONDS:-5}"
   (
