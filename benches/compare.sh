@@ -46,6 +46,7 @@ while [ $# -gt 0 ]; do
 done
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/benches/trees.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
 (cd "$here" && cargo build --release --quiet --bin hoard)
 hoard=$CARGO_TARGET_DIR/release/hoard
@@ -54,41 +55,11 @@ command -v borg >/dev/null || { echo "borg is required (apt-get install borgback
 
 work=${BENCH_DIR:-/var/tmp/hoard-bench}
 mkdir -p "$work"
-if [ "$tree_kind" = small ]; then
-  tree=$work/tree-small
-  if [ ! -f "$tree/.complete-$small_files" ]; then
-    echo "building a tree of $small_files small real files under $tree ..." >&2
-    rm -rf "$tree"; mkdir -p "$tree"
-    find /usr/share /usr/include /usr/lib "${RUSTUP_HOME:-$HOME/.rustup}" -type f -size -32k 2>/dev/null \
-      | head -n "$small_files" > "$work/small-files.list"
-    tar -cf - -P -T "$work/small-files.list" 2>/dev/null | tar -xf - -C "$tree" 2>/dev/null || true
-    touch "$tree/.complete-$small_files"
-  fi
-elif [ "$tree_kind" = real ]; then
-  tree=$work/tree
-  if [ ! -f "$tree/.complete-$size_mb" ]; then
-    echo "building a ${size_mb} MB tree of real files under $tree ..." >&2
-    rm -rf "$tree"; mkdir -p "$tree"
-    # whole directories from /usr until the size is reached (real mix of sizes and types)
-    limit=$((size_mb * 1024 * 1024))
-    total=0
-    for d in /usr/lib/x86_64-linux-gnu /usr/share /usr/lib/python3 /usr/lib/gcc /usr/bin /usr/lib; do
-      [ -d "$d" ] || continue
-      for e in "$d"/*; do
-        [ "$total" -ge "$limit" ] && break 2
-        s=$(du -sb "$e" 2>/dev/null | cut -f1)
-        [ -z "$s" ] && continue
-        dest="$tree/$(echo "$d" | tr / _)"
-        mkdir -p "$dest"
-        cp -a "$e" "$dest/" 2>/dev/null || true
-        total=$((total + s))
-      done
-    done
-    touch "$tree/.complete-$size_mb"
-  fi
-else
-  echo "unknown tree kind $tree_kind (real or small)" >&2; exit 2
-fi
+case $tree_kind in
+  real) tree=$(real_tree "$work" "$size_mb") ;;
+  small) tree=$(small_tree "$work" "$small_files") ;;
+  *) echo "unknown tree kind $tree_kind (real or small)" >&2; exit 2 ;;
+esac
 files=$(find "$tree" -type f | wc -l)
 bytes=$(du -sb "$tree" | cut -f1)
 echo "tree: $files files, $((bytes / 1024 / 1024)) MiB" >&2

@@ -45,6 +45,7 @@ while [ $# -gt 0 ]; do
 done
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/benches/trees.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
 (cd "$here" && cargo build --release --quiet --bin hoard)
 hoard=$CARGO_TARGET_DIR/release/hoard
@@ -56,27 +57,7 @@ borg_bin=$(command -v borg)
 
 work=${BENCH_DIR:-/var/tmp/hoard-bench}
 mkdir -p "$work"
-tree=$work/tree
-# Same tree as benches/compare.sh (same marker file, so either script reuses the other's).
-if [ ! -f "$tree/.complete-$size_mb" ]; then
-  echo "building a ${size_mb} MB tree of real files under $tree ..." >&2
-  rm -rf "$tree"; mkdir -p "$tree"
-  limit=$((size_mb * 1024 * 1024))
-  total=0
-  for d in /usr/lib/x86_64-linux-gnu /usr/share /usr/lib/python3 /usr/lib/gcc /usr/bin /usr/lib; do
-    [ -d "$d" ] || continue
-    for e in "$d"/*; do
-      [ "$total" -ge "$limit" ] && break 2
-      s=$(du -sb "$e" 2>/dev/null | cut -f1)
-      [ -z "$s" ] && continue
-      dest="$tree/$(echo "$d" | tr / _)"
-      mkdir -p "$dest"
-      cp -a "$e" "$dest/" 2>/dev/null || true
-      total=$((total + s))
-    done
-  done
-  touch "$tree/.complete-$size_mb"
-fi
+tree=$(real_tree "$work" "$size_mb")
 
 run=$(mktemp -d "$work/remote.XXXXXX")
 sshd_pid=
