@@ -95,6 +95,33 @@ type RawEntry = (u32, u8, Option<ObjectId>, Option<Vec<u8>>);
 /// Parses and validates one entry whose first `header.len()` bytes are already read from `r`.
 /// `fmt_size` is 9 for iteration or 41 for a keyed read; mirrors borg `LoggedIO._read`.
 #[allow(clippy::too_many_arguments)]
+/// Reads the PUT entry whose header is `header` and checks that it stores `id` (the last step
+/// of every object read, from a file or from an object store).
+fn read_put_for(
+    r: &mut (impl Read + Seek),
+    header: &[u8],
+    segment: u32,
+    offset: u32,
+    id: &ObjectId,
+    read_data: bool,
+) -> Result<(u32, Option<Vec<u8>>)> {
+    let (size, _tag, key, data) = read_entry(
+        r,
+        header,
+        PUT_HEADER_SIZE,
+        segment,
+        offset as u64,
+        &[TAG_PUT],
+        read_data,
+    )?;
+    if key.as_ref() != Some(id) {
+        return Err(integrity(format!(
+            "Invalid segment entry header, is not for wanted id [segment {segment}, offset {offset}]"
+        )));
+    }
+    Ok((size, data))
+}
+
 fn read_entry(
     r: &mut (impl Read + Seek),
     header: &[u8],
@@ -658,21 +685,7 @@ impl LoggedIo {
             .map_err(|e| RepoError::io(&fname, e))?;
         let mut header = [0u8; PUT_HEADER_SIZE as usize];
         let got = read_full(&mut r, &mut header).map_err(|e| RepoError::io(&fname, e))?;
-        let (size, _tag, key, data) = read_entry(
-            &mut r,
-            &header[..got],
-            PUT_HEADER_SIZE,
-            segment,
-            offset as u64,
-            &[TAG_PUT],
-            read_data,
-        )?;
-        if key.as_ref() != Some(id) {
-            return Err(integrity(format!(
-                "Invalid segment entry header, is not for wanted id [segment {segment}, offset {offset}]"
-            )));
-        }
-        Ok((size, data))
+        read_put_for(&mut r, &header[..got], segment, offset, id, read_data)
     }
 
     /// Object storage: [`Self::read_inner`] with range requests (header first, then the rest).
@@ -731,21 +744,7 @@ impl LoggedIo {
             pos: 0,
             len: logical,
         };
-        let (size, _tag, key, data) = read_entry(
-            &mut r,
-            &buf[..hl],
-            PUT_HEADER_SIZE,
-            segment,
-            offset as u64,
-            &[TAG_PUT],
-            read_data,
-        )?;
-        if key.as_ref() != Some(id) {
-            return Err(integrity(format!(
-                "Invalid segment entry header, is not for wanted id [segment {segment}, offset {offset}]"
-            )));
-        }
-        Ok((size, data))
+        read_put_for(&mut r, &buf[..hl], segment, offset, id, read_data)
     }
 
     /// First 8 bytes of a segment file.
