@@ -701,27 +701,7 @@ fn killed_ssh_during_borg_create_leaves_last_commit() {
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
     let mut child = c.spawn().expect("borg create");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut killed = false;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if dir_size(&repo) > committed + 2_000_000 {
-            if let Some(pid) = child_pid(child.id(), "ssh") {
-                unsafe {
-                    libc_kill(pid, 9);
-                }
-                killed = true;
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        killed,
-        "create finished before the ssh process could be killed"
-    );
+    kill_ssh_once_repo_grows(&mut child, &repo, committed);
     let out = child.wait_with_output().expect("wait");
     assert_ne!(out.status.code(), Some(0));
     // The server notices the closed connection, drops the transaction and releases the lock.
@@ -739,6 +719,27 @@ fn killed_ssh_during_borg_create_leaves_last_commit() {
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Waits until the repository has grown by 2 MB past `committed` (a create is writing), then
+/// SIGKILLs the create's ssh child. Fails if the create finishes first.
+fn kill_ssh_once_repo_grows(child: &mut std::process::Child, repo: &Path, committed: u64) {
+    let deadline = Instant::now() + HANG_LIMIT;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if dir_size(repo) > committed + 2_000_000 {
+            if let Some(pid) = child_pid(child.id(), "ssh") {
+                unsafe {
+                    libc_kill(pid, 9);
+                }
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("create finished before the ssh process could be killed");
 }
 
 /// How long a client may take to give up on a dead or silent peer before the test calls it a
@@ -997,27 +998,7 @@ fn killed_ssh_during_hoard_create_against_borg_serve() {
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
     let mut child = c.spawn().expect("hoard create");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut killed = false;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if dir_size(&repo) > committed + 2_000_000 {
-            if let Some(pid) = child_pid(child.id(), "ssh") {
-                unsafe {
-                    libc_kill(pid, 9);
-                }
-                killed = true;
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        killed,
-        "create finished before the ssh process could be killed"
-    );
+    kill_ssh_once_repo_grows(&mut child, &repo, committed);
     let start = Instant::now();
     let out = child.wait_with_output().expect("wait");
     assert!(start.elapsed() < HANG_LIMIT, "client hung after the kill");

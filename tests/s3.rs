@@ -24,6 +24,20 @@ fn env_for(w: &Weed) -> Env {
 }
 
 /// Copies every object under `prefix` into `dest` (the bucket "downloaded to a disk").
+/// Extracts ARCHIVE with hoard into a fresh `out` folder and compares `out/REL` with `tree`.
+fn extract_and_compare(env: &Env, archive: &str, tree: &Path, rel: &str) {
+    let out = env.path().join("out");
+    std::fs::create_dir_all(&out).expect("mkdir out");
+    let r = env
+        .hoard_cmd()
+        .current_dir(&out)
+        .args(["extract", archive])
+        .output()
+        .expect("run hoard extract");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_same_tree(tree, &out.join(rel));
+}
+
 fn download(w: &Weed, prefix: &str, dest: &Path) {
     let store = w.store(prefix);
     let objects = store.list("").expect("list");
@@ -124,16 +138,7 @@ fn command_set_on_s3_and_borg_check_of_the_downloaded_bucket() {
     let info = env.hoard(["info", &format!("{repo}::two")]).ok().out();
     assert!(info.contains("Archive name: two"), "{info}");
 
-    let out = env.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let r = env
-        .hoard_cmd()
-        .current_dir(&out)
-        .args(["extract", &format!("{repo}::two")])
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert_same_tree(&tree, &out.join(&rel));
+    extract_and_compare(&env, &format!("{repo}::two"), &tree, &rel);
 
     env.hoard(["delete", &format!("{repo}::one")]).ok();
     env.hoard(["create", &format!("{repo}::three"), &rel]).ok();
@@ -195,16 +200,7 @@ fn borg_repository_uploaded_as_is_is_read() {
     upload(&w, &local, "uploaded");
     let repo = w.url("uploaded");
     assert_eq!(env.hoard(["list", "--short", &repo]).ok().out(), "b1\n");
-    let out = env.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let r = env
-        .hoard_cmd()
-        .current_dir(&out)
-        .args(["extract", &format!("{repo}::b1")])
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert_same_tree(&tree, &out.join(&rel));
+    extract_and_compare(&env, &format!("{repo}::b1"), &tree, &rel);
     // and hoard can keep writing to it
     env.hoard(["create", &format!("{repo}::h2"), &rel]).ok();
     env.hoard(["check", &repo]).ok();
