@@ -185,18 +185,6 @@ pub fn prepare(mut req: MountRequest, confirm: Confirm<'_>) -> Result<Prepared> 
     })
 }
 
-/// Chunk buffers (up to 8 MiB, allocated and freed on every cache miss) are served by `mmap`
-/// and returned to the system when freed, instead of glibc's dynamic threshold moving them onto
-/// the heap, where interleaving with cached chunks fragments it and the resident size creeps
-/// up to several times the cache budget.
-fn limit_heap_growth() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only tunes the allocator; 256 KiB is a valid threshold.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-    }
-}
-
 /// Blocks SIGINT, SIGTERM and SIGHUP in this thread (threads started later inherit the mask)
 /// and returns the set, for a thread that waits for them.
 fn block_termination_signals() -> libc::sigset_t {
@@ -215,7 +203,7 @@ fn block_termination_signals() -> libc::sigset_t {
 /// Mounts `prepared` at `mountpoint`, calls `ready` once the kernel has the filesystem (so a
 /// daemonizing caller can let its parent go), and serves requests until unmounted.
 pub fn serve(prepared: Prepared, mountpoint: &Path, ready: &mut dyn FnMut()) -> Result<()> {
-    limit_heap_growth();
+    super::workers::tune_allocator(super::workers::AllocatorProfile::MappedBuffers);
     let shown = mountpoint.display().to_string();
     let mut session = fuser::Session::new(prepared.fs, mountpoint, &prepared.config)
         .map_err(|e| CommandError::new(format!("{shown}: mounting failed: {e}")))?;

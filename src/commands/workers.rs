@@ -56,16 +56,22 @@ pub enum AllocatorProfile {
     KeepBuffers,
     /// check: only the shared arena.
     SharedArena,
+    /// mount: chunk buffers (up to 8 MiB, allocated and freed on every cache miss) are mapped
+    /// and returned when freed (256 KiB mmap threshold) instead of glibc's dynamic threshold
+    /// moving them onto the heap, where interleaving with cached chunks fragments it and the
+    /// resident size creeps up to several times the cache budget. Keeps per-thread arenas.
+    MappedBuffers,
 }
 
-/// Tunes glibc's allocator for the parallel pipelines. All profiles use one arena for all
-/// threads: with chunks allocated on one thread and freed on another, per-thread arenas each
+/// Tunes glibc's allocator for a command. The pipeline profiles use one arena for all threads: with chunks allocated on one thread and freed on another, per-thread arenas each
 /// keep their high-water mark and peak memory grows with the thread count.
 pub fn tune_allocator(profile: AllocatorProfile) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; it is safe to call at any time.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
+        if profile != AllocatorProfile::MappedBuffers {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
         match profile {
             AllocatorProfile::ReturnBuffers => {
                 libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
@@ -73,6 +79,9 @@ pub fn tune_allocator(profile: AllocatorProfile) {
             AllocatorProfile::KeepBuffers => {
                 libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
                 libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
+            }
+            AllocatorProfile::MappedBuffers => {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
             }
             AllocatorProfile::SharedArena => {}
         }
