@@ -135,6 +135,88 @@ fn items_match_borgs_for_the_same_tree() {
     env.borg(["check", s(&repo)]).ok();
 }
 
+/// The extended metadata fields of every item, by path, from `borg debug dump-archive`.
+fn ext_metadata(env: &Env, repo: &Path, archive: &str) -> Vec<(String, serde_json::Value)> {
+    let out = env.path().join(format!("dump-{archive}.json"));
+    env.borg([
+        "debug",
+        "dump-archive",
+        &format!("{}::{archive}", s(repo)),
+        s(&out),
+    ])
+    .ok();
+    let text = std::fs::read_to_string(&out).expect("dump");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("dump JSON");
+    let items = v["_items"].as_array().expect("items");
+    items
+        .iter()
+        .map(|i| {
+            let keys = [
+                "mode",
+                "user",
+                "group",
+                "bsdflags",
+                "xattrs",
+                "acl_access",
+                "acl_default",
+            ];
+            let picked: serde_json::Map<String, serde_json::Value> = keys
+                .iter()
+                .filter_map(|k| i.get(*k).map(|v| (k.to_string(), v.clone())))
+                .collect();
+            (i["path"].to_string(), serde_json::Value::Object(picked))
+        })
+        .collect()
+}
+
+#[test]
+fn flags_xattrs_and_acls_match_borgs_with_one_and_many_workers() {
+    if !borg_available() {
+        return;
+    }
+    let env = Env::new();
+    let repo = env.path().join("repo");
+    env.borg(["init", "-e", "repokey", s(&repo)]).ok();
+    let src = source_tree(&env);
+    env.borg(["create", &format!("{}::b", s(&repo)), src]).ok();
+    for (name, workers) in [
+        ("h1", "1"),
+        ("h4", "4"),
+        ("h4-again", "4"),
+        ("h1-again", "1"),
+    ] {
+        env.hoard([
+            "--workers",
+            workers,
+            "create",
+            &format!("{}::{name}", s(&repo)),
+            src,
+        ])
+        .ok();
+    }
+    let borgs = ext_metadata(&env, &repo, "b");
+    let has_acl = std::process::Command::new("setfacl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_acl {
+        let with_acl = |k: &str| borgs.iter().filter(|(_, m)| m.get(k).is_some()).count();
+        assert!(with_acl("acl_access") > 0, "no access ACL in the test tree");
+        assert!(
+            with_acl("acl_default") > 0,
+            "no default ACL in the test tree"
+        );
+    }
+    assert!(borgs.iter().any(|(_, m)| m.get("xattrs").is_some()));
+    for name in ["h1", "h4", "h4-again", "h1-again"] {
+        let ours = ext_metadata(&env, &repo, name);
+        assert_eq!(ours.len(), borgs.len(), "item count of {name}");
+        for (o, b) in ours.iter().zip(&borgs) {
+            assert_eq!(o, b, "archive {name}");
+        }
+    }
+}
+
 #[test]
 fn interleaved_with_borg_and_deduplicated() {
     if !borg_available() {

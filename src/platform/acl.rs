@@ -358,16 +358,20 @@ fn validate(entries: &[AclEntry]) -> Result<()> {
 
 /// Size of an xattr, `None` if it does not exist. Follows symlinks like `acl_extended_file`
 /// (callers never ask for symlinks).
-fn xattr_len(path: &Path, name: &[u8]) -> Result<Option<usize>> {
-    xattr::get_opt(Target::Path(path), name).map(|v| v.map(|v| v.len()))
+fn xattr_len(t: Target<'_>, name: &[u8]) -> Result<Option<usize>> {
+    xattr::get_opt(t, name).map(|v| v.map(|v| v.len()))
 }
 
 /// True if the object has an extended ACL (libacl's `acl_extended_file`).
 pub fn is_extended(path: &Path) -> Result<bool> {
-    if xattr_len(path, XATTR_ACCESS)?.is_some_and(|n| n > BASE_SIZE) {
+    is_extended_target(Target::Path(path))
+}
+
+fn is_extended_target(t: Target<'_>) -> Result<bool> {
+    if xattr_len(t, XATTR_ACCESS)?.is_some_and(|n| n > BASE_SIZE) {
         return Ok(true);
     }
-    Ok(xattr_len(path, XATTR_DEFAULT)?.is_some_and(|n| n >= BASE_SIZE))
+    Ok(xattr_len(t, XATTR_DEFAULT)?.is_some_and(|n| n >= BASE_SIZE))
 }
 
 /// Read the ACLs of `path` (not following symlinks) as borg 1.2 stores them; see the module docs.
@@ -398,18 +402,29 @@ pub fn acl_get_mode(
     is_symlink: bool,
     numeric_ids: bool,
 ) -> AclTexts {
+    acl_get_target(Target::Path(path), mode, is_dir, is_symlink, numeric_ids)
+}
+
+/// [`acl_get_mode`] of a path or of an open file descriptor (no path walk).
+pub fn acl_get_target(
+    target: Target<'_>,
+    mode: u32,
+    is_dir: bool,
+    is_symlink: bool,
+    numeric_ids: bool,
+) -> AclTexts {
     let mut out = AclTexts::default();
-    if is_symlink || !is_extended(path).unwrap_or(false) {
+    if is_symlink || !is_extended_target(target).unwrap_or(false) {
         return out;
     }
     let text = |entries: Vec<AclEntry>| borg_text(&libacl_text(&canonical(entries)), numeric_ids);
-    out.access = match xattr::get_opt(Target::Path(path), XATTR_ACCESS) {
+    out.access = match xattr::get_opt(target, XATTR_ACCESS) {
         Ok(Some(raw)) => parse_xattr(&raw).ok().map(text),
         Ok(None) => Some(text(from_mode(mode))),
         Err(_) => None,
     };
     if is_dir {
-        out.default = match xattr::get_opt(Target::Path(path), XATTR_DEFAULT) {
+        out.default = match xattr::get_opt(target, XATTR_DEFAULT) {
             Ok(Some(raw)) => parse_xattr(&raw).ok().map(text),
             Ok(None) => Some(Vec::new()),
             Err(_) => None,

@@ -103,6 +103,62 @@ pub fn lstat(path: &Path) -> Result<Stat> {
     Ok(Stat::from_raw(&st))
 }
 
+/// [`lstat`] of the entry `name` of the open directory `dirfd` (`fstatat` with
+/// `AT_SYMLINK_NOFOLLOW`): no walk of the whole path per call. `shown` names the object in
+/// errors.
+pub fn lstat_at(dirfd: RawFd, name: &[u8], shown: &Path) -> Result<Stat> {
+    let c = cstr::bytes("file name", name)?;
+    // SAFETY: a zeroed stat is a valid out-parameter.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string, `st` a valid out-pointer; a bad fd only yields EBADF.
+    let rc = unsafe { libc::fstatat(dirfd, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+    check(rc, "lstat", shown)?;
+    Ok(Stat::from_raw(&st))
+}
+
+/// [`open_noatime`] of the entry `name` of the open directory `dirfd` (`openat`).
+/// `shown` names the object in errors.
+pub fn open_noatime_at(
+    dirfd: RawFd,
+    name: &[u8],
+    flags: libc::c_int,
+    shown: &Path,
+) -> Result<OwnedFd> {
+    let c = cstr::bytes("file name", name)?;
+    let open = |flags: libc::c_int| -> Result<OwnedFd> {
+        // SAFETY: `c` is a valid C string; a bad fd only yields EBADF.
+        let fd = unsafe { libc::openat(dirfd, c.as_ptr(), flags | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(PlatformError::last_os("open", shown));
+        }
+        // SAFETY: `fd` is a freshly opened descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    match open(flags | libc::O_NOATIME) {
+        Err(e) if e.errno() == Some(libc::EPERM) => open(flags),
+        other => other,
+    }
+}
+
+/// [`readlink`] of the entry `name` of the open directory `dirfd` (`readlinkat`).
+pub fn readlink_at(dirfd: RawFd, name: &[u8], shown: &Path) -> Result<Vec<u8>> {
+    let c = cstr::bytes("file name", name)?;
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: `c` is a valid C string and `buf` is writable for `buf.len()` bytes.
+        let n = unsafe { libc::readlinkat(dirfd, c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return Err(PlatformError::last_os("readlink", shown));
+        }
+        let n = n as usize;
+        if n < buf.len() {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
+}
+
 /// `fstat(2)` of an open file.
 pub fn fstat(fd: RawFd) -> Result<Stat> {
     // SAFETY: a zeroed stat is a valid out-parameter.

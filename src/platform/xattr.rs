@@ -89,6 +89,9 @@ pub struct XattrRead {
     pub xattrs: Xattrs,
     /// Attributes that could not be read (borg logs these as warnings).
     pub warnings: Vec<XattrWarning>,
+    /// Whether the listing named a `system.posix_acl_*` attribute; `None` when the object's
+    /// attributes could not be listed.
+    pub lists_acl: Option<bool>,
 }
 
 /// Call a "query size, then fill buffer" xattr function until the buffer is big enough.
@@ -224,11 +227,14 @@ pub fn set(t: Target<'_>, name: &[u8], value: &[u8]) -> Result<()> {
 /// Empty values become `None`. See the module docs for the error policy.
 pub fn get_all(t: Target<'_>) -> Result<XattrRead> {
     let mut out = XattrRead::default();
-    let names = match list(t) {
+    let mut names = match list_all(t) {
         Ok(n) => n,
         Err(e) if e.is_unsupported() || e.errno() == Some(libc::EPERM) => return Ok(out),
         Err(e) => return Err(e),
     };
+    let before = names.len();
+    names.retain(|n| !n.starts_with(POSIX_ACL_PREFIX));
+    out.lists_acl = Some(names.len() != before);
     for name in names {
         match get(t, &name) {
             Ok(v) => {

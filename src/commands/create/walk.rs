@@ -5,7 +5,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirEntryExt;
 use std::path::PathBuf;
@@ -51,6 +51,34 @@ fn lstat(path: &[u8], op: &'static str) -> Result<Stat, BackupError> {
     fs::lstat(&os_path(path)).map_err(|e| BackupError::platform(op, &e, Some(&basename(path))))
 }
 
+/// [`lstat`], relative to the open parent directory `at` when there is one.
+pub(super) fn lstat_entry(
+    at: Option<RawFd>,
+    path: &[u8],
+    op: &'static str,
+) -> Result<Stat, BackupError> {
+    let Some(dirfd) = at else {
+        return lstat(path, op);
+    };
+    let name = basename(path);
+    fs::lstat_at(dirfd, &name, &os_path(path))
+        .map_err(|e| BackupError::platform(op, &e, Some(&name)))
+}
+
+/// Opens `path` without updating its atime (borg's `os_open(noatime=True)`), relative to
+/// the open parent directory `at` when there is one.
+pub(super) fn open_entry(
+    at: Option<RawFd>,
+    path: &[u8],
+    flags: libc::c_int,
+) -> crate::platform::Result<File> {
+    let opened = match at {
+        Some(dirfd) => fs::open_noatime_at(dirfd, &basename(path), flags, &os_path(path)),
+        None => fs::open_noatime(&os_path(path), flags),
+    };
+    opened.map(File::from)
+}
+
 /// borg's `stat_update_check`: refuses an object whose type or inode changed since `lstat`.
 pub(super) fn update_check(old: &Stat, file: &File) -> Result<Stat, BackupError> {
     let new = fs::fstat(file.as_raw_fd()).map_err(|e| BackupError::platform("fstat", &e, None))?;
@@ -72,10 +100,9 @@ fn check_same(old: &Stat, new: &Stat) -> Result<(), BackupError> {
     Ok(())
 }
 
-fn open_dir(path: &[u8]) -> Result<File, BackupError> {
+fn open_dir(at: Option<RawFd>, path: &[u8]) -> Result<File, BackupError> {
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_NOCTTY;
-    fs::open_noatime(&os_path(path), flags)
-        .map(File::from)
+    open_entry(at, path, flags)
         .map_err(|e| BackupError::platform("dir_open", &e, Some(&basename(path))))
 }
 
@@ -263,7 +290,7 @@ impl Backup<'_, '_> {
         if !st.is_dir() || self.sink.is_none() {
             return self.process_any(path, st);
         }
-        let dir = open_dir(path)?;
+        let dir = open_dir(None, path)?;
         let st = update_check(st, &dir)?;
         self.process_dir(path, &st, &dir)
     }
@@ -297,13 +324,33 @@ impl Backup<'_, '_> {
             }
         };
         let restrict_dev = self.opts.one_file_system.then_some(st.dev);
-        self.rec_walk(&path, restrict_dev);
+        self.rec_walk(&path, restrict_dev, None);
         self.skip_inodes.insert((st.ino, st.dev));
         Ok(())
     }
 
-    /// borg's `_rec_walk` for one object; errors become warnings with status `E`.
-    fn rec_walk(&mut self, path: &[u8], restrict_dev: Option<u64>) {
+    /// borg's `_rec_walk` for one object; errors become warnings with status `E`. `at` is the
+    /// open parent directory the walk came through (None for a PATH argument).
+    fn rec_walk(&mut self, path: &[u8], restrict_dev: Option<u64>, at: Option<RawFd>) {
+        self.rec_walk_pre(path, restrict_dev, at, None);
+    }
+
+    /// [`Self::rec_walk`] with what the stat-ahead helper read of the object.
+    fn rec_walk_pre(
+        &mut self,
+        path: &[u8],
+        restrict_dev: Option<u64>,
+        at: Option<RawFd>,
+        pre: Option<super::ahead::Prefetched>,
+    ) {
+        let outer = std::mem::replace(&mut self.entry_dir, at);
+        let outer_pre = std::mem::replace(&mut self.entry_pre, pre);
+        self.rec_walk_here(path, restrict_dev);
+        self.entry_dir = outer;
+        self.entry_pre = outer_pre;
+    }
+
+    fn rec_walk_here(&mut self, path: &[u8], restrict_dev: Option<u64>) {
         let mut recurse_excluded_dir = false;
         let status = match self.walk_one(path, restrict_dev, &mut recurse_excluded_dir) {
             Ok(s) => s,
@@ -345,15 +392,20 @@ impl Backup<'_, '_> {
             .matcher
             .as_mut()
             .map(|m| m.matches(OsStr::from_bytes(path)));
+        let at = self.entry_dir;
+        let seen = self.entry_pre.as_ref().and_then(|p| p.lstat);
         let st = if decision.is_none_or(|d| d.included != Some(false)) {
-            lstat(path, "stat")?
+            match seen {
+                Some(st) => st,
+                None => lstat_entry(at, path, "stat")?,
+            }
         } else {
             self.status('x', path);
             if !decision.is_some_and(|d| d.recurse_dir) {
                 return Ok(None);
             }
             *recurse_excluded_dir = true;
-            let st = lstat(path, "stat")?;
+            let st = lstat_entry(at, path, "stat")?;
             if !st.is_dir() {
                 return Ok(None);
             }
@@ -383,9 +435,10 @@ impl Backup<'_, '_> {
         recurse: bool,
         excluded: bool,
     ) -> Result<Option<char>, BackupError> {
-        let dir = open_dir(path)?;
+        let dir = open_dir(self.entry_dir, path)?;
         let st = update_check(st, &dir)?;
         let dry = self.sink.is_none();
+        let dirfd = Some(dir.as_raw_fd());
         if recurse {
             let opts = self.opts;
             let tags = tag_names(path, opts.exclude_caches, &opts.exclude_if_present);
@@ -396,7 +449,7 @@ impl Backup<'_, '_> {
                             self.process_dir(path, &st, &dir)?;
                         }
                         for tag in tags {
-                            self.rec_walk(&join(path, &tag), restrict_dev);
+                            self.rec_walk(&join(path, &tag), restrict_dev, dirfd);
                         }
                     }
                     self.status('x', path);
@@ -413,8 +466,11 @@ impl Backup<'_, '_> {
             };
         }
         if recurse {
-            for name in scandir_inorder(path)? {
-                self.rec_walk(&normpath(&join(path, &name)), restrict_dev);
+            let names = scandir_inorder(path)?;
+            let mut ahead = self.stat_ahead.as_ref().and_then(|s| s.dir(&dir, &names));
+            for name in names {
+                let pre = ahead.as_mut().and_then(super::ahead::DirAhead::next);
+                self.rec_walk_pre(&normpath(&join(path, &name)), restrict_dev, dirfd, pre);
             }
         }
         Ok(status)
@@ -537,8 +593,7 @@ impl Backup<'_, '_> {
 
     fn process_fifo(&mut self, path: &[u8], st: &Stat) -> Result<Option<char>, BackupError> {
         let (mut item, status, hardlinked, master) = self.create_helper(path, st, Some('f'), true);
-        let f = fs::open_noatime(&os_path(path), FLAGS_NORMAL)
-            .map(File::from)
+        let f = open_entry(self.entry_dir, path, FLAGS_NORMAL)
             .map_err(|e| BackupError::platform("open", &e, Some(&basename(path))))?;
         let st = update_check(st, &f)?;
         if !hardlinked || master {
@@ -557,7 +612,7 @@ impl Backup<'_, '_> {
         kind: char,
     ) -> Result<Option<char>, BackupError> {
         let (mut item, status, hardlinked, master) = self.create_helper(path, st, Some(kind), true);
-        let new = lstat(path, "stat")?;
+        let new = lstat_entry(self.entry_dir, path, "stat")?;
         check_same(st, &new)?;
         item.rdev = Some(new.rdev);
         if !hardlinked || master {
@@ -571,8 +626,11 @@ impl Backup<'_, '_> {
 
     fn process_symlink(&mut self, path: &[u8], st: &Stat) -> Result<Option<char>, BackupError> {
         let (mut item, status, _, _) = self.create_helper(path, st, Some('s'), false);
-        let target = fs::readlink(&os_path(path))
-            .map_err(|e| BackupError::platform("readlink", &e, Some(&basename(path))))?;
+        let target = match self.entry_dir {
+            Some(dirfd) => fs::readlink_at(dirfd, &basename(path), &os_path(path)),
+            None => fs::readlink(&os_path(path)),
+        }
+        .map_err(|e| BackupError::platform("readlink", &e, Some(&basename(path))))?;
         item.source = Some(target);
         meta::simple_attrs(&mut item, st, &self.opts.meta);
         self.ext_attrs(&mut item, path, st, None)?;
