@@ -140,6 +140,58 @@ pub fn open_noatime_at(
     }
 }
 
+/// The entries of the open directory `dir` as (inode, name), without `.` and `..`, read
+/// through a duplicate of its descriptor (no path walk). `shown` names it in errors.
+pub fn read_dir_fd(dir: &impl AsRawFd, shown: &Path) -> Result<Vec<(u64, Vec<u8>)>> {
+    // SAFETY: duplicating a descriptor has no memory effects; failure is checked.
+    let fd = unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(PlatformError::last_os("scandir", shown));
+    }
+    // SAFETY: `fd` is ours; on success the stream owns it and closedir closes it.
+    let stream = unsafe { libc::fdopendir(fd) };
+    if stream.is_null() {
+        let err = PlatformError::last_os("scandir", shown);
+        // SAFETY: fdopendir failed, so `fd` is still ours to close.
+        unsafe { libc::close(fd) };
+        return Err(err);
+    }
+    // SAFETY: rewinding a fresh stream: the offset is shared with `dir`, which may have been
+    // read before.
+    unsafe { libc::rewinddir(stream) };
+    let mut entries = Vec::new();
+    let result = loop {
+        // SAFETY: errno is thread-local; clearing it tells end-of-directory from an error.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `stream` is a valid open directory stream.
+        let entry = unsafe { libc::readdir64(stream) };
+        if entry.is_null() {
+            let errno = std::io::Error::last_os_error();
+            break match errno.raw_os_error() {
+                Some(0) | None => Ok(()),
+                Some(_) => Err(PlatformError::Os {
+                    op: "scandir",
+                    path: shown.to_path_buf(),
+                    source: errno,
+                }),
+            };
+        }
+        // SAFETY: readdir returned a valid entry whose d_name is NUL-terminated; it stays
+        // valid until the next readdir call on this stream.
+        let (ino, name) = unsafe {
+            let e = &*entry;
+            let name = std::ffi::CStr::from_ptr(e.d_name.as_ptr()).to_bytes();
+            (e.d_ino, name)
+        };
+        if name != b"." && name != b".." {
+            entries.push((ino, name.to_vec()));
+        }
+    };
+    // SAFETY: `stream` is valid and closed exactly once.
+    unsafe { libc::closedir(stream) };
+    result.map(|()| entries)
+}
+
 /// [`readlink`] of the entry `name` of the open directory `dirfd` (`readlinkat`).
 pub fn readlink_at(dirfd: RawFd, name: &[u8], shown: &Path) -> Result<Vec<u8>> {
     let c = cstr::bytes("file name", name)?;

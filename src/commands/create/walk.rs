@@ -7,7 +7,6 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirEntryExt;
 use std::path::PathBuf;
 
 use crate::archive::item::Item;
@@ -107,14 +106,9 @@ fn open_dir(at: Option<RawFd>, path: &[u8]) -> Result<File, BackupError> {
 }
 
 /// The directory's entries sorted by inode (borg's `scandir_inorder`).
-fn scandir_inorder(path: &[u8]) -> Result<Vec<Vec<u8>>, BackupError> {
-    let rd =
-        std::fs::read_dir(os_path(path)).map_err(|e| BackupError::io("scandir", &e, Some(path)))?;
-    let mut entries = Vec::new();
-    for e in rd {
-        let e = e.map_err(|e| BackupError::io("scandir", &e, Some(path)))?;
-        entries.push((e.ino(), e.file_name().as_bytes().to_vec()));
-    }
+fn scandir_inorder(path: &[u8], dir: &File) -> Result<Vec<Vec<u8>>, BackupError> {
+    let mut entries = fs::read_dir_fd(dir, &os_path(path))
+        .map_err(|e| BackupError::platform("scandir", &e, Some(path)))?;
     entries.sort();
     Ok(entries.into_iter().map(|(_, n)| n).collect())
 }
@@ -466,7 +460,7 @@ impl Backup<'_, '_> {
             };
         }
         if recurse {
-            let names = scandir_inorder(path)?;
+            let names = scandir_inorder(path, &dir)?;
             let mut ahead = self.stat_ahead.as_ref().and_then(|s| s.dir(&dir, &names));
             for name in names {
                 let pre = ahead.as_mut().and_then(super::ahead::DirAhead::next);
