@@ -193,6 +193,12 @@ pub trait Repository {
     fn get_many(&mut self, ids: &[ObjectId]) -> Result<Vec<Vec<u8>>> {
         ids.iter().map(|id| self.get(id)).collect()
     }
+    /// A hint that `get_many` will soon be asked for `ids` (in this order): a remote
+    /// repository sends those requests now, so they are in flight while the caller works on
+    /// what it has. Local repositories ignore it. Never fails: problems show in `get_many`.
+    fn prefetch(&mut self, ids: &[ObjectId]) {
+        let _ = ids;
+    }
     /// Waits for the answers of writes sent without waiting (remote `put`/`delete`) and
     /// reports the first error among them. Local repositories have nothing to wait for.
     fn flush(&mut self) -> Result<()> {

@@ -409,8 +409,13 @@ pub struct RemoteRepository {
     outstanding: usize,
     /// Async requests whose replies are only checked for errors.
     async_ids: HashSet<u64>,
+    /// Requests whose replies nobody wants (dropped on arrival, errors included).
+    discard_ids: HashSet<u64>,
     /// Errors of async requests, reported by the next call.
     async_errors: Vec<ErrorReply>,
+    /// `get` requests sent ahead on a [`Repository::prefetch`] hint and not yet claimed by
+    /// `get_many`, oldest first.
+    prefetched: std::collections::VecDeque<(ObjectId, u64)>,
     /// Set once the connection failed; every later call reports it.
     broken: Option<String>,
     append_only: bool,
@@ -485,7 +490,9 @@ impl RemoteRepository {
             replies: HashMap::new(),
             outstanding: 0,
             async_ids: HashSet::new(),
+            discard_ids: HashSet::new(),
             async_errors: Vec::new(),
+            prefetched: std::collections::VecDeque::new(),
             broken: None,
             append_only: opts.append_only,
         };
@@ -619,7 +626,9 @@ impl RemoteRepository {
         match incoming {
             Incoming::Reply(r) => {
                 self.outstanding = self.outstanding.saturating_sub(1);
-                if self.async_ids.remove(&r.msgid) {
+                if self.discard_ids.remove(&r.msgid) {
+                    // nobody waits for it
+                } else if self.async_ids.remove(&r.msgid) {
                     if let Err(e) = r.outcome {
                         self.async_errors.push(e);
                     }
@@ -705,6 +714,19 @@ impl RemoteRepository {
                 return r.map_err(|e| self.map_error(e));
             }
             self.receive_one()?;
+        }
+    }
+
+    /// The msgid of a `get` of `id` sent ahead by [`Repository::prefetch`], if any.
+    fn claim_prefetched(&mut self, id: &ObjectId) -> Option<u64> {
+        let at = self.prefetched.iter().position(|(p, _)| p == id)?;
+        self.prefetched.remove(at).map(|(_, m)| m)
+    }
+
+    /// Drops the reply of a request nobody will claim (now, or when it arrives).
+    fn forget_reply(&mut self, msgid: u64) {
+        if self.replies.remove(&msgid).is_none() {
+            self.discard_ids.insert(msgid);
         }
     }
 
@@ -848,7 +870,10 @@ impl Repository for RemoteRepository {
         let mut next = 0;
         while out.len() < ids.len() {
             while next < ids.len() && sent.len() < MAX_INFLIGHT {
-                let m = self.send("get", &[("id", Value::raw(ids[next]))])?;
+                let m = match self.claim_prefetched(&ids[next]) {
+                    Some(m) => m,
+                    None => self.send("get", &[("id", Value::raw(ids[next]))])?,
+                };
                 sent.push_back(m);
                 next += 1;
             }
@@ -856,10 +881,10 @@ impl Repository for RemoteRepository {
             let v = match self.wait_for(m) {
                 Ok(v) => v,
                 Err(e) => {
-                    // Drop the replies of the gets still in flight.
-                    self.async_ids.extend(sent.iter().copied());
+                    // Drop the replies of the gets still in flight (their errors belong to
+                    // other objects and must not surface later).
                     for m in sent {
-                        self.replies.remove(&m);
+                        self.forget_reply(m);
                     }
                     return Err(e);
                 }
@@ -868,6 +893,26 @@ impl Repository for RemoteRepository {
         }
         self.take_async_error()?;
         Ok(out)
+    }
+
+    fn prefetch(&mut self, ids: &[ObjectId]) {
+        for id in ids {
+            if self.prefetched.iter().any(|(p, _)| p == id) {
+                continue;
+            }
+            // Hints nobody claimed (the caller changed its plan) are dropped, oldest first,
+            // so that unclaimed replies cannot pile up.
+            while self.prefetched.len() >= MAX_INFLIGHT {
+                if let Some((_, m)) = self.prefetched.pop_front() {
+                    self.forget_reply(m);
+                }
+            }
+            match self.send("get", &[("id", Value::raw(*id))]) {
+                Ok(m) => self.prefetched.push_back((*id, m)),
+                // The connection is broken: the next real call reports it.
+                Err(_) => return,
+            }
+        }
     }
 
     fn put(&mut self, id: &ObjectId, data: &[u8]) -> Result<()> {
