@@ -560,6 +560,24 @@ impl Repository for LocalRepository {
         }
     }
 
+    /// On object storage the objects are fetched with concurrent range requests
+    /// ([`LoggedIo::read_many_obj`]); the first failing object fails the batch (callers then
+    /// ask one by one to learn which). Local files are read one by one.
+    fn get_many(&mut self, ids: &[ObjectId]) -> Result<Vec<Vec<u8>>> {
+        if self.obj.is_none() || ids.len() < 2 {
+            return ids.iter().map(|id| self.get(id)).collect();
+        }
+        self.ensure_index()?;
+        let mut wanted = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.index.as_ref().and_then(|i| i.get_loc(id)) {
+                Some((s, o)) => wanted.push((s, o, *id)),
+                None => return Err(RepoError::ObjectNotFound(hex::encode(id), disp(&self.path))),
+            }
+        }
+        self.io.read_many_obj(&wanted).into_iter().collect()
+    }
+
     fn put(&mut self, id: &ObjectId, data: &[u8]) -> Result<()> {
         if data.len() > MAX_DATA_SIZE as usize {
             return Err(RepoError::Integrity(format!(

@@ -52,8 +52,8 @@
 //! (`AWS_SHARED_CREDENTIALS_FILE`).
 
 use rusty_s3::actions::{
-    CompleteMultipartUpload, CreateMultipartUpload, DeleteObject, GetObject, HeadObject,
-    ListObjectsV2, PutObject, UploadPart,
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, DeleteObject, GetObject,
+    HeadObject, ListObjectsV2, PutObject, UploadPart,
 };
 pub use rusty_s3::Credentials;
 use rusty_s3::{Bucket, S3Action, UrlStyle};
@@ -64,11 +64,16 @@ use std::time::Duration;
 /// segment is buffered whole before its upload).
 pub const OBJECT_STORE_MAX_SEGMENT_SIZE: u64 = 32 * 1024 * 1024;
 
-/// Objects larger than this are uploaded with a multipart upload.
+/// Objects larger than this are uploaded with a multipart upload (`HOARD_S3_MULTIPART`
+/// overrides it, in bytes).
 pub const MULTIPART_THRESHOLD: usize = 64 * 1024 * 1024;
 
-/// Part size of multipart uploads.
-const PART_SIZE: usize = 16 * 1024 * 1024;
+/// Part size of multipart uploads (`HOARD_S3_PART_SIZE` overrides it, in bytes; AWS S3 needs
+/// at least 5 MiB for every part but the last).
+pub const PART_SIZE: usize = 16 * 1024 * 1024;
+
+/// Range requests in flight when many objects are read at once (`HOARD_S3_READS` overrides).
+pub const READS_IN_FLIGHT: usize = 8;
 
 /// How long presigned URLs are valid.
 const SIGN_TTL: Duration = Duration::from_secs(3600);
@@ -105,6 +110,11 @@ impl S3Target {
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A positive byte count from the environment variable `name`.
+fn env_size(name: &str) -> Option<usize> {
+    env(name).and_then(|v| v.parse().ok()).filter(|n| *n > 0)
 }
 
 fn aws_dir_file(var: &str, name: &str) -> Option<std::path::PathBuf> {
@@ -222,6 +232,12 @@ pub struct ObjectStore {
     agent: ureq::Agent,
     display: String,
     retries: u32,
+    /// Range requests in flight in [`Self::get_ranges`].
+    reads: usize,
+    /// Objects above this size go up with a multipart upload.
+    multipart_threshold: usize,
+    /// Part size of multipart uploads.
+    part_size: usize,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -316,6 +332,10 @@ impl ObjectStore {
         let retries = env("HOARD_S3_RETRIES")
             .and_then(|v| v.parse().ok())
             .unwrap_or(5);
+        let reads = env("HOARD_S3_READS")
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(READS_IN_FLIGHT);
         Ok(ObjectStore {
             bucket,
             creds,
@@ -323,6 +343,9 @@ impl ObjectStore {
             agent,
             display: display.to_string(),
             retries,
+            reads,
+            multipart_threshold: env_size("HOARD_S3_MULTIPART").unwrap_or(MULTIPART_THRESHOLD),
+            part_size: env_size("HOARD_S3_PART_SIZE").unwrap_or(PART_SIZE),
         })
     }
 
@@ -444,6 +467,51 @@ impl ObjectStore {
         })
     }
 
+    /// Several [`Self::get_range`]s (`(key, start, len)`) run concurrently on up to
+    /// [`Self::read_concurrency`] threads; results in the order of `reqs`.
+    pub fn get_ranges(&self, reqs: &[(String, u64, u64)]) -> Vec<io::Result<Vec<u8>>> {
+        let threads = self.read_concurrency().min(reqs.len());
+        if threads <= 1 {
+            return reqs
+                .iter()
+                .map(|(k, s, l)| self.get_range(k, *s, *l))
+                .collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut out: Vec<Option<io::Result<Vec<u8>>>> = (0..reqs.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((k, s, l)) = reqs.get(i) else { break };
+                            done.push((i, self.get_range(k, *s, *l)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            for w in workers {
+                if let Ok(done) = w.join() {
+                    for (i, r) in done {
+                        out[i] = Some(r);
+                    }
+                }
+            }
+        });
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(io::Error::other("range read thread panicked"))))
+            .collect()
+    }
+
+    /// How many range requests [`Self::get_ranges`] keeps in flight: `HOARD_S3_READS`,
+    /// default [`READS_IN_FLIGHT`].
+    pub fn read_concurrency(&self) -> usize {
+        self.reads
+    }
+
     /// Size of the object, `None` when it does not exist.
     pub fn head(&self, rel: &str) -> io::Result<Option<u64>> {
         let key = self.key(rel);
@@ -464,9 +532,10 @@ impl ObjectStore {
     }
 
     /// Stores `data` under `rel`, replacing any object (atomic for readers: an object is
-    /// visible whole or not at all). Large objects go up in parts.
+    /// visible whole or not at all). Objects larger than [`Self::multipart_threshold`] go up
+    /// in parts.
     pub fn put(&self, rel: &str, data: &[u8]) -> io::Result<()> {
-        if data.len() > MULTIPART_THRESHOLD {
+        if data.len() > self.multipart_threshold {
             return self.put_multipart(rel, data);
         }
         let key = self.key(rel);
@@ -479,11 +548,22 @@ impl ObjectStore {
         })
     }
 
+    /// Objects larger than this many bytes are uploaded in parts: `HOARD_S3_MULTIPART`,
+    /// default [`MULTIPART_THRESHOLD`].
+    pub fn multipart_threshold(&self) -> usize {
+        self.multipart_threshold
+    }
+
+    /// A multipart upload: CreateMultipartUpload, UploadPart for each [`Self::part_size`]
+    /// slice (no copies), CompleteMultipartUpload; on failure the upload is aborted so the
+    /// store drops the parts. The object appears only at completion, whole.
     fn put_multipart(&self, rel: &str, data: &[u8]) -> io::Result<()> {
         let key = self.key(rel);
         let bad = |m: String| io::Error::other(format!("{rel}: multipart upload: {m}"));
         let url =
             CreateMultipartUpload::new(&self.bucket, self.creds.as_ref(), &key).sign(SIGN_TTL);
+        // A retried create after a lost answer leaves an unused upload behind (no object
+        // changes; stores expire it by their lifecycle rules).
         let body = self.retry(rel, || match self.agent.request_url("POST", &url).call() {
             Ok(r) => r
                 .into_string()
@@ -493,11 +573,29 @@ impl ObjectStore {
         let created =
             CreateMultipartUpload::parse_response(&body).map_err(|e| bad(e.to_string()))?;
         let upload_id = created.upload_id().to_string();
+        let r = self.upload_parts(rel, &key, &upload_id, data);
+        if r.is_err() {
+            let url =
+                AbortMultipartUpload::new(&self.bucket, self.creds.as_ref(), &key, &upload_id)
+                    .sign(SIGN_TTL);
+            if let Err(e) = self.agent.request_url("DELETE", &url).call() {
+                tracing::debug!("{rel}: aborting multipart upload {upload_id}: {e}");
+            }
+        }
+        r
+    }
+
+    fn upload_parts(&self, rel: &str, key: &str, upload_id: &str, data: &[u8]) -> io::Result<()> {
+        let bad = |m: String| io::Error::other(format!("{rel}: multipart upload: {m}"));
         let mut etags = Vec::new();
-        for (i, part) in data.chunks(PART_SIZE).enumerate() {
-            let n = u16::try_from(i + 1).map_err(|_| bad("too many parts".into()))?;
-            let url = UploadPart::new(&self.bucket, self.creds.as_ref(), &key, n, &upload_id)
+        for (i, part) in data.chunks(self.part_size).enumerate() {
+            let n = u16::try_from(i + 1)
+                .ok()
+                .filter(|n| *n <= 10_000)
+                .ok_or_else(|| bad("more than 10000 parts".into()))?;
+            let url = UploadPart::new(&self.bucket, self.creds.as_ref(), key, n, upload_id)
                 .sign(SIGN_TTL);
+            // re-sending a part replaces it: idempotent
             let etag = self.retry(rel, || {
                 match self.agent.request_url("PUT", &url).send_bytes(part) {
                     Ok(r) => Ok(r.header("ETag").unwrap_or_default().to_string()),
@@ -509,8 +607,8 @@ impl ObjectStore {
         let action = CompleteMultipartUpload::new(
             &self.bucket,
             self.creds.as_ref(),
-            &key,
-            &upload_id,
+            key,
+            upload_id,
             etags.iter().map(|s| s.as_str()),
         );
         let url = action.sign(SIGN_TTL);
@@ -522,11 +620,20 @@ impl ObjectStore {
             let again = tried;
             tried = true;
             match self.agent.request_url("POST", &url).send_string(&body) {
-                Ok(_) => Ok(()),
+                // S3 may answer 200 with an <Error> body when completion fails late
+                Ok(r) => match r.into_string() {
+                    Ok(b) if b.contains("<Error>") => Err(Failure::Transient(b)),
+                    _ => Ok(()),
+                },
                 Err(ureq::Error::Status(404, _)) if again => Ok(()),
                 Err(e) => Err(Self::classify(e)),
             }
         })
+    }
+
+    /// Part size of multipart uploads: `HOARD_S3_PART_SIZE`, default [`PART_SIZE`].
+    pub fn part_size(&self) -> usize {
+        self.part_size
     }
 
     /// Creates `rel` only if it does not exist (`If-None-Match: *`). `Ok(false)`: it exists.

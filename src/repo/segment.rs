@@ -325,6 +325,45 @@ impl Seek for Window<'_> {
     }
 }
 
+/// Parses the PUT entry at the start of `buf` (all of it, or only its header when
+/// `!read_data`) and checks that it stores `id`.
+fn put_from_buf(
+    buf: &[u8],
+    segment: u32,
+    offset: u32,
+    id: &ObjectId,
+    read_data: bool,
+) -> Result<(u32, Option<Vec<u8>>)> {
+    let hl = (PUT_HEADER_SIZE as usize).min(buf.len());
+    // Without data only the header was fetched: the window pretends the entry's data
+    // follows (the object was uploaded whole, so it does).
+    let logical = match buf.get(4..8) {
+        Some(s) if !read_data => {
+            (u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as u64).saturating_sub(hl as u64)
+        }
+        _ => (buf.len() - hl) as u64,
+    };
+    let mut r = Window {
+        data: &buf[hl..],
+        pos: 0,
+        len: logical,
+    };
+    read_put_for(&mut r, &buf[..hl], segment, offset, id, read_data)
+}
+
+/// Object storage reads: objects whose offsets in a segment are at most this far apart are
+/// fetched with one range request (the bytes between them come along). Objects farther
+/// apart are large enough to be worth a request of their own.
+const MERGE_STEP: u64 = 256 * 1024;
+
+/// Object storage reads: the largest distance between the first and last offset fetched by
+/// one request (several requests run in parallel, so splitting costs nothing).
+const MAX_GROUP_SPAN: u64 = 4 * 1024 * 1024;
+
+/// Object storage reads: bytes fetched from a request's last object on the first try
+/// (covers the header and small objects; larger ones need a second request).
+const FIRST_READ: u64 = 128 * 1024;
+
 /// Does the whole segment-file business for one repository (borg `LoggedIO`): naming, listing,
 /// reading, iterating, writing and recovering segment files.
 pub struct LoggedIo {
@@ -712,7 +751,7 @@ impl LoggedIo {
             let key = self.segment_key(segment);
             // One request covers the header and small objects; larger ones need a second.
             let first = if read_data {
-                1 << 17
+                FIRST_READ
             } else {
                 PUT_HEADER_SIZE as u64
             };
@@ -730,21 +769,128 @@ impl LoggedIo {
             }
             b
         };
-        let hl = (PUT_HEADER_SIZE as usize).min(buf.len());
-        // Without data only the header was fetched: the window pretends the entry's data
-        // follows (the object was uploaded whole, so it does).
-        let logical = match buf.get(4..8) {
-            Some(s) if !read_data => {
-                (u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as u64).saturating_sub(hl as u64)
+        put_from_buf(&buf, segment, offset, id, read_data)
+    }
+
+    /// Object storage: the PUTs at `wanted` (segment, offset, id), read with concurrent range
+    /// GETs; results in the order of `wanted`, an error for each object that could not be
+    /// read or validated. Objects whose offsets in one segment are close
+    /// ([`MERGE_STEP`]) share one request (up to [`MAX_GROUP_SPAN`] bytes of offsets); a
+    /// request covers its last object's first [`FIRST_READ`] bytes, and objects that do not
+    /// fit get their rest in a second concurrent round. Segments still in memory (being
+    /// written or uploaded) are read from there.
+    pub fn read_many_obj(&mut self, wanted: &[(u32, u32, ObjectId)]) -> Vec<Result<Vec<u8>>> {
+        let mut out: Vec<Option<Result<Vec<u8>>>> = (0..wanted.len()).map(|_| None).collect();
+        let Some(store) = self.obj.clone() else {
+            return wanted
+                .iter()
+                .map(|_| Err(RepoError::InvalidArgument("no object store".into())))
+                .collect();
+        };
+        // (segment, offset) -> indices into `wanted`, in segment/offset order
+        let mut by_loc: std::collections::BTreeMap<(u32, u32), Vec<usize>> = Default::default();
+        for (i, (s, o, id)) in wanted.iter().enumerate() {
+            if self.pending(*s).is_some() || self.uploading(*s).is_some() {
+                out[i] = Some(
+                    self.read_obj(*s, *o, id, true)
+                        .map(|(_, d)| d.unwrap_or_default()),
+                );
+            } else {
+                by_loc.entry((*s, *o)).or_default().push(i);
             }
-            _ => (buf.len() - hl) as u64,
-        };
-        let mut r = Window {
-            data: &buf[hl..],
-            pos: 0,
-            len: logical,
-        };
-        read_put_for(&mut r, &buf[..hl], segment, offset, id, read_data)
+        }
+        // groups of close offsets in one segment: (segment, first offset, offsets)
+        let mut groups: Vec<(u32, u64, Vec<u64>)> = Vec::new();
+        for &(s, o) in by_loc.keys() {
+            let o = o as u64;
+            match groups.last_mut() {
+                Some((gs, start, offs))
+                    if *gs == s
+                        && offs.last().is_some_and(|l| o - l <= MERGE_STEP)
+                        && o - *start <= MAX_GROUP_SPAN =>
+                {
+                    offs.push(o)
+                }
+                _ => groups.push((s, o, vec![o])),
+            }
+        }
+        let reqs: Vec<(String, u64, u64)> = groups
+            .iter()
+            .map(|(s, start, offs)| {
+                let last = offs.last().copied().unwrap_or(*start);
+                (self.segment_key(*s), *start, last - start + FIRST_READ)
+            })
+            .collect();
+        let mut bufs = store.get_ranges(&reqs);
+        // second round: the rest of entries that extend past their group's buffer
+        let mut more: Vec<(usize, (String, u64, u64))> = Vec::new();
+        for (gi, ((_, start, offs), b)) in groups.iter().zip(&bufs).enumerate() {
+            let Ok(b) = b else { continue };
+            if (b.len() as u64) < reqs[gi].2 {
+                continue; // the object ended before the requested range
+            }
+            let mut need = 0u64;
+            for o in offs {
+                let rel = (o - start) as usize;
+                if let Some(h) = b.get(rel + 4..rel + 8) {
+                    let size = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as u64;
+                    if size <= MAX_OBJECT_SIZE as u64 {
+                        need = need.max(o - start + size);
+                    }
+                }
+            }
+            if need > b.len() as u64 {
+                let have = b.len() as u64;
+                more.push((gi, (reqs[gi].0.clone(), start + have, need - have)));
+            }
+        }
+        if !more.is_empty() {
+            let tails = store.get_ranges(&more.iter().map(|m| m.1.clone()).collect::<Vec<_>>());
+            for ((gi, _), tail) in more.into_iter().zip(tails) {
+                match (&mut bufs[gi], tail) {
+                    (Ok(b), Ok(t)) => b.extend_from_slice(&t),
+                    (slot, Err(e)) => *slot = Err(e),
+                    (Err(_), Ok(_)) => {}
+                }
+            }
+        }
+        for ((s, start, offs), b) in groups.iter().zip(bufs) {
+            let fname = self.segment_filename(*s);
+            for o in offs {
+                let Some(idx) = by_loc.get(&(*s, *o as u32)) else {
+                    continue;
+                };
+                for &i in idx {
+                    let r = match &b {
+                        Ok(b) => {
+                            let rel = ((o - start) as usize).min(b.len());
+                            let end = match b.get(rel + 4..rel + 8) {
+                                Some(h) => {
+                                    rel + u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize
+                                }
+                                None => b.len(),
+                            };
+                            put_from_buf(
+                                &b[rel..end.clamp(rel, b.len())],
+                                *s,
+                                *o as u32,
+                                &wanted[i].2,
+                                true,
+                            )
+                            .map(|(_, d)| d.unwrap_or_default())
+                        }
+                        Err(e) => Err(RepoError::io(
+                            &fname,
+                            std::io::Error::new(e.kind(), e.to_string()),
+                        )),
+                    };
+                    out[i] = Some(r);
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(RepoError::InvalidArgument("object not read".into()))))
+            .collect()
     }
 
     /// First 8 bytes of a segment file.
