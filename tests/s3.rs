@@ -1,7 +1,8 @@
 //! Repositories on S3-compatible object storage (issue 9), against a private SeaweedFS server
 //! on 127.0.0.1 (see tests/support/seaweed.rs): the command set on an `s3://` repository and
 //! `borg check` of the downloaded bucket, a borg-made repository uploaded as-is, a server killed
-//! during `create`, and two clients racing for the lock. `mount` is covered elsewhere.
+//! during `create`, two clients racing for the lock, `mount`, concurrent reads (`get_many`),
+//! multipart uploads, retries through a fault-injecting proxy and one-line errors.
 
 mod common;
 #[path = "support/seaweed.rs"]
@@ -539,4 +540,150 @@ fn transient_failures_are_retried_and_conditional_writes_are_not_repeated() {
     assert_eq!(proxy.seen("PUT"), 1, "the conditional PUT was sent again");
     assert!(!s.put_if_absent("x", b"other").unwrap());
     assert_eq!(s.get("x").unwrap().as_deref(), Some(&b"mine"[..]));
+}
+
+/// Bad buckets, credentials and endpoints give one clear error line and exit code 2.
+#[test]
+fn missing_bucket_wrong_credentials_and_dead_endpoint_are_one_line_errors() {
+    let env0 = Env::new();
+    let Some(w) = Weed::start(&env0.path().join("weed")) else {
+        return;
+    };
+    let mut env = env_for(&w);
+    env.set("HOARD_S3_RETRIES", "1");
+    let port = w.s3_port();
+    let nobucket = format!("s3://127.0.0.1:{port}/no-such-bucket/r");
+    let r = env.hoard(["init", "-e", "none", &nobucket]).expect_code(2);
+    assert_one_line_error(&r.stderr, "no-such-bucket/r: HTTP 404 NoSuchBucket");
+    let r = env.hoard(["list", &nobucket]).expect_code(2);
+    assert_one_line_error(&r.stderr, "no-such-bucket/r: HTTP 404 NoSuchBucket");
+
+    let repo = w.url("errs");
+    env.hoard(["init", "-e", "none", &repo]).ok();
+    for (var, value, code) in [
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "wrong-secret",
+            "SignatureDoesNotMatch",
+        ),
+        ("AWS_ACCESS_KEY_ID", "nobody", "InvalidAccessKeyId"),
+    ] {
+        let mut bad = env_for(&w);
+        bad.set(var, value);
+        let r = bad.hoard(["list", &repo]).expect_code(2);
+        assert_one_line_error(&r.stderr, &format!("HTTP 403 {code}"));
+        assert!(
+            r.stderr.contains("check the S3 credentials"),
+            "{}",
+            r.stderr
+        );
+    }
+
+    let dead = seaweed::unused_port();
+    let r = env
+        .hoard(["list", &format!("s3://127.0.0.1:{dead}/hoard/x")])
+        .expect_code(2);
+    assert_one_line_error(
+        &r.stderr,
+        &format!("cannot reach http://127.0.0.1:{dead}: Connection Failed"),
+    );
+    assert!(
+        r.stderr.contains("gave up after 2 attempts"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("Signature"), "{}", r.stderr);
+}
+
+/// True when FUSE mounts can be made here; panics with a clear message otherwise unless
+/// `HOARD_SKIP_FUSE=1` (as tests/mount.rs).
+fn fuse_available() -> bool {
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_ok();
+    let tool = std::process::Command::new("fusermount3")
+        .arg("-V")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if dev && tool {
+        return true;
+    }
+    if std::env::var("HOARD_SKIP_FUSE").as_deref() == Ok("1") {
+        eprintln!("no usable /dev/fuse or fusermount3; skipping (HOARD_SKIP_FUSE=1)");
+        return false;
+    }
+    panic!("the mount test needs /dev/fuse and fusermount3 (apt-get install fuse3); HOARD_SKIP_FUSE=1 skips it");
+}
+
+fn is_mounted(p: &Path) -> bool {
+    let canon = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == canon.to_str())
+}
+
+/// `mount` of an archive in an `s3://` repository: files read through FUSE equal the source
+/// (a small one and a large one at an offset), then `umount`.
+#[test]
+fn mount_reads_an_archive_on_s3() {
+    if !fuse_available() {
+        return;
+    }
+    let env0 = Env::new();
+    let Some(w) = Weed::start(&env0.path().join("weed")) else {
+        return;
+    };
+    let env = env_for(&w);
+    let repo = w.url("mnt");
+    env.hoard(["init", "-e", "repokey", &repo]).ok();
+    let src = env.path().join("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("d/small.txt"), b"hello from s3\n").unwrap();
+    let big = pseudo_random(5 << 20, 42);
+    std::fs::write(src.join("big.bin"), &big).unwrap();
+    env.hoard(["create", &format!("{repo}::a"), "src"]).ok();
+    let mnt = env.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    struct Guard(std::path::PathBuf);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if is_mounted(&self.0) {
+                let _ = std::process::Command::new("fusermount3")
+                    .arg("-uz")
+                    .arg(&self.0)
+                    .status();
+            }
+        }
+    }
+    env.hoard(["mount", &format!("{repo}::a"), mnt.to_str().unwrap()])
+        .ok();
+    let _guard = Guard(mnt.clone());
+    assert!(is_mounted(&mnt), "not mounted");
+    assert_eq!(
+        std::fs::read(mnt.join("src/d/small.txt")).unwrap(),
+        b"hello from s3\n"
+    );
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::open(mnt.join("src/big.bin")).unwrap();
+        let mut buf = vec![0u8; 100_000];
+        f.read_exact_at(&mut buf, 3_000_000).unwrap();
+        assert!(buf == big[3_000_000..3_100_000], "range read differs");
+    }
+    assert!(std::fs::read(mnt.join("src/big.bin")).unwrap() == big);
+    env.hoard(["umount", mnt.to_str().unwrap()]).ok();
+    assert!(!is_mounted(&mnt), "still mounted after umount");
+    // the mount process releases its shared lock as it exits
+    let t0 = Instant::now();
+    while !w.store("mnt").list("lock.").unwrap().is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "lock left after umount"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -291,11 +291,38 @@ fn error_text(code: u16, resp: ureq::Response) -> String {
         let b = body[a..].find(&format!("</{t}>"))? + a;
         Some(body[a..b].to_string())
     };
-    match (tag("Code"), tag("Message")) {
+    let text = match (tag("Code"), tag("Message")) {
         (Some(c), Some(m)) => format!("HTTP {code} {c}: {m}"),
         (Some(c), None) => format!("HTTP {code} {c}"),
         _ => format!("HTTP {code}"),
+    };
+    if code == 401 || code == 403 {
+        format!("{text} (check the S3 credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the AWS profile or --s3-credentials-command)")
+    } else {
+        text
     }
+}
+
+/// A transport error without its URL (a presigned URL is long and carries a signature):
+/// `cannot reach http://host:port: Connection Failed: Connect error: Connection refused`.
+fn transport_text(t: &ureq::Transport) -> String {
+    let mut s = match t.url() {
+        Some(u) => format!(
+            "cannot reach {}: {}",
+            u.origin().ascii_serialization(),
+            t.kind()
+        ),
+        None => t.kind().to_string(),
+    };
+    if let Some(m) = t.message() {
+        s.push_str(": ");
+        s.push_str(m);
+    }
+    if let Some(src) = std::error::Error::source(t) {
+        s.push_str(": ");
+        s.push_str(&src.to_string());
+    }
+    s
 }
 
 impl ObjectStore {
@@ -410,7 +437,7 @@ impl ObjectStore {
             ureq::Error::Status(code, resp) => {
                 Failure::Fatal(io::Error::other(error_text(code, resp)))
             }
-            ureq::Error::Transport(t) => Failure::Transient(t.to_string()),
+            ureq::Error::Transport(t) => Failure::Transient(transport_text(&t)),
         }
     }
 
