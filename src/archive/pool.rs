@@ -252,7 +252,20 @@ impl<T: Send + 'static> Prefetcher<T> {
     /// When a batch fails, its objects are fetched one at a time so that each error
     /// (I/O errors included) becomes the result of the object it concerns.
     fn fetch_batch(&mut self, repo: &mut dyn Repository) -> Result<bool, RepoError> {
-        if self.planned.is_empty() || (self.in_flight >= self.budget && !self.costs.is_empty()) {
+        if self.planned.is_empty() {
+            return Ok(false);
+        }
+        // Backends that want large batches (object storage) are asked only once enough of the
+        // budget is free and enough is planned, unless the caller waits for the next object.
+        let low_water = repo.read_batch_bytes().min(self.budget / 2);
+        let needed_now =
+            self.costs.is_empty() || self.planned.front().is_some_and(|p| p.seq <= self.cursor);
+        if !needed_now
+            && (self.in_flight + low_water >= self.budget
+                || (low_water > 0
+                    && self.planned_bytes < low_water
+                    && self.planned.len() < self.batch))
+        {
             return Ok(false);
         }
         let mut batch: Vec<Planned> = Vec::new();

@@ -4,7 +4,9 @@
 use super::config::{self, Config, SECTION};
 use super::index::NsIndex;
 use super::lock::Lock;
-use super::objstore::{ObjLock, ObjectStore, RepoLock, OBJECT_STORE_MAX_SEGMENT_SIZE};
+use super::objstore::{
+    ObjLock, ObjectStore, RepoLock, OBJECT_STORE_MAX_SEGMENT_SIZE, OBJECT_STORE_READ_BATCH,
+};
 use super::segment::{
     self, LoggedIo, ATTIC_MAGIC, DEFAULT_MAX_SEGMENT_SIZE, DEFAULT_SEGMENTS_PER_DIR, MAX_DATA_SIZE,
     MAX_SEGMENT_SIZE_LIMIT, TAG_PUT,
@@ -576,6 +578,15 @@ impl Repository for LocalRepository {
             }
         }
         self.io.read_many_obj(&wanted).into_iter().collect()
+    }
+
+    /// On object storage a batch should fill several concurrent requests.
+    fn read_batch_bytes(&self) -> usize {
+        if self.obj.is_some() {
+            OBJECT_STORE_READ_BATCH
+        } else {
+            0
+        }
     }
 
     fn put(&mut self, id: &ObjectId, data: &[u8]) -> Result<()> {

@@ -24,12 +24,26 @@
 //!   Readers apply the local rules: the newest committed segment decides, and an index older
 //!   than it is brought up to date by replay, so a crash between any two uploads is harmless.
 //! * Reads of single objects are range requests (the entry header first, then the rest).
+//!   Batches (`Repository::get_many`, used by extract, check --verify-data and every other
+//!   prefetching reader) become concurrent range GETs ([`ObjectStore::get_ranges`],
+//!   `HOARD_S3_READS` in flight, default [`READS_IN_FLIGHT`]); objects close together in a
+//!   segment share one request.
 //! * Locks: see [`ObjLock`].
-//! * Retries: [`ObjectStore`] retries GET/HEAD/LIST/DELETE and whole-object PUTs (all
-//!   idempotent: repeating them cannot change the result) on 5xx, 429 and transport errors,
-//!   with exponential back-off. The conditional lock PUT (`If-None-Match: *`) is never blindly
-//!   repeated: after a transport error the lock object is read back to see whether our write
-//!   was applied.
+//! * Retries, with exponential back-off from 200 ms (`HOARD_S3_RETRIES` more attempts,
+//!   default 5), on 5xx, 429 and transport errors (refused or reset connections, timeouts):
+//!   - GET, HEAD and LIST: they change nothing.
+//!   - PUT of a whole object: it writes the same bytes under the same key again; the object
+//!     is replaced whole, so a repeat cannot leave anything but the intended content.
+//!   - DELETE: a repeat finds nothing (404 counts as success).
+//!   - Multipart uploads: UploadPart (re-sending part n replaces part n); Create (a repeat
+//!     after a lost answer leaves one unused upload behind, which the store expires; no object
+//!     changes); Complete (a repeat after a lost answer gets 404 NoSuchUpload, which is taken
+//!     as success only on a repeat). A failed multipart upload is aborted.
+//!   - Not repeated blindly: the conditional lock PUT (`If-None-Match: *`). Sent again after
+//!     a lost answer, it would find its own object and report the lock as taken by someone
+//!     else; instead the lock object is read back and compared with what we wrote.
+//!   ureq itself re-sends a request only when a pooled connection fails before the request
+//!   went out, or for bodiless idempotent requests; never a PUT with a body.
 //!
 //! # Transport
 //!
@@ -71,6 +85,10 @@ pub const MULTIPART_THRESHOLD: usize = 64 * 1024 * 1024;
 /// Part size of multipart uploads (`HOARD_S3_PART_SIZE` overrides it, in bytes; AWS S3 needs
 /// at least 5 MiB for every part but the last).
 pub const PART_SIZE: usize = 16 * 1024 * 1024;
+
+/// Bytes a reader should ask for in one `get_many` on object storage (see
+/// `Repository::read_batch_bytes`): enough for several concurrent range requests.
+pub const OBJECT_STORE_READ_BATCH: usize = 4 * 1024 * 1024;
 
 /// Range requests in flight when many objects are read at once (`HOARD_S3_READS` overrides).
 pub const READS_IN_FLIGHT: usize = 8;

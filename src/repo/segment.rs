@@ -386,7 +386,22 @@ pub struct LoggedIo {
     wbuf: Option<Vec<u8>>,
     /// Object storage: closed segments still being uploaded in the background (oldest first).
     inflight: std::sync::Mutex<std::collections::VecDeque<Upload>>,
+    /// Object storage: the last segment downloaded for a header-only iteration (`scan` asks
+    /// for 100 ids at a time and would otherwise download the segment again each time).
+    scanned: std::sync::Mutex<Option<(u32, Arc<Vec<u8>>)>>,
 }
+
+/// Shared segment bytes as a `Cursor` source.
+struct SharedBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Object storage: the largest segment kept by the header-only iteration cache.
+const SCAN_CACHE_MAX: u64 = 64 * 1024 * 1024;
 
 /// A segment upload running in a background thread.
 struct Upload {
@@ -398,6 +413,13 @@ struct Upload {
 /// How many closed segments may be uploading at once by default (memory: this many
 /// segments + 1); `HOARD_S3_UPLOADS` overrides it.
 const UPLOADS_IN_FLIGHT: usize = 2;
+
+/// Object storage: room reserved beyond `max_segment_size` in the in-memory segment (a segment
+/// closes after the entry that crosses the limit; entries average far below this).
+const SEGMENT_SLACK: usize = 4 * 1024 * 1024;
+
+/// Object storage: the most reserved up front for an in-memory segment (larger segments grow).
+const MAX_SEGMENT_RESERVE: usize = 256 * 1024 * 1024;
 
 /// How many read handles [`LoggedIo`] keeps open (borg's LRU capacity).
 pub const FD_CACHE_CAPACITY: usize = 90;
@@ -416,6 +438,14 @@ impl LoggedIo {
             obj: None,
             wbuf: None,
             inflight: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            scanned: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Object storage: forgets the cached segment of header-only iterations.
+    fn forget_scanned(&self) {
+        if let Ok(mut c) = self.scanned.lock() {
+            *c = None;
         }
     }
 
@@ -657,16 +687,37 @@ impl LoggedIo {
         let f: Box<dyn ReadSeek> = match &self.obj {
             Some(store) => {
                 self.flush_uploads()?;
-                let data = match self.pending(segment) {
-                    Some(b) => b.clone(),
-                    None => store
-                        .get(&self.segment_key(segment))
-                        .map_err(|e| RepoError::io(&fname, e))?
-                        .ok_or_else(|| {
-                            RepoError::io(&fname, std::io::ErrorKind::NotFound.into())
-                        })?,
+                let headers_only = !read_data && !include_data;
+                let cached = match self.scanned.lock() {
+                    Ok(c) => c
+                        .as_ref()
+                        .filter(|(s, _)| headers_only && *s == segment)
+                        .map(|(_, d)| d.clone()),
+                    Err(_) => None,
                 };
-                Box::new(std::io::Cursor::new(data))
+                let data = match (self.pending(segment), cached) {
+                    (Some(b), _) => Arc::new(b.clone()),
+                    (None, Some(d)) => d,
+                    (None, None) => {
+                        let d = Arc::new(
+                            store
+                                .get(&self.segment_key(segment))
+                                .map_err(|e| RepoError::io(&fname, e))?
+                                .ok_or_else(|| {
+                                    RepoError::io(&fname, std::io::ErrorKind::NotFound.into())
+                                })?,
+                        );
+                        if headers_only && d.len() as u64 <= SCAN_CACHE_MAX {
+                            if let Ok(mut c) = self.scanned.lock() {
+                                *c = Some((segment, d.clone()));
+                            }
+                        }
+                        d
+                    }
+                };
+                let mut cur = std::io::Cursor::new(SharedBytes(data));
+                cur.set_position(0);
+                Box::new(cur)
             }
             None => Box::new(File::open(&fname).map_err(|e| RepoError::io(&fname, e))?),
         };
@@ -941,6 +992,7 @@ impl LoggedIo {
         self.fds.remove(&segment);
         let f = self.segment_filename(segment);
         if let Some(store) = &self.obj {
+            self.forget_scanned();
             self.flush_uploads()?;
             return store
                 .delete(&self.segment_key(segment))
@@ -995,8 +1047,18 @@ impl LoggedIo {
         if !no_new && (want_new || (self.offset > 0 && self.offset > self.limit)) {
             self.close_segment()?;
         }
+        if self.offset == 0 {
+            // a new segment: its number may be one that was cleaned up and is now reused
+            self.forget_scanned();
+        }
+        let limit = self.limit;
         let w = self.wbuf.get_or_insert_with(|| {
-            let mut v = Vec::with_capacity(1 << 20);
+            // Room for the whole segment up front: growing by doubling would copy it five
+            // times and briefly hold two copies (pages are only touched as they fill).
+            let cap = (limit as usize)
+                .saturating_add(SEGMENT_SLACK)
+                .min(MAX_SEGMENT_RESERVE);
+            let mut v = Vec::with_capacity(cap);
             v.extend_from_slice(MAGIC);
             v
         });
@@ -1171,6 +1233,7 @@ impl LoggedIo {
         self.fds.remove(&segment);
         let fname = self.segment_filename(segment);
         self.flush_uploads()?;
+        self.forget_scanned();
         let data = match &self.obj {
             Some(store) => store
                 .get(&self.segment_key(segment))
