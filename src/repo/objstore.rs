@@ -42,8 +42,8 @@
 //!   - Not repeated blindly: the conditional lock PUT (`If-None-Match: *`). Sent again after
 //!     a lost answer, it would find its own object and report the lock as taken by someone
 //!     else; instead the lock object is read back and compared with what we wrote.
-//!   ureq itself re-sends a request only when a pooled connection fails before the request
-//!   went out, or for bodiless idempotent requests; never a PUT with a body.
+//!   - ureq itself re-sends a request only when a pooled connection fails before the
+//!     request went out, or for bodiless idempotent requests; never a PUT with a body.
 //!
 //! # Transport
 //!
