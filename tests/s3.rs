@@ -1,7 +1,8 @@
 //! Repositories on S3-compatible object storage (issue 9), against a private SeaweedFS server
 //! on 127.0.0.1 (see tests/support/seaweed.rs): the command set on an `s3://` repository and
 //! `borg check` of the downloaded bucket, a borg-made repository uploaded as-is, a server killed
-//! during `create`, and two clients racing for the lock. `mount` is covered elsewhere.
+//! during `create`, two clients racing for the lock, `mount`, concurrent reads (`get_many`),
+//! multipart uploads, retries through a fault-injecting proxy and one-line errors.
 
 mod common;
 #[path = "support/seaweed.rs"]
@@ -9,7 +10,7 @@ mod seaweed;
 
 use common::tree::{assert_same_tree, build_full_tree, pseudo_random};
 use common::{assert_one_line_error, borg_available, Env};
-use seaweed::Weed;
+use seaweed::{Fault, FaultRule, FlakyProxy, Weed};
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
@@ -321,4 +322,368 @@ fn server_killed_during_create() {
     env.hoard(["create", &format!("{repo}::a3"), "small"]).ok();
     assert_eq!(env.hoard(["list", "--short", &repo]).ok().out(), "a1\na3\n");
     env.hoard(["check", &repo]).ok();
+}
+
+/// `get_many` on object storage (concurrent, grouped range requests) returns every object in
+/// request order — small and large ones, duplicates, objects of several segments and of the
+/// segment still being written — and fails for a missing id.
+#[test]
+fn get_many_reads_objects_in_request_order() {
+    use hoard::repo::{CreateOptions, LocalRepository, OpenOptions, Repository};
+    let env0 = Env::new();
+    let Some(w) = Weed::start(&env0.path().join("weed")) else {
+        return;
+    };
+    let store = std::sync::Arc::new(w.store("many"));
+    let create = CreateOptions {
+        max_segment_size: Some(1 << 20),
+        ..Default::default()
+    };
+    let mut repo =
+        LocalRepository::create_and_open_obj(&store, &create, &OpenOptions::default()).unwrap();
+    // sizes around the first-read window (128 KiB) and the merge distance (256 KiB)
+    let sizes = [
+        10usize,
+        3000,
+        131_000,
+        131_072,
+        140_000,
+        300_000,
+        700,
+        1 << 20,
+        5,
+        262_144,
+        90_000,
+    ];
+    let mut objects = Vec::new();
+    for i in 0..60u64 {
+        let data = pseudo_random(sizes[i as usize % sizes.len()], i);
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&i.to_le_bytes());
+        repo.put(&id, &data).unwrap();
+        objects.push((id, data));
+    }
+    repo.commit(false, 0.1).unwrap();
+    // more objects in a transaction that is not committed yet (segment still in memory)
+    for i in 60..70u64 {
+        let data = pseudo_random(1000 + i as usize, i);
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&i.to_le_bytes());
+        repo.put(&id, &data).unwrap();
+        objects.push((id, data));
+    }
+    assert!(
+        store.list("data/").unwrap().len() >= 3,
+        "objects should span several segments"
+    );
+    // a shuffled order with duplicates
+    let mut order: Vec<usize> = (0..objects.len()).collect();
+    order.sort_by_key(|i| (i * 37) % objects.len());
+    order.extend([3, 3, 0, 69, 7]);
+    let ids: Vec<[u8; 32]> = order.iter().map(|&i| objects[i].0).collect();
+    let got = repo.get_many(&ids).unwrap();
+    assert_eq!(got.len(), ids.len());
+    for (k, &i) in order.iter().enumerate() {
+        assert!(got[k] == objects[i].1, "object {i} (position {k}) differs");
+    }
+    // in segment order too (the case of check --verify-data)
+    let all: Vec<[u8; 32]> = objects.iter().map(|o| o.0).collect();
+    let got = repo.get_many(&all).unwrap();
+    assert!(got.iter().zip(&objects).all(|(g, o)| *g == o.1));
+    let mut with_missing = ids.clone();
+    with_missing.insert(5, [0xee; 32]);
+    match repo.get_many(&with_missing) {
+        Err(hoard::repo::RepoError::ObjectNotFound(..)) => {}
+        other => panic!("expected ObjectNotFound, got {:?}", other.map(|v| v.len())),
+    }
+}
+
+/// Segments larger than `HOARD_S3_MULTIPART` go up as multipart uploads (a lost answer to a
+/// POST included); the bucket is still a repository that borg verifies.
+#[test]
+fn large_segments_are_uploaded_in_parts() {
+    let env0 = Env::new();
+    let Some(w) = Weed::start(&env0.path().join("weed")) else {
+        return;
+    };
+    // counts the requests; loses the answer of the second POST (a Create or a Complete)
+    let proxy = FlakyProxy::start(
+        w.s3_port(),
+        vec![FaultRule {
+            method: "POST",
+            header: "",
+            fault: Fault::LoseAnswer,
+            every: 2,
+            budget: 1,
+        }],
+    );
+    let mut env = env_for(&w);
+    env.set("HOARD_S3_MULTIPART", &(6 << 20).to_string());
+    env.set("HOARD_S3_PART_SIZE", &(5 << 20).to_string());
+    let repo = proxy.url("parts");
+    env.hoard(["init", "-e", "repokey", &repo]).ok();
+    // a repository with 64 MiB segments
+    let store = w.store("parts");
+    let config = String::from_utf8(store.get("config").unwrap().unwrap()).unwrap();
+    assert!(config.contains("max_segment_size = 33554432"), "{config}");
+    let config = config.replace("max_segment_size = 33554432", "max_segment_size = 67108864");
+    store.put("config", config.as_bytes()).unwrap();
+    let src = env.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..5 {
+        std::fs::write(src.join(format!("f{i}")), pseudo_random(9 << 20, 100 + i)).unwrap();
+    }
+    env.hoard(["create", &format!("{repo}::a"), "src"]).ok();
+    let big: Vec<_> = store
+        .list("data/")
+        .unwrap()
+        .into_iter()
+        .filter(|(_, size)| *size > 40 << 20)
+        .collect();
+    assert!(
+        !big.is_empty(),
+        "no large segment: {:?}",
+        store.list("data/")
+    );
+    // Create + Complete (+ the repeated one after the lost answer)
+    assert!(proxy.seen("POST") >= 3, "POSTs: {}", proxy.seen("POST"));
+    assert_eq!(proxy.injected().len(), 1);
+    let out = env.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let r = env
+        .hoard_cmd()
+        .current_dir(&out)
+        .args(["extract", &format!("{repo}::a")])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_same_tree(&src, &out.join("src"));
+    let copy = env.path().join("copy");
+    download(&w, "parts", &copy);
+    if borg_available() {
+        let r = env.borg(["check", "--verify-data", copy.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "borg check: {}", r.stderr);
+    }
+}
+
+/// Transient failures (503, reset connections) are retried: create, extract and check
+/// succeed through a proxy that fails some GETs, PUTs and HEADs. A conditional create
+/// (`If-None-Match`, the lock) whose answer was lost is not repeated blindly: the client reads
+/// the object back and sees that it won.
+#[test]
+fn transient_failures_are_retried_and_conditional_writes_are_not_repeated() {
+    let env0 = Env::new();
+    let Some(w) = Weed::start(&env0.path().join("weed")) else {
+        return;
+    };
+    let rule = |method, fault, every, budget| FaultRule {
+        method,
+        header: "",
+        fault,
+        every,
+        budget,
+    };
+    let proxy = FlakyProxy::start(
+        w.s3_port(),
+        vec![
+            rule("GET", Fault::ServiceUnavailable, 5, 25),
+            rule("GET", Fault::Reset, 7, 10),
+            rule("PUT", Fault::Reset, 3, 8),
+            rule("PUT", Fault::ServiceUnavailable, 4, 8),
+            rule("HEAD", Fault::ServiceUnavailable, 2, 3),
+            rule("DELETE", Fault::Reset, 2, 3),
+        ],
+    );
+    let env = env_for(&w);
+    let repo = proxy.url("flaky");
+    let tree = build_full_tree(env.path(), false);
+    let rel = tree
+        .strip_prefix(env.path())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    env.hoard(["init", "-e", "repokey", &repo]).ok();
+    env.hoard(["create", &format!("{repo}::a"), &rel]).ok();
+    extract_and_compare(&env, &format!("{repo}::a"), &tree, &rel);
+    env.hoard(["check", "--verify-data", &repo]).ok();
+    let injected = proxy.injected();
+    for (m, f) in [
+        ("GET", Fault::ServiceUnavailable),
+        ("GET", Fault::Reset),
+        ("PUT", Fault::Reset),
+        ("PUT", Fault::ServiceUnavailable),
+    ] {
+        assert!(
+            injected.iter().any(|(a, b)| a == m && *b == f),
+            "no {f:?} injected for {m}: {injected:?}"
+        );
+    }
+    assert!(w.store("flaky").list("lock.").unwrap().is_empty());
+
+    // the conditional lock write lands but its answer is lost
+    let proxy = FlakyProxy::start(
+        w.s3_port(),
+        vec![FaultRule {
+            method: "PUT",
+            header: "if-none-match",
+            fault: Fault::LoseAnswer,
+            every: 1,
+            budget: 1,
+        }],
+    );
+    let s = w.store_via(proxy.port(), "cond-lost");
+    assert!(
+        s.put_if_absent("x", b"mine").unwrap(),
+        "our applied write was taken for someone else's"
+    );
+    assert_eq!(proxy.injected().len(), 1);
+    assert_eq!(proxy.seen("PUT"), 1, "the conditional PUT was sent again");
+    assert!(!s.put_if_absent("x", b"other").unwrap());
+    assert_eq!(s.get("x").unwrap().as_deref(), Some(&b"mine"[..]));
+}
+
+/// Bad buckets, credentials and endpoints give one clear error line and exit code 2.
+#[test]
+fn missing_bucket_wrong_credentials_and_dead_endpoint_are_one_line_errors() {
+    let env0 = Env::new();
+    let Some(w) = Weed::start(&env0.path().join("weed")) else {
+        return;
+    };
+    let mut env = env_for(&w);
+    env.set("HOARD_S3_RETRIES", "1");
+    let port = w.s3_port();
+    let nobucket = format!("s3://127.0.0.1:{port}/no-such-bucket/r");
+    let r = env.hoard(["init", "-e", "none", &nobucket]).expect_code(2);
+    assert_one_line_error(&r.stderr, "no-such-bucket/r: HTTP 404 NoSuchBucket");
+    let r = env.hoard(["list", &nobucket]).expect_code(2);
+    assert_one_line_error(&r.stderr, "no-such-bucket/r: HTTP 404 NoSuchBucket");
+
+    let repo = w.url("errs");
+    env.hoard(["init", "-e", "none", &repo]).ok();
+    for (var, value, code) in [
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "wrong-secret",
+            "SignatureDoesNotMatch",
+        ),
+        ("AWS_ACCESS_KEY_ID", "nobody", "InvalidAccessKeyId"),
+    ] {
+        let mut bad = env_for(&w);
+        bad.set(var, value);
+        let r = bad.hoard(["list", &repo]).expect_code(2);
+        assert_one_line_error(&r.stderr, &format!("HTTP 403 {code}"));
+        assert!(
+            r.stderr.contains("check the S3 credentials"),
+            "{}",
+            r.stderr
+        );
+    }
+
+    let dead = seaweed::unused_port();
+    let r = env
+        .hoard(["list", &format!("s3://127.0.0.1:{dead}/hoard/x")])
+        .expect_code(2);
+    assert_one_line_error(
+        &r.stderr,
+        &format!("cannot reach http://127.0.0.1:{dead}: Connection Failed"),
+    );
+    assert!(
+        r.stderr.contains("gave up after 2 attempts"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("Signature"), "{}", r.stderr);
+}
+
+/// True when FUSE mounts can be made here; panics with a clear message otherwise unless
+/// `HOARD_SKIP_FUSE=1` (as tests/mount.rs).
+fn fuse_available() -> bool {
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_ok();
+    let tool = std::process::Command::new("fusermount3")
+        .arg("-V")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if dev && tool {
+        return true;
+    }
+    if std::env::var("HOARD_SKIP_FUSE").as_deref() == Ok("1") {
+        eprintln!("no usable /dev/fuse or fusermount3; skipping (HOARD_SKIP_FUSE=1)");
+        return false;
+    }
+    panic!("the mount test needs /dev/fuse and fusermount3 (apt-get install fuse3); HOARD_SKIP_FUSE=1 skips it");
+}
+
+fn is_mounted(p: &Path) -> bool {
+    let canon = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == canon.to_str())
+}
+
+/// `mount` of an archive in an `s3://` repository: files read through FUSE equal the source
+/// (a small one and a large one at an offset), then `umount`.
+#[test]
+fn mount_reads_an_archive_on_s3() {
+    if !fuse_available() {
+        return;
+    }
+    let env0 = Env::new();
+    let Some(w) = Weed::start(&env0.path().join("weed")) else {
+        return;
+    };
+    let env = env_for(&w);
+    let repo = w.url("mnt");
+    env.hoard(["init", "-e", "repokey", &repo]).ok();
+    let src = env.path().join("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("d/small.txt"), b"hello from s3\n").unwrap();
+    let big = pseudo_random(5 << 20, 42);
+    std::fs::write(src.join("big.bin"), &big).unwrap();
+    env.hoard(["create", &format!("{repo}::a"), "src"]).ok();
+    let mnt = env.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    struct Guard(std::path::PathBuf);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if is_mounted(&self.0) {
+                let _ = std::process::Command::new("fusermount3")
+                    .arg("-uz")
+                    .arg(&self.0)
+                    .status();
+            }
+        }
+    }
+    env.hoard(["mount", &format!("{repo}::a"), mnt.to_str().unwrap()])
+        .ok();
+    let _guard = Guard(mnt.clone());
+    assert!(is_mounted(&mnt), "not mounted");
+    assert_eq!(
+        std::fs::read(mnt.join("src/d/small.txt")).unwrap(),
+        b"hello from s3\n"
+    );
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::open(mnt.join("src/big.bin")).unwrap();
+        let mut buf = vec![0u8; 100_000];
+        f.read_exact_at(&mut buf, 3_000_000).unwrap();
+        assert!(buf == big[3_000_000..3_100_000], "range read differs");
+    }
+    assert!(std::fs::read(mnt.join("src/big.bin")).unwrap() == big);
+    env.hoard(["umount", mnt.to_str().unwrap()]).ok();
+    assert!(!is_mounted(&mnt), "still mounted after umount");
+    // the mount process releases its shared lock as it exits
+    let t0 = Instant::now();
+    while !w.store("mnt").list("lock.").unwrap().is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "lock left after umount"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

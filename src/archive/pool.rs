@@ -252,7 +252,20 @@ impl<T: Send + 'static> Prefetcher<T> {
     /// When a batch fails, its objects are fetched one at a time so that each error
     /// (I/O errors included) becomes the result of the object it concerns.
     fn fetch_batch(&mut self, repo: &mut dyn Repository) -> Result<bool, RepoError> {
-        if self.planned.is_empty() || (self.in_flight >= self.budget && !self.costs.is_empty()) {
+        if self.planned.is_empty() {
+            return Ok(false);
+        }
+        // Backends that want large batches (object storage) are asked only once enough of the
+        // budget is free and enough is planned, unless the caller waits for the next object.
+        let low_water = repo.read_batch_bytes().min(self.budget / 2);
+        let needed_now =
+            self.costs.is_empty() || self.planned.front().is_some_and(|p| p.seq <= self.cursor);
+        if !needed_now
+            && (self.in_flight + low_water >= self.budget
+                || (low_water > 0
+                    && self.planned_bytes < low_water
+                    && self.planned.len() < self.batch))
+        {
             return Ok(false);
         }
         let mut batch: Vec<Planned> = Vec::new();
@@ -431,5 +444,129 @@ mod tests {
             assert_eq!(pf.in_flight(), 0);
             assert_eq!(pf.pending(), 0);
         }
+    }
+
+    /// A repository that wants large batches and records the size of each `get_many`.
+    struct Batching {
+        inner: LocalRepository,
+        batches: Vec<usize>,
+    }
+
+    impl Repository for Batching {
+        fn id(&self) -> [u8; 32] {
+            self.inner.id()
+        }
+        fn len(&mut self) -> crate::repo::Result<usize> {
+            self.inner.len()
+        }
+        fn contains(&mut self, id: &[u8; 32]) -> crate::repo::Result<bool> {
+            self.inner.contains(id)
+        }
+        fn get(&mut self, id: &[u8; 32]) -> crate::repo::Result<Vec<u8>> {
+            self.batches.push(1);
+            self.inner.get(id)
+        }
+        fn get_many(&mut self, ids: &[[u8; 32]]) -> crate::repo::Result<Vec<Vec<u8>>> {
+            self.batches.push(ids.len());
+            ids.iter().map(|id| self.inner.get(id)).collect()
+        }
+        fn read_batch_bytes(&self) -> usize {
+            20_000
+        }
+        fn put(&mut self, id: &[u8; 32], data: &[u8]) -> crate::repo::Result<()> {
+            self.inner.put(id, data)
+        }
+        fn delete(&mut self, id: &[u8; 32]) -> crate::repo::Result<()> {
+            self.inner.delete(id)
+        }
+        fn list(
+            &mut self,
+            limit: Option<usize>,
+            marker: Option<&[u8; 32]>,
+        ) -> crate::repo::Result<Vec<[u8; 32]>> {
+            self.inner.list(limit, marker)
+        }
+        fn scan(
+            &mut self,
+            limit: Option<usize>,
+            marker: Option<&[u8; 32]>,
+        ) -> crate::repo::Result<Vec<[u8; 32]>> {
+            self.inner.scan(limit, marker)
+        }
+        fn commit(&mut self, compact: bool, threshold: f64) -> crate::repo::Result<()> {
+            self.inner.commit(compact, threshold)
+        }
+        fn rollback(&mut self) -> crate::repo::Result<()> {
+            self.inner.rollback()
+        }
+        fn check(
+            &mut self,
+            repair: bool,
+            max_duration: u64,
+        ) -> crate::repo::Result<crate::repo::CheckReport> {
+            self.inner.check(repair, max_duration)
+        }
+        fn save_key(&mut self, keydata: &[u8]) -> crate::repo::Result<()> {
+            self.inner.save_key(keydata)
+        }
+        fn load_key(&mut self) -> crate::repo::Result<Vec<u8>> {
+            self.inner.load_key()
+        }
+        fn get_free_nonce(&mut self) -> crate::repo::Result<Option<u64>> {
+            self.inner.get_free_nonce()
+        }
+        fn commit_nonce_reservation(
+            &mut self,
+            next_unreserved: u64,
+            start_nonce: Option<u64>,
+        ) -> crate::repo::Result<()> {
+            self.inner
+                .commit_nonce_reservation(next_unreserved, start_nonce)
+        }
+        fn break_lock(&mut self) -> crate::repo::Result<()> {
+            self.inner.break_lock()
+        }
+        fn destroy(&mut self) -> crate::repo::Result<()> {
+            self.inner.destroy()
+        }
+        fn append_only(&self) -> bool {
+            self.inner.append_only()
+        }
+    }
+
+    /// A backend that wants large batches (object storage) gets them even when the caller
+    /// plans one object per object it takes (extract of many small files): the prefetcher
+    /// waits until `read_batch_bytes` of the budget is free and planned.
+    #[test]
+    fn backends_wanting_batches_get_full_batches() {
+        let objects: Vec<Vec<u8>> = (0..400u32)
+            .map(|i| format!("small object {i} ").repeat(20).into_bytes())
+            .collect();
+        let (_dir, repo, ids) = repo_with(&objects);
+        let mut repo = Batching {
+            inner: repo,
+            batches: Vec::new(),
+        };
+        let mut pf = Prefetcher::new(Key::plaintext(), 1, 60_000, decode);
+        // like extract: keep a few objects planned ahead, plan one more per object taken
+        let ahead = 100;
+        for (i, id) in ids.iter().enumerate().take(ahead) {
+            pf.plan(*id, Some(objects[i].len()));
+        }
+        for (i, object) in objects.iter().enumerate() {
+            if i + ahead < ids.len() {
+                pf.plan(ids[i + ahead], Some(objects[i + ahead].len()));
+            }
+            pf.pump(&mut repo).expect("pump");
+            let got = pf.take(&mut repo).expect("workers").expect("planned");
+            assert_eq!(&got.expect("found").expect("decoded"), object, "object {i}");
+        }
+        let small = repo.batches.iter().filter(|n| **n < 20).count();
+        assert!(
+            small <= 2,
+            "{small} small batches of {}: {:?}",
+            repo.batches.len(),
+            repo.batches
+        );
     }
 }

@@ -4,7 +4,9 @@
 use super::config::{self, Config, SECTION};
 use super::index::NsIndex;
 use super::lock::Lock;
-use super::objstore::{ObjLock, ObjectStore, RepoLock, OBJECT_STORE_MAX_SEGMENT_SIZE};
+use super::objstore::{
+    ObjLock, ObjectStore, RepoLock, OBJECT_STORE_MAX_SEGMENT_SIZE, OBJECT_STORE_READ_BATCH,
+};
 use super::segment::{
     self, LoggedIo, ATTIC_MAGIC, DEFAULT_MAX_SEGMENT_SIZE, DEFAULT_SEGMENTS_PER_DIR, MAX_DATA_SIZE,
     MAX_SEGMENT_SIZE_LIMIT, TAG_PUT,
@@ -557,6 +559,33 @@ impl Repository for LocalRepository {
         match self.index.as_ref().and_then(|i| i.get_loc(id)) {
             Some((s, o)) => self.io.read(s, o, id),
             None => Err(RepoError::ObjectNotFound(hex::encode(id), disp(&self.path))),
+        }
+    }
+
+    /// On object storage the objects are fetched with concurrent range requests
+    /// ([`LoggedIo::read_many_obj`]); the first failing object fails the batch (callers then
+    /// ask one by one to learn which). Local files are read one by one.
+    fn get_many(&mut self, ids: &[ObjectId]) -> Result<Vec<Vec<u8>>> {
+        if self.obj.is_none() || ids.len() < 2 {
+            return ids.iter().map(|id| self.get(id)).collect();
+        }
+        self.ensure_index()?;
+        let mut wanted = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.index.as_ref().and_then(|i| i.get_loc(id)) {
+                Some((s, o)) => wanted.push((s, o, *id)),
+                None => return Err(RepoError::ObjectNotFound(hex::encode(id), disp(&self.path))),
+            }
+        }
+        self.io.read_many_obj(&wanted).into_iter().collect()
+    }
+
+    /// On object storage a batch should fill several concurrent requests.
+    fn read_batch_bytes(&self) -> usize {
+        if self.obj.is_some() {
+            OBJECT_STORE_READ_BATCH
+        } else {
+            0
         }
     }
 

@@ -199,6 +199,12 @@ pub trait Repository {
     fn prefetch(&mut self, ids: &[ObjectId]) {
         let _ = ids;
     }
+    /// Bytes worth asking for in one [`get_many`](Repository::get_many): readers that read
+    /// ahead refill only once this much of their budget is free, so that each call carries
+    /// enough objects to keep many requests in flight. 0 (the default): refill at once.
+    fn read_batch_bytes(&self) -> usize {
+        0
+    }
     /// Waits for the answers of writes sent without waiting (remote `put`/`delete`) and
     /// reports the first error among them. Local repositories have nothing to wait for.
     fn flush(&mut self) -> Result<()> {

@@ -24,12 +24,26 @@
 //!   Readers apply the local rules: the newest committed segment decides, and an index older
 //!   than it is brought up to date by replay, so a crash between any two uploads is harmless.
 //! * Reads of single objects are range requests (the entry header first, then the rest).
+//!   Batches (`Repository::get_many`, used by extract, check --verify-data and every other
+//!   prefetching reader) become concurrent range GETs ([`ObjectStore::get_ranges`],
+//!   `HOARD_S3_READS` in flight, default [`READS_IN_FLIGHT`]); objects close together in a
+//!   segment share one request.
 //! * Locks: see [`ObjLock`].
-//! * Retries: [`ObjectStore`] retries GET/HEAD/LIST/DELETE and whole-object PUTs (all
-//!   idempotent: repeating them cannot change the result) on 5xx, 429 and transport errors,
-//!   with exponential back-off. The conditional lock PUT (`If-None-Match: *`) is never blindly
-//!   repeated: after a transport error the lock object is read back to see whether our write
-//!   was applied.
+//! * Retries, with exponential back-off from 200 ms (`HOARD_S3_RETRIES` more attempts,
+//!   default 5), on 5xx, 429 and transport errors (refused or reset connections, timeouts):
+//!   - GET, HEAD and LIST: they change nothing.
+//!   - PUT of a whole object: it writes the same bytes under the same key again; the object
+//!     is replaced whole, so a repeat cannot leave anything but the intended content.
+//!   - DELETE: a repeat finds nothing (404 counts as success).
+//!   - Multipart uploads: UploadPart (re-sending part n replaces part n); Create (a repeat
+//!     after a lost answer leaves one unused upload behind, which the store expires; no object
+//!     changes); Complete (a repeat after a lost answer gets 404 NoSuchUpload, which is taken
+//!     as success only on a repeat). A failed multipart upload is aborted.
+//!   - Not repeated blindly: the conditional lock PUT (`If-None-Match: *`). Sent again after
+//!     a lost answer, it would find its own object and report the lock as taken by someone
+//!     else; instead the lock object is read back and compared with what we wrote.
+//!   - ureq itself re-sends a request only when a pooled connection fails before the
+//!     request went out, or for bodiless idempotent requests; never a PUT with a body.
 //!
 //! # Transport
 //!
@@ -52,8 +66,8 @@
 //! (`AWS_SHARED_CREDENTIALS_FILE`).
 
 use rusty_s3::actions::{
-    CompleteMultipartUpload, CreateMultipartUpload, DeleteObject, GetObject, HeadObject,
-    ListObjectsV2, PutObject, UploadPart,
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, DeleteObject, GetObject,
+    HeadObject, ListObjectsV2, PutObject, UploadPart,
 };
 pub use rusty_s3::Credentials;
 use rusty_s3::{Bucket, S3Action, UrlStyle};
@@ -64,11 +78,20 @@ use std::time::Duration;
 /// segment is buffered whole before its upload).
 pub const OBJECT_STORE_MAX_SEGMENT_SIZE: u64 = 32 * 1024 * 1024;
 
-/// Objects larger than this are uploaded with a multipart upload.
+/// Objects larger than this are uploaded with a multipart upload (`HOARD_S3_MULTIPART`
+/// overrides it, in bytes).
 pub const MULTIPART_THRESHOLD: usize = 64 * 1024 * 1024;
 
-/// Part size of multipart uploads.
-const PART_SIZE: usize = 16 * 1024 * 1024;
+/// Part size of multipart uploads (`HOARD_S3_PART_SIZE` overrides it, in bytes; AWS S3 needs
+/// at least 5 MiB for every part but the last).
+pub const PART_SIZE: usize = 16 * 1024 * 1024;
+
+/// Bytes a reader should ask for in one `get_many` on object storage (see
+/// `Repository::read_batch_bytes`): enough for several concurrent range requests.
+pub const OBJECT_STORE_READ_BATCH: usize = 4 * 1024 * 1024;
+
+/// Range requests in flight when many objects are read at once (`HOARD_S3_READS` overrides).
+pub const READS_IN_FLIGHT: usize = 8;
 
 /// How long presigned URLs are valid.
 const SIGN_TTL: Duration = Duration::from_secs(3600);
@@ -105,6 +128,11 @@ impl S3Target {
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A positive byte count from the environment variable `name`.
+fn env_size(name: &str) -> Option<usize> {
+    env(name).and_then(|v| v.parse().ok()).filter(|n| *n > 0)
 }
 
 fn aws_dir_file(var: &str, name: &str) -> Option<std::path::PathBuf> {
@@ -222,6 +250,12 @@ pub struct ObjectStore {
     agent: ureq::Agent,
     display: String,
     retries: u32,
+    /// Range requests in flight in [`Self::get_ranges`].
+    reads: usize,
+    /// Objects above this size go up with a multipart upload.
+    multipart_threshold: usize,
+    /// Part size of multipart uploads.
+    part_size: usize,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -275,11 +309,38 @@ fn error_text(code: u16, resp: ureq::Response) -> String {
         let b = body[a..].find(&format!("</{t}>"))? + a;
         Some(body[a..b].to_string())
     };
-    match (tag("Code"), tag("Message")) {
+    let text = match (tag("Code"), tag("Message")) {
         (Some(c), Some(m)) => format!("HTTP {code} {c}: {m}"),
         (Some(c), None) => format!("HTTP {code} {c}"),
         _ => format!("HTTP {code}"),
+    };
+    if code == 401 || code == 403 {
+        format!("{text} (check the S3 credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the AWS profile or --s3-credentials-command)")
+    } else {
+        text
     }
+}
+
+/// A transport error without its URL (a presigned URL is long and carries a signature):
+/// `cannot reach http://host:port: Connection Failed: Connect error: Connection refused`.
+fn transport_text(t: &ureq::Transport) -> String {
+    let mut s = match t.url() {
+        Some(u) => format!(
+            "cannot reach {}: {}",
+            u.origin().ascii_serialization(),
+            t.kind()
+        ),
+        None => t.kind().to_string(),
+    };
+    if let Some(m) = t.message() {
+        s.push_str(": ");
+        s.push_str(m);
+    }
+    if let Some(src) = std::error::Error::source(t) {
+        s.push_str(": ");
+        s.push_str(&src.to_string());
+    }
+    s
 }
 
 impl ObjectStore {
@@ -316,6 +377,10 @@ impl ObjectStore {
         let retries = env("HOARD_S3_RETRIES")
             .and_then(|v| v.parse().ok())
             .unwrap_or(5);
+        let reads = env("HOARD_S3_READS")
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(READS_IN_FLIGHT);
         Ok(ObjectStore {
             bucket,
             creds,
@@ -323,6 +388,9 @@ impl ObjectStore {
             agent,
             display: display.to_string(),
             retries,
+            reads,
+            multipart_threshold: env_size("HOARD_S3_MULTIPART").unwrap_or(MULTIPART_THRESHOLD),
+            part_size: env_size("HOARD_S3_PART_SIZE").unwrap_or(PART_SIZE),
         })
     }
 
@@ -387,7 +455,7 @@ impl ObjectStore {
             ureq::Error::Status(code, resp) => {
                 Failure::Fatal(io::Error::other(error_text(code, resp)))
             }
-            ureq::Error::Transport(t) => Failure::Transient(t.to_string()),
+            ureq::Error::Transport(t) => Failure::Transient(transport_text(&t)),
         }
     }
 
@@ -444,6 +512,51 @@ impl ObjectStore {
         })
     }
 
+    /// Several [`Self::get_range`]s (`(key, start, len)`) run concurrently on up to
+    /// [`Self::read_concurrency`] threads; results in the order of `reqs`.
+    pub fn get_ranges(&self, reqs: &[(String, u64, u64)]) -> Vec<io::Result<Vec<u8>>> {
+        let threads = self.read_concurrency().min(reqs.len());
+        if threads <= 1 {
+            return reqs
+                .iter()
+                .map(|(k, s, l)| self.get_range(k, *s, *l))
+                .collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut out: Vec<Option<io::Result<Vec<u8>>>> = (0..reqs.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((k, s, l)) = reqs.get(i) else { break };
+                            done.push((i, self.get_range(k, *s, *l)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            for w in workers {
+                if let Ok(done) = w.join() {
+                    for (i, r) in done {
+                        out[i] = Some(r);
+                    }
+                }
+            }
+        });
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(io::Error::other("range read thread panicked"))))
+            .collect()
+    }
+
+    /// How many range requests [`Self::get_ranges`] keeps in flight: `HOARD_S3_READS`,
+    /// default [`READS_IN_FLIGHT`].
+    pub fn read_concurrency(&self) -> usize {
+        self.reads
+    }
+
     /// Size of the object, `None` when it does not exist.
     pub fn head(&self, rel: &str) -> io::Result<Option<u64>> {
         let key = self.key(rel);
@@ -464,9 +577,10 @@ impl ObjectStore {
     }
 
     /// Stores `data` under `rel`, replacing any object (atomic for readers: an object is
-    /// visible whole or not at all). Large objects go up in parts.
+    /// visible whole or not at all). Objects larger than [`Self::multipart_threshold`] go up
+    /// in parts.
     pub fn put(&self, rel: &str, data: &[u8]) -> io::Result<()> {
-        if data.len() > MULTIPART_THRESHOLD {
+        if data.len() > self.multipart_threshold {
             return self.put_multipart(rel, data);
         }
         let key = self.key(rel);
@@ -479,11 +593,22 @@ impl ObjectStore {
         })
     }
 
+    /// Objects larger than this many bytes are uploaded in parts: `HOARD_S3_MULTIPART`,
+    /// default [`MULTIPART_THRESHOLD`].
+    pub fn multipart_threshold(&self) -> usize {
+        self.multipart_threshold
+    }
+
+    /// A multipart upload: CreateMultipartUpload, UploadPart for each [`Self::part_size`]
+    /// slice (no copies), CompleteMultipartUpload; on failure the upload is aborted so the
+    /// store drops the parts. The object appears only at completion, whole.
     fn put_multipart(&self, rel: &str, data: &[u8]) -> io::Result<()> {
         let key = self.key(rel);
         let bad = |m: String| io::Error::other(format!("{rel}: multipart upload: {m}"));
         let url =
             CreateMultipartUpload::new(&self.bucket, self.creds.as_ref(), &key).sign(SIGN_TTL);
+        // A retried create after a lost answer leaves an unused upload behind (no object
+        // changes; stores expire it by their lifecycle rules).
         let body = self.retry(rel, || match self.agent.request_url("POST", &url).call() {
             Ok(r) => r
                 .into_string()
@@ -493,11 +618,29 @@ impl ObjectStore {
         let created =
             CreateMultipartUpload::parse_response(&body).map_err(|e| bad(e.to_string()))?;
         let upload_id = created.upload_id().to_string();
+        let r = self.upload_parts(rel, &key, &upload_id, data);
+        if r.is_err() {
+            let url =
+                AbortMultipartUpload::new(&self.bucket, self.creds.as_ref(), &key, &upload_id)
+                    .sign(SIGN_TTL);
+            if let Err(e) = self.agent.request_url("DELETE", &url).call() {
+                tracing::debug!("{rel}: aborting multipart upload {upload_id}: {e}");
+            }
+        }
+        r
+    }
+
+    fn upload_parts(&self, rel: &str, key: &str, upload_id: &str, data: &[u8]) -> io::Result<()> {
+        let bad = |m: String| io::Error::other(format!("{rel}: multipart upload: {m}"));
         let mut etags = Vec::new();
-        for (i, part) in data.chunks(PART_SIZE).enumerate() {
-            let n = u16::try_from(i + 1).map_err(|_| bad("too many parts".into()))?;
-            let url = UploadPart::new(&self.bucket, self.creds.as_ref(), &key, n, &upload_id)
+        for (i, part) in data.chunks(self.part_size).enumerate() {
+            let n = u16::try_from(i + 1)
+                .ok()
+                .filter(|n| *n <= 10_000)
+                .ok_or_else(|| bad("more than 10000 parts".into()))?;
+            let url = UploadPart::new(&self.bucket, self.creds.as_ref(), key, n, upload_id)
                 .sign(SIGN_TTL);
+            // re-sending a part replaces it: idempotent
             let etag = self.retry(rel, || {
                 match self.agent.request_url("PUT", &url).send_bytes(part) {
                     Ok(r) => Ok(r.header("ETag").unwrap_or_default().to_string()),
@@ -509,8 +652,8 @@ impl ObjectStore {
         let action = CompleteMultipartUpload::new(
             &self.bucket,
             self.creds.as_ref(),
-            &key,
-            &upload_id,
+            key,
+            upload_id,
             etags.iter().map(|s| s.as_str()),
         );
         let url = action.sign(SIGN_TTL);
@@ -522,11 +665,20 @@ impl ObjectStore {
             let again = tried;
             tried = true;
             match self.agent.request_url("POST", &url).send_string(&body) {
-                Ok(_) => Ok(()),
+                // S3 may answer 200 with an <Error> body when completion fails late
+                Ok(r) => match r.into_string() {
+                    Ok(b) if b.contains("<Error>") => Err(Failure::Transient(b)),
+                    _ => Ok(()),
+                },
                 Err(ureq::Error::Status(404, _)) if again => Ok(()),
                 Err(e) => Err(Self::classify(e)),
             }
         })
+    }
+
+    /// Part size of multipart uploads: `HOARD_S3_PART_SIZE`, default [`PART_SIZE`].
+    pub fn part_size(&self) -> usize {
+        self.part_size
     }
 
     /// Creates `rel` only if it does not exist (`If-None-Match: *`). `Ok(false)`: it exists.

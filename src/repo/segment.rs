@@ -325,6 +325,45 @@ impl Seek for Window<'_> {
     }
 }
 
+/// Parses the PUT entry at the start of `buf` (all of it, or only its header when
+/// `!read_data`) and checks that it stores `id`.
+fn put_from_buf(
+    buf: &[u8],
+    segment: u32,
+    offset: u32,
+    id: &ObjectId,
+    read_data: bool,
+) -> Result<(u32, Option<Vec<u8>>)> {
+    let hl = (PUT_HEADER_SIZE as usize).min(buf.len());
+    // Without data only the header was fetched: the window pretends the entry's data
+    // follows (the object was uploaded whole, so it does).
+    let logical = match buf.get(4..8) {
+        Some(s) if !read_data => {
+            (u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as u64).saturating_sub(hl as u64)
+        }
+        _ => (buf.len() - hl) as u64,
+    };
+    let mut r = Window {
+        data: &buf[hl..],
+        pos: 0,
+        len: logical,
+    };
+    read_put_for(&mut r, &buf[..hl], segment, offset, id, read_data)
+}
+
+/// Object storage reads: objects whose offsets in a segment are at most this far apart are
+/// fetched with one range request (the bytes between them come along). Objects farther
+/// apart are large enough to be worth a request of their own.
+const MERGE_STEP: u64 = 256 * 1024;
+
+/// Object storage reads: the largest distance between the first and last offset fetched by
+/// one request (several requests run in parallel, so splitting costs nothing).
+const MAX_GROUP_SPAN: u64 = 4 * 1024 * 1024;
+
+/// Object storage reads: bytes fetched from a request's last object on the first try
+/// (covers the header and small objects; larger ones need a second request).
+const FIRST_READ: u64 = 128 * 1024;
+
 /// Does the whole segment-file business for one repository (borg `LoggedIO`): naming, listing,
 /// reading, iterating, writing and recovering segment files.
 pub struct LoggedIo {
@@ -347,7 +386,22 @@ pub struct LoggedIo {
     wbuf: Option<Vec<u8>>,
     /// Object storage: closed segments still being uploaded in the background (oldest first).
     inflight: std::sync::Mutex<std::collections::VecDeque<Upload>>,
+    /// Object storage: the last segment downloaded for a header-only iteration (`scan` asks
+    /// for 100 ids at a time and would otherwise download the segment again each time).
+    scanned: std::sync::Mutex<Option<(u32, Arc<Vec<u8>>)>>,
 }
+
+/// Shared segment bytes as a `Cursor` source.
+struct SharedBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Object storage: the largest segment kept by the header-only iteration cache.
+const SCAN_CACHE_MAX: u64 = 64 * 1024 * 1024;
 
 /// A segment upload running in a background thread.
 struct Upload {
@@ -359,6 +413,13 @@ struct Upload {
 /// How many closed segments may be uploading at once by default (memory: this many
 /// segments + 1); `HOARD_S3_UPLOADS` overrides it.
 const UPLOADS_IN_FLIGHT: usize = 2;
+
+/// Object storage: room reserved beyond `max_segment_size` in the in-memory segment (a segment
+/// closes after the entry that crosses the limit; entries average far below this).
+const SEGMENT_SLACK: usize = 4 * 1024 * 1024;
+
+/// Object storage: the most reserved up front for an in-memory segment (larger segments grow).
+const MAX_SEGMENT_RESERVE: usize = 256 * 1024 * 1024;
 
 /// How many read handles [`LoggedIo`] keeps open (borg's LRU capacity).
 pub const FD_CACHE_CAPACITY: usize = 90;
@@ -377,6 +438,14 @@ impl LoggedIo {
             obj: None,
             wbuf: None,
             inflight: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            scanned: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Object storage: forgets the cached segment of header-only iterations.
+    fn forget_scanned(&self) {
+        if let Ok(mut c) = self.scanned.lock() {
+            *c = None;
         }
     }
 
@@ -618,16 +687,37 @@ impl LoggedIo {
         let f: Box<dyn ReadSeek> = match &self.obj {
             Some(store) => {
                 self.flush_uploads()?;
-                let data = match self.pending(segment) {
-                    Some(b) => b.clone(),
-                    None => store
-                        .get(&self.segment_key(segment))
-                        .map_err(|e| RepoError::io(&fname, e))?
-                        .ok_or_else(|| {
-                            RepoError::io(&fname, std::io::ErrorKind::NotFound.into())
-                        })?,
+                let headers_only = !read_data && !include_data;
+                let cached = match self.scanned.lock() {
+                    Ok(c) => c
+                        .as_ref()
+                        .filter(|(s, _)| headers_only && *s == segment)
+                        .map(|(_, d)| d.clone()),
+                    Err(_) => None,
                 };
-                Box::new(std::io::Cursor::new(data))
+                let data = match (self.pending(segment), cached) {
+                    (Some(b), _) => Arc::new(b.clone()),
+                    (None, Some(d)) => d,
+                    (None, None) => {
+                        let d = Arc::new(
+                            store
+                                .get(&self.segment_key(segment))
+                                .map_err(|e| RepoError::io(&fname, e))?
+                                .ok_or_else(|| {
+                                    RepoError::io(&fname, std::io::ErrorKind::NotFound.into())
+                                })?,
+                        );
+                        if headers_only && d.len() as u64 <= SCAN_CACHE_MAX {
+                            if let Ok(mut c) = self.scanned.lock() {
+                                *c = Some((segment, d.clone()));
+                            }
+                        }
+                        d
+                    }
+                };
+                let mut cur = std::io::Cursor::new(SharedBytes(data));
+                cur.set_position(0);
+                Box::new(cur)
             }
             None => Box::new(File::open(&fname).map_err(|e| RepoError::io(&fname, e))?),
         };
@@ -712,7 +802,7 @@ impl LoggedIo {
             let key = self.segment_key(segment);
             // One request covers the header and small objects; larger ones need a second.
             let first = if read_data {
-                1 << 17
+                FIRST_READ
             } else {
                 PUT_HEADER_SIZE as u64
             };
@@ -730,21 +820,128 @@ impl LoggedIo {
             }
             b
         };
-        let hl = (PUT_HEADER_SIZE as usize).min(buf.len());
-        // Without data only the header was fetched: the window pretends the entry's data
-        // follows (the object was uploaded whole, so it does).
-        let logical = match buf.get(4..8) {
-            Some(s) if !read_data => {
-                (u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as u64).saturating_sub(hl as u64)
+        put_from_buf(&buf, segment, offset, id, read_data)
+    }
+
+    /// Object storage: the PUTs at `wanted` (segment, offset, id), read with concurrent range
+    /// GETs; results in the order of `wanted`, an error for each object that could not be
+    /// read or validated. Objects whose offsets in one segment are close
+    /// ([`MERGE_STEP`]) share one request (up to [`MAX_GROUP_SPAN`] bytes of offsets); a
+    /// request covers its last object's first [`FIRST_READ`] bytes, and objects that do not
+    /// fit get their rest in a second concurrent round. Segments still in memory (being
+    /// written or uploaded) are read from there.
+    pub fn read_many_obj(&mut self, wanted: &[(u32, u32, ObjectId)]) -> Vec<Result<Vec<u8>>> {
+        let mut out: Vec<Option<Result<Vec<u8>>>> = (0..wanted.len()).map(|_| None).collect();
+        let Some(store) = self.obj.clone() else {
+            return wanted
+                .iter()
+                .map(|_| Err(RepoError::InvalidArgument("no object store".into())))
+                .collect();
+        };
+        // (segment, offset) -> indices into `wanted`, in segment/offset order
+        let mut by_loc: std::collections::BTreeMap<(u32, u32), Vec<usize>> = Default::default();
+        for (i, (s, o, id)) in wanted.iter().enumerate() {
+            if self.pending(*s).is_some() || self.uploading(*s).is_some() {
+                out[i] = Some(
+                    self.read_obj(*s, *o, id, true)
+                        .map(|(_, d)| d.unwrap_or_default()),
+                );
+            } else {
+                by_loc.entry((*s, *o)).or_default().push(i);
             }
-            _ => (buf.len() - hl) as u64,
-        };
-        let mut r = Window {
-            data: &buf[hl..],
-            pos: 0,
-            len: logical,
-        };
-        read_put_for(&mut r, &buf[..hl], segment, offset, id, read_data)
+        }
+        // groups of close offsets in one segment: (segment, first offset, offsets)
+        let mut groups: Vec<(u32, u64, Vec<u64>)> = Vec::new();
+        for &(s, o) in by_loc.keys() {
+            let o = o as u64;
+            match groups.last_mut() {
+                Some((gs, start, offs))
+                    if *gs == s
+                        && offs.last().is_some_and(|l| o - l <= MERGE_STEP)
+                        && o - *start <= MAX_GROUP_SPAN =>
+                {
+                    offs.push(o)
+                }
+                _ => groups.push((s, o, vec![o])),
+            }
+        }
+        let reqs: Vec<(String, u64, u64)> = groups
+            .iter()
+            .map(|(s, start, offs)| {
+                let last = offs.last().copied().unwrap_or(*start);
+                (self.segment_key(*s), *start, last - start + FIRST_READ)
+            })
+            .collect();
+        let mut bufs = store.get_ranges(&reqs);
+        // second round: the rest of entries that extend past their group's buffer
+        let mut more: Vec<(usize, (String, u64, u64))> = Vec::new();
+        for (gi, ((_, start, offs), b)) in groups.iter().zip(&bufs).enumerate() {
+            let Ok(b) = b else { continue };
+            if (b.len() as u64) < reqs[gi].2 {
+                continue; // the object ended before the requested range
+            }
+            let mut need = 0u64;
+            for o in offs {
+                let rel = (o - start) as usize;
+                if let Some(h) = b.get(rel + 4..rel + 8) {
+                    let size = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as u64;
+                    if size <= MAX_OBJECT_SIZE as u64 {
+                        need = need.max(o - start + size);
+                    }
+                }
+            }
+            if need > b.len() as u64 {
+                let have = b.len() as u64;
+                more.push((gi, (reqs[gi].0.clone(), start + have, need - have)));
+            }
+        }
+        if !more.is_empty() {
+            let tails = store.get_ranges(&more.iter().map(|m| m.1.clone()).collect::<Vec<_>>());
+            for ((gi, _), tail) in more.into_iter().zip(tails) {
+                match (&mut bufs[gi], tail) {
+                    (Ok(b), Ok(t)) => b.extend_from_slice(&t),
+                    (slot, Err(e)) => *slot = Err(e),
+                    (Err(_), Ok(_)) => {}
+                }
+            }
+        }
+        for ((s, start, offs), b) in groups.iter().zip(bufs) {
+            let fname = self.segment_filename(*s);
+            for o in offs {
+                let Some(idx) = by_loc.get(&(*s, *o as u32)) else {
+                    continue;
+                };
+                for &i in idx {
+                    let r = match &b {
+                        Ok(b) => {
+                            let rel = ((o - start) as usize).min(b.len());
+                            let end = match b.get(rel + 4..rel + 8) {
+                                Some(h) => {
+                                    rel + u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize
+                                }
+                                None => b.len(),
+                            };
+                            put_from_buf(
+                                &b[rel..end.clamp(rel, b.len())],
+                                *s,
+                                *o as u32,
+                                &wanted[i].2,
+                                true,
+                            )
+                            .map(|(_, d)| d.unwrap_or_default())
+                        }
+                        Err(e) => Err(RepoError::io(
+                            &fname,
+                            std::io::Error::new(e.kind(), e.to_string()),
+                        )),
+                    };
+                    out[i] = Some(r);
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(RepoError::InvalidArgument("object not read".into()))))
+            .collect()
     }
 
     /// First 8 bytes of a segment file.
@@ -795,6 +992,7 @@ impl LoggedIo {
         self.fds.remove(&segment);
         let f = self.segment_filename(segment);
         if let Some(store) = &self.obj {
+            self.forget_scanned();
             self.flush_uploads()?;
             return store
                 .delete(&self.segment_key(segment))
@@ -849,8 +1047,18 @@ impl LoggedIo {
         if !no_new && (want_new || (self.offset > 0 && self.offset > self.limit)) {
             self.close_segment()?;
         }
+        if self.offset == 0 {
+            // a new segment: its number may be one that was cleaned up and is now reused
+            self.forget_scanned();
+        }
+        let limit = self.limit;
         let w = self.wbuf.get_or_insert_with(|| {
-            let mut v = Vec::with_capacity(1 << 20);
+            // Room for the whole segment up front: growing by doubling would copy it five
+            // times and briefly hold two copies (pages are only touched as they fill).
+            let cap = (limit as usize)
+                .saturating_add(SEGMENT_SLACK)
+                .min(MAX_SEGMENT_RESERVE);
+            let mut v = Vec::with_capacity(cap);
             v.extend_from_slice(MAGIC);
             v
         });
@@ -1025,6 +1233,7 @@ impl LoggedIo {
         self.fds.remove(&segment);
         let fname = self.segment_filename(segment);
         self.flush_uploads()?;
+        self.forget_scanned();
         let data = match &self.obj {
             Some(store) => store
                 .get(&self.segment_key(segment))
