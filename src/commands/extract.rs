@@ -398,7 +398,11 @@ pub fn extract_archive(
                 plan,
             });
         }
-        ex.prefetch.pump(items.store().repo.as_mut())?;
+        if items_done {
+            ex.prefetch.pump_all(items.store().repo.as_mut())?;
+        } else {
+            ex.prefetch.pump(items.store().repo.as_mut())?;
+        }
         let Some(Queued {
             mut item,
             stripped,
