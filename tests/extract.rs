@@ -310,8 +310,34 @@ fn existing_files_are_replaced() {
     std::fs::create_dir_all(d.join("tree/links")).expect("mkdir");
     std::fs::write(d.join("tree/hello.txt"), b"old content that is longer").expect("w");
     std::os::unix::fs::symlink("/etc/hostname", d.join("tree/empty")).expect("symlink");
+    // an empty directory, a symlink to a file outside the target and a file where a hardlink
+    // goes: each is removed (nothing is written through the symlink)
+    std::fs::create_dir(d.join("tree/big.bin")).expect("mkdir");
+    let outside = env.path().join("outside.txt");
+    std::fs::write(&outside, b"must stay").expect("w");
+    std::os::unix::fs::symlink(&outside, d.join("tree/zeros.bin")).expect("symlink");
+    std::fs::write(d.join("tree/links/second"), b"in the way").expect("w");
     hoard_in(&env, &d, &["extract", &arch]).ok();
     tree::assert_same_tree(&src.join("tree"), &d.join("tree"));
+    assert_eq!(std::fs::read(&outside).expect("read"), b"must stay");
+    // a directory with contents cannot be replaced: the file is reported, the rest extracted
+    let d = fresh(&env, "dest2");
+    std::fs::create_dir_all(d.join("tree/hello.txt/inner")).expect("mkdir");
+    let run = hoard_in(&env, &d, &["extract", &arch]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let hello = d.join("tree/hello.txt");
+    assert_eq!(
+        run.stderr.trim_end(),
+        format!(
+            "tree/hello.txt: open {}/./tree/hello.txt: File exists (os error 17)",
+            d.display()
+        )
+    );
+    assert!(hello.join("inner").is_dir());
+    assert_eq!(
+        std::fs::read(d.join("tree/dir/sub/deeper/leaf.txt")).expect("read"),
+        b"leaf\n"
+    );
 }
 
 /// Writes an archive with hand-made items into a new repository through the library.

@@ -164,6 +164,9 @@ pub struct Prefetcher<T: Send + 'static> {
 /// repository).
 const BATCH: usize = 64;
 
+/// Reads resume when `budget / REFILL_DIVISOR` bytes of the budget are free.
+const REFILL_DIVISOR: usize = 4;
+
 /// The size assumed for an object of unknown size before any was fetched.
 const INITIAL_SIZE_ESTIMATE: usize = 512 * 1024;
 
@@ -315,8 +318,26 @@ impl<T: Send + 'static> Prefetcher<T> {
         Ok(true)
     }
 
-    /// Starts reads up to the budget without waiting for results.
+    /// Starts reads up to the budget without waiting for results. While objects are in
+    /// flight, reads start only once a full batch of objects or a quarter of the budget is
+    /// planned and a quarter of the budget is free, so that objects are fetched and handed to
+    /// the workers in groups rather than one by one as each is taken: every hand-over wakes a
+    /// worker, and waking threads per object costs more than decoding small objects.
     pub fn pump(&mut self, repo: &mut dyn Repository) -> Result<(), RepoError> {
+        if !self.costs.is_empty() {
+            let quarter = self.budget / REFILL_DIVISOR;
+            let enough_planned = self.planned.len() >= self.batch || self.planned_bytes >= quarter;
+            if !enough_planned || self.in_flight + quarter > self.budget {
+                return Ok(());
+            }
+        }
+        while self.fetch_batch(repo)? {}
+        Ok(())
+    }
+
+    /// Like [`pump`](Prefetcher::pump), but also starts reads for fewer planned objects (the
+    /// caller has nothing more to plan for now).
+    pub fn pump_all(&mut self, repo: &mut dyn Repository) -> Result<(), RepoError> {
         while self.fetch_batch(repo)? {}
         Ok(())
     }
@@ -339,7 +360,12 @@ impl<T: Send + 'static> Prefetcher<T> {
                 self.pump(repo)?;
                 return Ok(Some(r));
             }
-            self.pump(repo)?;
+            if self.planned.front().is_some_and(|p| p.seq <= seq) {
+                // the wanted object is not even fetched: no waiting for a fuller batch
+                self.pump_all(repo)?;
+            } else {
+                self.pump(repo)?;
+            }
             if self.ready.contains_key(&seq) {
                 continue;
             }

@@ -398,7 +398,11 @@ pub fn extract_archive(
                 plan,
             });
         }
-        ex.prefetch.pump(items.store().repo.as_mut())?;
+        if items_done {
+            ex.prefetch.pump_all(items.store().repo.as_mut())?;
+        } else {
+            ex.prefetch.pump(items.store().repo.as_mut())?;
+        }
         let Some(Queued {
             mut item,
             stripped,
@@ -652,7 +656,9 @@ impl Extractor<'_, '_> {
             // a directory we vouched for is about to be replaced: trust nothing below it
             self.checked_dirs.borrow_mut().clear();
         }
-        unlink_existing(&path);
+        if item.file_type() != S_IFREG {
+            unlink_existing(&path);
+        }
         match item.file_type() {
             S_IFDIR => {
                 match platform::fs::lstat(&path) {
@@ -668,8 +674,13 @@ impl Extractor<'_, '_> {
                 Ok(None)
             }
             S_IFREG => {
-                if self.link_or_adopt(item, orig_path, &path)? {
-                    return Ok(None);
+                // a new file is created exclusively and whatever is in the way is removed
+                // only when that fails (see `write_file`); a link needs the name free first
+                if item.is_hardlink_slave() && item.source.is_some() {
+                    unlink_existing(&path);
+                    if self.link_or_adopt(item, orig_path, &path)? {
+                        return Ok(None);
+                    }
                 }
                 self.write_file(store, item, orig_path, &path)?;
                 Ok(None)
@@ -763,11 +774,22 @@ impl Extractor<'_, '_> {
                 .and_then(|m| m.chunks.clone())
                 .unwrap_or_default(),
         };
-        let fd = platform::fs::open(
-            path,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
-            0o600,
-        )?;
+        let open = || {
+            platform::fs::open(
+                path,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+                0o600,
+            )
+        };
+        // Removing what is in the way only when something is (borg stats every path first):
+        // the same outcome with one system call less per file in an empty target.
+        let fd = match open() {
+            Err(e) if e.errno() == Some(libc::EEXIST) => {
+                unlink_existing(path);
+                open()?
+            }
+            other => other?,
+        };
         // SAFETY: the descriptor was just opened and is owned by nothing else.
         let mut file =
             unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) };
@@ -785,8 +807,12 @@ impl Extractor<'_, '_> {
             }
             pos += data.len() as u64;
         }
-        file.set_len(pos)
-            .map_err(|e| io_err("truncate_and_attrs", path, e))?;
+        if self.opts.sparse {
+            // a trailing hole only exists once the size is set (a file written without
+            // holes already has its size: it was created empty)
+            file.set_len(pos)
+                .map_err(|e| io_err("truncate_and_attrs", path, e))?;
+        }
         self.restore_attrs(path, item, Some(file.as_raw_fd()), false);
         drop(file);
         check_size(item, pos)?;

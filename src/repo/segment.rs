@@ -213,7 +213,7 @@ fn read_entry(
 /// Iterator over the entries of one segment (borg `iter_objects`). After the first error it
 /// yields that error and then stops: the rest of a damaged segment cannot be located.
 pub struct SegmentIter {
-    reader: BufReader<Box<dyn ReadSeek>>,
+    reader: SegReader,
     segment: u32,
     offset: u64,
     read_data: bool,
@@ -293,6 +293,101 @@ impl SegmentIter {
             size,
             data: if self.include_data { data } else { None },
         }))
+    }
+}
+
+/// A buffered segment reader that knows the segment's length and its own position. Seeks
+/// only move that position; the next read moves the buffer there (within the buffer when it
+/// can). Skipping an entry's data (iteration without data) asks for the end and then seeks
+/// back: with a plain buffered file that was two `lseek`s and a refill of the whole buffer
+/// for every entry.
+struct SegReader {
+    inner: BufReader<Box<dyn ReadSeek>>,
+    /// Where `inner` is.
+    inner_pos: u64,
+    /// Where the next read starts.
+    pos: u64,
+    len: u64,
+}
+
+impl SegReader {
+    fn new(mut f: Box<dyn ReadSeek>) -> std::io::Result<SegReader> {
+        let len = f.seek(SeekFrom::End(0))?;
+        f.seek(SeekFrom::Start(0))?;
+        Ok(SegReader {
+            inner: BufReader::with_capacity(1 << 16, f),
+            inner_pos: 0,
+            pos: 0,
+            len,
+        })
+    }
+}
+
+impl Read for SegReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos != self.inner_pos {
+            let rel = i64::try_from(i128::from(self.pos) - i128::from(self.inner_pos))
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+            self.inner.seek_relative(rel)?;
+            self.inner_pos = self.pos;
+        }
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        self.inner_pos = self.pos;
+        Ok(n)
+    }
+}
+
+impl Seek for SegReader {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let (base, delta) = match to {
+            SeekFrom::Start(p) => (p, 0),
+            SeekFrom::Current(d) => (self.pos, d),
+            SeekFrom::End(d) => (self.len, d),
+        };
+        self.pos = base.checked_add_signed(delta).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "invalid seek to a negative or overflowing position",
+            )
+        })?;
+        Ok(self.pos)
+    }
+
+    fn stream_position(&mut self) -> std::io::Result<u64> {
+        Ok(self.pos)
+    }
+}
+
+/// Reads a file at a position of its own with `pread` (no `lseek` per object read, and the
+/// shared descriptor's offset is never moved).
+struct PosReader<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for PosReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for PosReader<'_> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let (base, delta) = match to {
+            SeekFrom::Start(p) => (p, 0),
+            SeekFrom::Current(d) => (self.pos, d),
+            SeekFrom::End(d) => (self.file.metadata()?.len(), d),
+        };
+        self.pos = base.checked_add_signed(delta).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "invalid seek to a negative or overflowing position",
+            )
+        })?;
+        Ok(self.pos)
     }
 }
 
@@ -722,7 +817,7 @@ impl LoggedIo {
             None => Box::new(File::open(&fname).map_err(|e| RepoError::io(&fname, e))?),
         };
         Ok(SegmentIter {
-            reader: BufReader::with_capacity(1 << 16, f),
+            reader: SegReader::new(f).map_err(|e| RepoError::io(&fname, e))?,
             segment,
             offset,
             read_data: read_data || include_data,
@@ -770,9 +865,10 @@ impl LoggedIo {
         let Some(f) = self.fds.get(&segment) else {
             return Err(RepoError::InvalidArgument("segment handle vanished".into()));
         };
-        let mut r: &File = f;
-        r.seek(SeekFrom::Start(offset as u64))
-            .map_err(|e| RepoError::io(&fname, e))?;
+        let mut r = PosReader {
+            file: f,
+            pos: offset as u64,
+        };
         let mut header = [0u8; PUT_HEADER_SIZE as usize];
         let got = read_full(&mut r, &mut header).map_err(|e| RepoError::io(&fname, e))?;
         read_put_for(&mut r, &header[..got], segment, offset, id, read_data)
