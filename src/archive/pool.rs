@@ -288,6 +288,25 @@ impl<T: Send + 'static> Prefetcher<T> {
             }
         }
         let ids: Vec<[u8; 32]> = batch.iter().map(|p| p.id).collect();
+        // Name this batch and the objects planned next (up to half the budget beyond it), so
+        // that a remote repository has their requests in flight while this batch is waited
+        // for and decoded, instead of the link idling between batches.
+        let mut room = self.budget / 2;
+        let average = self.average_size();
+        let mut ahead = ids.clone();
+        ahead.extend(
+            self.planned
+                .iter()
+                .take(self.batch)
+                .take_while(|p| {
+                    let size = p.hint.unwrap_or(average);
+                    let fits = size <= room;
+                    room = room.saturating_sub(size);
+                    fits
+                })
+                .map(|p| p.id),
+        );
+        repo.prefetch(&ahead);
         let objects: Vec<Result<Vec<u8>, RepoError>> = match repo.get_many(&ids) {
             Ok(objs) if objs.len() == ids.len() => objs.into_iter().map(Ok).collect(),
             Ok(_) | Err(_) => {

@@ -27,6 +27,9 @@ use crate::location::Location;
 use crate::msgpack::{Limits, StreamDecoder, Value};
 use protocol::{ErrorReply, Reply, MAX_INFLIGHT};
 
+/// Most `get` requests sent ahead on [`Repository::prefetch`] hints and not claimed yet.
+const PREFETCH_LIMIT: usize = 4 * MAX_INFLIGHT;
+
 /// Options that come from the command line or environment, not from the location.
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
@@ -902,7 +905,7 @@ impl Repository for RemoteRepository {
             }
             // Hints nobody claimed (the caller changed its plan) are dropped, oldest first,
             // so that unclaimed replies cannot pile up.
-            while self.prefetched.len() >= MAX_INFLIGHT {
+            while self.prefetched.len() >= PREFETCH_LIMIT {
                 if let Some((_, m)) = self.prefetched.pop_front() {
                     self.forget_reply(m);
                 }
