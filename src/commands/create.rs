@@ -8,13 +8,10 @@
 //! * [`pipeline`]: with more than one worker ([`CreateOptions::workers`]), files are read,
 //!   chunked, hashed, compressed and encrypted on worker threads while this thread walks on;
 //!   results are written strictly in walk order, so the archive equals a one-worker run's;
-//! * [`ahead`]: with the pipeline, a helper thread reads the metadata of the entries ahead of
-//!   the walk (what an unchanged re-backup mostly consists of);
 //! * this module: the archive being written (item stream, statistics, checkpoints, `save`).
 //!
 //! Nothing here prints: per-file status, warnings and progress go to a [`Reporter`].
 
-mod ahead;
 mod error;
 mod files;
 mod meta;
@@ -228,10 +225,6 @@ pub(crate) struct Backup<'a, 'o> {
     /// The open parent directory of the object being processed, when the walk came through
     /// it: its entries are then reached relative to it (`fstatat`/`openat`), not by path.
     entry_dir: Option<std::os::fd::RawFd>,
-    /// The stat-ahead helper (with the pipeline only).
-    stat_ahead: Option<ahead::StatAhead>,
-    /// What the stat-ahead helper read of the object being processed.
-    entry_pre: Option<ahead::Prefetched>,
 }
 
 impl Backup<'_, '_> {
@@ -284,8 +277,6 @@ pub fn run(
             fatal: None,
             skip_inodes: HashSet::new(),
             entry_dir: None,
-            stat_ahead: None,
-            entry_pre: None,
             cwd,
             pipeline: None,
         };
@@ -330,13 +321,6 @@ pub fn run(
             key.chunk_seed(),
         )
     });
-    // HOARD_STAT_AHEAD=0 turns the helper off (to measure what it brings).
-    let stat_ahead = match &pipeline {
-        Some(_) if std::env::var_os("HOARD_STAT_AHEAD").is_none_or(|v| v != "0") => {
-            Some(ahead::StatAhead::start(opts.meta)?)
-        }
-        _ => None,
-    };
     let sink = Sink {
         items: ItemStreamWriter::new(key.chunk_seed()),
         key,
@@ -358,8 +342,6 @@ pub fn run(
         fatal: None,
         skip_inodes: HashSet::new(),
         entry_dir: None,
-        stat_ahead,
-        entry_pre: None,
         cwd,
         pipeline,
     };
@@ -372,7 +354,6 @@ pub fn run(
     };
     // Workers end before the archive is saved.
     b.pipeline = None;
-    b.stat_ahead = None;
     walked?;
     let warned = b.warned;
     let Some(mut sink) = b.sink.take() else {

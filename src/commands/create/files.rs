@@ -224,13 +224,6 @@ impl Backup<'_, '_> {
     ) -> Result<Option<char>, BackupError> {
         let fs_path = super::walk::os_path(path);
         let name = super::walk::basename(path);
-        if flags == super::walk::FLAGS_NORMAL && self.pipeline.is_some() && self.sink.is_some() {
-            let seen = self.entry_pre.as_mut().and_then(|p| p.file.take());
-            if let Some(seen) = seen.filter(|m| m.fstat.ino == st.ino && m.fstat.is_file()) {
-                let (item, _, _, _) = self.create_helper(path, &seen.fstat, None, true);
-                return self.process_file_parallel(path, &seen.fstat, None, item, Some(seen.ext));
-            }
-        }
         let file = super::walk::open_entry(self.entry_dir, path, flags).map_err(|e| match e {
             e if e.errno().is_some() => BackupError::platform("open", &e, Some(&name)),
             e => BackupError::Other(e.to_string()),
@@ -239,7 +232,7 @@ impl Backup<'_, '_> {
         let (mut item, mut status, hardlinked, master) = self.create_helper(path, &st, None, true);
         let special = !st.is_file();
         if self.pipeline.is_some() && self.sink.is_some() && !special && !hardlinked {
-            return self.process_file_parallel(path, &st, Some(file), item, None);
+            return self.process_file_parallel(path, &st, file, item);
         }
         meta::simple_attrs(&mut item, &st, &self.opts.meta);
         if special {
@@ -309,38 +302,30 @@ impl Backup<'_, '_> {
     }
 
     /// `process_file` with worker threads: the file is read, chunked, hashed, compressed
-    /// and encrypted by the workers; its item is written in walk order later. `file` is None
-    /// and `seen` holds the extended attributes when the stat-ahead helper read them; the
-    /// file is then opened only when its contents must be read.
+    /// and encrypted by the workers; its item is written in walk order later.
     fn process_file_parallel(
         &mut self,
         path: &[u8],
         st: &Stat,
-        file: Option<File>,
+        file: File,
         mut item: Item,
-        seen: Option<super::ahead::ExtAttrs>,
     ) -> Result<Option<char>, BackupError> {
         let fs_path = super::walk::os_path(path);
         meta::simple_attrs(&mut item, st, &self.opts.meta);
         let Some((letter, chunks, path_hash, fstat)) = self.lookup_file(path, st, false) else {
             return Ok(None);
         };
-        let file = match file {
-            Some(f) => Some(f),
-            None if chunks.is_some() => None,
-            None => Some(self.reopen(path, st)?),
-        };
         self.status(letter, path);
         item.hardlink_master = Some(false);
-        match seen {
-            Some(ext) => ext.apply(&mut item),
-            None => {
-                let fd = file.as_ref().map(|f| f.as_raw_fd());
-                let notes = meta::ext_attrs(&mut item, &fs_path, st, fd, &self.opts.meta)?;
-                for n in notes {
-                    self.note(&n);
-                }
-            }
+        let notes = meta::ext_attrs(
+            &mut item,
+            &fs_path,
+            st,
+            Some(file.as_raw_fd()),
+            &self.opts.meta,
+        )?;
+        for n in notes {
+            self.note(&n);
         }
         if let Some(c) = chunks {
             item.size = Some(c.iter().map(|r| r.size as u64).sum());
@@ -351,9 +336,6 @@ impl Backup<'_, '_> {
             self.finish_item(item, st, false)?;
             return Ok(None);
         }
-        let Some(file) = file else {
-            return Err(BackupError::Other("internal error: file not open".into()));
-        };
         let pending = super::pipeline::PendingParts {
             item,
             path: path.to_vec(),
@@ -367,16 +349,6 @@ impl Backup<'_, '_> {
             )));
         }
         Ok(None)
-    }
-
-    /// Opens a file the stat-ahead helper saw, to read it; refuses it when it is no longer
-    /// the object that was seen (borg's race checks).
-    fn reopen(&mut self, path: &[u8], st: &Stat) -> Result<File, BackupError> {
-        let name = super::walk::basename(path);
-        let file = super::walk::open_entry(self.entry_dir, path, super::walk::FLAGS_NORMAL)
-            .map_err(|e| BackupError::platform("open", &e, Some(&name)))?;
-        super::walk::update_check(st, &file)?;
-        Ok(file)
     }
 
     /// Writes everything the workers still have queued, so that the next step runs in order;

@@ -326,22 +326,9 @@ impl Backup<'_, '_> {
     /// borg's `_rec_walk` for one object; errors become warnings with status `E`. `at` is the
     /// open parent directory the walk came through (None for a PATH argument).
     fn rec_walk(&mut self, path: &[u8], restrict_dev: Option<u64>, at: Option<RawFd>) {
-        self.rec_walk_pre(path, restrict_dev, at, None);
-    }
-
-    /// [`Self::rec_walk`] with what the stat-ahead helper read of the object.
-    fn rec_walk_pre(
-        &mut self,
-        path: &[u8],
-        restrict_dev: Option<u64>,
-        at: Option<RawFd>,
-        pre: Option<super::ahead::Prefetched>,
-    ) {
         let outer = std::mem::replace(&mut self.entry_dir, at);
-        let outer_pre = std::mem::replace(&mut self.entry_pre, pre);
         self.rec_walk_here(path, restrict_dev);
         self.entry_dir = outer;
-        self.entry_pre = outer_pre;
     }
 
     fn rec_walk_here(&mut self, path: &[u8], restrict_dev: Option<u64>) {
@@ -387,12 +374,8 @@ impl Backup<'_, '_> {
             .as_mut()
             .map(|m| m.matches(OsStr::from_bytes(path)));
         let at = self.entry_dir;
-        let seen = self.entry_pre.as_ref().and_then(|p| p.lstat);
         let st = if decision.is_none_or(|d| d.included != Some(false)) {
-            match seen {
-                Some(st) => st,
-                None => lstat_entry(at, path, "stat")?,
-            }
+            lstat_entry(at, path, "stat")?
         } else {
             self.status('x', path);
             if !decision.is_some_and(|d| d.recurse_dir) {
@@ -461,10 +444,8 @@ impl Backup<'_, '_> {
         }
         if recurse {
             let names = scandir_inorder(path, &dir)?;
-            let mut ahead = self.stat_ahead.as_ref().and_then(|s| s.dir(&dir, &names));
             for name in names {
-                let pre = ahead.as_mut().and_then(super::ahead::DirAhead::next);
-                self.rec_walk_pre(&normpath(&join(path, &name)), restrict_dev, dirfd, pre);
+                self.rec_walk(&normpath(&join(path, &name)), restrict_dev, dirfd);
             }
         }
         Ok(status)
