@@ -19,10 +19,87 @@
 
 use std::time::Duration;
 
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hoard::chunker::{cut_points, Chunker, ChunkerParams, DEFAULT_CHUNKER_PARAMS};
-use hoard::compress::{compress, decompress, Compression};
+use hoard::compress::{compress, compress_into, decompress, Compression};
 use hoard::crypto::{Key, KeyType};
+
+/// Criterion measurement of the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`)
+/// instead of wall time, so figures stay comparable on a machine shared with other work.
+struct ThreadCpu;
+
+static WALL: WallTime = WallTime;
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = Duration;
+    type Value = Duration;
+    fn start(&self) -> Duration {
+        thread_cpu()
+    }
+    fn end(&self, i: Duration) -> Duration {
+        thread_cpu().saturating_sub(i)
+    }
+    fn add(&self, v1: &Duration, v2: &Duration) -> Duration {
+        *v1 + *v2
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        WALL.formatter()
+    }
+}
+
+type Crit = Criterion<ThreadCpu>;
+
+/// Up to `limit` bytes of real files, concatenated: `HOARD_BENCH_TREE` or the benchmark tree
+/// of benches/compare.sh, every third file; `None` when there is no such tree.
+fn real_files(limit: usize) -> Option<Vec<u8>> {
+    let root = std::env::var_os("HOARD_BENCH_TREE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/var/tmp/hoard-bench/tree".into());
+    let mut out = Vec::with_capacity(limit);
+    let mut stack = vec![root];
+    let mut i = 0usize;
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                i += 1;
+                if i % 3 == 0 {
+                    if let Ok(b) = std::fs::read(e.path()) {
+                        out.extend_from_slice(&b[..b.len().min(limit - out.len())]);
+                        if out.len() == limit {
+                            return Some(out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (out.len() >= 1 << 20).then_some(out)
+}
 
 /// Pseudo-random bytes from a xorshift generator (incompressible, deterministic).
 fn random_bytes(len: usize, mut state: u64) -> Vec<u8> {
@@ -66,7 +143,7 @@ fn semi_compressible(len: usize) -> Vec<u8> {
     v
 }
 
-fn bench_chunker(c: &mut Criterion) {
+fn bench_chunker(c: &mut Crit) {
     let data = random_bytes(64 << 20, 0x1234_5678);
     let mut g = c.benchmark_group("chunker_buzhash");
     g.sample_size(10)
@@ -93,11 +170,20 @@ fn bench_chunker(c: &mut Criterion) {
                     .sum::<usize>()
             })
         });
+        g.bench_with_input(BenchmarkId::new("stream_shared", name), &params, |b, p| {
+            b.iter(|| {
+                Chunker::new(black_box(&data[..]), p, 0x5eed)
+                    .expect("valid params")
+                    .shared()
+                    .map(|c| c.expect("in-memory read").len())
+                    .sum::<usize>()
+            })
+        });
     }
     g.finish();
 }
 
-fn bench_compress(c: &mut Criterion) {
+fn bench_compress(c: &mut Crit) {
     let data = semi_compressible(8 << 20);
     let small = &data[..4 << 20]; // lzma is slow: a smaller input keeps the run short
     for (spec, input) in [
@@ -139,7 +225,96 @@ fn bench_compress(c: &mut Criterion) {
 
 /// The id hash of each family: SHA-256 (`none`), HMAC-SHA256 (repokey/keyfile/authenticated)
 /// and BLAKE2b-256 over key‖data (the `-blake2` modes), on 4 MiB chunks.
-fn bench_id_hash(c: &mut Criterion) {
+/// lz4 on real files (see [`real_files`]) in 2 MiB pieces, about a chunk each.
+fn bench_lz4_real(c: &mut Crit) {
+    let Some(data) = real_files(32 << 20) else {
+        eprintln!("lz4_real: no benchmark tree, skipped");
+        return;
+    };
+    let comp = Compression::Lz4;
+    let pieces: Vec<&[u8]> = data.chunks(2 << 20).collect();
+    let framed: Vec<Vec<u8>> = pieces.iter().map(|p| compress(&comp, p)).collect();
+    let clen: usize = framed.iter().map(|f| f.len()).sum();
+    eprintln!(
+        "lz4_real: {} -> {clen} bytes ({:.1}%)",
+        data.len(),
+        100.0 * clen as f64 / data.len() as f64
+    );
+    let mut g = c.benchmark_group("lz4_real_2MiB");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("compress", |b| {
+        b.iter(|| {
+            pieces
+                .iter()
+                .map(|p| compress(&comp, p).len())
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("decompress", |b| {
+        b.iter(|| {
+            framed
+                .iter()
+                .zip(&pieces)
+                .map(|(f, p)| decompress(f, Some(p.len())).expect("valid").len())
+                .sum::<usize>()
+        })
+    });
+    g.finish();
+}
+
+/// What `create` does per byte on one core: chunk, id hash, lz4, encrypt (repokey), on real
+/// files (or text-like data). `owned`: the Vec-per-step API (`Chunker` iterator,
+/// `compress`, `encrypt`); `in_place`: shared chunks, `compress_into` after room for the
+/// envelope, `seal_in_place` (one output allocation per chunk).
+fn bench_create_kernel(c: &mut Crit) {
+    let data = real_files(64 << 20).unwrap_or_else(|| semi_compressible(64 << 20));
+    let key = key_for("repokey");
+    let comp = Compression::Lz4;
+    let seed = key.chunk_seed();
+    let mut g = c.benchmark_group("create_kernel_repokey_lz4");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8))
+        .throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("owned", |b| {
+        b.iter(|| {
+            let mut stored = 0;
+            for ch in Chunker::new(&data[..], &DEFAULT_CHUNKER_PARAMS, seed).expect("params") {
+                let ch = ch.expect("in-memory read");
+                let id = key.id_hash(&ch.data);
+                let framed = compress(&comp, &ch.data);
+                drop(ch);
+                stored += key.encrypt(&framed, 1).len() + id[0] as usize;
+            }
+            stored
+        })
+    });
+    g.bench_function("in_place", |b| {
+        b.iter(|| {
+            let mut stored = 0;
+            let chunks = Chunker::new(&data[..], &DEFAULT_CHUNKER_PARAMS, seed)
+                .expect("params")
+                .with_size_hint(data.len() as u64)
+                .shared();
+            for ch in chunks {
+                let ch = ch.expect("in-memory read");
+                let id = key.id_hash(&ch.data);
+                let mut object = vec![0; key.envelope_len()];
+                compress_into(&comp, &ch.data, &mut object);
+                drop(ch);
+                key.seal_in_place(&mut object, 1);
+                stored += object.len() + id[0] as usize;
+            }
+            stored
+        })
+    });
+    g.finish();
+}
+
+fn bench_id_hash(c: &mut Crit) {
     let data = random_bytes(4 << 20, 11);
     for mode in ["none", "repokey", "repokey-blake2"] {
         let key = key_for(mode);
@@ -155,7 +330,7 @@ fn bench_id_hash(c: &mut Criterion) {
 
 /// Object encryption (AES-256-CTR + HMAC-SHA256 or BLAKE2b MAC) and decryption with MAC
 /// check, on 4 MiB of already-framed data.
-fn bench_encrypt(c: &mut Criterion) {
+fn bench_encrypt(c: &mut Crit) {
     let data = random_bytes(4 << 20, 12);
     for mode in ["repokey", "repokey-blake2"] {
         let key = key_for(mode);
@@ -168,8 +343,26 @@ fn bench_encrypt(c: &mut Criterion) {
         g.bench_function("encrypt", |b| {
             b.iter(|| key.encrypt(black_box(&data), 1).len())
         });
+        g.bench_function("seal_in_place", |b| {
+            let mut buf = vec![0; key.envelope_len()];
+            buf.extend_from_slice(&data);
+            b.iter(|| {
+                key.seal_in_place(black_box(&mut buf), 1);
+                buf.len()
+            })
+        });
         g.bench_function("decrypt", |b| {
             b.iter(|| key.decrypt(black_box(&object)).expect("valid object").len())
+        });
+        g.bench_function("open_in_place", |b| {
+            let mut buf = object.clone();
+            b.iter(|| {
+                // restore the ciphertext first (a memcpy, measured too, like decrypt's copy)
+                buf.copy_from_slice(&object);
+                key.open_in_place(black_box(&mut buf[..]))
+                    .expect("valid object")
+                    .len()
+            })
         });
         g.finish();
     }
@@ -184,11 +377,10 @@ fn key_for(mode: &str) -> Key {
     }
 }
 
-criterion_group!(
-    kernels,
-    bench_chunker,
-    bench_compress,
-    bench_id_hash,
-    bench_encrypt
-);
+criterion_group! {
+    name = kernels;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = bench_chunker, bench_compress, bench_lz4_real, bench_id_hash, bench_encrypt,
+        bench_create_kernel
+}
 criterion_main!(kernels);
