@@ -452,17 +452,32 @@ impl<R: Read> BuzhashStream<R> {
     fn refill(&mut self) -> io::Result<()> {
         let tail = self.block.len() - self.start;
         let cap = self.next_capacity(tail);
+        if self.start == 0 {
+            if let Some(v) = Arc::get_mut(&mut self.block) {
+                // No chunk cut from this block yet (a file still growing the buffer): grow it
+                // in place (realloc moves the pages instead of copying and faulting them).
+                v.resize(cap, 0);
+                let result = read_full(&mut self.reader, &mut v[tail..]);
+                let n = *result.as_ref().unwrap_or(&0);
+                v.truncate(tail + n);
+                self.read += n as u64;
+                if tail + n < cap {
+                    self.eof = true;
+                }
+                return result.map(|_| ());
+            }
+        }
         let mut buf = match self.spare.take().map(Arc::try_unwrap) {
+            // A recycled block is already initialised up to its old length: only the part
+            // beyond that needs zeroing before read() may write to it.
             Some(Ok(mut v)) if v.capacity() >= cap => {
-                v.clear();
+                v.resize(cap, 0);
                 v
             }
-            _ => Vec::with_capacity(cap),
+            // A fresh one comes zeroed from the allocator (untouched pages for large sizes).
+            _ => vec![0; cap],
         };
-        buf.extend_from_slice(&self.block[self.start..]);
-        // Zeroing a recycled buffer is cheap (its pages are resident); a fresh one is faulted
-        // in here instead of by read().
-        buf.resize(cap, 0);
+        buf[..tail].copy_from_slice(&self.block[self.start..]);
         let result = read_full(&mut self.reader, &mut buf[tail..]);
         let n = *result.as_ref().unwrap_or(&0);
         buf.truncate(tail + n);
