@@ -87,7 +87,7 @@ fn real_files(limit: usize) -> Option<Vec<u8>> {
                 stack.push(e.path());
             } else if ft.is_file() {
                 i += 1;
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     if let Ok(b) = std::fs::read(e.path()) {
                         out.extend_from_slice(&b[..b.len().min(limit - out.len())]);
                         if out.len() == limit {
