@@ -3,19 +3,44 @@
 //! Run with `cargo bench --bench kernels`. Sample counts are kept small so the whole run
 //! takes about two minutes on a 2-core machine.
 //!
-//! Figures from one run (2026-11-27, 2-core AMD EPYC 2.6 GHz VM shared with other builds,
-//! so expect ±15 %), one core each:
+//! Figures are CPU time of the benchmark thread (`ThreadCpu` below), so they hold on a busy
+//! machine. 2-core AMD EPYC (Zen 4, AES-NI, SHA-NI, VAES) VM, load average 5-9 from other
+//! builds, 2026-11-27; one core each, MiB/s (before = a5a0f0b with this same harness):
 //!
-//! | group | input | MiB/s |
+//! | group | input | before | after |
+//! |---|---|---|---|
+//! | buzhash `cut_points` 19,23,21,4095 | 64 MiB random | 1677 | 1790 |
+//! | buzhash `cut_points` 10,14,12,4095 | 64 MiB random | 1290 | 1302 |
+//! | buzhash `Chunker` stream 19,23,21,4095 (owned chunks) | 64 MiB | 1289 | 799 (*) |
+//! | buzhash `Chunker::shared` 19,23,21,4095 (views, no copy) | 64 MiB | - | 839 (*) |
+//! | buzhash `Chunker` stream / shared 10,14,12,4095 | 64 MiB | 1131 | 1150 / 1193 |
+//! | lz4 compress / decompress | 8 MiB text-like (31.5 %) | 611 / 2968 | 720 / 3981 |
+//! | lz4 compress / decompress, 2 MiB pieces | 32 MiB real files (66.6 %) | 628 / 4017 | 741 / 5477 |
+//! | zstd,3 compress / decompress | 8 MiB (21.9 %) | 322 / 1766 | 327 / 1757 |
+//! | zlib,6 compress / decompress | 8 MiB (18.3 %) | 26.4 / 799 | 26.0 / 762 |
+//! | lzma,6 compress / decompress | 4 MiB (17.1 %) | ~3.6 / ~122 | ~3.6 / ~122 |
+//! | id hash: SHA-256 / HMAC-SHA256 / BLAKE2b (4 MiB) | random | 1702 / 1706 / 1072 | 1712 / 1717 / 1075 |
+//! | repokey encrypt / `seal_in_place` | 4 MiB | 1231 / - | 1234 / 1294 |
+//! | repokey decrypt / `open_in_place` | 4 MiB | 1250 / - | 1195 / 1248 |
+//! | repokey-blake2 encrypt / `seal_in_place` | 4 MiB | 880 / - | 889 / 921 |
+//! | whole create kernel (chunk, id, lz4, repokey), owned / in place | 64 MiB real files | 260 / - | 253 / 268 |
+//!
+//! SHA-256 runs at the SHA-NI limit (`openssl speed sha256`: 1.78 GB/s = 1700 MiB/s), AES-CTR
+//! uses AES-NI (8 blocks in parallel); lz4 is liblz4 1.10 (was lz4_flex with safe-*).
+//! (*) The stream benchmarks build a new `Chunker` per 64 MiB iteration, and its 16 MiB read
+//! blocks are fresh memory each time (page faults), where the old stream grew one 12 MiB
+//! buffer; in `hoard create` the shared path has half the page faults (see the release
+//! figures below).
+//!
+//! Release binary, `hoard create --workers 2 -C lz4` of /var/tmp/hoard-bench/tree (1126 MiB,
+//! 40,015 files) into a fresh repokey repository, CPU time user+sys, median of 3, runs
+//! alternated (load average 5-8, so wall times are meaningless):
+//!
+//! | binary | user+sys | minor faults |
 //! |---|---|---|
-//! | buzhash `cut_points` 19,23,21,4095 | 64 MiB random | ~1600 |
-//! | buzhash `cut_points` 10,14,12,4095 | 64 MiB random | ~1250 |
-//! | buzhash `Chunker` stream 19,23,21,4095 (incl. copy-in and owned chunk copies) | 64 MiB | 880–1110 |
-//! | buzhash `Chunker` stream 10,14,12,4095 | 64 MiB | ~1100 |
-//! | lz4 compress / decompress | 8 MiB text-like (31.5 %) | ~500 / ~2400 |
-//! | zstd,3 compress / decompress | 8 MiB (21.9 %) | ~275 / ~1650 |
-//! | zlib,6 compress / decompress | 8 MiB (18.3 %) | ~22 / ~670 |
-//! | lzma,6 compress / decompress | 4 MiB (17.1 %) | ~3.2 / ~112 |
+//! | before (a5a0f0b) | 6.58 s | 426k |
+//! | these kernels, callers unchanged | 6.14 s | 414k |
+//! | these kernels + callers on `shared()`/`compress_into`/`seal_in_place` | 5.35 s | 219k |
 
 use std::time::Duration;
 
