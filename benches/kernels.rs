@@ -33,14 +33,15 @@
 //! figures below).
 //!
 //! Release binary, `hoard create --workers 2 -C lz4` of /var/tmp/hoard-bench/tree (1126 MiB,
-//! 40,015 files) into a fresh repokey repository, CPU time user+sys, median of 3, runs
-//! alternated (load average 5-8, so wall times are meaningless):
+//! 40,015 files) into a fresh repokey repository: CPU time user+sys, median of 3 runs
+//! alternated between the binaries, load average ~1.8 (a first round at load 5-8 gave
+//! 6.58 / 6.14 / 5.35 s):
 //!
-//! | binary | user+sys | minor faults |
-//! |---|---|---|
-//! | before (a5a0f0b) | 6.58 s | 426k |
-//! | these kernels, callers unchanged | 6.14 s | 414k |
-//! | these kernels + callers on `shared()`/`compress_into`/`seal_in_place` | 5.35 s | 219k |
+//! | binary | user+sys | wall | minor faults | max RSS |
+//! |---|---|---|---|---|
+//! | before (a5a0f0b) | 5.96 s | 4.35 s | 410k | 81 MB |
+//! | these kernels, callers unchanged | 5.57 s | 4.11 s | 373k | 98 MB |
+//! | these kernels + callers on `shared()`/`compress_into`/`seal_in_place` | 5.02 s | 3.74 s | 212k | 80 MB |
 
 use std::time::Duration;
 
