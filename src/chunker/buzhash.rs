@@ -128,12 +128,31 @@ impl CutFinder {
     /// short-tail rule applies. Returns a length in `1..=data.len()` (0 for empty `data`).
     pub(crate) fn find_cut(&self, data: &[u8]) -> usize {
         let len = data.len().min(self.max_size);
-        let data = &data[..len];
+        self.scan(&data[..len]).unwrap_or(len)
+    }
+
+    /// Like [`CutFinder::find_cut`] on a prefix of the stream that may be shorter than `max`
+    /// although more data follows: `Some(length)` when the prefix already decides the cut
+    /// (a hash hit whose window lies inside it, or a full `max` bytes), `None` when more data
+    /// is needed. The answer is then the same as with the full lookahead.
+    pub(crate) fn find_cut_partial(&self, data: &[u8]) -> Option<usize> {
+        if data.len() >= self.max_size {
+            Some(self.find_cut(data))
+        } else {
+            self.scan(data)
+        }
+    }
+
+    /// The first position p in `[min, len - W)` whose window `data[p..p + W]` hashes to a cut,
+    /// if any (`data` is at most `max` bytes).
+    #[inline]
+    fn scan(&self, data: &[u8]) -> Option<usize> {
+        let len = data.len();
         let min = self.min_size;
         let w = self.window;
         if len < min + w + 1 {
             // Short tail: never split (validated params make this impossible before the end).
-            return len;
+            return None;
         }
         let mut h = buzhash(&self.table, &data[min..min + w]);
         // Positions p in [min, len - W) may cut; every step rolls to p + 1.
@@ -143,7 +162,8 @@ impl CutFinder {
         let t = &self.table;
         let to = &self.table_out;
         // Unrolled by 4: h_{p+k} depends on h_p only through a rotate, which shortens the
-        // dependency chain; each intermediate hash is still checked in order.
+        // dependency chain; each intermediate hash is still checked in order. Indexing with
+        // `u8 as usize` into the 256-entry tables needs no bounds check.
         let mut oc = outs.chunks_exact(4);
         let mut ic = ins.chunks_exact(4);
         let mut p = min;
@@ -162,22 +182,24 @@ impl CutFinder {
             let hit =
                 ((h & mask) == 0) | ((h1 & mask) == 0) | ((h2 & mask) == 0) | ((h3 & mask) == 0);
             if hit {
-                return p + [h, h1, h2, h3]
-                    .iter()
-                    .position(|&x| x & mask == 0)
-                    .unwrap_or(0);
+                return Some(
+                    p + [h, h1, h2, h3]
+                        .iter()
+                        .position(|&x| x & mask == 0)
+                        .unwrap_or(0),
+                );
             }
             h = h4;
             p += 4;
         }
         for (&o, &i) in oc.remainder().iter().zip(ic.remainder()) {
             if (h & mask) == 0 {
-                return p;
+                return Some(p);
             }
             h = h.rotate_left(1) ^ to[o as usize] ^ t[i as usize];
             p += 1;
         }
         // p == len - W: not enough lookahead for another cut.
-        len
+        None
     }
 }

@@ -4,6 +4,10 @@
 //! buzhash cut-point rule, and [`Chunker`], a streaming iterator of owned [`Chunk`]s over any
 //! `Read` whose boundaries never depend on read sizes; [`cut_points`] does the same on an
 //! in-memory buffer (the item stream). It never hashes, compresses or stores chunks.
+//!
+//! [`Chunker::next_shared`] / [`Chunker::shared`] yield [`SharedChunk`]s instead: views into
+//! the large read buffer (reference counted, `Send`), so no chunk is copied or allocated on
+//! its own; the owned [`Chunk`] iterator is built on top of them.
 
 mod buzhash;
 mod fixed;
@@ -13,6 +17,8 @@ mod tests;
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::ops::{Deref, Range};
+use std::sync::Arc;
 
 pub use buzhash::{buzhash, buzhash_update, table_for_seed, BUZHASH_BASE};
 pub use params::{
@@ -75,6 +81,114 @@ impl Chunk {
     /// True for a zero-length chunk (the chunkers never yield one).
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
+    }
+}
+
+/// A chunk's bytes without a copy: a range of a reference-counted read buffer. Derefs to
+/// `[u8]`; cheap to clone and to send to another thread. The buffer is freed (or reused by the
+/// chunker) when its last chunk is dropped.
+#[derive(Clone)]
+pub struct ChunkBytes {
+    buf: Arc<Vec<u8>>,
+    range: Range<usize>,
+}
+
+impl ChunkBytes {
+    /// The bytes as an owned `Vec`: without copying when this is the only view of its whole
+    /// buffer (e.g. a small file read in one piece), otherwise a copy.
+    pub fn into_vec(self) -> Vec<u8> {
+        let ChunkBytes { buf, range } = self;
+        if range.start == 0 {
+            match Arc::try_unwrap(buf) {
+                Ok(mut v) => {
+                    v.truncate(range.end);
+                    if v.capacity() > 2 * v.len() + 4096 {
+                        v.shrink_to_fit();
+                    }
+                    v
+                }
+                Err(buf) => buf[range].to_vec(),
+            }
+        } else {
+            buf[range].to_vec()
+        }
+    }
+}
+
+impl Deref for ChunkBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.range.clone()]
+    }
+}
+
+impl AsRef<[u8]> for ChunkBytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl From<Vec<u8>> for ChunkBytes {
+    fn from(v: Vec<u8>) -> Self {
+        ChunkBytes {
+            range: 0..v.len(),
+            buf: Arc::new(v),
+        }
+    }
+}
+
+impl std::fmt::Debug for ChunkBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkBytes")
+            .field("len", &self.range.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for ChunkBytes {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for ChunkBytes {}
+
+/// One chunk whose bytes stay in the chunker's read buffer (see [`ChunkBytes`]); otherwise
+/// like [`Chunk`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedChunk {
+    /// The chunk's plaintext bytes.
+    pub data: ChunkBytes,
+    /// Whether the bytes were data, all-zero data, or a hole.
+    pub kind: ChunkKind,
+}
+
+impl SharedChunk {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True for a zero-length chunk (the chunkers never yield one).
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The owned form (copies only when the buffer is shared, see [`ChunkBytes::into_vec`]).
+    pub fn into_chunk(self) -> Chunk {
+        Chunk {
+            data: self.data.into_vec(),
+            kind: self.kind,
+        }
+    }
+}
+
+impl From<Chunk> for SharedChunk {
+    fn from(c: Chunk) -> Self {
+        SharedChunk {
+            data: c.data.into(),
+            kind: c.kind,
+        }
     }
 }
 
@@ -196,12 +310,60 @@ impl Chunker<File> {
     }
 }
 
+impl<R: Read> Chunker<R> {
+    /// Tells the chunker how many bytes the input probably has (e.g. the file size from
+    /// `stat`), so it can size its read buffer to fit: a file that fits is read into one
+    /// buffer of its size, and its chunks are views of that buffer. Only affects speed and
+    /// memory, never the boundaries; a wrong hint is harmless.
+    pub fn with_size_hint(mut self, len: u64) -> Self {
+        if let Inner::Buzhash(s) = &mut self.inner {
+            s.size_hint = Some(len);
+        }
+        self
+    }
+
+    /// The next chunk as a view of the read buffer (no copy, no allocation per chunk); the
+    /// same chunks as the iterator yields. After an I/O error has been returned, `None`.
+    pub fn next_shared(&mut self) -> Option<io::Result<SharedChunk>> {
+        match &mut self.inner {
+            Inner::Buzhash(s) => s.next_chunk(),
+            Inner::Fixed(s) => s.next_chunk().map(|r| r.map(SharedChunk::from)),
+        }
+    }
+
+    /// Caps the buzhash read blocks at `bytes` (at least `2 × max`), to test block changes
+    /// with small inputs.
+    #[cfg(test)]
+    pub(crate) fn with_max_block(mut self, bytes: usize) -> Self {
+        if let Inner::Buzhash(s) = &mut self.inner {
+            s.max_block = bytes.max(2 * s.finder.max_size);
+        }
+        self
+    }
+
+    /// An iterator of [`SharedChunk`]s (see [`Chunker::next_shared`]).
+    pub fn shared(self) -> SharedChunks<R> {
+        SharedChunks(self)
+    }
+}
+
+/// Iterator over a chunker's [`SharedChunk`]s, from [`Chunker::shared`].
+pub struct SharedChunks<R: Read>(Chunker<R>);
+
+impl<R: Read> Iterator for SharedChunks<R> {
+    type Item = io::Result<SharedChunk>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next_shared()
+    }
+}
+
 impl<R: Read> Iterator for Chunker<R> {
     type Item = io::Result<Chunk>;
 
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.inner {
-            Inner::Buzhash(s) => s.next_chunk(),
+            Inner::Buzhash(s) => s.next_chunk().map(|r| r.map(SharedChunk::into_chunk)),
             Inner::Fixed(s) => s.next_chunk(),
         }
     }
@@ -224,16 +386,30 @@ fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Streaming buzhash chunking: the buffer always holds `min(max, rest of stream)` bytes from
-/// the current chunk start before a cut is searched, which is exactly spec §6.3's `L`.
+/// Streaming buzhash chunking over a sequence of read buffers ("blocks").
+///
+/// A block is filled completely (or to EOF) and then shared: chunks are views of it. A chunk
+/// is cut as soon as the data in the block decides it ([`CutFinder::find_cut_partial`], the
+/// same answer as spec §6.3's full `L = min(max, rest of stream)` lookahead). When it does
+/// not, the unfinished chunk's bytes (less than `max`) are copied to the front of the next
+/// block, which is then filled. Blocks grow from 64 KiB (doubling; or the size hint) to
+/// `max(2 × max, READ_BLOCK_SIZE)`, and the previous block is reused when no chunk of it is
+/// alive any more.
 struct BuzhashStream<R> {
     reader: R,
     finder: CutFinder,
-    buf: Vec<u8>,
-    /// Start of the current chunk in `buf`.
+    /// The current block; its length is the end of the valid data.
+    block: Arc<Vec<u8>>,
+    /// Start of the current chunk in `block`.
     start: usize,
-    /// End of valid data in `buf`.
-    end: usize,
+    /// The previous block, reused for the next one if no chunk holds it any more.
+    spare: Option<Arc<Vec<u8>>>,
+    /// Bytes read so far.
+    read: u64,
+    /// Expected total length of the input, if the caller knows it.
+    size_hint: Option<u64>,
+    /// Largest block: `max(2 × max, READ_BLOCK_SIZE)` (smaller in tests).
+    max_block: usize,
     eof: bool,
     failed: bool,
 }
@@ -242,61 +418,116 @@ impl<R: Read> BuzhashStream<R> {
     fn new(reader: R, finder: CutFinder) -> Self {
         BuzhashStream {
             reader,
-            buf: Vec::new(),
-            finder,
+            block: Arc::new(Vec::new()),
             start: 0,
-            end: 0,
+            spare: None,
+            read: 0,
+            size_hint: None,
+            // Room for a maximum chunk carried over plus at least as much new data.
+            max_block: (2 * finder.max_size).max(READ_BLOCK_SIZE),
+            finder,
             eof: false,
             failed: false,
         }
     }
 
-    /// Reads until the buffer holds its full size (max + two read blocks) or EOF. The
-    /// buffer starts small and doubles only while data keeps coming, so a small file never
-    /// pays for zeroing a multi-MiB buffer (the bytes read, and so the cuts, are the same).
-    fn fill(&mut self) -> io::Result<()> {
-        let target = self.finder.max_size + 2 * READ_BLOCK_SIZE;
-        if self.buf.is_empty() {
-            self.buf = vec![0; INITIAL_BUFFER.min(target)];
-        }
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        loop {
-            let n = read_full(&mut self.reader, &mut self.buf[self.end..])?;
-            self.end += n;
-            if self.end < self.buf.len() {
-                self.eof = true;
-                return Ok(());
+    /// Capacity of the next block, which starts with `tail` carried-over bytes.
+    fn next_capacity(&self, tail: usize) -> usize {
+        let max_block = self.max_block;
+        let want = match self.size_hint {
+            // One more byte than expected, so that EOF is seen without another block.
+            Some(total) if total > self.read => {
+                let rest = total.saturating_sub(self.read);
+                usize::try_from(rest)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(tail + 1)
             }
-            if self.buf.len() >= target {
-                return Ok(());
-            }
-            let grown = (self.buf.len() * 2).min(target);
-            self.buf.resize(grown, 0);
-        }
+            _ => (2 * self.block.capacity()).max(INITIAL_BUFFER),
+        };
+        want.clamp(INITIAL_BUFFER.min(max_block), max_block)
+            .max(tail + INITIAL_BUFFER.min(max_block))
     }
 
-    fn next_chunk(&mut self) -> Option<io::Result<Chunk>> {
+    /// Starts a new block with the current chunk's bytes and fills it to capacity or EOF.
+    fn refill(&mut self) -> io::Result<()> {
+        let tail = self.block.len() - self.start;
+        let cap = self.next_capacity(tail);
+        if self.start == 0 {
+            if let Some(v) = Arc::get_mut(&mut self.block) {
+                // No chunk cut from this block yet (a file still growing the buffer): grow it
+                // in place (realloc moves the pages instead of copying and faulting them).
+                v.resize(cap, 0);
+                let result = read_full(&mut self.reader, &mut v[tail..]);
+                let n = *result.as_ref().unwrap_or(&0);
+                v.truncate(tail + n);
+                self.read += n as u64;
+                if tail + n < cap {
+                    self.eof = true;
+                }
+                return result.map(|_| ());
+            }
+        }
+        let mut buf = match self.spare.take().map(Arc::try_unwrap) {
+            // A recycled block is already initialised up to its old length: only the part
+            // beyond that needs zeroing before read() may write to it.
+            Some(Ok(mut v)) if v.capacity() >= cap => {
+                v.resize(cap, 0);
+                v
+            }
+            // A fresh one comes zeroed from the allocator (untouched pages for large sizes).
+            _ => vec![0; cap],
+        };
+        buf[..tail].copy_from_slice(&self.block[self.start..]);
+        let result = read_full(&mut self.reader, &mut buf[tail..]);
+        let n = *result.as_ref().unwrap_or(&0);
+        buf.truncate(tail + n);
+        self.read += n as u64;
+        if tail + n < cap {
+            self.eof = true;
+        }
+        let old = std::mem::replace(&mut self.block, Arc::new(buf));
+        self.spare = Some(old);
+        self.start = 0;
+        result.map(|_| ())
+    }
+
+    fn next_chunk(&mut self) -> Option<io::Result<SharedChunk>> {
         if self.failed {
             return None;
         }
-        let max = self.finder.max_size;
-        if !self.eof && self.end - self.start < max {
-            if let Err(e) = self.fill() {
+        loop {
+            let avail = &self.block[self.start..];
+            let cut = if self.eof {
+                if avail.is_empty() {
+                    self.spare = None;
+                    return None;
+                }
+                Some(self.finder.find_cut(avail))
+            } else {
+                self.finder.find_cut_partial(avail)
+            };
+            if let Some(cut) = cut {
+                let range = self.start..self.start + cut;
+                let buf = if self.eof && range.end == self.block.len() {
+                    // The last chunk: let it own the block (an owned copy is then free).
+                    self.start = 0;
+                    std::mem::replace(&mut self.block, Arc::new(Vec::new()))
+                } else {
+                    self.start = range.end;
+                    Arc::clone(&self.block)
+                };
+                let data = ChunkBytes { buf, range };
+                let kind = if is_all_zero(&data) {
+                    ChunkKind::AllZero
+                } else {
+                    ChunkKind::Data
+                };
+                return Some(Ok(SharedChunk { data, kind }));
+            }
+            if let Err(e) = self.refill() {
                 self.failed = true;
                 return Some(Err(e));
             }
         }
-        if self.start == self.end {
-            return None;
-        }
-        let avail = &self.buf[self.start..self.end.min(self.start + max)];
-        let cut = self.finder.find_cut(avail);
-        let data = avail[..cut].to_vec();
-        self.start += cut;
-        Some(Ok(Chunk::from_data(data)))
     }
 }

@@ -206,6 +206,79 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+    /// Shared chunks (views of the read blocks) have the same boundaries and bytes as
+    /// `cut_points`, whatever the block size, the size hint and the read sizes; the owned
+    /// iterator too.
+    #[test]
+    fn shared_chunks_across_blocks_and_hints(
+        len in 0usize..120_000,
+        seed in any::<u32>(),
+        rng in any::<u64>(),
+        zeros_at in 0usize..120_000,
+        max_block in 8192usize..40_000,
+        hint in prop_oneof![Just(None), (0u64..200_000).prop_map(Some)],
+        exact_hint in any::<bool>(),
+        sizes in proptest::collection::vec(1usize..20_000, 1..6),
+    ) {
+        let mut data = pseudo_random(len, rng | 1);
+        let z = zeros_at.min(len);
+        for b in &mut data[z..(z + 9000).min(len)] { *b = 0; }
+        let hint = if exact_hint { Some(len as u64) } else { hint };
+        let want = cut_points(&SMALL, seed, &data).unwrap();
+        let make = |sizes: Vec<usize>| {
+            let reader = ShortReader { data: &data, sizes, i: 0 };
+            let c = Chunker::new(reader, &SMALL, seed).unwrap().with_max_block(max_block);
+            match hint { Some(h) => c.with_size_hint(h), None => c }
+        };
+        let shared: Vec<SharedChunk> = make(sizes.clone()).shared().map(|c| c.unwrap()).collect();
+        let owned: Vec<Chunk> = make(sizes).map(|c| c.unwrap()).collect();
+        let mut ends = Vec::new();
+        let mut pos = 0;
+        for (s, o) in shared.iter().zip(&owned) {
+            prop_assert_eq!(&s.data[..], &data[pos..pos + s.len()]);
+            prop_assert_eq!(&o.data[..], &s.data[..]);
+            prop_assert_eq!(s.kind, o.kind);
+            prop_assert_eq!(s.kind == ChunkKind::AllZero, s.data.iter().all(|&b| b == 0));
+            pos += s.len();
+            ends.push(pos);
+        }
+        prop_assert_eq!(shared.len(), owned.len());
+        prop_assert_eq!(ends, want);
+        // the views stay valid after the chunker is gone, and become owned on demand
+        let total: usize = shared.into_iter().map(|c| c.into_chunk().data.len()).sum();
+        prop_assert_eq!(total, data.len());
+    }
+}
+
+#[test]
+fn shared_chunks_are_send_and_outlive_the_chunker() {
+    let data = pseudo_random(3 << 20, 7);
+    let chunks: Vec<SharedChunk> = Chunker::new(&data[..], &DEFAULT_CHUNKER_PARAMS, 1)
+        .unwrap()
+        .with_size_hint(data.len() as u64)
+        .shared()
+        .map(|c| c.unwrap())
+        .collect();
+    let want = cut_points(&DEFAULT_CHUNKER_PARAMS, 1, &data).unwrap();
+    assert!(want.len() > 1);
+    let handle = std::thread::spawn(move || chunks.iter().map(|c| c.len()).collect::<Vec<_>>());
+    let lens = handle.join().unwrap();
+    assert_eq!(lens, sizes(&want));
+    // a small input read in one piece becomes an owned chunk without a copy of its buffer
+    let small = pseudo_random(1000, 8);
+    let mut c = Chunker::new(&small[..], &DEFAULT_CHUNKER_PARAMS, 1)
+        .unwrap()
+        .with_size_hint(1000);
+    let only = c.next_shared().unwrap().unwrap();
+    assert!(c.next_shared().is_none());
+    let ptr = only.data.as_ptr();
+    let v = only.data.into_vec();
+    assert_eq!(v, small);
+    assert_eq!(v.as_ptr(), ptr, "the last chunk owns its block");
+}
+
 #[test]
 fn empty_input_gives_no_chunks() {
     for p in [

@@ -1,6 +1,7 @@
 //! Compressing into and decompressing from borg's framed format (spec §5).
 
 use std::io::Read;
+use std::os::raw::c_int;
 
 use super::Compression;
 
@@ -75,10 +76,50 @@ fn framed(header: [u8; 2], body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Raw LZ4 block (no header), or `None` when it is not smaller than `data` (borg's rule).
-fn lz4_body(data: &[u8]) -> Option<Vec<u8>> {
-    let c = lz4_flex::block::compress(data);
-    (c.len() < data.len()).then_some(c)
+/// Appends `LZ4_HEADER ‖ raw LZ4 block` to `out`, or `NONE_HEADER ‖ data` when the block would
+/// not be smaller than `data` (borg's rule).
+///
+/// Uses the reference C liblz4 (`LZ4_compress_default`, what borg calls), compressing straight
+/// into `out` after the header. Measured on 96 MiB of real files from /usr in 2 MiB pieces (one
+/// core, thread CPU time): liblz4 1.10 677 MiB/s compress / 4560 MiB/s decompress, lz4_flex
+/// 0.11 without its safe-* features 630 / 3890, with them 586 / 3450.
+fn lz4_into(data: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    // The block must be strictly smaller than the data, so the output never needs more than
+    // `data.len() - 1` bytes; liblz4 gives up (returns 0) once it would exceed that.
+    let limit = data.len().saturating_sub(1);
+    out.reserve(2 + data.len());
+    out.extend_from_slice(&LZ4_HEADER);
+    let n = match (c_int::try_from(data.len()), c_int::try_from(limit)) {
+        (Ok(src_len), Ok(dst_cap)) if limit > 0 => {
+            let dst = out.spare_capacity_mut();
+            debug_assert!(dst.len() >= limit);
+            // SAFETY: `data` is valid for `src_len` bytes of reads; `dst` points at
+            // `dst.len() >= limit == dst_cap` writable bytes (reserved above). liblz4 never
+            // writes past `dst_cap` bytes and returns how many it wrote (0 on failure).
+            unsafe {
+                lz4_sys::LZ4_compress_default(
+                    data.as_ptr().cast(),
+                    dst.as_mut_ptr().cast(),
+                    src_len,
+                    dst_cap,
+                )
+            }
+        }
+        // Inputs over 2 GiB (never a chunk) are stored uncompressed.
+        _ => 0,
+    };
+    match usize::try_from(n) {
+        Ok(n) if n > 0 && n <= limit => {
+            // SAFETY: liblz4 initialised the first `n` bytes of the spare capacity.
+            unsafe { out.set_len(start + 2 + n) };
+        }
+        _ => {
+            out.truncate(start);
+            out.extend_from_slice(&NONE_HEADER);
+            out.extend_from_slice(data);
+        }
+    }
 }
 
 fn zstd_body(data: &[u8], level: i32) -> Option<Vec<u8>> {
@@ -128,10 +169,11 @@ fn obfuscate_padding(level: u32, compr_size: usize) -> usize {
 pub fn compress(spec: &Compression, data: &[u8]) -> Vec<u8> {
     match spec {
         Compression::None => framed(NONE_HEADER, data),
-        Compression::Lz4 => match lz4_body(data) {
-            Some(c) => framed(LZ4_HEADER, &c),
-            None => framed(NONE_HEADER, data),
-        },
+        Compression::Lz4 => {
+            let mut out = Vec::new();
+            lz4_into(data, &mut out);
+            out
+        }
         Compression::Zstd(level) => match zstd_body(data, *level) {
             Some(c) => framed(ZSTD_HEADER, &c),
             None => framed(NONE_HEADER, data),
@@ -164,6 +206,32 @@ pub fn compress(spec: &Compression, data: &[u8]) -> Vec<u8> {
             out.extend_from_slice(&compressed);
             out.resize(out.len() + pad, 0);
             out
+        }
+    }
+}
+
+/// Like [`compress`], but appends the framed bytes to `out`, keeping what is already there.
+///
+/// With `none` and `lz4` (borg's default) the data is compressed or copied straight into
+/// `out`, so a caller can reserve room for the encryption envelope in front and seal the
+/// object in place (see [`crate::crypto::Key::seal_in_place`]) without another copy. Other
+/// codecs compress into a temporary buffer first. The appended bytes equal `compress(spec,
+/// data)` (except for `obfuscate`'s random padding).
+pub fn compress_into(spec: &Compression, data: &[u8], out: &mut Vec<u8>) {
+    match spec {
+        Compression::None => {
+            out.reserve(2 + data.len());
+            out.extend_from_slice(&NONE_HEADER);
+            out.extend_from_slice(data);
+        }
+        Compression::Lz4 => lz4_into(data, out),
+        _ => {
+            let framed = compress(spec, data);
+            if out.is_empty() {
+                *out = framed;
+            } else {
+                out.extend_from_slice(&framed);
+            }
         }
     }
 }
@@ -268,11 +336,37 @@ fn lz4_block_size(block: &[u8]) -> Result<usize, CompressError> {
     }
 }
 
+/// Decodes a raw LZ4 block of at most `cap` bytes with liblz4's `LZ4_decompress_safe`, which
+/// is made for untrusted input: it never reads past the block nor writes past `cap`, and
+/// reports malformed blocks (and blocks that need more room) as an error.
+fn lz4_decode(block: &[u8], cap: usize) -> Result<Vec<u8>, CompressError> {
+    let bad = |why: &str| CompressError::Lz4(why.to_string());
+    let src_len = c_int::try_from(block.len()).map_err(|_| bad("block too large"))?;
+    let dst_cap = c_int::try_from(cap).map_err(|_| CompressError::TooLarge)?;
+    let mut out: Vec<u8> = Vec::with_capacity(cap);
+    // SAFETY: `block` is valid for `src_len` bytes of reads and `out` has room for `cap ==
+    // dst_cap` bytes. LZ4_decompress_safe stays within both bounds for any input and returns
+    // the number of bytes it wrote, or a negative value on error.
+    let n = unsafe {
+        lz4_sys::LZ4_decompress_safe(
+            block.as_ptr().cast(),
+            out.as_mut_ptr().cast(),
+            src_len,
+            dst_cap,
+        )
+    };
+    let n = usize::try_from(n).map_err(|_| bad("malformed block or wrong size"))?;
+    if n > cap {
+        return Err(bad("decoder overran its buffer"));
+    }
+    // SAFETY: the decoder initialised the first `n <= cap` bytes.
+    unsafe { out.set_len(n) };
+    Ok(out)
+}
+
 fn lz4_decompress(block: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>, CompressError> {
     if let Some(hint) = size_hint.filter(|&h| h <= MAX_DECOMPRESSED_SIZE) {
-        let mut out = vec![0u8; hint];
-        if let Ok(n) = lz4_flex::block::decompress_into(block, &mut out) {
-            out.truncate(n);
+        if let Ok(out) = lz4_decode(block, hint) {
             return Ok(out);
         }
     }
@@ -280,11 +374,7 @@ fn lz4_decompress(block: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>, Com
     if size > MAX_DECOMPRESSED_SIZE {
         return Err(CompressError::TooLarge);
     }
-    let mut out = vec![0u8; size];
-    let n = lz4_flex::block::decompress_into(block, &mut out)
-        .map_err(|e| CompressError::Lz4(e.to_string()))?;
-    out.truncate(n);
-    Ok(out)
+    lz4_decode(block, size)
 }
 
 fn zstd_decompress(frame: &[u8]) -> Result<Vec<u8>, CompressError> {
