@@ -198,6 +198,32 @@ impl ObjectEncoder {
         self.seal_framed(framed)
     }
 
+    /// Like [`ObjectEncoder::encode`], compressing straight into the object buffer after
+    /// room for the envelope and encrypting there (one allocation, no copies).
+    pub fn encode_in_place(&self, plaintext: &[u8]) -> Encoded {
+        let env = self.key.envelope_len();
+        let mut object = Vec::with_capacity(env + 2 + plaintext.len());
+        object.resize(env, 0);
+        compress::compress_into(&self.compression, plaintext, &mut object);
+        if !self.key.key_type().is_encrypting() {
+            self.key.seal_in_place(&mut object, 0);
+            return Encoded::Sealed(object);
+        }
+        match self
+            .nonces
+            .take_reserved(Key::blocks_for(object.len() - env))
+        {
+            Some(iv) => {
+                self.key.seal_in_place(&mut object, iv);
+                Encoded::Sealed(object)
+            }
+            None => {
+                object.drain(..env);
+                Encoded::Framed(object)
+            }
+        }
+    }
+
     fn seal_framed(&self, framed: Vec<u8>) -> Encoded {
         if !self.key.key_type().is_encrypting() {
             return Encoded::Sealed(self.key.encrypt(&framed, 0));

@@ -110,13 +110,15 @@ struct FileJob {
     seq: u64,
     /// Small file: hash, compress and encrypt on the file worker itself (saves a hand-off).
     inline: bool,
+    /// The size `stat` gave (read-buffer hint).
+    size: u64,
     file: File,
     sparse: bool,
     tx: SyncSender<FileMsg>,
 }
 
 struct ChunkJob {
-    data: Vec<u8>,
+    data: crate::chunker::ChunkBytes,
     reply: SyncSender<Processed>,
 }
 
@@ -230,6 +232,7 @@ impl Pipeline {
         jobs.send(FileJob {
             seq,
             inline: size <= INLINE_SIZE,
+            size,
             file,
             sparse,
             tx,
@@ -269,10 +272,11 @@ fn chunk_worker(rx: &Mutex<Receiver<ChunkJob>>, enc: &ObjectEncoder) {
 }
 
 /// Id hash, compression and encryption of one chunk.
-fn process(enc: &ObjectEncoder, data: Vec<u8>) -> Processed {
+fn process(enc: &ObjectEncoder, data: crate::chunker::ChunkBytes) -> Processed {
     let id = enc.key().id_hash(&data);
     let size = data.len();
-    let object = enc.encode_owned(data);
+    let object = enc.encode_in_place(&data);
+    drop(data);
     Processed { id, size, object }
 }
 
@@ -324,7 +328,7 @@ fn read_file(
         Chunker::new(owned, params, seed)
     }
     .map_err(|e| BackupError::Other(e.to_string()))?;
-    for chunk in chunker {
+    for chunk in chunker.with_size_hint(job.size).shared() {
         let chunk = chunk.map_err(|e| BackupError::io("read", &e, None))?;
         budget.acquire(job.seq, chunk.data.len() as u64);
         let (reply, result) = mpsc::sync_channel(1);
@@ -350,6 +354,7 @@ fn read_file(
 /// Reads, chunks and encodes a small file on the calling thread.
 fn read_here(
     file: &File,
+    size: u64,
     enc: &ObjectEncoder,
     params: &ChunkerParams,
     seed: u32,
@@ -359,7 +364,7 @@ fn read_here(
         Ok(c) => c,
         Err(e) => return (ready, Err(BackupError::Other(e.to_string()))),
     };
-    for chunk in chunker {
+    for chunk in chunker.with_size_hint(size).shared() {
         match chunk {
             Ok(c) => ready.push_back(process(enc, c.data)),
             Err(e) => return (ready, Err(BackupError::io("read", &e, None))),
@@ -660,7 +665,7 @@ impl Backup<'_, '_> {
         let size = pending.fstat.size;
         let (seq, rx, ready, end) = if size <= HERE_SIZE && !sparse {
             // Cheaper here than the hand-offs to and from a worker.
-            let (ready, end) = read_here(&file, &p.encoder, &p.params, p.seed);
+            let (ready, end) = read_here(&file, size, &p.encoder, &p.params, p.seed);
             (u64::MAX, None, ready, Some(end))
         } else {
             let Some((seq, rx)) = p.submit(file, sparse, size) else {
