@@ -45,6 +45,22 @@ pub fn decode_object(
     Ok(plain)
 }
 
+/// [`decode_object`] of an object the caller owns: decrypted in place (no copy of the
+/// ciphertext), same results and errors.
+pub fn decode_owned(
+    key: &Key,
+    id: &[u8; 32],
+    mut object: Vec<u8>,
+    size_hint: Option<usize>,
+) -> Result<Vec<u8>, ArchiveError> {
+    let framed = key.open_in_place(&mut object)?;
+    let plain = compress::decompress(framed, size_hint)?;
+    if *id != MANIFEST_ID && key.id_hash(&plain) != *id {
+        return Err(ArchiveError::IdMismatch(hex::encode(id)));
+    }
+    Ok(plain)
+}
+
 /// A repository together with its key, the compression for new objects and the counter
 /// reservation. Everything above the repository reads and writes objects through this.
 pub struct ObjectStore {

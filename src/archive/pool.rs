@@ -15,8 +15,9 @@ use crate::crypto::Key;
 use crate::repo::{RepoError, Repository};
 
 /// Turns one raw object into the caller's result (decrypt, decompress, id check, ...).
-/// Arguments: the key, the object id, the raw object, the plaintext size hint.
-pub type DecodeFn<T> = fn(&Key, &[u8; 32], &[u8], Option<usize>) -> T;
+/// Arguments: the key, the object id, the raw object (to decrypt in place), the plaintext
+/// size hint.
+pub type DecodeFn<T> = fn(&Key, &[u8; 32], Vec<u8>, Option<usize>) -> T;
 
 /// One object to decode: sequence number, id, raw object, size hint.
 type Job = (u64, [u8; 32], Vec<u8>, Option<usize>);
@@ -38,7 +39,7 @@ pub struct DecodePool<T: Send + 'static> {
 
 fn decode_all<T>(key: &Key, decode: DecodeFn<T>, jobs: Vec<Job>) -> Vec<(u64, T)> {
     jobs.into_iter()
-        .map(|(seq, id, object, hint)| (seq, decode(key, &id, &object, hint)))
+        .map(|(seq, id, object, hint)| (seq, decode(key, &id, object, hint)))
         .collect()
 }
 
@@ -440,10 +441,10 @@ mod tests {
     fn decode(
         key: &Key,
         id: &[u8; 32],
-        obj: &[u8],
+        obj: Vec<u8>,
         hint: Option<usize>,
     ) -> Result<Vec<u8>, String> {
-        crate::archive::objects::decode_object(key, id, obj, hint).map_err(|e| e.to_string())
+        crate::archive::objects::decode_owned(key, id, obj, hint).map_err(|e| e.to_string())
     }
 
     /// Results come back in plan order, skipped objects are dropped, missing objects give

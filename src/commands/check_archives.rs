@@ -262,10 +262,46 @@ fn is_integrity(e: &ArchiveError) -> bool {
 
 /// Decrypts, decompresses and id-checks an object with borg's `key.decrypt(id, data)` messages.
 fn decode_object(key: &Key, id: &[u8; 32], object: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    decode_in_place(key, id, object.to_vec())
+}
+
+/// [`decode_object`] of an object the caller owns (decrypted in place).
+fn decode_in_place(
+    key: &Key,
+    id: &[u8; 32],
+    mut object: Vec<u8>,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut plain = Vec::new();
+    open_and_decompress(key, id, &mut object, &mut plain)?;
+    Ok(plain)
+}
+
+/// Only checks an object (`check --verify-data`): decrypted in place and decompressed into a
+/// buffer each worker thread reuses, so no plaintext is allocated per object.
+fn verify_in_place(
+    key: &Key,
+    id: &[u8; 32],
+    mut object: Vec<u8>,
+    _hint: Option<usize>,
+) -> std::result::Result<(), String> {
+    thread_local! {
+        static PLAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    PLAIN.with(|plain| open_and_decompress(key, id, &mut object, &mut plain.borrow_mut()))
+}
+
+/// The steps of [`decode_object`], writing the plaintext into `plain`.
+fn open_and_decompress(
+    key: &Key,
+    id: &[u8; 32],
+    object: &mut [u8],
+    plain: &mut Vec<u8>,
+) -> std::result::Result<(), String> {
     let chunk_id = (*id != MANIFEST_ID).then_some(id);
     // borg 1.2's MAC failure escapes `key.decrypt`'s wrapper as the low-level error, whose text
     // is the bare "MAC Authentication failed"; envelope and id errors carry the full text.
-    let framed = match key.decrypt(object) {
+    // A failed open leaves the object untouched, so the per-chunk message can be built from it.
+    let framed = match key.open_in_place(object) {
         Ok(f) => f,
         Err(CryptoError::Integrity(m)) if m == "MAC Authentication failed" => return Err(m),
         Err(_) => {
@@ -275,12 +311,12 @@ fn decode_object(key: &Key, id: &[u8; 32], object: &[u8]) -> std::result::Result
                 .map_or_else(|| "Invalid encryption envelope".into(), |e| e.to_string()))
         }
     };
-    let plain =
-        compress::decompress(&framed, None).map_err(|e| format!("Decompression error: {e}"))?;
+    compress::decompress_in(framed, None, plain)
+        .map_err(|e| format!("Decompression error: {e}"))?;
     if let Some(id) = chunk_id {
-        key.assert_id(id, &plain).map_err(|e| e.to_string())?;
+        key.assert_id(id, plain).map_err(|e| e.to_string())?;
     }
-    Ok(plain)
+    Ok(())
 }
 
 /// borg's `valid_msgpacked_dict`: does `d` start like a msgpack map whose first key is one of
@@ -526,7 +562,7 @@ impl Checker<'_> {
             self.store.key.clone(),
             worker_count(),
             CHECK_READ_AHEAD,
-            |key, id, object, _| decode_object(key, id, object).map(|_| ()),
+            verify_in_place,
         );
         let mut queue: VecDeque<[u8; 32]> = VecDeque::new();
         let mut marker: Option<[u8; 32]> = None;
@@ -961,7 +997,7 @@ impl Checker<'_> {
             self.store.key.clone(),
             worker_count(),
             CHECK_READ_AHEAD,
-            |key, id, object, _| decode_object(key, id, object),
+            |key, id, object, _| decode_in_place(key, id, object),
         );
         for id in meta.items.iter().filter(|id| self.chunks.contains_key(*id)) {
             pf.plan(*id, None);

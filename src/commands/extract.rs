@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::archive::item::{ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG};
 use crate::archive::meta::{ArchiveMeta, Items};
-use crate::archive::objects::decode_object;
+use crate::archive::objects::decode_owned;
 use crate::archive::pool::{Prefetcher, DEFAULT_BUDGET};
 use crate::archive::{ArchiveError, ArchiveRef, ObjectStore, Operation};
 use crate::location::Location;
@@ -319,7 +319,7 @@ pub fn extract_archive(
             store.key.clone(),
             worker_count(),
             DEFAULT_BUDGET,
-            decode_object,
+            decode_owned,
         ),
         current: None,
     };

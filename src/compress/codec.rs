@@ -364,6 +364,59 @@ fn lz4_decode(block: &[u8], cap: usize) -> Result<Vec<u8>, CompressError> {
     Ok(out)
 }
 
+/// Output room tried first by [`decompress_in`] when its buffer is smaller.
+const REUSE_MIN_CAPACITY: usize = 1 << 20;
+
+/// Like [`decompress`], into `out` (replacing its contents), reusing its allocation: for
+/// callers that decompress many objects one after the other and look at each only briefly
+/// (e.g. to check its id). An lz4 block is decoded straight into the buffer when it fits the
+/// room there (no pass to find its size first); anything else goes through [`decompress`].
+pub fn decompress_in(
+    framed: &[u8],
+    size_hint: Option<usize>,
+    out: &mut Vec<u8>,
+) -> Result<(), CompressError> {
+    if framed.len() >= 2 && [framed[0], framed[1]] == LZ4_HEADER {
+        let want = size_hint
+            .unwrap_or(0)
+            .clamp(REUSE_MIN_CAPACITY, MAX_DECOMPRESSED_SIZE);
+        out.clear();
+        out.reserve(want);
+        if lz4_decode_into(&framed[2..], out).is_ok() {
+            return Ok(());
+        }
+    }
+    *out = decompress(framed, size_hint)?;
+    Ok(())
+}
+
+/// Decodes an lz4 block into the spare room of the empty `out` (its whole capacity).
+fn lz4_decode_into(block: &[u8], out: &mut Vec<u8>) -> Result<(), CompressError> {
+    let bad = |why: &str| CompressError::Lz4(why.to_string());
+    let cap = out.capacity().min(MAX_DECOMPRESSED_SIZE);
+    let src_len = c_int::try_from(block.len()).map_err(|_| bad("block too large"))?;
+    let dst_cap = c_int::try_from(cap).map_err(|_| CompressError::TooLarge)?;
+    out.clear();
+    // SAFETY: `block` is valid for `src_len` bytes of reads and `out` has room for at least
+    // `cap == dst_cap` bytes. LZ4_decompress_safe stays within both bounds for any input and
+    // returns the number of bytes it wrote, or a negative value on error.
+    let n = unsafe {
+        lz4_sys::LZ4_decompress_safe(
+            block.as_ptr().cast(),
+            out.as_mut_ptr().cast(),
+            src_len,
+            dst_cap,
+        )
+    };
+    let n = usize::try_from(n).map_err(|_| bad("malformed block or wrong size"))?;
+    if n > cap {
+        return Err(bad("decoder overran its buffer"));
+    }
+    // SAFETY: the decoder initialised the first `n <= cap` bytes.
+    unsafe { out.set_len(n) };
+    Ok(())
+}
+
 fn lz4_decompress(block: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>, CompressError> {
     if let Some(hint) = size_hint.filter(|&h| h <= MAX_DECOMPRESSED_SIZE) {
         if let Ok(out) = lz4_decode(block, hint) {

@@ -12,7 +12,8 @@ mod spec;
 mod tests;
 
 pub use codec::{
-    compress, compress_into, decompress, CompressError, LZ4_HEADER, LZMA_HEADER, MAX_DATA_SIZE,
-    MAX_DECOMPRESSED_SIZE, MAX_OBFUSCATE_NESTING, NONE_HEADER, OBFUSCATE_HEADER, ZSTD_HEADER,
+    compress, compress_into, decompress, decompress_in, CompressError, LZ4_HEADER, LZMA_HEADER,
+    MAX_DATA_SIZE, MAX_DECOMPRESSED_SIZE, MAX_OBFUSCATE_NESTING, NONE_HEADER, OBFUSCATE_HEADER,
+    ZSTD_HEADER,
 };
 pub use spec::{Compression, CompressionSpecError};

@@ -687,3 +687,26 @@ fn compress_into_appends_after_a_prefix() {
         }
     }
 }
+
+/// `decompress_in` gives what `decompress` gives, for every codec, into a buffer that is too
+/// small, large enough, or full of an earlier result; corrupt input fails the same way.
+#[test]
+fn decompress_in_matches_decompress() {
+    let small = semi_compressible(3000);
+    let large = semi_compressible(3 << 20); // more than the first room tried
+    let mut buf = Vec::new();
+    for spec in all_specs() {
+        for data in [&small, &large] {
+            let framed = compress(&spec, data);
+            for hint in [None, Some(data.len()), Some(10)] {
+                decompress_in(&framed, hint, &mut buf).expect("decompress_in");
+                assert_eq!(buf, *data, "{spec} hint {hint:?}");
+            }
+        }
+    }
+    let mut framed = compress(&"lz4".parse().expect("spec"), &large);
+    let cut = framed.len() / 2;
+    framed.truncate(cut);
+    assert!(decompress(&framed, None).is_err());
+    assert!(decompress_in(&framed, None, &mut buf).is_err());
+}
