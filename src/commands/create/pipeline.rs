@@ -33,12 +33,13 @@ use super::error::{show_path, BackupError};
 use super::{Backup, Sink};
 
 /// Chunks (or chunk promises) a file worker may queue for one file before it waits for the
-/// writer.
-pub const CHUNKS_PER_FILE: usize = 2;
+/// writer. (Measured on 2 cores, 1.1 GB of real files: 2 → 4 with 4 → 12 MiB in flight took
+/// the first backup from 3.6–3.8 s to 3.3–3.35 s at the same peak RSS, ~80–85 MB.)
+pub const CHUNKS_PER_FILE: usize = 4;
 
 /// Plaintext bytes of chunks handed to the chunk workers but not yet written, beyond which
 /// workers reading files other than the oldest pending one wait (keeps memory flat).
-pub const BYTES_IN_FLIGHT: u64 = 4 << 20;
+pub const BYTES_IN_FLIGHT: u64 = 12 << 20;
 
 /// The in-flight byte budget. The worker of the oldest pending file (`front`) never waits,
 /// so the writer, which only waits for that file, always makes progress.
