@@ -140,9 +140,10 @@ pub fn open_noatime_at(
     }
 }
 
-/// The entries of the open directory `dir` as (inode, name), without `.` and `..`, read
-/// through a duplicate of its descriptor (no path walk). `shown` names it in errors.
-pub fn read_dir_fd(dir: &impl AsRawFd, shown: &Path) -> Result<Vec<(u64, Vec<u8>)>> {
+/// The entries of the open directory `dir` as (inode, name, `d_type`), without `.` and `..`,
+/// read through a duplicate of its descriptor (no path walk). `shown` names it in errors.
+/// `d_type` is a `libc::DT_*` value; `DT_UNKNOWN` where the file system does not tell.
+pub fn read_dir_fd(dir: &impl AsRawFd, shown: &Path) -> Result<Vec<(u64, Vec<u8>, u8)>> {
     // SAFETY: duplicating a descriptor has no memory effects; failure is checked.
     let fd = unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
     if fd < 0 {
@@ -178,13 +179,13 @@ pub fn read_dir_fd(dir: &impl AsRawFd, shown: &Path) -> Result<Vec<(u64, Vec<u8>
         }
         // SAFETY: readdir returned a valid entry whose d_name is NUL-terminated; it stays
         // valid until the next readdir call on this stream.
-        let (ino, name) = unsafe {
+        let (ino, name, kind) = unsafe {
             let e = &*entry;
             let name = std::ffi::CStr::from_ptr(e.d_name.as_ptr()).to_bytes();
-            (e.d_ino, name)
+            (e.d_ino, name, e.d_type)
         };
         if name != b"." && name != b".." {
-            entries.push((ino, name.to_vec()));
+            entries.push((ino, name.to_vec(), kind));
         }
     };
     // SAFETY: `stream` is valid and closed exactly once.

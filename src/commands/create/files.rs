@@ -222,13 +222,24 @@ impl Backup<'_, '_> {
         st: &Stat,
         flags: libc::c_int,
     ) -> Result<Option<char>, BackupError> {
-        let fs_path = super::walk::os_path(path);
         let name = super::walk::basename(path);
         let file = super::walk::open_entry(self.entry_dir, path, flags).map_err(|e| match e {
             e if e.errno().is_some() => BackupError::platform("open", &e, Some(&name)),
             e => BackupError::Other(e.to_string()),
         })?;
         let st = super::walk::update_check(st, &file)?;
+        self.process_opened_file(path, &st, file)
+    }
+
+    /// The rest of [`Backup::process_file`] once the file is open; `st` is its `fstat`.
+    pub(super) fn process_opened_file(
+        &mut self,
+        path: &[u8],
+        st: &Stat,
+        file: File,
+    ) -> Result<Option<char>, BackupError> {
+        let fs_path = super::walk::os_path(path);
+        let st = *st;
         let (mut item, mut status, hardlinked, master) = self.create_helper(path, &st, None, true);
         let special = !st.is_file();
         if self.pipeline.is_some() && self.sink.is_some() && !special && !hardlinked {

@@ -106,11 +106,15 @@ fn open_dir(at: Option<RawFd>, path: &[u8]) -> Result<File, BackupError> {
 }
 
 /// The directory's entries sorted by inode (borg's `scandir_inorder`).
-fn scandir_inorder(path: &[u8], dir: &File) -> Result<Vec<Vec<u8>>, BackupError> {
+/// Each name comes with whether the directory says it is a regular file.
+fn scandir_inorder(path: &[u8], dir: &File) -> Result<Vec<(Vec<u8>, bool)>, BackupError> {
     let mut entries = fs::read_dir_fd(dir, &os_path(path))
         .map_err(|e| BackupError::platform("scandir", &e, Some(path)))?;
     entries.sort();
-    Ok(entries.into_iter().map(|(_, n)| n).collect())
+    Ok(entries
+        .into_iter()
+        .map(|(_, n, kind)| (n, kind == libc::DT_REG))
+        .collect())
 }
 
 /// borg's `dir_is_tagged`: the tag names present in `path`.
@@ -326,14 +330,27 @@ impl Backup<'_, '_> {
     /// borg's `_rec_walk` for one object; errors become warnings with status `E`. `at` is the
     /// open parent directory the walk came through (None for a PATH argument).
     fn rec_walk(&mut self, path: &[u8], restrict_dev: Option<u64>, at: Option<RawFd>) {
+        self.rec_walk_entry(path, restrict_dev, at, false);
+    }
+
+    /// [`Self::rec_walk`] for a directory entry; `regular` when the directory listing says
+    /// it is a regular file.
+    fn rec_walk_entry(
+        &mut self,
+        path: &[u8],
+        restrict_dev: Option<u64>,
+        at: Option<RawFd>,
+        regular: bool,
+    ) {
         let outer = std::mem::replace(&mut self.entry_dir, at);
-        self.rec_walk_here(path, restrict_dev);
+        self.rec_walk_here(path, restrict_dev, regular);
         self.entry_dir = outer;
     }
 
-    fn rec_walk_here(&mut self, path: &[u8], restrict_dev: Option<u64>) {
+    fn rec_walk_here(&mut self, path: &[u8], restrict_dev: Option<u64>, regular: bool) {
         let mut recurse_excluded_dir = false;
-        let status = match self.walk_one(path, restrict_dev, &mut recurse_excluded_dir) {
+        let walked = self.walk_one(path, restrict_dev, regular, &mut recurse_excluded_dir);
+        let status = match walked {
             Ok(s) => s,
             Err(BackupError::Fatal(e)) => {
                 // Repository problems end the run; remember the first one.
@@ -364,6 +381,7 @@ impl Backup<'_, '_> {
         &mut self,
         path: &[u8],
         restrict_dev: Option<u64>,
+        regular: bool,
         recurse_excluded_dir: &mut bool,
     ) -> Result<Option<char>, BackupError> {
         if self.fatal.is_some() {
@@ -373,6 +391,13 @@ impl Backup<'_, '_> {
             .matcher
             .as_mut()
             .map(|m| m.matches(OsStr::from_bytes(path)));
+        let included = decision.is_none_or(|d| d.included != Some(false));
+        let plain = !self.opts.exclude_nodump && !self.opts.read_special && self.sink.is_some();
+        if regular && included && plain {
+            if let Some(status) = self.walk_regular(path)? {
+                return Ok(status);
+            }
+        }
         let at = self.entry_dir;
         let st = if decision.is_none_or(|d| d.included != Some(false)) {
             lstat_entry(at, path, "stat")?
@@ -402,6 +427,26 @@ impl Backup<'_, '_> {
             return self.process_any(path, &st);
         }
         self.walk_dir(path, &st, restrict_dev, recurse, *recurse_excluded_dir)
+    }
+
+    /// A directory entry listed as a regular file: opened straight away and `fstat`ed (the
+    /// `lstat` before it would tell nothing more). `None` when that did not work out (gone,
+    /// unreadable, no longer a regular file): the caller then takes the usual way, which
+    /// reports any error as borg does.
+    fn walk_regular(&mut self, path: &[u8]) -> Result<Option<Option<char>>, BackupError> {
+        let Ok(file) = open_entry(self.entry_dir, path, FLAGS_NORMAL) else {
+            return Ok(None);
+        };
+        let Ok(st) = fs::fstat(file.as_raw_fd()) else {
+            return Ok(None);
+        };
+        if !st.is_file() {
+            return Ok(None);
+        }
+        if self.skip_inodes.contains(&(st.ino, st.dev)) {
+            return Ok(Some(None));
+        }
+        self.process_opened_file(path, &st, file).map(Some)
     }
 
     fn walk_dir(
@@ -444,8 +489,8 @@ impl Backup<'_, '_> {
         }
         if recurse {
             let names = scandir_inorder(path, &dir)?;
-            for name in names {
-                self.rec_walk(&normpath(&join(path, &name)), restrict_dev, dirfd);
+            for (name, regular) in names {
+                self.rec_walk_entry(&normpath(&join(path, &name)), restrict_dev, dirfd, regular);
             }
         }
         Ok(status)
