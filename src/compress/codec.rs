@@ -340,27 +340,8 @@ fn lz4_block_size(block: &[u8]) -> Result<usize, CompressError> {
 /// is made for untrusted input: it never reads past the block nor writes past `cap`, and
 /// reports malformed blocks (and blocks that need more room) as an error.
 fn lz4_decode(block: &[u8], cap: usize) -> Result<Vec<u8>, CompressError> {
-    let bad = |why: &str| CompressError::Lz4(why.to_string());
-    let src_len = c_int::try_from(block.len()).map_err(|_| bad("block too large"))?;
-    let dst_cap = c_int::try_from(cap).map_err(|_| CompressError::TooLarge)?;
-    let mut out: Vec<u8> = Vec::with_capacity(cap);
-    // SAFETY: `block` is valid for `src_len` bytes of reads and `out` has room for `cap ==
-    // dst_cap` bytes. LZ4_decompress_safe stays within both bounds for any input and returns
-    // the number of bytes it wrote, or a negative value on error.
-    let n = unsafe {
-        lz4_sys::LZ4_decompress_safe(
-            block.as_ptr().cast(),
-            out.as_mut_ptr().cast(),
-            src_len,
-            dst_cap,
-        )
-    };
-    let n = usize::try_from(n).map_err(|_| bad("malformed block or wrong size"))?;
-    if n > cap {
-        return Err(bad("decoder overran its buffer"));
-    }
-    // SAFETY: the decoder initialised the first `n <= cap` bytes.
-    unsafe { out.set_len(n) };
+    let mut out = Vec::with_capacity(cap);
+    lz4_decode_into(block, &mut out)?;
     Ok(out)
 }
 

@@ -343,23 +343,33 @@ impl Read for SegReader {
 
 impl Seek for SegReader {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        let (base, delta) = match to {
-            SeekFrom::Start(p) => (p, 0),
-            SeekFrom::Current(d) => (self.pos, d),
-            SeekFrom::End(d) => (self.len, d),
-        };
-        self.pos = base.checked_add_signed(delta).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "invalid seek to a negative or overflowing position",
-            )
-        })?;
+        let len = self.len;
+        self.pos = seek_target(to, self.pos, || Ok(len))?;
         Ok(self.pos)
     }
 
     fn stream_position(&mut self) -> std::io::Result<u64> {
         Ok(self.pos)
     }
+}
+
+/// The position a seek leads to from `pos` (`len` gives the end, asked only when needed).
+fn seek_target(
+    to: SeekFrom,
+    pos: u64,
+    len: impl FnOnce() -> std::io::Result<u64>,
+) -> std::io::Result<u64> {
+    let (base, delta) = match to {
+        SeekFrom::Start(p) => (p, 0),
+        SeekFrom::Current(d) => (pos, d),
+        SeekFrom::End(d) => (len()?, d),
+    };
+    base.checked_add_signed(delta).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "invalid seek to a negative or overflowing position",
+        )
+    })
 }
 
 /// Reads a file at a position of its own with `pread` (no `lseek` per object read, and the
@@ -379,17 +389,8 @@ impl Read for PosReader<'_> {
 
 impl Seek for PosReader<'_> {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        let (base, delta) = match to {
-            SeekFrom::Start(p) => (p, 0),
-            SeekFrom::Current(d) => (self.pos, d),
-            SeekFrom::End(d) => (self.file.metadata()?.len(), d),
-        };
-        self.pos = base.checked_add_signed(delta).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "invalid seek to a negative or overflowing position",
-            )
-        })?;
+        let file = self.file;
+        self.pos = seek_target(to, self.pos, || Ok(file.metadata()?.len()))?;
         Ok(self.pos)
     }
 }
@@ -1130,6 +1131,7 @@ impl LoggedIo {
             let mut w = BufWriter::with_capacity(1 << 20, f);
             w.write_all(MAGIC).map_err(|e| RepoError::io(&fname, e))?;
             self.offset = MAGIC_LEN;
+            self.written_back = 0;
             self.write_fd = Some(w);
             self.fds.remove(&self.segment);
         }
@@ -1191,10 +1193,7 @@ impl LoggedIo {
         let offset = self.offset;
         let size: usize = bytes.iter().map(|b| b.len()).sum();
         self.offset += size as u64;
-        if offset == 0 {
-            self.written_back = 0;
-        }
-        if self.offset - self.written_back >= WRITE_BACK_STEP {
+        if self.offset.saturating_sub(self.written_back) >= WRITE_BACK_STEP {
             self.start_write_back();
         }
         let off = u32::try_from(offset)
