@@ -9,7 +9,7 @@ mod common;
 mod seaweed;
 
 use common::tree::{assert_same_tree, build_full_tree, pseudo_random};
-use common::{assert_one_line_error, borg_available, Env};
+use common::{assert_one_line_error, borg_available, fuse_available, Env};
 use seaweed::{Fault, FaultRule, FlakyProxy, Weed};
 use std::io::Write;
 use std::path::Path;
@@ -593,29 +593,6 @@ fn missing_bucket_wrong_credentials_and_dead_endpoint_are_one_line_errors() {
         r.stderr
     );
     assert!(!r.stderr.contains("Signature"), "{}", r.stderr);
-}
-
-/// True when FUSE mounts can be made here; panics with a clear message otherwise unless
-/// `HOARD_SKIP_FUSE=1` (as tests/mount.rs).
-fn fuse_available() -> bool {
-    let dev = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse")
-        .is_ok();
-    let tool = std::process::Command::new("fusermount3")
-        .arg("-V")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if dev && tool {
-        return true;
-    }
-    if std::env::var("HOARD_SKIP_FUSE").as_deref() == Ok("1") {
-        eprintln!("no usable /dev/fuse or fusermount3; skipping (HOARD_SKIP_FUSE=1)");
-        return false;
-    }
-    panic!("the mount test needs /dev/fuse and fusermount3 (apt-get install fuse3); HOARD_SKIP_FUSE=1 skips it");
 }
 
 fn is_mounted(p: &Path) -> bool {

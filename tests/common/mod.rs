@@ -248,3 +248,29 @@ pub fn assert_one_line_error(stderr: &str, needle: &str) {
         lines[0]
     );
 }
+
+/// True when FUSE mounts can be made here; panics with a clear message otherwise unless
+/// `HOARD_SKIP_FUSE=1`.
+pub fn fuse_available() -> bool {
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_ok();
+    let tool = std::process::Command::new("fusermount3")
+        .arg("-V")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if dev && tool {
+        return true;
+    }
+    if std::env::var("HOARD_SKIP_FUSE").as_deref() == Ok("1") {
+        eprintln!("no usable /dev/fuse or fusermount3; skipping (HOARD_SKIP_FUSE=1)");
+        return false;
+    }
+    panic!(
+        "mount tests need /dev/fuse (read-write) and fusermount3 (apt-get install fuse3); \
+         found /dev/fuse usable: {dev}, fusermount3: {tool}. Set HOARD_SKIP_FUSE=1 to skip them"
+    );
+}
