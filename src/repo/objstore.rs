@@ -256,6 +256,9 @@ pub struct ObjectStore {
     multipart_threshold: usize,
     /// Part size of multipart uploads.
     part_size: usize,
+    /// Whether the store honours `If-None-Match: *` (probed once, see
+    /// [`Self::conditional_writes`]).
+    conditional: std::sync::OnceLock<bool>,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -391,7 +394,39 @@ impl ObjectStore {
             reads,
             multipart_threshold: env_size("HOARD_S3_MULTIPART").unwrap_or(MULTIPART_THRESHOLD),
             part_size: env_size("HOARD_S3_PART_SIZE").unwrap_or(PART_SIZE),
+            conditional: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Whether the store honours `If-None-Match: *` on PUT (AWS S3, MinIO, SeaweedFS and
+    /// Garage do; `rclone serve s3` and older stores ignore the header and overwrite). Probed
+    /// once per process on a fresh object `lock.probe.<random>`: written plainly, then again
+    /// with the header; a refusal (412/409) means the header is honoured. The probe object is
+    /// deleted again; its body is a lock body, so one left behind by a crash is removed as a
+    /// stale lock. `HOARD_S3_CONDITIONAL_WRITES=yes|no` skips the probe.
+    pub fn conditional_writes(&self) -> io::Result<bool> {
+        if let Some(v) = self.conditional.get() {
+            return Ok(*v);
+        }
+        let forced = env("HOARD_S3_CONDITIONAL_WRITES").and_then(|v| match v.as_str() {
+            "yes" | "1" | "true" => Some(true),
+            "no" | "0" | "false" => Some(false),
+            _ => None,
+        });
+        let honoured = match forced {
+            Some(v) => v,
+            None => {
+                let body = ObjLock::make_body();
+                let name = format!("lock.probe.{}", lock_suffix(&body));
+                self.put(&name, &body)?;
+                // Ok(false): refused because it exists. Ok(true): written over it. An error
+                // (a store that rejects the header): treated as not honoured.
+                let refused = matches!(self.put_if_absent(&name, &body), Ok(false));
+                self.delete(&name)?;
+                refused
+            }
+        };
+        Ok(*self.conditional.get_or_init(|| honoured))
     }
 
     /// The location text used in messages.
@@ -496,7 +531,9 @@ impl ObjectStore {
                 .call();
             match r {
                 Ok(resp) => {
-                    let full = resp.status() == 200;
+                    // 206, or 200 with a Content-Range (rclone serve s3): the range; a 200
+                    // without one: the whole object.
+                    let full = resp.status() == 200 && resp.header("content-range").is_none();
                     let mut v = read_body(resp).map_err(|e| Failure::Transient(e.to_string()))?;
                     if full {
                         // the server ignored the range
@@ -800,22 +837,50 @@ pub fn store_for(loc: &crate::location::Location) -> super::Result<std::sync::Ar
 
 /// Lock objects of a repository on object storage.
 ///
-/// * `lock.exclusive`: created with `If-None-Match: *` (SeaweedFS, AWS S3, MinIO and Garage
-///   support conditional creation; stores that ignore the header fall back to a write followed
-///   by a read-back of the owner field); its body is JSON `{"host", "pid", "time"}`.
-/// * `lock.shared.<host>.<pid>.<n>`: one object per shared holder.
+/// * Exclusive, on a store that honours `If-None-Match: *` (see
+///   [`ObjectStore::conditional_writes`]): `lock.exclusive`, created conditionally, so only
+///   one client can create it.
+/// * Exclusive, on a store that ignores the header: writing `lock.exclusive` would overwrite a
+///   holder's object, so each contender writes a candidate of its own,
+///   `lock.exclusive.<host>.<pid>.<random>`, then lists `lock.`: it holds the lock only if no
+///   other exclusive object is listed. Two contenders that see each other both withdraw and
+///   retry after a random pause. This is safe on any store whose PUT, LIST and DELETE are
+///   strongly consistent (AWS S3 since 2020, and every self-hosted store we know): of two
+///   contenders the one that lists later always sees the other's candidate.
+/// * `lock.shared.<host>.<pid>.<random>`: one object per shared holder, written and then
+///   checked against every exclusive object.
 ///
-/// An exclusive holder waits until no shared objects remain; a shared holder backs off while
-/// `lock.exclusive` exists. A lock is stale when it names this host and its process is gone
-/// (borg's rule), or when it is older than `HOARD_S3_LOCK_STALE` seconds (default 24 h; a
+/// Both exclusive forms also list `lock.`, so clients that reached different answers about
+/// the store still exclude each other. An exclusive holder keeps its object while it waits
+/// for shared holders to leave (no new shared holder gets in meanwhile). Bodies are JSON
+/// `{"host", "pid", "time", ...}`. A lock is stale when it names this host and its process is
+/// gone (borg's rule), or when it is older than `HOARD_S3_LOCK_STALE` seconds (default 24 h; a
 /// holder refreshes its object's time at every commit). `break-lock` deletes them all.
 pub struct ObjLock {
     store: std::sync::Arc<ObjectStore>,
     exclusive: bool,
     timeout: Option<f64>,
+    /// Our exclusive object exists (`lock.exclusive` or our candidate); the lock may still be
+    /// waiting for shared holders.
+    placed_exclusive: Option<String>,
+    /// The exclusive lock is held.
     held_exclusive: bool,
     shared_name: Option<String>,
     body: Vec<u8>,
+}
+
+/// `<host>.<pid>.<random>` of a lock body: the unique part of per-client lock object names.
+fn lock_suffix(body: &[u8]) -> String {
+    let nonce = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("nonce").and_then(|n| n.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| hex::encode(&body[body.len().saturating_sub(8)..]));
+    format!(
+        "{}.{}.{}",
+        super::hostid::host_id().replace('/', "_"),
+        std::process::id(),
+        nonce
+    )
 }
 
 fn now_secs() -> f64 {
@@ -832,6 +897,7 @@ impl ObjLock {
             store,
             exclusive,
             timeout,
+            placed_exclusive: None,
             held_exclusive: false,
             shared_name: None,
             body: Vec::new(),
@@ -887,11 +953,13 @@ impl ObjLock {
         super::LockError::Failed(format!("{}/lock", self.store.display()), e.to_string())
     }
 
-    /// Removes a stale `lock.exclusive` or stale shared objects; true if something was removed.
+    /// Removes stale lock objects of other clients; true if something was removed.
     fn kill_stale(&self) -> io::Result<bool> {
         let mut killed = false;
         for (name, _) in self.store.list("lock.")? {
-            if Some(&name) == self.shared_name.as_ref() {
+            if Some(&name) == self.shared_name.as_ref()
+                || Some(&name) == self.placed_exclusive.as_ref()
+            {
                 continue;
             }
             if let Some(body) = self.store.get(&name)? {
@@ -905,12 +973,18 @@ impl ObjLock {
         Ok(killed)
     }
 
-    fn others_shared(&self) -> io::Result<bool> {
-        Ok(self
-            .store
-            .list("lock.shared.")?
+    /// Exclusive objects (`lock.exclusive` and candidates) other than ours.
+    fn other_exclusive(&self, names: &[(String, u64)]) -> bool {
+        names.iter().any(|(n, _)| {
+            n.starts_with("lock.exclusive") && Some(n) != self.placed_exclusive.as_ref()
+        })
+    }
+
+    /// Shared objects other than ours.
+    fn other_shared(&self, names: &[(String, u64)]) -> bool {
+        names
             .iter()
-            .any(|(n, _)| Some(n) != self.shared_name.as_ref()))
+            .any(|(n, _)| n.starts_with("lock.shared.") && Some(n) != self.shared_name.as_ref())
     }
 
     /// Acquires the lock, waiting up to the timeout (`None` = forever).
@@ -931,41 +1005,66 @@ impl ObjLock {
                 .timeout
                 .map(|t| t - start.elapsed().as_secs_f64())
                 .unwrap_or(1.0);
-            std::thread::sleep(Duration::from_secs_f64(left.clamp(0.01, 0.2)));
+            // a random part, so that two contenders that withdrew do not meet again
+            let pause = 0.05 + rand::Rng::gen_range(&mut rand::thread_rng(), 0.0..0.15);
+            std::thread::sleep(Duration::from_secs_f64(left.clamp(0.01, pause)));
         }
+    }
+
+    /// Writes our exclusive object; false if `lock.exclusive` was refused (it exists).
+    fn place_exclusive(&mut self) -> io::Result<bool> {
+        let name = if self.store.conditional_writes()? {
+            if !self.store.put_if_absent("lock.exclusive", &self.body)? {
+                return Ok(false);
+            }
+            "lock.exclusive".to_string()
+        } else {
+            let name = format!("lock.exclusive.{}", lock_suffix(&self.body));
+            self.store.put(&name, &self.body)?;
+            name
+        };
+        self.placed_exclusive = Some(name);
+        Ok(true)
+    }
+
+    /// Deletes our exclusive object (`lock.exclusive` only while it still holds our body).
+    fn withdraw_exclusive(&mut self) -> io::Result<()> {
+        self.held_exclusive = false;
+        let Some(name) = self.placed_exclusive.take() else {
+            return Ok(());
+        };
+        if name == "lock.exclusive" && self.store.get(&name)?.as_deref() != Some(&self.body[..]) {
+            return Ok(());
+        }
+        self.store.delete(&name)
     }
 
     fn try_once(&mut self) -> io::Result<bool> {
         if self.exclusive {
-            if !self.held_exclusive {
-                if !self.store.put_if_absent("lock.exclusive", &self.body)? {
-                    return Ok(false);
-                }
-                // stores ignoring If-None-Match: the last writer wins, check we are it
-                if self.store.get("lock.exclusive")?.as_deref() != Some(&self.body[..]) {
-                    return Ok(false);
-                }
-                self.held_exclusive = true;
-            }
-            if self.others_shared()? {
+            if self.placed_exclusive.is_none() && !self.place_exclusive()? {
                 return Ok(false);
+            }
+            let names = self.store.list("lock.")?;
+            if self.other_exclusive(&names) {
+                // another contender (or a holder): withdraw, retry after a random pause
+                self.withdraw_exclusive()?;
+                return Ok(false);
+            }
+            if self.other_shared(&names) {
+                return Ok(false); // keep our object, wait for the shared holders to leave
             }
             if let Some(n) = self.shared_name.take() {
                 self.store.delete(&n)?;
             }
+            self.held_exclusive = true;
             Ok(true)
         } else {
-            if self.store.head("lock.exclusive")?.is_some() {
+            if !self.store.list("lock.exclusive")?.is_empty() {
                 return Ok(false);
             }
-            let name = format!(
-                "lock.shared.{}.{}.{}",
-                super::hostid::host_id().replace('/', "_"),
-                std::process::id(),
-                hex::encode(&self.body[self.body.len().saturating_sub(8)..])
-            );
+            let name = format!("lock.shared.{}", lock_suffix(&self.body));
             self.store.put(&name, &self.body)?;
-            if self.store.head("lock.exclusive")?.is_some() {
+            if !self.store.list("lock.exclusive")?.is_empty() {
                 self.store.delete(&name)?;
                 return Ok(false);
             }
@@ -976,14 +1075,7 @@ impl ObjLock {
 
     /// Releases whatever is held.
     pub fn release(&mut self) -> Result<(), super::LockError> {
-        if self.held_exclusive {
-            self.held_exclusive = false;
-            if self.store.get("lock.exclusive").ok().flatten().as_deref() == Some(&self.body[..]) {
-                self.store
-                    .delete("lock.exclusive")
-                    .map_err(|e| self.io_err(e))?;
-            }
-        }
+        self.withdraw_exclusive().map_err(|e| self.io_err(e))?;
         if let Some(n) = self.shared_name.take() {
             self.store.delete(&n).map_err(|e| self.io_err(e))?;
         }
@@ -1006,9 +1098,22 @@ impl ObjLock {
 
     /// Refreshes the time in the exclusive lock object (long transactions stay non-stale).
     pub fn refresh(&mut self) {
-        if self.held_exclusive {
-            let body = Self::make_body();
-            if self.store.put("lock.exclusive", &body).is_ok() {
+        if !self.held_exclusive {
+            return;
+        }
+        if let Some(name) = &self.placed_exclusive {
+            // same nonce (it names a candidate object), new time
+            let mut body = Self::make_body();
+            if let (Ok(mut v), Ok(old)) = (
+                serde_json::from_slice::<serde_json::Value>(&body),
+                serde_json::from_slice::<serde_json::Value>(&self.body),
+            ) {
+                if let (Some(o), Some(n)) = (v.as_object_mut(), old.get("nonce")) {
+                    o.insert("nonce".into(), n.clone());
+                    body = v.to_string().into_bytes();
+                }
+            }
+            if self.store.put(name, &body).is_ok() {
                 self.body = body;
             }
         }
@@ -1017,6 +1122,7 @@ impl ObjLock {
     /// Forgets what is held without deleting anything (after `break-lock`).
     pub fn disown(&mut self) {
         self.held_exclusive = false;
+        self.placed_exclusive = None;
         self.shared_name = None;
     }
 

@@ -449,10 +449,23 @@ impl LocalRepository {
 
     /// borg `write_index` (§2.10 steps 4–7).
     pub(super) fn write_index(&mut self) -> Result<()> {
-        let tid = self
-            .io
-            .get_segments_transaction_id()?
-            .ok_or_else(|| RepoError::CheckNeeded(disp(&self.path)))?;
+        self.write_index_at(None)
+    }
+
+    /// [`Self::write_index`] for transaction `known` when the caller has just committed it.
+    /// Only object storage uses `known`: there, finding the newest committed segment again
+    /// costs a LIST of every segment (paged, billed per request on AWS; rclone's `serve s3`
+    /// reads every listed object to compute its ETag) and reads of the last one; the commit
+    /// segment was stored (uploaded and acknowledged) before `known` was returned. A local
+    /// repository asks the segment files, as borg does.
+    pub(super) fn write_index_at(&mut self, known: Option<u32>) -> Result<()> {
+        let tid = match known.filter(|_| self.obj.is_some()) {
+            Some(t) => t,
+            None => self
+                .io
+                .get_segments_transaction_id()?
+                .ok_or_else(|| RepoError::CheckNeeded(disp(&self.path)))?,
+        };
         if self.obj.is_some() {
             return self.write_index_obj(tid, self.index_files(tid));
         }
@@ -577,10 +590,16 @@ impl LocalRepository {
         let seg = self.io.write_commit(false)?;
         self.segments.entry(seg).or_insert(0);
         *self.compact.entry(seg).or_insert(0) += segment::HEADER_SIZE as i64;
+        let mut tid = seg;
         if compact && !self.append_only {
             self.compact_segments(threshold)?;
+            // compaction writes (and commits) segments of its own
+            tid = self
+                .io
+                .get_segments_transaction_id()?
+                .ok_or_else(|| RepoError::CheckNeeded(disp(&self.path)))?;
         }
-        self.write_index()?;
+        self.write_index_at(Some(tid))?;
         self.rollback_inner(false)
     }
 
