@@ -1,4 +1,4 @@
-//! The crypto layer against the borg 1.2.4 vectors (`../shared/vectors/repos`) and, where
+//! The crypto layer against the borg 1.2.4 vectors (`shared/vectors/repos`) and, where
 //! noted, against the installed `borg` binary (set `HOARD_SKIP_BORG=1` to skip those parts).
 
 use std::path::{Path, PathBuf};
@@ -9,11 +9,11 @@ use serde_json::Value as Json;
 
 const PASSPHRASE: &str = "borg-vectors-passphrase";
 
+mod common;
+
+/// The borg-made vector repositories (`shared/vectors/repos`, see `common::vectors_dir`).
 fn vectors_dir() -> PathBuf {
-    std::env::var_os("HOARD_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"))
-        .join("repos")
+    common::vectors_dir().join("repos")
 }
 
 fn load_json(name: &str) -> Json {

@@ -192,15 +192,7 @@ fn last_line(s: &str) -> &str {
 
 #[test]
 fn rpc_vectors_decode_and_reencode_byte_exact() {
-    // The clone's sibling `shared/` (CI), or the one above a worktree directory.
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = [
-        here.join("../shared/vectors/rpc"),
-        here.join("../../shared/vectors/rpc"),
-    ]
-    .into_iter()
-    .find(|d| d.is_dir())
-    .unwrap_or_else(|| common::vectors_dir().join("rpc"));
+    let dir = common::vectors_dir().join("rpc");
     let mut files = 0;
     for e in std::fs::read_dir(&dir).expect("rpc vectors") {
         let p = e.expect("entry").path();

@@ -15,11 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/repos");
+mod common;
+
+/// The borg-made vector repositories (`shared/vectors/repos`, see `common::vectors_dir`).
+fn vectors() -> PathBuf {
+    common::vectors_dir().join("repos")
+}
 const BORG: &str = "/usr/bin/borg";
 
 fn vector_names() -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(VECTORS)
+    let mut v: Vec<String> = fs::read_dir(vectors())
         .expect("vectors dir")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -32,7 +37,7 @@ fn vector_names() -> Vec<String> {
 fn extract(name: &str, into: &Path) -> PathBuf {
     let st = Command::new("tar")
         .arg("xzf")
-        .arg(format!("{VECTORS}/{name}.tar.gz"))
+        .arg(vectors().join(format!("{name}.tar.gz")))
         .arg("-C")
         .arg(into)
         .status()
