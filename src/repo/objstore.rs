@@ -926,7 +926,11 @@ impl ObjLock {
         };
         let host = v.get("host").and_then(|h| h.as_str()).unwrap_or("");
         let pid = v.get("pid").and_then(|p| p.as_u64()).unwrap_or(0);
-        let time = v.get("time").and_then(|t| t.as_f64()).unwrap_or(0.0);
+        // Only our lock bodies carry a time; anything else under `lock.` (borg's `lock.roster`
+        // when borg works on the same folder behind `rclone serve s3`, say) is not ours to judge.
+        let Some(time) = v.get("time").and_then(|t| t.as_f64()) else {
+            return false;
+        };
         let limit = env("HOARD_S3_LOCK_STALE")
             .and_then(|s| s.parse::<f64>().ok())
             .unwrap_or(86400.0);
@@ -1230,6 +1234,9 @@ mod tests {
     fn stale_rules() {
         let old = serde_json::json!({"host": "elsewhere", "pid": 1, "time": 0.0}).to_string();
         assert!(ObjLock::is_stale(old.as_bytes()));
+        // borg's lock.roster (no time): never stale for us
+        let roster = serde_json::json!({"exclusive": [["host", 1, 0]], "shared": []}).to_string();
+        assert!(!ObjLock::is_stale(roster.as_bytes()));
         let fresh =
             serde_json::json!({"host": "elsewhere", "pid": 1, "time": now_secs()}).to_string();
         assert!(!ObjLock::is_stale(fresh.as_bytes()));
