@@ -128,6 +128,12 @@ fn finish(c: Child, stdin: ChildStdin) {
     );
 }
 
+/// The one-line error of a client that gave up waiting for the repository lock of `repo`
+/// (not for its local cache lock: every client here has its own `BORG_BASE_DIR`).
+fn repo_lock_error(repo: &str) -> String {
+    format!("Failed to create/acquire the lock {repo}/lock (timeout)")
+}
+
 /// True for `lock.exclusive.<host>.<pid>.<16 hex digits>` with our pid or `pid`.
 fn is_candidate_of(name: &str, pid: u32) -> bool {
     let Some(rest) = name.strip_prefix("lock.exclusive.") else {
@@ -316,8 +322,10 @@ fn two_clients_race_for_the_lock_on_rclone() {
     let store = rc.store("race");
     let (c1, stdin) = hold_exclusive(&env, &repo, "first", &store);
     let c1_pid = c1.id();
-    std::fs::write(env.path().join("f"), b"x").expect("write");
-    let r = env
+    // client 2 is another machine: its own BORG_BASE_DIR, so its own cache and cache lock
+    let env2 = env_with(rc.env());
+    std::fs::write(env2.path().join("f"), b"x").expect("write");
+    let r = env2
         .hoard([
             "--lock-wait",
             "2",
@@ -326,7 +334,7 @@ fn two_clients_race_for_the_lock_on_rclone() {
             "f",
         ])
         .expect_code(2);
-    assert_one_line_error(&r.stderr, "Failed to create/acquire the lock");
+    assert_one_line_error(&r.stderr, &repo_lock_error(&repo));
     // client 1's candidate is the only exclusive object (client 2 withdrew its own)
     let held = names(&store, "lock.exclusive");
     assert!(
@@ -503,14 +511,16 @@ fn shared_and_exclusive_locks_and_break_lock_on_rclone() {
     let repo = rc.url("shared");
     env.hoard(["init", "-e", "none", &repo]).ok();
     let store = Arc::new(rc.store("shared"));
+    // the other clients: another machine (own BORG_BASE_DIR, cache and cache lock)
+    let env2 = env_with(rc.env());
 
     // exclusive holder vs. shared readers
     let (c1, stdin) = hold_exclusive(&env, &repo, "first", &store);
-    let r = env
+    let r = env2
         .hoard(["--lock-wait", "1", "list", "--short", &repo])
         .expect_code(2);
-    assert_one_line_error(&r.stderr, "Failed to create/acquire the lock");
-    let waiting = env
+    assert_one_line_error(&r.stderr, &repo_lock_error(&repo));
+    let waiting = env2
         .hoard_cmd()
         .args(["--lock-wait", "40", "list", "--short", &repo])
         .stdout(Stdio::piped())
@@ -546,14 +556,14 @@ fn shared_and_exclusive_locks_and_break_lock_on_rclone() {
             "f",
         ])
         .expect_code(2);
-    assert_one_line_error(&r.stderr, "Failed to create/acquire the lock");
+    assert_one_line_error(&r.stderr, &repo_lock_error(&repo));
     assert_eq!(
         names(&store, "lock."),
         mine,
         "the exclusive client left objects"
     );
     assert_eq!(
-        env.hoard(["--lock-wait", "1", "list", "--short", &repo])
+        env2.hoard(["--lock-wait", "1", "list", "--short", &repo])
             .ok()
             .out(),
         "first\n"
@@ -578,7 +588,7 @@ fn shared_and_exclusive_locks_and_break_lock_on_rclone() {
     let r = env
         .hoard(["--lock-wait", "1", "list", &repo])
         .expect_code(2);
-    assert_one_line_error(&r.stderr, "Failed to create/acquire the lock");
+    assert_one_line_error(&r.stderr, &repo_lock_error(&repo));
     store
         .put(
             "lock.shared.elsewhere@1.1.fedcba9876543210",
