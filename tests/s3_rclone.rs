@@ -134,7 +134,7 @@ fn repo_lock_error(repo: &str) -> String {
     format!("Failed to create/acquire the lock {repo}/lock (timeout)")
 }
 
-/// True for `lock.exclusive.<host>.<pid>.<16 hex digits>` with our pid or `pid`.
+/// True for a candidate lock object `lock.exclusive.<host>.<pid>.<16 hex digits>` of `pid`.
 fn is_candidate_of(name: &str, pid: u32) -> bool {
     let Some(rest) = name.strip_prefix("lock.exclusive.") else {
         return false;
@@ -309,7 +309,9 @@ fn conditional_writes_are_detected() {
 
 /// Client 1 holds the exclusive lock (a candidate object) on rclone; client 2 waits 2 s and
 /// fails with one line instead of overwriting client 1's lock and proceeding; client 1 then
-/// completes and the repository is clean.
+/// completes and the repository is clean. The old behaviour (both clients writing
+/// `lock.exclusive` with an ignored `If-None-Match`; reproduced by giving both clients
+/// `HOARD_S3_CONDITIONAL_WRITES=yes`) makes client 2 exit 0 here.
 #[test]
 fn two_clients_race_for_the_lock_on_rclone() {
     let env0 = Env::new();
