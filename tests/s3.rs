@@ -248,9 +248,11 @@ fn two_clients_race_for_the_lock() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let src = env.path().join("f");
-    std::fs::write(&src, b"x").unwrap();
-    let r = env
+    // client 2 is another machine: its own BORG_BASE_DIR (a shared one would stop it at the
+    // local cache lock and hide the repository lock)
+    let env2 = env_for(&w);
+    std::fs::write(env2.path().join("f"), b"x").unwrap();
+    let r = env2
         .hoard([
             "--lock-wait",
             "2",
@@ -259,7 +261,10 @@ fn two_clients_race_for_the_lock() {
             "f",
         ])
         .expect_code(2);
-    assert_one_line_error(&r.stderr, "Failed to create/acquire the lock");
+    assert_one_line_error(
+        &r.stderr,
+        &format!("Failed to create/acquire the lock {repo}/lock (timeout)"),
+    );
     drop(stdin);
     let out = c1.wait_with_output().unwrap();
     assert!(

@@ -617,9 +617,6 @@ fn shared_and_exclusive_locks_and_break_lock_on_rclone() {
 /// `lock.roster`, seen through rclone once its directory cache is flushed) keeps hoard out,
 /// and hoard leaves borg's lock files alone: borg completes and releases its lock.
 #[test]
-#[ignore = "src bug: ObjLock::is_stale takes borg's lock.roster (JSON without host/time) for \
-            a stale hoard lock and kill_stale deletes it while borg holds the lock; borg then \
-            fails on release (KeyError, exit 2) and leaves lock.exclusive/ behind"]
 fn borg_lock_on_the_served_folder_keeps_hoard_out() {
     let env0 = Env::new();
     let Some(rc) = Rclone::start(&env0.path().join("rclone")) else {
