@@ -173,7 +173,9 @@ for p in phases:
     for k in ('local', 's3'):
         print(f"{k:<8} {p:<8} {med(k, p, 2):>8.2f} {size / med(k, p, 2):>8.1f} {med(k, p, 3):>11.2f} {med(k, p, 4) / 1024:>14.1f}")
 for p in phases:
-    print(f"{p}: S3 throughput / local throughput: {med('local', p, 2) / med('s3', p, 2):.2f}")
+    walls = lambda k: " ".join(r[2] for r in rows if r[0] == k and r[1] == p)
+    print(f"{p}: S3 throughput / local throughput: {med('local', p, 2) / med('s3', p, 2):.2f}"
+          f"  (wall s per repetition: local {walls('local')}; s3 {walls('s3')})")
 cpu = float(sys.argv[3]) + float(sys.argv[4])
 print(f"{sys.argv[6]} CPU over the whole run ({sys.argv[5]} repetitions): {cpu:.1f} s")
 curl_cpu, curl_mb, cores = float(sys.argv[7]), int(sys.argv[8]) / 1e6, int(sys.argv[9])
