@@ -23,12 +23,15 @@
 //!   `integrity.T` and last `index.T`; then the older index/hints/integrity are deleted.
 //!   Readers apply the local rules: the newest committed segment decides, and an index older
 //!   than it is brought up to date by replay, so a crash between any two uploads is harmless.
-//! * Reads of single objects are range requests (the entry header first, then the rest).
+//! * Reads of single objects are range requests (the entry header first, then the rest). A
+//!   range answered `206`, or `200` with a `Content-Range` (`rclone serve s3`), is the range; a
+//!   `200` without one is the whole object (a store that ignores `Range`).
 //!   Batches (`Repository::get_many`, used by extract, check --verify-data and every other
 //!   prefetching reader) become concurrent range GETs ([`ObjectStore::get_ranges`],
 //!   `HOARD_S3_READS` in flight, default [`READS_IN_FLIGHT`]); objects close together in a
 //!   segment share one request.
-//! * Locks: see [`ObjLock`].
+//! * Locks: see [`ObjLock`] (conditional writes where the store honours them, candidate objects
+//!   and a LIST where it does not; SeaweedFS and `rclone serve s3` are tested, one of each).
 //! * Retries, with exponential back-off from 200 ms (`HOARD_S3_RETRIES` more attempts,
 //!   default 5), on 5xx, 429 and transport errors (refused or reset connections, timeouts):
 //!   - GET, HEAD and LIST: they change nothing.
