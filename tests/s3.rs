@@ -9,7 +9,10 @@ mod common;
 mod seaweed;
 
 use common::tree::{assert_same_tree, build_full_tree, pseudo_random};
-use common::{assert_one_line_error, borg_available, fuse_available, Env};
+use common::{
+    assert_one_line_error, borg_available, extract_and_compare, fuse_available,
+    list_extract_delete_prune, Env,
+};
 use seaweed::{Fault, FaultRule, FlakyProxy, Weed};
 use std::io::Write;
 use std::path::Path;
@@ -25,20 +28,6 @@ fn env_for(w: &Weed) -> Env {
 }
 
 /// Copies every object under `prefix` into `dest` (the bucket "downloaded to a disk").
-/// Extracts ARCHIVE with hoard into a fresh `out` folder and compares `out/REL` with `tree`.
-fn extract_and_compare(env: &Env, archive: &str, tree: &Path, rel: &str) {
-    let out = env.path().join("out");
-    std::fs::create_dir_all(&out).expect("mkdir out");
-    let r = env
-        .hoard_cmd()
-        .current_dir(&out)
-        .args(["extract", archive])
-        .output()
-        .expect("run hoard extract");
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert_same_tree(tree, &out.join(rel));
-}
-
 fn download(w: &Weed, prefix: &str, dest: &Path) {
     let store = w.store(prefix);
     let objects = store.list("").expect("list");
@@ -124,27 +113,7 @@ fn command_set_on_s3_and_borg_check_of_the_downloaded_bucket() {
         "{names:?}"
     );
 
-    let list = env.hoard(["list", "--short", &repo]).ok().out();
-    assert_eq!(list, "one\ntwo\n");
-    let files = env
-        .hoard(["list", "--short", &format!("{repo}::two")])
-        .ok()
-        .out();
-    assert!(
-        files
-            .lines()
-            .any(|l| l.ends_with("dir/sub/deeper/leaf.txt")),
-        "{files}"
-    );
-    let info = env.hoard(["info", &format!("{repo}::two")]).ok().out();
-    assert!(info.contains("Archive name: two"), "{info}");
-
-    extract_and_compare(&env, &format!("{repo}::two"), &tree, &rel);
-
-    env.hoard(["delete", &format!("{repo}::one")]).ok();
-    env.hoard(["create", &format!("{repo}::three"), &rel]).ok();
-    env.hoard(["prune", "--keep-last", "1", &repo]).ok();
-    assert_eq!(env.hoard(["list", "--short", &repo]).ok().out(), "three\n");
+    list_extract_delete_prune(&env, &repo, &tree, &rel);
     env.hoard(["compact", &repo]).ok();
     env.hoard(["check", "--verify-data", &repo]).ok();
     let key = env.hoard(["key", "export", &repo]).ok().out();
@@ -201,7 +170,7 @@ fn borg_repository_uploaded_as_is_is_read() {
     upload(&w, &local, "uploaded");
     let repo = w.url("uploaded");
     assert_eq!(env.hoard(["list", "--short", &repo]).ok().out(), "b1\n");
-    extract_and_compare(&env, &format!("{repo}::b1"), &tree, &rel);
+    extract_and_compare(&env, &format!("{repo}::b1"), "out", &tree, &rel);
     // and hoard can keep writing to it
     env.hoard(["create", &format!("{repo}::h2"), &rel]).ok();
     env.hoard(["check", &repo]).ok();
@@ -509,7 +478,7 @@ fn transient_failures_are_retried_and_conditional_writes_are_not_repeated() {
         .into_owned();
     env.hoard(["init", "-e", "repokey", &repo]).ok();
     env.hoard(["create", &format!("{repo}::a"), &rel]).ok();
-    extract_and_compare(&env, &format!("{repo}::a"), &tree, &rel);
+    extract_and_compare(&env, &format!("{repo}::a"), "out", &tree, &rel);
     env.hoard(["check", "--verify-data", &repo]).ok();
     let injected = proxy.injected();
     for (m, f) in [

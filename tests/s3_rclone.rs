@@ -13,8 +13,10 @@ mod rclone;
 #[path = "support/seaweed.rs"]
 mod seaweed;
 
-use common::tree::{assert_same_tree, build_full_tree, pseudo_random};
-use common::{assert_one_line_error, borg_available, Env};
+use common::tree::{build_full_tree, pseudo_random};
+use common::{
+    assert_one_line_error, borg_available, extract_and_compare, list_extract_delete_prune, Env,
+};
 use hoard::repo::objstore::{ObjLock, ObjectStore};
 use rclone::Rclone;
 use seaweed::Weed;
@@ -40,20 +42,6 @@ fn rel_to(env: &Env, p: &Path) -> String {
         .expect("below the work dir")
         .to_string_lossy()
         .into_owned()
-}
-
-/// Extracts ARCHIVE with hoard into a fresh folder `dest` and compares `dest/REL` with `tree`.
-fn extract_and_compare(env: &Env, archive: &str, dest: &str, tree: &Path, rel: &str) {
-    let out = env.path().join(dest);
-    std::fs::create_dir_all(&out).expect("mkdir out");
-    let r = env
-        .hoard_cmd()
-        .current_dir(&out)
-        .args(["extract", archive])
-        .output()
-        .expect("run hoard extract");
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert_same_tree(tree, &out.join(rel));
 }
 
 fn names(store: &ObjectStore, prefix: &str) -> Vec<String> {
@@ -181,29 +169,8 @@ fn command_set_on_rclone_and_borg_on_the_served_folder() {
     }
     assert!(!files.iter().any(|f| f.starts_with("lock.")), "{files:?}");
 
-    assert_eq!(
-        env.hoard(["list", "--short", &repo]).ok().out(),
-        "one\ntwo\n"
-    );
-    let listing = env
-        .hoard(["list", "--short", &format!("{repo}::two")])
-        .ok()
-        .out();
-    assert!(
-        listing
-            .lines()
-            .any(|l| l.ends_with("dir/sub/deeper/leaf.txt")),
-        "{listing}"
-    );
-    let info = env.hoard(["info", &format!("{repo}::two")]).ok().out();
-    assert!(info.contains("Archive name: two"), "{info}");
-    extract_and_compare(&env, &format!("{repo}::two"), "out1", &tree, &rel);
     env.hoard(["check", "--verify-data", &repo]).ok();
-
-    env.hoard(["delete", &format!("{repo}::one")]).ok();
-    env.hoard(["create", &format!("{repo}::three"), &rel]).ok();
-    env.hoard(["prune", "--keep-last", "1", &repo]).ok();
-    assert_eq!(env.hoard(["list", "--short", &repo]).ok().out(), "three\n");
+    list_extract_delete_prune(&env, &repo, &tree, &rel);
     let before = rclone::files_below(&folder.join("data")).len();
     env.hoard(["compact", &repo]).ok();
     let after = rclone::files_below(&folder.join("data")).len();

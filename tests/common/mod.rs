@@ -274,3 +274,122 @@ pub fn fuse_available() -> bool {
          found /dev/fuse usable: {dev}, fusermount3: {tool}. Set HOARD_SKIP_FUSE=1 to skip them"
     );
 }
+
+/// An S3 server binary for the object-storage tests: `$var`, else `name` on PATH. `None` (the
+/// test skips) only with `HOARD_SKIP_S3=1`; otherwise a missing binary fails the test with
+/// `install` as the instructions.
+pub fn s3_server_binary(var: &str, name: &str, install: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(var) {
+        return Some(PathBuf::from(p));
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_some() {
+        return found;
+    }
+    if std::env::var("HOARD_SKIP_S3").as_deref() == Ok("1") {
+        eprintln!("{name} not found; skipping the S3 test (HOARD_SKIP_S3=1)");
+        return None;
+    }
+    panic!("the S3 tests need {name}: {install}, or set {var}=/path/to/{name}; HOARD_SKIP_S3=1 skips them");
+}
+
+/// A store on `bucket/prefix` of an S3 server at `127.0.0.1:port`, for direct object access.
+pub fn s3_test_store(
+    port: u16,
+    bucket: &str,
+    prefix: &str,
+    keys: (&str, &str),
+) -> hoard::repo::objstore::ObjectStore {
+    use hoard::repo::objstore::{Credentials, ObjectStore, S3Target};
+    let t = S3Target {
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        access_key: None,
+        bucket: bucket.into(),
+        prefix: prefix.into(),
+    };
+    ObjectStore::with_credentials(
+        &t,
+        &format!("s3://127.0.0.1:{port}/{bucket}/{prefix}"),
+        Some(Credentials::new(keys.0, keys.1)),
+    )
+    .expect("store")
+}
+
+/// Extracts ARCHIVE with hoard into a fresh folder `dest` of the environment and compares
+/// `dest/REL` with `tree`.
+pub fn extract_and_compare(env: &Env, archive: &str, dest: &str, tree: &Path, rel: &str) {
+    let out = env.path().join(dest);
+    std::fs::create_dir_all(&out).expect("mkdir out");
+    let r = env
+        .hoard_cmd()
+        .current_dir(&out)
+        .args(["extract", archive])
+        .output()
+        .expect("run hoard extract");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    tree::assert_same_tree(tree, &out.join(rel));
+}
+
+/// The archive part of the S3 command-set tests, on a repository holding archives `one` and
+/// `two` of `tree` (backed up as `rel`, `two` after a change): list, list of an archive, info,
+/// extract compared with the tree; then delete `one`, create `three`, prune to the last one.
+pub fn list_extract_delete_prune(env: &Env, repo: &str, tree: &Path, rel: &str) {
+    assert_eq!(
+        env.hoard(["list", "--short", repo]).ok().out(),
+        "one\ntwo\n"
+    );
+    let files = env
+        .hoard(["list", "--short", &format!("{repo}::two")])
+        .ok()
+        .out();
+    assert!(
+        files
+            .lines()
+            .any(|l| l.ends_with("dir/sub/deeper/leaf.txt")),
+        "{files}"
+    );
+    let info = env.hoard(["info", &format!("{repo}::two")]).ok().out();
+    assert!(info.contains("Archive name: two"), "{info}");
+    extract_and_compare(env, &format!("{repo}::two"), "out1", tree, rel);
+    env.hoard(["delete", &format!("{repo}::one")]).ok();
+    env.hoard(["create", &format!("{repo}::three"), rel]).ok();
+    env.hoard(["prune", "--keep-last", "1", repo]).ok();
+    assert_eq!(env.hoard(["list", "--short", repo]).ok().out(), "three\n");
+}
+
+/// Waits until the S3 server `name` (child process `child`, log `log`) answers a listing on
+/// `store`; panics if it exits or takes longer than `limit`.
+pub fn wait_s3_ready(
+    store: &hoard::repo::objstore::ObjectStore,
+    child: Option<&mut std::process::Child>,
+    name: &str,
+    log: &Path,
+    limit: std::time::Duration,
+) {
+    let t0 = std::time::Instant::now();
+    let mut child = child;
+    loop {
+        if store.list("__ready_probe/").is_ok() {
+            return;
+        }
+        if let Some(c) = child.as_deref_mut() {
+            if let Ok(Some(st)) = c.try_wait() {
+                panic!(
+                    "{name} exited ({st}) during start-up; log: {}",
+                    log.display()
+                );
+            }
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "{name} did not become ready in {} s; log: {}",
+            limit.as_secs(),
+            log.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

