@@ -590,16 +590,13 @@ impl LocalRepository {
         let seg = self.io.write_commit(false)?;
         self.segments.entry(seg).or_insert(0);
         *self.compact.entry(seg).or_insert(0) += segment::HEADER_SIZE as i64;
-        let mut tid = seg;
+        // compaction writes (and commits) segments of its own: then the segments decide
+        let mut known = Some(seg);
         if compact && !self.append_only {
             self.compact_segments(threshold)?;
-            // compaction writes (and commits) segments of its own
-            tid = self
-                .io
-                .get_segments_transaction_id()?
-                .ok_or_else(|| RepoError::CheckNeeded(disp(&self.path)))?;
+            known = None;
         }
-        self.write_index_at(Some(tid))?;
+        self.write_index_at(known)?;
         self.rollback_inner(false)
     }
 
