@@ -419,8 +419,9 @@ impl ObjectStore {
         let honoured = match forced {
             Some(v) => v,
             None => {
-                let body = ObjLock::make_body();
-                let name = format!("lock.probe.{}", lock_suffix(&body));
+                let nonce = new_nonce();
+                let body = ObjLock::make_body(&nonce);
+                let name = format!("lock.probe.{}", lock_suffix(&nonce));
                 self.put(&name, &body)?;
                 // Ok(false): refused because it exists. Ok(true): written over it. An error
                 // (a store that rejects the header): treated as not honoured.
@@ -869,15 +870,20 @@ pub struct ObjLock {
     /// The exclusive lock is held.
     held_exclusive: bool,
     shared_name: Option<String>,
+    /// Random, per acquisition: names our candidate and shared objects and is in their body.
+    nonce: String,
     body: Vec<u8>,
 }
 
-/// `<host>.<pid>.<random>` of a lock body: the unique part of per-client lock object names.
-fn lock_suffix(body: &[u8]) -> String {
-    let nonce = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("nonce").and_then(|n| n.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| hex::encode(&body[body.len().saturating_sub(8)..]));
+/// A fresh random lock nonce (16 hex digits).
+fn new_nonce() -> String {
+    let mut nonce = [0u8; 8];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut nonce[..]);
+    hex::encode(nonce)
+}
+
+/// `<host>.<pid>.<nonce>`: the unique part of per-client lock object names.
+fn lock_suffix(nonce: &str) -> String {
     format!(
         "{}.{}.{}",
         super::hostid::host_id().replace('/', "_"),
@@ -903,21 +909,19 @@ impl ObjLock {
             placed_exclusive: None,
             held_exclusive: false,
             shared_name: None,
+            nonce: String::new(),
             body: Vec::new(),
         }
     }
 
-    fn make_body() -> Vec<u8> {
-        let pid = std::process::id();
-        let host = super::hostid::host_id();
-        let mut nonce = [0u8; 8];
-        rand::Rng::fill(&mut rand::thread_rng(), &mut nonce[..]);
+    /// The body of our lock objects: who, when, and the nonce.
+    fn make_body(nonce: &str) -> Vec<u8> {
         serde_json::json!({
-            "host": host,
-            "pid": pid,
+            "host": super::hostid::host_id(),
+            "pid": std::process::id(),
             "thread": 0,
             "time": now_secs(),
-            "nonce": hex::encode(nonce),
+            "nonce": nonce,
         })
         .to_string()
         .into_bytes()
@@ -998,7 +1002,8 @@ impl ObjLock {
     pub fn acquire(&mut self) -> Result<(), super::LockError> {
         let start = std::time::Instant::now();
         let expired = |t: &Option<f64>| t.is_some_and(|t| start.elapsed().as_secs_f64() >= t);
-        self.body = Self::make_body();
+        self.nonce = new_nonce();
+        self.body = Self::make_body(&self.nonce);
         loop {
             let got = self.try_once().map_err(|e| self.io_err(e))?;
             if got {
@@ -1026,7 +1031,7 @@ impl ObjLock {
             }
             "lock.exclusive".to_string()
         } else {
-            let name = format!("lock.exclusive.{}", lock_suffix(&self.body));
+            let name = format!("lock.exclusive.{}", lock_suffix(&self.nonce));
             self.store.put(&name, &self.body)?;
             name
         };
@@ -1069,7 +1074,7 @@ impl ObjLock {
             if !self.store.list("lock.exclusive")?.is_empty() {
                 return Ok(false);
             }
-            let name = format!("lock.shared.{}", lock_suffix(&self.body));
+            let name = format!("lock.shared.{}", lock_suffix(&self.nonce));
             self.store.put(&name, &self.body)?;
             if !self.store.list("lock.exclusive")?.is_empty() {
                 self.store.delete(&name)?;
@@ -1109,17 +1114,7 @@ impl ObjLock {
             return;
         }
         if let Some(name) = &self.placed_exclusive {
-            // same nonce (it names a candidate object), new time
-            let mut body = Self::make_body();
-            if let (Ok(mut v), Ok(old)) = (
-                serde_json::from_slice::<serde_json::Value>(&body),
-                serde_json::from_slice::<serde_json::Value>(&self.body),
-            ) {
-                if let (Some(o), Some(n)) = (v.as_object_mut(), old.get("nonce")) {
-                    o.insert("nonce".into(), n.clone());
-                    body = v.to_string().into_bytes();
-                }
-            }
+            let body = Self::make_body(&self.nonce); // same nonce, new time
             if self.store.put(name, &body).is_ok() {
                 self.body = body;
             }
@@ -1221,13 +1216,13 @@ mod tests {
 
     #[test]
     fn lock_names_are_unique_per_client_and_keep_their_nonce() {
-        let (a, b) = (ObjLock::make_body(), ObjLock::make_body());
-        let (na, nb) = (lock_suffix(&a), lock_suffix(&b));
+        let (nonce, other) = (new_nonce(), new_nonce());
+        assert_ne!(nonce, other);
+        let (na, nb) = (lock_suffix(&nonce), lock_suffix(&other));
         assert_ne!(na, nb);
-        let nonce = serde_json::from_slice::<serde_json::Value>(&a).unwrap()["nonce"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let body = ObjLock::make_body(&nonce);
+        let v = serde_json::from_slice::<serde_json::Value>(&body).unwrap();
+        assert_eq!(v["nonce"].as_str(), Some(nonce.as_str()));
         assert_eq!(nonce.len(), 16);
         assert!(na.ends_with(&format!(".{}.{nonce}", std::process::id())));
         assert!(!na.contains('/'));
