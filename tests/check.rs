@@ -537,8 +537,11 @@ fn duplicate_names_get_suffixes_when_rebuilding() {
     hoard(&env, ["check", &s(&repo)]).ok();
 }
 
+/// An archive whose TAM does not verify is reported by check and kept by `check --repair`
+/// (with its chunks: the orphan pass must not delete them), never deleted for an
+/// authentication problem alone; `upgrade --archives-tam` then authenticates it again.
 #[test]
-fn archive_with_invalid_tam_is_dropped_by_repair() {
+fn archive_with_invalid_tam_is_kept_by_repair() {
     let mut env = Env::new();
     let (repo, _) = borg_repo(&env, "none");
     repair_env(&mut env);
@@ -561,6 +564,8 @@ fn archive_with_invalid_tam_is_dropped_by_repair() {
         let mut object = vec![0x02, 0x00, 0x00];
         object.extend_from_slice(&pt);
         r.put(&MANIFEST_ID, &object).unwrap();
+        // the old archive object is now an orphan: check reports it either way
+        r.delete(&two).unwrap();
         r.commit(false, 0.1).unwrap();
         r.close().unwrap();
     }
@@ -572,10 +577,48 @@ fn archive_with_invalid_tam_is_dropped_by_repair() {
         "{}",
         r.stderr
     );
-    hoard(&env, ["check", "--repair", &s(&repo)]).ok();
-    assert_eq!(archives(&env, &repo), vec!["one"]);
-    env.borg(["check", &s(&repo)]).ok();
+    assert!(r.stderr.contains("Archive two is kept"), "{}", r.stderr);
+    assert!(!r.stderr.contains("removed"), "{}", r.stderr);
+    // Repair keeps it (and its data), and says the problem is still there (exit 1).
+    let r = hoard(&env, ["check", "--repair", &s(&repo)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let mut names = archives(&env, &repo);
+    names.sort();
+    assert_eq!(names, vec!["one", "two"]);
+    env.borg(["check", "--repository-only", &s(&repo)]).ok();
+    // The file only archive two holds is still extractable by borg 1.2.4 (which does not
+    // check archive TAMs) after hoard's repair.
+    let dest = env.path().join("x");
+    std::fs::create_dir_all(&dest).unwrap();
+    let mut c = env.borg_cmd();
+    c.current_dir(&dest)
+        .args(["extract", &format!("{}::two", s(&repo)), "data/added"]);
+    assert_eq!(c.output().unwrap().status.code(), Some(0));
+    assert_eq!(
+        std::fs::read(dest.join("data/added")).unwrap(),
+        common::tree::pseudo_random(5_000, 3)
+    );
+    // upgrade: check reports, the upgrade authenticates, afterwards everything is clean.
+    let r = hoard(&env, ["upgrade", "--check-archives-tam", &s(&repo)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.out().contains("Archive TAM missing: two "), "{}", r.out());
+    assert!(r.out().contains("Archive TAM present: one "), "{}", r.out());
+    assert!(
+        r.stderr.contains("Found 1 archives with TAM issues!"),
+        "{}",
+        r.stderr
+    );
+    let r = hoard(&env, ["upgrade", "--archives-tam", &s(&repo)]).ok();
+    assert!(r.out().contains("Added archive TAM:   two "), "{}", r.out());
+    assert!(
+        r.out().contains("Fixed 1 archives with TAM issues!"),
+        "{}",
+        r.out()
+    );
+    hoard(&env, ["upgrade", "--check-archives-tam", &s(&repo)]).ok();
     hoard(&env, ["check", &s(&repo)]).ok();
+    hoard(&env, ["list", &format!("{}::two", s(&repo))]).ok();
+    env.borg(["check", &s(&repo)]).ok();
 }
 
 #[test]
@@ -692,5 +735,90 @@ fn verify_data_finds_tampered_objects_like_borg() {
             std::fs::metadata(dest.join("data/big")).unwrap().len(),
             std::fs::metadata(data.join("big")).unwrap().len()
         );
+    }
+}
+
+/// The real-world path of issue 15 item 2: hoard writes an archive, one of its chunks goes
+/// missing, borg 1.2.4's `check --repair` patches the file and rewrites the archive but keeps
+/// the old archive TAM, which no longer verifies. hoard's check must keep that archive (also
+/// with --repair), and `upgrade --archives-tam` must make it readable again, after which borg
+/// 1.4.5's check is clean.
+#[test]
+fn archive_rewritten_by_borg_124_repair_is_kept_and_reauthenticated() {
+    if !borg_available() {
+        return;
+    }
+    let mut env = Env::new();
+    repair_env(&mut env);
+    let data = env.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let lost = b"this file's only chunk goes missing\n".repeat(20);
+    std::fs::write(data.join("lost"), &lost).unwrap();
+    std::fs::write(data.join("kept"), common::tree::pseudo_random(50_000, 7)).unwrap();
+    let repo = env.path().join("repo");
+    hoard(&env, ["init", "-e", "none", &s(&repo)]).ok();
+    hoard(&env, ["create", &format!("{}::arch", s(&repo)), "data"]).ok();
+    {
+        let id: [u8; 32] = Sha256::digest(&lost).into();
+        let mut r = open_local(&repo);
+        r.delete(&id).expect("the small file is one chunk");
+        r.commit(false, 0.1).unwrap();
+        r.close().unwrap();
+    }
+    let r = env.borg(["check", "--repair", &s(&repo)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // borg 1.2.4 kept the stale TAM: hoard (like borg 1.4) refuses to read the archive ...
+    let r = hoard(&env, ["list", &format!("{}::arch", s(&repo))]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    // ... and check reports it but never removes it, also with --repair.
+    for args in [vec!["check"], vec!["check", "--repair"]] {
+        let mut a = args.clone();
+        let rs = s(&repo);
+        a.push(&rs);
+        let r = hoard(&env, &a);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("Archive TAM authentication issue for archive arch: "),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(archives(&env, &repo), vec!["arch"]);
+    }
+    let r = hoard(&env, ["upgrade", "--archives-tam", &s(&repo)]).ok();
+    assert!(
+        r.out().contains("Added archive TAM:   arch "),
+        "{}",
+        r.out()
+    );
+    let listed = hoard(&env, ["list", "--short", &format!("{}::arch", s(&repo))])
+        .ok()
+        .out();
+    let mut listed: Vec<&str> = listed.lines().collect();
+    listed.sort();
+    assert_eq!(listed, ["data", "data/kept", "data/lost"]);
+    hoard(&env, ["check", &s(&repo)]).ok();
+    let dest = env.path().join("x");
+    std::fs::create_dir_all(&dest).unwrap();
+    let mut c = env.hoard_cmd();
+    c.current_dir(&dest)
+        .args(["extract", &format!("{}::arch", s(&repo))]);
+    // 1: the patched file is extracted with its all-zero chunk and a warning, as borg does
+    assert!(matches!(c.output().unwrap().status.code(), Some(0 | 1)));
+    assert_eq!(
+        std::fs::read(dest.join("data/kept")).unwrap(),
+        common::tree::pseudo_random(50_000, 7)
+    );
+    assert_eq!(
+        std::fs::read(dest.join("data/lost")).unwrap(),
+        vec![0u8; lost.len()]
+    );
+    if let Some(b14) = common::borg14() {
+        let r = env
+            .command_for(b14.to_str().unwrap())
+            .args(["check", &s(&repo)])
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     }
 }

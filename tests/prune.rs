@@ -441,3 +441,82 @@ fn dry_run_list_matches_borg_on_real_repositories() {
         String::from_utf8_lossy(&h.stderr)
     );
 }
+
+/// `prune REPO::ARCHIVE` once pruned the whole repository (the name was ignored). borg refuses
+/// an archive name for every command that works on the whole repository; so does hoard, with
+/// exit 2, and nothing in the repository changes. Checked against borg when it is installed.
+#[test]
+fn repository_commands_refuse_an_archive_name() {
+    let env = common::Env::new();
+    let repo = env.path().join("repo");
+    let repo_s = repo.to_str().expect("utf-8 temp path");
+    env.hoard(["init", "-e", "none", repo_s]).ok();
+    let data = env.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::write(data.join("f"), b"content").expect("write");
+    for (name, ts) in [
+        ("arch-2024-01-01-01:00", "2024-01-01T01:00:00"),
+        ("arch-2024-01-02-01:00", "2024-01-02T01:00:00"),
+        ("arch-2024-01-03-01:00", "2024-01-03T01:00:00"),
+    ] {
+        env.hoard([
+            "create",
+            "--timestamp",
+            ts,
+            &format!("{repo_s}::{name}"),
+            data.to_str().expect("utf-8"),
+        ])
+        .ok();
+    }
+    let names = |env: &common::Env| -> Vec<String> {
+        let run = env.hoard(["list", "--short", repo_s]).ok();
+        run.out().lines().map(str::to_string).collect()
+    };
+    let before = names(&env);
+    assert_eq!(before.len(), 3);
+    let with_archive = format!("{repo_s}::arch-2024-01-01-01:00");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["prune", "--keep-last", "1", &with_archive],
+        vec!["prune", "--keep-last", "1", "--dry-run", &with_archive],
+        vec!["compact", &with_archive],
+        vec!["break-lock", &with_archive],
+        vec!["config", &with_archive, "append_only"],
+        vec!["key", "export", &with_archive],
+        vec!["with-lock", &with_archive, "true"],
+        vec!["init", "-e", "none", &with_archive],
+    ];
+    for args in &cases {
+        let run = env.hoard(args).expect_code(2);
+        assert!(
+            run.stderr
+                .contains(&format!("\"{with_archive}\": No archive can be specified")),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    // BORG_REPO is a repository: `repo::name` there is no repository (borg 1.2.4 ignores the
+    // `::name` and prunes the whole repository; hoard refuses).
+    let mut env2 = common::Env::new();
+    env2.set("BORG_BASE_DIR", env.base().to_str().expect("utf-8"));
+    env2.set("BORG_REPO", &with_archive);
+    env2.hoard(["prune", "--keep-last", "1"]).expect_code(2);
+    assert_eq!(
+        names(&env),
+        before,
+        "a refused command changed the archives"
+    );
+    if common::borg_available() {
+        let run = env
+            .borg(["prune", "--keep-last", "1", &with_archive])
+            .expect_code(2);
+        assert!(
+            run.stderr.contains("No archive can be specified"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(names(&env), before);
+    }
+    // The repository form still prunes by the rules.
+    env.hoard(["prune", "--keep-last", "1", repo_s]).ok();
+    assert_eq!(names(&env), vec!["arch-2024-01-03-01:00".to_string()]);
+}

@@ -150,6 +150,8 @@ pub enum Command {
     Compact(super::cmd_compact::CompactArgs),
     /// Get, set, and delete values in a repository or cache config file
     Config(super::cmd_config::ConfigArgs),
+    /// Upgrade a repository (here: authenticate archives again with a TAM)
+    Upgrade(super::cmd_upgrade::UpgradeArgs),
     /// Run a user specified command with the repository lock held
     WithLock(super::cmd_with_lock::WithLockArgs),
     /// Extract archive contents

@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::Args;
 
 use super::args::CommonOptions;
-use super::{confirm, location, log, output, EXIT_SUCCESS};
+use super::{confirm, log, output, repo_location, EXIT_SUCCESS};
 use crate::commands::prune::PruneOptions;
 use crate::commands::prune_policy::{parse_interval, parse_python_int, PeriodRule, Rules};
 use crate::commands::{self, CommandError};
@@ -113,7 +113,7 @@ fn implied_info(name: &str, message: &str) {
 
 /// Runs `prune`.
 pub fn run(a: PruneArgs, common: &CommonOptions) -> Result<i32, CommandError> {
-    let loc = location(a.location.as_deref())?;
+    let loc = repo_location(a.location.as_deref())?;
     let mut rules = Rules {
         within_hours: a.keep_within,
         ..Rules::default()

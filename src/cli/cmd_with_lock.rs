@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::args::CommonOptions;
-use super::location;
+use super::repo_location;
 use crate::commands::{self, CommandError};
 
 /// `with-lock`
@@ -26,6 +26,6 @@ pub struct WithLockArgs {
 
 /// Runs the command with the lock held and returns its exit code.
 pub fn run(a: WithLockArgs, common: &CommonOptions) -> Result<i32, CommandError> {
-    let loc = location(Some(&a.location))?;
+    let loc = repo_location(Some(&a.location))?;
     commands::with_lock::run(&loc, &a.command, &a.args, common.lock_wait)
 }

@@ -18,6 +18,7 @@ pub mod cmd_rename;
 pub mod cmd_run;
 pub mod cmd_schedule;
 pub mod cmd_serve;
+pub mod cmd_upgrade;
 pub mod cmd_with_lock;
 pub mod log;
 pub mod output;
@@ -77,6 +78,20 @@ fn location(text: Option<&str>) -> Result<Location, CommandError> {
     Ok(Location::parse_env(text)?)
 }
 
+/// A repository location for a command that works on the whole repository (borg's
+/// `location_validator(archive=False)`): `REPO::ARCHIVE` is refused, never ignored, so that
+/// `prune repo::name` cannot prune the whole repository.
+fn repo_location(text: Option<&str>) -> Result<Location, CommandError> {
+    let loc = Location::parse_env(text)?;
+    if loc.archive.is_some() {
+        return Err(CommandError::new(format!(
+            "argument REPOSITORY: \"{}\": No archive can be specified",
+            text.unwrap_or_default()
+        )));
+    }
+    Ok(loc)
+}
+
 fn print_stdout(text: &str) {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -108,7 +123,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
     }
     match cmd {
         Command::Init(a) => {
-            let loc = location(a.location.as_deref())?;
+            let loc = repo_location(a.location.as_deref())?;
             let opts = commands::init::InitOptions {
                 encryption: a.encryption,
                 append_only: a.append_only,
@@ -136,7 +151,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
             Ok(EXIT_SUCCESS)
         }
         Command::Key(KeyCommand::Export(a)) => {
-            let loc = location(a.location.as_deref())?;
+            let loc = repo_location(a.location.as_deref())?;
             let format = if a.paper {
                 commands::key::ExportFormat::Paper
             } else if a.qr_html {
@@ -161,7 +176,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
             Ok(EXIT_SUCCESS)
         }
         Command::Key(KeyCommand::Import(a)) => {
-            let loc = location(a.location.as_deref())?;
+            let loc = repo_location(a.location.as_deref())?;
             if a.paper {
                 if a.path.is_some() {
                     return Err(CommandError::new(
@@ -192,7 +207,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
             Ok(EXIT_SUCCESS)
         }
         Command::Key(KeyCommand::ChangePassphrase(a)) | Command::ChangePassphrase(a) => {
-            let loc = location(a.location.as_deref())?;
+            let loc = repo_location(a.location.as_deref())?;
             let where_ = commands::key::change_passphrase(&loc, lock_wait)?;
             log::info("Key updated");
             if let commands::common::KeyLocation::File(p) = where_ {
@@ -201,7 +216,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
             Ok(EXIT_SUCCESS)
         }
         Command::BreakLock(a) => {
-            let loc = location(a.location.as_deref())?;
+            let loc = repo_location(a.location.as_deref())?;
             commands::break_lock::run(&loc)?;
             Ok(EXIT_SUCCESS)
         }
@@ -301,6 +316,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
         Command::Compact(a) => cmd_compact::run(a, common),
         Command::Config(a) => cmd_config::run(a, common),
         Command::WithLock(a) => cmd_with_lock::run(a, common),
+        Command::Upgrade(a) => cmd_upgrade::run(a, common),
         Command::Serve(a) => Ok(cmd_serve::main(&a, common)),
         Command::Mount(a) => cmd_mount::run(*a, common, &confirm),
         Command::Umount(a) => cmd_mount::run_umount(a),

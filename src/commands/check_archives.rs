@@ -230,6 +230,11 @@ struct Checker<'p> {
     order: Vec<[u8; 32]>,
     superseded: HashSet<[u8; 32]>,
     error_found: bool,
+    /// Archives the manifest rebuild found but did not take because their TAM failed: while
+    /// any exist, repair deletes no orphan (they may be those archives' objects).
+    unauthenticated_candidates: usize,
+    /// Archives in the manifest whose TAM failed: kept, and repair leaves them as they are.
+    unauthenticated_kept: usize,
     repair: bool,
     manifest: Manifest,
     /// Replacement chunks by size: id and (in repair mode) the stored object.
@@ -459,6 +464,8 @@ pub fn check_archives(
         order,
         superseded: HashSet::new(),
         error_found: false,
+        unauthenticated_candidates: 0,
+        unauthenticated_kept: 0,
         repair: opts.repair,
         replacements: HashMap::new(),
         progress: &mut sink,
@@ -535,7 +542,9 @@ impl Checker<'_> {
         } else {
             log_info!("Archive consistency check complete, no problems found.");
         }
-        Ok(self.repair || !self.error_found)
+        // Repair fixes what it can; archives with TAM problems it leaves to the user.
+        let unrepaired = self.unauthenticated_kept + self.unauthenticated_candidates;
+        Ok((self.repair && unrepaired == 0) || !self.error_found)
     }
 
     fn load_manifest(&mut self) -> std::result::Result<Manifest, ArchiveError> {
@@ -708,9 +717,10 @@ impl Checker<'_> {
                         e
                     );
                     log_error!(
-                        "This archive will *not* be added to the rebuilt manifest! It will be deleted."
+                        "This archive will *not* be added to the rebuilt manifest. Its objects are kept (no orphan is deleted in this run)."
                     );
                     self.error_found = true;
+                    self.unauthenticated_candidates += 1;
                     continue;
                 }
             };
@@ -1103,20 +1113,34 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            let value = match self.store.key.unpack_and_verify_archive(&data) {
-                Ok((v, _)) => v,
+            let (value, authenticated) = match self.store.key.unpack_and_verify_archive(&data) {
+                Ok((v, _)) => (v, true),
                 Err(e) => {
+                    // borg 1.4 drops such an archive on --repair. hoard never deletes an archive
+                    // for an authentication problem alone: borg < 1.2.5's `check --repair`
+                    // rewrites archives keeping their old TAM, so a user's own archive can fail
+                    // here. It is reported, kept, its chunks stay referenced, and
+                    // `upgrade --archives-tam` re-authenticates it.
                     log_error!(
                         "Archive TAM authentication issue for archive {}: {}",
                         name,
                         e
                     );
-                    log_error!(
-                        "This archive will be *removed* from the manifest! It will be deleted."
-                    );
+                    log_error!("{}", unauthenticated_archive_kept(&name));
                     self.error_found = true;
-                    self.manifest.archives.remove(&name_bytes);
-                    continue;
+                    self.unauthenticated_kept += 1;
+                    match self.store.key.unpack_archive_unverified(&data) {
+                        Ok(v) => (v, false),
+                        Err(e) => {
+                            log_error!(
+                                "Archive metadata block {} is corrupted: {}",
+                                hex(&archive_id),
+                                e
+                            );
+                            self.manifest.archives.remove(&name_bytes);
+                            continue;
+                        }
+                    }
                 }
             };
             let meta = match ArchiveMeta::from_value(&value) {
@@ -1132,8 +1156,14 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            let (items, changed) = self.robust_items(&meta, &name, self.repair)?;
-            if !changed {
+            // An unauthenticated archive is only read: never rewritten, so repair cannot
+            // turn it into an authenticated one behind the user's back.
+            let repair = self.repair;
+            self.repair = repair && authenticated;
+            let robust = self.robust_items(&meta, &name, self.repair);
+            self.repair = repair;
+            let (items, changed) = robust?;
+            if !changed || !authenticated {
                 // Unchanged: the original archive object and item-stream chunks stay in use.
                 self.add_reference(&archive_id, None)?;
                 for id in &meta.items {
@@ -1244,6 +1274,16 @@ impl Checker<'_> {
             log_error!("{} orphaned objects found!", orphaned);
             self.error_found = true;
         }
+        if self.repair && !unused.is_empty() && self.unauthenticated_candidates > 0 {
+            // The objects of an archive that the manifest rebuild did not take (its TAM does not
+            // verify) are orphans now; deleting them would delete that archive.
+            log_warning!(
+                "Keeping {} unused objects: {} archive(s) found by the manifest rebuild failed TAM authentication and may still need them.",
+                unused.len(),
+                self.unauthenticated_candidates
+            );
+            return Ok(());
+        }
         if self.repair && !unused.is_empty() {
             log_info!(
                 "Deleting {} orphaned and {} superseded objects...",
@@ -1260,6 +1300,13 @@ impl Checker<'_> {
         }
         Ok(())
     }
+}
+
+/// What check says after an archive's TAM failed: the archive is kept, and how to fix it.
+fn unauthenticated_archive_kept(name: &str) -> String {
+    format!(
+        "Archive {name} is kept: check never deletes an archive for an authentication problem alone. If this archive is yours (borg before 1.2.5 rewrote it in check --repair), run \"borg upgrade --check-archives-tam\" and then \"borg upgrade --archives-tam\" to authenticate it again."
+    )
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

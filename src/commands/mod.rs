@@ -23,6 +23,7 @@ pub mod prune_policy;
 pub mod rename;
 pub mod select;
 pub mod stats;
+pub mod upgrade;
 pub mod with_lock;
 pub mod workers;
 

@@ -130,6 +130,12 @@ pub fn run(
     confirm: crate::security::Confirm<'_>,
     list: &mut dyn FnMut(&ListLine),
 ) -> Result<PruneOutcome> {
+    if let Some(name) = &loc.archive {
+        // prune decides by rules over the whole repository; an archive name would be ignored.
+        return Err(CommandError::new(format!(
+            "prune takes a repository, not an archive (\"{name}\"): No archive can be specified"
+        )));
+    }
     let started = Instant::now();
     let access = Access {
         exclusive: true,

@@ -236,6 +236,9 @@ pub(crate) fn aes_ctr(key: &[u8; 32], iv16: &[u8; 16], data: &mut [u8]) {
 pub struct Key {
     key_type: KeyType,
     material: Option<KeyMaterial>,
+    /// borg's `ignore_invalid_archive_tam` workaround: an archive whose TAM does not verify
+    /// is read as one without a TAM. Off unless a command turns it on for its own key.
+    ignore_invalid_archive_tam: bool,
 }
 
 impl std::fmt::Debug for Key {
@@ -262,6 +265,7 @@ impl Key {
         Key {
             key_type,
             material: Some(KeyMaterial::generate(key_type.uses_blake2(), repository_id)),
+            ignore_invalid_archive_tam: false,
         }
     }
 
@@ -270,6 +274,7 @@ impl Key {
         Key {
             key_type: KeyType::Plaintext,
             material: None,
+            ignore_invalid_archive_tam: false,
         }
     }
 
@@ -281,7 +286,20 @@ impl Key {
         Key {
             key_type,
             material: Some(m),
+            ignore_invalid_archive_tam: false,
         }
+    }
+
+    /// Reads archives whose TAM does not verify as archives without a TAM (borg's
+    /// `ignore_invalid_archive_tam` workaround), for `upgrade --archives-tam`, which must read
+    /// exactly those archives to authenticate them again.
+    pub fn set_ignore_invalid_archive_tam(&mut self, on: bool) {
+        self.ignore_invalid_archive_tam = on;
+    }
+
+    /// True when [`Key::set_ignore_invalid_archive_tam`] turned the workaround on.
+    pub fn ignores_invalid_archive_tam(&self) -> bool {
+        self.ignore_invalid_archive_tam
     }
 
     /// The key type.

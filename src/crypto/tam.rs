@@ -129,8 +129,33 @@ impl Key {
     /// Unpacks archive metadata (archive limits, spec §7.1) and checks its TAM with borg 1.2.5+
     /// rules (spec §4.9): a missing TAM is [`CryptoError::ArchiveTamRequired`] when the key
     /// requires TAM; a malformed or wrong TAM is always [`CryptoError::ArchiveTamInvalid`].
+    /// With [`Key::set_ignore_invalid_archive_tam`] on, a TAM that does not verify (or a
+    /// missing one where TAM is required) reads as no TAM: the value, unverified.
     pub fn unpack_and_verify_archive(&self, data: &[u8]) -> Result<(Value, bool), CryptoError> {
-        self.unpack_and_verify(data, Context::Archive, self.tam_required())
+        match self.unpack_and_verify(data, Context::Archive, self.tam_required()) {
+            Err(CryptoError::ArchiveTamInvalid | CryptoError::ArchiveTamRequired(_))
+                if self.ignores_invalid_archive_tam() =>
+            {
+                Ok((self.unpack_archive_unverified(data)?, false))
+            }
+            other => other,
+        }
+    }
+
+    /// Unpacks archive metadata without checking its TAM: the map without `tam`. For the two
+    /// places that must look at an archive whose TAM does not verify without trusting it:
+    /// `check` (which keeps such an archive and its chunks, never deleting it for an
+    /// authentication problem alone) and `upgrade --archives-tam` (which re-authenticates it
+    /// after checking its contents).
+    pub fn unpack_archive_unverified(&self, data: &[u8]) -> Result<Value, CryptoError> {
+        let (value, _) = msgpack::decode_one(data, Limits::ARCHIVE)?;
+        let Value::Map(mut entries) = value else {
+            return Err(CryptoError::Integrity(
+                "archive is not a msgpack map".to_string(),
+            ));
+        };
+        entries.retain(|(k, _)| k.as_bytes() != Some(b"tam"));
+        Ok(Value::Map(entries))
     }
 
     fn unpack_and_verify(
