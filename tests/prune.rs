@@ -99,7 +99,9 @@ struct Case {
     now_us: i64,
 }
 
-fn gen_case(rng: &mut StdRng) -> Case {
+/// A random case; the borg 1.4 rules (`quarterly_*`) only when `quarterly` (the reference is
+/// borg 1.4's code), and never both of them (borg's argparse makes them exclusive).
+fn gen_case(rng: &mut StdRng, quarterly: bool) -> Case {
     let n = rng.gen_range(1..60);
     let mut times: Vec<i64> = Vec::new();
     let style = rng.gen_range(0..4);
@@ -131,7 +133,20 @@ fn gen_case(rng: &mut StdRng) -> Case {
     }
     let mut rules = Rules::default();
     loop {
+        let quarter_rule = if rng.gen_bool(0.5) {
+            PeriodRule::Quarterly13Weekly
+        } else {
+            PeriodRule::Quarterly3Monthly
+        };
         for rule in PeriodRule::ALL {
+            let is_quarterly = matches!(
+                rule,
+                PeriodRule::Quarterly13Weekly | PeriodRule::Quarterly3Monthly
+            );
+            if is_quarterly && (!quarterly || rule != quarter_rule) {
+                rules.set(rule, None);
+                continue;
+            }
             let n = if rng.gen_bool(0.35) {
                 Some(rng.gen_range(-1..8))
             } else {
@@ -216,9 +231,13 @@ fn policy_child() {
         .bytes()
         .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
     let mut rng = StdRng::seed_from_u64(seed);
-    let cases: Vec<Case> = (0..CASES_PER_ZONE).map(|_| gen_case(&mut rng)).collect();
+    let python = std::env::var("HOARD_PRUNE_REFERENCE_PY").unwrap_or("/usr/bin/python3".into());
+    let quarterly = std::env::var("HOARD_PRUNE_QUARTERLY").as_deref() == Ok("1");
+    let cases: Vec<Case> = (0..CASES_PER_ZONE)
+        .map(|_| gen_case(&mut rng, quarterly))
+        .collect();
     let input = serde_json::Value::Array(cases.iter().map(case_json).collect()).to_string();
-    let mut py = Command::new("/usr/bin/python3");
+    let mut py = Command::new(&python);
     // Sensitivity check hook: a different zone for the reference must make the test fail.
     if let Ok(other) = std::env::var("HOARD_TEST_REFERENCE_TZ") {
         py.env("TZ", other);
@@ -249,7 +268,7 @@ fn policy_child() {
             case.rules, case.now_us, case.archives
         );
     }
-    println!("compared {} cases in TZ={zone}", cases.len());
+    println!("compared {} cases in TZ={zone} with {python}", cases.len());
 }
 
 #[test]
@@ -258,15 +277,28 @@ fn policy_matches_borg_python() {
         return;
     }
     let exe = std::env::current_exe().expect("test exe");
-    for zone in ZONES {
+    // borg 1.2.4's rules with Debian's borg; all of borg 1.4.5's (13weekly, 3monthly) with the
+    // python of the borg 1.4 venv.
+    let mut references = vec![("/usr/bin/python3".to_string(), "0")];
+    if let Some(b14) = common::borg14() {
+        let py = b14.with_file_name("python");
+        references.push((py.to_string_lossy().into_owned(), "1"));
+    }
+    for zone in ZONES
+        .iter()
+        .flat_map(|z| references.iter().map(move |r| (*z, r)))
+    {
+        let (zone, (python, quarterly)) = zone;
         let out = Command::new(&exe)
             .args(["--ignored", "--exact", "policy_child", "--nocapture"])
             .env("TZ", zone)
+            .env("HOARD_PRUNE_REFERENCE_PY", python)
+            .env("HOARD_PRUNE_QUARTERLY", quarterly)
             .output()
             .expect("spawn child test");
         assert!(
             out.status.success(),
-            "policy differs from borg in TZ={zone}:\n{}\n{}",
+            "policy differs from borg ({python}) in TZ={zone}:\n{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -416,19 +448,82 @@ fn dry_run_list_matches_borg_on_real_repositories() {
                 String::from_utf8_lossy(&h.stderr).into_owned(),
             );
             assert_eq!(b.status.code(), h.status.code(), "{args:?}\n{bs}\n{hs}");
-            assert_eq!(list_lines(&bs), list_lines(&hs), "TZ={tz} {args:?}");
+            // borg 1.2.4 pads the message to 40 columns, 1.4 (and hoard) to 44.
+            let squeeze = |lines: Vec<String>| -> Vec<String> {
+                lines
+                    .iter()
+                    .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                    .collect()
+            };
+            assert_eq!(
+                squeeze(list_lines(&bs)),
+                squeeze(list_lines(&hs)),
+                "TZ={tz} {args:?}"
+            );
             assert!(!list_lines(&bs).is_empty());
             compared += 1;
         }
     }
     assert!(compared >= 10);
+    // borg 1.4.5: the quarterly rules, and 1.4's messages.
+    let Some(b14) = common::borg14() else { return };
+    let borg14 = || {
+        let base = env.borg_cmd();
+        let mut b = Command::new(&b14);
+        for (k, v) in base.get_envs() {
+            match v {
+                Some(v) => b.env(k, v),
+                None => b.env_remove(k),
+            };
+        }
+        b.current_dir(env.path()).stdin(Stdio::null());
+        b
+    };
+    let cases14: &[&[&str]] = &[
+        &["--keep-13weekly", "3"],
+        &["--keep-3monthly", "4"],
+        &["--keep-3monthly", "-1", "-a", "db-*"],
+        &["-d", "2", "--keep-13weekly", "2", "-y", "1"],
+        &["-w", "2", "--keep-3monthly", "3", "--keep-within", "2y"],
+    ];
+    for rule_args in cases14 {
+        for tz in ["Europe/Berlin", "UTC", "Australia/Lord_Howe"] {
+            let mut args: Vec<String> = vec!["prune".into(), "--dry-run".into(), "--list".into()];
+            args.extend(rule_args.iter().map(|s| s.to_string()));
+            args.push(repo.display().to_string());
+            let b = borg14().env("TZ", tz).args(&args).output().expect("borg");
+            let h = private_hoard(&env)
+                .env("TZ", tz)
+                .args(&args)
+                .output()
+                .expect("hoard");
+            let (bs, hs) = (
+                String::from_utf8_lossy(&b.stderr).into_owned(),
+                String::from_utf8_lossy(&h.stderr).into_owned(),
+            );
+            assert_eq!(b.status.code(), h.status.code(), "{args:?}\n{bs}\n{hs}");
+            assert_eq!(list_lines(&bs), list_lines(&hs), "TZ={tz} {args:?}");
+            assert!(
+                list_lines(&bs).iter().any(|l| l.contains("quarterly_")),
+                "{bs}"
+            );
+        }
+    }
+    // The two quarterly rules exclude each other, and so do --stats and --quick-stats.
+    for extra in [
+        &["--keep-13weekly", "1", "--keep-3monthly", "1"][..],
+        &["-d", "1", "--stats", "--quick-stats"][..],
+    ] {
+        let mut args = vec!["prune".to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(repo.display().to_string());
+        let b = borg14().args(&args).output().expect("borg");
+        let h = private_hoard(&env).args(&args).output().expect("hoard");
+        assert_eq!(b.status.code(), Some(2), "{args:?}");
+        assert_eq!(h.status.code(), Some(2), "{args:?}");
+    }
     // No rule at all: the same error and exit code.
-    let b = env
-        .borg_cmd()
-        .arg("prune")
-        .arg(&repo)
-        .output()
-        .expect("borg");
+    let b = borg14().arg("prune").arg(&repo).output().expect("borg");
     let h = private_hoard(&env)
         .arg("prune")
         .arg(&repo)

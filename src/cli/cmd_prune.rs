@@ -29,6 +29,9 @@ pub struct PruneArgs {
     /// print statistics for the deleted archive
     #[arg(short = 's', long)]
     pub stats: bool,
+    /// print statistics for the deleted archive, without the repository totals (faster)
+    #[arg(long = "quick-stats")]
+    pub quick_stats: bool,
     /// output verbose list of archives it keeps/prunes
     #[arg(long)]
     pub list: bool,
@@ -53,6 +56,12 @@ pub struct PruneArgs {
     /// number of monthly archives to keep
     #[arg(short = 'm', long = "keep-monthly", value_parser = int_arg, allow_negative_numbers = true)]
     pub keep_monthly: Option<i64>,
+    /// number of quarterly archives to keep (13 week strategy)
+    #[arg(long = "keep-13weekly", value_name = "QUARTERLY_13WEEKLY", value_parser = int_arg, allow_negative_numbers = true, conflicts_with = "keep_3monthly")]
+    pub keep_13weekly: Option<i64>,
+    /// number of quarterly archives to keep (3 month strategy)
+    #[arg(long = "keep-3monthly", value_name = "QUARTERLY_3MONTHLY", value_parser = int_arg, allow_negative_numbers = true)]
+    pub keep_3monthly: Option<i64>,
     /// number of yearly archives to keep
     #[arg(short = 'y', long = "keep-yearly", value_parser = int_arg, allow_negative_numbers = true)]
     pub keep_yearly: Option<i64>,
@@ -112,8 +121,21 @@ fn implied_info(name: &str, message: &str) {
 }
 
 /// Runs `prune`.
-pub fn run(a: PruneArgs, common: &CommonOptions) -> Result<i32, CommandError> {
+pub fn run(mut a: PruneArgs, common: &CommonOptions) -> Result<i32, CommandError> {
+    if a.stats && a.quick_stats {
+        return Err(CommandError::new(
+            "--stats and --quick-stats are mutually exclusive.",
+        ));
+    }
     let loc = repo_location(a.location.as_deref())?;
+    if a.dry_run && a.stats {
+        log::warning("Ignoring --stats. It is not supported when using --dry-run.");
+        a.stats = false;
+    }
+    if a.dry_run && a.quick_stats {
+        log::warning("Ignoring --quick-stats. It is not supported when using --dry-run.");
+        a.quick_stats = false;
+    }
     let mut rules = Rules {
         within_hours: a.keep_within,
         ..Rules::default()
@@ -125,6 +147,8 @@ pub fn run(a: PruneArgs, common: &CommonOptions) -> Result<i32, CommandError> {
         (PeriodRule::Daily, a.keep_daily),
         (PeriodRule::Weekly, a.keep_weekly),
         (PeriodRule::Monthly, a.keep_monthly),
+        (PeriodRule::Quarterly13Weekly, a.keep_13weekly),
+        (PeriodRule::Quarterly3Monthly, a.keep_3monthly),
         (PeriodRule::Yearly, a.keep_yearly),
     ] {
         // borg's defaults are 0, which its rule loop still runs (and which keeps nothing).
@@ -151,24 +175,31 @@ pub fn run(a: PruneArgs, common: &CommonOptions) -> Result<i32, CommandError> {
             implied_info("borg.output.list", &line.to_string());
         }
     })?;
-    if a.stats {
+    if a.stats || a.quick_stats {
         let size = |v: u64| output::format_file_size(-(v as i128), common.iec);
         let pos = |v: u64| output::format_file_size(v as i128, common.iec);
         let s = outcome.stats;
         let i = outcome.index;
-        let text = format!(
-            "{dashes}\n                       Original size      Compressed size    Deduplicated size\n{:<15} {:>20} {:>20} {:>20}\nAll archives:   {:>20} {:>20} {:>20}\n\n                       Unique chunks         Total chunks\nChunk index:    {:>20} {:>20}\n{dashes}",
+        let dashes = "-".repeat(78);
+        let mut text = format!(
+            "{dashes}\n                       Original size      Compressed size    Deduplicated size\n{:<15} {:>20} {:>20} {:>20}",
             "Deleted data:",
             size(s.osize),
             size(s.csize),
             size(s.ucsize),
-            pos(i.total_size),
-            pos(i.total_csize),
-            pos(i.unique_csize),
-            i.total_unique_chunks,
-            i.total_chunks,
-            dashes = "-".repeat(78),
         );
+        if a.stats {
+            text.push_str(&format!(
+                "\nAll archives:   {:>20} {:>20} {:>20}\n\n                       Unique chunks         Total chunks\nChunk index:    {:>20} {:>20}",
+                pos(i.total_size),
+                pos(i.total_csize),
+                pos(i.unique_csize),
+                i.total_unique_chunks,
+                i.total_chunks,
+            ));
+        }
+        text.push('\n');
+        text.push_str(&dashes);
         implied_info("borg.output.stats", &text);
     }
     Ok(EXIT_SUCCESS)

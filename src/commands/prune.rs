@@ -14,7 +14,7 @@ use super::common::{self, Access, CommandError, Opened, Result};
 use super::prune_policy::{self, Candidate, Decision, Rules};
 
 /// The error borg prints when no rule is given.
-pub const NO_RULE_MESSAGE: &str = "At least one of the \"keep-within\", \"keep-last\", \"keep-secondly\", \"keep-minutely\", \"keep-hourly\", \"keep-daily\", \"keep-weekly\", \"keep-monthly\" or \"keep-yearly\" settings must be specified.";
+pub const NO_RULE_MESSAGE: &str = "Command Error: At least one of the \"keep-within\", \"keep-last\", \"keep-secondly\", \"keep-minutely\", \"keep-hourly\", \"keep-daily\", \"keep-weekly\", \"keep-monthly\", \"keep-13weekly\", \"keep-3monthly\", or \"keep-yearly\" settings must be specified.";
 
 /// Options of `prune`.
 #[derive(Debug, Clone, Default)]
@@ -47,7 +47,7 @@ pub struct ListLine {
 
 impl std::fmt::Display for ListLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:<40} {}", self.message, self.archive)
+        write!(f, "{:<44} {}", self.message, self.archive)
     }
 }
 

@@ -30,19 +30,26 @@ pub enum PeriodRule {
     Weekly,
     /// `--keep-monthly`: `%Y-%m`.
     Monthly,
+    /// `--keep-13weekly` (borg 1.4): quarters of 13 ISO weeks, weeks 1-13, 14-26, 27-39 and
+    /// 40 onwards of the ISO year.
+    Quarterly13Weekly,
+    /// `--keep-3monthly` (borg 1.4): calendar quarters (months 1-3, 4-6, 7-9, 10-12).
+    Quarterly3Monthly,
     /// `--keep-yearly`: `%Y`.
     Yearly,
 }
 
 impl PeriodRule {
     /// All rules in borg's `PRUNING_PATTERNS` order.
-    pub const ALL: [PeriodRule; 7] = [
+    pub const ALL: [PeriodRule; 9] = [
         PeriodRule::Secondly,
         PeriodRule::Minutely,
         PeriodRule::Hourly,
         PeriodRule::Daily,
         PeriodRule::Weekly,
         PeriodRule::Monthly,
+        PeriodRule::Quarterly13Weekly,
+        PeriodRule::Quarterly3Monthly,
         PeriodRule::Yearly,
     ];
 
@@ -55,6 +62,8 @@ impl PeriodRule {
             PeriodRule::Daily => "daily",
             PeriodRule::Weekly => "weekly",
             PeriodRule::Monthly => "monthly",
+            PeriodRule::Quarterly13Weekly => "quarterly_13weekly",
+            PeriodRule::Quarterly3Monthly => "quarterly_3monthly",
             PeriodRule::Yearly => "yearly",
         }
     }
@@ -73,6 +82,17 @@ impl PeriodRule {
                 [w.year() as i64, w.week() as i64, 0, 0, 0, 0]
             }
             PeriodRule::Monthly => [y, mo, 0, 0, 0, 0],
+            PeriodRule::Quarterly13Weekly => {
+                let w = t.iso_week();
+                let quarter = match w.week() {
+                    1..=13 => 1,
+                    14..=26 => 2,
+                    27..=39 => 3,
+                    _ => 4,
+                };
+                [w.year() as i64, quarter, 0, 0, 0, 0]
+            }
+            PeriodRule::Quarterly3Monthly => [y, (mo - 1) / 3 + 1, 0, 0, 0, 0],
             PeriodRule::Yearly => [y, 0, 0, 0, 0, 0],
         }
     }
@@ -84,7 +104,7 @@ pub struct Rules {
     /// `--keep-within`, in hours (already multiplied out; always > 0 when given).
     pub within_hours: Option<i64>,
     /// Counts per rule, indexed like [`PeriodRule::ALL`]; `None` = not given.
-    pub counts: [Option<i64>; 7],
+    pub counts: [Option<i64>; 9],
 }
 
 impl Rules {
