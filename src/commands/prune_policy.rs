@@ -595,7 +595,7 @@ mod tests {
         #[test]
         fn matches_reference(
             times in proptest::collection::vec((0i64..4_000_000_000, any::<bool>()), 0..40),
-            counts in proptest::array::uniform7(proptest::option::of(-2i64..6)),
+            counts in proptest::array::uniform9(proptest::option::of(-2i64..6)),
         ) {
             let a: Vec<Candidate> = times
                 .iter()
@@ -614,7 +614,7 @@ mod tests {
         fn every_archive_decided_once(
             times in proptest::collection::vec(0i64..2_000_000_000_000_000, 0..30),
             within in proptest::option::of(1i64..100_000),
-            counts in proptest::array::uniform7(proptest::option::of(-1i64..4)),
+            counts in proptest::array::uniform9(proptest::option::of(-1i64..4)),
         ) {
             let a: Vec<Candidate> = times.iter().enumerate().map(|(i, t)| cand(&format!("a{i}"), *t)).collect();
             let r = Rules { within_hours: within, counts };
