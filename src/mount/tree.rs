@@ -468,6 +468,15 @@ impl Tree {
             if strip_n > 0 {
                 item.path = strip(&item.path, strip_n);
             }
+            if item.path.split(|&b| b == b'/').any(|c| c == b"..") {
+                // borg create never stores `..`; such an entry would shadow the real parent
+                // in listings (the kernel resolves `..` itself), so it is left out
+                self.warnings.push(format!(
+                    "{}: not shown, path contains \"../\" (malicious or corrupted archive)",
+                    String::from_utf8_lossy(&item.path)
+                ));
+                continue;
+            }
             let is_dir = item.is_dir();
             if is_dir {
                 // `borg create … dir1/file dir1` stores the directory after an intermediate
