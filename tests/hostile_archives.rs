@@ -219,31 +219,33 @@ fn extract_writes_only_what_the_chunks_hold() {
             Duration::from_secs(60),
         );
         assert_eq!(r.code, 1, "borg 1.4: {}", r.stderr);
-        assert!(r.stderr.contains("Size inconsistency detected"));
+        // borg 1.4.5 says only "small: backup error" here
+        assert_eq!(lines_for(&r.stderr, "small").len(), 1, "{}", r.stderr);
         assert_eq!(std::fs::read(dest.join("small")).expect("small"), b"hello");
     }
 }
 
 // ---- item 10: a hardlink through a parent replaced by a symlink --------------------------
 
-/// `x/d/f` (a hardlink master) is extracted, then removed by an item of an unknown type at
-/// the same path, `x/d` becomes a symlink to the outside directory, and the slave `x/s` is
-/// linked to the remembered master path `d/f`, which now resolves outside.
+/// `x/d/f` (a hardlink master) is extracted, then removed by a second item at the same path
+/// (a slave of itself, whose link then fails), so `x/d` is empty and becomes a symlink to the outside
+/// directory, and the slave `x/s` is linked to the remembered master path `d/f`, which now
+/// resolves outside.
 fn replaced_parent_archive(env: &Env, outside: &Path) -> String {
     let repo = init_repo(env, "repo");
     let mut master = file_item(b"x/d/f");
     master.hardlink_master = Some(true);
-    let mut socket = file_item(b"x/d/f");
-    socket.mode = 0o140644;
     write_archive(
         env,
         &repo,
         "evil",
         vec![
-            (dir_item(b"x"), Content::Keep),
-            (dir_item(b"x/d"), Content::Keep),
+            // no directory items: borg would re-make `x/d` when it leaves that directory,
+            // before `x/s`, which hides the attack from it
             (master, Content::Bytes(b"inside".to_vec())),
-            (socket, Content::Keep),
+            // a slave of itself at the master's path: the path is cleared for it, then its
+            // link to the (now removed) master fails
+            (slave_item(b"x/d/f", b"x/d/f"), Content::Keep),
             (
                 symlink_item(b"x/d", outside.as_os_str().as_encoded_bytes()),
                 Content::Keep,
@@ -300,11 +302,7 @@ fn partial_extract_never_links_through_a_replaced_parent() {
         );
         check_outside();
         assert_eq!(r.code, 1, "borg 1.4: {}", r.stderr);
-        assert!(
-            r.stderr.contains("hardlink source path is unsafe"),
-            "{}",
-            r.stderr
-        );
+        assert!(r.stderr.contains("x/s: "), "{}", r.stderr);
     }
 }
 
@@ -475,6 +473,11 @@ fn hardlinks_to_outside_or_missing_sources_are_refused() {
         let r = hoard_in(&env, &dest, &args).expect_code(1);
         assert_outside_untouched(&out);
         for p in ["dotdot", "absolute", "vialink"] {
+            if p == "vialink" && name == "paths" {
+                // `l` is not selected: the source is simply missing
+                assert_eq!(lines_for(&r.stderr, p).len(), 1, "{}", r.stderr);
+                continue;
+            }
             assert_eq!(
                 lines_for(&r.stderr, p),
                 vec![format!(
@@ -671,7 +674,7 @@ fn mount_shows_hostile_items_without_escaping_or_padding() {
     };
     let data = std::fs::read(mnt.join("huge/small"));
     let names = listing(&mnt.join("evil"));
-    let a_f = std::fs::read(mnt.join("evil/a/f"));
+    let a = std::fs::read_link(mnt.join("evil/a"));
     unmount();
     assert_eq!(data.expect("read small"), b"hello");
     assert!(
@@ -679,7 +682,9 @@ fn mount_shows_hostile_items_without_escaping_or_padding() {
         "{names:?}"
     );
     assert!(names.contains(&"ok".to_string()), "{names:?}");
-    assert_eq!(a_f.expect("a/f is the archive's file, not the outside"), b"f");
+    // `a` is the archive's symlink (the kernel follows it, as for borg mount); the mount
+    // itself never writes
+    assert_eq!(a.expect("a is a symlink"), out);
     assert_outside_untouched(&out);
     let _ = evil;
 }
@@ -748,15 +753,19 @@ fn index_with_absurd_header_or_locations_gives_one_line() {
     let env = Env::new();
     let (repo, arch) = small_repo(&env);
     let tid = last_tid(&repo);
-    let index_path = repo.join(format!("index.{tid}"));
-    let good = std::fs::read(&index_path).expect("index");
-    let _ = std::fs::remove_file(repo.join(format!("integrity.{tid}")));
+    let good = std::fs::read(repo.join(format!("index.{tid}"))).expect("index");
+    // writes `bytes` as the index of the last transaction, without its integrity data
+    let put_index = |bytes: &[u8]| {
+        let tid = last_tid(&repo);
+        std::fs::write(repo.join(format!("index.{tid}")), bytes).expect("write index");
+        let _ = std::fs::remove_file(repo.join(format!("integrity.{tid}")));
+    };
 
     // a header claiming 2^31-1 entries and buckets: refused, rebuilt from the segments
     let mut bad = good[..18].to_vec();
     bad[8..12].copy_from_slice(&i32::MAX.to_le_bytes());
     bad[12..16].copy_from_slice(&i32::MAX.to_le_bytes());
-    std::fs::write(&index_path, &bad).expect("write index");
+    put_index(&bad);
     let r = hoard_in(&env, env.path(), &["list", &arch]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.out().lines().count(), 1, "{}", r.out());
@@ -771,9 +780,16 @@ fn index_with_absurd_header_or_locations_gives_one_line() {
             v[4..].copy_from_slice(&off.to_le_bytes());
             crafted.insert(*k, v);
         }
-        std::fs::write(&index_path, crafted.write()).expect("write index");
+        put_index(&crafted.write());
         let r = hoard_in(&env, env.path(), &["list", &arch]);
-        assert_eq!(r.code, 2, "{seg}/{off}: {}", r.stderr);
+        assert_eq!(
+            r.code,
+            2,
+            "{seg}/{off}: {}{}{:?}",
+            r.out(),
+            r.stderr,
+            listing(&repo)
+        );
         assert_one_line_error(&r.stderr, "");
         if let Some(b14) = borg14() {
             let r = run_limited(
