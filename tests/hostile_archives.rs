@@ -53,8 +53,12 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
 }
 
-/// Runs `program` (hoard when None) in `dir` with `args`, killing it after `limit`: a
-/// program that writes without end must fail the test, not fill the disk.
+/// Most a run may write to stdout or to a `*.tar` file named in its arguments.
+const OUTPUT_LIMIT: u64 = 64 << 20;
+
+/// Runs `program` (hoard when None) in `dir` with `args`, killing it after `limit` or once
+/// its stdout or a `*.tar` argument grows past [`OUTPUT_LIMIT`]: a program that writes
+/// without end must fail the test, not fill the disk.
 fn run_limited(
     env: &Env,
     program: Option<&Path>,
@@ -76,9 +80,24 @@ fn run_limited(
         .spawn()
         .expect("spawn");
     let t0 = Instant::now();
+    let mut watched: Vec<PathBuf> = args
+        .iter()
+        .filter(|a| a.ends_with(".tar"))
+        .map(|a| dir.join(a))
+        .collect();
+    watched.push(outf.path().to_path_buf());
     let status = loop {
         if let Some(st) = child.try_wait().expect("wait") {
             break st;
+        }
+        for w in &watched {
+            let len = std::fs::metadata(w).map(|m| m.len()).unwrap_or(0);
+            if len > OUTPUT_LIMIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = std::fs::remove_file(w);
+                panic!("{args:?} wrote more than {len} bytes to {}", w.display());
+            }
         }
         if t0.elapsed() > limit {
             let _ = child.kill();
@@ -89,7 +108,7 @@ fn run_limited(
     };
     let stdout = std::fs::read(outf.path()).expect("read stdout");
     assert!(
-        stdout.len() < 64 << 20,
+        (stdout.len() as u64) < OUTPUT_LIMIT,
         "{args:?} wrote {} bytes to stdout",
         stdout.len()
     );
