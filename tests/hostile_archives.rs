@@ -14,8 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::craft::{
-    self, dir_item, file_item, init_repo, listing, slave_item, symlink_item, write_archive,
-    Content,
+    self, dir_item, file_item, init_repo, listing, slave_item, symlink_item, write_archive, Content,
 };
 use common::{assert_one_line_error, Env, Run};
 use hoard::archive::item::ChunkRef;
@@ -220,7 +219,10 @@ fn extract_writes_only_what_the_chunks_hold() {
             r.stderr
         );
         assert_eq!(std::fs::read(dest.join("small")).expect("small"), b"hello");
-        assert_eq!(std::fs::read(dest.join("after")).expect("after"), b"fine too");
+        assert_eq!(
+            std::fs::read(dest.join("after")).expect("after"),
+            b"fine too"
+        );
     }
     // --stdout and --progress (whose total is the sum of the sizes) as well
     let dest = fresh(&env, "stdout");
@@ -388,8 +390,14 @@ fn dotdot_absolute_and_symlinked_parents_stay_inside() {
         "evil",
         vec![
             (file_item(b"ok"), Content::Bytes(b"fine".to_vec())),
-            (file_item(b"../outside/dotdot"), Content::Bytes(b"1".to_vec())),
-            (file_item(b"d/../../outside/mid"), Content::Bytes(b"2".to_vec())),
+            (
+                file_item(b"../outside/dotdot"),
+                Content::Bytes(b"1".to_vec()),
+            ),
+            (
+                file_item(b"d/../../outside/mid"),
+                Content::Bytes(b"2".to_vec()),
+            ),
             (
                 file_item(abs.as_os_str().as_encoded_bytes()),
                 Content::Bytes(b"3".to_vec()),
@@ -402,7 +410,10 @@ fn dotdot_absolute_and_symlinked_parents_stay_inside() {
             (dir_item(b"a/sub"), Content::Keep),
             (file_item(b"a/sub/g"), Content::Bytes(b"5".to_vec())),
             (symlink_item(b"up", b".."), Content::Keep),
-            (file_item(b"up/outside/viaup"), Content::Bytes(b"6".to_vec())),
+            (
+                file_item(b"up/outside/viaup"),
+                Content::Bytes(b"6".to_vec()),
+            ),
             (file_item(b"ok2"), Content::Bytes(b"fine".to_vec())),
         ],
     );
@@ -532,14 +543,23 @@ fn type_changes_of_one_path_replace_and_never_write_through() {
             // a FIFO, then a file of the same name: the file replaces it (opening the FIFO
             // for writing would block for ever)
             (fifo, Content::Keep),
-            (file_item(b"pipe"), Content::Bytes(b"not into the fifo".to_vec())),
+            (
+                file_item(b"pipe"),
+                Content::Bytes(b"not into the fifo".to_vec()),
+            ),
         ],
     );
     let dest = fresh(&env, "dest");
     let r = hoard_in(&env, &dest, &["extract", &arch]).expect_code(1);
-    assert_eq!(std::fs::read(dest.join("p/inner")).expect("inner"), b"inner");
+    assert_eq!(
+        std::fs::read(dest.join("p/inner")).expect("inner"),
+        b"inner"
+    );
     assert!(dest.join("q").is_dir());
-    assert_eq!(std::fs::read(dest.join("q/child")).expect("child"), b"child");
+    assert_eq!(
+        std::fs::read(dest.join("q/child")).expect("child"),
+        b"child"
+    );
     assert_eq!(lines_for(&r.stderr, "q").len(), 1, "{}", r.stderr);
     let m = std::fs::symlink_metadata(dest.join("pipe")).expect("pipe");
     assert!(m.file_type().is_file());
@@ -600,7 +620,10 @@ fn missing_chunks_are_one_line_per_file_or_command() {
         "holes",
         vec![
             (file_item(b"one"), Content::Bytes(b"first".to_vec())),
-            (file_item(b"lost"), Content::Bytes(b"this chunk goes".to_vec())),
+            (
+                file_item(b"lost"),
+                Content::Bytes(b"this chunk goes".to_vec()),
+            ),
             (file_item(b"three"), Content::Bytes(b"third".to_vec())),
         ],
     );
@@ -659,7 +682,9 @@ fn chunk_lists_claiming_huge_sizes_stay_bounded() {
     );
     let r = hoard_in(&env, env.path(), &["export-tar", &arch, "out.tar"]).expect_code(2);
     assert_one_line_error(&r.stderr, "liar: unexpected end of data");
-    let len = std::fs::metadata(env.path().join("out.tar")).expect("tar").len();
+    let len = std::fs::metadata(env.path().join("out.tar"))
+        .expect("tar")
+        .len();
     assert!(len < 1 << 20, "{len}");
 }
 
@@ -850,7 +875,11 @@ fn config_with_absurd_values_gives_one_line() {
             "segments_per_dir",
         ),
         (
-            regex_replace_line(&config, "max_segment_size", "max_segment_size = 18446744073709551615"),
+            regex_replace_line(
+                &config,
+                "max_segment_size",
+                "max_segment_size = 18446744073709551615",
+            ),
             "max_segment_size",
         ),
         (

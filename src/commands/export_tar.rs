@@ -323,9 +323,12 @@ pub fn export_tar(
                 if written >= h.size {
                     break;
                 }
-                let data = items.store().get(&c.id, Some(c.size as usize)).map_err(|e| {
-                    CommandError::new(format!("{}: {e}", remove_surrogates(&orig_path)))
-                })?;
+                let data = items
+                    .store()
+                    .get(&c.id, Some(c.size as usize))
+                    .map_err(|e| {
+                        CommandError::new(format!("{}: {e}", remove_surrogates(&orig_path)))
+                    })?;
                 let take = (h.size - written).min(data.len() as u64) as usize;
                 w.put(&data[..take])?;
                 if opts.progress && total > 0 {

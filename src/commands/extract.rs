@@ -238,9 +238,7 @@ fn unsafe_path(path: &[u8]) -> ItemError {
     if path.starts_with(b"/") || path.starts_with(b"../") || !has_dotdot {
         ItemError("Path should be relative and local".into())
     } else {
-        ItemError(
-            "not extracted, path contains \"../\" (malicious or corrupted archive)".into(),
-        )
+        ItemError("not extracted, path contains \"../\" (malicious or corrupted archive)".into())
     }
 }
 
@@ -787,9 +785,8 @@ impl Extractor<'_, '_> {
         else {
             return Err(unsafe_source());
         };
-        let as_bytes = |c: &[&OsStr]| -> Vec<Vec<u8>> {
-            c.iter().map(|c| c.as_bytes().to_vec()).collect()
-        };
+        let as_bytes =
+            |c: &[&OsStr]| -> Vec<Vec<u8>> { c.iter().map(|c| c.as_bytes().to_vec()).collect() };
         let root = platform::fs::open_dir(&self.root)?;
         let src_parents = as_bytes(src_parents);
         let src_refs: Vec<&[u8]> = src_parents.iter().map(Vec::as_slice).collect();
