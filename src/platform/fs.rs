@@ -507,6 +507,48 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     #[test]
+    fn open_dir_beneath_never_follows_symlinks_and_link_at_links_in_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("secret"), b"s").unwrap();
+        std::fs::write(root.join("a/b/f"), b"f").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("a/link")).unwrap();
+        let base = open_dir(&root).unwrap();
+        let shown = Path::new("x");
+        let errno = |c: &[&[u8]]| {
+            open_dir_beneath(base.as_raw_fd(), c, shown)
+                .unwrap_err()
+                .errno()
+        };
+        // Linux says ENOTDIR for O_DIRECTORY | O_NOFOLLOW on a symlink, others ELOOP
+        assert!(matches!(
+            errno(&[b"a", b"link"]),
+            Some(libc::ELOOP | libc::ENOTDIR)
+        ));
+        assert_eq!(errno(&[b"a", b"b", b"f"]), Some(libc::ENOTDIR));
+        assert_eq!(errno(&[b"a", b".."]), Some(libc::EINVAL));
+        assert_eq!(errno(&[b"a/b"]), Some(libc::EINVAL));
+        assert_eq!(errno(&[b""]), Some(libc::EINVAL));
+        let ab = open_dir_beneath(base.as_raw_fd(), &[b"a", b"b"], shown).unwrap();
+        let a = open_dir_beneath(base.as_raw_fd(), &[b"a"], shown).unwrap();
+        link_at(ab.as_raw_fd(), b"f", a.as_raw_fd(), b"g", shown).unwrap();
+        assert_eq!(std::fs::read(root.join("a/g")).unwrap(), b"f");
+        // a symlink as the source is linked itself, never its target
+        link_at(a.as_raw_fd(), b"link", a.as_raw_fd(), b"l2", shown).unwrap();
+        assert!(std::fs::symlink_metadata(root.join("a/l2"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            std::fs::metadata(outside.join("secret")).unwrap().nlink(),
+            1
+        );
+    }
+
+    #[test]
     fn lstat_matches_std_and_times_set_in_ns() {
         let tmp = tempfile::tempdir().unwrap();
         let f = tmp.path().join("f");
