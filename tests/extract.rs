@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use common::craft::{self, file_item, Content};
 use common::{tree, Env};
 
 fn sha256(p: &Path) -> String {
@@ -340,78 +341,14 @@ fn existing_files_are_replaced() {
     );
 }
 
-/// Writes an archive with hand-made items into a new repository through the library.
+/// Writes archive `evil` with hand-made items into a new repository (see `common::craft`).
 fn write_archive(env: &Env, items: Vec<(hoard::archive::item::Item, Option<Vec<u8>>)>) -> String {
-    use hoard::archive::item::ChunkRef;
-    use hoard::archive::meta::ArchiveMeta;
-    use hoard::archive::stream::ItemStreamWriter;
-    use hoard::commands::common::{commit_manifest, open_with_manifest, Access};
-    use hoard::location::Location;
-
-    let repo = init_repo(env);
-    let loc = Location::parse(Some(repo.to_str().expect("utf8")), None).expect("loc");
-    std::env::set_var("BORG_BASE_DIR", env.base());
-    std::env::set_var("BORG_PASSPHRASE", "test-passphrase");
-    let access = Access {
-        exclusive: true,
-        lock_wait: 1.0,
-        lock: true,
-    };
-    let mut opened = open_with_manifest(
-        &loc,
-        &access,
-        &[hoard::archive::Operation::Write],
-        &|_, _| true,
-    )
-    .expect("open");
-    let seed = opened.store.key.chunk_seed();
-    let mut writer = ItemStreamWriter::new(seed);
-    for (mut item, data) in items {
-        if let Some(d) = data {
-            let (id, csize) = opened.store.put(&d).expect("put");
-            item.chunks = Some(vec![ChunkRef {
-                id,
-                size: d.len() as u32,
-                csize: csize as u32,
-            }]);
-            item.size = Some(d.len() as u64);
-        }
-        let store = &mut opened.store;
-        writer
-            .add(&item, &mut |b: &[u8]| store.put(b).map(|r| r.0))
-            .expect("add");
-    }
-    let store = &mut opened.store;
-    let ids = writer
-        .finish(&mut |b: &[u8]| store.put(b).map(|r| r.0))
-        .expect("finish");
-    let meta = ArchiveMeta {
-        version: 1,
-        name: b"evil".to_vec(),
-        items: ids,
-        cmdline: vec![b"test".to_vec()],
-        time: "2024-01-01T00:00:00.000000".into(),
-        ..Default::default()
-    };
-    let (id, _) = meta.store(&mut opened.store).expect("store meta");
-    opened.manifest.archives.insert(
-        b"evil".to_vec(),
-        hoard::archive::ArchiveRef {
-            id,
-            time: meta.time.clone(),
-        },
-    );
-    commit_manifest(&mut opened).expect("commit");
-    format!("{}::evil", repo.display())
-}
-
-fn file_item(path: &[u8]) -> hoard::archive::item::Item {
-    hoard::archive::item::Item {
-        path: path.to_vec(),
-        mode: 0o100644,
-        mtime: 1_600_000_000_000_000_000,
-        ..Default::default()
-    }
+    let repo = craft::init_repo(env, "repo");
+    let items = items
+        .into_iter()
+        .map(|(item, data)| (item, data.map_or(Content::Keep, Content::Bytes)))
+        .collect();
+    craft::write_archive(env, &repo, "evil", items)
 }
 
 #[test]
@@ -480,37 +417,9 @@ fn damaged_chunk_is_reported_and_others_extracted() {
         ],
     );
     // delete the chunk of "two" through the repository API
-    {
-        use hoard::repo::{LocalRepository, OpenOptions, Repository};
-        let repo_path = env.path().join("repo");
-        std::env::set_var("BORG_BASE_DIR", env.base());
-        std::env::set_var("BORG_PASSPHRASE", "test-passphrase");
-        let loc = hoard::location::Location::parse(Some(repo_path.to_str().expect("p")), None)
-            .expect("loc");
-        let opened = hoard::commands::common::open_with_manifest(
-            &loc,
-            &hoard::commands::common::Access {
-                exclusive: false,
-                lock_wait: 1.0,
-                lock: true,
-            },
-            &[hoard::archive::Operation::Read],
-            &|_, _| true,
-        )
-        .expect("open");
-        let id = opened.store.key.id_hash(b"second file, to be lost");
-        drop(opened);
-        let mut repo = LocalRepository::open(
-            &repo_path,
-            &OpenOptions {
-                exclusive: true,
-                ..OpenOptions::default()
-            },
-        )
-        .expect("open repo");
-        repo.delete(&id).expect("delete");
-        repo.commit(false, 0.1).expect("commit");
-    }
+    let repo = env.path().join("repo");
+    let id = craft::chunk_id(&env, &repo, b"second file, to be lost");
+    craft::delete_object(&repo, &id);
     let dest = fresh(&env, "dest");
     let r = hoard_in(&env, &dest, &["extract", &arch]).expect_code(1);
     assert!(

@@ -1,8 +1,10 @@
 //! `export-tar ARCHIVE FILE [PATH...]`: writes archive items as a GNU tar stream, byte for
 //! byte as borg 1.2 does with Python's `tarfile` (`GNU_FORMAT`, streaming mode `w|`).
 //!
-//! A chunk that cannot be read is reported for its file and the rest of that member is
-//! filled with zeros, so the stream stays valid (borg aborts); the exit code becomes 1.
+//! A member's data is never made up: when its chunks hold less than the item's `size` (a
+//! missing chunk, or a hostile or corrupted `size`), the export stops with one error line and
+//! exit code 2, as borg does ("unexpected end of data"); the stream then ends inside that
+//! member. Chunks holding more than `size` are cut at `size`, as borg's `tarfile` does.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -11,7 +13,7 @@ use crate::archive::item::{ChunkRef, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK
 use crate::archive::meta::{ArchiveMeta, Items};
 use crate::archive::ObjectStore;
 
-use super::common::Result;
+use super::common::{CommandError, Result};
 use super::extract::{remove_surrogates, strip_components, ExtractOutcome, PathFilter, Reporter};
 
 /// Tar block size.
@@ -203,18 +205,19 @@ pub fn export_tar(
     };
     let total: u64 = if opts.progress {
         reporter.progress_message("Calculating size");
-        let mut t = 0;
+        let mut t: u64 = 0;
         let mut items = Items::new(store, meta);
         while let Some(item) = items.next_item()? {
             if (opts.consider_part_files || item.part.is_none()) && filter(&item.path) {
-                t += item.size.unwrap_or_else(|| {
+                // saturating: `size` is read from the archive and may be anything
+                t = t.saturating_add(item.size.unwrap_or_else(|| {
                     if item.is_symlink() {
                         return item.source.as_ref().map_or(0, |s| s.len() as u64);
                     }
                     item.chunks
                         .as_ref()
                         .map_or(0, |c| c.iter().map(|c| u64::from(c.size)).sum::<u64>())
-                });
+                }));
             }
         }
         t
@@ -316,54 +319,42 @@ pub fn export_tar(
         w.put(&gnu_header(&h))?;
         if let Some(chunks) = content {
             let mut written: u64 = 0;
-            let mut failed = false;
             for c in &chunks {
                 if written >= h.size {
                     break;
                 }
-                match items.store().get(&c.id, Some(c.size as usize)) {
-                    Ok(data) => {
-                        let take = (h.size - written).min(data.len() as u64) as usize;
-                        w.put(&data[..take])?;
-                        if opts.progress && total > 0 {
-                            // borg reads members in 16 KiB requests; one progress step per
-                            // piece of a request that lies within one chunk
-                            let mut off = written;
-                            let end = written + take as u64;
-                            while off < end {
-                                let boundary = (off / COPY_BUFSIZE + 1) * COPY_BUFSIZE;
-                                let piece = boundary.min(end) - off;
-                                let before = done;
-                                done += piece;
-                                reporter.progress(before, done, total, &item.path);
-                                off += piece;
-                            }
-                        }
-                        written += take as u64;
-                    }
-                    Err(e) => {
-                        warned = true;
-                        failed = true;
-                        reporter.warning(&format!("{}: {e}", remove_surrogates(&orig_path)));
-                        break;
+                let data = items
+                    .store()
+                    .get(&c.id, Some(c.size as usize))
+                    .map_err(|e| {
+                        CommandError::new(format!("{}: {e}", remove_surrogates(&orig_path)))
+                    })?;
+                let take = (h.size - written).min(data.len() as u64) as usize;
+                w.put(&data[..take])?;
+                if opts.progress && total > 0 {
+                    // borg reads members in 16 KiB requests; one progress step per piece of
+                    // a request that lies within one chunk
+                    let mut off = written;
+                    let end = written + take as u64;
+                    while off < end {
+                        let boundary = (off / COPY_BUFSIZE + 1) * COPY_BUFSIZE;
+                        let piece = boundary.min(end) - off;
+                        let before = done;
+                        done += piece;
+                        reporter.progress(before, done, total, &item.path);
+                        off += piece;
                     }
                 }
+                written += take as u64;
             }
             if written < h.size {
-                if !failed {
-                    warned = true;
-                    reporter.warning(&format!(
-                        "{}: Size inconsistency detected: size {}, chunks size {written}",
-                        remove_surrogates(&orig_path),
-                        h.size
-                    ));
-                }
-                let zeros = vec![0u8; 1 << 16];
-                while written < h.size {
-                    let n = (h.size - written).min(zeros.len() as u64) as usize;
-                    w.put(&zeros[..n])?;
-                    written += n as u64;
-                }
+                // borg's tarfile.copyfileobj: "unexpected end of data"; nothing is padded, so
+                // a hostile `size` cannot make the stream grow beyond what the chunks hold
+                return Err(CommandError::new(format!(
+                    "{}: unexpected end of data: size {}, chunks size {written}",
+                    remove_surrogates(&orig_path),
+                    h.size
+                )));
             }
             let pad = pad_len((h.size % BLOCKSIZE as u64) as usize);
             w.put(&vec![0u8; pad])?;

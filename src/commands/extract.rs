@@ -1,10 +1,14 @@
 //! `extract ARCHIVE [PATH...]`: restores archive items below the current directory (borg's
 //! `do_extract` and `Archive.extract_item`).
 //!
-//! Differences from borg, all on the safe side: item paths that are absolute or contain `..`
-//! are refused per item (borg aborts), parent directories are never reached through a
-//! symlink (borg follows them), and a missing or corrupted chunk is reported for its file
-//! and extraction goes on (borg aborts); every such case makes the exit code a warning.
+//! As borg 1.4, parent directories are never reached through a symlink, and neither is a
+//! hardlink's source: a slave is linked with `linkat` between directories opened one
+//! component at a time with `O_NOFOLLOW` from the target, so a parent that a later item
+//! replaced by a symlink cannot send the link outside the target. Differences from borg,
+//! all on the safe side: item paths that are absolute or start with `../` are refused per
+//! item (borg aborts), and a missing or corrupted chunk is reported for its file and
+//! extraction goes on (borg aborts); every such case makes the exit code a warning. Only
+//! what the chunks hold is written, whatever the item's `size` says.
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
@@ -200,6 +204,14 @@ fn strerror(e: &std::io::Error) -> String {
     }
 }
 
+/// A platform error as borg's `backup_io` shows an `OSError` (`op: [Errno n] text: 'path'`).
+fn platform_io(op: &str, path: &Path, e: PlatformError) -> ItemError {
+    match e {
+        PlatformError::Os { source, .. } => io_err(op, path, source),
+        other => ItemError(other.to_string()),
+    }
+}
+
 fn last_os(op: &str, path: &Path) -> ItemError {
     io_err(op, path, std::io::Error::last_os_error())
 }
@@ -208,8 +220,31 @@ fn last_os(op: &str, path: &Path) -> ItemError {
 #[derive(Debug, Clone, Default)]
 struct MasterInfo {
     chunks: Option<Vec<ChunkRef>>,
-    link_target: Option<PathBuf>,
+    /// The (stripped) archive path the group was first extracted to, relative to the target:
+    /// resolved again, without following symlinks, each time a slave is linked to it.
+    link_target: Option<Vec<u8>>,
 }
+
+/// borg 1.4's `BackupSymlinkParentError` text (also for a parent that is another
+/// non-directory).
+const SYMLINK_PARENT: &str =
+    "not extracted, a parent directory is a symlink (malicious or corrupted archive)";
+
+/// The error for a path that is absolute, starts with `../` (borg 1.4: "Path should be
+/// relative and local", which ends its extraction) or has a `..` further in (borg 1.4's
+/// `BackupPathTraversalError`); or is empty.
+fn unsafe_path(path: &[u8]) -> ItemError {
+    let has_dotdot = path.split(|&b| b == b'/').any(|c| c == b"..");
+    if path.starts_with(b"/") || path.starts_with(b"../") || !has_dotdot {
+        ItemError("Path should be relative and local".into())
+    } else {
+        ItemError("not extracted, path contains \"../\" (malicious or corrupted archive)".into())
+    }
+}
+
+/// borg 1.4's `BackupHardlinkSourceError` text.
+const UNSAFE_HARDLINK_SOURCE: &str =
+    "not extracted, hardlink source path is unsafe (malicious or corrupted archive)";
 
 /// The outcome of `extract`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -343,7 +378,8 @@ pub fn extract_archive(
                         .copied()
                         .unwrap_or(0),
                 });
-                ex.total += size;
+                // saturating: `size` is read from the archive and may be anything
+                ex.total = ex.total.saturating_add(size);
             } else if item.chunks.is_some() && item.may_be_hardlink_master() {
                 hl_sizes.insert(item.path.clone(), item.reported_size());
             }
@@ -612,8 +648,7 @@ impl Extractor<'_, '_> {
         path: &[u8],
         create_parents: bool,
     ) -> std::result::Result<PathBuf, ItemError> {
-        let comps = safe_components(path)
-            .ok_or_else(|| ItemError("Path should be relative and local".into()))?;
+        let comps = safe_components(path).ok_or_else(|| unsafe_path(path))?;
         let mut p = self.root.clone();
         let (last, parents) = comps
             .split_last()
@@ -627,12 +662,7 @@ impl Extractor<'_, '_> {
                 Ok(st) if st.is_dir() => {
                     self.checked_dirs.borrow_mut().insert(p.clone());
                 }
-                Ok(_) => {
-                    return Err(ItemError(format!(
-                        "makedirs: parent '{}' is not a directory (refusing to follow a symlink or replace a file)",
-                        p.display()
-                    )))
-                }
+                Ok(_) => return Err(ItemError(SYMLINK_PARENT.into())),
                 Err(e) if e.errno() == Some(libc::ENOENT) && create_parents => {
                     std::fs::create_dir(&p).map_err(|e| io_err("makedirs", &p, e))?;
                     self.checked_dirs.borrow_mut().insert(p.clone());
@@ -694,7 +724,7 @@ impl Extractor<'_, '_> {
                 } else {
                     platform::fs::mknod(&path, item.mode, item.rdev.unwrap_or(0))?;
                 }
-                self.note_extracted(item, orig_path, &path);
+                self.note_extracted(item, orig_path);
                 self.restore_attrs(&path, item, None, false);
                 Ok(None)
             }
@@ -714,7 +744,7 @@ impl Extractor<'_, '_> {
             return Ok(false);
         };
         let info = self.masters.get(source).cloned();
-        let link_target = match &info {
+        let link_source = match &info {
             Some(MasterInfo {
                 link_target: Some(t),
                 ..
@@ -722,23 +752,67 @@ impl Extractor<'_, '_> {
             Some(MasterInfo {
                 chunks: Some(_), ..
             }) => None,
-            _ => {
-                let stripped =
-                    strip_components(source, self.opts.strip_components).ok_or_else(|| {
-                        ItemError("hardlink source is outside the extracted tree".into())
-                    })?;
-                Some(self.destination(&stripped, false)?)
-            }
+            _ => Some(
+                strip_components(source, self.opts.strip_components)
+                    .ok_or_else(|| ItemError(UNSAFE_HARDLINK_SOURCE.into()))?,
+            ),
         };
-        if let Some(t) = link_target {
-            std::fs::hard_link(&t, path).map_err(|e| io_err("link", path, e))?;
+        if let Some(t) = link_source {
+            self.link_beneath(&t, &item.path, path)?;
             return Ok(true);
         }
         Ok(false)
     }
 
+    /// Makes `path` (where the stripped archive path `dest` goes) a hard link to what was
+    /// extracted at the stripped archive path `source`. Both parent chains are opened from the
+    /// target directory one component at a time without following symlinks and the link is
+    /// made between the two open directories, so a parent that a later item replaced by a
+    /// symlink (or a `..`) cannot make the link reach a file outside the target, and nothing
+    /// can swap a component between the check and the link. A symlink as the last component
+    /// of `source` is linked itself, never the file it points to.
+    fn link_beneath(
+        &self,
+        source: &[u8],
+        dest: &[u8],
+        path: &Path,
+    ) -> std::result::Result<(), ItemError> {
+        let unsafe_source = || ItemError(UNSAFE_HARDLINK_SOURCE.into());
+        let src = safe_components(source).ok_or_else(unsafe_source)?;
+        let dst = safe_components(dest).ok_or_else(|| unsafe_path(dest))?;
+        let (Some((src_name, src_parents)), Some((dst_name, dst_parents))) =
+            (src.split_last(), dst.split_last())
+        else {
+            return Err(unsafe_source());
+        };
+        let as_bytes =
+            |c: &[&OsStr]| -> Vec<Vec<u8>> { c.iter().map(|c| c.as_bytes().to_vec()).collect() };
+        let root = platform::fs::open_dir(&self.root)?;
+        let src_parents = as_bytes(src_parents);
+        let src_refs: Vec<&[u8]> = src_parents.iter().map(Vec::as_slice).collect();
+        let src_dir = match platform::fs::open_dir_beneath(root.as_raw_fd(), &src_refs, path) {
+            Ok(d) => d,
+            Err(e) if matches!(e.errno(), Some(libc::ELOOP | libc::ENOTDIR)) => {
+                return Err(unsafe_source())
+            }
+            Err(e) => return Err(platform_io("link", path, e)),
+        };
+        let dst_parents = as_bytes(dst_parents);
+        let dst_refs: Vec<&[u8]> = dst_parents.iter().map(Vec::as_slice).collect();
+        let dst_dir = platform::fs::open_dir_beneath(root.as_raw_fd(), &dst_refs, path)
+            .map_err(|e| platform_io("link", path, e))?;
+        platform::fs::link_at(
+            src_dir.as_raw_fd(),
+            src_name.as_bytes(),
+            dst_dir.as_raw_fd(),
+            dst_name.as_bytes(),
+            path,
+        )
+        .map_err(|e| platform_io("link", path, e))
+    }
+
     /// Remembers where a hardlink group was extracted, for the following slaves.
-    fn note_extracted(&mut self, item: &Item, orig_path: &[u8], path: &Path) {
+    fn note_extracted(&mut self, item: &Item, orig_path: &[u8]) {
         if !self.partial {
             return;
         }
@@ -752,7 +826,7 @@ impl Extractor<'_, '_> {
                 key,
                 MasterInfo {
                     chunks: None,
-                    link_target: Some(path.to_path_buf()),
+                    link_target: Some(item.path.clone()),
                 },
             );
         }
@@ -793,7 +867,7 @@ impl Extractor<'_, '_> {
         // SAFETY: the descriptor was just opened and is owned by nothing else.
         let mut file =
             unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) };
-        self.note_extracted(item, orig_path, path);
+        self.note_extracted(item, orig_path);
         let mut pos: u64 = 0;
         self.begin_chunks(&chunks);
         for c in &chunks {

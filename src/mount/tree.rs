@@ -200,6 +200,16 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// The size a file shows: what its chunks hold when it has chunks (reads never return more,
+/// and a hostile `size` such as 2^63 - 1 would make readers that trust `st_size` allocate
+/// for it), else borg's `get_size()`. The two agree for every archive borg writes.
+fn shown_size(item: &Item) -> u64 {
+    match &item.chunks {
+        Some(c) if !item.is_symlink() => c.iter().map(|c| u64::from(c.size)).sum(),
+        _ => item.reported_size(),
+    }
+}
+
 /// borg's `hardlinkable`: regular files, devices and fifos.
 fn hardlinkable(mode: u32) -> bool {
     matches!(mode & S_IFMT, S_IFREG | S_IFBLK | S_IFCHR | S_IFIFO)
@@ -395,7 +405,7 @@ impl Tree {
             gid,
             nlink: 1,
             rdev: item.rdev.unwrap_or(0) as u32,
-            size: item.reported_size(),
+            size: shown_size(item),
             mtime: item.mtime,
             atime: item.atime.unwrap_or(item.mtime),
             ctime: item.ctime.unwrap_or(item.mtime),
@@ -467,6 +477,15 @@ impl Tree {
             }
             if strip_n > 0 {
                 item.path = strip(&item.path, strip_n);
+            }
+            if item.path.split(|&b| b == b'/').any(|c| c == b"..") {
+                // borg create never stores `..`; such an entry would shadow the real parent
+                // in listings (the kernel resolves `..` itself), so it is left out
+                self.warnings.push(format!(
+                    "{}: not shown, path contains \"../\" (malicious or corrupted archive)",
+                    String::from_utf8_lossy(&item.path)
+                ));
+                continue;
             }
             let is_dir = item.is_dir();
             if is_dir {

@@ -420,6 +420,74 @@ pub fn readlink(path: &Path) -> Result<Vec<u8>> {
         })
 }
 
+/// Opens the directory `path` itself (following symlinks: the caller chose it) for use as the
+/// base of the `*_beneath` helpers.
+pub fn open_dir(path: &Path) -> Result<OwnedFd> {
+    open(path, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+}
+
+/// Opens the directory reached from the open directory `base` through `components`, one
+/// `openat(O_DIRECTORY | O_NOFOLLOW)` per component: a symlink or a non-directory anywhere on
+/// the way fails (`ELOOP`/`ENOTDIR`), and there is no window in which a component can be
+/// swapped for a symlink between a check and its use. Components must be plain names (no
+/// `/`, `.`, `..` or empty name; such a component fails with `EINVAL`). `shown` names the
+/// path in errors.
+pub fn open_dir_beneath(base: RawFd, components: &[&[u8]], shown: &Path) -> Result<OwnedFd> {
+    // SAFETY: `base` is a descriptor the caller holds open; dup only copies it.
+    let first = unsafe { libc::fcntl(base, libc::F_DUPFD_CLOEXEC, 0) };
+    if first < 0 {
+        return Err(PlatformError::last_os("open", shown));
+    }
+    // SAFETY: `first` is a freshly duplicated descriptor that nothing else owns.
+    let mut dir = unsafe { OwnedFd::from_raw_fd(first) };
+    for c in components {
+        if !is_plain_name(c) {
+            return Err(PlatformError::Os {
+                op: "open",
+                path: shown.to_path_buf(),
+                source: std::io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        }
+        let name = cstr::bytes("file name", c)?;
+        // SAFETY: `name` is a valid C string and `dir` an open descriptor.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(PlatformError::last_os("open", shown));
+        }
+        // SAFETY: `fd` is a freshly opened descriptor that nothing else owns.
+        dir = unsafe { OwnedFd::from_raw_fd(fd) };
+    }
+    Ok(dir)
+}
+
+/// True for a name that stays in its directory: not empty, `.` or `..`, and without `/`.
+fn is_plain_name(name: &[u8]) -> bool {
+    !matches!(name, b"" | b"." | b"..") && !name.contains(&b'/')
+}
+
+/// `linkat(2)` without `AT_SYMLINK_FOLLOW`: makes `new_name` in the open directory `new_dir` a
+/// hard link to the entry `old_name` of the open directory `old_dir`; a symlink there is
+/// linked itself, never the file it points to. `shown` names the new path in errors.
+pub fn link_at(
+    old_dir: RawFd,
+    old_name: &[u8],
+    new_dir: RawFd,
+    new_name: &[u8],
+    shown: &Path,
+) -> Result<()> {
+    let old = cstr::bytes("file name", old_name)?;
+    let new = cstr::bytes("file name", new_name)?;
+    // SAFETY: both names are valid C strings; bad descriptors only yield EBADF.
+    let rc = unsafe { libc::linkat(old_dir, old.as_ptr(), new_dir, new.as_ptr(), 0) };
+    check(rc, "link", shown)
+}
+
 /// Create a symlink at `path` pointing to the raw bytes `target`.
 pub fn symlink(target: &[u8], path: &Path) -> Result<()> {
     let t: CString = cstr::bytes("symlink target", target)?;
@@ -437,6 +505,48 @@ mod tests {
     use super::*;
     use std::io::{Seek, SeekFrom, Write};
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn open_dir_beneath_never_follows_symlinks_and_link_at_links_in_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("secret"), b"s").unwrap();
+        std::fs::write(root.join("a/b/f"), b"f").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("a/link")).unwrap();
+        let base = open_dir(&root).unwrap();
+        let shown = Path::new("x");
+        let errno = |c: &[&[u8]]| {
+            open_dir_beneath(base.as_raw_fd(), c, shown)
+                .unwrap_err()
+                .errno()
+        };
+        // Linux says ENOTDIR for O_DIRECTORY | O_NOFOLLOW on a symlink, others ELOOP
+        assert!(matches!(
+            errno(&[b"a", b"link"]),
+            Some(libc::ELOOP | libc::ENOTDIR)
+        ));
+        assert_eq!(errno(&[b"a", b"b", b"f"]), Some(libc::ENOTDIR));
+        assert_eq!(errno(&[b"a", b".."]), Some(libc::EINVAL));
+        assert_eq!(errno(&[b"a/b"]), Some(libc::EINVAL));
+        assert_eq!(errno(&[b""]), Some(libc::EINVAL));
+        let ab = open_dir_beneath(base.as_raw_fd(), &[b"a", b"b"], shown).unwrap();
+        let a = open_dir_beneath(base.as_raw_fd(), &[b"a"], shown).unwrap();
+        link_at(ab.as_raw_fd(), b"f", a.as_raw_fd(), b"g", shown).unwrap();
+        assert_eq!(std::fs::read(root.join("a/g")).unwrap(), b"f");
+        // a symlink as the source is linked itself, never its target
+        link_at(a.as_raw_fd(), b"link", a.as_raw_fd(), b"l2", shown).unwrap();
+        assert!(std::fs::symlink_metadata(root.join("a/l2"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            std::fs::metadata(outside.join("secret")).unwrap().nlink(),
+            1
+        );
+    }
 
     #[test]
     fn lstat_matches_std_and_times_set_in_ns() {

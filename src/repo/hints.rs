@@ -23,6 +23,16 @@ pub struct Hints {
     pub from_v1: bool,
 }
 
+/// Largest value accepted in `segments` and `compact`: a segment is smaller than
+/// `MAX_SEGMENT_SIZE_LIMIT` (< 4 GiB), so neither its entry count nor its freeable bytes can be
+/// larger. A value beyond `±MAX_SEGMENT_VALUE` is a hostile or corrupted file, refused here
+/// (the repository then rebuilds its hints) rather than overflowing later arithmetic; small
+/// negative values are let through, as borg reads them.
+pub const MAX_SEGMENT_VALUE: i64 = 1 << 32;
+
+/// Largest `storage_quota_use` accepted (4 EiB): later additions cannot overflow.
+pub const MAX_QUOTA_USE: u64 = 1 << 62;
+
 fn int_map(v: Option<&Value>, what: &str) -> Result<BTreeMap<u32, i64>, String> {
     let mut out = BTreeMap::new();
     let Some(v) = v else {
@@ -38,7 +48,8 @@ fn int_map(v: Option<&Value>, what: &str) -> Result<BTreeMap<u32, i64>, String> 
             .ok_or_else(|| format!("hints: bad {what} key"))?;
         let val = val
             .as_i64()
-            .ok_or_else(|| format!("hints: bad {what} value"))?;
+            .filter(|v| (-MAX_SEGMENT_VALUE..=MAX_SEGMENT_VALUE).contains(v))
+            .ok_or_else(|| format!("hints: bad {what} value for segment {k}"))?;
         out.insert(k, val);
     }
     Ok(out)
@@ -78,7 +89,10 @@ impl Hints {
                 let compact = int_map(v.get("compact"), "compact")?;
                 let storage_quota_use = match v.get("storage_quota_use") {
                     None => 0,
-                    Some(x) => x.as_u64().ok_or("hints: bad storage_quota_use")?,
+                    Some(x) => x
+                        .as_u64()
+                        .filter(|&q| q <= MAX_QUOTA_USE)
+                        .ok_or("hints: bad storage_quota_use")?,
                 };
                 let mut shadow_index = BTreeMap::new();
                 if let Some(si) = v.get("shadow_index") {
@@ -173,5 +187,31 @@ mod tests {
         assert!(h1.from_v1);
         assert_eq!(h1.compact.get(&3), Some(&0));
         assert!(Hints::decode(b"\xc1").is_err());
+    }
+
+    #[test]
+    fn absurd_counts_and_sizes_are_refused() {
+        let hints = |segments: i64, compact: i64, quota: u64| {
+            Value::Map(vec![
+                (Value::raw("version"), Value::int(2)),
+                (
+                    Value::raw("segments"),
+                    Value::Map(vec![(Value::int(1), Value::int(segments))]),
+                ),
+                (
+                    Value::raw("compact"),
+                    Value::Map(vec![(Value::int(1), Value::int(compact))]),
+                ),
+                (Value::raw("storage_quota_use"), Value::int(quota)),
+            ])
+            .to_bytes()
+        };
+        assert!(Hints::decode(&hints(3, 100, 1000)).is_ok());
+        let e = Hints::decode(&hints(i64::MAX, 0, 0)).unwrap_err();
+        assert_eq!(e, "hints: bad segments value for segment 1");
+        assert!(Hints::decode(&hints(-1, 0, 0)).is_ok());
+        assert!(Hints::decode(&hints(i64::MIN, 0, 0)).is_err());
+        assert!(Hints::decode(&hints(0, i64::MAX, 0)).is_err());
+        assert!(Hints::decode(&hints(0, 0, u64::MAX)).is_err());
     }
 }

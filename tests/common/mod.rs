@@ -6,6 +6,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod craft;
 pub mod tree;
 
 /// The passphrase of every encrypted vector repository.
