@@ -10,43 +10,14 @@ mod common;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::craft::{
     self, dir_item, file_item, init_repo, listing, slave_item, symlink_item, write_archive, Content,
 };
-use common::{assert_one_line_error, Env, Run};
+use common::{assert_one_line_error, borg14, Env, Run};
 use hoard::archive::item::ChunkRef;
-
-/// Where borg 1.4 is looked for when `HOARD_BORG14` is not set (`.ci/run` builds it there).
-const BORG14_DEFAULT: &str = "/var/tmp/borg14/bin/borg";
-
-/// borg 1.4 (`HOARD_BORG14`, else [`BORG14_DEFAULT`]); `None` (comparison skipped) only with
-/// `HOARD_SKIP_BORG14=1` or `HOARD_SKIP_BORG=1`, otherwise a missing one fails the test.
-fn borg14() -> Option<PathBuf> {
-    let path = std::env::var_os("HOARD_BORG14")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(BORG14_DEFAULT));
-    let ok = Command::new(&path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"borg 1.4."));
-    if ok {
-        return Some(path);
-    }
-    let skip = |k: &str| std::env::var(k).as_deref() == Ok("1");
-    if skip("HOARD_SKIP_BORG14") || skip("HOARD_SKIP_BORG") {
-        eprintln!("borg 1.4 not found; skipping the comparison (HOARD_SKIP_BORG14=1)");
-        return None;
-    }
-    panic!(
-        "borg 1.4 is required to compare with and was not found at {}: build it as .ci/run \
-         does, point HOARD_BORG14 at it, or set HOARD_SKIP_BORG14=1",
-        path.display()
-    );
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
