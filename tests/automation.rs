@@ -688,8 +688,8 @@ fn default_name_has_microseconds_and_log_has_statistics() {
             format!("Archive name: {name}\n"),
             "Number of files: 2\n".to_string(),
             "This archive: ".to_string(),
-            format!("Keeping archive (rule: last #1):"),
-            format!("Pruning archive (1/1):"),
+            "Keeping archive (rule: secondly #1):".to_string(),
+            "Pruning archive (1/1):".to_string(),
             "Deleted data: ".to_string(),
         ] {
             assert!(text.contains(&want), "{want:?} missing in:\n{text}");
@@ -698,7 +698,12 @@ fn default_name_has_microseconds_and_log_has_statistics() {
     }
     // --dry-run: prune lists (no statistics, and no "Ignoring --stats" warning).
     let r = env.hoard(["run", "--config", "myjob", "--dry-run"]).ok();
-    assert!(r.stderr.contains("Would prune:"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("Keeping archive (rule: secondly #1):     {name} ")),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("Ignoring --stats"), "{}", r.stderr);
     assert!(!r.stderr.contains("Deleted data"), "{}", r.stderr);
 }

@@ -806,3 +806,36 @@ fn init_repo(cfg: &JobConfig, log: &mut JobLog) -> Status {
     }
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_name_is_seconds_and_microseconds() {
+        let t = chrono::DateTime::from_timestamp(1_765_068_111, 4_000).unwrap();
+        assert_eq!(default_archive_name(t), "1765068111.000004");
+    }
+
+    #[test]
+    fn fresh_names_never_repeat() {
+        let mut n = ArchiveNames::new(Some("fixed".into()));
+        assert_eq!(n.fresh().unwrap(), "fixed");
+        assert_eq!(n.fresh().unwrap(), "fixed.1");
+        assert_eq!(n.fresh().unwrap(), "fixed.2");
+        assert_eq!(n.current(), "fixed.2");
+        let mut d = ArchiveNames::new(None);
+        let a = d.fresh().unwrap();
+        let b = d.fresh().unwrap();
+        assert_ne!(a, b);
+        let mut bad = ArchiveNames::new(Some("a/b".into()));
+        assert!(bad.fresh().is_err());
+    }
+
+    #[test]
+    fn escaped_names_expand_to_themselves() {
+        let name = "x-{y}}";
+        let back = crate::placeholders::replace_placeholders(&escape_placeholders(name)).unwrap();
+        assert_eq!(back, name);
+    }
+}
