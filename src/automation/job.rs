@@ -324,7 +324,8 @@ fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
         argv.push("--list".into());
         if flags.dry_run {
             argv.push("--dry-run".into());
-        } else {
+        } else if !cfg.cleanup_options.iter().any(|o| o == "--quick-stats") {
+            // (borg 1.4's prune refuses --stats together with --quick-stats)
             argv.push("--stats".into());
         }
         argv.push(cfg.target.clone());
