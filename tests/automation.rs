@@ -256,14 +256,32 @@ fn hooks_run_in_order_with_env_and_missing_paths() {
             t = trace.display()
         ),
     );
-    // A missing non-optional path is an error (the rest is still backed up).
+    // A missing non-optional path refuses the job: no archive of "the rest", no prune.
     let r = env.hoard(["run", "--config", "myjob"]).expect_code(2);
-    assert!(r.stderr.contains("nope does not exist"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            " ERROR backup path {}/nope does not exist\n",
+            src.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(
+            " ERROR refusing to start: a backup path is missing (list paths that may be absent under `optional:`)\n"
+        ),
+        "{}",
+        r.stderr
+    );
     assert!(
         r.stderr.contains("maybe is missing; skipped"),
         "{}",
         r.stderr
     );
+    assert!(!r.stderr.contains("create: attempt"), "{}", r.stderr);
+    assert!(!r.stderr.contains("prune: attempt"), "{}", r.stderr);
+    assert!(last_line(&r.stderr).ends_with("ERROR At least one job failed."));
+    assert!(archives(&env, &job, &repo).is_empty());
     let t = std::fs::read_to_string(&trace).unwrap();
     assert_eq!(
         t,
@@ -630,4 +648,182 @@ fn borg_repo_with_multiline_passphrase_file_interops() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
+
+/// The archive names of one run's JSON summary and the log's statistics.
+#[test]
+fn default_name_has_microseconds_and_log_has_statistics() {
+    let (env, src, job) = setup();
+    let repo = init_repo(&env, &job);
+    write_config(
+        &job,
+        &format!(
+            "backup:\n  - {}\ntarget: '{}'\ncleanup:\n  last: 1\nretry_wait: 0\nlog_file: job.log\n",
+            src.display(),
+            repo.display()
+        ),
+    );
+    let first = env.hoard(["run", "--config", "myjob", "--json"]).ok();
+    let r = env.hoard(["run", "--config", "myjob", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let name = v["archive"].as_str().unwrap().to_string();
+    // `1765068111.123456`: seconds and six digits of microseconds.
+    let (secs, micros) = name.split_once('.').expect("fractional seconds");
+    assert!(
+        secs.len() >= 10 && secs.bytes().all(|b| b.is_ascii_digit()),
+        "{name}"
+    );
+    assert!(
+        micros.len() == 6 && micros.bytes().all(|b| b.is_ascii_digit()),
+        "{name}"
+    );
+    assert_eq!(archives(&env, &job, &repo), vec![name.clone()]);
+    let v1: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let pruned = v1["archive"].as_str().unwrap().to_string();
+    assert_ne!(pruned, name);
+    // create --stats, prune --list --stats, in the job's output and its log file.
+    let log = std::fs::read_to_string(job.join("job.log")).unwrap();
+    for text in [&r.stderr, &log] {
+        for want in [
+            format!("Archive name: {name}\n"),
+            "Number of files: 2\n".to_string(),
+            "This archive: ".to_string(),
+            "Keeping archive (rule: secondly #1):".to_string(),
+            "Pruning archive (1/1):".to_string(),
+            "Deleted data: ".to_string(),
+        ] {
+            assert!(text.contains(&want), "{want:?} missing in:\n{text}");
+        }
+        assert!(text.contains(&pruned), "{text}");
+    }
+    // --dry-run: prune lists (no statistics, and no "Ignoring --stats" warning).
+    let r = env.hoard(["run", "--config", "myjob", "--dry-run"]).ok();
+    assert!(
+        r.stderr
+            .contains(&format!("Keeping archive (rule: secondly #1):     {name} ")),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("Ignoring --stats"), "{}", r.stderr);
+    assert!(!r.stderr.contains("Deleted data"), "{}", r.stderr);
+}
+
+#[test]
+fn taken_archive_name_is_retried_at_once_with_a_fresh_name() {
+    let (env, src, job) = setup();
+    let repo = init_repo(&env, &job);
+    let seen = env.path().join("seen");
+    write_config(
+        &job,
+        &format!(
+            "backup:\n  - {}\ntarget: '{}'\narchive_name: 'fixed'\ncleanup:\n  last: 10\ntries:\n  backup: 2\nretry_wait: 60\nhooks:\n  after:\n    - echo $HOARD_ARCHIVE >> {}\n",
+            src.display(),
+            repo.display(),
+            seen.display()
+        ),
+    );
+    env.hoard(["run", "--config", "myjob"]).ok();
+    let start = Instant::now();
+    let r = env.hoard(["run", "--config", "myjob", "--json"]).ok();
+    // No back-off before the retry (retry_wait is 60 s).
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+    for want in [
+        "create: attempt 1/2 failed (rc 2): Archive fixed already exists\n",
+        "create: archive fixed already exists; using fixed.1\n",
+        "create: finished (attempt 2/2)\n",
+    ] {
+        assert!(
+            r.stderr.contains(want),
+            "{want:?} missing in:\n{}",
+            r.stderr
+        );
+    }
+    assert!(!r.stderr.contains("retrying in"), "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["archive"], "fixed.1");
+    assert_eq!(v["steps"][0]["attempts"], 2);
+    let mut names = archives(&env, &job, &repo);
+    names.sort();
+    assert_eq!(names, vec!["fixed", "fixed.1"]);
+    // Hooks see the name actually used.
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), "fixed\nfixed.1\n");
+}
+
+#[test]
+fn missing_ssh_key_stops_at_once() {
+    let (mut env, src, job) = setup();
+    let key = job.join("SSHKey.pem");
+    for target in ["ssh://backup.invalid/./repo", "backup.invalid:repo"] {
+        write_config(
+            &job,
+            &format!(
+                "backup:\n  - {}\ntarget: '{target}'\ncleanup:\n  daily: 7\ntries:\n  backup: 3\n  cleanup: 3\nretry_wait: 60\n",
+                src.display()
+            ),
+        );
+        let start = Instant::now();
+        let r = env.hoard(["run", "--config", "myjob"]).expect_code(2);
+        assert!(start.elapsed() < Duration::from_secs(30));
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{}", r.stderr);
+        assert!(
+            lines[0].ends_with(&format!(" ERROR SSH key {} not available!", key.display())),
+            "{}",
+            r.stderr
+        );
+        assert!(lines[1].ends_with(" ERROR At least one job failed."));
+    }
+    // With the key file, the job's ssh uses it: a stand-in `ssh` on PATH records its arguments.
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let args = env.path().join("ssh-args");
+    std::fs::write(
+        bin.join("ssh"),
+        format!("#!/bin/sh\necho \"$@\" >> {}\nexit 255\n", args.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    env.set("PATH", &path);
+    write_config(
+        &job,
+        &format!(
+            "backup:\n  - {}\ntarget: 'ssh://backup.invalid/./repo'\ncleanup:\n  daily: 7\ntries:\n  backup: 1\n  cleanup: 1\n",
+            src.display()
+        ),
+    );
+    std::fs::write(&key, "not really a key\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = env.hoard(["run", "--config", "myjob"]).expect_code(2);
+    assert!(r.stderr.contains("create: attempt 1/1"), "{}", r.stderr);
+    let seen = std::fs::read_to_string(&args).unwrap();
+    assert!(
+        seen.lines()
+            .next()
+            .unwrap()
+            .starts_with(&format!("-i {} backup.invalid ", key.display())),
+        "{seen}"
+    );
+    // Without the key but with BORG_RSH in the environment (an agent, ~/.ssh/config), that is used.
+    std::fs::remove_file(&key).unwrap();
+    std::fs::remove_file(&args).unwrap();
+    env.set("BORG_RSH", "ssh -o BatchMode=yes");
+    let r = env.hoard(["run", "--config", "myjob"]).expect_code(2);
+    assert!(!r.stderr.contains("not available!"), "{}", r.stderr);
+    let seen = std::fs::read_to_string(&args).unwrap();
+    assert!(
+        seen.lines()
+            .next()
+            .unwrap()
+            .starts_with("-o BatchMode=yes backup.invalid "),
+        "{seen}"
+    );
 }

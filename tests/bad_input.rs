@@ -241,10 +241,24 @@ fn unknown_key_file_is_refused() {
         .expect("key file of the other repository");
     env.set("BORG_KEY_FILE", s(&other_key));
     let r = env.hoard(["info", s(&repo)]).expect_code(2);
-    assert_one_line_error(&r.stderr, "Mismatch between repository");
+    assert_one_line_error(
+        &r.stderr,
+        &format!(
+            "Mismatch between repository {} and key file {}.",
+            repo.display(),
+            other_key.display()
+        ),
+    );
     env.vars.clear();
     env.set("BORG_KEYS_DIR", s(&env.path().join("emptykeys")));
     std::fs::create_dir_all(env.path().join("emptykeys")).unwrap();
     let r = env.hoard(["info", s(&repo)]).expect_code(2);
-    assert_one_line_error(&r.stderr, "No key file for repository");
+    assert_one_line_error(
+        &r.stderr,
+        &format!(
+            "No key file for repository {} found in {}.",
+            repo.display(),
+            env.path().join("emptykeys").display()
+        ),
+    );
 }

@@ -231,7 +231,7 @@ pub struct JobConfig {
     pub check: Option<CheckConfig>,
     /// Run compact after prune.
     pub compact: bool,
-    /// Archive name pattern; `None` is the Unix timestamp.
+    /// Archive name pattern; `None` is the Unix time with microseconds (`1765068111.123456`).
     pub archive_name: Option<String>,
     /// Refuse (instead of warn) on group/world readable secrets.
     pub strict_permissions: bool,
@@ -247,7 +247,7 @@ pub struct JobConfig {
     pub passphrase_file: Option<PathBuf>,
     /// `BORGKey.bak`, when present.
     pub key_file: Option<PathBuf>,
-    /// `SSHKey.pem`, when present.
+    /// `SSHKey.pem`, when present (required for an ssh target unless `BORG_RSH` is set).
     pub ssh_key: Option<PathBuf>,
 }
 
@@ -463,6 +463,14 @@ pub fn parse(
             dir.join(PASSPHRASE_FILE).display()
         )));
     }
+    let ssh_key = existing(SSH_KEY_FILE);
+    if ssh_key.is_none() && needs_ssh_key(&target) {
+        // The classic script stopped here; plain ssh would fail on every try instead.
+        return Err(ConfigError(format!(
+            "SSH key {} not available!",
+            dir.join(SSH_KEY_FILE).display()
+        )));
+    }
     Ok(JobConfig {
         name,
         dir: dir.to_path_buf(),
@@ -485,8 +493,17 @@ pub fn parse(
         encryption,
         passphrase_file,
         key_file: existing(KEY_FILE),
-        ssh_key: existing(SSH_KEY_FILE),
+        ssh_key,
     })
+}
+
+/// True when `target` is reached over ssh and nothing else says how: the job folder's
+/// `SSHKey.pem` is then required. A `BORG_RSH` in the environment (an agent, `~/.ssh/config`)
+/// is the way to run a remote job without the key file.
+fn needs_ssh_key(target: &str) -> bool {
+    let ssh = crate::location::Location::parse(Some(target), None)
+        .is_ok_and(|l| l.proto == crate::location::Proto::Ssh);
+    ssh && crate::paths::env_nonempty("BORG_RSH").is_none()
 }
 
 fn check_argv(argv: &[String]) -> Result<(Command, crate::cli::args::CommonOptions), String> {

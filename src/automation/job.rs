@@ -264,9 +264,13 @@ fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
             return finish(cfg, flags, log, 2, Vec::new(), None, pings);
         }
     }
-    let archive = match &cfg.archive_name {
-        Some(p) => p.clone(),
-        None => chrono::Utc::now().timestamp().to_string(),
+    let mut names = ArchiveNames::new(cfg.archive_name.clone());
+    let mut archive = match names.fresh() {
+        Ok(a) => a,
+        Err(m) => {
+            log.error(&m);
+            return finish(cfg, flags, log, 2, Vec::new(), None, pings);
+        }
     };
     let mut steps = Vec::new();
     if !flags.dry_run {
@@ -284,7 +288,11 @@ fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
         }
     }
     if !flags.nocreate {
+        // Checked after the `before` hooks (they may mount or snapshot a source). A missing
+        // path refuses the whole job, as the classic script did: an archive of "the rest"
+        // would look like a good backup while silently lacking data.
         let mut paths = Vec::new();
+        let mut missing = 0;
         for p in cfg.backup.iter().chain(cfg.optional.iter()) {
             let optional = cfg.optional.contains(p);
             if Path::new(p).symlink_metadata().is_ok() {
@@ -293,32 +301,32 @@ fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
                 log.info(&format!("optional backup path {p} is missing; skipped"));
             } else {
                 log.error(&format!("backup path {p} does not exist"));
-                worst = 2;
+                missing += 1;
             }
+        }
+        if missing > 0 {
+            log.error(MISSING_PATH_LINE);
+            return finish(cfg, flags, log, 2, steps, Some(&archive), pings);
         }
         if paths.is_empty() {
             log.error("nothing to back up");
-            worst = 2;
-        } else {
-            let mut argv = vec!["hoard".to_string(), "create".into()];
-            argv.extend(cfg.create_options.iter().cloned());
-            if flags.progress {
-                argv.push("--progress".into());
-            }
-            if flags.dry_run {
-                argv.push("--dry-run".into());
-            }
-            argv.push(format!("{}::{archive}", cfg.target));
-            argv.extend(paths);
-            steps.push(step(cfg, "create", argv, cfg.tries.backup, log));
+            return finish(cfg, flags, log, 2, steps, Some(&archive), pings);
         }
+        let r = create_step(cfg, flags, &paths, &mut names, log);
+        archive = names.current().to_string();
+        steps.push(r);
     }
     if !flags.nocleanup {
         let mut argv = vec!["hoard".to_string(), "prune".into()];
         argv.extend(cfg.cleanup_options.iter().cloned());
         argv.extend(cfg.keep.args());
+        // The classic script's log: every kept/pruned archive, and the statistics.
+        argv.push("--list".into());
         if flags.dry_run {
             argv.push("--dry-run".into());
+        } else if !cfg.cleanup_options.iter().any(|o| o == "--quick-stats") {
+            // (borg 1.4's prune refuses --stats together with --quick-stats)
+            argv.push("--stats".into());
         }
         argv.push(cfg.target.clone());
         steps.push(step(cfg, "prune", argv, cfg.tries.cleanup, log));
@@ -430,7 +438,7 @@ fn finish(
     status
 }
 
-/// Runs one step up to `tries` times with a linear back-off.
+/// Runs one step (the same arguments each try) up to `tries` times with a linear back-off.
 fn step(
     cfg: &JobConfig,
     name: &'static str,
@@ -438,12 +446,78 @@ fn step(
     tries: u32,
     log: &mut JobLog,
 ) -> StepResult {
+    retrying(cfg, name, tries, log, |_, _| Ok(argv.clone()))
+}
+
+/// `create` with the job's paths into a fresh archive name. A name that already exists (two
+/// runs in the same instant, or a pattern without a time in it) is retried at once with a
+/// fresh name instead of failing the job.
+fn create_step(
+    cfg: &JobConfig,
+    flags: &RunFlags,
+    paths: &[String],
+    names: &mut ArchiveNames,
+    log: &mut JobLog,
+) -> StepResult {
+    retrying(cfg, "create", cfg.tries.backup, log, |collided, log| {
+        if collided {
+            let old = names.current().to_string();
+            let new = names.fresh()?;
+            log.info(&format!(
+                "create: archive {old} already exists; using {new}"
+            ));
+        }
+        let mut argv = vec!["hoard".to_string(), "create".into()];
+        argv.extend(cfg.create_options.iter().cloned());
+        if flags.progress {
+            argv.push("--progress".into());
+        }
+        if flags.dry_run {
+            argv.push("--dry-run".into());
+        } else {
+            // The classic script's log: the archive's statistics after each backup.
+            argv.push("--stats".into());
+        }
+        argv.push(format!(
+            "{}::{}",
+            cfg.target,
+            escape_placeholders(names.current())
+        ));
+        argv.extend(paths.iter().cloned());
+        Ok(argv)
+    })
+}
+
+/// Runs a step up to `tries` times. `argv` builds each try's arguments; its first argument
+/// says whether the previous try failed because the archive name already exists (it must
+/// then pick a fresh name). Such a try is retried at once; other failures back off
+/// `retry_wait * n` seconds.
+fn retrying(
+    cfg: &JobConfig,
+    name: &'static str,
+    tries: u32,
+    log: &mut JobLog,
+    mut argv: impl FnMut(bool, &mut JobLog) -> Result<Vec<String>, String>,
+) -> StepResult {
     let mut last_msg = None;
+    let mut collided = false;
     for attempt in 1..=tries {
+        let args = match argv(collided, log) {
+            Ok(a) => a,
+            Err(m) => {
+                log.error(&format!("{name}: {m}"));
+                return StepResult {
+                    name,
+                    status: 2,
+                    attempts: attempt - 1,
+                    message: Some(m),
+                };
+            }
+        };
         log.info(&format!("{name}: attempt {attempt}/{tries}"));
-        let (code, msg) = run_in_process(&argv);
-        if code < 2 {
-            if code == 1 {
+        let out = run_in_process(&args);
+        if out.code < 2 {
+            if out.code == 1 {
                 log.warn(&format!(
                     "{name}: finished with warnings (attempt {attempt}/{tries})"
                 ));
@@ -452,30 +526,26 @@ fn step(
             }
             return StepResult {
                 name,
-                status: code,
+                status: out.code,
                 attempts: attempt,
-                message: msg,
+                message: out.message,
             };
         }
         log.error(&format!(
-            "{name}: attempt {attempt}/{tries} failed (rc {code}): {}",
-            msg.as_deref().unwrap_or("")
+            "{name}: attempt {attempt}/{tries} failed (rc {}): {}",
+            out.code,
+            out.message.as_deref().unwrap_or("")
         ));
-        let permanent = msg.as_deref().is_some_and(|m| m.contains("already exists"));
-        last_msg = msg;
-        if permanent {
-            log.error(&format!("{name}: not retrying a permanent error"));
-            return StepResult {
-                name,
-                status: 2,
-                attempts: attempt,
-                message: last_msg,
-            };
-        }
+        collided = out.msgid.as_deref() == Some(ARCHIVE_EXISTS_MSGID);
+        last_msg = out.message;
         if attempt < tries {
-            let wait = cfg.retry_wait * f64::from(attempt);
-            log.info(&format!("{name}: retrying in {wait}s"));
-            std::thread::sleep(Duration::from_secs_f64(wait));
+            if collided {
+                log.info(&format!("{name}: retrying now with a fresh archive name"));
+            } else {
+                let wait = cfg.retry_wait * f64::from(attempt);
+                log.info(&format!("{name}: retrying in {wait}s"));
+                std::thread::sleep(Duration::from_secs_f64(wait));
+            }
         }
     }
     log.error(&format!("{name}: failed after {tries} attempts"));
@@ -487,15 +557,93 @@ fn step(
     }
 }
 
+/// borg's msgid for "Archive … already exists" (`Archive.AlreadyExists`).
+const ARCHIVE_EXISTS_MSGID: &str = "Archive.AlreadyExists";
+
+/// The job log's line when a backup path is missing.
+pub const MISSING_PATH_LINE: &str =
+    "refusing to start: a backup path is missing (list paths that may be absent under `optional:`)";
+
+/// The archive names of one run: the configured pattern (borg placeholders), or by default
+/// the Unix time with microseconds (`1765068111.123456`, like the classic script's
+/// fractional seconds), expanded afresh for each name. A name already used in this run is
+/// never offered again: a repeat gets a `.N` suffix.
+struct ArchiveNames {
+    pattern: Option<String>,
+    used: Vec<String>,
+}
+
+impl ArchiveNames {
+    fn new(pattern: Option<String>) -> ArchiveNames {
+        ArchiveNames {
+            pattern,
+            used: Vec::new(),
+        }
+    }
+
+    /// The name in use (the last one [`Self::fresh`] gave).
+    fn current(&self) -> &str {
+        self.used.last().map_or("", String::as_str)
+    }
+
+    /// A new name, different from every name given before.
+    fn fresh(&mut self) -> Result<String, String> {
+        let base = match &self.pattern {
+            None => default_archive_name(chrono::Utc::now()),
+            Some(p) => crate::placeholders::validate_archive_name(p)
+                .map_err(|e| format!("archive_name: {e}"))?,
+        };
+        let mut name = base.clone();
+        let mut n = 1;
+        while self.used.contains(&name) {
+            name = format!("{base}.{n}");
+            n += 1;
+        }
+        self.used.push(name.clone());
+        Ok(name)
+    }
+}
+
+/// The default archive name: Unix seconds and microseconds (`1765068111.123456`).
+fn default_archive_name(now: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{}.{:06}", now.timestamp(), now.timestamp_subsec_micros())
+}
+
+/// Doubles `{` and `}` so an already expanded name passes placeholder expansion unchanged.
+fn escape_placeholders(name: &str) -> String {
+    name.replace('{', "{{").replace('}', "}}")
+}
+
+/// What one in-process command gave: exit code, error line and borg msgid.
+struct Outcome {
+    code: Status,
+    message: Option<String>,
+    msgid: Option<String>,
+}
+
 /// Parses `argv` with hoard's CLI and runs it in this process.
-fn run_in_process(argv: &[String]) -> (Status, Option<String>) {
+fn run_in_process(argv: &[String]) -> Outcome {
     let (cmd, common) = match config::parse_argv(argv) {
         Ok(x) => x,
-        Err(e) => return (2, Some(e)),
+        Err(e) => {
+            return Outcome {
+                code: 2,
+                message: Some(e),
+                msgid: None,
+            }
+        }
     };
     match crate::cli::run_command(cmd, &common) {
-        Ok(c) => (c, None),
-        Err(e) => (e.exit_code.max(2), Some(e.message)),
+        Ok(code) => Outcome {
+            code,
+            message: None,
+            msgid: None,
+        },
+        Err(e) => Outcome {
+            code: e.exit_code.max(2),
+            message: Some(e.message),
+            msgid: e.msgid,
+        },
     }
 }
 
@@ -623,8 +771,8 @@ fn init_repo(cfg: &JobConfig, log: &mut JobLog) -> Status {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let (code, msg) = run_in_process(&argv);
-        match (code, msg) {
+        let out = run_in_process(&argv);
+        match (out.code, out.message) {
             (c, _) if c < 2 => {}
             (_, Some(m)) if m.contains("already exists") => {
                 log.info("init: repository exists");
@@ -646,13 +794,49 @@ fn init_repo(cfg: &JobConfig, log: &mut JobLog) -> Status {
             cfg.target.clone(),
             key.to_string_lossy().into_owned(),
         ];
-        let (code, msg) = run_in_process(&argv);
-        if code >= 2 {
-            log.error(&format!("key export failed: {}", msg.unwrap_or_default()));
+        let out = run_in_process(&argv);
+        if out.code >= 2 {
+            log.error(&format!(
+                "key export failed: {}",
+                out.message.unwrap_or_default()
+            ));
             return 2;
         }
         let _ = std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600));
         log.info(&format!("Exported key to {}", key.display()));
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_name_is_seconds_and_microseconds() {
+        let t = chrono::DateTime::from_timestamp(1_765_068_111, 4_000).unwrap();
+        assert_eq!(default_archive_name(t), "1765068111.000004");
+    }
+
+    #[test]
+    fn fresh_names_never_repeat() {
+        let mut n = ArchiveNames::new(Some("fixed".into()));
+        assert_eq!(n.fresh().unwrap(), "fixed");
+        assert_eq!(n.fresh().unwrap(), "fixed.1");
+        assert_eq!(n.fresh().unwrap(), "fixed.2");
+        assert_eq!(n.current(), "fixed.2");
+        let mut d = ArchiveNames::new(None);
+        let a = d.fresh().unwrap();
+        let b = d.fresh().unwrap();
+        assert_ne!(a, b);
+        let mut bad = ArchiveNames::new(Some("a/b".into()));
+        assert!(bad.fresh().is_err());
+    }
+
+    #[test]
+    fn escaped_names_expand_to_themselves() {
+        let name = "x-{y}}";
+        let back = crate::placeholders::replace_placeholders(&escape_placeholders(name)).unwrap();
+        assert_eq!(back, name);
+    }
 }

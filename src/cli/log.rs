@@ -61,9 +61,14 @@ fn now_f64() -> f64 {
 
 /// Writes one log record if its level is enabled.
 pub fn log(level: Level, name: &str, msgid: Option<&str>, message: &str) {
-    if !enabled(level) {
-        return;
+    if enabled(level) {
+        log_always(level, name, msgid, message);
     }
+}
+
+/// Writes one log record whatever the threshold: borg's output topics
+/// (`borg.output.show-version`, …) that an option switches on at their own level.
+pub fn log_always(level: Level, name: &str, msgid: Option<&str>, message: &str) {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     if json_enabled() {

@@ -480,7 +480,10 @@ pub fn main() -> i32 {
         }
     }
     if cli.common.show_version {
-        log::info(&format!("hoard version {}", args::VERSION_TEXT));
+        // borg: `borgbackup version X` at INFO on `borg.output.show-version`, shown at any
+        // log level. The version text comes from the one constant `--version` uses.
+        let text = format!("borgbackup version {}", args::VERSION_TEXT);
+        log::log_always(log::Level::Info, "borg.output.show-version", None, &text);
     }
     let code = match run_command(cli.command, &cli.common) {
         Ok(code) => code,

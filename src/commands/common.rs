@@ -200,24 +200,36 @@ pub enum KeyLocation {
     File(PathBuf),
 }
 
-/// The key blob text and where it came from.
+/// The key blob text and where it came from; `repo_location` (canonical) is named in the
+/// key-file errors, as borg names it.
 pub fn read_key_blob(
     repo: &mut dyn Repository,
     key_type: KeyType,
+    repo_location: &str,
 ) -> Result<(String, KeyLocation)> {
     if key_type.uses_keyfile() {
-        let path = crypto::find_key_file(&repo.id())?;
+        // borg names the repository (its canonical location) in the key-file errors.
+        let path = crypto::find_key_file(&repo.id()).map_err(|e| e.with_location(repo_location))?;
         let contents = std::fs::read_to_string(&path)
             .map_err(|e| CommandError::new(format!("{}: {e}", path.display())))?;
-        let (_, blob) = crypto::parse_key_file(&contents)?;
+        let (_, blob) = crypto::parse_key_file(&contents).map_err(|e| {
+            match e.with_location(repo_location) {
+                crate::crypto::CryptoError::KeyfileInvalid { repository, .. } => {
+                    crate::crypto::CryptoError::KeyfileInvalid {
+                        repository,
+                        path: path.display().to_string(),
+                    }
+                }
+                other => other,
+            }
+        })?;
         Ok((blob, KeyLocation::File(path)))
     } else if key_type.stores_key_in_repo() {
         let blob = repo.load_key()?;
         if blob.is_empty() {
-            return Err(CommandError::with_id(
-                "No key entry found in the config of repository.",
-                "NoKeyEntryFound",
-            ));
+            return Err(
+                crate::crypto::CryptoError::RepoKeyNotFound(repo_location.to_string()).into(),
+            );
         }
         Ok((
             String::from_utf8_lossy(&blob).into_owned(),
@@ -242,7 +254,7 @@ pub fn load_key(
     if !key_type.uses_keyfile() && !key_type.stores_key_in_repo() {
         return Ok((Key::plaintext(), KeyLocation::None, false));
     }
-    let (blob, location) = read_key_blob(repo, key_type)?;
+    let (blob, location) = read_key_blob(repo, key_type, repo_location)?;
     let target = match &location {
         KeyLocation::File(p) => p.to_string_lossy().into_owned(),
         _ => repo_location.to_string(),

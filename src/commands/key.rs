@@ -54,9 +54,9 @@ fn no_lock(lock_wait: f64) -> Access {
 }
 
 /// The key-file text of a repository's key (borg's `get_keyfile_data`).
-fn keyfile_text(repo: &mut dyn Repository) -> Result<(String, String)> {
+fn keyfile_text(repo: &mut dyn Repository, loc: &Location) -> Result<(String, String)> {
     let kt = manifest_key_type(repo)?;
-    let (blob, _) = common::read_key_blob(repo, kt)?;
+    let (blob, _) = common::read_key_blob(repo, kt, &loc.canonical())?;
     let mut blob = blob;
     if !blob.ends_with('\n') {
         blob.push('\n');
@@ -70,7 +70,7 @@ fn keyfile_text(repo: &mut dyn Repository) -> Result<(String, String)> {
 /// Renders the export of the repository's key in `format`.
 pub fn export(loc: &Location, format: ExportFormat, lock_wait: f64) -> Result<Vec<u8>> {
     let mut repo = common::open_repository(loc, &no_lock(lock_wait))?;
-    let (text, blob) = keyfile_text(repo.as_mut())?;
+    let (text, blob) = keyfile_text(repo.as_mut(), loc)?;
     Ok(match format {
         ExportFormat::KeyFile => text.into_bytes(),
         ExportFormat::Paper => {

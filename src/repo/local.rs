@@ -485,13 +485,19 @@ impl LocalRepository {
         &self.path
     }
 
-    /// Warnings collected so far (they also go to `tracing`); drains the list.
+    /// Warnings and notes collected so far (they also go to `tracing`); drains the list.
     pub fn take_messages(&mut self) -> Vec<String> {
         std::mem::take(&mut self.messages)
     }
 
     pub(super) fn warn(&mut self, msg: String) {
         tracing::warn!("{msg}");
+        self.messages.push(msg);
+    }
+
+    /// Like [`Self::warn`], logged at debug (for what borg logs at debug).
+    pub(super) fn note(&mut self, msg: String) {
+        tracing::debug!("{msg}");
         self.messages.push(msg);
     }
 

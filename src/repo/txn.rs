@@ -219,7 +219,8 @@ impl LocalRepository {
         if do_cleanup {
             let n = self.io.cleanup(Some(tid))?;
             if n > 0 {
-                self.warn(format!(
+                // borg logs this at debug: a crash or interruption leaves such segments behind.
+                self.note(format!(
                     "Cleaned up {n} uncommitted segment files (== everything after segment {tid})."
                 ));
             }

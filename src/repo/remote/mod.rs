@@ -404,7 +404,7 @@ pub struct RemoteRepository {
     msgid: u64,
     dict: bool,
     id: [u8; 32],
-    /// borg's `location.processed`, used in error messages.
+    /// borg's `location.processed` without the archive (`omit_archive`), used in error messages.
     processed: String,
     /// Replies received but not yet claimed.
     replies: HashMap<u64, std::result::Result<Value, ErrorReply>>,
@@ -462,10 +462,9 @@ impl RemoteRepository {
         let (tx, rx) = mpsc::channel();
         let stdout_thread = child.stdout.take().map(|o| spawn_stdout_reader(o, tx));
         let stderr_thread = child.stderr.take().map(spawn_stderr_reader);
-        let processed = match &loc.archive {
-            Some(a) => format!("{}::{a}", loc.raw_repo),
-            None => loc.raw_repo.clone(),
-        };
+        // borg opens the repository with `location.omit_archive()`: its messages name the
+        // repository only, never `::ARCHIVE`.
+        let processed = loc.repo_text();
         let mut repo = RemoteRepository {
             stdin: child.stdin.take().map(|stdin| {
                 let ratelimit = RateLimit {
