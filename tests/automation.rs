@@ -699,8 +699,10 @@ fn default_name_has_microseconds_and_log_has_statistics() {
     // --dry-run: prune lists (no statistics, and no "Ignoring --stats" warning).
     let r = env.hoard(["run", "--config", "myjob", "--dry-run"]).ok();
     assert!(
-        r.stderr
-            .contains(&format!("Keeping archive (rule: secondly #1):     {name} ")),
+        r.stderr.contains(&format!(
+            "{:<44} {name} ",
+            "Keeping archive (rule: secondly #1):"
+        )),
         "{}",
         r.stderr
     );
