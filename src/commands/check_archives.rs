@@ -517,7 +517,7 @@ impl Checker<'_> {
             self.error_found = true;
             self.manifest = self.rebuild_manifest()?;
         } else {
-            match self.load_manifest() {
+            match self.load_manifest(&opts.location) {
                 Ok(m) => self.manifest = m,
                 Err(e) if is_integrity(&e) => {
                     log_error!("Repository manifest is corrupted: {}", e);
@@ -547,11 +547,17 @@ impl Checker<'_> {
         Ok((self.repair && unrepaired == 0) || !self.error_found)
     }
 
-    fn load_manifest(&mut self) -> std::result::Result<Manifest, ArchiveError> {
+    fn load_manifest(&mut self, location: &str) -> std::result::Result<Manifest, ArchiveError> {
         let object = self.store.repo.get(&MANIFEST_ID)?;
         let plain =
             decode_object(&self.store.key, &MANIFEST_ID, &object).map_err(ArchiveError::Corrupt)?;
-        let manifest = Manifest::from_plaintext(&self.store.key, &plain, false)?;
+        let manifest = Manifest::from_plaintext(&self.store.key, &plain, false).map_err(|e| {
+            match e {
+                // name the repository in "Repository … requires a TAM" (borg's TAMRequiredError)
+                ArchiveError::Crypto(c) => ArchiveError::Crypto(c.with_location(location)),
+                other => other,
+            }
+        })?;
         manifest.check_features(&[Operation::Check])?;
         Ok(manifest)
     }
