@@ -6,10 +6,12 @@
 //! msg` lines until a dict-format `negotiate`, JSON `log_message` lines after it (§9.6).
 //! The server-side policy (§9.7) — `--restrict-to-path`, `--restrict-to-repository`,
 //! `--append-only`, `--storage-quota` — is applied in `open` on the resolved path ([`path`]).
-//! At end of input the repository is closed: an uncommitted transaction is dropped and the
-//! lock released.
+//! At end of input, on a failed write to a vanished client, and on SIGTERM/SIGHUP/SIGINT
+//! ([`stdio`]) the repository is closed: an uncommitted transaction is dropped and the lock
+//! released.
 
 pub mod path;
+pub mod stdio;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
