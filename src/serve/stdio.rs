@@ -140,6 +140,14 @@ impl Signals {
     }
 }
 
+impl Drop for Signals {
+    fn drop(&mut self) {
+        // The handlers stay (the process is about to exit) but must not write to a closed
+        // descriptor whose number may be reused.
+        WAKE_FD.store(-1, Ordering::SeqCst);
+    }
+}
+
 /// Reads stdin until a termination signal arrives; after one, every read fails.
 pub struct Input<'a> {
     signals: &'a Signals,
