@@ -111,9 +111,24 @@ pub fn main(args: &ServeArgs, common: &CommonOptions) -> i32 {
         storage_quota,
     };
     let mut server = crate::serve::Server::new(opts);
-    let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    server.serve(stdin.lock(), stdout.lock())
+    // SIGTERM/SIGHUP/SIGINT end the session like a vanished client: the repository is closed
+    // (lock released, uncommitted transaction dropped), then borg's message and exit code.
+    let signals = match crate::serve::stdio::Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("Cannot install signal handlers: {e}");
+            return 2;
+        }
+    };
+    let code = server.serve(signals.input(), signals.output());
+    match signals.received() {
+        Some(sig) => {
+            let (message, code) = crate::serve::stdio::exit_for(sig);
+            crate::serve::log(40, "borg.archiver", message);
+            code
+        }
+        None => code,
+    }
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ pub enum RepoError {
     #[error("Repository path not allowed: {0}")]
     PathNotAllowed(String),
     /// borg `InvalidRPCMethod`: the server does not know the method.
-    #[error("RPC method {0} is not valid")]
+    #[error("RPC method {0} is not valid.")]
     InvalidRpcMethod(String),
     /// borg `ConnectionClosed` / `ConnectionClosedWithHint` (the hint may be empty).
     #[error("Connection closed by remote host{}", if .0.is_empty() { String::new() } else { format!(". {}", .0) })]

@@ -5,11 +5,16 @@
 //! format, whichever the request used), and log records go to stderr: `$LOG LEVEL name Remote:
 //! msg` lines until a dict-format `negotiate`, JSON `log_message` lines after it (§9.6).
 //! The server-side policy (§9.7) — `--restrict-to-path`, `--restrict-to-repository`,
-//! `--append-only`, `--storage-quota` — is applied in `open`. At end of input the repository is
-//! closed: an uncommitted transaction is dropped and the lock released.
+//! `--append-only`, `--storage-quota` — is applied in `open` on the resolved path ([`path`]).
+//! At end of input, on a failed write to a vanished client, and on SIGTERM/SIGHUP/SIGINT
+//! ([`stdio`]) the repository is closed: an uncommitted transaction is dropped and the lock
+//! released.
+
+pub mod path;
+pub mod stdio;
 
 use std::io::{Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use crate::msgpack::{Limits, StreamDecoder, Value};
@@ -278,88 +283,6 @@ fn sysinfo() -> String {
     )
 }
 
-/// Python's `os.path.realpath`: resolves symlinks of the existing prefix, keeps the rest.
-pub fn realpath(p: &Path) -> PathBuf {
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map(|c| c.join(p))
-            .unwrap_or_else(|_| p.to_path_buf())
-    };
-    let mut out = PathBuf::from("/");
-    let mut resolving = true;
-    let mut hops = 0;
-    for c in abs.components() {
-        match c {
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(n) => {
-                out.push(n);
-                if resolving {
-                    match std::fs::symlink_metadata(&out) {
-                        Ok(md) if md.file_type().is_symlink() && hops < 40 => {
-                            hops += 1;
-                            if let Ok(target) = std::fs::canonicalize(&out) {
-                                out = target;
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(_) => resolving = false,
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-/// borg's `_resolve_path` (spec §9.1): `/~/x`, `~/x`, `/~user/x`, `~user/x` and `/./x`.
-pub fn resolve_path(path: &str) -> PathBuf {
-    let home_of = |user: &str| -> Option<PathBuf> {
-        if user.is_empty() {
-            return Some(crate::paths::base_dir());
-        }
-        let cname = std::ffi::CString::new(user).ok()?;
-        // SAFETY: getpwnam returns a pointer to static storage or null; we copy out at once.
-        unsafe {
-            let pw = libc::getpwnam(cname.as_ptr());
-            if pw.is_null() || (*pw).pw_dir.is_null() {
-                return None;
-            }
-            let dir = std::ffi::CStr::from_ptr((*pw).pw_dir);
-            Some(PathBuf::from(dir.to_string_lossy().into_owned()))
-        }
-    };
-    let p: PathBuf = if let Some(r) = path.strip_prefix("/~/") {
-        crate::paths::base_dir().join(r)
-    } else if let Some(r) = path.strip_prefix("~/") {
-        crate::paths::base_dir().join(r)
-    } else if let Some(r) = path.strip_prefix("/~").or_else(|| path.strip_prefix('~')) {
-        // ~user/x: expanduser; an unknown user leaves the path as it is.
-        let (user, tail) = r.split_once('/').unwrap_or((r, ""));
-        match home_of(user) {
-            Some(h) if !user.is_empty() => h.join(tail),
-            _ => PathBuf::from(path.trim_start_matches('/')),
-        }
-    } else if let Some(r) = path.strip_prefix("/./") {
-        PathBuf::from(r)
-    } else {
-        PathBuf::from(path)
-    };
-    realpath(&p)
-}
-
-fn with_sep(p: &Path) -> String {
-    let mut t = p.to_string_lossy().into_owned();
-    if !t.ends_with('/') {
-        t.push('/');
-    }
-    t
-}
-
 /// Argument helpers (Python truthiness, defaults for absent or nil values).
 fn arg_bool(r: &Request, name: &str, default: bool) -> bool {
     match r.arg(name) {
@@ -401,16 +324,33 @@ fn ids_value(ids: Vec<ObjectId>) -> Value {
     Value::Array(ids.into_iter().map(Value::raw).collect())
 }
 
+/// borg's `PathNotAllowed` for `path`.
+fn not_allowed(path: &Path) -> ServerError {
+    ServerError::error(
+        "PathNotAllowed",
+        vec![s(&path.to_string_lossy())],
+        format!("Repository path not allowed: {}", path.display()),
+        false,
+    )
+}
+
 /// One server session.
 pub struct Server {
     opts: ServeOptions,
+    /// The restrictions of `opts`, resolved once.
+    policy: path::Policy,
     repo: Option<LocalRepository>,
 }
 
 impl Server {
     /// A server with the given policy.
     pub fn new(opts: ServeOptions) -> Server {
-        Server { opts, repo: None }
+        let policy = path::Policy::new(&opts.restrict_to_paths, &opts.restrict_to_repositories);
+        Server {
+            opts,
+            policy,
+            repo: None,
+        }
     }
 
     fn repo(&mut self, method: &str) -> Result<&mut LocalRepository, ServerError> {
@@ -431,14 +371,33 @@ impl Server {
         let raw = r
             .arg("path")
             .and_then(Value::as_bytes)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .ok_or_else(|| ServerError::python("TypeError", "invalid path argument".into()))?;
+            .ok_or_else(|| ServerError::python("TypeError", "invalid path argument".into()))?
+            .to_vec();
         log(
             10,
             "borg.remote",
-            &format!("Resolving repository path {raw:?}"),
+            &format!(
+                "Resolving repository path {:?}",
+                String::from_utf8_lossy(&raw)
+            ),
         );
-        let path = resolve_path(&raw);
+        // Resolved once; the policy is checked on, and the repository opened at, this path.
+        let path = match path::resolve_path(&raw) {
+            Ok(p) => p,
+            Err(unresolved) if self.policy.restricted() => {
+                log(
+                    10,
+                    "borg.remote",
+                    &format!(
+                        "Cannot resolve all symbolic links of {:?}",
+                        unresolved.display().to_string()
+                    ),
+                );
+                return Err(not_allowed(&unresolved));
+            }
+            // No policy to enforce: the kernel decides, as with borg.
+            Err(unresolved) => unresolved,
+        };
         log(
             10,
             "borg.remote",
@@ -447,32 +406,8 @@ impl Server {
                 path.display().to_string()
             ),
         );
-        let path_sep = with_sep(&path);
-        let denied = || {
-            ServerError::error(
-                "PathNotAllowed",
-                vec![s(&path.to_string_lossy())],
-                format!("Repository path not allowed: {}", path.display()),
-                false,
-            )
-        };
-        if !self.opts.restrict_to_paths.is_empty()
-            && !self
-                .opts
-                .restrict_to_paths
-                .iter()
-                .any(|p| path_sep.starts_with(&with_sep(&realpath(p))))
-        {
-            return Err(denied());
-        }
-        if !self.opts.restrict_to_repositories.is_empty()
-            && !self
-                .opts
-                .restrict_to_repositories
-                .iter()
-                .any(|p| with_sep(&realpath(p)) == path_sep)
-        {
-            return Err(denied());
+        if !self.policy.allows(&path) {
+            return Err(not_allowed(&path));
         }
         let create = arg_bool(r, "create", false);
         let client_append_only = arg_bool(r, "append_only", false);
@@ -502,6 +437,12 @@ impl Server {
             LocalRepository::open(&path, &open)
         }
         .map_err(from_repo_error)?;
+        // A directory of the path replaced by a symbolic link between the check and the open
+        // (by someone else on this host; the protocol cannot make links) is caught here.
+        if self.policy.restricted() && path::realpath(&path).as_deref() != Some(path.as_path()) {
+            drop(repo);
+            return Err(not_allowed(&path));
+        }
         let id = repo.id();
         self.repo = Some(repo);
         Ok(Value::raw(id))
@@ -860,12 +801,5 @@ mod tests {
             r.get("exception_class"),
             Some(&Value::raw("AttributeError"))
         );
-    }
-
-    #[test]
-    fn resolves_borg_path_forms() {
-        let cwd = std::env::current_dir().unwrap();
-        assert_eq!(resolve_path("/./x/y"), realpath(&cwd.join("x/y")));
-        assert_eq!(resolve_path("/a/b/../c"), PathBuf::from("/a/c"));
     }
 }
