@@ -19,7 +19,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use common::{borg_available, Env};
+use common::{borg14, borg_available, Env};
 use hoard::msgpack::{Limits, StreamDecoder, Value};
 use hoard::repo::remote::protocol;
 
@@ -29,37 +29,6 @@ fn hoard_bin() -> PathBuf {
     std::env::var_os("HOARD_SERVE_TEST_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hoard")))
-}
-
-/// Where borg 1.4 is looked for when `HOARD_BORG14` is not set.
-const BORG14_DEFAULT: &str = "/var/tmp/borg14/bin/borg";
-
-/// borg 1.4, or `None` (skip) with `HOARD_SKIP_BORG14=1` / `HOARD_SKIP_BORG=1`; otherwise a
-/// missing one fails the test with a clear message.
-fn borg14() -> Option<PathBuf> {
-    let path = std::env::var_os("HOARD_BORG14")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(BORG14_DEFAULT));
-    let ok = Command::new(&path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .map(|o| o.status.success() && o.stdout.starts_with(b"borg 1.4."))
-        .unwrap_or(false);
-    if ok {
-        return Some(path);
-    }
-    let skip = |k: &str| std::env::var(k).as_deref() == Ok("1");
-    if skip("HOARD_SKIP_BORG14") || skip("HOARD_SKIP_BORG") {
-        eprintln!("borg 1.4 not found; skipping its part (HOARD_SKIP_BORG14/HOARD_SKIP_BORG=1)");
-        return None;
-    }
-    panic!(
-        "borg 1.4 is required here and was not found at {}: install it with \
-         `python3 -m venv /var/tmp/borg14 && /var/tmp/borg14/bin/pip install borgbackup==1.4.5`, \
-         point HOARD_BORG14 at it, or set HOARD_SKIP_BORG14=1",
-        path.display()
-    );
 }
 
 /// How long a server may take to answer or to exit before the test calls it a hang.
