@@ -201,7 +201,10 @@ fn endless_array_of_nils_fails_fast_with_bounded_memory() {
     std::fs::write(&src, b"data").expect("file");
     let cache_dir = env.base().join(".cache");
     let _ = std::fs::remove_dir_all(&cache_dir);
-    let m = hoard_measured(&env, &["create", &format!("{}::new", repo.display()), s(&src)]);
+    let m = hoard_measured(
+        &env,
+        &["create", &format!("{}::new", repo.display()), s(&src)],
+    );
     assert_refused(
         &m,
         2,
@@ -217,7 +220,11 @@ fn check_reports_an_item_stream_that_breaks_the_bounds() {
     let m = hoard_measured(&env, &["check", s(&repo)]);
     assert_eq!(m.code, 1, "{}", m.stderr);
     assert!(m.elapsed < QUICK, "check took {:?}", m.elapsed);
-    assert!(m.max_rss_kib < SMALL_RSS_KIB, "peak RSS {} KiB", m.max_rss_kib);
+    assert!(
+        m.max_rss_kib < SMALL_RSS_KIB,
+        "peak RSS {} KiB",
+        m.max_rss_kib
+    );
     assert!(
         m.stderr.contains(
             "Unpacker crashed while unpacking item metadata, trying to resync... (msgpack value \
@@ -266,13 +273,25 @@ fn serve_refuses_endless_requests_and_serves_the_next_client() {
     let repo = env.path().join("repo");
     env.hoard(["init", "-e", "repokey", s(&repo)]).ok();
 
-    // 1. The report's attack: a request [1, 1, "put", [[[…nils…]]]] whose nested arrays of
-    //    100 never close, 16 MiB long: stopped by the element bound of a request.
-    let mut nested = vec![0x94, 0x01, 0x01, 0xa3, b'p', b'u', b't'];
-    for _ in 0..4 {
-        nested.extend([0xdc, 0x00, 0x64]);
+    // 1. The report's attack: a request [1, 1, "put", …] whose argument is arrays of 100
+    //    arrays of 100 … of nils, cut off at 16 MiB so it never completes: stopped by the
+    //    element bound of a request.
+    fn nest(out: &mut Vec<u8>, depth: usize, limit: usize) {
+        if depth == 0 {
+            out.push(0xc0);
+            return;
+        }
+        out.extend([0xdc, 0x00, 0x64]);
+        for _ in 0..100 {
+            if out.len() >= limit {
+                return;
+            }
+            nest(out, depth - 1, limit);
+        }
     }
-    nested.resize(16 * 1024 * 1024, 0xc0);
+    let mut nested = vec![0x94, 0x01, 0x01, 0xa3, b'p', b'u', b't'];
+    nest(&mut nested, 5, 16 * 1024 * 1024);
+    nested.truncate(16 * 1024 * 1024);
     // 2. Nesting 16 MiB deep.
     let deep = vec![0x91; 16 * 1024 * 1024];
     // 3. A string header of 2 GiB, its bytes never sent.
@@ -308,9 +327,21 @@ fn serve_refuses_endless_requests_and_serves_the_next_client() {
     let src = env.path().join("file");
     std::fs::write(&src, b"hello").expect("file");
     let hoard_bin = env!("CARGO_BIN_EXE_hoard");
-    env.hoard(["--remote-path", hoard_bin, "create", &format!("{url}::a1"), s(&src)])
-        .ok();
-    let r = env.hoard(["--remote-path", hoard_bin, "list", "--short", &format!("{url}::a1")]);
+    env.hoard([
+        "--remote-path",
+        hoard_bin,
+        "create",
+        &format!("{url}::a1"),
+        s(&src),
+    ])
+    .ok();
+    let r = env.hoard([
+        "--remote-path",
+        hoard_bin,
+        "list",
+        "--short",
+        &format!("{url}::a1"),
+    ]);
     let r = r.ok();
     assert_eq!(r.out().trim_end(), s(&src).trim_start_matches('/'));
 }

@@ -127,9 +127,15 @@ impl ItemStreamReader {
 
     /// "item-stream chunk K, offset O" for a stream offset.
     fn position(&self, offset: u64) -> String {
-        let k = self.starts.partition_point(|s| *s <= offset).saturating_sub(1);
+        let k = self
+            .starts
+            .partition_point(|s| *s <= offset)
+            .saturating_sub(1);
         let start = self.starts.get(k).copied().unwrap_or(0);
-        format!("item-stream chunk {k}, offset {}", offset - start.min(offset))
+        format!(
+            "item-stream chunk {k}, offset {}",
+            offset - start.min(offset)
+        )
     }
 
     /// The next complete item, if one is buffered.

@@ -1050,7 +1050,8 @@ impl Checker<'_> {
                 match unpacker.next() {
                     Unpacked::NeedMore => break,
                     Unpacked::Crashed(e) => {
-                        let msg = "Unpacker crashed while unpacking item metadata, trying to resync...";
+                        let msg =
+                            "Unpacker crashed while unpacking item metadata, trying to resync...";
                         // borg's line for bytes its unpacker cannot parse; hoard's own bounds
                         // (borg has none) say which one the stream broke.
                         let msg = match e {

@@ -500,9 +500,10 @@ pub fn decode_all(data: &[u8], limits: Limits) -> Result<Value, DecodeError> {
 /// [`DecodeError::Incomplete`] means `data` ends inside the value.
 pub fn decode_one(data: &[u8], limits: Limits) -> Result<(Value, usize), DecodeError> {
     let mut partial = Partial::default();
-    match partial.advance(data, &limits)? {
-        (Some(value), used) => Ok((value, used)),
-        (None, _) => Err(DecodeError::Incomplete),
+    let mut used = 0;
+    match partial.advance(data, &limits, &mut used)? {
+        Some(value) => Ok((value, used)),
+        None => Err(DecodeError::Incomplete),
     }
 }
 
@@ -519,7 +520,11 @@ enum Token {
 /// Reads one token from the start of `data`: `Ok(None)` if `data` ends inside it. A length
 /// over its limit, or over `budget` (the bytes the current value may still take), is an error
 /// before any of its bytes are waited for.
-fn token(data: &[u8], limits: &Limits, budget: usize) -> Result<Option<(Token, usize)>, DecodeError> {
+fn token(
+    data: &[u8],
+    limits: &Limits,
+    budget: usize,
+) -> Result<Option<(Token, usize)>, DecodeError> {
     let Some(&m) = data.first() else {
         return Ok(None);
     };
@@ -683,12 +688,19 @@ impl Partial {
     /// Consumes tokens from `data` until a top-level value completes (returned with the bytes
     /// used) or `data` ends inside a token (`None`, with the bytes of the complete tokens used;
     /// the state keeps them).
-    fn advance(&mut self, data: &[u8], limits: &Limits) -> Result<(Option<Value>, usize), DecodeError> {
+    /// On error, `used` still tells where the offending token starts.
+    fn advance(
+        &mut self,
+        data: &[u8],
+        limits: &Limits,
+        used: &mut usize,
+    ) -> Result<Option<Value>, DecodeError> {
         let mut pos = 0;
         loop {
+            *used = pos;
             let budget = limits.max_bytes.saturating_sub(self.bytes);
             let Some((token, len)) = token(&data[pos..], limits, budget)? else {
-                return Ok((None, pos));
+                return Ok(None);
             };
             let values = self.values + 1;
             let bytes = self.bytes + len;
@@ -740,7 +752,8 @@ impl Partial {
                     None => {
                         self.bytes = 0;
                         self.values = 0;
-                        return Ok((Some(value), pos));
+                        *used = pos;
+                        return Ok(Some(value));
                     }
                     Some(Frame::Array { items, left }) => {
                         items.push(value);
@@ -832,17 +845,16 @@ impl StreamDecoder {
         if self.pos >= self.buffer.len() {
             return Ok(None);
         }
-        match self.partial.advance(&self.buffer[self.pos..], &self.limits) {
-            Ok((value, used)) => {
-                self.pos += used;
-                self.offset += used as u64;
-                Ok(value)
-            }
-            Err(e) => {
-                self.failed = Some(e.clone());
-                Err(e)
-            }
+        let mut used = 0;
+        let result = self
+            .partial
+            .advance(&self.buffer[self.pos..], &self.limits, &mut used);
+        self.pos += used;
+        self.offset += used as u64;
+        if let Err(e) = &result {
+            self.failed = Some(e.clone());
         }
+        result
     }
 
     /// Bytes fed but not yet returned as values (those of a value in progress included);
@@ -1127,8 +1139,13 @@ mod tests {
             Err(DecodeError::Incomplete)
         );
         let mut p = Partial::default();
-        let (v, used) = p
-            .advance(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0], &Limits::UNLIMITED)
+        let mut used = 0;
+        let v = p
+            .advance(
+                &[0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0],
+                &Limits::UNLIMITED,
+                &mut used,
+            )
             .unwrap();
         assert!(v.is_none());
         assert_eq!(used, 6);
