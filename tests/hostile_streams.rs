@@ -36,7 +36,8 @@ struct Measured {
 }
 
 /// Runs `cmd` (stdout/stderr captured, `stdin` written from a thread), reaping it with
-/// `wait4` to get this child's own peak RSS.
+/// `wait4` to get this child's own peak RSS (so `Child::wait` is never called: wait4 reaps it).
+#[allow(clippy::zombie_processes)]
 fn run_measured(mut cmd: Command, stdin: Option<Vec<u8>>) -> Measured {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     if stdin.is_some() {
@@ -159,7 +160,7 @@ fn repo_with_item_stream(env: &Env, pieces: &[Vec<u8>], refs: &[usize]) -> PathB
 fn nil_attack(env: &Env, header: &[u8]) -> PathBuf {
     repo_with_item_stream(env, &[header.to_vec(), vec![0xc0; 256 * 1024]], &{
         let mut refs = vec![0];
-        refs.extend(std::iter::repeat(1).take(64));
+        refs.extend(std::iter::repeat_n(1, 64));
         refs
     })
 }
@@ -300,7 +301,7 @@ fn serve_refuses_endless_requests_and_serves_the_next_client() {
     let mut big = vec![0x94, 0x01, 0x01, 0xa3, b'p', b'u', b't', 0x92];
     for _ in 0..2 {
         big.extend([0xdb, 0x00, 0xc0, 0x00, 0x00]);
-        big.extend(std::iter::repeat(b'a').take(12 * 1024 * 1024));
+        big.extend(std::iter::repeat_n(b'a', 12 * 1024 * 1024));
     }
     let cases: [(&str, Vec<u8>, &str); 4] = [
         ("nested", nested, "more than the limit 10000"),
