@@ -259,6 +259,23 @@ fn check_and_list_report_a_stream_that_ends_inside_an_item() {
     );
 }
 
+/// Appends arrays of 100 arrays of 100 … (`depth` levels) of nils until `out` holds `limit`
+/// bytes, then cuts it there: a value that never completes.
+fn nest(out: &mut Vec<u8>, depth: usize, limit: usize) {
+    if depth == 0 {
+        out.push(0xc0);
+        return;
+    }
+    out.extend([0xdc, 0x00, 0x64]);
+    for _ in 0..100 {
+        if out.len() >= limit {
+            break;
+        }
+        nest(out, depth - 1, limit);
+    }
+    out.truncate(limit);
+}
+
 /// A `BORG_RSH` that ignores the host and runs the remote command locally.
 fn local_rsh(env: &Env) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -277,22 +294,8 @@ fn serve_refuses_endless_requests_and_serves_the_next_client() {
     // 1. The report's attack: a request [1, 1, "put", …] whose argument is arrays of 100
     //    arrays of 100 … of nils, cut off at 16 MiB so it never completes: stopped by the
     //    element bound of a request.
-    fn nest(out: &mut Vec<u8>, depth: usize, limit: usize) {
-        if depth == 0 {
-            out.push(0xc0);
-            return;
-        }
-        out.extend([0xdc, 0x00, 0x64]);
-        for _ in 0..100 {
-            if out.len() >= limit {
-                return;
-            }
-            nest(out, depth - 1, limit);
-        }
-    }
     let mut nested = vec![0x94, 0x01, 0x01, 0xa3, b'p', b'u', b't'];
     nest(&mut nested, 5, 16 * 1024 * 1024);
-    nested.truncate(16 * 1024 * 1024);
     // 2. Nesting 16 MiB deep.
     let deep = vec![0x91; 16 * 1024 * 1024];
     // 3. A string header of 2 GiB, its bytes never sent.
@@ -345,4 +348,42 @@ fn serve_refuses_endless_requests_and_serves_the_next_client() {
     ]);
     let r = r.ok();
     assert_eq!(r.out().trim_end(), s(&src).trim_start_matches('/'));
+}
+
+#[test]
+fn client_refuses_endless_replies() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut env = Env::new();
+    // A "server" that answers with 16 MiB of nested arrays of nils that never complete: the
+    // reply decoder's element bound stops it (it exits then: one that lingers holding the
+    // pipes costs the client a separate 5-second grace period).
+    let reply = env.path().join("reply.bin");
+    let mut data = Vec::new();
+    nest(&mut data, 5, 16 * 1024 * 1024);
+    std::fs::write(&reply, &data).expect("reply");
+    let fake = env.path().join("endless-ssh");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\nexec cat '{}'\n", reply.display()),
+    )
+    .expect("fake");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    env.set("BORG_RSH", s(&fake));
+    let m = hoard_measured(&env, &["info", "ssh://localhost/srv/repo"]);
+    assert_refused(
+        &m,
+        2,
+        "Got unexpected RPC data format from server: msgpack value holds 200001 elements",
+        "info",
+    );
+    // One whose first reply claims four billion elements.
+    std::fs::write(&reply, [0xdd, 0xff, 0xff, 0xff, 0xff]).expect("reply");
+    let m = hoard_measured(&env, &["info", "ssh://localhost/srv/repo"]);
+    assert_refused(
+        &m,
+        2,
+        "Got unexpected RPC data format from server: msgpack array of length 4294967295 exceeds \
+         the limit 100000 (reply at offset 0): DD FF FF FF FF",
+        "info",
+    );
 }
