@@ -254,7 +254,7 @@ fn check_and_list_report_a_stream_that_ends_inside_an_item() {
     assert_refused(
         &m,
         2,
-        "item stream ends with 2 bytes of an incomplete item",
+        "archive evil: item stream ends with 2 bytes of an incomplete item",
         "list",
     );
 }

@@ -157,7 +157,8 @@ impl ItemStreamReader {
     pub fn finish(&self) -> Result<(), ArchiveError> {
         if self.decoder.pending() > 0 {
             return Err(ArchiveError::Corrupt(format!(
-                "item stream ends with {} bytes of an incomplete item",
+                "{}item stream ends with {} bytes of an incomplete item",
+                self.archive,
                 self.decoder.pending()
             )));
         }
