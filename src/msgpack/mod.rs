@@ -4,7 +4,9 @@
 //! str/raw family (fixstr, `da` str16, `db` str32 — never `d9` str8 and never bin). This module owns
 //! a small dynamic [`Value`] model, an encoder that reproduces borg's choices byte for byte, and a
 //! decoder with borg's per-context limits ([`Limits`]) that can also decode a value at a time out of
-//! a growing buffer (item streams span chunk boundaries). It must never panic on hostile input.
+//! a growing buffer (item streams span chunk boundaries). The decoder never recurses (an explicit
+//! stack of open containers), keeps a partial value across feeds so every byte is decoded once,
+//! and bounds each value's bytes, elements and depth. It must never panic on hostile input.
 
 use std::fmt;
 
