@@ -209,7 +209,7 @@ impl<'a> Items<'a> {
             store,
             ids: meta.items.clone(),
             next_chunk: 0,
-            reader: ItemStreamReader::new(),
+            reader: ItemStreamReader::for_archive(&meta.name),
             done: false,
         }
     }

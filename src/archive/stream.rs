@@ -80,9 +80,17 @@ impl ItemStreamWriter {
     }
 }
 
-/// Decodes items from the plaintexts of the item-stream chunks, fed in order.
+/// Decodes items from the plaintexts of the item-stream chunks, fed in order. Decoding is
+/// incremental (each byte once) and each item is bounded by [`Limits::ITEM`]; an error names
+/// the item-stream chunk (index in the archive's `items` list) and the offset in it.
 pub struct ItemStreamReader {
     decoder: StreamDecoder,
+    /// Stream offset at which each fed chunk starts.
+    starts: Vec<u64>,
+    /// Bytes fed so far.
+    fed: u64,
+    /// "archive NAME: " for messages, or empty.
+    archive: String,
 }
 
 impl Default for ItemStreamReader {
@@ -95,13 +103,39 @@ impl ItemStreamReader {
     /// An empty reader.
     pub fn new() -> Self {
         ItemStreamReader {
-            decoder: StreamDecoder::new(Limits::UNLIMITED),
+            decoder: StreamDecoder::new(Limits::ITEM),
+            starts: Vec::new(),
+            fed: 0,
+            archive: String::new(),
+        }
+    }
+
+    /// A reader whose errors name the archive.
+    pub fn for_archive(name: &[u8]) -> Self {
+        ItemStreamReader {
+            archive: format!("archive {}: ", String::from_utf8_lossy(name)),
+            ..Self::new()
         }
     }
 
     /// Feeds the next chunk's plaintext.
     pub fn feed(&mut self, chunk: &[u8]) {
+        self.starts.push(self.fed);
+        self.fed += chunk.len() as u64;
         self.decoder.feed(chunk);
+    }
+
+    /// "item-stream chunk K, offset O" for a stream offset.
+    fn position(&self, offset: u64) -> String {
+        let k = self
+            .starts
+            .partition_point(|s| *s <= offset)
+            .saturating_sub(1);
+        let start = self.starts.get(k).copied().unwrap_or(0);
+        format!(
+            "item-stream chunk {k}, offset {}",
+            offset - start.min(offset)
+        )
     }
 
     /// The next complete item, if one is buffered.
@@ -111,7 +145,11 @@ impl ItemStreamReader {
                 .map(Some)
                 .map_err(|e| ArchiveError::Corrupt(format!("invalid item in item stream: {e}"))),
             Ok(None) => Ok(None),
-            Err(e) => Err(ArchiveError::Corrupt(format!("item stream: {e}"))),
+            Err(e) => Err(ArchiveError::Corrupt(format!(
+                "{}item stream: {e} ({})",
+                self.archive,
+                self.position(self.decoder.offset())
+            ))),
         }
     }
 
@@ -119,7 +157,8 @@ impl ItemStreamReader {
     pub fn finish(&self) -> Result<(), ArchiveError> {
         if self.decoder.pending() > 0 {
             return Err(ArchiveError::Corrupt(format!(
-                "item stream ends with {} bytes of an incomplete item",
+                "{}item stream ends with {} bytes of an incomplete item",
+                self.archive,
                 self.decoder.pending()
             )));
         }

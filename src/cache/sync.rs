@@ -126,18 +126,29 @@ pub fn fetch_and_build_idx(
         ));
     }
     let mut summed = ArchiveTotals::default();
-    let mut decoder = StreamDecoder::new(Limits::UNLIMITED);
-    for id in &meta.items {
+    let mut decoder = StreamDecoder::new(Limits::ITEM);
+    let mut chunk_start = 0u64;
+    for (k, id) in meta.items.iter().enumerate() {
         let object = store.repo.get(id)?;
         let data = store.decode(id, &object, None)?;
         index_add(idx, id, 1, len32(data.len()), len32(object.len()));
         decoder.feed(&data);
-        while let Some(item) = decoder
-            .next_value()
-            .map_err(|e| ArchiveError::Corrupt(format!("item stream: {e}")))?
-        {
-            account_item(&item, idx, &mut summed);
+        loop {
+            match decoder.next_value() {
+                Ok(Some(item)) => account_item(&item, idx, &mut summed),
+                Ok(None) => break,
+                Err(e) => {
+                    // A token is decoded once all of it is fed: the error lies in chunk k,
+                    // unless its header began in the chunk before.
+                    let off = decoder.offset().saturating_sub(chunk_start);
+                    return Err(ArchiveError::Corrupt(format!(
+                        "archive {}: item stream: {e} (item-stream chunk {k}, offset {off})",
+                        String::from_utf8_lossy(&meta.name)
+                    )));
+                }
+            }
         }
+        chunk_start += data.len() as u64;
     }
     fetch_missing_csize(store, idx)?;
     Ok(ArchiveTotals::from_meta(&meta).unwrap_or(summed))

@@ -361,15 +361,20 @@ fn packed_keys<S: AsRef<[u8]>>(keys: &[S]) -> Vec<Vec<u8>> {
 enum Unpacked {
     Value(Value),
     NeedMore,
-    Crashed,
+    /// The stream broke (why); resync.
+    Crashed(DecodeError),
 }
 
 /// borg's `RobustUnpacker`: a streaming unpacker that, after `resync`, skips bytes until
-/// something that decodes as an item map (with `path`) starts.
+/// something that decodes as an item map (with `path`) starts. In step it decodes
+/// incrementally with the item limits ([`Limits::ITEM`]), so a hostile stream crashes it
+/// (and is reported) instead of growing without end.
 struct RobustUnpacker {
+    /// Bytes buffered while resyncing, and where the scan for an item stands.
     buf: Vec<u8>,
     pos: usize,
     resync: bool,
+    decoder: msgpack::StreamDecoder,
     item_keys: Vec<Vec<u8>>,
 }
 
@@ -379,6 +384,7 @@ impl RobustUnpacker {
             buf: Vec::new(),
             pos: 0,
             resync: false,
+            decoder: msgpack::StreamDecoder::new(Limits::ITEM),
             item_keys,
         }
     }
@@ -390,41 +396,51 @@ impl RobustUnpacker {
     }
 
     fn feed(&mut self, data: &[u8]) {
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
+        if self.resync {
+            self.buf.extend_from_slice(data);
+        } else {
+            self.decoder.feed(data);
         }
-        self.buf.extend_from_slice(data);
+    }
+
+    /// Whether the stream so far ends inside an item (not while resyncing).
+    fn in_item(&self) -> bool {
+        !self.resync && self.decoder.pending() > 0
     }
 
     fn next(&mut self) -> Unpacked {
         if self.resync {
+            // Candidates before the first incomplete one failed for good; later feeds rescan
+            // from there only.
+            let mut incomplete = None;
             let mut p = self.pos;
             while p < self.buf.len() {
                 let data = &self.buf[p..];
                 if valid_msgpacked_dict(data, &self.item_keys) {
-                    if let Ok((v, used)) = msgpack::decode_one(data, Limits::UNLIMITED) {
-                        if v.get("path").is_some() {
+                    match msgpack::decode_one(data, Limits::ITEM) {
+                        Ok((v, used)) if v.get("path").is_some() => {
                             self.resync = false;
-                            self.pos = p + used;
+                            self.decoder = msgpack::StreamDecoder::new(Limits::ITEM);
+                            self.decoder.feed(&self.buf[p + used..]);
+                            self.buf.clear();
+                            self.pos = 0;
                             return Unpacked::Value(v);
                         }
+                        Err(DecodeError::Incomplete) => {
+                            incomplete.get_or_insert(p);
+                        }
+                        _ => {}
                     }
                 }
                 p += 1;
             }
+            self.pos = incomplete.unwrap_or(self.buf.len());
             return Unpacked::NeedMore;
         }
-        if self.pos >= self.buf.len() {
-            return Unpacked::NeedMore;
-        }
-        match msgpack::decode_one(&self.buf[self.pos..], Limits::UNLIMITED) {
-            Ok((v, used)) => {
-                self.pos += used;
-                Unpacked::Value(v)
-            }
-            Err(DecodeError::Incomplete) => Unpacked::NeedMore,
-            Err(_) => Unpacked::Crashed,
+        match self.decoder.next_value() {
+            Ok(Some(v)) => Unpacked::Value(v),
+            Ok(None) => Unpacked::NeedMore,
+            Err(e) => Unpacked::Crashed(e),
         }
     }
 }
@@ -1049,12 +1065,16 @@ impl Checker<'_> {
             loop {
                 match unpacker.next() {
                     Unpacked::NeedMore => break,
-                    Unpacked::Crashed => {
-                        self.report(
-                            "Unpacker crashed while unpacking item metadata, trying to resync...",
-                            id,
-                            i,
-                        );
+                    Unpacked::Crashed(e) => {
+                        let msg =
+                            "Unpacker crashed while unpacking item metadata, trying to resync...";
+                        // borg's line for bytes its unpacker cannot parse; hoard's own bounds
+                        // (borg has none) say which one the stream broke.
+                        let msg = match e {
+                            DecodeError::InvalidMarker(_) => msg.to_string(),
+                            e => format!("{msg} ({e})"),
+                        };
+                        self.report(&msg, id, i);
                         damaged = true;
                         unpacker.resync();
                         break;
@@ -1075,6 +1095,12 @@ impl Checker<'_> {
                         }
                     },
                 }
+            }
+        }
+        if let Some((i, id)) = meta.items.iter().enumerate().next_back() {
+            if unpacker.in_item() {
+                self.report("item metadata stream ends inside an item", id, i);
+                damaged = true;
             }
         }
         Ok((items, damaged))

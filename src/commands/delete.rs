@@ -204,7 +204,7 @@ pub fn delete_archive(
 ) -> Result<bool> {
     let meta = ArchiveMeta::load(&mut opened.store, id)?;
     let mut part_stats = OpStats::default();
-    let mut reader = ItemStreamReader::new();
+    let mut reader = ItemStreamReader::for_archive(name);
     let mut error = false;
     let result: std::result::Result<(), ArchiveError> = (|| {
         for item_id in &meta.items {

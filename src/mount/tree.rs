@@ -163,7 +163,7 @@ impl Spool {
                 .read_exact_at(&mut bytes, off)
                 .map_err(|e| MountError::Io(format!("mount spool file: {e}")))?;
         }
-        let v = msgpack::decode_all(&bytes, msgpack::Limits::UNLIMITED)
+        let v = msgpack::decode_all(&bytes, msgpack::Limits::ITEM)
             .map_err(|e| MountError::Io(format!("mount spool: {e}")))?;
         Item::from_value(&v).map_err(MountError::Io)
     }

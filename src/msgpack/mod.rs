@@ -4,7 +4,9 @@
 //! str/raw family (fixstr, `da` str16, `db` str32 — never `d9` str8 and never bin). This module owns
 //! a small dynamic [`Value`] model, an encoder that reproduces borg's choices byte for byte, and a
 //! decoder with borg's per-context limits ([`Limits`]) that can also decode a value at a time out of
-//! a growing buffer (item streams span chunk boundaries). It must never panic on hostile input.
+//! a growing buffer (item streams span chunk boundaries). The decoder never recurses (an explicit
+//! stack of open containers), keeps a partial value across feeds so every byte is decoded once,
+//! and bounds each value's bytes, elements and depth. It must never panic on hostile input.
 
 use std::fmt;
 
@@ -288,7 +290,7 @@ pub fn encode(value: &Value, out: &mut Vec<u8>) {
 }
 
 /// Why a decode failed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// The buffer ended inside a value; more bytes may complete it.
     #[error("msgpack data ends in the middle of a value")]
@@ -296,31 +298,66 @@ pub enum DecodeError {
     /// A byte that starts no valid msgpack value (0xc1).
     #[error("invalid msgpack marker byte 0x{0:02x}")]
     InvalidMarker(u8),
-    /// A string, bin, array or map longer than this context allows.
+    /// A string, bin, ext, array or map longer than this context allows.
     #[error("msgpack {kind} of length {len} exceeds the limit {limit}")]
     LimitExceeded {
-        /// "str", "bin", "array" or "map".
+        /// "str", "bin", "ext", "array" or "map".
         kind: &'static str,
         /// The length found.
         len: usize,
         /// The limit in force.
         limit: usize,
     },
-    /// Nesting deeper than [`MAX_DEPTH`].
+    /// Arrays and maps nested deeper than [`Limits::max_depth`].
     #[error("msgpack nesting too deep")]
     TooDeep,
+    /// One value spans more encoded bytes than [`Limits::max_bytes`].
+    #[error("msgpack value larger than {limit} bytes")]
+    ValueTooLarge {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// One value holds more elements than [`Limits::max_values`] allows, or more than its
+    /// size justifies ([`Limits::min_value_bytes`]).
+    #[error("msgpack value holds {values} elements in {bytes} bytes, more than the limit {limit}")]
+    TooManyValues {
+        /// Elements (scalars and containers at every level) decoded so far.
+        values: usize,
+        /// Encoded bytes they took.
+        bytes: usize,
+        /// The bound they broke: [`Limits::max_values`], or what [`Limits::min_value_bytes`]
+        /// allows for `bytes`.
+        limit: usize,
+    },
     /// Bytes left over after a value that should fill the buffer.
     #[error("{0} unexpected bytes after the msgpack value")]
     TrailingBytes(usize),
 }
 
-/// Maximum nesting depth the decoder follows (guards the stack against hostile input).
+/// Nesting depth of the predefined [`Limits`] that do not set a tighter one (guards memory and
+/// the recursive `Drop`/`encode` of [`Value`] against hostile input).
 pub const MAX_DEPTH: usize = 256;
 
-/// Per-context size limits, as borg's `get_limited_unpacker` sets them (spec §7.1).
+/// Elements a value may hold before [`Limits::min_value_bytes`] applies.
+pub const VALUE_SLACK: usize = 65_536;
+
+/// Largest plaintext of one repository object (borg `MAX_DATA_SIZE`, spec §2.4); the RPC
+/// limits are derived from it (this layer imports nothing, so the number is repeated here).
+const MAX_DATA_SIZE: usize = 20_971_479;
+
+/// Largest encoded item (64 MiB). A chunk reference `[id, size, csize]` packs into about 46
+/// bytes, so an item may list ~1.4 million chunks: a 2.8 TiB file at borg's default 2 MiB
+/// chunk size, or 90 GiB at attic's old 64 KiB. borg writes nothing larger than a few KiB
+/// besides such chunk lists.
+pub const MAX_ITEM_BYTES: usize = 64 * 1024 * 1024;
+
+/// Per-context limits. The str/bin/array/map lengths are the ones borg's
+/// `get_limited_unpacker` sets (spec §7.1); depth, bytes and element counts are hoard's own
+/// bounds on one top-level value, so that hostile input can cost neither unbounded memory nor
+/// unbounded time: a decoded value takes at most about `max_bytes + 32 * max_values` bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Longest str/raw.
+    /// Longest str/raw (and ext).
     pub max_str: usize,
     /// Longest bin; 0 rejects every bin value (borg's `max_bin_len=0`).
     pub max_bin: usize,
@@ -328,15 +365,31 @@ pub struct Limits {
     pub max_array: usize,
     /// Most map entries.
     pub max_map: usize,
+    /// Deepest nesting of arrays and maps (a scalar at the top is depth 0).
+    pub max_depth: usize,
+    /// Most encoded bytes one top-level value may span.
+    pub max_bytes: usize,
+    /// Most elements (scalars and containers at every level, the value itself included)
+    /// one top-level value may decode into.
+    pub max_values: usize,
+    /// Past [`VALUE_SLACK`] elements, a value must average at least this many encoded bytes per
+    /// element (0: no such rule). Real item streams average ~11 (a chunk reference is 4
+    /// elements in ~46 bytes); a run of one-byte values (nils), each materialised as a 32-byte
+    /// [`Value`], is refused early.
+    pub min_value_bytes: usize,
 }
 
 impl Limits {
-    /// No limits beyond the stack guard (item streams, hints, files cache).
+    /// No limits beyond the stack guard (tests and data this program has just written itself).
     pub const UNLIMITED: Limits = Limits {
         max_str: usize::MAX,
         max_bin: usize::MAX,
         max_array: usize::MAX,
         max_map: usize::MAX,
+        max_depth: MAX_DEPTH,
+        max_bytes: usize::MAX,
+        max_values: usize::MAX,
+        min_value_bytes: 0,
     };
     /// The manifest: str ≤ 255, no bin, array ≤ 100, map ≤ 400000.
     pub const MANIFEST: Limits = Limits {
@@ -344,6 +397,10 @@ impl Limits {
         max_bin: 0,
         max_array: 100,
         max_map: 400_000,
+        max_depth: MAX_DEPTH,
+        max_bytes: usize::MAX,
+        max_values: usize::MAX,
+        min_value_bytes: 0,
     };
     /// The encrypted key envelope and the key material: str ≤ 4000, no bin, no arrays, map ≤ 10.
     pub const KEY: Limits = Limits {
@@ -351,6 +408,10 @@ impl Limits {
         max_bin: 0,
         max_array: 0,
         max_map: 10,
+        max_depth: MAX_DEPTH,
+        max_bytes: usize::MAX,
+        max_values: usize::MAX,
+        min_value_bytes: 0,
     };
     /// Archive metadata (borg 1.2.5+): str ≤ 10000, no bin, map ≤ 100.
     pub const ARCHIVE: Limits = Limits {
@@ -358,20 +419,73 @@ impl Limits {
         max_bin: 0,
         max_array: usize::MAX,
         max_map: 100,
+        max_depth: MAX_DEPTH,
+        max_bytes: usize::MAX,
+        max_values: usize::MAX,
+        min_value_bytes: 0,
     };
-    /// RPC messages as a server unpacks them.
+    /// One item of an item stream (spec §6.5), wherever items are read: at most
+    /// [`MAX_ITEM_BYTES`] encoded, 8 Mi elements (a maximal chunk list needs ~6 Mi), 64 Ki map
+    /// entries (an item has ~25 keys; `xattrs` holds one entry per attribute), nesting 32
+    /// (items use 4), and on average ≥ 8 bytes per element past 64 Ki elements.
+    /// Worst-case memory of one decoded item: ~320 MiB; the nil-array attack fails at 64 Ki.
+    pub const ITEM: Limits = Limits {
+        max_str: MAX_ITEM_BYTES,
+        max_bin: MAX_ITEM_BYTES,
+        max_array: 4 * 1024 * 1024,
+        max_map: 65_536,
+        max_depth: 32,
+        max_bytes: MAX_ITEM_BYTES,
+        max_values: 8 * 1024 * 1024,
+        min_value_bytes: 8,
+    };
+    /// RPC requests as a server unpacks them: a `put` of the largest object plus 64 KiB of
+    /// framing; requests are small maps or 4-element arrays.
     pub const RPC_SERVER: Limits = Limits {
         max_str: 20 * 1024 * 1024 + 1024,
         max_bin: 0,
         max_array: 100,
         max_map: 100,
+        max_depth: 16,
+        max_bytes: MAX_DATA_SIZE + 64 * 1024,
+        max_values: 10_000,
+        min_value_bytes: 0,
     };
-    /// RPC messages as a client unpacks them.
+    /// RPC replies as a client unpacks them: a `get` of the largest object, or a `list`/`scan`
+    /// of 100000 ids (~3.6 MB), plus 64 KiB of framing.
     pub const RPC_CLIENT: Limits = Limits {
         max_str: 20 * 1024 * 1024 + 1024,
         max_bin: 0,
         max_array: 100_000,
         max_map: 100,
+        max_depth: 16,
+        max_bytes: MAX_DATA_SIZE + 64 * 1024,
+        max_values: 200_000,
+        min_value_bytes: 0,
+    };
+    /// `hints.N` (spec §2.8): maps keyed by segment number or object id, lists of segment
+    /// numbers; at most 1 GiB and 256 Mi elements (tens of millions of segments or shadowed
+    /// objects, far past what a repository holds).
+    pub const HINTS: Limits = Limits {
+        max_str: 64,
+        max_bin: 0,
+        max_array: 1 << 28,
+        max_map: 1 << 28,
+        max_depth: 4,
+        max_bytes: 1 << 30,
+        max_values: 1 << 28,
+        min_value_bytes: 0,
+    };
+    /// `integrity.N` (spec §2.9): a map of a version and two short JSON texts.
+    pub const INTEGRITY: Limits = Limits {
+        max_str: 64 * 1024,
+        max_bin: 0,
+        max_array: 0,
+        max_map: 16,
+        max_depth: 2,
+        max_bytes: 256 * 1024,
+        max_values: 64,
+        min_value_bytes: 0,
     };
 }
 
@@ -387,181 +501,320 @@ pub fn decode_all(data: &[u8], limits: Limits) -> Result<Value, DecodeError> {
 /// Decodes one value from the start of `data`; returns it and the number of bytes it used.
 /// [`DecodeError::Incomplete`] means `data` ends inside the value.
 pub fn decode_one(data: &[u8], limits: Limits) -> Result<(Value, usize), DecodeError> {
-    let mut reader = Reader {
-        data,
-        pos: 0,
-        limits,
+    let mut partial = Partial::default();
+    let mut used = 0;
+    match partial.advance(data, &limits, &mut used)? {
+        Some(value) => Ok((value, used)),
+        None => Err(DecodeError::Incomplete),
+    }
+}
+
+/// Most elements pre-allocated for an array or map before its elements have arrived.
+const PREALLOC: usize = 4096;
+
+/// One lexical unit: a complete scalar, or the header of an array or map.
+enum Token {
+    Scalar(Value),
+    Array(usize),
+    Map(usize),
+}
+
+/// Reads one token from the start of `data`: `Ok(None)` if `data` ends inside it. A length
+/// over its limit, or over `budget` (the bytes the current value may still take), is an error
+/// before any of its bytes are waited for.
+fn token(
+    data: &[u8],
+    limits: &Limits,
+    budget: usize,
+) -> Result<Option<(Token, usize)>, DecodeError> {
+    let Some(&m) = data.first() else {
+        return Ok(None);
     };
-    let value = reader.value(0)?;
-    Ok((value, reader.pos))
-}
-
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-    limits: Limits,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).ok_or(DecodeError::Incomplete)?;
-        if end > self.data.len() {
-            return Err(DecodeError::Incomplete);
+    // Fixed-width header fields after the marker.
+    let be = |n: usize| -> Option<u64> {
+        data.get(1..1 + n)
+            .map(|b| b.iter().fold(0u64, |acc, x| (acc << 8) | *x as u64))
+    };
+    let scalar = |v: Value, n: usize| -> Result<Option<(Token, usize)>, DecodeError> {
+        if n > budget {
+            return Err(DecodeError::ValueTooLarge {
+                limit: limits.max_bytes,
+            });
         }
-        let slice = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(slice)
-    }
-
-    fn byte(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn be(&mut self, n: usize) -> Result<u64, DecodeError> {
-        Ok(self
-            .take(n)?
-            .iter()
-            .fold(0u64, |acc, b| (acc << 8) | *b as u64))
-    }
-
-    fn check(kind: &'static str, len: usize, limit: usize) -> Result<(), DecodeError> {
+        Ok(Some((Token::Scalar(v), n)))
+    };
+    // A str/bin/ext body of `len` bytes after `head` header bytes (ext: the type byte counts in
+    // `head`).
+    let body = |kind: &'static str, head: usize, len: usize, limit: usize| {
         if len > limit {
-            Err(DecodeError::LimitExceeded { kind, len, limit })
-        } else {
-            Ok(())
+            return Err(DecodeError::LimitExceeded { kind, len, limit });
         }
-    }
-
-    fn raw(&mut self, len: usize) -> Result<Value, DecodeError> {
-        Self::check("str", len, self.limits.max_str)?;
-        Ok(Value::Raw(self.take(len)?.to_vec()))
-    }
-
-    fn bin(&mut self, len: usize) -> Result<Value, DecodeError> {
-        Self::check("bin", len, self.limits.max_bin)?;
-        Ok(Value::Bin(self.take(len)?.to_vec()))
-    }
-
-    fn array(&mut self, len: usize, depth: usize) -> Result<Value, DecodeError> {
-        Self::check("array", len, self.limits.max_array)?;
-        // Each element needs at least one byte: never pre-allocate more than what is left.
-        let mut items = Vec::with_capacity(len.min(self.data.len() - self.pos));
-        for _ in 0..len {
-            items.push(self.value(depth + 1)?);
+        let total = head.saturating_add(len);
+        if total > budget {
+            return Err(DecodeError::ValueTooLarge {
+                limit: limits.max_bytes,
+            });
         }
-        Ok(Value::Array(items))
+        Ok(data.get(head..total).map(|b| (b, total)))
+    };
+    let sized = |n: usize| be(n).map(|x| x as usize);
+    macro_rules! need {
+        ($e:expr) => {
+            match $e {
+                Some(x) => x,
+                None => return Ok(None),
+            }
+        };
     }
-
-    fn map(&mut self, len: usize, depth: usize) -> Result<Value, DecodeError> {
-        Self::check("map", len, self.limits.max_map)?;
-        let mut entries = Vec::with_capacity(len.min((self.data.len() - self.pos) / 2));
-        for _ in 0..len {
-            let k = self.value(depth + 1)?;
-            let v = self.value(depth + 1)?;
-            entries.push((k, v));
+    let raw = |head: usize, len: usize| -> Result<Option<(Token, usize)>, DecodeError> {
+        Ok(body("str", head, len, limits.max_str)?
+            .map(|(b, n)| (Token::Scalar(Value::Raw(b.to_vec())), n)))
+    };
+    let bin = |head: usize, len: usize| -> Result<Option<(Token, usize)>, DecodeError> {
+        Ok(body("bin", head, len, limits.max_bin)?
+            .map(|(b, n)| (Token::Scalar(Value::Bin(b.to_vec())), n)))
+    };
+    let ext = |head: usize, len: usize| -> Result<Option<(Token, usize)>, DecodeError> {
+        let Some((b, n)) = body("ext", head, len, limits.max_str)? else {
+            return Ok(None);
+        };
+        let t = data[head - 1] as i8;
+        Ok(Some((Token::Scalar(Value::Ext(t, b.to_vec())), n)))
+    };
+    let array = |head: usize, len: usize| -> Result<Option<(Token, usize)>, DecodeError> {
+        if len > limits.max_array {
+            return Err(DecodeError::LimitExceeded {
+                kind: "array",
+                len,
+                limit: limits.max_array,
+            });
         }
-        Ok(Value::Map(entries))
-    }
-
-    fn ext(&mut self, len: usize) -> Result<Value, DecodeError> {
-        let t = self.byte()? as i8;
-        Ok(Value::Ext(t, self.take(len)?.to_vec()))
-    }
-
-    fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
-        if depth > MAX_DEPTH {
-            return Err(DecodeError::TooDeep);
+        if head > budget {
+            return Err(DecodeError::ValueTooLarge {
+                limit: limits.max_bytes,
+            });
         }
-        let m = self.byte()?;
-        match m {
-            0x00..=0x7f => Ok(Value::Int(m as i128)),
-            0x80..=0x8f => self.map((m & 0x0f) as usize, depth),
-            0x90..=0x9f => self.array((m & 0x0f) as usize, depth),
-            0xa0..=0xbf => self.raw((m & 0x1f) as usize),
-            0xc0 => Ok(Value::Nil),
-            0xc1 => Err(DecodeError::InvalidMarker(m)),
-            0xc2 => Ok(Value::Bool(false)),
-            0xc3 => Ok(Value::Bool(true)),
-            0xc4 => {
-                let n = self.be(1)? as usize;
-                self.bin(n)
-            }
-            0xc5 => {
-                let n = self.be(2)? as usize;
-                self.bin(n)
-            }
-            0xc6 => {
-                let n = self.be(4)? as usize;
-                self.bin(n)
-            }
-            0xc7 => {
-                let n = self.be(1)? as usize;
-                self.ext(n)
-            }
-            0xc8 => {
-                let n = self.be(2)? as usize;
-                self.ext(n)
-            }
-            0xc9 => {
-                let n = self.be(4)? as usize;
-                self.ext(n)
-            }
-            0xca => Ok(Value::Float(f32::from_bits(self.be(4)? as u32) as f64)),
-            0xcb => Ok(Value::Float(f64::from_bits(self.be(8)?))),
-            0xcc => Ok(Value::Int(self.be(1)? as i128)),
-            0xcd => Ok(Value::Int(self.be(2)? as i128)),
-            0xce => Ok(Value::Int(self.be(4)? as i128)),
-            0xcf => Ok(Value::Int(self.be(8)? as i128)),
-            0xd0 => Ok(Value::Int(self.be(1)? as u8 as i8 as i128)),
-            0xd1 => Ok(Value::Int(self.be(2)? as u16 as i16 as i128)),
-            0xd2 => Ok(Value::Int(self.be(4)? as u32 as i32 as i128)),
-            0xd3 => Ok(Value::Int(self.be(8)? as i64 as i128)),
-            0xd4 => self.ext(1),
-            0xd5 => self.ext(2),
-            0xd6 => self.ext(4),
-            0xd7 => self.ext(8),
-            0xd8 => self.ext(16),
-            0xd9 => {
-                let n = self.be(1)? as usize;
-                self.raw(n)
-            }
-            0xda => {
-                let n = self.be(2)? as usize;
-                self.raw(n)
-            }
-            0xdb => {
-                let n = self.be(4)? as usize;
-                self.raw(n)
-            }
-            0xdc => {
-                let n = self.be(2)? as usize;
-                self.array(n, depth)
-            }
-            0xdd => {
-                let n = self.be(4)? as usize;
-                self.array(n, depth)
-            }
-            0xde => {
-                let n = self.be(2)? as usize;
-                self.map(n, depth)
-            }
-            0xdf => {
-                let n = self.be(4)? as usize;
-                self.map(n, depth)
-            }
-            0xe0..=0xff => Ok(Value::Int(m as i8 as i128)),
+        Ok(Some((Token::Array(len), head)))
+    };
+    let map = |head: usize, len: usize| -> Result<Option<(Token, usize)>, DecodeError> {
+        if len > limits.max_map {
+            return Err(DecodeError::LimitExceeded {
+                kind: "map",
+                len,
+                limit: limits.max_map,
+            });
+        }
+        if head > budget {
+            return Err(DecodeError::ValueTooLarge {
+                limit: limits.max_bytes,
+            });
+        }
+        Ok(Some((Token::Map(len), head)))
+    };
+    match m {
+        0x00..=0x7f => scalar(Value::Int(m as i128), 1),
+        0x80..=0x8f => map(1, (m & 0x0f) as usize),
+        0x90..=0x9f => array(1, (m & 0x0f) as usize),
+        0xa0..=0xbf => raw(1, (m & 0x1f) as usize),
+        0xc0 => scalar(Value::Nil, 1),
+        0xc1 => Err(DecodeError::InvalidMarker(m)),
+        0xc2 => scalar(Value::Bool(false), 1),
+        0xc3 => scalar(Value::Bool(true), 1),
+        0xc4 => bin(2, need!(sized(1))),
+        0xc5 => bin(3, need!(sized(2))),
+        0xc6 => bin(5, need!(sized(4))),
+        0xc7 => ext(3, need!(sized(1))),
+        0xc8 => ext(4, need!(sized(2))),
+        0xc9 => ext(6, need!(sized(4))),
+        0xca => scalar(Value::Float(f32::from_bits(need!(be(4)) as u32) as f64), 5),
+        0xcb => scalar(Value::Float(f64::from_bits(need!(be(8)))), 9),
+        0xcc => scalar(Value::Int(need!(be(1)) as i128), 2),
+        0xcd => scalar(Value::Int(need!(be(2)) as i128), 3),
+        0xce => scalar(Value::Int(need!(be(4)) as i128), 5),
+        0xcf => scalar(Value::Int(need!(be(8)) as i128), 9),
+        0xd0 => scalar(Value::Int(need!(be(1)) as u8 as i8 as i128), 2),
+        0xd1 => scalar(Value::Int(need!(be(2)) as u16 as i16 as i128), 3),
+        0xd2 => scalar(Value::Int(need!(be(4)) as u32 as i32 as i128), 5),
+        0xd3 => scalar(Value::Int(need!(be(8)) as i64 as i128), 9),
+        0xd4 => ext(2, 1),
+        0xd5 => ext(2, 2),
+        0xd6 => ext(2, 4),
+        0xd7 => ext(2, 8),
+        0xd8 => ext(2, 16),
+        0xd9 => raw(2, need!(sized(1))),
+        0xda => raw(3, need!(sized(2))),
+        0xdb => raw(5, need!(sized(4))),
+        0xdc => array(3, need!(sized(2))),
+        0xdd => array(5, need!(sized(4))),
+        0xde => map(3, need!(sized(2))),
+        0xdf => map(5, need!(sized(4))),
+        0xe0..=0xff => scalar(Value::Int(m as i8 as i128), 1),
+    }
+}
+
+/// An array or map whose elements are still arriving.
+enum Frame {
+    Array {
+        items: Vec<Value>,
+        left: usize,
+    },
+    Map {
+        entries: Vec<(Value, Value)>,
+        key: Option<Value>,
+        left: usize,
+    },
+}
+
+impl Frame {
+    fn into_value(self) -> Value {
+        match self {
+            Frame::Array { items, .. } => Value::Array(items),
+            Frame::Map { entries, .. } => Value::Map(entries),
         }
     }
 }
 
-/// Decodes a sequence of values that arrive in pieces (an item stream split over chunks).
-/// Feed bytes with [`StreamDecoder::feed`], then drain complete values with
-/// [`StreamDecoder::next_value`].
-#[derive(Debug)]
+/// The state of a top-level value being decoded: the open containers (an explicit stack, so
+/// decoding never recurses) and what the value has cost so far. Bytes, once turned into
+/// tokens, are never looked at again.
+#[derive(Default)]
+struct Partial {
+    stack: Vec<Frame>,
+    /// Encoded bytes of the current value consumed so far.
+    bytes: usize,
+    /// Elements of the current value decoded so far.
+    values: usize,
+}
+
+impl Partial {
+    /// Consumes tokens from `data` until a top-level value completes (returned with the bytes
+    /// used) or `data` ends inside a token (`None`, with the bytes of the complete tokens used;
+    /// the state keeps them).
+    /// On error, `used` still tells where the offending token starts.
+    fn advance(
+        &mut self,
+        data: &[u8],
+        limits: &Limits,
+        used: &mut usize,
+    ) -> Result<Option<Value>, DecodeError> {
+        let mut pos = 0;
+        loop {
+            *used = pos;
+            let budget = limits.max_bytes.saturating_sub(self.bytes);
+            let Some((token, len)) = token(&data[pos..], limits, budget)? else {
+                return Ok(None);
+            };
+            let values = self.values + 1;
+            let bytes = self.bytes + len;
+            let dense_cap = match limits.min_value_bytes {
+                0 => usize::MAX,
+                n => VALUE_SLACK.saturating_add(bytes / n),
+            };
+            let limit = limits.max_values.min(dense_cap);
+            if values > limit {
+                return Err(DecodeError::TooManyValues {
+                    values,
+                    bytes,
+                    limit,
+                });
+            }
+            pos += len;
+            self.values = values;
+            self.bytes = bytes;
+            let left_after = data.len() - pos;
+            let mut value = match token {
+                Token::Scalar(v) => v,
+                Token::Array(0) => Value::Array(Vec::new()),
+                Token::Map(0) => Value::Map(Vec::new()),
+                Token::Array(_) | Token::Map(_) if self.stack.len() >= limits.max_depth => {
+                    return Err(DecodeError::TooDeep);
+                }
+                Token::Array(n) => {
+                    // Each element takes at least one byte: never reserve more than is present.
+                    let cap = n.min(left_after).min(PREALLOC);
+                    self.stack.push(Frame::Array {
+                        items: Vec::with_capacity(cap),
+                        left: n,
+                    });
+                    continue;
+                }
+                Token::Map(n) => {
+                    let cap = n.min(left_after / 2).min(PREALLOC);
+                    self.stack.push(Frame::Map {
+                        entries: Vec::with_capacity(cap),
+                        key: None,
+                        left: n,
+                    });
+                    continue;
+                }
+            };
+            // Place the value into its container, closing every container it completes.
+            loop {
+                let complete = match self.stack.last_mut() {
+                    None => {
+                        self.bytes = 0;
+                        self.values = 0;
+                        *used = pos;
+                        return Ok(Some(value));
+                    }
+                    Some(Frame::Array { items, left }) => {
+                        items.push(value);
+                        *left -= 1;
+                        *left == 0
+                    }
+                    Some(Frame::Map { entries, key, left }) => match key.take() {
+                        None => {
+                            *key = Some(value);
+                            false
+                        }
+                        Some(k) => {
+                            entries.push((k, value));
+                            *left -= 1;
+                            *left == 0
+                        }
+                    },
+                };
+                if !complete {
+                    break;
+                }
+                match self.stack.pop() {
+                    Some(frame) => value = frame.into_value(),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Whether a value has been started and not finished.
+    fn in_progress(&self) -> bool {
+        self.bytes > 0
+    }
+}
+
+/// Decodes a sequence of values that arrive in pieces (an item stream split over chunks, an
+/// RPC byte stream). Feed bytes with [`StreamDecoder::feed`], then drain complete values with
+/// [`StreamDecoder::next_value`]. Decoding is incremental: a value that spans many feeds is
+/// carried as a partial state, and every byte is decoded once (O(total bytes)); the
+/// [`Limits`] bound each value's size and element count. After an error the decoder keeps
+/// returning it.
 pub struct StreamDecoder {
     buffer: Vec<u8>,
     pos: usize,
     limits: Limits,
+    partial: Partial,
+    /// Stream offset of `buffer[pos]`.
+    offset: u64,
+    failed: Option<DecodeError>,
+}
+
+impl fmt::Debug for StreamDecoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamDecoder")
+            .field("offset", &self.offset)
+            .field("pending", &self.pending())
+            .field("failed", &self.failed)
+            .finish()
+    }
 }
 
 impl StreamDecoder {
@@ -571,6 +824,9 @@ impl StreamDecoder {
             buffer: Vec::new(),
             pos: 0,
             limits,
+            partial: Partial::default(),
+            offset: 0,
+            failed: None,
         }
     }
 
@@ -585,22 +841,39 @@ impl StreamDecoder {
 
     /// The next complete value, `Ok(None)` if the buffered bytes end inside one (or are empty).
     pub fn next_value(&mut self) -> Result<Option<Value>, DecodeError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
         if self.pos >= self.buffer.len() {
             return Ok(None);
         }
-        match decode_one(&self.buffer[self.pos..], self.limits) {
-            Ok((v, used)) => {
-                self.pos += used;
-                Ok(Some(v))
-            }
-            Err(DecodeError::Incomplete) => Ok(None),
-            Err(e) => Err(e),
+        let mut used = 0;
+        let result = self
+            .partial
+            .advance(&self.buffer[self.pos..], &self.limits, &mut used);
+        self.pos += used;
+        self.offset += used as u64;
+        if let Err(e) = &result {
+            self.failed = Some(e.clone());
         }
+        result
     }
 
-    /// Bytes fed but not yet decoded; non-zero at the end of a stream means it was truncated.
+    /// Bytes fed but not yet returned as values (those of a value in progress included);
+    /// non-zero at the end of a stream means it was truncated.
     pub fn pending(&self) -> usize {
-        self.buffer.len() - self.pos
+        self.buffer.len() - self.pos + self.partial.bytes
+    }
+
+    /// Stream offset (bytes fed before it) of the next byte to decode; after an error, of the
+    /// token that caused it.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Whether the decoder stands inside a value (some of its bytes consumed, not complete).
+    pub fn in_value(&self) -> bool {
+        self.partial.in_progress()
     }
 }
 
@@ -704,5 +977,208 @@ mod tests {
         }
         assert_eq!(got, 100);
         assert_eq!(dec.pending(), 0);
+    }
+
+    /// Feeds `data` in pieces of `piece` bytes; returns the values and the first error.
+    fn stream(data: &[u8], piece: usize, limits: Limits) -> (Vec<Value>, Option<DecodeError>) {
+        let mut dec = StreamDecoder::new(limits);
+        let mut out = Vec::new();
+        for p in data.chunks(piece) {
+            dec.feed(p);
+            loop {
+                match dec.next_value() {
+                    Ok(Some(v)) => out.push(v),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e)),
+                }
+            }
+        }
+        (out, None)
+    }
+
+    #[test]
+    fn stream_decoder_gives_the_same_values_for_any_split() {
+        let mut all = Vec::new();
+        let values = vec![
+            Value::sorted_map(vec![
+                ("path", Value::raw("a/b")),
+                (
+                    "chunks",
+                    Value::Array(vec![Value::Array(vec![
+                        Value::raw([7u8; 32]),
+                        Value::int(1000),
+                        Value::int(70000),
+                    ])]),
+                ),
+                ("mtime", Value::int(-5_000_000_000i64)),
+                ("f", Value::Float(0.25)),
+                ("e", Value::Array(vec![])),
+                ("m", Value::Map(vec![])),
+            ]),
+            Value::raw(vec![b'x'; 70_000]),
+            Value::Bin(vec![1, 2, 3]),
+            Value::Ext(5, vec![9; 4]),
+            Value::Nil,
+        ];
+        for v in &values {
+            encode(v, &mut all);
+        }
+        for piece in [1, 2, 3, 7, 64, 1000, all.len()] {
+            let (got, err) = stream(&all, piece, Limits::UNLIMITED);
+            assert_eq!(err, None, "piece {piece}");
+            assert_eq!(got, values, "piece {piece}");
+        }
+    }
+
+    #[test]
+    fn an_endless_value_is_decoded_once_not_per_feed() {
+        // 64 feeds of 256 KiB of nils inside an array that never completes: each byte is
+        // looked at once (the old decoder restarted from the array header on every feed).
+        let mut dec = StreamDecoder::new(Limits::UNLIMITED);
+        dec.feed(&[0xdd, 0xff, 0xff, 0xff, 0xff]);
+        let chunk = vec![0xc0u8; 256 * 1024];
+        let start = std::time::Instant::now();
+        for _ in 0..64 {
+            dec.feed(&chunk);
+            assert_eq!(dec.next_value(), Ok(None));
+            assert_eq!(dec.buffer.len() - dec.pos, 0, "consumed bytes are not kept");
+        }
+        assert_eq!(dec.pending(), 5 + 64 * 256 * 1024);
+        assert!(dec.in_value());
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn item_limits_stop_a_run_of_nils_early() {
+        let mut data = vec![0xdd, 0x00, 0x3f, 0xff, 0xff];
+        data.resize(1 << 20, 0xc0);
+        let (got, err) = stream(&data, 4096, Limits::ITEM);
+        assert!(got.is_empty());
+        assert_eq!(
+            err,
+            Some(DecodeError::TooManyValues {
+                values: 74_899,
+                bytes: 74_903,
+                limit: 74_898
+            })
+        );
+        // The header of the report's attack is refused before any element.
+        assert_eq!(
+            decode_one(&[0xdd, 0xff, 0xff, 0xff, 0xff], Limits::ITEM),
+            Err(DecodeError::LimitExceeded {
+                kind: "array",
+                len: 0xffff_ffff,
+                limit: 4 * 1024 * 1024
+            })
+        );
+    }
+
+    #[test]
+    fn a_maximal_chunk_list_passes_the_item_limits() {
+        // ~1.4 Mi chunk references fill an item of MAX_ITEM_BYTES; one of 1 Mi passes.
+        let entry = Value::Array(vec![
+            Value::raw([0xab; 32]),
+            Value::int(2_000_000),
+            Value::int(1_000_000),
+        ]);
+        let n = 1 << 20;
+        let mut out = Vec::new();
+        write_map_header(&mut out, 2);
+        write_raw(&mut out, b"chunks");
+        write_array_header(&mut out, n);
+        let e = entry.to_bytes();
+        for _ in 0..n {
+            out.extend_from_slice(&e);
+        }
+        write_raw(&mut out, b"path");
+        write_raw(&mut out, b"big");
+        assert!(out.len() < MAX_ITEM_BYTES);
+        let (v, used) = decode_one(&out, Limits::ITEM).unwrap();
+        assert_eq!(used, out.len());
+        assert_eq!(v.get("chunks").unwrap().as_array().unwrap().len(), n);
+    }
+
+    #[test]
+    fn byte_and_depth_bounds_hold_before_the_data_arrives() {
+        let limits = Limits {
+            max_bytes: 100,
+            ..Limits::UNLIMITED
+        };
+        // A string that would pass the value's byte bound is refused from its header alone.
+        assert_eq!(
+            decode_one(&[0xdb, 0x00, 0x00, 0x01, 0x00], limits),
+            Err(DecodeError::ValueTooLarge { limit: 100 })
+        );
+        let mut two = vec![0x92];
+        write_raw(&mut two, &[b'a'; 60]);
+        write_raw(&mut two, &[b'b'; 60]);
+        assert_eq!(
+            decode_one(&two, limits),
+            Err(DecodeError::ValueTooLarge { limit: 100 })
+        );
+        let deep = Limits {
+            max_depth: 3,
+            ..Limits::UNLIMITED
+        };
+        assert!(decode_all(&[0x91, 0x91, 0x91, 0xc0], deep).is_ok());
+        assert_eq!(
+            decode_all(&[0x91, 0x91, 0x91, 0x91, 0xc0], deep),
+            Err(DecodeError::TooDeep)
+        );
+        // After an error the stream decoder keeps failing.
+        let mut dec = StreamDecoder::new(deep);
+        dec.feed(&[0x91, 0x91, 0x91, 0x91, 0xc0, 0xc0]);
+        assert_eq!(dec.next_value(), Err(DecodeError::TooDeep));
+        assert_eq!(dec.offset(), 3);
+        assert_eq!(dec.next_value(), Err(DecodeError::TooDeep));
+    }
+
+    #[test]
+    fn declared_lengths_never_reserve_more_than_is_present() {
+        // A map of 2^32-1 entries with no data: no huge allocation, just "incomplete".
+        assert_eq!(
+            decode_one(&[0xdf, 0xff, 0xff, 0xff, 0xff], Limits::UNLIMITED),
+            Err(DecodeError::Incomplete)
+        );
+        let mut p = Partial::default();
+        let mut used = 0;
+        let v = p
+            .advance(
+                &[0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0],
+                &Limits::UNLIMITED,
+                &mut used,
+            )
+            .unwrap();
+        assert!(v.is_none());
+        assert_eq!(used, 6);
+        match &p.stack[0] {
+            Frame::Array { items, .. } => assert!(items.capacity() <= 1),
+            Frame::Map { .. } => panic!("not a map"),
+        }
+    }
+
+    #[test]
+    fn rpc_limits_pass_a_put_of_the_largest_object() {
+        let data = vec![0x55u8; MAX_DATA_SIZE];
+        let mut req = Vec::new();
+        encode(
+            &Value::sorted_map(vec![
+                ("i", Value::int(7)),
+                ("m", Value::raw("put")),
+                (
+                    "a",
+                    Value::sorted_map(vec![
+                        ("id", Value::raw([1u8; 32])),
+                        ("data", Value::Raw(data)),
+                    ]),
+                ),
+            ]),
+            &mut req,
+        );
+        let (got, err) = stream(&req, 1024 * 1024, Limits::RPC_SERVER);
+        assert_eq!(err, None);
+        assert_eq!(got.len(), 1);
+        let (got, err) = stream(&req, 1024 * 1024, Limits::RPC_CLIENT);
+        assert_eq!((got.len(), err), (1, None));
     }
 }

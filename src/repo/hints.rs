@@ -58,7 +58,7 @@ fn int_map(v: Option<&Value>, what: &str) -> Result<BTreeMap<u32, i64>, String> 
 impl Hints {
     /// Parses a hints file.
     pub fn decode(data: &[u8]) -> Result<Hints, String> {
-        let v = msgpack::decode_all(data, msgpack::Limits::UNLIMITED).map_err(|e| e.to_string())?;
+        let v = msgpack::decode_all(data, msgpack::Limits::HINTS).map_err(|e| e.to_string())?;
         if v.as_map().is_none() {
             return Err("hints: not a map".into());
         }

@@ -156,7 +156,7 @@ pub enum IntegrityFile {
 
 /// Parses `integrity.T`.
 pub fn decode_file(data: &[u8]) -> Result<IntegrityFile, String> {
-    let v = msgpack::decode_all(data, msgpack::Limits::UNLIMITED).map_err(|e| e.to_string())?;
+    let v = msgpack::decode_all(data, msgpack::Limits::INTEGRITY).map_err(|e| e.to_string())?;
     if v.as_map().is_none() {
         return Err("integrity data is not a map".into());
     }

@@ -664,7 +664,16 @@ impl Server {
                     Ok(Some(v)) => v,
                     Ok(None) => break,
                     Err(e) => {
-                        log(40, "borg.archiver", &format!("Local Exception: {e}"));
+                        // A request over `Limits::RPC_SERVER` (or no msgpack at all): one line,
+                        // and this connection ends; the next one is served afresh.
+                        log(
+                            40,
+                            "borg.archiver",
+                            &format!(
+                                "Local Exception: {e} (request at input offset {})",
+                                decoder.offset()
+                            ),
+                        );
                         self.close();
                         return 2;
                     }

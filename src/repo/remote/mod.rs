@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::{CheckReport, ObjectId, RepoError, Repository, Result, LIST_SCAN_LIMIT};
 use crate::location::Location;
-use crate::msgpack::{Limits, StreamDecoder, Value};
+use crate::msgpack::{DecodeError, Limits, StreamDecoder, Value};
 use protocol::{ErrorReply, Reply, MAX_INFLIGHT};
 
 /// Most `get` requests sent ahead on [`Repository::prefetch`] hints and not claimed yet.
@@ -154,8 +154,18 @@ fn spawn_stdout_reader(
                         }
                     },
                     Ok(None) => break,
-                    Err(_) => {
-                        let _ = tx.send(Incoming::Garbage(describe_garbage(chunk)));
+                    Err(e) => {
+                        // Bytes that are no msgpack are shown as borg shows them; a reply
+                        // over the bounds of `Limits::RPC_CLIENT` also says which bound.
+                        let text = match e {
+                            DecodeError::InvalidMarker(_) => describe_garbage(chunk),
+                            e => format!(
+                                "{e} (reply at offset {}): {}",
+                                decoder.offset(),
+                                describe_garbage(chunk)
+                            ),
+                        };
+                        let _ = tx.send(Incoming::Garbage(text));
                         return;
                     }
                 }
