@@ -434,6 +434,16 @@ fn remote_log_sink(line: crate::repo::remote::logline::RemoteLog) {
     }
 }
 
+/// Prints borg's line for a stop signal ("Received SIGTERM", …).
+fn report_stop(stop: crate::platform::signals::Stop) {
+    log::log(
+        log::Level::Error,
+        "borg.archiver",
+        stop.msgid(),
+        stop.message(),
+    );
+}
+
 /// Runs hoard with the process's arguments and returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -453,6 +463,13 @@ pub fn main() -> i32 {
     }
     configure_logging(&cli.common);
     configure_remote(&cli.common);
+    // `mount` waits for its own signals (it unmounts first); everything else gets borg's
+    // handling: a message, locks released, exit 128 + N.
+    if !matches!(cli.command, Command::Mount(_) | Command::Umount(_)) {
+        if let Err(e) = crate::platform::signals::install(report_stop) {
+            log::warning(&format!("cannot install signal handlers: {e}"));
+        }
+    }
     if let Some(mask) = cli.common.umask {
         // SAFETY: umask only changes this process's file creation mask.
         unsafe {
@@ -469,14 +486,29 @@ pub fn main() -> i32 {
     let code = match run_command(cli.command, &cli.common) {
         Ok(code) => code,
         Err(e) => {
-            log::log(
-                log::Level::Error,
-                "borg.archiver",
-                e.msgid.as_deref(),
-                &e.message,
-            );
+            let stop = crate::platform::signals::stop();
+            let is_stop = stop.is_some_and(|s| e.is_stop(s));
+            if !is_stop || crate::platform::signals::claim_report() {
+                log::log(
+                    log::Level::Error,
+                    "borg.archiver",
+                    e.msgid.as_deref(),
+                    &e.message,
+                );
+            }
             e.exit_code
         }
+    };
+    // A stop signal that arrived after the last point the command looked (during its final
+    // commit, say) still ends the run as borg's exception would.
+    let code = match crate::platform::signals::stop() {
+        Some(stop) if code != stop.exit_code() => {
+            if crate::platform::signals::claim_report() {
+                report_stop(stop);
+            }
+            stop.exit_code()
+        }
+        _ => code,
     };
     if cli.common.show_rc {
         let text = match code {

@@ -393,3 +393,41 @@ pub fn wait_s3_ready(
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Where borg 1.4 is looked for when `HOARD_BORG14` is not set (`.ci/run` installs it there).
+pub const BORG14_DEFAULT: &str = "/var/tmp/borg14/bin/borg";
+
+/// The borg 1.4 program (`HOARD_BORG14`, else [`BORG14_DEFAULT`]); `None` (the test skips its
+/// borg 1.4 part) only with `HOARD_SKIP_BORG14=1` or `HOARD_SKIP_BORG=1`, otherwise a missing
+/// one fails the test with instructions.
+pub fn borg14() -> Option<PathBuf> {
+    let path = std::env::var_os("HOARD_BORG14")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(BORG14_DEFAULT));
+    let version = Command::new(&path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match version {
+        Some(v) if v.starts_with("borg 1.4.") => return Some(path),
+        Some(v) => panic!("{} is {v}, not borg 1.4 (HOARD_BORG14)", path.display()),
+        None => {}
+    }
+    let skip = |k: &str| std::env::var(k).as_deref() == Ok("1");
+    if skip("HOARD_SKIP_BORG14") || skip("HOARD_SKIP_BORG") {
+        eprintln!(
+            "borg 1.4 not found at {}; skipping (HOARD_SKIP_BORG14/HOARD_SKIP_BORG=1)",
+            path.display()
+        );
+        return None;
+    }
+    panic!(
+        "borg 1.4 is required for these interop tests and was not found at {}: install it with \
+         `python3 -m venv /var/tmp/borg14 && /var/tmp/borg14/bin/pip install borgbackup==1.4.5` \
+         (as .ci/run does), point HOARD_BORG14 at a borg 1.4 binary, or set HOARD_SKIP_BORG14=1",
+        path.display()
+    );
+}

@@ -177,6 +177,19 @@ pub(super) struct Pipeline {
 }
 
 impl Pipeline {
+    /// The oldest file when some of its stored chunks are in no part item yet: its item,
+    /// the first such chunk and the next part number (for a checkpoint between entries).
+    pub(super) fn front_partial(&self) -> Option<(&Item, usize, u32)> {
+        match self.queue.front() {
+            Some(Deferred::File(pf))
+                if pf.item.chunks.as_ref().is_some_and(|c| c.len() > pf.from) =>
+            {
+                Some((&pf.item, pf.from, pf.part))
+            }
+            _ => None,
+        }
+    }
+
     /// Starts `workers` file workers and `workers` chunk workers.
     pub fn start(workers: usize, encoder: ObjectEncoder, params: ChunkerParams, seed: u32) -> Self {
         let workers = workers.max(1);
@@ -478,17 +491,18 @@ impl Backup<'_, '_> {
                 return;
             };
             let must_wait = block || p.full();
+            if self.fatal.is_some() {
+                // Nothing more is written or reported once the run failed (or a signal
+                // stopped it): what is queued was not stored.
+                p.queue.clear();
+                p.files = 0;
+                return;
+            }
             let Some(front) = p.queue.front_mut() else {
                 return;
             };
             match front {
                 Deferred::File(_) => {
-                    if self.fatal.is_some() {
-                        // Nothing more is written once the run failed.
-                        p.queue.clear();
-                        p.files = 0;
-                        return;
-                    }
                     if !self.advance_front_file(must_wait) {
                         return;
                     }
@@ -596,9 +610,8 @@ impl Backup<'_, '_> {
             let stats = sink.stats;
             self.reporter.progress(&stats, Some(&pf.item.path));
         }
-        if sink.checkpoint_due(opts) {
-            (pf.from, pf.part) = sink.write_part(&pf.item, pf.from, pf.part, opts)?;
-        }
+        (pf.from, pf.part) =
+            super::interrupt::after_chunk(sink, self.reporter, &pf.item, (pf.from, pf.part), opts)?;
         Ok(())
     }
 
