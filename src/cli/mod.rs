@@ -466,7 +466,14 @@ pub fn main() -> i32 {
     // `mount` waits for its own signals (it unmounts first); everything else gets borg's
     // handling: a message, locks released, exit 128 + N.
     if !matches!(cli.command, Command::Mount(_) | Command::Umount(_)) {
-        if let Err(e) = crate::platform::signals::install(report_stop) {
+        let show_rc = cli.common.show_rc;
+        let report = move |stop: crate::platform::signals::Stop| {
+            report_stop(stop);
+            if show_rc {
+                log_rc(stop.exit_code());
+            }
+        };
+        if let Err(e) = crate::platform::signals::install(Box::new(report)) {
             log::warning(&format!("cannot install signal handlers: {e}"));
         }
     }
@@ -511,13 +518,20 @@ pub fn main() -> i32 {
         _ => code,
     };
     if cli.common.show_rc {
-        let text = match code {
-            EXIT_SUCCESS => "terminating with success status, rc 0".to_string(),
-            EXIT_WARNING => "terminating with warning status, rc 1".to_string(),
-            c => format!("terminating with error status, rc {c}"),
-        };
-        // borg's rc logger is switched to show this line whatever the log level.
-        log::log(log::Level::Critical, "borg.output.show-rc", None, &text);
+        log_rc(code);
     }
     code
+}
+
+/// `--show-rc`: borg's closing line.
+fn log_rc(code: i32) {
+    let text = match code {
+        EXIT_SUCCESS => "terminating with success status, rc 0".to_string(),
+        EXIT_WARNING => "terminating with warning status, rc 1".to_string(),
+        // borg 1.4's `classify_ec`: 128 + N is a signal
+        c @ 128..=255 => format!("terminating with signal status, rc {c}"),
+        c => format!("terminating with error status, rc {c}"),
+    };
+    // borg's rc logger is switched to show this line whatever the log level.
+    log::log(log::Level::Critical, "borg.output.show-rc", None, &text);
 }

@@ -218,9 +218,9 @@ fn run_cleanups() {
 }
 
 /// Installs the handlers for SIGINT, SIGTERM and SIGHUP (even when SIGINT was ignored at
-/// start) and the watcher thread. `report` prints the stop message before an emergency exit.
-/// Calling it again does nothing.
-pub fn install(report: fn(Stop)) -> std::io::Result<()> {
+/// start) and the watcher thread. `report` prints the stop message (and whatever else the
+/// caller shows at exit) before an emergency exit. Calling it again does nothing.
+pub fn install(report: Box<dyn Fn(Stop) + Send>) -> std::io::Result<()> {
     if INSTALLED.swap(true, Ordering::SeqCst) {
         return Ok(());
     }
@@ -255,7 +255,7 @@ pub fn install(report: fn(Stop)) -> std::io::Result<()> {
 
 /// The watcher: waits for the handler's bytes; on a stop signal ends the process unless
 /// graceful code handles it in time.
-fn watch(read_fd: libc::c_int, report: fn(Stop)) {
+fn watch(read_fd: libc::c_int, report: Box<dyn Fn(Stop) + Send>) {
     let mut buf = [0u8; 16];
     loop {
         // SAFETY: reads into a valid buffer from the pipe we own.

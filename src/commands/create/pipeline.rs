@@ -19,6 +19,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -170,6 +171,8 @@ pub(super) struct Pipeline {
     /// Most queued entries.
     pub max_queue: usize,
     budget: Arc<Budget>,
+    /// Set when the pipeline is dropped: queued work is skipped, not done.
+    cancelled: Arc<AtomicBool>,
     next_seq: u64,
     encoder: ObjectEncoder,
     params: ChunkerParams,
@@ -201,24 +204,27 @@ impl Pipeline {
         let (job_tx, job_rx) = mpsc::channel::<FileJob>();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let budget = Arc::new(Budget::default());
+        let cancelled = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for i in 0..workers {
             let rx = Arc::clone(&chunk_rx);
             let enc = encoder.clone();
+            let stop = Arc::clone(&cancelled);
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("hoard-chunk-{i}"))
-                    .spawn(move || chunk_worker(&rx, &enc))
+                    .spawn(move || chunk_worker(&rx, &enc, &stop))
                     .ok(),
             );
             let rx = Arc::clone(&job_rx);
             let tx = chunk_tx.clone();
             let b = Arc::clone(&budget);
             let enc = encoder.clone();
+            let stop = Arc::clone(&cancelled);
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("hoard-read-{i}"))
-                    .spawn(move || file_worker(&rx, &tx, &b, &enc, &params, seed))
+                    .spawn(move || file_worker(&rx, &tx, &b, &enc, &params, seed, &stop))
                     .ok(),
             );
         }
@@ -230,6 +236,7 @@ impl Pipeline {
             max_files: 16,
             max_queue: 4096,
             budget,
+            cancelled,
             next_seq: 0,
             encoder,
             params,
@@ -265,6 +272,7 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         // Receivers first (workers blocked on a full file channel give up), then the job
         // queue (workers run out of work and end).
+        self.cancelled.store(true, Ordering::SeqCst);
         self.queue.clear();
         self.budget.set_front(u64::MAX);
         self.jobs = None;
@@ -274,13 +282,16 @@ impl Drop for Pipeline {
     }
 }
 
-fn chunk_worker(rx: &Mutex<Receiver<ChunkJob>>, enc: &ObjectEncoder) {
+fn chunk_worker(rx: &Mutex<Receiver<ChunkJob>>, enc: &ObjectEncoder, cancelled: &AtomicBool) {
     loop {
         let job = {
             let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
             guard.recv()
         };
         let Ok(job) = job else { return };
+        if cancelled.load(Ordering::SeqCst) {
+            continue; // the run ended: nobody waits for this chunk
+        }
         let _ = job.reply.send(process(enc, job.data));
     }
 }
@@ -301,6 +312,7 @@ fn file_worker(
     enc: &ObjectEncoder,
     params: &ChunkerParams,
     seed: u32,
+    cancelled: &AtomicBool,
 ) {
     loop {
         let job = {
@@ -308,8 +320,11 @@ fn file_worker(
             guard.recv()
         };
         let Ok(job) = job else { return };
+        if cancelled.load(Ordering::SeqCst) {
+            continue;
+        }
         let tx = job.tx.clone();
-        let msg = match read_file(job, chunks, budget, enc, params, seed) {
+        let msg = match read_file(job, chunks, budget, enc, params, seed, cancelled) {
             Ok(Some(ctime)) => FileMsg::Done(ctime),
             Ok(None) => continue, // the writer is gone
             Err(e) => FileMsg::Failed(e),
@@ -326,6 +341,7 @@ fn read_file(
     enc: &ObjectEncoder,
     params: &ChunkerParams,
     seed: u32,
+    cancelled: &AtomicBool,
 ) -> Result<Option<i64>, BackupError> {
     let fd = job.file.as_raw_fd();
     let chunker = if job.sparse {
@@ -344,6 +360,9 @@ fn read_file(
     .map_err(|e| BackupError::Other(e.to_string()))?;
     for chunk in chunker.with_size_hint(job.size).shared() {
         let chunk = chunk.map_err(|e| BackupError::io("read", &e, None))?;
+        if cancelled.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         budget.acquire(job.seq, chunk.data.len() as u64);
         let (reply, result) = mpsc::sync_channel(1);
         let handed = if job.inline {
