@@ -97,6 +97,14 @@ fn parse_quota(text: &str) -> Result<u64, CommandError> {
 
 /// Runs one parsed command and returns its exit code (also used in-process by `hoard run`).
 pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError> {
+    // After a signal, the next command of an in-process sequence (`hoard run`'s steps and
+    // retries) does not start.
+    if let Some(stop) = crate::platform::signals::stop() {
+        return Err(CommandError::stopped(stop));
+    }
+    if crate::platform::signals::checkpoint_requested() {
+        return Err(CommandError::interrupted());
+    }
     let lock_wait = common.lock_wait;
     if let Some(n) = common.workers {
         commands::workers::set_option(n as usize);

@@ -8,6 +8,8 @@
 //! * [`pipeline`]: with more than one worker ([`CreateOptions::workers`]), files are read,
 //!   chunked, hashed, compressed and encrypted on worker threads while this thread walks on;
 //!   results are written strictly in walk order, so the archive equals a one-worker run's;
+//! * [`interrupt`]: SIGINT/SIGTERM/SIGHUP, polled between entries and chunks (a checkpoint
+//!   and stop on the first SIGINT, a rollback on a stop signal);
 //! * this module: the archive being written (item stream, statistics, checkpoints, `save`).
 //!
 //! Nothing here prints: per-file status, warnings and progress go to a [`Reporter`].
