@@ -478,6 +478,10 @@ impl Reporter for CliReporter {
         log::warning(message);
     }
 
+    fn info(&mut self, message: &str) {
+        log::info(message);
+    }
+
     fn progress(&mut self, stats: &ArchiveStats, path: Option<&[u8]>) {
         if !self.progress {
             return;

@@ -112,6 +112,14 @@ fn parse_quota(text: &str) -> Result<u64, CommandError> {
 
 /// Runs one parsed command and returns its exit code (also used in-process by `hoard run`).
 pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError> {
+    // After a signal, the next command of an in-process sequence (`hoard run`'s steps and
+    // retries) does not start.
+    if let Some(stop) = crate::platform::signals::stop() {
+        return Err(CommandError::stopped(stop));
+    }
+    if crate::platform::signals::checkpoint_requested() {
+        return Err(CommandError::interrupted());
+    }
     let lock_wait = common.lock_wait;
     if let Some(n) = common.workers {
         commands::workers::set_option(n as usize);
@@ -450,6 +458,16 @@ fn remote_log_sink(line: crate::repo::remote::logline::RemoteLog) {
     }
 }
 
+/// Prints borg's line for a stop signal ("Received SIGTERM", …).
+fn report_stop(stop: crate::platform::signals::Stop) {
+    log::log(
+        log::Level::Error,
+        "borg.archiver",
+        stop.msgid(),
+        stop.message(),
+    );
+}
+
 /// Runs hoard with the process's arguments and returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -469,6 +487,20 @@ pub fn main() -> i32 {
     }
     configure_logging(&cli.common);
     configure_remote(&cli.common);
+    // `mount` waits for its own signals (it unmounts first); everything else gets borg's
+    // handling: a message, locks released, exit 128 + N.
+    if !matches!(cli.command, Command::Mount(_) | Command::Umount(_)) {
+        let show_rc = cli.common.show_rc;
+        let report = move |stop: crate::platform::signals::Stop| {
+            report_stop(stop);
+            if show_rc {
+                log_rc(stop.exit_code());
+            }
+        };
+        if let Err(e) = crate::platform::signals::install(Box::new(report)) {
+            log::warning(&format!("cannot install signal handlers: {e}"));
+        }
+    }
     if let Some(mask) = cli.common.umask {
         // SAFETY: umask only changes this process's file creation mask.
         unsafe {
@@ -488,23 +520,45 @@ pub fn main() -> i32 {
     let code = match run_command(cli.command, &cli.common) {
         Ok(code) => code,
         Err(e) => {
-            log::log(
-                log::Level::Error,
-                "borg.archiver",
-                e.msgid.as_deref(),
-                &e.message,
-            );
+            let stop = crate::platform::signals::stop();
+            let is_stop = stop.is_some_and(|s| e.is_stop(s));
+            if !is_stop || crate::platform::signals::claim_report() {
+                log::log(
+                    log::Level::Error,
+                    "borg.archiver",
+                    e.msgid.as_deref(),
+                    &e.message,
+                );
+            }
             e.exit_code
         }
     };
+    // A stop signal that arrived after the last point the command looked (during its final
+    // commit, say) still ends the run as borg's exception would.
+    let code = match crate::platform::signals::stop() {
+        Some(stop) if code != stop.exit_code() => {
+            if crate::platform::signals::claim_report() {
+                report_stop(stop);
+            }
+            stop.exit_code()
+        }
+        _ => code,
+    };
     if cli.common.show_rc {
-        let text = match code {
-            EXIT_SUCCESS => "terminating with success status, rc 0".to_string(),
-            EXIT_WARNING => "terminating with warning status, rc 1".to_string(),
-            c => format!("terminating with error status, rc {c}"),
-        };
-        // borg's rc logger is switched to show this line whatever the log level.
-        log::log(log::Level::Critical, "borg.output.show-rc", None, &text);
+        log_rc(code);
     }
     code
+}
+
+/// `--show-rc`: borg's closing line.
+fn log_rc(code: i32) {
+    let text = match code {
+        EXIT_SUCCESS => "terminating with success status, rc 0".to_string(),
+        EXIT_WARNING => "terminating with warning status, rc 1".to_string(),
+        // borg 1.4's `classify_ec`: 128 + N is a signal
+        c @ 128..=255 => format!("terminating with signal status, rc {c}"),
+        c => format!("terminating with error status, rc {c}"),
+    };
+    // borg's rc logger is switched to show this line whatever the log level.
+    log::log(log::Level::Critical, "borg.output.show-rc", None, &text);
 }

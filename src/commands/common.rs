@@ -40,6 +40,27 @@ impl CommandError {
             exit_code: 2,
         }
     }
+
+    /// borg's `Error("Got Ctrl-C / SIGINT.")`: a command stopped at the first SIGINT, after
+    /// its checkpoint (exit 2).
+    pub fn interrupted() -> Self {
+        CommandError::with_id("Error: Got Ctrl-C / SIGINT.", "Error")
+    }
+
+    /// A command ended by SIGTERM, SIGHUP or a second SIGINT (borg's message and exit code
+    /// 128 + N).
+    pub fn stopped(stop: crate::platform::signals::Stop) -> Self {
+        CommandError {
+            message: stop.message().to_string(),
+            msgid: stop.msgid().map(str::to_string),
+            exit_code: stop.exit_code(),
+        }
+    }
+
+    /// Whether this is the error [`CommandError::stopped`] makes for `stop`.
+    pub fn is_stop(&self, stop: crate::platform::signals::Stop) -> bool {
+        self.exit_code == stop.exit_code() && self.message == stop.message()
+    }
 }
 
 macro_rules! from_error {

@@ -8,12 +8,15 @@
 //! * [`pipeline`]: with more than one worker ([`CreateOptions::workers`]), files are read,
 //!   chunked, hashed, compressed and encrypted on worker threads while this thread walks on;
 //!   results are written strictly in walk order, so the archive equals a one-worker run's;
+//! * [`interrupt`]: SIGINT/SIGTERM/SIGHUP, polled between entries and chunks (a checkpoint
+//!   and stop on the first SIGINT, a rollback on a stop signal);
 //! * this module: the archive being written (item stream, statistics, checkpoints, `save`).
 //!
 //! Nothing here prints: per-file status, warnings and progress go to a [`Reporter`].
 
 mod error;
 mod files;
+mod interrupt;
 mod meta;
 mod pipeline;
 mod walk;
@@ -34,6 +37,7 @@ use crate::compress::Compression;
 use crate::crypto::{Key, KeyType};
 use crate::location::Location;
 use crate::patterns::PatternMatcher;
+use crate::platform::signals;
 
 use super::common::{self, Access, KeyLocation, Opened};
 use super::{CommandError, Result};
@@ -50,6 +54,8 @@ pub trait Reporter {
     fn warning(&mut self, message: &str);
     /// Progress after an item or a chunk (`path` None for the final call).
     fn progress(&mut self, stats: &ArchiveStats, path: Option<&[u8]>);
+    /// An info line (borg's `logger.info`), e.g. around the checkpoint a SIGINT asks for.
+    fn info(&mut self, _message: &str) {}
 }
 
 /// `-` paths: how stdin is stored.
@@ -346,15 +352,33 @@ pub fn run(
         pipeline,
     };
     b.add_skip_inodes(loc);
+    // From here on the walk polls for signals (see `platform::signals`).
+    let graceful = signals::graceful();
     let walked = b.walk_all();
     b.drain();
-    let walked = match b.fatal.take() {
+    let mut walked = match b.fatal.take() {
         Some(e) => Err(e),
         None => walked,
     };
     // Workers end before the archive is saved.
     b.pipeline = None;
-    walked?;
+    if walked.is_ok() {
+        // A signal after the last entry: borg does not save the archive then.
+        b.poll_signals();
+        if let Some(e) = b.fatal.take() {
+            walked = Err(e);
+        }
+    }
+    if let Err(e) = walked {
+        drop(b);
+        if signals::stop().is_some() || signals::checkpoint_requested() {
+            // borg's `Repository.__exit__` on an exception; the checkpoint (if any) is
+            // committed already.
+            let _ = opened.store.repo.rollback();
+        }
+        drop(graceful);
+        return Err(e);
+    }
     let warned = b.warned;
     let Some(mut sink) = b.sink.take() else {
         return Err(CommandError::new("internal error: archive writer missing"));

@@ -11,6 +11,7 @@ use crate::archive::stream::ItemStreamReader;
 use crate::archive::{ArchiveError, Operation};
 use crate::cache::{Cache, CacheOptions, IndexStats, OpStats};
 use crate::location::Location;
+use crate::platform::signals;
 
 use super::common::{self, Access, CommandError, Opened, Result};
 use super::list::{archive_local_time, remove_surrogates};
@@ -144,7 +145,15 @@ pub fn delete_archives(
         },
     )?;
     let mut uncommitted = false;
+    // Signals are polled between archives (borg's `sig_int` in `do_delete`).
+    let _graceful = signals::graceful();
     for (i, name) in names.iter().enumerate() {
+        if let Some(stop) = signals::stop() {
+            return Err(CommandError::stopped(stop));
+        }
+        if signals::checkpoint_requested() {
+            break;
+        }
         let Some(info) = select::find_archive(&opened.manifest, name) else {
             report(DeleteEvent::NotFound(remove_surrogates(name), i + 1, n));
             continue;
@@ -160,9 +169,16 @@ pub fn delete_archives(
         }
         uncommitted = true;
     }
+    if let Some(stop) = signals::stop() {
+        return Err(CommandError::stopped(stop));
+    }
     if uncommitted {
         common::commit_manifest(&mut opened)?;
         cache.commit(&opened.manifest)?;
+    }
+    if signals::checkpoint_requested() {
+        // The first SIGINT: what was deleted is committed (borg's checkpoint), then stop.
+        return Err(CommandError::interrupted());
     }
     outcome.index = cache.stats();
     Ok(outcome)

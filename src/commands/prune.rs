@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::archive::Operation;
 use crate::cache::{Cache, CacheOptions, IndexStats, OpStats};
 use crate::location::Location;
+use crate::platform::signals;
 
 use super::common::{self, Access, CommandError, Opened, Result};
 use super::prune_policy::{self, Candidate, Decision, Rules};
@@ -165,7 +166,15 @@ pub fn run(
     let mut outcome = PruneOutcome::default();
     let mut last_checkpoint = started;
     let mut uncommitted = 0usize;
+    // Signals are polled between archives (borg's `sig_int` in `do_prune`).
+    let _graceful = signals::graceful();
     for (i, decision) in &decisions {
+        if let Some(stop) = signals::stop() {
+            return Err(CommandError::stopped(stop));
+        }
+        if signals::checkpoint_requested() {
+            break;
+        }
         let c = &cands[*i];
         let message = match decision {
             Decision::Prune if opts.dry_run => {
@@ -210,8 +219,15 @@ pub fn run(
             archive: format_archive(c),
         });
     }
+    if let Some(stop) = signals::stop() {
+        return Err(CommandError::stopped(stop));
+    }
     if uncommitted > 0 {
         checkpoint(&mut opened, &mut cache)?;
+    }
+    if signals::checkpoint_requested() {
+        // The first SIGINT: what was pruned is committed (borg's checkpoint), then stop.
+        return Err(CommandError::interrupted());
     }
     outcome.index = cache.stats();
     Ok(outcome)

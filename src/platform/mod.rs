@@ -10,6 +10,8 @@
 //! * [`users`]: cached uid/gid ↔ user/group name lookups (`user`, `group`) and borg's restore rule.
 //! * [`fs`]: small helpers for create/extract (lstat with ns times, `O_NOATIME` open, utimensat,
 //!   lchown, mknod/mkfifo, hole seeking, sync).
+//! * [`signals`]: SIGINT/SIGTERM/SIGHUP as a flag the long-running loops poll, borg's exit
+//!   codes, and the lock cleanups run before an emergency exit.
 //!
 //! It depends on nothing else in hoard; errors are [`PlatformError`], which lets callers turn
 //! the non-fatal cases into warnings as borg does.
@@ -19,6 +21,7 @@ mod cstr;
 mod error;
 pub mod flags;
 pub mod fs;
+pub mod signals;
 pub mod users;
 pub mod xattr;
 

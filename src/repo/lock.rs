@@ -163,6 +163,32 @@ impl ExclusiveLock {
         }
     }
 
+    /// Removes the temporary directories of an acquire of ours that was cut short
+    /// (`<name>.XXXXXXXX.tmp` holding our unique file).
+    fn remove_own_temp_dirs(&self) {
+        let parent = self.path.parent().unwrap_or(Path::new("."));
+        let Some(base) = self
+            .path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+        else {
+            return;
+        };
+        let Ok(entries) = fs::read_dir(parent) else {
+            return;
+        };
+        let uname = self.id.unique_name();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{base}.")) && name.ends_with(".tmp") {
+                let p = e.path();
+                if fs::remove_file(p.join(&uname)).is_ok() {
+                    let _ = fs::remove_dir(&p);
+                }
+            }
+        }
+    }
+
     /// Releases: unlink our file, rmdir the lock dir (ENOTEMPTY/EEXIST/ENOENT ignored).
     pub fn release(&mut self) -> Result<(), LockError> {
         if !self.is_locked() {
@@ -428,6 +454,8 @@ pub struct Lock {
     roster: LockRoster,
     xlock: ExclusiveLock,
     held: bool,
+    /// Releases this lock if a signal ends the process (registered while held).
+    cleanup: Option<crate::platform::signals::Cleanup>,
 }
 
 impl Lock {
@@ -458,6 +486,7 @@ impl Lock {
             roster: LockRoster::new(Path::new(&rp), id.clone(), our_host),
             xlock: ExclusiveLock::new(Path::new(&xp), id, our_host, timeout),
             held: false,
+            cleanup: None,
         }
     }
 
@@ -472,6 +501,21 @@ impl Lock {
     }
 
     fn acquire_mode(&mut self, exclusive: bool, remove: Option<&str>) -> Result<(), LockError> {
+        // Registered before anything is written, so a signal in the middle of acquiring
+        // leaves nothing behind either.
+        self.register_cleanup();
+        let r = self.acquire_mode_inner(exclusive, remove);
+        if r.is_err() && !self.held {
+            self.cleanup = None;
+        }
+        r
+    }
+
+    fn acquire_mode_inner(
+        &mut self,
+        exclusive: bool,
+        remove: Option<&str>,
+    ) -> Result<(), LockError> {
         if exclusive {
             self.wait_for_readers_finishing(remove)?;
             self.roster
@@ -491,6 +535,36 @@ impl Lock {
         self.is_exclusive = exclusive;
         self.held = true;
         Ok(())
+    }
+
+    /// Registers [`Lock::remove_traces`] to run if a signal ends the process where no code
+    /// winds down by itself (see `platform::signals`).
+    fn register_cleanup(&mut self) {
+        if self.cleanup.is_some() {
+            return;
+        }
+        let base = self.base.clone();
+        let id = self.xlock.id.clone();
+        let our_host = self.xlock.our_host.clone();
+        self.cleanup = Some(crate::platform::signals::on_emergency_exit(move || {
+            Lock::with_id(&base, false, Some(1.0), id, &our_host).remove_traces();
+        }));
+    }
+
+    /// Removes every trace of this process from the lock, whatever state it is in: our
+    /// roster entries (the roster goes when empty) and our exclusive lock directory. Used
+    /// before an emergency exit, possibly half-way through an acquire or release.
+    fn remove_traces(&mut self) {
+        self.xlock.remove_own_temp_dirs();
+        if !self.xlock.by_me() && self.xlock.acquire().is_err() {
+            return;
+        }
+        let _ = self.roster.modify(SHARED, false);
+        let _ = self.roster.modify(EXCLUSIVE, false);
+        if self.roster.empty(&[EXCLUSIVE, SHARED]) {
+            let _ = self.roster.remove();
+        }
+        let _ = self.xlock.release();
     }
 
     fn wait_for_readers_finishing(&mut self, remove: Option<&str>) -> Result<(), LockError> {
@@ -529,7 +603,9 @@ impl Lock {
             return Ok(());
         }
         self.held = false;
-        if self.is_exclusive {
+        let cleanup = self.cleanup.take();
+        // The emergency cleanup stays registered until the release is complete.
+        let r = if self.is_exclusive {
             let _ = self.roster.modify(EXCLUSIVE, false);
             if self.roster.empty(&[EXCLUSIVE, SHARED]) {
                 self.roster.remove().map_err(|e| self.failed(e))?;
@@ -542,7 +618,9 @@ impl Lock {
                 let _ = self.roster.remove();
             }
             self.xlock.release()
-        }
+        };
+        drop(cleanup);
+        r
     }
 
     /// Shared → exclusive (deadlocks if two holders upgrade at once, as in borg).

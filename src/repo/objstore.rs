@@ -873,6 +873,8 @@ pub struct ObjLock {
     /// Random, per acquisition: names our candidate and shared objects and is in their body.
     nonce: String,
     body: Vec<u8>,
+    /// Deletes our lock objects if a signal ends the process (see `platform::signals`).
+    cleanup: Option<crate::platform::signals::Cleanup>,
 }
 
 /// A fresh random lock nonce (16 hex digits).
@@ -911,7 +913,38 @@ impl ObjLock {
             shared_name: None,
             nonce: String::new(),
             body: Vec::new(),
+            cleanup: None,
         }
+    }
+
+    /// Registers the deletion of every lock object of this acquisition (its nonce is in the
+    /// name or the body), to run if a signal ends the process where no code winds down by
+    /// itself; registered before anything is placed, so a half-done acquire is covered too.
+    fn register_cleanup(&mut self) {
+        let store = self.store.clone();
+        let nonce = self.nonce.clone();
+        // Objects placed under an earlier nonce (a shared lock being upgraded).
+        let earlier: Vec<String> = self.shared_name.iter().cloned().collect();
+        self.cleanup = Some(crate::platform::signals::on_emergency_exit(move || {
+            let Ok(names) = store.list("lock.") else {
+                return;
+            };
+            for (name, _) in names {
+                let ours = name.ends_with(&nonce)
+                    || earlier.contains(&name)
+                    || store.get(&name).ok().flatten().is_some_and(|body| {
+                        serde_json::from_slice::<serde_json::Value>(&body)
+                            .ok()
+                            .and_then(|v| {
+                                v.get("nonce").and_then(|n| n.as_str()).map(|n| n == nonce)
+                            })
+                            .unwrap_or(false)
+                    });
+                if ours {
+                    let _ = store.delete(&name);
+                }
+            }
+        }));
     }
 
     /// The body of our lock objects: who, when, and the nonce.
@@ -1004,6 +1037,7 @@ impl ObjLock {
         let expired = |t: &Option<f64>| t.is_some_and(|t| start.elapsed().as_secs_f64() >= t);
         self.nonce = new_nonce();
         self.body = Self::make_body(&self.nonce);
+        self.register_cleanup();
         loop {
             let got = self.try_once().map_err(|e| self.io_err(e))?;
             if got {
@@ -1087,9 +1121,14 @@ impl ObjLock {
 
     /// Releases whatever is held.
     pub fn release(&mut self) -> Result<(), super::LockError> {
-        self.withdraw_exclusive().map_err(|e| self.io_err(e))?;
-        if let Some(n) = self.shared_name.take() {
-            self.store.delete(&n).map_err(|e| self.io_err(e))?;
+        let withdrawn = self.withdraw_exclusive();
+        let shared = self.shared_name.take().map(|n| self.store.delete(&n));
+        if withdrawn.is_ok() && shared.as_ref().is_none_or(|r| r.is_ok()) {
+            self.cleanup = None;
+        }
+        withdrawn.map_err(|e| self.io_err(e))?;
+        if let Some(r) = shared {
+            r.map_err(|e| self.io_err(e))?;
         }
         Ok(())
     }
@@ -1126,6 +1165,7 @@ impl ObjLock {
         self.held_exclusive = false;
         self.placed_exclusive = None;
         self.shared_name = None;
+        self.cleanup = None;
     }
 
     /// Deletes every lock object of the repository (`break-lock`).

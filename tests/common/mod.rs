@@ -395,11 +395,12 @@ pub fn wait_s3_ready(
     }
 }
 
-/// Where borg 1.4 is looked for when `HOARD_BORG14` is not set (`.ci/run` builds it there).
+/// Where borg 1.4 is looked for when `HOARD_BORG14` is not set (`.ci/run` installs it there).
 pub const BORG14_DEFAULT: &str = "/var/tmp/borg14/bin/borg";
 
-/// The borg 1.4 program (`HOARD_BORG14`, else [`BORG14_DEFAULT`]); `None` (test skipped) only
-/// with `HOARD_SKIP_BORG14=1` or `HOARD_SKIP_BORG=1`, otherwise a missing one fails the test.
+/// The borg 1.4 program (`HOARD_BORG14`, else [`BORG14_DEFAULT`]); `None` (the test skips its
+/// borg 1.4 part) only with `HOARD_SKIP_BORG14=1` or `HOARD_SKIP_BORG=1`, otherwise a missing
+/// one fails the test with instructions.
 pub fn borg14() -> Option<PathBuf> {
     let path = std::env::var_os("HOARD_BORG14")
         .map(PathBuf::from)
@@ -425,7 +426,7 @@ pub fn borg14() -> Option<PathBuf> {
         return None;
     }
     panic!(
-        "borg 1.4 is required for these interop tests and was not found at {}: build it with \
+        "borg 1.4 is required for these interop tests and was not found at {}: install it with \
          `python3 -m venv /var/tmp/borg14 && /var/tmp/borg14/bin/pip install borgbackup==1.4.5` \
          (as .ci/run does), point HOARD_BORG14 at a borg 1.4 binary, or set HOARD_SKIP_BORG14=1",
         path.display()

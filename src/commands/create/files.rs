@@ -197,9 +197,8 @@ impl Backup<'_, '_> {
                 let Some(sink) = self.sink.as_mut() else {
                     break;
                 };
-                if sink.checkpoint_due(opts) {
-                    (from, part) = sink.write_part(item, from, part, opts)?;
-                }
+                (from, part) =
+                    super::interrupt::after_chunk(sink, self.reporter, item, (from, part), opts)?;
             }
             if part > 1 {
                 if let Some(sink) = self.sink.as_mut() {

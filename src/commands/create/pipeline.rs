@@ -19,6 +19,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -170,6 +171,8 @@ pub(super) struct Pipeline {
     /// Most queued entries.
     pub max_queue: usize,
     budget: Arc<Budget>,
+    /// Set when the pipeline is dropped: queued work is skipped, not done.
+    cancelled: Arc<AtomicBool>,
     next_seq: u64,
     encoder: ObjectEncoder,
     params: ChunkerParams,
@@ -177,6 +180,19 @@ pub(super) struct Pipeline {
 }
 
 impl Pipeline {
+    /// The oldest file when some of its stored chunks are in no part item yet: its item,
+    /// the first such chunk and the next part number (for a checkpoint between entries).
+    pub(super) fn front_partial(&self) -> Option<(&Item, usize, u32)> {
+        match self.queue.front() {
+            Some(Deferred::File(pf))
+                if pf.item.chunks.as_ref().is_some_and(|c| c.len() > pf.from) =>
+            {
+                Some((&pf.item, pf.from, pf.part))
+            }
+            _ => None,
+        }
+    }
+
     /// Starts `workers` file workers and `workers` chunk workers.
     pub fn start(workers: usize, encoder: ObjectEncoder, params: ChunkerParams, seed: u32) -> Self {
         let workers = workers.max(1);
@@ -188,24 +204,27 @@ impl Pipeline {
         let (job_tx, job_rx) = mpsc::channel::<FileJob>();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let budget = Arc::new(Budget::default());
+        let cancelled = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for i in 0..workers {
             let rx = Arc::clone(&chunk_rx);
             let enc = encoder.clone();
+            let stop = Arc::clone(&cancelled);
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("hoard-chunk-{i}"))
-                    .spawn(move || chunk_worker(&rx, &enc))
+                    .spawn(move || chunk_worker(&rx, &enc, &stop))
                     .ok(),
             );
             let rx = Arc::clone(&job_rx);
             let tx = chunk_tx.clone();
             let b = Arc::clone(&budget);
             let enc = encoder.clone();
+            let stop = Arc::clone(&cancelled);
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("hoard-read-{i}"))
-                    .spawn(move || file_worker(&rx, &tx, &b, &enc, &params, seed))
+                    .spawn(move || file_worker(&rx, &tx, &b, &enc, &params, seed, &stop))
                     .ok(),
             );
         }
@@ -217,6 +236,7 @@ impl Pipeline {
             max_files: 16,
             max_queue: 4096,
             budget,
+            cancelled,
             next_seq: 0,
             encoder,
             params,
@@ -252,6 +272,7 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         // Receivers first (workers blocked on a full file channel give up), then the job
         // queue (workers run out of work and end).
+        self.cancelled.store(true, Ordering::SeqCst);
         self.queue.clear();
         self.budget.set_front(u64::MAX);
         self.jobs = None;
@@ -261,13 +282,16 @@ impl Drop for Pipeline {
     }
 }
 
-fn chunk_worker(rx: &Mutex<Receiver<ChunkJob>>, enc: &ObjectEncoder) {
+fn chunk_worker(rx: &Mutex<Receiver<ChunkJob>>, enc: &ObjectEncoder, cancelled: &AtomicBool) {
     loop {
         let job = {
             let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
             guard.recv()
         };
         let Ok(job) = job else { return };
+        if cancelled.load(Ordering::SeqCst) {
+            continue; // the run ended: nobody waits for this chunk
+        }
         let _ = job.reply.send(process(enc, job.data));
     }
 }
@@ -288,6 +312,7 @@ fn file_worker(
     enc: &ObjectEncoder,
     params: &ChunkerParams,
     seed: u32,
+    cancelled: &AtomicBool,
 ) {
     loop {
         let job = {
@@ -295,8 +320,11 @@ fn file_worker(
             guard.recv()
         };
         let Ok(job) = job else { return };
+        if cancelled.load(Ordering::SeqCst) {
+            continue;
+        }
         let tx = job.tx.clone();
-        let msg = match read_file(job, chunks, budget, enc, params, seed) {
+        let msg = match read_file(job, chunks, budget, enc, params, seed, cancelled) {
             Ok(Some(ctime)) => FileMsg::Done(ctime),
             Ok(None) => continue, // the writer is gone
             Err(e) => FileMsg::Failed(e),
@@ -313,6 +341,7 @@ fn read_file(
     enc: &ObjectEncoder,
     params: &ChunkerParams,
     seed: u32,
+    cancelled: &AtomicBool,
 ) -> Result<Option<i64>, BackupError> {
     let fd = job.file.as_raw_fd();
     let chunker = if job.sparse {
@@ -331,6 +360,9 @@ fn read_file(
     .map_err(|e| BackupError::Other(e.to_string()))?;
     for chunk in chunker.with_size_hint(job.size).shared() {
         let chunk = chunk.map_err(|e| BackupError::io("read", &e, None))?;
+        if cancelled.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         budget.acquire(job.seq, chunk.data.len() as u64);
         let (reply, result) = mpsc::sync_channel(1);
         let handed = if job.inline {
@@ -478,17 +510,18 @@ impl Backup<'_, '_> {
                 return;
             };
             let must_wait = block || p.full();
+            if self.fatal.is_some() {
+                // Nothing more is written or reported once the run failed (or a signal
+                // stopped it): what is queued was not stored.
+                p.queue.clear();
+                p.files = 0;
+                return;
+            }
             let Some(front) = p.queue.front_mut() else {
                 return;
             };
             match front {
                 Deferred::File(_) => {
-                    if self.fatal.is_some() {
-                        // Nothing more is written once the run failed.
-                        p.queue.clear();
-                        p.files = 0;
-                        return;
-                    }
                     if !self.advance_front_file(must_wait) {
                         return;
                     }
@@ -596,9 +629,8 @@ impl Backup<'_, '_> {
             let stats = sink.stats;
             self.reporter.progress(&stats, Some(&pf.item.path));
         }
-        if sink.checkpoint_due(opts) {
-            (pf.from, pf.part) = sink.write_part(&pf.item, pf.from, pf.part, opts)?;
-        }
+        (pf.from, pf.part) =
+            super::interrupt::after_chunk(sink, self.reporter, &pf.item, (pf.from, pf.part), opts)?;
         Ok(())
     }
 

@@ -253,6 +253,7 @@ impl Backup<'_, '_> {
     fn walk_path_list(&mut self, data: &[u8]) {
         let delim = self.opts.paths_delimiter.clone();
         for raw in split_bytes(data, &delim) {
+            self.poll_signals();
             if self.fatal.is_some() {
                 return;
             }
@@ -384,6 +385,7 @@ impl Backup<'_, '_> {
         regular: bool,
         recurse_excluded_dir: &mut bool,
     ) -> Result<Option<char>, BackupError> {
+        self.poll_signals();
         if self.fatal.is_some() {
             return Ok(None);
         }
@@ -679,14 +681,21 @@ fn spawn(argv: &[std::ffi::OsString]) -> Result<std::process::Child, super::Comm
     let Some((cmd, args)) = argv.split_first() else {
         return Err(super::CommandError::new("No command given."));
     };
-    std::process::Command::new(cmd)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            let err = BackupError::io("", &e, Some(cmd.as_bytes()));
-            super::CommandError::new(format!("Failed to execute command: {err}"))
-        })
+    let mut command = std::process::Command::new(cmd);
+    command.args(args).stdout(std::process::Stdio::piped());
+    // Like borg (`preexec_fn=ignore_sigint`): a Ctrl-C is for hoard, which checkpoints and
+    // stops; the command must not die of it first.
+    // SAFETY: only calls signal(2), which is async-signal-safe, between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    command.spawn().map_err(|e| {
+        let err = BackupError::io("", &e, Some(cmd.as_bytes()));
+        super::CommandError::new(format!("Failed to execute command: {err}"))
+    })
 }
 
 /// Runs `argv` and collects its stdout.
