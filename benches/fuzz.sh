@@ -34,6 +34,7 @@ if [ $build -eq 1 ]; then
     cargo $toolchain fuzz build || exit 1
 fi
 mkdir -p "$corpus_root"
+bin=$CARGO_TARGET_DIR/$(rustc $toolchain -vV | sed -n 's/^host: //p')/release
 printf '%-18s %8s %12s %14s %8s\n' target seconds executions coverage crashes
 status=0
 for t in "${targets[@]}"; do
@@ -44,7 +45,8 @@ for t in "${targets[@]}"; do
     [ -d "seeds/$t" ] && seeds=("seeds/$t")
     log="$corpus_root/$t.log"
     start=$(date +%s)
-    cargo $toolchain fuzz run "$t" "$corpus" "${seeds[@]}" -- \
+    # the built binary is run directly: `cargo fuzz run` would rebuild first
+    "$bin/$t" "$corpus" "${seeds[@]}" -artifact_prefix="artifacts/$t/" \
         -max_total_time="$seconds" -jobs=1 -workers=1 \
         -rss_limit_mb=2048 -timeout=10 -malloc_limit_mb=512 -print_final_stats=1 \
         >"$log" 2>&1

@@ -10,6 +10,7 @@ toolchain=${HOARD_FUZZ_TOOLCHAIN:-+nightly}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/target-fuzz-nightly}
 cd "$here"
 cargo $toolchain fuzz build
+bin=$CARGO_TARGET_DIR/$(rustc $toolchain -vV | sed -n 's/^host: //p')/release
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for t in $(cargo $toolchain fuzz list); do
@@ -28,7 +29,7 @@ for t in $(cargo $toolchain fuzz list); do
         done
     fi
     echo "fuzz smoke: $t"
-    cargo $toolchain fuzz run "$t" "$work/$t" "${dirs[@]}" -- \
+    "$bin/$t" "$work/$t" "${dirs[@]}" \
         -max_total_time="$seconds" -jobs=1 -workers=1 \
         -rss_limit_mb=2048 -timeout=10 -malloc_limit_mb=512 \
         -artifact_prefix="$work/$t-" >"$work/$t.log" 2>&1 || {
