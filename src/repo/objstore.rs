@@ -299,13 +299,13 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Objects of one listing page (relative names and sizes) and the next page's token.
+pub type ListPage = (Vec<(String, u64)>, Option<String>);
+
 /// One page of a ListObjectsV2 response: the objects (names relative to `strip`, the
 /// repository prefix, and their sizes) and the continuation token of the next page, if any.
 /// Public so that the parser can be fuzzed (`fuzz/`).
-pub fn parse_list_page(
-    body: &str,
-    strip: &str,
-) -> io::Result<(Vec<(String, u64)>, Option<String>)> {
+pub fn parse_list_page(body: &str, strip: &str) -> io::Result<ListPage> {
     let parsed = ListObjectsV2::parse_response(body)
         .map_err(|e| io::Error::other(format!("bad ListObjectsV2 response: {e}")))?;
     let url_encoded = parsed.encoding_type.as_deref() == Some("url");
