@@ -251,6 +251,11 @@ struct Spec {
     kind: Option<char>,
 }
 
+/// Largest width or precision of a format spec. Python has none and pads to whatever it is
+/// given; an archive name or `--format` taken from a job file must not make hoard allocate
+/// gigabytes (`{path:<16416692724}`, fuzz/regressions/placeholders).
+pub const MAX_FORMAT_WIDTH: usize = 100_000;
+
 fn value_error(msg: String) -> (String, String) {
     ("ValueError".to_string(), msg)
 }
@@ -295,10 +300,26 @@ fn parse_spec(spec: &str, type_name: &str, default_align: char) -> Result<Spec, 
         while *pos < c.len() && c[*pos].is_ascii_digit() {
             *pos += 1;
         }
-        (start != *pos).then(|| c[start..*pos].iter().collect::<String>().parse().ok())?
+        // more digits than a usize holds saturate, and then fail the limit below
+        (start != *pos).then(|| {
+            c[start..*pos]
+                .iter()
+                .collect::<String>()
+                .parse()
+                .unwrap_or(usize::MAX)
+        })
+    };
+    let limited = |n: usize| {
+        if n > MAX_FORMAT_WIDTH {
+            Err(value_error(format!(
+                "Format width or precision {n} exceeds the limit {MAX_FORMAT_WIDTH}"
+            )))
+        } else {
+            Ok(n)
+        }
     };
     if let Some(w) = digits(&mut pos) {
-        s.width = w;
+        s.width = limited(w)?;
     }
     if let Some(&ch) = c.get(pos) {
         if ch == ',' || ch == '_' {
@@ -309,7 +330,7 @@ fn parse_spec(spec: &str, type_name: &str, default_align: char) -> Result<Spec, 
     if c.get(pos) == Some(&'.') {
         pos += 1;
         match digits(&mut pos) {
-            Some(p) => s.precision = Some(p),
+            Some(p) => s.precision = Some(limited(p)?),
             None => return Err(value_error("Format specifier missing precision".into())),
         }
     }
@@ -691,6 +712,7 @@ fn format_float(v: f64, spec_text: &str) -> Result<String, (String, String)> {
 /// name) and unknown directives (copied literally).
 fn strftime(time: &DateTime<FixedOffset>, zone: &str, fmt: &str) -> String {
     use chrono::format::{Item, StrftimeItems};
+    use std::fmt::Write as _;
     let mut out = String::new();
     let mut chars = fmt.chars().peekable();
     let mut literal = String::new();
@@ -724,10 +746,16 @@ fn strftime(time: &DateTime<FixedOffset>, zone: &str, fmt: &str) -> String {
             other => other.to_string(),
         };
         let items: Vec<Item<'_>> = StrftimeItems::new(&replaced).collect();
-        if items.iter().any(|i| matches!(i, Item::Error)) {
+        // Some directives parse but cannot format (`%#z` is chrono's parse-only form): its
+        // Display fails, which `to_string` turned into a panic (fuzz/regressions/placeholders).
+        // Both kinds are kept as text, like Python keeps directives it does not know.
+        let mut piece = String::new();
+        if items.iter().any(|i| matches!(i, Item::Error))
+            || write!(piece, "{}", time.format_with_items(items.into_iter())).is_err()
+        {
             out.push_str(&directive);
         } else {
-            out.push_str(&time.format_with_items(items.into_iter()).to_string());
+            out.push_str(&piece);
         }
     }
     out.push_str(&literal);
@@ -1089,6 +1117,12 @@ mod tests {
         ("{:,s}", S("a"), Err("ValueError(Cannot specify ',' with 's'.)")),
         ("{:abc}", S("a"), Err("ValueError(Invalid format specifier 'abc' for object of type 'str')")),
         ("{:.}", S("a"), Err("ValueError(Format specifier missing precision)")),
+        // fuzz/regressions/placeholders/width-16g: bounded width and precision
+        ("{:<00000000016416692724}", S("a"), Err("ValueError(Format width or precision 16416692724 exceeds the limit 100000)")),
+        ("{:100001}", S("a"), Err("ValueError(Format width or precision 100001 exceeds the limit 100000)")),
+        ("{:.100001}", S("a"), Err("ValueError(Format width or precision 100001 exceeds the limit 100000)")),
+        ("{:99999999999999999999999}", I(1), Err("ValueError(Format width or precision 18446744073709551615 exceeds the limit 100000)")),
+        ("{:.100001f}", F(1.0), Err("ValueError(Format width or precision 100001 exceeds the limit 100000)")),
         ("{}", I(42), Ok("42")),
         ("{:8}", I(1234), Ok("    1234")),
         ("{:8d}", I(1234), Ok("    1234")),
@@ -1211,6 +1245,8 @@ mod tests {
         ("{now:%H:%M %Z %z}", Ok("04:04 CET +0100")),
         ("{now:%j %a %b %%}", Ok("002 Tue Jan %")),
         ("{now:%Q}", Ok("%Q")),
+        // fuzz/regressions/placeholders/strftime-display-error: chrono cannot format `%#z`
+        ("{hostname}-{now:%#z%:%:}", Ok("vm-%#z%:%:")),
         ("{borgversion}", Ok("1.2.4")),
         ("{borgmajor}", Ok("1")),
         ("{borgminor}", Ok("1.2")),

@@ -446,13 +446,19 @@ fn read_capped<R: Read>(
 
 fn lzma_decompress(body: &[u8]) -> Result<Vec<u8>, CompressError> {
     // Like Python's lzma.decompress: .xz (or legacy .lzma), concatenated streams allowed.
-    let stream = xz2::stream::Stream::new_auto_decoder(u64::MAX, xz2::stream::CONCATENATED)
+    // The memory limit bounds the dictionary a hostile header can ask for (a 4 GiB one was
+    // allocated up front, fuzz/regressions/decompress_lzma); borg's largest preset needs 65 MiB.
+    let stream = xz2::stream::Stream::new_auto_decoder(LZMA_MEMLIMIT, xz2::stream::CONCATENATED)
         .map_err(|e| CompressError::Lzma(e.to_string()))?;
     read_capped(
         xz2::bufread::XzDecoder::new_stream(body, stream),
         CompressError::Lzma,
     )
 }
+
+/// Most memory the lzma decoder may use (liblzma's memlimit): the dictionary of `lzma,9`
+/// (64 MiB) and room to spare; headers asking for more are refused.
+pub const LZMA_MEMLIMIT: u64 = 128 << 20;
 
 /// Decodes one zlib stream; like Python's `zlib.decompress`, data after the end of the
 /// stream is ignored and a stream without its end is an error.

@@ -710,3 +710,17 @@ fn decompress_in_matches_decompress() {
     assert!(decompress(&framed, None).is_err());
     assert!(decompress_in(&framed, None, &mut buf).is_err());
 }
+
+#[test]
+fn lzma_refuses_a_dictionary_beyond_the_memory_limit() {
+    // fuzz/regressions/decompress_lzma/dictionary-4gib: a legacy .lzma header asking for a
+    // 4 GiB dictionary, which liblzma allocated before looking at the data
+    let mut framed = LZMA_HEADER.to_vec();
+    framed.push(0x31);
+    framed.extend_from_slice(&[0xff; 29]);
+    framed.push(0xd7);
+    match decompress(&framed, None) {
+        Err(CompressError::Lzma(m)) => assert_eq!(m, "memory limit reached"),
+        other => panic!("expected the lzma memory limit, got {other:?}"),
+    }
+}

@@ -13,6 +13,11 @@ use crate::msgpack::{self, Limits, Value};
 /// PBKDF2 iteration count borg uses for new blobs (spec §4.3).
 pub const PBKDF2_ITERATIONS: u32 = 100_000;
 
+/// Most PBKDF2 iterations a blob may ask for: 100 times [`PBKDF2_ITERATIONS`] (a few seconds).
+/// The count is read from the blob, which a hostile repository controls; without a bound
+/// 2^32-1 iterations keep hoard busy for hours before it can say the passphrase is wrong.
+pub const MAX_PBKDF2_ITERATIONS: u32 = 100 * PBKDF2_ITERATIONS;
+
 /// Column width of the base64 text (Python `textwrap.wrap` default, spec §4.3).
 pub const BASE64_LINE_WIDTH: usize = 70;
 
@@ -119,6 +124,11 @@ pub fn decrypt_key_blob_bytes(blob: &[u8], passphrase: &str) -> Result<KeyMateri
         .and_then(|i| u32::try_from(i).ok())
         .filter(|i| *i > 0)
         .ok_or_else(|| missing("iterations"))?;
+    if iterations > MAX_PBKDF2_ITERATIONS {
+        return Err(CryptoError::InvalidKeyData(format!(
+            "key envelope asks for {iterations} PBKDF2 iterations, more than the limit {MAX_PBKDF2_ITERATIONS}"
+        )));
+    }
     let mut kek = kdf(passphrase, salt, iterations);
     let mut plain = data.to_vec();
     aes_ctr(&kek, &[0u8; 16], &mut plain);
@@ -153,6 +163,28 @@ mod tests {
         let v = msgpack::decode_all(&blob, Limits::KEY).unwrap();
         assert_eq!(v.get("iterations"), Some(&Value::int(1000)));
         assert_eq!(v.get("algorithm").and_then(Value::as_str), Some("sha256"));
+    }
+
+    #[test]
+    fn refuses_an_iteration_count_beyond_the_limit() {
+        // found while writing fuzz/keyblob: 2^32-1 iterations from a hostile repokey took
+        // hours of PBKDF2 before "wrong passphrase"
+        let m = KeyMaterial::generate(false, [9; 32]);
+        let started = std::time::Instant::now();
+        for n in [u32::MAX, MAX_PBKDF2_ITERATIONS + 1] {
+            let blob = encrypt_key_blob_bytes(&m, "p", &[1; 32], 1);
+            let mut v = msgpack::decode_all(&blob, Limits::KEY).unwrap();
+            *v.get_mut("iterations").unwrap() = Value::int(n);
+            let e = decrypt_key_blob_bytes(&v.to_bytes(), "p").unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                CryptoError::InvalidKeyData(format!(
+                    "key envelope asks for {n} PBKDF2 iterations, more than the limit 10000000"
+                ))
+                .to_string()
+            );
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

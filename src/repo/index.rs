@@ -255,10 +255,11 @@ pub fn lookup_in_file(data: &[u8], key: &[u8; 32]) -> Option<Vec<u8>> {
     if data.len() < HEADER_SIZE {
         return None;
     }
-    let nb = i32::from_le_bytes([data[12], data[13], data[14], data[15]]) as usize;
+    // A negative or oversized bucket count must not overflow the length check (fuzz/index).
+    let nb = usize::try_from(i32::from_le_bytes([data[12], data[13], data[14], data[15]])).ok()?;
     let vs = data[17] as usize;
     let bsize = KEY_SIZE + vs;
-    if nb == 0 || data.len() != HEADER_SIZE + nb * bsize {
+    if vs < 4 || nb == 0 || Some(data.len()) != nb.checked_mul(bsize)?.checked_add(HEADER_SIZE) {
         return None;
     }
     let mut i = u32::from_le_bytes([key[0], key[1], key[2], key[3]]) as usize % nb;
@@ -279,6 +280,23 @@ pub fn lookup_in_file(data: &[u8], key: &[u8; 32]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookup_in_file_refuses_negative_bucket_count() {
+        // fuzz/regressions/index/lookup-negative-buckets: num_buckets -1 overflowed the
+        // length check (`attempt to multiply with overflow`)
+        let mut data = vec![0xffu8; 16];
+        data.extend_from_slice(&[0xff, 0x08]);
+        assert_eq!(lookup_in_file(&data, &[0u8; 32]), None);
+        assert!(NsIndex::read(&data).is_err());
+        // a value size below the 4-byte marker
+        let mut small = MAGIC.to_vec();
+        small.extend_from_slice(&0i32.to_le_bytes());
+        small.extend_from_slice(&1i32.to_le_bytes());
+        small.extend_from_slice(&[32, 2]);
+        small.extend_from_slice(&[0u8; 34]);
+        assert_eq!(lookup_in_file(&small, &[0u8; 32]), None);
+    }
 
     #[test]
     fn roundtrip_and_lookup() {

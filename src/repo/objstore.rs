@@ -299,6 +299,38 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Objects of one listing page (relative names and sizes) and the next page's token.
+pub type ListPage = (Vec<(String, u64)>, Option<String>);
+
+/// One page of a ListObjectsV2 response: the objects (names relative to `strip`, the
+/// repository prefix, and their sizes) and the continuation token of the next page, if any.
+/// Public so that the parser can be fuzzed (`fuzz/`).
+pub fn parse_list_page(body: &str, strip: &str) -> io::Result<ListPage> {
+    let parsed = ListObjectsV2::parse_response(body)
+        .map_err(|e| io::Error::other(format!("bad ListObjectsV2 response: {e}")))?;
+    let url_encoded = parsed.encoding_type.as_deref() == Some("url");
+    let mut out = Vec::with_capacity(parsed.contents.len());
+    for c in parsed.contents {
+        let k = if url_encoded {
+            percent_decode(&c.key)
+        } else {
+            c.key
+        };
+        let rel = k.strip_prefix(strip).unwrap_or(&k).to_string();
+        out.push((rel, c.size.unwrap_or(0)));
+    }
+    let next = parsed.next_continuation_token.filter(|t| !t.is_empty());
+    Ok((out, next))
+}
+
+/// The upload id of a CreateMultipartUpload response. Public so that the parser can be
+/// fuzzed (`fuzz/`).
+pub fn parse_upload_id(body: &str) -> io::Result<String> {
+    let created = CreateMultipartUpload::parse_response(body)
+        .map_err(|e| io::Error::other(format!("bad CreateMultipartUpload response: {e}")))?;
+    Ok(created.upload_id().to_string())
+}
+
 fn read_body(resp: ureq::Response) -> io::Result<Vec<u8>> {
     let mut v = Vec::new();
     resp.into_reader()
@@ -309,7 +341,12 @@ fn read_body(resp: ureq::Response) -> io::Result<Vec<u8>> {
 
 /// Short text of an S3 error response (`<Code>` and `<Message>`).
 fn error_text(code: u16, resp: ureq::Response) -> String {
-    let body = resp.into_string().unwrap_or_default();
+    error_body_text(code, &resp.into_string().unwrap_or_default())
+}
+
+/// Short text of an S3 error response body (`<Code>` and `<Message>`) for HTTP status `code`.
+/// Public so that the parser can be fuzzed (`fuzz/`).
+pub fn error_body_text(code: u16, body: &str) -> String {
     let tag = |t: &str| {
         let a = body.find(&format!("<{t}>"))? + t.len() + 2;
         let b = body[a..].find(&format!("</{t}>"))? + a;
@@ -656,9 +693,7 @@ impl ObjectStore {
                 .map_err(|e| Failure::Transient(e.to_string())),
             Err(e) => Err(Self::classify(e)),
         })?;
-        let created =
-            CreateMultipartUpload::parse_response(&body).map_err(|e| bad(e.to_string()))?;
-        let upload_id = created.upload_id().to_string();
+        let upload_id = parse_upload_id(&body).map_err(|e| bad(e.to_string()))?;
         let r = self.upload_parts(rel, &key, &upload_id, data);
         if r.is_err() {
             let url =
@@ -806,21 +841,11 @@ impl ObjectStore {
                     Err(e) => Err(Self::classify(e)),
                 }
             })?;
-            let parsed = ListObjectsV2::parse_response(&body)
-                .map_err(|e| io::Error::other(format!("bad ListObjectsV2 response: {e}")))?;
-            let url_encoded = parsed.encoding_type.as_deref() == Some("url");
-            for c in parsed.contents {
-                let k = if url_encoded {
-                    percent_decode(&c.key)
-                } else {
-                    c.key
-                };
-                let rel = k.strip_prefix(strip.as_str()).unwrap_or(&k).to_string();
-                out.push((rel, c.size.unwrap_or(0)));
-            }
-            match parsed.next_continuation_token {
-                Some(t) if !t.is_empty() => token = Some(t),
-                _ => break,
+            let (page, next) = parse_list_page(&body, &strip)?;
+            out.extend(page);
+            match next {
+                Some(t) => token = Some(t),
+                None => break,
             }
         }
         out.sort();

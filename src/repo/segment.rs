@@ -1391,27 +1391,7 @@ impl LoggedIo {
                 .unwrap_or_default(),
             None => fs::read(&fname).map_err(|e| RepoError::io(&fname, e))?,
         };
-        let mut out = Vec::with_capacity(data.len());
-        out.extend_from_slice(MAGIC);
-        if data.len() >= (MAGIC_LEN + HEADER_SIZE as u64) as usize {
-            let mut d = &data[..];
-            while d.len() >= HEADER_SIZE as usize {
-                let crc = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
-                let size = u32::from_le_bytes([d[4], d[5], d[6], d[7]]);
-                let tag = d[8];
-                if size > MAX_OBJECT_SIZE
-                    || tag > MAX_TAG_ID
-                    || size < HEADER_SIZE
-                    || size as usize > d.len()
-                    || crc_of(&[&d[4..size as usize]]) != crc
-                {
-                    d = &d[1..];
-                    continue;
-                }
-                out.extend_from_slice(&d[..size as usize]);
-                d = &d[size as usize..];
-            }
-        }
+        let out = recover_bytes(&data);
         if let Some(store) = &self.obj {
             return store
                 .put(&self.segment_key(segment), &out)
@@ -1419,6 +1399,55 @@ impl LoggedIo {
         }
         super::save_file(&fname, &out)
     }
+}
+
+/// The scanner of [`LoggedIo::recover_segment`] on the bytes of a damaged segment: the
+/// segment magic followed by every entry that validates, found by sliding byte by byte over
+/// damage. Public so that the scanner can be fuzzed (`fuzz/`).
+pub fn recover_bytes(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    out.extend_from_slice(MAGIC);
+    if data.len() >= (MAGIC_LEN + HEADER_SIZE as u64) as usize {
+        let mut d = data;
+        while d.len() >= HEADER_SIZE as usize {
+            let crc = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+            let size = u32::from_le_bytes([d[4], d[5], d[6], d[7]]);
+            let tag = d[8];
+            if size > MAX_OBJECT_SIZE
+                || tag > MAX_TAG_ID
+                || size < HEADER_SIZE
+                || size as usize > d.len()
+                || crc_of(&[&d[4..size as usize]]) != crc
+            {
+                d = &d[1..];
+                continue;
+            }
+            out.extend_from_slice(&d[..size as usize]);
+            d = &d[size as usize..];
+        }
+    }
+    out
+}
+
+/// Iterates the entries of a segment held in memory (`data` is the whole segment, magic
+/// included), exactly as [`LoggedIo::iter_objects`] iterates a segment file; `segment` only
+/// names it in errors. Public so that the entry parser can be fuzzed (`fuzz/`).
+pub fn iter_segment_bytes(
+    data: Vec<u8>,
+    segment: u32,
+    read_data: bool,
+    include_data: bool,
+) -> Result<SegmentIter> {
+    let f: Box<dyn ReadSeek> = Box::new(std::io::Cursor::new(data));
+    Ok(SegmentIter {
+        reader: SegReader::new(f).map_err(|e| integrity(format!("{e}")))?,
+        segment,
+        offset: 0,
+        read_data: read_data || include_data,
+        include_data,
+        started: false,
+        done: false,
+    })
 }
 
 fn numeric_name(name: &std::ffi::OsStr) -> Option<u32> {
