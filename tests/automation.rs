@@ -829,3 +829,72 @@ fn missing_ssh_key_stops_at_once() {
         "{seen}"
     );
 }
+
+/// SIGTERM during a job's create ends the job: no retry, no back-off wait, no further step.
+#[test]
+fn signal_ends_the_job_without_retries() {
+    let (env, src, job) = setup();
+    let repo = init_repo(&env, &job);
+    std::fs::write(src.join("big"), common::tree::pseudo_random(400 << 20, 11)).unwrap();
+    write_config(
+        &job,
+        &format!(
+            "backup:\n  - {}\ntarget: '{}'\ncleanup:\n  last: 10\ntries:\n  backup: 3\n  cleanup: 3\nretry_wait: 60\n",
+            src.display(),
+            repo.display(),
+        ),
+    );
+    let mut child = env
+        .hoard_cmd()
+        .args(["run", "--config", "myjob"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("create: attempt 1/3") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "{seen}");
+    assert!(
+        start.elapsed() < Duration::from_secs(45),
+        "waited {:?}:\n{seen}",
+        start.elapsed()
+    );
+    assert!(!seen.contains("create: attempt 2/3"), "{seen}");
+    assert!(!seen.contains("retrying in"), "{seen}");
+    assert!(!seen.contains("prune: attempt"), "{seen}");
+    assert!(
+        last_line(&seen).ends_with("ERROR At least one job failed."),
+        "{seen}"
+    );
+    // No lock left behind: the next command runs.
+    let mut c = env.hoard_cmd();
+    c.env(
+        "BORG_PASSCOMMAND",
+        format!("cat {}", job.join("BORGKeyPassword.file").display()),
+    );
+    let out = c.args(["list"]).arg(&repo).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -111,7 +111,7 @@ pub fn run(config_name: &str, flags: &RunFlags) -> Status {
     };
     let status = run_loaded(&cfg, flags, &mut log);
     if !flags.shell {
-        if status == 2 {
+        if status >= 2 {
             log.error(FAILURE_LINE);
         } else {
             log.info(SUCCESS_LINE);
@@ -400,7 +400,7 @@ fn finish(
             log.error(&m);
             status = 2;
         }
-        if status == 2 {
+        if status >= 2 {
             if let Err(m) = run_hooks(
                 cfg,
                 "on_error",
@@ -415,7 +415,7 @@ fn finish(
         }
     }
     if pings {
-        send_ping(cfg, if status == 2 { "/fail" } else { "" }, log);
+        send_ping(cfg, if status >= 2 { "/fail" } else { "" }, log);
     }
     if flags.json {
         let v = json!({
@@ -501,6 +501,15 @@ fn retrying(
 ) -> StepResult {
     let mut last_msg = None;
     let mut collided = false;
+    if interrupted() {
+        log.error(&format!("{name}: not started, the job was interrupted"));
+        return StepResult {
+            name,
+            status: 2,
+            attempts: 0,
+            message: Some("interrupted".into()),
+        };
+    }
     for attempt in 1..=tries {
         let args = match argv(collided, log) {
             Ok(a) => a,
@@ -536,6 +545,16 @@ fn retrying(
             out.code,
             out.message.as_deref().unwrap_or("")
         ));
+        // Ctrl-C, SIGTERM or SIGHUP: the user wants the job to end, not to be tried again.
+        if out.code >= 128 || interrupted() {
+            log.error(&format!("{name}: interrupted, not retried"));
+            return StepResult {
+                name,
+                status: out.code,
+                attempts: attempt,
+                message: out.message,
+            };
+        }
         collided = out.msgid.as_deref() == Some(ARCHIVE_EXISTS_MSGID);
         last_msg = out.message;
         if attempt < tries {
@@ -555,6 +574,11 @@ fn retrying(
         attempts: tries,
         message: last_msg,
     }
+}
+
+/// True once Ctrl-C, SIGTERM or SIGHUP reached this process: the job stops, it is not retried.
+fn interrupted() -> bool {
+    crate::platform::signals::stop().is_some() || crate::platform::signals::checkpoint_requested()
 }
 
 /// borg's msgid for "Archive … already exists" (`Archive.AlreadyExists`).
