@@ -489,7 +489,7 @@ impl<R: Read> TarReader<R> {
 
     /// `TarInfo.fromtarfile` with `_proc_member`, without recursion: extended headers are
     /// collected and applied innermost first, as Python's recursive calls do.
-    fn from_tarfile(&mut self) -> Result<Member, HeaderError> {
+    fn read_member_header(&mut self) -> Result<Member, HeaderError> {
         let mut overrides: Vec<Override> = Vec::new();
         loop {
             let header = self.read_block_header();
@@ -595,7 +595,7 @@ impl<R: Read> TarReader<R> {
         loop {
             let at_start = self.pos == 0;
             let start = self.pos;
-            match self.from_tarfile() {
+            match self.read_member_header() {
                 Ok(m) => {
                     if let Some(runs) = &m.sparse {
                         self.sparse = Some(SparseState {
@@ -721,6 +721,173 @@ mod tests {
         assert_eq!(h[0], (b"path".to_vec(), b"a/b/c/d/e/f".to_vec()));
         assert_eq!(h[1], (b"uid".to_vec(), b"1000".to_vec()));
         assert!(parse_pax(b"0 path=x\n", &mut h).is_err());
+    }
+
+    use crate::commands::export_tar::{gnu_header, TarHeader};
+
+    fn header(name: &[u8], typeflag: u8, size: u64) -> Vec<u8> {
+        gnu_header(&TarHeader {
+            name: name.to_vec(),
+            mode: 0o644,
+            size,
+            mtime: 1_000,
+            typeflag,
+            ..TarHeader::default()
+        })
+    }
+
+    fn member(out: &mut Vec<u8>, name: &[u8], data: &[u8]) {
+        out.extend(header(name, b'0', data.len() as u64));
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+
+    fn pax(out: &mut Vec<u8>, kind: u8, records: &[(&str, &str)]) {
+        let mut body = Vec::new();
+        for (k, v) in records {
+            let rest = format!(" {k}={v}\n");
+            let mut len = rest.len() + 1;
+            while format!("{len}{rest}").len() != len {
+                len += 1;
+            }
+            body.extend(format!("{len}{rest}").into_bytes());
+        }
+        out.extend(header(b"././@PaxHeader", kind, body.len() as u64));
+        out.extend_from_slice(&body);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+
+    fn read_all(
+        data: &[u8],
+        ignore_zeros: bool,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>, Member)>, TarError> {
+        let mut r = TarReader::new(data, ignore_zeros);
+        let mut out = Vec::new();
+        while let Some(m) = r.next_member()? {
+            let mut content = Vec::new();
+            MemberData(&mut r)
+                .read_to_end(&mut content)
+                .map_err(|e| TarError(e.to_string()))?;
+            out.push((m.name.clone(), content, m));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn zero_blocks_end_the_archive_unless_ignore_zeros() {
+        let mut t = Vec::new();
+        member(&mut t, b"a", b"first");
+        t.extend([0u8; 1024]);
+        member(&mut t, b"b", b"second");
+        t.extend([0u8; 1024]);
+        let names =
+            |v: Vec<(Vec<u8>, Vec<u8>, Member)>| v.into_iter().map(|m| m.0).collect::<Vec<_>>();
+        assert_eq!(names(read_all(&t, false).unwrap()), vec![b"a".to_vec()]);
+        assert_eq!(
+            names(read_all(&t, true).unwrap()),
+            vec![b"a".to_vec(), b"b".to_vec()]
+        );
+    }
+
+    #[test]
+    fn long_names_pax_records_and_global_headers() {
+        let long = vec![b'n'; 300];
+        let mut t = Vec::new();
+        member(&mut t, &long, b"x");
+        pax(&mut t, b'g', &[("uname", "globaluser")]);
+        pax(
+            &mut t,
+            b'x',
+            &[
+                ("path", "pax/name/"),
+                ("mtime", "1600000000.5"),
+                ("uid", "4242"),
+            ],
+        );
+        member(&mut t, b"short", b"yy");
+        member(&mut t, b"later", b"");
+        let v = read_all(&t, false).unwrap();
+        assert_eq!(v[0].0, long);
+        assert_eq!(v[0].1, b"x");
+        assert_eq!(v[1].0, b"pax/name");
+        assert_eq!(v[1].1, b"yy");
+        assert_eq!(v[1].2.uid, 4242);
+        assert_eq!(v[1].2.mtime.safe_ns(), 1_600_000_000_500_000_000);
+        assert_eq!(v[1].2.uname, b"globaluser");
+        // global headers stay in force, local ones do not
+        assert_eq!(v[2].2.uname, b"globaluser");
+        assert_eq!(v[2].2.uid, 0);
+        assert_eq!(v[2].2.mtime, Mtime::Int(1000));
+    }
+
+    #[test]
+    fn truncated_data_and_bad_first_header_are_errors() {
+        let mut t = Vec::new();
+        member(&mut t, b"a", &[5u8; 3000]);
+        let cut = &t[..512 + 1000];
+        assert!(read_all(cut, false)
+            .unwrap_err()
+            .0
+            .contains("unexpected end of data"));
+        assert_eq!(read_all(b"", false).unwrap_err().0, "empty file");
+        assert_eq!(
+            read_all(&[b'x'; 512], false).unwrap_err().0,
+            "invalid header"
+        );
+        // a bad header after good members ends the archive quietly, as tarfile does
+        let mut t2 = Vec::new();
+        member(&mut t2, b"a", b"1");
+        t2.extend([b'x'; 512]);
+        assert_eq!(read_all(&t2, false).unwrap().len(), 1);
+        // an extended header followed by garbage is always an error
+        let mut t3 = Vec::new();
+        member(&mut t3, b"a", b"1");
+        pax(&mut t3, b'x', &[("path", "p")]);
+        t3.extend([b'x'; 512]);
+        assert!(read_all(&t3, false).is_err());
+    }
+
+    #[test]
+    fn v7_directories_and_unknown_types() {
+        let mut t = Vec::new();
+        t.extend(header(b"olddir/", 0, 0));
+        // an unknown type's data is skipped like a file's
+        t.extend(header(b"weird", b'V', 600));
+        t.extend([9u8; 1024]);
+        member(&mut t, b"after", b"ok");
+        let v = read_all(&t, false).unwrap();
+        assert_eq!((v[0].0.as_slice(), v[0].2.typeflag), (&b"olddir"[..], b'5'));
+        assert_eq!(v[1].2.typeflag, b'V');
+        assert_eq!(
+            (v[2].0.as_slice(), v[2].1.as_slice()),
+            (&b"after"[..], &b"ok"[..])
+        );
+    }
+
+    #[test]
+    fn old_gnu_sparse_members_are_expanded() {
+        // GNU tar --format=gnu --sparse: two runs of data in a 3 MiB file
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sp");
+        {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut file = std::fs::File::create(&f).unwrap();
+            file.write_all(&[1u8; 4096]).unwrap();
+            file.seek(SeekFrom::Start(2 * 1024 * 1024)).unwrap();
+            file.write_all(&[2u8; 4096]).unwrap();
+            file.set_len(3 * 1024 * 1024).unwrap();
+        }
+        let st = std::process::Command::new("tar")
+            .current_dir(dir.path())
+            .args(["--format=gnu", "--sparse", "-cf", "sp.tar", "sp"])
+            .status();
+        if !st.map(|s| s.success()).unwrap_or(false) {
+            return; // no GNU tar here
+        }
+        let data = std::fs::read(dir.path().join("sp.tar")).unwrap();
+        let v = read_all(&data, false).unwrap();
+        assert_eq!(v[0].2.typeflag, b'S');
+        assert_eq!(v[0].1, std::fs::read(&f).unwrap());
     }
 
     #[test]
