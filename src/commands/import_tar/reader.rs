@@ -725,6 +725,9 @@ mod tests {
 
     use crate::commands::export_tar::{gnu_header, TarHeader};
 
+    /// (name, content, member) of each member read.
+    type Read3 = Vec<(Vec<u8>, Vec<u8>, Member)>;
+
     fn header(name: &[u8], typeflag: u8, size: u64) -> Vec<u8> {
         gnu_header(&TarHeader {
             name: name.to_vec(),
@@ -757,10 +760,7 @@ mod tests {
         out.resize(out.len().div_ceil(512) * 512, 0);
     }
 
-    fn read_all(
-        data: &[u8],
-        ignore_zeros: bool,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>, Member)>, TarError> {
+    fn read_all(data: &[u8], ignore_zeros: bool) -> Result<Read3, TarError> {
         let mut r = TarReader::new(data, ignore_zeros);
         let mut out = Vec::new();
         while let Some(m) = r.next_member()? {
