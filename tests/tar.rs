@@ -82,6 +82,8 @@ fn import_both(
     )
     .ok();
     assert_eq!(h.out(), b.out(), "import-tar stdout differs");
+    // --list lines (stderr) in borg's order, with borg's names (./ kept except for files)
+    assert_eq!(h.stderr, b.stderr, "import-tar stderr differs");
     let hl = borg14_run(env, borg, &["list", "--format", FORMAT, &ha])
         .ok()
         .out();
@@ -347,4 +349,30 @@ fn import_tar_bad_input_fails_with_one_line_like_borg14() {
         let l = env.hoard(["list", s(&hrepo)]).ok().out();
         assert!(l.trim().is_empty(), "{name}: {l}");
     }
+}
+
+#[test]
+fn import_tar_of_a_dot_tar_extracts_cleanly() {
+    // `tar cf x.tar .` makes a `.` member; borg 1.4 imports it as the item `.`, and
+    // extracting it must not fail ("Path should be relative and local" before the fix)
+    let Some(borg) = borg14() else { return };
+    let env = Env::new();
+    let src = env.path().join("src");
+    std::fs::create_dir_all(src.join("d")).expect("mkdir");
+    std::fs::write(src.join("d/f"), b"content\n").expect("w");
+    gnu_tar(&src, &["cf", "../dot.tar", "."]);
+    let (hl, bl, hrepo, _) =
+        import_both(&env, &borg, &env.path().join("dot.tar"), &["--list"], "dot");
+    assert_eq!(hl, bl);
+    assert!(hl.lines().any(|l| l.contains(" . -> ")), "{hl}");
+    let out = env.path().join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    let r = env
+        .hoard_cmd()
+        .current_dir(&out)
+        .args(["extract", &format!("{}::t", s(&hrepo))])
+        .output()
+        .expect("extract");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(std::fs::read(out.join("d/f")).expect("read"), b"content\n");
 }
