@@ -23,7 +23,7 @@ pub struct ImportTarArgs {
     #[arg(long = "tar-filter", value_name = "TAR_FILTER", default_value = "auto")]
     pub tar_filter: String,
     /// print statistics for the created archive
-    #[arg(short = 's', long, conflicts_with = "quick_stats")]
+    #[arg(short = 's', long)]
     pub stats: bool,
     /// print only archive statistics, skipping repository-wide statistics
     #[arg(long = "quick-stats")]
@@ -140,6 +140,12 @@ pub fn run(
     common: &CommonOptions,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<i32, CommandError> {
+    if a.stats && a.quick_stats {
+        // borg's parser.error text
+        return Err(CommandError::new(
+            "--stats and --quick-stats are mutually exclusive.",
+        ));
+    }
     let text = crate::placeholders::replace_placeholders(&a.location)
         .map_err(|e| argument_error("ARCHIVE", e))?;
     let loc = crate::location::Location::parse_env(Some(&text))?;
