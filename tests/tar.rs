@@ -157,11 +157,13 @@ fn import_tar_matches_borg14_for_gnu_pax_and_dotslash_tars() {
     let src = source(&env);
     let tars = env.path().join("tars");
     std::fs::create_dir(&tars).expect("mkdir");
-    let cases: [(&str, &[&str]); 4] = [
+    let cases: [(&str, &[&str]); 6] = [
         ("gnu.tar", &["--format=gnu", "-cf"]),
         ("pax.tar", &["--format=pax", "--xattrs", "-cf"]),
         ("ustar.tar", &["--format=ustar", "-cf"]),
         ("v7.tar", &["--format=v7", "-cf"]),
+        ("gnu-sparse.tar", &["--format=gnu", "--sparse", "-cf"]),
+        ("pax-sparse.tar", &["--format=pax", "--sparse", "-cf"]),
     ];
     for (i, (name, flags)) in cases.iter().enumerate() {
         let tarball = tars.join(name);

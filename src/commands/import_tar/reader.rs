@@ -293,6 +293,32 @@ fn pax_float(v: &[u8]) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The pax forms of GNU sparse files (`_proc_gnusparse_01` / `_10`): version 0.1 gives its
+/// map here; true for version 1.0, whose map starts the member's data.
+fn pax_sparse(m: &mut Member, headers: &[(Vec<u8>, Vec<u8>)]) -> Result<bool, HeaderError> {
+    let get = |k: &[u8]| {
+        headers
+            .iter()
+            .find(|(kk, _)| kk == k)
+            .map(|(_, v)| v.as_slice())
+    };
+    if let Some(map) = get(b"GNU.sparse.map") {
+        let nums: Option<Vec<u64>> = map
+            .split(|&b| b == b',')
+            .map(|n| std::str::from_utf8(n).ok()?.trim().parse().ok())
+            .collect();
+        let nums = nums.ok_or(HeaderError::Invalid("invalid header"))?;
+        m.sparse = Some(nums.chunks_exact(2).map(|p| (p[0], p[1])).collect());
+        return Ok(false);
+    }
+    if get(b"GNU.sparse.size").is_some() {
+        return Err(HeaderError::Fatal(TarError(
+            "GNU sparse format 0.0 is not supported".into(),
+        )));
+    }
+    Ok(get(b"GNU.sparse.major") == Some(b"1") && get(b"GNU.sparse.minor") == Some(b"0"))
+}
+
 /// `TarInfo._apply_pax_info`.
 fn apply_pax(m: &mut Member, headers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), HeaderError> {
     for (k, v) in headers {
@@ -311,11 +337,8 @@ fn apply_pax(m: &mut Member, headers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), Heade
             b"gid" => m.gid = pax_int(v),
             b"uname" => m.uname = v.clone(),
             b"gname" => m.gname = v.clone(),
-            k if k.starts_with(b"GNU.sparse.") => {
-                return Err(HeaderError::Fatal(TarError(
-                    "pax (GNU.sparse.*) sparse members are not supported".into(),
-                )))
-            }
+            b"GNU.sparse.name" => m.name = v.clone(),
+            b"GNU.sparse.size" | b"GNU.sparse.realsize" => m.size = pax_int(v),
             _ => {}
         }
     }
@@ -450,6 +473,46 @@ impl<R: Read> TarReader<R> {
         Ok(m)
     }
 
+    /// Reads the map that starts a GNU sparse 1.0 member's data (newline-separated decimal
+    /// numbers: the count, then offset/length pairs; padded to whole blocks).
+    fn sparse_map_v1(&mut self) -> Result<Vec<(u64, u64)>, HeaderError> {
+        let mut text: Vec<u8> = Vec::new();
+        let mut numbers: Vec<u64> = Vec::new();
+        let mut wanted: Option<u64> = None;
+        loop {
+            while let Some(nl) = text.iter().position(|&b| b == b'\n') {
+                let n: u64 = std::str::from_utf8(&text[..nl])
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or(HeaderError::Invalid("invalid header"))?;
+                text.drain(..=nl);
+                match wanted {
+                    None => wanted = Some(n.saturating_mul(2)),
+                    Some(_) => numbers.push(n),
+                }
+                if wanted.is_some_and(|w| numbers.len() as u64 >= w) {
+                    return Ok(numbers.chunks_exact(2).map(|p| (p[0], p[1])).collect());
+                }
+            }
+            if self.remaining < BLOCKSIZE {
+                return Err(HeaderError::Fatal(TarError(
+                    "unexpected end of data".into(),
+                )));
+            }
+            if (numbers.len() as u64).saturating_mul(24) > MAX_EXTENDED {
+                return Err(HeaderError::Fatal(TarError("sparse map too long".into())));
+            }
+            let mut buf = [0u8; BLOCKSIZE as usize];
+            if self.read_full(&mut buf)? != buf.len() {
+                return Err(HeaderError::Fatal(TarError(
+                    "unexpected end of data".into(),
+                )));
+            }
+            self.remaining -= BLOCKSIZE;
+            text.extend_from_slice(&buf);
+        }
+    }
+
     /// Reads the extension blocks of an old GNU sparse header (`_proc_sparse`).
     fn sparse_runs(
         &mut self,
@@ -547,6 +610,7 @@ impl<R: Read> TarReader<R> {
                     m.name.pop();
                 }
             }
+            let mut sparse_v1 = false;
             for o in overrides.into_iter().rev() {
                 match o {
                     Override::LongName(n) => {
@@ -558,11 +622,18 @@ impl<R: Read> TarReader<R> {
                     Override::LongLink(l) => m.linkname = l,
                     Override::Pax(h) => {
                         apply_pax(&mut m, &h)?;
+                        sparse_v1 = pax_sparse(&mut m, &h)?;
                         if h.iter().any(|(k, _)| k == b"size") && m.typeflag != b'S' {
                             m.stored = u64::try_from(m.size).unwrap_or(0);
                         }
                     }
                 }
+            }
+            if sparse_v1 {
+                self.remaining = m.stored;
+                m.sparse = Some(self.sparse_map_v1()?);
+                self.next_offset = data_start + block(m.stored);
+                return Ok(m);
             }
             if m.size < 0 {
                 return Err(HeaderError::Fatal(TarError(format!(
@@ -888,6 +959,41 @@ mod tests {
         let v = read_all(&data, false).unwrap();
         assert_eq!(v[0].2.typeflag, b'S');
         assert_eq!(v[0].1, std::fs::read(&f).unwrap());
+    }
+
+    #[test]
+    fn pax_gnu_sparse_members_are_expanded() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sp");
+        {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut file = std::fs::File::create(&f).unwrap();
+            file.write_all(&[3u8; 5000]).unwrap();
+            file.seek(SeekFrom::Start(1024 * 1024)).unwrap();
+            file.write_all(&[4u8; 100]).unwrap();
+            file.set_len(2 * 1024 * 1024).unwrap();
+        }
+        for version in ["1.0", "0.1"] {
+            let st = std::process::Command::new("tar")
+                .current_dir(dir.path())
+                .args([
+                    "--format=pax",
+                    "--sparse",
+                    "--sparse-version",
+                    version,
+                    "-cf",
+                    "sp.tar",
+                    "sp",
+                ])
+                .status();
+            if !st.map(|s| s.success()).unwrap_or(false) {
+                return; // no GNU tar here
+            }
+            let data = std::fs::read(dir.path().join("sp.tar")).unwrap();
+            let v = read_all(&data, false).unwrap();
+            assert_eq!(v[0].0, b"sp", "{version}");
+            assert_eq!(v[0].1, std::fs::read(&f).unwrap(), "{version}");
+        }
     }
 
     #[test]
