@@ -1,6 +1,6 @@
 //! A streaming tar reader with the semantics of Python's `tarfile` in `r|` mode, which is what
-//! borg 1.4.5's `import-tar` reads with: ustar, GNU (`././@LongLink`, old sparse) and pax
-//! (local and global extended headers) members; the same end-of-archive rules (a zero block
+//! borg 1.4.5's `import-tar` reads with: v7, ustar, GNU (`././@LongLink`, old sparse) and pax
+//! (local and global extended headers, GNU sparse 0.1 and 1.0; 0.0 is refused) members; the same end-of-archive rules (a zero block
 //! ends the archive unless `--ignore-zeros`; a bad header ends it silently unless it is the
 //! first one); names and link targets kept as raw bytes.
 //!
