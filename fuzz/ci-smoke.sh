@@ -9,7 +9,10 @@ seconds=${HOARD_FUZZ_SMOKE_SECONDS:-3}
 toolchain=${HOARD_FUZZ_TOOLCHAIN:-+nightly}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/target-fuzz-nightly}
 cd "$here"
-cargo $toolchain fuzz build
+# HOARD_FUZZ_SANITIZER: address (cargo-fuzz's default, as benches/fuzz.sh builds) or none (CI:
+# a much shorter build; the smoke run is for building and for the regression inputs).
+sanitizer=${HOARD_FUZZ_SANITIZER:-address}
+cargo $toolchain fuzz build -s "$sanitizer"
 bin=$CARGO_TARGET_DIR/$(rustc $toolchain -vV | sed -n 's/^host: //p')/release
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

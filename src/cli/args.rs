@@ -158,6 +158,8 @@ pub enum Command {
     Extract(super::cmd_extract::ExtractArgs),
     /// Export archive contents as a tarball
     ExportTar(super::cmd_export_tar::ExportTarArgs),
+    /// Create a backup archive from a tarball
+    ImportTar(super::cmd_import_tar::ImportTarArgs),
     /// Diff contents of two archives
     Diff(super::cmd_diff::DiffArgs),
     /// Start in server mode. This command is usually not used manually.

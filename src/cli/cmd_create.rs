@@ -176,12 +176,12 @@ fn parse_octal_mode(s: &str) -> Result<u32, String> {
     u32::from_str_radix(s, 8).map_err(|_| format!("invalid literal for int() with base 8: '{s}'"))
 }
 
-fn argument_error(option: &str, message: impl std::fmt::Display) -> CommandError {
+pub(super) fn argument_error(option: &str, message: impl std::fmt::Display) -> CommandError {
     CommandError::new(format!("argument {option}: {message}"))
 }
 
 /// borg's `--timestamp`: a file's mtime, or one of the UTC formats it accepts.
-fn parse_timestamp(s: &str) -> Result<chrono::DateTime<chrono::Utc>, CommandError> {
+pub(super) fn parse_timestamp(s: &str) -> Result<chrono::DateTime<chrono::Utc>, CommandError> {
     use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
     if let Ok(md) = std::fs::metadata(s) {
         use std::os::unix::fs::MetadataExt;
@@ -361,9 +361,9 @@ pub fn run(
     let outcome = create::run(&loc, &opts, matcher, &mut reporter, confirm)?;
     if let Some(summary) = &outcome.archive {
         if a.json {
-            println!("{}", json_output(summary, common.iec));
+            println!("{}", json_output(summary, common.iec, false));
         } else if stats {
-            print_stats(summary, common.iec);
+            print_stats(summary, common.iec, false);
         }
     }
     Ok(if outcome.warning {
@@ -448,12 +448,12 @@ fn now() -> f64 {
 }
 
 /// Prints `--list` lines, warnings and `--progress`.
-struct CliReporter {
-    list: bool,
-    filter: Option<String>,
-    progress: bool,
-    iec: bool,
-    last_progress: Option<Instant>,
+pub(super) struct CliReporter {
+    pub(super) list: bool,
+    pub(super) filter: Option<String>,
+    pub(super) progress: bool,
+    pub(super) iec: bool,
+    pub(super) last_progress: Option<Instant>,
 }
 
 impl Reporter for CliReporter {
@@ -634,7 +634,8 @@ fn duration_secs(s: &ArchiveSummary) -> f64 {
 }
 
 /// The `--stats` block (borg's `str(archive)`, the stats header, `str(stats)`, `str(cache)`).
-fn print_stats(s: &ArchiveSummary, iec: bool) {
+/// With `quick` (`--quick-stats`), the repository-wide part is left out.
+pub(super) fn print_stats(s: &ArchiveSummary, iec: bool, quick: bool) {
     let size = |v: u64| output::format_file_size(v as i128, iec);
     let dashes = "-".repeat(78);
     let c = &s.cache_stats;
@@ -658,13 +659,20 @@ fn print_stats(s: &ArchiveSummary, iec: bool) {
         c.total_unique_chunks,
         c.total_chunks,
     );
+    let text = if quick {
+        let cut = text.find("All archives:").unwrap_or(text.len());
+        format!("{}{dashes}", &text[..cut])
+    } else {
+        text
+    };
     for line in text.lines() {
         output_line("borg.output.stats", line);
     }
 }
 
 /// The `--json` document (borg's `basic_json_data` with `archive.info()`).
-fn json_output(s: &ArchiveSummary, _iec: bool) -> String {
+/// With `quick` (`--quick-stats`), there is no `cache` section.
+pub(super) fn json_output(s: &ArchiveSummary, _iec: bool, quick: bool) -> String {
     let fmt_ts = |t: chrono::DateTime<chrono::Utc>| {
         output::json_timestamp_seconds(&crate::archive::manifest::format_timestamp(t))
     };
@@ -673,7 +681,7 @@ fn json_output(s: &ArchiveSummary, _iec: bool) -> String {
         encryption["keyfile"] = json!(p.to_string_lossy());
     }
     let c = &s.cache_stats;
-    let v = json!({
+    let mut v = json!({
         "archive": {
             "command_line": s.command_line,
             "duration": "@@FLOAT_DURATION@@",
@@ -707,6 +715,11 @@ fn json_output(s: &ArchiveSummary, _iec: bool) -> String {
             "location": s.location,
         },
     });
+    if quick {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("cache");
+        }
+    }
     output::json_pretty(&v)
         .replace("\"@@FLOAT_DURATION@@\"", &py_float(duration_secs(s)))
         .replace("\"@@FLOAT_LIMIT@@\"", &py_float(s.max_archive_size))

@@ -10,6 +10,7 @@ pub mod cmd_delete;
 pub mod cmd_diff;
 pub mod cmd_export_tar;
 pub mod cmd_extract;
+pub mod cmd_import_tar;
 pub mod cmd_info_archive;
 pub mod cmd_list;
 pub mod cmd_mount;
@@ -310,6 +311,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
         Command::Rename(a) => cmd_rename::run(a, common, &confirm),
         Command::Extract(a) => cmd_extract::run(a, common),
         Command::ExportTar(a) => cmd_export_tar::run(a, common),
+        Command::ImportTar(a) => cmd_import_tar::run(a, common, &confirm),
         Command::Diff(a) => cmd_diff::run(a, common),
         Command::Info(a) => {
             let loc = location(a.location.as_deref())?;

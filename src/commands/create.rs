@@ -268,6 +268,22 @@ pub fn run(
     reporter: &mut dyn Reporter,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<CreateOutcome> {
+    run_source(loc, opts, matcher, reporter, confirm, None)
+}
+
+/// A source of items other than the file system (`import-tar`): it hands items and file
+/// contents to the archive being written through a [`Feed`].
+pub type Source<'s> = &'s mut dyn FnMut(&mut Feed<'_, '_, '_>) -> Result<()>;
+
+/// Runs `create` with the items coming from `source` (the file system when None).
+pub fn run_source(
+    loc: &Location,
+    opts: &CreateOptions,
+    matcher: Option<PatternMatcher>,
+    reporter: &mut dyn Reporter,
+    confirm: crate::security::Confirm<'_>,
+    mut source: Option<Source<'_>>,
+) -> Result<CreateOutcome> {
     let start = Utc::now();
     let start_mono = Instant::now();
     let cwd = std::env::current_dir()
@@ -287,7 +303,7 @@ pub fn run(
             pipeline: None,
         };
         b.add_skip_inodes(loc);
-        b.walk_all()?;
+        b.produce(source.take())?;
         return Ok(CreateOutcome {
             warning: b.warned,
             archive: None,
@@ -354,7 +370,7 @@ pub fn run(
     b.add_skip_inodes(loc);
     // From here on the walk polls for signals (see `platform::signals`).
     let graceful = signals::graceful();
-    let walked = b.walk_all();
+    let walked = b.produce(source.take());
     b.drain();
     let mut walked = match b.fatal.take() {
         Some(e) => Err(e),
@@ -389,6 +405,77 @@ pub fn run(
         warning: warned,
         archive: Some(summary),
     })
+}
+
+/// The handle a [`Source`] writes items through; chunk storing, the cache, part files and
+/// checkpoints, the statistics and the item stream are `create`'s.
+pub struct Feed<'b, 'a, 'o> {
+    backup: &'b mut Backup<'a, 'o>,
+}
+
+impl Feed<'_, '_, '_> {
+    /// Chunks and stores `reader` as the content of the regular file `item` (setting its
+    /// chunks and size), counts it as a file and appends it to the archive.
+    pub fn add_file<R: std::io::Read>(&mut self, item: &mut Item, reader: R) -> Result<()> {
+        self.backup
+            .process_file_chunks(item, reader)
+            .map_err(fatal)?;
+        item.size = Some(
+            item.chunks
+                .as_ref()
+                .map_or(0, |c| c.iter().map(|r| r.size as u64).sum()),
+        );
+        self.count_file();
+        self.add_item(item)
+    }
+
+    /// Appends an item (no content) to the archive. A signal since the last item ends the
+    /// feed here, as between two entries of a walk (the first Ctrl-C after a checkpoint).
+    pub fn add_item(&mut self, item: &Item) -> Result<()> {
+        self.backup.poll_signals();
+        if let Some(e) = &self.backup.fatal {
+            return Err(CommandError::new(e.message.clone()));
+        }
+        match self.backup.sink.as_mut() {
+            Some(sink) => sink.add_item(item).map_err(fatal),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds one to the archive's file count.
+    pub fn count_file(&mut self) {
+        if let Some(sink) = self.backup.sink.as_mut() {
+            sink.stats.nfiles += 1;
+        }
+    }
+
+    /// Reports a status letter for `path`.
+    pub fn status(&mut self, status: char, path: &[u8]) {
+        self.backup.status(status, path);
+    }
+
+    /// Logs a warning; the run ends with exit code 1.
+    pub fn warn(&mut self, message: &str) {
+        self.backup.warn(message);
+    }
+}
+
+/// Any failure while feeding ends the run.
+fn fatal(e: BackupError) -> CommandError {
+    match e {
+        BackupError::Fatal(c) => c,
+        other => CommandError::new(other.to_string()),
+    }
+}
+
+impl Backup<'_, '_> {
+    /// Walks the paths, or lets `source` feed the items.
+    fn produce(&mut self, source: Option<Source<'_>>) -> Result<()> {
+        match source {
+            None => self.walk_all(),
+            Some(f) => f(&mut Feed { backup: self }),
+        }
+    }
 }
 
 /// `<name>.checkpoint`, or `.checkpoint.N` if taken.

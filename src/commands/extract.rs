@@ -681,6 +681,18 @@ impl Extractor<'_, '_> {
         item: &Item,
         orig_path: &[u8],
     ) -> std::result::Result<Option<PathBuf>, ItemError> {
+        if item.file_type() == S_IFDIR
+            && !item.path.is_empty()
+            && item
+                .path
+                .split(|&b| b == b'/')
+                .all(|c| c == b"." || c.is_empty())
+            && !item.path.starts_with(b"/")
+        {
+            // `.` (import-tar of a tar made with `tar cf x.tar .`): borg restores the
+            // extraction directory's own metadata
+            return Ok(Some(self.root.clone()));
+        }
         let path = self.destination(&item.path, true)?;
         if item.file_type() != S_IFDIR && self.checked_dirs.borrow().contains(&path) {
             // a directory we vouched for is about to be replaced: trust nothing below it

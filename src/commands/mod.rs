@@ -13,6 +13,7 @@ pub mod delete;
 pub mod diff;
 pub mod export_tar;
 pub mod extract;
+pub mod import_tar;
 pub mod info;
 pub mod init;
 pub mod key;

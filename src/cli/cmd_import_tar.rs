@@ -1,0 +1,249 @@
+//! `import-tar`: clap arguments, the input file and `--tar-filter` process, `--list`,
+//! `--stats` / `--quick-stats` / `--json` output, around [`commands::import_tar`].
+
+use std::process::{Command, Stdio};
+
+use clap::Args;
+
+use crate::cache::FilesCacheMode;
+use crate::chunker::ChunkerParams;
+use crate::commands::create::{CreateOptions, MetaOptions, StdinOptions};
+use crate::commands::import_tar;
+use crate::commands::CommandError;
+use crate::compress::Compression;
+
+use super::args::CommonOptions;
+use super::cmd_create::{argument_error, json_output, parse_timestamp, print_stats, CliReporter};
+use super::{EXIT_SUCCESS, EXIT_WARNING};
+
+/// `import-tar`
+#[derive(Debug, Args)]
+pub struct ImportTarArgs {
+    /// filter program to pipe data through
+    #[arg(long = "tar-filter", value_name = "TAR_FILTER", default_value = "auto")]
+    pub tar_filter: String,
+    /// print statistics for the created archive
+    #[arg(short = 's', long)]
+    pub stats: bool,
+    /// print only archive statistics, skipping repository-wide statistics
+    #[arg(long = "quick-stats")]
+    pub quick_stats: bool,
+    /// output verbose list of items (files, dirs, ...)
+    #[arg(long = "list")]
+    pub list: bool,
+    /// only display items with the given status characters
+    #[arg(long, value_name = "STATUSCHARS")]
+    pub filter: Option<String>,
+    /// output stats as JSON (implies --stats)
+    #[arg(long)]
+    pub json: bool,
+    /// ignore zero-filled blocks in the input tarball
+    #[arg(long = "ignore-zeros")]
+    pub ignore_zeros: bool,
+    /// add a comment text to the archive
+    #[arg(long, value_name = "COMMENT", default_value = "", value_parser = super::args::placeholder_spec)]
+    pub comment: String,
+    /// manually specify the archive creation date/time (UTC, yyyy-mm-ddThh:mm:ss format).
+    /// alternatively, give a reference file/directory.
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub timestamp: Option<String>,
+    /// write checkpoint every SECONDS seconds (Default: 1800)
+    #[arg(
+        short = 'c',
+        long = "checkpoint-interval",
+        value_name = "SECONDS",
+        default_value_t = 1800
+    )]
+    pub checkpoint_interval: u64,
+    /// specify the chunker parameters (ALGO, CHUNK_MIN_EXP, CHUNK_MAX_EXP, HASH_MASK_BITS,
+    /// HASH_WINDOW_SIZE). default: buzhash,19,23,21,4095
+    #[arg(
+        long = "chunker-params",
+        value_name = "PARAMS",
+        default_value = "buzhash,19,23,21,4095"
+    )]
+    pub chunker_params: String,
+    /// select compression algorithm, see the output of the "borg help compression" command
+    /// for details.
+    #[arg(short = 'C', long, value_name = "COMPRESSION", default_value = "lz4")]
+    pub compression: String,
+    /// name of archive to create (must be also a valid directory name)
+    #[arg(value_name = "ARCHIVE")]
+    pub location: String,
+    /// input tar file. "-" to read from stdin instead.
+    #[arg(value_name = "TARFILE")]
+    pub tarfile: String,
+}
+
+/// borg's `get_tar_filter(fname, decompress=True)`.
+pub fn auto_decompress_filter(file: &str) -> Option<String> {
+    crate::commands::export_tar::auto_filter(file).map(|c| format!("{c} -d"))
+}
+
+fn options(
+    a: &ImportTarArgs,
+    common: &CommonOptions,
+    archive: String,
+) -> Result<CreateOptions, CommandError> {
+    let compression: Compression = a
+        .compression
+        .parse()
+        .map_err(|e| argument_error("-C/--compression", e))?;
+    let chunker_params: ChunkerParams = a
+        .chunker_params
+        .parse()
+        .map_err(|e| argument_error("--chunker-params", e))?;
+    let files_cache: FilesCacheMode = "disabled"
+        .parse()
+        .map_err(|e| CommandError::new(format!("files cache: {e}")))?;
+    Ok(CreateOptions {
+        archive,
+        paths: Vec::new(),
+        compression,
+        chunker_params,
+        files_cache,
+        meta: MetaOptions::default(),
+        exclude_caches: false,
+        exclude_if_present: Vec::new(),
+        keep_exclude_tags: false,
+        exclude_nodump: false,
+        one_file_system: false,
+        read_special: false,
+        dry_run: false,
+        comment: a.comment.clone(),
+        timestamp: a.timestamp.as_deref().map(parse_timestamp).transpose()?,
+        checkpoint_interval: a.checkpoint_interval,
+        stdin: StdinOptions {
+            name: String::new(),
+            user: String::new(),
+            group: String::new(),
+            mode: 0,
+        },
+        cmdline: std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        lock_wait: common.lock_wait,
+        progress: common.progress,
+        content_from_command: false,
+        paths_from_stdin: false,
+        paths_from_command: false,
+        sparse: false,
+        paths_delimiter: b"\n".to_vec(),
+        // members arrive one after another from one stream
+        workers: 1,
+    })
+}
+
+/// Runs `import-tar` and prints its output; returns the exit code.
+pub fn run(
+    a: ImportTarArgs,
+    common: &CommonOptions,
+    confirm: crate::security::Confirm<'_>,
+) -> Result<i32, CommandError> {
+    if a.stats && a.quick_stats {
+        // borg's parser.error text
+        return Err(CommandError::new(
+            "--stats and --quick-stats are mutually exclusive.",
+        ));
+    }
+    let text = crate::placeholders::replace_placeholders(&a.location)
+        .map_err(|e| argument_error("ARCHIVE", e))?;
+    let loc = crate::location::Location::parse_env(Some(&text))?;
+    let Some(archive) = loc.archive.clone() else {
+        return Err(argument_error(
+            "ARCHIVE",
+            format!("\"{}\": No archive specified", a.location),
+        ));
+    };
+    let archive = crate::placeholders::validate_archive_name(&archive)
+        .map_err(|e| argument_error("ARCHIVE", e))?;
+    let opts = options(&a, common, archive)?;
+    let filter = if a.tar_filter == "auto" {
+        auto_decompress_filter(&a.tarfile)
+    } else {
+        Some(a.tar_filter.clone()).filter(|f| !f.is_empty())
+    };
+    let mut reporter = CliReporter {
+        list: a.list,
+        filter: a.filter.clone(),
+        progress: opts.progress,
+        iec: common.iec,
+        last_progress: None,
+    };
+    let input: Box<dyn std::io::Read> = if a.tarfile == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
+            std::fs::File::open(&a.tarfile)
+                .map_err(|e| CommandError::new(format!("{}: {e}", a.tarfile)))?,
+        )
+    };
+    let outcome = match filter {
+        None => import_tar::run(
+            &loc,
+            &opts,
+            std::io::BufReader::with_capacity(1 << 20, input),
+            a.ignore_zeros,
+            &mut reporter,
+            confirm,
+        )?,
+        Some(cmd) => {
+            let argv = shell_words::split(&cmd)
+                .map_err(|e| CommandError::new(format!("invalid --tar-filter {cmd:?}: {e}")))?;
+            let (prog, args) = argv
+                .split_first()
+                .ok_or_else(|| CommandError::new("empty --tar-filter"))?;
+            let stdin = if a.tarfile == "-" {
+                Stdio::inherit()
+            } else {
+                Stdio::from(
+                    std::fs::File::open(&a.tarfile)
+                        .map_err(|e| CommandError::new(format!("{}: {e}", a.tarfile)))?,
+                )
+            };
+            drop(input);
+            let mut child = Command::new(prog)
+                .args(args)
+                .stdin(stdin)
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| CommandError::new(format!("filter {cmd} failed to start: {e}")))?;
+            let stdout = child
+                .stdout
+                .take()
+                .ok_or_else(|| CommandError::new("filter stdout"))?;
+            let res = import_tar::run(
+                &loc,
+                &opts,
+                std::io::BufReader::with_capacity(1 << 20, stdout),
+                a.ignore_zeros,
+                &mut reporter,
+                confirm,
+            );
+            if res.is_err() {
+                let _ = child.kill();
+            }
+            let status = child.wait()?;
+            let outcome = res?;
+            if !status.success() {
+                return Err(CommandError::new(format!(
+                    "filter {cmd} failed, rc={}",
+                    status.code().unwrap_or(-1)
+                )));
+            }
+            outcome
+        }
+    };
+    if let Some(summary) = &outcome.archive {
+        if a.json {
+            println!("{}", json_output(summary, common.iec, a.quick_stats));
+        } else if a.stats || a.quick_stats {
+            print_stats(summary, common.iec, a.quick_stats);
+        }
+    }
+    Ok(if outcome.warning {
+        EXIT_WARNING
+    } else {
+        EXIT_SUCCESS
+    })
+}
