@@ -115,6 +115,9 @@ pub fn run(
             ..CacheOptions::default()
         },
     )?;
+    if let Some(p) = &opts.chunker_params {
+        reporter.debug(&format!("Rechunking archives to {}", py_params(p)));
+    }
     let mut r = Recreater {
         opened: &mut opened,
         cache,
@@ -172,6 +175,19 @@ pub fn run(
 /// borg's `is_temporary_archive`: the name ends in `.recreate`.
 pub fn is_temporary(name: &[u8]) -> bool {
     name.ends_with(b".recreate")
+}
+
+/// Chunker parameters as borg logs them (a Python tuple).
+fn py_params(p: &ChunkerParams) -> String {
+    match *p {
+        ChunkerParams::Buzhash {
+            min_exp,
+            max_exp,
+            mask_bits,
+            window,
+        } => format!("('buzhash', {min_exp}, {max_exp}, {mask_bits}, {window})"),
+        ChunkerParams::Fixed { block, header } => format!("('fixed', {block}, {header})"),
+    }
 }
 
 /// borg's `file_status(mode)`.
@@ -289,7 +305,7 @@ struct Target {
 }
 
 impl Recreater<'_, '_> {
-    /// Feeds every item of the item stream `ids` to `f`.
+    /// Feeds every item of the item stream `ids` to `f` (part files left out).
     fn each_item(
         &mut self,
         ids: &[[u8; 32]],
@@ -300,7 +316,10 @@ impl Recreater<'_, '_> {
             let data = self.opened.store.get(id, None)?;
             reader.feed(&data);
             while let Some(item) = reader.next_item()? {
-                f(self, item)?;
+                // As borg's `iter_items`: part files of checkpoints are left out.
+                if item.part.is_none() {
+                    f(self, item)?;
+                }
             }
         }
         reader.finish()?;
@@ -337,10 +356,10 @@ impl Recreater<'_, '_> {
         let src_cp = meta.chunker_params();
         let rechunkify = self.opts.chunker_params.is_some() && src_cp != Some(dst_cp);
         if rechunkify {
+            let from = src_cp.map_or_else(|| "(unknown)".to_string(), |p| py_params(&p));
             self.reporter.debug(&format!(
-                "Rechunking archive from {} to {}",
-                src_cp.map_or_else(|| "(unknown)".to_string(), |p| format!("{p:?}")),
-                format!("{dst_cp:?}")
+                "Rechunking archive from {from} to {}",
+                py_params(&dst_cp)
             ));
         }
         if !self.opts.exclude_if_present.is_empty() || self.opts.exclude_caches {
