@@ -356,3 +356,39 @@ fn recreate_refusals_match_borg() {
     let r = t.h.hoard(["recreate", "repo", "-e", "x"]).ok();
     assert_eq!(r.out(), "");
 }
+
+#[test]
+fn recreate_parallel_recompress_equals_sequential_and_borg() {
+    let Some(borg) = borg14() else { return };
+    let mut t = Twin::new(
+        borg,
+        tree,
+        &[&["-C", "none", "--chunker-params", "7,9,8,127"]],
+        "repokey",
+    );
+    // A third copy, recreated by hoard on one thread.
+    let mut seq = Env::new();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(t.h.path().join("repo"))
+        .arg(seq.path().join("repo"))
+        .status()
+        .expect("cp");
+    assert!(st.success());
+    seq.set("HOARD_WORKERS", "1");
+    t.h.set("HOARD_WORKERS", "3");
+    let args = ["recreate", "repo", "-C", "zstd,3", "--recompress=always"];
+    seq.hoard(args).ok();
+    let (rb, rh) = t.recreate(&args[1..]);
+    rb.ok();
+    rh.ok();
+    let (lb, lh) = t.listings("a", ITEMS);
+    assert_eq!(lb, lh);
+    let fmt = "{path} {size} {csize} {num_chunks} {sha256}{NL}";
+    let par = b14(&t.h, &t.borg, &["list", "--format", fmt, "repo::a"]).ok();
+    let one = b14(&seq, &t.borg, &["list", "--format", fmt, "repo::a"]).ok();
+    assert_eq!(par.out(), one.out());
+    assert!(par.out().contains("input/file1 200000 "), "{}", par.out());
+    t.check_hoard();
+    b14(&seq, &t.borg, &["check", "--verify-data", "repo"]).ok();
+}

@@ -142,6 +142,7 @@ pub fn run(
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
         lock_wait: common.lock_wait,
+        workers: crate::commands::workers::resolve().map_err(CommandError::new)?,
     };
     let _ = a.checkpoint_interval;
     let mut reporter = CliReporter {

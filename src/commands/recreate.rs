@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 use crate::archive::item::{ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFIFO, S_IFREG};
 use crate::archive::meta::ArchiveMeta;
+use crate::archive::objects::Encoded;
 use crate::archive::stream::{ItemStreamReader, ItemStreamWriter};
 use crate::archive::{ArchiveRef, ObjectStore, Operation};
 use crate::cache::{Cache, CacheOptions, OpStats};
@@ -74,6 +75,8 @@ pub struct RecreateOptions {
     pub cmdline: Vec<String>,
     /// Lock wait seconds.
     pub lock_wait: f64,
+    /// Threads that compress and encrypt when recompressing or re-chunking (1: sequential).
+    pub workers: usize,
 }
 
 /// Where `recreate`'s output goes (the CLI prints it borg-style).
@@ -486,8 +489,11 @@ impl Recreater<'_, '_> {
             seen: &mut self.seen,
             recompress: self.opts.recompress,
             stats: &mut op,
+            workers: self.opts.workers.max(1),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            out: Vec::with_capacity(chunks.len()),
         };
-        let mut new_chunks = Vec::with_capacity(chunks.len());
         if target.rechunkify {
             let seed = store.borrow().key.chunk_seed();
             let reader = StoredChunks {
@@ -500,15 +506,17 @@ impl Recreater<'_, '_> {
                 .map_err(|e| CommandError::new(e.to_string()))?;
             for chunk in chunker {
                 let chunk = chunk.map_err(|e| CommandError::new(e.to_string()))?;
-                new_chunks.push(w.store(&store, &chunk.data)?);
+                w.push(&store, chunk.data)?;
             }
             item.chunks_healthy = None;
         } else {
             for c in chunks {
                 let data = store.borrow_mut().get(&c.id, Some(c.size as usize))?;
-                new_chunks.push(w.store(&store, &data)?);
+                w.push(&store, data)?;
             }
         }
+        w.flush(&store)?;
+        let new_chunks = std::mem::take(&mut w.out);
         target.stats.add(&op);
         item.chunks = Some(new_chunks);
         Ok(())
@@ -741,44 +749,129 @@ impl ArchiveStats {
     }
 }
 
-/// Stores re-read chunk data (borg's recreate `chunk_processor`).
+/// Bytes of chunk data collected before they are compressed and encrypted together.
+const BATCH_BYTES: usize = 32 << 20;
+/// Chunks collected at most before a batch is processed.
+const BATCH_CHUNKS: usize = 256;
+
+/// What happens to one chunk of a batch.
+enum Plan {
+    /// Already stored as wanted: one reference more.
+    Incref,
+    /// Compress, encrypt and (re)write it.
+    Write,
+}
+
+/// Stores re-read chunk data (borg's recreate `chunk_processor`). Chunks are decided one by
+/// one in order, as borg does; the ones to (re)write are compressed and encrypted on
+/// `workers` threads per batch, then written and counted in order, so the result equals a
+/// one-thread run.
 struct ChunkWriter<'c> {
     cache: &'c mut Cache,
     seen: &'c mut HashSet<[u8; 32]>,
     recompress: Recompress,
     stats: &'c mut OpStats,
+    workers: usize,
+    batch: Vec<Vec<u8>>,
+    batch_bytes: usize,
+    /// The new chunk list.
+    out: Vec<ChunkRef>,
 }
 
 impl ChunkWriter<'_> {
-    fn store(&mut self, store: &RefCell<&mut ObjectStore>, data: &[u8]) -> Result<ChunkRef> {
-        let mut store = store.borrow_mut();
-        let id = store.key.id_hash(data);
-        if self.seen.contains(&id) {
-            return self
-                .cache
-                .chunk_incref(&id, self.stats)
-                .ok_or_else(|| missing_chunk(&id));
+    /// Adds the next chunk of the file.
+    fn push(&mut self, store: &RefCell<&mut ObjectStore>, data: Vec<u8>) -> Result<()> {
+        self.batch_bytes += data.len();
+        self.batch.push(data);
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_CHUNKS {
+            self.flush(store)?;
         }
-        let mut overwrite = self.recompress != Recompress::Never;
-        if self.recompress == Recompress::IfDifferent && self.cache.seen_chunk(&id).is_some() {
-            let object = store.repo.get(&id)?;
-            let framed = store.key.decrypt(&object)?;
-            if stored_codec(&framed) == decided_codec(&store.compression, data) {
-                overwrite = false;
+        Ok(())
+    }
+
+    /// Decides, encodes and stores the collected chunks.
+    fn flush(&mut self, store: &RefCell<&mut ObjectStore>) -> Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut st = store.borrow_mut();
+        let ids: Vec<[u8; 32]> = batch.iter().map(|d| st.key.id_hash(d)).collect();
+        let mut plans = Vec::with_capacity(batch.len());
+        for (data, id) in batch.iter().zip(&ids) {
+            if self.seen.contains(id) {
+                plans.push(Plan::Incref);
+                continue;
             }
+            let known = self.cache.seen_chunk(id).is_some();
+            let mut overwrite = self.recompress != Recompress::Never;
+            if self.recompress == Recompress::IfDifferent && known {
+                let object = st.repo.get(id)?;
+                let framed = st.key.decrypt(&object)?;
+                if stored_codec(&framed) == decided_codec(&st.compression, data) {
+                    overwrite = false;
+                }
+            }
+            self.seen.insert(*id);
+            plans.push(if overwrite || !known {
+                Plan::Write
+            } else {
+                Plan::Incref
+            });
         }
-        let r = if overwrite {
-            let object = store.encode(data)?;
-            store.repo.put(&id, &object)?;
-            let (size, csize) = (data.len() as u32, object.len() as u32);
-            self.cache
-                .record_overwritten_chunk(&id, size, csize, self.stats);
-            ChunkRef { id, size, csize }
-        } else {
-            self.cache.add_chunk(&mut store, &id, data, self.stats)?
-        };
-        self.seen.insert(id);
-        Ok(r)
+        let todo: Vec<usize> = (0..batch.len())
+            .filter(|&i| matches!(plans[i], Plan::Write))
+            .collect();
+        let encoder = st.encoder();
+        let mut encoded: Vec<Option<Encoded>> = (0..batch.len()).map(|_| None).collect();
+        let per = todo.len().div_ceil(self.workers).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = todo
+                .chunks(per)
+                .map(|part| {
+                    let (encoder, batch) = (&encoder, &batch);
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|&i| (i, encoder.encode(&batch[i])))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                if let Ok(done) = h.join() {
+                    for (i, e) in done {
+                        encoded[i] = Some(e);
+                    }
+                }
+            }
+        });
+        for (i, (plan, id)) in plans.iter().zip(&ids).enumerate() {
+            let r = match plan {
+                Plan::Incref => self
+                    .cache
+                    .chunk_incref(id, self.stats)
+                    .ok_or_else(|| missing_chunk(id))?,
+                Plan::Write => {
+                    let object = match encoded[i].take() {
+                        Some(Encoded::Sealed(o)) => o,
+                        Some(Encoded::Framed(f)) => st.seal(&f)?,
+                        None => st.encode(&batch[i])?,
+                    };
+                    st.repo.put(id, &object)?;
+                    let (size, csize) = (batch[i].len() as u32, object.len() as u32);
+                    self.cache
+                        .record_overwritten_chunk(id, size, csize, self.stats);
+                    ChunkRef {
+                        id: *id,
+                        size,
+                        csize,
+                    }
+                }
+            };
+            self.out.push(r);
+        }
+        Ok(())
     }
 }
 
