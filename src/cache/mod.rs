@@ -579,6 +579,30 @@ impl Cache {
         stats.ucsize += csize as u64;
     }
 
+    /// Records a chunk the caller has just (re)written under an id the index may already hold
+    /// (borg's `add_chunk(overwrite=True)`, used by `recreate --recompress`): one reference
+    /// more and the new stored size; counted as unique only if the id was not known.
+    pub fn record_overwritten_chunk(
+        &mut self,
+        id: &[u8; 32],
+        size: u32,
+        csize: u32,
+        stats: &mut OpStats,
+    ) {
+        let Some(mut e) = self.seen_chunk(id) else {
+            self.record_new_chunk(id, size, csize, stats);
+            return;
+        };
+        if e.refcount < MAX_VALUE {
+            e.refcount += 1;
+        }
+        e.size = size;
+        e.csize = csize;
+        self.chunks.set(id, e);
+        stats.osize += size as u64;
+        stats.csize += csize as u64;
+    }
+
     /// Drops a reference; deletes the object from the repository at refcount 0 (a saturated
     /// refcount is never decremented, as in borg).
     pub fn chunk_decref(

@@ -144,6 +144,8 @@ pub enum Command {
     Delete(super::cmd_delete::DeleteArgs),
     /// Rename an existing archive
     Rename(super::cmd_rename::RenameArgs),
+    /// Re-create archives
+    Recreate(Box<super::cmd_recreate::RecreateArgs>),
     /// Prune repository archives according to specified rules
     Prune(super::cmd_prune::PruneArgs),
     /// Compact segment files in the repository

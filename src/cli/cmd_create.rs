@@ -181,7 +181,7 @@ pub(super) fn argument_error(option: &str, message: impl std::fmt::Display) -> C
 }
 
 /// borg's `--timestamp`: a file's mtime, or one of the UTC formats it accepts.
-pub(super) fn parse_timestamp(s: &str) -> Result<chrono::DateTime<chrono::Utc>, CommandError> {
+pub(crate) fn parse_timestamp(s: &str) -> Result<chrono::DateTime<chrono::Utc>, CommandError> {
     use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
     if let Ok(md) = std::fs::metadata(s) {
         use std::os::unix::fs::MetadataExt;
@@ -635,7 +635,7 @@ fn duration_secs(s: &ArchiveSummary) -> f64 {
 
 /// The `--stats` block (borg's `str(archive)`, the stats header, `str(stats)`, `str(cache)`).
 /// With `quick` (`--quick-stats`), the repository-wide part is left out.
-pub(super) fn print_stats(s: &ArchiveSummary, iec: bool, quick: bool) {
+pub(crate) fn print_stats(s: &ArchiveSummary, iec: bool, quick: bool) {
     let size = |v: u64| output::format_file_size(v as i128, iec);
     let dashes = "-".repeat(78);
     let c = &s.cache_stats;

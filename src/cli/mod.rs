@@ -15,6 +15,7 @@ pub mod cmd_info_archive;
 pub mod cmd_list;
 pub mod cmd_mount;
 pub mod cmd_prune;
+pub mod cmd_recreate;
 pub mod cmd_rename;
 pub mod cmd_run;
 pub mod cmd_schedule;
@@ -309,6 +310,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
         Command::List(a) => cmd_list::run(a, common, &confirm),
         Command::Delete(a) => cmd_delete::run(a, common, &confirm),
         Command::Rename(a) => cmd_rename::run(a, common, &confirm),
+        Command::Recreate(a) => cmd_recreate::run(*a, common, &confirm),
         Command::Extract(a) => cmd_extract::run(a, common),
         Command::ExportTar(a) => cmd_export_tar::run(a, common),
         Command::ImportTar(a) => cmd_import_tar::run(a, common, &confirm),

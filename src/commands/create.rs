@@ -495,7 +495,7 @@ fn checkpoint_name(opened: &Opened, name: &str) -> String {
 }
 
 /// `getpass.getuser()`.
-fn username() -> Vec<u8> {
+pub(crate) fn username() -> Vec<u8> {
     for var in ["LOGNAME", "USER", "LNAME", "USERNAME"] {
         if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
             return std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec();
@@ -506,7 +506,8 @@ fn username() -> Vec<u8> {
     crate::platform::users::uid2user(uid).unwrap_or_else(|| uid.to_string().into_bytes())
 }
 
-fn hostname() -> Vec<u8> {
+/// The host name stored in archives.
+pub(crate) fn hostname() -> Vec<u8> {
     std::os::unix::ffi::OsStrExt::as_bytes(gethostname::gethostname().as_os_str()).to_vec()
 }
 

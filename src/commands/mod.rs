@@ -21,6 +21,7 @@ pub mod list;
 pub mod mount;
 pub mod prune;
 pub mod prune_policy;
+pub mod recreate;
 pub mod rename;
 pub mod select;
 pub mod stats;
