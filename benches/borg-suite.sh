@@ -50,8 +50,8 @@ case "$suite" in
     ;;
   1.2)
     py=/usr/bin/python3
-    "$py" -c 'import borg, pytest, xdist' 2>/dev/null || {
-      apt-get install -y -qq borgbackup python3-pytest python3-pytest-xdist >/dev/null
+    "$py" -c 'import borg.testsuite.archiver, pytest, xdist' 2>/dev/null || {
+      apt-get install -y -qq borgbackup python3-pytest python3-pytest-xdist python3-dateutil >/dev/null
     }
     ;;
   *) echo "borg-suite.sh: --borg takes 1.4 or 1.2" >&2; exit 2 ;;
