@@ -113,11 +113,13 @@ fn archive_names(env: &Env, repo: &Path) -> Vec<String> {
 }
 
 /// Lines of `prune --list --stats` output that do not depend on the repository location.
+/// The `--list`/`--stats` lines of a prune run, white space squeezed: borg 1.2.4 pads the list
+/// message to 40 columns, borg 1.4 and hoard to 44.
 fn prune_report(stderr: &str) -> Vec<String> {
     stderr
         .lines()
         .skip_while(|l| !(l.starts_with("Keeping") || l.starts_with("Pruning")))
-        .map(str::to_string)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect()
 }
 
