@@ -124,16 +124,11 @@ fn time_from(v: &Value) -> Option<i64> {
     match v {
         Value::Int(i) => i64::try_from(*i).ok(),
         Value::Raw(b) | Value::Bin(b) if b.len() <= 16 => {
-            let mut acc: i128 = 0;
-            for (i, byte) in b.iter().enumerate() {
-                acc |= (*byte as i128) << (8 * i);
-            }
-            if let Some(last) = b.last() {
-                if last & 0x80 != 0 {
-                    acc -= 1i128 << (8 * b.len());
-                }
-            }
-            i64::try_from(acc).ok()
+            // little-endian two's complement of b.len() bytes, sign-extended to 16 bytes
+            let negative = b.last().is_some_and(|last| last & 0x80 != 0);
+            let mut bytes = [if negative { 0xff } else { 0 }; 16];
+            bytes[..b.len()].copy_from_slice(b);
+            i64::try_from(i128::from_le_bytes(bytes)).ok()
         }
         _ => None,
     }
@@ -351,5 +346,12 @@ mod tests {
     fn legacy_byte_timestamps_are_read() {
         assert_eq!(time_from(&Value::Raw(vec![0xff, 0xff])), Some(-1));
         assert_eq!(time_from(&Value::Raw(vec![0x01, 0x01])), Some(257));
+        assert_eq!(time_from(&Value::Raw(vec![])), Some(0));
+        // 16 bytes (found by the item_stream fuzz target: the sign extension overflowed)
+        assert_eq!(time_from(&Value::Raw(vec![0xff; 16])), Some(-1));
+        assert_eq!(time_from(&Value::Raw(vec![0x80; 16])), None);
+        let mut big = vec![0u8; 16];
+        big[15] = 0x80;
+        assert_eq!(time_from(&Value::Raw(big)), None);
     }
 }
