@@ -274,7 +274,13 @@ fn prune_dry_run_list_matches_borg_on_generated_repositories() {
                 let (b, h) = (env.borg(&args), env.hoard(&args));
                 assert_eq!(b.code, h.code, "{args:?}\n{}\n{}", b.stderr, h.stderr);
                 assert_eq!(parse_prune_list(&b.stderr), parse_prune_list(&h.stderr));
-                assert_eq!(b.stderr, h.stderr, "{args:?}");
+                // borg 1.2.4 pads the list message to 40 columns, 1.4 and hoard to 44.
+                let squeeze = |t: &str| -> Vec<String> {
+                    t.lines()
+                        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                        .collect()
+                };
+                assert_eq!(squeeze(&b.stderr), squeeze(&h.stderr), "{args:?}");
             }
         }
         // Dry runs change nothing.
