@@ -281,8 +281,26 @@ pub fn encode(value: &Value, out: &mut Vec<u8>) {
             }
         }
         Value::Ext(t, d) => {
-            out.push(0xc7);
-            out.push(d.len() as u8);
+            // fixext for the five fixed sizes, as Python's msgpack packs an ExtType
+            match d.len() {
+                1 => out.push(0xd4),
+                2 => out.push(0xd5),
+                4 => out.push(0xd6),
+                8 => out.push(0xd7),
+                16 => out.push(0xd8),
+                n if n <= 0xff => {
+                    out.push(0xc7);
+                    out.push(n as u8);
+                }
+                n if n <= 0xffff => {
+                    out.push(0xc8);
+                    out.extend_from_slice(&(n as u16).to_be_bytes());
+                }
+                n => {
+                    out.push(0xc9);
+                    out.extend_from_slice(&(n as u32).to_be_bytes());
+                }
+            }
             out.push(*t as u8);
             out.extend_from_slice(d);
         }
@@ -888,6 +906,23 @@ mod tests {
         assert_eq!(&v[..3], &[0xda, 0x00, 0x20]);
         let v = Value::raw(vec![0u8; 70000]).to_bytes();
         assert_eq!(&v[..5], &[0xdb, 0x00, 0x01, 0x11, 0x70]);
+    }
+
+    #[test]
+    fn ext_values_of_every_length_round_trip() {
+        // fuzz/regressions/msgpack/ext16-round-trip: a 256-byte ext was re-packed as an ext8
+        // whose length byte wrapped to 0, so the packed bytes no longer decoded
+        for len in [0usize, 1, 2, 3, 4, 8, 16, 17, 255, 256, 65_535, 65_536] {
+            let v = Value::Ext(5, vec![7u8; len]);
+            let packed = v.to_bytes();
+            let (back, used) = decode_one(&packed, Limits::UNLIMITED).expect("round trip");
+            assert_eq!(used, packed.len(), "ext of {len} bytes");
+            assert_eq!(back, v, "ext of {len} bytes");
+        }
+        assert_eq!(Value::Ext(1, vec![0; 8]).to_bytes()[0], 0xd7);
+        let input = include_bytes!("../../fuzz/regressions/msgpack/ext16-round-trip");
+        let v = decode_all(input, Limits::UNLIMITED).expect("the input decodes");
+        assert!(decode_one(&v.to_bytes(), Limits::UNLIMITED).is_ok());
     }
 
     #[test]
