@@ -13,6 +13,8 @@
 # -k: an extra pytest -k expression, ANDed with ArchiverTestCaseBinary.
 # -j: pytest-xdist workers (default 2).
 # --keep: write the full pytest log there (default: /tmp/borg-suite-SUITE-PID.log, path printed).
+# Each test starts from the same environment (benches/borg_suite_envguard.py): borg 1.2.4's
+# suite leaks BORG_NEW_PASSPHRASE from test_change_passphrase into later tests otherwise.
 set -euo pipefail
 
 suite=1.4
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
     -k) kexpr="$2"; shift 2 ;;
     -j) jobs="$2"; shift 2 ;;
     --keep) keep="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "borg-suite.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -71,8 +73,9 @@ echo "binary: $binary ($("$binary" --version 2>&1 | head -1))"
 start=$(date +%s)
 set +e
 (cd "$work/run" && env -u BORG_REPO -u BORG_PASSPHRASE PATH="$work/bin:$PATH" \
+  PYTHONPATH="$here/benches${PYTHONPATH:+:$PYTHONPATH}" \
   "$py" -m pytest --pyargs borg.testsuite.archiver -k "$expr" -n "$jobs" -q -rfEs \
-  -p no:cacheprovider >"$log" 2>&1)
+  -p no:cacheprovider -p borg_suite_envguard >"$log" 2>&1)
 rc=$?
 set -e
 end=$(date +%s)
