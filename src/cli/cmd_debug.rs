@@ -322,3 +322,25 @@ pub fn command_name(cmd: &super::args::Command) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn the_whole_command_line_is_a_valid_clap_definition() {
+        // clap checks positional order and the like only when a subcommand is first used;
+        // this finds such mistakes in every subcommand at once.
+        super::super::args::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn command_names_follow_borgs_handlers() {
+        let cli = super::super::args::Cli::try_parse_from(["hoard", "debug", "info"]).unwrap();
+        assert_eq!(command_name(&cli.command), "debug");
+        let cli =
+            super::super::args::Cli::try_parse_from(["hoard", "break-lock", "r"]).unwrap();
+        assert_eq!(command_name(&cli.command), "break_lock");
+    }
+}

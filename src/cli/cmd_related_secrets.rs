@@ -16,30 +16,31 @@ pub struct ExportRelatedSecretsArgs {
     /// repository
     #[arg(value_name = "REPOSITORY")]
     pub location: Option<String>,
-    /// where to store the secrets ('-' for stdout)
+    /// where to store the secrets ('-' or none: stdout)
     #[arg(value_name = "PATH")]
-    pub path: String,
+    pub path: Option<String>,
 }
 
 /// Writes the repository's related secrets as JSON to the file (or stdout for `-`).
 pub fn run(a: ExportRelatedSecretsArgs, common: &CommonOptions) -> Result<i32, CommandError> {
     let loc = repo_location(a.location.as_deref())?;
+    let path = a.path.as_deref().unwrap_or("-");
     let secrets =
         related_secrets::export(&loc, common.lock_wait, !common.bypass_lock, &confirm)?;
     let text = related_secrets::to_json(&secrets);
     let err = |e: std::io::Error| {
         CommandError::new(format!(
             "{}: {}",
-            a.path,
+            path,
             crate::commands::debug::io_text(&e)
         ))
     };
-    if a.path == "-" {
+    if path == "-" {
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes()).map_err(err)?;
         out.flush().map_err(err)?;
     } else {
-        std::fs::write(&a.path, text).map_err(err)?;
+        std::fs::write(path, text).map_err(err)?;
     }
     Ok(EXIT_SUCCESS)
 }

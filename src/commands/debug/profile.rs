@@ -10,7 +10,8 @@
 //! - `("hoard", 0, "main")`: the whole run (wall-clock seconds as `ct`);
 //! - `("hoard", 0, "do_<command>")`, called once from `main`: the command's wall-clock time;
 //! - `("hoard", 0, "cpu_user")` and `("hoard", 0, "cpu_system")`, called once from the command:
-//!   the process's user and system CPU seconds (`getrusage`) as `tt` and `ct`.
+//!   the process's user and system CPU seconds (`getrusage`) as `ct` (with `tt` 0, so that the
+//!   total pstats shows stays the wall-clock time).
 //!
 //! Times are float seconds, call counts 1. `convert-profile` turns any msgpack profile into
 //! marshal format (msgpack arrays become tuples, maps dicts, str str, bin bytes), exactly as
@@ -85,9 +86,9 @@ pub fn stats_of(t: &RunTimes) -> Value {
             stats(
                 1,
                 1,
+                0.0,
                 t.cpu_user,
-                t.cpu_user,
-                vec![caller(&handler, t.cpu_user, t.cpu_user)],
+                vec![caller(&handler, 0.0, t.cpu_user)],
             ),
         ),
         (
@@ -95,9 +96,9 @@ pub fn stats_of(t: &RunTimes) -> Value {
             stats(
                 1,
                 1,
+                0.0,
                 t.cpu_system,
-                t.cpu_system,
-                vec![caller(&handler, t.cpu_system, t.cpu_system)],
+                vec![caller(&handler, 0.0, t.cpu_system)],
             ),
         ),
     ])
