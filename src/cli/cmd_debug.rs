@@ -239,9 +239,8 @@ pub fn run(cmd: DebugCommand, common: &CommonOptions) -> Result<i32, CommandErro
         DebugCommand::ConvertProfile(a) => {
             let input = read_limited(&a.input)?;
             let converted = profile::convert(&input)?;
-            std::fs::write(&a.output, converted).map_err(|e| {
-                CommandError::new(format!("{}: {}", a.output, debug::io_text(&e)))
-            })?;
+            std::fs::write(&a.output, converted)
+                .map_err(|e| CommandError::new(format!("{}: {}", a.output, debug::io_text(&e))))?;
         }
     }
     Ok(EXIT_SUCCESS)
@@ -339,8 +338,7 @@ mod tests {
     fn command_names_follow_borgs_handlers() {
         let cli = super::super::args::Cli::try_parse_from(["hoard", "debug", "info"]).unwrap();
         assert_eq!(command_name(&cli.command), "debug");
-        let cli =
-            super::super::args::Cli::try_parse_from(["hoard", "break-lock", "r"]).unwrap();
+        let cli = super::super::args::Cli::try_parse_from(["hoard", "break-lock", "r"]).unwrap();
         assert_eq!(command_name(&cli.command), "break_lock");
     }
 }

@@ -25,15 +25,10 @@ pub struct ExportRelatedSecretsArgs {
 pub fn run(a: ExportRelatedSecretsArgs, common: &CommonOptions) -> Result<i32, CommandError> {
     let loc = repo_location(a.location.as_deref())?;
     let path = a.path.as_deref().unwrap_or("-");
-    let secrets =
-        related_secrets::export(&loc, common.lock_wait, !common.bypass_lock, &confirm)?;
+    let secrets = related_secrets::export(&loc, common.lock_wait, !common.bypass_lock, &confirm)?;
     let text = related_secrets::to_json(&secrets);
     let err = |e: std::io::Error| {
-        CommandError::new(format!(
-            "{}: {}",
-            path,
-            crate::commands::debug::io_text(&e)
-        ))
+        CommandError::new(format!("{}: {}", path, crate::commands::debug::io_text(&e)))
     };
     if path == "-" {
         let mut out = std::io::stdout().lock();

@@ -114,10 +114,7 @@ pub fn read(path: &str) -> Result<RelatedSecrets> {
         if e.kind() == std::io::ErrorKind::InvalidData {
             command_error(format!("Invalid JSON in related secrets file: {path}"))
         } else {
-            CommandError::new(format!(
-                "{path}: {}",
-                super::debug::io_text(&e)
-            ))
+            CommandError::new(format!("{path}: {}", super::debug::io_text(&e)))
         }
     })?;
     parse(&text, path)
@@ -126,7 +123,11 @@ pub fn read(path: &str) -> Result<RelatedSecrets> {
 /// borg's `uses_same_id_hash`: both HMAC-SHA256 id hashes or both BLAKE2b.
 pub fn uses_same_id_hash(source_key_name: &str, new: KeyType) -> bool {
     const HMAC_SHA256: [&str; 3] = ["repokey", "key file", "authenticated"];
-    const BLAKE2: [&str; 3] = ["repokey BLAKE2b", "key file BLAKE2b", "authenticated BLAKE2b"];
+    const BLAKE2: [&str; 3] = [
+        "repokey BLAKE2b",
+        "key file BLAKE2b",
+        "authenticated BLAKE2b",
+    ];
     let name = new.description();
     (HMAC_SHA256.contains(&source_key_name) && HMAC_SHA256.contains(&name))
         || (BLAKE2.contains(&source_key_name) && BLAKE2.contains(&name))
@@ -189,10 +190,22 @@ mod tests {
     #[test]
     fn bad_files_get_borgs_messages() {
         let err = |t: &str| parse(t, "f").unwrap_err().message;
-        assert_eq!(err("nojson"), "Command Error: Invalid JSON in related secrets file: f");
-        assert_eq!(err("{\"version\": 2}"), "Command Error: Unsupported related secrets version: 2");
-        assert_eq!(err("{}"), "Command Error: Unsupported related secrets version: None");
-        assert_eq!(err("{\"version\": 1}"), "Command Error: Invalid id_key in related secrets file: f");
+        assert_eq!(
+            err("nojson"),
+            "Command Error: Invalid JSON in related secrets file: f"
+        );
+        assert_eq!(
+            err("{\"version\": 2}"),
+            "Command Error: Unsupported related secrets version: 2"
+        );
+        assert_eq!(
+            err("{}"),
+            "Command Error: Unsupported related secrets version: None"
+        );
+        assert_eq!(
+            err("{\"version\": 1}"),
+            "Command Error: Invalid id_key in related secrets file: f"
+        );
         assert_eq!(
             err("{\"version\": 1, \"id_key\": \"00\", \"chunk_seed\": 1, \"key_name\": \"repokey\"}"),
             "Command Error: Invalid id_key in related secrets file: f"
@@ -209,7 +222,10 @@ mod tests {
         assert!(uses_same_id_hash("repokey", KeyType::Keyfile));
         assert!(uses_same_id_hash("key file", KeyType::Authenticated));
         assert!(!uses_same_id_hash("repokey", KeyType::RepokeyBlake2));
-        assert!(uses_same_id_hash("repokey BLAKE2b", KeyType::AuthenticatedBlake2));
+        assert!(uses_same_id_hash(
+            "repokey BLAKE2b",
+            KeyType::AuthenticatedBlake2
+        ));
         assert!(!uses_same_id_hash("plaintext", KeyType::Repokey));
     }
 }

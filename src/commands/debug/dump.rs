@@ -126,8 +126,9 @@ pub fn dump_archive(
     w(&indent(&pyjson::prepare(&entry)))?;
     w(",\n")?;
     let meta_plain = opened.store.get(&id, None)?;
-    let meta = msgpack::decode_all(&meta_plain, Limits::ARCHIVE)
-        .map_err(|e| CommandError::new(format!("Archive {name}: metadata cannot be decoded: {e}")))?;
+    let meta = msgpack::decode_all(&meta_plain, Limits::ARCHIVE).map_err(|e| {
+        CommandError::new(format!("Archive {name}: metadata cannot be decoded: {e}"))
+    })?;
     w("    \"_meta\":\n")?;
     w(&indent(&pyjson::prepare(&meta)))?;
     w(",\n")?;
@@ -444,7 +445,8 @@ pub fn search_repo_objs(
                         let head = &data[..(w - 1 + CONTEXT).min(data.len())];
                         let boundary = [tail, head].concat();
                         if let Some(off) = find(&boundary, &wanted) {
-                            let info = format!("{i} {} | {}", hex::encode(prev_id), hex::encode(id));
+                            let info =
+                                format!("{i} {} | {}", hex::encode(prev_id), hex::encode(id));
                             say(&finding(&info, &wanted, &boundary, off));
                         }
                     }

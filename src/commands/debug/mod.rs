@@ -110,10 +110,7 @@ mod tests {
             parse_object_id("12"),
             Err("Expected 32 bytes (64 hex digits), got 1 bytes.".to_string())
         );
-        assert_eq!(
-            parse_object_id("124"),
-            Err("Odd-length string".to_string())
-        );
+        assert_eq!(parse_object_id("124"), Err("Odd-length string".to_string()));
         assert_eq!(
             parse_object_id("xyza"),
             Err("Non-hexadecimal digit found".to_string())

@@ -139,7 +139,9 @@ pub fn refcount_obj(
                 "object {hex_id} has {} referrers [info from chunks cache].",
                 e.refcount
             )),
-            None => say(&format!("object {hex_id} not found [info from chunks cache].")),
+            None => say(&format!(
+                "object {hex_id} not found [info from chunks cache]."
+            )),
         }
     }
     Ok(())

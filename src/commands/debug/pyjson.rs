@@ -246,7 +246,10 @@ mod tests {
     #[test]
     fn dumps_matches_python_indent_4() {
         let v = Value::Map(vec![
-            (Value::raw("a"), Value::Array(vec![Value::int(1), Value::raw([0xffu8])])),
+            (
+                Value::raw("a"),
+                Value::Array(vec![Value::int(1), Value::raw([0xffu8])]),
+            ),
             (Value::raw("b"), Value::Map(vec![])),
             (Value::raw("c"), Value::Array(vec![])),
             (Value::raw("d"), Value::raw("\u{e9}\"")),
