@@ -171,7 +171,6 @@ pub fn dump_archive(
     }
     w("\n")?;
     w("    ]\n}\n")?;
-    drop(w);
     out.flush().map_err(write_err)
 }
 
@@ -461,7 +460,7 @@ pub fn search_repo_objs(
             }
             last = Some((*id, data));
             i += 1;
-            if i % 10000 == 0 {
+            if i.is_multiple_of(10000) {
                 say(&format!("{i} objects processed."));
             }
         }
