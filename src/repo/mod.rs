@@ -25,6 +25,7 @@ pub mod lock;
 pub mod objstore;
 pub mod remote;
 pub mod segment;
+pub mod storage;
 mod txn;
 
 pub use check::CheckReport;
