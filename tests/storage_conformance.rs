@@ -219,3 +219,45 @@ fn hoard_serve_conforms() {
     let backend = Backend::Dir(repo.clone());
     conformance(&new_env, &format!("ssh://host{}", repo.display()), &backend);
 }
+
+/// The repository logic above the stores never asks which store it has: no object-store
+/// field, no S3 type, no branch on the storage kind outside `src/repo/storage/` and the S3
+/// client (`local.rs` keeps only the S3 constructors `create_obj` / `open_obj`).
+#[test]
+fn no_branch_on_the_storage_kind_outside_the_stores() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/repo");
+    for f in [
+        "segment.rs",
+        "txn.rs",
+        "check.rs",
+        "compact.rs",
+        "hints.rs",
+        "index.rs",
+        "integrity.rs",
+        "local.rs",
+    ] {
+        let text = std::fs::read_to_string(repo.join(f)).expect("read source");
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for bad in [
+                "self.obj",
+                ".obj.",
+                "obj:",
+                "RepoLock",
+                "is_some_and(|s| s.is_s3",
+            ] {
+                assert!(!code.contains(bad), "{f}:{}: `{bad}` in {line:?}", n + 1);
+            }
+            if f != "local.rs" {
+                for bad in ["objstore", "S3Bucket", "S3Storage", "DirStorage::"] {
+                    let allowed = f == "segment.rs" && bad == "DirStorage::";
+                    assert!(
+                        allowed || !code.contains(bad),
+                        "{f}:{}: `{bad}` in {line:?}",
+                        n + 1
+                    );
+                }
+            }
+        }
+    }
+}

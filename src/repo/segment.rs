@@ -966,6 +966,7 @@ pub fn iter_segment_bytes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn commit_constant_matches_crc() {
