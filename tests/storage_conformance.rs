@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 /// Where the repository under test lives.
 enum Backend {
     Dir(PathBuf),
-    S3(hoard::repo::objstore::S3Bucket),
+    S3(Box<hoard::repo::objstore::S3Bucket>),
 }
 
 impl Backend {
@@ -171,7 +171,7 @@ fn s3_store_on_seaweedfs_conforms() {
         }
         e
     };
-    let backend = Backend::S3(w.store("conf/repo"));
+    let backend = Backend::S3(Box::new(w.store("conf/repo")));
     conformance(&new_env, &w.url("conf/repo"), &backend);
 }
 
@@ -188,7 +188,7 @@ fn s3_store_on_rclone_conforms() {
         }
         e
     };
-    let backend = Backend::S3(r.store("conf/repo"));
+    let backend = Backend::S3(Box::new(r.store("conf/repo")));
     conformance(&new_env, &r.url("conf/repo"), &backend);
 }
 
