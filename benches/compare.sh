@@ -2,7 +2,7 @@
 # Whole-command comparison of hoard and borg 1.2 on the same data, in the same run.
 #
 #   benches/compare.sh [--tree real|small] [--cache warm|cold] [--size-mb N] [--files N] [--reps N]
-#                      [--phases "create recreate change1 extract check verify"]
+#                      [--phases "create recreate change1 extract check verify"] [--hoard BINARY]
 #
 # Builds a tree of real files copied from /usr: `real` (default) takes whole directories until
 # ~1100 MB (`--size-mb`) are reached, a real mix of sizes; `small` takes the first 100,000
@@ -13,7 +13,8 @@
 #
 # Phases: create (first backup), recreate (unchanged re-backup), change1 (append a line to 1% of
 # the files, then back up again), extract, check, verify (check --verify-data).
-# Needs: borg, GNU time, python3, a release build of hoard (built here).
+# Needs: borg, GNU time, python3, a release build of hoard (built here unless --hoard names a
+# binary to measure, e.g. a debug build to compare two commits on a loaded machine).
 #
 # --cache: every phase starts with the same page-cache state for both tools. `warm` (default)
 # reads the tree and the repository into the page cache first (borg drops the pages of the
@@ -33,6 +34,7 @@ size_mb=1100
 small_files=100000
 reps=3
 phases="create recreate change1 extract check verify"
+hoard=
 while [ $# -gt 0 ]; do
   case "$1" in
     --tree) tree_kind=$2; shift 2 ;;
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
     --files) small_files=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --phases) phases=$2; shift 2 ;;
+    --hoard) hoard=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -48,8 +51,10 @@ done
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/benches/trees.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
-(cd "$here" && cargo build --release --quiet --bin hoard)
-hoard=$CARGO_TARGET_DIR/release/hoard
+if [ -z "$hoard" ]; then
+  (cd "$here" && cargo build --release --quiet --bin hoard)
+  hoard=$CARGO_TARGET_DIR/release/hoard
+fi
 command -v borg >/dev/null || { echo "borg is required (apt-get install borgbackup)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "GNU time is required (apt-get install time)" >&2; exit 2; }
 

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use common::{borg_available, snapshot_dir, Env};
-use hoard::archive::{Manifest, ObjectStore, MANIFEST_ID};
+use hoard::archive::{KeyedRepository, Manifest, MANIFEST_ID};
 use hoard::cache::{Cache, CacheOptions, FileStat, IndexStats};
 use hoard::compress::Compression;
 use hoard::crypto::Key;
@@ -254,7 +254,7 @@ fn corrupt_cache_files_are_rebuilt() {
 }
 
 /// Opens a `-e none` repository in-process (no passphrase, no environment needed).
-fn open_plain(repo: &str) -> (ObjectStore, Manifest) {
+fn open_plain(repo: &str) -> (KeyedRepository, Manifest) {
     let r = LocalRepository::open(
         Path::new(repo),
         &OpenOptions {
@@ -264,7 +264,7 @@ fn open_plain(repo: &str) -> (ObjectStore, Manifest) {
     )
     .unwrap();
     let key = Key::plaintext();
-    let mut store = ObjectStore::new(
+    let mut store = KeyedRepository::new(
         Box::new(r),
         key,
         Compression::default(),

@@ -43,7 +43,7 @@ fn download(w: &Weed, prefix: &str, dest: &Path) {
 /// Uploads every file below `src` under `prefix`, as-is.
 fn upload(w: &Weed, src: &Path, prefix: &str) {
     let store = w.store(prefix);
-    fn walk(d: &Path, root: &Path, store: &hoard::repo::objstore::ObjectStore) {
+    fn walk(d: &Path, root: &Path, store: &hoard::repo::objstore::S3Bucket) {
         for e in std::fs::read_dir(d).expect("ls").flatten() {
             let p = e.path();
             if p.is_dir() {

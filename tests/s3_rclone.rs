@@ -17,7 +17,7 @@ use common::tree::{build_full_tree, pseudo_random};
 use common::{
     assert_one_line_error, borg_available, extract_and_compare, list_extract_delete_prune, Env,
 };
-use hoard::repo::objstore::{ObjLock, ObjectStore};
+use hoard::repo::objstore::{ObjLock, S3Bucket};
 use rclone::Rclone;
 use seaweed::Weed;
 use std::collections::BTreeSet;
@@ -44,7 +44,7 @@ fn rel_to(env: &Env, p: &Path) -> String {
         .into_owned()
 }
 
-fn names(store: &ObjectStore, prefix: &str) -> Vec<String> {
+fn names(store: &S3Bucket, prefix: &str) -> Vec<String> {
     store
         .list(prefix)
         .expect("list")
@@ -53,7 +53,7 @@ fn names(store: &ObjectStore, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// Serialises the first [`ObjectStore::conditional_writes`] call of every store made in this
+/// Serialises the first [`S3Bucket::conditional_writes`] call of every store made in this
 /// test binary: `HOARD_S3_CONDITIONAL_WRITES` is read from the process environment at that
 /// call (then cached in the store), so a store is put into one lock mode by setting or
 /// removing the variable around it. Only `no` is ever set, and only for a moment: a hoard
@@ -63,7 +63,7 @@ static MODE: Mutex<()> = Mutex::new(());
 
 /// Fixes the lock mode of `store`: `force_candidates` = candidate objects whatever the store
 /// does, otherwise the probe decides. Returns what the store now reports.
-fn prime_mode(store: &ObjectStore, force_candidates: bool) -> bool {
+fn prime_mode(store: &S3Bucket, force_candidates: bool) -> bool {
     let _g = MODE.lock().unwrap_or_else(|e| e.into_inner());
     if force_candidates {
         std::env::set_var("HOARD_S3_CONDITIONAL_WRITES", "no");
@@ -78,7 +78,7 @@ fn prime_mode(store: &ObjectStore, force_candidates: bool) -> bool {
 /// Starts `hoard create REPO::NAME -` holding the exclusive lock while it reads stdin (one
 /// line is written; the returned stdin keeps it waiting) and waits until a `lock.exclusive*`
 /// object exists.
-fn hold_exclusive(env: &Env, repo: &str, name: &str, store: &ObjectStore) -> (Child, ChildStdin) {
+fn hold_exclusive(env: &Env, repo: &str, name: &str, store: &S3Bucket) -> (Child, ChildStdin) {
     let mut c = env
         .hoard_cmd()
         .args(["create", &format!("{repo}::{name}"), "-"])
@@ -320,7 +320,7 @@ fn two_clients_race_for_the_lock_on_rclone() {
 /// 30 ms, check the marker is still ours, remove it, release. Returns the `lock.exclusive*`
 /// names listed while holding, one list per round.
 fn stress_worker(
-    store: Arc<ObjectStore>,
+    store: Arc<S3Bucket>,
     t: usize,
     rounds: usize,
     inside: &AtomicUsize,
@@ -359,7 +359,7 @@ fn stress_worker(
 
 /// Runs 4 threads × 5 rounds on `stores` (one per thread); returns every list of exclusive
 /// objects seen while holding. Asserts that no lock object is left.
-fn stress(stores: Vec<Arc<ObjectStore>>) -> Vec<Vec<String>> {
+fn stress(stores: Vec<Arc<S3Bucket>>) -> Vec<Vec<String>> {
     const ROUNDS: usize = 5;
     let inside = Arc::new(AtomicUsize::new(0));
     let check = stores[0].clone();
@@ -409,7 +409,7 @@ fn lock_mutual_exclusion_stress_on_rclone() {
     let Some(rc) = Rclone::start(&env0.path().join("rclone")) else {
         return;
     };
-    let stores: Vec<Arc<ObjectStore>> = (0..4).map(|_| Arc::new(rc.store("stress"))).collect();
+    let stores: Vec<Arc<S3Bucket>> = (0..4).map(|_| Arc::new(rc.store("stress"))).collect();
     for s in &stores {
         assert!(!prime_mode(s, false));
     }
@@ -428,7 +428,7 @@ fn lock_mutual_exclusion_stress_on_seaweedfs_conditional() {
     let Some(w) = Weed::start(&env0.path().join("weed")) else {
         return;
     };
-    let stores: Vec<Arc<ObjectStore>> = (0..4).map(|_| Arc::new(w.store("stress"))).collect();
+    let stores: Vec<Arc<S3Bucket>> = (0..4).map(|_| Arc::new(w.store("stress"))).collect();
     for s in &stores {
         assert!(prime_mode(s, false));
     }
@@ -445,7 +445,7 @@ fn lock_mutual_exclusion_stress_mixing_both_lock_forms() {
     let Some(w) = Weed::start(&env0.path().join("weed")) else {
         return;
     };
-    let stores: Vec<Arc<ObjectStore>> = (0..4).map(|_| Arc::new(w.store("mixed"))).collect();
+    let stores: Vec<Arc<S3Bucket>> = (0..4).map(|_| Arc::new(w.store("mixed"))).collect();
     for (i, s) in stores.iter().enumerate() {
         let candidates = i % 2 == 0;
         assert_eq!(prime_mode(s, candidates), !candidates, "store {i}");

@@ -5,7 +5,7 @@ use crate::msgpack::Value;
 
 use super::item::Item;
 use super::stream::ItemStreamReader;
-use super::{ArchiveError, ObjectStore};
+use super::{ArchiveError, KeyedRepository};
 
 /// The archive metadata object.
 #[derive(Debug, Clone, Default)]
@@ -178,14 +178,14 @@ impl ArchiveMeta {
     }
 
     /// Loads and authenticates the metadata object `id` (1.2.5+ TAM rules).
-    pub fn load(store: &mut ObjectStore, id: &[u8; 32]) -> Result<ArchiveMeta, ArchiveError> {
+    pub fn load(store: &mut KeyedRepository, id: &[u8; 32]) -> Result<ArchiveMeta, ArchiveError> {
         let data = store.get(id, None)?;
         let (value, _verified) = store.key.unpack_and_verify_archive(&data)?;
         Self::from_value(&value)
     }
 
     /// Packs with a TAM and stores; returns the archive id.
-    pub fn store(&self, store: &mut ObjectStore) -> Result<([u8; 32], usize), ArchiveError> {
+    pub fn store(&self, store: &mut KeyedRepository) -> Result<([u8; 32], usize), ArchiveError> {
         let packed = store
             .key
             .pack_and_authenticate_metadata(self.to_value(), "archive");
@@ -195,7 +195,7 @@ impl ArchiveMeta {
 
 /// Iterates the items of an archive, fetching item-stream chunks as needed.
 pub struct Items<'a> {
-    store: &'a mut ObjectStore,
+    store: &'a mut KeyedRepository,
     ids: Vec<[u8; 32]>,
     next_chunk: usize,
     reader: ItemStreamReader,
@@ -204,7 +204,7 @@ pub struct Items<'a> {
 
 impl<'a> Items<'a> {
     /// Starts reading the items of `meta`.
-    pub fn new(store: &'a mut ObjectStore, meta: &ArchiveMeta) -> Self {
+    pub fn new(store: &'a mut KeyedRepository, meta: &ArchiveMeta) -> Self {
         Items {
             store,
             ids: meta.items.clone(),
@@ -215,7 +215,7 @@ impl<'a> Items<'a> {
     }
 
     /// Access to the object store while iterating (e.g. to fetch file chunks).
-    pub fn store(&mut self) -> &mut ObjectStore {
+    pub fn store(&mut self) -> &mut KeyedRepository {
         self.store
     }
 

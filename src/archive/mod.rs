@@ -1,5 +1,5 @@
 //! The archive layer: the manifest, archive metadata and the item model (spec §7), and
-//! [`objects::ObjectStore`], which turns plaintext into repository objects and back
+//! [`objects::KeyedRepository`], which turns plaintext into repository objects and back
 //! (compress → encrypt → put; get → decrypt → decompress → id check).
 //! It never prints and never touches the filesystem being backed up.
 
@@ -11,7 +11,7 @@ pub mod pool;
 pub mod stream;
 
 pub use manifest::{ArchiveRef, Manifest, Operation};
-pub use objects::{ObjectStore, MANIFEST_ID};
+pub use objects::{KeyedRepository, MANIFEST_ID};
 
 /// Errors of the archive layer.
 #[derive(Debug, thiserror::Error)]

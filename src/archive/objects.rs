@@ -30,7 +30,7 @@ impl NonceStore for RepoNonces<'_> {
 }
 
 /// Decrypts and decompresses an object with `key`; checks its id unless it is the manifest
-/// (what [`ObjectStore::decode`] does, usable without the store, e.g. on worker threads).
+/// (what [`KeyedRepository::decode`] does, usable without the store, e.g. on worker threads).
 pub fn decode_object(
     key: &Key,
     id: &[u8; 32],
@@ -63,7 +63,7 @@ pub fn decode_owned(
 
 /// A repository together with its key, the compression for new objects and the counter
 /// reservation. Everything above the repository reads and writes objects through this.
-pub struct ObjectStore {
+pub struct KeyedRepository {
     /// The repository.
     pub repo: Box<dyn Repository>,
     /// The repository's key.
@@ -74,7 +74,7 @@ pub struct ObjectStore {
     local_nonce_file: std::path::PathBuf,
 }
 
-impl ObjectStore {
+impl KeyedRepository {
     /// Wraps an open repository. `local_nonce_file` is the security dir's `nonce` file.
     pub fn new(
         repo: Box<dyn Repository>,
@@ -82,7 +82,7 @@ impl ObjectStore {
         compression: Compression,
         local_nonce_file: std::path::PathBuf,
     ) -> Self {
-        ObjectStore {
+        KeyedRepository {
             repo,
             key,
             compression,
@@ -187,7 +187,7 @@ pub enum Encoded {
     /// The finished repository object.
     Sealed(Vec<u8>),
     /// Compressed only: the reservation did not cover it, so the repository's owner must
-    /// [`ObjectStore::seal`] it (which extends the reservation first).
+    /// [`KeyedRepository::seal`] it (which extends the reservation first).
     Framed(Vec<u8>),
 }
 

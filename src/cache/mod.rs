@@ -25,7 +25,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::archive::item::ChunkRef;
 use crate::archive::meta::ArchiveMeta;
-use crate::archive::{ArchiveError, Manifest, ObjectStore};
+use crate::archive::{ArchiveError, KeyedRepository, Manifest};
 use crate::repo::index::{ChunkIndex, MAX_VALUE};
 use crate::repo::integrity;
 use crate::repo::lock::Lock;
@@ -241,7 +241,7 @@ impl Cache {
     /// cache lock, rolls back an interrupted transaction, and resynchronises (then commits)
     /// when the cache last saw another manifest than `manifest`.
     pub fn open(
-        store: &mut ObjectStore,
+        store: &mut KeyedRepository,
         manifest: &Manifest,
         options: CacheOptions,
     ) -> Result<Cache, ArchiveError> {
@@ -454,7 +454,7 @@ impl Cache {
     /// Rebuilds the chunk index (borg's `sync`); returns the totals of archives it read.
     fn sync(
         &mut self,
-        store: &mut ObjectStore,
+        store: &mut KeyedRepository,
         manifest: &Manifest,
     ) -> Result<FetchedTotals, ArchiveError> {
         tracing::info!("Synchronizing chunks cache...");
@@ -473,7 +473,7 @@ impl Cache {
     /// old archives, the metadata object (one read, no item stream) for the others.
     fn compute_totals(
         &mut self,
-        store: &mut ObjectStore,
+        store: &mut KeyedRepository,
         manifest: &Manifest,
         fetched: &FetchedTotals,
     ) -> Result<(), ArchiveError> {
@@ -543,7 +543,7 @@ impl Cache {
     /// Stores `data` (already known to hash to `id`) if new, else adds a reference.
     pub fn add_chunk(
         &mut self,
-        store: &mut ObjectStore,
+        store: &mut KeyedRepository,
         id: &[u8; 32],
         data: &[u8],
         stats: &mut OpStats,
@@ -607,7 +607,7 @@ impl Cache {
     /// refcount is never decremented, as in borg).
     pub fn chunk_decref(
         &mut self,
-        store: &mut ObjectStore,
+        store: &mut KeyedRepository,
         id: &[u8; 32],
         stats: &mut OpStats,
     ) -> Result<(), ArchiveError> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::table::ChunkTable;
 use super::{entry_of, pack_entry, ChunkEntry};
 use crate::archive::meta::ArchiveMeta;
-use crate::archive::{ArchiveError, ObjectStore};
+use crate::archive::{ArchiveError, KeyedRepository};
 use crate::msgpack::{Limits, StreamDecoder, Value};
 use crate::repo::index::{ChunkIndex, MAX_VALUE};
 use crate::repo::integrity;
@@ -111,7 +111,7 @@ pub fn merge(master: &mut ChunkTable, other: &ChunkIndex) {
 /// Reads an archive and its item stream into `idx` (borg's `fetch_and_build_idx`); returns
 /// the archive's totals (from its metadata, or summed from its items for pre-1.2 archives).
 pub fn fetch_and_build_idx(
-    store: &mut ObjectStore,
+    store: &mut KeyedRepository,
     archive_id: &[u8; 32],
     idx: &mut ChunkIndex,
 ) -> Result<ArchiveTotals, ArchiveError> {
@@ -190,7 +190,10 @@ fn account_item(item: &Value, idx: &mut ChunkIndex, t: &mut ArchiveTotals) {
 
 /// Archives written without a cache record csize 0 for known chunks: fill in the stored size
 /// by reading the object (borg's `fetch_missing_csize`).
-fn fetch_missing_csize(store: &mut ObjectStore, idx: &mut ChunkIndex) -> Result<(), ArchiveError> {
+fn fetch_missing_csize(
+    store: &mut KeyedRepository,
+    idx: &mut ChunkIndex,
+) -> Result<(), ArchiveError> {
     let missing: Vec<[u8; 32]> = idx
         .iter()
         .filter(|(_, v)| entry_of(v).csize == 0)
@@ -366,7 +369,7 @@ pub type FetchedTotals = HashMap<[u8; 32], ArchiveTotals>;
 /// Rebuilds the master index for the archives `archives` (borg's `create_master_idx`);
 /// returns the index and the totals of every archive it fetched.
 pub fn create_master_idx(
-    store: &mut ObjectStore,
+    store: &mut KeyedRepository,
     cache_path: &Path,
     archives: &[[u8; 32]],
     report: &mut SyncReport,

@@ -14,7 +14,7 @@ use crate::archive::manifest::parse_timestamp;
 use crate::archive::meta::ArchiveMeta;
 use crate::archive::pool::Prefetcher;
 use crate::archive::stream::ItemStreamWriter;
-use crate::archive::{ArchiveError, ArchiveRef, Manifest, ObjectStore, Operation, MANIFEST_ID};
+use crate::archive::{ArchiveError, ArchiveRef, KeyedRepository, Manifest, Operation, MANIFEST_ID};
 use crate::compress::{self, Compression};
 use crate::crypto::{CryptoError, Key, KeyType};
 use crate::msgpack::{self, DecodeError, Limits, Value};
@@ -224,7 +224,7 @@ type Chunks = HashMap<[u8; 32], u32>;
 
 /// The archive checker's state.
 struct Checker<'p> {
-    store: ObjectStore,
+    store: KeyedRepository,
     chunks: Chunks,
     /// Object ids in list order (deterministic iteration).
     order: Vec<[u8; 32]>,
@@ -470,7 +470,7 @@ pub fn check_archives(
     let chunks: Chunks = order.iter().map(|id| (*id, 0)).collect();
     let key = make_key(repo.as_mut(), &order, &opts.location)?;
     let security = SecurityDir::for_repository(&repo.id());
-    let store = ObjectStore::new(repo, key, Compression::default(), security.nonce_file());
+    let store = KeyedRepository::new(repo, key, Compression::default(), security.nonce_file());
     // Reborrow the sink with a lifetime local to this call.
     let mut sink = |ev: &ProgressEvent| progress(ev);
     let mut checker = Checker {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::archive::{Manifest, ObjectStore, Operation};
+use crate::archive::{KeyedRepository, Manifest, Operation};
 use crate::compress::Compression;
 use crate::crypto::{self, Key, KeyMaterial, KeyType};
 use crate::location::{Location, Proto};
@@ -302,7 +302,7 @@ fn check_repository_id(material: &KeyMaterial, id: &[u8; 32]) -> Result<()> {
 /// An open repository with its key and authenticated manifest.
 pub struct Opened {
     /// Object access (repository, key, compression, counters).
-    pub store: ObjectStore,
+    pub store: KeyedRepository,
     /// The manifest.
     pub manifest: Manifest,
     /// The location as parsed.
@@ -348,7 +348,7 @@ pub fn open_with_manifest(
     let security = SecurityDir::for_repository(&repo.id());
     let mut key = key;
     key.resolve_tam_required(security.tam_required_flag());
-    let store = ObjectStore::new(repo, key, Compression::default(), security.nonce_file());
+    let store = KeyedRepository::new(repo, key, Compression::default(), security.nonce_file());
     let plaintext = store.decode(&crate::archive::MANIFEST_ID, &manifest_object, None)?;
     let manifest =
         Manifest::from_plaintext(&store.key, &plaintext, false).map_err(|e| match e {

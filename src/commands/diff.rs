@@ -9,7 +9,7 @@ use indexmap_lite::OrderedMap;
 
 use crate::archive::item::{ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG};
 use crate::archive::meta::{ArchiveMeta, Items};
-use crate::archive::ObjectStore;
+use crate::archive::KeyedRepository;
 use crate::location::Location;
 use crate::security::Confirm;
 
@@ -178,7 +178,7 @@ fn name(b: &Option<Vec<u8>>) -> Option<String> {
 }
 
 struct Comparer<'s> {
-    store: &'s mut ObjectStore,
+    store: &'s mut KeyedRepository,
     can_compare_chunk_ids: bool,
     content_only: bool,
     masters: HashMap<Vec<u8>, (Side, Side)>,
@@ -388,7 +388,7 @@ impl<'c> ChunkStream<'c> {
         self.pending = rest.to_vec();
     }
 
-    fn next(&mut self, store: &mut ObjectStore) -> Result<Option<Vec<u8>>> {
+    fn next(&mut self, store: &mut KeyedRepository) -> Result<Option<Vec<u8>>> {
         if !self.pending.is_empty() {
             return Ok(Some(std::mem::take(&mut self.pending)));
         }
@@ -404,7 +404,7 @@ impl<'c> ChunkStream<'c> {
 }
 
 fn load_items(
-    store: &mut ObjectStore,
+    store: &mut KeyedRepository,
     meta: &ArchiveMeta,
     filter: &mut dyn FnMut(&[u8]) -> bool,
     consider_part_files: bool,
@@ -434,7 +434,7 @@ pub fn run(
 
 /// Compares two loaded archives.
 pub fn diff_archives(
-    store: &mut ObjectStore,
+    store: &mut KeyedRepository,
     meta1: &ArchiveMeta,
     meta2: &ArchiveMeta,
     opts: &DiffOptions,

@@ -11,7 +11,7 @@ use std::io::Write;
 
 use crate::archive::item::{ChunkRef, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG};
 use crate::archive::meta::{ArchiveMeta, Items};
-use crate::archive::ObjectStore;
+use crate::archive::KeyedRepository;
 
 use super::common::{CommandError, Result};
 use super::extract::{remove_surrogates, strip_components, ExtractOutcome, PathFilter, Reporter};
@@ -187,7 +187,7 @@ fn minor(rdev: u64) -> u64 {
 /// Writes the selected items of `meta` as a tar stream to `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn export_tar(
-    store: &mut ObjectStore,
+    store: &mut KeyedRepository,
     meta: &ArchiveMeta,
     opts: &ExportTarOptions,
     filter: PathFilter<'_>,

@@ -21,7 +21,7 @@ use crate::archive::item::{ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S
 use crate::archive::meta::{ArchiveMeta, Items};
 use crate::archive::objects::decode_owned;
 use crate::archive::pool::{Prefetcher, DEFAULT_BUDGET};
-use crate::archive::{ArchiveError, ArchiveRef, ObjectStore, Operation};
+use crate::archive::{ArchiveError, ArchiveRef, KeyedRepository, Operation};
 use crate::location::Location;
 use crate::platform::{self, PlatformError};
 use crate::security::Confirm;
@@ -323,7 +323,7 @@ pub fn run(
 /// filter selects a subset (PATHs, patterns) so hardlink data must be tracked.
 #[allow(clippy::too_many_arguments)]
 pub fn extract_archive(
-    store: &mut ObjectStore,
+    store: &mut KeyedRepository,
     meta: &ArchiveMeta,
     target: &Path,
     opts: &ExtractOptions,
@@ -557,7 +557,7 @@ impl Extractor<'_, '_> {
     /// One chunk of the item being extracted, in order.
     fn chunk(
         &mut self,
-        store: &mut ObjectStore,
+        store: &mut KeyedRepository,
         c: &ChunkRef,
     ) -> std::result::Result<Vec<u8>, ArchiveError> {
         if let Some(p) = self.current.as_mut().filter(|p| p.active) {
@@ -611,7 +611,7 @@ impl Extractor<'_, '_> {
     /// `--dry-run` and `--stdout`: fetch (and maybe write out) the data, create nothing.
     fn read_only(
         &mut self,
-        store: &mut ObjectStore,
+        store: &mut KeyedRepository,
         item: &Item,
     ) -> std::result::Result<(), ItemError> {
         let chunks = match &item.chunks {
@@ -677,7 +677,7 @@ impl Extractor<'_, '_> {
     /// Extracts one item; returns the path of a directory whose metadata is restored later.
     fn extract_item(
         &mut self,
-        store: &mut ObjectStore,
+        store: &mut KeyedRepository,
         item: &Item,
         orig_path: &[u8],
     ) -> std::result::Result<Option<PathBuf>, ItemError> {
@@ -846,7 +846,7 @@ impl Extractor<'_, '_> {
 
     fn write_file(
         &mut self,
-        store: &mut ObjectStore,
+        store: &mut KeyedRepository,
         item: &Item,
         orig_path: &[u8],
         path: &Path,

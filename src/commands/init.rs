@@ -1,6 +1,6 @@
 //! `init`: create a repository, its key and an empty manifest, exactly as `borg init` does.
 
-use crate::archive::{Manifest, ObjectStore};
+use crate::archive::{KeyedRepository, Manifest};
 use crate::compress::Compression;
 use crate::crypto::{self, Key, KeyType, Passphrase};
 use crate::location::{Location, Proto};
@@ -177,7 +177,7 @@ fn create_key_and_manifest(
     let security = SecurityDir::for_repository(&id);
     let mut manifest = Manifest::new(&key);
     let plaintext = manifest.to_plaintext(&key);
-    let mut store = ObjectStore::new(repo, key, Compression::default(), security.nonce_file());
+    let mut store = KeyedRepository::new(repo, key, Compression::default(), security.nonce_file());
     store.put_manifest(&plaintext)?;
     store.repo.commit(false, 0.1)?;
     let key = &store.key;

@@ -8,7 +8,7 @@ use chrono::{Local, NaiveDateTime, TimeZone};
 
 use crate::archive::item::{Item, S_IFMT};
 use crate::archive::meta::{ArchiveMeta, Items};
-use crate::archive::{ObjectStore, Operation};
+use crate::archive::{KeyedRepository, Operation};
 use crate::cache::{Cache, CacheOptions};
 use crate::location::Location;
 use crate::msgpack::Value;
@@ -322,7 +322,7 @@ impl ItemFormatter {
     /// The static and per-item values of `item` for the keys of `opts.wanted`.
     pub fn fields(
         &self,
-        store: &mut ObjectStore,
+        store: &mut KeyedRepository,
         item: &Item,
     ) -> Result<Vec<(&'static str, Field)>> {
         let mut mode = filemode(item.mode);
@@ -434,7 +434,7 @@ impl ItemFormatter {
     }
 }
 
-fn hash_item(store: &mut ObjectStore, algo: &str, item: &Item) -> Result<String> {
+fn hash_item(store: &mut KeyedRepository, algo: &str, item: &Item) -> Result<String> {
     use blake2::Digest;
     let Some(chunks) = &item.chunks else {
         return Ok(String::new());
@@ -742,7 +742,7 @@ pub fn list_items(
 
 /// Calls `f` for every content chunk id of every item of the archive.
 fn for_each_chunk_id(
-    store: &mut ObjectStore,
+    store: &mut KeyedRepository,
     meta: &ArchiveMeta,
     f: &mut dyn FnMut(&[u8; 32]),
 ) -> Result<()> {

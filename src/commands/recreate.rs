@@ -20,7 +20,7 @@ use crate::archive::item::{ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFIFO, S_IFREG};
 use crate::archive::meta::ArchiveMeta;
 use crate::archive::objects::Encoded;
 use crate::archive::stream::{ItemStreamReader, ItemStreamWriter};
-use crate::archive::{ArchiveRef, ObjectStore, Operation};
+use crate::archive::{ArchiveRef, KeyedRepository, Operation};
 use crate::cache::{Cache, CacheOptions, OpStats};
 use crate::chunker::{ChunkerParams, DEFAULT_CHUNKER_PARAMS, MAX_DATA_SIZE};
 use crate::compress::Compression;
@@ -780,7 +780,7 @@ struct ChunkWriter<'c> {
 
 impl ChunkWriter<'_> {
     /// Adds the next chunk of the file.
-    fn push(&mut self, store: &RefCell<&mut ObjectStore>, data: Vec<u8>) -> Result<()> {
+    fn push(&mut self, store: &RefCell<&mut KeyedRepository>, data: Vec<u8>) -> Result<()> {
         self.batch_bytes += data.len();
         self.batch.push(data);
         if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_CHUNKS {
@@ -790,7 +790,7 @@ impl ChunkWriter<'_> {
     }
 
     /// Decides, encodes and stores the collected chunks.
-    fn flush(&mut self, store: &RefCell<&mut ObjectStore>) -> Result<()> {
+    fn flush(&mut self, store: &RefCell<&mut KeyedRepository>) -> Result<()> {
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
         if batch.is_empty() {
@@ -878,7 +878,7 @@ impl ChunkWriter<'_> {
 /// A file's stored chunks as one byte stream (borg's `ChunkIteratorFileWrapper`), fetched one
 /// chunk at a time so memory stays at one chunk.
 struct StoredChunks<'s, 'o> {
-    store: &'s RefCell<&'o mut ObjectStore>,
+    store: &'s RefCell<&'o mut KeyedRepository>,
     chunks: std::vec::IntoIter<ChunkRef>,
     buf: Vec<u8>,
     pos: usize,

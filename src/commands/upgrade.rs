@@ -189,7 +189,7 @@ pub fn archives_tam(
 /// Reads the whole item stream of `meta` and looks each file chunk up in the chunk index: the
 /// contents check made before an archive without a valid TAM is authenticated again.
 fn contents_hold_together(
-    store: &mut crate::archive::objects::ObjectStore,
+    store: &mut crate::archive::objects::KeyedRepository,
     cache: &Cache,
     meta: &ArchiveMeta,
     info: &ArchiveInfo,

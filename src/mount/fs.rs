@@ -18,7 +18,7 @@ use fuser::{
 use crate::archive::item::{
     ChunkRef, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK,
 };
-use crate::archive::ObjectStore;
+use crate::archive::KeyedRepository;
 
 use super::tree::{Attr, Tree};
 
@@ -127,7 +127,7 @@ impl OpenFile {
 }
 
 /// The object store, movable to the FUSE worker thread.
-struct SendStore(ObjectStore);
+struct SendStore(KeyedRepository);
 
 // SAFETY: `Repository` trait objects do not declare `Send`, but both implementations are made of
 // `Send` parts (files, child processes, buffers) — see `repository_types_are_send` below — and
@@ -205,7 +205,7 @@ fn file_attr(ino: u64, a: &Attr, umask: u32) -> FileAttr {
 
 impl ArchiveFs {
     /// Serves `tree`, reading file contents through `store`.
-    pub fn new(tree: Tree, store: ObjectStore, opts: FsOptions) -> ArchiveFs {
+    pub fn new(tree: Tree, store: KeyedRepository, opts: FsOptions) -> ArchiveFs {
         ArchiveFs {
             inner: Mutex::new(Inner {
                 tree,

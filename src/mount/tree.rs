@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::archive::item::{Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG};
 use crate::archive::meta::{ArchiveMeta, Items};
-use crate::archive::ObjectStore;
+use crate::archive::KeyedRepository;
 use crate::msgpack;
 
 use super::MountError;
@@ -357,7 +357,11 @@ impl Tree {
     }
 
     /// Loads the archive behind a pending top-level directory, if `ino` is one.
-    pub fn load_pending(&mut self, ino: u64, store: &mut ObjectStore) -> Result<(), MountError> {
+    pub fn load_pending(
+        &mut self,
+        ino: u64,
+        store: &mut KeyedRepository,
+    ) -> Result<(), MountError> {
         if let Some(archive) = self.pending.remove(&ino) {
             let name = archive.name.clone();
             self.process_archive(store, &archive, Some(&name))?;
@@ -450,7 +454,7 @@ impl Tree {
     /// Adds the items of one archive (borg's `_process_archive`), below `prefix` if given.
     pub fn process_archive(
         &mut self,
-        store: &mut ObjectStore,
+        store: &mut KeyedRepository,
         archive: &ArchiveEntry,
         prefix: Option<&[u8]>,
     ) -> Result<(), MountError> {

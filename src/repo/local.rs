@@ -4,13 +4,14 @@
 use super::config::{self, Config, SECTION};
 use super::index::NsIndex;
 use super::lock::Lock;
-use super::objstore::{
-    ObjLock, ObjectStore, RepoLock, OBJECT_STORE_MAX_SEGMENT_SIZE, OBJECT_STORE_READ_BATCH,
-};
+use super::objstore::{ObjLock, S3Bucket, OBJECT_STORE_MAX_SEGMENT_SIZE};
 use super::segment::{
     self, LoggedIo, ATTIC_MAGIC, DEFAULT_MAX_SEGMENT_SIZE, DEFAULT_SEGMENTS_PER_DIR, MAX_DATA_SIZE,
     MAX_SEGMENT_SIZE_LIMIT, TAG_PUT,
 };
+use super::storage::dir::{self as dirstore, DirStorage};
+use super::storage::s3::S3Storage;
+use super::storage::{Storage, StorageLock};
 use super::{format_file_size, CheckReport, ObjectId, RepoError, Repository, Result};
 use std::collections::BTreeMap;
 use std::fs;
@@ -70,10 +71,10 @@ impl Default for OpenOptions {
 pub struct LocalRepository {
     pub(super) path: PathBuf,
     pub(super) config: Config,
-    pub(super) lock: Option<RepoLock>,
-    /// The repository lives on object storage (see [`super::objstore`]); `path` is then only
-    /// the location text used in messages.
-    pub(super) obj: Option<Arc<ObjectStore>>,
+    pub(super) lock: Option<Box<dyn StorageLock>>,
+    /// Where the repository's files live (a directory or a bucket; for a bucket `path` is
+    /// only the location text used in messages).
+    pub(super) storage: Arc<dyn Storage>,
     pub(super) do_lock: bool,
     pub(super) allow_upgrade: bool,
     pub(super) io: LoggedIo,
@@ -118,36 +119,6 @@ pub(super) fn disp(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// Writes `config`, borg-style: hard link the old file to `config.old`, replace atomically, then
-/// overwrite `config.old` with random data and delete it (old key material, §2.2).
-fn save_config(path: &Path, cfg: &Config) -> Result<()> {
-    let cp = path.join("config");
-    let old = path.join("config.old");
-    if old.is_file() {
-        secure_erase(&old);
-    }
-    if cp.is_file() {
-        let _ = fs::hard_link(&cp, &old);
-    }
-    super::save_file(&cp, cfg.to_text().as_bytes())?;
-    if old.is_file() {
-        secure_erase(&old);
-    }
-    Ok(())
-}
-
-fn secure_erase(p: &Path) {
-    if let Ok(md) = fs::metadata(p) {
-        if let Ok(mut f) = fs::OpenOptions::new().write(true).open(p) {
-            let mut buf = vec![0u8; md.len() as usize];
-            rand::Rng::fill(&mut rand::thread_rng(), &mut buf[..]);
-            let _ = f.write_all(&buf);
-            let _ = f.sync_all();
-        }
-    }
-    let _ = fs::remove_file(p);
-}
-
 /// The `config` of a new repository (random id).
 fn new_config(opts: &CreateOptions) -> Config {
     let mut cfg = Config::new();
@@ -181,19 +152,6 @@ fn new_config(opts: &CreateOptions) -> Config {
     );
     cfg.set(SECTION, "id", &hex::encode(id));
     cfg
-}
-
-pub(super) fn free_space(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs fills a zeroed struct for a valid C path.
-    unsafe {
-        let mut st: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(c.as_ptr(), &mut st) != 0 {
-            return None;
-        }
-        Some(st.f_bavail as u64 * st.f_frsize as u64)
-    }
 }
 
 impl LocalRepository {
@@ -253,7 +211,7 @@ impl LocalRepository {
             .mode(0o700)
             .create(&data)
             .map_err(|e| RepoError::io(&data, e))?;
-        save_config(&path, &new_config(opts))?;
+        dirstore::save_config(&path, new_config(opts).to_text().as_bytes())?;
         Ok(())
     }
 
@@ -274,7 +232,7 @@ impl LocalRepository {
 
     /// Creates an empty repository on object storage (`README` and `config`; `max_segment_size`
     /// defaults to [`OBJECT_STORE_MAX_SEGMENT_SIZE`]). Refuses a prefix that holds objects.
-    pub fn create_obj(store: &Arc<ObjectStore>, opts: &CreateOptions) -> Result<()> {
+    pub fn create_obj(store: &Arc<S3Bucket>, opts: &CreateOptions) -> Result<()> {
         let path = PathBuf::from(store.display());
         let ioe = |e| RepoError::io(&path, e);
         if store.head("config").map_err(ioe)?.is_some() {
@@ -295,7 +253,7 @@ impl LocalRepository {
 
     /// [`Self::create_obj`] followed by an exclusive [`Self::open_obj`].
     pub fn create_and_open_obj(
-        store: &Arc<ObjectStore>,
+        store: &Arc<S3Bucket>,
         create: &CreateOptions,
         open: &OpenOptions,
     ) -> Result<LocalRepository> {
@@ -308,7 +266,7 @@ impl LocalRepository {
     }
 
     /// Opens (and locks) an existing repository on object storage.
-    pub fn open_obj(store: &Arc<ObjectStore>, opts: &OpenOptions) -> Result<LocalRepository> {
+    pub fn open_obj(store: &Arc<S3Bucket>, opts: &OpenOptions) -> Result<LocalRepository> {
         let path = PathBuf::from(store.display());
         let ioe = |e| RepoError::io(&path, e);
         let text = match store.get("config").map_err(ioe)? {
@@ -324,7 +282,7 @@ impl LocalRepository {
         if opts.lock {
             let mut l = ObjLock::new(store.clone(), opts.exclusive, opts.lock_wait);
             l.acquire()?;
-            lock = Some(RepoLock::Obj(l));
+            lock = Some(Box::new(l) as Box<dyn StorageLock>);
         }
         // re-read under the lock: a writer may have changed it meanwhile
         let text = if opts.lock {
@@ -332,7 +290,8 @@ impl LocalRepository {
         } else {
             text
         };
-        Self::open_parsed(path, Some(store.clone()), lock, text, opts)
+        let storage = Arc::new(S3Storage::new(store.clone()));
+        Self::open_parsed(path, storage, lock, text, opts)
     }
 
     /// Opens (and locks) an existing repository (borg `Repository.open`).
@@ -352,7 +311,7 @@ impl LocalRepository {
         if opts.lock {
             let mut l = Lock::new(&path.join("lock"), opts.exclusive, opts.lock_wait);
             l.acquire()?;
-            lock = Some(RepoLock::Fs(l));
+            lock = Some(Box::new(l) as Box<dyn StorageLock>);
         }
         let cp = path.join("config");
         let text = match fs::read(&cp) {
@@ -362,13 +321,14 @@ impl LocalRepository {
             }
             Err(e) => return Err(RepoError::io(&cp, e)),
         };
-        Self::open_parsed(path, None, lock, text, opts)
+        let storage = Arc::new(DirStorage::new(&path));
+        Self::open_parsed(path, storage, lock, text, opts)
     }
 
     fn open_parsed(
         path: PathBuf,
-        obj: Option<Arc<ObjectStore>>,
-        lock: Option<RepoLock>,
+        storage: Arc<dyn Storage>,
+        lock: Option<Box<dyn StorageLock>>,
         text: Vec<u8>,
         opts: &OpenOptions,
     ) -> Result<LocalRepository> {
@@ -419,17 +379,12 @@ impl LocalRepository {
             .ok()
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| bad("invalid id".into()))?;
-        let io = match &obj {
-            Some(store) => {
-                LoggedIo::new_obj(store.clone(), &path, max_segment_size, segments_per_dir)
-            }
-            None => LoggedIo::new(&path, max_segment_size, segments_per_dir),
-        };
+        let io = LoggedIo::with_storage(storage.clone(), max_segment_size, segments_per_dir);
         let repo = LocalRepository {
             path: path.clone(),
             config: cfg,
             lock,
-            obj,
+            storage,
             do_lock: opts.lock,
             allow_upgrade: false,
             io,
@@ -518,12 +473,7 @@ impl LocalRepository {
     }
 
     pub(super) fn save_config(&self) -> Result<()> {
-        if let Some(store) = &self.obj {
-            return store
-                .put("config", self.config.to_text().as_bytes())
-                .map_err(|e| RepoError::io(&self.path, e));
-        }
-        save_config(&self.path, &self.config)
+        self.storage.write_config(self.config.to_text().as_bytes())
     }
 
     fn require_exclusive(&self) -> Result<()> {
@@ -568,11 +518,11 @@ impl Repository for LocalRepository {
         }
     }
 
-    /// On object storage the objects are fetched with concurrent range requests
-    /// ([`LoggedIo::read_many_obj`]); the first failing object fails the batch (callers then
-    /// ask one by one to learn which). Local files are read one by one.
+    /// Where the storage reads in batches (object storage: concurrent range requests,
+    /// [`LoggedIo::read_many`]) the first failing object fails the batch (callers then ask
+    /// one by one to learn which). Otherwise (local files) objects are read one by one.
     fn get_many(&mut self, ids: &[ObjectId]) -> Result<Vec<Vec<u8>>> {
-        if self.obj.is_none() || ids.len() < 2 {
+        if self.storage.read_batch_bytes() == 0 || ids.len() < 2 {
             return ids.iter().map(|id| self.get(id)).collect();
         }
         self.ensure_index()?;
@@ -583,16 +533,12 @@ impl Repository for LocalRepository {
                 None => return Err(RepoError::ObjectNotFound(hex::encode(id), disp(&self.path))),
             }
         }
-        self.io.read_many_obj(&wanted).into_iter().collect()
+        self.io.read_many(&wanted).into_iter().collect()
     }
 
     /// On object storage a batch should fill several concurrent requests.
     fn read_batch_bytes(&self) -> usize {
-        if self.obj.is_some() {
-            OBJECT_STORE_READ_BATCH
-        } else {
-            0
-        }
+        self.storage.read_batch_bytes()
     }
 
     fn put(&mut self, id: &ObjectId, data: &[u8]) -> Result<()> {
@@ -716,16 +662,10 @@ impl Repository for LocalRepository {
 
     fn get_free_nonce(&mut self) -> Result<Option<u64>> {
         self.require_exclusive()?;
-        let p = self.path.join("nonce");
-        let text = match &self.obj {
-            Some(store) => store
-                .get("nonce")
-                .map(|o| o.map(|b| String::from_utf8_lossy(&b).into_owned()))
-                .and_then(|o| o.ok_or_else(|| std::io::ErrorKind::NotFound.into())),
-            None => fs::read_to_string(&p),
-        };
-        match text {
-            Ok(t) => {
+        let p = self.storage.path_of("nonce");
+        match self.storage.read("nonce")? {
+            Some(t) => {
+                let t = String::from_utf8_lossy(&t);
                 let b = hex::decode(t.trim()).map_err(|_| {
                     RepoError::Integrity(format!("invalid nonce file {}", disp(&p)))
                 })?;
@@ -737,8 +677,7 @@ impl Repository for LocalRepository {
                 }
                 Ok(Some(b.iter().fold(0u64, |a, x| (a << 8) | *x as u64)))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(RepoError::io(&p, e)),
+            None => Ok(None),
         }
     }
 
@@ -751,29 +690,17 @@ impl Repository for LocalRepository {
         if self.get_free_nonce()? != start_nonce {
             return Err(RepoError::NonceMismatch);
         }
-        let p = self.path.join("nonce");
         let text = hex::encode(next_unreserved.to_be_bytes());
-        if let Some(store) = &self.obj {
-            return store
-                .put("nonce", text.as_bytes())
-                .map_err(|e| RepoError::io(&p, e));
-        }
-        super::save_file(&p, text.as_bytes())
+        self.storage.write_whole("nonce", text.as_bytes())
     }
 
     fn break_lock(&mut self) -> Result<()> {
-        if let Some(store) = &self.obj {
-            ObjLock::break_all(store).map_err(|e| RepoError::io(&self.path, e))?;
-            if let Some(RepoLock::Obj(mut l)) = self.lock.take() {
-                // its objects are gone; dropping it must not delete a new holder's lock
-                l.disown();
-            }
-            return Ok(());
+        self.storage.break_locks()?;
+        // our own lock no longer holds anything; dropping it must not delete a new holder's
+        // lock objects
+        if let Some(mut l) = self.lock.take() {
+            l.disown();
         }
-        let l = Lock::new(&self.path.join("lock"), false, None);
-        l.break_lock().map_err(|e| RepoError::io(&self.path, e))?;
-        // our own lock object (if any) no longer holds anything
-        drop(self.lock.take());
         Ok(())
     }
 

@@ -11,7 +11,8 @@
 //! Files: [`config`] (INI), [`segment`] (log files), [`index`] (hash index files), [`hints`],
 //! [`integrity`], [`lock`] (borg-compatible locks), [`local`] ([`LocalRepository`]) and
 //! [`check`](mod@check) (repository check / repair) and [`compact`] (compaction, §2.12);
-//! [`remote`] is the same trait over `borg serve` (§9).
+//! [`storage`] is where the files live (the `Storage` trait: a directory, or S3 through the
+//! client in [`objstore`]); [`remote`] is the same trait over `borg serve` (§9).
 
 pub mod check;
 pub mod compact;
@@ -26,6 +27,7 @@ pub mod lock;
 pub mod objstore;
 pub mod remote;
 pub mod segment;
+pub mod storage;
 mod txn;
 
 pub use check::CheckReport;

@@ -7,13 +7,10 @@
 //! `hints.T`, `integrity.T`, `nonce`, `transactions`), so a bucket copied to a disk is a plain
 //! borg repository and a borg repository uploaded as-is opens in hoard.
 //!
-//! The repository logic (transactions, replay, check, compaction, hints, integrity) is the one
-//! of [`LocalRepository`](super::LocalRepository): its I/O sites take a second branch when the
-//! repository carries an [`ObjectStore`] (`LocalRepository::obj`, `LoggedIo::obj`). The local
-//! branch is the unchanged code, so local repositories keep their bytes, their fsync/rename
-//! sequence and every `HOARD_CRASH_AT` crash point. A full `Store` trait with a file-system
-//! implementation would have re-routed all local I/O through new code and moved the crash
-//! points; branching at the (few dozen) I/O sites keeps that risk at zero.
+//! This module is the S3 client ([`S3Bucket`]) and the lock protocol ([`ObjLock`]); the
+//! repository on top of it is [`S3Storage`](super::storage::s3::S3Storage), one of the two
+//! implementations of the [`Storage`](super::storage::Storage) trait that the segment log,
+//! transactions, check and compaction are written against (the other is the directory).
 //!
 //! * Segments are built in memory and uploaded whole when they are closed (multipart above
 //!   [`MULTIPART_THRESHOLD`]); an object store therefore never holds a half-written segment.
@@ -27,7 +24,7 @@
 //!   range answered `206`, or `200` with a `Content-Range` (`rclone serve s3`), is the range; a
 //!   `200` without one is the whole object (a store that ignores `Range`).
 //!   Batches (`Repository::get_many`, used by extract, check --verify-data and every other
-//!   prefetching reader) become concurrent range GETs ([`ObjectStore::get_ranges`],
+//!   prefetching reader) become concurrent range GETs ([`S3Bucket::get_ranges`],
 //!   `HOARD_S3_READS` in flight, default [`READS_IN_FLIGHT`]); objects close together in a
 //!   segment share one request.
 //! * Locks: see [`ObjLock`] (conditional writes where the store honours them, candidate objects
@@ -246,7 +243,7 @@ fn resolve_credentials(url_key: Option<&str>) -> io::Result<Option<Credentials>>
 
 /// A bucket prefix holding one repository, with blocking, retrying S3 operations. Keys given
 /// to the methods are relative to the prefix (`config`, `data/0/1`, ...).
-pub struct ObjectStore {
+pub struct S3Bucket {
     bucket: Bucket,
     creds: Option<Credentials>,
     prefix: String,
@@ -264,7 +261,7 @@ pub struct ObjectStore {
     conditional: std::sync::OnceLock<bool>,
 }
 
-impl std::fmt::Debug for ObjectStore {
+impl std::fmt::Debug for S3Bucket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.display)
     }
@@ -386,10 +383,10 @@ fn transport_text(t: &ureq::Transport) -> String {
     s
 }
 
-impl ObjectStore {
+impl S3Bucket {
     /// Connects (lazily: no request is made) to the bucket/prefix of `t`. `display` is the text
     /// shown in messages (the location).
-    pub fn new(t: &S3Target, display: &str) -> io::Result<ObjectStore> {
+    pub fn new(t: &S3Target, display: &str) -> io::Result<S3Bucket> {
         let creds = resolve_credentials(t.access_key.as_deref())?;
         Self::with_credentials(t, display, creds)
     }
@@ -399,7 +396,7 @@ impl ObjectStore {
         t: &S3Target,
         display: &str,
         creds: Option<Credentials>,
-    ) -> io::Result<ObjectStore> {
+    ) -> io::Result<S3Bucket> {
         let endpoint = match &t.endpoint {
             Some(e) => e.clone(),
             None => env("AWS_ENDPOINT_URL_S3")
@@ -424,7 +421,7 @@ impl ObjectStore {
             .and_then(|v| v.parse().ok())
             .filter(|n| *n > 0)
             .unwrap_or(READS_IN_FLIGHT);
-        Ok(ObjectStore {
+        Ok(S3Bucket {
             bucket,
             creds,
             prefix: t.prefix.clone(),
@@ -854,12 +851,12 @@ impl ObjectStore {
 }
 
 /// The object store of an [`S3`](crate::location::Proto::S3) location.
-pub fn store_for(loc: &crate::location::Location) -> super::Result<std::sync::Arc<ObjectStore>> {
+pub fn store_for(loc: &crate::location::Location) -> super::Result<std::sync::Arc<S3Bucket>> {
     let t = loc.s3_target().ok_or_else(|| {
         super::RepoError::InvalidArgument(format!("not an S3 location: {}", loc.raw_repo))
     })?;
     let display = loc.repo_text();
-    ObjectStore::new(&t, &display)
+    S3Bucket::new(&t, &display)
         .map(std::sync::Arc::new)
         .map_err(|e| super::RepoError::io(std::path::Path::new(&display), e))
 }
@@ -867,7 +864,7 @@ pub fn store_for(loc: &crate::location::Location) -> super::Result<std::sync::Ar
 /// Lock objects of a repository on object storage.
 ///
 /// * Exclusive, on a store that honours `If-None-Match: *` (see
-///   [`ObjectStore::conditional_writes`]): `lock.exclusive`, created conditionally, so only
+///   [`S3Bucket::conditional_writes`]): `lock.exclusive`, created conditionally, so only
 ///   one client can create it.
 /// * Exclusive, on a store that ignores the header: writing `lock.exclusive` would overwrite a
 ///   holder's object, so each contender writes a candidate of its own,
@@ -886,7 +883,7 @@ pub fn store_for(loc: &crate::location::Location) -> super::Result<std::sync::Ar
 /// gone (borg's rule), or when it is older than `HOARD_S3_LOCK_STALE` seconds (default 24 h; a
 /// holder refreshes its object's time at every commit). `break-lock` deletes them all.
 pub struct ObjLock {
-    store: std::sync::Arc<ObjectStore>,
+    store: std::sync::Arc<S3Bucket>,
     exclusive: bool,
     timeout: Option<f64>,
     /// Our exclusive object exists (`lock.exclusive` or our candidate); the lock may still be
@@ -928,7 +925,7 @@ fn now_secs() -> f64 {
 
 impl ObjLock {
     /// A lock (not yet acquired) on the repository in `store`.
-    pub fn new(store: std::sync::Arc<ObjectStore>, exclusive: bool, timeout: Option<f64>) -> Self {
+    pub fn new(store: std::sync::Arc<S3Bucket>, exclusive: bool, timeout: Option<f64>) -> Self {
         ObjLock {
             store,
             exclusive,
@@ -1194,7 +1191,7 @@ impl ObjLock {
     }
 
     /// Deletes every lock object of the repository (`break-lock`).
-    pub fn break_all(store: &ObjectStore) -> io::Result<()> {
+    pub fn break_all(store: &S3Bucket) -> io::Result<()> {
         for (name, _) in store.list("lock.")? {
             store.delete(&name)?;
         }
@@ -1205,47 +1202,6 @@ impl ObjLock {
 impl Drop for ObjLock {
     fn drop(&mut self) {
         let _ = self.release();
-    }
-}
-
-/// The lock of a [`LocalRepository`](super::LocalRepository): lock files in a directory or
-/// lock objects in a bucket.
-#[allow(clippy::large_enum_variant)] // one per open repository
-pub enum RepoLock {
-    /// borg's lock files (§3).
-    Fs(super::lock::Lock),
-    /// Lock objects on object storage.
-    Obj(ObjLock),
-}
-
-impl RepoLock {
-    /// Acquires the lock.
-    pub fn acquire(&mut self) -> Result<(), super::LockError> {
-        match self {
-            RepoLock::Fs(l) => l.acquire(),
-            RepoLock::Obj(l) => l.acquire(),
-        }
-    }
-    /// Releases the lock.
-    pub fn release(&mut self) -> Result<(), super::LockError> {
-        match self {
-            RepoLock::Fs(l) => l.release(),
-            RepoLock::Obj(l) => l.release(),
-        }
-    }
-    /// Upgrades to the exclusive lock.
-    pub fn upgrade(&mut self) -> Result<(), super::LockError> {
-        match self {
-            RepoLock::Fs(l) => l.upgrade(),
-            RepoLock::Obj(l) => l.upgrade(),
-        }
-    }
-    /// Whether the exclusive lock is held.
-    pub fn got_exclusive_lock(&self) -> bool {
-        match self {
-            RepoLock::Fs(l) => l.got_exclusive_lock(),
-            RepoLock::Obj(l) => l.got_exclusive_lock(),
-        }
     }
 }
 

@@ -2,21 +2,17 @@
 //!
 //! Reading validates every entry (size bounds, tag, CRC32) and reports problems with borg's
 //! messages naming segment and offset. Writing appends PUT/DELETE/COMMIT entries, rolls over to a
-//! new segment when the write offset exceeds `max_segment_size`, creates `data/<n / per_dir>/`
-//! directories and fsyncs a segment (and its directory) when it is closed.
+//! new segment when the write offset exceeds `max_segment_size` and closes segments durably.
+//! All file access goes through the repository's [`Storage`] (a directory or a bucket), so
+//! this log is written once for both.
 
+use super::storage::{dir::DirStorage, SegmentWriter, Storage};
 use super::{ObjectId, RepoError, Result, MANIFEST_ID};
-use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::objstore::ObjectStore;
-
-/// A seekable byte source: a segment file, or a downloaded segment object.
-pub trait ReadSeek: Read + Seek + Send {}
-impl<T: Read + Seek + Send> ReadSeek for T {}
+pub use super::storage::ReadSeek;
 
 /// Segment file magic (§2.4).
 pub const MAGIC: &[u8; 8] = b"BORG_SEG";
@@ -38,8 +34,6 @@ pub const HEADER_SIZE: u32 = 9;
 pub const PUT_HEADER_SIZE: u32 = 41;
 /// Largest data of one PUT (borg `MAX_DATA_SIZE`).
 pub const MAX_DATA_SIZE: u32 = 20_971_479;
-/// Bytes written to a segment between two requests to start write-back.
-const WRITE_BACK_STEP: u64 = 8 << 20;
 /// Largest entry size (borg `MAX_OBJECT_SIZE` = 20 MiB).
 pub const MAX_OBJECT_SIZE: u32 = MAX_DATA_SIZE + PUT_HEADER_SIZE;
 /// `max_segment_size` must be below this (borg `MAX_SEGMENT_SIZE_LIMIT`, §2.2).
@@ -372,29 +366,6 @@ fn seek_target(
     })
 }
 
-/// Reads a file at a position of its own with `pread` (no `lseek` per object read, and the
-/// shared descriptor's offset is never moved).
-struct PosReader<'a> {
-    file: &'a File,
-    pos: u64,
-}
-
-impl Read for PosReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Seek for PosReader<'_> {
-    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        let file = self.file;
-        self.pos = seek_target(to, self.pos, || Ok(file.metadata()?.len()))?;
-        Ok(self.pos)
-    }
-}
-
 /// A reader over `data` that seeks within a logical length `len` (reads past `data` end).
 struct Window<'a> {
     data: &'a [u8],
@@ -450,24 +421,24 @@ fn put_from_buf(
     read_put_for(&mut r, &buf[..hl], segment, offset, id, read_data)
 }
 
-/// Object storage reads: objects whose offsets in a segment are at most this far apart are
-/// fetched with one range request (the bytes between them come along). Objects farther
-/// apart are large enough to be worth a request of their own.
+/// Batched reads: objects whose offsets in a segment are at most this far apart are fetched
+/// with one range request (the bytes between them come along). Objects farther apart are
+/// large enough to be worth a request of their own.
 const MERGE_STEP: u64 = 256 * 1024;
 
-/// Object storage reads: the largest distance between the first and last offset fetched by
-/// one request (several requests run in parallel, so splitting costs nothing).
+/// Batched reads: the largest distance between the first and last offset fetched by one
+/// request (several requests run in parallel, so splitting costs nothing).
 const MAX_GROUP_SPAN: u64 = 4 * 1024 * 1024;
 
-/// Object storage reads: bytes fetched from a request's last object on the first try
-/// (covers the header and small objects; larger ones need a second request).
+/// Reads with data: bytes asked for at once from an entry's start (covers the header and
+/// small objects on stores with costly requests; larger ones need a second request).
 const FIRST_READ: u64 = 128 * 1024;
 
 /// Does the whole segment-file business for one repository (borg `LoggedIO`): naming, listing,
-/// reading, iterating, writing and recovering segment files.
+/// reading, iterating, writing and recovering segment files, on any [`Storage`].
 pub struct LoggedIo {
-    /// Repository root.
-    path: PathBuf,
+    /// Where the segment files live.
+    storage: Arc<dyn Storage>,
     /// Soft segment size limit (config `max_segment_size`, §2.2/§2.3).
     pub limit: u64,
     /// Config `segments_per_dir` (§2.2).
@@ -476,162 +447,43 @@ pub struct LoggedIo {
     pub segment: u32,
     /// Current write offset in [`Self::segment`] (0 when no segment is open).
     pub offset: u64,
-    write_fd: Option<BufWriter<File>>,
-    /// Offset in the write segment up to which the kernel was asked to start writing back.
-    written_back: u64,
-    /// Open read handles by segment number (borg keeps an LRU of 90).
-    fds: std::collections::HashMap<u32, File>,
-    /// Object storage instead of files (see [`super::objstore`]).
-    obj: Option<Arc<ObjectStore>>,
-    /// Object storage: the segment being written, uploaded whole when closed.
-    wbuf: Option<Vec<u8>>,
-    /// Object storage: closed segments still being uploaded in the background (oldest first).
-    inflight: std::sync::Mutex<std::collections::VecDeque<Upload>>,
-    /// Object storage: the last segment downloaded for a header-only iteration (`scan` asks
-    /// for 100 ids at a time and would otherwise download the segment again each time).
-    scanned: std::sync::Mutex<Option<(u32, Arc<Vec<u8>>)>>,
-    /// Object storage: the buffer of a segment whose upload finished, kept for the next
-    /// segment (a fresh 32 MiB buffer costs a page fault and a page clear per 4 KiB).
-    spare: std::sync::Mutex<Option<Vec<u8>>>,
+    /// The segment being written.
+    writer: Option<Box<dyn SegmentWriter>>,
 }
-
-/// Shared segment bytes as a `Cursor` source.
-struct SharedBytes(Arc<Vec<u8>>);
-
-impl AsRef<[u8]> for SharedBytes {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-/// Object storage: the largest segment kept by the header-only iteration cache.
-const SCAN_CACHE_MAX: u64 = 64 * 1024 * 1024;
-
-/// A segment upload running in a background thread.
-struct Upload {
-    segment: u32,
-    data: Arc<Vec<u8>>,
-    handle: std::thread::JoinHandle<std::io::Result<()>>,
-}
-
-/// How many closed segments may be uploading at once by default (memory: this many
-/// segments + 1); `HOARD_S3_UPLOADS` overrides it.
-const UPLOADS_IN_FLIGHT: usize = 2;
-
-/// Object storage: room reserved beyond `max_segment_size` in the in-memory segment (a segment
-/// closes after the entry that crosses the limit; entries average far below this).
-const SEGMENT_SLACK: usize = 4 * 1024 * 1024;
-
-/// Object storage: the most reserved up front for an in-memory segment (larger segments grow).
-const MAX_SEGMENT_RESERVE: usize = 256 * 1024 * 1024;
-
-/// How many read handles [`LoggedIo`] keeps open (borg's LRU capacity).
-pub const FD_CACHE_CAPACITY: usize = 90;
 
 impl LoggedIo {
-    /// A `LoggedIO` for the repository at `path`.
+    /// A `LoggedIO` for the repository directory at `path`.
     pub fn new(path: &Path, limit: u64, segments_per_dir: u32) -> LoggedIo {
+        LoggedIo::with_storage(Arc::new(DirStorage::new(path)), limit, segments_per_dir)
+    }
+
+    /// A `LoggedIO` for the repository in `storage`.
+    pub fn with_storage(storage: Arc<dyn Storage>, limit: u64, segments_per_dir: u32) -> LoggedIo {
         LoggedIo {
-            path: path.to_path_buf(),
+            storage,
             limit,
             segments_per_dir: segments_per_dir.max(1),
             segment: 0,
             offset: 0,
-            write_fd: None,
-            written_back: 0,
-            fds: std::collections::HashMap::new(),
-            obj: None,
-            wbuf: None,
-            inflight: std::sync::Mutex::new(std::collections::VecDeque::new()),
-            scanned: std::sync::Mutex::new(None),
-            spare: std::sync::Mutex::new(None),
+            writer: None,
         }
     }
 
-    /// Object storage: forgets the cached segment of header-only iterations.
-    fn forget_scanned(&self) {
-        if let Ok(mut c) = self.scanned.lock() {
-            *c = None;
-        }
-    }
-
-    /// Object storage: waits for background uploads until at most `keep` remain; the first
-    /// failure is returned (the segments after it are still waited for).
-    fn wait_uploads(&self, keep: usize) -> Result<()> {
-        let mut first = None;
-        loop {
-            let next = {
-                let Ok(mut q) = self.inflight.lock() else {
-                    return Err(RepoError::InvalidArgument("upload queue poisoned".into()));
-                };
-                if q.len() <= keep {
-                    break;
-                }
-                q.pop_front()
-            };
-            let Some(u) = next else { break };
-            let fname = self.segment_filename(u.segment);
-            let r = u.handle.join();
-            if let (Ok(buf), Ok(mut spare)) = (Arc::try_unwrap(u.data), self.spare.lock()) {
-                // no reader holds it any more: keep it for the next segment
-                if spare.as_ref().is_none_or(|s| s.capacity() < buf.capacity()) {
-                    *spare = Some(buf);
-                }
-            }
-            let r = match r {
-                Ok(r) => r.map_err(|e| RepoError::io(&fname, e)),
-                Err(_) => Err(RepoError::InvalidArgument(
-                    "segment upload thread panicked".into(),
-                )),
-            };
-            if let Err(e) = r {
-                first.get_or_insert(e);
-            }
-        }
-        match first {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
-    /// Object storage: all closed segments are stored (call before reading or committing).
+    /// Closed segments still being written in the background are stored (call before
+    /// committing).
     pub fn flush_uploads(&self) -> Result<()> {
-        if self.obj.is_some() {
-            self.wait_uploads(0)
-        } else {
-            Ok(())
-        }
+        self.storage.wait_writes()
     }
 
-    /// Object storage: the bytes of a closed segment that is still uploading.
-    fn uploading(&self, segment: u32) -> Option<Arc<Vec<u8>>> {
-        let q = self.inflight.lock().ok()?;
-        q.iter()
-            .find(|u| u.segment == segment)
-            .map(|u| u.data.clone())
-    }
-
-    /// A `LoggedIO` for a repository on object storage (`path` is only used in messages).
-    pub fn new_obj(
-        store: Arc<ObjectStore>,
-        path: &Path,
-        limit: u64,
-        segments_per_dir: u32,
-    ) -> LoggedIo {
-        let mut io = LoggedIo::new(path, limit, segments_per_dir);
-        io.obj = Some(store);
-        io
-    }
-
-    /// Object key of a segment: `data/<n / segments_per_dir>/<n>`.
-    fn segment_key(&self, segment: u32) -> String {
+    /// Storage name of a segment: `data/<n / segments_per_dir>/<n>`.
+    fn segment_name(&self, segment: u32) -> String {
         format!("data/{}/{}", segment / self.segments_per_dir, segment)
     }
 
-    /// Object storage: the bytes of the segment being written, if `segment` is it.
-    fn pending(&self, segment: u32) -> Option<&Vec<u8>> {
+    /// The bytes of the segment being written when the writer keeps them in memory.
+    fn pending(&self, segment: u32) -> Option<&[u8]> {
         if segment == self.segment {
-            self.wbuf.as_ref()
+            self.writer.as_ref().and_then(|w| w.buffered())
         } else {
             None
         }
@@ -639,60 +491,23 @@ impl LoggedIo {
 
     /// `data/<n / segments_per_dir>/<n>` (§2.3).
     pub fn segment_filename(&self, segment: u32) -> PathBuf {
-        self.path
-            .join("data")
-            .join((segment / self.segments_per_dir).to_string())
-            .join(segment.to_string())
+        self.storage.path_of(&self.segment_name(segment))
     }
 
     /// All segment files in ascending order (or descending with `reverse`), numeric names only.
     /// Zero-length files are included (they count as nonexistent for most purposes, §2.3, but
     /// cleanup must see them); use [`Self::segment_exists`] to filter.
     pub fn segment_list(&self, reverse: bool) -> Result<Vec<(u32, PathBuf)>> {
-        let data = self.path.join("data");
         let mut out = Vec::new();
-        if let Some(store) = &self.obj {
-            self.flush_uploads()?;
-            let list = store.list("data/").map_err(|e| RepoError::io(&data, e))?;
-            for (name, _) in list {
-                let mut parts = name.split('/');
-                let (Some("data"), Some(d), Some(n), None) =
-                    (parts.next(), parts.next(), parts.next(), parts.next())
-                else {
-                    continue;
-                };
-                let num = |x: &str| {
-                    (!x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
-                        .then(|| x.parse::<u32>().ok())
-                        .flatten()
-                };
-                if let (Some(_), Some(n)) = (num(d), num(n)) {
-                    out.push((n, store.path_of(&name)));
-                }
-            }
-            out.sort_by_key(|(n, _)| *n);
-            if reverse {
-                out.reverse();
-            }
-            return Ok(out);
-        }
-        let rd = fs::read_dir(&data).map_err(|e| RepoError::io(&data, e))?;
-        for d in rd {
-            let d = d.map_err(|e| RepoError::io(&data, e))?;
-            let Some(dn) = numeric_name(&d.file_name()) else {
+        for name in self.storage.list_below("data")? {
+            let mut parts = name.split('/');
+            let (Some("data"), Some(d), Some(n), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
                 continue;
             };
-            let _ = dn;
-            let dp = d.path();
-            if !dp.is_dir() {
-                continue;
-            }
-            let rd2 = fs::read_dir(&dp).map_err(|e| RepoError::io(&dp, e))?;
-            for f in rd2 {
-                let f = f.map_err(|e| RepoError::io(&dp, e))?;
-                if let Some(n) = numeric_name(&f.file_name()) {
-                    out.push((n, f.path()));
-                }
+            if let (Some(_), Some(n)) = (numeric(d), numeric(n)) {
+                out.push((n, self.storage.path_of(&name)));
             }
         }
         out.sort_by_key(|(n, _)| *n);
@@ -736,24 +551,15 @@ impl LoggedIo {
 
     /// §2.5: the segment ends with the COMMIT entry, parses fully, and no PUT/DELETE follows a COMMIT.
     pub fn is_committed_segment(&self, segment: u32) -> Result<bool> {
-        let fname = self.segment_filename(segment);
-        if let Some(store) = &self.obj {
-            self.flush_uploads()?;
-            let key = self.segment_key(segment);
-            let len = match store.head(&key).map_err(|e| RepoError::io(&fname, e))? {
-                Some(l) => l,
-                None => return Ok(false),
-            };
-            if len < MAGIC_LEN + HEADER_SIZE as u64 {
-                return Ok(false);
-            }
-            let tail = store
-                .get_range(&key, len - 9, 9)
-                .map_err(|e| RepoError::io(&fname, e))?;
-            if tail != COMMIT {
-                return Ok(false);
-            }
-        } else if !self.is_committed_file(&fname)? {
+        let name = self.segment_name(segment);
+        let len = match self.storage.size(&name)? {
+            Some(l) => l,
+            None => return Ok(false),
+        };
+        if len < MAGIC_LEN + HEADER_SIZE as u64 {
+            return Ok(false);
+        }
+        if self.storage.read_range(&name, len - 9, 9)? != COMMIT {
             return Ok(false);
         }
         let mut seen_commit = false;
@@ -768,25 +574,6 @@ impl LoggedIo {
         Ok(seen_commit)
     }
 
-    /// The file part of [`Self::is_committed_segment`]: long enough and ends with COMMIT.
-    fn is_committed_file(&self, fname: &Path) -> Result<bool> {
-        let mut f = match File::open(fname) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(RepoError::io(fname, e)),
-        };
-        let len = f.metadata().map_err(|e| RepoError::io(fname, e))?.len();
-        if len < MAGIC_LEN + HEADER_SIZE as u64 {
-            return Ok(false);
-        }
-        let mut tail = [0u8; 9];
-        f.seek(SeekFrom::Start(len - 9))
-            .map_err(|e| RepoError::io(fname, e))?;
-        f.read_exact(&mut tail)
-            .map_err(|e| RepoError::io(fname, e))?;
-        Ok(tail == COMMIT)
-    }
-
     /// Iterates the entries of `segment` from `offset` (0 = start, magic checked).
     /// `read_data` validates CRCs (reads everything); `include_data` also returns PUT data.
     pub fn iter_objects(
@@ -797,42 +584,11 @@ impl LoggedIo {
         include_data: bool,
     ) -> Result<SegmentIter> {
         let fname = self.segment_filename(segment);
-        let f: Box<dyn ReadSeek> = match &self.obj {
-            Some(store) => {
-                self.flush_uploads()?;
-                let headers_only = !read_data && !include_data;
-                let cached = match self.scanned.lock() {
-                    Ok(c) => c
-                        .as_ref()
-                        .filter(|(s, _)| headers_only && *s == segment)
-                        .map(|(_, d)| d.clone()),
-                    Err(_) => None,
-                };
-                let data = match (self.pending(segment), cached) {
-                    (Some(b), _) => Arc::new(b.clone()),
-                    (None, Some(d)) => d,
-                    (None, None) => {
-                        let d = Arc::new(
-                            store
-                                .get(&self.segment_key(segment))
-                                .map_err(|e| RepoError::io(&fname, e))?
-                                .ok_or_else(|| {
-                                    RepoError::io(&fname, std::io::ErrorKind::NotFound.into())
-                                })?,
-                        );
-                        if headers_only && d.len() as u64 <= SCAN_CACHE_MAX {
-                            if let Ok(mut c) = self.scanned.lock() {
-                                *c = Some((segment, d.clone()));
-                            }
-                        }
-                        d
-                    }
-                };
-                let mut cur = std::io::Cursor::new(SharedBytes(data));
-                cur.set_position(0);
-                Box::new(cur)
-            }
-            None => Box::new(File::open(&fname).map_err(|e| RepoError::io(&fname, e))?),
+        let f: Box<dyn ReadSeek> = match self.pending(segment) {
+            Some(b) => Box::new(std::io::Cursor::new(b.to_vec())),
+            None => self
+                .storage
+                .whole_reader(&self.segment_name(segment), !read_data && !include_data)?,
         };
         Ok(SegmentIter {
             reader: SegReader::new(f).map_err(|e| RepoError::io(&fname, e))?,
@@ -863,101 +619,48 @@ impl LoggedIo {
         id: &ObjectId,
         read_data: bool,
     ) -> Result<(u32, Option<Vec<u8>>)> {
-        if self.obj.is_some() {
-            return self.read_obj(segment, offset, id, read_data);
-        }
         if segment == self.segment {
-            if let Some(w) = self.write_fd.as_mut() {
-                let p = self.path.clone();
-                w.flush().map_err(|e| RepoError::io(&p, e))?;
+            if let Some(w) = self.writer.as_mut() {
+                w.flush()?;
             }
         }
-        let fname = self.segment_filename(segment);
-        if !self.fds.contains_key(&segment) {
-            if self.fds.len() >= FD_CACHE_CAPACITY {
-                self.fds.clear();
-            }
-            let f = File::open(&fname).map_err(|e| RepoError::io(&fname, e))?;
-            self.fds.insert(segment, f);
-        }
-        let Some(f) = self.fds.get(&segment) else {
-            return Err(RepoError::InvalidArgument("segment handle vanished".into()));
-        };
-        let mut r = PosReader {
-            file: f,
-            pos: offset as u64,
-        };
-        let mut header = [0u8; PUT_HEADER_SIZE as usize];
-        let got = read_full(&mut r, &mut header).map_err(|e| RepoError::io(&fname, e))?;
-        read_put_for(&mut r, &header[..got], segment, offset, id, read_data)
-    }
-
-    /// Object storage: [`Self::read_inner`] with range requests (header first, then the rest).
-    fn read_obj(
-        &mut self,
-        segment: u32,
-        offset: u32,
-        id: &ObjectId,
-        read_data: bool,
-    ) -> Result<(u32, Option<Vec<u8>>)> {
-        let fname = self.segment_filename(segment);
-        let uploading = self.uploading(segment);
-        let buf = if let Some(b) = self.pending(segment).or(uploading.as_deref()) {
+        if let Some(b) = self.pending(segment) {
             let avail = b.get(offset as usize..).unwrap_or_default();
             let size = match avail.get(4..8) {
                 Some(s) if read_data => u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize,
                 _ => PUT_HEADER_SIZE as usize,
             };
-            avail[..size.max(PUT_HEADER_SIZE as usize).min(avail.len())].to_vec()
+            let end = size.max(PUT_HEADER_SIZE as usize).min(avail.len());
+            return put_from_buf(&avail[..end], segment, offset, id, read_data);
+        }
+        let name = self.segment_name(segment);
+        let first = if read_data {
+            FIRST_READ
         } else {
-            let Some(store) = &self.obj else {
-                return Err(RepoError::InvalidArgument("no object store".into()));
-            };
-            let key = self.segment_key(segment);
-            // One request covers the header and small objects; larger ones need a second.
-            let first = if read_data {
-                FIRST_READ
-            } else {
-                PUT_HEADER_SIZE as u64
-            };
-            let mut b = store
-                .get_range(&key, offset as u64, first)
-                .map_err(|e| RepoError::io(&fname, e))?;
-            if read_data && b.len() as u64 == first {
-                let size = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as u64;
-                if size > first && size <= MAX_OBJECT_SIZE as u64 {
-                    let rest = store
-                        .get_range(&key, offset as u64 + first, size - first)
-                        .map_err(|e| RepoError::io(&fname, e))?;
-                    b.extend_from_slice(&rest);
-                }
-            }
-            b
+            PUT_HEADER_SIZE as u64
         };
-        put_from_buf(&buf, segment, offset, id, read_data)
+        let mut r = self.storage.entry_reader(&name, offset as u64, first)?;
+        let mut header = [0u8; PUT_HEADER_SIZE as usize];
+        let got = read_full(&mut r, &mut header)
+            .map_err(|e| RepoError::io(&self.segment_filename(segment), e))?;
+        read_put_for(&mut r, &header[..got], segment, offset, id, read_data)
     }
 
-    /// Object storage: the PUTs at `wanted` (segment, offset, id), read with concurrent range
-    /// GETs; results in the order of `wanted`, an error for each object that could not be
-    /// read or validated. Objects whose offsets in one segment are close
-    /// ([`MERGE_STEP`]) share one request (up to [`MAX_GROUP_SPAN`] bytes of offsets); a
-    /// request covers its last object's first [`FIRST_READ`] bytes, and objects that do not
-    /// fit get their rest in a second concurrent round. Segments still in memory (being
-    /// written or uploaded) are read from there.
-    pub fn read_many_obj(&mut self, wanted: &[(u32, u32, ObjectId)]) -> Vec<Result<Vec<u8>>> {
+    /// The PUTs at `wanted` (segment, offset, id), read with [`Storage::read_ranges`] (which
+    /// runs them concurrently where requests are costly); results in the order of `wanted`,
+    /// an error for each object that could not be read or validated. Objects whose offsets
+    /// in one segment are close ([`MERGE_STEP`]) share one range (up to [`MAX_GROUP_SPAN`]
+    /// bytes of offsets); a range covers its last object's first [`FIRST_READ`] bytes, and
+    /// objects that do not fit get their rest in a second round. The segment being written
+    /// is read from its writer.
+    pub fn read_many(&mut self, wanted: &[(u32, u32, ObjectId)]) -> Vec<Result<Vec<u8>>> {
         let mut out: Vec<Option<Result<Vec<u8>>>> = (0..wanted.len()).map(|_| None).collect();
-        let Some(store) = self.obj.clone() else {
-            return wanted
-                .iter()
-                .map(|_| Err(RepoError::InvalidArgument("no object store".into())))
-                .collect();
-        };
         // (segment, offset) -> indices into `wanted`, in segment/offset order
         let mut by_loc: std::collections::BTreeMap<(u32, u32), Vec<usize>> = Default::default();
         for (i, (s, o, id)) in wanted.iter().enumerate() {
-            if self.pending(*s).is_some() || self.uploading(*s).is_some() {
+            if *s == self.segment && self.writer.is_some() {
                 out[i] = Some(
-                    self.read_obj(*s, *o, id, true)
+                    self.read_inner(*s, *o, id, true)
                         .map(|(_, d)| d.unwrap_or_default()),
                 );
             } else {
@@ -983,10 +686,10 @@ impl LoggedIo {
             .iter()
             .map(|(s, start, offs)| {
                 let last = offs.last().copied().unwrap_or(*start);
-                (self.segment_key(*s), *start, last - start + FIRST_READ)
+                (self.segment_name(*s), *start, last - start + FIRST_READ)
             })
             .collect();
-        let mut bufs = store.get_ranges(&reqs);
+        let mut bufs = self.storage.read_ranges(&reqs);
         // second round: the rest of entries that extend past their group's buffer
         let mut more: Vec<(usize, (String, u64, u64))> = Vec::new();
         for (gi, ((_, start, offs), b)) in groups.iter().zip(&bufs).enumerate() {
@@ -1010,7 +713,9 @@ impl LoggedIo {
             }
         }
         if !more.is_empty() {
-            let tails = store.get_ranges(&more.iter().map(|m| m.1.clone()).collect::<Vec<_>>());
+            let tails = self
+                .storage
+                .read_ranges(&more.iter().map(|m| m.1.clone()).collect::<Vec<_>>());
             for ((gi, _), tail) in more.into_iter().zip(tails) {
                 match (&mut bufs[gi], tail) {
                     (Ok(b), Ok(t)) => b.extend_from_slice(&t),
@@ -1020,14 +725,14 @@ impl LoggedIo {
             }
         }
         for ((s, start, offs), b) in groups.iter().zip(bufs) {
-            let fname = self.segment_filename(*s);
+            let err_text = b.as_ref().err().map(|e| e.to_string());
             for o in offs {
                 let Some(idx) = by_loc.get(&(*s, *o as u32)) else {
                     continue;
                 };
                 for &i in idx {
-                    let r = match &b {
-                        Ok(b) => {
+                    let r = match (&b, &err_text) {
+                        (Ok(b), _) => {
                             let rel = ((o - start) as usize).min(b.len());
                             let end = match b.get(rel + 4..rel + 8) {
                                 Some(h) => {
@@ -1044,10 +749,13 @@ impl LoggedIo {
                             )
                             .map(|(_, d)| d.unwrap_or_default())
                         }
-                        Err(e) => Err(RepoError::io(
-                            &fname,
-                            std::io::Error::new(e.kind(), e.to_string()),
+                        (Err(RepoError::Io { source, .. }), _) => Err(RepoError::io(
+                            &self.segment_filename(*s),
+                            std::io::Error::new(source.kind(), source.to_string()),
                         )),
+                        (Err(_), t) => {
+                            Err(RepoError::InvalidArgument(t.clone().unwrap_or_default()))
+                        }
                     };
                     out[i] = Some(r);
                 }
@@ -1060,161 +768,49 @@ impl LoggedIo {
 
     /// First 8 bytes of a segment file.
     pub fn get_segment_magic(&self, segment: u32) -> Result<Vec<u8>> {
-        let fname = self.segment_filename(segment);
-        if let Some(store) = &self.obj {
-            self.flush_uploads()?;
-            return store
-                .get_range(&self.segment_key(segment), 0, 8)
-                .map_err(|e| RepoError::io(&fname, e));
-        }
-        let mut f = File::open(&fname).map_err(|e| RepoError::io(&fname, e))?;
-        let mut m = [0u8; 8];
-        let n = read_full(&mut f, &mut m).map_err(|e| RepoError::io(&fname, e))?;
-        Ok(m[..n].to_vec())
+        self.storage.read_range(&self.segment_name(segment), 0, 8)
     }
 
     /// A segment exists when its file exists with a non-zero length (§2.3).
     pub fn segment_exists(&self, segment: u32) -> bool {
-        if self.obj.is_some() {
-            return self.segment_size(segment).is_ok_and(|s| s > 0);
-        }
-        fs::metadata(self.segment_filename(segment))
-            .map(|m| m.len() > 0)
-            .unwrap_or(false)
+        self.segment_size(segment).is_ok_and(|s| s > 0)
     }
 
     /// File size of a segment.
     pub fn segment_size(&self, segment: u32) -> Result<u64> {
-        let f = self.segment_filename(segment);
-        if let Some(store) = &self.obj {
-            if let Some(b) = self.pending(segment) {
-                return Ok(b.len() as u64);
-            }
-            if let Some(b) = self.uploading(segment) {
-                return Ok(b.len() as u64);
-            }
-            return store
-                .head(&self.segment_key(segment))
-                .map_err(|e| RepoError::io(&f, e))?
-                .ok_or_else(|| RepoError::io(&f, std::io::ErrorKind::NotFound.into()));
+        if let Some(b) = self.pending(segment) {
+            return Ok(b.len() as u64);
         }
-        Ok(fs::metadata(&f).map_err(|e| RepoError::io(&f, e))?.len())
+        let name = self.segment_name(segment);
+        self.storage.size(&name)?.ok_or_else(|| {
+            RepoError::io(
+                &self.storage.path_of(&name),
+                std::io::ErrorKind::NotFound.into(),
+            )
+        })
     }
 
     /// Deletes a segment file (missing is fine).
     pub fn delete_segment(&mut self, segment: u32) -> Result<()> {
-        self.fds.remove(&segment);
-        let f = self.segment_filename(segment);
-        if let Some(store) = &self.obj {
-            self.forget_scanned();
-            self.flush_uploads()?;
-            return store
-                .delete(&self.segment_key(segment))
-                .map_err(|e| RepoError::io(&f, e));
-        }
-        match fs::remove_file(&f) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(RepoError::io(&f, e)),
-        }
-    }
-
-    fn get_write_fd(&mut self, no_new: bool, want_new: bool) -> Result<&mut BufWriter<File>> {
-        if !no_new && (want_new || (self.offset > 0 && self.offset > self.limit)) {
-            self.close_segment()?;
-        }
-        if self.write_fd.is_none() {
-            let fname = self.segment_filename(self.segment);
-            if let Some(dir) = fname.parent() {
-                if !dir.exists() {
-                    super::create_dirs(dir).map_err(|e| RepoError::io(dir, e))?;
-                    let data = self.path.join("data");
-                    crate::paths::sync_dir(&data).map_err(|e| RepoError::io(&data, e))?;
-                }
-            }
-            use std::os::unix::fs::OpenOptionsExt;
-            let f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(super::FILE_MODE)
-                .open(&fname)
-                .map_err(|e| RepoError::io(&fname, e))?;
-            let mut w = BufWriter::with_capacity(1 << 20, f);
-            w.write_all(MAGIC).map_err(|e| RepoError::io(&fname, e))?;
-            self.offset = MAGIC_LEN;
-            self.written_back = 0;
-            self.write_fd = Some(w);
-            self.fds.remove(&self.segment);
-        }
-        match self.write_fd.as_mut() {
-            Some(w) => Ok(w),
-            None => Err(RepoError::InvalidArgument("no write segment".into())),
-        }
-    }
-
-    /// Object storage: [`Self::write_bytes`] into the in-memory segment.
-    fn write_bytes_obj(
-        &mut self,
-        no_new: bool,
-        want_new: bool,
-        bytes: &[&[u8]],
-    ) -> Result<(u32, u32)> {
-        if !no_new && (want_new || (self.offset > 0 && self.offset > self.limit)) {
-            self.close_segment()?;
-        }
-        if self.offset == 0 {
-            // a new segment: its number may be one that was cleaned up and is now reused
-            self.forget_scanned();
-        }
-        let limit = self.limit;
-        let w = self.wbuf.get_or_insert_with(|| {
-            // Room for the whole segment up front: growing by doubling would copy it five
-            // times and briefly hold two copies (pages are only touched as they fill).
-            let cap = (limit as usize)
-                .saturating_add(SEGMENT_SLACK)
-                .min(MAX_SEGMENT_RESERVE);
-            let spare = self.spare.lock().ok().and_then(|mut s| s.take());
-            let mut v = match spare {
-                Some(mut v) => {
-                    v.clear();
-                    v.reserve(cap);
-                    v
-                }
-                None => Vec::with_capacity(cap),
-            };
-            v.extend_from_slice(MAGIC);
-            v
-        });
-        if self.offset == 0 {
-            self.offset = MAGIC_LEN;
-        }
-        for b in bytes {
-            w.extend_from_slice(b);
-        }
-        let offset = self.offset;
-        let size: usize = bytes.iter().map(|b| b.len()).sum();
-        self.offset += size as u64;
-        let off = u32::try_from(offset)
-            .map_err(|_| RepoError::InvalidArgument("segment offset exceeds 4 GiB".into()))?;
-        Ok((self.segment, off))
+        self.storage.delete(&self.segment_name(segment))
     }
 
     fn write_bytes(&mut self, no_new: bool, want_new: bool, bytes: &[&[u8]]) -> Result<(u32, u32)> {
-        if self.obj.is_some() {
-            return self.write_bytes_obj(no_new, want_new, bytes);
+        if !no_new && (want_new || (self.offset > 0 && self.offset > self.limit)) {
+            self.close_segment()?;
         }
-        let path = self.path.clone();
-        let w = self.get_write_fd(no_new, want_new)?;
-        for b in bytes {
-            w.write_all(b).map_err(|e| RepoError::io(&path, e))?;
+        if self.writer.is_none() {
+            let name = self.segment_name(self.segment);
+            self.writer = Some(self.storage.create_segment(&name, MAGIC, self.limit)?);
+            self.offset = MAGIC_LEN;
         }
-        crate::crashpoint::hit();
+        let Some(w) = self.writer.as_mut() else {
+            return Err(RepoError::InvalidArgument("no write segment".into()));
+        };
+        w.append(bytes)?;
         let offset = self.offset;
         let size: usize = bytes.iter().map(|b| b.len()).sum();
         self.offset += size as u64;
-        if self.offset.saturating_sub(self.written_back) >= WRITE_BACK_STEP {
-            self.start_write_back();
-        }
         let off = u32::try_from(offset)
             .map_err(|_| RepoError::InvalidArgument("segment offset exceeds 4 GiB".into()))?;
         Ok((self.segment, off))
@@ -1254,110 +850,33 @@ impl LoggedIo {
         Ok((seg, PUT_HEADER_SIZE))
     }
 
-    /// Writes a COMMIT (a final one into a fresh segment), fsyncs and closes the segment.
-    /// Returns the committed segment number.
+    /// Writes a COMMIT (a final one into a fresh segment), makes it durable and closes the
+    /// segment. Returns the committed segment number.
+    ///
+    /// Order: a final COMMIT goes into a fresh segment only after every earlier segment is
+    /// durable (closed, and its background write finished), so no store can hold a COMMIT
+    /// whose earlier segments are missing.
     pub fn write_commit(&mut self, intermediate: bool) -> Result<u32> {
-        if self.obj.is_some() && !intermediate {
-            // commit order: every earlier segment is stored before the COMMIT segment
-            self.close_segment()?;
-            self.flush_uploads()?;
-        }
         if intermediate {
-            self.sync_write()?;
+            if let Some(w) = self.writer.as_mut() {
+                w.sync()?;
+            }
+        } else {
+            self.close_segment()?;
+            self.storage.wait_writes()?;
         }
         self.write_bytes(intermediate, !intermediate, &[&COMMIT])?;
-        if intermediate {
-            self.flush_uploads()?;
-            if let (Some(store), Some(b)) = (&self.obj, &self.wbuf) {
-                // the segment so far (ending with this COMMIT) becomes durable now; the final
-                // upload replaces it with a longer version that starts with the same bytes
-                let f = self.segment_filename(self.segment);
-                store
-                    .put(&self.segment_key(self.segment), b)
-                    .map_err(|e| RepoError::io(&f, e))?;
-            }
-        }
         self.close_segment()?;
-        self.flush_uploads()?;
+        self.storage.wait_writes()?;
         Ok(self.segment - 1)
     }
 
-    /// Asks the kernel to start writing the segment's new bytes to disk now (borg's
-    /// `SyncFile` does the same), so that the fsync when the segment is closed finds little
-    /// left to write and does not stall the writer. Durability still comes from that fsync;
-    /// failures here are ignored (the fsync reports real problems).
-    fn start_write_back(&mut self) {
-        let Some(w) = self.write_fd.as_mut() else {
-            return;
-        };
-        if w.flush().is_err() {
-            return;
-        }
-        let (from, len) = (self.written_back, self.offset - self.written_back);
-        // SAFETY: a plain system call on an open descriptor; it only starts write-back.
-        unsafe {
-            libc::sync_file_range(
-                w.get_ref().as_raw_fd(),
-                from as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            )
-        };
-        self.written_back = self.offset;
-    }
-
-    fn sync_write(&mut self) -> Result<()> {
-        if let Some(w) = self.write_fd.as_mut() {
-            let p = self.path.clone();
-            w.flush().map_err(|e| RepoError::io(&p, e))?;
-            crate::crashpoint::hit();
-            w.get_ref().sync_data().map_err(|e| RepoError::io(&p, e))?;
-            crate::crashpoint::hit();
-        }
-        Ok(())
-    }
-
-    /// Flushes, fsyncs and closes the current write segment (and fsyncs its directory).
+    /// Makes the current write segment durable and closes it.
     pub fn close_segment(&mut self) -> Result<()> {
-        if let Some(b) = self.wbuf.take() {
-            let fname = self.segment_filename(self.segment);
-            let key = self.segment_key(self.segment);
+        if let Some(w) = self.writer.take() {
             self.segment += 1;
             self.offset = 0;
-            if let Some(store) = &self.obj {
-                let _ = &fname;
-                let data = Arc::new(b);
-                let (st, d) = (store.clone(), data.clone());
-                let handle = std::thread::spawn(move || st.put(&key, &d));
-                if let Ok(mut q) = self.inflight.lock() {
-                    q.push_back(Upload {
-                        segment: self.segment - 1,
-                        data,
-                        handle,
-                    });
-                }
-                let limit = std::env::var("HOARD_S3_UPLOADS")
-                    .ok()
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .filter(|n| *n > 0)
-                    .unwrap_or(UPLOADS_IN_FLIGHT);
-                self.wait_uploads(limit)?;
-            }
-        }
-        if let Some(mut w) = self.write_fd.take() {
-            let fname = self.segment_filename(self.segment);
-            self.segment += 1;
-            self.offset = 0;
-            w.flush().map_err(|e| RepoError::io(&fname, e))?;
-            crate::crashpoint::hit();
-            w.get_ref()
-                .sync_all()
-                .map_err(|e| RepoError::io(&fname, e))?;
-            crate::crashpoint::hit();
-            drop(w);
-            if let Some(dir) = fname.parent() {
-                crate::paths::sync_dir(dir).map_err(|e| RepoError::io(dir, e))?;
-            }
+            w.close()?;
         }
         Ok(())
     }
@@ -1365,40 +884,34 @@ impl LoggedIo {
     /// Drops the current write segment without syncing (used by rollback; the file stays
     /// uncommitted and is removed by the next cleanup).
     pub fn abandon_segment(&mut self) {
-        let _ = self.wait_uploads(0);
-        if self.wbuf.take().is_some() {
-            self.segment += 1;
-            self.offset = 0;
-        }
-        if let Some(mut w) = self.write_fd.take() {
-            let _ = w.flush();
+        let _ = self.storage.wait_writes();
+        if let Some(w) = self.writer.take() {
+            w.abandon();
             self.segment += 1;
             self.offset = 0;
         }
     }
 
     /// borg `recover_segment`: rewrites the segment keeping only entries that validate, sliding
-    /// byte by byte over damage. Atomic (temp file + rename).
+    /// byte by byte over damage. Atomic (temp file + rename, or one PUT).
     pub fn recover_segment(&mut self, segment: u32) -> Result<()> {
-        self.fds.remove(&segment);
-        let fname = self.segment_filename(segment);
-        self.flush_uploads()?;
-        self.forget_scanned();
-        let data = match &self.obj {
-            Some(store) => store
-                .get(&self.segment_key(segment))
-                .map_err(|e| RepoError::io(&fname, e))?
-                .unwrap_or_default(),
-            None => fs::read(&fname).map_err(|e| RepoError::io(&fname, e))?,
-        };
-        let out = recover_bytes(&data);
-        if let Some(store) = &self.obj {
-            return store
-                .put(&self.segment_key(segment), &out)
-                .map_err(|e| RepoError::io(&fname, e));
-        }
-        super::save_file(&fname, &out)
+        let name = self.segment_name(segment);
+        self.storage.wait_writes()?;
+        let data = self.storage.read(&name)?.ok_or_else(|| {
+            RepoError::io(
+                &self.storage.path_of(&name),
+                std::io::ErrorKind::NotFound.into(),
+            )
+        })?;
+        self.storage.write_whole(&name, &recover_bytes(&data))
     }
+}
+
+/// A decimal segment or directory name (`0`, `17`), as a number.
+fn numeric(x: &str) -> Option<u32> {
+    (!x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| x.parse::<u32>().ok())
+        .flatten()
 }
 
 /// The scanner of [`LoggedIo::recover_segment`] on the bytes of a damaged segment: the
@@ -1450,17 +963,10 @@ pub fn iter_segment_bytes(
     })
 }
 
-fn numeric_name(name: &std::ffi::OsStr) -> Option<u32> {
-    let s = name.to_str()?;
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn commit_constant_matches_crc() {

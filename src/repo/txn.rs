@@ -5,45 +5,23 @@
 use super::hints::Hints;
 use super::index::{self, NsIndex};
 use super::integrity::{self, IntegrityFile, Stored};
-use super::local::{disp, free_space, LocalRepository};
+use super::local::{disp, LocalRepository};
 use super::segment::{self, MAX_OBJECT_SIZE, TAG_COMMIT, TAG_DELETE, TAG_PUT};
+use super::storage::FreeSpace;
 use super::{format_file_size, ObjectId, RepoError, Result};
-use std::fs;
-use std::io::Write;
 
 impl LocalRepository {
     /// Highest N with a non-empty `index.N` (§2.6).
     pub fn get_index_transaction_id(&self) -> Result<Option<u32>> {
         let mut best = None;
-        if let Some(store) = &self.obj {
-            let list = store
-                .list_root()
-                .map_err(|e| RepoError::io(&self.path, e))?;
-            for (name, size) in list {
-                let Some(n) = name.strip_prefix("index.") else {
-                    continue;
-                };
-                if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || size == 0 {
-                    continue;
-                }
-                let Ok(n) = n.parse::<u32>() else { continue };
-                best = best.max(Some(n));
-            }
-            return Ok(best);
-        }
-        for e in fs::read_dir(&self.path).map_err(|e| RepoError::io(&self.path, e))? {
-            let e = e.map_err(|e| RepoError::io(&self.path, e))?;
-            let name = e.file_name().to_string_lossy().into_owned();
+        for (name, size) in self.storage.list_root()? {
             let Some(n) = name.strip_prefix("index.") else {
                 continue;
             };
-            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || size == 0 {
                 continue;
             }
             let Ok(n) = n.parse::<u32>() else { continue };
-            if e.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
-                continue;
-            }
             best = best.max(Some(n));
         }
         Ok(best)
@@ -80,16 +58,10 @@ impl LocalRepository {
         tid: u32,
         key: &str,
     ) -> std::result::Result<Option<String>, String> {
-        let p = self.path.join(format!("integrity.{tid}"));
-        let data = match &self.obj {
-            Some(store) => store
-                .get(&format!("integrity.{tid}"))
-                .and_then(|o| o.ok_or_else(|| std::io::ErrorKind::NotFound.into())),
-            None => fs::read(&p),
-        };
-        let data = match data {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        let data = match self.storage.read(&format!("integrity.{tid}")) {
+            Ok(Some(d)) => d,
+            Ok(None) => return Ok(None),
+            Err(RepoError::Io { source, .. }) => return Err(source.to_string()),
             Err(e) => return Err(e.to_string()),
         };
         match integrity::decode_file(&data)? {
@@ -108,15 +80,17 @@ impl LocalRepository {
     /// Reads and verifies a file protected by `integrity.T`; the error text explains why not.
     pub(super) fn read_checked(&self, tid: u32, key: &str) -> std::result::Result<Vec<u8>, String> {
         let name = format!("{key}.{tid}");
-        let p = self.path.join(&name);
+        let p = self.storage.path_of(&name);
         let integ = self.read_integrity(tid, key)?;
-        let data = match &self.obj {
-            Some(store) => store
-                .get(&name)
-                .and_then(|o| o.ok_or_else(|| std::io::ErrorKind::NotFound.into())),
-            None => fs::read(&p),
-        }
-        .map_err(|e| format!("{}: {e}", disp(&p)))?;
+        let data = match self.storage.read(&name) {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                let e = std::io::Error::from(std::io::ErrorKind::NotFound);
+                return Err(format!("{}: {e}", disp(&p)));
+            }
+            Err(RepoError::Io { source, .. }) => return Err(format!("{}: {source}", disp(&p))),
+            Err(e) => return Err(format!("{}: {e}", disp(&p))),
+        };
         if let Some(json) = integ {
             let stored = match integrity::parse_json(&json) {
                 Ok(s) => s,
@@ -371,57 +345,7 @@ impl LocalRepository {
 
     /// Deletes a file in the repository root, ignoring errors (recovery paths).
     fn remove_repo_file(&self, name: &str) {
-        match &self.obj {
-            Some(store) => {
-                let _ = store.delete(name);
-            }
-            None => {
-                let _ = fs::remove_file(self.path.join(name));
-            }
-        }
-    }
-
-    /// Object storage: §2.10 steps 4–7 without rename. `hints.T` and `integrity.T` go up
-    /// first and `index.T` last (the index decides which transaction readers use), then the
-    /// older index/hints/integrity objects are deleted.
-    fn write_index_obj(&mut self, tid: u32, files: [(String, Vec<u8>); 3]) -> Result<()> {
-        let Some(store) = self.obj.clone() else {
-            return Ok(());
-        };
-        let ioe = |name: &str, e| RepoError::io(&self.path.join(name), e);
-        if self.append_only {
-            let line = format!(
-                "transaction {tid}, UTC time {}\n",
-                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f")
-            );
-            let mut t = store
-                .get("transactions")
-                .map_err(|e| ioe("transactions", e))?
-                .unwrap_or_default();
-            t.extend_from_slice(line.as_bytes());
-            store
-                .put("transactions", &t)
-                .map_err(|e| ioe("transactions", e))?;
-        }
-        for (name, data) in &files {
-            store.put(name, data).map_err(|e| ioe(name, e))?;
-        }
-        let current = format!(".{tid}");
-        for (name, _) in store.list_root().map_err(|e| ioe("", e))? {
-            if !(name.starts_with("index.")
-                || name.starts_with("hints.")
-                || name.starts_with("integrity."))
-                || name.ends_with(&current)
-            {
-                continue;
-            }
-            store.delete(&name).map_err(|e| ioe(&name, e))?;
-        }
-        if let Some(super::objstore::RepoLock::Obj(l)) = self.lock.as_mut() {
-            l.refresh();
-        }
-        self.index = None;
-        Ok(())
+        let _ = self.storage.delete(name);
     }
 
     /// `hints.T`, `integrity.T` and `index.T` (names and bytes) of the open transaction.
@@ -453,68 +377,39 @@ impl LocalRepository {
         self.write_index_at(None)
     }
 
-    /// [`Self::write_index`] for transaction `known` when the caller has just committed it.
-    /// Only object storage uses `known`: there, finding the newest committed segment again
-    /// costs a LIST of every segment (paged, billed per request on AWS; rclone's `serve s3`
-    /// reads every listed object to compute its ETag) and reads of the last one; the commit
-    /// segment was stored (uploaded and acknowledged) before `known` was returned. A local
-    /// repository asks the segment files, as borg does.
+    /// [`Self::write_index`] for transaction `known` when the caller has just committed it
+    /// (the commit segment is durable when `known` is returned, and nothing above it
+    /// exists). Finding the newest committed segment again reads the last segment, and on
+    /// object storage costs a LIST of every segment (paged, billed per request on AWS;
+    /// rclone's `serve s3` reads every listed object to compute its ETag).
     pub(super) fn write_index_at(&mut self, known: Option<u32>) -> Result<()> {
-        let tid = match known.filter(|_| self.obj.is_some()) {
+        let tid = match known {
             Some(t) => t,
             None => self
                 .io
                 .get_segments_transaction_id()?
                 .ok_or_else(|| RepoError::CheckNeeded(disp(&self.path)))?,
         };
-        if self.obj.is_some() {
-            return self.write_index_obj(tid, self.index_files(tid));
-        }
         if self.append_only {
-            let p = self.path.join("transactions");
             let line = format!(
                 "transaction {tid}, UTC time {}\n",
                 chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f")
             );
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = fs::OpenOptions::new()
-                .mode(super::FILE_MODE)
-                .append(true)
-                .create(true)
-                .open(&p)
-                .map_err(|e| RepoError::io(&p, e))?;
-            f.write_all(line.as_bytes())
-                .map_err(|e| RepoError::io(&p, e))?;
+            self.storage.append("transactions", line.as_bytes())?;
         }
         let [(hname, hints), (gname, integ), (iname, index_bytes)] = self.index_files(tid);
-        let write_tmp = |name: &str, data: &[u8]| -> Result<()> {
-            let p = self.path.join(format!("{name}.tmp"));
-            let mut f = super::create_file(&p).map_err(|e| RepoError::io(&p, e))?;
-            f.write_all(data).map_err(|e| RepoError::io(&p, e))?;
-            crate::crashpoint::hit();
-            f.sync_all().map_err(|e| RepoError::io(&p, e))?;
-            crate::crashpoint::hit();
-            Ok(())
-        };
-        write_tmp(&hname, &hints)?;
-        write_tmp(&iname, &index_bytes)?;
-        write_tmp(&gname, &integ)?;
-        let rename = |name: &str| -> Result<()> {
-            let from = self.path.join(format!("{name}.tmp"));
-            fs::rename(&from, self.path.join(name)).map_err(|e| RepoError::io(&from, e))?;
-            crate::crashpoint::hit();
-            Ok(())
-        };
-        let sync = || crate::paths::sync_dir(&self.path).map_err(|e| RepoError::io(&self.path, e));
-        rename(&gname)?;
-        sync()?;
-        rename(&hname)?;
-        rename(&iname)?;
-        sync()?;
+        // §2.10: stage all three, then publish integrity, hints and last the index (the index
+        // decides which transaction readers use), syncing the names in between.
+        self.storage.stage(&hname, &hints)?;
+        self.storage.stage(&iname, &index_bytes)?;
+        self.storage.stage(&gname, &integ)?;
+        self.storage.publish(&gname)?;
+        self.storage.sync()?;
+        self.storage.publish(&hname)?;
+        self.storage.publish(&iname)?;
+        self.storage.sync()?;
         let current = format!(".{tid}");
-        for e in fs::read_dir(&self.path).map_err(|e| RepoError::io(&self.path, e))? {
-            let e = e.map_err(|e| RepoError::io(&self.path, e))?;
-            let name = e.file_name().to_string_lossy().into_owned();
+        for (name, _) in self.storage.list_root()? {
             if !(name.starts_with("index.")
                 || name.starts_with("hints.")
                 || name.starts_with("integrity."))
@@ -524,8 +419,11 @@ impl LocalRepository {
             if name.ends_with(&current) {
                 continue;
             }
-            fs::remove_file(e.path()).map_err(|er| RepoError::io(&e.path(), er))?;
+            self.storage.delete(&name)?;
             crate::crashpoint::hit();
+        }
+        if let Some(l) = self.lock.as_mut() {
+            l.refresh();
         }
         self.index = None;
         Ok(())
@@ -534,10 +432,11 @@ impl LocalRepository {
     /// borg `check_free_space` (§2.11): rolls back (or destroys a just-created repository) and
     /// fails when the file system lacks the space a commit and a later compaction need.
     pub(super) fn check_free_space(&mut self) -> Result<()> {
-        if self.obj.is_some() {
-            // object stores have no meaningful free-space figure
-            return Ok(());
-        }
+        let free = match self.storage.free_space() {
+            FreeSpace::NotApplicable => return Ok(()),
+            FreeSpace::Unknown => None,
+            FreeSpace::Bytes(b) => Some(b),
+        };
         let n = self.index.as_ref().map(|i| i.len()).unwrap_or(0);
         let buckets = index::table_size_for(n).unwrap_or(0) as u64;
         let mut required = (index::HEADER_SIZE as u64 + buckets * 40) * 4;
@@ -557,7 +456,7 @@ impl LocalRepository {
                 required += full;
             }
         }
-        let Some(free) = free_space(&self.path) else {
+        let Some(free) = free else {
             self.warn("Failed to check free space before committing".into());
             return Ok(());
         };
@@ -615,17 +514,7 @@ impl LocalRepository {
 
     pub(super) fn destroy_inner(&mut self) -> Result<()> {
         self.close()?;
-        if let Some(store) = self.obj.clone() {
-            let ioe = |e| RepoError::io(&self.path, e);
-            store.delete("config").map_err(ioe)?;
-            for (name, _) in store.list("").map_err(ioe)? {
-                store.delete(&name).map_err(ioe)?;
-            }
-            return Ok(());
-        }
-        let cp = self.path.join("config");
-        fs::remove_file(&cp).map_err(|e| RepoError::io(&cp, e))?;
-        fs::remove_dir_all(&self.path).map_err(|e| RepoError::io(&self.path, e))
+        self.storage.destroy()
     }
 
     pub(super) fn delete_inner(

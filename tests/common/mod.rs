@@ -304,15 +304,15 @@ pub fn s3_test_store(
     bucket: &str,
     prefix: &str,
     keys: (&str, &str),
-) -> hoard::repo::objstore::ObjectStore {
-    use hoard::repo::objstore::{Credentials, ObjectStore, S3Target};
+) -> hoard::repo::objstore::S3Bucket {
+    use hoard::repo::objstore::{Credentials, S3Bucket, S3Target};
     let t = S3Target {
         endpoint: Some(format!("http://127.0.0.1:{port}")),
         access_key: None,
         bucket: bucket.into(),
         prefix: prefix.into(),
     };
-    ObjectStore::with_credentials(
+    S3Bucket::with_credentials(
         &t,
         &format!("s3://127.0.0.1:{port}/{bucket}/{prefix}"),
         Some(Credentials::new(keys.0, keys.1)),
@@ -365,7 +365,7 @@ pub fn list_extract_delete_prune(env: &Env, repo: &str, tree: &Path, rel: &str) 
 /// Waits until the S3 server `name` (child process `child`, log `log`) answers a listing on
 /// `store`; panics if it exits or takes longer than `limit`.
 pub fn wait_s3_ready(
-    store: &hoard::repo::objstore::ObjectStore,
+    store: &hoard::repo::objstore::S3Bucket,
     child: Option<&mut std::process::Child>,
     name: &str,
     log: &Path,

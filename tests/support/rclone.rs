@@ -8,7 +8,7 @@
 //! [`Rclone::forget_dir_cache`].
 #![allow(dead_code)]
 
-use hoard::repo::objstore::ObjectStore;
+use hoard::repo::objstore::S3Bucket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -108,7 +108,7 @@ impl Rclone {
     }
 
     /// A store on `prefix` of the bucket, for direct object access from tests.
-    pub fn store(&self, prefix: &str) -> ObjectStore {
+    pub fn store(&self, prefix: &str) -> S3Bucket {
         crate::common::s3_test_store(self.port, BUCKET, prefix, (ACCESS_KEY, SECRET_KEY))
     }
 

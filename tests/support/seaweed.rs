@@ -4,7 +4,7 @@
 //! ports and data (server-crash tests).
 #![allow(dead_code)]
 
-use hoard::repo::objstore::ObjectStore;
+use hoard::repo::objstore::S3Bucket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -91,12 +91,12 @@ impl Weed {
     }
 
     /// A store on `prefix` of the bucket, for direct object access from tests.
-    pub fn store(&self, prefix: &str) -> ObjectStore {
+    pub fn store(&self, prefix: &str) -> S3Bucket {
         self.store_via(self.s3_port(), prefix)
     }
 
     /// Like [`Self::store`] through another port on 127.0.0.1 (a [`FlakyProxy`]).
-    pub fn store_via(&self, port: u16, prefix: &str) -> ObjectStore {
+    pub fn store_via(&self, port: u16, prefix: &str) -> S3Bucket {
         crate::common::s3_test_store(port, BUCKET, prefix, (ACCESS_KEY, SECRET_KEY))
     }
 
