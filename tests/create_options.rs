@@ -40,13 +40,8 @@ fn write(path: &Path, data: &[u8]) {
 }
 
 fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_slice(&run.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}):\n{}\nstderr:\n{}",
-            run.out(),
-            run.stderr
-        )
-    })
+    serde_json::from_slice(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\nstderr:\n{}", run.out(), run.stderr))
 }
 
 /// The lines of a `--stats` block without the lines that differ between two runs
@@ -59,7 +54,14 @@ fn stats_shape(text: &str) -> Vec<String> {
                 .any(|p| l.starts_with(p))
         })
         .filter(|l| !l.starts_with("Creating archive") && !l.starts_with("Ignoring"))
-        .map(str::to_string)
+        .map(|l| {
+            // The repository-wide deduplicated size counts the archive metadata objects, which
+            // differ by content (the stored command line names the program: hoard or borg).
+            match l.strip_prefix("All archives:") {
+                Some(rest) => format!("All archives:{}", &rest[..rest.len().saturating_sub(21)]),
+                None => l.to_string(),
+            }
+        })
         .collect()
 }
 
@@ -77,9 +79,7 @@ fn quick_stats_blocks_equal_borg14s() {
     two_same_files(&env);
     env.hoard(["init", "-e", "none", "h"]).ok();
     borg14(&env, &b14, &["init", "-e", "none", "b"]).ok();
-    let h = env
-        .hoard(["create", "--quick-stats", "h::a", "input"])
-        .ok();
+    let h = env.hoard(["create", "--quick-stats", "h::a", "input"]).ok();
     let b = borg14(&env, &b14, &["create", "--quick-stats", "b::a", "input"]).ok();
     assert!(h.stderr.contains("This archive:"), "{}", h.stderr);
     assert!(!h.stderr.contains("All archives:"), "{}", h.stderr);
@@ -91,15 +91,33 @@ fn quick_stats_blocks_equal_borg14s() {
     assert!(h.stderr.contains("All archives:"), "{}", h.stderr);
     assert_eq!(stats_shape(&h.stderr), stats_shape(&b.stderr));
     // --json --quick-stats: no cache section, same archive figures
-    let h = json(&env.hoard(["create", "--json", "--quick-stats", "h::c", "input"]).ok());
-    let b = json(&borg14(&env, &b14, &["create", "--json", "--quick-stats", "b::c", "input"]).ok());
+    let h = json(
+        &env.hoard(["create", "--json", "--quick-stats", "h::c", "input"])
+            .ok(),
+    );
+    let b = json(
+        &borg14(
+            &env,
+            &b14,
+            &["create", "--json", "--quick-stats", "b::c", "input"],
+        )
+        .ok(),
+    );
     assert!(h.get("cache").is_none() && b.get("cache").is_none(), "{h}");
     assert_eq!(h["archive"]["stats"], b["archive"]["stats"]);
     // delete --quick-stats: "Deleted data:" only
     let h = env.hoard(["delete", "--quick-stats", "h::a"]).ok();
     let b = borg14(&env, &b14, &["delete", "--quick-stats", "b::a"]).ok();
     assert!(h.stderr.contains("Deleted data:"), "{}", h.stderr);
-    assert_eq!(stats_shape(&h.stderr), stats_shape(&b.stderr));
+    // the deleted metadata objects differ by the stored command line, so only the labels
+    let labels = |t: &str| -> Vec<String> {
+        stats_shape(t)
+            .iter()
+            .map(|l| l.split("  ").next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(labels(&h.stderr), labels(&b.stderr));
+    assert_eq!(labels(&h.stderr).len(), 4, "{}", h.stderr);
 }
 
 #[test]
@@ -149,7 +167,9 @@ fn this_archive_counts_file_data_only_as_borg14() {
     // the same figures as borg 1.4.5 for the same data
     assert_eq!(hc["archive"]["stats"], bc["archive"]["stats"], "{hc}\n{bc}");
     let dedup_create = &hc["archive"]["stats"]["deduplicated_size"];
-    let unique_all = hc["cache"]["stats"]["unique_size"].as_u64().expect("unique_size");
+    let unique_all = hc["cache"]["stats"]["unique_size"]
+        .as_u64()
+        .expect("unique_size");
     // info shows what create showed, and borg 1.4.5 reads hoard's archive alike
     let hi = json(&env.hoard(["info", "--json", "h::only"]).ok());
     let bi = json(&borg14(&env, &b14, &["info", "--json", "h::only"]).ok());
@@ -185,7 +205,13 @@ fn info_shows_the_working_directory() {
     assert_eq!(hj["archives"][0]["cwd"], input.display().to_string());
     assert_eq!(hj["archives"][0]["cwd"], bj["archives"][0]["cwd"]);
     // an archive of borg 1.4.5 shows its directory in hoard too
-    run_in(&env, &b14, &input, &["create", &format!("{}::b", repo.display()), "."]).ok();
+    run_in(
+        &env,
+        &b14,
+        &input,
+        &["create", &format!("{}::b", repo.display()), "."],
+    )
+    .ok();
     let h = env.hoard(["info", "r::b"]).ok();
     assert!(h.out().contains(&expected), "{}", h.out());
 }
@@ -224,12 +250,11 @@ fn slashdot_paths_are_stripped_as_borg14_does() {
     write(&env.path().join("input/other"), b"other");
     env.hoard(["init", "-e", "none", "h"]).ok();
     borg14(&env, &b14, &["init", "-e", "none", "b"]).ok();
-    for roots in [
-        &["input/first/./"][..],
-        &["input/./first/secondA"][..],
-        &["input/first/./secondB", "input/./other"][..],
+    for (name, roots) in [
+        ("root", &["input/first/./"][..]),
+        ("sub", &["input/./first/secondA"][..]),
+        ("two", &["input/first/./secondB", "input/./other"][..]),
     ] {
-        let name = format!("a{}", roots.len() * 10 + roots[0].len());
         let mut args = vec!["create", "--list"];
         let h_arch = format!("h::{name}");
         let b_arch = format!("b::{name}");
@@ -242,26 +267,42 @@ fn slashdot_paths_are_stripped_as_borg14_does() {
         let b = borg14(&env, &b14, &args).ok();
         // status lines name the walked paths, as borg's do
         let status = |s: &str| -> Vec<String> {
-            let mut v: Vec<String> = s.lines().filter(|l| l.len() > 2 && l.as_bytes()[1] == b' ').map(str::to_string).collect();
+            let mut v: Vec<String> = s
+                .lines()
+                .filter(|l| l.len() > 2 && l.as_bytes()[1] == b' ')
+                .map(str::to_string)
+                .collect();
             v.sort();
             v
         };
         assert_eq!(status(&h.stderr), status(&b.stderr), "{roots:?}");
         // the archived paths, listed by borg 1.4.5 from both repositories
         let list = |repo: &str| {
-            borg14(&env, &b14, &["list", "--format", "{mode} {path}{NL}", &format!("{repo}::{name}")])
-                .ok()
-                .out()
+            borg14(
+                &env,
+                &b14,
+                &[
+                    "list",
+                    "--format",
+                    "{mode} {path}{NL}",
+                    &format!("{repo}::{name}"),
+                ],
+            )
+            .ok()
+            .out()
         };
         let (hl, bl) = (list("h"), list("b"));
         assert_eq!(hl, bl, "{roots:?}");
         assert!(!hl.contains("input"), "{hl}");
     }
     // the hack's target is the archive root "." with the directory's metadata
-    let out = borg14(&env, &b14, &["list", "h::a21"]).ok().out();
+    let out = borg14(&env, &b14, &["list", "h::root"]).ok().out();
     let first = out.lines().next().unwrap_or_default();
     assert!(first.starts_with('d') && first.ends_with(" ."), "{out}");
-    assert!(out.contains(" secondA/thirdA\n") && out.contains(" file1\n"), "{out}");
+    assert!(
+        out.contains(" secondA/thirdA\n") && out.contains(" file1\n"),
+        "{out}"
+    );
 }
 
 /// The status letters of a `create --list` run, sorted by path.
@@ -282,6 +323,9 @@ fn files_cache_modes_give_borg14s_statuses() {
     let env = Env::new();
     write(&env.path().join("input/file1"), b"0123456789");
     write(&env.path().join("input/file2"), b"abcdefghij");
+    // the newest file is never memorised (timestamp granularity); let it be another one
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    write(&env.path().join("input/zlast"), b"z");
     env.hoard(["init", "-e", "none", "h"]).ok();
     borg14(&env, &b14, &["init", "-e", "none", "b"]).ok();
     let mut n = 0;
@@ -303,7 +347,13 @@ fn files_cache_modes_give_borg14s_statuses() {
             }
         };
         let (h, b) = (run("h"), run("b"));
-        assert_eq!(statuses(&h), statuses(&b), "{args:?}");
+        assert_eq!(
+            statuses(&h),
+            statuses(&b),
+            "{args:?}\nhoard:\n{}\nborg:\n{}",
+            h.stderr,
+            b.stderr
+        );
         statuses(&h)
     };
     both(&[], None);
@@ -348,14 +398,25 @@ fn files_changed_and_exclude_dataless_are_accepted() {
     env.hoard(["init", "-e", "none", "r"]).ok();
     for (i, mode) in ["ctime", "mtime", "disabled"].iter().enumerate() {
         let arch = format!("r::a{i}");
-        env.hoard(["create", "--files-changed", mode, "--exclude-dataless", &arch, "input"])
-            .ok();
+        env.hoard([
+            "create",
+            "--files-changed",
+            mode,
+            "--exclude-dataless",
+            &arch,
+            "input",
+        ])
+        .ok();
     }
     let h = env
         .hoard(["create", "--files-changed", "size", "r::bad", "input"])
         .expect_code(2);
-    let b = borg14(&env, &b14, &["create", "--files-changed", "size", "r::bad", "input"])
-        .expect_code(2);
+    let b = borg14(
+        &env,
+        &b14,
+        &["create", "--files-changed", "size", "r::bad", "input"],
+    )
+    .expect_code(2);
     assert!(b.stderr.contains("invalid choice: 'size'"), "{}", b.stderr);
     assert!(h.stderr.contains("size"), "{}", h.stderr);
     borg14(&env, &b14, &["check", "r"]).ok();
@@ -366,7 +427,11 @@ fn create_without_a_path_is_a_usage_error() {
     let env = Env::new();
     env.hoard(["init", "-e", "none", "r"]).ok();
     let h = env.hoard(["create", "r::a"]).expect_code(2);
-    assert!(h.stderr.contains("Need at least one PATH argument."), "{}", h.stderr);
+    assert!(
+        h.stderr.contains("Need at least one PATH argument."),
+        "{}",
+        h.stderr
+    );
     let list = env.hoard(["list", "--short", "r"]).ok();
     assert_eq!(list.out(), "");
 }
@@ -378,7 +443,14 @@ fn json_indent_and_json_lines_archive_keys_match_borg14() {
     write(&env.path().join("input/file1"), b"x");
     env.hoard(["init", "-e", "none", "r"]).ok();
     env.hoard(["create", "r::a", "input"]).ok();
-    for indent in [None, Some("none"), Some("2"), Some("0"), Some(""), Some("\t")] {
+    for indent in [
+        None,
+        Some("none"),
+        Some("2"),
+        Some("0"),
+        Some(""),
+        Some("\t"),
+    ] {
         match indent {
             Some(v) => env.set("BORG_JSON_INDENT", v),
             None => env.vars.retain(|(k, _)| k != "BORG_JSON_INDENT"),
@@ -388,7 +460,12 @@ fn json_indent_and_json_lines_archive_keys_match_borg14() {
         assert_eq!(h.out(), b.out(), "BORG_JSON_INDENT={indent:?}");
     }
     env.vars.retain(|(k, _)| k != "BORG_JSON_INDENT");
-    let args = ["list", "--json-lines", "--format={archivename} {archiveid}", "r::a"];
+    let args = [
+        "list",
+        "--json-lines",
+        "--format={archivename} {archiveid}",
+        "r::a",
+    ];
     let h = env.hoard(args).ok();
     let b = borg14(&env, &b14, &args).ok();
     assert_eq!(h.out(), b.out());

@@ -594,7 +594,9 @@ impl Sink<'_> {
         let (cache, store) = (&mut self.cache, &mut self.opened.store);
         self.items.add(item, &mut |data: &[u8]| {
             let id = store.key.id_hash(data);
-            cache.add_chunk(store, &id, data, &mut meta_stats).map(|r| r.id)
+            cache
+                .add_chunk(store, &id, data, &mut meta_stats)
+                .map(|r| r.id)
         })?;
         Ok(())
     }
@@ -751,7 +753,10 @@ mod tests {
     #[test]
     fn slashdot_prefixes_as_borg14() {
         use walk::{archived_path, strip_prefix_of};
-        assert_eq!(strip_prefix_of(b"input/first/./"), Some(b"input/first/".to_vec()));
+        assert_eq!(
+            strip_prefix_of(b"input/first/./"),
+            Some(b"input/first/".to_vec())
+        );
         assert_eq!(strip_prefix_of(b"a//b/./c/./d"), Some(b"a/b/".to_vec()));
         assert_eq!(strip_prefix_of(b"/./x"), None);
         assert_eq!(strip_prefix_of(b"a/b"), None);
@@ -759,7 +764,10 @@ mod tests {
         assert_eq!(archived_path(b"input/first", p), Some(b".".to_vec()));
         assert_eq!(archived_path(b"input/first/a/b", p), Some(b"a/b".to_vec()));
         assert_eq!(archived_path(b"input", p), None);
-        assert_eq!(archived_path(b"input/other", p), Some(b"input/other".to_vec()));
+        assert_eq!(
+            archived_path(b"input/other", p),
+            Some(b"input/other".to_vec())
+        );
         assert_eq!(archived_path(b"x/y", None), Some(b"x/y".to_vec()));
     }
 }

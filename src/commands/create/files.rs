@@ -396,10 +396,10 @@ impl Backup<'_, '_> {
             let st2 = crate::platform::fs::fstat(file.as_raw_fd())
                 .map_err(|e| BackupError::platform("fstat2", &e, None))?;
             let changed = !special
-                && self.opts.files_changed.changed(
-                    super::ChangeStamp::of(st),
-                    super::ChangeStamp::of(&st2),
-                );
+                && self
+                    .opts
+                    .files_changed
+                    .changed(super::ChangeStamp::of(st), super::ChangeStamp::of(&st2));
             if changed {
                 *status = Some('C');
             } else if !special {
