@@ -295,6 +295,37 @@ fn slashdot_paths_are_stripped_as_borg14_does() {
         assert_eq!(hl, bl, "{roots:?}");
         assert!(!hl.contains("input"), "{hl}");
     }
+    // --paths-from-stdin takes the hack per listed path
+    let listed = "input/./first/file1\ninput/first/./secondA\n";
+    let from_stdin = |program: &Path, arch: &str| -> Run {
+        use std::io::Write;
+        let mut child = env
+            .command_for(&program.to_string_lossy())
+            .args(["create", "--list", "--paths-from-stdin", arch])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(listed.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let h = from_stdin(&hoard_exe(), "h::stdin").ok();
+    let b = from_stdin(&b14, "b::stdin").ok();
+    assert_eq!(h.stderr, b.stderr);
+    let list = |arch: &str| borg14(&env, &b14, &["list", "--short", arch]).ok().out();
+    assert_eq!(list("h::stdin"), "first/file1\nsecondA\n");
+    assert_eq!(list("h::stdin"), list("b::stdin"));
     // the hack's target is the archive root "." with the directory's metadata
     let out = borg14(&env, &b14, &["list", "h::root"]).ok().out();
     let first = out.lines().next().unwrap_or_default();
