@@ -571,12 +571,14 @@ pub(crate) fn username() -> Vec<u8> {
 }
 
 /// The host name stored in archives: `BORG_HOSTNAME` if set and not empty (borg 1.4), else
-/// the system's.
+/// the system's short name (up to the first `.`, as borg's `platform.hostname`).
 pub(crate) fn hostname() -> Vec<u8> {
     if let Some(h) = std::env::var_os("BORG_HOSTNAME").filter(|v| !v.is_empty()) {
         return std::os::unix::ffi::OsStrExt::as_bytes(h.as_os_str()).to_vec();
     }
-    std::os::unix::ffi::OsStrExt::as_bytes(gethostname::gethostname().as_os_str()).to_vec()
+    let full = gethostname::gethostname();
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(full.as_os_str());
+    bytes.split(|b| *b == b'.').next().unwrap_or(bytes).to_vec()
 }
 
 /// The working directory stored in archives (borg 1.4's `cwd`, shown by `info`).
