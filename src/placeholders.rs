@@ -899,12 +899,14 @@ impl PlaceholderValues {
         let raw = gethostname::gethostname().to_string_lossy().into_owned();
         let fqdn = resolve_fqdn(&raw).unwrap_or_else(|| raw.clone());
         let hostname = raw.split('.').next().unwrap_or("").to_string();
+        // borg 1.4: BORG_HOSTNAME / BORG_USERNAME override {hostname} / {user} when not empty
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let utcnow = Utc::now();
         let local = utcnow.with_timezone(&Local);
         PlaceholderValues {
-            hostname,
+            hostname: env("BORG_HOSTNAME").unwrap_or(hostname),
             fqdn,
-            user: os_user_name(),
+            user: env("BORG_USERNAME").unwrap_or_else(os_user_name),
             pid: std::process::id(),
             uuid4: random_uuid4(),
             utcnow,

@@ -313,8 +313,9 @@ fn json_matches_borgs_structure_and_totals() {
             .as_i64()
             .expect("size"),
     );
-    // They differ only by the metadata object (cmdline and item ids differ).
-    assert!((ho - bo).abs() < 500, "original_size {ho} vs borg {bo}");
+    // borg 1.2 counts the item stream and the metadata object in "This archive"; hoard, as
+    // borg 1.4, the file data only (tests/create_options.rs compares with borg 1.4.5 exactly).
+    assert!(bo > ho && bo - ho < 2000, "original_size {ho} vs borg {bo}");
     assert_eq!(h["encryption"], b["encryption"]);
 }
 
@@ -820,7 +821,8 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
     let repo = env.path().join("repo");
     env.borg(["init", "-e", "none", s(&repo)]).ok();
     source_tree(&env);
-    let listed = b"src/tree/hello.txt\0src/tree/dir\0src/tree/./links/master\0src/tree/missing\0";
+    // (no `/./`: borg 1.4 strips the prefix before it, borg 1.2 does not; see create_options.rs)
+    let listed = b"src/tree/hello.txt\0src/tree/dir\0src/tree//links/master\0src/tree/missing\0";
     let run = |mut c: std::process::Command, name: &str| -> Run {
         use std::io::Write;
         let mut child = c

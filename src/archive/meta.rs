@@ -26,6 +26,8 @@ pub struct ArchiveMeta {
     pub hostname: Option<Vec<u8>>,
     /// `username`
     pub username: Option<Vec<u8>>,
+    /// `cwd`: the working directory of the creating process (borg 1.4; absent before).
+    pub cwd: Option<Vec<u8>>,
     /// `comment`
     pub comment: Vec<u8>,
     /// `chunker_params` as stored (buzhash 5-tuple, fixed 3-tuple, legacy 4-tuple).
@@ -79,6 +81,9 @@ impl ArchiveMeta {
         }
         if let Some(u) = &self.username {
             m.push(("username", Value::raw(u)));
+        }
+        if let Some(c) = &self.cwd {
+            m.push(("cwd", Value::raw(c)));
         }
         if let Some(c) = &self.chunker_params {
             m.push(("chunker_params", c.clone()));
@@ -154,6 +159,7 @@ impl ArchiveMeta {
                 .get("username")
                 .and_then(Value::as_bytes)
                 .map(<[u8]>::to_vec),
+            cwd: v.get("cwd").and_then(Value::as_bytes).map(<[u8]>::to_vec),
             comment: v
                 .get("comment")
                 .and_then(Value::as_bytes)

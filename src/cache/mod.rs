@@ -81,34 +81,47 @@ impl std::str::FromStr for FilesCacheMode {
     type Err = String;
 
     /// Parses borg's `--files-cache` value: comma-separated `ctime`, `mtime`, `size`, `inode`,
-    /// `rechunk`, or `disabled` alone.
+    /// `rechunk`, `disabled`, in one of the combinations borg accepts (its `VALID_MODES`:
+    /// ctime,size,inode / mtime,size,inode / ctime,size / mtime,size / rechunk,ctime /
+    /// rechunk,mtime / disabled / size), with borg's messages.
     fn from_str(s: &str) -> Result<Self, String> {
-        let mut m = FilesCacheMode {
-            ctime: false,
-            mtime: false,
-            size: false,
-            inode: false,
-            rechunk: false,
-            disabled: false,
-        };
-        for part in s.split(',') {
-            match part {
-                "ctime" => m.ctime = true,
-                "mtime" => m.mtime = true,
-                "size" => m.size = true,
-                "inode" => m.inode = true,
-                "rechunk" => m.rechunk = true,
-                "disabled" => m.disabled = true,
-                other => return Err(format!("invalid files cache mode: {other:?}")),
-            }
+        const ENTRIES: [(&str, char); 6] = [
+            ("ctime", 'c'),
+            ("mtime", 'm'),
+            ("size", 's'),
+            ("inode", 'i'),
+            ("rechunk", 'r'),
+            ("disabled", 'd'),
+        ];
+        const VALID_MODES: [&str; 8] = ["cis", "ims", "cs", "ms", "cr", "mr", "d", "s"];
+        let mut letters = Vec::new();
+        for part in s.trim().split(',') {
+            let Some((_, c)) = ENTRIES.iter().find(|(name, _)| *name == part) else {
+                return Err(
+                    "cache mode must be a comma-separated list of: ctime,disabled,inode,mtime,rechunk,size"
+                        .into(),
+                );
+            };
+            letters.push(*c);
         }
-        if m.disabled && (m.ctime || m.mtime || m.size || m.inode || m.rechunk) {
-            return Err("disabled must be used alone".into());
+        letters.sort_unstable();
+        letters.dedup();
+        let short: String = letters.iter().collect();
+        if !VALID_MODES.contains(&short.as_str()) {
+            return Err(format!(
+                "cache mode short must be one of: {}",
+                VALID_MODES.join(",")
+            ));
         }
-        if m.ctime && m.mtime {
-            return Err("ctime and mtime are mutually exclusive".into());
-        }
-        Ok(m)
+        let has = |c: char| letters.contains(&c);
+        Ok(FilesCacheMode {
+            ctime: has('c'),
+            mtime: has('m'),
+            size: has('s'),
+            inode: has('i'),
+            rechunk: has('r'),
+            disabled: has('d'),
+        })
     }
 }
 
@@ -953,7 +966,9 @@ impl Cache {
     /// reports a changed file as modified (`M`) rather than added (`A`), as borg's
     /// `file_known_and_unchanged` does.
     pub fn file_known(&self, path_hash: &[u8; 32]) -> bool {
+        // borg's `file_known_and_unchanged`: `rechunk` knows no file (status `A`)
         !self.options.files_cache.disabled
+            && !self.options.files_cache.rechunk
             && self
                 .files()
                 .as_ref()
@@ -964,6 +979,28 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_cache_modes_are_borgs() {
+        let ok = |s: &str| s.parse::<FilesCacheMode>().unwrap();
+        let m = ok("rechunk,ctime");
+        assert!(m.rechunk && m.ctime && !m.size && !m.inode);
+        let m = ok("size");
+        assert!(m.size && !m.ctime && !m.mtime);
+        assert_eq!(ok("ctime,size,inode"), FilesCacheMode::default());
+        assert_eq!(ok(" inode,size,ctime "), FilesCacheMode::default());
+        for bad in ["ctime,mtime", "ctime,inode", "disabled,size", "rechunk"] {
+            assert_eq!(
+                bad.parse::<FilesCacheMode>().unwrap_err(),
+                "cache mode short must be one of: cis,ims,cs,ms,cr,mr,d,s",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            "bogus".parse::<FilesCacheMode>().unwrap_err(),
+            "cache mode must be a comma-separated list of: ctime,disabled,inode,mtime,rechunk,size"
+        );
+    }
 
     #[test]
     fn new_layout_matches_borg_create() {

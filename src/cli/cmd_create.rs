@@ -29,6 +29,9 @@ pub struct CreateArgs {
     /// print statistics for the created archive
     #[arg(short = 's', long)]
     pub stats: bool,
+    /// print statistics for the created archive, without the repository totals (faster)
+    #[arg(long = "quick-stats")]
+    pub quick_stats: bool,
     /// output verbose list of items (files, dirs, ...)
     #[arg(long = "list")]
     pub list: bool,
@@ -94,6 +97,9 @@ pub struct CreateArgs {
     /// exclude files flagged NODUMP
     #[arg(long = "exclude-nodump")]
     pub exclude_nodump: bool,
+    /// exclude dataless files (macOS; accepted and without effect elsewhere, as in borg)
+    #[arg(long = "exclude-dataless")]
+    pub exclude_dataless: bool,
     /// stay in the same file system and do not store mount points of other file systems
     #[arg(short = 'x', long = "one-file-system")]
     pub one_file_system: bool,
@@ -137,6 +143,9 @@ pub struct CreateArgs {
         default_value = "ctime,size,inode"
     )]
     pub files_cache: String,
+    /// specify how to detect if a file has changed during backup (ctime, mtime, disabled). default: ctime
+    #[arg(long = "files-changed", value_name = "MODE", default_value = "ctime", value_parser = ["ctime", "mtime", "disabled"])]
+    pub files_changed: String,
     /// open and read block and char device files as well as FIFOs as if they were regular files
     #[arg(long = "read-special")]
     pub read_special: bool,
@@ -295,6 +304,10 @@ fn options(
             .as_deref()
             .map_or_else(|| b"\n".to_vec(), eval_escapes),
         workers,
+        files_changed: a
+            .files_changed
+            .parse()
+            .map_err(|e| argument_error("--files-changed", e))?,
     })
 }
 
@@ -331,6 +344,12 @@ pub fn run(
     common: &CommonOptions,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<i32, CommandError> {
+    if a.stats && a.quick_stats {
+        // borg's parser.error (exit code 2), before anything is opened
+        return Err(CommandError::new(
+            "--stats and --quick-stats are mutually exclusive.",
+        ));
+    }
     let text = crate::placeholders::replace_placeholders(&a.location)
         .map_err(|e| argument_error("ARCHIVE", e))?;
     let loc = crate::location::Location::parse_env(Some(&text))?;
@@ -345,10 +364,27 @@ pub fn run(
     let (matcher, roots) = pattern_matcher(&a)?;
     let mut opts = options(&a, common, archive)?;
     opts.paths.extend(roots);
-    if opts.dry_run && (a.stats || a.json) {
+    if !a.paths.is_empty() && a.paths_from_stdin {
+        return Err(CommandError::new(
+            "Must not pass PATH with ``--paths-from-stdin``.",
+        ));
+    }
+    if opts.paths.is_empty() {
+        if a.content_from_command || a.paths_from_command {
+            return Err(CommandError::new("No command given."));
+        }
+        if !a.paths_from_stdin {
+            // borg's parser.error: root paths may also come from `R` lines of pattern files
+            return Err(CommandError::new("Need at least one PATH argument."));
+        }
+    }
+    if opts.dry_run && a.stats {
         log::warning("Ignoring --stats. It is not supported when using --dry-run.");
     }
-    let stats = (a.stats || a.json) && !opts.dry_run;
+    if opts.dry_run && a.quick_stats {
+        log::warning("Ignoring --quick-stats. It is not supported when using --dry-run.");
+    }
+    let stats = (a.stats || a.quick_stats || a.json) && !opts.dry_run;
     opts.progress = common.progress && !opts.dry_run;
     log::info(&format!("Creating archive at \"{text}\""));
     let mut reporter = CliReporter {
@@ -361,9 +397,9 @@ pub fn run(
     let outcome = create::run(&loc, &opts, matcher, &mut reporter, confirm)?;
     if let Some(summary) = &outcome.archive {
         if a.json {
-            println!("{}", json_output(summary, common.iec, false));
+            println!("{}", json_output(summary, common.iec, a.quick_stats));
         } else if stats {
-            print_stats(summary, common.iec, false);
+            print_stats(summary, common.iec, a.quick_stats);
         }
     }
     Ok(if outcome.warning {

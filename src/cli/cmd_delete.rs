@@ -27,6 +27,9 @@ pub struct DeleteArgs {
     /// print statistics for the deleted archive
     #[arg(short = 's', long)]
     pub stats: bool,
+    /// print statistics for the deleted archive, without the repository totals (faster)
+    #[arg(long = "quick-stats")]
+    pub quick_stats: bool,
     /// delete only the local cache for the given repository
     #[arg(long = "cache-only")]
     pub cache_only: bool,
@@ -63,6 +66,18 @@ pub fn run(
     common: &CommonOptions,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<i32, CommandError> {
+    if a.stats && a.quick_stats {
+        // borg's parser.error (exit code 2), before anything is opened
+        return Err(CommandError::new(
+            "--stats and --quick-stats are mutually exclusive.",
+        ));
+    }
+    if a.dry_run && a.stats {
+        log::warning("Ignoring --stats. It is not supported when using --dry-run.");
+    }
+    if a.dry_run && a.quick_stats {
+        log::warning("Ignoring --quick-stats. It is not supported when using --dry-run.");
+    }
     let loc = crate::location::Location::parse_env(a.location.as_deref())?;
     let sel = Selection::new(
         a.filter.prefix.clone(),
@@ -151,23 +166,30 @@ pub fn run(
             super::EXIT_SUCCESS
         });
     }
-    if a.stats {
+    if (a.stats || a.quick_stats) && !dry_run {
         let size = |v: i128| output::format_file_size(v, common.iec);
         let s = outcome.stats;
         let x = outcome.index;
-        let text = format!(
-            "{dashes}\n                       Original size      Compressed size    Deduplicated size\n{label:15} {:>20} {:>20} {:>20}\nAll archives:   {:>20} {:>20} {:>20}\n\n                       Unique chunks         Total chunks\nChunk index:    {:>20} {:>20}\n{dashes}",
+        let dashes = "-".repeat(78);
+        let mut text = format!(
+            "{dashes}\n                       Original size      Compressed size    Deduplicated size\n{label:15} {:>20} {:>20} {:>20}",
             size(-(s.osize as i128)),
             size(-(s.csize as i128)),
             size(-(s.ucsize as i128)),
-            size(x.total_size as i128),
-            size(x.total_csize as i128),
-            size(x.unique_csize as i128),
-            x.total_unique_chunks,
-            x.total_chunks,
-            dashes = "-".repeat(78),
             label = "Deleted data:",
         );
+        if !a.quick_stats {
+            // the repository totals (borg's `str(cache)`), left out by --quick-stats
+            text.push_str(&format!(
+                "\nAll archives:   {:>20} {:>20} {:>20}\n\n                       Unique chunks         Total chunks\nChunk index:    {:>20} {:>20}",
+                size(x.total_size as i128),
+                size(x.total_csize as i128),
+                size(x.unique_csize as i128),
+                x.total_unique_chunks,
+                x.total_chunks,
+            ));
+        }
+        text.push_str(&format!("\n{dashes}"));
         output_line("borg.output.stats", &text);
     }
     Ok(super::EXIT_SUCCESS)

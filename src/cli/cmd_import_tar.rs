@@ -131,6 +131,7 @@ fn options(
         paths_delimiter: b"\n".to_vec(),
         // members arrive one after another from one stream
         workers: 1,
+        files_changed: Default::default(),
     })
 }
 

@@ -111,6 +111,7 @@ fn archive_json(d: &ArchiveDetails) -> serde_json::Value {
         "chunker_params": d.chunker_params,
         "command_line": d.command_line,
         "comment": d.comment,
+        "cwd": d.cwd,
         "duration": float_json(d.duration),
         "end": crate::commands::list::iso_time(&d.end),
         "hostname": d.hostname,
@@ -200,7 +201,7 @@ fn print(info: &ArchivesInfo, as_json: bool, iec: bool) {
             .join(" ");
         let time = |t: &chrono::NaiveDateTime| t.format("%a, %Y-%m-%d %H:%M:%S").to_string();
         println!(
-            "Archive name: {}\nArchive fingerprint: {}\nComment: {}\nHostname: {}\nUsername: {}\nTime (start): {}\nTime (end): {}\nDuration: {}\nNumber of files: {}\nCommand line: {}\nUtilization of maximum supported archive size: {:.0}%\n{}\n                       Original size      Compressed size    Deduplicated size\nThis archive:   {:>20} {:>20} {:>20}\nAll archives:   {:>20} {:>20} {:>20}\n\n                       Unique chunks         Total chunks\nChunk index:    {:>20} {:>20}",
+            "Archive name: {}\nArchive fingerprint: {}\nComment: {}\nHostname: {}\nUsername: {}\nTime (start): {}\nTime (end): {}\nDuration: {}\nNumber of files: {}\nWorking Directory: {}\nCommand line: {}\nUtilization of maximum supported archive size: {:.0}%\n{}\n                       Original size      Compressed size    Deduplicated size\nThis archive:   {:>20} {:>20} {:>20}\nAll archives:   {:>20} {:>20} {:>20}\n\n                       Unique chunks         Total chunks\nChunk index:    {:>20} {:>20}",
             d.name,
             d.id,
             d.comment,
@@ -210,6 +211,7 @@ fn print(info: &ArchivesInfo, as_json: bool, iec: bool) {
             time(&d.end),
             format_timedelta(d.duration),
             d.nfiles,
+            d.cwd,
             cmdline,
             d.max_archive_size * 100.0,
             "-".repeat(78),

@@ -21,11 +21,37 @@ pub fn ascii_escape(s: &str) -> String {
     out
 }
 
-/// Pretty JSON exactly as borg's `json_print` (sorted keys, 4-space indent, ASCII only).
+/// The indent `BORG_JSON_INDENT` asks for (borg 1.4's `_json_indent_from_env`): unset gives
+/// four spaces, `none` (any case) one line, a number that many spaces (none below 1), any
+/// other text itself.
+pub fn json_indent(setting: Option<&str>) -> Option<String> {
+    let Some(v) = setting else {
+        return Some("    ".into());
+    };
+    if v.eq_ignore_ascii_case("none") {
+        return None;
+    }
+    match v.trim().parse::<i64>() {
+        Ok(n) => Some(" ".repeat(n.clamp(0, 1024) as usize)),
+        Err(_) => Some(v.to_string()),
+    }
+}
+
+/// Pretty JSON exactly as borg's `json_print` (sorted keys, ASCII only, indented as
+/// `BORG_JSON_INDENT` says: 4 spaces by default).
 pub fn json_pretty(value: &Json) -> String {
+    let setting = std::env::var("BORG_JSON_INDENT").ok();
+    match json_indent(setting.as_deref()) {
+        Some(indent) => json_indented(value, indent.as_bytes()),
+        None => json_line(value),
+    }
+}
+
+/// [`json_pretty`] with a given indent.
+pub fn json_indented(value: &Json, indent: &[u8]) -> String {
     // serde_json's Map is a BTreeMap here (no preserve_order), so keys come out sorted.
     let mut buf = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(indent);
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
     if serde::Serialize::serialize(value, &mut ser).is_err() {
         return "{}".into();
@@ -112,6 +138,21 @@ pub fn json_timestamp_seconds(utc: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_indent_follows_borg_json_indent() {
+        assert_eq!(json_indent(None).as_deref(), Some("    "));
+        assert_eq!(json_indent(Some("None")), None);
+        assert_eq!(json_indent(Some("2")).as_deref(), Some("  "));
+        assert_eq!(json_indent(Some("-3")).as_deref(), Some(""));
+        assert_eq!(json_indent(Some("")).as_deref(), Some(""));
+        assert_eq!(json_indent(Some("\t")).as_deref(), Some("\t"));
+        let v = serde_json::json!({"b": [1, {}], "a": "\u{e9}"});
+        assert_eq!(
+            json_indented(&v, b"  "),
+            "{\n  \"a\": \"\\u00e9\",\n  \"b\": [\n    1,\n    {}\n  ]\n}"
+        );
+    }
 
     #[test]
     fn file_sizes_match_borg() {

@@ -1,6 +1,8 @@
 //! `info REPO::ARCHIVE` and `info REPO --last N / -a GLOB`: borg's `Archive.info()` with
 //! `calc_stats(want_unique=True)` — the deduplicated size of an archive is the stored size of
-//! the chunks it references as often as the whole repository does.
+//! the file-content chunks it references as often as the whole repository does. As in borg
+//! 1.4, the archive's metadata (its metadata object and item-stream chunks) is not counted,
+//! so the figure equals what `create --stats` showed.
 
 use std::collections::HashMap;
 
@@ -38,6 +40,8 @@ pub struct ArchiveDetails {
     pub hostname: String,
     /// Username.
     pub username: String,
+    /// The creating process's working directory (`""` for archives made before borg 1.4).
+    pub cwd: String,
     /// Comment.
     pub comment: String,
     /// Chunker params as JSON (a list, or `""`).
@@ -122,12 +126,9 @@ fn details(
     consider_part_files: bool,
 ) -> Result<ArchiveDetails> {
     let meta = ArchiveMeta::load(&mut opened.store, &info.id)?;
-    // The archive's own reference counts: metadata object, item-stream chunks, content chunks.
+    // The archive's own reference counts of content chunks (borg 1.4 leaves out the metadata
+    // object and the item-stream chunks, issue #9003).
     let mut counts: HashMap<[u8; 32], u32> = HashMap::new();
-    *counts.entry(info.id).or_default() += 1;
-    for id in &meta.items {
-        *counts.entry(*id).or_default() += 1;
-    }
     let (mut nfiles, mut size, mut csize) = (0u64, 0u64, 0u64);
     let (mut nfiles_parts, mut size_parts, mut csize_parts) = (0u64, 0u64, 0u64);
     let mut items = Items::new(&mut opened.store, &meta);
@@ -200,6 +201,7 @@ fn details(
         command_line: meta.cmdline.iter().map(|a| remove_surrogates(a)).collect(),
         hostname: text(&meta.hostname),
         username: text(&meta.username),
+        cwd: text(&meta.cwd),
         comment: remove_surrogates(&meta.comment),
         chunker_params: super::list::chunker_params_json(meta.chunker_params.as_ref()),
         max_archive_size,

@@ -127,6 +127,64 @@ pub struct CreateOptions {
     /// Worker threads for reading, chunking, hashing, compressing and encrypting (1: all on
     /// the main thread, as borg). The archive is the same for any count.
     pub workers: usize,
+    /// `--files-changed`: how a file changed while it was read is detected.
+    pub files_changed: FilesChanged,
+}
+
+/// borg 1.4's `--files-changed MODE`: which timestamp, taken before and after reading a
+/// file, tells that it changed meanwhile (status `C`, a warning, not memorised).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FilesChanged {
+    /// `ctime` (the default).
+    #[default]
+    Ctime,
+    /// `mtime`.
+    Mtime,
+    /// `disabled`: never report a change.
+    Disabled,
+}
+
+impl std::str::FromStr for FilesChanged {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "ctime" => Ok(FilesChanged::Ctime),
+            "mtime" => Ok(FilesChanged::Mtime),
+            "disabled" => Ok(FilesChanged::Disabled),
+            _ => Err(format!(
+                "invalid choice: '{s}' (choose from 'ctime', 'mtime', 'disabled')"
+            )),
+        }
+    }
+}
+
+/// A file's ctime and mtime (ns), taken before and after reading it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ChangeStamp {
+    ctime_ns: i64,
+    mtime_ns: i64,
+}
+
+impl ChangeStamp {
+    /// The stamp of a `stat` result.
+    pub(crate) fn of(st: &crate::platform::fs::Stat) -> ChangeStamp {
+        ChangeStamp {
+            ctime_ns: st.ctime_ns,
+            mtime_ns: st.mtime_ns,
+        }
+    }
+}
+
+impl FilesChanged {
+    /// True if the file counts as changed while it was read.
+    pub(crate) fn changed(self, before: ChangeStamp, after: ChangeStamp) -> bool {
+        match self {
+            FilesChanged::Ctime => before.ctime_ns != after.ctime_ns,
+            FilesChanged::Mtime => before.mtime_ns != after.mtime_ns,
+            FilesChanged::Disabled => false,
+        }
+    }
 }
 
 /// borg's `Statistics` for the archive being written.
@@ -205,7 +263,8 @@ pub(crate) struct Sink<'o> {
     cache: Cache,
     key: Key,
     items: ItemStreamWriter,
-    /// borg's `fso.stats` (file chunks) plus the item-stream chunks flushed while walking.
+    /// borg's `fso.stats`: file content only. Item-stream and metadata chunks are counted
+    /// apart (borg 1.4's `meta_stats`), so "This archive" shows file data only.
     stats: ArchiveStats,
     hard_links: HashMap<(u64, u64), Vec<u8>>,
     zero_ids: HashMap<usize, [u8; 32]>,
@@ -231,6 +290,8 @@ pub(crate) struct Backup<'a, 'o> {
     /// The open parent directory of the object being processed, when the walk came through
     /// it: its entries are then reached relative to it (`fstatat`/`openat`), not by path.
     entry_dir: Option<std::os::fd::RawFd>,
+    /// The slashdot prefix of the PATH being walked (see [`walk::strip_prefix_of`]).
+    strip_prefix: Option<Vec<u8>>,
 }
 
 impl Backup<'_, '_> {
@@ -299,6 +360,7 @@ pub fn run_source(
             fatal: None,
             skip_inodes: HashSet::new(),
             entry_dir: None,
+            strip_prefix: None,
             cwd,
             pipeline: None,
         };
@@ -364,6 +426,7 @@ pub fn run_source(
         fatal: None,
         skip_inodes: HashSet::new(),
         entry_dir: None,
+        strip_prefix: None,
         cwd,
         pipeline,
     };
@@ -494,9 +557,10 @@ fn checkpoint_name(opened: &Opened, name: &str) -> String {
     }
 }
 
+/// The user name stored in archives: `BORG_USERNAME` if set and not empty (borg 1.4), else
 /// `getpass.getuser()`.
 pub(crate) fn username() -> Vec<u8> {
-    for var in ["LOGNAME", "USER", "LNAME", "USERNAME"] {
+    for var in ["BORG_USERNAME", "LOGNAME", "USER", "LNAME", "USERNAME"] {
         if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
             return std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec();
         }
@@ -506,22 +570,36 @@ pub(crate) fn username() -> Vec<u8> {
     crate::platform::users::uid2user(uid).unwrap_or_else(|| uid.to_string().into_bytes())
 }
 
-/// The host name stored in archives.
+/// The host name stored in archives: `BORG_HOSTNAME` if set and not empty (borg 1.4), else
+/// the system's short name (up to the first `.`, as borg's `platform.hostname`).
 pub(crate) fn hostname() -> Vec<u8> {
-    std::os::unix::ffi::OsStrExt::as_bytes(gethostname::gethostname().as_os_str()).to_vec()
+    if let Some(h) = std::env::var_os("BORG_HOSTNAME").filter(|v| !v.is_empty()) {
+        return std::os::unix::ffi::OsStrExt::as_bytes(h.as_os_str()).to_vec();
+    }
+    let full = gethostname::gethostname();
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(full.as_os_str());
+    bytes.split(|b| *b == b'.').next().unwrap_or(bytes).to_vec()
+}
+
+/// The working directory stored in archives (borg 1.4's `cwd`, shown by `info`).
+pub(crate) fn cwd() -> Vec<u8> {
+    std::env::current_dir()
+        .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec())
+        .unwrap_or_default()
 }
 
 impl Sink<'_> {
-    /// Appends an item to the item stream; chunks flushed now count in the statistics (as in
-    /// borg, where they go to the archive's statistics object before `save`).
+    /// Appends an item to the item stream. Chunks flushed now are metadata: as in borg 1.4
+    /// (`meta_stats`), they do not count in the archive's statistics.
     fn add_item(&mut self, item: &Item) -> std::result::Result<(), BackupError> {
-        let mut op = OpStats::default();
+        let mut meta_stats = OpStats::default();
         let (cache, store) = (&mut self.cache, &mut self.opened.store);
         self.items.add(item, &mut |data: &[u8]| {
             let id = store.key.id_hash(data);
-            cache.add_chunk(store, &id, data, &mut op).map(|r| r.id)
+            cache
+                .add_chunk(store, &id, data, &mut meta_stats)
+                .map(|r| r.id)
         })?;
-        self.stats.add_op(&op);
         Ok(())
     }
 
@@ -556,6 +634,7 @@ impl Sink<'_> {
             time_end: Some(fmt(times.1)),
             hostname: Some(hostname()),
             username: Some(username()),
+            cwd: Some(cwd()),
             comment: opts.comment.as_bytes().to_vec(),
             chunker_params: Some(opts.chunker_params.to_msgpack()),
             size: Some(self.stats.osize),
@@ -623,8 +702,8 @@ impl Sink<'_> {
                 BackupError::Fatal(c) => c,
                 other => CommandError::new(other.to_string()),
             })?;
-        let mut shown = self.stats;
-        shown.add_op(&meta_stats);
+        // borg 1.4: the metadata chunks (`meta_stats`) are not part of "This archive".
+        let shown = self.stats;
         self.cache
             .account_archive(meta.size.unwrap_or(0), meta.csize.unwrap_or(0));
         let id_hex = self.opened.id();
@@ -644,5 +723,53 @@ impl Sink<'_> {
             cache_path: common::repo_cache_dir(&id_hex),
             cache_stats: self.cache.stats(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_changed_modes_compare_their_timestamp() {
+        let before = ChangeStamp {
+            ctime_ns: 1,
+            mtime_ns: 1,
+        };
+        let ctime_only = ChangeStamp {
+            ctime_ns: 2,
+            mtime_ns: 1,
+        };
+        assert!(FilesChanged::Ctime.changed(before, ctime_only));
+        assert!(!FilesChanged::Mtime.changed(before, ctime_only));
+        let both = ChangeStamp {
+            ctime_ns: 2,
+            mtime_ns: 2,
+        };
+        assert!(FilesChanged::Mtime.changed(before, both));
+        assert!(!FilesChanged::Disabled.changed(before, both));
+        assert_eq!("mtime".parse(), Ok(FilesChanged::Mtime));
+        assert!("size".parse::<FilesChanged>().is_err());
+    }
+
+    #[test]
+    fn slashdot_prefixes_as_borg14() {
+        use walk::{archived_path, strip_prefix_of};
+        assert_eq!(
+            strip_prefix_of(b"input/first/./"),
+            Some(b"input/first/".to_vec())
+        );
+        assert_eq!(strip_prefix_of(b"a//b/./c/./d"), Some(b"a/b/".to_vec()));
+        assert_eq!(strip_prefix_of(b"/./x"), None);
+        assert_eq!(strip_prefix_of(b"a/b"), None);
+        let p = Some(&b"input/first/"[..]);
+        assert_eq!(archived_path(b"input/first", p), Some(b".".to_vec()));
+        assert_eq!(archived_path(b"input/first/a/b", p), Some(b"a/b".to_vec()));
+        assert_eq!(archived_path(b"input", p), None);
+        assert_eq!(
+            archived_path(b"input/other", p),
+            Some(b"input/other".to_vec())
+        );
+        assert_eq!(archived_path(b"x/y", None), Some(b"x/y".to_vec()));
     }
 }

@@ -342,8 +342,12 @@ impl ItemFormatter {
             }
         }
         let mut out: Vec<(&'static str, Field)> = Vec::with_capacity(20);
-        if !self.opts.json_lines {
+        // with --json-lines only when the format asks for them (borg 1.4.5, issue #9095)
+        let json_lines = self.opts.json_lines;
+        if !json_lines || self.opts.wanted.contains("archivename") {
             out.push(("archivename", Field::Str(self.archive_name.clone())));
+        }
+        if !json_lines || self.opts.wanted.contains("archiveid") {
             out.push(("archiveid", Field::Str(self.archive_id.clone())));
         }
         out.push(("type", Field::Str(item_type.to_string())));

@@ -647,6 +647,7 @@ impl Recreater<'_, '_> {
             time_end: Some(time_end),
             hostname: Some(super::create::hostname()),
             username: Some(super::create::username()),
+            cwd: Some(super::create::cwd()),
             comment,
             chunker_params: Some(target.chunker_params.to_msgpack()),
             size: Some(s.osize),

@@ -351,7 +351,7 @@ impl Backup<'_, '_> {
             path: path.to_vec(),
             path_hash,
             fstat,
-            ctime_ns: st.ctime_ns,
+            before: super::ChangeStamp::of(st),
         };
         if !self.queue_file(file, pending) {
             return Err(BackupError::Fatal(super::CommandError::new(
@@ -395,7 +395,11 @@ impl Backup<'_, '_> {
             self.process_regular_file(item, file)?;
             let st2 = crate::platform::fs::fstat(file.as_raw_fd())
                 .map_err(|e| BackupError::platform("fstat2", &e, None))?;
-            let changed = !special && st.ctime_ns != st2.ctime_ns;
+            let changed = !special
+                && self
+                    .opts
+                    .files_changed
+                    .changed(super::ChangeStamp::of(st), super::ChangeStamp::of(&st2));
             if changed {
                 *status = Some('C');
             } else if !special {

@@ -28,6 +28,37 @@ pub(super) const FLAGS_SPECIAL_FOLLOW: libc::c_int = libc::O_RDONLY | libc::O_NO
 /// `UF_NODUMP`
 const UF_NODUMP: u32 = 0x1;
 
+/// borg 1.4's `get_strip_prefix` (the "slashdot hack"): for a PATH `a/b/./c`, the prefix
+/// `a/b/` is read from but left out of the archived paths. None without a `/./` after the
+/// first character.
+pub(super) fn strip_prefix_of(arg: &[u8]) -> Option<Vec<u8>> {
+    let pos = arg.windows(3).position(|w| w == b"/./")?;
+    if pos == 0 {
+        return None;
+    }
+    let mut prefix = normpath(&arg[..pos]);
+    prefix.push(b'/');
+    Some(prefix)
+}
+
+/// The path archived for the walked `path` under a slashdot `prefix` (borg 1.4's
+/// `create_helper`): `.` for the directory the hack points to, the rest of the path below
+/// it, and None for a directory level left of it (not archived, status `x`).
+pub(super) fn archived_path(path: &[u8], prefix: Option<&[u8]>) -> Option<Vec<u8>> {
+    let Some(prefix) = prefix else {
+        return Some(path.to_vec());
+    };
+    let mut with_sep = path.to_vec();
+    with_sep.push(b'/');
+    if with_sep == prefix {
+        return Some(b".".to_vec());
+    }
+    if prefix.starts_with(&with_sep) {
+        return None;
+    }
+    Some(path.strip_prefix(prefix).unwrap_or(path).to_vec())
+}
+
 /// A byte path as a filesystem path.
 pub(super) fn os_path(p: &[u8]) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(p))
@@ -192,6 +223,7 @@ impl Backup<'_, '_> {
         }
         for arg in &opts.paths {
             let arg = arg.as_bytes();
+            self.strip_prefix = strip_prefix_of(arg);
             let result = if arg == b"-" {
                 self.walk_stdin()
             } else {
@@ -257,6 +289,7 @@ impl Backup<'_, '_> {
             if self.fatal.is_some() {
                 return;
             }
+            self.strip_prefix = strip_prefix_of(raw);
             let path = normpath(raw);
             // borg stats these by path, so errors name the whole path.
             let st = fs::lstat(&os_path(&path))
@@ -425,6 +458,13 @@ impl Backup<'_, '_> {
             self.status('x', path);
             return Ok(None);
         }
+        if archived_path(path, self.strip_prefix.as_deref()).is_none() {
+            // a level left of the slashdot: not archived, but walked through
+            if st.is_dir() {
+                self.walk_dir(path, &st, restrict_dev, recurse, true)?;
+            }
+            return Ok(Some('x'));
+        }
         if !st.is_dir() {
             return self.process_any(path, &st);
         }
@@ -536,8 +576,9 @@ impl Backup<'_, '_> {
         status: Option<char>,
         hardlinkable: bool,
     ) -> (Item, Option<char>, bool, bool) {
+        let archived = archived_path(path, self.strip_prefix.as_deref());
         let mut item = Item {
-            path: make_path_safe(path),
+            path: make_path_safe(archived.as_deref().unwrap_or(path)),
             ..Item::default()
         };
         let hardlinked = hardlinkable && st.nlink > 1;
