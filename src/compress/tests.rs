@@ -746,10 +746,16 @@ fn zstd_frames_claiming_more_than_they_hold_are_refused() {
     // 200 MiB claimed by a 20-byte frame: decoded as a stream (the buffer is not sized
     // from the claim) and refused for the mismatch
     let hostile = zstd_frame_claiming(200 << 20, b"hello");
-    assert!(matches!(decompress(&hostile, None), Err(CompressError::Zstd(_))));
+    assert!(matches!(
+        decompress(&hostile, None),
+        Err(CompressError::Zstd(_))
+    ));
     // past the cap: refused before decoding
     let huge = zstd_frame_claiming(1 << 40, b"hello");
-    assert!(matches!(decompress(&huge, None), Err(CompressError::TooLarge)));
+    assert!(matches!(
+        decompress(&huge, None),
+        Err(CompressError::TooLarge)
+    ));
 }
 
 #[test]
