@@ -66,6 +66,7 @@ pub struct CreateArgs {
     #[arg(long = "paths-delimiter", value_name = "DELIM")]
     pub paths_delimiter: Option<String>,
     /// exclude paths matching PATTERN
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(
         short = 'e',
         long = "exclude",
@@ -74,63 +75,83 @@ pub struct CreateArgs {
     )]
     pub exclude: Vec<String>,
     /// read exclude patterns from EXCLUDEFILE, one per line
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "exclude-from", value_name = "EXCLUDEFILE")]
     pub exclude_from: Vec<String>,
     /// include/exclude paths matching PATTERN
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "pattern", value_name = "PATTERN", allow_hyphen_values = true)]
     pub pattern: Vec<String>,
     /// read include/exclude patterns from PATTERNFILE, one per line
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "patterns-from", value_name = "PATTERNFILE")]
     pub patterns_from: Vec<String>,
     /// exclude directories that contain a CACHEDIR.TAG file
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "exclude-caches")]
     pub exclude_caches: bool,
     /// exclude directories that are tagged by containing a filesystem object with the given NAME
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "exclude-if-present", value_name = "NAME")]
     pub exclude_if_present: Vec<OsString>,
     /// if tag objects are specified with --exclude-if-present, don't omit the tag objects themselves
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "keep-exclude-tags")]
     pub keep_exclude_tags: bool,
     /// exclude files flagged NODUMP
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "exclude-nodump")]
     pub exclude_nodump: bool,
     /// stay in the same file system and do not store mount points of other file systems
+    #[arg(help_heading = "Filesystem options")]
     #[arg(short = 'x', long = "one-file-system")]
     pub one_file_system: bool,
     /// deprecated, use --numeric-ids instead
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long = "numeric-owner")]
     pub numeric_owner: bool,
     /// only store numeric user and group identifiers
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long = "numeric-ids")]
     pub numeric_ids: bool,
     /// do not store atime into archive
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub noatime: bool,
     /// do store atime into archive
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub atime: bool,
     /// do not store ctime into archive
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub noctime: bool,
     /// do not store birthtime (creation date) into archive
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub nobirthtime: bool,
     /// deprecated, use --noflags instead
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub nobsdflags: bool,
     /// do not read and store flags (e.g. NODUMP, IMMUTABLE) into archive
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub noflags: bool,
     /// do not read and store ACLs into archive
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub noacls: bool,
     /// do not read and store xattrs into archive
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub noxattrs: bool,
     /// detect sparse holes in input (supported only by fixed chunker)
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub sparse: bool,
     /// operate files cache in MODE. default: ctime,size,inode
+    #[arg(help_heading = "Filesystem options")]
     #[arg(
         long = "files-cache",
         value_name = "MODE",
@@ -138,15 +159,19 @@ pub struct CreateArgs {
     )]
     pub files_cache: String,
     /// open and read block and char device files as well as FIFOs as if they were regular files
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long = "read-special")]
     pub read_special: bool,
     /// add a comment text to the archive
+    #[arg(help_heading = "Archive options")]
     #[arg(long, value_name = "COMMENT", default_value = "", value_parser = super::args::placeholder_spec)]
     pub comment: String,
     /// manually specify the archive creation date/time (UTC, yyyy-mm-ddThh:mm:ss format)
+    #[arg(help_heading = "Archive options")]
     #[arg(long, value_name = "TIMESTAMP")]
     pub timestamp: Option<String>,
     /// write checkpoint every SECONDS seconds (Default: 1800)
+    #[arg(help_heading = "Archive options")]
     #[arg(
         short = 'c',
         long = "checkpoint-interval",
@@ -155,6 +180,7 @@ pub struct CreateArgs {
     )]
     pub checkpoint_interval: u64,
     /// specify the chunker parameters (ALGO, CHUNK_MIN_EXP, CHUNK_MAX_EXP, HASH_MASK_BITS, HASH_WINDOW_SIZE)
+    #[arg(help_heading = "Archive options")]
     #[arg(
         long = "chunker-params",
         value_name = "PARAMS",
@@ -162,6 +188,7 @@ pub struct CreateArgs {
     )]
     pub chunker_params: String,
     /// select compression algorithm
+    #[arg(help_heading = "Archive options")]
     #[arg(short = 'C', long, value_name = "COMPRESSION", default_value = "lz4")]
     pub compression: String,
     /// name of archive to create (must be also a valid directory name)

@@ -42,15 +42,19 @@ pub struct ListArgs {
     #[command(flatten)]
     pub filter: ArchiveFilter,
     /// exclude paths matching PATTERN
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
     pub exclude: Vec<String>,
     /// read exclude patterns from EXCLUDEFILE, one per line
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "exclude-from", value_name = "EXCLUDEFILE")]
     pub exclude_from: Vec<String>,
     /// include/exclude paths matching PATTERN
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "pattern", value_name = "PATTERN")]
     pub pattern: Vec<String>,
     /// read include/exclude patterns from PATTERNFILE, one per line
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "patterns-from", value_name = "PATTERNFILE")]
     pub patterns_from: Vec<String>,
 }

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod cmd_compact;
+pub mod cmd_completion;
 pub mod cmd_config;
 pub mod cmd_create;
 pub mod cmd_delete;
@@ -22,6 +23,7 @@ pub mod cmd_schedule;
 pub mod cmd_serve;
 pub mod cmd_upgrade;
 pub mod cmd_with_lock;
+pub mod help_text;
 pub mod log;
 pub mod output;
 
@@ -334,6 +336,8 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
         Command::Umount(a) => cmd_mount::run_umount(a),
         Command::Run(a) => cmd_run::run(a, common),
         Command::Schedule(a) => cmd_schedule::run(a, common),
+        Command::Completion(a) => cmd_completion::completion(&a),
+        Command::Man(a) => cmd_completion::man(&a),
     }
 }
 
