@@ -20,6 +20,7 @@ pub const VERSION_TEXT: &str = concat!("1.2.4 (hoard ", env!("CARGO_PKG_VERSION"
     // `--keep-last 2 --keep-secondly 4`) instead of being an error.
     args_override_self = true
 )]
+#[command(after_long_help = super::help_text::HOARD)]
 pub struct Cli {
     /// Options every command accepts.
     #[command(flatten)]
@@ -48,13 +49,13 @@ pub struct CommonOptions {
     /// enable debug output, work on log level DEBUG
     #[arg(long, global = true)]
     pub debug: bool,
-    /// enable TOPIC debugging (accepted for compatibility)
+    /// enable TOPIC debugging (can be given several times; accepted for compatibility)
     #[arg(long = "debug-topic", global = true, value_name = "TOPIC")]
     pub debug_topic: Vec<String>,
     /// show progress information
     #[arg(short = 'p', long, global = true)]
     pub progress: bool,
-    /// format units with IEC (binary) prefixes
+    /// format units with IEC (binary) prefixes (1KiB = 1024B)
     #[arg(long, global = true)]
     pub iec: bool,
     /// output one JSON object per log line instead of formatted text
@@ -95,7 +96,7 @@ pub struct CommonOptions {
         value_name = "RATE"
     )]
     pub upload_ratelimit: Option<u64>,
-    /// set network upload buffer size in MiB
+    /// set network upload buffer size in MiB (default: 0=no buffer)
     #[arg(long = "upload-buffer", global = true, value_name = "UPLOAD_BUFFER")]
     pub upload_buffer: Option<u64>,
     /// treat part files like normal files (e.g. to list/extract them)
@@ -287,9 +288,13 @@ pub struct KeyImportArgs {
 #[command(next_help_heading = "Archive filters")]
 pub struct ArchiveFilter {
     /// only consider archive names starting with this prefix
+    ///
+    /// Deprecated: use -a 'PREFIX*'.
     #[arg(short = 'P', long, value_name = "PREFIX", value_parser = placeholder_spec)]
     pub prefix: Option<String>,
     /// only consider archive names matching the glob
+    ///
+    /// Shell-style rules (as with the sh: pattern prefix, without writing it); see `hoard help patterns`.
     #[arg(short = 'a', long = "glob-archives", value_name = "GLOB", value_parser = placeholder_spec)]
     pub glob_archives: Option<String>,
     /// Comma-separated list of sorting keys; valid keys are: timestamp, name, id

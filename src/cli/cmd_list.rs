@@ -30,12 +30,18 @@ pub struct ListArgs {
     #[arg(long)]
     pub short: bool,
     /// specify format for file or archive listing
+    ///
+    /// Default for items: "{mode} {user:6} {group:6} {size:8} {mtime} {path}{extra}{NL}"; for archives: "{archive:<36} {time} [{id}]{NL}". See "Format" below for the keys.
     #[arg(long = "format", alias = "list-format", value_name = "FORMAT")]
     pub format: Option<String>,
     /// Only valid for listing repository contents. Format output as JSON.
+    ///
+    /// The layout of --format is ignored, but the keys it names are added to each object. JSON holds only text, so there is no "barchive" key.
     #[arg(long)]
     pub json: bool,
     /// Only valid for listing archive contents. Format output as JSON Lines.
+    ///
+    /// The layout of --format is ignored, but the keys it names are added to each object. JSON holds only text, so there is no "bpath" key.
     #[arg(long = "json-lines")]
     pub json_lines: bool,
     /// archive selection

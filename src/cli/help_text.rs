@@ -1009,3 +1009,34 @@ Examples:
   $ hoard man --dir ~/.local/share/man/man1
   $ man hoard-prune
 "#;
+
+/// `hoard --help`
+pub const HOARD: &str = r#"Description:
+  hoard reads and writes BorgBackup 1.x repositories and accepts borg's command line, so it
+  can stand in for borg 1.2/1.4 in scripts and frontends. Every command has its own
+  `hoard COMMAND --help` with a description and examples (-h shows only the summary).
+
+Repository locations:
+  /path/to/repo                       a local directory
+  ssh://user@host:port/path/to/repo   over ssh, `hoard serve` (or `borg serve`) runs there
+  user@host:path/to/repo              the scp-style form of the same
+  file:///path/to/repo                a local directory as a URL
+  s3://[ACCESS@]HOST[:PORT]/BUCKET[/PREFIX], s3+https://...
+                                      S3-compatible object storage (hoard only; see
+                                      --s3-credentials-command)
+  REPOSITORY::ARCHIVE                 one archive of a repository
+  When the repository is left out, BORG_REPO is used. Passphrases come from
+  BORG_PASSPHRASE, BORG_PASSCOMMAND or BORG_PASSPHRASE_FD, or are asked for.
+
+Shell completion and manual pages:
+  `hoard completion bash|zsh|fish` prints a completion script; `hoard man [COMMAND]`
+  prints a manual page and `hoard man --dir DIR` writes all of them.
+
+Examples:
+  $ hoard init --encryption=repokey /path/to/repo
+  $ hoard create --stats /path/to/repo::'{hostname}-{now}' ~/Documents
+  $ hoard list /path/to/repo
+  $ hoard extract /path/to/repo::myhost-2024-01-31T12:00:00 home/user/Documents
+  $ hoard prune --keep-daily 7 --keep-weekly 4 /path/to/repo && hoard compact /path/to/repo
+  $ hoard create --help
+"#;
