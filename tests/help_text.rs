@@ -36,8 +36,16 @@ const COMMANDS: &[(&[&str], &[&str])] = &[
     (&["serve"], &["serve"]),
 ];
 
-/// hoard's own commands (no borg counterpart): only the description and examples are checked.
-const HOARD_ONLY: &[&[&str]] = &[&["run"], &["schedule"], &["completion"], &["man"], &["key"]];
+/// hoard's own commands and `hoard --help` itself (no borg counterpart): only the description
+/// and examples are checked.
+const HOARD_ONLY: &[&[&str]] = &[
+    &[],
+    &["run"],
+    &["schedule"],
+    &["completion"],
+    &["man"],
+    &["key"],
+];
 
 /// Options borg 1.4.5 lists that hoard deliberately does not have, per command ("*" = all
 /// commands). Each needs a reason.
