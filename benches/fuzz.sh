@@ -4,7 +4,8 @@
 #
 #   benches/fuzz.sh [--seconds N] [--no-build] [TARGET...]     (default: 60 s, every target)
 #
-# One target at a time, one worker (-jobs=1 -workers=1), with the limits of issue 15:
+# One target at a time, in-process (no -jobs: libFuzzer's job mode writes every job's output
+# to ./fuzz-N.log, which parallel runs of this script would share), with the limits of issue 15:
 # -rss_limit_mb=2048 -timeout=10 -malloc_limit_mb=512. Each target's corpus grows in
 # $HOARD_FUZZ_CORPUS/<target> (default /var/tmp/hoard-fuzz-corpus), seeded from
 # fuzz/seeds/<target>; crashing inputs land in fuzz/artifacts/<target>/ and their count is the
@@ -47,7 +48,7 @@ for t in "${targets[@]}"; do
     start=$(date +%s)
     # the built binary is run directly: `cargo fuzz run` would rebuild first
     "$bin/$t" "$corpus" "${seeds[@]}" -artifact_prefix="artifacts/$t/" \
-        -max_total_time="$seconds" -jobs=1 -workers=1 \
+        -max_total_time="$seconds" \
         -rss_limit_mb=2048 -timeout=10 -malloc_limit_mb=512 -print_final_stats=1 \
         >"$log" 2>&1
     rc=$?

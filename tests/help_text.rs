@@ -60,8 +60,6 @@ const MISSING: &[(&str, &str)] = &[
     // borg 1.4.5's compact --dry-run (estimate only); not offered yet
     ("compact", "-n"),
     ("compact", "--dry-run"),
-    // borg 1.4's helper for borg 2 transfers (related repositories); hoard does not do that
-    ("init", "--import-related-secrets"),
     // borg 1.4.5's diff --sort-by FIELDS; hoard sorts by path only (--sort)
     ("diff", "--sort-by"),
     // manifest-TAM switches for clients older than borg 1.0.9: hoard always requires an

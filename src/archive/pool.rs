@@ -19,6 +19,32 @@ use crate::repo::{RepoError, Repository};
 /// size hint.
 pub type DecodeFn<T> = fn(&Key, &[u8; 32], Vec<u8>, Option<usize>) -> T;
 
+/// The bytes a decoded result holds, so that the read-ahead budget counts what decoding
+/// produced and not only the (compressed) bytes that were read: a hostile object that
+/// decompresses far beyond its size then stops further reads until it is taken.
+pub trait DecodedSize {
+    /// Bytes held by this result.
+    fn decoded_size(&self) -> usize;
+}
+
+impl DecodedSize for () {
+    fn decoded_size(&self) -> usize {
+        0
+    }
+}
+
+impl DecodedSize for Vec<u8> {
+    fn decoded_size(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<A: DecodedSize, E> DecodedSize for Result<A, E> {
+    fn decoded_size(&self) -> usize {
+        self.as_ref().map_or(0, DecodedSize::decoded_size)
+    }
+}
+
 /// One object to decode: sequence number, id, raw object, size hint.
 type Job = (u64, [u8; 32], Vec<u8>, Option<usize>);
 
@@ -103,6 +129,20 @@ impl<T: Send + 'static> DecodePool<T> {
         }
     }
 
+    /// A finished result if one is ready now (any order), without waiting.
+    pub fn try_recv(&mut self) -> Option<(u64, T)> {
+        if self.done.is_empty() {
+            if let Some(group) = self.results.as_ref().and_then(|rx| rx.try_recv().ok()) {
+                self.done.extend(group);
+            }
+        }
+        let got = self.done.pop_front();
+        if got.is_some() {
+            self.outstanding -= 1;
+        }
+        got
+    }
+
     /// The next finished result (any order), waiting for one; `None` when nothing is queued.
     pub fn recv(&mut self) -> Option<(u64, T)> {
         if self.outstanding == 0 {
@@ -143,7 +183,7 @@ struct Planned {
 /// in the order it will [`take`](Prefetcher::take) them, and may [`skip_to`](Prefetcher::skip_to)
 /// past planned objects it no longer needs. Results are `Err` for objects the repository could
 /// not deliver (the error of a single `get`) and the decode function's output otherwise.
-pub struct Prefetcher<T: Send + 'static> {
+pub struct Prefetcher<T: Send + DecodedSize + 'static> {
     pool: DecodePool<T>,
     planned: VecDeque<Planned>,
     next_seq: u64,
@@ -174,7 +214,7 @@ const INITIAL_SIZE_ESTIMATE: usize = 512 * 1024;
 /// The default read-ahead budget: bytes of objects fetched but not yet taken.
 pub const DEFAULT_BUDGET: usize = 16 * 1024 * 1024;
 
-impl<T: Send + 'static> Prefetcher<T> {
+impl<T: Send + DecodedSize + 'static> Prefetcher<T> {
     /// A prefetcher decoding with `workers` workers and reading at most `budget` bytes ahead.
     pub fn new(key: Key, workers: usize, budget: usize, decode: DecodeFn<T>) -> Self {
         Prefetcher {
@@ -245,6 +285,26 @@ impl<T: Send + 'static> Prefetcher<T> {
         }
     }
 
+    /// Moves every result decoded so far into `ready`, charging its decoded size.
+    fn collect_decoded(&mut self) {
+        while let Some((s, out)) = self.pool.try_recv() {
+            if s >= self.cursor {
+                self.charge_decoded(s, out.decoded_size());
+                self.ready.insert(s, Ok(out));
+            }
+        }
+    }
+
+    /// Raises the cost of a fetched object to what decoding it produced, when that is more.
+    fn charge_decoded(&mut self, seq: u64, decoded: usize) {
+        if let Some(c) = self.costs.get_mut(&seq) {
+            if decoded > *c {
+                self.in_flight += decoded - *c;
+                *c = decoded;
+            }
+        }
+    }
+
     fn release(&mut self, seq: u64) {
         if let Some(c) = self.costs.remove(&seq) {
             self.in_flight -= c;
@@ -259,6 +319,7 @@ impl<T: Send + 'static> Prefetcher<T> {
         if self.planned.is_empty() {
             return Ok(false);
         }
+        self.collect_decoded();
         // Backends that want large batches (object storage) are asked only once enough of the
         // budget is free and enough is planned, unless the caller waits for the next object.
         let low_water = repo.read_batch_bytes().min(self.budget / 2);
@@ -392,6 +453,7 @@ impl<T: Send + 'static> Prefetcher<T> {
             match self.pool.recv() {
                 Some((s, out)) => {
                     if s >= self.cursor {
+                        self.charge_decoded(s, out.decoded_size());
                         self.ready.insert(s, Ok(out));
                     }
                 }
@@ -614,5 +676,28 @@ mod tests {
             repo.batches.len(),
             repo.batches
         );
+    }
+
+    /// Objects that decompress to far more than was read count at their decoded size: with
+    /// 1 MiB objects stored as a few KiB each, the bytes held stay near the budget instead of
+    /// growing with the number of planned objects.
+    #[test]
+    fn decoded_sizes_count_against_the_budget() {
+        let objects: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 1 << 20]).collect();
+        let (_dir, mut repo, ids) = repo_with(&objects);
+        let budget = 2 << 20;
+        let mut pf = Prefetcher::new(Key::plaintext(), 1, budget, decode);
+        for id in &ids {
+            pf.plan(*id, None);
+        }
+        let mut most = 0;
+        for object in &objects {
+            let got = pf.take(&mut repo).expect("workers").expect("planned");
+            most = most.max(pf.in_flight());
+            assert_eq!(&got.expect("found").expect("decoded"), object);
+        }
+        // one batch may be decoded past the budget before its sizes are known, no more
+        assert!(most <= budget + BATCH * (1 << 20), "held {most} bytes");
+        assert!(most >= 1 << 20, "decoded sizes were not counted ({most})");
     }
 }

@@ -307,11 +307,11 @@ pub fn parse(
     for_init: bool,
 ) -> Result<JobConfig, ConfigError> {
     let fname = file.display().to_string();
-    let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| {
+    let raw: RawConfig = yaml_serde::from_str(text).map_err(|e| {
         let msg = e.to_string();
         match e.location() {
             Some(l) => {
-                // serde_yaml appends " at line L column C"; keep our own prefix instead.
+                // yaml_serde appends " at line L column C"; keep our own prefix instead.
                 let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
                 ConfigError(format!(
                     "{fname}: line {}, column {}: {msg}",

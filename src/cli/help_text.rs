@@ -86,8 +86,9 @@ Other options:
   --append-only only changes the low-level behaviour of the repository (old transactions
   are never overwritten); `delete` and `prune` are still accepted. --storage-quota limits
   how large the repository may grow (e.g. 5G, 1.5T; powers of 1000; at least 10M).
-  --import-related-secrets is a borg 1.4 option for borg 2 transfers; hoard does not
-  offer it.
+  --import-related-secrets PATH takes the id key and chunker seed from a file written by
+  `hoard key export-related-secrets`, so that the new repository deduplicates against the
+  other one (borg 1.4's preparation for transfers into borg 2).
 
 Examples:
   # local repository, key kept in the repository (a good default)

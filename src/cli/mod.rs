@@ -3,10 +3,12 @@
 //! (0 success, 1 warning, 2 error). This is the only layer that prints.
 
 pub mod args;
+pub mod cmd_benchmark;
 pub mod cmd_compact;
 pub mod cmd_completion;
 pub mod cmd_config;
 pub mod cmd_create;
+pub mod cmd_debug;
 pub mod cmd_delete;
 pub mod cmd_diff;
 pub mod cmd_export_tar;
@@ -17,6 +19,7 @@ pub mod cmd_list;
 pub mod cmd_mount;
 pub mod cmd_prune;
 pub mod cmd_recreate;
+pub mod cmd_related_secrets;
 pub mod cmd_rename;
 pub mod cmd_run;
 pub mod cmd_schedule;
@@ -141,6 +144,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
                 append_only: a.append_only,
                 storage_quota: a.storage_quota.as_deref().map(parse_quota).transpose()?,
                 make_parent_dirs: a.make_parent_dirs,
+                related_secrets: cmd_related_secrets::import(a.import_related_secrets.as_deref())?,
             };
             log::info(&format!(
                 "Initializing repository at \"{}\"",
@@ -218,6 +222,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
             commands::key::import(&loc, &path, lock_wait)?;
             Ok(EXIT_SUCCESS)
         }
+        Command::Key(KeyCommand::ExportRelatedSecrets(a)) => cmd_related_secrets::run(a, common),
         Command::Key(KeyCommand::ChangePassphrase(a)) | Command::ChangePassphrase(a) => {
             let loc = repo_location(a.location.as_deref())?;
             let where_ = commands::key::change_passphrase(&loc, lock_wait)?;
@@ -336,6 +341,8 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
         Command::Umount(a) => cmd_mount::run_umount(a),
         Command::Run(a) => cmd_run::run(a, common),
         Command::Schedule(a) => cmd_schedule::run(a, common),
+        Command::Debug(a) => cmd_debug::run(a, common),
+        Command::Benchmark(a) => cmd_benchmark::run(a, common),
         Command::Completion(a) => cmd_completion::completion(&a),
         Command::Man(a) => cmd_completion::man(&a),
     }
@@ -525,7 +532,14 @@ pub fn main() -> i32 {
         let text = format!("borgbackup version {}", args::VERSION_TEXT);
         log::log_always(log::Level::Info, "borg.output.show-version", None, &text);
     }
-    let code = match run_command(cli.command, &cli.common) {
+    let outcome = match cli.common.debug_profile.clone() {
+        Some(path) => {
+            let name = cmd_debug::command_name(&cli.command);
+            cmd_debug::run_profiled(&path, &name, || run_command(cli.command, &cli.common))
+        }
+        None => run_command(cli.command, &cli.common),
+    };
+    let code = match outcome {
         Ok(code) => code,
         Err(e) => {
             let stop = crate::platform::signals::stop();

@@ -20,6 +20,8 @@ pub struct InitOptions {
     pub storage_quota: Option<u64>,
     /// `--make-parent-dirs`
     pub make_parent_dirs: bool,
+    /// `--import-related-secrets`: share the id key and chunker seed of another repository.
+    pub related_secrets: Option<super::related_secrets::RelatedSecrets>,
 }
 
 /// What `init` did, for the CLI to report.
@@ -43,8 +45,18 @@ pub fn run(loc: &Location, opts: &InitOptions) -> Result<InitOutcome> {
             opts.encryption
         )));
     }
+    let related = match &opts.related_secrets {
+        // borg ignores them for `none` (a plaintext key has neither id key nor seed)
+        Some(r) if key_type.has_key_material() => {
+            if !super::related_secrets::uses_same_id_hash(&r.key_name, key_type) {
+                return Err(super::related_secrets::incompatible());
+            }
+            Some(r)
+        }
+        _ => None,
+    };
     if loc.proto == Proto::Ssh {
-        return run_remote(loc, opts, key_type);
+        return run_remote(loc, opts, key_type, related);
     }
     if loc.proto == Proto::S3 {
         let store = crate::repo::objstore::store_for(loc)?;
@@ -60,7 +72,7 @@ pub fn run(loc: &Location, opts: &InitOptions) -> Result<InitOutcome> {
                 ..OpenOptions::default()
             },
         )?;
-        return match create_key_and_manifest(loc, Box::new(repo), key_type) {
+        return match create_key_and_manifest(loc, Box::new(repo), key_type, related) {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
                 // remove the half-made repository (README, config, segments)
@@ -87,7 +99,7 @@ pub fn run(loc: &Location, opts: &InitOptions) -> Result<InitOutcome> {
             ..OpenOptions::default()
         },
     )?;
-    match create_key_and_manifest(loc, Box::new(repo), key_type) {
+    match create_key_and_manifest(loc, Box::new(repo), key_type, related) {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
             // The repository object (and its lock) is gone by now; remove what we created.
@@ -98,7 +110,12 @@ pub fn run(loc: &Location, opts: &InitOptions) -> Result<InitOutcome> {
 }
 
 /// `init` over `serve`: the server creates the repository (§9.3 `open(create=True)`).
-fn run_remote(loc: &Location, opts: &InitOptions, key_type: KeyType) -> Result<InitOutcome> {
+fn run_remote(
+    loc: &Location,
+    opts: &InitOptions,
+    key_type: KeyType,
+    related: Option<&super::related_secrets::RelatedSecrets>,
+) -> Result<InitOutcome> {
     use crate::repo::remote::{RemoteOpenOptions, RemoteRepository};
     let open = RemoteOpenOptions {
         create: true,
@@ -109,7 +126,7 @@ fn run_remote(loc: &Location, opts: &InitOptions, key_type: KeyType) -> Result<I
         ..RemoteOpenOptions::default()
     };
     let repo = RemoteRepository::open(loc, &open)?;
-    match create_key_and_manifest(loc, Box::new(repo), key_type) {
+    match create_key_and_manifest(loc, Box::new(repo), key_type, related) {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
             // Remove the half-made repository again, as the local branch does.
@@ -129,13 +146,18 @@ fn create_key_and_manifest(
     loc: &Location,
     mut repo: Box<dyn Repository>,
     key_type: KeyType,
+    related: Option<&super::related_secrets::RelatedSecrets>,
 ) -> Result<InitOutcome> {
     let id = repo.id();
-    let key = if key_type == KeyType::Plaintext {
+    let mut key = if key_type == KeyType::Plaintext {
         Key::plaintext()
     } else {
         Key::generate(key_type, id)
     };
+    if let (Some(r), Some(m)) = (related, key.material_mut()) {
+        m.id_key = r.id_key.clone();
+        m.chunk_seed = r.chunk_seed;
+    }
     let mut key_location = KeyLocation::None;
     if let Some(material) = key.material() {
         let passphrase = Passphrase::new_from_env_or_prompt()?;

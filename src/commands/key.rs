@@ -193,7 +193,7 @@ fn qr_html(key_file_text: &str) -> Result<String> {
         .replace('<', "&lt;")
         .replace('>', "&gt;");
     Ok(format!(
-        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>hoard/borg key backup</title>\n<style>body {{ font-family: sans-serif; }} pre {{ font-size: 11pt; }}</style>\n</head>\n<body>\n<h1>Key backup</h1>\n<p>Restore with <code>borg key import REPOSITORY FILE</code> (or <code>hoard key import</code>) after saving the text below to FILE, or scan the code.</p>\n<pre>\n{escaped}</pre>\n<div>{svg}</div>\n<textarea readonly rows=\"12\" cols=\"72\">{escaped}</textarea>\n</body>\n</html>\n"
+        "<!doctype html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>hoard/borg key backup</title>\n<style>body {{ font-family: sans-serif; }} pre {{ font-size: 11pt; }}</style>\n</head>\n<body>\n<h1>Key backup</h1>\n<p>Restore with <code>borg key import REPOSITORY FILE</code> (or <code>hoard key import</code>) after saving the text below to FILE, or scan the code.</p>\n<pre>\n{escaped}</pre>\n<div>{svg}</div>\n<textarea readonly rows=\"12\" cols=\"72\">{escaped}</textarea>\n</body>\n</html>\n"
     ))
 }
 

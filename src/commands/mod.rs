@@ -2,6 +2,7 @@
 //! command returns data that `cli` formats.
 
 pub mod archive_info;
+pub mod benchmark;
 pub mod break_lock;
 pub mod check;
 pub mod check_archives;
@@ -9,6 +10,7 @@ pub mod common;
 pub mod compact;
 pub mod config;
 pub mod create;
+pub mod debug;
 pub mod delete;
 pub mod diff;
 pub mod export_tar;
@@ -22,6 +24,7 @@ pub mod mount;
 pub mod prune;
 pub mod prune_policy;
 pub mod recreate;
+pub mod related_secrets;
 pub mod rename;
 pub mod select;
 pub mod stats;

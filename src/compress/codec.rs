@@ -411,6 +411,12 @@ fn lz4_decompress(block: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>, Com
     lz4_decode(block, size)
 }
 
+/// Largest claimed zstd content size whose output buffer is allocated up front whatever the
+/// frame's length (borg's largest default chunk is 8 MiB).
+const ZSTD_TRUSTED_SIZE: usize = 8 << 20;
+/// Claimed content size per frame byte up to which the output buffer is allocated up front.
+const ZSTD_TRUSTED_RATIO: usize = 64;
+
 fn zstd_decompress(frame: &[u8]) -> Result<Vec<u8>, CompressError> {
     let size = match zstd::zstd_safe::get_frame_content_size(frame) {
         Ok(Some(n)) => n,
@@ -421,8 +427,21 @@ fn zstd_decompress(frame: &[u8]) -> Result<Vec<u8>, CompressError> {
         .ok()
         .filter(|&s| s <= MAX_DECOMPRESSED_SIZE)
         .ok_or(CompressError::TooLarge)?;
-    let out =
-        zstd::bulk::decompress(frame, size).map_err(|e| CompressError::Zstd(e.to_string()))?;
+    // A frame's header may claim any size up to the cap. Trust it for the output buffer only
+    // when the claim is ordinary (a chunk-sized output, or a ratio real data reaches);
+    // otherwise decode as a stream, so memory grows with what the frame really produces.
+    let out = if size <= ZSTD_TRUSTED_SIZE || size / ZSTD_TRUSTED_RATIO <= frame.len() {
+        zstd::bulk::decompress(frame, size).map_err(|e| CompressError::Zstd(e.to_string()))?
+    } else {
+        let decoder = zstd::stream::read::Decoder::with_buffer(frame)
+            .map_err(|e| CompressError::Zstd(e.to_string()))?;
+        let mut out = Vec::with_capacity(ZSTD_TRUSTED_SIZE);
+        decoder
+            .take(size as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| CompressError::Zstd(e.to_string()))?;
+        out
+    };
     if out.len() != size {
         return Err(CompressError::Zstd("size mismatch".into()));
     }

@@ -724,3 +724,45 @@ fn lzma_refuses_a_dictionary_beyond_the_memory_limit() {
         other => panic!("expected the lzma memory limit, got {other:?}"),
     }
 }
+
+/// A zstd frame by hand: 8-byte content size `claimed`, one raw block holding `body`.
+fn zstd_frame_claiming(claimed: u64, body: &[u8]) -> Vec<u8> {
+    let mut f = ZSTD_HEADER.to_vec();
+    f.extend_from_slice(&[0x28, 0xb5, 0x2f, 0xfd, 0xe0]); // magic, single segment, 8-byte size
+    f.extend_from_slice(&claimed.to_le_bytes());
+    let block = 1u32 | ((body.len() as u32) << 3); // last block, raw
+    f.extend_from_slice(&block.to_le_bytes()[..3]);
+    f.extend_from_slice(body);
+    f
+}
+
+#[test]
+fn zstd_frames_claiming_more_than_they_hold_are_refused() {
+    // the claim agrees with the block: fine
+    assert_eq!(
+        decompress(&zstd_frame_claiming(5, b"hello"), None).unwrap(),
+        b"hello"
+    );
+    // 200 MiB claimed by a 20-byte frame: decoded as a stream (the buffer is not sized
+    // from the claim) and refused for the mismatch
+    let hostile = zstd_frame_claiming(200 << 20, b"hello");
+    assert!(matches!(
+        decompress(&hostile, None),
+        Err(CompressError::Zstd(_))
+    ));
+    // past the cap: refused before decoding
+    let huge = zstd_frame_claiming(1 << 40, b"hello");
+    assert!(matches!(
+        decompress(&huge, None),
+        Err(CompressError::TooLarge)
+    ));
+}
+
+#[test]
+fn highly_compressible_zstd_chunks_decode_through_the_stream_path() {
+    // 24 MiB of zeros compress to a frame far smaller than 24 MiB / 64: the stream path
+    let zeros = vec![0u8; 24 << 20];
+    let framed = compress(&Compression::Zstd(3), &zeros);
+    assert!(framed.len() < (24 << 20) / 64);
+    assert_eq!(decompress(&framed, None).unwrap(), zeros);
+}

@@ -16,6 +16,7 @@
 pub mod check;
 pub mod compact;
 pub mod config;
+pub mod debug;
 pub mod hints;
 pub mod hostid;
 pub mod index;
