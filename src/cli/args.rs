@@ -20,6 +20,7 @@ pub const VERSION_TEXT: &str = concat!("1.2.4 (hoard ", env!("CARGO_PKG_VERSION"
     // `--keep-last 2 --keep-secondly 4`) instead of being an error.
     args_override_self = true
 )]
+#[command(after_long_help = super::help_text::HOARD)]
 pub struct Cli {
     /// Options every command accepts.
     #[command(flatten)]
@@ -31,6 +32,7 @@ pub struct Cli {
 
 /// borg's common options.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Common options")]
 pub struct CommonOptions {
     /// work on log level CRITICAL
     #[arg(long, global = true)]
@@ -47,13 +49,13 @@ pub struct CommonOptions {
     /// enable debug output, work on log level DEBUG
     #[arg(long, global = true)]
     pub debug: bool,
-    /// enable TOPIC debugging (accepted for compatibility)
+    /// enable TOPIC debugging (can be given several times; accepted for compatibility)
     #[arg(long = "debug-topic", global = true, value_name = "TOPIC")]
     pub debug_topic: Vec<String>,
     /// show progress information
     #[arg(short = 'p', long, global = true)]
     pub progress: bool,
-    /// format units with IEC (binary) prefixes
+    /// format units with IEC (binary) prefixes (1KiB = 1024B)
     #[arg(long, global = true)]
     pub iec: bool,
     /// output one JSON object per log line instead of formatted text
@@ -85,7 +87,8 @@ pub struct CommonOptions {
     /// use this command to connect to the 'borg serve' process (default: 'ssh')
     #[arg(long, global = true, value_name = "RSH")]
     pub rsh: Option<String>,
-    /// set network upload rate limit in kiByte/s (default: 0=unlimited)
+    /// set network upload rate limit in kiByte/s (default: 0=unlimited); --remote-ratelimit is
+    /// the deprecated older name
     #[arg(
         long = "upload-ratelimit",
         alias = "remote-ratelimit",
@@ -93,7 +96,7 @@ pub struct CommonOptions {
         value_name = "RATE"
     )]
     pub upload_ratelimit: Option<u64>,
-    /// set network upload buffer size in MiB
+    /// set network upload buffer size in MiB (default: 0=no buffer)
     #[arg(long = "upload-buffer", global = true, value_name = "UPLOAD_BUFFER")]
     pub upload_buffer: Option<u64>,
     /// treat part files like normal files (e.g. to list/extract them)
@@ -124,55 +127,80 @@ fn parse_octal(s: &str) -> Result<u32, String> {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Initialize an empty repository
+    #[command(after_long_help = super::help_text::INIT)]
     Init(InitArgs),
     /// Manage a keyfile or repokey of a repository
     #[command(subcommand)]
+    #[command(after_long_help = super::help_text::KEY)]
     Key(KeyCommand),
     /// Change repository key file passphrase (deprecated alias of `key change-passphrase`)
+    #[command(after_long_help = super::help_text::KEY_CHANGE_PASSPHRASE)]
     ChangePassphrase(RepoArg),
     /// Break the repository lock (e.g. in case it was left by a dead borg process)
+    #[command(after_long_help = super::help_text::BREAK_LOCK)]
     BreakLock(RepoArg),
     /// Verify repository
+    #[command(after_long_help = super::help_text::CHECK)]
     Check(CheckArgs),
     /// Show archive details such as disk space used
+    #[command(after_long_help = super::help_text::INFO)]
     Info(InfoArgs),
     /// Create new archive
+    #[command(after_long_help = super::help_text::CREATE)]
     Create(Box<super::cmd_create::CreateArgs>),
     /// List archive or repository contents
+    #[command(after_long_help = super::help_text::LIST)]
     List(super::cmd_list::ListArgs),
     /// Delete an existing repository or archives
+    #[command(after_long_help = super::help_text::DELETE)]
     Delete(super::cmd_delete::DeleteArgs),
     /// Rename an existing archive
+    #[command(after_long_help = super::help_text::RENAME)]
     Rename(super::cmd_rename::RenameArgs),
     /// Re-create archives
+    #[command(after_long_help = super::help_text::RECREATE)]
     Recreate(Box<super::cmd_recreate::RecreateArgs>),
     /// Prune repository archives according to specified rules
+    #[command(after_long_help = super::help_text::PRUNE)]
     Prune(super::cmd_prune::PruneArgs),
     /// Compact segment files in the repository
+    #[command(after_long_help = super::help_text::COMPACT)]
     Compact(super::cmd_compact::CompactArgs),
     /// Get, set, and delete values in a repository or cache config file
+    #[command(after_long_help = super::help_text::CONFIG)]
     Config(super::cmd_config::ConfigArgs),
     /// Upgrade a repository (here: authenticate archives again with a TAM)
+    #[command(after_long_help = super::help_text::UPGRADE)]
     Upgrade(super::cmd_upgrade::UpgradeArgs),
     /// Run a user specified command with the repository lock held
+    #[command(after_long_help = super::help_text::WITH_LOCK)]
     WithLock(super::cmd_with_lock::WithLockArgs),
     /// Extract archive contents
+    #[command(after_long_help = super::help_text::EXTRACT)]
     Extract(super::cmd_extract::ExtractArgs),
     /// Export archive contents as a tarball
+    #[command(after_long_help = super::help_text::EXPORT_TAR)]
     ExportTar(super::cmd_export_tar::ExportTarArgs),
     /// Create a backup archive from a tarball
+    #[command(after_long_help = super::help_text::IMPORT_TAR)]
     ImportTar(super::cmd_import_tar::ImportTarArgs),
     /// Diff contents of two archives
+    #[command(after_long_help = super::help_text::DIFF)]
     Diff(super::cmd_diff::DiffArgs),
     /// Start in server mode. This command is usually not used manually.
+    #[command(after_long_help = super::help_text::SERVE)]
     Serve(super::cmd_serve::ServeArgs),
     /// Mount archive or an entire repository as a FUSE filesystem
+    #[command(after_long_help = super::help_text::MOUNT)]
     Mount(Box<super::cmd_mount::MountArgs>),
     /// un-mount the FUSE filesystem
+    #[command(after_long_help = super::help_text::UMOUNT)]
     Umount(super::cmd_mount::UmountArgs),
     /// Run a configured backup job (create, prune, compact, check) with retries
+    #[command(after_long_help = super::help_text::RUN)]
     Run(super::cmd_run::RunArgs),
     /// Print or install a crontab line or systemd timer for a backup job
+    #[command(after_long_help = super::help_text::SCHEDULE)]
     Schedule(super::cmd_schedule::ScheduleArgs),
     /// debugging command (not intended for normal use)
     #[command(subcommand)]
@@ -180,6 +208,12 @@ pub enum Command {
     /// benchmark command
     #[command(subcommand)]
     Benchmark(super::cmd_benchmark::BenchmarkCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_long_help = super::help_text::COMPLETION)]
+    Completion(super::cmd_completion::CompletionArgs),
+    /// Print or write manual pages for hoard and its commands
+    #[command(after_long_help = super::help_text::MAN)]
+    Man(super::cmd_completion::ManArgs),
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).
@@ -217,10 +251,13 @@ pub struct InitArgs {
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Export the repository key for backup
+    #[command(after_long_help = super::help_text::KEY_EXPORT)]
     Export(KeyExportArgs),
     /// Import the repository key from backup
+    #[command(after_long_help = super::help_text::KEY_IMPORT)]
     Import(KeyImportArgs),
     /// Change repository key file passphrase
+    #[command(after_long_help = super::help_text::KEY_CHANGE_PASSPHRASE)]
     ChangePassphrase(RepoArg),
     /// Export secrets for creating related repositories
     ExportRelatedSecrets(super::cmd_related_secrets::ExportRelatedSecretsArgs),
@@ -259,11 +296,16 @@ pub struct KeyImportArgs {
 
 /// Archive selection options shared by several commands.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Archive filters")]
 pub struct ArchiveFilter {
     /// only consider archive names starting with this prefix
+    ///
+    /// Deprecated: use -a 'PREFIX*'.
     #[arg(short = 'P', long, value_name = "PREFIX", value_parser = placeholder_spec)]
     pub prefix: Option<String>,
     /// only consider archive names matching the glob
+    ///
+    /// Shell-style rules (as with the sh: pattern prefix, without writing it); see `hoard help patterns`.
     #[arg(short = 'a', long = "glob-archives", value_name = "GLOB", value_parser = placeholder_spec)]
     pub glob_archives: Option<String>,
     /// Comma-separated list of sorting keys; valid keys are: timestamp, name, id

@@ -36,6 +36,8 @@ pub struct CreateArgs {
     #[arg(long = "list")]
     pub list: bool,
     /// only display items with the given status characters
+    ///
+    /// STATUSCHARS are the item flags described under "Item flags" below, e.g. --filter=AME.
     #[arg(long, value_name = "STATUSCHARS")]
     pub filter: Option<String>,
     /// output stats as JSON. Implies --stats.
@@ -57,18 +59,25 @@ pub struct CreateArgs {
     #[arg(long = "stdin-mode", value_name = "M", default_value = "0660", value_parser = parse_octal_mode)]
     pub stdin_mode: u32,
     /// interpret PATH as command and store its stdout
+    ///
+    /// The first PATH is the command, the remaining PATHs its arguments (put "--" before them); if the command fails, no archive is made. See "Reading from stdin" below.
     #[arg(long = "content-from-command")]
     pub content_from_command: bool,
     /// read DELIM-separated list of paths to backup from stdin
+    ///
+    /// Exactly the given paths are stored: nothing is recursed into or excluded.
     #[arg(long = "paths-from-stdin")]
     pub paths_from_stdin: bool,
     /// interpret PATH as command and treat its output as --paths-from-stdin
     #[arg(long = "paths-from-command")]
     pub paths_from_command: bool,
     /// set path delimiter for --paths-from-stdin and --paths-from-command
+    ///
+    /// Escapes such as \0 and \t are understood (default: \n).
     #[arg(long = "paths-delimiter", value_name = "DELIM")]
     pub paths_delimiter: Option<String>,
     /// exclude paths matching PATTERN
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(
         short = 'e',
         long = "exclude",
@@ -77,66 +86,92 @@ pub struct CreateArgs {
     )]
     pub exclude: Vec<String>,
     /// read exclude patterns from EXCLUDEFILE, one per line
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "exclude-from", value_name = "EXCLUDEFILE")]
     pub exclude_from: Vec<String>,
     /// include/exclude paths matching PATTERN
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "pattern", value_name = "PATTERN", allow_hyphen_values = true)]
     pub pattern: Vec<String>,
     /// read include/exclude patterns from PATTERNFILE, one per line
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "patterns-from", value_name = "PATTERNFILE")]
     pub patterns_from: Vec<String>,
     /// exclude directories that contain a CACHEDIR.TAG file
+    ///
+    /// The tag must start with the signature of http://www.bford.info/cachedir/spec.html.
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "exclude-caches")]
     pub exclude_caches: bool,
     /// exclude directories that are tagged by containing a filesystem object with the given NAME
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "exclude-if-present", value_name = "NAME")]
     pub exclude_if_present: Vec<OsString>,
     /// if tag objects are specified with --exclude-if-present, don't omit the tag objects themselves
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "keep-exclude-tags")]
     pub keep_exclude_tags: bool,
     /// exclude files flagged NODUMP
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "exclude-nodump")]
     pub exclude_nodump: bool,
     /// exclude dataless files (macOS; accepted and without effect elsewhere, as in borg)
     #[arg(long = "exclude-dataless")]
     pub exclude_dataless: bool,
     /// stay in the same file system and do not store mount points of other file systems
+    ///
+    /// This compares device numbers, which is not exactly the same as mount points (bind mounts, btrfs subvolumes): see the description below.
+    #[arg(help_heading = "Filesystem options")]
     #[arg(short = 'x', long = "one-file-system")]
     pub one_file_system: bool,
     /// deprecated, use --numeric-ids instead
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long = "numeric-owner")]
     pub numeric_owner: bool,
     /// only store numeric user and group identifiers
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long = "numeric-ids")]
     pub numeric_ids: bool,
     /// do not store atime into archive
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub noatime: bool,
     /// do store atime into archive
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub atime: bool,
     /// do not store ctime into archive
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub noctime: bool,
     /// do not store birthtime (creation date) into archive
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub nobirthtime: bool,
     /// deprecated, use --noflags instead
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub nobsdflags: bool,
     /// do not read and store flags (e.g. NODUMP, IMMUTABLE) into archive
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub noflags: bool,
     /// do not read and store ACLs into archive
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub noacls: bool,
     /// do not read and store xattrs into archive
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub noxattrs: bool,
     /// detect sparse holes in input (supported only by fixed chunker)
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long)]
     pub sparse: bool,
     /// operate files cache in MODE. default: ctime,size,inode
+    ///
+    /// See "Files cache" below for the modes.
+    #[arg(help_heading = "Filesystem options")]
     #[arg(
         long = "files-cache",
         value_name = "MODE",
@@ -147,15 +182,23 @@ pub struct CreateArgs {
     #[arg(long = "files-changed", value_name = "MODE", default_value = "ctime", value_parser = ["ctime", "mtime", "disabled"])]
     pub files_changed: String,
     /// open and read block and char device files as well as FIFOs as if they were regular files
+    ///
+    /// Symlinks pointing to such files are followed as well.
+    #[arg(help_heading = "Filesystem options")]
     #[arg(long = "read-special")]
     pub read_special: bool,
     /// add a comment text to the archive
+    #[arg(help_heading = "Archive options")]
     #[arg(long, value_name = "COMMENT", default_value = "", value_parser = super::args::placeholder_spec)]
     pub comment: String,
     /// manually specify the archive creation date/time (UTC, yyyy-mm-ddThh:mm:ss format)
+    ///
+    /// Alternatively, give a reference file or directory whose mtime is used.
+    #[arg(help_heading = "Archive options")]
     #[arg(long, value_name = "TIMESTAMP")]
     pub timestamp: Option<String>,
     /// write checkpoint every SECONDS seconds (Default: 1800)
+    #[arg(help_heading = "Archive options")]
     #[arg(
         short = 'c',
         long = "checkpoint-interval",
@@ -164,6 +207,9 @@ pub struct CreateArgs {
     )]
     pub checkpoint_interval: u64,
     /// specify the chunker parameters (ALGO, CHUNK_MIN_EXP, CHUNK_MAX_EXP, HASH_MASK_BITS, HASH_WINDOW_SIZE)
+    ///
+    /// buzhash,19,23,21,4095 (the default), fixed,BLOCK_SIZE[,HEADER_SIZE], or "default"; see "Chunker parameters" below.
+    #[arg(help_heading = "Archive options")]
     #[arg(
         long = "chunker-params",
         value_name = "PARAMS",
@@ -171,6 +217,9 @@ pub struct CreateArgs {
     )]
     pub chunker_params: String,
     /// select compression algorithm
+    ///
+    /// METHOD[,LEVEL]: none, lz4, zstd[,1-22], zlib[,0-9], lzma[,0-9], auto,C[,L] or obfuscate,SPEC,C[,L]; see "Compression methods and levels" below.
+    #[arg(help_heading = "Archive options")]
     #[arg(short = 'C', long, value_name = "COMPRESSION", default_value = "lz4")]
     pub compression: String,
     /// name of archive to create (must be also a valid directory name)

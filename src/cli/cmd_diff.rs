@@ -27,6 +27,7 @@ pub struct DiffArgs {
     #[arg(value_name = "PATH")]
     pub paths: Vec<String>,
     /// only consider numeric user and group identifiers
+    /// (--numeric-owner is the deprecated older name)
     #[arg(long = "numeric-ids", alias = "numeric-owner")]
     pub numeric_ids: bool,
     /// Override check of chunker parameters.

@@ -32,6 +32,7 @@ pub struct ExportTarArgs {
     #[arg(long = "list")]
     pub list: bool,
     /// Remove the specified number of leading path elements. Paths with fewer elements will be silently skipped.
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "strip-components", value_name = "NUMBER", default_value_t = 0)]
     pub strip_components: usize,
     /// exclusion options

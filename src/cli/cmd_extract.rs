@@ -12,6 +12,7 @@ use super::log;
 
 /// Borg's exclusion options shared by `extract`, `export-tar` and `diff`.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Include/Exclude options")]
 pub struct PatternOptions {
     /// exclude paths matching PATTERN
     #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
@@ -43,9 +44,11 @@ pub struct ExtractArgs {
     #[arg(short = 'n', long = "dry-run")]
     pub dry_run: bool,
     /// only obey numeric user and group identifiers
+    /// (--numeric-owner is the deprecated older name)
     #[arg(long = "numeric-ids", alias = "numeric-owner")]
     pub numeric_ids: bool,
-    /// do not extract/set flags (e.g. NODUMP, IMMUTABLE)
+    /// do not extract/set flags (e.g. NODUMP, IMMUTABLE); --nobsdflags is the deprecated older
+    /// name
     #[arg(long = "noflags", alias = "nobsdflags")]
     pub noflags: bool,
     /// do not extract/set ACLs
@@ -61,6 +64,7 @@ pub struct ExtractArgs {
     #[arg(long = "sparse")]
     pub sparse: bool,
     /// Remove the specified number of leading path elements. Paths with fewer elements will be silently skipped.
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "strip-components", value_name = "NUMBER", default_value_t = 0)]
     pub strip_components: usize,
     /// exclusion options

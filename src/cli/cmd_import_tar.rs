@@ -41,13 +41,16 @@ pub struct ImportTarArgs {
     #[arg(long = "ignore-zeros")]
     pub ignore_zeros: bool,
     /// add a comment text to the archive
+    #[arg(help_heading = "Archive options")]
     #[arg(long, value_name = "COMMENT", default_value = "", value_parser = super::args::placeholder_spec)]
     pub comment: String,
     /// manually specify the archive creation date/time (UTC, yyyy-mm-ddThh:mm:ss format).
     /// alternatively, give a reference file/directory.
+    #[arg(help_heading = "Archive options")]
     #[arg(long, value_name = "TIMESTAMP")]
     pub timestamp: Option<String>,
     /// write checkpoint every SECONDS seconds (Default: 1800)
+    #[arg(help_heading = "Archive options")]
     #[arg(
         short = 'c',
         long = "checkpoint-interval",
@@ -57,6 +60,7 @@ pub struct ImportTarArgs {
     pub checkpoint_interval: u64,
     /// specify the chunker parameters (ALGO, CHUNK_MIN_EXP, CHUNK_MAX_EXP, HASH_MASK_BITS,
     /// HASH_WINDOW_SIZE). default: buzhash,19,23,21,4095
+    #[arg(help_heading = "Archive options")]
     #[arg(
         long = "chunker-params",
         value_name = "PARAMS",
@@ -65,6 +69,7 @@ pub struct ImportTarArgs {
     pub chunker_params: String,
     /// select compression algorithm, see the output of the "borg help compression" command
     /// for details.
+    #[arg(help_heading = "Archive options")]
     #[arg(short = 'C', long, value_name = "COMPRESSION", default_value = "lz4")]
     pub compression: String,
     /// name of archive to create (must be also a valid directory name)

@@ -30,27 +30,37 @@ pub struct ListArgs {
     #[arg(long)]
     pub short: bool,
     /// specify format for file or archive listing
+    ///
+    /// Default for items: "{mode} {user:6} {group:6} {size:8} {mtime} {path}{extra}{NL}"; for archives: "{archive:<36} {time} [{id}]{NL}". See "Format" below for the keys.
     #[arg(long = "format", alias = "list-format", value_name = "FORMAT")]
     pub format: Option<String>,
     /// Only valid for listing repository contents. Format output as JSON.
+    ///
+    /// The layout of --format is ignored, but the keys it names are added to each object. JSON holds only text, so there is no "barchive" key.
     #[arg(long)]
     pub json: bool,
     /// Only valid for listing archive contents. Format output as JSON Lines.
+    ///
+    /// The layout of --format is ignored, but the keys it names are added to each object. JSON holds only text, so there is no "bpath" key.
     #[arg(long = "json-lines")]
     pub json_lines: bool,
     /// archive selection
     #[command(flatten)]
     pub filter: ArchiveFilter,
     /// exclude paths matching PATTERN
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
     pub exclude: Vec<String>,
     /// read exclude patterns from EXCLUDEFILE, one per line
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "exclude-from", value_name = "EXCLUDEFILE")]
     pub exclude_from: Vec<String>,
     /// include/exclude paths matching PATTERN
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "pattern", value_name = "PATTERN")]
     pub pattern: Vec<String>,
     /// read include/exclude patterns from PATTERNFILE, one per line
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "patterns-from", value_name = "PATTERNFILE")]
     pub patterns_from: Vec<String>,
 }

@@ -41,9 +41,11 @@ pub struct MountArgs {
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Option<String>,
     /// use numeric user and group identifiers from archive(s)
+    /// (--numeric-owner is the deprecated older name)
     #[arg(long = "numeric-ids", alias = "numeric-owner")]
     pub numeric_ids: bool,
     /// Remove the specified number of leading path elements. Paths with fewer elements will be silently skipped.
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "strip-components", value_name = "NUMBER", default_value_t = 0)]
     pub strip_components: usize,
     /// archive selection

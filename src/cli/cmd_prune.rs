@@ -77,6 +77,7 @@ pub struct PruneArgs {
     )]
     pub checkpoint_interval: u64,
     /// only consider archive names starting with this prefix. (deprecated)
+    #[arg(help_heading = "Archive filters")]
     #[arg(
         short = 'P',
         long,
@@ -86,6 +87,7 @@ pub struct PruneArgs {
     )]
     pub prefix: Option<String>,
     /// only consider archive names matching the glob. sh: rules apply, see "borg help patterns".
+    #[arg(help_heading = "Archive filters")]
     #[arg(
         short = 'a',
         long = "glob-archives",

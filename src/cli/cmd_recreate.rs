@@ -36,18 +36,23 @@ pub struct RecreateArgs {
     #[command(flatten)]
     pub patterns: PatternOptions,
     /// exclude directories that contain a CACHEDIR.TAG file (http://www.bford.info/cachedir/spec.html)
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "exclude-caches")]
     pub exclude_caches: bool,
     /// exclude directories that are tagged by containing a filesystem object with the given NAME
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "exclude-if-present", value_name = "NAME")]
     pub exclude_if_present: Vec<OsString>,
     /// if tag objects are specified with --exclude-if-present, don't omit the tag objects themselves
+    #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "keep-exclude-tags")]
     pub keep_exclude_tags: bool,
     /// create a new archive with the name ARCHIVE, do not replace existing archive (only applies for a single archive)
+    #[arg(help_heading = "Archive options")]
     #[arg(long, value_name = "TARGET")]
     pub target: Option<String>,
     /// write checkpoint every SECONDS seconds (Default: 1800)
+    #[arg(help_heading = "Archive options")]
     #[arg(
         short = 'c',
         long = "checkpoint-interval",
@@ -56,15 +61,19 @@ pub struct RecreateArgs {
     )]
     pub checkpoint_interval: u64,
     /// add a comment text to the archive
+    #[arg(help_heading = "Archive options")]
     #[arg(long, value_name = "COMMENT", value_parser = super::args::placeholder_spec)]
     pub comment: Option<String>,
     /// manually specify the archive creation date/time (UTC, yyyy-mm-ddThh:mm:ss format). alternatively, give a reference file/directory.
+    #[arg(help_heading = "Archive options")]
     #[arg(long, value_name = "TIMESTAMP")]
     pub timestamp: Option<String>,
     /// select compression algorithm, see the output of the "borg help compression" command for details.
+    #[arg(help_heading = "Archive options")]
     #[arg(short = 'C', long, value_name = "COMPRESSION", default_value = "lz4")]
     pub compression: String,
     /// recompress data chunks according to MODE and --compression (if-different, always, never; if no MODE is given, if-different)
+    #[arg(help_heading = "Archive options")]
     #[arg(
         long,
         value_name = "MODE",
@@ -74,6 +83,7 @@ pub struct RecreateArgs {
     )]
     pub recompress: Option<String>,
     /// rechunk using given chunker parameters (ALGO, CHUNK_MIN_EXP, CHUNK_MAX_EXP, HASH_MASK_BITS, HASH_WINDOW_SIZE) or `default` to use the chunker defaults. default: do not rechunk
+    #[arg(help_heading = "Archive options")]
     #[arg(long = "chunker-params", value_name = "PARAMS")]
     pub chunker_params: Option<String>,
     /// repository or archive to recreate

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod cmd_benchmark;
 pub mod cmd_compact;
+pub mod cmd_completion;
 pub mod cmd_config;
 pub mod cmd_create;
 pub mod cmd_debug;
@@ -25,6 +26,7 @@ pub mod cmd_schedule;
 pub mod cmd_serve;
 pub mod cmd_upgrade;
 pub mod cmd_with_lock;
+pub mod help_text;
 pub mod log;
 pub mod output;
 
@@ -341,6 +343,8 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
         Command::Schedule(a) => cmd_schedule::run(a, common),
         Command::Debug(a) => cmd_debug::run(a, common),
         Command::Benchmark(a) => cmd_benchmark::run(a, common),
+        Command::Completion(a) => cmd_completion::completion(&a),
+        Command::Man(a) => cmd_completion::man(&a),
     }
 }
 
