@@ -366,8 +366,15 @@ pub fn run(
             print_stats(summary, common.iec, false);
         }
     }
+    // borg 1.4's rule: one kind of warning gives its own (modern) code, several kinds the
+    // generic 1; `cli::main` turns a warning code into 1 in legacy mode.
+    let codes: Vec<i32> = outcome
+        .warning_classes
+        .iter()
+        .map(|c| super::exit_codes::warning_code(c))
+        .collect();
     Ok(if outcome.warning {
-        EXIT_WARNING
+        super::exit_codes::warnings_code(&codes).max(EXIT_WARNING)
     } else {
         EXIT_SUCCESS
     })

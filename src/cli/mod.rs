@@ -22,6 +22,8 @@ pub mod cmd_schedule;
 pub mod cmd_serve;
 pub mod cmd_upgrade;
 pub mod cmd_with_lock;
+pub mod exit_codes;
+pub mod help_topics;
 pub mod log;
 pub mod output;
 
@@ -334,7 +336,75 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
         Command::Umount(a) => cmd_mount::run_umount(a),
         Command::Run(a) => cmd_run::run(a, common),
         Command::Schedule(a) => cmd_schedule::run(a, common),
+        Command::Help(a) => Ok(run_help(&a)),
+        Command::Version(a) => {
+            let loc = repo_location(a.location.as_deref())?;
+            let v = commands::version::run(&loc, lock_wait)?;
+            print_stdout(&format!(
+                "{} / {}",
+                crate::version::format_version(&v.client),
+                crate::version::format_version(&v.server)
+            ));
+            Ok(EXIT_SUCCESS)
+        }
     }
+}
+
+/// `help [TOPIC] [--epilog-only | --usage-only]`, as borg's: the whole help, a topic, or a
+/// command's help (only its description, or only its usage and options). An unknown topic
+/// is an error that lists what there is.
+fn run_help(a: &args::HelpArgs) -> i32 {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    cli.build();
+    let Some(topic) = a.topic.as_deref() else {
+        print_stdout(&cli.render_long_help().to_string());
+        return EXIT_SUCCESS;
+    };
+    if let Some(text) = help_topics::topic(topic) {
+        print_stdout(text);
+        return EXIT_SUCCESS;
+    }
+    let commands: Vec<String> = cli
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let Some(cmd) = cli.find_subcommand_mut(topic) else {
+        let mut names = commands;
+        names.sort();
+        eprintln!(
+            "{}
+hoard: error: No help available on {topic}.
+Try one of the following:
+    Commands: {}
+    Topics: {}",
+            Cli::command().render_usage(),
+            names.join(", "),
+            help_topics::TOPICS.join(", ")
+        );
+        return EXIT_ERROR;
+    };
+    if a.epilog_only {
+        // the description: the long text when the command has one, and what follows the
+        // options
+        let about = cmd
+            .get_long_about()
+            .or_else(|| cmd.get_about())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let after = cmd
+            .get_after_long_help()
+            .or_else(|| cmd.get_after_help())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        print_stdout(&[about, after].join("\n\n").trim().to_string());
+    } else if a.usage_only {
+        // the short help: usage, the one-line description and the options
+        print_stdout(&cmd.render_help().to_string());
+    } else {
+        print_stdout(&cmd.render_long_help().to_string());
+    }
+    EXIT_SUCCESS
 }
 
 fn print_repo_info(info: &commands::info::RepoInfo, as_json: bool, iec: bool) {
@@ -476,6 +546,15 @@ fn report_stop(stop: crate::platform::signals::Stop) {
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        // borg without a command prints its help and succeeds
+        Err(e)
+            if e.kind() == clap::error::ErrorKind::MissingSubcommand
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            use clap::CommandFactory;
+            print_stdout(&Cli::command().render_long_help().to_string());
+            return EXIT_SUCCESS;
+        }
         Err(e) => {
             let code = if e.use_stderr() {
                 EXIT_ERROR
@@ -534,7 +613,12 @@ pub fn main() -> i32 {
                     &e.message,
                 );
             }
-            e.exit_code
+            // An error's modern code comes from its class (msgid); signals keep 128 + N.
+            if e.exit_code == EXIT_ERROR {
+                exit_codes::error_code(e.msgid.as_deref())
+            } else {
+                e.exit_code
+            }
         }
     };
     // A stop signal that arrived after the last point the command looked (during its final
@@ -548,6 +632,8 @@ pub fn main() -> i32 {
         }
         _ => code,
     };
+    let mode = exit_codes::Mode::from_env_value(std::env::var("BORG_EXIT_CODES").ok().as_deref());
+    let code = exit_codes::for_mode(code, mode);
     if cli.common.show_rc {
         log_rc(code);
     }
@@ -556,13 +642,14 @@ pub fn main() -> i32 {
 
 /// `--show-rc`: borg's closing line.
 fn log_rc(code: i32) {
-    let text = match code {
-        EXIT_SUCCESS => "terminating with success status, rc 0".to_string(),
-        EXIT_WARNING => "terminating with warning status, rc 1".to_string(),
-        // borg 1.4's `classify_ec`: 128 + N is a signal
-        c @ 128..=255 => format!("terminating with signal status, rc {c}"),
-        c => format!("terminating with error status, rc {c}"),
+    // borg 1.4's `classify_ec`: 128 + N is a signal, 100–127 a warning, 3–99 an error
+    let kind = match exit_codes::classify(code) {
+        exit_codes::Class::Success => "success",
+        exit_codes::Class::Warning => "warning",
+        exit_codes::Class::Error => "error",
+        exit_codes::Class::Signal => "signal",
     };
+    let text = format!("terminating with {kind} status, rc {code}");
     // borg's rc logger is switched to show this line whatever the log level.
     log::log(log::Level::Critical, "borg.output.show-rc", None, &text);
 }

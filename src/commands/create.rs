@@ -162,6 +162,9 @@ impl ArchiveStats {
 pub struct CreateOutcome {
     /// Some file could not be backed up (exit code 1).
     pub warning: bool,
+    /// borg's class of each warning (`BackupOSError`, `FileChangedWarning`, …): the modern
+    /// exit code follows from them.
+    pub warning_classes: Vec<&'static str>,
     /// The archive, unless `--dry-run`.
     pub archive: Option<ArchiveSummary>,
 }
@@ -222,6 +225,9 @@ pub(crate) struct Backup<'a, 'o> {
     /// None with `--dry-run`.
     sink: Option<Sink<'o>>,
     warned: bool,
+    /// borg's warning class of each warning so far (`BackupPermissionError`, …), for the
+    /// modern exit code.
+    warning_classes: Vec<&'static str>,
     /// A repository failure met inside the walk; ends the run.
     fatal: Option<CommandError>,
     skip_inodes: HashSet<(u64, u64)>,
@@ -234,9 +240,15 @@ pub(crate) struct Backup<'a, 'o> {
 }
 
 impl Backup<'_, '_> {
-    /// Logs a warning and remembers exit code 1.
+    /// Logs a warning of borg's generic class and remembers exit code 1.
     fn warn(&mut self, message: &str) {
+        self.warn_as("BorgWarning", message);
+    }
+
+    /// Logs a warning of borg's warning class `class` and remembers it.
+    fn warn_as(&mut self, class: &'static str, message: &str) {
         self.warned = true;
+        self.warning_classes.push(class);
         self.note(message);
     }
 
@@ -296,6 +308,7 @@ pub fn run_source(
             matcher,
             sink: None,
             warned: false,
+            warning_classes: Vec::new(),
             fatal: None,
             skip_inodes: HashSet::new(),
             entry_dir: None,
@@ -306,6 +319,7 @@ pub fn run_source(
         b.produce(source.take())?;
         return Ok(CreateOutcome {
             warning: b.warned,
+            warning_classes: b.warning_classes,
             archive: None,
         });
     }
@@ -361,6 +375,7 @@ pub fn run_source(
         matcher,
         sink: Some(sink),
         warned: false,
+        warning_classes: Vec::new(),
         fatal: None,
         skip_inodes: HashSet::new(),
         entry_dir: None,
@@ -396,6 +411,7 @@ pub fn run_source(
         return Err(e);
     }
     let warned = b.warned;
+    let warning_classes = std::mem::take(&mut b.warning_classes);
     let Some(mut sink) = b.sink.take() else {
         return Err(CommandError::new("internal error: archive writer missing"));
     };
@@ -403,6 +419,7 @@ pub fn run_source(
     let summary = sink.save(&name, opts, start)?;
     Ok(CreateOutcome {
         warning: warned,
+        warning_classes,
         archive: Some(summary),
     })
 }

@@ -496,6 +496,7 @@ impl Backup<'_, '_> {
             }
             e => {
                 self.warned = true;
+                self.warning_classes.push(e.warning_class());
                 self.reporter.warning(&format!("{}: {e}", show_path(path)));
                 self.reporter.file_status('E', path);
             }
@@ -678,6 +679,7 @@ impl Backup<'_, '_> {
         match outcome {
             Ok(true) => {
                 self.warned = true;
+                self.warning_classes.push("FileChangedWarning");
                 self.reporter.warning(&format!(
                     "{}: file changed while we backed it up",
                     show_path(&pf.path)
