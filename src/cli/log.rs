@@ -106,18 +106,31 @@ pub fn error(message: &str, msgid: Option<&str>) {
     log(Level::Error, "borg.archiver", msgid, message);
 }
 
-/// Writes a prompt or other text to stderr unconditionally (or as a JSON `question_prompt`).
-pub fn prompt(message: &str, msgid: &str) {
+/// One step of borg's `yes()` on stderr, whatever the log level: `kind` is `prompt` (printed
+/// without a line end), `env_answer`, `accepted_false`, `invalid_answer`, …; with `--log-json`
+/// a `question_<kind>` record (`env_var` for the env answer, then `type`, `msgid`, `message`).
+pub fn question(kind: &str, msgid: &str, message: &str, env_var: Option<&str>) {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     if json_enabled() {
-        let obj =
-            serde_json::json!({"type": "question_prompt", "msgid": msgid, "message": message});
-        let _ = writeln!(err, "{obj}");
-    } else {
+        let q = |t: &str| super::output::ascii_escape(&serde_json::Value::from(t).to_string());
+        let mut line = String::from("{");
+        if let Some(v) = env_var {
+            line.push_str(&format!("\"env_var\": {}, ", q(v)));
+        }
+        line.push_str(&format!(
+            "\"type\": {}, \"msgid\": {}, \"message\": {}}}",
+            q(&format!("question_{kind}")),
+            q(msgid),
+            q(message)
+        ));
+        let _ = writeln!(err, "{line}");
+    } else if kind == "prompt" {
         let _ = write!(err, "{message}");
-        let _ = err.flush();
+    } else {
+        let _ = writeln!(err, "{message}");
     }
+    let _ = err.flush();
 }
 
 /// A tracing layer that sends library events through [`log`].

@@ -45,33 +45,50 @@ pub const EXIT_ERROR: i32 = 2;
 
 const TRUISH: [&str; 6] = ["Yes", "YES", "yes", "Y", "y", "1"];
 const FALSISH: [&str; 6] = ["No", "NO", "no", "N", "n", "0"];
+const DEFAULTISH: [&str; 6] = ["Default", "DEFAULT", "default", "D", "d", ""];
 
 /// borg's `yes()`: the answer comes from `env_var` if set, else from stdin; default no.
 /// `truish` narrows what counts as yes (the I_KNOW_WHAT_I_AM_DOING variables take only `YES`).
+/// With `--log-json` each step is a `question_*` record whose msgid is `env_var`, as in 1.4.
 pub fn ask_yes(message: &str, env_var: &str, truish: &[&str]) -> bool {
-    log::prompt(message, env_var);
+    log::question("prompt", env_var, message, None);
     let answer = match std::env::var(env_var) {
         Ok(v) => {
-            log::prompt(&format!("{v} (from {env_var})\n"), "env_answer");
+            log::question(
+                "env_answer",
+                env_var,
+                &format!("{v} (from {env_var})"),
+                Some(env_var),
+            );
             v
         }
         Err(_) => {
             let mut line = String::new();
             match std::io::stdin().lock().read_line(&mut line) {
-                Ok(0) | Err(_) => String::new(),
+                // borg: EOF answers with the first falsish word
+                Ok(0) | Err(_) => FALSISH[0].to_string(),
                 Ok(_) => line.trim_end_matches(['\n', '\r']).to_string(),
             }
         }
     };
+    if DEFAULTISH.contains(&answer.as_str()) {
+        // the default (no), without a message
+        return false;
+    }
     if truish.contains(&answer.as_str()) {
         return true;
     }
-    if FALSISH.contains(&answer.as_str()) || answer.is_empty() {
-        log::prompt("Aborting.\n", "accepted_false");
+    if FALSISH.contains(&answer.as_str()) {
+        log::question("accepted_false", env_var, "Aborting.", None);
     } else {
-        log::prompt("Invalid answer, aborting.\n", "invalid_answer");
+        log::question("invalid_answer", env_var, "Invalid answer, aborting.", None);
     }
     false
+}
+
+/// borg 1.4's `CancelledByUser` (a question answered no; modern exit code 3).
+pub(crate) fn cancelled_by_user() -> CommandError {
+    CommandError::with_id("Cancelled by user.", "CancelledByUser")
 }
 
 fn confirm(message: &str, env_var: &str) -> bool {
@@ -265,7 +282,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
                     &["YES"],
                 )
             {
-                return Ok(EXIT_ERROR);
+                return Err(cancelled_by_user());
             }
             commands::check::validate(&opts)?;
             let mut print_repository = |report: &crate::repo::CheckReport| {
