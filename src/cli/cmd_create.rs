@@ -485,6 +485,10 @@ impl Reporter for CliReporter {
         log::warning(message);
     }
 
+    fn warning_class(&mut self, class: &'static str, message: &str) {
+        log::log(log::Level::Warning, "borg.archiver", Some(class), message);
+    }
+
     fn info(&mut self, message: &str) {
         log::info(message);
     }

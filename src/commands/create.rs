@@ -52,6 +52,12 @@ pub trait Reporter {
     fn file_status(&mut self, status: char, path: &[u8]);
     /// A warning line (the caller sets exit code 1 when [`CreateOutcome::warning`] is set).
     fn warning(&mut self, message: &str);
+    /// A warning of one of borg's warning classes (`BackupFileNotFoundError`, …), which borg
+    /// 1.4 logs with the class name as msgid.
+    fn warning_class(&mut self, class: &'static str, message: &str) {
+        let _ = class;
+        self.warning(message);
+    }
     /// Progress after an item or a chunk (`path` None for the final call).
     fn progress(&mut self, stats: &ArchiveStats, path: Option<&[u8]>);
     /// An info line (borg's `logger.info`), e.g. around the checkpoint a SIGINT asks for.
@@ -249,15 +255,25 @@ impl Backup<'_, '_> {
     fn warn_as(&mut self, class: &'static str, message: &str) {
         self.warned = true;
         self.warning_classes.push(class);
-        self.note(message);
+        // borg's plain `print_warning` has no msgid; its warning instances have their class
+        let msgid = (class != "BorgWarning").then_some(class);
+        self.note_as(msgid, message);
     }
 
     /// Logs a warning line (in walk order) without changing the exit code.
     fn note(&mut self, message: &str) {
+        self.note_as(None, message);
+    }
+
+    /// [`Backup::note`] with borg's warning class as msgid.
+    fn note_as(&mut self, class: Option<&'static str>, message: &str) {
         if self.deferring() {
-            self.emit(pipeline::Deferred::Warning(message.to_string()));
+            self.emit(pipeline::Deferred::Warning(class, message.to_string()));
         } else {
-            self.reporter.warning(message);
+            match class {
+                Some(c) => self.reporter.warning_class(c, message),
+                None => self.reporter.warning(message),
+            }
         }
     }
 
