@@ -414,7 +414,7 @@ Try one of the following:
             .or_else(|| cmd.get_after_help())
             .map(|t| t.to_string())
             .unwrap_or_default();
-        print_stdout(&[about, after].join("\n\n").trim().to_string());
+        print_stdout([about, after].join("\n\n").trim());
     } else if a.usage_only {
         // the short help: usage, the one-line description and the options
         print_stdout(&cmd.render_help().to_string());
