@@ -659,8 +659,7 @@ fn run_in_process(argv: &[String]) -> Outcome {
     };
     match crate::cli::run_command(cmd, &common) {
         Ok(code) => Outcome {
-            // a step's status is 0/1/2: a specific warning class counts as a warning
-            code: crate::cli::exit_codes::for_mode(code, crate::cli::exit_codes::Mode::Legacy),
+            code,
             message: None,
             msgid: None,
         },

@@ -107,6 +107,9 @@ pub struct CommonOptions {
     /// use N worker threads (hoard only; default: $HOARD_WORKERS, else the number of cores)
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub workers: Option<u64>,
+    /// `BORG_EXIT_CODES` (read once by `cli::main`; legacy for in-process runs).
+    #[arg(skip)]
+    pub exit_codes: super::exit_codes::Mode,
 }
 
 /// borg's `GlobSpec`/`PrefixSpec`/`CommentSpec`: the value with placeholders (`{hostname}`,

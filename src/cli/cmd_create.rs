@@ -367,14 +367,15 @@ pub fn run(
         }
     }
     // borg 1.4's rule: one kind of warning gives its own (modern) code, several kinds the
-    // generic 1; `cli::main` turns a warning code into 1 in legacy mode.
+    // generic 1; legacy mode makes every warning 1.
     let codes: Vec<i32> = outcome
         .warning_classes
         .iter()
         .map(|c| super::exit_codes::warning_code(c))
         .collect();
     Ok(if outcome.warning {
-        super::exit_codes::warnings_code(&codes).max(EXIT_WARNING)
+        let code = super::exit_codes::warnings_code(&codes).max(EXIT_WARNING);
+        super::exit_codes::for_mode(code, common.exit_codes)
     } else {
         EXIT_SUCCESS
     })

@@ -292,5 +292,8 @@ pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> 
             "IncludePatternNeverMatchedWarning",
         ));
     }
-    Ok(super::exit_codes::warnings_code(&codes))
+    Ok(super::exit_codes::for_mode(
+        super::exit_codes::warnings_code(&codes),
+        common.exit_codes,
+    ))
 }

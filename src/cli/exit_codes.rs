@@ -19,9 +19,10 @@ pub const WARNING_BASE: i32 = 100;
 pub const SIGNAL_BASE: i32 = 128;
 
 /// Which exit codes to use (borg's `BORG_EXIT_CODES`: `modern`, anything else is legacy).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// 0/1/2 and 128 + N.
+    #[default]
     Legacy,
     /// Class-specific codes.
     Modern,
@@ -196,8 +197,9 @@ pub fn warnings_code(codes: &[i32]) -> i32 {
     }
 }
 
-/// The code the process exits with: modern codes as they are, or their legacy class
-/// (1 for every warning, 2 for every error; signals keep 128 + N).
+/// A code hoard chose from a borg class in `mode`: the modern code as it is, or its legacy
+/// class (1 for every warning, 2 for every error; signals keep 128 + N). Codes that are not
+/// hoard's choice (`with-lock` passes its command's on) are not given to this.
 pub fn for_mode(code: i32, mode: Mode) -> i32 {
     match (mode, classify(code)) {
         (Mode::Modern, _) => code,

@@ -561,7 +561,7 @@ fn report_stop(stop: crate::platform::signals::Stop) {
 
 /// Runs hoard with the process's arguments and returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(c) => c,
         // borg without a command prints its help and succeeds
         Err(e)
@@ -585,6 +585,9 @@ pub fn main() -> i32 {
     if let Command::Serve(a) = &cli.command {
         return cmd_serve::main(a, &cli.common);
     }
+    cli.common.exit_codes =
+        exit_codes::Mode::from_env_value(std::env::var("BORG_EXIT_CODES").ok().as_deref());
+    let mode = cli.common.exit_codes;
     configure_logging(&cli.common);
     configure_remote(&cli.common);
     // `mount` waits for its own signals (it unmounts first); everything else gets borg's
@@ -631,7 +634,7 @@ pub fn main() -> i32 {
                 );
             }
             // An error's modern code comes from its class (msgid); signals keep 128 + N.
-            if e.exit_code == EXIT_ERROR {
+            if e.exit_code == EXIT_ERROR && mode == exit_codes::Mode::Modern {
                 exit_codes::error_code(e.msgid.as_deref())
             } else {
                 e.exit_code
@@ -649,8 +652,6 @@ pub fn main() -> i32 {
         }
         _ => code,
     };
-    let mode = exit_codes::Mode::from_env_value(std::env::var("BORG_EXIT_CODES").ok().as_deref());
-    let code = exit_codes::for_mode(code, mode);
     if cli.common.show_rc {
         log_rc(code);
     }
