@@ -2,7 +2,7 @@
 //! BorgBackup 1.x repositories.
 //!
 //! Layers, bottom to top (a layer never imports one above it; see `DESIGN.md`):
-//! [`msgpack`], [`paths`], [`location`], [`patterns`], [`placeholders`] and [`platform`]
+//! [`msgpack`], [`paths`], [`location`], [`patterns`], [`placeholders`], [`platform`] and [`version`]
 //! (shared helpers), [`compress`],
 //! [`chunker`], [`crypto`], [`repo`], [`security`], [`serve`], [`archive`], [`cache`], [`commands`] and,
 //! at the top, [`cli`].
@@ -27,3 +27,4 @@ pub mod platform;
 pub mod repo;
 pub mod security;
 pub mod serve;
+pub mod version;

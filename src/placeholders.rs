@@ -14,7 +14,7 @@ use chrono::{DateTime, FixedOffset, Local, Utc};
 use thiserror::Error;
 
 /// The borg version hoard claims to be for `{borgversion}` and friends.
-pub const BORG_VERSION: &str = "1.2.4";
+pub use crate::version::BORG_VERSION;
 
 /// Default strftime format of `{now}` / `{utcnow}` (borg's `ISO_FORMAT_NO_USECS`).
 pub const DEFAULT_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
@@ -933,9 +933,10 @@ impl PlaceholderValues {
             }),
             "user" => s(&self.user),
             "uuid4" => s(&self.uuid4),
-            "borgversion" | "borgpatch" => s(BORG_VERSION),
-            "borgmajor" => s("1"),
-            "borgminor" => s("1.2"),
+            "borgversion" => s(BORG_VERSION),
+            "borgpatch" => s(&crate::version::borg_patch()),
+            "borgmajor" => s(&crate::version::borg_major()),
+            "borgminor" => s(&crate::version::borg_minor()),
             _ => None,
         }
     }
@@ -1249,10 +1250,10 @@ mod tests {
         ("{now:%Q}", Ok("%Q")),
         // fuzz/regressions/placeholders/strftime-display-error: chrono cannot format `%#z`
         ("{hostname}-{now:%#z%:%:}", Ok("vm-%#z%:%:")),
-        ("{borgversion}", Ok("1.2.4")),
+        ("{borgversion}", Ok("1.4.5")),
         ("{borgmajor}", Ok("1")),
-        ("{borgminor}", Ok("1.2")),
-        ("{borgpatch}", Ok("1.2.4")),
+        ("{borgminor}", Ok("1.4")),
+        ("{borgpatch}", Ok("1.4.5")),
         ("{hostname}-{user}-{now}", Ok("vm-alice-2024-01-02T04:04:05")),
         ("{{hostname}}", Ok("{hostname}")),
         ("{{{hostname}}}", Ok("{vm}")),
@@ -1388,7 +1389,7 @@ mod tests {
         assert_eq!(v.uuid4.len(), 36);
         assert_eq!(&v.uuid4[14..15], "4");
         let out = replace_placeholders("{borgversion} {pid}").unwrap();
-        assert_eq!(out, format!("1.2.4 {}", std::process::id()));
+        assert_eq!(out, format!("1.4.5 {}", std::process::id()));
     }
 }
 

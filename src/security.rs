@@ -116,6 +116,19 @@ impl SecurityDir {
         key_type: u8,
         manifest_timestamp: &str,
     ) -> Result<(), SecurityError> {
+        // borg's `SecurityManager.save` debug lines; the directory is named by the repository id
+        let id = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        tracing::debug!(
+            "security: saving state for {} to {}",
+            id.unwrap_or_default(),
+            self.dir.display()
+        );
+        tracing::debug!("security: current location   {location}");
+        tracing::debug!("security: key type           {key_type}");
+        tracing::debug!("security: manifest timestamp {manifest_timestamp}");
         paths::ensure_dir(&self.dir).map_err(self.io_err(""))?;
         for (name, value) in [
             ("location", location.to_string()),
@@ -168,7 +181,15 @@ impl SecurityDir {
             }
             self.save(facts.location, facts.key_type, facts.manifest_timestamp)?;
         }
-        if let Some(previous) = self.read("location") {
+        let previous_location = self.read("location");
+        match &previous_location {
+            Some(p) => tracing::debug!("security: read previous location '{p}'"),
+            None => tracing::debug!(
+                "security: previous location file {} not found",
+                self.file("location").display()
+            ),
+        }
+        if let Some(previous) = previous_location {
             if !previous.is_empty() && previous != facts.location {
                 let msg = format!(
                     "Warning: The repository at location {} was previously located at {}\nDo you want to continue? [yN] ",
@@ -185,7 +206,20 @@ impl SecurityDir {
         if self.known() && self.read("key-type").as_deref() != Some(&facts.key_type.to_string()) {
             return Err(SecurityError::EncryptionMethodMismatch);
         }
-        let seen = self.read("manifest-timestamp").unwrap_or_default();
+        let seen = match self.read("manifest-timestamp") {
+            Some(ts) => {
+                tracing::debug!("security: read manifest timestamp '{ts}'");
+                ts
+            }
+            None => {
+                tracing::debug!(
+                    "security: manifest timestamp file {} not found",
+                    self.file("manifest-timestamp").display()
+                );
+                String::new()
+            }
+        };
+        tracing::debug!("security: determined newest manifest timestamp as {seen}");
         // Compared as strings, exactly as borg does (spec §0.8).
         if !seen.is_empty() && seen.as_str() > facts.manifest_timestamp {
             return Err(if facts.is_plaintext {
@@ -197,6 +231,7 @@ impl SecurityDir {
         if !self.known() {
             self.save(facts.location, facts.key_type, facts.manifest_timestamp)?;
         }
+        tracing::debug!("security: repository checks ok, allowing access");
         Ok(())
     }
 

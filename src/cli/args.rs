@@ -3,11 +3,9 @@
 
 use clap::{Args, Parser, Subcommand};
 
-/// The version borg-aware frontends see (they parse the second word of `--version`).
-pub const BORG_COMPAT_VERSION: &str = "1.2.4";
-
-/// The full `--version` text: borg's version first, so frontends keep working.
-pub const VERSION_TEXT: &str = concat!("1.2.4 (hoard ", env!("CARGO_PKG_VERSION"), ")");
+/// The full `--version` text: borg's version first, so frontends keep working (the one
+/// version constant lives in [`crate::version`]).
+pub use crate::version::VERSION_TEXT;
 
 /// hoard's command line.
 #[derive(Debug, Parser)]
@@ -15,15 +13,16 @@ pub const VERSION_TEXT: &str = concat!("1.2.4 (hoard ", env!("CARGO_PKG_VERSION"
     name = "hoard",
     version = VERSION_TEXT,
     about = "Deduplicated, compressed, encrypted backups in BorgBackup 1.x repositories",
-    disable_help_subcommand = false,
+    // `help` is hoard's own command (topics, --epilog-only, --usage-only), as borg's.
+    disable_help_subcommand = true,
     // argparse semantics: a repeated option replaces the earlier value (`-d 3 -d 5`,
     // `--keep-last 2 --keep-secondly 4`) instead of being an error.
     args_override_self = true
 )]
 #[command(after_long_help = super::help_text::HOARD)]
 pub struct Cli {
-    /// Options every command accepts.
-    #[command(flatten)]
+    /// Options every command accepts (listed apart from each command's own, as borg does).
+    #[command(flatten, next_help_heading = "Common options")]
     pub common: CommonOptions,
     /// The command.
     #[command(subcommand)]
@@ -111,6 +110,9 @@ pub struct CommonOptions {
     /// use N worker threads (hoard only; default: $HOARD_WORKERS, else the number of cores)
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub workers: Option<u64>,
+    /// `BORG_EXIT_CODES` (read once by `cli::main`; legacy for in-process runs).
+    #[arg(skip)]
+    pub exit_codes: super::exit_codes::Mode,
 }
 
 /// borg's `GlobSpec`/`PrefixSpec`/`CommentSpec`: the value with placeholders (`{hostname}`,
@@ -214,12 +216,38 @@ pub enum Command {
     /// Print or write manual pages for hoard and its commands
     #[command(after_long_help = super::help_text::MAN)]
     Man(super::cmd_completion::ManArgs),
+    /// Display the borg client / borg server version
+    Version(VersionArgs),
+    /// Extra help: a command's help, or a topic (patterns, placeholders, compression)
+    Help(HelpArgs),
+}
+
+/// `help [TOPIC]`
+#[derive(Debug, Args)]
+pub struct HelpArgs {
+    /// a command or a topic (patterns, placeholders, compression)
+    #[arg(value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// only print the command's description (its epilog)
+    #[arg(long = "epilog-only")]
+    pub epilog_only: bool,
+    /// only print the command's usage and options
+    #[arg(long = "usage-only")]
+    pub usage_only: bool,
 }
 
 /// A single optional repository argument (`BORG_REPO` when absent).
 #[derive(Debug, Args)]
 pub struct RepoArg {
     /// repository
+    #[arg(value_name = "REPOSITORY")]
+    pub location: Option<String>,
+}
+
+/// `version [REPOSITORY]`
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// repository (used to determine client/server situation)
     #[arg(value_name = "REPOSITORY")]
     pub location: Option<String>,
 }

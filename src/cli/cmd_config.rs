@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::args::CommonOptions;
-use super::{confirm, print_stdout, repo_location, EXIT_SUCCESS, EXIT_WARNING};
+use super::{confirm, print_stdout, repo_location, EXIT_SUCCESS};
 use crate::commands::config::{ConfigAction, ConfigOutcome, ConfigRequest};
 use crate::commands::{self, CommandError};
 
@@ -30,7 +30,7 @@ pub struct ConfigArgs {
     pub list: bool,
 }
 
-/// Runs `config`: values go to stdout, a missing key to stderr with exit code 1.
+/// Runs `config`: values go to stdout; a missing key is borg 1.4's `Error` (exit code 2).
 pub fn run(a: ConfigArgs, common: &CommonOptions) -> Result<i32, CommandError> {
     let loc = repo_location(a.location.as_deref())?;
     if loc.proto != crate::location::Proto::File {
@@ -62,10 +62,8 @@ pub fn run(a: ConfigArgs, common: &CommonOptions) -> Result<i32, CommandError> {
             print_stdout(&text);
             Ok(EXIT_SUCCESS)
         }
-        ConfigOutcome::Missing(msg) => {
-            eprintln!("{msg}");
-            Ok(EXIT_WARNING)
-        }
+        // borg 1.4 raises `Error` here (1.2 printed the bare line and exited 1)
+        ConfigOutcome::Missing(msg) => Err(CommandError::with_id(format!("Error: {msg}"), "Error")),
         ConfigOutcome::Done => Ok(EXIT_SUCCESS),
     }
 }

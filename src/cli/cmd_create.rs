@@ -451,8 +451,16 @@ pub fn run(
             print_stats(summary, common.iec, a.quick_stats);
         }
     }
+    // borg 1.4's rule: one kind of warning gives its own (modern) code, several kinds the
+    // generic 1; legacy mode makes every warning 1.
+    let codes: Vec<i32> = outcome
+        .warning_classes
+        .iter()
+        .map(|c| super::exit_codes::warning_code(c))
+        .collect();
     Ok(if outcome.warning {
-        EXIT_WARNING
+        let code = super::exit_codes::warnings_code(&codes).max(EXIT_WARNING);
+        super::exit_codes::for_mode(code, common.exit_codes)
     } else {
         EXIT_SUCCESS
     })
@@ -561,6 +569,10 @@ impl Reporter for CliReporter {
 
     fn warning(&mut self, message: &str) {
         log::warning(message);
+    }
+
+    fn warning_class(&mut self, class: &'static str, message: &str) {
+        log::log(log::Level::Warning, "borg.archiver", Some(class), message);
     }
 
     fn info(&mut self, message: &str) {

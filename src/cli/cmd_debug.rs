@@ -181,7 +181,7 @@ pub fn run(cmd: DebugCommand, common: &CommonOptions) -> Result<i32, CommandErro
     match cmd {
         DebugCommand::Info => {
             let argv: Vec<String> = std::env::args().collect();
-            for line in debug::info::lines(super::args::BORG_COMPAT_VERSION, &argv) {
+            for line in debug::info::lines(crate::version::BORG_VERSION, &argv) {
                 print_stdout(&line);
             }
         }

@@ -107,11 +107,11 @@ pub fn run(
             |text: &str| super::ask_yes(text, "BORG_DELETE_I_KNOW_WHAT_I_AM_DOING", &["YES"]);
         let mut info = |m: &str| log::info(m);
         let done = delete::delete_repository(&loc, &opts, confirm, &mut ask, &mut info)?;
-        return Ok(if done {
-            super::EXIT_SUCCESS
+        return if done {
+            Ok(super::EXIT_SUCCESS)
         } else {
-            super::EXIT_ERROR
-        });
+            Err(super::cancelled_by_user())
+        };
     }
     let targets = if explicit {
         let mut names: Vec<Vec<u8>> = Vec::new();

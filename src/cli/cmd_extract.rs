@@ -284,14 +284,20 @@ pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> 
         &mut out,
         &super::confirm,
     )?;
-    let mut warned = outcome.warnings;
+    // borg 1.4's rule for the exit code: one kind of warning gives its class's (modern) code,
+    // several kinds the generic 1. Per-file warnings are not told apart here yet (generic 1).
+    let mut codes: Vec<i32> = Vec::new();
+    if outcome.warnings {
+        codes.push(super::EXIT_WARNING);
+    }
     for w in selector.unmatched_warnings() {
         log::warning(&w);
-        warned = true;
+        codes.push(super::exit_codes::warning_code(
+            "IncludePatternNeverMatchedWarning",
+        ));
     }
-    Ok(if warned {
-        super::EXIT_WARNING
-    } else {
-        super::EXIT_SUCCESS
-    })
+    Ok(super::exit_codes::for_mode(
+        super::exit_codes::warnings_code(&codes),
+        common.exit_codes,
+    ))
 }

@@ -172,11 +172,25 @@ pub fn run(mut a: PruneArgs, common: &CommonOptions) -> Result<i32, CommandError
         lock_wait: common.lock_wait,
     };
     let show_list = a.list;
+    // borg's "Pruning archives  50%" indicator (msgid `prune`, a step each 5%)
+    let mut progress = log::ProgressPercent::new(
+        common.progress,
+        "prune",
+        "Pruning archives ",
+        (3, 0),
+        5.0,
+        0,
+    );
     let outcome = commands::prune::run(&loc, &opts, &confirm, &mut |line| {
+        if let Some(total) = line.prune_total {
+            progress.set_total(total as u64);
+            progress.show();
+        }
         if show_list {
             implied_info("borg.output.list", &line.to_string());
         }
     })?;
+    progress.finish();
     if a.stats || a.quick_stats {
         let size = |v: u64| output::format_file_size(-(v as i128), common.iec);
         let pos = |v: u64| output::format_file_size(v as i128, common.iec);

@@ -106,17 +106,149 @@ pub fn error(message: &str, msgid: Option<&str>) {
     log(Level::Error, "borg.archiver", msgid, message);
 }
 
-/// Writes a prompt or other text to stderr unconditionally (or as a JSON `question_prompt`).
-pub fn prompt(message: &str, msgid: &str) {
+/// One step of borg's `yes()` on stderr, whatever the log level: `kind` is `prompt` (printed
+/// without a line end), `env_answer`, `accepted_false`, `invalid_answer`, …; with `--log-json`
+/// a `question_<kind>` record (`env_var` for the env answer, then `type`, `msgid`, `message`).
+pub fn question(kind: &str, msgid: &str, message: &str, env_var: Option<&str>) {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     if json_enabled() {
-        let obj =
-            serde_json::json!({"type": "question_prompt", "msgid": msgid, "message": message});
-        let _ = writeln!(err, "{obj}");
-    } else {
+        let q = |t: &str| super::output::ascii_escape(&serde_json::Value::from(t).to_string());
+        let mut line = String::from("{");
+        if let Some(v) = env_var {
+            line.push_str(&format!("\"env_var\": {}, ", q(v)));
+        }
+        line.push_str(&format!(
+            "\"type\": {}, \"msgid\": {}, \"message\": {}}}",
+            q(&format!("question_{kind}")),
+            q(msgid),
+            q(message)
+        ));
+        let _ = writeln!(err, "{line}");
+    } else if kind == "prompt" {
         let _ = write!(err, "{message}");
-        let _ = err.flush();
+    } else {
+        let _ = writeln!(err, "{message}");
+    }
+    let _ = err.flush();
+}
+
+/// borg's operation counter: each progress indicator gets the next number, so a frontend can
+/// tell operations apart.
+static OPERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// borg's `ProgressIndicatorPercent` (`helpers/progress.py`): with `--progress`, a message
+/// every `step` percent on stderr (ended by `\r`), or with `--log-json` a `progress_percent`
+/// record (`message`, `current`, `total`, `info`, `operation`, `msgid`, `type`, `finished`,
+/// `time`); [`ProgressPercent::finish`] ends it.
+pub struct ProgressPercent {
+    operation: u64,
+    msgid: &'static str,
+    /// `%3.0f%%`-style template: `{}` stands for the percentage, formatted by `width.prec`.
+    prefix: &'static str,
+    width: usize,
+    prec: usize,
+    step: f64,
+    trigger_at: f64,
+    counter: u64,
+    total: u64,
+    enabled: bool,
+}
+
+impl ProgressPercent {
+    /// A new indicator (it takes the next operation number even when `enabled` is false, as
+    /// borg's does): `prefix` then the percentage as `%{width}.{prec}f%`.
+    pub fn new(
+        enabled: bool,
+        msgid: &'static str,
+        prefix: &'static str,
+        (width, prec): (usize, usize),
+        step: f64,
+        total: u64,
+    ) -> Self {
+        ProgressPercent {
+            operation: OPERATION.fetch_add(1, Ordering::Relaxed) + 1,
+            msgid,
+            prefix,
+            width,
+            prec,
+            step,
+            trigger_at: 0.0,
+            counter: 0,
+            total,
+            enabled,
+        }
+    }
+
+    /// Sets the total (when it is known only after the indicator was made).
+    pub fn set_total(&mut self, total: u64) {
+        self.total = total;
+    }
+
+    /// borg's `show()`: counts one item and prints when the next step is reached.
+    pub fn show(&mut self) {
+        if self.total == 0 {
+            self.counter += 1;
+            return;
+        }
+        let pct = self.counter as f64 * 100.0 / self.total as f64;
+        self.counter += 1;
+        if pct < self.trigger_at {
+            return;
+        }
+        self.trigger_at += self.step;
+        let message = format!(
+            "{}{:>w$.p$}%",
+            self.prefix,
+            pct,
+            w = self.width,
+            p = self.prec
+        );
+        if !self.enabled {
+            return;
+        }
+        if json_enabled() {
+            let q = |t: &str| super::output::ascii_escape(&serde_json::Value::from(t).to_string());
+            self.emit(
+                &format!(
+                    "\"message\": {}, \"current\": {}, \"total\": {}, \"info\": null, ",
+                    q(&message),
+                    self.counter,
+                    self.total
+                ),
+                false,
+            );
+        } else {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "{message}\r");
+            let _ = err.flush();
+        }
+    }
+
+    /// borg's `finish()`: the closing record (an empty line in text mode).
+    pub fn finish(&mut self) {
+        if !self.enabled {
+            return;
+        }
+        if json_enabled() {
+            self.emit("", true);
+        } else {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r");
+            let _ = err.flush();
+        }
+    }
+
+    fn emit(&self, fields: &str, finished: bool) {
+        let q = |t: &str| serde_json::Value::from(t).to_string();
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "{{{fields}\"operation\": {}, \"msgid\": {}, \"type\": \"progress_percent\", \"finished\": {finished}, \"time\": {}}}",
+            self.operation,
+            q(self.msgid),
+            serde_json::Value::from(now_f64())
+        );
     }
 }
 

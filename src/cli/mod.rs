@@ -26,7 +26,9 @@ pub mod cmd_schedule;
 pub mod cmd_serve;
 pub mod cmd_upgrade;
 pub mod cmd_with_lock;
+pub mod exit_codes;
 pub mod help_text;
+pub mod help_topics;
 pub mod log;
 pub mod output;
 
@@ -48,33 +50,50 @@ pub const EXIT_ERROR: i32 = 2;
 
 const TRUISH: [&str; 6] = ["Yes", "YES", "yes", "Y", "y", "1"];
 const FALSISH: [&str; 6] = ["No", "NO", "no", "N", "n", "0"];
+const DEFAULTISH: [&str; 6] = ["Default", "DEFAULT", "default", "D", "d", ""];
 
 /// borg's `yes()`: the answer comes from `env_var` if set, else from stdin; default no.
 /// `truish` narrows what counts as yes (the I_KNOW_WHAT_I_AM_DOING variables take only `YES`).
+/// With `--log-json` each step is a `question_*` record whose msgid is `env_var`, as in 1.4.
 pub fn ask_yes(message: &str, env_var: &str, truish: &[&str]) -> bool {
-    log::prompt(message, env_var);
+    log::question("prompt", env_var, message, None);
     let answer = match std::env::var(env_var) {
         Ok(v) => {
-            log::prompt(&format!("{v} (from {env_var})\n"), "env_answer");
+            log::question(
+                "env_answer",
+                env_var,
+                &format!("{v} (from {env_var})"),
+                Some(env_var),
+            );
             v
         }
         Err(_) => {
             let mut line = String::new();
             match std::io::stdin().lock().read_line(&mut line) {
-                Ok(0) | Err(_) => String::new(),
+                // borg: EOF answers with the first falsish word
+                Ok(0) | Err(_) => FALSISH[0].to_string(),
                 Ok(_) => line.trim_end_matches(['\n', '\r']).to_string(),
             }
         }
     };
+    if DEFAULTISH.contains(&answer.as_str()) {
+        // the default (no), without a message
+        return false;
+    }
     if truish.contains(&answer.as_str()) {
         return true;
     }
-    if FALSISH.contains(&answer.as_str()) || answer.is_empty() {
-        log::prompt("Aborting.\n", "accepted_false");
+    if FALSISH.contains(&answer.as_str()) {
+        log::question("accepted_false", env_var, "Aborting.", None);
     } else {
-        log::prompt("Invalid answer, aborting.\n", "invalid_answer");
+        log::question("invalid_answer", env_var, "Invalid answer, aborting.", None);
     }
     false
+}
+
+/// borg 1.4's `CancelledByUser` (a question answered no; modern exit code 3).
+pub(crate) fn cancelled_by_user() -> CommandError {
+    CommandError::with_id("Cancelled by user.", "CancelledByUser")
 }
 
 fn confirm(message: &str, env_var: &str) -> bool {
@@ -270,7 +289,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
                     &["YES"],
                 )
             {
-                return Ok(EXIT_ERROR);
+                return Err(cancelled_by_user());
             }
             commands::check::validate(&opts)?;
             let mut print_repository = |report: &crate::repo::CheckReport| {
@@ -345,7 +364,75 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
         Command::Benchmark(a) => cmd_benchmark::run(a, common),
         Command::Completion(a) => cmd_completion::completion(&a),
         Command::Man(a) => cmd_completion::man(&a),
+        Command::Help(a) => Ok(run_help(&a)),
+        Command::Version(a) => {
+            let loc = repo_location(a.location.as_deref())?;
+            let v = commands::version::run(&loc, lock_wait)?;
+            print_stdout(&format!(
+                "{} / {}",
+                crate::version::format_version(&v.client),
+                crate::version::format_version(&v.server)
+            ));
+            Ok(EXIT_SUCCESS)
+        }
     }
+}
+
+/// `help [TOPIC] [--epilog-only | --usage-only]`, as borg's: the whole help, a topic, or a
+/// command's help (only its description, or only its usage and options). An unknown topic
+/// is an error that lists what there is.
+fn run_help(a: &args::HelpArgs) -> i32 {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    cli.build();
+    let Some(topic) = a.topic.as_deref() else {
+        print_stdout(&cli.render_long_help().to_string());
+        return EXIT_SUCCESS;
+    };
+    if let Some(text) = help_topics::topic(topic) {
+        print_stdout(text);
+        return EXIT_SUCCESS;
+    }
+    let commands: Vec<String> = cli
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let Some(cmd) = cli.find_subcommand_mut(topic) else {
+        let mut names = commands;
+        names.sort();
+        eprintln!(
+            "{}
+hoard: error: No help available on {topic}.
+Try one of the following:
+    Commands: {}
+    Topics: {}",
+            Cli::command().render_usage(),
+            names.join(", "),
+            help_topics::TOPICS.join(", ")
+        );
+        return EXIT_ERROR;
+    };
+    if a.epilog_only {
+        // the description: the long text when the command has one, and what follows the
+        // options
+        let about = cmd
+            .get_long_about()
+            .or_else(|| cmd.get_about())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let after = cmd
+            .get_after_long_help()
+            .or_else(|| cmd.get_after_help())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        print_stdout([about, after].join("\n\n").trim());
+    } else if a.usage_only {
+        // the short help: usage, the one-line description and the options
+        print_stdout(&cmd.render_help().to_string());
+    } else {
+        print_stdout(&cmd.render_long_help().to_string());
+    }
+    EXIT_SUCCESS
 }
 
 fn print_repo_info(info: &commands::info::RepoInfo, as_json: bool, iec: bool) {
@@ -485,8 +572,17 @@ fn report_stop(stop: crate::platform::signals::Stop) {
 
 /// Runs hoard with the process's arguments and returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(c) => c,
+        // borg without a command prints its help and succeeds
+        Err(e)
+            if e.kind() == clap::error::ErrorKind::MissingSubcommand
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            use clap::CommandFactory;
+            print_stdout(&Cli::command().render_long_help().to_string());
+            return EXIT_SUCCESS;
+        }
         Err(e) => {
             let code = if e.use_stderr() {
                 EXIT_ERROR
@@ -500,6 +596,9 @@ pub fn main() -> i32 {
     if let Command::Serve(a) = &cli.command {
         return cmd_serve::main(a, &cli.common);
     }
+    cli.common.exit_codes =
+        exit_codes::Mode::from_env_value(std::env::var("BORG_EXIT_CODES").ok().as_deref());
+    let mode = cli.common.exit_codes;
     configure_logging(&cli.common);
     configure_remote(&cli.common);
     // `mount` waits for its own signals (it unmounts first); everything else gets borg's
@@ -552,7 +651,12 @@ pub fn main() -> i32 {
                     &e.message,
                 );
             }
-            e.exit_code
+            // An error's modern code comes from its class (msgid); signals keep 128 + N.
+            if e.exit_code == EXIT_ERROR && mode == exit_codes::Mode::Modern {
+                exit_codes::error_code(e.msgid.as_deref())
+            } else {
+                e.exit_code
+            }
         }
     };
     // A stop signal that arrived after the last point the command looked (during its final
@@ -574,13 +678,14 @@ pub fn main() -> i32 {
 
 /// `--show-rc`: borg's closing line.
 fn log_rc(code: i32) {
-    let text = match code {
-        EXIT_SUCCESS => "terminating with success status, rc 0".to_string(),
-        EXIT_WARNING => "terminating with warning status, rc 1".to_string(),
-        // borg 1.4's `classify_ec`: 128 + N is a signal
-        c @ 128..=255 => format!("terminating with signal status, rc {c}"),
-        c => format!("terminating with error status, rc {c}"),
+    // borg 1.4's `classify_ec`: 128 + N is a signal, 100–127 a warning, 3–99 an error
+    let kind = match exit_codes::classify(code) {
+        exit_codes::Class::Success => "success",
+        exit_codes::Class::Warning => "warning",
+        exit_codes::Class::Error => "error",
+        exit_codes::Class::Signal => "signal",
     };
+    let text = format!("terminating with {kind} status, rc {code}");
     // borg's rc logger is switched to show this line whatever the log level.
     log::log(log::Level::Critical, "borg.output.show-rc", None, &text);
 }

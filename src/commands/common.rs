@@ -77,8 +77,8 @@ macro_rules! from_error {
 from_error! {
     crate::repo::RepoError => repo_msgid,
     crate::crypto::CryptoError => crypto_msgid,
-    crate::archive::ArchiveError => |_e: &crate::archive::ArchiveError| None,
-    crate::security::SecurityError => |_e: &crate::security::SecurityError| None,
+    crate::archive::ArchiveError => archive_msgid,
+    crate::security::SecurityError => security_msgid,
     crate::location::LocationError => |_e: &crate::location::LocationError| None,
     crate::compress::CompressError => |_e: &crate::compress::CompressError| None,
     std::io::Error => |_e: &std::io::Error| None,
@@ -101,7 +101,12 @@ fn repo_msgid(e: &crate::repo::RepoError) -> Option<&'static str> {
         E::StorageQuotaExceeded(..) => "Repository.StorageQuotaExceeded",
         E::Integrity(_) => "IntegrityError",
         E::FileIntegrity(_) => "FileIntegrityError",
-        E::Lock(_) => "LockTimeout",
+        E::Lock(l) => match l {
+            crate::repo::LockError::Timeout(_) => "LockTimeout",
+            crate::repo::LockError::Failed(..) => "LockFailed",
+            crate::repo::LockError::NotLocked(_) => "NotLocked",
+            crate::repo::LockError::NotMyLock(_) => "NotMyLock",
+        },
         E::PathNotAllowed(_) => "PathNotAllowed",
         E::InvalidRpcMethod(_) => "InvalidRPCMethod",
         E::ConnectionClosed(_) => "ConnectionClosed",
@@ -109,6 +114,32 @@ fn repo_msgid(e: &crate::repo::RepoError) -> Option<&'static str> {
         E::Remote { class, .. } => return remote_class_msgid(class),
         _ => return None,
     })
+}
+
+/// borg's msgid for a security-dir refusal (borg's `Cache.*` errors).
+fn security_msgid(e: &crate::security::SecurityError) -> Option<&'static str> {
+    use crate::security::SecurityError as E;
+    Some(match e {
+        E::RepositoryReplay => "Cache.RepositoryReplay",
+        E::RepositoryIdNotUnique => "Cache.RepositoryIDNotUnique",
+        E::EncryptionMethodMismatch => "Cache.EncryptionMethodMismatch",
+        E::RepositoryAccessAborted => "Cache.RepositoryAccessAborted",
+        E::CacheInitAborted => "Cache.CacheInitAbortedError",
+        _ => return None,
+    })
+}
+
+/// borg's msgid for an archive-layer error.
+fn archive_msgid(e: &crate::archive::ArchiveError) -> Option<&'static str> {
+    use crate::archive::ArchiveError as E;
+    match e {
+        E::Repo(r) => repo_msgid(r),
+        E::Crypto(c) => crypto_msgid(c),
+        E::NoManifest => Some("NoManifestError"),
+        E::MandatoryFeatureUnsupported(_) => Some("MandatoryFeatureUnsupported"),
+        E::IdMismatch(_) => Some("IntegrityError"),
+        _ => None,
+    }
 }
 
 /// The msgid of a remote exception class (borg uses the class name).

@@ -193,7 +193,11 @@ pub fn run(
     let (section, name) = match (&req.action, &req.name) {
         (ConfigAction::List, _) => (String::new(), String::new()),
         (_, None) => {
-            return Err(CommandError::new("No config key name was provided."));
+            // borg 1.4's `CommandError` (modern exit code 4)
+            return Err(CommandError::with_id(
+                "Command Error: No config key name was provided.",
+                "CommandError",
+            ));
         }
         (_, Some(n)) => split_name(n, req.cache),
     };

@@ -52,6 +52,12 @@ pub trait Reporter {
     fn file_status(&mut self, status: char, path: &[u8]);
     /// A warning line (the caller sets exit code 1 when [`CreateOutcome::warning`] is set).
     fn warning(&mut self, message: &str);
+    /// A warning of one of borg's warning classes (`BackupFileNotFoundError`, …), which borg
+    /// 1.4 logs with the class name as msgid.
+    fn warning_class(&mut self, class: &'static str, message: &str) {
+        let _ = class;
+        self.warning(message);
+    }
     /// Progress after an item or a chunk (`path` None for the final call).
     fn progress(&mut self, stats: &ArchiveStats, path: Option<&[u8]>);
     /// An info line (borg's `logger.info`), e.g. around the checkpoint a SIGINT asks for.
@@ -220,6 +226,9 @@ impl ArchiveStats {
 pub struct CreateOutcome {
     /// Some file could not be backed up (exit code 1).
     pub warning: bool,
+    /// borg's class of each warning (`BackupOSError`, `FileChangedWarning`, …): the modern
+    /// exit code follows from them.
+    pub warning_classes: Vec<&'static str>,
     /// The archive, unless `--dry-run`.
     pub archive: Option<ArchiveSummary>,
 }
@@ -281,6 +290,9 @@ pub(crate) struct Backup<'a, 'o> {
     /// None with `--dry-run`.
     sink: Option<Sink<'o>>,
     warned: bool,
+    /// borg's warning class of each warning so far (`BackupPermissionError`, …), for the
+    /// modern exit code.
+    warning_classes: Vec<&'static str>,
     /// A repository failure met inside the walk; ends the run.
     fatal: Option<CommandError>,
     skip_inodes: HashSet<(u64, u64)>,
@@ -295,18 +307,34 @@ pub(crate) struct Backup<'a, 'o> {
 }
 
 impl Backup<'_, '_> {
-    /// Logs a warning and remembers exit code 1.
+    /// Logs a warning of borg's generic class and remembers exit code 1.
     fn warn(&mut self, message: &str) {
+        self.warn_as("BorgWarning", message);
+    }
+
+    /// Logs a warning of borg's warning class `class` and remembers it.
+    fn warn_as(&mut self, class: &'static str, message: &str) {
         self.warned = true;
-        self.note(message);
+        self.warning_classes.push(class);
+        // borg's plain `print_warning` has no msgid; its warning instances have their class
+        let msgid = (class != "BorgWarning").then_some(class);
+        self.note_as(msgid, message);
     }
 
     /// Logs a warning line (in walk order) without changing the exit code.
     fn note(&mut self, message: &str) {
+        self.note_as(None, message);
+    }
+
+    /// [`Backup::note`] with borg's warning class as msgid.
+    fn note_as(&mut self, class: Option<&'static str>, message: &str) {
         if self.deferring() {
-            self.emit(pipeline::Deferred::Warning(message.to_string()));
+            self.emit(pipeline::Deferred::Warning(class, message.to_string()));
         } else {
-            self.reporter.warning(message);
+            match class {
+                Some(c) => self.reporter.warning_class(c, message),
+                None => self.reporter.warning(message),
+            }
         }
     }
 
@@ -357,6 +385,7 @@ pub fn run_source(
             matcher,
             sink: None,
             warned: false,
+            warning_classes: Vec::new(),
             fatal: None,
             skip_inodes: HashSet::new(),
             entry_dir: None,
@@ -368,6 +397,7 @@ pub fn run_source(
         b.produce(source.take())?;
         return Ok(CreateOutcome {
             warning: b.warned,
+            warning_classes: b.warning_classes,
             archive: None,
         });
     }
@@ -423,6 +453,7 @@ pub fn run_source(
         matcher,
         sink: Some(sink),
         warned: false,
+        warning_classes: Vec::new(),
         fatal: None,
         skip_inodes: HashSet::new(),
         entry_dir: None,
@@ -459,6 +490,7 @@ pub fn run_source(
         return Err(e);
     }
     let warned = b.warned;
+    let warning_classes = std::mem::take(&mut b.warning_classes);
     let Some(mut sink) = b.sink.take() else {
         return Err(CommandError::new("internal error: archive writer missing"));
     };
@@ -466,6 +498,7 @@ pub fn run_source(
     let summary = sink.save(&name, opts, start)?;
     Ok(CreateOutcome {
         warning: warned,
+        warning_classes,
         archive: Some(summary),
     })
 }

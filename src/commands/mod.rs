@@ -29,6 +29,7 @@ pub mod rename;
 pub mod select;
 pub mod stats;
 pub mod upgrade;
+pub mod version;
 pub mod with_lock;
 pub mod workers;
 

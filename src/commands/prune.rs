@@ -44,6 +44,9 @@ pub struct ListLine {
     pub message: String,
     /// borg's `format_archive`: name, local start time, id.
     pub archive: String,
+    /// For an archive that is (or would be) pruned: how many are pruned in all (borg's
+    /// "Pruning archives" progress counts these).
+    pub prune_total: Option<usize>,
 }
 
 impl std::fmt::Display for ListLine {
@@ -217,6 +220,7 @@ pub fn run(
         list(&ListLine {
             message,
             archive: format_archive(c),
+            prune_total: (*decision == Decision::Prune).then_some(to_delete),
         });
     }
     if let Some(stop) = signals::stop() {

@@ -24,7 +24,7 @@ use crate::repo::{
 };
 
 /// The version string in server messages (borg's `__version__`).
-pub const SERVER_VERSION_TEXT: &str = "1.2.4";
+pub const SERVER_VERSION_TEXT: &str = crate::version::BORG_VERSION;
 
 /// borg's `RepositoryServer.rpc_methods`.
 pub const RPC_METHODS: &[&str] = &[

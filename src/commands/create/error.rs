@@ -140,6 +140,23 @@ impl fmt::Display for BackupError {
 }
 
 impl BackupError {
+    /// borg 1.4's class of the warning this problem becomes (its `BackupWarning` wraps a
+    /// `BackupError` subclass; the modern exit code and the `--log-json` msgid follow from
+    /// the class): `BackupOSError` by errno as borg's `BackupOSError` wrappers choose it.
+    pub fn warning_class(&self) -> &'static str {
+        match self {
+            BackupError::Os { errno, .. } => match *errno {
+                libc::EPERM | libc::EACCES | libc::EBUSY => "BackupPermissionError",
+                libc::EIO => "BackupIOError",
+                libc::ENOENT => "BackupFileNotFoundError",
+                _ => "BackupOSError",
+            },
+            BackupError::Other(m) if m.contains("race condition") => "BackupRaceConditionError",
+            BackupError::Other(_) => "BackupError",
+            BackupError::Fatal(_) => "Error",
+        }
+    }
+
     /// An OS error from an `io::Error` (errno 5 when it carries none).
     pub fn io(op: &'static str, e: &std::io::Error, filename: Option<&[u8]>) -> BackupError {
         match e.raw_os_error() {

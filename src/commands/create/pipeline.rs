@@ -150,8 +150,8 @@ pub(super) struct PendingFile {
 pub(super) enum Deferred {
     /// A status line.
     Status(char, Vec<u8>),
-    /// A warning line.
-    Warning(String),
+    /// A warning line, with borg's warning class when it has one.
+    Warning(Option<&'static str>, String),
     /// A finished item (added to the item stream, then progress).
     Item(Box<Item>),
     /// A file being read.
@@ -463,7 +463,8 @@ impl Backup<'_, '_> {
     fn handle(&mut self, d: Deferred) {
         match d {
             Deferred::Status(c, p) => self.reporter.file_status(c, &p),
-            Deferred::Warning(m) => self.reporter.warning(&m),
+            Deferred::Warning(Some(c), m) => self.reporter.warning_class(c, &m),
+            Deferred::Warning(None, m) => self.reporter.warning(&m),
             Deferred::Item(item) => {
                 if let Err(e) = self.add_item_now(&item) {
                     self.file_failed(&item.path, e);
@@ -496,7 +497,10 @@ impl Backup<'_, '_> {
             }
             e => {
                 self.warned = true;
-                self.reporter.warning(&format!("{}: {e}", show_path(path)));
+                let class = e.warning_class();
+                self.warning_classes.push(class);
+                self.reporter
+                    .warning_class(class, &format!("{}: {e}", show_path(path)));
                 self.reporter.file_status('E', path);
             }
         }
@@ -678,10 +682,14 @@ impl Backup<'_, '_> {
         match outcome {
             Ok(true) => {
                 self.warned = true;
-                self.reporter.warning(&format!(
-                    "{}: file changed while we backed it up",
-                    show_path(&pf.path)
-                ));
+                self.warning_classes.push("FileChangedWarning");
+                self.reporter.warning_class(
+                    "FileChangedWarning",
+                    &format!(
+                        "{}: file changed while we backed it up",
+                        show_path(&pf.path)
+                    ),
+                );
                 self.reporter.file_status('C', &pf.path);
             }
             Ok(false) => {}

@@ -238,7 +238,7 @@ impl Backup<'_, '_> {
                     } else {
                         normpath(arg)
                     };
-                    self.warn(&format!("{}: {e}", show_path(&shown)));
+                    self.warn_as(e.warning_class(), &format!("{}: {e}", show_path(&shown)));
                     if arg == b"-" {
                         self.status('E', &shown);
                     }
@@ -301,15 +301,15 @@ impl Backup<'_, '_> {
                     return;
                 }
                 Err(e) => {
-                    self.warn(&format!("{}: {e}", show_path(&path)));
+                    self.warn_as(e.warning_class(), &format!("{}: {e}", show_path(&path)));
                     Some('E')
                 }
             };
             if status == Some('C') {
-                self.warn(&format!(
-                    "{}: file changed while we backed it up",
-                    show_path(&path)
-                ));
+                self.warn_as(
+                    "FileChangedWarning",
+                    &format!("{}: file changed while we backed it up", show_path(&path)),
+                );
             }
             if let Some(s) = status {
                 self.status(s, &path);
@@ -351,7 +351,7 @@ impl Backup<'_, '_> {
             Ok(st) => st,
             Err(e) => {
                 let err = BackupError::platform("", &e, Some(&basename(&path)));
-                self.warn(&format!("{}: {err}", show_path(&path)));
+                self.warn_as(err.warning_class(), &format!("{}: {err}", show_path(&path)));
                 return Ok(());
             }
         };
@@ -394,15 +394,15 @@ impl Backup<'_, '_> {
                 return;
             }
             Err(e) => {
-                self.warn(&format!("{}: {e}", show_path(path)));
+                self.warn_as(e.warning_class(), &format!("{}: {e}", show_path(path)));
                 Some('E')
             }
         };
         if status == Some('C') {
-            self.warn(&format!(
-                "{}: file changed while we backed it up",
-                show_path(path)
-            ));
+            self.warn_as(
+                "FileChangedWarning",
+                &format!("{}: file changed while we backed it up", show_path(path)),
+            );
         }
         if !recurse_excluded_dir {
             if let Some(s) = status {

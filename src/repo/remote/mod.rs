@@ -432,6 +432,9 @@ pub struct RemoteRepository {
     /// Set once the connection failed; every later call reports it.
     broken: Option<String>,
     append_only: bool,
+    /// The version tuple the server announced in `negotiate` (borg's fallback `1.0.8` for a
+    /// server too old to send one).
+    server_version: Vec<i64>,
 }
 
 impl RemoteRepository {
@@ -439,6 +442,11 @@ impl RemoteRepository {
     /// the process-wide [`ClientOptions`].
     pub fn open(loc: &Location, opts: &RemoteOpenOptions) -> Result<RemoteRepository> {
         Self::open_with(loc, opts, &client_options())
+    }
+
+    /// The version tuple the server announced (borg's `RemoteRepository.server_version`).
+    pub fn server_version(&self) -> &[i64] {
+        &self.server_version
     }
 
     /// [`RemoteRepository::open`] with explicit client options.
@@ -507,6 +515,7 @@ impl RemoteRepository {
             prefetched: std::collections::VecDeque::new(),
             broken: None,
             append_only: opts.append_only,
+            server_version: vec![1, 0, 8, -1],
         };
         let client_data = Value::Map(vec![(
             Value::raw("client_version"),
@@ -526,11 +535,15 @@ impl RemoteRepository {
         } else if let Some(sv) = version.get("server_version") {
             repo.dict = true;
             if let Value::Array(parts) = sv {
-                let dotted: Vec<String> = parts
-                    .iter()
-                    .map(|p| p.as_u64().map_or_else(|| "?".into(), |n| n.to_string()))
-                    .collect();
-                tracing::debug!("Remote server version: {}", dotted.join("."));
+                // Bounded: borg's tuples have four or five parts.
+                let parsed: Option<Vec<i64>> = parts.iter().take(8).map(Value::as_i64).collect();
+                if let Some(v) = parsed {
+                    tracing::debug!(
+                        "Remote server version: {}",
+                        crate::version::format_version(&v)
+                    );
+                    repo.server_version = v;
+                }
             }
         } else {
             return Err(RepoError::Remote {

@@ -7,8 +7,9 @@ use crate::msgpack::Value;
 /// borg's `MAX_INFLIGHT`: requests a client keeps outstanding at most (§9.5).
 pub const MAX_INFLIGHT: usize = 100;
 
-/// The version a hoard client or server announces in `negotiate` (borg 1.2.4's protocol).
-pub const PROTOCOL_VERSION: [i64; 4] = [1, 2, 4, -1];
+/// The version a hoard client or server announces in `negotiate` (the one borg version,
+/// [`crate::version::BORG_VERSION`], as a tuple).
+pub const PROTOCOL_VERSION: [i64; 4] = crate::version::BORG_VERSION_TUPLE;
 
 /// The argument names of the legacy tuple format, in positional order (borg's `compatMap`).
 pub fn compat_map(method: &str) -> Option<&'static [&'static str]> {
@@ -364,7 +365,7 @@ mod tests {
         want.extend_from_slice(b"negotiate");
         want.extend_from_slice(&[0x91, 0x81, 0xae]);
         want.extend_from_slice(b"client_version");
-        want.extend_from_slice(&[0x94, 0x01, 0x02, 0x04, 0xff]);
+        want.extend_from_slice(&[0x94, 0x01, 0x04, 0x05, 0xff]);
         assert_eq!(b, want);
         let reply = encode_result(
             false,

@@ -1,0 +1,304 @@
+//! `--log-json` as borg 1.4.5 emits it: for the same command, hoard's records have borg's
+//! types, fields and msgids (`log_message`, `file_status`, `archive_progress`,
+//! `progress_percent`, `question_*`). borg 1.4.5 is the oracle; times and sizes differ.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{borg14, Env};
+use serde_json::Value;
+
+/// Every stderr line as JSON (a line that is not JSON fails the test: a frontend reading the
+/// stream would choke on it too).
+fn records(stderr: &str, who: &str) -> Vec<Value> {
+    stderr
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{who}: not JSON ({e}): {l:?}")))
+        .collect()
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn of_type<'a>(recs: &'a [Value], t: &str) -> Vec<&'a Value> {
+    recs.iter().filter(|r| r["type"] == t).collect()
+}
+
+/// One environment with a hoard and a borg 1.4.5 repository holding the same input.
+struct Pair {
+    env: Env,
+    borg: String,
+}
+
+impl Pair {
+    fn new() -> Option<Pair> {
+        let b14 = borg14()?;
+        let env = Env::new();
+        let input = env.path().join("input");
+        std::fs::create_dir_all(input.join("dir")).expect("mkdir");
+        std::fs::write(input.join("file"), b"some content").expect("write");
+        std::fs::write(input.join("dir/big"), vec![7u8; 300_000]).expect("write");
+        Some(Pair {
+            env,
+            borg: b14.to_string_lossy().into_owned(),
+        })
+    }
+
+    fn repo(&self, who: &str) -> String {
+        self.env.path().join(who).to_string_lossy().into_owned()
+    }
+
+    /// Runs `args` (with `REPO` replaced by each program's repository) with both programs;
+    /// returns (hoard records, borg records) and both exit codes.
+    fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> ((Vec<Value>, i32), (Vec<Value>, i32)) {
+        let mut out = Vec::new();
+        for who in ["hoard", "borg"] {
+            let repo = self.repo(who);
+            let argv: Vec<String> = args.iter().map(|a| a.replace("REPO", &repo)).collect();
+            let mut c = if who == "hoard" {
+                self.env.hoard_cmd()
+            } else {
+                self.env.command_for(&self.borg)
+            };
+            for (k, v) in vars {
+                c.env(k, v);
+            }
+            let o = c.args(&argv).output().expect("run");
+            let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+            out.push((records(&stderr, who), o.status.code().unwrap_or(-1)));
+        }
+        let b = out.pop().expect("borg");
+        let h = out.pop().expect("hoard");
+        (h, b)
+    }
+
+    /// Runs `args` with both programs without `--log-json` (output not checked).
+    fn plain(&self, args: &[&str]) {
+        for who in ["hoard", "borg"] {
+            let repo = self.repo(who);
+            let argv: Vec<String> = args.iter().map(|a| a.replace("REPO", &repo)).collect();
+            let mut c = if who == "hoard" {
+                self.env.hoard_cmd()
+            } else {
+                self.env.command_for(&self.borg)
+            };
+            let o = c.args(&argv).output().expect("run");
+            assert!(
+                o.status.success(),
+                "{who} {argv:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+
+    fn init_both(&self) {
+        self.plain(&["init", "-e", "repokey", "REPO"]);
+    }
+}
+
+#[test]
+fn error_record_matches_borg() {
+    let Some(p) = Pair::new() else { return };
+    let ((h, hc), (b, bc)) = p.run(&["list", "--log-json", "REPO"], &[]);
+    assert_eq!((hc, bc), (2, 2));
+    let (h, b) = (of_type(&h, "log_message"), of_type(&b, "log_message"));
+    let (h, b) = (
+        h.last().expect("hoard error"),
+        b.last().expect("borg error"),
+    );
+    assert_eq!(keys(h), keys(b));
+    for k in ["levelname", "name", "msgid"] {
+        assert_eq!(h[k], b[k], "{k}");
+    }
+    assert_eq!(h["msgid"], "Repository.DoesNotExist");
+    assert!(h["time"].is_f64());
+    // same text, each naming its own repository
+    let hm = h["message"]
+        .as_str()
+        .unwrap_or_default()
+        .replace("hoard", "X");
+    let bm = b["message"]
+        .as_str()
+        .unwrap_or_default()
+        .replace("borg", "X");
+    assert_eq!(hm, bm);
+}
+
+#[test]
+fn create_file_status_and_archive_progress_match_borg() {
+    let Some(p) = Pair::new() else { return };
+    p.init_both();
+    let ((h, hc), (b, bc)) = p.run(
+        &[
+            "create",
+            "--log-json",
+            "--list",
+            "--progress",
+            "REPO::a",
+            "input",
+        ],
+        &[],
+    );
+    assert_eq!((hc, bc), (0, 0));
+    let status = |r: &[Value]| -> BTreeSet<(String, String)> {
+        of_type(r, "file_status")
+            .iter()
+            .map(|v| (v["status"].to_string(), v["path"].to_string()))
+            .collect()
+    };
+    assert_eq!(status(&h), status(&b));
+    assert!(status(&h).contains(&("\"A\"".into(), "\"input/file\"".into())));
+    for finished in [false, true] {
+        let pick = |r: &[Value]| -> Option<BTreeSet<String>> {
+            of_type(r, "archive_progress")
+                .into_iter()
+                .find(|v| v["finished"] == finished)
+                .map(keys)
+        };
+        assert_eq!(pick(&h), pick(&b), "archive_progress finished={finished}");
+        assert!(pick(&h).is_some());
+    }
+}
+
+#[test]
+fn file_warning_carries_borg_class_as_msgid() {
+    let Some(p) = Pair::new() else { return };
+    p.init_both();
+    let ((h, hc), (b, bc)) = p.run(
+        &["create", "--log-json", "REPO::a", "input", "missing"],
+        &[],
+    );
+    assert_eq!((hc, bc), (1, 1));
+    let warning = |r: &[Value]| -> Option<Value> {
+        of_type(r, "log_message")
+            .into_iter()
+            .find(|v| v["levelname"] == "WARNING")
+            .cloned()
+    };
+    let (h, b) = (
+        warning(&h).expect("hoard warning"),
+        warning(&b).expect("borg warning"),
+    );
+    assert_eq!(h["msgid"], b["msgid"]);
+    assert_eq!(h["msgid"], "BackupFileNotFoundError");
+    assert_eq!(keys(&h), keys(&b));
+}
+
+#[test]
+fn extract_progress_percent_matches_borg() {
+    let Some(p) = Pair::new() else { return };
+    p.init_both();
+    p.plain(&["create", "REPO::a", "input"]);
+    let out = p.env.path().join("out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let mut recs = Vec::new();
+    for who in ["hoard", "borg"] {
+        let dest = out.join(who);
+        std::fs::create_dir_all(&dest).expect("mkdir");
+        let mut c = if who == "hoard" {
+            p.env.hoard_cmd()
+        } else {
+            p.env.command_for(&p.borg)
+        };
+        let o = c
+            .current_dir(&dest)
+            .args([
+                "extract",
+                "--progress",
+                "--log-json",
+                &format!("{}::a", p.repo(who)),
+            ])
+            .output()
+            .expect("extract");
+        assert!(o.status.success());
+        recs.push(records(&String::from_utf8_lossy(&o.stderr), who));
+    }
+    let shape = |r: &[Value]| -> BTreeSet<(BTreeSet<String>, String, bool)> {
+        of_type(r, "progress_percent")
+            .iter()
+            .map(|v| {
+                (
+                    keys(v),
+                    v["msgid"].as_str().unwrap_or_default().to_string(),
+                    v["finished"] == true,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(shape(&recs[0]), shape(&recs[1]));
+    assert!(shape(&recs[0]).iter().any(|(_, m, f)| m == "extract" && *f));
+}
+
+#[test]
+fn prune_progress_matches_borg_record_for_record() {
+    let Some(p) = Pair::new() else { return };
+    p.init_both();
+    for n in ["a", "b", "c", "d"] {
+        p.plain(&["create", &format!("REPO::{n}"), "input"]);
+    }
+    let ((h, hc), (b, bc)) = p.run(
+        &[
+            "prune",
+            "--progress",
+            "--log-json",
+            "--keep-last",
+            "1",
+            "REPO",
+        ],
+        &[],
+    );
+    assert_eq!((hc, bc), (0, 0));
+    let seq = |r: &[Value]| -> Vec<Value> {
+        of_type(r, "progress_percent")
+            .into_iter()
+            .map(|v| {
+                let mut v = v.clone();
+                if let Some(m) = v.as_object_mut() {
+                    m.remove("time");
+                }
+                v
+            })
+            .collect()
+    };
+    assert_eq!(seq(&h), seq(&b));
+    assert_eq!(seq(&h).len(), 4, "3 steps and the end");
+}
+
+#[test]
+fn question_records_match_borg() {
+    let Some(p) = Pair::new() else { return };
+    p.init_both();
+    for answer in ["NO", "maybe"] {
+        let ((h, hc), (b, bc)) = p.run(
+            &["delete", "--log-json", "REPO"],
+            &[("BORG_DELETE_I_KNOW_WHAT_I_AM_DOING", answer)],
+        );
+        assert_eq!((hc, bc), (2, 2));
+        let questions = |r: &[Value]| -> Vec<Value> {
+            r.iter()
+                .filter(|v| {
+                    v["type"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("question_"))
+                })
+                .map(|v| {
+                    let mut v = v.clone();
+                    // the prompt names each repository's own id and path
+                    if v["type"] == "question_prompt" {
+                        v["message"] = Value::Null;
+                    }
+                    v
+                })
+                .collect()
+        };
+        assert_eq!(questions(&h), questions(&b), "answer {answer}");
+        assert_eq!(questions(&h).len(), 3);
+        let last = |r: &[Value]| r.last().map(|v| (v["msgid"].clone(), v["message"].clone()));
+        assert_eq!(last(&h), last(&b));
+    }
+}
