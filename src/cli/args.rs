@@ -308,3 +308,13 @@ pub struct InfoArgs {
     #[command(flatten)]
     pub filter: ArchiveFilter,
 }
+
+impl CommonOptions {
+    /// `--lock-wait` and `--bypass-lock` for the commands that honour both.
+    pub fn lock_spec(&self) -> crate::commands::common::LockSpec {
+        crate::commands::common::LockSpec {
+            wait: self.lock_wait,
+            lock: !self.bypass_lock,
+        }
+    }
+}
