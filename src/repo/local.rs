@@ -517,13 +517,32 @@ impl LocalRepository {
         self.save_config()
     }
 
-    pub(super) fn save_config(&self) -> Result<()> {
+    pub(super) fn save_config(&mut self) -> Result<()> {
         if let Some(store) = &self.obj {
             return store
                 .put("config", self.config.to_text().as_bytes())
                 .map_err(|e| RepoError::io(&self.path, e));
         }
-        save_config(&self.path, &self.config)
+        match save_config(&self.path, &self.config) {
+            // Without a lock (`--bypass-lock`) the repository may be on read-only media:
+            // borg only warns there.
+            Err(RepoError::Io { path, source })
+                if !self.do_lock
+                    && matches!(
+                        source.kind(),
+                        std::io::ErrorKind::PermissionDenied
+                            | std::io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+            {
+                let reason = source.to_string();
+                let reason = reason.split(" (os error").next().unwrap_or(&reason).to_string();
+                self.warn(format!(
+                    "{reason}: Failed writing to '{path}'. This is expected when working on read-only repositories."
+                ));
+                Ok(())
+            }
+            r => r,
+        }
     }
 
     fn require_exclusive(&self) -> Result<()> {
