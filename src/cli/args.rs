@@ -18,7 +18,9 @@ pub const VERSION_TEXT: &str = concat!("1.2.4 (hoard ", env!("CARGO_PKG_VERSION"
     disable_help_subcommand = false,
     // argparse semantics: a repeated option replaces the earlier value (`-d 3 -d 5`,
     // `--keep-last 2 --keep-secondly 4`) instead of being an error.
-    args_override_self = true
+    args_override_self = true,
+    // argparse accepts any unambiguous prefix of a long option (`--sort` for `--sort-by`)
+    infer_long_args = true
 )]
 pub struct Cli {
     /// Options every command accepts.
