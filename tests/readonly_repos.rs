@@ -57,7 +57,10 @@ impl ReadOnly {
                 .map(|s| s.success())
                 .unwrap_or(false);
             if !ok {
-                eprintln!("cannot make {} immutable (chattr +i); skipping", path.display());
+                eprintln!(
+                    "cannot make {} immutable (chattr +i); skipping",
+                    path.display()
+                );
                 return None;
             }
             guard.immutable = true;
@@ -132,8 +135,10 @@ fn readonly_repository_is_read_with_bypass_lock_and_refused_without_like_borg() 
         let b = borg14_run(&env, &borg, args);
         assert_eq!(h.code, 2, "hoard {args:?}: {}", h.stderr);
         assert_eq!(b.code, 2, "borg {args:?}: {}", b.stderr);
-        let hl = lock_failed_line(&h.stderr).unwrap_or_else(|| panic!("hoard {args:?}: {}", h.stderr));
-        let bl = lock_failed_line(&b.stderr).unwrap_or_else(|| panic!("borg {args:?}: {}", b.stderr));
+        let hl =
+            lock_failed_line(&h.stderr).unwrap_or_else(|| panic!("hoard {args:?}: {}", h.stderr));
+        let bl =
+            lock_failed_line(&b.stderr).unwrap_or_else(|| panic!("borg {args:?}: {}", b.stderr));
         assert_eq!(hl, bl, "{args:?}");
 
         let mut bypass = args.clone();
@@ -160,7 +165,10 @@ fn readonly_repository_is_read_with_bypass_lock_and_refused_without_like_borg() 
     );
     assert!(std::fs::metadata(&tar).unwrap().len() > 0);
     drop(_ro);
-    assert!(before == snapshot_dir(&repo), "the read-only repository changed");
+    assert!(
+        before == snapshot_dir(&repo),
+        "the read-only repository changed"
+    );
 }
 
 /// Adds `{operation: {mandatory: [unknown-feature]}}` to the manifest's `feature_flags`
@@ -194,7 +202,11 @@ fn both_refuse(env: &Env, borg: &Path, args: &[&str], before: &dyn Fn()) {
     before();
     let b = borg14_run(env, borg, args);
     assert_eq!(b.code, 2, "borg {args:?}: {}", b.stderr);
-    assert!(b.stderr.lines().any(|l| l == UNKNOWN), "borg {args:?}: {}", b.stderr);
+    assert!(
+        b.stderr.lines().any(|l| l == UNKNOWN),
+        "borg {args:?}: {}",
+        b.stderr
+    );
     assert_eq!(h.code, 2, "hoard {args:?}: {}", h.stderr);
     common::assert_one_line_error(&h.stderr, UNKNOWN);
 }
@@ -217,13 +229,23 @@ fn unknown_mandatory_features_are_refused_like_borg() {
     add_unknown_feature(&env, &read_repo, "read");
     both_refuse(&env, &borg, &["list", &r], &nothing);
     both_refuse(&env, &borg, &["info", &format!("{r}::a")], &nothing);
-    both_refuse(&env, &borg, &["extract", "--dry-run", &format!("{r}::a")], &nothing);
+    both_refuse(
+        &env,
+        &borg,
+        &["extract", "--dry-run", &format!("{r}::a")],
+        &nothing,
+    );
 
     // a read feature also stops create when it has to sync the cache
     let cache_only = || {
         env.hoard(["delete", "--cache-only", &r]).ok();
     };
-    both_refuse(&env, &borg, &["create", &format!("{r}::b"), "src"], &cache_only);
+    both_refuse(
+        &env,
+        &borg,
+        &["create", &format!("{r}::b"), "src"],
+        &cache_only,
+    );
 
     // check: change-passphrase
     let c = check_repo.to_str().unwrap().to_string();
@@ -246,10 +268,10 @@ fn regex_patterns_have_python_re_semantics() {
     let r = repo.to_str().unwrap().to_string();
     env.hoard(["create", &format!("{r}::a"), "input"]).ok();
     for pattern in [
-        r"re:file(\d)\1\1$",      // back-reference (borg's own test)
-        r"re:file(?!3)\d",        // negative look-ahead
-        r"re:(?<=input/)file3",   // look-behind
-        r"re:(?P<d>\d)(?P=d)",    // Python's named back-reference
+        r"re:file(\d)\1\1$",    // back-reference (borg's own test)
+        r"re:file(?!3)\d",      // negative look-ahead
+        r"re:(?<=input/)file3", // look-behind
+        r"re:(?P<d>\d)(?P=d)",  // Python's named back-reference
     ] {
         let args = ["list", "--short", "--exclude", pattern, &format!("{r}::a")];
         let h = env.hoard(args);
@@ -280,9 +302,16 @@ fn catastrophic_regex_returns_promptly_and_bad_regex_is_one_line() {
         &format!("{r}::a"),
         "input",
     ]);
-    assert!(start.elapsed() < Duration::from_secs(60), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(h.code, 0, "{}", h.stderr);
-    let listed = env.hoard(["list", "--short", &format!("{r}::a")]).ok().out();
+    let listed = env
+        .hoard(["list", "--short", &format!("{r}::a")])
+        .ok()
+        .out();
     assert!(listed.contains(&long), "{listed}");
     assert!(!listed.contains("input/aab"), "{listed}");
 

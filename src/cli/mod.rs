@@ -298,8 +298,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
                     let _ = err.flush();
                 }
             };
-            let outcome =
-                commands::check::run(
+            let outcome = commands::check::run(
                 &loc,
                 &opts,
                 common.lock_spec(),

@@ -211,12 +211,8 @@ pub fn change_passphrase(
         lock_wait,
         lock: true,
     };
-    let opened = common::open_with_manifest(
-        loc,
-        &access,
-        &[crate::archive::Operation::Check],
-        confirm,
-    )?;
+    let opened =
+        common::open_with_manifest(loc, &access, &[crate::archive::Operation::Check], confirm)?;
     let key_location = opened.key_location;
     let key = opened.store.key;
     let mut repo = opened.store.repo;

@@ -535,7 +535,11 @@ impl LocalRepository {
                     ) =>
             {
                 let reason = source.to_string();
-                let reason = reason.split(" (os error").next().unwrap_or(&reason).to_string();
+                let reason = reason
+                    .split(" (os error")
+                    .next()
+                    .unwrap_or(&reason)
+                    .to_string();
                 self.warn(format!(
                     "{reason}: Failed writing to '{path}'. This is expected when working on read-only repositories."
                 ));
