@@ -59,6 +59,18 @@ pub struct AccessFacts<'a> {
     pub manifest_timestamp: &'a str,
 }
 
+/// What the client cache's `config` records about the repository (borg's `CacheConfig`);
+/// borg lets it override the security directory, which older versions may have left behind.
+#[derive(Debug, Clone, Default)]
+pub struct CacheFacts {
+    /// `[cache] previous_location`: where the cache last saw the repository.
+    pub previous_location: Option<String>,
+    /// `[cache] key_type`: the key's TYPE byte as decimal text.
+    pub key_type: Option<String>,
+    /// `[cache] timestamp`: the newest manifest timestamp the cache saw.
+    pub timestamp: Option<String>,
+}
+
 /// One repository's entry in the security directory.
 #[derive(Debug, Clone)]
 pub struct SecurityDir {
@@ -170,6 +182,20 @@ impl SecurityDir {
         warn_if_unencrypted: bool,
         confirm: Confirm<'_>,
     ) -> Result<(), SecurityError> {
+        self.assert_secure_with_cache(facts, None, warn_if_unencrypted, confirm)
+    }
+
+    /// [`SecurityDir::assert_secure`] also consulting the client cache's view when there is a
+    /// cache: its `previous_location` wins over the security directory's `location` (they can
+    /// disagree after an older version confirmed a relocation), its key type must match, and
+    /// the newer of the two manifest timestamps counts.
+    pub fn assert_secure_with_cache(
+        &self,
+        facts: &AccessFacts<'_>,
+        cache: Option<&CacheFacts>,
+        warn_if_unencrypted: bool,
+        confirm: Confirm<'_>,
+    ) -> Result<(), SecurityError> {
         if !facts.logically_encrypted && !self.known() {
             let allow = !warn_if_unencrypted
                 || confirm(
@@ -181,13 +207,19 @@ impl SecurityDir {
             }
             self.save(facts.location, facts.key_type, facts.manifest_timestamp)?;
         }
-        let previous_location = self.read("location");
+        let mut previous_location = self.read("location");
         match &previous_location {
             Some(p) => tracing::debug!("security: read previous location '{p}'"),
             None => tracing::debug!(
                 "security: previous location file {} not found",
                 self.file("location").display()
             ),
+        }
+        if let Some(cached) = cache
+            .and_then(|c| c.previous_location.as_deref())
+            .filter(|c| !c.is_empty())
+        {
+            previous_location = Some(cached.to_string());
         }
         if let Some(previous) = previous_location {
             if !previous.is_empty() && previous != facts.location {
@@ -203,10 +235,16 @@ impl SecurityDir {
                     .map_err(self.io_err("location"))?;
             }
         }
+        if cache
+            .and_then(|c| c.key_type.as_deref())
+            .is_some_and(|t| t != facts.key_type.to_string())
+        {
+            return Err(SecurityError::EncryptionMethodMismatch);
+        }
         if self.known() && self.read("key-type").as_deref() != Some(&facts.key_type.to_string()) {
             return Err(SecurityError::EncryptionMethodMismatch);
         }
-        let seen = match self.read("manifest-timestamp") {
+        let mut seen = match self.read("manifest-timestamp") {
             Some(ts) => {
                 tracing::debug!("security: read manifest timestamp '{ts}'");
                 ts
@@ -219,6 +257,11 @@ impl SecurityDir {
                 String::new()
             }
         };
+        if let Some(cached) = cache.and_then(|c| c.timestamp.as_deref()) {
+            if cached > seen.as_str() {
+                seen = cached.to_string();
+            }
+        }
         tracing::debug!("security: determined newest manifest timestamp as {seen}");
         // Compared as strings, exactly as borg does (spec §0.8).
         if !seen.is_empty() && seen.as_str() > facts.manifest_timestamp {
@@ -302,5 +345,46 @@ mod tests {
             fs::read_to_string(sd.path().join("location")).unwrap(),
             "/moved"
         );
+    }
+
+    #[test]
+    fn cache_location_wins_over_an_outdated_security_dir() {
+        // borg's test_security_dir_compat: security dir and cache may disagree
+        let tmp = tempfile::tempdir().unwrap();
+        let sd = SecurityDir::at(tmp.path().join("id"));
+        sd.save("something outdated", 3, "2024-01-01T00:00:00.000000")
+            .unwrap();
+        let no = |_: &str, _: &str| false;
+        let f = facts("/r", "2024-01-01T00:00:00.000000");
+        assert!(matches!(
+            sd.assert_secure(&f, true, &no).unwrap_err(),
+            SecurityError::RepositoryAccessAborted
+        ));
+        let cache = CacheFacts {
+            previous_location: Some("/r".into()),
+            key_type: Some("3".into()),
+            timestamp: Some("2024-01-01T00:00:00.000000".into()),
+        };
+        sd.assert_secure_with_cache(&f, Some(&cache), true, &no)
+            .unwrap();
+        // the cache's key type and newer timestamp count too
+        let swapped = CacheFacts {
+            key_type: Some("2".into()),
+            ..cache.clone()
+        };
+        assert!(matches!(
+            sd.assert_secure_with_cache(&f, Some(&swapped), true, &no)
+                .unwrap_err(),
+            SecurityError::EncryptionMethodMismatch
+        ));
+        let newer = CacheFacts {
+            timestamp: Some("2025-01-01T00:00:00.000000".into()),
+            ..cache
+        };
+        assert!(matches!(
+            sd.assert_secure_with_cache(&f, Some(&newer), true, &no)
+                .unwrap_err(),
+            SecurityError::RepositoryReplay
+        ));
     }
 }

@@ -58,6 +58,12 @@ impl Operation {
     }
 }
 
+/// Python's `repr` of a list of strings (`['a', 'b']`), as borg's feature messages show it.
+pub fn python_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("'{s}'")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
 /// One archive as the manifest lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveRef {

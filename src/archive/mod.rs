@@ -35,6 +35,6 @@ pub enum ArchiveError {
     #[error("Repository has no manifest.")]
     NoManifest,
     /// The manifest demands features this version lacks.
-    #[error("Unsupported repository feature(s) {0:?}. A newer version of borg is required to access this repository.")]
+    #[error("Unsupported repository feature(s) {}. A newer version of Borg is required to access this repository.", manifest::python_list(.0))]
     MandatoryFeatureUnsupported(Vec<String>),
 }

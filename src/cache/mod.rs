@@ -470,6 +470,8 @@ impl Cache {
         store: &mut KeyedRepository,
         manifest: &Manifest,
     ) -> Result<FetchedTotals, ArchiveError> {
+        // The sync reads archives: their mandatory features apply whatever the command is.
+        manifest.check_features(&[crate::archive::Operation::Read])?;
         tracing::info!("Synchronizing chunks cache...");
         let ids: Vec<[u8; 32]> = manifest.archives.values().map(|r| r.id).collect();
         let mut report = SyncReport {

@@ -17,7 +17,9 @@ pub use crate::version::VERSION_TEXT;
     disable_help_subcommand = true,
     // argparse semantics: a repeated option replaces the earlier value (`-d 3 -d 5`,
     // `--keep-last 2 --keep-secondly 4`) instead of being an error.
-    args_override_self = true
+    args_override_self = true,
+    // argparse accepts any unambiguous prefix of a long option (`--sort` for `--sort-by`)
+    infer_long_args = true
 )]
 #[command(after_long_help = super::help_text::HOARD)]
 pub struct Cli {
@@ -388,4 +390,14 @@ pub struct InfoArgs {
     /// archive selection
     #[command(flatten)]
     pub filter: ArchiveFilter,
+}
+
+impl CommonOptions {
+    /// `--lock-wait` and `--bypass-lock` for the commands that honour both.
+    pub fn lock_spec(&self) -> crate::commands::common::LockSpec {
+        crate::commands::common::LockSpec {
+            wait: self.lock_wait,
+            lock: !self.bypass_lock,
+        }
+    }
 }

@@ -186,7 +186,7 @@ pub fn run(a: DiffArgs, common: &CommonOptions) -> Result<i32, CommandError> {
         sort: a.sort,
         content_only: a.content_only,
         consider_part_files: common.consider_part_files,
-        lock_wait: common.lock_wait,
+        lock: common.lock_spec(),
     };
     let mut filter = |p: &[u8]| selector.matches(p);
     let result = diff::run(&loc, &a.archive2, &opts, &mut filter, &super::confirm)?;

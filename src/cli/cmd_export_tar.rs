@@ -49,7 +49,7 @@ pub fn run(a: ExportTarArgs, common: &CommonOptions) -> Result<i32, CommandError
     } else {
         Some(a.tar_filter.clone()).filter(|f| !f.is_empty())
     };
-    let (mut opened, meta) = extract::open_archive(&loc, common.lock_wait, &super::confirm)?;
+    let (mut opened, meta) = extract::open_archive(&loc, common.lock_spec(), &super::confirm)?;
     let opts = ExportTarOptions {
         strip_components: a.strip_components,
         consider_part_files: common.consider_part_files,

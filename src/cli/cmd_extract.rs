@@ -267,7 +267,7 @@ pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> 
         noflags: a.noflags,
         consider_part_files: common.consider_part_files,
         progress: common.progress,
-        lock_wait: common.lock_wait,
+        lock: common.lock_spec(),
     };
     let mut reporter = CliReporter::new(a.list, "Extracting");
     let stdout = std::io::stdout();

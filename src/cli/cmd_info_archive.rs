@@ -164,7 +164,7 @@ pub fn run(
         loc,
         &targets,
         common.consider_part_files,
-        common.lock_wait,
+        common.lock_spec(),
         confirm,
     )?;
     print(&info, a.json, common.iec);

@@ -216,7 +216,7 @@ pub fn run(
         a.filter.last,
         a.consider_checkpoints,
     )?;
-    let mut opened = list::open(&loc, common.lock_wait, confirm)?;
+    let mut opened = list::open(&loc, common.lock_spec(), confirm)?;
     if let Some(archive) = &loc.archive {
         if a.json {
             return Err(CommandError::new(

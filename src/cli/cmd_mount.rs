@@ -103,7 +103,7 @@ pub fn run(
         strip_components: a.strip_components,
         selection,
         consider_part_files: common.consider_part_files,
-        lock_wait: common.lock_wait,
+        lock: common.lock_spec(),
         filter,
     };
     if a.foreground {

@@ -244,7 +244,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
         Command::Key(KeyCommand::ExportRelatedSecrets(a)) => cmd_related_secrets::run(a, common),
         Command::Key(KeyCommand::ChangePassphrase(a)) | Command::ChangePassphrase(a) => {
             let loc = repo_location(a.location.as_deref())?;
-            let where_ = commands::key::change_passphrase(&loc, lock_wait)?;
+            let where_ = commands::key::change_passphrase(&loc, lock_wait, &confirm)?;
             log::info("Key updated");
             if let commands::common::KeyLocation::File(p) = where_ {
                 log::info(&format!("Key location: {}", p.display()));
@@ -324,8 +324,13 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
                     let _ = err.flush();
                 }
             };
-            let outcome =
-                commands::check::run(&loc, &opts, lock_wait, &mut print_repository, &mut progress)?;
+            let outcome = commands::check::run(
+                &loc,
+                &opts,
+                common.lock_spec(),
+                &mut print_repository,
+                &mut progress,
+            )?;
             Ok(if outcome.ok {
                 EXIT_SUCCESS
             } else {
@@ -346,7 +351,7 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
             if cmd_info_archive::wants_archives(&a, loc.archive.is_some()) {
                 return cmd_info_archive::run(&a, &loc, common, &confirm);
             }
-            let info = commands::info::repo_info(&loc, lock_wait, &confirm)?;
+            let info = commands::info::repo_info(&loc, common.lock_spec(), &confirm)?;
             print_repo_info(&info, a.json, common.iec);
             Ok(EXIT_SUCCESS)
         }

@@ -14,7 +14,7 @@ use crate::archive::Operation;
 use crate::cache::{Cache, CacheOptions, IndexStats};
 use crate::location::Location;
 
-use super::common::{self, Access, Opened, Result};
+use super::common::{self, LockSpec, Opened, Result};
 use super::list::{archive_local_time, remove_surrogates};
 use super::select::{self, ArchiveInfo, Selection};
 
@@ -82,14 +82,10 @@ pub fn archives_info(
     loc: &Location,
     targets: &InfoTargets,
     consider_part_files: bool,
-    lock_wait: f64,
+    lock: LockSpec,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<ArchivesInfo> {
-    let access = Access {
-        exclusive: false,
-        lock_wait,
-        lock: true,
-    };
+    let access = lock.shared();
     let mut opened = common::open_with_manifest(loc, &access, &[Operation::Read], confirm)?;
     let infos: Vec<ArchiveInfo> = match targets {
         InfoTargets::Name(n) => vec![select::find_archive(&opened.manifest, n)
@@ -104,7 +100,7 @@ pub fn archives_info(
         &mut opened.store,
         &opened.manifest,
         CacheOptions {
-            lock_wait,
+            lock_wait: lock.wait,
             ..CacheOptions::default()
         },
     )?;

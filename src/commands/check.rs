@@ -6,7 +6,7 @@ use crate::repo::CheckReport;
 
 use super::check_archives::{self, ArchiveCheckOptions, ProgressSink, Selection};
 
-use super::common::{self, Access, CommandError, Result};
+use super::common::{self, Access, CommandError, LockSpec, Result};
 
 /// What to check.
 #[derive(Debug, Clone, Default)]
@@ -66,15 +66,15 @@ pub fn validate(opts: &CheckOptions) -> Result<()> {
 pub fn run(
     loc: &Location,
     opts: &CheckOptions,
-    lock_wait: f64,
+    lock: LockSpec,
     on_repository: &mut dyn FnMut(&CheckReport),
     progress: &mut ProgressSink<'_>,
 ) -> Result<CheckOutcome> {
     validate(opts)?;
     let access = Access {
         exclusive: true,
-        lock_wait,
-        lock: true,
+        lock_wait: lock.wait,
+        lock: lock.lock,
     };
     let mut repo = common::open_repository(loc, &access)?;
     let mut outcome = CheckOutcome {

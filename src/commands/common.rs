@@ -198,6 +198,37 @@ pub struct Access {
     pub lock: bool,
 }
 
+/// `--lock-wait` and `--bypass-lock` as the read-only commands take them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LockSpec {
+    /// Seconds to wait for a lock.
+    pub wait: f64,
+    /// False with `--bypass-lock`: no lock is taken, so a repository on read-only media or
+    /// without write permission can be read.
+    pub lock: bool,
+}
+
+impl Default for LockSpec {
+    /// borg's defaults: lock, wait one second.
+    fn default() -> Self {
+        LockSpec {
+            wait: 1.0,
+            lock: true,
+        }
+    }
+}
+
+impl LockSpec {
+    /// The shared-lock [`Access`] of a read-only command.
+    pub fn shared(self) -> Access {
+        Access {
+            exclusive: false,
+            lock_wait: self.wait,
+            lock: self.lock,
+        }
+    }
+}
+
 /// Opens the repository named by `loc`: a local directory, `serve` over ssh, or a bucket.
 pub fn open_repository(loc: &Location, access: &Access) -> Result<Box<dyn Repository>> {
     match loc.proto {
@@ -397,7 +428,15 @@ pub fn open_with_manifest(
         is_plaintext: key_type == KeyType::Plaintext,
         manifest_timestamp: &manifest.timestamp,
     };
-    security.assert_secure(&facts, true, confirm)?;
+    let cache_config = repo_cache_dir(&store.repo.id()).join("config");
+    let cache = read_cache_facts(&cache_config);
+    security.assert_secure_with_cache(&facts, cache.as_ref(), true, confirm)?;
+    if let Some(previous) = cache.as_ref().and_then(|c| c.previous_location.as_deref()) {
+        if previous != facts.location {
+            // borg records an accepted relocation in the cache config at once
+            update_cache_location(&cache_config, facts.location);
+        }
+    }
     Ok(Opened {
         store,
         manifest,
@@ -420,6 +459,32 @@ pub fn commit_manifest(opened: &mut Opened) -> Result<()> {
         &opened.manifest.timestamp,
     )?;
     Ok(())
+}
+
+/// The security-relevant part of a client cache `config` (borg's `CacheConfig`); None when
+/// there is no readable cache config.
+fn read_cache_facts(path: &Path) -> Option<crate::security::CacheFacts> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let cfg = crate::repo::config::Config::parse(&text).ok()?;
+    let get = |k: &str| cfg.get("cache", k).map(|v| v.trim().to_string());
+    Some(crate::security::CacheFacts {
+        previous_location: get("previous_location").filter(|v| !v.is_empty()),
+        key_type: get("key_type").filter(|v| !v.is_empty()),
+        timestamp: get("timestamp").filter(|v| !v.is_empty()),
+    })
+}
+
+/// Rewrites `[cache] previous_location` of a cache config; best effort, as the security
+/// directory already records the location.
+fn update_cache_location(path: &Path, location: &str) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let Ok(mut cfg) = crate::repo::config::Config::parse(&text) else {
+        return;
+    };
+    cfg.set("cache", "previous_location", location);
+    let _ = crate::paths::write_atomic(path, cfg.to_text().as_bytes());
 }
 
 /// The cache directory of a repository.

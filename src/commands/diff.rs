@@ -13,7 +13,7 @@ use crate::archive::KeyedRepository;
 use crate::location::Location;
 use crate::security::Confirm;
 
-use super::common::Result;
+use super::common::{LockSpec, Result};
 use super::extract::{self, PathFilter};
 
 /// One change of a path, in borg's order within a line.
@@ -78,8 +78,8 @@ pub struct DiffOptions {
     pub content_only: bool,
     /// `--consider-part-files`.
     pub consider_part_files: bool,
-    /// `--lock-wait`.
-    pub lock_wait: f64,
+    /// `--lock-wait` and `--bypass-lock`.
+    pub lock: LockSpec,
 }
 
 /// The result of `diff`.
@@ -427,7 +427,7 @@ pub fn run(
     filter: PathFilter<'_>,
     confirm: Confirm<'_>,
 ) -> Result<DiffResult> {
-    let (mut opened, meta1) = extract::open_archive(loc, opts.lock_wait, confirm)?;
+    let (mut opened, meta1) = extract::open_archive(loc, opts.lock, confirm)?;
     let meta2 = extract::load_named(&mut opened, archive2)?;
     diff_archives(&mut opened.store, &meta1, &meta2, opts, filter)
 }

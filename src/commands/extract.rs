@@ -26,7 +26,7 @@ use crate::location::Location;
 use crate::platform::{self, PlatformError};
 use crate::security::Confirm;
 
-use super::common::{self, Access, CommandError, Opened, Result};
+use super::common::{self, CommandError, LockSpec, Opened, Result};
 use super::workers::worker_count;
 
 /// Decides whether an archive path (as stored, without leading `/`) is selected.
@@ -55,8 +55,8 @@ pub struct ExtractOptions {
     pub consider_part_files: bool,
     /// `-p/--progress`: report progress through [`Reporter::progress`].
     pub progress: bool,
-    /// `--lock-wait`.
-    pub lock_wait: f64,
+    /// `--lock-wait` and `--bypass-lock`.
+    pub lock: LockSpec,
 }
 
 /// How `extract` talks to the user (the CLI implements it; the command never prints).
@@ -77,14 +77,10 @@ pub trait Reporter {
 /// Opens the repository and loads the archive named in `loc` (borg's `with_archive`).
 pub fn open_archive(
     loc: &Location,
-    lock_wait: f64,
+    lock: LockSpec,
     confirm: Confirm<'_>,
 ) -> Result<(Opened, ArchiveMeta)> {
-    let access = Access {
-        exclusive: false,
-        lock_wait,
-        lock: true,
-    };
+    let access = lock.shared();
     let name = loc
         .archive
         .clone()
@@ -306,7 +302,7 @@ pub fn run(
     out: &mut dyn Write,
     confirm: Confirm<'_>,
 ) -> Result<ExtractOutcome> {
-    let (mut opened, meta) = open_archive(loc, opts.lock_wait, confirm)?;
+    let (mut opened, meta) = open_archive(loc, opts.lock, confirm)?;
     extract_archive(
         &mut opened.store,
         &meta,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::crypto::KeyType;
 use crate::location::Location;
 
-use super::common::{self, Access, KeyLocation, Opened, Result};
+use super::common::{self, KeyLocation, LockSpec, Opened, Result};
 use super::stats::{self, ChunkStats};
 
 /// Everything `info REPO` shows.
@@ -33,17 +33,13 @@ pub struct RepoInfo {
 /// Gathers [`RepoInfo`] for the repository at `loc`.
 pub fn repo_info(
     loc: &Location,
-    lock_wait: f64,
+    lock: LockSpec,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<RepoInfo> {
-    let access = Access {
-        exclusive: false,
-        lock_wait,
-        lock: true,
-    };
+    let access = lock.shared();
     let mut opened =
         common::open_with_manifest(loc, &access, &[crate::archive::Operation::Read], confirm)?;
-    let stats = stats::repository_stats(&mut opened, lock_wait)?;
+    let stats = stats::repository_stats(&mut opened, lock.wait)?;
     Ok(describe(&opened, stats))
 }
 

@@ -192,6 +192,16 @@ fn create_key_and_manifest(
     if key.tam_required() {
         security.set_tam_required(true)?;
     }
+    // borg creates the client cache at once (`with Cache(...)` in `do_init`); its config then
+    // records the location, which later security checks consult.
+    crate::cache::Cache::open(
+        &mut store,
+        &manifest,
+        crate::cache::CacheOptions {
+            location: Some(loc.canonical()),
+            ..crate::cache::CacheOptions::default()
+        },
+    )?;
     Ok(InitOutcome {
         location: loc.canonical(),
         key_type,

@@ -116,6 +116,8 @@ fn store_blob(
 
 /// `key import PATH` (`-` for stdin): checks the header names this repository, then stores.
 pub fn import(loc: &Location, path: &str, lock_wait: f64) -> Result<KeyLocation> {
+    // borg opens the repository first (so an attic repository is named before the file)
+    let mut repo = common::open_repository(loc, &no_lock(lock_wait))?;
     let contents = if path == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s)?;
@@ -128,7 +130,6 @@ pub fn import(loc: &Location, path: &str, lock_wait: f64) -> Result<KeyLocation>
         }
         std::fs::read_to_string(path).map_err(|e| CommandError::new(format!("{path}: {e}")))?
     };
-    let mut repo = common::open_repository(loc, &no_lock(lock_wait))?;
     let kt = manifest_key_type(repo.as_mut())?;
     let first_line = format!("BORG_KEY {}\n", hex::encode(repo.id()));
     if !contents.starts_with(&first_line) {
@@ -199,18 +200,22 @@ fn qr_html(key_file_text: &str) -> Result<String> {
 
 /// `key change-passphrase`: re-encrypts the key blob under a new passphrase. Returns where
 /// the key lives now.
-pub fn change_passphrase(loc: &Location, lock_wait: f64) -> Result<KeyLocation> {
+/// Like borg, it loads the manifest first and refuses when it demands unknown `check` features.
+pub fn change_passphrase(
+    loc: &Location,
+    lock_wait: f64,
+    confirm: crate::security::Confirm<'_>,
+) -> Result<KeyLocation> {
     let access = Access {
         exclusive: false,
         lock_wait,
         lock: true,
     };
-    let mut repo = common::open_repository(loc, &access)?;
-    let object = repo.get(&crate::archive::MANIFEST_ID)?;
-    let byte = *object
-        .first()
-        .ok_or_else(|| CommandError::new("Manifest object is empty."))?;
-    let (key, key_location, _) = common::load_key(repo.as_mut(), byte, &loc.canonical())?;
+    let opened =
+        common::open_with_manifest(loc, &access, &[crate::archive::Operation::Check], confirm)?;
+    let key_location = opened.key_location;
+    let key = opened.store.key;
+    let mut repo = opened.store.repo;
     let Some(material) = key.material() else {
         return Err(CommandError::new(
             "This repository is not encrypted, cannot change the passphrase.",

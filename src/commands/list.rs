@@ -13,7 +13,7 @@ use crate::cache::{Cache, CacheOptions};
 use crate::location::Location;
 use crate::msgpack::Value;
 
-use super::common::{self, Access, CommandError, Opened, Result};
+use super::common::{self, CommandError, LockSpec, Opened, Result};
 use super::select::{self, ArchiveInfo, Selection};
 
 /// A value of a format key, typed like the Python object borg formats.
@@ -109,14 +109,10 @@ pub fn item_local_time(ns: i64) -> NaiveDateTime {
 /// How `list` opens the repository (shared lock, READ features).
 pub fn open(
     loc: &Location,
-    lock_wait: f64,
+    lock: LockSpec,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<Opened> {
-    let access = Access {
-        exclusive: false,
-        lock_wait,
-        lock: true,
-    };
+    let access = lock.shared();
     common::open_with_manifest(loc, &access, &[Operation::Read], confirm)
 }
 

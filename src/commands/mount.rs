@@ -14,7 +14,7 @@ use crate::mount::tree::{ArchiveEntry, PathFilter, Tree, TreeSettings};
 use crate::mount::{MountError, MountOptions};
 use crate::security::Confirm;
 
-use super::common::{self, Access, CommandError, Result};
+use super::common::{self, CommandError, LockSpec, Result};
 use super::select::{self, Selection};
 
 /// Everything `mount` needs besides the confirmations.
@@ -33,8 +33,8 @@ pub struct MountRequest {
     pub selection: Selection,
     /// `--consider-part-files`.
     pub consider_part_files: bool,
-    /// `--lock-wait`.
-    pub lock_wait: f64,
+    /// `--lock-wait` and `--bypass-lock`.
+    pub lock: LockSpec,
     /// PATH arguments and patterns; None selects everything.
     pub filter: Option<PathFilter>,
 }
@@ -118,11 +118,7 @@ pub fn prepare(mut req: MountRequest, confirm: Confirm<'_>) -> Result<Prepared> 
             "for versions view, do not specify a single archive, but always give the repository as location.",
         ));
     }
-    let access = Access {
-        exclusive: false,
-        lock_wait: req.lock_wait,
-        lock: true,
-    };
+    let access = req.lock.shared();
     let mut opened =
         common::open_with_manifest(&req.location, &access, &[Operation::Read], confirm)?;
     let settings = TreeSettings {

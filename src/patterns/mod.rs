@@ -132,8 +132,10 @@ enum Matcher {
     Prefix(String),
     /// `fm:` / `sh:` — the anchored regex matches `path + "/"`.
     Glob(Regex),
-    /// `re:` — the regex is found somewhere in `path`.
-    Search(Regex),
+    /// `re:` — the regex is found somewhere in `path`. Python `re` semantics need look-around
+    /// and back-references, so this is a backtracking `fancy_regex` (bounded by
+    /// [`REGEX_BACKTRACK_LIMIT`]; patterns without those features run on `regex` inside it).
+    Search(Box<fancy_regex::Regex>),
 }
 
 /// One compiled pattern (borg's `PatternBase` subclasses).
@@ -197,13 +199,14 @@ impl Pattern {
                 (p, Matcher::Glob(re))
             }
             PatternStyle::Regex => {
-                let re = Regex::new(&python_regex_to_rust(&text)).map_err(|e| {
-                    PatternError::BadRegex {
+                let re = fancy_regex::RegexBuilder::new(&python_regex_to_rust(&text))
+                    .backtrack_limit(REGEX_BACKTRACK_LIMIT)
+                    .build()
+                    .map_err(|e| PatternError::BadRegex {
                         pattern: text.clone(),
-                        message: regex_error_line(&e),
-                    }
-                })?;
-                (text.clone(), Matcher::Search(re))
+                        message: fancy_error_line(&e),
+                    })?;
+                (text.clone(), Matcher::Search(Box::new(re)))
             }
         };
         Ok(Pattern {
@@ -252,7 +255,9 @@ impl Pattern {
             Matcher::Full(p) => path == p,
             Matcher::Prefix(p) => with_sep.starts_with(p.as_str()),
             Matcher::Glob(re) => re.is_match(with_sep),
-            Matcher::Search(re) => re.is_match(path),
+            // A path on which the pattern exceeds the backtrack limit counts as not matching:
+            // borg (Python `re`) would hang there instead.
+            Matcher::Search(re) => re.is_match(path).unwrap_or(false),
         }
     }
 
@@ -300,9 +305,23 @@ impl std::fmt::Display for Pattern {
     }
 }
 
+/// How many backtracking steps one `re:` pattern may take on one path before it is given up
+/// as not matching (a pattern like `(a+)+$` on a long run of `a`s would take exponential time).
+pub const REGEX_BACKTRACK_LIMIT: usize = 100_000;
+
+/// One line for a `fancy_regex` compile error (errors of the inner `regex` span several lines
+/// and end in `error: ...`).
+fn fancy_error_line(err: &fancy_regex::Error) -> String {
+    error_text_line(&err.to_string())
+}
+
 /// The last line of a `regex` error (`error: ...`), without the prefix.
 fn regex_error_line(err: &regex::Error) -> String {
-    let text = err.to_string();
+    error_text_line(&err.to_string())
+}
+
+/// The `error: ...` line of a multi-line regex error text, else its last line.
+fn error_text_line(text: &str) -> String {
     text.lines()
         .rev()
         .find_map(|l| l.strip_prefix("error: "))

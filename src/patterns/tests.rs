@@ -11,9 +11,6 @@ fn os(b: &[u8]) -> &OsStr {
     OsStr::from_bytes(b)
 }
 
-/// Patterns that borg accepts but `regex` cannot express (look-around, backreferences).
-const KNOWN_UNSUPPORTED: &[&[u8]] = &[b"re:(?<=a)b"];
-
 #[test]
 fn single_patterns_match_like_borg() {
     let mut failures = Vec::new();
@@ -21,14 +18,10 @@ fn single_patterns_match_like_borg() {
         let parsed = Pattern::parse(os(pattern), PatternStyle::Fnmatch, true);
         match (parsed, expected) {
             (Err(_), Err(())) => {}
-            (Err(e), Ok(_)) => {
-                if !KNOWN_UNSUPPORTED.contains(pattern) {
-                    failures.push(format!(
-                        "{}: rejected: {e}",
-                        String::from_utf8_lossy(pattern)
-                    ));
-                }
-            }
+            (Err(e), Ok(_)) => failures.push(format!(
+                "{}: rejected: {e}",
+                String::from_utf8_lossy(pattern)
+            )),
             (Ok(_), Err(())) => {
                 failures.push(format!("{}: accepted", String::from_utf8_lossy(pattern)))
             }
@@ -362,4 +355,53 @@ fn create_matcher_recursion_flags() {
     assert_eq!((r.included, r.recurse_dir), (Some(false), false));
     let r = m.matches("/etc".as_ref());
     assert_eq!((r.included, r.recurse_dir), (Some(true), true));
+}
+
+#[test]
+fn regex_look_ahead_and_look_behind_follow_python_re() {
+    let mut p = Pattern::parse(os(b"re:file(?!3)\\d"), PatternStyle::Fnmatch, true).unwrap();
+    assert!(p.matches(os(b"input/file1")));
+    assert!(!p.matches(os(b"input/file3")));
+    let mut p = Pattern::parse(os(b"re:(?<=input/)file2$"), PatternStyle::Fnmatch, true).unwrap();
+    assert!(p.matches(os(b"input/file2")));
+    assert!(!p.matches(os(b"other/file2")));
+}
+
+#[test]
+fn regex_back_references_follow_python_re() {
+    // borg's own test_extract_include_exclude_regex pattern
+    let mut p = Pattern::parse(os(b"re:file(\\d)\\1\\1$"), PatternStyle::Fnmatch, true).unwrap();
+    assert!(p.matches(os(b"input/file333")));
+    assert!(!p.matches(os(b"input/file3")));
+    assert!(!p.matches(os(b"input/file334")));
+    // Python's named group and named back-reference spelling
+    let mut p = Pattern::parse(os(b"re:(?P<c>x)-(?P=c)"), PatternStyle::Fnmatch, true).unwrap();
+    assert!(p.matches(os(b"a/x-x")));
+    assert!(!p.matches(os(b"a/x-y")));
+}
+
+#[test]
+fn catastrophic_regex_returns_promptly_as_no_match() {
+    // (a+)+$ with a back-reference forces the backtracking engine; Python's re would take
+    // exponential time on this path.
+    let mut p = Pattern::parse(os(b"re:^(a+)+\\1b$"), PatternStyle::Fnmatch, true).unwrap();
+    let path = format!("{}c", "a".repeat(64));
+    let start = std::time::Instant::now();
+    assert!(!p.matches(os(path.as_bytes())));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(p.matches(os(b"aaaab")));
+}
+
+#[test]
+fn bad_regex_is_one_line_error_not_a_panic() {
+    for bad in [&b"re:("[..], b"re:a(?=b", b"re:(?P=nope)", b"re:\\"] {
+        let err = Pattern::parse(os(bad), PatternStyle::Fnmatch, true).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("Invalid regular expression '"), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
 }

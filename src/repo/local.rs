@@ -472,8 +472,31 @@ impl LocalRepository {
         self.save_config()
     }
 
-    pub(super) fn save_config(&self) -> Result<()> {
-        self.storage.write_config(self.config.to_text().as_bytes())
+    pub(super) fn save_config(&mut self) -> Result<()> {
+        match self.storage.write_config(self.config.to_text().as_bytes()) {
+            // Without a lock (`--bypass-lock`) the repository may be on read-only media:
+            // borg only warns there.
+            Err(RepoError::Io { path, source })
+                if !self.do_lock
+                    && matches!(
+                        source.kind(),
+                        std::io::ErrorKind::PermissionDenied
+                            | std::io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+            {
+                let reason = source.to_string();
+                let reason = reason
+                    .split(" (os error")
+                    .next()
+                    .unwrap_or(&reason)
+                    .to_string();
+                self.warn(format!(
+                    "{reason}: Failed writing to '{path}'. This is expected when working on read-only repositories."
+                ));
+                Ok(())
+            }
+            r => r,
+        }
     }
 
     fn require_exclusive(&self) -> Result<()> {

@@ -132,7 +132,7 @@ impl ExclusiveLock {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let temp = make_temp_dir(parent, &base)
-            .map_err(|e| LockError::Failed(path_str(&self.path), e.to_string()))?;
+            .map_err(|(e, tried)| LockError::Failed(path_str(&self.path), os_error(&e, &tried)))?;
         let uname = self.id.unique_name();
         let temp_unique = temp.join(&uname);
         let cleanup = |temp: &Path| {
@@ -141,7 +141,10 @@ impl ExclusiveLock {
         };
         if let Err(e) = fs::File::create(&temp_unique) {
             cleanup(&temp);
-            return Err(LockError::Failed(path_str(&self.path), e.to_string()));
+            return Err(LockError::Failed(
+                path_str(&self.path),
+                os_error(&e, &temp_unique),
+            ));
         }
         let timer = Timer::start(self.timeout, sleep_interval(self.timeout, self.sleep));
         loop {
@@ -262,19 +265,37 @@ impl ExclusiveLock {
     }
 }
 
-fn make_temp_dir(parent: &Path, base: &str) -> io::Result<PathBuf> {
+/// Python's `str(OSError)` for an error on `path`: `[Errno 13] Permission denied: '/x'`, the
+/// reason borg's `LockFailed` shows (e.g. on a read-only repository).
+fn os_error(e: &io::Error, path: &Path) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let text = e.to_string();
+            let reason = text
+                .strip_suffix(&format!(" (os error {code})"))
+                .unwrap_or(&text);
+            format!("[Errno {code}] {reason}: '{}'", path.display())
+        }
+        None => e.to_string(),
+    }
+}
+
+/// Creates `<base>.XXXXXXXX.tmp` in `parent`; on failure returns the error and the path tried.
+fn make_temp_dir(parent: &Path, base: &str) -> Result<PathBuf, (io::Error, PathBuf)> {
     use std::os::unix::fs::DirBuilderExt;
+    let mut p = parent.join(format!("{base}.tmp"));
     for _ in 0..100 {
         let r: u64 = rand::random();
-        let p = parent.join(format!("{base}.{:08x}.tmp", r as u32));
+        p = parent.join(format!("{base}.{:08x}.tmp", r as u32));
         match fs::DirBuilder::new().mode(0o700).create(&p) {
             Ok(()) => return Ok(p),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err((e, p)),
         }
     }
-    Err(io::Error::other(
-        "could not create a temporary lock directory",
+    Err((
+        io::Error::other("could not create a temporary lock directory"),
+        p,
     ))
 }
 
