@@ -106,6 +106,12 @@ fn borgmatic2_drives_hoard() {
         );
         assert!(out.status.success(), "borgmatic {args:?} failed:\n{text}");
         assert!(!text.contains("Traceback"), "borgmatic {args:?}:\n{text}");
+        // borgmatic reads borg's `--log-json` lines and re-logs them; a line it could not
+        // parse would come through raw
+        assert!(
+            !text.lines().any(|l| l.contains("{\"type\"")),
+            "unparsed --log-json line from hoard in borgmatic {args:?}:\n{text}"
+        );
         (String::from_utf8_lossy(&out.stdout).into_owned(), text)
     };
     // borgmatic 2 refuses 1.4-only commands unless `borg --version` says 1.4
