@@ -60,6 +60,9 @@ fn borgmatic2_drives_hoard() {
     };
     let mut env = Env::new();
     env.passphrase = None; // borgmatic passes the configured one to borg itself
+                           // borgmatic records check times under its state directory: keep it inside the test
+    let state = env.path().join("state");
+    env.set("XDG_STATE_HOME", s(&state));
     let src = env.path().join("src");
     std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
     std::fs::write(src.join("a.txt"), b"hello from borgmatic 2\n").unwrap();
@@ -84,7 +87,7 @@ fn borgmatic2_drives_hoard() {
              encryption_passphrase: \"frontend-pass-2\"\nlocal_path: {}\n\
              archive_name_format: 'bm2-{{now:%Y-%m-%dT%H:%M:%S.%f}}'\n\
              keep_daily: 1\n\
-             checks:\n    - name: repository\n    - name: archives\n    - name: data\n",
+             checks:\n    - name: repository\n    - name: archives\n    - name: data\n    - name: extract\n",
             src.display(),
             repo.display(),
             env!("CARGO_BIN_EXE_hoard")
@@ -138,6 +141,12 @@ fn borgmatic2_drives_hoard() {
     assert!(
         checked.contains("Archive consistency check complete, no problems found."),
         "{checked}"
+    );
+    // the `extract` check is `extract --dry-run` of the latest archive
+    assert!(checked.contains("Running extract check"), "{checked}");
+    assert!(
+        state.join("borgmatic/checks").is_dir(),
+        "check times recorded in the test's state"
     );
 
     // list/info in JSON: keep_daily left only the newer of the two same-day archives
