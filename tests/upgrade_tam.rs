@@ -93,7 +93,12 @@ fn tam_oracle(mode: &str) {
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("f"), b"contents").unwrap();
     run_with(&env, &b14, &["init", "-e", mode, &s(&repo)]).ok();
-    run_with(&env, &b14, &["create", &format!("{}::a1", s(&repo)), "data"]).ok();
+    run_with(
+        &env,
+        &b14,
+        &["create", &format!("{}::a1", s(&repo)), "data"],
+    )
+    .ok();
     copy_dir(&repo, &env.path().join("repo.saved"));
     copy_dir(&env.base(), &env.path().join("base.saved"));
     let steps = tam_steps(&s(&repo));
@@ -132,7 +137,12 @@ fn compact_dry_run_changes_nothing_like_borg14() {
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("f"), common::tree::pseudo_random(300_000, 7)).unwrap();
     run_with(&env, &b14, &["init", "-e", "repokey", &s(&repo)]).ok();
-    run_with(&env, &b14, &["create", &format!("{}::a1", s(&repo)), "data"]).ok();
+    run_with(
+        &env,
+        &b14,
+        &["create", &format!("{}::a1", s(&repo)), "data"],
+    )
+    .ok();
     run_with(&env, &b14, &["delete", &format!("{}::a1", s(&repo))]).ok();
     let before = common::snapshot_dir(&repo);
     for program in [b14.clone(), hoard_bin()] {
@@ -140,7 +150,10 @@ fn compact_dry_run_changes_nothing_like_borg14() {
         assert_eq!((r.out(), r.stderr.as_str()), (String::new(), ""));
         let r = run_with(&env, &program, &["compact", "-n", "-v", &s(&repo)]).ok();
         assert_eq!(r.out(), "");
-        assert!(common::snapshot_dir(&repo) == before, "{program:?} -n changed the repository");
+        assert!(
+            common::snapshot_dir(&repo) == before,
+            "{program:?} -n changed the repository"
+        );
     }
     env.hoard(["compact", &s(&repo)]).ok();
     assert!(
@@ -168,14 +181,24 @@ fn diff_sort_by_orders_like_borg14() {
     put("d", 10, 4, 4_000);
     put("g", 40, 5, 5_000);
     run_with(&env, &b14, &["init", "-e", "repokey", &s(&repo)]).ok();
-    run_with(&env, &b14, &["create", &format!("{}::a1", s(&repo)), "data"]).ok();
+    run_with(
+        &env,
+        &b14,
+        &["create", &format!("{}::a1", s(&repo)), "data"],
+    )
+    .ok();
     put("a", 2_000, 11, 9_000);
     std::fs::remove_file(data.join("b")).unwrap();
     put("d", 20, 14, 500);
     put("e", 700, 15, 6_000);
     put("f", 50, 16, 7_000);
     put("g", 40, 5, 8_000);
-    run_with(&env, &b14, &["create", &format!("{}::a2", s(&repo)), "data"]).ok();
+    run_with(
+        &env,
+        &b14,
+        &["create", &format!("{}::a2", s(&repo)), "data"],
+    )
+    .ok();
     let arch = format!("{}::a1", s(&repo));
     for spec in [
         "path",
@@ -208,5 +231,9 @@ fn diff_sort_by_orders_like_borg14() {
     let got = env.hoard(bad);
     assert_eq!((got.code, want.code), (2, 2));
     assert!(want.stderr.contains("unsupported sort field: bogus"));
-    assert!(got.stderr.contains("unsupported sort field: bogus"), "{}", got.stderr);
+    assert!(
+        got.stderr.contains("unsupported sort field: bogus"),
+        "{}",
+        got.stderr
+    );
 }

@@ -282,8 +282,7 @@ pub fn manifest_tam(
     } else {
         &[Operation::Check]
     };
-    let mut opened =
-        common::open_with_manifest_forced(loc, &access, operations, confirm, force)?;
+    let mut opened = common::open_with_manifest_forced(loc, &access, operations, confirm, force)?;
     let mut out = ManifestTamOutcome {
         authentication_disabled: force && opened.store.key.tam_required(),
         lines: Vec::new(),
@@ -312,8 +311,7 @@ pub fn manifest_tam(
             if !opened.manifest.tam_verified || !manifest_required {
                 if check {
                     out.lines.push(TamLine::Warning(
-                        "Repository Manifest is not TAM verified or a TAM is not required!"
-                            .into(),
+                        "Repository Manifest is not TAM verified or a TAM is not required!".into(),
                     ));
                 } else {
                     out.lines.push(TamLine::Out("Manifest contents:".into()));
@@ -350,8 +348,7 @@ pub fn manifest_tam(
             }
             if check && out.warnings() == 0 {
                 out.lines.push(TamLine::Out(
-                    "Manifest authentication setup OK for this client and this repository."
-                        .into(),
+                    "Manifest authentication setup OK for this client and this repository.".into(),
                 ));
             }
         }
@@ -387,7 +384,9 @@ fn set_key_tam_required(
     };
     material.tam_required = Some(required);
     let Some(passphrase) = opened.passphrase.as_ref() else {
-        return Err(CommandError::new("upgrade: the key's passphrase is not known."));
+        return Err(CommandError::new(
+            "upgrade: the key's passphrase is not known.",
+        ));
     };
     let Some(material) = opened.store.key.material() else {
         return Ok(());
@@ -409,10 +408,10 @@ fn set_key_tam_required(
         common::KeyLocation::None => return Ok(()),
     };
     out.lines.push(TamLine::Out("Key updated".into()));
-    out.lines.push(TamLine::Out(format!("Key location: {shown}")));
+    out.lines
+        .push(TamLine::Out(format!("Key location: {shown}")));
     Ok(())
 }
-
 
 /// `upgrade` without a TAM option, on a current borg 1.x repository: borg 1.4.5 runs its Attic
 /// and borg 0.xx converters, which find no old key file and change nothing; these are the
