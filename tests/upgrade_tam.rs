@@ -179,7 +179,6 @@ fn diff_sort_by_orders_like_borg14() {
     put("b", 5_000, 2, 2_000);
     put("c", 300, 3, 3_000);
     put("d", 10, 4, 4_000);
-    put("g", 40, 5, 5_000);
     run_with(&env, &b14, &["init", "-e", "repokey", &s(&repo)]).ok();
     run_with(
         &env,
@@ -192,7 +191,8 @@ fn diff_sort_by_orders_like_borg14() {
     put("d", 20, 14, 500);
     put("e", 700, 15, 6_000);
     put("f", 50, 16, 7_000);
-    put("g", 40, 5, 8_000);
+    // (a file rewritten with the same contents is left out: borg 1.4.5 hides its "+0 B -0 B"
+    // content change, borg 1.2.4 and hoard show it; the diff_tar tests pin the 1.2.4 text)
     run_with(
         &env,
         &b14,

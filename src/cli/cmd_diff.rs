@@ -180,18 +180,6 @@ pub fn change_json(c: &Change) -> Json {
     }
 }
 
-/// borg's `actual_change`: false for a `modified` change that adds and removes 0 bytes (e.g.
-/// a file rewritten with the same contents whose other changes are shown).
-fn actual_change(c: &Change) -> bool {
-    !matches!(
-        c,
-        Change::Modified {
-            added: Some(0),
-            removed: Some(0)
-        }
-    )
-}
-
 /// Runs `diff`; returns the exit code.
 pub fn run(a: DiffArgs, common: &CommonOptions) -> Result<i32, CommandError> {
     let loc = crate::location::Location::parse_env(Some(&a.location))?;
@@ -215,10 +203,8 @@ pub fn run(a: DiffArgs, common: &CommonOptions) -> Result<i32, CommandError> {
     let mut out = stdout.lock();
     for (path, changes) in &result.entries {
         let path = remove_surrogates(path);
-        // borg's `actual_change`: a content change of +0/-0 bytes is not shown
-        let changes: Vec<&Change> = changes.iter().filter(|c| actual_change(c)).collect();
         let line = if a.json_lines {
-            let ch: Vec<Json> = changes.iter().map(|c| change_json(c)).collect();
+            let ch: Vec<Json> = changes.iter().map(change_json).collect();
             output::json_line(&json!({"path": path, "changes": ch}))
         } else {
             let text: Vec<String> = changes.iter().map(|c| change_text(c, common.iec)).collect();
