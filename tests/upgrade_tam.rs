@@ -3,7 +3,6 @@
 //! repository state must give the same output and exit codes, and borg must see the state
 //! hoard leaves as the one it leaves itself.
 
-#[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};
