@@ -57,19 +57,6 @@ const MISSING: &[(&str, &str)] = &[
     // borg 1.4.5's --files-changed (change detection while reading): hoard always compares
     // ctime, which is borg's default; the option is not offered yet
     ("create", "--files-changed"),
-    // borg 1.4.5's compact --dry-run (estimate only); not offered yet
-    ("compact", "-n"),
-    ("compact", "--dry-run"),
-    // borg 1.4.5's diff --sort-by FIELDS; hoard sorts by path only (--sort)
-    ("diff", "--sort-by"),
-    // manifest-TAM switches for clients older than borg 1.0.9: hoard always requires an
-    // authenticated manifest (see `upgrade --help`)
-    ("upgrade", "--tam"),
-    ("upgrade", "--disable-tam"),
-    ("upgrade", "--check-tam"),
-    // attic / borg 0.xx conversion is not supported
-    ("upgrade", "--inplace"),
-    ("upgrade", "--force"),
 ];
 
 fn missing(cmd: &str, opt: &str) -> bool {

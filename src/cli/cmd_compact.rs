@@ -12,6 +12,9 @@ pub struct CompactArgs {
     /// repository to compact
     #[arg(value_name = "REPOSITORY")]
     pub location: Option<String>,
+    /// do nothing
+    #[arg(short = 'n', long = "dry-run")]
+    pub dry_run: bool,
     /// cleanup commit-only 17-byte segment files
     #[arg(long = "cleanup-commits")]
     pub cleanup_commits: bool,
@@ -31,6 +34,7 @@ pub fn run(a: CompactArgs, common: &CommonOptions) -> Result<i32, CommandError> 
     let opts = commands::compact::CompactOptions {
         threshold_percent: a.threshold,
         cleanup_commits: a.cleanup_commits,
+        dry_run: a.dry_run,
     };
     commands::compact::run(&loc, &opts, common.lock_wait)?;
     Ok(EXIT_SUCCESS)

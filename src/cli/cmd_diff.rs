@@ -33,9 +33,12 @@ pub struct DiffArgs {
     /// Override check of chunker parameters.
     #[arg(long = "same-chunker-params")]
     pub same_chunker_params: bool,
-    /// Sort the output lines by file path.
+    /// Sort the output by path (deprecated, use --sort-by=path).
     #[arg(long)]
     pub sort: bool,
+    /// Advanced sorting: specify field(s) to sort by. Accepts a comma-separated list. Prefix with > for descending or < for ascending (default).
+    #[arg(long = "sort-by", value_name = "FIELDS", value_parser = diff::parse_sort_by)]
+    pub sort_by: Option<diff::SortSpec>,
     /// Only compare differences in content (exclude metadata differences)
     #[arg(long = "content-only")]
     pub content_only: bool,
@@ -184,6 +187,7 @@ pub fn run(a: DiffArgs, common: &CommonOptions) -> Result<i32, CommandError> {
     let opts = DiffOptions {
         same_chunker_params: a.same_chunker_params,
         sort: a.sort,
+        sort_by: a.sort_by.map(|s| s.0).unwrap_or_default(),
         content_only: a.content_only,
         consider_part_files: common.consider_part_files,
         lock: common.lock_spec(),

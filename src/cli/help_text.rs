@@ -470,6 +470,9 @@ pub const COMPACT: &str = r#"Description:
   --cleanup-commits removes the many 17-byte commit-only segments that borg 1.1 left behind
   (once per repository is enough); a normal compaction follows.
 
+  -n/--dry-run opens and locks the repository and changes nothing (as in borg 1.4.5, it
+  reports nothing either; it exists to simplify scripts).
+
 Examples:
   # free the space of deleted archives
   $ hoard compact /path/to/repo
@@ -545,7 +548,10 @@ pub const DIFF: &str = r#"Description:
   bytes, metadata changes such as "[old_mode -> new_mode]" or "[user:group -> ...]", or
   "added SIZE" / "removed SIZE". --json-lines prints one JSON object per path instead:
   {"path": PATH, "changes": [{"type": "modified", "added": N, "removed": N}, ...]}.
-  --content-only ignores metadata. --sort orders the output by path.
+  --content-only ignores metadata. --sort orders the output by path; --sort-by FIELDS
+  by a comma-separated list of path, size, size_added, size_removed, size_diff, user,
+  group, uid, gid, ctime, mtime, ctime_diff, mtime_diff (prefix > for descending, < or
+  nothing for ascending; later fields break ties).
 
   Archives made with the same chunker parameters are compared by chunk id, which is fast;
   otherwise contents are compared. Archives from borg before 1.1 do not record the
@@ -900,9 +906,13 @@ pub const UPGRADE: &str = r#"Description:
   make sure those archives are genuine (good contents, plausible timestamps). Once per
   repository is enough.
 
-  hoard always requires an authenticated manifest, so borg's --tam, --disable-tam and
-  --check-tam (for clients older than 1.0.9) are not offered, nor is the conversion of
-  attic and borg 0.xx repositories (--inplace, --force).
+  Manifest authentication: --check-tam reports whether the manifest is authenticated and
+  required to be so by the manifest, the key and this client's security database; --tam
+  makes all three require it (the key is saved again under the same passphrase);
+  --disable-tam stops requiring it (only for clients older than borg 1.0.9; it weakens
+  the protection against a tampered repository). --force loads a manifest whose TAM is
+  missing although the key requires one. As in borg 1.4.5, a plain `upgrade` on a current
+  repository (attic and borg 0.xx conversion; -n, --inplace) changes nothing.
 
 Examples:
   # which archives lack a TAM?
@@ -911,6 +921,8 @@ Examples:
   $ hoard upgrade --archives-tam /path/to/repo
   # see what would be changed
   $ hoard upgrade --dry-run --archives-tam /path/to/repo
+  # is the manifest authenticated and is that required?
+  $ hoard upgrade --check-tam /path/to/repo
 "#;
 
 /// `serve`

@@ -328,14 +328,14 @@ pub fn load_key(
     repo: &mut dyn Repository,
     type_byte: u8,
     repo_location: &str,
-) -> Result<(Key, KeyLocation, bool)> {
+) -> Result<(Key, KeyLocation, Option<crate::crypto::Passphrase>)> {
     let mut key_type = KeyType::from_type_byte(type_byte)?;
     if key_type == KeyType::Passphrase {
         // Legacy objects are read with the repokey class (spec §4.1).
         key_type = KeyType::Repokey;
     }
     if !key_type.uses_keyfile() && !key_type.stores_key_in_repo() {
-        return Ok((Key::plaintext(), KeyLocation::None, false));
+        return Ok((Key::plaintext(), KeyLocation::None, None));
     }
     let (blob, location) = read_key_blob(repo, key_type, repo_location)?;
     let target = match &location {
@@ -344,11 +344,10 @@ pub fn load_key(
     };
     let (material, passphrase) = crypto::unlock_key_blob_for(&blob, &target)?;
     check_repository_id(&material, &repo.id())?;
-    let empty_passphrase = passphrase.as_str().is_empty();
     Ok((
         Key::from_material(key_type, material),
         location,
-        empty_passphrase,
+        Some(passphrase),
     ))
 }
 
@@ -373,6 +372,9 @@ pub struct Opened {
     pub key_location: KeyLocation,
     /// This repository's security directory.
     pub security: SecurityDir,
+    /// The passphrase that unlocked the key (None without a key); `upgrade` saves the key
+    /// again under it.
+    pub passphrase: Option<crate::crypto::Passphrase>,
 }
 
 impl Opened {
@@ -390,6 +392,18 @@ pub fn open_with_manifest(
     operations: &[Operation],
     confirm: Confirm<'_>,
 ) -> Result<Opened> {
+    open_with_manifest_forced(loc, access, operations, confirm, false)
+}
+
+/// [`open_with_manifest`], optionally loading a manifest whose TAM is missing or does not
+/// verify although the key requires one (borg's `force_tam_not_required`).
+pub fn open_with_manifest_forced(
+    loc: &Location,
+    access: &Access,
+    operations: &[Operation],
+    confirm: Confirm<'_>,
+    force_tam_not_required: bool,
+) -> Result<Opened> {
     let mut repo = open_repository(loc, access)?;
     let store_probe = repo.get(&crate::archive::MANIFEST_ID);
     let manifest_object = match store_probe {
@@ -405,15 +419,15 @@ pub fn open_with_manifest(
     let Some(&type_byte) = manifest_object.first() else {
         return Err(CommandError::new("Manifest object is empty."));
     };
-    let (key, key_location, empty_passphrase) =
-        load_key(repo.as_mut(), type_byte, &loc.canonical())?;
+    let (key, key_location, passphrase) = load_key(repo.as_mut(), type_byte, &loc.canonical())?;
+    let empty_passphrase = passphrase.as_ref().is_some_and(|p| p.as_str().is_empty());
     let security = SecurityDir::for_repository(&repo.id());
     let mut key = key;
     key.resolve_tam_required(security.tam_required_flag());
     let store = KeyedRepository::new(repo, key, Compression::default(), security.nonce_file());
     let plaintext = store.decode(&crate::archive::MANIFEST_ID, &manifest_object, None)?;
-    let manifest =
-        Manifest::from_plaintext(&store.key, &plaintext, false).map_err(|e| match e {
+    let manifest = Manifest::from_plaintext(&store.key, &plaintext, force_tam_not_required)
+        .map_err(|e| match e {
             crate::archive::ArchiveError::Crypto(c) => {
                 CommandError::from(c.with_location(&loc.canonical()))
             }
@@ -443,6 +457,7 @@ pub fn open_with_manifest(
         location: loc.clone(),
         key_location,
         security,
+        passphrase,
     })
 }
 

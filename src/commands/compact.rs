@@ -14,6 +14,9 @@ pub struct CompactOptions {
     pub threshold_percent: i64,
     /// `--cleanup-commits` (accepted; commit-only segments are compacted like any other).
     pub cleanup_commits: bool,
+    /// `-n/--dry-run`: open and lock the repository, change nothing (borg 1.4.5 reports
+    /// nothing either; the option exists to simplify scripting).
+    pub dry_run: bool,
 }
 
 impl Default for CompactOptions {
@@ -21,6 +24,7 @@ impl Default for CompactOptions {
         CompactOptions {
             threshold_percent: 10,
             cleanup_commits: false,
+            dry_run: false,
         }
     }
 }
@@ -33,6 +37,9 @@ pub fn run(loc: &Location, opts: &CompactOptions, lock_wait: f64) -> Result<()> 
         lock: true,
     };
     let mut repo = open_repository(loc, &access)?;
+    if opts.dry_run {
+        return Ok(());
+    }
     let data = repo.get(&crate::archive::MANIFEST_ID)?;
     repo.put(&crate::archive::MANIFEST_ID, &data)?;
     repo.commit(true, opts.threshold_percent as f64 / 100.0)?;

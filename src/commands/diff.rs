@@ -74,12 +74,205 @@ pub struct DiffOptions {
     pub same_chunker_params: bool,
     /// `--sort`: sort the output by path.
     pub sort: bool,
+    /// `--sort-by`: sort keys, applied first to last (wins over `--sort`).
+    pub sort_by: Vec<SortKey>,
     /// `--content-only`.
     pub content_only: bool,
     /// `--consider-part-files`.
     pub consider_part_files: bool,
     /// `--lock-wait` and `--bypass-lock`.
     pub lock: LockSpec,
+}
+
+/// A field `diff --sort-by` sorts by (borg 1.4.5's keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    /// The path.
+    Path,
+    /// Bytes added (changed content, or the size of an added file).
+    SizeAdded,
+    /// Bytes removed.
+    SizeRemoved,
+    /// Added minus removed.
+    SizeDiff,
+    /// Size in the second archive (0 when removed there).
+    Size,
+    /// User name in the second archive.
+    User,
+    /// Group name in the second archive.
+    Group,
+    /// Numeric uid in the second archive.
+    Uid,
+    /// Numeric gid in the second archive.
+    Gid,
+    /// ctime in the second archive.
+    Ctime,
+    /// mtime in the second archive.
+    Mtime,
+    /// ctime change (second minus first).
+    CtimeDiff,
+    /// mtime change.
+    MtimeDiff,
+}
+
+/// One `--sort-by` key: a field, ascending (`<` or no prefix) or descending (`>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortKey {
+    /// The field.
+    pub field: SortField,
+    /// True for `>FIELD`.
+    pub descending: bool,
+}
+
+/// A parsed `--sort-by` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortSpec(pub Vec<SortKey>);
+
+/// Parses `--sort-by`'s comma-separated `[<|>]FIELD` list as borg 1.4.5 does; the error is
+/// borg's argparse text (`unsupported sort field: X`).
+pub fn parse_sort_by(spec: &str) -> std::result::Result<SortSpec, String> {
+    let parts: Vec<&str> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.is_empty() {
+        return Err("unsupported sort field: empty spec".into());
+    }
+    parts
+        .into_iter()
+        .map(|part| {
+            let (descending, name) = match part.as_bytes()[0] {
+                b'>' => (true, &part[1..]),
+                b'<' => (false, &part[1..]),
+                _ => (false, part),
+            };
+            let field = match name {
+                "path" => SortField::Path,
+                "size_added" => SortField::SizeAdded,
+                "size_removed" => SortField::SizeRemoved,
+                "size_diff" => SortField::SizeDiff,
+                "size" => SortField::Size,
+                "user" => SortField::User,
+                "group" => SortField::Group,
+                "uid" => SortField::Uid,
+                "gid" => SortField::Gid,
+                "ctime" => SortField::Ctime,
+                "mtime" => SortField::Mtime,
+                "ctime_diff" => SortField::CtimeDiff,
+                "mtime_diff" => SortField::MtimeDiff,
+                _ => return Err(format!("unsupported sort field: {name}")),
+            };
+            Ok(SortKey { field, descending })
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()
+        .map(SortSpec)
+}
+
+/// The values an entry is sorted by: taken from the second archive's item (a removed path's
+/// is the deleted placeholder, as in borg) and the first's for the time differences.
+#[derive(Debug, Clone, Default)]
+struct SortFacts {
+    user: String,
+    group: String,
+    uid: i64,
+    gid: i64,
+    ctime: i64,
+    mtime: i64,
+    ctime1: i64,
+    mtime1: i64,
+    size: u64,
+}
+
+impl SortFacts {
+    fn of(a: &Side, b: &Side) -> SortFacts {
+        let (ctime1, mtime1) = if a.deleted {
+            (0, 0)
+        } else {
+            (a.item.ctime.unwrap_or(0), a.item.mtime)
+        };
+        if b.deleted {
+            return SortFacts {
+                uid: -1,
+                gid: -1,
+                ctime1,
+                mtime1,
+                ..SortFacts::default()
+            };
+        }
+        SortFacts {
+            user: name(&b.item.user).unwrap_or_default(),
+            group: name(&b.item.group).unwrap_or_default(),
+            uid: i64::from(b.item.uid),
+            gid: i64::from(b.item.gid),
+            ctime: b.item.ctime.unwrap_or(0),
+            mtime: b.item.mtime,
+            ctime1,
+            mtime1,
+            size: b.size(),
+        }
+    }
+}
+
+/// Bytes added and removed according to an entry's changes (borg's `key_for`).
+fn added_removed(changes: &[Change]) -> (i128, i128) {
+    let (mut added, mut removed) = (0i128, 0i128);
+    for c in changes {
+        match c {
+            Change::Modified {
+                added: a,
+                removed: r,
+            } => {
+                added += i128::from(a.unwrap_or(0));
+                removed += i128::from(r.unwrap_or(0));
+            }
+            Change::Added { size } => added += i128::from(*size),
+            Change::Removed { size } => removed += i128::from(*size),
+            _ => {}
+        }
+    }
+    (added, removed)
+}
+
+type Entry = (Vec<u8>, Vec<Change>, SortFacts);
+
+/// Sorts entries stably by `keys`, last key first, as borg 1.4.5 does.
+fn sort_entries(entries: &mut [Entry], keys: &[SortKey]) {
+    use std::cmp::Ordering;
+    for key in keys.iter().rev() {
+        let cmp = |x: &Entry, y: &Entry| -> Ordering {
+            let num = |e: &Entry| -> i128 {
+                let (added, removed) = added_removed(&e.1);
+                let f = &e.2;
+                match key.field {
+                    SortField::SizeAdded => added,
+                    SortField::SizeRemoved => removed,
+                    SortField::SizeDiff => added - removed,
+                    SortField::Size => i128::from(f.size),
+                    SortField::Uid => i128::from(f.uid),
+                    SortField::Gid => i128::from(f.gid),
+                    SortField::Ctime => i128::from(f.ctime),
+                    SortField::Mtime => i128::from(f.mtime),
+                    SortField::CtimeDiff => i128::from(f.ctime) - i128::from(f.ctime1),
+                    SortField::MtimeDiff => i128::from(f.mtime) - i128::from(f.mtime1),
+                    SortField::Path | SortField::User | SortField::Group => 0,
+                }
+            };
+            match key.field {
+                SortField::Path => {
+                    extract::remove_surrogates(&x.0).cmp(&extract::remove_surrogates(&y.0))
+                }
+                SortField::User => x.2.user.cmp(&y.2.user),
+                SortField::Group => x.2.group.cmp(&y.2.group),
+                _ => num(x).cmp(&num(y)),
+            }
+        };
+        if key.descending {
+            entries.sort_by(|x, y| cmp(y, x));
+        } else {
+            entries.sort_by(cmp);
+        }
+    }
 }
 
 /// The result of `diff`.
@@ -210,13 +403,13 @@ impl Comparer<'_> {
         s
     }
 
-    fn compare(&mut self, a: Side, b: Side) -> Result<Option<Vec<Change>>> {
+    fn compare(&mut self, a: Side, b: Side) -> Result<Option<(Vec<Change>, SortFacts)>> {
         let a = self.resolve(a, true);
         let b = self.resolve(b, false);
         if self.equal(&a, &b)? {
             return Ok(None);
         }
-        Ok(Some(self.changes(&a, &b)))
+        Ok(Some((self.changes(&a, &b), SortFacts::of(&a, &b))))
     }
 
     fn equal(&mut self, a: &Side, b: &Side) -> Result<bool> {
@@ -475,7 +668,7 @@ pub fn diff_archives(
     let mut orphans1: OrderedMap<Side> = OrderedMap::default();
     let mut orphans2: OrderedMap<Side> = OrderedMap::default();
     let mut deferred: Vec<(Side, Side)> = Vec::new();
-    let mut out: Vec<(Vec<u8>, Vec<Change>)> = Vec::new();
+    let mut out: Vec<Entry> = Vec::new();
 
     let mut emit = |cmp: &mut Comparer<'_>, a: Side, b: Side, out: &mut Vec<_>| -> Result<()> {
         cmp.update_masters(&a, &b);
@@ -484,8 +677,8 @@ pub fn diff_archives(
             return Ok(());
         }
         let path = a.item.path.clone();
-        if let Some(ch) = cmp.compare(a, b)? {
-            out.push((path, ch));
+        if let Some((ch, facts)) = cmp.compare(a, b)? {
+            out.push((path, ch, facts));
         }
         Ok(())
     };
@@ -522,28 +715,30 @@ pub fn diff_archives(
         let del = Side::deleted(&added.item.path);
         cmp.update_masters(&del, &added);
         let path = added.item.path.clone();
-        if let Some(ch) = cmp.compare(del, added)? {
-            out.push((path, ch));
+        if let Some((ch, facts)) = cmp.compare(del, added)? {
+            out.push((path, ch, facts));
         }
     }
     for removed in orphans1.into_values() {
         let del = Side::deleted(&removed.item.path);
         cmp.update_masters(&removed, &del);
         let path = removed.item.path.clone();
-        if let Some(ch) = cmp.compare(removed, del)? {
-            out.push((path, ch));
+        if let Some((ch, facts)) = cmp.compare(removed, del)? {
+            out.push((path, ch, facts));
         }
     }
     for (a, b) in std::mem::take(&mut deferred) {
         let path = a.item.path.clone();
-        if let Some(ch) = cmp.compare(a, b)? {
-            out.push((path, ch));
+        if let Some((ch, facts)) = cmp.compare(a, b)? {
+            out.push((path, ch, facts));
         }
     }
-    if opts.sort {
+    if !opts.sort_by.is_empty() {
+        sort_entries(&mut out, &opts.sort_by);
+    } else if opts.sort {
         out.sort_by(|x, y| x.0.cmp(&y.0));
     }
-    result.entries = out;
+    result.entries = out.into_iter().map(|(p, c, _)| (p, c)).collect();
     Ok(result)
 }
 

@@ -220,7 +220,210 @@ fn contents_hold_together(
     Ok(())
 }
 
-/// The error `upgrade` gives for an option combination it does not run.
-pub fn nothing_to_do() -> CommandError {
-    CommandError::new("upgrade: name what to upgrade: --archives-tam or --check-archives-tam")
+/// One line `upgrade --tam | --check-tam | --disable-tam` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TamLine {
+    /// Printed to stdout.
+    Out(String),
+    /// A warning (stderr; makes the exit code 1).
+    Warning(String),
+}
+
+/// What `upgrade --tam | --check-tam | --disable-tam` found and did, in borg 1.4.5's order.
+#[derive(Debug, Clone, Default)]
+pub struct ManifestTamOutcome {
+    /// True when the key requires a TAM but `--force` (or `--disable-tam`) loaded the manifest
+    /// without one (borg warns `Manifest authentication DISABLED.`).
+    pub authentication_disabled: bool,
+    /// The lines, in order.
+    pub lines: Vec<TamLine>,
+}
+
+impl ManifestTamOutcome {
+    /// Number of warnings.
+    pub fn warnings(&self) -> usize {
+        self.lines
+            .iter()
+            .filter(|l| matches!(l, TamLine::Warning(_)))
+            .count()
+    }
+}
+
+/// Which manifest-TAM action `upgrade` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestTamAction {
+    /// `--check-tam`: report only.
+    Check,
+    /// `--tam`: require a manifest TAM in manifest, key and security directory.
+    Require,
+    /// `--disable-tam`: stop requiring it in all three.
+    Disable,
+}
+
+/// `upgrade --tam | --check-tam | --disable-tam` (borg 1.4.5's `do_upgrade`): checks or sets
+/// the three places that say a manifest TAM is required: the manifest's `config.tam_required`,
+/// the key's `tam_required` (the key is saved again under the same passphrase) and the
+/// security directory's `tam_required` file.
+pub fn manifest_tam(
+    loc: &Location,
+    action: ManifestTamAction,
+    force: bool,
+    lock_wait: f64,
+    confirm: crate::security::Confirm<'_>,
+) -> Result<ManifestTamOutcome> {
+    let access = Access {
+        exclusive: action != ManifestTamAction::Check,
+        lock_wait,
+        lock: true,
+    };
+    let force = force || action == ManifestTamAction::Disable;
+    let operations: &[Operation] = if action == ManifestTamAction::Disable {
+        &[]
+    } else {
+        &[Operation::Check]
+    };
+    let mut opened = common::open_with_manifest_forced(loc, &access, operations, confirm, force)?;
+    let mut out = ManifestTamOutcome {
+        authentication_disabled: force && opened.store.key.tam_required(),
+        lines: Vec::new(),
+    };
+    let has_key = opened.store.key.material().is_some();
+    let security_required = opened.security.tam_required_flag();
+    match action {
+        ManifestTamAction::Disable => {
+            if security_required {
+                opened.security.set_tam_required(false)?;
+            }
+            if has_key && opened.store.key.tam_required() {
+                set_key_tam_required(&mut opened, false, &mut out)?;
+            }
+            set_manifest_tam_required(&mut opened.manifest, false);
+            common::commit_manifest(&mut opened)?;
+        }
+        ManifestTamAction::Check | ManifestTamAction::Require => {
+            let check = action == ManifestTamAction::Check;
+            let manifest_required = opened
+                .manifest
+                .config
+                .get("tam_required")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            if !opened.manifest.tam_verified || !manifest_required {
+                if check {
+                    out.lines.push(TamLine::Warning(
+                        "Repository Manifest is not TAM verified or a TAM is not required!".into(),
+                    ));
+                } else {
+                    out.lines.push(TamLine::Out("Manifest contents:".into()));
+                    let sel = Selection {
+                        consider_checkpoints: true,
+                        ..Selection::default()
+                    };
+                    for info in select::select_archives(&opened.manifest, &sel) {
+                        out.lines.push(TamLine::Out(format_archive(&info)));
+                    }
+                    set_manifest_tam_required(&mut opened.manifest, true);
+                    common::commit_manifest(&mut opened)?;
+                }
+            }
+            if has_key && !opened.store.key.tam_required() {
+                if check {
+                    out.lines.push(TamLine::Warning(
+                        "Key does not require TAM authentication!".into(),
+                    ));
+                } else {
+                    set_key_tam_required(&mut opened, true, &mut out)?;
+                }
+            }
+            if !security_required {
+                if check {
+                    out.lines.push(TamLine::Warning(
+                        "Client-side security database does not require a TAM!".into(),
+                    ));
+                } else {
+                    opened.security.set_tam_required(true)?;
+                    out.lines
+                        .push(TamLine::Out("Updated security database".into()));
+                }
+            }
+            if check && out.warnings() == 0 {
+                out.lines.push(TamLine::Out(
+                    "Manifest authentication setup OK for this client and this repository.".into(),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Sets `config.tam_required` of the manifest, keeping the other entries.
+fn set_manifest_tam_required(manifest: &mut crate::archive::Manifest, required: bool) {
+    if let Some(v) = manifest.config.get_mut("tam_required") {
+        *v = crate::msgpack::Value::Bool(required);
+        return;
+    }
+    let entry = (
+        crate::msgpack::Value::raw("tam_required"),
+        crate::msgpack::Value::Bool(required),
+    );
+    match &mut manifest.config {
+        crate::msgpack::Value::Map(entries) => entries.push(entry),
+        other => *other = crate::msgpack::Value::Map(vec![entry]),
+    }
+}
+
+/// Sets the key's `tam_required` and saves the key again under the passphrase that unlocked
+/// it (borg's `change_passphrase(key._passphrase)`), reporting `Key updated` and where it is.
+fn set_key_tam_required(
+    opened: &mut common::Opened,
+    required: bool,
+    out: &mut ManifestTamOutcome,
+) -> Result<()> {
+    let Some(material) = opened.store.key.material_mut() else {
+        return Ok(());
+    };
+    material.tam_required = Some(required);
+    let Some(passphrase) = opened.passphrase.as_ref() else {
+        return Err(CommandError::new(
+            "upgrade: the key's passphrase is not known.",
+        ));
+    };
+    let Some(material) = opened.store.key.material() else {
+        return Ok(());
+    };
+    let blob = crate::crypto::encrypt_key_blob(material, passphrase.as_str());
+    let id = opened.store.repo.id();
+    let shown = match &opened.key_location {
+        common::KeyLocation::File(path) => {
+            crate::paths::write_atomic(
+                path,
+                crate::crypto::format_key_file(&id, &blob).as_bytes(),
+            )?;
+            path.display().to_string()
+        }
+        common::KeyLocation::Repository => {
+            opened.store.repo.save_key(blob.as_bytes())?;
+            opened.location.canonical()
+        }
+        common::KeyLocation::None => return Ok(()),
+    };
+    out.lines.push(TamLine::Out("Key updated".into()));
+    out.lines
+        .push(TamLine::Out(format!("Key location: {shown}")));
+    Ok(())
+}
+
+/// `upgrade` without a TAM option, on a current borg 1.x repository: borg 1.4.5 runs its Attic
+/// and borg 0.xx converters, which find no old key file and change nothing; these are the
+/// warnings they print. The repository must exist and be lockable. (Without `--dry-run` or
+/// `--inplace` borg also makes a hard-link copy `REPO.before-upgrade-TIME` first; hoard does
+/// not, as nothing is converted.)
+pub fn legacy_upgrade(loc: &Location, lock_wait: f64) -> Result<[&'static str; 2]> {
+    let access = Access {
+        exclusive: true,
+        lock_wait,
+        lock: true,
+    };
+    drop(common::open_repository(loc, &access)?);
+    Ok(["no key file found for repository"; 2])
 }
