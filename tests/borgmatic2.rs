@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::{borg14, tree, Env};
+use common::{borg14, program_at, tree, versioned, Env};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// Where .ci/run installs borgmatic 2.1 (its own venv, apart from the distribution's 1.7).
 const BORGMATIC2_DEFAULT: &str = "/var/tmp/hoard-borgmatic2-venv/bin/borgmatic";
@@ -19,23 +18,9 @@ fn s(p: &Path) -> &str {
 /// The borgmatic 2.1 program: `HOARD_BORGMATIC2`, else [`BORGMATIC2_DEFAULT`]. `None` (skip)
 /// only with `HOARD_SKIP_BORG=1`; otherwise a missing or wrong-version borgmatic fails the test.
 fn borgmatic2() -> Option<PathBuf> {
-    let path = std::env::var_os("HOARD_BORGMATIC2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(BORGMATIC2_DEFAULT));
-    let version = Command::new(&path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    match version {
-        Some(v) if v.starts_with("2.1.") => return Some(path),
-        Some(v) => panic!(
-            "{} is borgmatic {v}, not 2.1 (HOARD_BORGMATIC2)",
-            path.display()
-        ),
-        None => {}
+    let path = program_at("HOARD_BORGMATIC2", BORGMATIC2_DEFAULT);
+    if versioned(&path, "2.1.", "borgmatic 2.1 (HOARD_BORGMATIC2)") {
+        return Some(path);
     }
     if std::env::var("HOARD_SKIP_BORG").as_deref() == Ok("1") {
         eprintln!(

@@ -395,17 +395,17 @@ pub fn wait_s3_ready(
     }
 }
 
-/// Where borg 1.4 is looked for when `HOARD_BORG14` is not set (`.ci/run` installs it there).
-pub const BORG14_DEFAULT: &str = "/var/tmp/borg14/bin/borg";
-
-/// The borg 1.4 program (`HOARD_BORG14`, else [`BORG14_DEFAULT`]); `None` (the test skips its
-/// borg 1.4 part) only with `HOARD_SKIP_BORG14=1` or `HOARD_SKIP_BORG=1`, otherwise a missing
-/// one fails the test with instructions.
-pub fn borg14() -> Option<PathBuf> {
-    let path = std::env::var_os("HOARD_BORG14")
+/// The program named by the environment variable `var`, else `default`.
+pub fn program_at(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(BORG14_DEFAULT));
-    let version = Command::new(&path)
+        .unwrap_or_else(|| PathBuf::from(default))
+}
+
+/// True when `path --version` prints a version starting with `prefix`; false when the program
+/// does not run; a panic naming `what` when it runs but is another version.
+pub fn versioned(path: &Path, prefix: &str, what: &str) -> bool {
+    let version = Command::new(path)
         .arg("--version")
         .stdin(Stdio::null())
         .output()
@@ -413,9 +413,22 @@ pub fn borg14() -> Option<PathBuf> {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     match version {
-        Some(v) if v.starts_with("borg 1.4.") => return Some(path),
-        Some(v) => panic!("{} is {v}, not borg 1.4 (HOARD_BORG14)", path.display()),
-        None => {}
+        Some(v) if v.starts_with(prefix) => true,
+        Some(v) => panic!("{} is {v}, not {what}", path.display()),
+        None => false,
+    }
+}
+
+/// Where borg 1.4 is looked for when `HOARD_BORG14` is not set (`.ci/run` installs it there).
+pub const BORG14_DEFAULT: &str = "/var/tmp/borg14/bin/borg";
+
+/// The borg 1.4 program (`HOARD_BORG14`, else [`BORG14_DEFAULT`]); `None` (the test skips its
+/// borg 1.4 part) only with `HOARD_SKIP_BORG14=1` or `HOARD_SKIP_BORG=1`, otherwise a missing
+/// one fails the test with instructions.
+pub fn borg14() -> Option<PathBuf> {
+    let path = program_at("HOARD_BORG14", BORG14_DEFAULT);
+    if versioned(&path, "borg 1.4.", "borg 1.4 (HOARD_BORG14)") {
+        return Some(path);
     }
     let skip = |k: &str| std::env::var(k).as_deref() == Ok("1");
     if skip("HOARD_SKIP_BORG14") || skip("HOARD_SKIP_BORG") {
