@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
 use serde::Deserialize;
 
-use crate::cli::args::{Cli, Command};
+use super::step::StepRunner;
 
 /// Name of the passphrase file in a job folder (read like `BORG_PASSCOMMAND 'cat FILE'`).
 pub const PASSPHRASE_FILE: &str = "BORGKeyPassword.file";
@@ -291,12 +290,17 @@ fn config_root() -> Result<PathBuf, ConfigError> {
         .ok_or_else(|| ConfigError("HOME is not set and HOARD_CONFIG_DIR is not given".into()))
 }
 
-/// Loads `--config NAME`. `for_init` allows a missing passphrase file (`--init` creates it).
-pub fn load(name: &str, for_init: bool) -> Result<JobConfig, ConfigError> {
+/// Loads `--config NAME`. `for_init` allows a missing passphrase file (`--init` creates it);
+/// `runner` checks the step options with hoard's own parser.
+pub fn load(
+    name: &str,
+    for_init: bool,
+    runner: &dyn StepRunner,
+) -> Result<JobConfig, ConfigError> {
     let (dir, file) = resolve(name)?;
     let text = std::fs::read_to_string(&file)
         .map_err(|e| ConfigError(format!("{}: {e}", file.display())))?;
-    parse(&text, &dir, &file, for_init)
+    parse(&text, &dir, &file, for_init, runner)
 }
 
 /// Parses a config text (`dir` is the job folder, `file` names it in errors).
@@ -305,6 +309,7 @@ pub fn parse(
     dir: &Path,
     file: &Path,
     for_init: bool,
+    runner: &dyn StepRunner,
 ) -> Result<JobConfig, ConfigError> {
     let fname = file.display().to_string();
     let raw: RawConfig = yaml_serde::from_str(text).map_err(|e| {
@@ -368,7 +373,7 @@ pub fn parse(
     let mut argv = vec!["hoard".to_string(), "create".into()];
     argv.extend(create_options.iter().cloned());
     argv.extend(["/validate::x".to_string(), "/".into()]);
-    check_argv(&argv).map_err(|e| ConfigError(format!("{}: {e}", at(&["options", "backup"]))))?;
+    runner.check(&argv).map_err(|e| ConfigError(format!("{}: {e}", at(&["options", "backup"]))))?;
     let keep = raw.cleanup.unwrap_or_default();
     for sub in ["prune", "compact"] {
         if sub == "compact" && !raw.compact {
@@ -380,7 +385,8 @@ pub fn parse(
             argv.extend(keep.args());
         }
         argv.push("/validate".into());
-        check_argv(&argv)
+        runner
+            .check(&argv)
             .map_err(|e| ConfigError(format!("{}: {e}", at(&["options", "cleanup"]))))?;
     }
     if keep == Keep::default() {
@@ -504,27 +510,6 @@ fn needs_ssh_key(target: &str) -> bool {
     let ssh = crate::location::Location::parse(Some(target), None)
         .is_ok_and(|l| l.proto == crate::location::Proto::Ssh);
     ssh && crate::paths::env_nonempty("BORG_RSH").is_none()
-}
-
-fn check_argv(argv: &[String]) -> Result<(Command, crate::cli::args::CommonOptions), String> {
-    match Cli::try_parse_from(argv) {
-        Ok(cli) => Ok((cli.command, cli.common)),
-        Err(e) => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid option")
-                .trim_start_matches("error: ")
-                .to_string();
-            Err(first)
-        }
-    }
-}
-
-/// Parses a step's argument vector with hoard's CLI parser.
-pub fn parse_argv(argv: &[String]) -> Result<(Command, crate::cli::args::CommonOptions), String> {
-    check_argv(argv)
 }
 
 /// The 1-based line of a (nested) key in block-style YAML, found by indentation.

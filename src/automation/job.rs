@@ -1,6 +1,8 @@
 //! Running a job: environment from the job folder, job lock, hooks, pings, and the steps
-//! create → prune → compact → check, each retried with a back-off and run in-process through
-//! hoard's own command dispatcher (no secrets in any argument vector or log line).
+//! create → prune → compact → check, each retried with a back-off and run through the
+//! [`StepRunner`] the CLI passes in (hoard's own dispatcher, in-process; no secrets in any
+//! argument vector or log line). The job's environment is a [`StepEnv`] handed to each step
+//! and child process; this process's environment is never changed.
 
 use std::fs::File;
 use std::io::Write;
@@ -13,6 +15,7 @@ use serde_json::json;
 
 use super::config::{self, JobConfig, KEY_FILE, PASSPHRASE_FILE};
 use super::ping;
+use super::step::{apply_env, Outcome, StepEnv, StepRunner};
 
 /// Exit status of a job or step: 0 success, 1 warning, 2 failure.
 pub type Status = i32;
@@ -74,9 +77,9 @@ struct StepResult {
     message: Option<String>,
 }
 
-/// Runs `hoard run --config NAME` and returns the exit status.
-pub fn run(config_name: &str, flags: &RunFlags) -> Status {
-    let cfg = match config::load(config_name, flags.init) {
+/// Runs `hoard run --config NAME` with `runner` for the steps and returns the exit status.
+pub fn run(config_name: &str, flags: &RunFlags, runner: &dyn StepRunner) -> Status {
+    let cfg = match config::load(config_name, flags.init, runner) {
         Ok(c) => c,
         Err(e) => {
             let mut log = JobLog { file: None };
@@ -109,7 +112,7 @@ pub fn run(config_name: &str, flags: &RunFlags) -> Status {
         },
         _ => None,
     };
-    let status = run_loaded(&cfg, flags, &mut log);
+    let status = run_loaded(&cfg, flags, runner, &mut log);
     if !flags.shell {
         if status >= 2 {
             log.error(FAILURE_LINE);
@@ -187,7 +190,12 @@ impl StderrTee {
     }
 }
 
-fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
+fn run_loaded(
+    cfg: &JobConfig,
+    flags: &RunFlags,
+    runner: &dyn StepRunner,
+    log: &mut JobLog,
+) -> Status {
     // The job lock: two runs of the same job never overlap.
     let lock_path = cfg.dir.join(".hoard-job.lock");
     let lock = match std::fs::OpenOptions::new()
@@ -245,9 +253,14 @@ fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
             }
         }
     }
-    let env_names = set_env(cfg, passphrase_file.as_deref(), key_file.as_deref());
+    let env = job_env(cfg, passphrase_file.as_deref(), key_file.as_deref());
+    let steps_run = Steps {
+        cfg,
+        runner,
+        env: &env,
+    };
     if flags.shell {
-        return shell(&env_names, log);
+        return shell(&env, log);
     }
     log.info(&format!(
         "Starting job {} ({})",
@@ -259,9 +272,9 @@ fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
         send_ping(cfg, "/start", log);
     }
     if flags.init {
-        let s = init_repo(cfg, log);
+        let s = init_repo(&steps_run, log);
         if s == 2 {
-            return finish(cfg, flags, log, 2, Vec::new(), None, pings);
+            return finish(&steps_run, flags, log, 2, Vec::new(), None, pings);
         }
     }
     let mut names = ArchiveNames::new(cfg.archive_name.clone());
@@ -269,13 +282,13 @@ fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
         Ok(a) => a,
         Err(m) => {
             log.error(&m);
-            return finish(cfg, flags, log, 2, Vec::new(), None, pings);
+            return finish(&steps_run, flags, log, 2, Vec::new(), None, pings);
         }
     };
     let mut steps = Vec::new();
     if !flags.dry_run {
         if let Err(m) = run_hooks(
-            cfg,
+            &steps_run,
             "before",
             &cfg.hooks.before,
             "running",
@@ -284,7 +297,7 @@ fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
             log,
         ) {
             log.error(&m);
-            return finish(cfg, flags, log, 2, steps, Some(&archive), pings);
+            return finish(&steps_run, flags, log, 2, steps, Some(&archive), pings);
         }
     }
     if !flags.nocreate {
@@ -306,13 +319,13 @@ fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
         }
         if missing > 0 {
             log.error(MISSING_PATH_LINE);
-            return finish(cfg, flags, log, 2, steps, Some(&archive), pings);
+            return finish(&steps_run, flags, log, 2, steps, Some(&archive), pings);
         }
         if paths.is_empty() {
             log.error("nothing to back up");
-            return finish(cfg, flags, log, 2, steps, Some(&archive), pings);
+            return finish(&steps_run, flags, log, 2, steps, Some(&archive), pings);
         }
-        let r = create_step(cfg, flags, &paths, &mut names, log);
+        let r = create_step(&steps_run, flags, &paths, &mut names, log);
         archive = names.current().to_string();
         steps.push(r);
     }
@@ -329,12 +342,12 @@ fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
             argv.push("--stats".into());
         }
         argv.push(cfg.target.clone());
-        steps.push(step(cfg, "prune", argv, cfg.tries.cleanup, log));
+        steps.push(step(&steps_run, "prune", argv, cfg.tries.cleanup, log));
         if cfg.compact && !flags.dry_run {
             let mut argv = vec!["hoard".to_string(), "compact".into()];
             argv.extend(cfg.cleanup_options.iter().cloned());
             argv.push(cfg.target.clone());
-            steps.push(step(cfg, "compact", argv, cfg.tries.cleanup, log));
+            steps.push(step(&steps_run, "compact", argv, cfg.tries.cleanup, log));
         }
     }
     if let Some(c) = &cfg.check {
@@ -352,7 +365,7 @@ fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
                     argv.push("--verify-data".into());
                 }
                 argv.push(cfg.target.clone());
-                let r = step(cfg, "check", argv, cfg.tries.check, log);
+                let r = step(&steps_run, "check", argv, cfg.tries.check, log);
                 if r.status == 0 {
                     let _ = std::fs::write(&state, json!({ "last_check": now }).to_string());
                 }
@@ -369,11 +382,25 @@ fn run_loaded(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog) -> Status {
     for s in &steps {
         worst = worst.max(s.status);
     }
-    finish(cfg, flags, log, worst, steps, Some(&archive), pings)
+    finish(&steps_run, flags, log, worst, steps, Some(&archive), pings)
+}
+
+/// What every step and hook of one run needs: the job, the runner and the job environment.
+struct Steps<'a> {
+    cfg: &'a JobConfig,
+    runner: &'a dyn StepRunner,
+    env: &'a StepEnv,
+}
+
+impl Steps<'_> {
+    /// Runs one hoard command line in the job environment.
+    fn run(&self, argv: &[String]) -> Outcome {
+        self.runner.run(argv, self.env)
+    }
 }
 
 fn finish(
-    cfg: &JobConfig,
+    steps_run: &Steps<'_>,
     flags: &RunFlags,
     log: &mut JobLog,
     mut status: Status,
@@ -381,6 +408,7 @@ fn finish(
     archive: Option<&str>,
     pings: bool,
 ) -> Status {
+    let cfg = steps_run.cfg;
     let word = |s: Status| match s {
         0 => "success",
         1 => "warning",
@@ -389,7 +417,7 @@ fn finish(
     if !flags.dry_run {
         let st = word(status);
         if let Err(m) = run_hooks(
-            cfg,
+            steps_run,
             "after",
             &cfg.hooks.after,
             st,
@@ -402,7 +430,7 @@ fn finish(
         }
         if status >= 2 {
             if let Err(m) = run_hooks(
-                cfg,
+                steps_run,
                 "on_error",
                 &cfg.hooks.on_error,
                 "failure",
@@ -440,26 +468,27 @@ fn finish(
 
 /// Runs one step (the same arguments each try) up to `tries` times with a linear back-off.
 fn step(
-    cfg: &JobConfig,
+    steps_run: &Steps<'_>,
     name: &'static str,
     argv: Vec<String>,
     tries: u32,
     log: &mut JobLog,
 ) -> StepResult {
-    retrying(cfg, name, tries, log, |_, _| Ok(argv.clone()))
+    retrying(steps_run, name, tries, log, |_, _| Ok(argv.clone()))
 }
 
 /// `create` with the job's paths into a fresh archive name. A name that already exists (two
 /// runs in the same instant, or a pattern without a time in it) is retried at once with a
 /// fresh name instead of failing the job.
 fn create_step(
-    cfg: &JobConfig,
+    steps_run: &Steps<'_>,
     flags: &RunFlags,
     paths: &[String],
     names: &mut ArchiveNames,
     log: &mut JobLog,
 ) -> StepResult {
-    retrying(cfg, "create", cfg.tries.backup, log, |collided, log| {
+    let cfg = steps_run.cfg;
+    retrying(steps_run, "create", cfg.tries.backup, log, |collided, log| {
         if collided {
             let old = names.current().to_string();
             let new = names.fresh()?;
@@ -493,7 +522,7 @@ fn create_step(
 /// then pick a fresh name). Such a try is retried at once; other failures back off
 /// `retry_wait * n` seconds.
 fn retrying(
-    cfg: &JobConfig,
+    steps_run: &Steps<'_>,
     name: &'static str,
     tries: u32,
     log: &mut JobLog,
@@ -524,7 +553,7 @@ fn retrying(
             }
         };
         log.info(&format!("{name}: attempt {attempt}/{tries}"));
-        let out = run_in_process(&args);
+        let out = steps_run.run(&args);
         if out.code < 2 {
             if out.code == 1 {
                 log.warn(&format!(
@@ -561,7 +590,7 @@ fn retrying(
             if collided {
                 log.info(&format!("{name}: retrying now with a fresh archive name"));
             } else {
-                let wait = cfg.retry_wait * f64::from(attempt);
+                let wait = steps_run.cfg.retry_wait * f64::from(attempt);
                 log.info(&format!("{name}: retrying in {wait}s"));
                 std::thread::sleep(Duration::from_secs_f64(wait));
             }
@@ -638,75 +667,55 @@ fn escape_placeholders(name: &str) -> String {
     name.replace('{', "{{").replace('}', "}}")
 }
 
-/// What one in-process command gave: exit code, error line and borg msgid.
-struct Outcome {
-    code: Status,
-    message: Option<String>,
-    msgid: Option<String>,
-}
-
-/// Parses `argv` with hoard's CLI and runs it in this process.
-fn run_in_process(argv: &[String]) -> Outcome {
-    let (cmd, common) = match config::parse_argv(argv) {
-        Ok(x) => x,
-        Err(e) => {
-            return Outcome {
-                code: 2,
-                message: Some(e),
-                msgid: None,
-            }
-        }
-    };
-    match crate::cli::run_command(cmd, &common) {
-        Ok(code) => Outcome {
-            code,
-            message: None,
-            msgid: None,
-        },
-        Err(e) => Outcome {
-            code: e.exit_code.max(2),
-            message: Some(e.message),
-            msgid: e.msgid,
-        },
-    }
-}
-
-/// Sets the job environment in this process; returns the variable names set.
-fn set_env(cfg: &JobConfig, pass: Option<&Path>, key: Option<&Path>) -> Vec<&'static str> {
-    let mut names = vec!["BORG_REPO", "THIS_TARGET", "BACKUP_THIS"];
-    std::env::set_var("BORG_REPO", &cfg.target);
-    std::env::set_var("THIS_TARGET", &cfg.target);
-    std::env::set_var("BACKUP_THIS", cfg.backup.join(" "));
+/// The job environment: the repository, the paths, the passphrase command, the key file
+/// and the ssh command, for the steps, the hooks and `--shell`. `BORG_PASSPHRASE` and
+/// `BORG_PASSPHRASE_FD` are removed when the job has a passphrase file, so it is the one used.
+fn job_env(cfg: &JobConfig, pass: Option<&Path>, key: Option<&Path>) -> StepEnv {
+    let mut env = StepEnv::new();
+    let mut set = |k: &str, v: String| env.push((k.to_string(), Some(v)));
+    set("BORG_REPO", cfg.target.clone());
+    set("THIS_TARGET", cfg.target.clone());
+    set("BACKUP_THIS", cfg.backup.join(" "));
     if let Some(p) = pass {
         // borg reads passcommand output with trailing newlines stripped, inner ones kept.
-        let cmd = format!("cat {}", shell_words::quote(&p.to_string_lossy()));
-        std::env::set_var("BORG_PASSCOMMAND", cmd);
-        std::env::remove_var("BORG_PASSPHRASE");
-        std::env::remove_var("BORG_PASSPHRASE_FD");
-        names.push("BORG_PASSCOMMAND");
+        set(
+            "BORG_PASSCOMMAND",
+            format!("cat {}", shell_words::quote(&p.to_string_lossy())),
+        );
     }
     if let Some(k) = key {
-        std::env::set_var("BORG_KEY_FILE", k);
-        names.push("BORG_KEY_FILE");
+        set("BORG_KEY_FILE", k.to_string_lossy().into_owned());
     }
     if let Some(s) = &cfg.ssh_key {
-        let rsh = format!("ssh -i {}", shell_words::quote(&s.to_string_lossy()));
-        std::env::set_var("BORG_RSH", rsh);
-        names.push("BORG_RSH");
+        set(
+            "BORG_RSH",
+            format!("ssh -i {}", shell_words::quote(&s.to_string_lossy())),
+        );
     }
-    names
+    if pass.is_some() {
+        env.push(("BORG_PASSPHRASE".into(), None));
+        env.push(("BORG_PASSPHRASE_FD".into(), None));
+    }
+    env
 }
 
-fn shell(names: &[&str], log: &mut JobLog) -> Status {
+fn shell(env: &StepEnv, log: &mut JobLog) -> Status {
     let sh = std::env::var("SHELL")
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "/bin/sh".into());
+    let names: Vec<&str> = env
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| k.as_str())
+        .collect();
     log.info(&format!(
         "Starting {sh} with the job environment: {}",
         names.join(", ")
     ));
-    match std::process::Command::new(&sh).status() {
+    let mut cmd = std::process::Command::new(&sh);
+    apply_env(&mut cmd, env);
+    match cmd.status() {
         Ok(s) => s.code().map_or(2, |c| c.min(2)),
         Err(e) => {
             log.error(&format!("{sh}: {e}"));
@@ -716,7 +725,7 @@ fn shell(names: &[&str], log: &mut JobLog) -> Status {
 }
 
 fn run_hooks(
-    cfg: &JobConfig,
+    steps_run: &Steps<'_>,
     kind: &str,
     cmds: &[String],
     status: &str,
@@ -724,9 +733,11 @@ fn run_hooks(
     archive: &str,
     log: &mut JobLog,
 ) -> Result<(), String> {
+    let cfg = steps_run.cfg;
     for c in cmds {
         log.info(&format!("{kind} hook: {c}"));
         let mut cmd = std::process::Command::new("/bin/sh");
+        apply_env(&mut cmd, steps_run.env);
         cmd.arg("-c")
             .arg(c)
             .current_dir(&cfg.dir)
@@ -787,7 +798,8 @@ fn init_files(cfg: &JobConfig, log: &mut JobLog) -> Result<(), String> {
 }
 
 /// `--init`: creates the repository if missing and exports the key to `BORGKey.bak`.
-fn init_repo(cfg: &JobConfig, log: &mut JobLog) -> Status {
+fn init_repo(steps_run: &Steps<'_>, log: &mut JobLog) -> Status {
+    let cfg = steps_run.cfg;
     let local_exists = Path::new(&cfg.target).join("config").is_file();
     if !local_exists {
         log.info(&format!("init: creating repository {}", cfg.target));
@@ -795,7 +807,7 @@ fn init_repo(cfg: &JobConfig, log: &mut JobLog) -> Status {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let out = run_in_process(&argv);
+        let out = steps_run.run(&argv);
         match (out.code, out.message) {
             (c, _) if c < 2 => {}
             (_, Some(m)) if m.contains("already exists") => {
@@ -818,7 +830,7 @@ fn init_repo(cfg: &JobConfig, log: &mut JobLog) -> Status {
             cfg.target.clone(),
             key.to_string_lossy().into_owned(),
         ];
-        let out = run_in_process(&argv);
+        let out = steps_run.run(&argv);
         if out.code >= 2 {
             log.error(&format!(
                 "key export failed: {}",

@@ -6,3 +6,4 @@ pub mod config;
 pub mod job;
 pub mod ping;
 pub mod schedule;
+pub mod step;

@@ -1,9 +1,11 @@
-//! `hoard run`: arguments of [`automation::job`](crate::automation::job).
+//! `hoard run`: arguments of [`automation::job`](crate::automation::job), and the step
+//! runner it is given: hoard's own parser and dispatcher, in this process.
 
-use clap::Args;
+use clap::{Args, Parser};
 
-use super::args::CommonOptions;
+use super::args::{Cli, CommonOptions};
 use crate::automation::job::{self, RunFlags};
+use crate::automation::step::{Outcome, StepEnv, StepRunner};
 use crate::commands::CommandError;
 
 /// `run` (`--debug` and `--progress` are the common options).
@@ -43,5 +45,58 @@ pub fn run(a: RunArgs, common: &CommonOptions) -> Result<i32, CommandError> {
         json: a.json,
         progress: common.progress,
     };
-    Ok(job::run(&a.config, &flags))
+    Ok(job::run(&a.config, &flags, &InProcess))
+}
+
+/// Runs a job's steps with hoard's own command line, in this process.
+pub struct InProcess;
+
+impl InProcess {
+    fn parse(argv: &[String]) -> Result<Cli, String> {
+        Cli::try_parse_from(argv).map_err(|e| {
+            let text = e.to_string();
+            text.lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid option")
+                .trim_start_matches("error: ")
+                .to_string()
+        })
+    }
+}
+
+impl StepRunner for InProcess {
+    fn check(&self, argv: &[String]) -> Result<(), String> {
+        Self::parse(argv).map(|_| ())
+    }
+
+    fn run(&self, argv: &[String], env: &StepEnv) -> Outcome {
+        let cli = match Self::parse(argv) {
+            Ok(c) => c,
+            Err(e) => {
+                return Outcome {
+                    code: 2,
+                    message: Some(e),
+                    msgid: None,
+                }
+            }
+        };
+        for (k, v) in env {
+            match v {
+                Some(v) => std::env::set_var(k, v),
+                None => std::env::remove_var(k),
+            }
+        }
+        match super::run_command(cli.command, &cli.common) {
+            Ok(code) => Outcome {
+                code,
+                message: None,
+                msgid: None,
+            },
+            Err(e) => Outcome {
+                code: e.exit_code.max(2),
+                message: Some(e.message),
+                msgid: e.msgid,
+            },
+        }
+    }
 }
