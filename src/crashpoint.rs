@@ -9,6 +9,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
+// Process state, not configuration: the test harness's crash target (`HOARD_CRASH_AT`) and
+// the durable steps counted so far belong to this one process.
 static HITS: AtomicU64 = AtomicU64::new(0);
 static TARGET: OnceLock<Option<u64>> = OnceLock::new();
 

@@ -5,8 +5,12 @@
 //! Only parsing and canonical forms live here; no I/O besides reading `BORG_REPO` and the cwd.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
-/// A parsed location.
+use crate::options::RepoOptions;
+
+/// A parsed location, with the options for reaching the repository (the environment the
+/// command line named it in, the remote and object-store options).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
     /// `ssh` or `file`.
@@ -23,6 +27,9 @@ pub struct Location {
     pub archive: Option<String>,
     /// The repository part as the user typed it (after `BORG_REPO` substitution).
     pub raw_repo: String,
+    /// How the repository is reached and its key unlocked; the process environment and no
+    /// command-line options unless the location came from [`Location::parse_with`].
+    pub options: Arc<RepoOptions>,
 }
 
 /// How a repository is reached.
@@ -126,6 +133,7 @@ fn parse_repo(repo: &str) -> Option<Location> {
         path,
         archive: None,
         raw_repo: repo.to_string(),
+        options: Arc::default(),
     };
     for scheme in ["s3://", "s3+https://"] {
         if let Some(rest) = repo.strip_prefix(scheme) {
@@ -151,7 +159,7 @@ fn parse_repo(repo: &str) -> Option<Location> {
                     None => (hostport, None),
                 }
             };
-            crate::repo::objstore::S3Target::split_path(path)?;
+            S3Target::split_path(path)?;
             if host.is_empty() {
                 return None;
             }
@@ -159,7 +167,7 @@ fn parse_repo(repo: &str) -> Option<Location> {
         }
     }
     if let Some(rest) = repo.strip_prefix("s3:") {
-        crate::repo::objstore::S3Target::split_path(rest)?;
+        S3Target::split_path(rest)?;
         return Some(mk(Proto::S3, None, None, None, rest.to_string()));
     }
     if let Some(rest) = repo.strip_prefix("ssh://") {
@@ -258,8 +266,18 @@ impl Location {
 
     /// Parses using the process's `BORG_REPO`.
     pub fn parse_env(text: Option<&str>) -> Result<Location, LocationError> {
-        let env = crate::paths::env_nonempty("BORG_REPO");
-        Self::parse(text, env.as_deref())
+        Self::parse_with(text, &Arc::default())
+    }
+
+    /// Parses using `BORG_REPO` of `options.env`; the location carries `options`.
+    pub fn parse_with(
+        text: Option<&str>,
+        options: &Arc<RepoOptions>,
+    ) -> Result<Location, LocationError> {
+        let env = options.env.nonempty("BORG_REPO");
+        let mut loc = Self::parse(text, env.as_deref())?;
+        loc.options = Arc::clone(options);
+        Ok(loc)
     }
 
     /// The local path made absolute (for `File` locations).
@@ -331,11 +349,11 @@ impl Location {
     }
 
     /// Bucket, prefix, endpoint and key id of an [`Proto::S3`] location (`None` otherwise).
-    pub fn s3_target(&self) -> Option<crate::repo::objstore::S3Target> {
+    pub fn s3_target(&self) -> Option<S3Target> {
         if self.proto != Proto::S3 {
             return None;
         }
-        let (bucket, prefix) = crate::repo::objstore::S3Target::split_path(&self.path)?;
+        let (bucket, prefix) = S3Target::split_path(&self.path)?;
         let endpoint = self.host.as_ref().map(|h| {
             let scheme = if self.raw_repo.starts_with("s3+https://") {
                 "https"
@@ -352,7 +370,7 @@ impl Location {
                 None => format!("{scheme}://{h}"),
             }
         });
-        Some(crate::repo::objstore::S3Target {
+        Some(S3Target {
             endpoint,
             access_key: self.user.clone(),
             bucket,
@@ -363,6 +381,36 @@ impl Location {
     /// The location without its archive, for messages.
     pub fn repo_text(&self) -> String {
         self.raw_repo.clone()
+    }
+}
+
+/// Where and how to reach a bucket (parsed from an S3 location).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Target {
+    /// Endpoint URL (`http://host:port`), `None` = from the environment / AWS default.
+    pub endpoint: Option<String>,
+    /// Access key id given in the URL (`s3://ACCESS@host/...`).
+    pub access_key: Option<String>,
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix inside the bucket (no leading or trailing `/`; may be empty).
+    pub prefix: String,
+}
+
+impl S3Target {
+    /// Splits `BUCKET[/PREFIX]`; `None` when the bucket is empty.
+    pub fn split_path(path: &str) -> Option<(String, String)> {
+        let p = path.trim_matches('/');
+        let (b, rest) = p.split_once('/').unwrap_or((p, ""));
+        if b.is_empty() {
+            return None;
+        }
+        let prefix = rest
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("/");
+        Some((b.to_string(), prefix))
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{borg_available, Env, Run};
 use hoard::msgpack::{Limits, StreamDecoder};
-use hoard::repo::remote::protocol;
+use hoard::rpc as protocol;
 use sshd::Sshd;
 
 /// A private copy of the hoard binary: the shared target dir may be rebuilt by others while

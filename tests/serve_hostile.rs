@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::{borg14, borg_available, Env};
 use hoard::msgpack::{Limits, StreamDecoder, Value};
-use hoard::repo::remote::protocol;
+use hoard::rpc as protocol;
 
 /// The hoard binary for both ends (`HOARD_SERVE_TEST_BIN` overrides it, e.g. to show that a
 /// test fails against an older build).

@@ -292,11 +292,7 @@ fn config_root() -> Result<PathBuf, ConfigError> {
 
 /// Loads `--config NAME`. `for_init` allows a missing passphrase file (`--init` creates it);
 /// `runner` checks the step options with hoard's own parser.
-pub fn load(
-    name: &str,
-    for_init: bool,
-    runner: &dyn StepRunner,
-) -> Result<JobConfig, ConfigError> {
+pub fn load(name: &str, for_init: bool, runner: &dyn StepRunner) -> Result<JobConfig, ConfigError> {
     let (dir, file) = resolve(name)?;
     let text = std::fs::read_to_string(&file)
         .map_err(|e| ConfigError(format!("{}: {e}", file.display())))?;
@@ -373,7 +369,9 @@ pub fn parse(
     let mut argv = vec!["hoard".to_string(), "create".into()];
     argv.extend(create_options.iter().cloned());
     argv.extend(["/validate::x".to_string(), "/".into()]);
-    runner.check(&argv).map_err(|e| ConfigError(format!("{}: {e}", at(&["options", "backup"]))))?;
+    runner
+        .check(&argv)
+        .map_err(|e| ConfigError(format!("{}: {e}", at(&["options", "backup"]))))?;
     let keep = raw.cleanup.unwrap_or_default();
     for sub in ["prune", "compact"] {
         if sub == "compact" && !raw.compact {

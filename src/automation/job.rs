@@ -488,33 +488,39 @@ fn create_step(
     log: &mut JobLog,
 ) -> StepResult {
     let cfg = steps_run.cfg;
-    retrying(steps_run, "create", cfg.tries.backup, log, |collided, log| {
-        if collided {
-            let old = names.current().to_string();
-            let new = names.fresh()?;
-            log.info(&format!(
-                "create: archive {old} already exists; using {new}"
+    retrying(
+        steps_run,
+        "create",
+        cfg.tries.backup,
+        log,
+        |collided, log| {
+            if collided {
+                let old = names.current().to_string();
+                let new = names.fresh()?;
+                log.info(&format!(
+                    "create: archive {old} already exists; using {new}"
+                ));
+            }
+            let mut argv = vec!["hoard".to_string(), "create".into()];
+            argv.extend(cfg.create_options.iter().cloned());
+            if flags.progress {
+                argv.push("--progress".into());
+            }
+            if flags.dry_run {
+                argv.push("--dry-run".into());
+            } else {
+                // The classic script's log: the archive's statistics after each backup.
+                argv.push("--stats".into());
+            }
+            argv.push(format!(
+                "{}::{}",
+                cfg.target,
+                escape_placeholders(names.current())
             ));
-        }
-        let mut argv = vec!["hoard".to_string(), "create".into()];
-        argv.extend(cfg.create_options.iter().cloned());
-        if flags.progress {
-            argv.push("--progress".into());
-        }
-        if flags.dry_run {
-            argv.push("--dry-run".into());
-        } else {
-            // The classic script's log: the archive's statistics after each backup.
-            argv.push("--stats".into());
-        }
-        argv.push(format!(
-            "{}::{}",
-            cfg.target,
-            escape_placeholders(names.current())
-        ));
-        argv.extend(paths.iter().cloned());
-        Ok(argv)
-    })
+            argv.extend(paths.iter().cloned());
+            Ok(argv)
+        },
+    )
 }
 
 /// Runs a step up to `tries` times. `argv` builds each try's arguments; its first argument
@@ -671,30 +677,26 @@ fn escape_placeholders(name: &str) -> String {
 /// and the ssh command, for the steps, the hooks and `--shell`. `BORG_PASSPHRASE` and
 /// `BORG_PASSPHRASE_FD` are removed when the job has a passphrase file, so it is the one used.
 fn job_env(cfg: &JobConfig, pass: Option<&Path>, key: Option<&Path>) -> StepEnv {
-    let mut env = StepEnv::new();
-    let mut set = |k: &str, v: String| env.push((k.to_string(), Some(v)));
-    set("BORG_REPO", cfg.target.clone());
-    set("THIS_TARGET", cfg.target.clone());
-    set("BACKUP_THIS", cfg.backup.join(" "));
+    let mut env = StepEnv::process()
+        .with("BORG_REPO", Some(cfg.target.clone()))
+        .with("THIS_TARGET", Some(cfg.target.clone()))
+        .with("BACKUP_THIS", Some(cfg.backup.join(" ")));
     if let Some(p) = pass {
         // borg reads passcommand output with trailing newlines stripped, inner ones kept.
-        set(
-            "BORG_PASSCOMMAND",
-            format!("cat {}", shell_words::quote(&p.to_string_lossy())),
-        );
+        let cmd = format!("cat {}", shell_words::quote(&p.to_string_lossy()));
+        env = env.with("BORG_PASSCOMMAND", Some(cmd));
     }
     if let Some(k) = key {
-        set("BORG_KEY_FILE", k.to_string_lossy().into_owned());
+        env = env.with("BORG_KEY_FILE", Some(k.to_string_lossy().into_owned()));
     }
     if let Some(s) = &cfg.ssh_key {
-        set(
-            "BORG_RSH",
-            format!("ssh -i {}", shell_words::quote(&s.to_string_lossy())),
-        );
+        let rsh = format!("ssh -i {}", shell_words::quote(&s.to_string_lossy()));
+        env = env.with("BORG_RSH", Some(rsh));
     }
     if pass.is_some() {
-        env.push(("BORG_PASSPHRASE".into(), None));
-        env.push(("BORG_PASSPHRASE_FD".into(), None));
+        env = env
+            .with("BORG_PASSPHRASE", None)
+            .with("BORG_PASSPHRASE_FD", None);
     }
     env
 }
@@ -705,6 +707,7 @@ fn shell(env: &StepEnv, log: &mut JobLog) -> Status {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "/bin/sh".into());
     let names: Vec<&str> = env
+        .overrides()
         .iter()
         .filter(|(_, v)| v.is_some())
         .map(|(k, _)| k.as_str())

@@ -13,11 +13,11 @@ pub struct Outcome {
     pub msgid: Option<String>,
 }
 
-/// The environment one step runs with, layered over the process environment, in the order
-/// set: a value replaces a variable, `None` removes it. Nothing of it is written to this process's own
+/// The environment one step runs with, layered over the process environment: a value
+/// replaces a variable, `None` removes it. Nothing of it is written to this process's own
 /// environment: in-process steps receive it through the runner, child processes (hooks,
 /// `--shell`) through `Command::envs`.
-pub type StepEnv = Vec<(String, Option<String>)>;
+pub type StepEnv = crate::options::Env;
 
 /// Runs hoard command lines for a job (`argv[0]` is the program name).
 pub trait StepRunner {
@@ -29,7 +29,7 @@ pub trait StepRunner {
 
 /// Applies a step environment to a child process.
 pub fn apply_env(cmd: &mut std::process::Command, env: &StepEnv) {
-    for (k, v) in env {
+    for (k, v) in env.overrides() {
         match v {
             Some(v) => {
                 cmd.env(k, v);

@@ -28,6 +28,8 @@ pub struct CheckOptions {
     /// Which archives the archives part checks (`REPO::ARCHIVE`, `-a`/`-P`, `--sort-by`,
     /// `--first`, `--last`).
     pub selection: Selection,
+    /// Worker threads for `--verify-data` and the archive decoding.
+    pub workers: usize,
 }
 
 /// The outcome: repository part, and whether everything was fine (the archives part logs its
@@ -98,6 +100,8 @@ pub fn run(
             save_space: opts.save_space,
             selection: opts.selection.clone(),
             location: loc.canonical(),
+            env: loc.options.env.clone(),
+            workers: opts.workers,
         };
         outcome.ok &= check_archives::check_archives(repo, &archive_opts, progress)?;
     }

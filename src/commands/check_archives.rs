@@ -22,7 +22,6 @@ use crate::repo::{RepoError, Repository, LIST_SCAN_LIMIT};
 use crate::security::SecurityDir;
 
 use super::common::{self, CommandError, Result};
-use super::workers::worker_count;
 
 /// Bytes the check reads ahead of the object it reports on (nothing is kept after the
 /// check, so a small read-ahead keeps the workers busy with the least memory).
@@ -104,6 +103,10 @@ pub struct ArchiveCheckOptions {
     pub selection: Selection,
     /// The repository location as shown to the user (for key prompts).
     pub location: String,
+    /// The environment (passphrase and key-file variables).
+    pub env: crate::options::Env,
+    /// Worker threads for decoding.
+    pub workers: usize,
 }
 
 /// One progress update (borg's `ProgressIndicatorPercent`).
@@ -240,6 +243,8 @@ struct Checker<'p> {
     /// Replacement chunks by size: id and (in repair mode) the stored object.
     replacements: HashMap<u32, ([u8; 32], Option<Vec<u8>>)>,
     progress: &'p mut ProgressSink<'p>,
+    /// Worker threads for decoding.
+    workers: usize,
 }
 
 fn hex(id: &[u8; 32]) -> String {
@@ -468,7 +473,7 @@ pub fn check_archives(
         return Ok(false);
     }
     let chunks: Chunks = order.iter().map(|id| (*id, 0)).collect();
-    let key = make_key(repo.as_mut(), &order, &opts.location)?;
+    let key = make_key(repo.as_mut(), &order, &opts.location, &opts.env)?;
     let security = SecurityDir::for_repository(&repo.id());
     let store = KeyedRepository::new(repo, key, Compression::default(), security.nonce_file());
     // Reborrow the sink with a lifetime local to this call.
@@ -485,12 +490,18 @@ pub fn check_archives(
         repair: opts.repair,
         replacements: HashMap::new(),
         progress: &mut sink,
+        workers: opts.workers,
     };
     checker.run(opts)
 }
 
 /// borg's `make_key`: the key type from the first object whose type byte is known.
-fn make_key(repo: &mut dyn Repository, order: &[[u8; 32]], location: &str) -> Result<Key> {
+fn make_key(
+    repo: &mut dyn Repository,
+    order: &[[u8; 32]],
+    location: &str,
+    env: &crate::options::Env,
+) -> Result<Key> {
     // Prefer the manifest (its type byte is authoritative), then any other object.
     let candidates = std::iter::once(MANIFEST_ID)
         .filter(|_| order.contains(&MANIFEST_ID))
@@ -513,7 +524,7 @@ fn make_key(repo: &mut dyn Repository, order: &[[u8; 32]], location: &str) -> Re
         if KeyType::from_type_byte(type_byte).is_err() {
             continue;
         }
-        let (mut key, _, _) = common::load_key(repo, type_byte, location)?;
+        let (mut key, _, _) = common::load_key(repo, type_byte, location, env)?;
         let security = SecurityDir::for_repository(&repo.id());
         key.resolve_tam_required(security.tam_required_flag());
         return Ok(key);
@@ -591,7 +602,7 @@ impl Checker<'_> {
         // taken (and reported) in scan order, exactly as a sequential pass would.
         let mut pf: Prefetcher<std::result::Result<(), String>> = Prefetcher::new(
             self.store.key.clone(),
-            worker_count(),
+            self.workers,
             CHECK_READ_AHEAD,
             verify_in_place,
         );
@@ -1027,7 +1038,7 @@ impl Checker<'_> {
         let mut after_missing = false;
         let mut pf: Prefetcher<std::result::Result<Vec<u8>, String>> = Prefetcher::new(
             self.store.key.clone(),
-            worker_count(),
+            self.workers,
             CHECK_READ_AHEAD,
             |key, id, object, _| decode_in_place(key, id, object),
         );

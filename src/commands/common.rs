@@ -7,6 +7,7 @@ use crate::archive::{KeyedRepository, Manifest, Operation};
 use crate::compress::Compression;
 use crate::crypto::{self, Key, KeyMaterial, KeyType};
 use crate::location::{Location, Proto};
+use crate::options::Env;
 use crate::repo::{LocalRepository, OpenOptions, Repository};
 use crate::security::{AccessFacts, Confirm, SecurityDir};
 
@@ -289,10 +290,12 @@ pub fn read_key_blob(
     repo: &mut dyn Repository,
     key_type: KeyType,
     repo_location: &str,
+    env: &Env,
 ) -> Result<(String, KeyLocation)> {
     if key_type.uses_keyfile() {
         // borg names the repository (its canonical location) in the key-file errors.
-        let path = crypto::find_key_file(&repo.id()).map_err(|e| e.with_location(repo_location))?;
+        let path = crypto::find_key_file_with(&repo.id(), env)
+            .map_err(|e| e.with_location(repo_location))?;
         let contents = std::fs::read_to_string(&path)
             .map_err(|e| CommandError::new(format!("{}: {e}", path.display())))?;
         let (_, blob) = crypto::parse_key_file(&contents).map_err(|e| {
@@ -323,11 +326,13 @@ pub fn read_key_blob(
     }
 }
 
-/// Unlocks the key of an open repository given the manifest object's TYPE byte.
+/// Unlocks the key of an open repository given the manifest object's TYPE byte; the
+/// passphrase and key-file variables come from `env`.
 pub fn load_key(
     repo: &mut dyn Repository,
     type_byte: u8,
     repo_location: &str,
+    env: &Env,
 ) -> Result<(Key, KeyLocation, Option<crate::crypto::Passphrase>)> {
     let mut key_type = KeyType::from_type_byte(type_byte)?;
     if key_type == KeyType::Passphrase {
@@ -337,12 +342,17 @@ pub fn load_key(
     if !key_type.uses_keyfile() && !key_type.stores_key_in_repo() {
         return Ok((Key::plaintext(), KeyLocation::None, None));
     }
-    let (blob, location) = read_key_blob(repo, key_type, repo_location)?;
+    let (blob, location) = read_key_blob(repo, key_type, repo_location, env)?;
     let target = match &location {
         KeyLocation::File(p) => p.to_string_lossy().into_owned(),
         _ => repo_location.to_string(),
     };
-    let (material, passphrase) = crypto::unlock_key_blob_for(&blob, &target)?;
+    let (material, passphrase) = crypto::unlock_key_blob_with(
+        &blob,
+        &target,
+        &crypto::PassphraseEnv::from_env(env),
+        &mut crypto::TtyPrompter,
+    )?;
     check_repository_id(&material, &repo.id())?;
     Ok((
         Key::from_material(key_type, material),
@@ -419,7 +429,8 @@ pub fn open_with_manifest_forced(
     let Some(&type_byte) = manifest_object.first() else {
         return Err(CommandError::new("Manifest object is empty."));
     };
-    let (key, key_location, passphrase) = load_key(repo.as_mut(), type_byte, &loc.canonical())?;
+    let (key, key_location, passphrase) =
+        load_key(repo.as_mut(), type_byte, &loc.canonical(), &loc.options.env)?;
     let empty_passphrase = passphrase.as_ref().is_some_and(|p| p.as_str().is_empty());
     let security = SecurityDir::for_repository(&repo.id());
     let mut key = key;

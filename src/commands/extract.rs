@@ -27,7 +27,6 @@ use crate::platform::{self, PlatformError};
 use crate::security::Confirm;
 
 use super::common::{self, CommandError, LockSpec, Opened, Result};
-use super::workers::worker_count;
 
 /// Decides whether an archive path (as stored, without leading `/`) is selected.
 pub type PathFilter<'a> = &'a mut dyn FnMut(&[u8]) -> bool;
@@ -57,6 +56,8 @@ pub struct ExtractOptions {
     pub progress: bool,
     /// `--lock-wait` and `--bypass-lock`.
     pub lock: LockSpec,
+    /// Worker threads for decoding.
+    pub workers: usize,
 }
 
 /// How `extract` talks to the user (the CLI implements it; the command never prints).
@@ -348,7 +349,7 @@ pub fn extract_archive(
         checked_dirs: Default::default(),
         prefetch: Prefetcher::new(
             store.key.clone(),
-            worker_count(),
+            opts.workers,
             DEFAULT_BUDGET,
             decode_owned,
         ),

@@ -2,7 +2,7 @@
 
 use crate::archive::{KeyedRepository, Manifest};
 use crate::compress::Compression;
-use crate::crypto::{self, Key, KeyType, Passphrase};
+use crate::crypto::{self, Key, KeyType};
 use crate::location::{Location, Proto};
 use crate::repo::{CreateOptions, LocalRepository, OpenOptions, Repository};
 use crate::security::{AccessFacts, SecurityDir};
@@ -160,10 +160,11 @@ fn create_key_and_manifest(
     }
     let mut key_location = KeyLocation::None;
     if let Some(material) = key.material() {
-        let passphrase = Passphrase::new_from_env_or_prompt()?;
+        let passphrase = super::key::new_passphrase(&loc.options.env)?;
         let blob = crypto::encrypt_key_blob(material, passphrase.as_str());
         if key_type.uses_keyfile() {
-            let target = crypto::new_key_file_path(&loc.path, loc.host.as_deref())?;
+            let target =
+                crypto::new_key_file_path_with(&loc.path, loc.host.as_deref(), &loc.options.env)?;
             if let Some(parent) = target.parent() {
                 crate::paths::ensure_dir(parent)?;
             }

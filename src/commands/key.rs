@@ -45,6 +45,16 @@ fn manifest_key_type(repo: &mut dyn Repository) -> Result<KeyType> {
     Ok(kt)
 }
 
+/// A new passphrase (`init`, `key change-passphrase`): `BORG_NEW_PASSPHRASE` of `env`, else
+/// the passphrase variables, else a prompt with confirmation.
+pub fn new_passphrase(env: &crate::options::Env) -> Result<Passphrase> {
+    Ok(Passphrase::new_with(
+        &crypto::PassphraseEnv::from_env(env),
+        &mut crypto::TtyPrompter,
+        true,
+    )?)
+}
+
 fn no_lock(lock_wait: f64) -> Access {
     Access {
         exclusive: false,
@@ -56,7 +66,7 @@ fn no_lock(lock_wait: f64) -> Access {
 /// The key-file text of a repository's key (borg's `get_keyfile_data`).
 fn keyfile_text(repo: &mut dyn Repository, loc: &Location) -> Result<(String, String)> {
     let kt = manifest_key_type(repo)?;
-    let (blob, _) = common::read_key_blob(repo, kt, &loc.canonical())?;
+    let (blob, _) = common::read_key_blob(repo, kt, &loc.canonical(), &loc.options.env)?;
     let mut blob = blob;
     if !blob.ends_with('\n') {
         blob.push('\n');
@@ -83,9 +93,13 @@ pub fn export(loc: &Location, format: ExportFormat, lock_wait: f64) -> Result<Ve
 
 /// Where an imported key-file key goes: the existing key file, else a new one.
 fn keyfile_target(loc: &Location, id: &[u8; 32]) -> Result<PathBuf> {
-    match crypto::find_key_file(id) {
+    match crypto::find_key_file_with(id, &loc.options.env) {
         Ok(p) => Ok(p),
-        Err(_) => Ok(crypto::new_key_file_path(&loc.path, loc.host.as_deref())?),
+        Err(_) => Ok(crypto::new_key_file_path_with(
+            &loc.path,
+            loc.host.as_deref(),
+            &loc.options.env,
+        )?),
     }
 }
 
@@ -221,7 +235,7 @@ pub fn change_passphrase(
             "This repository is not encrypted, cannot change the passphrase.",
         ));
     };
-    let passphrase = Passphrase::new_from_env_or_prompt()?;
+    let passphrase = new_passphrase(&loc.options.env)?;
     let blob = crypto::encrypt_key_blob(material, passphrase.as_str());
     match &key_location {
         KeyLocation::File(path) => {

@@ -1,30 +1,23 @@
 //! The number of worker threads the parallel pipelines (create, extract, check) use, and the
 //! allocator tuning they share.
 //!
-//! The count comes from `--workers N` (recorded once by the CLI with [`set_option`]), else the
-//! `HOARD_WORKERS` environment variable, else the number of CPUs the process may use. 1 means
-//! the sequential code paths.
+//! The count comes from `--workers N`, else the `HOARD_WORKERS` environment variable, else
+//! the number of CPUs the process may use; the CLI resolves it once with [`resolve`] and
+//! passes it to the commands in their options. 1 means the sequential code paths.
 
-use std::sync::OnceLock;
+use crate::options::Env;
 
 /// Environment variable with the worker count (`--workers` wins).
 pub const WORKERS_ENV: &str = "HOARD_WORKERS";
 
-static OPTION: OnceLock<usize> = OnceLock::new();
-
-/// Records `--workers N` for the whole process (the first call wins).
-pub fn set_option(n: usize) {
-    let _ = OPTION.set(n.max(1));
-}
-
-/// The worker count: `--workers`, else `HOARD_WORKERS`, else the number of cores. An invalid
-/// `HOARD_WORKERS` is an error (the CLI checks it once before any command runs).
-pub fn resolve() -> Result<usize, String> {
-    if let Some(&n) = OPTION.get() {
-        return Ok(n);
+/// The worker count: `option` (`--workers`), else `HOARD_WORKERS` of `env`, else the number
+/// of cores. An invalid `HOARD_WORKERS` is an error.
+pub fn resolve(option: Option<usize>, env: &Env) -> Result<usize, String> {
+    if let Some(n) = option {
+        return Ok(n.max(1));
     }
-    match std::env::var(WORKERS_ENV) {
-        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
+    match env.var(WORKERS_ENV) {
+        Some(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
             Ok(n) if n >= 1 => Ok(n),
             _ => Err(format!(
                 "{WORKERS_ENV}: invalid worker count {v:?} (expected a number >= 1)"
@@ -32,12 +25,6 @@ pub fn resolve() -> Result<usize, String> {
         },
         _ => Ok(cores()),
     }
-}
-
-/// The worker count for code that cannot fail: [`resolve`], or the number of cores when
-/// `HOARD_WORKERS` is invalid (the CLI has refused that case already).
-pub fn worker_count() -> usize {
-    resolve().unwrap_or_else(|_| cores())
 }
 
 fn cores() -> usize {

@@ -96,9 +96,17 @@ fn abspath(p: &str) -> PathBuf {
 /// Finds the key file of a repository (spec §4.4): `BORG_KEY_FILE` if set (checked with
 /// [`check_key_file`]), else the first matching file in the keys directory.
 pub fn find_key_file(repository_id: &[u8; 32]) -> Result<PathBuf, CryptoError> {
+    find_key_file_with(repository_id, &crate::options::Env::process())
+}
+
+/// [`find_key_file`] with `BORG_KEY_FILE` read from `env`.
+pub fn find_key_file_with(
+    repository_id: &[u8; 32],
+    env: &crate::options::Env,
+) -> Result<PathBuf, CryptoError> {
     find_key_file_in(
         repository_id,
-        paths::env_nonempty("BORG_KEY_FILE").as_deref(),
+        env.nonempty("BORG_KEY_FILE").as_deref(),
         &paths::keys_dir(),
     )
 }
@@ -161,10 +169,23 @@ pub fn new_key_file_path(
     repo_location_as_typed: &str,
     remote_host: Option<&str>,
 ) -> Result<PathBuf, CryptoError> {
+    new_key_file_path_with(
+        repo_location_as_typed,
+        remote_host,
+        &crate::options::Env::process(),
+    )
+}
+
+/// [`new_key_file_path`] with `BORG_KEY_FILE` read from `env`.
+pub fn new_key_file_path_with(
+    repo_location_as_typed: &str,
+    remote_host: Option<&str>,
+    env: &crate::options::Env,
+) -> Result<PathBuf, CryptoError> {
     new_key_file_path_in(
         repo_location_as_typed,
         remote_host,
-        paths::env_nonempty("BORG_KEY_FILE").as_deref(),
+        env.nonempty("BORG_KEY_FILE").as_deref(),
         &paths::keys_dir(),
     )
 }

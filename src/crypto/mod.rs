@@ -25,8 +25,9 @@ pub use keyblob::{
     encrypt_key_blob_bytes, BASE64_LINE_WIDTH, PBKDF2_ITERATIONS,
 };
 pub use keyfile::{
-    check_key_file, find_key_file, find_key_file_in, format_key_file, key_file_name,
-    new_key_file_path, new_key_file_path_in, parse_key_file, save_key_file, KEY_FILE_ID,
+    check_key_file, find_key_file, find_key_file_in, find_key_file_with, format_key_file,
+    key_file_name, new_key_file_path, new_key_file_path_in, new_key_file_path_with, parse_key_file,
+    save_key_file, KEY_FILE_ID,
 };
 pub use nonce::{
     format_nonce_text, parse_nonce_text, MemoryNonceStore, NonceManager, NonceStore, SharedNonces,

@@ -43,7 +43,12 @@ pub struct PassphraseEnv {
 impl PassphraseEnv {
     /// Reads the variables from the process environment.
     pub fn from_process() -> PassphraseEnv {
-        let get = |n: &str| std::env::var_os(n).map(|v| v.to_string_lossy().into_owned());
+        PassphraseEnv::from_env(&crate::options::Env::process())
+    }
+
+    /// Reads the variables from `env` (a command's environment, a job's variables included).
+    pub fn from_env(env: &crate::options::Env) -> PassphraseEnv {
+        let get = |n: &str| env.var(n);
         PassphraseEnv {
             passphrase: get("BORG_PASSPHRASE"),
             passcommand: get("BORG_PASSCOMMAND"),

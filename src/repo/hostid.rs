@@ -7,13 +7,40 @@
 //! differs from borg's value, the locks still exclude each other but neither side sees the
 //! other's dead locks as stale.
 
-use super::lock::ProcessId;
 use std::fs;
 use std::io;
 use std::sync::OnceLock;
 
+/// Who holds a lock: (host id, pid, thread) — thread is always 0 (§3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProcessId {
+    /// Host id string (§3).
+    pub host: String,
+    /// Process id.
+    pub pid: i64,
+    /// Thread id (always 0 in borg).
+    pub thread: i64,
+}
+
+impl ProcessId {
+    /// Our own identity, host id computed once per process (see the module doc).
+    pub fn current() -> ProcessId {
+        ProcessId {
+            host: host_id().to_string(),
+            pid: std::process::id() as i64,
+            thread: 0,
+        }
+    }
+
+    /// The unique lock file name `<host>.<pid>-<thread hex>`.
+    pub fn unique_name(&self) -> String {
+        format!("{}.{}-{:x}", self.host, self.pid, self.thread)
+    }
+}
+
 /// The host id of this process: `BORG_HOST_ID` or `<fqdn>@<uuid.getnode()>` (§3).
 pub fn host_id() -> &'static str {
+    // Process state, not configuration: the identity of this process, computed once.
     static HOST_ID: OnceLock<String> = OnceLock::new();
     HOST_ID.get_or_init(|| match std::env::var("BORG_HOST_ID") {
         Ok(v) if !v.is_empty() => v,

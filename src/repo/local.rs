@@ -1,6 +1,8 @@
 //! [`LocalRepository`]: a repository directory on a local file system (borg `Repository`,
 //! spec §2.1–§2.15, §4.7 for the `nonce` file).
 
+pub mod check;
+
 use super::config::{self, Config, SECTION};
 use super::index::NsIndex;
 use super::lock::Lock;
@@ -667,7 +669,7 @@ impl Repository for LocalRepository {
     }
 
     fn check(&mut self, repair: bool, max_duration: u64) -> Result<CheckReport> {
-        super::check::check(self, repair, max_duration)
+        check::check(self, repair, max_duration)
     }
 
     fn save_key(&mut self, keydata: &[u8]) -> Result<()> {

@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use super::hostid::{fqdn, host_id, process_alive, uuid_getnode};
+pub use super::hostid::{fqdn, host_id, process_alive, uuid_getnode, ProcessId};
 
 /// Locking errors, with borg's messages.
 #[derive(Debug, thiserror::Error)]
@@ -27,33 +27,6 @@ pub enum LockError {
     /// borg `NotMyLock`.
     #[error("Failed to release the lock {0} (was/is locked, but not by me).")]
     NotMyLock(String),
-}
-
-/// Who holds a lock: (host id, pid, thread) — thread is always 0 (§3).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProcessId {
-    /// Host id string (§3).
-    pub host: String,
-    /// Process id.
-    pub pid: i64,
-    /// Thread id (always 0 in borg).
-    pub thread: i64,
-}
-
-impl ProcessId {
-    /// Our own identity, host id computed once per process (see the module doc).
-    pub fn current() -> ProcessId {
-        ProcessId {
-            host: host_id().to_string(),
-            pid: std::process::id() as i64,
-            thread: 0,
-        }
-    }
-
-    /// The unique lock file name `<host>.<pid>-<thread hex>`.
-    pub fn unique_name(&self) -> String {
-        format!("{}.{}-{:x}", self.host, self.pid, self.thread)
-    }
 }
 
 fn sleep_interval(timeout: Option<f64>, sleep: Option<f64>) -> f64 {

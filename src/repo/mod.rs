@@ -10,11 +10,10 @@
 //!
 //! Files: [`config`] (INI), [`segment`] (log files), [`index`] (hash index files), [`hints`],
 //! [`integrity`], [`lock`] (borg-compatible locks), [`local`] ([`LocalRepository`]) and
-//! [`check`](mod@check) (repository check / repair) and [`compact`] (compaction, §2.12);
+//! [`check`](mod@local::check) (repository check / repair) and [`compact`] (compaction, §2.12);
 //! [`storage`] is where the files live (the `Storage` trait: a directory, or S3 through the
 //! client in [`objstore`]); [`remote`] is the same trait over `borg serve` (§9).
 
-pub mod check;
 pub mod compact;
 pub mod config;
 pub mod debug;
@@ -30,7 +29,7 @@ pub mod segment;
 pub mod storage;
 mod txn;
 
-pub use check::CheckReport;
+pub use local::check::CheckReport;
 pub use local::{CreateOptions, LocalRepository, OpenOptions};
 pub use lock::LockError;
 

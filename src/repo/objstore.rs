@@ -96,35 +96,7 @@ pub const READS_IN_FLIGHT: usize = 8;
 /// How long presigned URLs are valid.
 const SIGN_TTL: Duration = Duration::from_secs(3600);
 
-/// Where and how to reach a bucket (parsed from a location).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Target {
-    /// Endpoint URL (`http://host:port`), `None` = from the environment / AWS default.
-    pub endpoint: Option<String>,
-    /// Access key id given in the URL (`s3://ACCESS@host/...`).
-    pub access_key: Option<String>,
-    /// Bucket name.
-    pub bucket: String,
-    /// Key prefix inside the bucket (no leading or trailing `/`; may be empty).
-    pub prefix: String,
-}
-
-impl S3Target {
-    /// Splits `BUCKET[/PREFIX]`; `None` when the bucket is empty.
-    pub fn split_path(path: &str) -> Option<(String, String)> {
-        let p = path.trim_matches('/');
-        let (b, rest) = p.split_once('/').unwrap_or((p, ""));
-        if b.is_empty() {
-            return None;
-        }
-        let prefix = rest
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("/");
-        Some((b.to_string(), prefix))
-    }
-}
+pub use crate::location::S3Target;
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -209,8 +181,14 @@ fn credentials_from_command(cmd: &str) -> io::Result<Credentials> {
     }
 }
 
-fn resolve_credentials(url_key: Option<&str>) -> io::Result<Option<Credentials>> {
-    if let Some(cmd) = env("HOARD_S3_CREDENTIALS_COMMAND") {
+fn resolve_credentials(
+    url_key: Option<&str>,
+    command: Option<&str>,
+) -> io::Result<Option<Credentials>> {
+    if let Some(cmd) = command
+        .map(str::to_string)
+        .or_else(|| env("HOARD_S3_CREDENTIALS_COMMAND"))
+    {
         return credentials_from_command(&cmd).map(Some);
     }
     if let Some(secret) = env("AWS_SECRET_ACCESS_KEY") {
@@ -385,9 +363,13 @@ fn transport_text(t: &ureq::Transport) -> String {
 
 impl S3Bucket {
     /// Connects (lazily: no request is made) to the bucket/prefix of `t`. `display` is the text
-    /// shown in messages (the location).
-    pub fn new(t: &S3Target, display: &str) -> io::Result<S3Bucket> {
-        let creds = resolve_credentials(t.access_key.as_deref())?;
+    /// shown in messages (the location); `credentials_command` is `--s3-credentials-command`.
+    pub fn new(
+        t: &S3Target,
+        display: &str,
+        credentials_command: Option<&str>,
+    ) -> io::Result<S3Bucket> {
+        let creds = resolve_credentials(t.access_key.as_deref(), credentials_command)?;
         Self::with_credentials(t, display, creds)
     }
 
@@ -856,7 +838,7 @@ pub fn store_for(loc: &crate::location::Location) -> super::Result<std::sync::Ar
         super::RepoError::InvalidArgument(format!("not an S3 location: {}", loc.raw_repo))
     })?;
     let display = loc.repo_text();
-    S3Bucket::new(&t, &display)
+    S3Bucket::new(&t, &display, loc.options.s3_credentials_command.as_deref())
         .map(std::sync::Arc::new)
         .map_err(|e| super::RepoError::io(std::path::Path::new(&display), e))
 }

@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use crate::msgpack::{Limits, StreamDecoder, Value};
-use crate::repo::remote::protocol::{self, ErrorReply, Request, RequestError};
 use crate::repo::{
     CreateOptions, LocalRepository, LockError, ObjectId, OpenOptions, RepoError, Repository,
 };
+use crate::rpc::{self as protocol, ErrorReply, Request, RequestError};
 
 /// The version string in server messages (borg's `__version__`).
 pub const SERVER_VERSION_TEXT: &str = crate::version::BORG_VERSION;
@@ -61,6 +61,7 @@ pub struct ServeOptions {
     pub storage_quota: Option<u64>,
 }
 
+// Process state, not configuration: the server's logger (one `serve` per process).
 static LOG_LEVEL: AtomicU8 = AtomicU8::new(30);
 static LOG_JSON: AtomicBool = AtomicBool::new(false);
 

@@ -81,7 +81,7 @@ pub fn key_for_object(
             "Cannot determine the key: the first object is empty.",
         ));
     };
-    let (key, _, _) = common::load_key(repo, type_byte, &loc.canonical())?;
+    let (key, _, _) = common::load_key(repo, type_byte, &loc.canonical(), &loc.options.env)?;
     Ok(key)
 }
 

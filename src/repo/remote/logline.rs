@@ -20,6 +20,7 @@ pub enum RemoteLog {
 /// Receives the remote log lines.
 pub type LogSink = fn(RemoteLog);
 
+// Process state, not configuration: where log lines go, like the logger itself.
 static SINK: OnceLock<LogSink> = OnceLock::new();
 
 /// Installs the sink (first call wins).

@@ -3,7 +3,7 @@
 //! [`RemoteRepository`] starts `BORG_RSH` (default `ssh`) with the `borg serve` command line of
 //! §9.1, negotiates the protocol (§9.2), opens the repository and then implements
 //! [`Repository`] by RPC. Writes (`put`, `delete`) are sent without waiting and their errors
-//! collected later; [`Repository::get_many`] keeps up to [`protocol::MAX_INFLIGHT`] requests in
+//! collected later; [`Repository::get_many`] keeps up to [`MAX_INFLIGHT`](crate::rpc::MAX_INFLIGHT) requests in
 //! flight (§9.5). The server's stderr is forwarded line by line to a log sink with borg's
 //! `Remote: ` prefix (§9.6).
 //!
@@ -12,7 +12,6 @@
 //! one [`RepoError`], never a hang.
 
 pub mod logline;
-pub mod protocol;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
@@ -25,47 +24,12 @@ use std::time::{Duration, Instant};
 use super::{CheckReport, ObjectId, RepoError, Repository, Result, LIST_SCAN_LIMIT};
 use crate::location::Location;
 use crate::msgpack::{DecodeError, Limits, StreamDecoder, Value};
-use protocol::{ErrorReply, Reply, MAX_INFLIGHT};
+use crate::rpc::{self as protocol, ErrorReply, Reply, MAX_INFLIGHT};
 
 /// Most `get` requests sent ahead on [`Repository::prefetch`] hints and not claimed yet.
 const PREFETCH_LIMIT: usize = 4 * MAX_INFLIGHT;
 
-/// Options that come from the command line or environment, not from the location.
-#[derive(Debug, Clone, Default)]
-pub struct ClientOptions {
-    /// `--rsh` (else `BORG_RSH`, else `ssh`).
-    pub rsh: Option<String>,
-    /// `--remote-path` (else `BORG_REMOTE_PATH`, else `borg`).
-    pub remote_path: Option<String>,
-    /// The log-level flag passed on to `serve` (`--debug`, `--info`, `--error`, `--critical`;
-    /// `None` for the default WARNING).
-    pub log_level_flag: Option<String>,
-    /// `--debug-topic` values.
-    pub debug_topics: Vec<String>,
-    /// `--upload-ratelimit` in KiB/s (0 = unlimited).
-    pub upload_ratelimit: u64,
-    /// `--upload-buffer` in MiB: how much may wait in a send queue (drained by a writer
-    /// thread) before a request blocks; 0 writes straight into the pipe, as borg does.
-    pub upload_buffer: u64,
-}
-
-static CLIENT_OPTIONS: Mutex<Option<ClientOptions>> = Mutex::new(None);
-
-/// Sets the process-wide client options (the CLI does this once at start).
-pub fn set_client_options(opts: ClientOptions) {
-    if let Ok(mut g) = CLIENT_OPTIONS.lock() {
-        *g = Some(opts);
-    }
-}
-
-/// The process-wide client options (defaults if never set).
-pub fn client_options() -> ClientOptions {
-    CLIENT_OPTIONS
-        .lock()
-        .ok()
-        .and_then(|g| g.clone())
-        .unwrap_or_default()
-}
+pub use crate::options::ClientOptions;
 
 /// How to open the remote repository (the arguments of the `open` RPC).
 #[derive(Debug, Clone)]
@@ -362,7 +326,7 @@ pub fn command_line(
     let rsh = opts
         .rsh
         .clone()
-        .or_else(|| std::env::var("BORG_RSH").ok())
+        .or_else(|| loc.options.env.var("BORG_RSH"))
         .unwrap_or_else(|| "ssh".to_string());
     let mut argv = shell_words::split(&rsh)
         .map_err(|e| RepoError::InvalidArgument(format!("BORG_RSH: {e}")))?;
@@ -381,7 +345,7 @@ pub fn command_line(
     let remote_path = opts
         .remote_path
         .clone()
-        .or_else(|| std::env::var("BORG_REMOTE_PATH").ok())
+        .or_else(|| loc.options.env.var("BORG_REMOTE_PATH"))
         .unwrap_or_else(|| "borg".to_string());
     argv.push(remote_path);
     argv.push("serve".into());
@@ -439,9 +403,9 @@ pub struct RemoteRepository {
 
 impl RemoteRepository {
     /// Starts `serve` over `BORG_RSH`, negotiates and opens the repository at `loc`, with
-    /// the process-wide [`ClientOptions`].
+    /// the [`ClientOptions`] the location carries.
     pub fn open(loc: &Location, opts: &RemoteOpenOptions) -> Result<RemoteRepository> {
-        Self::open_with(loc, opts, &client_options())
+        Self::open_with(loc, opts, &loc.options.remote)
     }
 
     /// The version tuple the server announced (borg's `RemoteRepository.server_version`).
@@ -458,6 +422,13 @@ impl RemoteRepository {
         let argv = command_line(loc, copts, opts.storage_quota)?;
         tracing::debug!("SSH command line: {:?}", argv);
         let mut cmd = Command::new(&argv[0]);
+        // The ssh command runs in the command's environment (a job's variables included).
+        for (k, v) in loc.options.env.overrides() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
         cmd.args(&argv[1..])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -1,5 +1,6 @@
 //! The message layer of borg's RPC protocol (spec §9.2–§9.4), shared by the client
-//! ([`super::RemoteRepository`]) and the server (`crate::serve`): requests and replies in the
+//! ([`RemoteRepository`](crate::repo::remote::RemoteRepository)) and the server
+//! ([`serve`](crate::serve)); it sits below both and imports neither: requests and replies in the
 //! dict format and in the legacy tuple format, and the positional argument order of the latter.
 
 use crate::msgpack::Value;

@@ -3,9 +3,9 @@
 //! the committed one; with `repair`, damaged segments are salvaged (borg `recover_segment`) and a
 //! fresh index/hints/integrity is committed. Findings are returned as data, never printed.
 
-use super::local::LocalRepository;
-use super::segment::Entry;
-use super::{RepoError, Result};
+use super::LocalRepository;
+use crate::repo::segment::Entry;
+use crate::repo::{RepoError, Result};
 use std::time::{Duration, Instant};
 
 /// What a check found.
@@ -23,7 +23,7 @@ pub struct CheckReport {
 
 /// Runs the check on an open repository (needs the exclusive lock).
 pub fn check(repo: &mut LocalRepository, repair: bool, max_duration: u64) -> Result<CheckReport> {
-    use super::Repository;
+    use crate::repo::Repository;
     if repo.append_only() && repair {
         return Err(RepoError::AppendOnly(repo.path().display().to_string()));
     }
@@ -61,13 +61,13 @@ pub fn check(repo: &mut LocalRepository, repair: bool, max_duration: u64) -> Res
     report.partial = partial;
     let last_checked: i64 = if partial {
         repo.config
-            .get_int(super::config::SECTION, "last_segment_checked")
+            .get_int(crate::repo::config::SECTION, "last_segment_checked")
             .ok()
             .flatten()
             .unwrap_or(-1)
     } else {
         repo.config
-            .remove(super::config::SECTION, "last_segment_checked");
+            .remove(crate::repo::config::SECTION, "last_segment_checked");
         repo.save_config()?;
         -1
     };
@@ -113,7 +113,7 @@ pub fn check(repo: &mut LocalRepository, repair: bool, max_duration: u64) -> Res
         }
         if partial && start.elapsed() > Duration::from_secs(max_duration) {
             repo.config.set(
-                super::config::SECTION,
+                crate::repo::config::SECTION,
                 "last_segment_checked",
                 &seg.to_string(),
             );
@@ -125,7 +125,7 @@ pub fn check(repo: &mut LocalRepository, repair: bool, max_duration: u64) -> Res
     let _ = seen_any;
     if finished && partial {
         repo.config
-            .remove(super::config::SECTION, "last_segment_checked");
+            .remove(crate::repo::config::SECTION, "last_segment_checked");
         repo.save_config()?;
     }
     if repair && segments_tid.is_none() {
