@@ -3,9 +3,9 @@
 //! `delete` in this process with the benchmark's own common options (`--rsh`,
 //! `--remote-path`, lock wait …), as borg does.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 
-use super::args::{Cli, CommonOptions};
+use super::options::CommonOptions;
 use super::{print_stdout, repo_location, run_command, EXIT_SUCCESS};
 use crate::commands::{self, CommandError};
 
@@ -34,15 +34,15 @@ pub fn run(cmd: BenchmarkCommand, common: &CommonOptions) -> Result<i32, Command
     let mut say = |line: &str| print_stdout(line);
     match cmd {
         BenchmarkCommand::Crud(a) => {
-            let loc = repo_location(Some(&a.location))?;
+            let loc = repo_location(Some(&a.location), common)?;
             // the repository as typed: the commands parse it again
             let repo = loc.raw_repo.clone();
             let test_mode = std::env::var_os("_BORG_BENCHMARK_CRUD_TEST").is_some();
             let mut runner = |argv: &[String]| -> Result<i32, CommandError> {
                 let full = std::iter::once("hoard".to_string()).chain(argv.iter().cloned());
-                let cli = Cli::try_parse_from(full)
+                let (cmd, _) = super::parse_argv(full)
                     .map_err(|e| CommandError::new(format!("benchmark crud: {e}")))?;
-                run_command(cli.command, common)
+                run_command(cmd, common)
             };
             commands::benchmark::crud(
                 &repo,

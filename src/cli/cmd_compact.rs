@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::args::CommonOptions;
+use super::options::CommonOptions;
 use super::{repo_location, EXIT_SUCCESS};
 use crate::commands::{self, CommandError};
 
@@ -30,7 +30,7 @@ pub struct CompactArgs {
 
 /// Runs `compact`; freed space is logged by the repository layer at INFO (`-v`).
 pub fn run(a: CompactArgs, common: &CommonOptions) -> Result<i32, CommandError> {
-    let loc = repo_location(a.location.as_deref())?;
+    let loc = repo_location(a.location.as_deref(), common)?;
     let opts = commands::compact::CompactOptions {
         threshold_percent: a.threshold,
         cleanup_commits: a.cleanup_commits,

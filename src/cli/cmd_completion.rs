@@ -4,9 +4,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 
-use super::args::Cli;
 use crate::commands::CommandError;
 
 /// `completion`
@@ -31,7 +30,7 @@ pub struct ManArgs {
 
 /// Writes the completion script for `args.shell` to stdout.
 pub fn completion(args: &CompletionArgs) -> Result<i32, CommandError> {
-    let mut cmd = Cli::command();
+    let mut cmd = super::command_tree();
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "hoard", &mut out);
     write_stdout(&out)?;
@@ -40,7 +39,7 @@ pub fn completion(args: &CompletionArgs) -> Result<i32, CommandError> {
 
 /// Prints one manual page, or writes all of them into `--dir`.
 pub fn man(args: &ManArgs) -> Result<i32, CommandError> {
-    let cmd = Cli::command().disable_help_subcommand(true);
+    let cmd = super::command_tree().disable_help_subcommand(true);
     if let Some(dir) = &args.dir {
         std::fs::create_dir_all(dir)
             .map_err(|e| CommandError::new(format!("{}: {e}", dir.display())))?;

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::args::CommonOptions;
+use super::options::CommonOptions;
 use super::{confirm, print_stdout, repo_location, EXIT_SUCCESS};
 use crate::commands::config::{ConfigAction, ConfigOutcome, ConfigRequest};
 use crate::commands::{self, CommandError};
@@ -32,7 +32,7 @@ pub struct ConfigArgs {
 
 /// Runs `config`: values go to stdout; a missing key is borg 1.4's `Error` (exit code 2).
 pub fn run(a: ConfigArgs, common: &CommonOptions) -> Result<i32, CommandError> {
-    let loc = repo_location(a.location.as_deref())?;
+    let loc = repo_location(a.location.as_deref(), common)?;
     if loc.proto != crate::location::Proto::File {
         // As borg's argparse type check: the text as typed, "" when BORG_REPO supplied it.
         return Err(commands::config::must_be_local(

@@ -17,7 +17,7 @@ use crate::commands::CommandError;
 use crate::compress::Compression;
 use crate::patterns::{create_matcher, PatternArgs, PatternMatcher};
 
-use super::args::CommonOptions;
+use super::options::{argument_error, ArchiveOptions, CommonOptions};
 use super::{log, output, EXIT_SUCCESS, EXIT_WARNING};
 
 /// `create`
@@ -187,41 +187,9 @@ pub struct CreateArgs {
     #[arg(help_heading = "Filesystem options")]
     #[arg(long = "read-special")]
     pub read_special: bool,
-    /// add a comment text to the archive
-    #[arg(help_heading = "Archive options")]
-    #[arg(long, value_name = "COMMENT", default_value = "", value_parser = super::args::placeholder_spec)]
-    pub comment: String,
-    /// manually specify the archive creation date/time (UTC, yyyy-mm-ddThh:mm:ss format)
-    ///
-    /// Alternatively, give a reference file or directory whose mtime is used.
-    #[arg(help_heading = "Archive options")]
-    #[arg(long, value_name = "TIMESTAMP")]
-    pub timestamp: Option<String>,
-    /// write checkpoint every SECONDS seconds (Default: 1800)
-    #[arg(help_heading = "Archive options")]
-    #[arg(
-        short = 'c',
-        long = "checkpoint-interval",
-        value_name = "SECONDS",
-        default_value_t = 1800
-    )]
-    pub checkpoint_interval: u64,
-    /// specify the chunker parameters (ALGO, CHUNK_MIN_EXP, CHUNK_MAX_EXP, HASH_MASK_BITS, HASH_WINDOW_SIZE)
-    ///
-    /// buzhash,19,23,21,4095 (the default), fixed,BLOCK_SIZE[,HEADER_SIZE], or "default"; see "Chunker parameters" below.
-    #[arg(help_heading = "Archive options")]
-    #[arg(
-        long = "chunker-params",
-        value_name = "PARAMS",
-        default_value = "buzhash,19,23,21,4095"
-    )]
-    pub chunker_params: String,
-    /// select compression algorithm
-    ///
-    /// METHOD[,LEVEL]: none, lz4, zstd[,1-22], zlib[,0-9], lzma[,0-9], auto,C[,L] or obfuscate,SPEC,C[,L]; see "Compression methods and levels" below.
-    #[arg(help_heading = "Archive options")]
-    #[arg(short = 'C', long, value_name = "COMPRESSION", default_value = "lz4")]
-    pub compression: String,
+    /// archive options
+    #[command(flatten)]
+    pub archive: ArchiveOptions,
     /// name of archive to create (must be also a valid directory name)
     #[arg(value_name = "ARCHIVE")]
     pub location: String,
@@ -232,10 +200,6 @@ pub struct CreateArgs {
 
 fn parse_octal_mode(s: &str) -> Result<u32, String> {
     u32::from_str_radix(s, 8).map_err(|_| format!("invalid literal for int() with base 8: '{s}'"))
-}
-
-pub(super) fn argument_error(option: &str, message: impl std::fmt::Display) -> CommandError {
-    CommandError::new(format!("argument {option}: {message}"))
 }
 
 /// borg's `--timestamp`: a file's mtime, or one of the UTC formats it accepts.
@@ -285,10 +249,12 @@ fn options(
     archive: String,
 ) -> Result<CreateOptions, CommandError> {
     let compression: Compression = a
+        .archive
         .compression
         .parse()
         .map_err(|e| argument_error("-C/--compression", e))?;
     let chunker_params: ChunkerParams = a
+        .archive
         .chunker_params
         .parse()
         .map_err(|e| argument_error("--chunker-params", e))?;
@@ -301,8 +267,13 @@ fn options(
     } else {
         files_cache
     };
-    let timestamp = a.timestamp.as_deref().map(parse_timestamp).transpose()?;
-    let workers = crate::commands::workers::resolve().map_err(CommandError::new)?;
+    let timestamp = a
+        .archive
+        .timestamp
+        .as_deref()
+        .map(parse_timestamp)
+        .transpose()?;
+    let workers = common.worker_count;
     Ok(CreateOptions {
         archive,
         paths: a.paths.clone(),
@@ -324,9 +295,9 @@ fn options(
         one_file_system: a.one_file_system,
         read_special: a.read_special,
         dry_run: a.dry_run,
-        comment: a.comment.clone(),
+        comment: a.archive.comment.clone(),
         timestamp,
-        checkpoint_interval: a.checkpoint_interval,
+        checkpoint_interval: a.archive.checkpoint_interval,
         stdin: StdinOptions {
             name: a.stdin_name.clone(),
             user: a
@@ -401,7 +372,7 @@ pub fn run(
     }
     let text = crate::placeholders::replace_placeholders(&a.location)
         .map_err(|e| argument_error("ARCHIVE", e))?;
-    let loc = crate::location::Location::parse_env(Some(&text))?;
+    let loc = crate::location::Location::parse_with(Some(&text), &common.repo)?;
     let Some(archive) = loc.archive.clone() else {
         return Err(argument_error(
             "ARCHIVE",
@@ -471,7 +442,7 @@ pub fn run(
 fn pattern_matcher(
     a: &CreateArgs,
 ) -> Result<(Option<PatternMatcher>, Vec<OsString>), CommandError> {
-    let sub = <super::args::Cli as clap::CommandFactory>::command()
+    let sub = super::command_tree()
         .try_get_matches_from(std::env::args_os())
         .ok();
     let create = sub.as_ref().and_then(|m| m.subcommand_matches("create"));

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use clap::{Args, Subcommand};
 
-use super::args::CommonOptions;
+use super::options::CommonOptions;
 use super::{confirm, location, print_stdout, repo_location, EXIT_SUCCESS};
 use crate::commands::debug::{self, dump, objects, profile, OpenFlags};
 use crate::commands::CommandError;
@@ -165,8 +165,11 @@ fn opener(path: &str) -> impl FnMut() -> Result<Box<dyn Write>, CommandError> + 
     }
 }
 
-fn archive_location(text: &str) -> Result<crate::location::Location, CommandError> {
-    let loc = location(Some(text))?;
+fn archive_location(
+    text: &str,
+    common: &CommonOptions,
+) -> Result<crate::location::Location, CommandError> {
+    let loc = location(Some(text), common)?;
     if loc.archive.is_none() {
         return Err(CommandError::new(format!(
             "argument ARCHIVE: \"{text}\": No archive specified"
@@ -186,19 +189,19 @@ pub fn run(cmd: DebugCommand, common: &CommonOptions) -> Result<i32, CommandErro
             }
         }
         DebugCommand::DumpArchiveItems(a) => {
-            let loc = archive_location(&a.location)?;
+            let loc = archive_location(&a.location, common)?;
             dump::dump_archive_items(&loc, flags(common), &confirm, &mut say)?;
         }
         DebugCommand::DumpArchive(a) => {
-            let loc = archive_location(&a.location)?;
+            let loc = archive_location(&a.location, common)?;
             dump::dump_archive(&loc, flags(common), &confirm, &mut opener(&a.path))?;
         }
         DebugCommand::DumpManifest(a) => {
-            let loc = repo_location(Some(&a.location))?;
+            let loc = repo_location(Some(&a.location), common)?;
             dump::dump_manifest(&loc, flags(common), &confirm, &mut opener(&a.path))?;
         }
         DebugCommand::DumpRepoObjs(a) => {
-            let loc = repo_location(Some(&a.location))?;
+            let loc = repo_location(Some(&a.location), common)?;
             let opts = dump::RepoObjsOptions {
                 ghost: a.ghost,
                 segment: a.segment,
@@ -208,32 +211,32 @@ pub fn run(cmd: DebugCommand, common: &CommonOptions) -> Result<i32, CommandErro
             dump::dump_repo_objs(&loc, flags(common), opts, &mut say, &mut warn)?;
         }
         DebugCommand::SearchRepoObjs(a) => {
-            let loc = repo_location(Some(&a.location))?;
+            let loc = repo_location(Some(&a.location), common)?;
             dump::search_repo_objs(&loc, flags(common), &a.wanted, &mut say)?;
         }
         DebugCommand::IdHash(a) => {
-            let loc = repo_location(Some(&a.location))?;
+            let loc = repo_location(Some(&a.location), common)?;
             let id = objects::id_hash(&loc, flags(common), &a.path, &confirm)?;
             print_stdout(&hex::encode(id));
         }
         DebugCommand::GetObj(a) => {
-            let loc = repo_location(Some(&a.location))?;
+            let loc = repo_location(Some(&a.location), common)?;
             objects::get_obj(&loc, flags(common), &a.id, &a.path, &mut say)?;
         }
         DebugCommand::PutObj(a) => {
-            let loc = repo_location(Some(&a.location))?;
+            let loc = repo_location(Some(&a.location), common)?;
             objects::put_obj(&loc, flags(common), &a.id, &a.path, &mut say)?;
         }
         DebugCommand::DeleteObj(a) => {
-            let loc = repo_location(Some(&a.location))?;
+            let loc = repo_location(Some(&a.location), common)?;
             objects::delete_obj(&loc, flags(common), &a.ids, &mut say)?;
         }
         DebugCommand::RefcountObj(a) => {
-            let loc = repo_location(Some(&a.location))?;
+            let loc = repo_location(Some(&a.location), common)?;
             objects::refcount_obj(&loc, flags(common), &a.ids, &confirm, &mut say)?;
         }
         DebugCommand::DumpHints(a) => {
-            let loc = repo_location(Some(&a.location))?;
+            let loc = repo_location(Some(&a.location), common)?;
             dump::dump_hints(&loc, flags(common), &mut opener(&a.path))?;
         }
         DebugCommand::ConvertProfile(a) => {
@@ -301,7 +304,7 @@ pub fn run_profiled(
 }
 
 /// The name of a parsed command as borg's handler names it (`create`, `debug_info`, …).
-pub fn command_name(cmd: &super::args::Command) -> String {
+pub fn command_name(cmd: &impl std::fmt::Debug) -> String {
     // The variant name of the clap enum, as clap spells the subcommand (kebab-case words).
     let text = format!("{cmd:?}");
     let variant: String = text

@@ -6,7 +6,7 @@ use crate::commands::delete::{self, DeleteEvent, DeleteOptions, Targets};
 use crate::commands::select::Selection;
 use crate::commands::CommandError;
 
-use super::args::{ArchiveFilter, CommonOptions};
+use super::options::{ArchiveFilter, CommonOptions};
 use super::{log, output};
 
 /// `delete`
@@ -78,7 +78,7 @@ pub fn run(
     if a.dry_run && a.quick_stats {
         log::warning("Ignoring --quick-stats. It is not supported when using --dry-run.");
     }
-    let loc = crate::location::Location::parse_env(a.location.as_deref())?;
+    let loc = crate::location::Location::parse_with(a.location.as_deref(), &common.repo)?;
     let sel = Selection::new(
         a.filter.prefix.clone(),
         a.filter.glob_archives.clone(),

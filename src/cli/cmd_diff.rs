@@ -10,8 +10,8 @@ use crate::commands::diff::{self, Change, DiffOptions};
 use crate::commands::extract::remove_surrogates;
 use crate::commands::CommandError;
 
-use super::args::CommonOptions;
-use super::cmd_extract::{PatternOptions, Selector};
+use super::options::CommonOptions;
+use super::options::{PatternOptions, Selector};
 use super::{log, output};
 
 /// `diff`
@@ -182,7 +182,7 @@ pub fn change_json(c: &Change) -> Json {
 
 /// Runs `diff`; returns the exit code.
 pub fn run(a: DiffArgs, common: &CommonOptions) -> Result<i32, CommandError> {
-    let loc = crate::location::Location::parse_env(Some(&a.location))?;
+    let loc = crate::location::Location::parse_with(Some(&a.location), &common.repo)?;
     let mut selector = Selector::new(&a.paths, &a.patterns)?;
     let opts = DiffOptions {
         same_chunker_params: a.same_chunker_params,

@@ -9,9 +9,10 @@ use crate::commands::export_tar::{self, ExportTarOptions};
 use crate::commands::extract;
 use crate::commands::CommandError;
 
-use super::args::CommonOptions;
-use super::cmd_extract::{CliReporter, PatternOptions, Selector};
+use super::cmd_extract::CliReporter;
 use super::log;
+use super::options::CommonOptions;
+use super::options::{PatternOptions, Selector};
 
 /// `export-tar`
 #[derive(Debug, Args)]
@@ -42,7 +43,7 @@ pub struct ExportTarArgs {
 
 /// Runs `export-tar`; returns the exit code.
 pub fn run(a: ExportTarArgs, common: &CommonOptions) -> Result<i32, CommandError> {
-    let loc = crate::location::Location::parse_env(Some(&a.location))?;
+    let loc = crate::location::Location::parse_with(Some(&a.location), &common.repo)?;
     let mut selector = Selector::new(&a.paths, &a.patterns)?;
     let filter_cmd: Option<String> = if a.tar_filter == "auto" {
         export_tar::auto_filter(&a.tarfile).map(str::to_string)

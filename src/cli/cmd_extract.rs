@@ -7,26 +7,8 @@ use clap::Args;
 use crate::commands::extract::{self, ExtractOptions, Reporter};
 use crate::commands::CommandError;
 
-use super::args::CommonOptions;
 use super::log;
-
-/// Borg's exclusion options shared by `extract`, `export-tar` and `diff`.
-#[derive(Debug, Args, Clone, Default)]
-#[command(next_help_heading = "Include/Exclude options")]
-pub struct PatternOptions {
-    /// exclude paths matching PATTERN
-    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
-    pub exclude: Vec<String>,
-    /// read exclude patterns from EXCLUDEFILE, one per line
-    #[arg(long = "exclude-from", value_name = "EXCLUDEFILE")]
-    pub exclude_from: Vec<String>,
-    /// include/exclude paths matching PATTERN
-    #[arg(long = "pattern", value_name = "PATTERN", allow_hyphen_values = true)]
-    pub pattern: Vec<String>,
-    /// read include/exclude patterns from PATTERNFILE, one per line
-    #[arg(long = "patterns-from", value_name = "PATTERNFILE")]
-    pub patterns_from: Vec<String>,
-}
+use super::options::{CommonOptions, PatternOptions, Selector};
 
 /// `extract`
 #[derive(Debug, Args)]
@@ -70,59 +52,6 @@ pub struct ExtractArgs {
     /// exclusion options
     #[command(flatten)]
     pub patterns: PatternOptions,
-}
-
-/// A path selector built from PATH arguments and pattern options (borg's `build_matcher`).
-pub struct Selector {
-    matcher: crate::patterns::PatternMatcher,
-}
-
-impl Selector {
-    /// Builds the selector. Pattern options are applied in the order `--exclude`,
-    /// `--exclude-from`, `--pattern`, `--patterns-from` (borg keeps their command-line order);
-    /// roots from `R` lines count as PATH arguments, as in borg.
-    pub fn new(paths: &[String], patterns: &PatternOptions) -> Result<Selector, CommandError> {
-        use std::ffi::{OsStr, OsString};
-        let perr = |e: crate::patterns::PatternError| CommandError::new(e.to_string());
-        let mut args = crate::patterns::PatternArgs::default();
-        for e in &patterns.exclude {
-            args.add_exclude(OsStr::new(e)).map_err(perr)?;
-        }
-        for f in &patterns.exclude_from {
-            args.add_exclude_from(std::path::Path::new(f))
-                .map_err(perr)?;
-        }
-        for p in &patterns.pattern {
-            args.add_pattern(OsStr::new(p)).map_err(perr)?;
-        }
-        for f in &patterns.patterns_from {
-            args.add_patterns_from(std::path::Path::new(f))
-                .map_err(perr)?;
-        }
-        let mut include: Vec<OsString> = paths.iter().map(OsString::from).collect();
-        include.extend(args.roots.iter().cloned());
-        let matcher = crate::patterns::build_matcher(args.rules, &include).map_err(perr)?;
-        Ok(Selector { matcher })
-    }
-
-    /// True if the selector restricts the items (PATHs or patterns given).
-    pub fn is_partial(&self) -> bool {
-        !self.matcher.is_empty()
-    }
-
-    /// Whether `path` (archive path) is selected.
-    pub fn matches(&mut self, path: &[u8]) -> bool {
-        use std::os::unix::ffi::OsStrExt;
-        self.matcher
-            .matches(std::ffi::OsStr::from_bytes(path))
-            .included
-            .unwrap_or(false)
-    }
-
-    /// borg's "Include pattern '…' never matched." warnings.
-    pub fn unmatched_warnings(&self) -> Vec<String> {
-        self.matcher.unmatched_include_warnings()
-    }
 }
 
 /// Writes a record of a borg output logger that is enabled independently of the log level
@@ -254,7 +183,7 @@ impl Reporter for CliReporter {
 
 /// Runs `extract` from parsed arguments; returns the exit code.
 pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> {
-    let loc = crate::location::Location::parse_env(a.location.as_deref())?;
+    let loc = crate::location::Location::parse_with(a.location.as_deref(), &common.repo)?;
     let mut selector = Selector::new(&a.paths, &a.patterns)?;
     let opts = ExtractOptions {
         strip_components: a.strip_components,
@@ -268,6 +197,7 @@ pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> 
         consider_part_files: common.consider_part_files,
         progress: common.progress,
         lock: common.lock_spec(),
+        workers: common.worker_count,
     };
     let mut reporter = CliReporter::new(a.list, "Extracting");
     let stdout = std::io::stdout();

@@ -12,8 +12,9 @@ use crate::commands::import_tar;
 use crate::commands::CommandError;
 use crate::compress::Compression;
 
-use super::args::CommonOptions;
-use super::cmd_create::{argument_error, json_output, parse_timestamp, print_stats, CliReporter};
+use super::cmd_create::{json_output, parse_timestamp, print_stats, CliReporter};
+use super::options::CommonOptions;
+use super::options::{argument_error, ArchiveOptions};
 use super::{EXIT_SUCCESS, EXIT_WARNING};
 
 /// `import-tar`
@@ -40,38 +41,9 @@ pub struct ImportTarArgs {
     /// ignore zero-filled blocks in the input tarball
     #[arg(long = "ignore-zeros")]
     pub ignore_zeros: bool,
-    /// add a comment text to the archive
-    #[arg(help_heading = "Archive options")]
-    #[arg(long, value_name = "COMMENT", default_value = "", value_parser = super::args::placeholder_spec)]
-    pub comment: String,
-    /// manually specify the archive creation date/time (UTC, yyyy-mm-ddThh:mm:ss format).
-    /// alternatively, give a reference file/directory.
-    #[arg(help_heading = "Archive options")]
-    #[arg(long, value_name = "TIMESTAMP")]
-    pub timestamp: Option<String>,
-    /// write checkpoint every SECONDS seconds (Default: 1800)
-    #[arg(help_heading = "Archive options")]
-    #[arg(
-        short = 'c',
-        long = "checkpoint-interval",
-        value_name = "SECONDS",
-        default_value_t = 1800
-    )]
-    pub checkpoint_interval: u64,
-    /// specify the chunker parameters (ALGO, CHUNK_MIN_EXP, CHUNK_MAX_EXP, HASH_MASK_BITS,
-    /// HASH_WINDOW_SIZE). default: buzhash,19,23,21,4095
-    #[arg(help_heading = "Archive options")]
-    #[arg(
-        long = "chunker-params",
-        value_name = "PARAMS",
-        default_value = "buzhash,19,23,21,4095"
-    )]
-    pub chunker_params: String,
-    /// select compression algorithm, see the output of the "borg help compression" command
-    /// for details.
-    #[arg(help_heading = "Archive options")]
-    #[arg(short = 'C', long, value_name = "COMPRESSION", default_value = "lz4")]
-    pub compression: String,
+    /// archive options (help texts as borg's import-tar has them: see `Command::ImportTar`)
+    #[command(flatten)]
+    pub archive: ArchiveOptions,
     /// name of archive to create (must be also a valid directory name)
     #[arg(value_name = "ARCHIVE")]
     pub location: String,
@@ -91,10 +63,12 @@ fn options(
     archive: String,
 ) -> Result<CreateOptions, CommandError> {
     let compression: Compression = a
+        .archive
         .compression
         .parse()
         .map_err(|e| argument_error("-C/--compression", e))?;
     let chunker_params: ChunkerParams = a
+        .archive
         .chunker_params
         .parse()
         .map_err(|e| argument_error("--chunker-params", e))?;
@@ -115,9 +89,14 @@ fn options(
         one_file_system: false,
         read_special: false,
         dry_run: false,
-        comment: a.comment.clone(),
-        timestamp: a.timestamp.as_deref().map(parse_timestamp).transpose()?,
-        checkpoint_interval: a.checkpoint_interval,
+        comment: a.archive.comment.clone(),
+        timestamp: a
+            .archive
+            .timestamp
+            .as_deref()
+            .map(parse_timestamp)
+            .transpose()?,
+        checkpoint_interval: a.archive.checkpoint_interval,
         stdin: StdinOptions {
             name: String::new(),
             user: String::new(),
@@ -154,7 +133,7 @@ pub fn run(
     }
     let text = crate::placeholders::replace_placeholders(&a.location)
         .map_err(|e| argument_error("ARCHIVE", e))?;
-    let loc = crate::location::Location::parse_env(Some(&text))?;
+    let loc = crate::location::Location::parse_with(Some(&text), &common.repo)?;
     let Some(archive) = loc.archive.clone() else {
         return Err(argument_error(
             "ARCHIVE",

@@ -1,15 +1,16 @@
-//! `hoard info REPO::ARCHIVE` (and `info REPO` with `--first/--last/-a/-P`): borg's archive
-//! info text block and `--json`.
+//! `info`: the repository's information, and for `info REPO::ARCHIVE` (and `info REPO` with
+//! `--first/--last/-a/-P`) borg's archive info text block and `--json`.
 
+use clap::Args;
 use serde_json::json;
 
 use crate::commands::archive_info::{self, ArchiveDetails, ArchivesInfo, InfoTargets};
 use crate::commands::list::shlex_quote;
 use crate::commands::select::Selection;
-use crate::commands::CommandError;
+use crate::commands::{self, CommandError};
 
-use super::args::{CommonOptions, InfoArgs};
-use super::output;
+use super::options::{ArchiveFilter, CommonOptions};
+use super::{confirm, location, output, print_stdout, EXIT_SUCCESS};
 
 /// Python's `repr(float)`: shortest round-trip digits, scientific notation below 1e-4 or from
 /// 1e16 on, with a two-digit exponent.
@@ -142,7 +143,7 @@ pub fn wants_archives(a: &InfoArgs, has_archive: bool) -> bool {
 }
 
 /// Runs `info` on archives and prints the result.
-pub fn run(
+pub fn run_archives(
     a: &InfoArgs,
     loc: &crate::location::Location,
     common: &CommonOptions,
@@ -228,6 +229,87 @@ fn print(info: &ArchivesInfo, as_json: bool, iec: bool) {
             println!();
         }
     }
+}
+
+/// `info`
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// repository or archive to display information about
+    #[arg(value_name = "REPOSITORY_OR_ARCHIVE")]
+    pub location: Option<String>,
+    /// format output as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// archive selection
+    #[command(flatten)]
+    pub filter: ArchiveFilter,
+}
+
+/// Runs `info`; returns the exit code.
+pub fn run(a: InfoArgs, common: &CommonOptions) -> Result<i32, CommandError> {
+    let loc = location(a.location.as_deref(), common)?;
+    if wants_archives(&a, loc.archive.is_some()) {
+        return run_archives(&a, &loc, common, &confirm);
+    }
+    let info = commands::info::repo_info(&loc, common.lock_spec(), &confirm)?;
+    print_repo_info(&info, a.json, common.iec);
+    Ok(EXIT_SUCCESS)
+}
+
+fn print_repo_info(info: &commands::info::RepoInfo, as_json: bool, iec: bool) {
+    use commands::common::KeyLocation;
+    let s = info.stats;
+    if as_json {
+        let mut encryption = json!({"mode": info.key_type.mode_name()});
+        if let KeyLocation::File(p) = &info.key_location {
+            encryption["keyfile"] = json!(p.to_string_lossy());
+        }
+        let v = json!({
+            "cache": {
+                "path": info.cache_path.to_string_lossy(),
+                "stats": {
+                    "total_chunks": s.total_chunks,
+                    "total_csize": s.total_csize,
+                    "total_size": s.total_size,
+                    "total_unique_chunks": s.total_unique_chunks,
+                    "unique_csize": s.unique_csize,
+                    "unique_size": s.unique_size,
+                }
+            },
+            "encryption": encryption,
+            "repository": {
+                "id": hex::encode(info.id),
+                "last_modified": output::json_timestamp_seconds(&info.last_modified),
+                "location": info.location,
+            },
+            "security_dir": info.security_dir.to_string_lossy(),
+        });
+        print_stdout(&output::json_pretty(&v));
+        return;
+    }
+    let mut encryption = info.key_type.info_encryption();
+    if let KeyLocation::File(p) = &info.key_location {
+        encryption.push_str(&format!("\nKey file: {}", p.display()));
+    }
+    let size = |v: u64| output::format_file_size(v as i128, iec);
+    print_stdout(&format!(
+        "Repository ID: {}\nLocation: {}\n{}\nCache: {}\nSecurity dir: {}",
+        hex::encode(info.id),
+        info.location,
+        encryption,
+        info.cache_path.display(),
+        info.security_dir.display()
+    ));
+    print_stdout(&"-".repeat(78));
+    print_stdout("                       Original size      Compressed size    Deduplicated size");
+    print_stdout(&format!(
+        "All archives:   {:>20} {:>20} {:>20}\n\n                       Unique chunks         Total chunks\nChunk index:    {:>20} {:>20}",
+        size(s.total_size),
+        size(s.total_csize),
+        size(s.unique_csize),
+        s.total_unique_chunks,
+        s.total_chunks
+    ));
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::commands::list::{self, Field, ItemListOptions};
 use crate::commands::select::Selection;
 use crate::commands::CommandError;
 
-use super::args::ArchiveFilter;
+use super::options::ArchiveFilter;
 use super::output;
 
 /// `list`
@@ -204,10 +204,10 @@ fn write_out(bytes: &[u8]) -> Result<(), CommandError> {
 /// Runs `list`.
 pub fn run(
     a: ListArgs,
-    common: &super::args::CommonOptions,
+    common: &super::options::CommonOptions,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<i32, CommandError> {
-    let loc = crate::location::Location::parse_env(a.location.as_deref())?;
+    let loc = crate::location::Location::parse_with(a.location.as_deref(), &common.repo)?;
     let sel = Selection::new(
         a.filter.prefix.clone(),
         a.filter.glob_archives.clone(),

@@ -16,8 +16,8 @@ use crate::commands::select::Selection;
 use crate::commands::CommandError;
 use crate::mount::MountOptions;
 
-use super::args::{ArchiveFilter, CommonOptions};
-use super::cmd_extract::{PatternOptions, Selector};
+use super::options::{ArchiveFilter, CommonOptions};
+use super::options::{PatternOptions, Selector};
 
 /// `mount`
 #[derive(Debug, Args)]
@@ -80,7 +80,7 @@ pub fn run(
     let options = MountOptions::parse(a.options.as_deref())?;
     let mountpoint = PathBuf::from(&a.mountpoint);
     mount_cmd::check_mountpoint(&mountpoint, options.nonempty)?;
-    let location = crate::location::Location::parse_env(Some(&a.location))?;
+    let location = crate::location::Location::parse_with(Some(&a.location), &common.repo)?;
     let selection = Selection::new(
         a.filter.prefix.clone(),
         a.filter.glob_archives.clone(),

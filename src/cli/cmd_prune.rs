@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::Args;
 
-use super::args::CommonOptions;
+use super::options::CommonOptions;
 use super::{confirm, log, output, repo_location, EXIT_SUCCESS};
 use crate::commands::prune::PruneOptions;
 use crate::commands::prune_policy::{parse_interval, parse_python_int, PeriodRule, Rules};
@@ -83,7 +83,7 @@ pub struct PruneArgs {
         long,
         value_name = "PREFIX",
         conflicts_with = "glob_archives",
-        value_parser = super::args::placeholder_spec
+        value_parser = super::options::placeholder_spec
     )]
     pub prefix: Option<String>,
     /// only consider archive names matching the glob. sh: rules apply, see "borg help patterns".
@@ -92,7 +92,7 @@ pub struct PruneArgs {
         short = 'a',
         long = "glob-archives",
         value_name = "GLOB",
-        value_parser = super::args::placeholder_spec
+        value_parser = super::options::placeholder_spec
     )]
     pub glob_archives: Option<String>,
 }
@@ -129,7 +129,7 @@ pub fn run(mut a: PruneArgs, common: &CommonOptions) -> Result<i32, CommandError
             "--stats and --quick-stats are mutually exclusive.",
         ));
     }
-    let loc = repo_location(a.location.as_deref())?;
+    let loc = repo_location(a.location.as_deref(), common)?;
     if a.dry_run && a.stats {
         log::warning("Ignoring --stats. It is not supported when using --dry-run.");
         a.stats = false;

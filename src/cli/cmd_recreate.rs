@@ -13,8 +13,8 @@ use crate::commands::recreate::{self, Recompress, RecreateOptions, Reporter};
 use crate::commands::CommandError;
 use crate::compress::Compression;
 
-use super::args::CommonOptions;
-use super::cmd_extract::PatternOptions;
+use super::options::PatternOptions;
+use super::options::{argument_error, CommonOptions};
 use super::{log, output, EXIT_SUCCESS};
 
 /// `recreate`
@@ -62,7 +62,7 @@ pub struct RecreateArgs {
     pub checkpoint_interval: u64,
     /// add a comment text to the archive
     #[arg(help_heading = "Archive options")]
-    #[arg(long, value_name = "COMMENT", value_parser = super::args::placeholder_spec)]
+    #[arg(long, value_name = "COMMENT", value_parser = super::options::placeholder_spec)]
     pub comment: Option<String>,
     /// manually specify the archive creation date/time (UTC, yyyy-mm-ddThh:mm:ss format). alternatively, give a reference file/directory.
     #[arg(help_heading = "Archive options")]
@@ -92,10 +92,6 @@ pub struct RecreateArgs {
     /// paths to recreate; patterns are supported
     #[arg(value_name = "PATH")]
     pub paths: Vec<String>,
-}
-
-fn argument_error(option: &str, message: impl std::fmt::Display) -> CommandError {
-    CommandError::new(format!("argument {option}: {message}"))
 }
 
 /// Runs `recreate` and prints its output; returns the exit code.
@@ -131,7 +127,7 @@ pub fn run(
         .as_deref()
         .map(super::cmd_create::parse_timestamp)
         .transpose()?;
-    let loc = crate::location::Location::parse_env(a.location.as_deref())?;
+    let loc = crate::location::Location::parse_with(a.location.as_deref(), &common.repo)?;
     let matcher = build_matcher(&a)?;
     let opts = RecreateOptions {
         target,
@@ -152,7 +148,7 @@ pub fn run(
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
         lock_wait: common.lock_wait,
-        workers: crate::commands::workers::resolve().map_err(CommandError::new)?,
+        workers: common.worker_count,
     };
     let _ = a.checkpoint_interval;
     let mut reporter = CliReporter {

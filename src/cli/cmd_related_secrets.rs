@@ -5,7 +5,7 @@ use std::io::Write;
 
 use clap::Args;
 
-use super::args::CommonOptions;
+use super::options::CommonOptions;
 use super::{confirm, repo_location, EXIT_SUCCESS};
 use crate::commands::related_secrets;
 use crate::commands::CommandError;
@@ -23,7 +23,7 @@ pub struct ExportRelatedSecretsArgs {
 
 /// Writes the repository's related secrets as JSON to the file (or stdout for `-`).
 pub fn run(a: ExportRelatedSecretsArgs, common: &CommonOptions) -> Result<i32, CommandError> {
-    let loc = repo_location(a.location.as_deref())?;
+    let loc = repo_location(a.location.as_deref(), common)?;
     let path = a.path.as_deref().unwrap_or("-");
     let secrets = related_secrets::export(&loc, common.lock_wait, !common.bypass_lock, &confirm)?;
     let text = related_secrets::to_json(&secrets);

@@ -5,7 +5,7 @@ use clap::Args;
 use crate::commands::rename;
 use crate::commands::CommandError;
 
-use super::args::CommonOptions;
+use super::options::CommonOptions;
 
 /// `rename`
 #[derive(Debug, Args)]
@@ -25,7 +25,7 @@ pub fn run(
     confirm: crate::security::Confirm<'_>,
 ) -> Result<i32, CommandError> {
     let new_name = rename::validate_new_name(&a.name)?;
-    let loc = crate::location::Location::parse_env(Some(&a.location))?;
+    let loc = crate::location::Location::parse_with(Some(&a.location), &common.repo)?;
     let Some(old) = &loc.archive else {
         return Err(CommandError::new("No archive specified"));
     };

@@ -1,9 +1,9 @@
 //! `hoard run`: arguments of [`automation::job`](crate::automation::job), and the step
 //! runner it is given: hoard's own parser and dispatcher, in this process.
 
-use clap::{Args, Parser};
+use clap::Args;
 
-use super::args::{Cli, CommonOptions};
+use super::options::CommonOptions;
 use crate::automation::job::{self, RunFlags};
 use crate::automation::step::{Outcome, StepEnv, StepRunner};
 use crate::commands::CommandError;
@@ -45,48 +45,51 @@ pub fn run(a: RunArgs, common: &CommonOptions) -> Result<i32, CommandError> {
         json: a.json,
         progress: common.progress,
     };
-    Ok(job::run(&a.config, &flags, &InProcess))
+    let runner = InProcess {
+        outer: common.clone(),
+    };
+    Ok(job::run(&a.config, &flags, &runner))
 }
 
-/// Runs a job's steps with hoard's own command line, in this process.
-pub struct InProcess;
+/// Runs a job's steps with hoard's own command line, in this process. A step's options are
+/// resolved with the job's environment; the remote options and `--workers` of the `run`
+/// command itself (`outer`) hold for every step.
+#[derive(Debug)]
+pub struct InProcess {
+    /// The common options of `hoard run`.
+    pub outer: CommonOptions,
+}
 
-impl InProcess {
-    fn parse(argv: &[String]) -> Result<Cli, String> {
-        Cli::try_parse_from(argv).map_err(|e| {
-            let text = e.to_string();
-            text.lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid option")
-                .trim_start_matches("error: ")
-                .to_string()
-        })
-    }
+/// The first line of a parse error, without clap's `error: ` prefix.
+fn first_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid option")
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 impl StepRunner for InProcess {
     fn check(&self, argv: &[String]) -> Result<(), String> {
-        Self::parse(argv).map(|_| ())
+        super::parse_argv(argv)
+            .map(|_| ())
+            .map_err(|e| first_line(&e))
     }
 
     fn run(&self, argv: &[String], env: &StepEnv) -> Outcome {
-        let cli = match Self::parse(argv) {
+        let (cmd, mut common) = match super::parse_argv(argv) {
             Ok(c) => c,
             Err(e) => {
                 return Outcome {
                     code: 2,
-                    message: Some(e),
+                    message: Some(first_line(&e)),
                     msgid: None,
                 }
             }
         };
-        for (k, v) in env {
-            match v {
-                Some(v) => std::env::set_var(k, v),
-                None => std::env::remove_var(k),
-            }
-        }
-        match super::run_command(cli.command, &cli.common) {
+        let resolved = common.resolve(env, Some(&self.outer));
+        match resolved.and_then(|()| super::run_command(cmd, &common)) {
             Ok(code) => Outcome {
                 code,
                 message: None,

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::args::CommonOptions;
+use super::options::CommonOptions;
 use crate::automation::{config, schedule};
 use crate::commands::CommandError;
 

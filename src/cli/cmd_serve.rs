@@ -2,9 +2,9 @@
 //! `SSH_ORIGINAL_COMMAND`) and the logging setup of the server; the protocol is in
 //! [`crate::serve`].
 
-use clap::{Args, Parser};
+use clap::Args;
 
-use super::args::{Cli, Command, CommonOptions};
+use super::options::CommonOptions;
 
 /// `serve`
 #[derive(Debug, Args, Clone, Default)]
@@ -54,13 +54,9 @@ pub fn apply_original_command(common: &mut CommonOptions, original: &str) {
     if words.is_empty() {
         return;
     }
-    let Ok(client) = Cli::try_parse_from(&words) else {
+    let Some(c) = super::serve_common(&words) else {
         return;
     };
-    if !matches!(client.command, Command::Serve(_)) {
-        return;
-    }
-    let c = client.common;
     common.debug = c.debug;
     common.info = c.info;
     common.warning = c.warning;

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::args::CommonOptions;
+use super::options::CommonOptions;
 use super::{confirm, log, print_stdout, repo_location, EXIT_SUCCESS, EXIT_WARNING};
 use crate::commands::{self, CommandError};
 
@@ -40,7 +40,7 @@ pub struct UpgradeArgs {
 
 /// Runs `upgrade`.
 pub fn run(a: UpgradeArgs, common: &CommonOptions) -> Result<i32, CommandError> {
-    let loc = repo_location(a.location.as_deref())?;
+    let loc = repo_location(a.location.as_deref(), common)?;
     if !a.archives_tam && !a.check_archives_tam {
         return run_other(&a, &loc, common);
     }

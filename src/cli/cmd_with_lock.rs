@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::args::CommonOptions;
+use super::options::CommonOptions;
 use super::repo_location;
 use crate::commands::{self, CommandError};
 
@@ -26,6 +26,6 @@ pub struct WithLockArgs {
 
 /// Runs the command with the lock held and returns its exit code.
 pub fn run(a: WithLockArgs, common: &CommonOptions) -> Result<i32, CommandError> {
-    let loc = repo_location(Some(&a.location))?;
+    let loc = repo_location(Some(&a.location), common)?;
     commands::with_lock::run(&loc, &a.command, &a.args, common.lock_wait)
 }

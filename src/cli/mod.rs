@@ -1,9 +1,14 @@
-//! The borg-compatible command line: clap definitions ([`args`]), logging ([`log`]), output
-//! formats ([`output`]), prompts, and the mapping of results to borg's exit codes
-//! (0 success, 1 warning, 2 error). This is the only layer that prints.
+//! The borg-compatible command line: the command tree ([`args`]), one `cmd_<command>` module
+//! per command with its arguments and output, the option groups several commands share
+//! ([`options`]), logging ([`log`]), output formats ([`output`]), prompts, and the mapping of
+//! results to borg's exit codes (0 success, 1 warning, 2 error). This is the only layer that
+//! prints. The options passed down to the commands are resolved here, once
+//! ([`options::CommonOptions::resolve`]).
 
 pub mod args;
 pub mod cmd_benchmark;
+pub mod cmd_break_lock;
+pub mod cmd_check;
 pub mod cmd_compact;
 pub mod cmd_completion;
 pub mod cmd_config;
@@ -13,8 +18,11 @@ pub mod cmd_delete;
 pub mod cmd_diff;
 pub mod cmd_export_tar;
 pub mod cmd_extract;
+pub mod cmd_help;
 pub mod cmd_import_tar;
-pub mod cmd_info_archive;
+pub mod cmd_info;
+pub mod cmd_init;
+pub mod cmd_key;
 pub mod cmd_list;
 pub mod cmd_mount;
 pub mod cmd_prune;
@@ -25,21 +33,23 @@ pub mod cmd_run;
 pub mod cmd_schedule;
 pub mod cmd_serve;
 pub mod cmd_upgrade;
+pub mod cmd_version;
 pub mod cmd_with_lock;
 pub mod exit_codes;
 pub mod help_text;
 pub mod help_topics;
 pub mod log;
+pub mod options;
 pub mod output;
 
 use std::io::{BufRead, Write};
 
 use clap::Parser;
-use serde_json::json;
 
-use crate::commands::{self, CommandError};
+use crate::commands::CommandError;
 use crate::location::Location;
-use args::{Cli, Command, CommonOptions, KeyCommand};
+use args::{Cli, Command};
+use options::CommonOptions;
 
 /// borg's exit codes.
 pub const EXIT_SUCCESS: i32 = 0;
@@ -100,15 +110,17 @@ fn confirm(message: &str, env_var: &str) -> bool {
     ask_yes(message, env_var, &TRUISH)
 }
 
-fn location(text: Option<&str>) -> Result<Location, CommandError> {
-    Ok(Location::parse_env(text)?)
+/// A location named on the command line (`BORG_REPO` when absent), carrying the options for
+/// reaching it.
+fn location(text: Option<&str>, common: &CommonOptions) -> Result<Location, CommandError> {
+    Ok(Location::parse_with(text, &common.repo)?)
 }
 
 /// A repository location for a command that works on the whole repository (borg's
 /// `location_validator(archive=False)`): `REPO::ARCHIVE` is refused, never ignored, so that
 /// `prune repo::name` cannot prune the whole repository.
-fn repo_location(text: Option<&str>) -> Result<Location, CommandError> {
-    let loc = Location::parse_env(text)?;
+fn repo_location(text: Option<&str>, common: &CommonOptions) -> Result<Location, CommandError> {
+    let loc = Location::parse_with(text, &common.repo)?;
     if loc.archive.is_some() {
         return Err(CommandError::new(format!(
             "argument REPOSITORY: \"{}\": No archive can be specified",
@@ -124,19 +136,31 @@ fn print_stdout(text: &str) {
     let _ = writeln!(out, "{text}");
 }
 
-/// Parses the file-size syntax (`10M`, `1.5T`; powers of 1000) for `--storage-quota`.
-fn parse_quota(text: &str) -> Result<u64, CommandError> {
-    let parsed = crate::repo::config::parse_file_size(text)
-        .map_err(|e| CommandError::new(format!("argument --storage-quota: {e}")))?;
-    if parsed < 10_000_000 {
-        return Err(CommandError::new(format!(
-            "argument --storage-quota: quota is too small ({text}). At least 10M are required."
-        )));
+/// The whole command tree (help, completion scripts, man pages).
+pub(crate) fn command_tree() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// Parses a hoard command line (`argv[0]` is the program name) into the command and its
+/// common options.
+pub(crate) fn parse_argv<I, T>(argv: I) -> Result<(Command, CommonOptions), clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(argv).map(|cli| (cli.command, cli.common))
+}
+
+/// The common options of a `serve` command line (`None` for anything else).
+fn serve_common(words: &[String]) -> Option<CommonOptions> {
+    match parse_argv(words) {
+        Ok((Command::Serve(_), common)) => Some(common),
+        _ => None,
     }
-    Ok(parsed)
 }
 
 /// Runs one parsed command and returns its exit code (also used in-process by `hoard run`).
+/// `common` has been resolved ([`CommonOptions::resolve`]).
 pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError> {
     // After a signal, the next command of an in-process sequence (`hoard run`'s steps and
     // retries) does not start.
@@ -146,197 +170,14 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
     if crate::platform::signals::checkpoint_requested() {
         return Err(CommandError::interrupted());
     }
-    let lock_wait = common.lock_wait;
-    if let Some(n) = common.workers {
-        commands::workers::set_option(n as usize);
-    }
-    commands::workers::resolve().map_err(CommandError::new)?;
-    if let Some(c) = &common.s3_credentials_command {
-        // read by the object-storage backend (repo::objstore)
-        std::env::set_var("HOARD_S3_CREDENTIALS_COMMAND", c);
-    }
     match cmd {
-        Command::Init(a) => {
-            let loc = repo_location(a.location.as_deref())?;
-            let opts = commands::init::InitOptions {
-                encryption: a.encryption,
-                append_only: a.append_only,
-                storage_quota: a.storage_quota.as_deref().map(parse_quota).transpose()?,
-                make_parent_dirs: a.make_parent_dirs,
-                related_secrets: cmd_related_secrets::import(a.import_related_secrets.as_deref())?,
-            };
-            log::info(&format!(
-                "Initializing repository at \"{}\"",
-                loc.canonical()
-            ));
-            let outcome = commands::init::run(&loc, &opts)?;
-            if let commands::common::KeyLocation::File(p) = &outcome.key_location {
-                log::info(&format!("Key in \"{}\" created.", p.display()));
-                log::info("Keep this key safe. Your data will be inaccessible without it.");
-            }
-            if outcome.key_type == crate::crypto::KeyType::Plaintext {
-                log::info("Encryption NOT enabled.\nUse the \"--encryption=repokey|keyfile\" to enable encryption.");
-            } else {
-                log::warning(&format!(
-                    "\nBy default repositories initialized with this version will produce security\nerrors if written to with an older version (up to and including Borg 1.0.8).\n\nIf you want to use these older versions, you can disable the check by running:\nborg upgrade --disable-tam {}\n\nSee https://borgbackup.readthedocs.io/en/stable/changes.html#pre-1-0-9-manifest-spoofing-vulnerability for details about the security implications.",
-                    shell_words::quote(&outcome.location)
-                ));
-                log::warning("\nIMPORTANT: you will need both KEY AND PASSPHRASE to access this repo!\nIf you used a repokey mode, the key is stored in the repo, but you should back it up separately.\nUse \"borg key export\" to export the key, optionally in printable format.\nWrite down the passphrase. Store both at safe place(s).\n");
-            }
-            Ok(EXIT_SUCCESS)
-        }
-        Command::Key(KeyCommand::Export(a)) => {
-            let loc = repo_location(a.location.as_deref())?;
-            let format = if a.paper {
-                commands::key::ExportFormat::Paper
-            } else if a.qr_html {
-                commands::key::ExportFormat::QrHtml
-            } else {
-                commands::key::ExportFormat::KeyFile
-            };
-            let data = commands::key::export(&loc, format, lock_wait)?;
-            match a.path.as_deref() {
-                None | Some("-") => {
-                    let _ = std::io::stdout().write_all(&data);
-                }
-                Some(p) => {
-                    if std::path::Path::new(p).is_dir() {
-                        return Err(CommandError::new(format!(
-                            "'{p}' must be a file, not a directory"
-                        )));
-                    }
-                    std::fs::write(p, &data).map_err(|e| CommandError::new(format!("{p}: {e}")))?;
-                }
-            }
-            Ok(EXIT_SUCCESS)
-        }
-        Command::Key(KeyCommand::Import(a)) => {
-            let loc = repo_location(a.location.as_deref())?;
-            if a.paper {
-                if a.path.is_some() {
-                    return Err(CommandError::new(
-                        "with --paper import from file is not supported",
-                    ));
-                }
-                let stdin = std::io::stdin();
-                let mut read_line = |prompt: &str| {
-                    print!("{prompt}");
-                    let _ = std::io::stdout().flush();
-                    let mut line = String::new();
-                    match stdin.lock().read_line(&mut line) {
-                        Ok(0) | Err(_) => None,
-                        Ok(_) => Some(line.trim_end_matches(['\n', '\r']).to_string()),
-                    }
-                };
-                let mut say = |m: &str| println!("{m}");
-                if commands::key::import_paper(&loc, lock_wait, &mut read_line, &mut say)?.is_none()
-                {
-                    println!("\n - aborted");
-                }
-                return Ok(EXIT_SUCCESS);
-            }
-            let Some(path) = a.path else {
-                return Err(CommandError::new("input file to import key from expected"));
-            };
-            commands::key::import(&loc, &path, lock_wait)?;
-            Ok(EXIT_SUCCESS)
-        }
-        Command::Key(KeyCommand::ExportRelatedSecrets(a)) => cmd_related_secrets::run(a, common),
-        Command::Key(KeyCommand::ChangePassphrase(a)) | Command::ChangePassphrase(a) => {
-            let loc = repo_location(a.location.as_deref())?;
-            let where_ = commands::key::change_passphrase(&loc, lock_wait, &confirm)?;
-            log::info("Key updated");
-            if let commands::common::KeyLocation::File(p) = where_ {
-                log::info(&format!("Key location: {}", p.display()));
-            }
-            Ok(EXIT_SUCCESS)
-        }
-        Command::BreakLock(a) => {
-            let loc = repo_location(a.location.as_deref())?;
-            commands::break_lock::run(&loc)?;
-            Ok(EXIT_SUCCESS)
-        }
-        Command::Check(a) => {
-            let loc = location(a.location.as_deref())?;
-            let glob = match (&a.filter.glob_archives, &a.filter.prefix) {
-                (Some(g), _) => Some(g.clone()),
-                (None, Some(p)) => Some(format!("{p}*")),
-                (None, None) => None,
-            };
-            let opts = commands::check::CheckOptions {
-                repository_only: a.repository_only,
-                archives_only: a.archives_only,
-                verify_data: a.verify_data,
-                repair: a.repair,
-                save_space: a.save_space,
-                max_duration: a.max_duration,
-                has_archive_filter: a.filter.first.is_some()
-                    || a.filter.last.is_some()
-                    || a.filter.glob_archives.is_some()
-                    || a.filter.prefix.is_some(),
-                selection: commands::check_archives::Selection {
-                    archive: loc.archive.clone(),
-                    glob,
-                    sort_by: a.filter.sort_by.clone(),
-                    first: a.filter.first,
-                    last: a.filter.last,
-                },
-            };
-            if opts.repair
-                && !ask_yes(
-                    "This is a potentially dangerous function.\ncheck --repair might lead to data loss (for kinds of corruption it is not\ncapable of dealing with). BE VERY CAREFUL!\n\nType 'YES' if you understand this and want to continue: ",
-                    "BORG_CHECK_I_KNOW_WHAT_I_AM_DOING",
-                    &["YES"],
-                )
-            {
-                return Err(cancelled_by_user());
-            }
-            commands::check::validate(&opts)?;
-            let mut print_repository = |report: &crate::repo::CheckReport| {
-                // A remote check reports through the server's log lines ("Remote: …").
-                if report.messages.is_empty() {
-                    return;
-                }
-                log::log(
-                    log::Level::Info,
-                    "borg.repository",
-                    None,
-                    "Starting repository check",
-                );
-                let last = report.messages.len().saturating_sub(1);
-                for (i, m) in report.messages.iter().enumerate() {
-                    let level = if i == last && report.errors == 0 {
-                        log::Level::Info
-                    } else {
-                        log::Level::Error
-                    };
-                    log::log(level, "borg.repository", None, m);
-                }
-            };
-            let show_progress = common.progress;
-            let json = log::json_enabled();
-            let mut progress = |ev: &commands::check_archives::ProgressEvent| {
-                if show_progress {
-                    use std::io::Write;
-                    let text = commands::check_archives::render_progress(ev, json);
-                    let mut err = std::io::stderr().lock();
-                    let _ = err.write_all(text.as_bytes());
-                    let _ = err.flush();
-                }
-            };
-            let outcome = commands::check::run(
-                &loc,
-                &opts,
-                common.lock_spec(),
-                &mut print_repository,
-                &mut progress,
-            )?;
-            Ok(if outcome.ok {
-                EXIT_SUCCESS
-            } else {
-                EXIT_WARNING
-            })
-        }
+        Command::Init(a) => cmd_init::run(a, common),
+        Command::Key(a) => cmd_key::run(a, common),
+        Command::ChangePassphrase(a) => cmd_key::change_passphrase(a, common),
+        Command::BreakLock(a) => cmd_break_lock::run(a, common),
+        Command::Check(a) => cmd_check::run(a, common),
+        Command::Info(a) => cmd_info::run(a, common),
+        Command::Version(a) => cmd_version::run(a, common),
         Command::Create(a) => cmd_create::run(*a, common, &confirm),
         Command::List(a) => cmd_list::run(a, common, &confirm),
         Command::Delete(a) => cmd_delete::run(a, common, &confirm),
@@ -346,15 +187,6 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
         Command::ExportTar(a) => cmd_export_tar::run(a, common),
         Command::ImportTar(a) => cmd_import_tar::run(a, common, &confirm),
         Command::Diff(a) => cmd_diff::run(a, common),
-        Command::Info(a) => {
-            let loc = location(a.location.as_deref())?;
-            if cmd_info_archive::wants_archives(&a, loc.archive.is_some()) {
-                return cmd_info_archive::run(&a, &loc, common, &confirm);
-            }
-            let info = commands::info::repo_info(&loc, common.lock_spec(), &confirm)?;
-            print_repo_info(&info, a.json, common.iec);
-            Ok(EXIT_SUCCESS)
-        }
         Command::Prune(a) => cmd_prune::run(a, common),
         Command::Compact(a) => cmd_compact::run(a, common),
         Command::Config(a) => cmd_config::run(a, common),
@@ -369,131 +201,8 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
         Command::Benchmark(a) => cmd_benchmark::run(a, common),
         Command::Completion(a) => cmd_completion::completion(&a),
         Command::Man(a) => cmd_completion::man(&a),
-        Command::Help(a) => Ok(run_help(&a)),
-        Command::Version(a) => {
-            let loc = repo_location(a.location.as_deref())?;
-            let v = commands::version::run(&loc, lock_wait)?;
-            print_stdout(&format!(
-                "{} / {}",
-                crate::version::format_version(&v.client),
-                crate::version::format_version(&v.server)
-            ));
-            Ok(EXIT_SUCCESS)
-        }
+        Command::Help(a) => Ok(cmd_help::run(&a)),
     }
-}
-
-/// `help [TOPIC] [--epilog-only | --usage-only]`, as borg's: the whole help, a topic, or a
-/// command's help (only its description, or only its usage and options). An unknown topic
-/// is an error that lists what there is.
-fn run_help(a: &args::HelpArgs) -> i32 {
-    use clap::CommandFactory;
-    let mut cli = Cli::command();
-    cli.build();
-    let Some(topic) = a.topic.as_deref() else {
-        print_stdout(&cli.render_long_help().to_string());
-        return EXIT_SUCCESS;
-    };
-    if let Some(text) = help_topics::topic(topic) {
-        print_stdout(text);
-        return EXIT_SUCCESS;
-    }
-    let commands: Vec<String> = cli
-        .get_subcommands()
-        .map(|c| c.get_name().to_string())
-        .collect();
-    let Some(cmd) = cli.find_subcommand_mut(topic) else {
-        let mut names = commands;
-        names.sort();
-        eprintln!(
-            "{}
-hoard: error: No help available on {topic}.
-Try one of the following:
-    Commands: {}
-    Topics: {}",
-            Cli::command().render_usage(),
-            names.join(", "),
-            help_topics::TOPICS.join(", ")
-        );
-        return EXIT_ERROR;
-    };
-    if a.epilog_only {
-        // the description: the long text when the command has one, and what follows the
-        // options
-        let about = cmd
-            .get_long_about()
-            .or_else(|| cmd.get_about())
-            .map(|t| t.to_string())
-            .unwrap_or_default();
-        let after = cmd
-            .get_after_long_help()
-            .or_else(|| cmd.get_after_help())
-            .map(|t| t.to_string())
-            .unwrap_or_default();
-        print_stdout([about, after].join("\n\n").trim());
-    } else if a.usage_only {
-        // the short help: usage, the one-line description and the options
-        print_stdout(&cmd.render_help().to_string());
-    } else {
-        print_stdout(&cmd.render_long_help().to_string());
-    }
-    EXIT_SUCCESS
-}
-
-fn print_repo_info(info: &commands::info::RepoInfo, as_json: bool, iec: bool) {
-    use commands::common::KeyLocation;
-    let s = info.stats;
-    if as_json {
-        let mut encryption = json!({"mode": info.key_type.mode_name()});
-        if let KeyLocation::File(p) = &info.key_location {
-            encryption["keyfile"] = json!(p.to_string_lossy());
-        }
-        let v = json!({
-            "cache": {
-                "path": info.cache_path.to_string_lossy(),
-                "stats": {
-                    "total_chunks": s.total_chunks,
-                    "total_csize": s.total_csize,
-                    "total_size": s.total_size,
-                    "total_unique_chunks": s.total_unique_chunks,
-                    "unique_csize": s.unique_csize,
-                    "unique_size": s.unique_size,
-                }
-            },
-            "encryption": encryption,
-            "repository": {
-                "id": hex::encode(info.id),
-                "last_modified": output::json_timestamp_seconds(&info.last_modified),
-                "location": info.location,
-            },
-            "security_dir": info.security_dir.to_string_lossy(),
-        });
-        print_stdout(&output::json_pretty(&v));
-        return;
-    }
-    let mut encryption = info.key_type.info_encryption();
-    if let KeyLocation::File(p) = &info.key_location {
-        encryption.push_str(&format!("\nKey file: {}", p.display()));
-    }
-    let size = |v: u64| output::format_file_size(v as i128, iec);
-    print_stdout(&format!(
-        "Repository ID: {}\nLocation: {}\n{}\nCache: {}\nSecurity dir: {}",
-        hex::encode(info.id),
-        info.location,
-        encryption,
-        info.cache_path.display(),
-        info.security_dir.display()
-    ));
-    print_stdout(&"-".repeat(78));
-    print_stdout("                       Original size      Compressed size    Deduplicated size");
-    print_stdout(&format!(
-        "All archives:   {:>20} {:>20} {:>20}\n\n                       Unique chunks         Total chunks\nChunk index:    {:>20} {:>20}",
-        size(s.total_size),
-        size(s.total_csize),
-        size(s.unique_csize),
-        s.total_unique_chunks,
-        s.total_chunks
-    ));
 }
 
 fn configure_logging(common: &CommonOptions) {
@@ -510,31 +219,6 @@ fn configure_logging(common: &CommonOptions) {
     };
     log::configure(level, common.log_json);
     log::install();
-}
-
-/// Hands the remote-repository options to the client and routes the server's log lines
-/// through borg-style logging.
-fn configure_remote(common: &CommonOptions) {
-    let log_level_flag = if common.debug {
-        Some("--debug")
-    } else if common.info {
-        Some("--info")
-    } else if common.critical {
-        Some("--critical")
-    } else if common.error {
-        Some("--error")
-    } else {
-        None
-    };
-    crate::repo::remote::set_client_options(crate::repo::remote::ClientOptions {
-        rsh: common.rsh.clone(),
-        remote_path: common.remote_path.clone(),
-        log_level_flag: log_level_flag.map(str::to_string),
-        debug_topics: common.debug_topic.clone(),
-        upload_ratelimit: common.upload_ratelimit.unwrap_or(0),
-        upload_buffer: common.upload_buffer.unwrap_or(0),
-    });
-    crate::repo::remote::logline::set_sink(remote_log_sink);
 }
 
 fn remote_log_sink(line: crate::repo::remote::logline::RemoteLog) {
@@ -605,7 +289,9 @@ pub fn main() -> i32 {
         exit_codes::Mode::from_env_value(std::env::var("BORG_EXIT_CODES").ok().as_deref());
     let mode = cli.common.exit_codes;
     configure_logging(&cli.common);
-    configure_remote(&cli.common);
+    // The server's log lines go through borg-style logging (a process-wide sink, like the
+    // logger itself).
+    crate::repo::remote::logline::set_sink(remote_log_sink);
     // `mount` waits for its own signals (it unmounts first); everything else gets borg's
     // handling: a message, locks released, exit 128 + N.
     if !matches!(cli.command, Command::Mount(_) | Command::Umount(_)) {
@@ -636,12 +322,15 @@ pub fn main() -> i32 {
         let text = format!("borgbackup version {}", args::VERSION_TEXT);
         log::log_always(log::Level::Info, "borg.output.show-version", None, &text);
     }
-    let outcome = match cli.common.debug_profile.clone() {
-        Some(path) => {
-            let name = cmd_debug::command_name(&cli.command);
-            cmd_debug::run_profiled(&path, &name, || run_command(cli.command, &cli.common))
-        }
-        None => run_command(cli.command, &cli.common),
+    let outcome = match cli.common.resolve(&crate::options::Env::process(), None) {
+        Err(e) => Err(e),
+        Ok(()) => match cli.common.debug_profile.clone() {
+            Some(path) => {
+                let name = cmd_debug::command_name(&cli.command);
+                cmd_debug::run_profiled(&path, &name, || run_command(cli.command, &cli.common))
+            }
+            None => run_command(cli.command, &cli.common),
+        },
     };
     let code = match outcome {
         Ok(code) => code,

@@ -1,0 +1,122 @@
+//! `check`: arguments, the repair question and the progress lines around [`commands::check`].
+
+use clap::Args;
+
+use crate::commands::{self, CommandError};
+
+use super::options::ArchiveFilter;
+use super::options::CommonOptions;
+use super::{ask_yes, cancelled_by_user, location, log, EXIT_SUCCESS, EXIT_WARNING};
+
+/// `check`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// repository or archive to check consistency of
+    #[arg(value_name = "REPOSITORY_OR_ARCHIVE")]
+    pub location: Option<String>,
+    /// only perform repository checks
+    #[arg(long = "repository-only")]
+    pub repository_only: bool,
+    /// only perform archives checks
+    #[arg(long = "archives-only")]
+    pub archives_only: bool,
+    /// perform cryptographic archive data integrity verification
+    #[arg(long = "verify-data")]
+    pub verify_data: bool,
+    /// attempt to repair any inconsistencies found
+    #[arg(long)]
+    pub repair: bool,
+    /// work slower, but using less space
+    #[arg(long = "save-space")]
+    pub save_space: bool,
+    /// do only a partial repo check for max. SECONDS seconds (Default: unlimited)
+    #[arg(long = "max-duration", value_name = "SECONDS", default_value_t = 0)]
+    pub max_duration: u64,
+    /// archive selection
+    #[command(flatten)]
+    pub filter: ArchiveFilter,
+}
+
+/// Runs `check`; returns the exit code.
+pub fn run(a: CheckArgs, common: &CommonOptions) -> Result<i32, CommandError> {
+    let loc = location(a.location.as_deref(), common)?;
+    let glob = match (&a.filter.glob_archives, &a.filter.prefix) {
+        (Some(g), _) => Some(g.clone()),
+        (None, Some(p)) => Some(format!("{p}*")),
+        (None, None) => None,
+    };
+    let opts = commands::check::CheckOptions {
+        repository_only: a.repository_only,
+        archives_only: a.archives_only,
+        verify_data: a.verify_data,
+        repair: a.repair,
+        save_space: a.save_space,
+        max_duration: a.max_duration,
+        has_archive_filter: a.filter.first.is_some()
+            || a.filter.last.is_some()
+            || a.filter.glob_archives.is_some()
+            || a.filter.prefix.is_some(),
+        selection: commands::check_archives::Selection {
+            archive: loc.archive.clone(),
+            glob,
+            sort_by: a.filter.sort_by.clone(),
+            first: a.filter.first,
+            last: a.filter.last,
+        },
+        workers: common.worker_count,
+    };
+    if opts.repair
+            && !ask_yes(
+                "This is a potentially dangerous function.\ncheck --repair might lead to data loss (for kinds of corruption it is not\ncapable of dealing with). BE VERY CAREFUL!\n\nType 'YES' if you understand this and want to continue: ",
+                "BORG_CHECK_I_KNOW_WHAT_I_AM_DOING",
+                &["YES"],
+            )
+        {
+            return Err(cancelled_by_user());
+        }
+    commands::check::validate(&opts)?;
+    let mut print_repository = |report: &crate::repo::CheckReport| {
+        // A remote check reports through the server's log lines ("Remote: …").
+        if report.messages.is_empty() {
+            return;
+        }
+        log::log(
+            log::Level::Info,
+            "borg.repository",
+            None,
+            "Starting repository check",
+        );
+        let last = report.messages.len().saturating_sub(1);
+        for (i, m) in report.messages.iter().enumerate() {
+            let level = if i == last && report.errors == 0 {
+                log::Level::Info
+            } else {
+                log::Level::Error
+            };
+            log::log(level, "borg.repository", None, m);
+        }
+    };
+    let show_progress = common.progress;
+    let json = log::json_enabled();
+    let mut progress = |ev: &commands::check_archives::ProgressEvent| {
+        if show_progress {
+            use std::io::Write;
+            let text = commands::check_archives::render_progress(ev, json);
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(text.as_bytes());
+            let _ = err.flush();
+        }
+    };
+    let outcome = commands::check::run(
+        &loc,
+        &opts,
+        common.lock_spec(),
+        &mut print_repository,
+        &mut progress,
+    )?;
+    Ok(if outcome.ok {
+        EXIT_SUCCESS
+    } else {
+        EXIT_WARNING
+    })
+}
