@@ -95,13 +95,13 @@ pub enum Command {
     #[command(after_long_help = super::help_text::IMPORT_TAR)]
     // The shared archive options, worded as borg's import-tar words them.
     #[command(mut_arg("timestamp", |a| a
-        .help("manually specify the archive creation date/time (UTC, yyyy-mm-ddThh:mm:ss format). alternatively, give a reference file/directory.")
+        .help("manually specify the archive creation date/time (UTC, yyyy-mm-ddThh:mm:ss format). alternatively, give a reference file/directory")
         .long_help(None::<&str>)))]
     #[command(mut_arg("chunker_params", |a| a
         .help("specify the chunker parameters (ALGO, CHUNK_MIN_EXP, CHUNK_MAX_EXP, HASH_MASK_BITS, HASH_WINDOW_SIZE). default: buzhash,19,23,21,4095")
         .long_help(None::<&str>)))]
     #[command(mut_arg("compression", |a| a
-        .help("select compression algorithm, see the output of the \"borg help compression\" command for details.")
+        .help("select compression algorithm, see the output of the \"borg help compression\" command for details")
         .long_help(None::<&str>)))]
     ImportTar(super::cmd_import_tar::ImportTarArgs),
     /// Diff contents of two archives

@@ -187,15 +187,15 @@ pub struct CreateArgs {
     #[arg(help_heading = "Filesystem options")]
     #[arg(long = "read-special")]
     pub read_special: bool,
-    /// archive options
-    #[command(flatten)]
-    pub archive: ArchiveOptions,
     /// name of archive to create (must be also a valid directory name)
     #[arg(value_name = "ARCHIVE")]
     pub location: String,
     /// paths to archive
     #[arg(value_name = "PATH")]
     pub paths: Vec<OsString>,
+    /// archive options (flattened last: a group's heading carries over to the arguments after it)
+    #[command(flatten)]
+    pub archive: ArchiveOptions,
 }
 
 fn parse_octal_mode(s: &str) -> Result<u32, String> {

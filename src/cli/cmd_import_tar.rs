@@ -41,15 +41,16 @@ pub struct ImportTarArgs {
     /// ignore zero-filled blocks in the input tarball
     #[arg(long = "ignore-zeros")]
     pub ignore_zeros: bool,
-    /// archive options (help texts as borg's import-tar has them: see `Command::ImportTar`)
-    #[command(flatten)]
-    pub archive: ArchiveOptions,
     /// name of archive to create (must be also a valid directory name)
     #[arg(value_name = "ARCHIVE")]
     pub location: String,
     /// input tar file. "-" to read from stdin instead.
     #[arg(value_name = "TARFILE")]
     pub tarfile: String,
+    /// archive options, in borg's import-tar wording (see `Command::ImportTar`); flattened last:
+    /// a group's heading carries over to the arguments after it
+    #[command(flatten)]
+    pub archive: ArchiveOptions,
 }
 
 /// borg's `get_tar_filter(fname, decompress=True)`.
