@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reports import circles between hoard's modules, read from the source.
 
-    tools/module-cycles.py [--depth 1|2] [--allow FILE]
+    tools/module-cycles.py [--depth 1|2] [--root SRC_DIR]
 
 Every `crate::a::b` and `super::b` path in src/ (in `use` lines and in code) is an edge from the module of the
 file that names it to module `a` (depth 1) or `a::b` (depth 2). Prints each strongly connected
@@ -15,10 +15,16 @@ import sys
 from collections import defaultdict
 
 depth = 1
-args = sys.argv[1:]
-if args[:1] == ["--depth"]:
-    depth = int(args[1])
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+args = sys.argv[1:]
+while args:
+    if args[0] == "--depth" and len(args) > 1:
+        depth = int(args[1])
+    elif args[0] == "--root" and len(args) > 1:
+        root = args[1]
+    else:
+        sys.exit(f"usage: {sys.argv[0]} [--depth 1|2] [--root SRC_DIR]")
+    args = args[2:]
 
 
 def module_of(rel):
