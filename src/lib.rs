@@ -1,11 +1,28 @@
 //! hoard: a deduplicating, compressing, encrypting backup program that reads and writes
 //! BorgBackup 1.x repositories.
 //!
-//! Layers, bottom to top (a layer never imports one above it; see `DESIGN.md`):
-//! [`msgpack`], [`paths`], [`location`], [`patterns`], [`placeholders`], [`platform`] and [`version`]
-//! (shared helpers), [`compress`],
-//! [`chunker`], [`crypto`], [`repo`], [`security`], [`serve`], [`archive`], [`cache`], [`commands`] and,
-//! at the top, [`cli`].
+//! `docs/ARCHITECTURE.md` is the map of this crate for a newcomer: what each module owns, the
+//! create / extract / check pipelines, the durability rules, the storage trait, `serve`, S3,
+//! automation and mount, and where a new command or backend goes. `docs/FORMAT.md` describes
+//! the repository, key, archive, cache and RPC formats; a "FORMAT.md §N", "spec §N" or bare
+//! "§N" in the module docs refers to its section N.
+//!
+//! The modules, from the bottom up (a module never imports one above it):
+//!
+//! * shared helpers: [`msgpack`] (borg's msgpack dialect), [`paths`] (client directories),
+//!   [`location`] (repository locations), [`patterns`] (path patterns and globs),
+//!   [`placeholders`] (`{hostname}`… and `--format`), [`platform`] (file metadata, OS errors),
+//!   [`version`] (the borg version hoard reports), [`python`] (Python's `int()` and
+//!   `repr(bytes)`), [`units`] (file sizes as borg prints them), [`event_text`] (the text of a
+//!   log event) and [`crashpoint`] (crash injection for the durability tests);
+//! * kernels: [`compress`], [`chunker`], [`crypto`];
+//! * storage and client state: [`repo`] (the transactional segment log on a directory or S3,
+//!   and the client of `borg serve`), [`security`] (the security directory), [`archive`]
+//!   (manifest, archives, items), [`cache`] (chunk index and files cache);
+//! * operations: [`commands`] (one module per command; never prints), [`mount`] (the FUSE
+//!   filesystem), [`serve`] (the server end of the RPC protocol);
+//! * front ends: [`cli`] (borg's command line; the only layer that prints) and [`automation`]
+//!   (`hoard run` jobs and `hoard schedule`).
 
 pub mod archive;
 pub mod automation;
@@ -25,8 +42,10 @@ pub mod paths;
 pub mod patterns;
 pub mod placeholders;
 pub mod platform;
+pub mod python;
 pub mod repo;
 pub mod rpc;
 pub mod security;
 pub mod serve;
+pub mod units;
 pub mod version;

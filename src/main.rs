@@ -1,5 +1,7 @@
 //! The `hoard` binary: everything happens in [`hoard::cli::main`].
 
 fn main() {
-    std::process::exit(hoard::cli::main());
+    let code = hoard::cli::main();
+    hoard::crashpoint::report();
+    std::process::exit(code);
 }

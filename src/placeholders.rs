@@ -1250,10 +1250,6 @@ mod tests {
         ("{now:%Q}", Ok("%Q")),
         // fuzz/regressions/placeholders/strftime-display-error: chrono cannot format `%#z`
         ("{hostname}-{now:%#z%:%:}", Ok("vm-%#z%:%:")),
-        ("{borgversion}", Ok("1.4.5")),
-        ("{borgmajor}", Ok("1")),
-        ("{borgminor}", Ok("1.4")),
-        ("{borgpatch}", Ok("1.4.5")),
         ("{hostname}-{user}-{now}", Ok("vm-alice-2024-01-02T04:04:05")),
         ("{{hostname}}", Ok("{hostname}")),
         ("{{{hostname}}}", Ok("{vm}")),
@@ -1286,6 +1282,25 @@ mod tests {
                 _ => panic!("{text}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn version_placeholders_come_from_the_one_version() {
+        // {borgversion} and {borgpatch} are the whole version, {borgminor} its first two parts,
+        // {borgmajor} the first
+        let v = crate::version::BORG_VERSION;
+        let minor = &v[..v.rfind('.').unwrap()];
+        let major = &v[..v.find('.').unwrap()];
+        let vals = values();
+        for (text, want) in [
+            ("{borgversion}", v),
+            ("{borgpatch}", v),
+            ("{borgminor}", minor),
+            ("{borgmajor}", major),
+        ] {
+            assert_eq!(replace_placeholders_with(text, &vals).unwrap(), want);
+        }
+        assert_eq!(major, "1", "hoard speaks borg 1.x");
     }
 
     #[test]
@@ -1389,7 +1404,10 @@ mod tests {
         assert_eq!(v.uuid4.len(), 36);
         assert_eq!(&v.uuid4[14..15], "4");
         let out = replace_placeholders("{borgversion} {pid}").unwrap();
-        assert_eq!(out, format!("1.4.5 {}", std::process::id()));
+        assert_eq!(
+            out,
+            format!("{} {}", crate::version::BORG_VERSION, std::process::id())
+        );
     }
 }
 

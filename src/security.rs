@@ -1,4 +1,4 @@
-//! The client-side security directory (spec §4.8): what this client last saw of a repository.
+//! The client-side security directory (FORMAT.md §4.8): what this client last saw of a repository.
 //!
 //! `<security dir>/<repo id hex>/` holds `key-type`, `location`, `manifest-timestamp`, `nonce`
 //! and `tam_required`, in borg's formats, so borg and hoard share one view. [`SecurityDir`]
@@ -49,7 +49,7 @@ pub type Confirm<'a> = &'a dyn Fn(&str, &str) -> bool;
 pub struct AccessFacts<'a> {
     /// Canonical location (absolute path or `ssh://…`).
     pub location: &'a str,
-    /// The key's TYPE byte (spec §4.1).
+    /// The key's TYPE byte (FORMAT.md §4.1).
     pub key_type: u8,
     /// False for `none`, the authenticated modes, and repokey with an empty passphrase.
     pub logically_encrypted: bool,
@@ -93,7 +93,7 @@ impl SecurityDir {
         &self.dir
     }
 
-    /// The local AES-CTR counter file (spec §4.7).
+    /// The local AES-CTR counter file (FORMAT.md §4.7).
     pub fn nonce_file(&self) -> PathBuf {
         self.dir.join("nonce")
     }
@@ -263,7 +263,7 @@ impl SecurityDir {
             }
         }
         tracing::debug!("security: determined newest manifest timestamp as {seen}");
-        // Compared as strings, exactly as borg does (spec §0.8).
+        // Compared as strings, exactly as borg does (FORMAT.md §0 item 8).
         if !seen.is_empty() && seen.as_str() > facts.manifest_timestamp {
             return Err(if facts.is_plaintext {
                 SecurityError::RepositoryIdNotUnique

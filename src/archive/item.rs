@@ -1,11 +1,11 @@
-//! One entry of an archive's item stream (spec §7.4): a file, directory, symlink, device,
+//! One entry of an archive's item stream (FORMAT.md §7.4): a file, directory, symlink, device,
 //! fifo or hardlink, with its metadata and chunk list. Converts to and from borg's msgpack map.
 
 use std::collections::BTreeMap;
 
 use crate::msgpack::{self, Value};
 
-/// One chunk reference: `[id, size, csize]` (spec §7.5).
+/// One chunk reference: `[id, size, csize]` (FORMAT.md §7.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRef {
     /// The chunk's id (its key in the repository).
@@ -83,6 +83,45 @@ pub const S_IFCHR: u32 = 0o020000;
 pub const S_IFBLK: u32 = 0o060000;
 /// Socket.
 pub const S_IFSOCK: u32 = 0o140000;
+
+/// Python's `stat.filemode`, as borg's `list` and `diff` show a mode: the type letter
+/// (`-dlbcps`, `?` for type bits that are no known file type), then `rwx` three times with
+/// set-uid/set-gid/sticky as `s`/`S`/`t`/`T` (lower case when the execute bit is set too).
+pub fn filemode(mode: u32) -> String {
+    let t = match mode & S_IFMT {
+        S_IFREG => '-',
+        S_IFDIR => 'd',
+        S_IFLNK => 'l',
+        S_IFBLK => 'b',
+        S_IFCHR => 'c',
+        S_IFIFO => 'p',
+        S_IFSOCK => 's',
+        _ => '?',
+    };
+    let bit = |m: u32, c: char| if mode & m != 0 { c } else { '-' };
+    let special =
+        |x: u32, special: u32, lower: char, upper: char| match (mode & x != 0, mode & special != 0)
+        {
+            (true, true) => lower,
+            (false, true) => upper,
+            (true, false) => 'x',
+            (false, false) => '-',
+        };
+    [
+        t,
+        bit(0o400, 'r'),
+        bit(0o200, 'w'),
+        special(0o100, 0o4000, 's', 'S'),
+        bit(0o040, 'r'),
+        bit(0o020, 'w'),
+        special(0o010, 0o2000, 's', 'S'),
+        bit(0o004, 'r'),
+        bit(0o002, 'w'),
+        special(0o001, 0o1000, 't', 'T'),
+    ]
+    .iter()
+    .collect()
+}
 
 fn chunk_list_value(list: &[ChunkRef]) -> Value {
     Value::Array(
@@ -297,6 +336,31 @@ impl Item {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filemode_is_pythons_stat_filemode() {
+        // expected texts from Python 3.11's stat.filemode
+        for (mode, text) in [
+            (0o100644, "-rw-r--r--"),
+            (0o40755, "drwxr-xr-x"),
+            (0o120777, "lrwxrwxrwx"),
+            (0o104755, "-rwsr-xr-x"),
+            (0o41777, "drwxrwxrwt"),
+            (0o101644, "-rw-r--r-T"),
+            (0o102644, "-rw-r-Sr--"),
+            (0o10600, "prw-------"),
+            (0o60660, "brw-rw----"),
+            (0o20620, "crw--w----"),
+            (0o140755, "srwxr-xr-x"),
+            (0o107777, "-rwsrwsrwt"),
+            (0o107000, "---S--S--T"),
+            (0o644, "?rw-r--r--"),
+            (0o170644, "?rw-r--r--"),
+            (0o30644, "?rw-r--r--"),
+        ] {
+            assert_eq!(filemode(mode), text, "{mode:o}");
+        }
+    }
 
     #[test]
     fn item_round_trips_with_every_field() {

@@ -1,4 +1,4 @@
-//! The manifest: the repository's list of archives, stored under the all-zero key (spec §7.2).
+//! The manifest: the repository's list of archives, stored under the all-zero key (FORMAT.md §7.2).
 
 use std::collections::BTreeMap;
 
@@ -7,7 +7,7 @@ use crate::msgpack::Value;
 
 use super::ArchiveError;
 
-/// The item keys borg 1.2 writes into `item_keys` (spec §7.4), sorted.
+/// The item keys borg 1.2 writes into `item_keys` (FORMAT.md §7.4), sorted.
 pub const ITEM_KEYS: [&str; 23] = [
     "acl_access",
     "acl_default",
@@ -106,7 +106,7 @@ pub fn parse_timestamp(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|n| n.and_utc())
 }
 
-/// `max(now, previous + 1 µs)` in borg's format (spec §7.2).
+/// `max(now, previous + 1 µs)` in borg's format (FORMAT.md §7.2).
 pub fn next_timestamp(previous: Option<&str>) -> String {
     let now = chrono::Utc::now();
     let min = previous
@@ -138,7 +138,7 @@ impl Manifest {
         }
     }
 
-    /// Decodes and authenticates manifest plaintext (TAM rules of spec §4.9).
+    /// Decodes and authenticates manifest plaintext (TAM rules of FORMAT.md §4.9).
     pub fn from_plaintext(
         key: &Key,
         plaintext: &[u8],

@@ -1,4 +1,4 @@
-//! Archive metadata objects (spec §7.3) and reading an archive's items back.
+//! Archive metadata objects (FORMAT.md §7.3) and reading an archive's items back.
 
 use crate::chunker::ChunkerParams;
 use crate::msgpack::Value;

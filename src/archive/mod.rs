@@ -1,4 +1,4 @@
-//! The archive layer: the manifest, archive metadata and the item model (spec §7), and
+//! The archive layer: the manifest, archive metadata and the item model (FORMAT.md §7), and
 //! [`objects::KeyedRepository`], which turns plaintext into repository objects and back
 //! (compress → encrypt → put; get → decrypt → decompress → id check).
 //! It never prints and never touches the filesystem being backed up.

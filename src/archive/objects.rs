@@ -1,5 +1,5 @@
 //! From plaintext to repository object and back: compression, encryption with counters that
-//! are never reused, and the id check on every read (spec §4.5–§4.7).
+//! are never reused, and the id check on every read (FORMAT.md §4.5–§4.7).
 
 use crate::compress::{self, Compression};
 use crate::crypto::{Key, NonceManager, NonceStore, SharedNonces};

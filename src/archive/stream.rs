@@ -1,5 +1,5 @@
 //! The item stream: items packed back to back, cut with the item chunker
-//! (`ITEMS_CHUNKER_PARAMS` and the key's seed) and stored as ordinary chunks (spec §6.5).
+//! (`ITEMS_CHUNKER_PARAMS` and the key's seed) and stored as ordinary chunks (FORMAT.md §6.5).
 //! Reading feeds every chunk into one streaming decoder, since items span chunk boundaries.
 
 use crate::chunker::{self, ITEMS_CHUNKER_PARAMS};

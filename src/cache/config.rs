@@ -1,4 +1,4 @@
-//! The cache `config` file (spec §8): an INI file read and written the way Python's
+//! The cache `config` file (FORMAT.md §8): an INI file read and written the way Python's
 //! `configparser` does, so that borg and hoard can update each other's files in place.
 //!
 //! borg updates the parsed file and writes it back rather than recreating it, so unknown keys

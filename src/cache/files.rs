@@ -1,4 +1,4 @@
-//! The files cache file (spec §8): a msgpack stream of `[path_hash, [age, inode, size,
+//! The files cache file (FORMAT.md §8): a msgpack stream of `[path_hash, [age, inode, size,
 //! cmtime_ns, [chunk ids]]]`, packed as borg packs it (raw strings, smallest integers), so a
 //! file read from borg and written back unchanged is byte-identical.
 //!

@@ -1,4 +1,4 @@
-//! The client cache (spec §8): the chunk index (reference counts and sizes of every chunk any
+//! The client cache (FORMAT.md §8): the chunk index (reference counts and sizes of every chunk any
 //! archive uses) and the files cache (what a path looked like last time, and its chunks).
 //!
 //! [`Cache`] is the one interface the commands use: `seen_chunk` / `add_chunk` / `chunk_incref`

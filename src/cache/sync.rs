@@ -1,4 +1,4 @@
-//! Resynchronising the chunk index with the repository (borg's `LocalCache.sync`, spec §8):
+//! Resynchronising the chunk index with the repository (borg's `LocalCache.sync`, FORMAT.md §8):
 //! merge the per-archive indexes of `chunks.archive.d`, fetch and index the archives that have
 //! none, drop the indexes of archives that are gone.
 

@@ -1,6 +1,6 @@
 //! The master chunk index as borg keeps it: one open-addressing table of 44-byte buckets
 //! (32-byte key, `refcount, size, csize` u32 LE), start bucket `u32_le(key[0..4]) % buckets`,
-//! linear probing, tombstones (spec §2.7).
+//! linear probing, tombstones (FORMAT.md §2.7).
 //!
 //! Because the in-memory table *is* the `chunks` file body, loading is one read plus a linear
 //! validation pass (no hashing, no per-entry allocation) and saving writes the table as is, so

@@ -1,4 +1,4 @@
-//! The buzhash base table and the hash primitives (spec §6.2).
+//! The buzhash base table and the hash primitives (FORMAT.md §6.2).
 
 /// Borg's buzhash base table `BASE[0..256]` (spec Appendix B); the table used for a seed is
 /// `BASE[i] ^ seed`.
@@ -49,7 +49,7 @@ pub const BUZHASH_BASE: [u32; 256] = [
     0xa35f0984, 0x48c0647e, 0x0b5ff98c, 0x71893f7b,
 ];
 
-/// The per-seed table `T[i] = BASE[i] ^ seed` (spec §6.2).
+/// The per-seed table `T[i] = BASE[i] ^ seed` (FORMAT.md §6.2).
 pub fn table_for_seed(seed: u32) -> [u32; 256] {
     let mut table = BUZHASH_BASE;
     for v in table.iter_mut() {
@@ -58,7 +58,7 @@ pub fn table_for_seed(seed: u32) -> [u32; 256] {
     table
 }
 
-/// Buzhash of a whole window: `h ^= rotl(T[w[i]], (n - 1 - i) mod 32)` (spec §6.2).
+/// Buzhash of a whole window: `h ^= rotl(T[w[i]], (n - 1 - i) mod 32)` (FORMAT.md §6.2).
 ///
 /// Computed in Horner form (`h = rotl(h, 1) ^ T[b]` per byte, which rotates byte `i` by
 /// `n - 1 - i` in the end), four bytes per step to shorten the dependency chain.
@@ -78,7 +78,7 @@ pub fn buzhash(table: &[u32; 256], window: &[u8]) -> u32 {
     h
 }
 
-/// One rolling step for a window of `window_len` bytes: drop `out`, append `inp` (spec §6.2).
+/// One rolling step for a window of `window_len` bytes: drop `out`, append `inp` (FORMAT.md §6.2).
 pub fn buzhash_update(table: &[u32; 256], h: u32, out: u8, inp: u8, window_len: usize) -> u32 {
     h.rotate_left(1)
         ^ table[out as usize].rotate_left((window_len % 32) as u32)
@@ -121,7 +121,7 @@ impl CutFinder {
         }
     }
 
-    /// Length of the chunk that starts at `data[0]` (spec §6.3).
+    /// Length of the chunk that starts at `data[0]` (FORMAT.md §6.3).
     ///
     /// `data` must hold the bytes from the chunk start up to `min(start + max, E)` (E = end of
     /// stream): then `data.len() < max` only at the end of the stream, which is where the

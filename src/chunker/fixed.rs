@@ -1,4 +1,4 @@
-//! The fixed-size chunker with optional header block and sparse-file holes (spec §6.4).
+//! The fixed-size chunker with optional header block and sparse-file holes (FORMAT.md §6.4).
 
 use std::collections::VecDeque;
 use std::fs::File;

@@ -1,4 +1,4 @@
-//! Content-defined (buzhash) and fixed-size chunkers, bit-exact with borg 1.2 (spec §6).
+//! Content-defined (buzhash) and fixed-size chunkers, bit-exact with borg 1.2 (FORMAT.md §6).
 //!
 //! Owns the chunker parameters ([`ChunkerParams`]: syntax, validation, stored msgpack form), the
 //! buzhash cut-point rule, and [`Chunker`], a streaming iterator of owned [`Chunk`]s over any
@@ -33,7 +33,7 @@ use fixed::FixedStream;
 /// that may be carried over). Only affects speed, never the boundaries.
 pub const READ_BLOCK_SIZE: usize = 2 << 20;
 
-/// What a chunk's bytes are, as borg's chunker flags them (spec §6.6).
+/// What a chunk's bytes are, as borg's chunker flags them (FORMAT.md §6.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChunkKind {
     /// Ordinary data read from the input (borg `CH_DATA`).
@@ -45,7 +45,7 @@ pub enum ChunkKind {
 }
 
 /// One chunk of input. For [`ChunkKind::AllZero`] and [`ChunkKind::Hole`], `data` holds the
-/// zeros too: the repository stores them as an ordinary chunk of zeros (spec §6.6).
+/// zeros too: the repository stores them as an ordinary chunk of zeros (FORMAT.md §6.6).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chunk {
     /// The chunk's plaintext bytes.
@@ -206,7 +206,7 @@ pub fn is_all_zero(data: &[u8]) -> bool {
 
 /// The end offsets of the buzhash chunks of an in-memory buffer (the last one is
 /// `data.len()`; empty input gives no chunks). Identical to what [`Chunker`] yields for the
-/// same bytes. Used for the item-metadata stream (spec §6.5). Fixed params cut every
+/// same bytes. Used for the item-metadata stream (FORMAT.md §6.5). Fixed params cut every
 /// `block` bytes after an optional `header`.
 pub fn cut_points(
     params: &ChunkerParams,
@@ -246,7 +246,7 @@ pub fn cut_points(
     Ok(cuts)
 }
 
-/// A streaming chunker: an iterator of chunks read from `R` (spec §6.3, §6.4).
+/// A streaming chunker: an iterator of chunks read from `R` (FORMAT.md §6.3, §6.4).
 ///
 /// Reads in large blocks ([`READ_BLOCK_SIZE`] plus carry-over), retries short reads and
 /// `Interrupted`, so the boundaries depend only on the bytes. After an I/O error has been
@@ -390,7 +390,7 @@ fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 ///
 /// A block is filled completely (or to EOF) and then shared: chunks are views of it. A chunk
 /// is cut as soon as the data in the block decides it ([`CutFinder::find_cut_partial`], the
-/// same answer as spec §6.3's full `L = min(max, rest of stream)` lookahead). When it does
+/// same answer as FORMAT.md §6.3's full `L = min(max, rest of stream)` lookahead). When it does
 /// not, the unfinished chunk's bytes (less than `max`) are copied to the front of the next
 /// block, which is then filled. Blocks grow from 64 KiB (doubling; or the size hint) to
 /// `max(2 × max, READ_BLOCK_SIZE)`, and the previous block is reused when no chunk of it is

@@ -1,4 +1,4 @@
-//! Chunker parameters: borg's `--chunker-params` syntax, validation and stored form (spec §6.1).
+//! Chunker parameters: borg's `--chunker-params` syntax, validation and stored form (FORMAT.md §6.1).
 
 use std::fmt;
 use std::str::FromStr;
@@ -31,7 +31,7 @@ pub const DEFAULT_CHUNKER_PARAMS: ChunkerParams = ChunkerParams::Buzhash {
 };
 
 /// Parameters for chunking the item-metadata stream, `('buzhash', 15, 19, 17, 4095)`
-/// (borg `ITEMS_CHUNKER_PARAMS`, spec §6.5).
+/// (borg `ITEMS_CHUNKER_PARAMS`, FORMAT.md §6.5).
 pub const ITEMS_CHUNKER_PARAMS: ChunkerParams = ChunkerParams::Buzhash {
     min_exp: 15,
     max_exp: 19,
@@ -39,10 +39,10 @@ pub const ITEMS_CHUNKER_PARAMS: ChunkerParams = ChunkerParams::Buzhash {
     window: HASH_WINDOW_SIZE,
 };
 
-/// Which chunker to use and how (spec §6.1).
+/// Which chunker to use and how (FORMAT.md §6.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChunkerParams {
-    /// Content-defined chunking with buzhash (spec §6.2, §6.3).
+    /// Content-defined chunking with buzhash (FORMAT.md §6.2, §6.3).
     Buzhash {
         /// Minimum chunk size is `2^min_exp` (except a stream's last chunk).
         min_exp: u32,
@@ -53,7 +53,7 @@ pub enum ChunkerParams {
         /// Rolling-hash window size in bytes.
         window: u32,
     },
-    /// Fixed-size blocks, with an optional differently sized header (spec §6.4).
+    /// Fixed-size blocks, with an optional differently sized header (FORMAT.md §6.4).
     Fixed {
         /// Block size in bytes (≥ 64, ≤ `MAX_DATA_SIZE`).
         block: u32,
@@ -80,27 +80,6 @@ impl ChunkerParamsError {
             reason: reason.into(),
         }
     }
-}
-
-/// Parses an integer the way Python's `int()` does for the forms people type: surrounding
-/// whitespace, an optional sign, and `_` between digits.
-pub(crate) fn py_int(s: &str) -> Option<i64> {
-    let t = s.trim();
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    if digits.is_empty()
-        || digits.starts_with('_')
-        || digits.ends_with('_')
-        || digits.contains("__")
-        || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'_')
-    {
-        return None;
-    }
-    let v: i64 = digits.replace('_', "").parse().ok()?;
-    Some(if neg { -v } else { v })
 }
 
 impl ChunkerParams {
@@ -163,7 +142,7 @@ impl ChunkerParams {
     }
 
     /// The stored form in archive metadata: `['buzhash', min, max, mask, window]` or
-    /// `['fixed', block, header]`, the name a msgpack raw string (spec §6.1).
+    /// `['fixed', block, header]`, the name a msgpack raw string (FORMAT.md §6.1).
     pub fn to_msgpack(&self) -> Value {
         match *self {
             ChunkerParams::Buzhash {
@@ -263,7 +242,7 @@ impl FromStr for ChunkerParams {
         let count = params.len();
         let algo = params[0].to_lowercase();
         let int = |p: &str| -> Result<i64, ChunkerParamsError> {
-            py_int(p).ok_or_else(|| {
+            crate::python::int(p).ok_or_else(|| {
                 ChunkerParamsError::new(s, format!("invalid literal for int() with base 10: '{p}'"))
             })
         };

@@ -94,7 +94,7 @@ fn buzhash_check_values() {
         checked += 1;
     }
     assert_eq!(checked, 4);
-    // spec §6.2 table
+    // FORMAT.md §6.2 table
     assert_eq!(buzhash(&table_for_seed(0), b"abcdefghijklmnop"), 3795437769);
     assert_eq!(buzhash(&table_for_seed(1), b"abcdefghijklmnop"), 3795400502);
 }
@@ -318,7 +318,7 @@ fn boundary_lengths() {
 
 #[test]
 fn cut_rule_matches_reference_pseudocode() {
-    // A direct, slow transcription of spec §6.3 checked against the fast path.
+    // A direct, slow transcription of FORMAT.md §6.3 checked against the fast path.
     fn reference(
         min_exp: u32,
         max_exp: u32,
@@ -392,7 +392,7 @@ fn cut_rule_matches_reference_pseudocode() {
 
 #[test]
 fn all_zero_data_gives_max_size_chunks() {
-    // spec §6.3: a 20000-byte zero file became 16384 + 3616 with max = 2^14.
+    // FORMAT.md §6.3: a 20000-byte zero file became 16384 + 3616 with max = 2^14.
     let p: ChunkerParams = "buzhash,10,14,12,4095".parse().unwrap();
     let zeros = vec![0u8; 20000];
     assert_eq!(

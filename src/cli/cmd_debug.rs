@@ -160,7 +160,7 @@ fn opener(path: &str) -> impl FnMut() -> Result<Box<dyn Write>, CommandError> + 
             return Ok(Box::new(std::io::stdout()) as Box<dyn Write>);
         }
         let f = std::fs::File::create(path)
-            .map_err(|e| CommandError::new(format!("{path}: {}", debug::io_text(&e))))?;
+            .map_err(|e| CommandError::new(format!("{path}: {}", crate::platform::strerror(&e))))?;
         Ok(Box::new(std::io::BufWriter::new(f)) as Box<dyn Write>)
     }
 }
@@ -242,8 +242,9 @@ pub fn run(cmd: DebugCommand, common: &CommonOptions) -> Result<i32, CommandErro
         DebugCommand::ConvertProfile(a) => {
             let input = read_limited(&a.input)?;
             let converted = profile::convert(&input)?;
-            std::fs::write(&a.output, converted)
-                .map_err(|e| CommandError::new(format!("{}: {}", a.output, debug::io_text(&e))))?;
+            std::fs::write(&a.output, converted).map_err(|e| {
+                CommandError::new(format!("{}: {}", a.output, crate::platform::strerror(&e)))
+            })?;
         }
     }
     Ok(EXIT_SUCCESS)
@@ -251,7 +252,8 @@ pub fn run(cmd: DebugCommand, common: &CommonOptions) -> Result<i32, CommandErro
 
 fn read_limited(path: &str) -> Result<Vec<u8>, CommandError> {
     use std::io::Read;
-    let err = |e: std::io::Error| CommandError::new(format!("{path}: {}", debug::io_text(&e)));
+    let err =
+        |e: std::io::Error| CommandError::new(format!("{path}: {}", crate::platform::strerror(&e)));
     let f = std::fs::File::open(path).map_err(err)?;
     let mut data = Vec::new();
     f.take(profile::MAX_PROFILE_BYTES + 1)
@@ -281,7 +283,7 @@ pub fn run_profiled(
         &format!("Writing execution profile to {path}"),
     );
     let mut file = std::fs::File::create(path)
-        .map_err(|e| CommandError::new(format!("{path}: {}", debug::io_text(&e))))?;
+        .map_err(|e| CommandError::new(format!("{path}: {}", crate::platform::strerror(&e))))?;
     let result = run();
     let (cpu_user, cpu_system) = profile::cpu_times();
     let wall = started.elapsed().as_secs_f64();
@@ -294,7 +296,7 @@ pub fn run_profiled(
     };
     let written = profile::encode_profile(&times, path).and_then(|bytes| {
         file.write_all(&bytes)
-            .map_err(|e| CommandError::new(format!("{path}: {}", debug::io_text(&e))))
+            .map_err(|e| CommandError::new(format!("{path}: {}", crate::platform::strerror(&e))))
     });
     match (result, written) {
         (Ok(code), Ok(())) => Ok(code),

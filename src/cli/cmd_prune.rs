@@ -7,11 +7,11 @@ use clap::Args;
 use super::options::CommonOptions;
 use super::{confirm, log, output, repo_location, EXIT_SUCCESS};
 use crate::commands::prune::PruneOptions;
-use crate::commands::prune_policy::{parse_interval, parse_python_int, PeriodRule, Rules};
+use crate::commands::prune_policy::{parse_interval, PeriodRule, Rules};
 use crate::commands::{self, CommandError};
 
 fn int_arg(s: &str) -> Result<i64, String> {
-    parse_python_int(s).ok_or_else(|| format!("invalid int value: '{s}'"))
+    crate::python::int(s).ok_or_else(|| format!("invalid int value: '{s}'"))
 }
 
 /// `prune`

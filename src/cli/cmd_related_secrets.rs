@@ -28,7 +28,7 @@ pub fn run(a: ExportRelatedSecretsArgs, common: &CommonOptions) -> Result<i32, C
     let secrets = related_secrets::export(&loc, common.lock_wait, !common.bypass_lock, &confirm)?;
     let text = related_secrets::to_json(&secrets);
     let err = |e: std::io::Error| {
-        CommandError::new(format!("{}: {}", path, crate::commands::debug::io_text(&e)))
+        CommandError::new(format!("{}: {}", path, crate::platform::strerror(&e)))
     };
     if path == "-" {
         let mut out = std::io::stdout().lock();

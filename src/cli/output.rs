@@ -93,35 +93,7 @@ pub fn json_line(value: &Json) -> String {
     ascii_escape(&out)
 }
 
-/// borg's `format_file_size`: decimal units (kB, MB, …) or IEC (KiB, MiB, …), 2 decimals
-/// once a unit is used, `0 B` style for bytes.
-pub fn format_file_size(v: i128, iec: bool) -> String {
-    let (units, power): (&[&str], f64) = if iec {
-        (
-            &["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"],
-            1024.0,
-        )
-    } else {
-        (&["", "k", "M", "G", "T", "P", "E", "Z", "Y"], 1000.0)
-    };
-    let mut num = v as f64;
-    let mut prec = 0;
-    let mut unit = units[units.len() - 1];
-    let mut found = false;
-    for u in &units[..units.len() - 1] {
-        if (num * 100.0).round().abs() / 100.0 < power {
-            unit = u;
-            found = true;
-            break;
-        }
-        num /= power;
-        prec = 2;
-    }
-    if !found {
-        unit = units[units.len() - 1];
-    }
-    format!("{num:.prec$} {unit}B")
-}
+pub use crate::units::format_file_size;
 
 /// A UTC borg timestamp string shown as local time, truncated to seconds, in borg's JSON
 /// form (`%Y-%m-%dT%H:%M:%S.000000`).
@@ -152,15 +124,6 @@ mod tests {
             json_indented(&v, b"  "),
             "{\n  \"a\": \"\\u00e9\",\n  \"b\": [\n    1,\n    {}\n  ]\n}"
         );
-    }
-
-    #[test]
-    fn file_sizes_match_borg() {
-        assert_eq!(format_file_size(0, false), "0 B");
-        assert_eq!(format_file_size(999, false), "999 B");
-        assert_eq!(format_file_size(1234, false), "1.23 kB");
-        assert_eq!(format_file_size(123_456_789, false), "123.46 MB");
-        assert_eq!(format_file_size(1024, true), "1.00 KiB");
     }
 
     #[test]

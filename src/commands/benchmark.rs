@@ -107,7 +107,11 @@ pub fn measure(repo: &str, path: &str, run: Runner<'_>) -> Result<CrudTimes> {
 pub fn make_files(dir: &Path, set: &CrudSet) -> Result<PathBuf> {
     let root = dir.join("borg-test-data");
     let err = |p: &Path, e: std::io::Error| {
-        CommandError::new(format!("{}: {}", p.display(), super::debug::io_text(&e)))
+        CommandError::new(format!(
+            "{}: {}",
+            p.display(),
+            crate::platform::strerror(&e)
+        ))
     };
     std::fs::create_dir(&root).map_err(|e| err(&root, e))?;
     let mut block = vec![0u8; set.size.min(1 << 20)];
@@ -133,7 +137,7 @@ pub fn make_files(dir: &Path, set: &CrudSet) -> Result<PathBuf> {
 /// (`C-Z-TEST       0.00 MB/s (1 * 1 B all-zero files: 0.05s)`).
 pub fn format_lines(set: &CrudSet, t: &CrudTimes) -> Vec<String> {
     let total_mb = (set.count * set.size) as f64 / 1e6;
-    let size = crate::repo::format_file_size(set.size as u64);
+    let size = crate::units::format_file_size(set.size as i128, false);
     let content = if set.random { "random" } else { "all-zero" };
     let line = |op: &str, dt: f64| {
         let rate = total_mb / dt.max(1e-9);

@@ -1,4 +1,4 @@
-//! The archives part of `check` (borg 1.2's `ArchiveChecker`, spec §2.16): find the key, load
+//! The archives part of `check` (borg 1.2's `ArchiveChecker`, FORMAT.md §2.16): find the key, load
 //! (or rebuild) the manifest, walk every selected archive's item stream and chunk lists,
 //! count references, find orphans, optionally verify every object (`--verify-data`) and
 //! repair (`--repair`: all-zero replacement chunks with `chunks_healthy`, healing, dropping
@@ -813,7 +813,8 @@ impl Checker<'_> {
             .map(|(n, r)| (n.clone(), r.clone()))
             .collect();
         if let Some(glob) = &sel.glob {
-            let re = glob_regex(glob);
+            // A glob borg's `re.compile` refuses selects nothing here.
+            let re = super::select::ArchiveGlob::new(Some(glob)).ok();
             list.retain(|(n, _)| {
                 re.as_ref()
                     .is_some_and(|re| re.is_match(&String::from_utf8_lossy(n)))
@@ -887,20 +888,29 @@ impl Checker<'_> {
         Ok(())
     }
 
-    /// The all-zero replacement chunk of `size` bytes (cached per size).
-    fn replacement_chunk(&mut self, size: u32) -> Result<([u8; 32], Option<Vec<u8>>)> {
-        if let Some(r) = self.replacements.get(&size) {
-            return Ok(r.clone());
-        }
-        let zeros = vec![0u8; size as usize];
-        let id = self.store.key.id_hash(&zeros);
-        let object = if self.repair {
-            Some(self.store.encode(&zeros)?)
-        } else {
-            None
+    /// A reference to the all-zero replacement chunk of `size` bytes (made once per size and
+    /// stored with `--repair`), counted like any other reference.
+    fn zero_replacement(&mut self, size: u32) -> Result<ChunkRef> {
+        let (id, object) = match self.replacements.get(&size) {
+            Some(r) => r.clone(),
+            None => {
+                let zeros = vec![0u8; size as usize];
+                let id = self.store.key.id_hash(&zeros);
+                let object = if self.repair {
+                    Some(self.store.encode(&zeros)?)
+                } else {
+                    None
+                };
+                self.replacements.insert(size, (id, object.clone()));
+                (id, object)
+            }
         };
-        self.replacements.insert(size, (id, object.clone()));
-        Ok((id, object))
+        self.add_reference(&id, object.as_deref())?;
+        Ok(ChunkRef {
+            id,
+            size,
+            csize: object.as_ref().map_or(0, |o| o.len() as u32),
+        })
     }
 
     /// borg's `verify_file_chunks`. Returns true if the item was changed.
@@ -938,13 +948,7 @@ impl Checker<'_> {
                     log_error!("{}: {}: New missing file chunk detected (Byte {}-{}, Chunk {}). Replacing with all-zero chunk.", archive_name, path, offset, end, hex(&good.id));
                     self.error_found = true;
                     replaced = true;
-                    let (id, object) = self.replacement_chunk(size)?;
-                    self.add_reference(&id, object.as_deref())?;
-                    entry = ChunkRef {
-                        id,
-                        size,
-                        csize: object.as_ref().map_or(0, |o| o.len() as u32),
-                    };
+                    entry = self.zero_replacement(size)?;
                 } else {
                     log_info!("{}: {}: Previously missing file chunk is still missing (Byte {}-{}, Chunk {}). It has an all-zero replacement chunk already.", archive_name, path, offset, end, hex(&good.id));
                     entry = *cur;
@@ -954,13 +958,7 @@ impl Checker<'_> {
                         log_warning!("{}: {}: Missing all-zero replacement chunk detected (Byte {}-{}, Chunk {}). Generating new replacement chunk.", archive_name, path, offset, end, hex(&cur.id));
                         self.error_found = true;
                         replaced = true;
-                        let (id, object) = self.replacement_chunk(size)?;
-                        self.add_reference(&id, object.as_deref())?;
-                        entry = ChunkRef {
-                            id,
-                            size,
-                            csize: object.as_ref().map_or(0, |o| o.len() as u32),
-                        };
+                        entry = self.zero_replacement(size)?;
                     }
                 }
             } else if cur == good {
@@ -1393,56 +1391,6 @@ fn valid_item(v: Value, item_keys: &[Vec<u8>]) -> std::result::Result<(Item, boo
     Ok((item, acl_dropped))
 }
 
-/// borg's archive glob (`shellpattern.translate`, matched against the whole name).
-fn glob_regex(glob: &str) -> Option<regex::Regex> {
-    let chars: Vec<char> = glob.chars().collect();
-    let mut re = String::from("(?s)^");
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        i += 1;
-        match c {
-            '*' => {
-                if i + 1 < chars.len() && chars[i] == '*' && chars[i + 1] == '/' {
-                    re.push_str("(?:[^/]*/)*");
-                    i += 2;
-                } else {
-                    re.push_str("[^/]*");
-                }
-            }
-            '?' => re.push_str("[^/]"),
-            '[' => {
-                let mut j = i;
-                if j < chars.len() && chars[j] == '!' {
-                    j += 1;
-                }
-                if j < chars.len() && chars[j] == ']' {
-                    j += 1;
-                }
-                while j < chars.len() && chars[j] != ']' {
-                    j += 1;
-                }
-                if j >= chars.len() {
-                    re.push_str("\\[");
-                } else {
-                    let mut body: String = chars[i..j].iter().collect();
-                    i = j + 1;
-                    if let Some(rest) = body.strip_prefix('!') {
-                        body = format!("^{rest}");
-                    }
-                    let body = body.replace('\\', "\\\\").replace('[', "\\[");
-                    re.push('[');
-                    re.push_str(&body);
-                    re.push(']');
-                }
-            }
-            c => re.push_str(&regex::escape(&c.to_string())),
-        }
-    }
-    re.push('$');
-    regex::Regex::new(&re).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1477,16 +1425,6 @@ mod tests {
         };
         assert_eq!(v, b);
         assert!(matches!(u.next(), Unpacked::NeedMore));
-    }
-
-    #[test]
-    fn globs_match_whole_names() {
-        let re = glob_regex("arch*").unwrap();
-        assert!(re.is_match("archive1"));
-        assert!(!re.is_match("xarchive1"));
-        let re = glob_regex("a[!b]?").unwrap();
-        assert!(re.is_match("acd"));
-        assert!(!re.is_match("abd"));
     }
 
     #[test]

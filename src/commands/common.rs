@@ -336,7 +336,7 @@ pub fn load_key(
 ) -> Result<(Key, KeyLocation, Option<crate::crypto::Passphrase>)> {
     let mut key_type = KeyType::from_type_byte(type_byte)?;
     if key_type == KeyType::Passphrase {
-        // Legacy objects are read with the repokey class (spec §4.1).
+        // Legacy objects are read with the repokey class (FORMAT.md §4.1).
         key_type = KeyType::Repokey;
     }
     if !key_type.uses_keyfile() && !key_type.stores_key_in_repo() {

@@ -1,7 +1,7 @@
 //! `compact`: free repository space by compacting sparse segments (borg's `do_compact`,
-//! spec §2.12). Needs no key: the manifest object is read and written back unchanged to open a
+//! FORMAT.md §2.12). Needs no key: the manifest object is read and written back unchanged to open a
 //! transaction, which is then committed with compaction. In append-only mode the commit does not
-//! compact, so nothing is freed (spec §2.13).
+//! compact, so nothing is freed (FORMAT.md §2.13).
 
 use crate::location::Location;
 

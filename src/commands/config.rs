@@ -8,7 +8,7 @@ use crate::repo::{LocalRepository, OpenOptions};
 
 use super::common::{CommandError, Result};
 
-/// `MAX_SEGMENT_SIZE_LIMIT` of borg 1.2: `2**32 - 8 - 1` (spec §2.2).
+/// `MAX_SEGMENT_SIZE_LIMIT` of borg 1.2: `2**32 - 8 - 1` (FORMAT.md §2.2).
 pub const MAX_SEGMENT_SIZE_LIMIT: u64 = (1 << 32) - 8 - 1;
 
 /// What `config` should do.
@@ -63,7 +63,7 @@ pub fn repo_validate(section: &str, name: &str, value: Option<&str>) -> Result<(
     match name {
         "segments_per_dir" | "last_segment_checked" => {
             if let Some(v) = value {
-                if super::prune_policy::parse_python_int(v).is_none() {
+                if crate::python::int(v).is_none() {
                     return Err(value_error("Invalid value"));
                 }
             }

@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 
 use indexmap_lite::OrderedMap;
 
-use crate::archive::item::{ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG};
+use crate::archive::item::{
+    filemode, ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFREG,
+};
 use crate::archive::meta::{ArchiveMeta, Items};
 use crate::archive::KeyedRepository;
 use crate::location::Location;
@@ -282,40 +284,6 @@ pub struct DiffResult {
     pub entries: Vec<(Vec<u8>, Vec<Change>)>,
     /// Warnings (chunker parameters), printed before the entries.
     pub warnings: Vec<String>,
-}
-
-/// Python's `stat.filemode`.
-pub fn filemode(mode: u32) -> String {
-    let t = match mode & 0o170000 {
-        S_IFLNK => 'l',
-        0o140000 => 's',
-        S_IFREG => '-',
-        S_IFBLK => 'b',
-        S_IFDIR => 'd',
-        S_IFCHR => 'c',
-        S_IFIFO => 'p',
-        _ => '-',
-    };
-    let mut s = String::with_capacity(10);
-    s.push(t);
-    let bit = |m: u32, c: char| if mode & m != 0 { c } else { '-' };
-    let special =
-        |x: u32, s_set: u32, lower: char, upper: char| match (mode & x != 0, mode & s_set != 0) {
-            (true, true) => lower,
-            (false, true) => upper,
-            (true, false) => 'x',
-            (false, false) => '-',
-        };
-    s.push(bit(0o400, 'r'));
-    s.push(bit(0o200, 'w'));
-    s.push(special(0o100, 0o4000, 's', 'S'));
-    s.push(bit(0o040, 'r'));
-    s.push(bit(0o020, 'w'));
-    s.push(special(0o010, 0o2000, 's', 'S'));
-    s.push(bit(0o004, 'r'));
-    s.push(bit(0o002, 'w'));
-    s.push(special(0o001, 0o1000, 't', 'T'));
-    s
 }
 
 /// A diff side: an item or "nothing here" (borg's `Item.create_deleted`).
@@ -783,21 +751,5 @@ mod indexmap_lite {
         pub fn into_values(self) -> impl Iterator<Item = V> {
             self.slots.into_iter().flatten()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filemode_like_python() {
-        assert_eq!(filemode(0o100644), "-rw-r--r--");
-        assert_eq!(filemode(0o040755), "drwxr-xr-x");
-        assert_eq!(filemode(0o120777), "lrwxrwxrwx");
-        assert_eq!(filemode(0o104755), "-rwsr-xr-x");
-        assert_eq!(filemode(0o041777), "drwxrwxrwt");
-        assert_eq!(filemode(0o102644), "-rw-r-Sr--");
-        assert_eq!(filemode(0o010600), "prw-------");
     }
 }

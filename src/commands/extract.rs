@@ -158,46 +158,11 @@ impl From<crate::archive::ArchiveError> for ItemError {
 
 fn io_err(op: &str, path: &Path, e: std::io::Error) -> ItemError {
     match e.raw_os_error() {
-        Some(n) => ItemError(format!(
-            "{op}: [Errno {n}] {}: '{}'",
-            strerror(&e),
-            path.display()
+        Some(_) => ItemError(format!(
+            "{op}: {}",
+            platform::os_error_text(&e, &path.display().to_string())
         )),
         None => ItemError(format!("{op}: {e}")),
-    }
-}
-
-/// Python's `repr()` of a bytes object.
-fn py_bytes_repr(b: &[u8]) -> String {
-    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = format!("b{quote}");
-    for &c in b {
-        match c {
-            b'\\' => out.push_str("\\\\"),
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            c if c as char == quote => {
-                out.push('\\');
-                out.push(c as char);
-            }
-            0x20..=0x7e => out.push(c as char),
-            c => out.push_str(&format!("\\x{c:02x}")),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-fn strerror(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
     }
 }
 
@@ -958,13 +923,12 @@ impl Extractor<'_, '_> {
                     // Python's str(OSError(errno, msg, path)) with the path as bytes or fd
                     let target_text = match fd {
                         Some(fd) => fd.to_string(),
-                        None => py_bytes_repr(path.as_os_str().as_bytes()),
+                        None => crate::python::bytes_repr(path.as_os_str().as_bytes()),
                     };
                     let os = match w.error.errno() {
-                        Some(n) => format!(
-                            "[Errno {n}] {}: {target_text}",
-                            strerror(&std::io::Error::from_raw_os_error(n))
-                        ),
+                        Some(n) => {
+                            format!("[Errno {n}] {}: {target_text}", platform::errno_text(n))
+                        }
                         None => w.error.to_string(),
                     };
                     let msg = match w.error.errno() {
@@ -1051,13 +1015,6 @@ mod tests {
         assert!(safe_components(b".").is_none());
         assert_eq!(safe_components(b"./a//b").map(|c| c.len()), Some(2));
         assert_eq!(safe_components(b"a..b/..c").map(|c| c.len()), Some(2));
-    }
-
-    #[test]
-    fn bytes_repr_like_python() {
-        assert_eq!(py_bytes_repr(b"/tmp/a b"), "b'/tmp/a b'");
-        assert_eq!(py_bytes_repr(b"it's"), "b\"it's\"");
-        assert_eq!(py_bytes_repr(b"\xc3\xa4\\"), "b'\\xc3\\xa4\\\\'");
     }
 
     #[test]

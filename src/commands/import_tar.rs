@@ -104,7 +104,7 @@ pub fn import_members<R: Read>(tar: &mut TarReader<R>, feed: &mut Feed<'_, '_, '
                 feed.warn(&format!(
                     "{}: Unsupported tarinfo type {}",
                     create::remove_surrogates(&m.name),
-                    py_bytes_repr(&[t])
+                    crate::python::bytes_repr(&[t])
                 ));
                 Some('E')
             }
@@ -115,24 +115,6 @@ pub fn import_members<R: Read>(tar: &mut TarReader<R>, feed: &mut Feed<'_, '_, '
         }
     }
     Ok(())
-}
-
-/// Python's `repr` of a short bytes value (`b'V'`, `b'\x00'`).
-fn py_bytes_repr(b: &[u8]) -> String {
-    let mut s = String::from("b'");
-    for &c in b {
-        match c {
-            b'\\' => s.push_str("\\\\"),
-            b'\'' => s.push_str("\\'"),
-            0x20..=0x7e => s.push(c as char),
-            b'\n' => s.push_str("\\n"),
-            b'\t' => s.push_str("\\t"),
-            b'\r' => s.push_str("\\r"),
-            _ => s.push_str(&format!("\\x{c:02x}")),
-        }
-    }
-    s.push('\'');
-    s
 }
 
 /// Runs `import-tar`: reads the (already decompressed) tar stream `input` into the new
@@ -158,6 +140,5 @@ mod tests {
     fn makedev_like_glibc() {
         assert_eq!(makedev(7, 200), 0x07c8);
         assert_eq!(makedev(8, 1), 0x0801);
-        assert_eq!(py_bytes_repr(b"V"), "b'V'");
     }
 }

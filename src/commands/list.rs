@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{Local, NaiveDateTime, TimeZone};
 
-use crate::archive::item::{Item, S_IFMT};
+use crate::archive::item::{filemode, Item};
 use crate::archive::meta::{ArchiveMeta, Items};
 use crate::archive::{KeyedRepository, Operation};
 use crate::cache::{Cache, CacheOptions};
@@ -251,49 +251,6 @@ pub const ITEM_CALL_KEYS: [&str; 12] = [
 
 /// Item keys that need the chunk index.
 pub const KEYS_REQUIRING_CACHE: [&str; 3] = ["dsize", "dcsize", "unique_chunks"];
-
-/// Python's `stat.filemode`.
-pub fn filemode(mode: u32) -> String {
-    let t = match mode & S_IFMT {
-        0o140000 => 's',
-        0o120000 => 'l',
-        0o100000 => '-',
-        0o060000 => 'b',
-        0o040000 => 'd',
-        0o020000 => 'c',
-        0o010000 => 'p',
-        _ => '-',
-    };
-    let mut s = String::with_capacity(10);
-    s.push(t);
-    let bits = [
-        (0o400, 'r'),
-        (0o200, 'w'),
-        (0o100, 'x'),
-        (0o040, 'r'),
-        (0o020, 'w'),
-        (0o010, 'x'),
-        (0o004, 'r'),
-        (0o002, 'w'),
-        (0o001, 'x'),
-    ];
-    for (i, (bit, ch)) in bits.iter().enumerate() {
-        let special = match i {
-            2 => Some((0o4000, 's', 'S')),
-            5 => Some((0o2000, 's', 'S')),
-            8 => Some((0o1000, 't', 'T')),
-            _ => None,
-        };
-        let set = mode & bit != 0;
-        match special {
-            Some((sbit, lower, upper)) if mode & sbit != 0 => {
-                s.push(if set { lower } else { upper });
-            }
-            _ => s.push(if set { *ch } else { '-' }),
-        }
-    }
-    s
-}
 
 /// Options of `list REPO::ARCHIVE`.
 #[derive(Debug, Clone, Default)]
@@ -779,16 +736,6 @@ pub fn chunker_params_json(v: Option<&Value>) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn filemode_matches_python() {
-        assert_eq!(filemode(0o100644), "-rw-r--r--");
-        assert_eq!(filemode(0o40755), "drwxr-xr-x");
-        assert_eq!(filemode(0o120777), "lrwxrwxrwx");
-        assert_eq!(filemode(0o104755), "-rwsr-xr-x");
-        assert_eq!(filemode(0o41777), "drwxrwxrwt");
-        assert_eq!(filemode(0o101644), "-rw-r--r-T");
-    }
 
     #[test]
     fn extra_hashes_match_known_digests() {

@@ -61,8 +61,7 @@ pub fn check_fuse_available(device: &Path) -> Result<()> {
         .open(device)
         .map(drop)
         .map_err(|e| {
-            let text = e.to_string();
-            let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+            let text = crate::platform::strerror(&e);
             let errno = e
                 .raw_os_error()
                 .map(|n| format!("[Errno {n}] "))

@@ -1,5 +1,5 @@
 //! `prune`: delete the archives the retention rules do not keep (borg 1.2.4 `do_prune`,
-//! spec §10.2). The decisions come from the pure [`prune_policy`](super::prune_policy); this
+//! FORMAT.md §10.2). The decisions come from the pure [`prune_policy`](super::prune_policy); this
 //! module selects the candidates, deletes archives (chunk references through the cache, manifest
 //! entry), and commits manifest, repository and cache at every `--checkpoint-interval` and at
 //! the end. Prune never compacts.
@@ -66,37 +66,6 @@ pub struct PruneOutcome {
     pub pruned: usize,
 }
 
-/// The archive-name matcher of prune: borg matches the glob (`shellpattern.translate`)
-/// followed by an optional `.checkpoint` / `.checkpoint.N` suffix, anchored at both ends. Names
-/// never contain `/`, so an `sh:` pattern decides the glob part; the suffix is tried both kept
-/// and stripped.
-pub struct NameMatcher(crate::patterns::Pattern);
-
-impl NameMatcher {
-    /// Compiles `glob` (`*` when absent or empty).
-    pub fn new(glob: Option<&str>) -> Result<NameMatcher> {
-        let glob = glob.filter(|g| !g.is_empty()).unwrap_or("*");
-        let p = crate::patterns::Pattern::new(
-            crate::patterns::PatternStyle::Shell,
-            std::ffi::OsStr::new(glob),
-            false,
-        )
-        .map_err(|e| CommandError::new(e.to_string()))?;
-        Ok(NameMatcher(p))
-    }
-
-    /// Whether an archive name is selected.
-    pub fn is_match(&mut self, name: &str) -> bool {
-        if self.0.matches(std::ffi::OsStr::new(name)) {
-            return true;
-        }
-        match prune_policy::checkpoint_suffix(name) {
-            Some(stem) => self.0.matches(std::ffi::OsStr::new(&name[..stem])),
-            None => false,
-        }
-    }
-}
-
 /// borg's `format_archive`: `%-36s %s [%s]` with the start time in local time.
 pub fn format_archive(c: &Candidate) -> String {
     let t = prune_policy::local_time(c.time_us, &chrono::Local);
@@ -110,7 +79,9 @@ pub fn format_archive(c: &Candidate) -> String {
 
 /// The candidates of the manifest matching `glob` (checkpoints included).
 pub fn candidates(opened: &Opened, glob: Option<&str>) -> Result<Vec<Candidate>> {
-    let mut re = NameMatcher::new(glob)?;
+    // borg's prune lists with `match_end` allowing a checkpoint suffix after the glob.
+    let re = super::select::ArchiveGlob::with_checkpoint_suffix(glob)
+        .map_err(|e| CommandError::new(e.to_string()))?;
     Ok(opened
         .manifest
         .archives
@@ -242,24 +213,4 @@ fn checkpoint(opened: &mut Opened, cache: &mut Cache) -> Result<()> {
     common::commit_manifest(opened)?;
     cache.commit(&opened.manifest)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn matcher_allows_checkpoint_suffix() {
-        let mut re = NameMatcher::new(Some("host-*")).unwrap();
-        assert!(re.is_match("host-1"));
-        assert!(re.is_match("host-1.checkpoint"));
-        assert!(re.is_match("host-1.checkpoint.3"));
-        assert!(!re.is_match("other"));
-        let mut re = NameMatcher::new(Some("a")).unwrap();
-        assert!(re.is_match("a.checkpoint"));
-        assert!(!re.is_match("a.checkpoint.x"));
-        assert!(!re.is_match("ab"));
-        let mut re = NameMatcher::new(None).unwrap();
-        assert!(re.is_match("x y\nz"));
-    }
 }

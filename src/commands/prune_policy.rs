@@ -1,4 +1,4 @@
-//! The pure retention policy of `prune` (spec §10.2, borg 1.2.4 `do_prune`, `prune_within`,
+//! The pure retention policy of `prune` (FORMAT.md §10.2, borg 1.2.4 `do_prune`, `prune_within`,
 //! `prune_split`): given the candidate archives, the rules, "now" and a time zone, decide for
 //! every archive whether it is kept (and by which rule) or pruned. No I/O.
 //!
@@ -143,7 +143,7 @@ pub fn parse_interval(s: &str) -> Result<i64, String> {
         }
     };
     let number = &s[..s.len() - suffix.len_utf8()];
-    let hours = parse_python_int(number)
+    let hours = crate::python::int(number)
         .and_then(|n| n.checked_mul(mult))
         .unwrap_or(-1);
     if hours <= 0 {
@@ -152,27 +152,6 @@ pub fn parse_interval(s: &str) -> Result<i64, String> {
         ));
     }
     Ok(hours)
-}
-
-/// Python's `int(str)` for the forms that matter here: surrounding whitespace, a sign,
-/// ASCII digits with single underscores between them.
-pub fn parse_python_int(s: &str) -> Option<i64> {
-    let t = s.trim();
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    if digits.is_empty()
-        || digits.starts_with('_')
-        || digits.ends_with('_')
-        || digits.contains("__")
-        || !digits.chars().all(|c| c.is_ascii_digit() || c == '_')
-    {
-        return None;
-    }
-    let v: i64 = digits.replace('_', "").parse().ok()?;
-    Some(if neg { -v } else { v })
 }
 
 /// One candidate archive.

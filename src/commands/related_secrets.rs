@@ -114,7 +114,7 @@ pub fn read(path: &str) -> Result<RelatedSecrets> {
         if e.kind() == std::io::ErrorKind::InvalidData {
             command_error(format!("Invalid JSON in related secrets file: {path}"))
         } else {
-            CommandError::new(format!("{path}: {}", super::debug::io_text(&e)))
+            CommandError::new(format!("{path}: {}", crate::platform::strerror(&e)))
         }
     })?;
     parse(&text, path)

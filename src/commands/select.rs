@@ -6,6 +6,8 @@
 use crate::archive::manifest::parse_timestamp;
 use crate::archive::Manifest;
 
+use crate::patterns::{translate_shell, PatternError};
+
 use super::common::{CommandError, Result};
 
 /// One archive as the manifest lists it (borg's `ArchiveInfo(name, id, ts)`).
@@ -144,20 +146,15 @@ impl Selection {
 
 /// Lists the manifest's archives according to `sel` (borg's `Archives.list`).
 pub fn select_archives(manifest: &Manifest, sel: &Selection) -> Vec<ArchiveInfo> {
-    let glob = sel.effective_glob().unwrap_or_default();
-    let glob = if glob.is_empty() {
-        "*".to_string()
-    } else {
-        glob
-    };
-    let pattern: Vec<char> = glob.chars().collect();
+    // A glob borg's `re.compile` refuses selects nothing here.
+    let glob = ArchiveGlob::new(sel.effective_glob().as_deref()).ok();
     // The manifest map is ordered by name bytes, the order borg loads it in.
     let mut archives: Vec<ArchiveInfo> = manifest
         .archives
         .iter()
         .filter(|(name, _)| {
-            let text: Vec<char> = String::from_utf8_lossy(name).chars().collect();
-            glob_match(&pattern, &text)
+            glob.as_ref()
+                .is_some_and(|g| g.is_match(&String::from_utf8_lossy(name)))
         })
         .filter(|(name, _)| sel.consider_checkpoints || !contains(name, b".checkpoint"))
         .map(|(name, r)| ArchiveInfo {
@@ -197,113 +194,44 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Matches `text` against a borg shell pattern (`shellpattern.translate`, anchored at both
-/// ends): `*` and `?` do not cross `/`, `**/` matches zero or more directory levels,
-/// `[...]` / `[!...]` are character classes, an unclosed `[` is literal.
-pub fn glob_match(pattern: &[char], text: &[char]) -> bool {
-    match_from(pattern, 0, text, 0)
-}
+/// borg's archive-name glob, the one matcher of every command that selects archives by name
+/// (`--glob-archives`/`-a`, `--prefix P` as `P*`, prune's glob): `shellpattern.translate(glob
+/// or '*')` matched from the start of the name to its end, as `Archives.list` does. `*` and `?`
+/// do not match `/`, `**/` matches zero or more `…/` levels, `[...]`/`[!...]` are classes with
+/// Python `re` ranges, a `[` without a closing `]` is literal, everything else is literal.
+#[derive(Debug, Clone)]
+pub struct ArchiveGlob(regex::Regex);
 
-/// One parsed element of a pattern at a position, with the index after it.
-enum Elem {
-    Literal(char),
-    AnyOne,
-    Star,
-    DoubleStarSlash,
-    Class {
-        negated: bool,
-        items: Vec<(char, char)>,
-    },
-}
-
-fn parse_elem(p: &[char], i: usize) -> (Elem, usize) {
-    let c = p[i];
-    match c {
-        '*' => {
-            if i + 2 < p.len() && p[i + 1] == '*' && p[i + 2] == '/' {
-                (Elem::DoubleStarSlash, i + 3)
-            } else {
-                (Elem::Star, i + 1)
-            }
-        }
-        '?' => (Elem::AnyOne, i + 1),
-        '[' => {
-            let mut j = i + 1;
-            if j < p.len() && p[j] == '!' {
-                j += 1;
-            }
-            if j < p.len() && p[j] == ']' {
-                j += 1;
-            }
-            while j < p.len() && p[j] != ']' {
-                j += 1;
-            }
-            if j >= p.len() {
-                return (Elem::Literal('['), i + 1);
-            }
-            let mut stuff = &p[i + 1..j];
-            let mut negated = false;
-            if stuff.first() == Some(&'!') {
-                negated = true;
-                stuff = &stuff[1..];
-            }
-            let mut items = Vec::new();
-            let mut k = 0;
-            while k < stuff.len() {
-                if k + 2 < stuff.len() && stuff[k + 1] == '-' {
-                    items.push((stuff[k], stuff[k + 2]));
-                    k += 3;
-                } else {
-                    items.push((stuff[k], stuff[k]));
-                    k += 1;
-                }
-            }
-            (Elem::Class { negated, items }, j + 1)
-        }
-        other => (Elem::Literal(other), i + 1),
+impl ArchiveGlob {
+    /// Compiles `glob` (`*` when absent or empty). A class Python's `re` refuses (a reversed
+    /// range such as `[z-a]`) is an error, as `re.compile` raises one in borg.
+    pub fn new(glob: Option<&str>) -> std::result::Result<ArchiveGlob, PatternError> {
+        Self::compile(glob, "")
     }
-}
 
-fn match_from(p: &[char], pi: usize, t: &[char], ti: usize) -> bool {
-    if pi >= p.len() {
-        return ti == t.len();
+    /// Like [`ArchiveGlob::new`], but a name may also carry a `.checkpoint` or
+    /// `.checkpoint.N` suffix after what the glob matches (prune's `match_end`).
+    pub fn with_checkpoint_suffix(
+        glob: Option<&str>,
+    ) -> std::result::Result<ArchiveGlob, PatternError> {
+        Self::compile(glob, r"(?:\.checkpoint(?:\.\d+)?)?")
     }
-    let (elem, next) = parse_elem(p, pi);
-    match elem {
-        Elem::Literal(c) => ti < t.len() && t[ti] == c && match_from(p, next, t, ti + 1),
-        Elem::AnyOne => ti < t.len() && t[ti] != '/' && match_from(p, next, t, ti + 1),
-        Elem::Class { negated, items } => {
-            ti < t.len() && {
-                let c = t[ti];
-                let hit = items.iter().any(|&(a, b)| a <= c && c <= b);
-                hit != negated && match_from(p, next, t, ti + 1)
-            }
-        }
-        Elem::Star => {
-            let mut k = ti;
-            loop {
-                if match_from(p, next, t, k) {
-                    return true;
-                }
-                if k >= t.len() || t[k] == '/' {
-                    return false;
-                }
-                k += 1;
-            }
-        }
-        Elem::DoubleStarSlash => {
-            // zero or more "[^/]*/" groups
-            let mut k = ti;
-            loop {
-                if match_from(p, next, t, k) {
-                    return true;
-                }
-                let Some(off) = t[k..].iter().position(|&c| c == '/') else {
-                    return false;
-                };
-                k += off + 1;
-            }
-        }
+
+    fn compile(glob: Option<&str>, end: &str) -> std::result::Result<ArchiveGlob, PatternError> {
+        let glob = glob.filter(|g| !g.is_empty()).unwrap_or("*");
+        let chars: Vec<char> = glob.chars().collect();
+        let body = translate_shell(&chars)?;
+        regex::Regex::new(&format!(r"\A(?:{body}){end}\z"))
+            .map(ArchiveGlob)
+            .map_err(|e| PatternError::BadRegex {
+                pattern: glob.to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Whether the archive name `name` is selected.
+    pub fn is_match(&self, name: &str) -> bool {
+        self.0.is_match(name)
     }
 }
 
@@ -312,26 +240,80 @@ mod tests {
     use super::*;
 
     fn m(p: &str, t: &str) -> bool {
-        glob_match(
-            &p.chars().collect::<Vec<_>>(),
-            &t.chars().collect::<Vec<_>>(),
-        )
+        ArchiveGlob::new(Some(p)).unwrap().is_match(t)
     }
 
     #[test]
     fn globs_match_like_borg_shellpattern() {
         assert!(m("arch*", "archive1"));
         assert!(!m("arch*", "xarchive1"));
-        assert!(m("*", ""));
+        assert!(!m("archive", "archive1"), "anchored at the end");
         assert!(m("a?c", "abc"));
-        assert!(!m("a?c", "a/c"));
-        assert!(m("[ab]x", "bx"));
-        assert!(!m("[!ab]x", "bx"));
-        assert!(m("[a-c]x", "bx"));
-        assert!(m("a[", "a["));
+        assert!(!m("a?c", "a/c"), "? does not match /");
+        assert!(!m("a*", "a/b"), "* does not match /");
         assert!(m("**/x", "a/b/x"));
         assert!(m("**/x", "x"));
-        assert!(!m("archive", "archive1"));
+        assert!(m("x\ny", "x\ny"));
+        assert!(m("*", "x y\nz"), "* matches newlines");
+    }
+
+    #[test]
+    fn empty_or_absent_glob_selects_everything() {
+        for g in [None, Some("")] {
+            let g = ArchiveGlob::new(g).unwrap();
+            assert!(g.is_match(""));
+            assert!(g.is_match("host-2024.checkpoint"));
+        }
+    }
+
+    #[test]
+    fn classes_follow_python_re() {
+        assert!(m("[ab]x", "bx"));
+        assert!(!m("[!ab]x", "bx"));
+        assert!(m("[!ab]x", "cx"));
+        assert!(m("[a-c]x", "bx"));
+        assert!(m("[]a]", "]"), "a leading ] is a member");
+        assert!(m("[!]a]", "b"));
+        assert!(!m("[!]a]", "]"));
+        assert!(m("[^a]", "^"), "a leading ^ is literal, not negation");
+        assert!(!m("[^a]", "b"));
+        assert!(m("[a-]", "-"), "a trailing - is literal");
+        assert!(m("[a-c-e]", "-"));
+        assert!(!m("[a-c-e]", "d"));
+        assert!(m("[\\]", "\\"), "a backslash in a class is literal");
+        assert!(m("[/]", "/"), "a class may match /");
+        assert!(m("a[", "a["), "an unclosed [ is literal");
+        assert!(m("[*?]", "?"));
+        assert!(!m("[*?]", "x"));
+        assert!(ArchiveGlob::new(Some("[z-a]")).is_err(), "re.error in borg");
+    }
+
+    #[test]
+    fn regex_specials_are_literal() {
+        assert!(m("a.b", "a.b"));
+        assert!(!m("a.b", "axb"));
+        assert!(m("(x)+$", "(x)+$"));
+        assert!(m("a{2}", "a{2}"));
+        assert!(!m("a{2}", "aa"));
+        assert!(m("ä*", "äö"));
+    }
+
+    #[test]
+    fn checkpoint_suffix_is_prunes_match_end() {
+        let g = ArchiveGlob::with_checkpoint_suffix(Some("host-*")).unwrap();
+        assert!(g.is_match("host-1"));
+        assert!(g.is_match("host-1.checkpoint"));
+        assert!(g.is_match("host-1.checkpoint.3"));
+        assert!(!g.is_match("other"));
+        let g = ArchiveGlob::with_checkpoint_suffix(Some("a")).unwrap();
+        assert!(g.is_match("a.checkpoint"));
+        assert!(g.is_match("a.checkpoint.12"));
+        assert!(!g.is_match("a.checkpoint."));
+        assert!(!g.is_match("a.checkpoint.x"));
+        assert!(!g.is_match("ab"));
+        assert!(!ArchiveGlob::new(Some("a"))
+            .unwrap()
+            .is_match("a.checkpoint"));
     }
 
     #[test]

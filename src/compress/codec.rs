@@ -1,4 +1,4 @@
-//! Compressing into and decompressing from borg's framed format (spec §5).
+//! Compressing into and decompressing from borg's framed format (FORMAT.md §5).
 
 use std::io::Read;
 use std::os::raw::c_int;
@@ -146,7 +146,7 @@ fn zlib_stream(data: &[u8], level: u32) -> Vec<u8> {
     c
 }
 
-/// The obfuscation padding length for `compr_size` bytes of framed data (spec §5).
+/// The obfuscation padding length for `compr_size` bytes of framed data (FORMAT.md §5).
 fn obfuscate_padding(level: u32, compr_size: usize) -> usize {
     let r: f64 = rand::random::<f64>();
     let pad = if (1..=6).contains(&level) {
@@ -160,7 +160,7 @@ fn obfuscate_padding(level: u32, compr_size: usize) -> usize {
     pad.min((MAX_DATA_SIZE - 1024).saturating_sub(compr_size))
 }
 
-/// Compresses `data` as borg would with `spec`, returning the framed bytes (spec §5).
+/// Compresses `data` as borg would with `spec`, returning the framed bytes (FORMAT.md §5).
 ///
 /// lz4, zstd and lzma fall back to `00 00` + `data` when their output is not smaller than
 /// `data`; zlib never falls back and has no header. `auto,C` keeps the lz4 result unless
@@ -236,14 +236,14 @@ pub fn compress_into(spec: &Compression, data: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// borg's legacy-zlib detection: deflate method and a valid header check (spec §5).
+/// borg's legacy-zlib detection: deflate method and a valid header check (FORMAT.md §5).
 fn is_zlib(h: [u8; 2]) -> bool {
     (h[0] & 0x0f) == 8 && (u32::from(h[0]) * 256 + u32::from(h[1])) % 31 == 0
 }
 
 /// Decompresses framed bytes, dispatching on the header in borg's order: lz4, zstd, none,
-/// zlib, lzma, obfuscate (spec §5). `size_hint` is the expected plaintext size (the chunk
-/// size, spec §7.5), used to size the lz4 output buffer; without it the size is derived
+/// zlib, lzma, obfuscate (FORMAT.md §5). `size_hint` is the expected plaintext size (the chunk
+/// size, FORMAT.md §7.5), used to size the lz4 output buffer; without it the size is derived
 /// from the lz4 block itself. Corrupt input gives an error, never a panic.
 pub fn decompress(framed: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>, CompressError> {
     let mut framed = framed;

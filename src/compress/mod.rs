@@ -1,5 +1,5 @@
 //! Compression codecs with borg's 2-byte headers, the `auto` heuristic and size obfuscation
-//! (spec §5).
+//! (FORMAT.md §5).
 //!
 //! Owns the `--compression` spec ([`Compression`]: parsing, canonical form), [`compress`]
 //! (plaintext → framed bytes) and [`decompress`] (framed bytes → plaintext, dispatching on the

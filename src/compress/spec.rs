@@ -1,9 +1,9 @@
-//! `--compression` specs: borg's syntax, validation and canonical form (spec §5).
+//! `--compression` specs: borg's syntax, validation and canonical form (FORMAT.md §5).
 
 use std::fmt;
 use std::str::FromStr;
 
-/// A compression setting, as given with borg's `-C/--compression` (spec §5).
+/// A compression setting, as given with borg's `-C/--compression` (FORMAT.md §5).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Compression {
     /// `none`: store as is (header `00 00`).
@@ -47,34 +47,13 @@ pub struct CompressionSpecError {
     pub reason: String,
 }
 
-/// Parses an integer the way Python's `int()` does for the forms people type: surrounding
-/// whitespace, an optional sign, and `_` between digits.
-fn py_int(s: &str) -> Option<i64> {
-    let t = s.trim();
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    if digits.is_empty()
-        || digits.starts_with('_')
-        || digits.ends_with('_')
-        || digits.contains("__")
-        || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'_')
-    {
-        return None;
-    }
-    let v: i64 = digits.replace('_', "").parse().ok()?;
-    Some(if neg { -v } else { v })
-}
-
 fn parse(values: &[&str]) -> Result<Compression, String> {
     let count = values.len();
     let level = |default: i64, lo: i64, hi: i64| -> Result<i64, String> {
         match count {
             1 => Ok(default),
             2 => {
-                let l = py_int(values[1]).ok_or_else(|| {
+                let l = crate::python::int(values[1]).ok_or_else(|| {
                     format!("invalid literal for int() with base 10: '{}'", values[1])
                 })?;
                 if (lo..=hi).contains(&l) {
@@ -103,7 +82,7 @@ fn parse(values: &[&str]) -> Result<Compression, String> {
             if !(3..=5).contains(&count) {
                 return Err("obfuscate needs a level and a compression: obfuscate,S,C[,L]".into());
             }
-            let l = py_int(values[1]).ok_or_else(|| {
+            let l = crate::python::int(values[1]).ok_or_else(|| {
                 format!("invalid literal for int() with base 10: '{}'", values[1])
             })?;
             if !((1..=6).contains(&l) || (110..=123).contains(&l)) {

@@ -1,5 +1,5 @@
 //! Key material, key generation, `id_hash`, and the repository object envelope
-//! (spec §4.2, §4.5, §4.6).
+//! (FORMAT.md §4.2, §4.5, §4.6).
 
 use aes::cipher::{KeyIvInit, StreamCipher};
 use blake2::digest::consts::U32;
@@ -15,27 +15,27 @@ use crate::msgpack::{self, Value};
 type HmacSha256 = Hmac<Sha256>;
 type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
 
-/// Bytes in front of the ciphertext of an encrypted object: TYPE(1) ‖ MAC(32) ‖ IV(8) (spec §4.5).
+/// Bytes in front of the ciphertext of an encrypted object: TYPE(1) ‖ MAC(32) ‖ IV(8) (FORMAT.md §4.5).
 pub const ENCRYPTED_OVERHEAD: usize = 1 + 32 + 8;
 
 /// Encryption runs AES-CTR and the MAC block by block over pieces of this size, so each piece
 /// is still in L1/L2 cache when the MAC reads it (one pass over memory instead of two).
 const CRYPT_BLOCK: usize = 64 * 1024;
 
-/// The secret part of a borg key (spec §4.2). `Debug` never shows the secrets.
+/// The secret part of a borg key (FORMAT.md §4.2). `Debug` never shows the secrets.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyMaterial {
-    /// AES-256 key (spec §4.2 `enc_key`, 32 bytes; random and unused in authenticated modes).
+    /// AES-256 key (FORMAT.md §4.2 `enc_key`, 32 bytes; random and unused in authenticated modes).
     pub enc_key: [u8; 32],
     /// MAC key (`enc_hmac_key`): 32 bytes, or 128 (64 random ‖ 64 zero) in the blake2 modes.
     pub enc_hmac_key: Vec<u8>,
-    /// ID hash key (`id_key`): 32 bytes, or 128 in the blake2 modes (spec §4.6).
+    /// ID hash key (`id_key`): 32 bytes, or 128 in the blake2 modes (FORMAT.md §4.6).
     pub id_key: Vec<u8>,
-    /// Buzhash seed, signed 32-bit as stored (spec §4.2 `chunk_seed`).
+    /// Buzhash seed, signed 32-bit as stored (FORMAT.md §4.2 `chunk_seed`).
     pub chunk_seed: i32,
     /// Repository id the key belongs to (must equal `config` `id`).
     pub repository_id: [u8; 32],
-    /// `tam_required` field; `None` for keys from before borg 1.0.9 (spec §4.9: then the
+    /// `tam_required` field; `None` for keys from before borg 1.0.9 (FORMAT.md §4.9: then the
     /// security-dir `tam_required` file decides).
     pub tam_required: Option<bool>,
 }
@@ -73,7 +73,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
-/// `urandom(64) ‖ zero(64)`: borg's BLAKE2b "key" (spec §0 item 3).
+/// `urandom(64) ‖ zero(64)`: borg's BLAKE2b "key" (FORMAT.md §0 item 3).
 fn random_blake2_key() -> Vec<u8> {
     let mut k = vec![0u8; 128];
     rand::rngs::OsRng.fill_bytes(&mut k[..64]);
@@ -81,7 +81,7 @@ fn random_blake2_key() -> Vec<u8> {
 }
 
 impl KeyMaterial {
-    /// New random material as borg creates it (spec §4.2): 100 random bytes split into
+    /// New random material as borg creates it (FORMAT.md §4.2): 100 random bytes split into
     /// enc_key, enc_hmac_key, id_key and a signed big-endian chunk seed; the blake2 modes then
     /// replace enc_hmac_key and id_key with 64 random ‖ 64 zero bytes. `tam_required` is true.
     pub fn generate(blake2: bool, repository_id: [u8; 32]) -> KeyMaterial {
@@ -104,7 +104,7 @@ impl KeyMaterial {
         m
     }
 
-    /// The msgpack map of spec §4.2 (sorted keys; `tam_required` omitted when `None`).
+    /// The msgpack map of FORMAT.md §4.2 (sorted keys; `tam_required` omitted when `None`).
     pub fn to_value(&self) -> Value {
         let mut entries = vec![
             ("chunk_seed", Value::int(self.chunk_seed)),
@@ -125,13 +125,13 @@ impl KeyMaterial {
         self.to_value().to_bytes()
     }
 
-    /// Parses packed key material with borg's key limits (spec §4.2, §7.1); version must be 1.
+    /// Parses packed key material with borg's key limits (FORMAT.md §4.2, §7.1); version must be 1.
     pub fn from_msgpack(data: &[u8]) -> Result<KeyMaterial, CryptoError> {
         let v = msgpack::decode_all(data, msgpack::Limits::KEY)?;
         KeyMaterial::from_value(&v)
     }
 
-    /// Reads the material out of a decoded msgpack map (spec §4.2).
+    /// Reads the material out of a decoded msgpack map (FORMAT.md §4.2).
     pub fn from_value(v: &Value) -> Result<KeyMaterial, CryptoError> {
         if v.as_map().is_none() {
             return Err(CryptoError::InvalidKeyData(
@@ -215,7 +215,7 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// Unkeyed BLAKE2b-256 over `key ‖ parts…` (borg's "keyed" BLAKE2b, spec §0 item 3).
+/// Unkeyed BLAKE2b-256 over `key ‖ parts…` (borg's "keyed" BLAKE2b, FORMAT.md §0 item 3).
 pub(crate) fn blake2b_256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Blake2b::<U32>::new();
     h.update(key);
@@ -225,7 +225,7 @@ pub(crate) fn blake2b_256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// AES-256-CTR with the 16-byte IV `zero(8) ‖ be64(counter)` (spec §4.5), in place.
+/// AES-256-CTR with the 16-byte IV `zero(8) ‖ be64(counter)` (FORMAT.md §4.5), in place.
 pub(crate) fn aes_ctr(key: &[u8; 32], iv16: &[u8; 16], data: &mut [u8]) {
     let mut c = Aes256Ctr::new(key.into(), iv16.into());
     c.apply_keystream(data);
@@ -256,7 +256,7 @@ enum DecryptFailure {
 }
 
 impl Key {
-    /// A new random key of `key_type` for a repository (spec §4.2). `none` gives
+    /// A new random key of `key_type` for a repository (FORMAT.md §4.2). `none` gives
     /// [`Key::plaintext`].
     pub fn generate(key_type: KeyType, repository_id: [u8; 32]) -> Key {
         if !key_type.has_key_material() {
@@ -322,7 +322,7 @@ impl Key {
         self.material.as_ref().map_or(0, |m| m.chunk_seed as u32)
     }
 
-    /// `id_hash` (spec §4.6): SHA-256 in `none` mode, HMAC-SHA256(id_key) or unkeyed
+    /// `id_hash` (FORMAT.md §4.6): SHA-256 in `none` mode, HMAC-SHA256(id_key) or unkeyed
     /// BLAKE2b-256(id_key128 ‖ data).
     pub fn id_hash(&self, data: &[u8]) -> [u8; 32] {
         match &self.material {
@@ -332,7 +332,7 @@ impl Key {
         }
     }
 
-    /// Whether TAM is required (spec §4.9): the material's `tam_required`, `false` when the
+    /// Whether TAM is required (FORMAT.md §4.9): the material's `tam_required`, `false` when the
     /// field is absent (resolve it with [`Key::resolve_tam_required`]) and in `none` mode.
     pub fn tam_required(&self) -> bool {
         self.material
@@ -342,7 +342,7 @@ impl Key {
     }
 
     /// Fills in a missing `tam_required` from the security-dir `tam_required` file's
-    /// existence (spec §4.8, §4.9). A field already present wins.
+    /// existence (FORMAT.md §4.8, §4.9). A field already present wins.
     pub fn resolve_tam_required(&mut self, security_file_exists: bool) {
         if let Some(m) = self.material.as_mut() {
             if m.tam_required.is_none() {
@@ -364,7 +364,7 @@ impl Key {
         }
     }
 
-    /// Wraps compression-framed bytes into a repository object (spec §4.5):
+    /// Wraps compression-framed bytes into a repository object (FORMAT.md §4.5):
     /// `TYPE ‖ MAC ‖ IV8 ‖ AES-CTR(framed)` when encrypting, else `TYPE ‖ framed`. `iv` is the
     /// AES-CTR block counter (see [`super::NonceManager`]); ignored when not encrypting.
     ///
@@ -379,7 +379,7 @@ impl Key {
         out
     }
 
-    /// Bytes in front of the compression-framed payload in this key's objects (spec §4.5):
+    /// Bytes in front of the compression-framed payload in this key's objects (FORMAT.md §4.5):
     /// [`ENCRYPTED_OVERHEAD`] (TYPE ‖ MAC ‖ IV8) when encrypting, else 1 (TYPE).
     pub fn envelope_len(&self) -> usize {
         match &self.material {
@@ -537,7 +537,7 @@ impl Key {
         }
     }
 
-    /// Verifies the MAC (constant time) and returns the compression-framed bytes (spec §4.5).
+    /// Verifies the MAC (constant time) and returns the compression-framed bytes (FORMAT.md §4.5).
     /// The TYPE byte must be this key's own, or 0x01 for the repokey types (borg's rule).
     /// Errors: `Data integrity error: Invalid encryption envelope` (`Invalid envelope` in the
     /// unencrypted modes) or `Data integrity error: MAC Authentication failed`.
@@ -558,7 +558,7 @@ impl Key {
             .map_err(|f| self.chunk_integrity_error(id, f))
     }
 
-    /// Checks `id_hash(plaintext) == id` in constant time (borg's `assert_id`, spec §4.5):
+    /// Checks `id_hash(plaintext) == id` in constant time (borg's `assert_id`, FORMAT.md §4.5):
     /// `Data integrity error: Chunk <id>: id verification failed`.
     pub fn assert_id(&self, id: &[u8; 32], plaintext: &[u8]) -> Result<(), CryptoError> {
         if bool::from(self.id_hash(plaintext).ct_eq(id)) {
@@ -578,7 +578,7 @@ impl Key {
         }
     }
 
-    /// Number of AES blocks a payload of `framed_len` bytes uses: `ceil(len / 16)` (spec §4.7).
+    /// Number of AES blocks a payload of `framed_len` bytes uses: `ceil(len / 16)` (FORMAT.md §4.7).
     pub fn blocks_for(framed_len: usize) -> u64 {
         (framed_len as u64).div_ceil(16)
     }
@@ -595,7 +595,7 @@ impl Key {
         Some(u64::from_be_bytes(b))
     }
 
-    /// borg's `manifest_nonce` (spec §4.7): IV of the manifest object plus
+    /// borg's `manifest_nonce` (FORMAT.md §4.7): IV of the manifest object plus
     /// `ceil(len(whole object) / 16)`; 0 for keys that do not encrypt. The manifest's TYPE byte
     /// must fit the key (`Data integrity error: Manifest: Invalid encryption envelope`).
     pub fn manifest_nonce(&self, manifest_object: &[u8]) -> Result<u64, CryptoError> {
@@ -736,7 +736,7 @@ mod tests {
         assert_eq!(Key::plaintext().manifest_nonce(b"\x02xx").unwrap(), 0);
     }
 
-    /// The object of spec §4.5 computed the plain two-pass way, as reference.
+    /// The object of FORMAT.md §4.5 computed the plain two-pass way, as reference.
     fn reference_object(k: &Key, framed: &[u8], iv: u64) -> Vec<u8> {
         let t = k.key_type();
         let mut out = vec![t.type_byte()];

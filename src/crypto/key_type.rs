@@ -1,13 +1,13 @@
-//! The eight borg 1.x key types and their TYPE bytes (spec §4.1).
+//! The eight borg 1.x key types and their TYPE bytes (FORMAT.md §4.1).
 
 use super::CryptoError;
 
-/// A borg key type, identified on disk by the first byte of every repository object (spec §4.1).
+/// A borg key type, identified on disk by the first byte of every repository object (FORMAT.md §4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyType {
     /// 0x00 `keyfile`: AES-256-CTR + HMAC-SHA256, key blob in a key file.
     Keyfile,
-    /// 0x01 legacy `passphrase` mode; objects are read with the repokey class (spec §4.1 notes).
+    /// 0x01 legacy `passphrase` mode; objects are read with the repokey class (FORMAT.md §4.1 notes).
     Passphrase,
     /// 0x02 `none`: no encryption, SHA-256 ids.
     Plaintext,
@@ -54,7 +54,7 @@ impl KeyType {
         }
     }
 
-    /// The TYPE byte (spec §4.1).
+    /// The TYPE byte (FORMAT.md §4.1).
     pub fn type_byte(self) -> u8 {
         match self {
             KeyType::Keyfile => 0x00,
@@ -120,7 +120,7 @@ impl KeyType {
         }
     }
 
-    /// Whether objects are AES-CTR encrypted (TYPE ‖ MAC ‖ IV ‖ CT layout, spec §4.5).
+    /// Whether objects are AES-CTR encrypted (TYPE ‖ MAC ‖ IV ‖ CT layout, FORMAT.md §4.5).
     pub fn is_encrypting(self) -> bool {
         matches!(
             self,
@@ -132,7 +132,7 @@ impl KeyType {
         )
     }
 
-    /// Whether the key blob lives in the repository `config` (spec §4.4).
+    /// Whether the key blob lives in the repository `config` (FORMAT.md §4.4).
     pub fn stores_key_in_repo(self) -> bool {
         matches!(
             self,
@@ -143,12 +143,12 @@ impl KeyType {
         )
     }
 
-    /// Whether the key blob lives in a key file (spec §4.4).
+    /// Whether the key blob lives in a key file (FORMAT.md §4.4).
     pub fn uses_keyfile(self) -> bool {
         matches!(self, KeyType::Keyfile | KeyType::KeyfileBlake2)
     }
 
-    /// Whether the id hash and MAC use the BLAKE2b construction (spec §4.5, §4.6).
+    /// Whether the id hash and MAC use the BLAKE2b construction (FORMAT.md §4.5, §4.6).
     pub fn uses_blake2(self) -> bool {
         matches!(
             self,
@@ -161,7 +161,7 @@ impl KeyType {
         self != KeyType::Plaintext
     }
 
-    /// borg's `logically_encrypted` (spec §4.1 notes), which governs the "unknown unencrypted
+    /// borg's `logically_encrypted` (FORMAT.md §4.1 notes), which governs the "unknown unencrypted
     /// repository" prompt: false for `none` and the authenticated modes, and for the repokey
     /// modes unlocked with an empty passphrase; key-file modes are always logically encrypted.
     pub fn logically_encrypted(self, empty_passphrase: bool) -> bool {

@@ -1,4 +1,4 @@
-//! The encrypted key blob ("EncryptedKey" envelope, spec §4.3): PBKDF2-SHA256 → AES-256-CTR
+//! The encrypted key blob ("EncryptedKey" envelope, FORMAT.md §4.3): PBKDF2-SHA256 → AES-256-CTR
 //! over the packed key material, HMAC-SHA256 of the plaintext, base64 wrapped at 70 columns.
 
 use base64::Engine as _;
@@ -10,7 +10,7 @@ use super::key::{aes_ctr, hmac_sha256, wipe};
 use super::{CryptoError, KeyMaterial};
 use crate::msgpack::{self, Limits, Value};
 
-/// PBKDF2 iteration count borg uses for new blobs (spec §4.3).
+/// PBKDF2 iteration count borg uses for new blobs (FORMAT.md §4.3).
 pub const PBKDF2_ITERATIONS: u32 = 100_000;
 
 /// Most PBKDF2 iterations a blob may ask for: 100 times [`PBKDF2_ITERATIONS`] (a few seconds).
@@ -18,7 +18,7 @@ pub const PBKDF2_ITERATIONS: u32 = 100_000;
 /// 2^32-1 iterations keep hoard busy for hours before it can say the passphrase is wrong.
 pub const MAX_PBKDF2_ITERATIONS: u32 = 100 * PBKDF2_ITERATIONS;
 
-/// Column width of the base64 text (Python `textwrap.wrap` default, spec §4.3).
+/// Column width of the base64 text (Python `textwrap.wrap` default, FORMAT.md §4.3).
 pub const BASE64_LINE_WIDTH: usize = 70;
 
 fn kdf(passphrase: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
@@ -27,7 +27,7 @@ fn kdf(passphrase: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
     out
 }
 
-/// Encrypts key material into the base64 key blob text (spec §4.3): random 32-byte salt,
+/// Encrypts key material into the base64 key blob text (FORMAT.md §4.3): random 32-byte salt,
 /// 100000 iterations, lines of 70 characters joined by `\n`, no trailing newline.
 pub fn encrypt_key_blob(m: &KeyMaterial, passphrase: &str) -> String {
     let mut salt = [0u8; 32];
@@ -82,7 +82,7 @@ pub fn decode_blob_text(text: &str) -> Result<Vec<u8>, CryptoError> {
         .map_err(|e| CryptoError::InvalidKeyData(format!("key blob is not valid base64: {e}")))
 }
 
-/// Decrypts a base64 key blob with a passphrase (spec §4.3). Envelope and material are parsed
+/// Decrypts a base64 key blob with a passphrase (FORMAT.md §4.3). Envelope and material are parsed
 /// with borg's key limits (no bin, no arrays). A wrong passphrase gives
 /// [`CryptoError::WrongPassphrase`].
 pub fn decrypt_key_blob(text: &str, passphrase: &str) -> Result<KeyMaterial, CryptoError> {

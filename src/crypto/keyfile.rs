@@ -1,4 +1,4 @@
-//! Key files: format, lookup and naming (spec §4.4).
+//! Key files: format, lookup and naming (FORMAT.md §4.4).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -93,7 +93,7 @@ fn abspath(p: &str) -> PathBuf {
     out
 }
 
-/// Finds the key file of a repository (spec §4.4): `BORG_KEY_FILE` if set (checked with
+/// Finds the key file of a repository (FORMAT.md §4.4): `BORG_KEY_FILE` if set (checked with
 /// [`check_key_file`]), else the first matching file in the keys directory.
 pub fn find_key_file(repository_id: &[u8; 32]) -> Result<PathBuf, CryptoError> {
     find_key_file_with(repository_id, &crate::options::Env::process())
@@ -161,7 +161,7 @@ pub fn key_file_name(repo_path: &str, remote_host: Option<&str>) -> String {
     name.chars().take(100).collect()
 }
 
-/// Where `init` writes a new key file (spec §4.4): `BORG_KEY_FILE` (refusing an existing file
+/// Where `init` writes a new key file (FORMAT.md §4.4): `BORG_KEY_FILE` (refusing an existing file
 /// with [`CryptoError::KeyfileExists`]), else `<keys dir>/<name>` with `.2`, `.3`, … appended
 /// while the name exists. `repo_location_as_typed` is the repository path as given (borg's
 /// `Location.path`); `remote_host` the host of a remote repository.

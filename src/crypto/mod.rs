@@ -1,4 +1,4 @@
-//! Keys, key envelopes, object encryption, id hashes, TAM and passphrases (spec §4).
+//! Keys, key envelopes, object encryption, id hashes, TAM and passphrases (FORMAT.md §4).
 //!
 //! This layer owns the cryptographic formats: key types and material, the encrypted key blob,
 //! key files and their lookup, paper/QR key export, the repository object envelope, `id_hash`,

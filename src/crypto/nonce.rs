@@ -1,4 +1,4 @@
-//! AES-CTR counter ("nonce") reservation, as borg's `NonceManager` does it (spec §4.7).
+//! AES-CTR counter ("nonce") reservation, as borg's `NonceManager` does it (FORMAT.md §4.7).
 //! The counter counts 16-byte blocks and must never repeat for a key; space is reserved in
 //! the repository `nonce` file (through a [`NonceStore`]) and in the local security-dir `nonce`
 //! file *before* any counter in it is used.
@@ -65,7 +65,7 @@ impl NonceManager {
     }
 
     /// The default local nonce file of a repository: `<security dir>/<repo id hex>/nonce`
-    /// (spec §4.8).
+    /// (FORMAT.md §4.8).
     pub fn local_nonce_file_for(repository_id: &[u8; 32]) -> PathBuf {
         paths::security_base_dir()
             .join(hex::encode(repository_id))

@@ -1,5 +1,5 @@
 //! Passphrases: the environment sources, interactive prompts, and unlocking a key blob the way
-//! borg does (spec §4.10). Environment values are read once into [`PassphraseEnv`] so that the
+//! borg does (FORMAT.md §4.10). Environment values are read once into [`PassphraseEnv`] so that the
 //! logic can be tested without touching the process environment; interaction goes through the
 //! [`Prompter`] trait ([`TtyPrompter`] talks to the terminal, on stderr, like borg).
 
@@ -25,7 +25,7 @@ impl std::fmt::Debug for Passphrase {
     }
 }
 
-/// The passphrase-related environment variables, captured once (spec §4.10).
+/// The passphrase-related environment variables, captured once (FORMAT.md §4.10).
 #[derive(Debug, Clone, Default)]
 pub struct PassphraseEnv {
     /// `BORG_PASSPHRASE` (used even when empty).
@@ -208,12 +208,12 @@ impl Passphrase {
         Passphrase(s.into())
     }
 
-    /// The passphrase text (used as UTF-8 bytes for PBKDF2, spec §4.3).
+    /// The passphrase text (used as UTF-8 bytes for PBKDF2, FORMAT.md §4.3).
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// The passphrase from the process environment (spec §4.10): `BORG_PASSPHRASE` (even
+    /// The passphrase from the process environment (FORMAT.md §4.10): `BORG_PASSPHRASE` (even
     /// empty), else `BORG_PASSCOMMAND`, else `BORG_PASSPHRASE_FD`; `None` if none is set.
     pub fn from_env() -> Result<Option<Passphrase>, CryptoError> {
         Passphrase::from_env_with(&PassphraseEnv::from_process())
@@ -312,7 +312,7 @@ impl Passphrase {
     }
 }
 
-/// Unlocks a key blob of an existing repository like borg (spec §4.10): a passphrase from the
+/// Unlocks a key blob of an existing repository like borg (FORMAT.md §4.10): a passphrase from the
 /// environment must be right ([`CryptoError::PassphraseWrong`]); without one the empty
 /// passphrase is tried silently, then `Enter passphrase for key <target>: ` is asked up to 3
 /// times ([`CryptoError::PasswordRetriesExceeded`]). The prompt names no target here; use

@@ -1,5 +1,5 @@
 //! TAM — tertiary authentication of metadata: the HKDF-SHA512 + HMAC-SHA512 tag inside the
-//! manifest and archive metadata maps (spec §4.9).
+//! manifest and archive metadata maps (FORMAT.md §4.9).
 
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -21,7 +21,7 @@ enum Context {
 }
 
 impl Key {
-    /// The TAM key (spec §4.9): `HKDF-SHA512(id_key ‖ enc_key ‖ enc_hmac_key, salt,
+    /// The TAM key (FORMAT.md §4.9): `HKDF-SHA512(id_key ‖ enc_key ‖ enc_hmac_key, salt,
     /// "borg-metadata-authentication-" ‖ context, 64)`, or `salt ‖ context` in `none` mode.
     pub fn tam_key(&self, salt: &[u8], context: &str) -> Vec<u8> {
         match self.material() {
@@ -58,7 +58,7 @@ impl Key {
         mac.finalize().into_bytes().into()
     }
 
-    /// Packs `value` with a TAM (spec §4.9): adds (or replaces) the `tam` entry
+    /// Packs `value` with a TAM (FORMAT.md §4.9): adds (or replaces) the `tam` entry
     /// `{hmac, salt: 64 random bytes, type: "HKDF_HMAC_SHA512"}`, sorts the top-level keys, packs,
     /// computes HMAC-SHA512 over the packing with 64 zero bytes as hmac, and packs again with the
     /// real hmac. `context` is `"manifest"` or `"archive"`.
@@ -107,8 +107,8 @@ impl Key {
         map.to_bytes()
     }
 
-    /// Unpacks a manifest plaintext (manifest limits, spec §7.1) and checks its TAM with borg
-    /// 1.2.4's rules (spec §4.9): `c1c1c1c1` → [`CryptoError::UnsupportedManifest`]; a missing
+    /// Unpacks a manifest plaintext (manifest limits, FORMAT.md §7.1) and checks its TAM with borg
+    /// 1.2.4's rules (FORMAT.md §4.9): `c1c1c1c1` → [`CryptoError::UnsupportedManifest`]; a missing
     /// TAM is an error only when TAM is required (and `force_tam_not_required` is false); an
     /// unknown suite likewise; a malformed or wrong TAM always fails with
     /// [`CryptoError::TamInvalid`]. Returns the map without `tam` and whether it was verified.
@@ -126,8 +126,8 @@ impl Key {
         self.unpack_and_verify(data, Context::Manifest, required)
     }
 
-    /// Unpacks archive metadata (archive limits, spec §7.1) and checks its TAM with borg 1.2.5+
-    /// rules (spec §4.9): a missing TAM is [`CryptoError::ArchiveTamRequired`] when the key
+    /// Unpacks archive metadata (archive limits, FORMAT.md §7.1) and checks its TAM with borg 1.2.5+
+    /// rules (FORMAT.md §4.9): a missing TAM is [`CryptoError::ArchiveTamRequired`] when the key
     /// requires TAM; a malformed or wrong TAM is always [`CryptoError::ArchiveTamInvalid`].
     /// With [`Key::set_ignore_invalid_archive_tam`] on, a TAM that does not verify (or a
     /// missing one where TAM is required) reads as no TAM: the value, unverified.

@@ -1,4 +1,4 @@
-//! msgpack the way borg 1.x speaks it (spec §7.1).
+//! msgpack the way borg 1.x speaks it (FORMAT.md §7.1).
 //!
 //! Borg packs with the *old* msgpack spec: every byte string, text or not, is written in the
 //! str/raw family (fixstr, `da` str16, `db` str32 — never `d9` str8 and never bin). This module owns
@@ -359,7 +359,7 @@ pub const MAX_DEPTH: usize = 256;
 /// Elements a value may hold before [`Limits::min_value_bytes`] applies.
 pub const VALUE_SLACK: usize = 65_536;
 
-/// Largest plaintext of one repository object (borg `MAX_DATA_SIZE`, spec §2.4); the RPC
+/// Largest plaintext of one repository object (borg `MAX_DATA_SIZE`, FORMAT.md §2.4); the RPC
 /// limits are derived from it (this layer imports nothing, so the number is repeated here).
 const MAX_DATA_SIZE: usize = 20_971_479;
 
@@ -370,7 +370,7 @@ const MAX_DATA_SIZE: usize = 20_971_479;
 pub const MAX_ITEM_BYTES: usize = 64 * 1024 * 1024;
 
 /// Per-context limits. The str/bin/array/map lengths are the ones borg's
-/// `get_limited_unpacker` sets (spec §7.1); depth, bytes and element counts are hoard's own
+/// `get_limited_unpacker` sets (FORMAT.md §7.1); depth, bytes and element counts are hoard's own
 /// bounds on one top-level value, so that hostile input can cost neither unbounded memory nor
 /// unbounded time: a decoded value takes at most about `max_bytes + 32 * max_values` bytes.
 #[derive(Debug, Clone, Copy)]
@@ -442,7 +442,7 @@ impl Limits {
         max_values: usize::MAX,
         min_value_bytes: 0,
     };
-    /// One item of an item stream (spec §6.5), wherever items are read: at most
+    /// One item of an item stream (FORMAT.md §6.5), wherever items are read: at most
     /// [`MAX_ITEM_BYTES`] encoded, 8 Mi elements (a maximal chunk list needs ~6 Mi), 64 Ki map
     /// entries (an item has ~25 keys; `xattrs` holds one entry per attribute), nesting 32
     /// (items use 4), and on average ≥ 8 bytes per element past 64 Ki elements.
@@ -481,7 +481,7 @@ impl Limits {
         max_values: 200_000,
         min_value_bytes: 0,
     };
-    /// `hints.N` (spec §2.8): maps keyed by segment number or object id, lists of segment
+    /// `hints.N` (FORMAT.md §2.8): maps keyed by segment number or object id, lists of segment
     /// numbers; at most 1 GiB and 256 Mi elements (tens of millions of segments or shadowed
     /// objects, far past what a repository holds).
     pub const HINTS: Limits = Limits {
@@ -494,7 +494,7 @@ impl Limits {
         max_values: 1 << 28,
         min_value_bytes: 0,
     };
-    /// `integrity.N` (spec §2.9): a map of a version and two short JSON texts.
+    /// `integrity.N` (FORMAT.md §2.9): a map of a version and two short JSON texts.
     pub const INTEGRITY: Limits = Limits {
         max_str: 64 * 1024,
         max_bin: 0,

@@ -142,13 +142,7 @@ pub fn load_pattern_file(
 fn read_file(path: &Path) -> Result<Vec<u8>, PatternError> {
     std::fs::read(path).map_err(|e| {
         let display = path.display().to_string();
-        let mut message = e.to_string();
-        if let Some(code) = e.raw_os_error() {
-            let suffix = format!(" (os error {code})");
-            if let Some(stripped) = message.strip_suffix(&suffix) {
-                message = format!("[Errno {code}] {stripped}: '{display}'");
-            }
-        }
+        let message = crate::platform::os_error_text(&e, &display);
         PatternError::File {
             path: display,
             message,

@@ -32,6 +32,8 @@ pub mod matcher;
 pub mod text;
 mod translate;
 
+pub use translate::translate_shell;
+
 pub use matcher::{
     build_matcher, create_matcher, load_exclude_file, load_pattern_file, parse_exclude_pattern,
     parse_inclexcl_command, IeCommand, MatchResult, PatternArgs, PatternLine, PatternMatcher, Rule,

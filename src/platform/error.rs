@@ -67,3 +67,55 @@ impl PlatformError {
 
 /// Result alias of the platform layer.
 pub type Result<T> = std::result::Result<T, PlatformError>;
+
+/// An I/O error's text as Python shows an `OSError`'s `strerror`: for an OS error the C
+/// library's message (`No such file or directory`), without the ` (os error N)` Rust adds;
+/// for any other error its own text.
+pub fn strerror(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// Python's `os.strerror(errno)`.
+pub fn errno_text(errno: i32) -> String {
+    strerror(&io::Error::from_raw_os_error(errno))
+}
+
+/// Python's `str(OSError(errno, strerror, filename))` for an error on `filename`:
+/// `[Errno 13] Permission denied: '/x'`; an error without an errno shows its own text.
+pub fn os_error_text(e: &io::Error, filename: &str) -> String {
+    match e.raw_os_error() {
+        Some(code) => format!("[Errno {code}] {}: '{filename}'", strerror(e)),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_read_like_python() {
+        // os.strerror(2), os.strerror(13) and str(OSError(...)) on Linux/glibc
+        assert_eq!(errno_text(libc::ENOENT), "No such file or directory");
+        assert_eq!(errno_text(libc::EACCES), "Permission denied");
+        let e = io::Error::from_raw_os_error(libc::EACCES);
+        assert_eq!(strerror(&e), "Permission denied");
+        assert_eq!(
+            os_error_text(&e, "/x y"),
+            "[Errno 13] Permission denied: '/x y'"
+        );
+    }
+
+    #[test]
+    fn other_errors_keep_their_text() {
+        let e = io::Error::other("short read");
+        assert_eq!(strerror(&e), "short read");
+        assert_eq!(os_error_text(&e, "/x"), "short read");
+        // an unknown errno still has glibc's text and no Rust suffix
+        assert_eq!(errno_text(4242), "Unknown error 4242");
+    }
+}

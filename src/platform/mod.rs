@@ -1,5 +1,5 @@
 //! Platform layer: reading and restoring file metadata exactly as borg 1.2 on Linux stores it in
-//! archive items (spec `borg1-format.md` §7.4).
+//! archive items (FORMAT.md §7.4).
 //!
 //! This module owns:
 //! * [`xattr`]: extended attributes (`xattrs` item key), without following symlinks or on an fd;
@@ -25,7 +25,7 @@ pub mod signals;
 pub mod users;
 pub mod xattr;
 
-pub use error::{PlatformError, Result};
+pub use error::{errno_text, os_error_text, strerror, PlatformError, Result};
 
 #[cfg(test)]
 mod borg_compat_tests;

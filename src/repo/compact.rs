@@ -1,4 +1,4 @@
-//! Compaction (spec §2.12, borg `compact_segments`): live PUTs of sparse segments are copied to
+//! Compaction (FORMAT.md §2.12, borg `compact_segments`): live PUTs of sparse segments are copied to
 //! the end of the log, DELETEs are kept while an older PUT of the key may survive (shadow index,
 //! §2.15), intermediate COMMITs make the copies durable before old segments are deleted.
 
@@ -110,7 +110,7 @@ impl LocalRepository {
         let freed = quota_before.saturating_sub(self.storage_quota_use);
         tracing::info!(
             "compaction freed about {} repository space.",
-            super::format_file_size(freed)
+            crate::units::format_file_size(freed.into(), false)
         );
         Ok(())
     }

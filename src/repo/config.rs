@@ -1,4 +1,4 @@
-//! The repository `config` file (spec §2.2): a Python `ConfigParser` INI file with a
+//! The repository `config` file (FORMAT.md §2.2): a Python `ConfigParser` INI file with a
 //! `[repository]` section. Parsing follows ConfigParser's rules (`key = value` or `key: value`,
 //! lower-cased keys, indented continuation lines, `#`/`;` comment lines); writing reproduces
 //! `ConfigParser.write` (`key = value`, continuation lines indented with a TAB, blank line after

@@ -28,7 +28,7 @@ pub struct LowLevelEntry {
     pub data: Option<Vec<u8>>,
     /// The segment number.
     pub segment: u32,
-    /// The entry's offset in the segment file (spec §2.4).
+    /// The entry's offset in the segment file (FORMAT.md §2.4).
     pub offset: u32,
 }
 

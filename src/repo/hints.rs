@@ -1,4 +1,4 @@
-//! `hints.T` (spec §2.8): per-segment live counts, freeable bytes, storage quota use and the
+//! `hints.T` (FORMAT.md §2.8): per-segment live counts, freeable bytes, storage quota use and the
 //! shadow index (§2.15). Reads version 1 (borg 1.0) and 2; writes version 2.
 
 use super::ObjectId;

@@ -1,4 +1,4 @@
-//! Process identity for locks (spec §3): borg's host id `"<fqdn>@<uuid.getnode()>"` (or
+//! Process identity for locks (FORMAT.md §3): borg's host id `"<fqdn>@<uuid.getnode()>"` (or
 //! `BORG_HOST_ID`) and the liveness test used for stale-lock detection.
 //!
 //! `uuid.getnode()` is reproduced as libuuid computes it on Linux: the MAC address (as a 48-bit

@@ -1,4 +1,4 @@
-//! The borg hash index file format (spec §2.7): `index.T` (NSIndex, 8-byte values) and, reused
+//! The borg hash index file format (FORMAT.md §2.7): `index.T` (NSIndex, 8-byte values) and, reused
 //! later by the client cache, `chunks` / `chunks.archive.d/*` (ChunkIndex, 12-byte values).
 //!
 //! In memory the index is a plain hash map; the on-disk open-addressing table is rebuilt on write

@@ -1,4 +1,4 @@
-//! `integrity.T` and borg's `IntegrityCheckedFile` XXH64 scheme (spec §2.9).
+//! `integrity.T` and borg's `IntegrityCheckedFile` XXH64 scheme (FORMAT.md §2.9).
 //!
 //! One streaming XXH64 (seed 0) runs over `%10d(len(name)) name`, the file bytes and, at each
 //! checkpoint, `%10d(len(part)) part decimal(position)`; the hex digest is taken at each checkpoint

@@ -1,5 +1,5 @@
 //! [`LocalRepository`]: a repository directory on a local file system (borg `Repository`,
-//! spec §2.1–§2.15, §4.7 for the `nonce` file).
+//! FORMAT.md §2.1–§2.15, §4.7 for the `nonce` file).
 
 pub mod check;
 
@@ -14,7 +14,8 @@ use super::segment::{
 use super::storage::dir::{self as dirstore, DirStorage};
 use super::storage::s3::S3Storage;
 use super::storage::{Storage, StorageLock};
-use super::{format_file_size, CheckReport, ObjectId, RepoError, Repository, Result};
+use super::{CheckReport, ObjectId, RepoError, Repository, Result};
+use crate::units::format_file_size;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -486,12 +487,7 @@ impl LocalRepository {
                             | std::io::ErrorKind::ReadOnlyFilesystem
                     ) =>
             {
-                let reason = source.to_string();
-                let reason = reason
-                    .split(" (os error")
-                    .next()
-                    .unwrap_or(&reason)
-                    .to_string();
+                let reason = crate::platform::strerror(&source);
                 self.warn(format!(
                     "{reason}: Failed writing to '{path}'. This is expected when working on read-only repositories."
                 ));
@@ -584,8 +580,8 @@ impl Repository for LocalRepository {
         self.index_mut().set_loc(*id, s, o);
         if self.storage_quota > 0 && self.storage_quota_use > self.storage_quota {
             let d = (
-                format_file_size(self.storage_quota),
-                format_file_size(self.storage_quota_use),
+                format_file_size(self.storage_quota.into(), false),
+                format_file_size(self.storage_quota_use.into(), false),
             );
             self.transaction_doomed = Some(d.clone());
             return Err(RepoError::StorageQuotaExceeded(d.0, d.1));

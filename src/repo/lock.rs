@@ -1,4 +1,4 @@
-//! borg-compatible locking (spec §3): the `<base>.exclusive/` directory primitive holding a
+//! borg-compatible locking (FORMAT.md §3): the `<base>.exclusive/` directory primitive holding a
 //! `<hostid>.<pid>-<thread hex>` file, the `<base>.roster` JSON of shared/exclusive holders,
 //! shared/exclusive/upgrade, stale-lock removal for our own host id, `--lock-wait` timeouts and
 //! `break-lock`. Generic over the base path, so the client cache lock (`<cache>/lock`) reuses it.
@@ -241,16 +241,7 @@ impl ExclusiveLock {
 /// Python's `str(OSError)` for an error on `path`: `[Errno 13] Permission denied: '/x'`, the
 /// reason borg's `LockFailed` shows (e.g. on a read-only repository).
 fn os_error(e: &io::Error, path: &Path) -> String {
-    match e.raw_os_error() {
-        Some(code) => {
-            let text = e.to_string();
-            let reason = text
-                .strip_suffix(&format!(" (os error {code})"))
-                .unwrap_or(&text);
-            format!("[Errno {code}] {reason}: '{}'", path.display())
-        }
-        None => e.to_string(),
-    }
+    crate::platform::os_error_text(e, &path.display().to_string())
 }
 
 /// Creates `<base>.XXXXXXXX.tmp` in `parent`; on failure returns the error and the path tried.

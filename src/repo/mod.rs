@@ -1,4 +1,4 @@
-//! The transactional key-value store: segments, index, hints, integrity, locking (spec §2, §3).
+//! The transactional key-value store: segments, index, hints, integrity, locking (FORMAT.md §2, §3).
 //!
 //! This layer owns everything inside a repository directory: the `config` file, the segment log
 //! under `data/`, `index.T` / `hints.T` / `integrity.T`, the `nonce` file, the `transactions` log
@@ -33,10 +33,10 @@ pub use local::check::CheckReport;
 pub use local::{CreateOptions, LocalRepository, OpenOptions};
 pub use lock::LockError;
 
-/// A repository object id (spec §2.4: the 32-byte key of PUT/DELETE entries).
+/// A repository object id (FORMAT.md §2.4: the 32-byte key of PUT/DELETE entries).
 pub type ObjectId = [u8; 32];
 
-/// The manifest's id: all zero bytes (spec §7.2).
+/// The manifest's id: all zero bytes (FORMAT.md §7.2).
 pub const MANIFEST_ID: ObjectId = [0u8; 32];
 
 /// borg's `LIST_SCAN_LIMIT`: clients ask for at most this many ids per `list`/`scan` call (§9.3).
@@ -143,7 +143,7 @@ impl RepoError {
 /// Result alias of this layer.
 pub type Result<T> = std::result::Result<T, RepoError>;
 
-/// The repository operations, mirroring borg's RPC method list (spec §9.3) so that a remote
+/// The repository operations, mirroring borg's RPC method list (FORMAT.md §9.3) so that a remote
 /// backend (`borg serve` client) can implement the same trait. Object-safe.
 pub trait Repository {
     /// The repository id (config `id`, 32 bytes).
@@ -191,7 +191,7 @@ pub trait Repository {
     /// Whether the repository is in append-only mode (config or override).
     fn append_only(&self) -> bool;
     /// Several `get`s at once, results in the order of `ids`. The default asks one by one;
-    /// remote repositories keep many requests in flight (borg's `get_many`, spec §9.5).
+    /// remote repositories keep many requests in flight (borg's `get_many`, FORMAT.md §9.5).
     fn get_many(&mut self, ids: &[ObjectId]) -> Result<Vec<Vec<u8>>> {
         ids.iter().map(|id| self.get(id)).collect()
     }
@@ -270,28 +270,6 @@ pub(crate) fn create_dirs(path: &std::path::Path) -> std::io::Result<()> {
         .create(path)
 }
 
-/// borg's `format_file_size` (decimal units, 2 decimals, `" "` separator): `"1.23 kB"`, `"523 B"`.
-pub fn format_file_size(v: u64) -> String {
-    let units = ["", "k", "M", "G", "T", "P", "E", "Z", "Y"];
-    let mut num = v as f64;
-    let mut prec = 0usize;
-    let mut unit = units[units.len() - 1];
-    let mut found = false;
-    for u in &units[..units.len() - 1] {
-        if (num * 100.0).round() / 100.0 < 1000.0 {
-            unit = u;
-            found = true;
-            break;
-        }
-        num /= 1000.0;
-        prec = 2;
-    }
-    if !found {
-        unit = units[units.len() - 1];
-    }
-    format!("{num:.prec$} {unit}B")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,14 +278,5 @@ mod tests {
     fn repository_trait_is_object_safe() {
         fn takes(_: Option<Box<dyn Repository>>) {}
         takes(None);
-    }
-
-    #[test]
-    fn format_file_size_like_borg() {
-        assert_eq!(format_file_size(523), "523 B");
-        assert_eq!(format_file_size(1234), "1.23 kB");
-        assert_eq!(format_file_size(20971520), "20.97 MB");
-        assert_eq!(format_file_size(999999), "1.00 MB");
-        assert_eq!(format_file_size(500 * 10u64.pow(15)), "500.00 PB");
     }
 }

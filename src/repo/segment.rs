@@ -1,4 +1,4 @@
-//! Segment files: the append-only log under `data/` (spec §2.3–§2.5), borg's `LoggedIO`.
+//! Segment files: the append-only log under `data/` (FORMAT.md §2.3–§2.5), borg's `LoggedIO`.
 //!
 //! Reading validates every entry (size bounds, tag, CRC32) and reports problems with borg's
 //! messages naming segment and offset. Writing appends PUT/DELETE/COMMIT entries, rolls over to a

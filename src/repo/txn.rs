@@ -8,7 +8,8 @@ use super::integrity::{self, IntegrityFile, Stored};
 use super::local::{disp, LocalRepository};
 use super::segment::{self, MAX_OBJECT_SIZE, TAG_COMMIT, TAG_DELETE, TAG_PUT};
 use super::storage::FreeSpace;
-use super::{format_file_size, ObjectId, RepoError, Result};
+use super::{ObjectId, RepoError, Result};
+use crate::units::format_file_size;
 
 impl LocalRepository {
     /// Highest N with a non-empty `index.N` (§2.6).
@@ -470,8 +471,8 @@ impl LocalRepository {
                 self.rollback_inner(true)?;
             }
             return Err(RepoError::InsufficientFreeSpace(
-                format_file_size(required),
-                format_file_size(free),
+                format_file_size(required.into(), false),
+                format_file_size(free.into(), false),
             ));
         }
         Ok(())

@@ -1,4 +1,4 @@
-//! `hoard serve`: the server end of borg's RPC protocol (spec §9), speaking to borg 1.2/1.4
+//! `hoard serve`: the server end of borg's RPC protocol (FORMAT.md §9), speaking to borg 1.2/1.4
 //! clients and to hoard's own [`RemoteRepository`](crate::repo::remote::RemoteRepository).
 //!
 //! Requests are read from stdin, answered strictly in order on stdout (dict or legacy tuple

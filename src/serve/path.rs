@@ -1,5 +1,5 @@
 //! Where a client may open a repository: borg's `_resolve_path` and the
-//! `--restrict-to-path` / `--restrict-to-repository` policy of `open` (spec §9.1, §9.7).
+//! `--restrict-to-path` / `--restrict-to-repository` policy of `open` (FORMAT.md §9.1, §9.7).
 //!
 //! A requested path is resolved once into a path without symbolic links ([`realpath`]), the
 //! policy is checked on that path, and the repository is opened at exactly that path — never

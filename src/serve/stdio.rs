@@ -105,6 +105,30 @@ impl Signals {
         Output { signals: self }
     }
 
+    /// One `read(2)` or `write(2)` on `fd` (`call`) once `fd` is ready for `events`: retried
+    /// after `EINTR` and `EAGAIN`, failing once a termination signal has arrived.
+    fn transfer(
+        &self,
+        fd: RawFd,
+        events: libc::c_short,
+        mut call: impl FnMut() -> isize,
+    ) -> io::Result<usize> {
+        loop {
+            self.wait(fd, events)?;
+            let n = call();
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+            ) {
+                return Err(e);
+            }
+        }
+    }
+
     /// Waits until `fd` is ready for `events` or a signal arrived (then an error).
     fn wait(&self, fd: RawFd, events: libc::c_short) -> io::Result<()> {
         loop {
@@ -155,21 +179,10 @@ pub struct Input<'a> {
 
 impl io::Read for Input<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            self.signals.wait(0, libc::POLLIN)?;
+        self.signals.transfer(0, libc::POLLIN, || {
             // SAFETY: reads at most buf.len() bytes into buf.
-            let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = io::Error::last_os_error();
-            if !matches!(
-                e.kind(),
-                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-            ) {
-                return Err(e);
-            }
-        }
+            unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) }
+        })
     }
 }
 
@@ -180,21 +193,10 @@ pub struct Output<'a> {
 
 impl io::Write for Output<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        loop {
-            self.signals.wait(1, libc::POLLOUT)?;
+        self.signals.transfer(1, libc::POLLOUT, || {
             // SAFETY: writes at most buf.len() bytes from buf.
-            let n = unsafe { libc::write(1, buf.as_ptr().cast(), buf.len()) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = io::Error::last_os_error();
-            if !matches!(
-                e.kind(),
-                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-            ) {
-                return Err(e);
-            }
-        }
+            unsafe { libc::write(1, buf.as_ptr().cast(), buf.len()) }
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {

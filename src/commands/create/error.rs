@@ -25,15 +25,6 @@ pub enum BackupError {
     Fatal(CommandError),
 }
 
-/// `strerror(errno)` as Python shows it.
-pub fn strerror(errno: i32) -> String {
-    let text = std::io::Error::from_raw_os_error(errno).to_string();
-    match text.rfind(" (os error ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
-
 /// Decodes a path as Python does (`surrogateescape`) and renders each undecodable byte with
 /// `replace` (e.g. `?` as `remove_surrogates`, or `\\udcff` as stderr's `backslashreplace`).
 pub fn decode_with(path: &[u8], replace: impl Fn(u8) -> String) -> String {
@@ -127,7 +118,7 @@ impl fmt::Display for BackupError {
                 if !op.is_empty() {
                     write!(f, "{op}: ")?;
                 }
-                write!(f, "[Errno {errno}] {}", strerror(*errno))?;
+                write!(f, "[Errno {errno}] {}", crate::platform::errno_text(*errno))?;
                 if let Some(name) = filename {
                     write!(f, ": {}", py_repr(name))?;
                 }

@@ -21,7 +21,10 @@ use crate::commands::common::{self, Access, CommandError, Opened, Result};
 pub type OutputOpener<'a> = &'a mut dyn FnMut() -> Result<Box<dyn Write>>;
 
 fn write_err(e: std::io::Error) -> CommandError {
-    CommandError::new(format!("cannot write the dump: {}", super::io_text(&e)))
+    CommandError::new(format!(
+        "cannot write the dump: {}",
+        crate::platform::strerror(&e)
+    ))
 }
 
 fn open_manifest(loc: &Location, flags: OpenFlags, confirm: Confirm<'_>) -> Result<Opened> {
@@ -63,7 +66,7 @@ pub fn dump_archive_items(
 
 fn write_file(name: &str, data: &[u8]) -> Result<()> {
     std::fs::write(name, data)
-        .map_err(|e| CommandError::new(format!("{name}: {}", super::io_text(&e))))
+        .map_err(|e| CommandError::new(format!("{name}: {}", crate::platform::strerror(&e))))
 }
 
 /// The decoded manifest as msgpack (borg decodes it without looking at feature flags).
@@ -255,31 +258,44 @@ pub fn dump_repo_objs(
     if opts.ghost {
         return dump_ghosts(loc, flags, opts, say, warn);
     }
-    let mut repo = open_plain(loc, flags)?;
-    let first = repo.list(Some(1), None)?;
-    if let Some(first_id) = first.first() {
-        let object = repo.get(first_id)?;
-        let key = key_for_object(repo.as_mut(), &object, loc)?;
-        let mut marker: Option<ObjectId> = None;
-        let mut i = 0u64;
-        loop {
-            let ids = repo.scan(Some(LIST_SCAN_LIMIT), marker.as_ref())?;
-            let Some(last) = ids.last() else {
-                break;
-            };
-            marker = Some(*last);
-            for id in &ids {
-                let object = repo.get(id)?;
-                let data = decode_for_dump(&key, id, &object)?;
-                let filename = dump_name(i, Some(id), None, None, None);
-                say(&format!("Dumping {filename}"));
-                write_file(&filename, &data)?;
-                i += 1;
-            }
-        }
-    }
+    for_each_object(loc, flags, &mut |i, id, data| {
+        let filename = dump_name(i, Some(id), None, None, None);
+        say(&format!("Dumping {filename}"));
+        write_file(&filename, &data)
+    })?;
     say("Done.");
     Ok(())
+}
+
+/// Calls `visit(i, id, data)` for every live object of the repository, `i` counting from 0,
+/// in on-disk order (`scan`), each decrypted and decompressed with the key the first object
+/// needs (borg's `dump-repo-objs` and `search-repo-objs` walk).
+fn for_each_object(
+    loc: &Location,
+    flags: OpenFlags,
+    visit: &mut dyn FnMut(u64, &ObjectId, Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    let mut repo = open_plain(loc, flags)?;
+    let first = repo.list(Some(1), None)?;
+    let Some(first_id) = first.first() else {
+        return Ok(());
+    };
+    let object = repo.get(first_id)?;
+    let key = key_for_object(repo.as_mut(), &object, loc)?;
+    let mut marker: Option<ObjectId> = None;
+    let mut i = 0u64;
+    loop {
+        let ids = repo.scan(Some(LIST_SCAN_LIMIT), marker.as_ref())?;
+        let Some(last) = ids.last() else {
+            return Ok(());
+        };
+        marker = Some(*last);
+        for id in &ids {
+            let object = repo.get(id)?;
+            visit(i, id, decode_for_dump(&key, id, &object)?)?;
+            i += 1;
+        }
+    }
 }
 
 fn dump_ghosts(
@@ -378,9 +394,9 @@ fn finding(info: &str, wanted: &[u8], data: &[u8], offset: usize) -> String {
         hex::encode(before),
         hex::encode(wanted),
         hex::encode(after),
-        pyjson::bytes_repr(before),
-        pyjson::bytes_repr(wanted),
-        pyjson::bytes_repr(after)
+        crate::python::bytes_repr(before),
+        crate::python::bytes_repr(wanted),
+        crate::python::bytes_repr(after)
     )
 }
 
@@ -412,59 +428,39 @@ pub fn search_repo_objs(
 ) -> Result<()> {
     const CONTEXT: usize = 32;
     let wanted = parse_search_term(wanted)?;
-    let mut repo = open_plain(loc, flags)?;
-    let first = repo.list(Some(1), None)?;
-    let Some(first_id) = first.first() else {
-        say("Done.");
-        return Ok(());
-    };
-    let object = repo.get(first_id)?;
-    let key = key_for_object(repo.as_mut(), &object, loc)?;
-    let mut marker: Option<ObjectId> = None;
     let mut last: Option<(ObjectId, Vec<u8>)> = None;
-    let mut i = 0u64;
     let w = wanted.len();
-    loop {
-        let ids = repo.scan(Some(LIST_SCAN_LIMIT), marker.as_ref())?;
-        let Some(last_id) = ids.last() else {
-            break;
-        };
-        marker = Some(*last_id);
-        for id in &ids {
-            let object = repo.get(id)?;
-            let data = decode_for_dump(&key, id, &object)?;
-            // the sequence crossing the border of the previous object and this one
-            if let Some((prev_id, prev)) = &last {
-                if w > 1 {
-                    let tail = &prev[prev.len().saturating_sub(w - 1)..];
-                    let head = &data[..(w - 1).min(data.len())];
+    for_each_object(loc, flags, &mut |i, id, data| {
+        // the sequence crossing the border of the previous object and this one
+        if let Some((prev_id, prev)) = &last {
+            if w > 1 {
+                let tail = &prev[prev.len().saturating_sub(w - 1)..];
+                let head = &data[..(w - 1).min(data.len())];
+                let boundary = [tail, head].concat();
+                if find(&boundary, &wanted).is_some() {
+                    let tail = &prev[prev.len().saturating_sub(w - 1 + CONTEXT)..];
+                    let head = &data[..(w - 1 + CONTEXT).min(data.len())];
                     let boundary = [tail, head].concat();
-                    if find(&boundary, &wanted).is_some() {
-                        let tail = &prev[prev.len().saturating_sub(w - 1 + CONTEXT)..];
-                        let head = &data[..(w - 1 + CONTEXT).min(data.len())];
-                        let boundary = [tail, head].concat();
-                        if let Some(off) = find(&boundary, &wanted) {
-                            let info =
-                                format!("{i} {} | {}", hex::encode(prev_id), hex::encode(id));
-                            say(&finding(&info, &wanted, &boundary, off));
-                        }
+                    if let Some(off) = find(&boundary, &wanted) {
+                        let info = format!("{i} {} | {}", hex::encode(prev_id), hex::encode(id));
+                        say(&finding(&info, &wanted, &boundary, off));
                     }
                 }
             }
-            let n = count(&data, &wanted);
-            if n > 0 {
-                if let Some(off) = find(&data, &wanted) {
-                    let info = format!("{i} {} #{n}", hex::encode(id));
-                    say(&finding(&info, &wanted, &data, off));
-                }
-            }
-            last = Some((*id, data));
-            i += 1;
-            if i.is_multiple_of(10000) {
-                say(&format!("{i} objects processed."));
+        }
+        let n = count(&data, &wanted);
+        if n > 0 {
+            if let Some(off) = find(&data, &wanted) {
+                let info = format!("{i} {} #{n}", hex::encode(id));
+                say(&finding(&info, &wanted, &data, off));
             }
         }
-    }
+        last = Some((*id, data));
+        if (i + 1).is_multiple_of(10000) {
+            say(&format!("{} objects processed.", i + 1));
+        }
+        Ok(())
+    })?;
     say("Done.");
     Ok(())
 }

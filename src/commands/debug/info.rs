@@ -114,7 +114,11 @@ mod tests {
 
     #[test]
     fn info_names_crc_and_python_like_borg() {
-        let text = lines("1.4.5", &["hoard".into(), "debug".into(), "info".into()]).join("\n");
+        let text = lines(
+            crate::version::BORG_VERSION,
+            &["hoard".into(), "debug".into(), "info".into()],
+        )
+        .join("\n");
         assert!(text.contains("CRC implementation"));
         assert!(text.contains("Python"));
         assert!(text.contains("sys.argv: ['hoard', 'debug', 'info']"));

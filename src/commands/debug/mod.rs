@@ -87,16 +87,8 @@ pub fn key_for_object(
 
 /// Reads a whole input file the user named, with a one-line error.
 pub fn read_input(path: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| CommandError::new(format!("{path}: {}", io_text(&e))))
-}
-
-/// An I/O error as one short text (`No such file or directory`), without Rust's `(os error N)`.
-pub fn io_text(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
+    std::fs::read(path)
+        .map_err(|e| CommandError::new(format!("{path}: {}", crate::platform::strerror(&e))))
 }
 
 #[cfg(test)]

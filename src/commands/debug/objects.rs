@@ -39,9 +39,9 @@ pub fn get_obj(
 /// Creates (truncates) `path` and writes `data` to it, with a one-line error.
 fn write_output_file(path: &str, data: &[u8]) -> Result<()> {
     let mut f = std::fs::File::create(path)
-        .map_err(|e| CommandError::new(format!("{path}: {}", super::io_text(&e))))?;
+        .map_err(|e| CommandError::new(format!("{path}: {}", crate::platform::strerror(&e))))?;
     f.write_all(data)
-        .map_err(|e| CommandError::new(format!("{path}: {}", super::io_text(&e))))
+        .map_err(|e| CommandError::new(format!("{path}: {}", crate::platform::strerror(&e))))
 }
 
 /// `debug put-obj REPO ID PATH`: stores the bytes of `PATH` as object `ID` (as they are: the

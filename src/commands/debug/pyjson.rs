@@ -192,34 +192,6 @@ pub fn indent(text: &str, prefix: &str) -> String {
     out
 }
 
-/// Python's `repr(bytes)`: `b'…'` with `\\`, `\'`, `\t`, `\n`, `\r` and `\xhh` escapes (double
-/// quotes when the bytes hold a `'` and no `"`).
-pub fn bytes_repr(b: &[u8]) -> String {
-    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
-        b'"'
-    } else {
-        b'\''
-    };
-    let mut out = String::from("b");
-    out.push(quote as char);
-    for &c in b {
-        match c {
-            b'\\' => out.push_str("\\\\"),
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c as char);
-            }
-            0x20..=0x7e => out.push(c as char),
-            c => out.push_str(&format!("\\x{c:02x}")),
-        }
-    }
-    out.push(quote as char);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,12 +230,5 @@ mod tests {
             dumps(&prepare(&v)),
             "{\n    \"a\": [\n        1,\n        \"\\u007fff\"\n    ],\n    \"b\": {},\n    \"c\": [],\n    \"d\": \"\\u00e9\\\"\"\n}"
         );
-    }
-
-    #[test]
-    fn bytes_repr_matches_python() {
-        assert_eq!(bytes_repr(b"ab'c"), "b\"ab'c\"");
-        assert_eq!(bytes_repr(b"a\x00\n\\"), "b'a\\x00\\n\\\\'");
-        assert_eq!(bytes_repr(b"'\""), "b'\\'\"'");
     }
 }

@@ -135,31 +135,7 @@ fn nti(s: &[u8]) -> Option<i128> {
     if t.is_empty() {
         return Some(0);
     }
-    py_int(t, 8)
-}
-
-/// Python's `int(text, base)` for the forms tar writers produce (sign, digits, `_` between
-/// digits); `None` on anything else.
-fn py_int(t: &str, base: u32) -> Option<i128> {
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    if digits.is_empty()
-        || digits.starts_with('_')
-        || digits.ends_with('_')
-        || digits.contains("__")
-    {
-        return None;
-    }
-    let mut n: i128 = 0;
-    for c in digits.chars().filter(|&c| c != '_') {
-        n = n
-            .checked_mul(i128::from(base))?
-            .checked_add(i128::from(c.to_digit(base)?))?;
-    }
-    Some(if neg { -n } else { n })
+    crate::python::int_radix(t, 8)
 }
 
 /// `calc_chksums`: unsigned and signed sums with the checksum field as spaces.
@@ -282,7 +258,7 @@ fn parse_pax(buf: &[u8], into: &mut Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), Heade
 fn pax_int(v: &[u8]) -> i128 {
     std::str::from_utf8(v)
         .ok()
-        .and_then(|s| py_int(s.trim(), 10))
+        .and_then(|s| crate::python::int_radix(s.trim(), 10))
         .unwrap_or(0)
 }
 

@@ -1,4 +1,4 @@
-//! Repository-level check and repair (borg `Repository.check`, spec §2.16): every segment up to
+//! Repository-level check and repair (borg `Repository.check`, FORMAT.md §2.16): every segment up to
 //! the transaction is parsed and CRC-checked, the index is rebuilt from the log and compared with
 //! the committed one; with `repair`, damaged segments are salvaged (borg `recover_segment`) and a
 //! fresh index/hints/integrity is committed. Findings are returned as data, never printed.

@@ -1,4 +1,4 @@
-//! [`DirStorage`]: a repository in a local directory, borg's own layout (spec §2.1–§2.3).
+//! [`DirStorage`]: a repository in a local directory, borg's own layout (FORMAT.md §2.1–§2.3).
 //!
 //! Durability is the file system's: segments are appended through a buffered writer, flushed,
 //! `fdatasync`ed on intermediate commits and `fsync`ed (with their directory) when closed;
