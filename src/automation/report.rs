@@ -252,9 +252,9 @@ impl Report {
              <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n",
             esc(&format!("{} — {}", self.title, self.subtitle))
         );
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<header><h1>{}</h1><p class=\"sub\">{}</p><p class=\"gen\">Made by hoard on {}</p></header>\n",
+            "<header><h1>{}</h1><p class=\"sub\">{}</p><p class=\"gen\">Made by hoard on {}</p></header>",
             esc(&self.title),
             esc(&self.subtitle),
             esc(&self.generated)
@@ -335,14 +335,14 @@ impl Report {
         }
         h.push_str(
             "<div class=\"scroll\"><table id=\"archives\">\n<thead><tr><th>Archive</th><th>Date</th>\
-             <th class=\"n\">Files</th><th class=\"n\">Original</th><th class=\"n opt\">Compressed</th>\
-             <th class=\"n\">Deduplicated</th><th class=\"n\">Duration</th></tr></thead>\n<tbody>\n",
+             <th class=\"n opt\">Files</th><th class=\"n\">Original</th><th class=\"n opt\">Compressed</th>\
+             <th class=\"n\">Deduplicated</th><th class=\"n opt\">Duration</th></tr></thead>\n<tbody>\n",
         );
         for a in self.archives.iter().rev() {
             let _ = writeln!(
                 h,
-                "<tr><td class=\"name\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-                 <td class=\"n opt\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                "<tr><td class=\"name\">{}</td><td>{}</td><td class=\"n opt\">{}</td><td class=\"n\">{}</td>\
+                 <td class=\"n opt\">{}</td><td class=\"n\">{}</td><td class=\"n opt\">{}</td></tr>",
                 esc(&a.name),
                 a.time.format("%Y-%m-%d %H:%M"),
                 a.files,
@@ -423,9 +423,9 @@ impl Chart {
 }
 
 // The drawing area, in SVG user units (the SVG scales to the page's width).
-const W: f64 = 480.0;
+const W: f64 = 440.0;
 const H: f64 = 200.0;
-const LEFT: f64 = 70.0;
+const LEFT: f64 = 76.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 30.0;
@@ -522,8 +522,8 @@ fn svg_chart(chart: &Chart, unit: Unit, label: &str) -> String {
             "middle"
         };
         let x = match anchor {
-            "start" => xs[i].min(LEFT + 40.0).max(LEFT),
-            "end" => xs[i].max(W - RIGHT - 40.0).min(W - RIGHT),
+            "start" => xs[i].clamp(LEFT, LEFT + 40.0),
+            "end" => xs[i].clamp(W - RIGHT - 40.0, W - RIGHT),
             _ => xs[i],
         };
         let _ = write!(
@@ -704,8 +704,8 @@ header h1{margin:0 0 2px;font-size:1.5rem}
 .note{margin:2px 0 8px;color:var(--muted);font-size:.85rem}
 svg.chart{display:block;width:100%;height:auto}
 .grid{stroke:var(--line);stroke-width:1}
-.ylab{font-size:12px;fill:var(--muted);text-anchor:end}
-.xlab{font-size:12px;fill:var(--muted)}
+.ylab{font-size:13px;fill:var(--muted);text-anchor:end}
+.xlab{font-size:13px;fill:var(--muted)}
 .nodata{font-size:14px;fill:var(--muted);text-anchor:middle}
 .line{fill:none;stroke-width:2.5;stroke-linejoin:round}
 .area{opacity:.18}
@@ -720,7 +720,7 @@ table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{padding:6px 8px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
 th{position:sticky;top:0;background:var(--card);color:var(--muted);font-weight:600}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-td.name{white-space:normal;overflow-wrap:anywhere;min-width:9em}
+td.name{white-space:normal;overflow-wrap:anywhere;min-width:8em}
 tbody tr:nth-child(even){background:#f8fafc}
 @media (max-width:600px){
  main{padding:10px}
