@@ -37,4 +37,9 @@ echo
 echo "== archives in $HOARD_EXAMPLE_REPO"
 BORG_PASSCOMMAND="cat '$job/BORGKeyPassword.file'" "$hoard" list "$HOARD_EXAMPLE_REPO"
 echo
-echo "Job folder: $job (config.yaml, BORGKey.bak, BORGKeyPassword.file)"
+echo "== job status (from $job/status.json)"
+"$hoard" status "$job"
+"$hoard" report "$job" --html "$dir/report.html"
+echo
+echo "Job folder: $job (config.yaml, BORGKey.bak, BORGKeyPassword.file, status.json, history.jsonl)"
+echo "Report: $dir/report.html"

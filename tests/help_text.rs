@@ -42,6 +42,8 @@ const HOARD_ONLY: &[&[&str]] = &[
     &[],
     &["run"],
     &["schedule"],
+    &["status"],
+    &["report"],
     &["completion"],
     &["man"],
     &["key"],

@@ -199,6 +199,8 @@ struct RawConfig {
     log_file: Option<String>,
     #[serde(default)]
     encryption: Option<String>,
+    #[serde(default)]
+    metrics: Option<String>,
 }
 
 /// A loaded, validated job.
@@ -224,8 +226,8 @@ pub struct JobConfig {
     pub keep: Keep,
     /// Attempts per step.
     pub tries: Tries,
-    /// Back-off base in seconds: attempt n waits `retry_wait * n` before the next.
-    pub retry_wait: f64,
+    /// The wait between two tries of a step.
+    pub retry_wait: RetryWait,
     /// Periodic check, if configured.
     pub check: Option<CheckConfig>,
     /// Run compact after prune.
@@ -248,6 +250,33 @@ pub struct JobConfig {
     pub key_file: Option<PathBuf>,
     /// `SSHKey.pem`, when present (required for an ssh target unless `BORG_RSH` is set).
     pub ssh_key: Option<PathBuf>,
+    /// `metrics:`: the Prometheus text file written after each run (relative to the job
+    /// folder), for node_exporter's textfile collector.
+    pub metrics: Option<PathBuf>,
+}
+
+/// How long a job waits before trying a failed step again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RetryWait {
+    /// No `retry_wait:` in the config: [`RetryWait::CLASSIC_SECS`] before every new try, as
+    /// the classic script waited.
+    Classic,
+    /// `retry_wait: S`: a linear back-off, try n waits `S × n` seconds before the next.
+    Backoff(f64),
+}
+
+impl RetryWait {
+    /// The classic script's fixed wait between two tries, in seconds.
+    pub const CLASSIC_SECS: f64 = 10.0;
+
+    /// The wait after failed try number `attempt` (1-based), before the next one.
+    pub fn after(&self, attempt: u32) -> std::time::Duration {
+        let secs = match self {
+            RetryWait::Classic => Self::CLASSIC_SECS,
+            RetryWait::Backoff(base) => base * f64::from(attempt),
+        };
+        std::time::Duration::from_secs_f64(secs)
+    }
 }
 
 /// Where `--config NAME` points: an existing file or folder, else `NAME` under
@@ -280,7 +309,8 @@ pub fn resolve(name: &str) -> Result<(PathBuf, PathBuf), ConfigError> {
     }
 }
 
-fn config_root() -> Result<PathBuf, ConfigError> {
+/// Where jobs live by default: `$HOARD_CONFIG_DIR`, else `~/backup_scripts`.
+pub fn config_root() -> Result<PathBuf, ConfigError> {
     if let Some(d) = std::env::var_os("HOARD_CONFIG_DIR").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(d));
     }
@@ -405,13 +435,17 @@ pub fn parse(
             )));
         }
     }
-    let retry_wait = raw.retry_wait.unwrap_or(60.0);
-    if !(retry_wait.is_finite() && retry_wait >= 0.0) {
-        return Err(ConfigError(format!(
-            "{}: must be a number of seconds >= 0",
-            at(&["retry_wait"])
-        )));
-    }
+    let retry_wait = match raw.retry_wait {
+        None => RetryWait::Classic,
+        // (an upper bound keeps the back-off representable as a Duration)
+        Some(w) if w.is_finite() && (0.0..=1e9).contains(&w) => RetryWait::Backoff(w),
+        Some(_) => {
+            return Err(ConfigError(format!(
+                "{}: must be a number of seconds >= 0",
+                at(&["retry_wait"])
+            )))
+        }
+    };
     let check = match raw.check {
         None => None,
         Some(c) => Some(CheckConfig {
@@ -458,6 +492,20 @@ pub fn parse(
             Some(if p.is_absolute() { p } else { dir.join(p) })
         }
     };
+    let metrics = match &raw.metrics {
+        None => None,
+        Some(f) => {
+            let f = expand_env(f).map_err(|e| ConfigError(format!("{}: {e}", at(&["metrics"]))))?;
+            if f.is_empty() {
+                return Err(ConfigError(format!(
+                    "{}: empty file name",
+                    at(&["metrics"])
+                )));
+            }
+            let p = PathBuf::from(f);
+            Some(if p.is_absolute() { p } else { dir.join(p) })
+        }
+    };
     let encryption = raw.encryption.unwrap_or_else(|| "repokey".into());
     let existing = |n: &str| Some(dir.join(n)).filter(|p| p.is_file());
     let passphrase_file = existing(PASSPHRASE_FILE);
@@ -498,6 +546,7 @@ pub fn parse(
         passphrase_file,
         key_file: existing(KEY_FILE),
         ssh_key,
+        metrics,
     })
 }
 
@@ -605,6 +654,29 @@ mod tests {
         assert_eq!(parse_duration("7d"), Ok(7 * 86400));
         assert_eq!(parse_duration("90"), Ok(90));
         assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn retry_wait_defaults_to_the_classic_ten_seconds() {
+        let dir = Path::new("/nonexistent-job");
+        let base =
+            "backup: [/tmp]\ntarget: /nonexistent/repo\ncleanup: {daily: 7}\nencryption: none\n";
+        let c = parse(base, dir, &dir.join("config.yaml"), false).unwrap();
+        assert_eq!(c.retry_wait, RetryWait::Classic);
+        for attempt in 1..=3 {
+            assert_eq!(
+                c.retry_wait.after(attempt),
+                std::time::Duration::from_secs(10)
+            );
+        }
+        let text = format!("{base}retry_wait: 30\n");
+        let c = parse(&text, dir, &dir.join("config.yaml"), false).unwrap();
+        assert_eq!(c.retry_wait, RetryWait::Backoff(30.0));
+        assert_eq!(c.retry_wait.after(1), std::time::Duration::from_secs(30));
+        assert_eq!(c.retry_wait.after(3), std::time::Duration::from_secs(90));
+        let text = format!("{base}retry_wait: -1\n");
+        let e = parse(&text, dir, &dir.join("config.yaml"), false).unwrap_err();
+        assert!(e.0.contains("line 5: retry_wait: must be a number"), "{e}");
     }
 
     #[test]

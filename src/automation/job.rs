@@ -42,11 +42,15 @@ pub struct RunFlags {
     pub json: bool,
     /// `--progress`: passed to create.
     pub progress: bool,
+    /// `--metrics-file`: the Prometheus file to write (instead of the job's `metrics:`).
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
-/// Timestamped job log: stderr and optionally a file.
+/// Timestamped job log: stderr and optionally a file; `started` is the run's start (for the
+/// status file).
 struct JobLog {
     file: Option<File>,
+    started: chrono::DateTime<chrono::Utc>,
 }
 
 impl JobLog {
@@ -82,7 +86,10 @@ pub fn run(config_name: &str, flags: &RunFlags, runner: &dyn StepRunner) -> Stat
     let cfg = match config::load(config_name, flags.init, runner) {
         Ok(c) => c,
         Err(e) => {
-            let mut log = JobLog { file: None };
+            let mut log = JobLog {
+                file: None,
+                started: chrono::Utc::now(),
+            };
             log.error(&e.0);
             log.line("ERROR", FAILURE_LINE);
             return 2;
@@ -96,7 +103,10 @@ pub fn run(config_name: &str, flags: &RunFlags, runner: &dyn StepRunner) -> Stat
             .open(p)
             .ok()
     });
-    let mut log = JobLog { file: None };
+    let mut log = JobLog {
+        file: None,
+        started: chrono::Utc::now(),
+    };
     if let (Some(p), None) = (&cfg.log_file, &file) {
         log.warn(&format!("cannot open log file {}", p.display()));
     }
@@ -445,6 +455,9 @@ fn finish(
     if pings {
         send_ping(cfg, if status >= 2 { "/fail" } else { "" }, log);
     }
+    if !flags.dry_run {
+        record_run(cfg, flags, log, status, &steps, archive);
+    }
     if flags.json {
         let v = json!({
             "job": cfg.name,
@@ -466,7 +479,38 @@ fn finish(
     status
 }
 
-/// Runs one step (the same arguments each try) up to `tries` times with a linear back-off.
+/// Writes the status file, history and metrics of a finished run, and logs its summary line.
+fn record_run(
+    cfg: &JobConfig,
+    flags: &RunFlags,
+    log: &mut JobLog,
+    status: Status,
+    steps: &[StepResult],
+    archive: Option<&str>,
+) {
+    let facts = super::status::RunFacts {
+        started: log.started,
+        ended: chrono::Utc::now(),
+        exit_code: status,
+        steps: steps
+            .iter()
+            .map(|s| super::status::StepFacts {
+                name: s.name.into(),
+                result: super::status::result_word(s.status).into(),
+                exit_code: s.status,
+                tries: s.attempts,
+            })
+            .collect(),
+        archive: archive.filter(|a| !a.is_empty()).map(str::to_string),
+    };
+    let (st, problems) = super::status::record(cfg, facts, flags.metrics_file.as_deref());
+    for p in problems {
+        log.warn(&p);
+    }
+    log.info(&super::status::summary_line(&st));
+}
+
+/// Runs one step (the same arguments each try) up to `tries` times with the job's wait.
 fn step(
     steps_run: &Steps<'_>,
     name: &'static str,
@@ -509,8 +553,15 @@ fn create_step(
             if flags.dry_run {
                 argv.push("--dry-run".into());
             } else {
-                // The classic script's log: the archive's statistics after each backup.
+                // The classic script's log: the archive's statistics after each backup; the same
+                // figures as values for the status file.
                 argv.push("--stats".into());
+                super::status::forget_create_stats(&cfg.dir);
+                argv.push(format!(
+                    "{}={}",
+                    super::status::CREATE_STATS_OPTION,
+                    cfg.dir.join(super::status::CREATE_STATS_FILE).display()
+                ));
             }
             argv.push(format!(
                 "{}::{}",
@@ -525,8 +576,9 @@ fn create_step(
 
 /// Runs a step up to `tries` times. `argv` builds each try's arguments; its first argument
 /// says whether the previous try failed because the archive name already exists (it must
-/// then pick a fresh name). Such a try is retried at once; other failures back off
-/// `retry_wait * n` seconds.
+/// then pick a fresh name). Such a try is retried at once; other failures wait
+/// [`JobConfig::retry_wait`] (10 s, or `retry_wait × n` when configured); a signal ends
+/// the wait and the step.
 fn retrying(
     steps_run: &Steps<'_>,
     name: &'static str,
@@ -596,9 +648,17 @@ fn retrying(
             if collided {
                 log.info(&format!("{name}: retrying now with a fresh archive name"));
             } else {
-                let wait = steps_run.cfg.retry_wait * f64::from(attempt);
-                log.info(&format!("{name}: retrying in {wait}s"));
-                std::thread::sleep(Duration::from_secs_f64(wait));
+                let wait = steps_run.cfg.retry_wait.after(attempt);
+                log.info(&format!("{name}: retrying in {}s", wait.as_secs_f64()));
+                if !pause(wait, interrupted) {
+                    log.error(&format!("{name}: interrupted, not retried"));
+                    return StepResult {
+                        name,
+                        status: 2,
+                        attempts: attempt,
+                        message: last_msg,
+                    };
+                }
             }
         }
     }
@@ -608,6 +668,21 @@ fn retrying(
         status: 2,
         attempts: tries,
         message: last_msg,
+    }
+}
+
+/// Waits `wait`, in short slices so that `stop` (a signal) ends it early; false when stopped.
+fn pause(wait: Duration, stop: impl Fn() -> bool) -> bool {
+    let end = std::time::Instant::now() + wait;
+    loop {
+        if stop() {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if now >= end {
+            return true;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(100)));
     }
 }
 
@@ -870,6 +945,19 @@ mod tests {
         assert_ne!(a, b);
         let mut bad = ArchiveNames::new(Some("a/b".into()));
         assert!(bad.fresh().is_err());
+    }
+
+    #[test]
+    fn pause_ends_early_when_stopped() {
+        assert!(pause(Duration::ZERO, || false));
+        // A stop request ends even a wait of an hour at once.
+        assert!(!pause(Duration::from_secs(3600), || true));
+        let calls = std::cell::Cell::new(0);
+        assert!(!pause(Duration::from_secs(3600), || {
+            calls.set(calls.get() + 1);
+            calls.get() > 2
+        }));
+        assert_eq!(calls.get(), 3);
     }
 
     #[test]

@@ -3,7 +3,12 @@
 //! classic `~/backup_scripts/<job>/` scripts borg users run from cron.
 
 pub mod config;
+pub mod health;
+pub mod history;
 pub mod job;
+pub mod metrics;
 pub mod ping;
+pub mod report;
 pub mod schedule;
+pub mod status;
 pub mod step;

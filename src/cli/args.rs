@@ -122,6 +122,12 @@ pub enum Command {
     /// Print or install a crontab line or systemd timer for a backup job
     #[command(after_long_help = super::help_text::SCHEDULE)]
     Schedule(super::cmd_schedule::ScheduleArgs),
+    /// Show every backup job's last run and whether it is healthy
+    #[command(after_long_help = super::help_text::STATUS)]
+    Status(super::cmd_status::StatusArgs),
+    /// Write an HTML report (charts and archive table) of a repository or a backup job
+    #[command(after_long_help = super::help_text::REPORT)]
+    Report(super::cmd_report::ReportArgs),
     /// debugging command (not intended for normal use)
     #[command(subcommand)]
     Debug(super::cmd_debug::DebugCommand),

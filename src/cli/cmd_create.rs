@@ -193,6 +193,9 @@ pub struct CreateArgs {
     /// paths to archive
     #[arg(value_name = "PATH")]
     pub paths: Vec<OsString>,
+    /// (hoard run) also write the `--json` statistics document to FILE (mode 600)
+    #[arg(long = "hoard-stats-file", value_name = "FILE", hide = true)]
+    pub hoard_stats_file: Option<std::path::PathBuf>,
     /// archive options (flattened last: a group's heading carries over to the arguments after it)
     #[command(flatten)]
     pub archive: ArchiveOptions,
@@ -421,6 +424,9 @@ pub fn run(
         } else if stats {
             print_stats(summary, common.iec, a.quick_stats);
         }
+        if let Some(path) = &a.hoard_stats_file {
+            write_stats_file(path, &json_output(summary, common.iec, a.quick_stats));
+        }
     }
     // borg 1.4's rule: one kind of warning gives its own (modern) code, several kinds the
     // generic 1; legacy mode makes every warning 1.
@@ -435,6 +441,22 @@ pub fn run(
     } else {
         EXIT_SUCCESS
     })
+}
+
+/// Writes the statistics document for `hoard run` (a failure is a warning: the archive is
+/// committed and stays good).
+fn write_stats_file(path: &std::path::Path, json: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(json.as_bytes()));
+    if let Err(e) = written {
+        log::warning(&format!("{}: {e}", path.display()));
+    }
 }
 
 /// The pattern options in command-line order (borg keeps them in one list), as borg's

@@ -32,6 +32,9 @@ pub struct RunArgs {
     /// print a JSON summary on stdout
     #[arg(long)]
     pub json: bool,
+    /// write the run's Prometheus metrics to PATH (instead of the job's `metrics:` file)
+    #[arg(long = "metrics-file", value_name = "PATH")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 /// Runs the job and returns its exit status.
@@ -44,6 +47,7 @@ pub fn run(a: RunArgs, common: &CommonOptions) -> Result<i32, CommandError> {
         init: a.init,
         json: a.json,
         progress: common.progress,
+        metrics_file: a.metrics_file,
     };
     let runner = InProcess {
         outer: common.clone(),

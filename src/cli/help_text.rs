@@ -951,10 +951,16 @@ Examples:
 /// `run`
 pub const RUN: &str = r#"Description:
   Runs a configured backup job: before-hooks, create, prune, compact and, when due,
-  check, each with its own number of tries and a growing wait between them; then the
-  after/on_error hooks and a health-check ping. A job lock keeps two runs of the same job
-  apart. The exit code is 0 when every step succeeded (perhaps on a later try), 1 for
-  warnings, 2 for a failure, and the last log line says which, for cron mail filters.
+  check, each with its own number of tries and 10 seconds between them (retry_wait: S
+  makes try n wait S x n seconds instead); then the after/on_error hooks and a
+  health-check ping. A job lock keeps two runs of the same job apart. The exit code is 0
+  when every step succeeded (perhaps on a later try), 1 for warnings, 2 for a failure,
+  and the last log line says which, for cron mail filters.
+
+  The run ends with a summary line (archive, files, original / compressed / deduplicated
+  size, duration, tries) and writes status.json and history.jsonl in the job folder
+  (see `hoard status` and `hoard report`); with `metrics: FILE` in the config or
+  --metrics-file FILE, also a Prometheus text file for node_exporter's textfile collector.
 
   NAME is a job folder under ~/backup_scripts (or $HOARD_CONFIG_DIR), or a path to a job
   folder or config file. A job folder holds config.yaml, and optionally
@@ -991,6 +997,42 @@ Examples:
   $ hoard schedule --config home
   $ hoard schedule --config home --at 03:30 --install
   $ hoard schedule --config home --systemd --install
+"#;
+
+/// `status`
+pub const STATUS: &str = r#"Description:
+  Lists every job folder under FOLDER (default: where `hoard run` looks for jobs,
+  $HOARD_CONFIG_DIR or ~/backup_scripts; FOLDER may also be one job folder) with its last
+  success, the age of it, the last run's result, the repository's archive count and
+  size, read from each job's status.json (no repository is opened, no passphrase is
+  needed).
+
+  The exit code is for monitors: 0 when every job is healthy, 1 when a job has not
+  succeeded within --max-age (default 36h) or has never run, 2 when a job failed last
+  time or its status file cannot be read.
+
+Examples:
+  $ hoard status
+  $ hoard status /etc/hoard/jobs --max-age 8d
+  $ hoard status --json
+"#;
+
+/// `report`
+pub const REPORT: &str = r#"Description:
+  Writes one self-contained HTML file (inline SVG charts and CSS: no scripts, fonts or
+  network requests) about a repository or a backup job: the archives over time
+  (original and deduplicated size, duration), the repository's growth and
+  deduplication ratio, for a job its run history (result and tries of each run), and the
+  table of archives. It reads well on a phone and prints on paper.
+
+  For a repository, the figures come from the archives in it (like `info` on every
+  archive; the passphrase is needed). For a job (a name under ~/backup_scripts, a job
+  folder or its config.yaml), they come from the job's run history (history.jsonl), so
+  no repository is opened.
+
+Examples:
+  $ hoard report /srv/backup/repo --html repo.html
+  $ hoard report home --html home-job.html
 "#;
 
 /// `completion`

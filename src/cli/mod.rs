@@ -29,9 +29,11 @@ pub mod cmd_prune;
 pub mod cmd_recreate;
 pub mod cmd_related_secrets;
 pub mod cmd_rename;
+pub mod cmd_report;
 pub mod cmd_run;
 pub mod cmd_schedule;
 pub mod cmd_serve;
+pub mod cmd_status;
 pub mod cmd_upgrade;
 pub mod cmd_version;
 pub mod cmd_with_lock;
@@ -197,6 +199,8 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
         Command::Umount(a) => cmd_mount::run_umount(a),
         Command::Run(a) => cmd_run::run(a, common),
         Command::Schedule(a) => cmd_schedule::run(a, common),
+        Command::Status(a) => cmd_status::run(a, common),
+        Command::Report(a) => cmd_report::run(a, common, &confirm),
         Command::Debug(a) => cmd_debug::run(a, common),
         Command::Benchmark(a) => cmd_benchmark::run(a, common),
         Command::Completion(a) => cmd_completion::completion(&a),

@@ -26,6 +26,7 @@ pub mod prune_policy;
 pub mod recreate;
 pub mod related_secrets;
 pub mod rename;
+pub mod report;
 pub mod select;
 pub mod stats;
 pub mod upgrade;
