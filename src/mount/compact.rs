@@ -1,11 +1,11 @@
 //! Compact in-memory storage of a mount's inodes and directory entries.
 //!
 //! A mount of a large archive holds one inode per item, so the per-inode cost decides its
-//! memory. An inode here is one fixed 48-byte record: size, mtime, ctime, where its packed
+//! memory. An inode here is one fixed 44-byte record: size, mtime, ctime, where its packed
 //! item lives in the spool, its parent, and the number of a *shape* (mode, owner, group,
 //! device, damaged flag) kept once for all inodes that share it. The rare values that differ
 //! from the common case (an atime other than the mtime, a link count above 1) live in side
-//! maps. Directory entries are 24-byte records whose names sit in one byte arena; a directory
+//! maps. Directory entries are 16-byte records whose names sit in one byte arena; a directory
 //! lists its entries by number, and one open-addressing table keyed by (directory, name) finds
 //! an entry without any per-name allocation.
 
@@ -28,6 +28,7 @@ struct Shape {
 }
 
 #[derive(Debug, Clone, Copy)]
+#[repr(C, packed(4))]
 struct Rec {
     size: u64,
     mtime: i64,
@@ -122,7 +123,7 @@ impl Nodes {
     /// The inode `ino`.
     pub fn get(&self, ino: u64) -> Option<Node> {
         let i = Self::index(ino)?;
-        let r = self.recs.get(i)?;
+        let r = *self.recs.get(i)?;
         let s = self.shapes.get(r.shape as usize)?;
         let key = i as u32;
         Some(Node {
@@ -172,7 +173,7 @@ impl Nodes {
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    name_off: u64,
+    name_off: u32,
     name_len: u32,
     dir: u32,
     child: u32,
@@ -220,10 +221,9 @@ impl Dirs {
     }
 
     fn grow(&mut self) {
-        let cap = (self.entries.len() + 1)
-            .max(8)
-            .saturating_mul(2)
-            .next_power_of_two();
+        // At most 80 % full.
+        let want = (self.entries.len() + 1).max(8).saturating_mul(5) / 4;
+        let cap = want.next_power_of_two();
         if cap <= self.table.len() {
             return;
         }
@@ -254,20 +254,34 @@ impl Dirs {
             self.entries[i].child = child;
             return;
         }
-        if (self.entries.len() + 1) * 2 > self.table.len() {
+        if (self.entries.len() + 1) * 5 > self.table.len() * 4 {
             self.grow();
         }
+        // Names are addressed in 32 bits: beyond 4 GiB of names an entry is left out.
+        let Ok(name_off) = u32::try_from(self.names.len()) else {
+            return;
+        };
+        let Ok(name_len) = u32::try_from(name.len()) else {
+            return;
+        };
         let Err(s) = self.find(dir, name) else { return };
         let n = self.entries.len() as u32;
         self.entries.push(Entry {
-            name_off: self.names.len() as u64,
-            name_len: name.len() as u32,
+            name_off,
+            name_len,
             dir,
             child,
         });
         self.names.extend_from_slice(name);
         self.table[s] = n + 1;
         self.lists.entry(dir).or_default().push(n);
+    }
+
+    /// Gives back the growth room of the directory lists (after an archive is loaded).
+    pub fn shrink(&mut self) {
+        for l in self.lists.values_mut() {
+            l.shrink_to_fit();
+        }
     }
 
     /// Number of entries in directory `dir`.

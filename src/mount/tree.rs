@@ -524,6 +524,7 @@ impl Tree {
             )?;
         }
         self.spool.flush()?;
+        self.dirs.shrink();
         Ok(())
     }
 
