@@ -572,6 +572,44 @@ mod tests {
         assert_eq!(aged.iter().next().unwrap().1.age, 1);
     }
 
+    /// A reader that hands out at most 7 bytes per call, so records straddle reads.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(7).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn streamed_decode_matches_whole_decode_and_digests_every_byte() {
+        let mut fc = FilesCache::default();
+        for i in 0..300u32 {
+            let mut h = [0u8; 32];
+            h[..4].copy_from_slice(&i.to_le_bytes());
+            fc.insert(h, entry(i % 5, i as i64 * 1000, (i % 4) as usize));
+        }
+        let bytes = fc.encode_filtered(|_| true);
+        let mut seen = Vec::new();
+        let back =
+            FilesCache::decode_from(Trickle(&bytes), 0, 0, &mut |b| seen.extend_from_slice(b))
+                .unwrap();
+        assert_eq!(seen, bytes);
+        assert_eq!(back.encode_filtered(|_| true), bytes);
+        assert_eq!(back.len(), 300);
+        let h7 = {
+            let mut h = [0u8; 32];
+            h[0] = 7;
+            h
+        };
+        assert_eq!(back.get(&h7).unwrap().chunk_ids.len(), 3);
+        let cut = &bytes[..bytes.len() - 5];
+        assert!(FilesCache::decode_from(Trickle(cut), 0, 0, &mut |_| {}).is_err());
+    }
+
     #[test]
     fn commit_filter_follows_borg() {
         let mut fc = FilesCache::default();
