@@ -199,11 +199,30 @@ impl ArchiveMeta {
     }
 }
 
+/// A run of item-stream chunks to read: from byte `first_offset` of chunk `first` (an item
+/// boundary) to the end of chunk `last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRun {
+    /// First chunk (index in the archive's `items`).
+    pub first: usize,
+    /// Offset in `first` where an item starts.
+    pub first_offset: usize,
+    /// Last chunk, inclusive.
+    pub last: usize,
+}
+
 /// Iterates the items of an archive, fetching item-stream chunks as needed.
 pub struct Items<'a> {
     store: &'a mut KeyedRepository,
     ids: Vec<[u8; 32]>,
     next_chunk: usize,
+    /// One past the last chunk of the current run (all chunks when reading everything).
+    end_chunk: usize,
+    /// Bytes of the next chunk to skip (start of a run).
+    skip: usize,
+    /// Runs still to read; `None` reads the whole stream.
+    runs: Option<std::collections::VecDeque<ChunkRun>>,
+    name: Vec<u8>,
     reader: ItemStreamReader,
     done: bool,
 }
@@ -215,14 +234,33 @@ impl<'a> Items<'a> {
             store,
             ids: meta.items.clone(),
             next_chunk: 0,
+            end_chunk: meta.items.len(),
+            skip: 0,
+            runs: None,
+            name: meta.name.clone(),
             reader: ItemStreamReader::for_archive(&meta.name),
             done: false,
         }
     }
 
+    /// Reads only the items that lie completely inside the given runs (in order, disjoint,
+    /// each starting at an item boundary), as a path index plans them. An item cut off by the
+    /// end of a run is not returned.
+    pub fn runs(store: &'a mut KeyedRepository, meta: &ArchiveMeta, runs: Vec<ChunkRun>) -> Self {
+        let mut items = Items::new(store, meta);
+        items.end_chunk = 0;
+        items.runs = Some(runs.into());
+        items
+    }
+
     /// Access to the object store while iterating (e.g. to fetch file chunks).
     pub fn store(&mut self) -> &mut KeyedRepository {
         self.store
+    }
+
+    /// Where the last item returned starts (chunk, offset in it) and the chunk it ends in.
+    pub fn last_item_position(&self) -> ((usize, u64), usize) {
+        self.reader.last_item_position()
     }
 
     /// The next item, or None at the end.
@@ -234,15 +272,38 @@ impl<'a> Items<'a> {
             if let Some(item) = self.reader.next_item()? {
                 return Ok(Some(item));
             }
-            if self.next_chunk >= self.ids.len() {
-                self.done = true;
-                self.reader.finish()?;
-                return Ok(None);
+            if self.next_chunk >= self.end_chunk {
+                let next_run = match self.runs.as_mut() {
+                    None => {
+                        self.done = true;
+                        self.reader.finish()?;
+                        return Ok(None);
+                    }
+                    Some(runs) => runs.pop_front(),
+                };
+                let Some(run) = next_run.filter(|r| r.first <= r.last && r.last < self.ids.len())
+                else {
+                    self.done = true;
+                    return Ok(None);
+                };
+                self.reader = ItemStreamReader::for_archive(&self.name)
+                    .starting_at(run.first, run.first_offset as u64);
+                self.next_chunk = run.first;
+                self.end_chunk = run.last + 1;
+                self.skip = run.first_offset;
+                continue;
             }
             let id = self.ids[self.next_chunk];
             self.next_chunk += 1;
             let data = self.store.get(&id, None)?;
-            self.reader.feed(&data);
+            let skip = std::mem::take(&mut self.skip);
+            let part = data.get(skip..).ok_or_else(|| {
+                ArchiveError::Corrupt(format!(
+                    "item-stream chunk {} is shorter than the path index says",
+                    self.next_chunk - 1
+                ))
+            })?;
+            self.reader.feed(part);
         }
     }
 }

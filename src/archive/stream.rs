@@ -91,6 +91,13 @@ pub struct ItemStreamReader {
     fed: u64,
     /// "archive NAME: " for messages, or empty.
     archive: String,
+    /// Stream offset where the value being decoded starts.
+    value_start: u64,
+    /// Stream offsets of the last item returned.
+    last_span: (u64, u64),
+    /// Index (in the archive's `items`) of the first chunk fed, and the bytes of it skipped.
+    first_chunk: usize,
+    first_skip: u64,
 }
 
 impl Default for ItemStreamReader {
@@ -107,7 +114,37 @@ impl ItemStreamReader {
             starts: Vec::new(),
             fed: 0,
             archive: String::new(),
+            value_start: 0,
+            last_span: (0, 0),
+            first_chunk: 0,
+            first_skip: 0,
         }
+    }
+
+    /// A reader that starts at item-stream chunk `first_chunk`, of which the first `skip`
+    /// bytes are not fed (reading from an item boundary found in a path index): messages and
+    /// [`ItemStreamReader::last_item_position`] count chunks and offsets as in the whole stream.
+    pub fn starting_at(mut self, first_chunk: usize, skip: u64) -> Self {
+        self.first_chunk = first_chunk;
+        self.first_skip = skip;
+        self
+    }
+
+    /// Chunk index and offset in that chunk of a stream offset.
+    fn chunk_of(&self, offset: u64) -> (usize, u64) {
+        let k = self
+            .starts
+            .partition_point(|s| *s <= offset)
+            .saturating_sub(1);
+        let start = self.starts.get(k).copied().unwrap_or(0);
+        let skip = if k == 0 { self.first_skip } else { 0 };
+        (k + self.first_chunk, offset - start.min(offset) + skip)
+    }
+
+    /// Where the last item returned starts (chunk, offset in it) and the chunk it ends in.
+    pub fn last_item_position(&self) -> ((usize, u64), usize) {
+        let (start, end) = self.last_span;
+        (self.chunk_of(start), self.chunk_of(end.saturating_sub(1)).0)
     }
 
     /// A reader whose errors name the archive.
@@ -127,23 +164,20 @@ impl ItemStreamReader {
 
     /// "item-stream chunk K, offset O" for a stream offset.
     fn position(&self, offset: u64) -> String {
-        let k = self
-            .starts
-            .partition_point(|s| *s <= offset)
-            .saturating_sub(1);
-        let start = self.starts.get(k).copied().unwrap_or(0);
-        format!(
-            "item-stream chunk {k}, offset {}",
-            offset - start.min(offset)
-        )
+        let (k, o) = self.chunk_of(offset);
+        format!("item-stream chunk {k}, offset {o}")
     }
 
     /// The next complete item, if one is buffered.
     pub fn next_item(&mut self) -> Result<Option<Item>, ArchiveError> {
         match self.decoder.next_value() {
-            Ok(Some(v)) => Item::from_value(&v)
-                .map(Some)
-                .map_err(|e| ArchiveError::Corrupt(format!("invalid item in item stream: {e}"))),
+            Ok(Some(v)) => {
+                self.last_span = (self.value_start, self.decoder.offset());
+                self.value_start = self.decoder.offset();
+                Item::from_value(&v)
+                    .map(Some)
+                    .map_err(|e| ArchiveError::Corrupt(format!("invalid item in item stream: {e}")))
+            }
             Ok(None) => Ok(None),
             Err(e) => Err(ArchiveError::Corrupt(format!(
                 "{}item stream: {e} ({})",

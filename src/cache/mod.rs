@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod files;
+pub mod pathindex;
 pub mod sync;
 pub mod table;
 
@@ -222,6 +223,24 @@ pub(crate) fn pack_entry(e: ChunkEntry) -> [u8; 12] {
     v[4..8].copy_from_slice(&e.size.to_le_bytes());
     v[8..].copy_from_slice(&e.csize.to_le_bytes());
     v
+}
+
+/// A writer that digests what it passes on (for cache files written as a stream).
+struct DigestWriter<'a> {
+    inner: &'a mut dyn std::io::Write,
+    hasher: &'a mut integrity::IntegrityHasher,
+}
+
+impl std::io::Write for DigestWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ArchiveError + '_ {
@@ -444,7 +463,7 @@ impl Cache {
             .map_err(|e| e.to_string())
             .and_then(|data| {
                 sync::verify_index("chunks", &data, stored.as_deref())?;
-                ChunkTable::read(&data).map_err(|e| e.to_string())
+                ChunkTable::read_owned(data).map_err(|e| e.to_string())
             });
         match loaded {
             Ok(idx) => self.chunks = idx,
@@ -662,19 +681,28 @@ impl Cache {
             .iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.clone());
-        let result = fs::read(&p)
+        let result = fs::File::open(&p)
+            .and_then(|f| Ok((f.metadata()?.len(), f)))
             .map_err(|e| format!("The files cache can't be read. [{e}]"))
-            .and_then(|data| {
-                if let Some(text) = stored {
-                    if let integrity::Stored::Digests(d) = integrity::parse_json(&text)
+            .and_then(|(len, f)| {
+                let expected = match stored {
+                    Some(text) => match integrity::parse_json(&text)
                         .map_err(|e| format!("The files cache is corrupted. [{e}]"))?
                     {
-                        if !integrity::digests_match(&integrity::hints_digests(&name, &data), &d) {
-                            return Err("The files cache is corrupted. [digest mismatch]".into());
-                        }
+                        integrity::Stored::Digests(d) => Some(d),
+                        integrity::Stored::UnknownAlgorithm(_) => None,
+                    },
+                    None => None,
+                };
+                // Read in blocks, digesting as we go; a mismatch discards what was parsed.
+                let mut hasher = integrity::IntegrityHasher::new(&name);
+                let fc = FilesCache::decode_from(f, len, 1, &mut |b| hasher.update(b));
+                if let Some(d) = expected {
+                    if !integrity::digests_match(&hasher.finish(), &d) {
+                        return Err("The files cache is corrupted. [digest mismatch]".into());
                     }
                 }
-                FilesCache::decode(&data, 1).map_err(|e| e.to_string())
+                fc.map_err(|e| e.to_string())
             });
         match result {
             Ok(fc) => fc,
@@ -699,7 +727,8 @@ impl Cache {
         }
         let ids = {
             let mut guard = self.files();
-            let e = guard.as_mut()?.get_mut(path_hash)?;
+            let fc = guard.as_mut()?;
+            let e = fc.get(path_hash)?;
             if m.size && e.size != st.size {
                 return None;
             }
@@ -712,9 +741,9 @@ impl Cache {
             if !m.ctime && m.mtime && e.cmtime_ns != st.mtime_ns {
                 return None;
             }
-            e.age = 0;
-            e.inode = st.inode;
-            e.chunk_ids.clone()
+            let ids = e.chunk_ids.to_vec();
+            fc.refresh(path_hash, st.inode);
+            ids
         };
         if ids.iter().any(|id| self.seen_chunk(id).is_none()) {
             return None;
@@ -783,24 +812,44 @@ impl Cache {
     pub fn commit(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
         let p = self.path.clone();
         begin_txn(&p).map_err(io_err(&p))?;
-        let files_data = {
+        let files_digests = {
             let guard = self.files.lock().unwrap_or_else(|e| e.into_inner());
-            guard.as_ref().map(|fc| fc.encode_for_commit(files::ttl()))
+            match guard.as_ref() {
+                Some(fc) => {
+                    let name = files::files_cache_name();
+                    let fp = p.join(&name);
+                    let mut hasher = integrity::IntegrityHasher::new(&name);
+                    crate::paths::write_atomic_with(&fp, &mut |w| {
+                        let mut out = DigestWriter {
+                            inner: w,
+                            hasher: &mut hasher,
+                        };
+                        fc.write_for_commit(files::ttl(), &mut out)
+                    })
+                    .map_err(io_err(&fp))?;
+                    Some((name, hasher.finish()))
+                }
+                None => None,
+            }
         };
-        if let Some(data) = files_data {
-            let name = files::files_cache_name();
-            let fp = p.join(&name);
-            crate::paths::write_atomic(&fp, &data).map_err(io_err(&fp))?;
-            let json = integrity::to_json(&integrity::hints_digests(&name, &data));
-            self.set_integrity(&name, json);
+        if let Some((name, digests)) = files_digests {
+            self.set_integrity(&name, integrity::to_json(&digests));
         }
-        let data = self.chunks.write();
+        // Streamed with its digest (`index_digests`), never copied whole.
         let cp = p.join("chunks");
-        crate::paths::write_atomic(&cp, &data).map_err(io_err(&cp))?;
-        self.set_integrity(
-            "chunks",
-            integrity::to_json(&integrity::index_digests("chunks", &data)),
-        );
+        let mut hasher = integrity::IntegrityHasher::new("chunks");
+        let table = &self.chunks;
+        crate::paths::write_atomic_with(&cp, &mut |w| {
+            let header = table.header();
+            w.write_all(&header)?;
+            hasher.update(&header);
+            hasher.hash_part("HashHeader");
+            w.write_all(table.body())?;
+            hasher.update(table.body());
+            Ok(())
+        })
+        .map_err(io_err(&cp))?;
+        self.set_integrity("chunks", integrity::to_json(&hasher.finish()));
         self.save_config(manifest)?;
         let active = p.join("txn.active");
         let tmp = p.join("txn.tmp");

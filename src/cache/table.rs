@@ -175,6 +175,12 @@ impl ChunkTable {
     /// Loads an index file: a regular table is taken over as it is (after one validation
     /// pass); a compact one is re-hashed.
     pub fn read(data: &[u8]) -> Result<ChunkTable, IndexFormatError> {
+        Self::read_owned(data.to_vec())
+    }
+
+    /// [`ChunkTable::read`] of a file already in memory, taken over without a copy (the
+    /// header is moved out in place).
+    pub fn read_owned(mut data: Vec<u8>) -> Result<ChunkTable, IndexFormatError> {
         let err = |m: String| IndexFormatError(m);
         if data.len() < HEADER_SIZE || &data[..8] != MAGIC {
             return Err(err("not a borg index file".into()));
@@ -190,9 +196,8 @@ impl ChunkTable {
         if (data.len() - HEADER_SIZE) as u64 != nb as u64 * BUCKET as u64 {
             return Err(err("incorrect file length".into()));
         }
-        let body = &data[HEADER_SIZE..];
         let (mut used, mut empty) = (0usize, 0usize);
-        for b in body.chunks_exact(BUCKET) {
+        for b in data[HEADER_SIZE..].chunks_exact(BUCKET) {
             match marker(b) {
                 EMPTY => empty += 1,
                 DELETED => {}
@@ -203,8 +208,9 @@ impl ChunkTable {
         if used != n {
             return Err(err(format!("entry count mismatch ({n} vs {used})")));
         }
+        data.drain(..HEADER_SIZE);
         let mut t = ChunkTable {
-            buckets: body.to_vec(),
+            buckets: data,
             num_buckets: nb,
             num_entries: n,
             num_empty: empty,
@@ -226,6 +232,22 @@ impl ChunkTable {
             t.set(k, e);
         }
         t
+    }
+
+    /// The index file's header.
+    pub fn header(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_SIZE);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(self.num_entries as i32).to_le_bytes());
+        out.extend_from_slice(&(self.num_buckets as i32).to_le_bytes());
+        out.push(KEY_SIZE as u8);
+        out.push(VALUE_SIZE as u8);
+        out
+    }
+
+    /// The table body as it is in memory (the file after [`ChunkTable::header`]).
+    pub fn body(&self) -> &[u8] {
+        &self.buckets
     }
 
     /// The index file: header and the table as it is in memory.

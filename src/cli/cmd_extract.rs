@@ -198,6 +198,13 @@ pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> 
         progress: common.progress,
         lock: common.lock_spec(),
         workers: common.worker_count,
+        index_keys: crate::commands::path_index::index_keys(
+            &a.paths,
+            !(a.patterns.exclude.is_empty()
+                && a.patterns.exclude_from.is_empty()
+                && a.patterns.pattern.is_empty()
+                && a.patterns.patterns_from.is_empty()),
+        ),
     };
     let mut reporter = CliReporter::new(a.list, "Extracting");
     let stdout = std::io::stdout();

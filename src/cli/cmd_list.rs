@@ -235,6 +235,13 @@ pub fn run(
             wanted: wanted.clone(),
             json_lines,
             consider_part_files: common.consider_part_files,
+            index_keys: crate::commands::path_index::index_keys(
+                &a.paths,
+                !(a.exclude.is_empty()
+                    && a.exclude_from.is_empty()
+                    && a.pattern.is_empty()
+                    && a.patterns_from.is_empty()),
+            ),
         };
         let mut emit = |fields: Vec<(&'static str, Field)>| -> Result<bool, CommandError> {
             if json_lines {

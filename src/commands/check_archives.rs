@@ -223,14 +223,15 @@ pub fn render_progress(ev: &ProgressEvent, json: bool) -> String {
 }
 
 /// Reference counts of all objects (borg's `ChunkIndex` with refcounts only).
-type Chunks = HashMap<[u8; 32], u32>;
+type Chunks = super::check_refs::RefCounts;
 
 /// The archive checker's state.
 struct Checker<'p> {
     store: KeyedRepository,
     chunks: Chunks,
-    /// Object ids in list order (deterministic iteration).
-    order: Vec<[u8; 32]>,
+    /// Number of objects the repository listed (the ids themselves are listed again, page by
+    /// page, where they are needed in order).
+    listed: usize,
     superseded: HashSet<[u8; 32]>,
     error_found: bool,
     /// Archives the manifest rebuild found but did not take because their TAM failed: while
@@ -460,20 +461,29 @@ pub fn check_archives(
     log_info!("Starting archive consistency check...");
     super::workers::tune_allocator(super::workers::AllocatorProfile::SharedArena);
     // init_chunks
-    let mut order: Vec<[u8; 32]> = Vec::new();
+    // The first ids in list order (enough for make_key's attempts); the table holds them all.
+    let mut first: Vec<[u8; 32]> = Vec::new();
+    let mut listed = 0usize;
+    // Sized for the whole repository at once (it grows should the count be off).
+    let mut chunks = Chunks::with_capacity(repo.len()?);
     let mut marker: Option<[u8; 32]> = None;
     loop {
         let ids = repo.list(Some(LIST_SCAN_LIMIT), marker.as_ref())?;
         let Some(last) = ids.last() else { break };
         marker = Some(*last);
-        order.extend_from_slice(&ids);
+        listed += ids.len();
+        for id in &ids {
+            chunks.insert(*id, 0);
+        }
+        let room = MAKE_KEY_ATTEMPTS.saturating_sub(first.len());
+        first.extend(ids.iter().take(room));
     }
-    if order.is_empty() {
+    if listed == 0 {
         log_error!("Repository contains no apparent data at all, cannot continue check/repair.");
         return Ok(false);
     }
-    let chunks: Chunks = order.iter().map(|id| (*id, 0)).collect();
-    let key = make_key(repo.as_mut(), &order, &opts.location, &opts.env)?;
+    let has_manifest = chunks.contains_key(&MANIFEST_ID);
+    let key = make_key(repo.as_mut(), has_manifest, &first, &opts.location, &opts.env)?;
     let security = SecurityDir::for_repository(&repo.id());
     let store = KeyedRepository::new(repo, key, Compression::default(), security.nonce_file());
     // Reborrow the sink with a lifetime local to this call.
@@ -482,7 +492,7 @@ pub fn check_archives(
         manifest: Manifest::new(&store.key),
         store,
         chunks,
-        order,
+        listed,
         superseded: HashSet::new(),
         error_found: false,
         unauthenticated_candidates: 0,
@@ -495,17 +505,22 @@ pub fn check_archives(
     checker.run(opts)
 }
 
-/// borg's `make_key`: the key type from the first object whose type byte is known.
+/// How many objects `make_key` tries.
+const MAKE_KEY_ATTEMPTS: usize = 1000;
+
+/// borg's `make_key`: the key type from the first object whose type byte is known. `first`
+/// holds the first listed ids.
 fn make_key(
     repo: &mut dyn Repository,
-    order: &[[u8; 32]],
+    has_manifest: bool,
+    first: &[[u8; 32]],
     location: &str,
     env: &crate::options::Env,
 ) -> Result<Key> {
     // Prefer the manifest (its type byte is authoritative), then any other object.
     let candidates = std::iter::once(MANIFEST_ID)
-        .filter(|_| order.contains(&MANIFEST_ID))
-        .chain(order.iter().copied().filter(|id| *id != MANIFEST_ID));
+        .filter(|_| has_manifest)
+        .chain(first.iter().copied().filter(|id| *id != MANIFEST_ID));
     let mut attempts = 0;
     for id in candidates {
         attempts += 1;
@@ -697,98 +712,106 @@ impl Checker<'_> {
         log_info!("Rebuilding missing manifest, this might take some time...");
         let mut manifest = Manifest::new(&self.store.key);
         let archive_keys = packed_keys(&ARCHIVE_KEYS);
-        let ids = self.order.clone();
-        let mut pi = Percent::new(ids.len() as u64, 0.01, "check.rebuild_manifest", |p| {
+        let mut pi = Percent::new(self.listed as u64, 0.01, "check.rebuild_manifest", |p| {
             format!("Rebuilding manifest {p:6.2}%")
         });
-        for id in &ids {
-            pi.show(None, self.progress);
-            if *id == MANIFEST_ID || !self.chunks.contains_key(id) {
-                continue;
-            }
-            let object = match self.store.repo.get(id) {
-                Ok(o) => o,
-                Err(e @ RepoError::Io { .. }) => return Err(e.into()),
-                Err(e) => {
-                    log_error!("Skipping corrupted chunk: {}", e);
-                    self.error_found = true;
+        let mut marker: Option<[u8; 32]> = None;
+        loop {
+            let ids = self
+                .store
+                .repo
+                .list(Some(LIST_SCAN_LIMIT), marker.as_ref())?;
+            let Some(last) = ids.last() else { break };
+            marker = Some(*last);
+            for id in &ids {
+                pi.show(None, self.progress);
+                if *id == MANIFEST_ID || !self.chunks.contains_key(id) {
                     continue;
                 }
-            };
-            let data = match decode_object(&self.store.key, id, &object) {
-                Ok(d) => d,
-                Err(msg) => {
-                    log_error!("Skipping corrupted chunk: {}", msg);
-                    self.error_found = true;
+                let object = match self.store.repo.get(id) {
+                    Ok(o) => o,
+                    Err(e @ RepoError::Io { .. }) => return Err(e.into()),
+                    Err(e) => {
+                        log_error!("Skipping corrupted chunk: {}", e);
+                        self.error_found = true;
+                        continue;
+                    }
+                };
+                let data = match decode_object(&self.store.key, id, &object) {
+                    Ok(d) => d,
+                    Err(msg) => {
+                        log_error!("Skipping corrupted chunk: {}", msg);
+                        self.error_found = true;
+                        continue;
+                    }
+                };
+                if !valid_msgpacked_dict(&data, &archive_keys) {
                     continue;
                 }
-            };
-            if !valid_msgpacked_dict(&data, &archive_keys) {
-                continue;
-            }
-            if !contains(&data, b"cmdline") || !contains(&data, b"\xa7version\x01") {
-                continue;
-            }
-            let Ok((value, _)) = msgpack::decode_one(&data, Limits::ARCHIVE) else {
-                continue;
-            };
-            if !REQUIRED_ARCHIVE_KEYS.iter().all(|k| value.get(k).is_some()) {
-                continue;
-            }
-            let shown_name = value
-                .get("name")
-                .and_then(Value::as_bytes)
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_else(|| "<unknown>".into());
-            // 1.2.5+: only authenticated archives are accepted into the rebuilt manifest.
-            let value = match self.store.key.unpack_and_verify_archive(&data) {
-                Ok((v, _)) => v,
-                Err(e) => {
-                    log_error!(
-                        "Archive TAM authentication issue for archive {}: {}",
-                        shown_name,
-                        e
-                    );
-                    log_error!(
+                if !contains(&data, b"cmdline") || !contains(&data, b"\xa7version\x01") {
+                    continue;
+                }
+                let Ok((value, _)) = msgpack::decode_one(&data, Limits::ARCHIVE) else {
+                    continue;
+                };
+                if !REQUIRED_ARCHIVE_KEYS.iter().all(|k| value.get(k).is_some()) {
+                    continue;
+                }
+                let shown_name = value
+                    .get("name")
+                    .and_then(Value::as_bytes)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_else(|| "<unknown>".into());
+                // 1.2.5+: only authenticated archives are accepted into the rebuilt manifest.
+                let value = match self.store.key.unpack_and_verify_archive(&data) {
+                    Ok((v, _)) => v,
+                    Err(e) => {
+                        log_error!(
+                            "Archive TAM authentication issue for archive {}: {}",
+                            shown_name,
+                            e
+                        );
+                        log_error!(
                         "This archive will *not* be added to the rebuilt manifest. Its objects are kept (no orphan is deleted in this run)."
                     );
-                    self.error_found = true;
-                    self.unauthenticated_candidates += 1;
-                    continue;
-                }
-            };
-            let (Some(name), Some(time)) = (
-                value.get("name").and_then(Value::as_bytes),
-                value.get("time").and_then(Value::as_bytes),
-            ) else {
-                continue;
-            };
-            log_info!("Found archive {}", String::from_utf8_lossy(name));
-            let mut name = name.to_vec();
-            if manifest.archives.contains_key(&name) {
-                let mut i = 1;
-                let new_name = loop {
-                    let mut candidate = name.clone();
-                    candidate.extend_from_slice(format!(".{i}").as_bytes());
-                    if !manifest.archives.contains_key(&candidate) {
-                        break candidate;
+                        self.error_found = true;
+                        self.unauthenticated_candidates += 1;
+                        continue;
                     }
-                    i += 1;
                 };
-                log_warning!(
-                    "Duplicate archive name {}, storing as {}",
-                    String::from_utf8_lossy(&name),
-                    String::from_utf8_lossy(&new_name)
+                let (Some(name), Some(time)) = (
+                    value.get("name").and_then(Value::as_bytes),
+                    value.get("time").and_then(Value::as_bytes),
+                ) else {
+                    continue;
+                };
+                log_info!("Found archive {}", String::from_utf8_lossy(name));
+                let mut name = name.to_vec();
+                if manifest.archives.contains_key(&name) {
+                    let mut i = 1;
+                    let new_name = loop {
+                        let mut candidate = name.clone();
+                        candidate.extend_from_slice(format!(".{i}").as_bytes());
+                        if !manifest.archives.contains_key(&candidate) {
+                            break candidate;
+                        }
+                        i += 1;
+                    };
+                    log_warning!(
+                        "Duplicate archive name {}, storing as {}",
+                        String::from_utf8_lossy(&name),
+                        String::from_utf8_lossy(&new_name)
+                    );
+                    name = new_name;
+                }
+                manifest.archives.insert(
+                    name,
+                    ArchiveRef {
+                        id: *id,
+                        time: String::from_utf8_lossy(time).into_owned(),
+                    },
                 );
-                name = new_name;
             }
-            manifest.archives.insert(
-                name,
-                ArchiveRef {
-                    id: *id,
-                    time: String::from_utf8_lossy(time).into_owned(),
-                },
-            );
         }
         pi.finish(self.progress);
         log_info!("Manifest rebuild complete.");
@@ -868,15 +891,14 @@ impl Checker<'_> {
     }
 
     fn mark_as_possibly_superseded(&mut self, id: &[u8; 32]) {
-        if self.chunks.get(id).copied().unwrap_or(0) == 0 {
+        if self.chunks.get(id).unwrap_or(0) == 0 {
             self.superseded.insert(*id);
         }
     }
 
     /// Counts a reference; a new object is stored (in repair mode) from `object`.
     fn add_reference(&mut self, id: &[u8; 32], object: Option<&[u8]>) -> Result<()> {
-        if let Some(rc) = self.chunks.get_mut(id) {
-            *rc = rc.saturating_add(1);
+        if self.chunks.increment(id) {
             return Ok(());
         }
         self.chunks.insert(*id, 1);
@@ -1301,12 +1323,18 @@ impl Checker<'_> {
             log_info!("Orphaned objects check skipped (needs all archives checked).");
             return Ok(());
         }
-        let unused: Vec<[u8; 32]> = self
-            .order
-            .iter()
-            .filter(|id| self.chunks.get(*id) == Some(&0))
-            .copied()
-            .collect();
+        // Unused objects in list order (the repository is listed again, page by page).
+        let mut unused: Vec<[u8; 32]> = Vec::new();
+        let mut marker: Option<[u8; 32]> = None;
+        loop {
+            let ids = self
+                .store
+                .repo
+                .list(Some(LIST_SCAN_LIMIT), marker.as_ref())?;
+            let Some(last) = ids.last() else { break };
+            marker = Some(*last);
+            unused.extend(ids.iter().filter(|id| self.chunks.get(id) == Some(0)));
+        }
         let orphaned = unused
             .iter()
             .filter(|id| !self.superseded.contains(*id))

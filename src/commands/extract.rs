@@ -18,7 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::archive::item::{ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG};
-use crate::archive::meta::{ArchiveMeta, Items};
+use crate::archive::meta::ArchiveMeta;
 use crate::archive::objects::decode_owned;
 use crate::archive::pool::{Prefetcher, DEFAULT_BUDGET};
 use crate::archive::{ArchiveError, ArchiveRef, KeyedRepository, Operation};
@@ -58,6 +58,9 @@ pub struct ExtractOptions {
     pub lock: LockSpec,
     /// Worker threads for decoding.
     pub workers: usize,
+    /// The path-index keys of the PATH selection, when it may use the index
+    /// ([`super::path_index::index_keys`]).
+    pub index_keys: Option<Vec<String>>,
 }
 
 /// How `extract` talks to the user (the CLI implements it; the command never prints).
@@ -269,7 +272,21 @@ pub fn run(
     confirm: Confirm<'_>,
 ) -> Result<ExtractOutcome> {
     let (mut opened, meta) = open_archive(loc, opts.lock, confirm)?;
-    extract_archive(
+    let archive_id = loc
+        .archive
+        .as_ref()
+        .and_then(|n| opened.manifest.archives.get(n.as_bytes()))
+        .map(|r| r.id);
+    let repo_id = opened.store.repo.id();
+    let plan = archive_id.and_then(|id| {
+        super::path_index::IndexedRead::new(
+            &repo_id,
+            &opened.manifest,
+            id,
+            opts.index_keys.as_deref(),
+        )
+    });
+    extract_archive_planned(
         &mut opened.store,
         &meta,
         target,
@@ -278,6 +295,7 @@ pub fn run(
         partial,
         reporter,
         out,
+        plan,
     )
 }
 
@@ -294,6 +312,26 @@ pub fn extract_archive(
     reporter: &mut dyn Reporter,
     out: &mut dyn Write,
 ) -> Result<ExtractOutcome> {
+    extract_archive_planned(
+        store, meta, target, opts, filter, partial, reporter, out, None,
+    )
+}
+
+/// [`extract_archive`] reading only what a path index says the selection needs, when `plan`
+/// is given (it is built on the way when missing).
+#[allow(clippy::too_many_arguments)]
+fn extract_archive_planned(
+    store: &mut KeyedRepository,
+    meta: &ArchiveMeta,
+    target: &Path,
+    opts: &ExtractOptions,
+    filter: PathFilter<'_>,
+    partial: bool,
+    reporter: &mut dyn Reporter,
+    out: &mut dyn Write,
+    mut plan: Option<super::path_index::IndexedRead>,
+) -> Result<ExtractOutcome> {
+    let runs = super::path_index::plan_runs(&mut plan, meta, true);
     let root = if target.is_absolute() {
         target.to_path_buf()
     } else {
@@ -324,7 +362,7 @@ pub fn extract_archive(
         ex.reporter.progress_message(
             "Calculating total archive size for the progress indicator (might take long for large archives)",
         );
-        let mut items = Items::new(store, meta);
+        let mut items = super::path_index::IndexedRead::items(store, meta, runs.clone());
         let mut hl_sizes: HashMap<Vec<u8>, u64> = HashMap::new();
         while let Some(item) = items.next_item()? {
             if ex.selected(&item, filter).is_some() {
@@ -348,7 +386,7 @@ pub fn extract_archive(
         }
     }
     let mut dirs: Vec<(Item, PathBuf)> = Vec::new();
-    let mut items = Items::new(store, meta);
+    let mut items = super::path_index::IndexedRead::items(store, meta, runs);
     let mut queue: VecDeque<Queued> = VecDeque::new();
     let mut items_done = false;
     let mut stream_error: Option<ArchiveError> = None;
@@ -358,9 +396,17 @@ pub fn extract_archive(
         while !items_done && queue.len() < ITEM_LOOKAHEAD && !ex.prefetch.is_full() {
             // An unreadable item stream ends the extraction after the items before it.
             let item = match items.next_item() {
-                Ok(Some(item)) => item,
+                Ok(Some(item)) => {
+                    if let Some(p) = plan.as_mut() {
+                        p.observe(&items, &item);
+                    }
+                    item
+                }
                 Ok(None) => {
                     items_done = true;
+                    if let Some(p) = plan.as_mut() {
+                        p.finish();
+                    }
                     break;
                 }
                 Err(e) => {

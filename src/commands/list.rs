@@ -261,6 +261,9 @@ pub struct ItemListOptions {
     pub json_lines: bool,
     /// `--consider-part-files`.
     pub consider_part_files: bool,
+    /// The path-index keys of the PATH selection, when it may use the index
+    /// ([`super::path_index::index_keys`]).
+    pub index_keys: Option<Vec<String>>,
 }
 
 /// Computes item format values for one archive.
@@ -672,16 +675,29 @@ pub fn list_items(
         opts,
         refcounts,
     };
+    let repo_id = opened.store.repo.id();
+    let mut plan = super::path_index::IndexedRead::new(
+        &repo_id,
+        &opened.manifest,
+        info.id,
+        formatter.opts.index_keys.as_deref(),
+    );
+    let runs = super::path_index::plan_runs(&mut plan, &meta, false);
     // Items are read first (the item-stream iterator holds the store), then formatted.
-    let mut items = Items::new(&mut opened.store, &meta);
+    let mut items = super::path_index::IndexedRead::items(&mut opened.store, &meta, runs);
     let mut batch: Vec<Item> = Vec::new();
     loop {
         let next = items.next_item()?;
         let done = next.is_none();
         if let Some(item) = next {
+            if let Some(p) = plan.as_mut() {
+                p.observe(&items, &item);
+            }
             if (consider_part_files || item.part.is_none()) && filter(&item) {
                 batch.push(item);
             }
+        } else if let Some(p) = plan.as_mut() {
+            p.finish();
         }
         if done || batch.len() >= 256 {
             for item in batch.drain(..) {

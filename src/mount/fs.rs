@@ -410,13 +410,20 @@ impl fuser::Filesystem for ArchiveFs {
         let parent = node.parent;
         let mode_of = |i: u64| inner.tree.node(i).map_or(S_IFDIR, |n| n.attr.mode);
         let dot: [(&[u8], u64); 2] = [(b".", ino.0), (b"..", parent)];
-        let entries = inner.tree.entries(ino.0);
-        let rest = entries.into_iter().flat_map(|d| d.iter());
+        let tree = &inner.tree;
+        let count = tree.entry_count(ino.0);
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        // Entries are indexed directly: a call starts at its offset, so a large directory is
+        // listed in linear time.
+        let rest = (start.saturating_sub(2)..count)
+            .filter_map(|i| tree.entry(ino.0, i).map(|e| (i + 2, e)));
         let all = dot
             .iter()
             .map(|(n, i)| (*n, *i))
-            .chain(rest.map(|(n, i)| (&n[..], *i)));
-        for (idx, (name, child)) in all.enumerate().skip(offset as usize) {
+            .enumerate()
+            .skip(start)
+            .chain(rest);
+        for (idx, (name, child)) in all {
             let full = reply.add(
                 INodeNo(child),
                 idx as u64 + 1,

@@ -1,11 +1,13 @@
 //! `mount`: archives as a read-only FUSE filesystem (borg 1.2's `fuse.py`).
 //!
-//! [`tree`] builds the inode table from item streams — compact per-inode attributes in RAM,
+//! [`tree`] builds the inode table from item streams — compact per-inode records in RAM
+//! ([`compact`]),
 //! the full items (chunk lists, xattrs, link targets) spooled to an unlinked temporary file —
 //! and [`fs`] serves it through the `fuser` crate, reading only the chunks a request covers
 //! through a bounded LRU chunk cache. [`options`] parses borg's `-o` mount options.
 //! This module never prints; it reports through `tracing` like the rest of the library.
 
+pub mod compact;
 pub mod fs;
 pub mod options;
 pub mod tree;

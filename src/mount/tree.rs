@@ -6,15 +6,14 @@
 //! `name.NNNNN.ext`, NNNNN counting the distinct contents (chunk-id lists) the path had, in
 //! archive order. Hardlink slaves share their master's inode, whose link count counts them.
 //!
-//! Memory: each inode keeps ~70 bytes of attributes in RAM (plus its name in its parent's
-//! directory map); the full item — chunk list, xattrs, link target — is packed into an unlinked
-//! spool file and decoded again when a file is opened or an xattr/link is read.
+//! Memory: each inode keeps a 48-byte record and each directory entry a 24-byte one plus its
+//! name ([`super::compact`]); the full item — chunk list, xattrs, link target — is packed into
+//! an unlinked spool file and decoded again when a file is opened or an xattr/link is read.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
 use crate::archive::item::{Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG};
@@ -22,6 +21,7 @@ use crate::archive::meta::{ArchiveMeta, Items};
 use crate::archive::KeyedRepository;
 use crate::msgpack;
 
+use super::compact::{Dirs, Nodes};
 use super::MountError;
 
 /// The root inode.
@@ -179,8 +179,8 @@ enum Master {
 
 /// The inode table.
 pub struct Tree {
-    nodes: Vec<Node>,
-    dirs: HashMap<u64, IndexMap<Box<[u8]>, u64>>,
+    nodes: Nodes,
+    dirs: Dirs,
     pending: HashMap<u64, ArchiveEntry>,
     spool: Spool,
     settings: TreeSettings,
@@ -269,8 +269,8 @@ impl Tree {
             ctime: now,
         };
         let mut tree = Tree {
-            nodes: Vec::new(),
-            dirs: HashMap::new(),
+            nodes: Nodes::default(),
+            dirs: Dirs::default(),
             pending: HashMap::new(),
             spool: Spool::new()?,
             settings,
@@ -285,13 +285,8 @@ impl Tree {
     }
 
     /// The node of `ino`.
-    pub fn node(&self, ino: u64) -> Option<&Node> {
-        ino.checked_sub(1).and_then(|i| self.nodes.get(i as usize))
-    }
-
-    fn node_mut(&mut self, ino: u64) -> Option<&mut Node> {
-        ino.checked_sub(1)
-            .and_then(|i| self.nodes.get_mut(i as usize))
+    pub fn node(&self, ino: u64) -> Option<Node> {
+        self.nodes.get(ino)
     }
 
     /// Number of inodes.
@@ -304,9 +299,14 @@ impl Tree {
         self.nodes.len() <= 1
     }
 
-    /// The entries of directory `ino`, in insertion order (without `.` and `..`).
-    pub fn entries(&self, ino: u64) -> Option<&IndexMap<Box<[u8]>, u64>> {
-        self.dirs.get(&ino)
+    /// Number of entries of directory `ino` (without `.` and `..`).
+    pub fn entry_count(&self, ino: u64) -> usize {
+        self.dirs.len_of(ino)
+    }
+
+    /// The `i`-th entry of directory `ino` (name, inode), in insertion order.
+    pub fn entry(&self, ino: u64, i: usize) -> Option<(&[u8], u64)> {
+        self.dirs.entry(ino, i)
     }
 
     /// Looks `name` up in directory `parent`.
@@ -314,7 +314,7 @@ impl Tree {
         match name {
             b"." => Some(parent),
             b".." => self.node(parent).map(|n| n.parent),
-            _ => self.dirs.get(&parent).and_then(|d| d.get(name).copied()),
+            _ => self.dirs.lookup(parent, name),
         }
     }
 
@@ -326,9 +326,10 @@ impl Tree {
         }
     }
 
-    fn push(&mut self, node: Node) -> u64 {
-        self.nodes.push(node);
-        self.nodes.len() as u64
+    fn push(&mut self, node: Node) -> Result<u64, MountError> {
+        self.nodes
+            .push(&node)
+            .ok_or_else(|| MountError::Io("too many inodes for one mount".into()))
     }
 
     fn create_dir(&mut self, parent: u64, mtime: Option<i64>) -> u64 {
@@ -338,21 +339,21 @@ impl Tree {
             attr.atime = m;
             attr.ctime = m;
         }
+        // Synthetic directories are fewer than items, which run out of inode numbers first
+        // (with an error); the root stands in should one ever be refused.
         self.push(Node {
             parent,
             attr,
             spool: None,
             damaged: false,
         })
+        .unwrap_or(ROOT)
     }
 
     /// Adds the top-level directories of a repository mount, loaded on first access.
     pub fn add_pending_archive(&mut self, archive: ArchiveEntry) {
         let ino = self.create_dir(ROOT, Some(archive.mtime));
-        self.dirs
-            .entry(ROOT)
-            .or_default()
-            .insert(archive.name.clone().into_boxed_slice(), ino);
+        self.dirs.insert(ROOT, &archive.name, ino);
         self.pending.insert(ino, archive);
     }
 
@@ -419,34 +420,31 @@ impl Tree {
     fn item_node(&mut self, item: &Item, parent: u64) -> Result<u64, MountError> {
         let attr = self.attr_of(item);
         let spool = self.spool.put(item)?;
-        Ok(self.push(Node {
+        self.push(Node {
             parent,
             attr,
             spool: Some(spool),
             damaged: item.chunks_healthy.is_some(),
-        }))
+        })
     }
 
     /// borg's `find_inode`: walks `prefix/path` from the root.
     fn find_inode(&self, path: &[u8], prefix: Option<&[u8]>) -> Option<u64> {
         let mut ino = ROOT;
         for seg in prefix.into_iter().chain(path.split(|&b| b == b'/')) {
-            ino = self.dirs.get(&ino)?.get(seg).copied()?;
+            ino = self.dirs.lookup(ino, seg)?;
         }
         Some(ino)
     }
 
     /// borg's `_process_inner`: the directory `name` in `parent`, created when missing.
     fn process_inner(&mut self, name: &[u8], parent: u64) -> u64 {
-        if let Some(&ino) = self.dirs.get(&parent).and_then(|d| d.get(name)) {
+        if let Some(ino) = self.dirs.lookup(parent, name) {
             return ino;
         }
         let ino = self.create_dir(parent, None);
         if !name.is_empty() {
-            self.dirs
-                .entry(parent)
-                .or_default()
-                .insert(name.to_vec().into_boxed_slice(), ino);
+            self.dirs.insert(parent, name, ino);
         }
         ino
     }
@@ -498,10 +496,7 @@ impl Tree {
                 if let Some(ino) = self.find_inode(&item.path, prefix) {
                     let attr = self.attr_of(&item);
                     let at = self.spool.put(&item)?;
-                    if let Some(n) = self.node_mut(ino) {
-                        n.attr = attr;
-                        n.spool = Some(at);
-                    }
+                    self.nodes.replace(ino, &attr, at);
                     continue;
                 }
             }
@@ -529,6 +524,7 @@ impl Tree {
             )?;
         }
         self.spool.flush()?;
+        self.dirs.shrink();
         Ok(())
     }
 
@@ -602,9 +598,7 @@ impl Tree {
                                 .and_then(|m| m.chunks)
                                 .map(|c| c.iter().map(|c| c.id).collect());
                         }
-                        if let Some(n) = self.node_mut(ino) {
-                            n.attr.nlink += 1;
-                        }
+                        self.nodes.add_link(ino);
                         inode = ino;
                     }
                     None => inode = self.item_node(&item, parent)?,
@@ -620,14 +614,9 @@ impl Tree {
                 file_versions.insert(path, version);
             }
         }
-        if let Some(n) = self.node_mut(inode) {
-            n.parent = parent;
-        }
+        self.nodes.set_parent(inode, parent);
         if !name.is_empty() {
-            self.dirs
-                .entry(parent)
-                .or_default()
-                .insert(name.into_boxed_slice(), inode);
+            self.dirs.insert(parent, &name, inode);
         }
         Ok(())
     }
