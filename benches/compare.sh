@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # Whole-command comparison of hoard and borg 1.2 on the same data, in the same run.
 #
-#   benches/compare.sh [--tree real|small] [--cache warm|cold] [--size-mb N] [--files N] [--reps N]
-#                      [--phases "create recreate change1 extract check verify"] [--hoard BINARY]
+#   benches/compare.sh [--tree "large small mixed real"] [--cache warm|cold] [--size-mb N]
+#                      [--files N] [--reps N] [--phases "create recreate extract verify"]
+#                      [--hoard BINARY] [--borg BINARY]
 #
-# Builds a tree of real files copied from /usr: `real` (default) takes whole directories until
-# ~1100 MB (`--size-mb`) are reached, a real mix of sizes; `small` takes the first 100,000
-# (`--files`) files under 32 KiB from /usr/share, /usr/include, /usr/lib and the Rust toolchain.
-# Then for each repetition it runs borg and hoard alternately on fresh repositories (repokey,
-# -C lz4) and measures every phase with /usr/bin/time: wall time, CPU time (user+sys) and peak
-# RSS. Prints the medians and the hoard/borg ratio per phase.
+# Data shapes (`--tree`, one or more, built from real files on this machine, kept under
+# BENCH_DIR and reused):
+#   large  files of 1 MiB or more (shared libraries, toolchain .rlib/.so, executables) until
+#          `--size-mb` (default 1500) are reached;
+#   small  `--files` (default 100,000) files of at most 256 KiB (documentation, headers, Rust
+#          sources, then the rest of /usr);
+#   mixed  half of each, side by side in one tree;
+#   real   whole directories copied from /usr until `--size-mb` (a real mix of sizes).
+# For each shape and repetition it runs borg and hoard alternately (order swapped every
+# repetition) on fresh repositories (repokey, -C lz4) and measures every phase with GNU time:
+# wall time, user and system CPU time, peak RSS. Prints, per shape, the medians and the
+# hoard/borg wall ratio per phase, the cores each tool kept busy (CPU time / wall time) and
+# the CPU-seconds (user+sys, and the kernel's share) each spent.
 #
-# Phases: create (first backup), recreate (unchanged re-backup), change1 (append a line to 1% of
-# the files, then back up again), extract, check, verify (check --verify-data).
+# Phases: create (first backup), recreate (unchanged re-backup), change1 (append a line to 1%
+# of the files, then back up again), extract, check, verify (check --verify-data).
 # Needs: borg, GNU time, python3, a release build of hoard (built here unless --hoard names a
 # binary to measure, e.g. a debug build to compare two commits on a loaded machine).
 #
@@ -28,22 +36,24 @@
 # runs second; EXTRACT_DIR=/dev/shm measures extract without that effect.
 set -euo pipefail
 
-tree_kind=real
+trees="large small mixed"
 cache_state=warm
-size_mb=1100
+size_mb=1500
 small_files=100000
 reps=3
-phases="create recreate change1 extract check verify"
+phases="create recreate extract verify"
 hoard=
+borg=borg
 while [ $# -gt 0 ]; do
   case "$1" in
-    --tree) tree_kind=$2; shift 2 ;;
+    --tree) trees=${2//,/ }; shift 2 ;;
     --cache) cache_state=$2; shift 2 ;;
     --size-mb) size_mb=$2; shift 2 ;;
     --files) small_files=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --phases) phases=$2; shift 2 ;;
     --hoard) hoard=$2; shift 2 ;;
+    --borg) borg=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -55,32 +65,28 @@ if [ -z "$hoard" ]; then
   (cd "$here" && cargo build --release --quiet --bin hoard)
   hoard=$CARGO_TARGET_DIR/release/hoard
 fi
-command -v borg >/dev/null || { echo "borg is required (apt-get install borgbackup)" >&2; exit 2; }
+command -v "$borg" >/dev/null || { echo "borg is required (apt-get install borgbackup)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "GNU time is required (apt-get install time)" >&2; exit 2; }
 
 work=${BENCH_DIR:-/var/tmp/hoard-bench}
 mkdir -p "$work"
-case $tree_kind in
-  real) tree=$(real_tree "$work" "$size_mb") ;;
-  small) tree=$(small_tree "$work" "$small_files") ;;
-  *) echo "unknown tree kind $tree_kind (real or small)" >&2; exit 2 ;;
-esac
-files=$(find "$tree" -type f | wc -l)
-bytes=$(du -sb "$tree" | cut -f1)
-echo "tree: $files files, $((bytes / 1024 / 1024)) MiB" >&2
+for kind in $trees; do
+  case $kind in
+    large|small|mixed|real) ;;
+    *) echo "unknown tree kind $kind (large, small, mixed or real)" >&2; exit 2 ;;
+  esac
+done
 
 export BORG_PASSPHRASE=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
-results=$work/results-$tree_kind.tsv
-: > "$results"
 
-# measure TOOL PHASE CMD... : appends "tool phase wall cpu rss_kb" to the results
+# measure TOOL PHASE CMD... : appends "tool phase wall user sys rss_kb" to the results
 measure() {
   local tool=$1 phase=$2; shift 2
   prepare_cache "$repo"
   /usr/bin/time -o "$work/time.$tool" -f "%e %U %S %M" "$@" >/dev/null 2>"$work/stderr.$tool" || {
     echo "$tool $phase failed:" >&2; cat "$work/stderr.$tool" >&2; exit 1; }
   read -r wall user sys rss < <(tail -1 "$work/time.$tool")
-  echo -e "$tool\t$phase\t$wall\t$(echo "$user + $sys" | bc)\t$rss" >> "$results"
+  echo -e "$tool\t$phase\t$wall\t$user\t$sys\t$rss" >> "$results"
 }
 
 # prepare_cache REPO: puts the page cache into the --cache state before a measured phase.
@@ -96,7 +102,7 @@ prepare_cache() {
 # change_one_percent TAG: appends a line to every 100th file of the tree (sorted order), so 1% of
 # the files change content, size and mtime before the next backup.
 change_one_percent() {
-  find "$tree" -type f ! -name '.complete-*' | sort | awk 'NR % 100 == 0' | while IFS= read -r f; do
+  find "$tree" -type f ! -name '.complete*' | sort | awk 'NR % 100 == 0' | while IFS= read -r f; do
     echo "changed by $1 at $(date +%s.%N)" >> "$f"
   done
 }
@@ -125,26 +131,59 @@ run_tool() {
   rm -rf "$base" "$repo" "$dest"
 }
 
-for rep in $(seq 1 "$reps"); do
-  echo "repetition $rep/$reps" >&2
-  if [ $((rep % 2)) -eq 1 ]; then
-    run_tool borg borg "$rep"; run_tool hoard "$hoard" "$rep"
-  else
-    run_tool hoard "$hoard" "$rep"; run_tool borg borg "$rep"
-  fi
-done
-
-python3 - "$results" "$phases" <<'PY'
+# report RESULTS SHAPE: prints the table of one data shape.
+report() {
+  python3 - "$1" "$phases" "$2" <<'PY'
 import statistics, sys
 rows = [l.split('\t') for l in open(sys.argv[1]).read().splitlines() if l]
-phases = sys.argv[2].split()
-def med(tool, phase, col):
-    v = [float(r[col]) for r in rows if r[0] == tool and r[1] == phase]
+phases, shape = sys.argv[2].split(), sys.argv[3]
+def med(tool, phase, f):
+    v = [f(r) for r in rows if r[0] == tool and r[1] == phase]
     return statistics.median(v) if v else float('nan')
-print(f"{'phase':<10} {'borg wall':>10} {'hoard wall':>11} {'ratio':>7} {'borg cpu':>9} {'hoard cpu':>10} {'borg RSS MB':>12} {'hoard RSS MB':>13}")
+wall = lambda r: float(r[2])
+cpu = lambda r: float(r[3]) + float(r[4])
+sys_ = lambda r: float(r[4])
+busy = lambda r: (float(r[3]) + float(r[4])) / max(float(r[2]), 0.01)
+rss = lambda r: float(r[5]) / 1024
+print(f"== {shape} ==")
+print(f"{'phase':<9} {'borg wall':>9} {'hoard wall':>10} {'ratio':>6} {'borg busy':>9} {'hoard busy':>10}"
+      f" {'borg cpu s (sys)':>17} {'hoard cpu s (sys)':>18} {'borg RSS MB':>11} {'hoard RSS MB':>12}")
 for p in phases:
-    bw, hw = med('borg', p, 2), med('hoard', p, 2)
-    bc, hc = med('borg', p, 3), med('hoard', p, 3)
-    br, hr = med('borg', p, 4) / 1024, med('hoard', p, 4) / 1024
-    print(f"{p:<10} {bw:>10.2f} {hw:>11.2f} {hw / bw:>7.2f} {bc:>9.2f} {hc:>10.2f} {br:>12.1f} {hr:>13.1f}")
+    bw, hw = med('borg', p, wall), med('hoard', p, wall)
+    bc = f"{med('borg', p, cpu):.2f} ({med('borg', p, sys_):.2f})"
+    hc = f"{med('hoard', p, cpu):.2f} ({med('hoard', p, sys_):.2f})"
+    print(f"{p:<9} {bw:>9.2f} {hw:>10.2f} {hw / bw:>6.2f} {med('borg', p, busy):>9.2f}"
+          f" {med('hoard', p, busy):>10.2f} {bc:>17} {hc:>18}"
+          f" {med('borg', p, rss):>11.1f} {med('hoard', p, rss):>12.1f}")
 PY
+}
+
+for kind in $trees; do
+  case $kind in
+    large) tree=$(large_tree "$work" "$size_mb") ;;
+    small) tree=$(many_tree "$work" "$small_files") ;;
+    mixed) tree=$(mixed_tree "$work" "$size_mb" "$small_files") ;;
+    real) tree=$(real_tree "$work" "$size_mb") ;;
+  esac
+  files=$(find "$tree" -type f | wc -l)
+  bytes=$(du -sb "$tree" | cut -f1)
+  echo "$kind tree: $files files, $((bytes / 1024 / 1024)) MiB" >&2
+  results=$work/results-$kind.tsv
+  : > "$results"
+  for rep in $(seq 1 "$reps"); do
+    echo "$kind: repetition $rep/$reps" >&2
+    if [ $((rep % 2)) -eq 1 ]; then
+      run_tool borg "$borg" "$rep"; run_tool hoard "$hoard" "$rep"
+    else
+      run_tool hoard "$hoard" "$rep"; run_tool borg "$borg" "$rep"
+    fi
+  done
+  echo "$kind: $files files, $((bytes / 1024 / 1024)) MiB, $reps repetitions (medians)" > "$work/table-$kind.txt"
+  report "$results" "$kind" >> "$work/table-$kind.txt"
+done
+
+echo "load: $(uptime)"
+for kind in $trees; do
+  cat "$work/table-$kind.txt"
+  echo
+done

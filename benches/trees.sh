@@ -41,3 +41,72 @@ small_tree() {
   fi
   echo "$tree"
 }
+
+# large_files_list SIZE_MB: prints large real files (over 256 KiB: the Rust toolchains' .rlib
+# and .so files, shared libraries, compiler internals, executables) until SIZE_MB are reached.
+# A file whose name and size were taken already (the same toolchain installed twice) is
+# skipped, so the data is not one big duplicate.
+large_files_list() {
+  find "${RUSTUP_HOME:-$HOME/.rustup}"/toolchains /usr/lib/x86_64-linux-gnu /usr/lib/gcc \
+    /usr/libexec /usr/lib /usr/bin /usr/local /opt -type f -size +256k -printf '%s %p\n' 2>/dev/null \
+    | awk -v limit=$(($1 * 1024 * 1024)) '
+        { name = $2; sub(/.*\//, "", name); key = name " " $1 }
+        total < limit && !(key in seen) { seen[key] = 1; total += $1; sub(/^[0-9]+ /, ""); print }'
+}
+
+# many_files_list FILES: prints FILES real files of at most 256 KiB (documentation, headers,
+# Rust sources, then the rest of /usr/share and /usr/lib).
+many_files_list() {
+  find /usr/share/doc /usr/include "${RUSTUP_HOME:-$HOME/.rustup}"/toolchains/*/lib/rustlib/src \
+    /usr/share /usr/lib -type f -size -257k 2>/dev/null | awk '!seen[$0]++' | head -n "$1"
+}
+
+# copy_listed LIST DIR: copies the files named in LIST (absolute paths) below DIR.
+copy_listed() {
+  mkdir -p "$2"
+  tar -cf - -P -T "$1" 2>/dev/null | tar -xf - -C "$2" 2>/dev/null || true
+}
+
+# large_tree WORK SIZE_MB: prints the path of a tree of large real files (large_files_list),
+# building it when missing.
+large_tree() {
+  local tree=$1/tree-large-$2
+  if [ ! -f "$tree/.complete" ]; then
+    echo "building a $2 MB tree of large real files under $tree ..." >&2
+    rm -rf "$tree"
+    large_files_list "$2" > "$1/large-files.list"
+    copy_listed "$1/large-files.list" "$tree"
+    touch "$tree/.complete"
+  fi
+  echo "$tree"
+}
+
+# many_tree WORK FILES: prints the path of a tree of FILES real files of at most 256 KiB
+# (many_files_list), building it when missing.
+many_tree() {
+  local tree=$1/tree-many-$2
+  if [ ! -f "$tree/.complete" ]; then
+    echo "building a tree of $2 real files of at most 256 KiB under $tree ..." >&2
+    rm -rf "$tree"
+    many_files_list "$2" > "$1/many-files.list"
+    copy_listed "$1/many-files.list" "$tree"
+    touch "$tree/.complete"
+  fi
+  echo "$tree"
+}
+
+# mixed_tree WORK SIZE_MB FILES: prints the path of a tree with SIZE_MB / 2 of large files
+# and FILES / 2 small ones side by side (its own copies), building it when missing.
+mixed_tree() {
+  local tree=$1/tree-mixed-$2-$3
+  if [ ! -f "$tree/.complete" ]; then
+    echo "building a mixed tree under $tree ..." >&2
+    rm -rf "$tree"
+    large_files_list "$(($2 / 2))" > "$1/mixed-large.list"
+    many_files_list "$(($3 / 2))" > "$1/mixed-many.list"
+    copy_listed "$1/mixed-large.list" "$tree/large"
+    copy_listed "$1/mixed-many.list" "$tree/small"
+    touch "$tree/.complete"
+  fi
+  echo "$tree"
+}

@@ -218,7 +218,20 @@ impl ObjectEncoder {
     /// room for the envelope and encrypting there (one allocation, no copies).
     pub fn encode_in_place(&self, plaintext: &[u8]) -> Encoded {
         let env = self.key.envelope_len();
-        let mut object = Vec::with_capacity(env + 2 + plaintext.len());
+        self.encode_into(plaintext, Vec::with_capacity(env + 2 + plaintext.len()))
+    }
+
+    /// Bytes an object buffer for `plaintext_len` bytes needs so that
+    /// [`ObjectEncoder::encode_into`] with `none` or `lz4` never grows it.
+    pub fn buffer_capacity(&self, plaintext_len: usize) -> usize {
+        self.key.envelope_len() + 2 + plaintext_len
+    }
+
+    /// [`ObjectEncoder::encode_in_place`] into a buffer the caller supplies (e.g. one reused
+    /// from an earlier object; its contents are discarded).
+    pub fn encode_into(&self, plaintext: &[u8], mut object: Vec<u8>) -> Encoded {
+        let env = self.key.envelope_len();
+        object.clear();
         object.resize(env, 0);
         compress::compress_into(&self.compression, plaintext, &mut object);
         if !self.key.key_type().is_encrypting() {

@@ -22,7 +22,7 @@ pub mod table;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::archive::item::ChunkRef;
 use crate::archive::meta::ArchiveMeta;
@@ -247,9 +247,28 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ArchiveError + '_ {
     move |e| ArchiveError::Repo(RepoError::io(path, e))
 }
 
+/// A read-only view of a [`Cache`]'s chunk index that other threads may consult while the
+/// cache keeps changing it: create's workers ask it whether a chunk is stored already before
+/// they compress and encrypt it. An answer may be stale by the time the cache's owner acts on
+/// it, so the owner must decide again itself (it only saves work, never decides anything).
+#[derive(Clone)]
+pub struct ChunkLookup(Arc<RwLock<ChunkTable>>);
+
+impl ChunkLookup {
+    /// True when an archive references the chunk `id` (what [`Cache::seen_chunk`] finds).
+    pub fn is_stored(&self, id: &[u8; 32]) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .is_some_and(|e| e.refcount > 0)
+    }
+}
+
 /// The client cache of one repository.
 pub struct Cache {
-    chunks: ChunkTable,
+    /// The chunk index, shared read-only with [`ChunkLookup`]s (create's workers).
+    chunks: Arc<RwLock<ChunkTable>>,
     /// Sum of the archives' own `size` / `csize` (what borg 1.2 shows as "All archives").
     archives_size: u64,
     archives_csize: u64,
@@ -297,7 +316,7 @@ impl Cache {
         lock.acquire().map_err(RepoError::from)?;
         rollback(&path).map_err(io_err(&path))?;
         let mut cache = Cache {
-            chunks: ChunkTable::default(),
+            chunks: Arc::default(),
             archives_size: 0,
             archives_csize: 0,
             files: Mutex::new(None),
@@ -415,7 +434,7 @@ impl Cache {
             fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
             crate::paths::ensure_dir(&dir).map_err(io_err(&dir))?;
         }
-        self.chunks = ChunkTable::default();
+        *self.table_mut() = ChunkTable::default();
         let fpath = self.path.join(files::files_cache_name());
         crate::paths::write_atomic(&fpath, b"").map_err(io_err(&fpath))?;
         let name = files::files_cache_name();
@@ -466,10 +485,10 @@ impl Cache {
                 ChunkTable::read_owned(data).map_err(|e| e.to_string())
             });
         match loaded {
-            Ok(idx) => self.chunks = idx,
+            Ok(idx) => *self.table_mut() = idx,
             Err(e) => {
                 tracing::warn!("{}: {e}; rebuilding the chunks cache", cpath.display());
-                self.chunks = ChunkTable::default();
+                *self.table_mut() = ChunkTable::default();
                 self.config.set("cache", "manifest", "");
             }
         }
@@ -498,7 +517,7 @@ impl Cache {
             ..SyncReport::default()
         };
         let (master, fetched) = sync::create_master_idx(store, &self.path, &ids, &mut report)?;
-        self.chunks = master;
+        *self.table_mut() = master;
         self.report = report;
         Ok(fetched)
     }
@@ -553,9 +572,22 @@ impl Cache {
         crate::paths::write_atomic(&p, text.as_bytes()).map_err(io_err(&p))
     }
 
+    fn table(&self) -> RwLockReadGuard<'_, ChunkTable> {
+        self.chunks.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn table_mut(&mut self) -> RwLockWriteGuard<'_, ChunkTable> {
+        self.chunks.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A view of the chunk index for other threads (see [`ChunkLookup`]).
+    pub fn chunk_lookup(&self) -> ChunkLookup {
+        ChunkLookup(Arc::clone(&self.chunks))
+    }
+
     /// The entry of a chunk any archive references.
     pub fn seen_chunk(&self, id: &[u8; 32]) -> Option<ChunkEntry> {
-        self.chunks.get(id).filter(|e| e.refcount > 0)
+        self.table().get(id).filter(|e| e.refcount > 0)
     }
 
     /// Adds a reference to a chunk that is already stored.
@@ -564,7 +596,7 @@ impl Cache {
         if e.refcount < MAX_VALUE {
             e.refcount += 1;
         }
-        self.chunks.set(id, e);
+        self.table_mut().set(id, e);
         stats.osize += e.size as u64;
         stats.csize += e.csize as u64;
         Some(ChunkRef {
@@ -599,7 +631,7 @@ impl Cache {
 
     /// Records a chunk the caller has just stored itself (parallel writers).
     pub fn record_new_chunk(&mut self, id: &[u8; 32], size: u32, csize: u32, stats: &mut OpStats) {
-        self.chunks.set(
+        self.table_mut().set(
             id,
             ChunkEntry {
                 refcount: 1,
@@ -632,7 +664,7 @@ impl Cache {
         }
         e.size = size;
         e.csize = csize;
-        self.chunks.set(id, e);
+        self.table_mut().set(id, e);
         stats.osize += size as u64;
         stats.csize += csize as u64;
     }
@@ -645,7 +677,7 @@ impl Cache {
         id: &[u8; 32],
         stats: &mut OpStats,
     ) -> Result<(), ArchiveError> {
-        let Some(mut e) = self.chunks.get(id) else {
+        let Some(mut e) = self.table().get(id) else {
             return Ok(());
         };
         if e.refcount != MAX_VALUE {
@@ -656,10 +688,10 @@ impl Cache {
         if e.refcount == 0 {
             stats.usize += e.size as u64;
             stats.ucsize += e.csize as u64;
-            self.chunks.remove(id);
+            self.table_mut().remove(id);
             store.repo.delete(id)?;
         } else {
-            self.chunks.set(id, e);
+            self.table_mut().set(id, e);
         }
         Ok(())
     }
@@ -797,7 +829,7 @@ impl Cache {
             total_csize: self.archives_csize,
             ..IndexStats::default()
         };
-        for (_, e) in self.chunks.iter() {
+        for (_, e) in self.table().iter() {
             s.total_chunks += e.refcount as u64;
             s.unique_size += e.size as u64;
             s.unique_csize += e.csize as u64;
@@ -838,7 +870,7 @@ impl Cache {
         // Streamed with its digest (`index_digests`), never copied whole.
         let cp = p.join("chunks");
         let mut hasher = integrity::IntegrityHasher::new("chunks");
-        let table = &self.chunks;
+        let table = self.table();
         crate::paths::write_atomic_with(&cp, &mut |w| {
             let header = table.header();
             w.write_all(&header)?;

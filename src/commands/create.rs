@@ -430,7 +430,11 @@ pub fn run_source(
     let pipeline = (opts.workers > 1).then(|| {
         pipeline::Pipeline::start(
             opts.workers,
-            opened.store.encoder(),
+            pipeline::Coder {
+                encoder: opened.store.encoder(),
+                known: Some(cache.chunk_lookup()),
+                buffers: Default::default(),
+            },
             opts.chunker_params,
             key.chunk_seed(),
         )
