@@ -649,6 +649,22 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
 mod tests {
     use super::*;
 
+    /// A runner that accepts every command line (these tests are about the YAML).
+    struct AcceptAll;
+
+    impl StepRunner for AcceptAll {
+        fn check(&self, _argv: &[String]) -> Result<(), String> {
+            Ok(())
+        }
+        fn run(
+            &self,
+            _argv: &[String],
+            _env: &crate::automation::step::StepEnv,
+        ) -> crate::automation::step::Outcome {
+            crate::automation::step::Outcome::default()
+        }
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("7d"), Ok(7 * 86400));
@@ -661,7 +677,7 @@ mod tests {
         let dir = Path::new("/nonexistent-job");
         let base =
             "backup: [/tmp]\ntarget: /nonexistent/repo\ncleanup: {daily: 7}\nencryption: none\n";
-        let c = parse(base, dir, &dir.join("config.yaml"), false).unwrap();
+        let c = parse(base, dir, &dir.join("config.yaml"), false, &AcceptAll).unwrap();
         assert_eq!(c.retry_wait, RetryWait::Classic);
         for attempt in 1..=3 {
             assert_eq!(
@@ -670,12 +686,12 @@ mod tests {
             );
         }
         let text = format!("{base}retry_wait: 30\n");
-        let c = parse(&text, dir, &dir.join("config.yaml"), false).unwrap();
+        let c = parse(&text, dir, &dir.join("config.yaml"), false, &AcceptAll).unwrap();
         assert_eq!(c.retry_wait, RetryWait::Backoff(30.0));
         assert_eq!(c.retry_wait.after(1), std::time::Duration::from_secs(30));
         assert_eq!(c.retry_wait.after(3), std::time::Duration::from_secs(90));
         let text = format!("{base}retry_wait: -1\n");
-        let e = parse(&text, dir, &dir.join("config.yaml"), false).unwrap_err();
+        let e = parse(&text, dir, &dir.join("config.yaml"), false, &AcceptAll).unwrap_err();
         assert!(e.0.contains("line 5: retry_wait: must be a number"), "{e}");
     }
 

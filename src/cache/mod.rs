@@ -870,17 +870,19 @@ impl Cache {
         // Streamed with its digest (`index_digests`), never copied whole.
         let cp = p.join("chunks");
         let mut hasher = integrity::IntegrityHasher::new("chunks");
-        let table = self.table();
-        crate::paths::write_atomic_with(&cp, &mut |w| {
-            let header = table.header();
-            w.write_all(&header)?;
-            hasher.update(&header);
-            hasher.hash_part("HashHeader");
-            w.write_all(table.body())?;
-            hasher.update(table.body());
-            Ok(())
-        })
-        .map_err(io_err(&cp))?;
+        {
+            let table = self.table();
+            crate::paths::write_atomic_with(&cp, &mut |w| {
+                let header = table.header();
+                w.write_all(&header)?;
+                hasher.update(&header);
+                hasher.hash_part("HashHeader");
+                w.write_all(table.body())?;
+                hasher.update(table.body());
+                Ok(())
+            })
+            .map_err(io_err(&cp))?;
+        }
         self.set_integrity("chunks", integrity::to_json(&hasher.finish()));
         self.save_config(manifest)?;
         let active = p.join("txn.active");

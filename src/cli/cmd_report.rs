@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::args::CommonOptions;
+use super::options::CommonOptions;
 use crate::automation::report::Report;
 use crate::automation::{config, history, status};
 use crate::commands::CommandError;

@@ -129,6 +129,8 @@ pub fn main(args: &ServeArgs, common: &CommonOptions) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Cli, Command};
+    use clap::Parser;
     use super::*;
 
     #[test]

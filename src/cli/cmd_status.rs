@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use super::args::CommonOptions;
+use super::options::CommonOptions;
 use crate::automation::{config, health, status};
 use crate::commands::CommandError;
 

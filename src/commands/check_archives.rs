@@ -483,7 +483,13 @@ pub fn check_archives(
         return Ok(false);
     }
     let has_manifest = chunks.contains_key(&MANIFEST_ID);
-    let key = make_key(repo.as_mut(), has_manifest, &first, &opts.location, &opts.env)?;
+    let key = make_key(
+        repo.as_mut(),
+        has_manifest,
+        &first,
+        &opts.location,
+        &opts.env,
+    )?;
     let security = SecurityDir::for_repository(&repo.id());
     let store = KeyedRepository::new(repo, key, Compression::default(), security.nonce_file());
     // Reborrow the sink with a lifetime local to this call.
