@@ -2,7 +2,7 @@
 //! BorgBackup 1.x repositories.
 //!
 //! Layers, bottom to top (a layer never imports one above it; see `DESIGN.md`):
-//! [`msgpack`], [`paths`], [`location`], [`patterns`], [`placeholders`], [`platform`] and [`version`]
+//! [`msgpack`], [`paths`], [`progress`], [`location`], [`patterns`], [`placeholders`], [`platform`] and [`version`]
 //! (shared helpers), [`compress`],
 //! [`chunker`], [`crypto`], [`repo`], [`security`], [`serve`], [`archive`], [`cache`], [`commands`] and,
 //! at the top, [`cli`].
@@ -24,6 +24,7 @@ pub mod paths;
 pub mod patterns;
 pub mod placeholders;
 pub mod platform;
+pub mod progress;
 pub mod repo;
 pub mod security;
 pub mod serve;

@@ -6,6 +6,7 @@
 use super::local::LocalRepository;
 use super::segment::Entry;
 use super::{RepoError, Result};
+use crate::progress::{Percent, ProgressSink};
 use std::time::{Duration, Instant};
 
 /// What a check found.
@@ -21,8 +22,14 @@ pub struct CheckReport {
     pub partial: bool,
 }
 
-/// Runs the check on an open repository (needs the exclusive lock).
-pub fn check(repo: &mut LocalRepository, repair: bool, max_duration: u64) -> Result<CheckReport> {
+/// Runs the check on an open repository (needs the exclusive lock); the segment pass reports
+/// borg's `repository.check` percentage to `progress`.
+pub fn check(
+    repo: &mut LocalRepository,
+    repair: bool,
+    max_duration: u64,
+    progress: &mut ProgressSink<'_>,
+) -> Result<CheckReport> {
     use super::Repository;
     if repo.append_only() && repair {
         return Err(RepoError::AppendOnly(repo.path().display().to_string()));
@@ -74,7 +81,15 @@ pub fn check(repo: &mut LocalRepository, repair: bool, max_duration: u64) -> Res
     let start = Instant::now();
     let mut finished = true;
     let mut seen_any = false;
-    for (seg, _) in repo.io.segment_list(false)? {
+    let segments = repo.io.segment_list(false)?;
+    let mut pi = Percent::new(
+        segments.len() as u64,
+        0.1,
+        "repository.check",
+        |p| format!("Checking segments {p:3.1}%"),
+    );
+    for (i, (seg, _)) in segments.into_iter().enumerate() {
+        pi.show(Some(i as u64), progress);
         if (seg as i64) <= last_checked || seg > tid {
             continue;
         }
@@ -123,6 +138,7 @@ pub fn check(repo: &mut LocalRepository, repair: bool, max_duration: u64) -> Res
         }
     }
     let _ = seen_any;
+    pi.finish(progress);
     if finished && partial {
         repo.config
             .remove(super::config::SECTION, "last_segment_checked");

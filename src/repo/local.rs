@@ -13,6 +13,7 @@ use super::storage::dir::{self as dirstore, DirStorage};
 use super::storage::s3::S3Storage;
 use super::storage::{Storage, StorageLock};
 use super::{format_file_size, CheckReport, ObjectId, RepoError, Repository, Result};
+use crate::progress::ProgressSink;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -667,7 +668,16 @@ impl Repository for LocalRepository {
     }
 
     fn check(&mut self, repair: bool, max_duration: u64) -> Result<CheckReport> {
-        super::check::check(self, repair, max_duration)
+        super::check::check(self, repair, max_duration, &mut |_: &crate::progress::ProgressEvent| {})
+    }
+
+    fn check_with_progress(
+        &mut self,
+        repair: bool,
+        max_duration: u64,
+        progress: &mut ProgressSink<'_>,
+    ) -> Result<CheckReport> {
+        super::check::check(self, repair, max_duration, progress)
     }
 
     fn save_key(&mut self, keydata: &[u8]) -> Result<()> {
