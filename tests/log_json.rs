@@ -389,11 +389,7 @@ fn check_progress_matches_borg() {
             s
         };
         assert_eq!(shape(&h), shape(&b), "{args:?}");
-        let msgids: Vec<String> = shape(&h)
-            .into_iter()
-            .filter(|s| s.3)
-            .map(|s| s.1)
-            .collect();
+        let msgids: Vec<String> = shape(&h).into_iter().filter(|s| s.3).map(|s| s.1).collect();
         let want: &[&str] = if extra.is_empty() {
             &["repository.check", "check.rebuild_refcounts"]
         } else {

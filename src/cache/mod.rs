@@ -26,11 +26,11 @@ use std::sync::{Mutex, MutexGuard};
 use crate::archive::item::ChunkRef;
 use crate::archive::meta::ArchiveMeta;
 use crate::archive::{ArchiveError, KeyedRepository, Manifest};
+use crate::progress::Progress;
 use crate::repo::index::{ChunkIndex, MAX_VALUE};
 use crate::repo::integrity;
 use crate::repo::lock::Lock;
 use crate::repo::RepoError;
-use crate::progress::Progress;
 
 use config::Ini;
 use files::FilesCache;

@@ -281,7 +281,12 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BorgLayer {
             return;
         }
         let message = crate::event_text::message(event);
-        log(level, &logger_name(event.metadata().target()), None, &message);
+        log(
+            level,
+            &logger_name(event.metadata().target()),
+            None,
+            &message,
+        );
     }
 }
 

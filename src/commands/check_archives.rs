@@ -106,8 +106,8 @@ pub struct ArchiveCheckOptions {
     pub location: String,
 }
 
-pub use crate::progress::{render as render_progress, ProgressEvent, ProgressSink};
 use crate::progress::Percent;
+pub use crate::progress::{render as render_progress, ProgressEvent, ProgressSink};
 
 /// Reference counts of all objects (borg's `ChunkIndex` with refcounts only).
 type Chunks = HashMap<[u8; 32], u32>;

@@ -82,12 +82,9 @@ pub fn check(
     let mut finished = true;
     let mut seen_any = false;
     let segments = repo.io.segment_list(false)?;
-    let mut pi = Percent::new(
-        segments.len() as u64,
-        0.1,
-        "repository.check",
-        |p| format!("Checking segments {p:3.1}%"),
-    );
+    let mut pi = Percent::new(segments.len() as u64, 0.1, "repository.check", |p| {
+        format!("Checking segments {p:3.1}%")
+    });
     for (i, (seg, _)) in segments.into_iter().enumerate() {
         pi.show(Some(i as u64), progress);
         if (seg as i64) <= last_checked || seg > tid {

@@ -668,7 +668,12 @@ impl Repository for LocalRepository {
     }
 
     fn check(&mut self, repair: bool, max_duration: u64) -> Result<CheckReport> {
-        super::check::check(self, repair, max_duration, &mut |_: &crate::progress::ProgressEvent| {})
+        super::check::check(
+            self,
+            repair,
+            max_duration,
+            &mut |_: &crate::progress::ProgressEvent| {},
+        )
     }
 
     fn check_with_progress(
