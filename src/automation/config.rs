@@ -59,6 +59,12 @@ pub struct Keep {
     /// `--keep-monthly`
     #[serde(default)]
     pub monthly: Option<u32>,
+    /// `--keep-13weekly` (key `13weekly`, or `keep_13weekly`)
+    #[serde(default, rename = "13weekly", alias = "keep_13weekly")]
+    pub weekly13: Option<u32>,
+    /// `--keep-3monthly` (key `3monthly`, or `keep_3monthly`)
+    #[serde(default, rename = "3monthly", alias = "keep_3monthly")]
+    pub monthly3: Option<u32>,
     /// `--keep-yearly`
     #[serde(default)]
     pub yearly: Option<u32>,
@@ -77,6 +83,8 @@ impl Keep {
             ("daily", self.daily),
             ("weekly", self.weekly),
             ("monthly", self.monthly),
+            ("13weekly", self.weekly13),
+            ("3monthly", self.monthly3),
             ("yearly", self.yearly),
         ] {
             if let Some(n) = n {
@@ -622,6 +630,17 @@ mod tests {
         assert_eq!(parse_duration("7d"), Ok(7 * 86400));
         assert_eq!(parse_duration("90"), Ok(90));
         assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn keep_13weekly_and_3monthly_become_prune_options() {
+        let k: Keep = yaml_serde::from_str("daily: 7\n13weekly: 4\n3monthly: 2\n").unwrap();
+        assert_eq!(
+            k.args(),
+            ["--keep-daily=7", "--keep-13weekly=4", "--keep-3monthly=2"]
+        );
+        let k: Keep = yaml_serde::from_str("keep_13weekly: 1\nkeep_3monthly: 3\n").unwrap();
+        assert_eq!(k.args(), ["--keep-13weekly=1", "--keep-3monthly=3"]);
     }
 
     #[test]
