@@ -11,7 +11,7 @@
 //!
 //! * shared helpers: [`msgpack`] (borg's msgpack dialect), [`paths`] (client directories),
 //!   [`location`] (repository locations), [`patterns`] (path patterns and globs),
-//!   [`placeholders`] (`{hostname}`… and `--format`), [`platform`] (file metadata, OS errors),
+//!   [`placeholders`] (`{hostname}`… and `--format`), [`progress`] (borg's progress records), [`platform`] (file metadata, OS errors),
 //!   [`version`] (the borg version hoard reports), [`python`] (Python's `int()` and
 //!   `repr(bytes)`), [`units`] (file sizes as borg prints them), [`event_text`] (the text of a
 //!   log event) and [`crashpoint`] (crash injection for the durability tests);
@@ -42,6 +42,7 @@ pub mod paths;
 pub mod patterns;
 pub mod placeholders;
 pub mod platform;
+pub mod progress;
 pub mod python;
 pub mod repo;
 pub mod rpc;

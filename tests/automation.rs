@@ -112,6 +112,51 @@ fn job_runs_create_prune_check_with_retention() {
 }
 
 #[test]
+fn job_passes_13weekly_and_3monthly_to_prune() {
+    let (env, src, job) = setup();
+    let repo = init_repo(&env, &job);
+    // An archive of an older 13-week period and quarter than the job's runs.
+    let mut c = env.hoard_cmd();
+    c.env(
+        "BORG_PASSCOMMAND",
+        format!("cat {}", job.join("BORGKeyPassword.file").display()),
+    );
+    let out = c
+        .args(["create", "--timestamp", "2020-01-15T00:00:00"])
+        .arg(format!("{}::old", repo.display()))
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = |rule: &str| {
+        format!(
+            "backup:\n  - {}\ntarget: '{}'\narchive_name: 'a-{{now:%Y%m%d%H%M%S%f}}'\ncleanup:\n  {rule}\nretry_wait: 0\n",
+            src.display(),
+            repo.display()
+        )
+    };
+    // Two 13-week periods: the newest archive of this one and `old`.
+    write_config(&job, &config("13weekly: 2"));
+    for _ in 0..2 {
+        env.hoard(["run", "--config", "myjob"]).ok();
+    }
+    let names = archives(&env, &job, &repo);
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains(&"old".to_string()), "{names:?}");
+    // One quarter (the `keep_` spelling): only the newest archive is left.
+    write_config(&job, &config("keep_3monthly: 1"));
+    env.hoard(["run", "--config", "myjob"]).ok();
+    let after = archives(&env, &job, &repo);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(after[0].starts_with("a-"), "{after:?}");
+    assert!(!names.contains(&after[0]), "{after:?} {names:?}");
+}
+
+#[test]
 fn classic_config_loads_unchanged() {
     let (mut env, _src, job) = setup();
     let repo = init_repo(&env, &job);

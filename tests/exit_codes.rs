@@ -12,7 +12,15 @@ use common::{borg14, Env, Run};
 /// Runs the same arguments with hoard and, when present, borg 1.4.5, in `env` with
 /// `BORG_EXIT_CODES` set to `mode` (None: unset); returns (hoard, borg).
 fn both(env: &Env, mode: Option<&str>, args: &[&str]) -> (Run, Option<Run>) {
+    both_at(env, None, mode, args)
+}
+
+/// [`both`], run in the directory `cwd` if given.
+fn both_at(env: &Env, cwd: Option<&Path>, mode: Option<&str>, args: &[&str]) -> (Run, Option<Run>) {
     let run = |mut c: Command| {
+        if let Some(d) = cwd {
+            c.current_dir(d);
+        }
         if let Some(m) = mode {
             c.env("BORG_EXIT_CODES", m);
         }
@@ -210,4 +218,103 @@ fn show_rc_names_the_class_of_a_modern_code() {
     if let Some(b) = b {
         assert!(b.stderr.contains("terminating with error status, rc 13"));
     }
+}
+
+/// Asserts [`assert_codes`]' rule for a run in `cwd`, and returns hoard's modern run.
+fn assert_codes_at(env: &Env, cwd: &Path, args: &[&str], want: i32, legacy: i32) -> Run {
+    let mut modern = None;
+    for (mode, expected) in [(None, legacy), (Some("modern"), want)] {
+        let (h, b) = both_at(env, Some(cwd), mode, args);
+        assert_eq!(
+            h.code, expected,
+            "hoard {args:?} with BORG_EXIT_CODES={mode:?}\n{}",
+            h.stderr
+        );
+        if let Some(b) = b {
+            assert_eq!(
+                b.code, expected,
+                "borg 1.4.5 {args:?} with BORG_EXIT_CODES={mode:?}\n{}",
+                b.stderr
+            );
+        }
+        modern = Some(h);
+    }
+    modern.expect("ran")
+}
+
+/// Clears the immutable flag it set, whatever the test's outcome (else the temporary
+/// directory could not be removed).
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    /// `chattr +i PATH`; None where the file system or the sandbox does not allow it.
+    fn set(path: &Path) -> Option<Immutable> {
+        let ok = Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Immutable(path.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn extract_file_warnings_have_borg_classes() {
+    let env = Env::new();
+    let repo = repo_with_archive(&env, "repo");
+    let archive = format!("{repo}::existing");
+    let out = env.path().join("out");
+    // A non-empty directory where input/file goes: open() fails with EISDIR, borg's
+    // BackupOSError (104).
+    std::fs::create_dir_all(out.join("input/file/blocker")).expect("mkdir");
+    let h = assert_codes_at(&env, &out, &["extract", &archive], 104, 1);
+    assert!(
+        h.stderr
+            .contains("input/file: open: [Errno 21] Is a directory: '"),
+        "{}",
+        h.stderr
+    );
+    let (h, _) = both_at(
+        &env,
+        Some(&out),
+        Some("modern"),
+        &["extract", "--log-json", &archive],
+    );
+    let rec: serde_json::Value = h
+        .stderr
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .expect("a JSON record");
+    assert_eq!(rec["msgid"], "BackupOSError", "{}", h.stderr);
+    assert_eq!(rec["name"], "borg.archiver", "{}", h.stderr);
+    // Two kinds of warnings (the file and a pattern that never matched): the generic 1.
+    assert_codes_at(
+        &env,
+        &out,
+        &["extract", &archive, "input/file", "nothing/here"],
+        1,
+        1,
+    );
+    // An immutable file in the way: EPERM, borg's BackupPermissionError (105).
+    let out2 = env.path().join("out2");
+    std::fs::create_dir_all(out2.join("input")).expect("mkdir");
+    std::fs::write(out2.join("input/file"), b"old").expect("write");
+    let Some(_guard) = Immutable::set(&out2.join("input/file")) else {
+        eprintln!("chattr +i not possible here; BackupPermissionError not exercised");
+        return;
+    };
+    let h = assert_codes_at(&env, &out2, &["extract", &archive], 105, 1);
+    assert!(
+        h.stderr
+            .contains("input/file: open: [Errno 1] Operation not permitted: '"),
+        "{}",
+        h.stderr
+    );
 }

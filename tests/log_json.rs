@@ -302,3 +302,146 @@ fn question_records_match_borg() {
         assert_eq!(last(&h), last(&b));
     }
 }
+
+/// The `progress_message` and `progress_percent` records without their times.
+fn progress(r: &[Value]) -> Vec<Value> {
+    r.iter()
+        .filter(|v| v["type"] == "progress_message" || v["type"] == "progress_percent")
+        .map(|v| {
+            let mut v = v.clone();
+            if let Some(m) = v.as_object_mut() {
+                m.remove("time");
+            }
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn create_cache_transaction_messages_match_borg() {
+    let Some(p) = Pair::new() else { return };
+    p.init_both();
+    for name in ["a", "b"] {
+        let ((h, hc), (b, bc)) = p.run(
+            &[
+                "create",
+                "--log-json",
+                "--progress",
+                &format!("REPO::{name}"),
+                "input",
+            ],
+            &[],
+        );
+        assert_eq!((hc, bc), (0, 0));
+        // record for record: operation numbers, msgids, messages, the closing records
+        assert_eq!(progress(&h), progress(&b), "create {name}");
+        let msgids: Vec<String> = progress(&h)
+            .iter()
+            .filter(|v| v["finished"] == true)
+            .map(|v| v["msgid"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(msgids, ["cache.begin_transaction", "cache.commit"]);
+        // the types in borg's order: the transaction begins after the first archive progress
+        let types = |r: &[Value]| -> Vec<String> {
+            let mut t: Vec<String> = r
+                .iter()
+                .map(|v| v["type"].as_str().unwrap_or_default().to_string())
+                .filter(|t| t != "log_message")
+                .collect();
+            t.dedup();
+            t
+        };
+        assert_eq!(types(&h), types(&b), "create {name}");
+    }
+    // without --progress: none
+    let ((h, _), (b, _)) = p.run(&["create", "--log-json", "REPO::c", "input"], &[]);
+    assert!(progress(&h).is_empty() && progress(&b).is_empty());
+}
+
+#[test]
+fn check_progress_matches_borg() {
+    let Some(p) = Pair::new() else { return };
+    p.init_both();
+    p.plain(&["create", "REPO::a", "input"]);
+    p.plain(&["create", "REPO::b", "input"]);
+    for extra in [&[][..], &["--verify-data"][..]] {
+        let mut args = vec!["check", "--log-json", "--progress"];
+        args.extend_from_slice(extra);
+        args.push("REPO");
+        let ((h, hc), (b, bc)) = p.run(&args, &[]);
+        assert_eq!((hc, bc), (0, 0));
+        // The segment counts of the two repositories may differ: compare which indicators
+        // report, in which order, with which keys, and how each ends.
+        let shape = |r: &[Value]| -> Vec<(String, String, u64, bool, BTreeSet<String>)> {
+            let mut s: Vec<_> = progress(r)
+                .iter()
+                .map(|v| {
+                    (
+                        v["type"].as_str().unwrap_or_default().to_string(),
+                        v["msgid"].as_str().unwrap_or_default().to_string(),
+                        v["operation"].as_u64().unwrap_or(0),
+                        v["finished"] == true,
+                        keys(v),
+                    )
+                })
+                .collect();
+            s.dedup();
+            s
+        };
+        assert_eq!(shape(&h), shape(&b), "{args:?}");
+        let msgids: Vec<String> = shape(&h).into_iter().filter(|s| s.3).map(|s| s.1).collect();
+        let want: &[&str] = if extra.is_empty() {
+            &["repository.check", "check.rebuild_refcounts"]
+        } else {
+            &[
+                "repository.check",
+                "check.verify_data",
+                "check.rebuild_refcounts",
+            ]
+        };
+        assert_eq!(msgids, want, "{args:?}");
+        let first = progress(&h)[0].clone();
+        assert_eq!(first["message"], "Checking segments 0.0%", "{first}");
+        assert_eq!(first["current"], 1);
+    }
+}
+
+#[test]
+fn library_messages_have_borg_logger_names() {
+    let Some(p) = Pair::new() else { return };
+    p.init_both();
+    p.plain(&["create", "REPO::a", "input"]);
+    let mut shared = 0;
+    // a resync of a deleted cache, a create, a check: each program logs at --debug
+    for args in [
+        &["delete", "--cache-only", "REPO"][..],
+        &["list", "--debug", "--log-json", "REPO"][..],
+        &["create", "--debug", "--log-json", "REPO::b", "input"][..],
+        &["check", "--debug", "--log-json", "REPO"][..],
+    ] {
+        let ((h, _), (b, _)) = p.run(args, &[]);
+        let names = |r: &[Value]| -> std::collections::BTreeMap<String, String> {
+            of_type(r, "log_message")
+                .into_iter()
+                .map(|v| {
+                    (
+                        v["message"].as_str().unwrap_or_default().to_string(),
+                        v["name"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        };
+        let (hn, bn) = (names(&h), names(&b));
+        for (message, name) in &hn {
+            assert!(
+                !name.starts_with("hoard"),
+                "{args:?}: {message:?} logged as {name}"
+            );
+            if let Some(bname) = bn.get(message) {
+                assert_eq!(name, bname, "{args:?}: {message:?}");
+                shared += 1;
+            }
+        }
+    }
+    assert!(shared >= 5, "only {shared} messages in common");
+}

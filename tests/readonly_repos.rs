@@ -321,3 +321,47 @@ fn catastrophic_regex_returns_promptly_and_bad_regex_is_one_line() {
         common::assert_one_line_error(&h.stderr, "Invalid regular expression");
     }
 }
+
+#[test]
+fn bypass_lock_is_refused_for_commands_that_write_like_borg() {
+    let Some(borg) = borg14() else { return };
+    let env = Env::new();
+    std::fs::create_dir_all(env.path().join("input")).expect("mkdir");
+    std::fs::write(env.path().join("input/file"), b"data").expect("write");
+    env.hoard(["init", "-e", "repokey", "repo"]).ok();
+    env.hoard(["create", "repo::a", "input"]).ok();
+    let refused = "Error: Not allowed to bypass locking mechanism for chosen command\n";
+    for args in [
+        &["create", "--bypass-lock", "repo::b", "input"][..],
+        &["prune", "--bypass-lock", "--keep-last", "1", "repo"][..],
+        &["delete", "--bypass-lock", "repo::a"][..],
+        &["compact", "--bypass-lock", "repo"][..],
+        &["rename", "--bypass-lock", "repo::a", "x"][..],
+        &["recreate", "--bypass-lock", "--comment", "c", "repo::a"][..],
+        &["key", "export", "--bypass-lock", "repo"][..],
+        &["break-lock", "--bypass-lock", "repo"][..],
+        &["init", "--bypass-lock", "-e", "none", "repo2"][..],
+    ] {
+        let b = borg14_run(&env, &borg, args);
+        let h = env.hoard(args);
+        assert_eq!(b.code, 2, "borg {args:?}: {}", b.stderr);
+        assert_eq!(b.stderr, refused, "borg {args:?}");
+        assert_eq!(h.code, 2, "hoard {args:?}: {}", h.stderr);
+        assert_eq!(h.stderr, refused, "hoard {args:?}");
+    }
+    // nothing was changed: the one archive is still there, no second repository
+    let listed = env.hoard(["list", "--short", "--bypass-lock", "repo"]).ok();
+    assert_eq!(listed.out(), "a\n");
+    assert!(!env.path().join("repo2").exists());
+    // and the reading commands work with it, as in borg
+    for args in [
+        &["info", "--bypass-lock", "repo::a"][..],
+        &["check", "--bypass-lock", "repo"][..],
+        &["extract", "--bypass-lock", "--dry-run", "repo::a"][..],
+        &["config", "--bypass-lock", "repo", "append_only"][..],
+    ] {
+        let b = borg14_run(&env, &borg, args);
+        assert_eq!(b.code, 0, "borg {args:?}: {}", b.stderr);
+        env.hoard(args).ok();
+    }
+}

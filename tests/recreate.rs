@@ -95,11 +95,40 @@ fn write(p: &Path, data: &[u8]) {
     std::fs::write(p, data).expect("write");
 }
 
+/// Makes `root/file1` and the directories `root/dir2` and `root/dir2/sub` so that file1 has
+/// the lowest inode number of the three.
+///
+/// borg walks a directory's entries in inode order (`scandir_inorder`), so the first member
+/// of a hardlink group in the walk (the group's master, the one with the chunks) is the one
+/// whose parent directory comes first by inode. The file system hands out the lowest free
+/// inode, and other processes deleting files leave free inodes anywhere: under load, `dir2`
+/// made after `file1` could get a lower inode than it, and then `dir2/sub/hl2` would be the
+/// master instead of `file1`. Entries that land in such a hole are moved aside (they keep
+/// the hole filled) and the three are made again until the order is right.
+fn file1_before_dirs(root: &Path) {
+    let aside = root.with_extension("aside");
+    let ino = |p: &Path| std::fs::symlink_metadata(p).expect("stat").ino();
+    for attempt in 0..1000 {
+        write(
+            &root.join("file1"),
+            &common::tree::pseudo_random(200_000, 1),
+        );
+        std::fs::create_dir_all(root.join("dir2/sub")).expect("mkdir");
+        let f = ino(&root.join("file1"));
+        if f < ino(&root.join("dir2")) && f < ino(&root.join("dir2/sub")) {
+            return;
+        }
+        let dst = aside.join(attempt.to_string());
+        std::fs::create_dir_all(&dst).expect("mkdir");
+        for name in ["file1", "dir2"] {
+            std::fs::rename(root.join(name), dst.join(name)).expect("move aside");
+        }
+    }
+    panic!("no inode order with file1 first after 1000 attempts");
+}
+
 fn tree(root: &Path) {
-    write(
-        &root.join("file1"),
-        &common::tree::pseudo_random(200_000, 1),
-    );
+    file1_before_dirs(root);
     write(&root.join("dir2/file2"), b"hello");
     write(&root.join("dir2/file3"), &vec![0u8; 300_000]);
     write(
@@ -107,7 +136,8 @@ fn tree(root: &Path) {
         &common::tree::pseudo_random(5000, 2),
     );
     std::os::unix::fs::symlink("file2", root.join("dir2/link")).expect("symlink");
-    // A hardlink group whose master (file1, first in the walk) is outside dir2.
+    // A hardlink group whose master (file1, first in the walk: see file1_before_dirs) is
+    // outside dir2.
     std::fs::hard_link(root.join("file1"), root.join("dir2/hl1")).expect("link");
     std::fs::hard_link(root.join("file1"), root.join("dir2/sub/hl2")).expect("link");
     write(

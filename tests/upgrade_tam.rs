@@ -236,3 +236,138 @@ fn diff_sort_by_orders_like_borg14() {
         got.stderr
     );
 }
+
+fn repo_id(repo: &Path) -> String {
+    let cfg = std::fs::read_to_string(repo.join("config")).unwrap();
+    cfg.lines()
+        .find_map(|l| l.strip_prefix("id = "))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Names (relative paths) of everything below `dir`, sorted, with the link count of each file.
+fn tree_links(dir: &Path) -> Vec<(String, Option<u64>)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = s(p.strip_prefix(dir).unwrap());
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            if md.is_dir() {
+                todo.push(p);
+                out.push((rel, None));
+            } else {
+                out.push((rel, Some(md.nlink())));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The `REPO.before-upgrade-*` siblings of `repo`.
+fn backups(repo: &Path) -> Vec<PathBuf> {
+    let name = format!(
+        "{}.before-upgrade-",
+        repo.file_name().unwrap().to_string_lossy()
+    );
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&name))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn plain_upgrade_makes_a_hardlink_copy_like_borg14() {
+    let Some(b14) = common::borg14() else { return };
+    for program in [b14.clone(), hoard_bin()] {
+        let env = Env::new();
+        let repo = env.path().join("repo");
+        std::fs::create_dir_all(env.path().join("data")).unwrap();
+        std::fs::write(env.path().join("data/f"), b"contents").unwrap();
+        run_with(&env, &b14, &["init", "-e", "repokey", &s(&repo)]).ok();
+        run_with(&env, &b14, &["create", &format!("{}::a", s(&repo)), "data"]).ok();
+        let before = tree_links(&repo);
+        // -n and --inplace make no copy
+        for args in [&["upgrade", "-n"][..], &["upgrade", "--inplace"][..]] {
+            let mut a = args.to_vec();
+            let r = s(&repo);
+            a.push(&r);
+            let out = run_with(&env, &program, &a).ok();
+            assert_eq!(
+                out.stderr, "no key file found for repository\nno key file found for repository\n",
+                "{program:?} {args:?}"
+            );
+            assert!(backups(&repo).is_empty(), "{program:?} {args:?}");
+        }
+        let out = run_with(&env, &program, &["upgrade", &s(&repo)]).ok();
+        assert_eq!(
+            out.stderr, "no key file found for repository\nno key file found for repository\n",
+            "{program:?}"
+        );
+        let made = backups(&repo);
+        assert_eq!(made.len(), 1, "{program:?}: {made:?}");
+        let stamp = made[0]
+            .to_string_lossy()
+            .rsplit("before-upgrade-")
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(&stamp, "%Y-%m-%d-%H:%M:%S").is_ok(),
+            "{program:?}: {stamp}"
+        );
+        // the copy holds every file of the repository, linked (the README was written anew
+        // in the repository, so only the copy's is unlinked)
+        let copy = tree_links(&made[0]);
+        let names = |t: &[(String, Option<u64>)]| t.iter().map(|e| e.0.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&copy), names(&before), "{program:?}");
+        for (name, links) in &copy {
+            let want = if name == "README" {
+                Some(1)
+            } else {
+                links.map(|_| 2)
+            };
+            assert_eq!(
+                *links,
+                want.filter(|_| links.is_some()),
+                "{program:?} {name}"
+            );
+        }
+        // both are valid repositories for borg 1.4.5
+        for r in [&repo, &made[0]] {
+            run_with(&env, &b14, &["check", &s(r)]).ok();
+        }
+    }
+}
+
+#[test]
+fn manifest_load_sets_the_security_tam_flag_like_borg14() {
+    let Some(b14) = common::borg14() else { return };
+    for program in [b14.clone(), hoard_bin()] {
+        let env = Env::new();
+        let repo = env.path().join("repo");
+        run_with(&env, &b14, &["init", "-e", "repokey", &s(&repo)]).ok();
+        let flag = env
+            .base()
+            .join(".config/borg/security")
+            .join(repo_id(&repo))
+            .join("tam_required");
+        assert!(flag.is_file(), "init sets it");
+        // a TAM-verified manifest that requires a TAM brings the flag back
+        std::fs::remove_file(&flag).unwrap();
+        run_with(&env, &program, &["list", &s(&repo)]).ok();
+        assert!(flag.is_file(), "{program:?}: flag restored");
+        // one that does not require it (after --disable-tam) removes a stray flag
+        run_with(&env, &b14, &["upgrade", "--disable-tam", &s(&repo)]).ok();
+        std::fs::write(&flag, b"").unwrap();
+        run_with(&env, &program, &["list", &s(&repo)]).ok();
+        assert!(!flag.exists(), "{program:?}: flag removed");
+    }
+}

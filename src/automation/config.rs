@@ -58,6 +58,12 @@ pub struct Keep {
     /// `--keep-monthly`
     #[serde(default)]
     pub monthly: Option<u32>,
+    /// `--keep-13weekly` (key `13weekly`, or `keep_13weekly`)
+    #[serde(default, rename = "13weekly", alias = "keep_13weekly")]
+    pub weekly13: Option<u32>,
+    /// `--keep-3monthly` (key `3monthly`, or `keep_3monthly`)
+    #[serde(default, rename = "3monthly", alias = "keep_3monthly")]
+    pub monthly3: Option<u32>,
     /// `--keep-yearly`
     #[serde(default)]
     pub yearly: Option<u32>,
@@ -76,6 +82,8 @@ impl Keep {
             ("daily", self.daily),
             ("weekly", self.weekly),
             ("monthly", self.monthly),
+            ("13weekly", self.weekly13),
+            ("3monthly", self.monthly3),
             ("yearly", self.yearly),
         ] {
             if let Some(n) = n {
@@ -693,6 +701,17 @@ mod tests {
         let text = format!("{base}retry_wait: -1\n");
         let e = parse(&text, dir, &dir.join("config.yaml"), false, &AcceptAll).unwrap_err();
         assert!(e.0.contains("line 5: retry_wait: must be a number"), "{e}");
+    }
+
+    #[test]
+    fn keep_13weekly_and_3monthly_become_prune_options() {
+        let k: Keep = yaml_serde::from_str("daily: 7\n13weekly: 4\n3monthly: 2\n").unwrap();
+        assert_eq!(
+            k.args(),
+            ["--keep-daily=7", "--keep-13weekly=4", "--keep-3monthly=2"]
+        );
+        let k: Keep = yaml_serde::from_str("keep_13weekly: 1\nkeep_3monthly: 3\n").unwrap();
+        assert_eq!(k.args(), ["--keep-13weekly=1", "--keep-3monthly=3"]);
     }
 
     #[test]

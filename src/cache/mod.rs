@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 use crate::archive::item::ChunkRef;
 use crate::archive::meta::ArchiveMeta;
 use crate::archive::{ArchiveError, KeyedRepository, Manifest};
+use crate::progress::Progress;
 use crate::repo::index::{ChunkIndex, MAX_VALUE};
 use crate::repo::integrity;
 use crate::repo::lock::Lock;
@@ -198,6 +199,9 @@ pub struct CacheOptions {
     pub location: Option<String>,
     /// Use this directory instead of `<cache dir>/<repo id hex>` (tests, `--cache-dir`-like).
     pub path: Option<PathBuf>,
+    /// Where the transaction's progress messages go (borg's `cache.begin_transaction` and
+    /// `cache.commit` records).
+    pub progress: Progress,
 }
 
 /// The cache `README` text.
@@ -285,6 +289,10 @@ pub struct Cache {
     key_type: u8,
     report: SyncReport,
     lock: Lock,
+    /// A transaction snapshot (`txn.active`) is taken (borg's `txn_active`).
+    txn_active: bool,
+    /// Taking the snapshot failed; the commit reports it.
+    txn_error: Option<ArchiveError>,
 }
 
 impl Cache {
@@ -330,6 +338,8 @@ impl Cache {
             key_type: store.key.key_type().type_byte(),
             report: SyncReport::default(),
             lock,
+            txn_active: false,
+            txn_error: None,
         };
         cache.load_config(&repo_hex)?;
         if !cache.compatible() {
@@ -511,6 +521,7 @@ impl Cache {
         // The sync reads archives: their mandatory features apply whatever the command is.
         manifest.check_features(&[crate::archive::Operation::Read])?;
         tracing::info!("Synchronizing chunks cache...");
+        self.begin();
         let ids: Vec<[u8; 32]> = manifest.archives.values().map(|r| r.id).collect();
         let mut report = SyncReport {
             resynced: true,
@@ -593,6 +604,7 @@ impl Cache {
     /// Adds a reference to a chunk that is already stored.
     pub fn chunk_incref(&mut self, id: &[u8; 32], stats: &mut OpStats) -> Option<ChunkRef> {
         let mut e = self.seen_chunk(id)?;
+        self.begin();
         if e.refcount < MAX_VALUE {
             e.refcount += 1;
         }
@@ -631,6 +643,7 @@ impl Cache {
 
     /// Records a chunk the caller has just stored itself (parallel writers).
     pub fn record_new_chunk(&mut self, id: &[u8; 32], size: u32, csize: u32, stats: &mut OpStats) {
+        self.begin();
         self.table_mut().set(
             id,
             ChunkEntry {
@@ -659,6 +672,7 @@ impl Cache {
             self.record_new_chunk(id, size, csize, stats);
             return;
         };
+        self.begin();
         if e.refcount < MAX_VALUE {
             e.refcount += 1;
         }
@@ -680,6 +694,7 @@ impl Cache {
         let Some(mut e) = self.table().get(id) else {
             return Ok(());
         };
+        self.begin();
         if e.refcount != MAX_VALUE {
             e.refcount = e.refcount.saturating_sub(1);
         }
@@ -838,12 +853,36 @@ impl Cache {
         s
     }
 
+    /// Starts the transaction before the first change (borg's `begin_txn`, which the first
+    /// change to the chunk index or a resync calls): snapshots `config`, `chunks` and the
+    /// files cache into `txn.active`, so that a run that ends before its commit is rolled back
+    /// at the next open. A failure is kept for [`Cache::commit`] to report.
+    fn begin(&mut self) {
+        if self.txn_active {
+            return;
+        }
+        self.txn_active = true;
+        let progress = self.options.progress.clone();
+        let pi = progress.message("cache.begin_transaction");
+        if let Err(e) = begin_txn(&self.path, &|m| pi.output(m)) {
+            self.txn_error = Some(ArchiveError::Repo(RepoError::io(&self.path, e)));
+        }
+        pi.finish();
+    }
+
     /// Persists the cache after the repository commit that made `manifest` current: the
-    /// files cache (if it was used), `chunks` and `config` with their integrity digests, under
-    /// a `txn.active` copy so that an interrupted commit is rolled back at the next open.
+    /// files cache (if it was used), `chunks` and `config` with their integrity digests; the
+    /// `txn.active` snapshot taken at the first change (or now, if nothing changed) goes
+    /// last, so that an interrupted commit is rolled back at the next open.
     pub fn commit(&mut self, manifest: &Manifest) -> Result<(), ArchiveError> {
+        self.begin();
+        if let Some(e) = self.txn_error.take() {
+            self.txn_active = false;
+            return Err(e);
+        }
         let p = self.path.clone();
-        begin_txn(&p).map_err(io_err(&p))?;
+        let progress = self.options.progress.clone();
+        let pi = progress.message("cache.commit");
         let files_digests = {
             let guard = self.files.lock().unwrap_or_else(|e| e.into_inner());
             match guard.as_ref() {
@@ -865,9 +904,11 @@ impl Cache {
             }
         };
         if let Some((name, digests)) = files_digests {
+            pi.output("Saving files cache");
             self.set_integrity(&name, integrity::to_json(&digests));
         }
         // Streamed with its digest (`index_digests`), never copied whole.
+        pi.output("Saving chunks cache");
         let cp = p.join("chunks");
         let mut hasher = integrity::IntegrityHasher::new("chunks");
         {
@@ -884,11 +925,14 @@ impl Cache {
             .map_err(io_err(&cp))?;
         }
         self.set_integrity("chunks", integrity::to_json(&hasher.finish()));
+        pi.output("Saving cache config");
         self.save_config(manifest)?;
         let active = p.join("txn.active");
         let tmp = p.join("txn.tmp");
         fs::rename(&active, &tmp).map_err(io_err(&active))?;
         fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+        self.txn_active = false;
+        pi.finish();
         Ok(())
     }
 
@@ -995,14 +1039,17 @@ fn create_layout(path: &Path, repo_hex: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Snapshots `config`, `chunks` and the files cache into `txn.active` (borg's `begin_txn`).
-fn begin_txn(path: &Path) -> std::io::Result<()> {
+/// Snapshots `config`, `chunks` and the files cache into `txn.active` (borg's `begin_txn`),
+/// telling `step` what it reads as borg's progress messages do.
+fn begin_txn(path: &Path, step: &dyn Fn(&str)) -> std::io::Result<()> {
     let tmp = path.join("txn.tmp");
     if tmp.exists() {
         fs::remove_dir_all(&tmp)?;
     }
     fs::create_dir(&tmp)?;
+    step("Initializing cache transaction: Reading config");
     fs::copy(path.join("config"), tmp.join("config"))?;
+    step("Initializing cache transaction: Reading chunks");
     match fs::copy(path.join("chunks"), tmp.join("chunks")) {
         Ok(_) => {}
         // a lost chunks file is rebuilt by the sync; snapshot an empty one
@@ -1011,6 +1058,7 @@ fn begin_txn(path: &Path) -> std::io::Result<()> {
         }
         Err(e) => return Err(e),
     }
+    step("Initializing cache transaction: Reading files");
     let name = files::files_cache_name();
     match fs::copy(path.join(&name), tmp.join(&name)) {
         Ok(_) => {}
@@ -1105,7 +1153,7 @@ mod tests {
         let p = dir.path().join("c");
         create_layout(&p, "ab").unwrap();
         fs::write(p.join("files"), b"old files").unwrap();
-        begin_txn(&p).unwrap();
+        begin_txn(&p, &|_| {}).unwrap();
         assert!(p.join("txn.active").is_dir());
         fs::write(p.join("config"), b"half-written").unwrap();
         fs::write(p.join("chunks"), b"half-written").unwrap();

@@ -318,6 +318,7 @@ fn options(
             .collect(),
         lock_wait: common.lock_wait,
         progress: common.progress,
+        progress_sink: super::log::progress_sink(common.progress),
         content_from_command: a.content_from_command,
         paths_from_stdin: a.paths_from_stdin,
         paths_from_command: a.paths_from_command,

@@ -77,7 +77,7 @@ pub fn run(a: ExportTarArgs, common: &CommonOptions) -> Result<i32, CommandError
                 &mut w,
             )?;
             w.flush()?;
-            return Ok(finish(outcome.warnings, &selector));
+            return Ok(finish(&outcome, &selector, common.exit_codes));
         }
         Stdio::from(f)
     };
@@ -132,18 +132,31 @@ pub fn run(a: ExportTarArgs, common: &CommonOptions) -> Result<i32, CommandError
             outcome
         }
     };
-    Ok(finish(outcome.warnings, &selector))
+    Ok(finish(&outcome, &selector, common.exit_codes))
 }
 
-fn finish(warned: bool, selector: &Selector) -> i32 {
-    let mut warned = warned;
+/// The exit code (borg 1.4's rule: one kind of warning gives its class's code in modern
+/// mode, several kinds the generic warning).
+fn finish(
+    outcome: &crate::commands::extract::ExtractOutcome,
+    selector: &Selector,
+    mode: super::exit_codes::Mode,
+) -> i32 {
+    let mut codes: Vec<i32> = outcome
+        .warning_classes
+        .iter()
+        .map(|c| super::exit_codes::warning_code(c))
+        .collect();
     for w in selector.unmatched_warnings() {
-        log::warning(&w);
-        warned = true;
+        log::log(
+            log::Level::Warning,
+            "borg.archiver",
+            Some("IncludePatternNeverMatchedWarning"),
+            &w,
+        );
+        codes.push(super::exit_codes::warning_code(
+            "IncludePatternNeverMatchedWarning",
+        ));
     }
-    if warned {
-        super::EXIT_WARNING
-    } else {
-        super::EXIT_SUCCESS
-    }
+    super::exit_codes::for_mode(super::exit_codes::warnings_code(&codes), mode)
 }

@@ -133,6 +133,10 @@ impl Reporter for CliReporter {
         log::warning(message);
     }
 
+    fn warning_class(&mut self, class: &'static str, message: &str) {
+        log::log(log::Level::Warning, "borg.archiver", Some(class), message);
+    }
+
     fn progress(&mut self, before: u64, after: u64, total: u64, path: &[u8]) {
         let pct = before as f64 * 100.0 / total as f64;
         if pct < self.trigger_at {
@@ -222,13 +226,22 @@ pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> 
         &super::confirm,
     )?;
     // borg 1.4's rule for the exit code: one kind of warning gives its class's (modern) code,
-    // several kinds the generic 1. Per-file warnings are not told apart here yet (generic 1).
-    let mut codes: Vec<i32> = Vec::new();
-    if outcome.warnings {
+    // several kinds the generic 1.
+    let mut codes: Vec<i32> = outcome
+        .warning_classes
+        .iter()
+        .map(|c| super::exit_codes::warning_code(c))
+        .collect();
+    if outcome.warnings && codes.is_empty() {
         codes.push(super::EXIT_WARNING);
     }
     for w in selector.unmatched_warnings() {
-        log::warning(&w);
+        log::log(
+            log::Level::Warning,
+            "borg.archiver",
+            Some("IncludePatternNeverMatchedWarning"),
+            &w,
+        );
         codes.push(super::exit_codes::warning_code(
             "IncludePatternNeverMatchedWarning",
         ));

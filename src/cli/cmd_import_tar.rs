@@ -109,6 +109,7 @@ fn options(
             .collect(),
         lock_wait: common.lock_wait,
         progress: common.progress,
+        progress_sink: super::log::progress_sink(common.progress),
         content_from_command: false,
         paths_from_stdin: false,
         paths_from_command: false,

@@ -130,8 +130,8 @@ pub fn main(args: &ServeArgs, common: &CommonOptions) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::super::{Cli, Command};
-    use clap::Parser;
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn forced_command_keeps_policy_and_takes_log_level() {

@@ -45,7 +45,8 @@ pub fn run(a: UpgradeArgs, common: &CommonOptions) -> Result<i32, CommandError> 
         return run_other(&a, &loc, common);
     }
     let check_only = a.check_archives_tam || a.dry_run;
-    let outcome = commands::upgrade::archives_tam(&loc, check_only, common.lock_wait, &confirm)?;
+    let outcome =
+        commands::upgrade::archives_tam(&loc, check_only, a.force, common.lock_wait, &confirm)?;
     for line in &outcome.lines {
         print_stdout(&line.text());
     }
@@ -91,7 +92,12 @@ fn run_other(
     } else if a.disable_tam {
         ManifestTamAction::Disable
     } else {
-        for w in commands::upgrade::legacy_upgrade(loc, common.lock_wait)? {
+        let outcome =
+            commands::upgrade::legacy_upgrade(loc, a.dry_run, a.inplace, common.lock_wait)?;
+        if let Some(b) = &outcome.backup {
+            log::info(&format!("making a hardlink copy in {}", b.display()));
+        }
+        for w in &outcome.warnings {
             log::warning(w);
         }
         return Ok(EXIT_SUCCESS);

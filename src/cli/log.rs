@@ -133,16 +133,12 @@ pub fn question(kind: &str, msgid: &str, message: &str, env_var: Option<&str>) {
     let _ = err.flush();
 }
 
-/// borg's operation counter: each progress indicator gets the next number, so a frontend can
-/// tell operations apart.
-static OPERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 /// borg's `ProgressIndicatorPercent` (`helpers/progress.py`): with `--progress`, a message
 /// every `step` percent on stderr (ended by `\r`), or with `--log-json` a `progress_percent`
 /// record (`message`, `current`, `total`, `info`, `operation`, `msgid`, `type`, `finished`,
 /// `time`); [`ProgressPercent::finish`] ends it.
 pub struct ProgressPercent {
-    operation: u64,
+    operation: u32,
     msgid: &'static str,
     /// `%3.0f%%`-style template: `{}` stands for the percentage, formatted by `width.prec`.
     prefix: &'static str,
@@ -167,7 +163,7 @@ impl ProgressPercent {
         total: u64,
     ) -> Self {
         ProgressPercent {
-            operation: OPERATION.fetch_add(1, Ordering::Relaxed) + 1,
+            operation: crate::progress::next_operation(),
             msgid,
             prefix,
             width,
@@ -252,6 +248,20 @@ impl ProgressPercent {
     }
 }
 
+/// A progress sink for library code that prints borg's progress records on stderr when
+/// `enabled` (`--progress`): JSON lines with `--log-json`, else `message\r`.
+pub fn progress_sink(enabled: bool) -> crate::progress::Progress {
+    if !enabled {
+        return crate::progress::Progress::default();
+    }
+    crate::progress::Progress::new(|ev| {
+        let text = crate::progress::render(ev, json_enabled());
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(text.as_bytes());
+        let _ = err.flush();
+    })
+}
+
 /// A tracing layer that sends library events through [`log`].
 pub struct BorgLayer;
 
@@ -271,9 +281,50 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BorgLayer {
             return;
         }
         let message = crate::event_text::message(event);
-        let target = event.metadata().target().replace("::", ".");
-        log(level, &target, None, &message);
+        log(
+            level,
+            &logger_name(event.metadata().target()),
+            None,
+            &message,
+        );
     }
+}
+
+/// The name borg 1.4 logs a library message under (its Python module's logger, which
+/// `--log-json` shows as `name`), from the hoard module that logged it: a frontend that
+/// tells messages apart by logger sees the same names as with borg. Targets already named
+/// `borg.…` are kept; modules borg has no counterpart of keep their own (`hoard.…`) name.
+pub fn logger_name(target: &str) -> String {
+    if target.starts_with("borg.") || target == "borg" {
+        return target.to_string();
+    }
+    let path = target.strip_prefix("hoard::").unwrap_or(target);
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}::"));
+    let name = if under("repo::lock") {
+        "borg.locking"
+    } else if under("repo::remote") || under("serve") {
+        "borg.remote"
+    } else if under("repo") {
+        "borg.repository"
+    } else if under("cache") || under("security") {
+        // borg's SecurityManager lives in cache.py
+        "borg.cache"
+    } else if under("archive") {
+        "borg.archive"
+    } else if under("commands") || under("cli") {
+        "borg.archiver"
+    } else if under("mount") {
+        "borg.fuse"
+    } else if under("crypto") {
+        "borg.crypto.key"
+    } else if under("platform::xattr") {
+        "borg.xattr"
+    } else if under("patterns") {
+        "borg.patterns"
+    } else {
+        return format!("hoard.{}", path.replace("::", "."));
+    };
+    name.to_string()
 }
 
 /// Installs [`BorgLayer`] as the global tracing subscriber.

@@ -161,6 +161,29 @@ fn serve_common(words: &[String]) -> Option<CommonOptions> {
     }
 }
 
+/// Whether `--bypass-lock` is allowed with `cmd`: borg 1.4.5 allows it only for commands
+/// that do not change the repository (check, config, diff, export-tar, extract, info, list,
+/// mount, umount) and refuses every other one before it starts. hoard's own commands (`run`,
+/// `schedule`, `completion`, `man`) pass it on to what they run.
+fn bypass_lock_allowed(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::Check(_)
+            | Command::Config(_)
+            | Command::Diff(_)
+            | Command::ExportTar(_)
+            | Command::Extract(_)
+            | Command::Info(_)
+            | Command::List(_)
+            | Command::Mount(_)
+            | Command::Umount(_)
+            | Command::Run(_)
+            | Command::Schedule(_)
+            | Command::Completion(_)
+            | Command::Man(_)
+    )
+}
+
 /// Runs one parsed command and returns its exit code (also used in-process by `hoard run`).
 /// `common` has been resolved ([`CommonOptions::resolve`]).
 pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandError> {
@@ -171,6 +194,12 @@ pub fn run_command(cmd: Command, common: &CommonOptions) -> Result<i32, CommandE
     }
     if crate::platform::signals::checkpoint_requested() {
         return Err(CommandError::interrupted());
+    }
+    if common.bypass_lock && !bypass_lock_allowed(&cmd) {
+        return Err(CommandError::with_id(
+            "Error: Not allowed to bypass locking mechanism for chosen command",
+            "Error",
+        ));
     }
     match cmd {
         Command::Init(a) => cmd_init::run(a, common),

@@ -84,7 +84,7 @@ pub fn run(
         ok: true,
     };
     if !opts.archives_only {
-        let report = repo.check(opts.repair, opts.max_duration)?;
+        let report = repo.check_with_progress(opts.repair, opts.max_duration, progress)?;
         on_repository(&report);
         outcome.ok &= report.ok;
         outcome.repository = Some(report);

@@ -444,6 +444,7 @@ pub fn open_with_manifest_forced(
             }
             other => other.into(),
         })?;
+    sync_tam_required_flag(&manifest, &security)?;
     manifest.check_features(operations)?;
     let key_type = store.key.key_type();
     let facts = AccessFacts {
@@ -470,6 +471,24 @@ pub fn open_with_manifest_forced(
         security,
         passphrase,
     })
+}
+
+/// borg 1.4's `Manifest.load`: a manifest whose TAM verified decides the security directory's
+/// `tam_required` flag file, which then says what the manifest's `config` says (created or
+/// removed if it differs), so that a later manifest without a TAM is refused.
+fn sync_tam_required_flag(manifest: &Manifest, security: &SecurityDir) -> Result<()> {
+    if !manifest.tam_verified {
+        return Ok(());
+    }
+    let manifest_required = manifest
+        .config
+        .get("tam_required")
+        .and_then(crate::msgpack::Value::as_bool)
+        .unwrap_or(false);
+    if manifest_required != security.tam_required_flag() {
+        security.set_tam_required(manifest_required)?;
+    }
+    Ok(())
 }
 
 /// Writes the manifest and commits the repository, then records the new manifest timestamp in

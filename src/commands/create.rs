@@ -120,6 +120,8 @@ pub struct CreateOptions {
     pub lock_wait: f64,
     /// Report progress.
     pub progress: bool,
+    /// Where the cache transaction's progress messages go (`--progress`).
+    pub progress_sink: crate::progress::Progress,
     /// `--content-from-command`: `paths` is a command whose stdout is stored.
     pub content_from_command: bool,
     /// `--paths-from-stdin`: back up the paths listed on stdin (no recursion).
@@ -423,6 +425,7 @@ pub fn run_source(
             lock_wait: opts.lock_wait,
             location: Some(opened.location.canonical()),
             path: None,
+            progress: opts.progress_sink.clone(),
         },
     )?;
     let key = opened.store.key.clone();

@@ -369,7 +369,15 @@ pub fn export_tar(
         w.put(&vec![0u8; RECORDSIZE - rem])?;
     }
     w.inner.flush()?;
-    Ok(ExtractOutcome { warnings: warned })
+    Ok(ExtractOutcome {
+        warnings: warned,
+        // borg's generic `print_warning` (no class) for an unsupported file type
+        warning_classes: if warned {
+            vec!["BorgWarning"]
+        } else {
+            Vec::new()
+        },
+    })
 }
 
 /// borg's `get_tar_filter`: the compressor for a file name's extension, if any.

@@ -67,8 +67,14 @@ pub struct ExtractOptions {
 pub trait Reporter {
     /// `--list`: an item is about to be extracted (its path after stripping).
     fn list(&mut self, path: &[u8]);
-    /// A per-item problem (borg's `print_warning`); the exit code becomes 1.
+    /// A per-item problem (borg's `print_warning`); the exit code becomes a warning.
     fn warning(&mut self, message: &str);
+    /// A per-item problem of one of borg's warning classes (`BackupPermissionError`, …),
+    /// which borg 1.4 logs with the class name as msgid.
+    fn warning_class(&mut self, class: &'static str, message: &str) {
+        let _ = class;
+        self.warning(message);
+    }
     /// Progress: `before` bytes were done before this step, `after` after it, of `total`;
     /// `path` is the item being processed.
     fn progress(&mut self, _before: u64, _after: u64, _total: u64, _path: &[u8]) {}
@@ -143,29 +149,57 @@ pub fn safe_components(path: &[u8]) -> Option<Vec<&OsStr>> {
     }
 }
 
-/// A per-item failure: the text after `path: `.
+/// A per-item failure: the text after `path: `, and borg 1.4's class of it (`BackupError`
+/// or one of its subclasses: the warning's msgid and modern exit code).
 #[derive(Debug)]
-struct ItemError(String);
+struct ItemError(String, &'static str);
+
+impl ItemError {
+    /// borg's plain `BackupError` (size inconsistency, damaged chunks, …).
+    fn backup(message: impl Into<String>) -> ItemError {
+        ItemError(message.into(), "BackupError")
+    }
+}
+
+/// borg's `BackupIO` mapping of an `OSError` to its `BackupOSError` subclass.
+pub fn os_error_class(errno: Option<i32>) -> &'static str {
+    match errno {
+        Some(libc::EPERM | libc::EACCES | libc::EBUSY) => "BackupPermissionError",
+        Some(libc::ENOENT) => "BackupFileNotFoundError",
+        Some(libc::EIO) => "BackupIOError",
+        _ => "BackupOSError",
+    }
+}
 
 impl From<PlatformError> for ItemError {
     fn from(e: PlatformError) -> Self {
-        ItemError(e.to_string())
+        let class = match &e {
+            PlatformError::Os { source, .. } => os_error_class(source.raw_os_error()),
+            _ => "BackupOSError",
+        };
+        ItemError(e.to_string(), class)
     }
 }
 
 impl From<crate::archive::ArchiveError> for ItemError {
     fn from(e: crate::archive::ArchiveError) -> Self {
-        ItemError(e.to_string())
+        ItemError::backup(e.to_string())
     }
 }
 
 fn io_err(op: &str, path: &Path, e: std::io::Error) -> ItemError {
+    let class = os_error_class(e.raw_os_error());
+    // as Python shows the path it was given: without the `./` of a `.` target
+    let path: std::path::PathBuf = path.components().collect();
     match e.raw_os_error() {
-        Some(_) => ItemError(format!(
-            "{op}: {}",
-            platform::os_error_text(&e, &path.display().to_string())
-        )),
-        None => ItemError(format!("{op}: {e}")),
+        Some(_) => ItemError(
+            format!(
+                "{op}: {}",
+                platform::os_error_text(&e, &path.display().to_string())
+            ),
+            class,
+        ),
+        None => ItemError(format!("{op}: {e}"), class),
     }
 }
 
@@ -173,7 +207,7 @@ fn io_err(op: &str, path: &Path, e: std::io::Error) -> ItemError {
 fn platform_io(op: &str, path: &Path, e: PlatformError) -> ItemError {
     match e {
         PlatformError::Os { source, .. } => io_err(op, path, source),
-        other => ItemError(other.to_string()),
+        other => ItemError::from(other),
     }
 }
 
@@ -201,21 +235,32 @@ const SYMLINK_PARENT: &str =
 fn unsafe_path(path: &[u8]) -> ItemError {
     let has_dotdot = path.split(|&b| b == b'/').any(|c| c == b"..");
     if path.starts_with(b"/") || path.starts_with(b"../") || !has_dotdot {
-        ItemError("Path should be relative and local".into())
+        ItemError::backup("Path should be relative and local")
     } else {
-        ItemError("not extracted, path contains \"../\" (malicious or corrupted archive)".into())
+        ItemError(
+            "not extracted, path contains \"../\" (malicious or corrupted archive)".into(),
+            "BackupPathTraversalError",
+        )
     }
 }
 
-/// borg 1.4's `BackupHardlinkSourceError` text.
-const UNSAFE_HARDLINK_SOURCE: &str =
-    "not extracted, hardlink source path is unsafe (malicious or corrupted archive)";
+/// borg 1.4's `BackupHardlinkSourceError`.
+fn unsafe_source() -> ItemError {
+    ItemError(
+        "not extracted, hardlink source path is unsafe (malicious or corrupted archive)".into(),
+        "BackupHardlinkSourceError",
+    )
+}
 
 /// The outcome of `extract`.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct ExtractOutcome {
     /// Whether any warning was reported (exit code 1).
     pub warnings: bool,
+    /// borg's class of each warning (`BackupOSError`, …; `BorgWarning` for the generic
+    /// warning borg sets without a class, e.g. an extended attribute it could not set): the
+    /// modern exit code follows from them.
+    pub warning_classes: Vec<&'static str>,
 }
 
 struct Extractor<'r, 'w> {
@@ -224,6 +269,7 @@ struct Extractor<'r, 'w> {
     reporter: &'r mut dyn Reporter,
     out: &'w mut dyn Write,
     warned: bool,
+    warning_classes: Vec<&'static str>,
     masters: HashMap<Vec<u8>, MasterInfo>,
     partial: bool,
     total: u64,
@@ -345,6 +391,7 @@ fn extract_archive_planned(
         reporter,
         out,
         warned: false,
+        warning_classes: Vec::new(),
         masters: HashMap::new(),
         partial,
         total: 0,
@@ -498,8 +545,8 @@ fn extract_archive_planned(
                 })
         };
         ex.end_item();
-        if let Err(ItemError(msg)) = res {
-            ex.warn(&format!("{}: {msg}", lossy(&orig_path)));
+        if let Err(ItemError(msg, class)) = res {
+            ex.warn(class, &format!("{}: {msg}", lossy(&orig_path)));
         }
     }
     if ex.opts.progress {
@@ -512,6 +559,7 @@ fn extract_archive_planned(
     }
     Ok(ExtractOutcome {
         warnings: ex.warned,
+        warning_classes: ex.warning_classes,
     })
 }
 
@@ -540,13 +588,13 @@ fn is_hardlinkable(mode: u32) -> bool {
     matches!(mode & 0o170000, S_IFREG | S_IFBLK | S_IFCHR | S_IFIFO)
 }
 
-fn unlink_existing(path: &Path) {
-    if let Ok(st) = platform::fs::lstat(path) {
-        if st.is_dir() {
-            let _ = std::fs::remove_dir(path);
-        } else {
-            let _ = std::fs::remove_file(path);
-        }
+/// Removes what is at `path` (borg ignores a failure); the failure, if any.
+fn unlink_existing(path: &Path) -> Option<std::io::Error> {
+    let st = platform::fs::lstat(path).ok()?;
+    if st.is_dir() {
+        std::fs::remove_dir(path).err()
+    } else {
+        std::fs::remove_file(path).err()
     }
 }
 
@@ -592,9 +640,15 @@ impl Extractor<'_, '_> {
         }
     }
 
-    fn warn(&mut self, message: &str) {
+    /// A warning of borg class `class` (`BorgWarning`: the generic one, logged plainly).
+    fn warn(&mut self, class: &'static str, message: &str) {
         self.warned = true;
-        self.reporter.warning(message);
+        self.warning_classes.push(class);
+        if class == "BorgWarning" {
+            self.reporter.warning(message);
+        } else {
+            self.reporter.warning_class(class, message);
+        }
     }
 
     /// The item's path after stripping, if it is selected.
@@ -632,9 +686,9 @@ impl Extractor<'_, '_> {
             let data = self.chunk(store, c)?;
             self.advance(data.len(), &item.path);
             if self.opts.stdout {
-                self.out
-                    .write_all(&data)
-                    .map_err(|e| ItemError(format!("write: {e}")))?;
+                self.out.write_all(&data).map_err(|e| {
+                    ItemError(format!("write: {e}"), os_error_class(e.raw_os_error()))
+                })?;
             }
             total += data.len() as u64;
         }
@@ -660,7 +714,7 @@ impl Extractor<'_, '_> {
         let mut p = self.root.clone();
         let (last, parents) = comps
             .split_last()
-            .ok_or_else(|| ItemError("Path should be relative and local".into()))?;
+            .ok_or_else(|| ItemError::backup("Path should be relative and local"))?;
         for c in parents {
             p.push(c);
             if self.checked_dirs.borrow().contains(&p) {
@@ -670,7 +724,7 @@ impl Extractor<'_, '_> {
                 Ok(st) if st.is_dir() => {
                     self.checked_dirs.borrow_mut().insert(p.clone());
                 }
-                Ok(_) => return Err(ItemError(SYMLINK_PARENT.into())),
+                Ok(_) => return Err(ItemError(SYMLINK_PARENT.into(), "BackupSymlinkParentError")),
                 Err(e) if e.errno() == Some(libc::ENOENT) && create_parents => {
                     std::fs::create_dir(&p).map_err(|e| io_err("makedirs", &p, e))?;
                     self.checked_dirs.borrow_mut().insert(p.clone());
@@ -707,7 +761,7 @@ impl Extractor<'_, '_> {
             self.checked_dirs.borrow_mut().clear();
         }
         if item.file_type() != S_IFREG {
-            unlink_existing(&path);
+            let _ = unlink_existing(&path);
         }
         match item.file_type() {
             S_IFDIR => {
@@ -727,7 +781,7 @@ impl Extractor<'_, '_> {
                 // a new file is created exclusively and whatever is in the way is removed
                 // only when that fails (see `write_file`); a link needs the name free first
                 if item.is_hardlink_slave() && item.source.is_some() {
-                    unlink_existing(&path);
+                    let _ = unlink_existing(&path);
                     if self.link_or_adopt(item, orig_path, &path)? {
                         return Ok(None);
                     }
@@ -748,7 +802,9 @@ impl Extractor<'_, '_> {
                 self.restore_attrs(&path, item, None, false);
                 Ok(None)
             }
-            other => Err(ItemError(format!("Unknown archive item type {other:o}"))),
+            other => Err(ItemError::backup(format!(
+                "Unknown archive item type {other:o}"
+            ))),
         }
     }
 
@@ -773,8 +829,7 @@ impl Extractor<'_, '_> {
                 chunks: Some(_), ..
             }) => None,
             _ => Some(
-                strip_components(source, self.opts.strip_components)
-                    .ok_or_else(|| ItemError(UNSAFE_HARDLINK_SOURCE.into()))?,
+                strip_components(source, self.opts.strip_components).ok_or_else(unsafe_source)?,
             ),
         };
         if let Some(t) = link_source {
@@ -797,7 +852,6 @@ impl Extractor<'_, '_> {
         dest: &[u8],
         path: &Path,
     ) -> std::result::Result<(), ItemError> {
-        let unsafe_source = || ItemError(UNSAFE_HARDLINK_SOURCE.into());
         let src = safe_components(source).ok_or_else(unsafe_source)?;
         let dst = safe_components(dest).ok_or_else(|| unsafe_path(dest))?;
         let (Some((src_name, src_parents)), Some((dst_name, dst_parents))) =
@@ -879,10 +933,30 @@ impl Extractor<'_, '_> {
         // the same outcome with one system call less per file in an empty target.
         let fd = match open() {
             Err(e) if e.errno() == Some(libc::EEXIST) => {
-                unlink_existing(path);
-                open()?
+                let removal = unlink_existing(path);
+                match open() {
+                    Err(e) if e.errno() == Some(libc::EEXIST) => {
+                        // Still in the way: borg's `open(path, 'wb')` would fail on it with
+                        // EISDIR (a directory it could not remove) or with what stopped the
+                        // removal (EPERM for an immutable file): report that, as borg.
+                        let is_dir = platform::fs::lstat(path).is_ok_and(|st| st.is_dir());
+                        let errno = if is_dir {
+                            libc::EISDIR
+                        } else {
+                            removal
+                                .and_then(|r| r.raw_os_error())
+                                .unwrap_or(libc::EEXIST)
+                        };
+                        return Err(io_err(
+                            "open",
+                            path,
+                            std::io::Error::from_raw_os_error(errno),
+                        ));
+                    }
+                    other => other.map_err(|e| platform_io("open", path, e))?,
+                }
             }
-            other => other?,
+            other => other.map_err(|e| platform_io("open", path, e))?,
         };
         // SAFETY: the descriptor was just opened and is owned by nothing else.
         let mut file =
@@ -948,8 +1022,8 @@ impl Extractor<'_, '_> {
             None if symlink => Ok(()),
             None => platform::fs::chmod_nofollow(path, item.mode).map_err(ItemError::from),
         };
-        if let Err(ItemError(m)) = mode_res {
-            self.warn(&format!("{}: {m}", lossy(&item.path)));
+        if let Err(ItemError(m, class)) = mode_res {
+            self.warn(class, &format!("{}: {m}", lossy(&item.path)));
         }
         if !self.opts.noacls && !symlink {
             let _ = platform::acl::acl_set(
@@ -985,11 +1059,15 @@ impl Extractor<'_, '_> {
                         ),
                         _ => os,
                     };
-                    // borg logs these itself (no path prefix) and sets the warning exit code
-                    self.warn(&format!(
-                        "when setting extended attribute {}: {msg}",
-                        String::from_utf8_lossy(&w.name)
-                    ));
+                    // borg logs these itself (no path prefix) and sets the generic warning
+                    // exit code (`set_ec(EXIT_WARNING)`)
+                    self.warn(
+                        "BorgWarning",
+                        &format!(
+                            "when setting extended attribute {}: {msg}",
+                            String::from_utf8_lossy(&w.name)
+                        ),
+                    );
                 }
             }
         }
@@ -1011,7 +1089,7 @@ impl Extractor<'_, '_> {
 
 fn check_size(item: &Item, got: u64) -> std::result::Result<(), ItemError> {
     match item.size {
-        Some(size) if size != got => Err(ItemError(format!(
+        Some(size) if size != got => Err(ItemError::backup(format!(
             "Size inconsistency detected: size {size}, chunks size {got}"
         ))),
         _ => Ok(()),
@@ -1019,7 +1097,7 @@ fn check_size(item: &Item, got: u64) -> std::result::Result<(), ItemError> {
 }
 
 fn damaged() -> ItemError {
-    ItemError("File has damaged (all-zero) chunks. Try running borg check --repair.".into())
+    ItemError::backup("File has damaged (all-zero) chunks. Try running borg check --repair.")
 }
 
 /// Block size below which zero runs are written rather than skipped with `--sparse`.

@@ -90,9 +90,12 @@ impl ArchivesTamOutcome {
 
 /// Checks every archive's TAM and, unless `check_only`, authenticates the archives that lack a
 /// valid one after checking their contents; commits once at the end.
+/// `force` (`--force`) loads a manifest without a valid TAM even where one is required, as
+/// borg 1.4's `Manifest.load(force_tam_not_required=args.force)`.
 pub fn archives_tam(
     loc: &Location,
     check_only: bool,
+    force: bool,
     lock_wait: f64,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<ArchivesTamOutcome> {
@@ -101,7 +104,8 @@ pub fn archives_tam(
         lock_wait,
         lock: true,
     };
-    let mut opened = common::open_with_manifest(loc, &access, &[Operation::Check], confirm)?;
+    let mut opened =
+        common::open_with_manifest_forced(loc, &access, &[Operation::Check], confirm, force)?;
     // The cache sync must read the very archives this command is about.
     opened.store.key.set_ignore_invalid_archive_tam(true);
     let mut cache = Cache::open(
@@ -413,17 +417,119 @@ fn set_key_tam_required(
     Ok(())
 }
 
+/// What `upgrade` without a TAM option did.
+#[derive(Debug, Clone, Default)]
+pub struct LegacyOutcome {
+    /// The hard-link copy made first (`REPO.before-upgrade-TIME`), if any.
+    pub backup: Option<std::path::PathBuf>,
+    /// The converters' warnings, in borg's order.
+    pub warnings: Vec<String>,
+}
+
+/// The warning borg's Attic and borg 0.xx converters give when they find no old key file.
+const NO_KEY_FILE: &str = "no key file found for repository";
+
 /// `upgrade` without a TAM option, on a current borg 1.x repository: borg 1.4.5 runs its Attic
-/// and borg 0.xx converters, which find no old key file and change nothing; these are the
-/// warnings they print. The repository must exist and be lockable. (Without `--dry-run` or
-/// `--inplace` borg also makes a hard-link copy `REPO.before-upgrade-TIME` first; hoard does
-/// not, as nothing is converted.)
-pub fn legacy_upgrade(loc: &Location, lock_wait: f64) -> Result<[&'static str; 2]> {
-    let access = Access {
+/// and borg 0.xx converters (`upgrader.py`), which find nothing to convert. As borg, on a local
+/// repository and unless `inplace` or `dry_run`, a hard-link copy of the whole repository is
+/// made first, `REPO.before-upgrade-YYYY-MM-DD-HH:MM:SS` (local time; files linked,
+/// directories made anew), then the repository is locked, its `README` written anew (even
+/// with `dry_run`, as borg) and the converters' warnings returned. The repository must exist
+/// and be lockable.
+pub fn legacy_upgrade(
+    loc: &Location,
+    dry_run: bool,
+    inplace: bool,
+    lock_wait: f64,
+) -> Result<LegacyOutcome> {
+    let mut out = LegacyOutcome::default();
+    if loc.proto != crate::location::Proto::File {
+        // borg's converters work on local paths only; a remote repository is just opened
+        let access = Access {
+            exclusive: true,
+            lock_wait,
+            lock: true,
+        };
+        drop(common::open_repository(loc, &access)?);
+        out.warnings = vec![NO_KEY_FILE.to_string(); 2];
+        return Ok(out);
+    }
+    // borg opens the repository without its lock to copy it, then locks it
+    let unlocked = Access {
+        exclusive: false,
+        lock_wait,
+        lock: false,
+    };
+    drop(common::open_repository(loc, &unlocked)?);
+    let path = loc.local_path();
+    if !inplace {
+        let mut name = path.clone().into_os_string();
+        name.push(format!(
+            ".before-upgrade-{}",
+            chrono::Local::now().format("%Y-%m-%d-%H:%M:%S")
+        ));
+        let backup = std::path::PathBuf::from(name);
+        if !dry_run {
+            link_tree(&path, &backup)
+                .map_err(|e| CommandError::new(format!("{}: {e}", backup.display())))?;
+        }
+        out.backup = Some(backup);
+    }
+    let locked = Access {
         exclusive: true,
         lock_wait,
         lock: true,
     };
-    drop(common::open_repository(loc, &access)?);
-    Ok(["no key file found for repository"; 2])
+    let repo = common::open_repository(loc, &locked)?;
+    out.warnings.push(NO_KEY_FILE.to_string());
+    if !has_index(&path) {
+        out.warnings.push(format!(
+            "no index file found for repository {}",
+            path.display()
+        ));
+    }
+    // borg's `borg_readme`: removed and written anew, so the copy keeps its own file
+    let readme = path.join("README");
+    let _ = std::fs::remove_file(&readme);
+    std::fs::write(&readme, crate::repo::local::REPOSITORY_README)
+        .map_err(|e| CommandError::new(format!("{}: {e}", readme.display())))?;
+    drop(repo);
+    out.warnings.push(NO_KEY_FILE.to_string());
+    Ok(out)
+}
+
+/// borg's `get_index_transaction_id() is not None`: an `index.N` file exists.
+fn has_index(repo: &std::path::Path) -> bool {
+    std::fs::read_dir(repo)
+        .map(|rd| {
+            rd.flatten().any(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.strip_prefix("index.")
+                    .is_some_and(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// `shutil.copytree(src, dst, copy_function=os.link)`: directories made anew (with their
+/// modes), files hard-linked, symbolic links copied as links.
+fn link_tree(src: &std::path::Path, dst: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir(dst)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            link_tree(&from, &to)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+        } else {
+            std::fs::hard_link(&from, &to)?;
+        }
+    }
+    let mode = std::fs::metadata(src)?.permissions().mode();
+    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(mode))
 }

@@ -15,6 +15,7 @@ use super::storage::dir::{self as dirstore, DirStorage};
 use super::storage::s3::S3Storage;
 use super::storage::{Storage, StorageLock};
 use super::{CheckReport, ObjectId, RepoError, Repository, Result};
+use crate::progress::ProgressSink;
 use crate::units::format_file_size;
 use std::collections::BTreeMap;
 use std::fs;
@@ -665,7 +666,21 @@ impl Repository for LocalRepository {
     }
 
     fn check(&mut self, repair: bool, max_duration: u64) -> Result<CheckReport> {
-        check::check(self, repair, max_duration)
+        check::check(
+            self,
+            repair,
+            max_duration,
+            &mut |_: &crate::progress::ProgressEvent| {},
+        )
+    }
+
+    fn check_with_progress(
+        &mut self,
+        repair: bool,
+        max_duration: u64,
+        progress: &mut ProgressSink<'_>,
+    ) -> Result<CheckReport> {
+        check::check(self, repair, max_duration, progress)
     }
 
     fn save_key(&mut self, keydata: &[u8]) -> Result<()> {

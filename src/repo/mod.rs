@@ -172,6 +172,17 @@ pub trait Repository {
     fn rollback(&mut self) -> Result<()>;
     /// `check`: repository-level consistency check (and repair).
     fn check(&mut self, repair: bool, max_duration: u64) -> Result<CheckReport>;
+    /// [`Repository::check`] reporting its progress (borg's `repository.check` percentage
+    /// over the segments) to `progress`; a repository that cannot tell just checks.
+    fn check_with_progress(
+        &mut self,
+        repair: bool,
+        max_duration: u64,
+        progress: &mut crate::progress::ProgressSink<'_>,
+    ) -> Result<CheckReport> {
+        let _ = progress;
+        self.check(repair, max_duration)
+    }
     /// `save_key`: store the (base64 text) key blob in `config` (§4.4).
     fn save_key(&mut self, keydata: &[u8]) -> Result<()>;
     /// `load_key`: the key blob from `config`; empty when there is none.

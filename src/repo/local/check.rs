@@ -4,6 +4,7 @@
 //! fresh index/hints/integrity is committed. Findings are returned as data, never printed.
 
 use super::LocalRepository;
+use crate::progress::{Percent, ProgressSink};
 use crate::repo::segment::Entry;
 use crate::repo::{RepoError, Result};
 use std::time::{Duration, Instant};
@@ -21,8 +22,14 @@ pub struct CheckReport {
     pub partial: bool,
 }
 
-/// Runs the check on an open repository (needs the exclusive lock).
-pub fn check(repo: &mut LocalRepository, repair: bool, max_duration: u64) -> Result<CheckReport> {
+/// Runs the check on an open repository (needs the exclusive lock); the segment pass reports
+/// borg's `repository.check` percentage to `progress`.
+pub fn check(
+    repo: &mut LocalRepository,
+    repair: bool,
+    max_duration: u64,
+    progress: &mut ProgressSink<'_>,
+) -> Result<CheckReport> {
     use crate::repo::Repository;
     if repo.append_only() && repair {
         return Err(RepoError::AppendOnly(repo.path().display().to_string()));
@@ -74,7 +81,12 @@ pub fn check(repo: &mut LocalRepository, repair: bool, max_duration: u64) -> Res
     let start = Instant::now();
     let mut finished = true;
     let mut seen_any = false;
-    for (seg, _) in repo.io.segment_list(false)? {
+    let segments = repo.io.segment_list(false)?;
+    let mut pi = Percent::new(segments.len() as u64, 0.1, "repository.check", |p| {
+        format!("Checking segments {p:3.1}%")
+    });
+    for (i, (seg, _)) in segments.into_iter().enumerate() {
+        pi.show(Some(i as u64), progress);
         if (seg as i64) <= last_checked || seg > tid {
             continue;
         }
@@ -123,6 +135,7 @@ pub fn check(repo: &mut LocalRepository, repair: bool, max_duration: u64) -> Res
         }
     }
     let _ = seen_any;
+    pi.finish(progress);
     if finished && partial {
         repo.config
             .remove(crate::repo::config::SECTION, "last_segment_checked");
