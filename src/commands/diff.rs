@@ -7,9 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use indexmap_lite::OrderedMap;
 
-use crate::archive::item::{
-    filemode, ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFREG,
-};
+use crate::archive::item::{filemode, ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFREG};
 use crate::archive::meta::{ArchiveMeta, Items};
 use crate::archive::KeyedRepository;
 use crate::location::Location;
