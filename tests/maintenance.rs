@@ -33,7 +33,7 @@ fn repo_with_archives(env: &Env, n: u64, extra_init: &[&str]) -> (PathBuf, Vec<P
     init.extend_from_slice(extra_init);
     let rs = arg(&repo);
     init.push(&rs);
-    env.borg(init).ok().out();
+    env.borg(init).ok();
     let mut copies = Vec::new();
     let src = env.path().join("src");
     for g in 0..n {
@@ -119,7 +119,7 @@ fn prune_then_compact_shrinks_and_extracts_identically() {
     assert_eq!(prune_report(&h.stderr), prune_report(&b.stderr));
     assert!(h.stderr.contains("Deleted data:"), "{}", h.stderr);
     assert_eq!(archive_names(&env, &repo), vec!["a2", "a3"]);
-    env.borg(["check", arg(&repo)]).ok().out();
+    env.borg(["check", arg(&repo)]).ok();
     // Prune never compacts: no segment disappeared.
     let after_prune = segment_files(&repo);
     assert!(segments_size(&repo) >= before);
@@ -133,7 +133,7 @@ fn prune_then_compact_shrinks_and_extracts_identically() {
         "repository did not shrink: {before} -> {after}"
     );
     assert!(after_prune.len() >= segment_files(&repo).len());
-    env.borg(["check", "--verify-data", arg(&repo)]).ok().out();
+    env.borg(["check", "--verify-data", arg(&repo)]).ok();
     for (name, g) in [("a2", 2usize), ("a3", 3)] {
         let dest = env.path().join(format!("x-{name}"));
         std::fs::create_dir_all(&dest).expect("mkdir");
@@ -219,7 +219,7 @@ fn append_only_prune_rolls_back_and_compact_frees_nothing() {
     }
     let _ = std::fs::remove_dir_all(env.base().join(".cache/borg"));
     assert_eq!(archive_names(&env, &repo), vec!["a0", "a1", "a2"]);
-    env.borg(["check", arg(&repo)]).ok().out();
+    env.borg(["check", arg(&repo)]).ok();
 }
 
 /// `storage_quota_use` from the current hints file (read with borg's msgpack).
@@ -248,7 +248,7 @@ fn storage_quota_exceeded_keeps_last_commit() {
     }
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.borg(["init", "-e", "none", arg(&repo)]).ok().out();
+    env.borg(["init", "-e", "none", arg(&repo)]).ok();
     let src = env.path().join("big");
     std::fs::create_dir_all(&src).expect("mkdir");
     std::fs::write(src.join("data"), tree::pseudo_random(10_200_000, 7)).expect("write");
@@ -286,7 +286,7 @@ fn storage_quota_exceeded_keeps_last_commit() {
     assert!(r.stderr.contains("Try deleting some archives."));
     // Still at the last commit: both archives, and borg finds nothing wrong.
     assert_eq!(archive_names(&env, &repo), vec!["one", "two"]);
-    env.borg(["check", arg(&repo)]).ok().out();
+    env.borg(["check", arg(&repo)]).ok();
     // Committed files are untouched (an abandoned segment may remain, as with borg).
     let after = common::snapshot_dir(&repo);
     for (path, data) in &before {
@@ -314,7 +314,7 @@ fn with_lock_holds_the_lock_and_returns_the_exit_code() {
     }
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.borg(["init", "-e", "none", arg(&repo)]).ok().out();
+    env.borg(["init", "-e", "none", arg(&repo)]).ok();
     let mut child = env
         .hoard_cmd()
         .args(["with-lock", arg(&repo), "sleep", "4"])
@@ -332,7 +332,7 @@ fn with_lock_holds_the_lock_and_returns_the_exit_code() {
     );
     let st = child.wait().expect("wait");
     assert_eq!(st.code(), Some(0));
-    env.borg(["list", arg(&repo)]).ok().out();
+    env.borg(["list", arg(&repo)]).ok();
     let r = env.hoard(["with-lock", arg(&repo), "sh", "-c", "exit 3"]);
     assert_eq!(r.code, 3);
     let r = env.borg(["with-lock", arg(&repo), "sh", "-c", "exit 3"]);
@@ -341,7 +341,7 @@ fn with_lock_holds_the_lock_and_returns_the_exit_code() {
     let r = env.hoard(["with-lock", arg(&repo), "ls", "-d", "/"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.out(), "/\n");
-    env.borg(["check", arg(&repo)]).ok().out();
+    env.borg(["check", arg(&repo)]).ok();
 }
 
 #[test]
@@ -352,8 +352,8 @@ fn config_round_trip_matches_borg() {
     let env = Env::new();
     let br = env.path().join("b");
     let hr = env.path().join("h");
-    env.borg(["init", "-e", "none", arg(&br)]).ok().out();
-    env.borg(["init", "-e", "none", arg(&hr)]).ok().out();
+    env.borg(["init", "-e", "none", arg(&br)]).ok();
+    env.borg(["init", "-e", "none", arg(&hr)]).ok();
     let steps: &[&[&str]] = &[
         &["append_only"],
         &["append_only", "1"],
@@ -426,7 +426,7 @@ fn config_round_trip_matches_borg() {
         let ch = strip_id(std::fs::read_to_string(hr.join("config")).expect("config"));
         assert_eq!(cb, ch, "config file after {step:?}");
     }
-    env.borg(["check", arg(&hr)]).ok().out();
+    env.borg(["check", arg(&hr)]).ok();
 }
 
 /// Runs hoard with `HOARD_CRASH_AT=k`; true if it was killed.
@@ -484,7 +484,7 @@ fn sigkill_during_prune_and_compact_keeps_the_last_commit() {
             "crash point {k}: unexpected archives {names:?}"
         );
         if k % 3 == 1 || !killed {
-            env.borg(["check", &rs]).ok().out();
+            env.borg(["check", &rs]).ok();
         }
         // hoard opens it too.
         let info = env
@@ -504,7 +504,7 @@ fn sigkill_during_prune_and_compact_keeps_the_last_commit() {
     }
     assert!(k > 3, "prune passed too few crash points ({k})");
     println!("prune: {} crash points", k - 1);
-    env.borg(["check", "--verify-data", &rs]).ok().out();
+    env.borg(["check", "--verify-data", &rs]).ok();
 
     // compact of the pruned repository.
     let pruned = env.path().join("pruned");
@@ -517,7 +517,7 @@ fn sigkill_during_prune_and_compact_keeps_the_last_commit() {
         let killed = crashed(&env, &exe, &["compact", &rs], k);
         assert_eq!(archive_names(&env, &repo), vec!["a2"], "crash point {k}");
         if k % 3 == 1 || !killed {
-            env.borg(["check", &rs]).ok().out();
+            env.borg(["check", &rs]).ok();
         }
         if !killed {
             break;
@@ -526,7 +526,7 @@ fn sigkill_during_prune_and_compact_keeps_the_last_commit() {
         assert!(k < 500, "compact never completed");
     }
     println!("compact: {} crash points", k - 1);
-    env.borg(["check", "--verify-data", &rs]).ok().out();
+    env.borg(["check", "--verify-data", &rs]).ok();
     let final_size = segments_size(&repo);
     restore(&env, &pruned);
     assert!(final_size < segments_size(&repo));
