@@ -844,7 +844,7 @@ fn corruption_injection_on_hoard_made_repositories() {
                 "create",
                 "--chunker-params",
                 cp,
-                &archive(&pristine, &name),
+                &archive(&pristine, name),
                 "data",
             ])
             .output()
@@ -927,7 +927,7 @@ fn corruption_injection_on_hoard_made_repositories() {
             let out = env
                 .hoard_cmd()
                 .current_dir(&dest)
-                .args(["extract", &archive(&repo, &name)])
+                .args(["extract", &archive(&repo, name)])
                 .output()
                 .expect("hoard extract");
             // 1: damaged files flagged (zero-filled replacement chunks).
@@ -951,7 +951,7 @@ fn corruption_injection_on_hoard_made_repositories() {
                 let out = env
                     .borg_cmd()
                     .current_dir(&dest)
-                    .args(["extract", &archive(&repo, &name)])
+                    .args(["extract", &archive(&repo, name)])
                     .output()
                     .expect("borg extract");
                 assert!(

@@ -32,7 +32,7 @@ fn repo_with_archives(env: &Env, n: u64, extra_init: &[&str]) -> (PathBuf, Vec<P
     let mut init = vec!["init", "-e", "repokey"];
     init.extend_from_slice(extra_init);
     let rs = arg(&repo);
-    init.push(&rs);
+    init.push(rs);
     env.borg(init).ok();
     let mut copies = Vec::new();
     let src = env.path().join("src");
@@ -432,7 +432,7 @@ fn config_round_trip_matches_borg() {
 /// Runs hoard with `HOARD_CRASH_AT=k`; true if it was killed.
 fn crashed(env: &Env, exe: &Path, args: &[&str], k: u64) -> bool {
     let out = env
-        .command_at(&exe)
+        .command_at(exe)
         .env("HOARD_CRASH_AT", k.to_string())
         .args(args)
         .output()
@@ -477,19 +477,19 @@ fn sigkill_during_prune_and_compact_keeps_the_last_commit() {
     let mut k = 1;
     loop {
         restore(&env, &pristine);
-        let killed = crashed(&env, &exe, &["prune", "--keep-last", "1", &rs], k);
+        let killed = crashed(&env, &exe, &["prune", "--keep-last", "1", rs], k);
         let names = archive_names(&env, &repo);
         assert!(
             names == full || names == vec!["a2".to_string()],
             "crash point {k}: unexpected archives {names:?}"
         );
         if k % 3 == 1 || !killed {
-            env.borg(["check", &rs]).ok();
+            env.borg(["check", rs]).ok();
         }
         // hoard opens it too.
         let info = env
             .command_at(&exe)
-            .args(["info", &rs])
+            .args(["info", rs])
             .output()
             .expect("hoard");
         assert!(
@@ -504,7 +504,7 @@ fn sigkill_during_prune_and_compact_keeps_the_last_commit() {
     }
     assert!(k > 3, "prune passed too few crash points ({k})");
     println!("prune: {} crash points", k - 1);
-    env.borg(["check", "--verify-data", &rs]).ok();
+    env.borg(["check", "--verify-data", rs]).ok();
 
     // compact of the pruned repository.
     let pruned = env.path().join("pruned");
@@ -514,10 +514,10 @@ fn sigkill_during_prune_and_compact_keeps_the_last_commit() {
     let mut k = 1;
     loop {
         restore(&env, &pruned);
-        let killed = crashed(&env, &exe, &["compact", &rs], k);
+        let killed = crashed(&env, &exe, &["compact", rs], k);
         assert_eq!(archive_names(&env, &repo), vec!["a2"], "crash point {k}");
         if k % 3 == 1 || !killed {
-            env.borg(["check", &rs]).ok();
+            env.borg(["check", rs]).ok();
         }
         if !killed {
             break;
@@ -526,7 +526,7 @@ fn sigkill_during_prune_and_compact_keeps_the_last_commit() {
         assert!(k < 500, "compact never completed");
     }
     println!("compact: {} crash points", k - 1);
-    env.borg(["check", "--verify-data", &rs]).ok();
+    env.borg(["check", "--verify-data", rs]).ok();
     let final_size = segments_size(&repo);
     restore(&env, &pruned);
     assert!(final_size < segments_size(&repo));

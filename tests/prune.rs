@@ -709,7 +709,7 @@ fn prune_dry_run_list_matches_borg_on_generated_repositories() {
                 "create",
                 "--timestamp",
                 ts,
-                &archive(&repo, &name),
+                &archive(&repo, name),
                 arg(&empty),
             ])
             .ok();
