@@ -1,17 +1,18 @@
 //! `hoard check`: the archives part (ArchiveChecker) against borg 1.2 — vector repositories,
-//! random corruption with `--verify-data` and `--repair`, manifest rebuild, missing-chunk
-//! replacement and healing, orphans.
+//! random corruption with `--verify-data` and `--repair` of borg-made and of hoard-made
+//! repositories, manifest rebuild, missing-chunk replacement and healing, orphans.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{borg_available, Env, Run, VECTOR_PASSPHRASE};
+use common::{archive, arg, borg_available, lines, tree, Env, Run, VECTOR_PASSPHRASE};
 use hoard::archive::Manifest;
 use hoard::crypto::Key;
 use hoard::msgpack::{Limits, Value};
 use hoard::repo::{LocalRepository, OpenOptions, Repository, MANIFEST_ID};
-use rand::{Rng, SeedableRng};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use sha2::{Digest, Sha256};
 
 const VECTORS: [&str; 9] = [
@@ -82,8 +83,7 @@ fn borg_repo(env: &Env, encryption: &str) -> (PathBuf, PathBuf) {
     )
     .unwrap();
     std::os::unix::fs::symlink("small", data.join("link")).unwrap();
-    let repo = env.path().join("repo");
-    env.borg(["init", "-e", encryption, &s(&repo)]).ok();
+    let repo = env.borg_init_repo("repo", encryption);
     let cp = "buzhash,10,14,12,4095";
     env.borg([
         "create",
@@ -103,16 +103,6 @@ fn borg_repo(env: &Env, encryption: &str) -> (PathBuf, PathBuf) {
     ])
     .ok();
     (repo, data)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let st = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(st.success());
 }
 
 fn repair_env(env: &mut Env) {
@@ -193,31 +183,6 @@ fn progress_and_json_progress() {
     assert!(r.stderr.contains("check.verify_data"));
 }
 
-/// Flips one random byte in a random segment file; returns a description.
-fn flip_random_byte(repo: &Path, rng: &mut impl Rng) -> String {
-    let mut segs: Vec<PathBuf> = Vec::new();
-    for d in std::fs::read_dir(repo.join("data")).unwrap() {
-        let d = d.unwrap().path();
-        for f in std::fs::read_dir(&d).unwrap() {
-            let f = f.unwrap().path();
-            if std::fs::metadata(&f).unwrap().len() > 8 {
-                segs.push(f);
-            }
-        }
-    }
-    segs.sort();
-    let seg = &segs[rng.gen_range(0..segs.len())];
-    let mut bytes = std::fs::read(seg).unwrap();
-    let off = rng.gen_range(0..bytes.len());
-    let mask: u8 = rng.gen_range(1..=255);
-    bytes[off] ^= mask;
-    std::fs::write(seg, &bytes).unwrap();
-    format!(
-        "{}@{off}^{mask:#04x}",
-        seg.file_name().unwrap().to_string_lossy()
-    )
-}
-
 #[test]
 fn corruption_injection_is_detected_and_repaired() {
     let have_borg = borg_available();
@@ -233,12 +198,12 @@ fn corruption_injection_is_detected_and_repaired() {
         let work = env.path().join(format!("t{t}"));
         std::fs::create_dir_all(&work).unwrap();
         let repo = work.join("repo");
-        copy_dir(&pristine, &repo);
-        let what = flip_random_byte(&repo, &mut rng);
+        common::copy_dir(&pristine, &repo);
+        let what = common::craft::flip_random_segment_byte(&repo, &mut rng).2;
         let with_borg = have_borg && t % borg_every == 0;
         let borg_copy = work.join("borg");
         if with_borg {
-            copy_dir(&repo, &borg_copy);
+            common::copy_dir(&repo, &borg_copy);
         }
         let h = hoard(&env, ["check", "--verify-data", &s(&repo)]);
         assert!(h.code == 0 || h.code == 1, "trial {t} {what}: {}", h.stderr);
@@ -418,7 +383,7 @@ fn missing_chunk_is_replaced_then_healed() {
 fn data_without_added(env: &Env, data: &Path) -> PathBuf {
     let copy = env.path().join("data-one");
     if !copy.exists() {
-        copy_dir(data, &copy);
+        common::copy_dir(data, &copy);
         std::fs::remove_file(copy.join("added")).unwrap();
     }
     copy
@@ -642,7 +607,7 @@ fn missing_item_metadata_chunk_matches_borg() {
         r.close().unwrap();
     }
     let twin = env.path().join("twin");
-    copy_dir(&repo, &twin);
+    common::copy_dir(&repo, &twin);
     let h = hoard(&env, ["check", &s(&repo)]);
     let b = env.borg(["check", &s(&twin)]);
     assert_eq!((h.code, &h.stderr), (b.code, &b.stderr));
@@ -689,7 +654,7 @@ fn verify_data_finds_tampered_objects_like_borg() {
         id
     };
     let twin = env.path().join("twin");
-    copy_dir(&repo, &twin);
+    common::copy_dir(&repo, &twin);
     hoard(&env, ["check", &s(&repo)]).ok();
     let h = hoard(&env, ["check", "--verify-data", &s(&repo)]);
     assert_eq!(h.code, 1);
@@ -821,4 +786,185 @@ fn archive_rewritten_by_borg_124_repair_is_kept_and_reauthenticated() {
             .unwrap();
         assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     }
+}
+
+/// Byte ranges `[start, end)` of live entries per segment file name, from the index.
+fn live_ranges(repo: &Path) -> Vec<(String, u64, u64)> {
+    let mut r = LocalRepository::open(
+        repo,
+        &OpenOptions {
+            exclusive: true,
+            ..OpenOptions::default()
+        },
+    )
+    .expect("open repository");
+    let mut ids = Vec::new();
+    let mut marker = None;
+    loop {
+        let batch = r.list(Some(1000), marker.as_ref()).expect("list");
+        if batch.is_empty() {
+            break;
+        }
+        marker = batch.last().copied();
+        ids.extend(batch);
+    }
+    let mut out = Vec::new();
+    for id in &ids {
+        let (seg, off) = r.location(id).expect("location").expect("indexed");
+        let path = repo
+            .join("data")
+            .join((seg / 10_000).to_string())
+            .join(seg.to_string());
+        let bytes = std::fs::read(&path).expect("segment");
+        let off = off as usize;
+        let size = u32::from_le_bytes(bytes[off + 4..off + 8].try_into().unwrap()) as u64;
+        out.push((seg.to_string(), off as u64, off as u64 + size));
+    }
+    r.close().expect("close");
+    assert!(out.len() > 5, "too few live objects");
+    out
+}
+
+#[test]
+fn corruption_injection_on_hoard_made_repositories() {
+    let have_borg = common::borg_available();
+    let mut env = Env::new();
+    // A hoard-made repokey repository with two archives and small chunks.
+    let data = env.path().join("data");
+    std::fs::create_dir_all(data.join("sub")).expect("mkdir");
+    std::fs::write(data.join("big"), tree::pseudo_random(120_000, 11)).expect("write");
+    std::fs::write(data.join("sub/mid"), tree::pseudo_random(30_000, 12)).expect("write");
+    std::fs::write(data.join("small"), b"small file\n".repeat(20)).expect("write");
+    let pristine = env.init_repo("pristine", "repokey");
+    let cp = "buzhash,10,14,12,4095";
+    let create = |name: &str| {
+        let out = env
+            .hoard_cmd()
+            .args([
+                "create",
+                "--chunker-params",
+                cp,
+                &archive(&pristine, name),
+                "data",
+            ])
+            .output()
+            .expect("hoard create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    create("one");
+    std::fs::write(data.join("added"), tree::pseudo_random(5_000, 13)).expect("write");
+    create("two");
+    if have_borg {
+        env.borg(["check", "--verify-data", arg(&pristine)]).ok();
+    }
+    let live = live_ranges(&pristine);
+    env.set("BORG_CHECK_I_KNOW_WHAT_I_AM_DOING", "YES");
+
+    let trials = 100;
+    let borg_every = 5;
+    let mut rng = StdRng::seed_from_u64(0xF11B);
+    let (mut live_hits, mut hoard_flagged, mut borg_trials, mut borg_flagged) = (0, 0, 0, 0);
+    for t in 0..trials {
+        let work = env.path().join(format!("t{t}"));
+        std::fs::create_dir_all(&work).expect("mkdir");
+        let repo = work.join("repo");
+        common::copy_dir(&pristine, &repo);
+        let (seg, off, what) = common::craft::flip_random_segment_byte(&repo, &mut rng);
+        let hit_live = live
+            .iter()
+            .any(|(s, a, b)| *s == seg && (*a..*b).contains(&off));
+        let with_borg = have_borg && t % borg_every == 0;
+        let borg_copy = work.join("borg");
+        if with_borg {
+            common::copy_dir(&repo, &borg_copy);
+        }
+        let h = env.hoard(["check", "--verify-data", arg(&repo)]);
+        assert!(h.code == 0 || h.code == 1, "trial {t} {what}: {}", h.stderr);
+        assert!(
+            !h.stderr.contains("panicked"),
+            "trial {t} {what}: {}",
+            h.stderr
+        );
+        if hit_live {
+            live_hits += 1;
+            assert_eq!(
+                h.code, 1,
+                "trial {t} {what}: a flip in live data was not reported\n{}",
+                h.stderr
+            );
+        }
+        if h.code != 0 {
+            hoard_flagged += 1;
+        }
+        if with_borg {
+            borg_trials += 1;
+            let b = env.borg(["check", "--verify-data", arg(&borg_copy)]);
+            if b.code != 0 {
+                borg_flagged += 1;
+                assert_ne!(
+                    h.code, 0,
+                    "trial {t} {what}: borg flagged it, hoard did not\nborg: {}\nhoard: {}",
+                    b.stderr, h.stderr
+                );
+            }
+        }
+        let r = env.hoard(["check", "--repair", arg(&repo)]);
+        assert_eq!(r.code, 0, "trial {t} {what}: repair failed: {}", r.stderr);
+        let r = env.hoard(["check", arg(&repo)]);
+        assert_eq!(
+            r.code, 0,
+            "trial {t} {what}: check after repair: {}",
+            r.stderr
+        );
+        let remaining = lines(&env.hoard(["list", "--short", arg(&repo)]).ok().out());
+        for name in &remaining {
+            let dest = work.join(format!("h-{name}"));
+            std::fs::create_dir_all(&dest).expect("mkdir");
+            let out = env
+                .hoard_cmd()
+                .current_dir(&dest)
+                .args(["extract", &archive(&repo, name)])
+                .output()
+                .expect("hoard extract");
+            // 1: damaged files flagged (zero-filled replacement chunks).
+            assert!(
+                matches!(out.status.code(), Some(0) | Some(1)),
+                "trial {t} {what}: hoard extract {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if with_borg {
+            env.borg(["check", arg(&repo)]).ok();
+            let listed = lines(
+                &env.borg(["list", "--consider-checkpoints", "--short", arg(&repo)])
+                    .ok()
+                    .out(),
+            );
+            assert_eq!(listed, remaining, "trial {t} {what}");
+            for name in &listed {
+                let dest = work.join(format!("b-{name}"));
+                std::fs::create_dir_all(&dest).expect("mkdir");
+                let out = env
+                    .borg_cmd()
+                    .current_dir(&dest)
+                    .args(["extract", &archive(&repo, name)])
+                    .output()
+                    .expect("borg extract");
+                assert!(
+                    matches!(out.status.code(), Some(0) | Some(1)),
+                    "trial {t} {what}: borg extract {name}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        std::fs::remove_dir_all(&work).expect("rm");
+    }
+    println!(
+        "corruption on hoard-made repositories: {trials} trials, {live_hits} hit live data, hoard flagged {hoard_flagged}; borg compared on {borg_trials}, borg flagged {borg_flagged}"
+    );
+    assert!(live_hits >= 20, "too few flips hit live data ({live_hits})");
 }

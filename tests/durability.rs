@@ -1,16 +1,17 @@
 //! Durability: a writer killed with SIGKILL at any step leaves the repository at its last
 //! commit, readable by hoard and clean for `borg check`; a full disk during a commit fails
-//! cleanly and changes nothing.
+//! cleanly and changes nothing; `HOARD_CRASH_COUNT` names the number of crash points a run
+//! passes.
 
 mod common;
 
-use common::{borg_available, Env};
+use common::{archive, arg, borg_available, Env};
 use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
 fn archive_names(env: &Env, repo: &Path) -> BTreeSet<String> {
-    let r = env.hoard(["list", "--short", repo.to_str().unwrap()]).ok();
+    let r = env.hoard(["list", "--short", arg(repo)]).ok();
     r.out().lines().map(str::to_string).collect()
 }
 
@@ -19,11 +20,7 @@ fn create_with_crash(env: &Env, repo: &Path, name: &str, src: &Path, k: u64) -> 
     let out = env
         .hoard_cmd()
         .env("HOARD_CRASH_AT", k.to_string())
-        .args([
-            "create",
-            &format!("{}::{name}", repo.display()),
-            src.to_str().unwrap(),
-        ])
+        .args(["create", &archive(repo, name), arg(src)])
         .output()
         .unwrap();
     match out.status.signal() {
@@ -44,9 +41,7 @@ fn create_with_crash(env: &Env, repo: &Path, name: &str, src: &Path, k: u64) -> 
 fn sigkill_at_every_write_step_keeps_the_last_commit() {
     let check_with_borg = borg_available();
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "repokey", repo.to_str().unwrap()])
-        .ok();
+    let repo = env.init_repo("repo", "repokey");
     let src = env.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     let mut committed: BTreeSet<String> = BTreeSet::new();
@@ -80,25 +75,19 @@ fn sigkill_at_every_write_step_keeps_the_last_commit() {
                 "crash point {k} of step {step}: archives {now:?}, committed {committed:?}"
             );
             committed = now;
-            env.hoard(["check", "--repository-only", repo.to_str().unwrap()])
-                .ok();
+            env.hoard(["check", "--repository-only", arg(&repo)]).ok();
             if check_with_borg && kills.is_multiple_of(25) {
-                env.borg(["check", repo.to_str().unwrap()]).ok();
+                env.borg(["check", arg(&repo)]).ok();
             }
             k += 1;
         }
     }
     eprintln!("{kills} kill points exercised");
     assert!(kills >= 200, "only {kills} kill points were exercised");
-    env.hoard(["check", "--repository-only", repo.to_str().unwrap()])
-        .ok();
+    env.hoard(["check", "--repository-only", arg(&repo)]).ok();
     if check_with_borg {
-        env.borg(["check", "--verify-data", repo.to_str().unwrap()])
-            .ok();
-        let listed = env
-            .borg(["list", "--short", repo.to_str().unwrap()])
-            .ok()
-            .out();
+        env.borg(["check", "--verify-data", arg(&repo)]).ok();
+        let listed = env.borg(["list", "--short", arg(&repo)]).ok().out();
         let borg_names: BTreeSet<String> = listed.lines().map(str::to_string).collect();
         assert_eq!(borg_names, committed);
     }
@@ -135,18 +124,10 @@ fn full_disk_during_commit_fails_cleanly() {
         panic!("this test needs root to mount a small tmpfs (or HOARD_SKIP_MOUNT=1)");
     }
     let _guard = Unmount(&mnt);
-    let repo = mnt.join("repo");
-    env.hoard(["init", "-e", "repokey", repo.to_str().unwrap()])
+    let repo = env.init_repo("small/repo", "repokey");
+    let src = common::write_files(&env.path().join("src"), &[("small.txt", b"fits\n")]);
+    env.hoard(["create", &archive(&repo, "first"), arg(&src)])
         .ok();
-    let src = env.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("small.txt"), b"fits\n").unwrap();
-    env.hoard([
-        "create",
-        &format!("{}::first", repo.display()),
-        src.to_str().unwrap(),
-    ])
-    .ok();
     let before = common::snapshot_dir(&repo);
     // 8 MB of incompressible data cannot fit into what is left of 3 MB
     std::fs::write(
@@ -154,11 +135,7 @@ fn full_disk_during_commit_fails_cleanly() {
         common::tree::pseudo_random(8_000_000, 7),
     )
     .unwrap();
-    let r = env.hoard([
-        "create",
-        &format!("{}::second", repo.display()),
-        src.to_str().unwrap(),
-    ]);
+    let r = env.hoard(["create", &archive(&repo, "second"), arg(&src)]);
     assert_eq!(r.code, 2, "a full disk is an error: {}", r.stderr);
     // borg's cleanup notice may precede the error; the error itself is one line
     let lines: Vec<&str> = r
@@ -203,6 +180,68 @@ fn full_disk_during_commit_fails_cleanly() {
         BTreeSet::from(["first".to_string()])
     );
     if borg_available() {
-        env.borg(["check", repo.to_str().unwrap()]).ok();
+        env.borg(["check", arg(&repo)]).ok();
     }
+}
+
+/// The crash-point count line of a run with `HOARD_CRASH_COUNT=1` (its last stderr line).
+fn reported_count(stderr: &str) -> u64 {
+    let last = stderr.lines().last().unwrap_or_default();
+    let n = last
+        .strip_prefix("hoard: crash points passed: ")
+        .unwrap_or_else(|| panic!("no count line at the end of stderr:\n{stderr}"));
+    n.parse().expect("a number")
+}
+
+#[test]
+fn crash_count_names_the_last_crash_point_of_a_run() {
+    let env = Env::new();
+    let pristine = env.init_repo("pristine", "repokey");
+    let src = common::write_files(
+        &env.path().join("src"),
+        &[
+            ("a.bin", &common::tree::pseudo_random(300_000, 1)),
+            ("b.txt", b"text\n"),
+        ],
+    );
+    // One environment per run: the same repository state and the same (empty) client state.
+    let run = |name: &str, var: (&str, String)| {
+        let run_env = Env::new();
+        let repo = run_env.path().join(name);
+        common::copy_dir(&pristine, &repo);
+        let out = run_env
+            .hoard_cmd()
+            .env(var.0, var.1)
+            .args(["create", &archive(&repo, "a"), arg(&src)])
+            .output()
+            .expect("run hoard");
+        (run_env, repo, out)
+    };
+    let (_e, _r, counted) = run("counted", ("HOARD_CRASH_COUNT", "1".into()));
+    assert!(counted.status.success());
+    let stderr = String::from_utf8_lossy(&counted.stderr);
+    let n = reported_count(&stderr);
+    assert!(n > 10, "a create passes more than a few crash points ({n})");
+    // Only `1` asks for the line.
+    let (_e, _r, quiet) = run("quiet", ("HOARD_CRASH_COUNT", "0".into()));
+    assert!(quiet.status.success());
+    assert!(
+        !String::from_utf8_lossy(&quiet.stderr).contains("crash points"),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    // The N-th point is the last one: a run killed there dies; one asked to die at N+1 ends
+    // normally (and reports the same count).
+    let (_e, _r, at_last) = run("at-last", ("HOARD_CRASH_AT", n.to_string()));
+    assert_eq!(at_last.status.signal(), Some(9), "not killed at point {n}");
+    let (run_env, repo, past) = run("past", ("HOARD_CRASH_AT", (n + 1).to_string()));
+    assert!(
+        past.status.success(),
+        "{}",
+        String::from_utf8_lossy(&past.stderr)
+    );
+    assert_eq!(
+        run_env.hoard(["list", "--short", arg(&repo)]).ok().out(),
+        "a\n"
+    );
 }

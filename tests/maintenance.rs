@@ -1,7 +1,8 @@
 //! Repository maintenance against the real borg 1.2.4: `prune` + `compact` (the repository
 //! shrinks, `borg check --verify-data` passes, remaining archives extract identically),
-//! append-only roll back, storage quota, `with-lock`, `config`, and SIGKILL at every durable
-//! write step of `prune` and `compact`.
+//! append-only roll back, storage quota (`create` over the quota fails and changes nothing),
+//! `with-lock`, `config`, and SIGKILL at every durable write step of `prune`, `compact` and
+//! `delete`.
 
 mod common;
 
@@ -9,23 +10,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{tree, Env};
-
-fn p(x: &Path) -> String {
-    x.display().to_string()
-}
-
-fn borg_ok(env: &Env, args: &[&str]) -> String {
-    let r = env.borg(args);
-    assert_eq!(
-        r.code,
-        0,
-        "borg {args:?} failed:\n{}\n{}",
-        r.out(),
-        r.stderr
-    );
-    r.out()
-}
+use common::{arg, lines, tree, Env};
 
 /// Writes generation `g` of a small source tree: shared files plus files unique to `g`.
 fn write_generation(src: &Path, g: u64) {
@@ -46,9 +31,9 @@ fn repo_with_archives(env: &Env, n: u64, extra_init: &[&str]) -> (PathBuf, Vec<P
     let repo = env.path().join("repo");
     let mut init = vec!["init", "-e", "repokey"];
     init.extend_from_slice(extra_init);
-    let rs = p(&repo);
-    init.push(&rs);
-    borg_ok(env, &init);
+    let rs = arg(&repo);
+    init.push(rs);
+    env.borg(init).ok();
     let mut copies = Vec::new();
     let src = env.path().join("src");
     for g in 0..n {
@@ -66,21 +51,10 @@ fn repo_with_archives(env: &Env, n: u64, extra_init: &[&str]) -> (PathBuf, Vec<P
             String::from_utf8_lossy(&out.stderr)
         );
         let copy = env.path().join(format!("gen{g}"));
-        copy_dir(&src, &copy);
+        common::copy_dir(&src, &copy);
         copies.push(copy);
     }
     (repo, copies)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let _ = std::fs::remove_dir_all(to);
-    let st = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("cp");
-    assert!(st.success());
 }
 
 /// Sum of the sizes of the segment files.
@@ -106,7 +80,9 @@ fn segment_files(repo: &Path) -> Vec<(u64, u64)> {
 }
 
 fn archive_names(env: &Env, repo: &Path) -> Vec<String> {
-    borg_ok(env, &["list", "--short", &p(repo)])
+    env.borg(["list", "--short", arg(repo)])
+        .ok()
+        .out()
         .lines()
         .map(str::to_string)
         .collect()
@@ -133,22 +109,22 @@ fn prune_then_compact_shrinks_and_extracts_identically() {
     // A twin in a separate client environment, pruned by borg, for the output comparison.
     let twin_env = Env::new();
     let twin = twin_env.path().join("repo");
-    copy_dir(&repo, &twin);
+    common::copy_dir(&repo, &twin);
 
     let before = segments_size(&repo);
-    let h = env.hoard(["prune", "--list", "--stats", "--keep-last", "2", &p(&repo)]);
+    let h = env.hoard(["prune", "--list", "--stats", "--keep-last", "2", arg(&repo)]);
     assert_eq!(h.code, 0, "{}", h.stderr);
-    let b = twin_env.borg(["prune", "--list", "--stats", "--keep-last", "2", &p(&twin)]);
+    let b = twin_env.borg(["prune", "--list", "--stats", "--keep-last", "2", arg(&twin)]);
     assert_eq!(b.code, 0, "{}", b.stderr);
     assert_eq!(prune_report(&h.stderr), prune_report(&b.stderr));
     assert!(h.stderr.contains("Deleted data:"), "{}", h.stderr);
     assert_eq!(archive_names(&env, &repo), vec!["a2", "a3"]);
-    borg_ok(&env, &["check", &p(&repo)]);
+    env.borg(["check", arg(&repo)]).ok();
     // Prune never compacts: no segment disappeared.
     let after_prune = segment_files(&repo);
     assert!(segments_size(&repo) >= before);
 
-    let c = env.hoard(["compact", "-v", &p(&repo)]);
+    let c = env.hoard(["compact", "-v", arg(&repo)]);
     assert_eq!(c.code, 0, "{}", c.stderr);
     assert!(c.stderr.contains("compaction freed about "), "{}", c.stderr);
     let after = segments_size(&repo);
@@ -157,21 +133,21 @@ fn prune_then_compact_shrinks_and_extracts_identically() {
         "repository did not shrink: {before} -> {after}"
     );
     assert!(after_prune.len() >= segment_files(&repo).len());
-    borg_ok(&env, &["check", "--verify-data", &p(&repo)]);
+    env.borg(["check", "--verify-data", arg(&repo)]).ok();
     for (name, g) in [("a2", 2usize), ("a3", 3)] {
         let dest = env.path().join(format!("x-{name}"));
         std::fs::create_dir_all(&dest).expect("mkdir");
         let out = env
             .borg_cmd()
             .current_dir(&dest)
-            .args(["extract", &format!("{}::{name}", p(&repo))])
+            .args(["extract", &format!("{}::{name}", arg(&repo))])
             .output()
             .expect("borg extract");
         assert!(out.status.success());
         tree::assert_same_tree(&gens[g], &dest);
     }
     // borg agrees on the freed space after compacting the twin.
-    twin_env.borg(["compact", &p(&twin)]).ok();
+    twin_env.borg(["compact", arg(&twin)]).ok();
     let twin_size = segments_size(&twin);
     assert!(twin_size.abs_diff(after) < after / 10 + 4096);
 }
@@ -193,7 +169,7 @@ fn append_only_prune_rolls_back_and_compact_frees_nothing() {
         .expect("transaction id");
     let segs_before = segment_files(&repo);
 
-    env.hoard(["prune", "--keep-last", "1", &p(&repo)]).ok();
+    env.hoard(["prune", "--keep-last", "1", arg(&repo)]).ok();
     assert_eq!(archive_names(&env, &repo), vec!["a2"]);
     // Nothing was removed from the log.
     let segs_after = segment_files(&repo);
@@ -204,7 +180,7 @@ fn append_only_prune_rolls_back_and_compact_frees_nothing() {
         );
     }
     // compact frees nothing in append-only mode.
-    env.hoard(["compact", &p(&repo)]).ok();
+    env.hoard(["compact", arg(&repo)]).ok();
     for s in &segs_after {
         assert!(
             segment_files(&repo).contains(s),
@@ -243,7 +219,7 @@ fn append_only_prune_rolls_back_and_compact_frees_nothing() {
     }
     let _ = std::fs::remove_dir_all(env.base().join(".cache/borg"));
     assert_eq!(archive_names(&env, &repo), vec!["a0", "a1", "a2"]);
-    borg_ok(&env, &["check", &p(&repo)]);
+    env.borg(["check", arg(&repo)]).ok();
 }
 
 /// `storage_quota_use` from the current hints file (read with borg's msgpack).
@@ -256,7 +232,7 @@ d = msgpack.unpackb(open(files[-1], 'rb').read())
 print(d.get(b'storage_quota_use', d.get('storage_quota_use', 0)))
 "#;
     let out = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", script, &p(repo)])
+        .args(["-c", script, arg(repo)])
         .output()
         .expect("python3");
     String::from_utf8_lossy(&out.stdout)
@@ -272,7 +248,7 @@ fn storage_quota_exceeded_keeps_last_commit() {
     }
     let env = Env::new();
     let repo = env.path().join("repo");
-    borg_ok(&env, &["init", "-e", "none", &p(&repo)]);
+    env.borg(["init", "-e", "none", arg(&repo)]).ok();
     let src = env.path().join("big");
     std::fs::create_dir_all(&src).expect("mkdir");
     std::fs::write(src.join("data"), tree::pseudo_random(10_200_000, 7)).expect("write");
@@ -284,7 +260,7 @@ fn storage_quota_exceeded_keeps_last_commit() {
                 "create",
                 "-C",
                 "none",
-                &format!("{}::{name}", p(&repo)),
+                &format!("{}::{name}", arg(&repo)),
                 ".",
             ])
             .output()
@@ -297,20 +273,20 @@ fn storage_quota_exceeded_keeps_last_commit() {
     assert!(used > 10_000_000);
     env.hoard([
         "config",
-        &p(&repo),
+        arg(&repo),
         "storage_quota",
         &(used + 20).to_string(),
     ])
     .ok();
     let before = common::snapshot_dir(&repo);
-    let r = env.hoard(["prune", "--keep-last", "1", &p(&repo)]);
+    let r = env.hoard(["prune", "--keep-last", "1", arg(&repo)]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     common::assert_one_line_error(&r.stderr, "has been exceeded");
     assert!(r.stderr.contains("The storage quota ("), "{}", r.stderr);
     assert!(r.stderr.contains("Try deleting some archives."));
     // Still at the last commit: both archives, and borg finds nothing wrong.
     assert_eq!(archive_names(&env, &repo), vec!["one", "two"]);
-    borg_ok(&env, &["check", &p(&repo)]);
+    env.borg(["check", arg(&repo)]).ok();
     // Committed files are untouched (an abandoned segment may remain, as with borg).
     let after = common::snapshot_dir(&repo);
     for (path, data) in &before {
@@ -325,8 +301,9 @@ fn storage_quota_exceeded_keeps_last_commit() {
         }
     }
     // The quota can be lifted again.
-    env.hoard(["config", "-d", &p(&repo), "storage_quota"]).ok();
-    env.hoard(["prune", "--keep-last", "1", &p(&repo)]).ok();
+    env.hoard(["config", "-d", arg(&repo), "storage_quota"])
+        .ok();
+    env.hoard(["prune", "--keep-last", "1", arg(&repo)]).ok();
     assert_eq!(archive_names(&env, &repo), vec!["two"]);
 }
 
@@ -337,16 +314,16 @@ fn with_lock_holds_the_lock_and_returns_the_exit_code() {
     }
     let env = Env::new();
     let repo = env.path().join("repo");
-    borg_ok(&env, &["init", "-e", "none", &p(&repo)]);
+    env.borg(["init", "-e", "none", arg(&repo)]).ok();
     let mut child = env
         .hoard_cmd()
-        .args(["with-lock", &p(&repo), "sleep", "4"])
+        .args(["with-lock", arg(&repo), "sleep", "4"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("hoard with-lock");
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    let r = env.borg(["--lock-wait", "1", "list", &p(&repo)]);
+    let r = env.borg(["--lock-wait", "1", "list", arg(&repo)]);
     assert_eq!(r.code, 2, "borg got the repository while it was locked");
     assert!(
         r.stderr.contains("Failed to create/acquire the lock"),
@@ -355,16 +332,16 @@ fn with_lock_holds_the_lock_and_returns_the_exit_code() {
     );
     let st = child.wait().expect("wait");
     assert_eq!(st.code(), Some(0));
-    borg_ok(&env, &["list", &p(&repo)]);
-    let r = env.hoard(["with-lock", &p(&repo), "sh", "-c", "exit 3"]);
+    env.borg(["list", arg(&repo)]).ok();
+    let r = env.hoard(["with-lock", arg(&repo), "sh", "-c", "exit 3"]);
     assert_eq!(r.code, 3);
-    let r = env.borg(["with-lock", &p(&repo), "sh", "-c", "exit 3"]);
+    let r = env.borg(["with-lock", arg(&repo), "sh", "-c", "exit 3"]);
     assert_eq!(r.code, 3);
     // Arguments that look like options belong to the command.
-    let r = env.hoard(["with-lock", &p(&repo), "ls", "-d", "/"]);
+    let r = env.hoard(["with-lock", arg(&repo), "ls", "-d", "/"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.out(), "/\n");
-    borg_ok(&env, &["check", &p(&repo)]);
+    env.borg(["check", arg(&repo)]).ok();
 }
 
 #[test]
@@ -375,8 +352,8 @@ fn config_round_trip_matches_borg() {
     let env = Env::new();
     let br = env.path().join("b");
     let hr = env.path().join("h");
-    borg_ok(&env, &["init", "-e", "none", &p(&br)]);
-    borg_ok(&env, &["init", "-e", "none", &p(&hr)]);
+    env.borg(["init", "-e", "none", arg(&br)]).ok();
+    env.borg(["init", "-e", "none", arg(&hr)]).ok();
     let steps: &[&[&str]] = &[
         &["append_only"],
         &["append_only", "1"],
@@ -413,7 +390,7 @@ fn config_round_trip_matches_borg() {
             let (flags, rest): (Vec<&str>, Vec<&str>) =
                 step.iter().partition(|a| a.starts_with('-'));
             args.extend(flags.iter().map(|s| s.to_string()));
-            args.push(p(repo));
+            args.push(arg(repo).to_string());
             args.extend(rest.iter().map(|s| s.to_string()));
             if prog == "borg" {
                 env.borg(&args)
@@ -449,43 +426,13 @@ fn config_round_trip_matches_borg() {
         let ch = strip_id(std::fs::read_to_string(hr.join("config")).expect("config"));
         assert_eq!(cb, ch, "config file after {step:?}");
     }
-    borg_ok(&env, &["check", &p(&hr)]);
-}
-
-/// A private copy of the hoard binary (the shared target directory may be rebuilt by others
-/// while a long test runs), and a `Command` for it with the environment's settings.
-fn private_hoard(env: &Env) -> PathBuf {
-    let exe = env.path().join("hoard-under-test");
-    std::fs::copy(env!("CARGO_BIN_EXE_hoard"), &exe).expect("copy hoard");
-    let probe = std::process::Command::new(&exe)
-        .args(["prune", "--help"])
-        .output()
-        .expect("hoard --help");
-    assert!(
-        probe.status.success(),
-        "{} is not this branch's build (the shared target directory was rebuilt by another \
-         worktree); rerun the test",
-        env!("CARGO_BIN_EXE_hoard")
-    );
-    exe
-}
-
-fn hoard_at(env: &Env, exe: &Path) -> std::process::Command {
-    let base = env.hoard_cmd();
-    let mut c = std::process::Command::new(exe);
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    c.current_dir(env.path()).stdin(Stdio::null());
-    c
+    env.borg(["check", arg(&hr)]).ok();
 }
 
 /// Runs hoard with `HOARD_CRASH_AT=k`; true if it was killed.
 fn crashed(env: &Env, exe: &Path, args: &[&str], k: u64) -> bool {
-    let out = hoard_at(env, exe)
+    let out = env
+        .command_at(exe)
         .env("HOARD_CRASH_AT", k.to_string())
         .args(args)
         .output()
@@ -507,7 +454,7 @@ fn crashed(env: &Env, exe: &Path, args: &[&str], k: u64) -> bool {
 /// Restores the repository and the client state from a pristine copy.
 fn restore(env: &Env, pristine: &Path) {
     for part in ["repo", "base"] {
-        copy_dir(&pristine.join(part), &env.path().join(part));
+        common::copy_dir(&pristine.join(part), &env.path().join(part));
     }
 }
 
@@ -517,31 +464,32 @@ fn sigkill_during_prune_and_compact_keeps_the_last_commit() {
         return;
     }
     let env = Env::new();
-    let exe = private_hoard(&env);
+    let exe = env.private_hoard();
     let (repo, _) = repo_with_archives(&env, 3, &[]);
-    let rs = p(&repo);
+    let rs = arg(&repo);
     let full = archive_names(&env, &repo);
     let pristine = env.path().join("pristine");
     std::fs::create_dir_all(&pristine).expect("mkdir");
-    copy_dir(&repo, &pristine.join("repo"));
-    copy_dir(&env.base(), &pristine.join("base"));
+    common::copy_dir(&repo, &pristine.join("repo"));
+    common::copy_dir(&env.base(), &pristine.join("base"));
 
     // prune: after each kill the repository holds either all archives or the pruned set.
     let mut k = 1;
     loop {
         restore(&env, &pristine);
-        let killed = crashed(&env, &exe, &["prune", "--keep-last", "1", &rs], k);
+        let killed = crashed(&env, &exe, &["prune", "--keep-last", "1", rs], k);
         let names = archive_names(&env, &repo);
         assert!(
             names == full || names == vec!["a2".to_string()],
             "crash point {k}: unexpected archives {names:?}"
         );
         if k % 3 == 1 || !killed {
-            borg_ok(&env, &["check", &rs]);
+            env.borg(["check", rs]).ok();
         }
         // hoard opens it too.
-        let info = hoard_at(&env, &exe)
-            .args(["info", &rs])
+        let info = env
+            .command_at(&exe)
+            .args(["info", rs])
             .output()
             .expect("hoard");
         assert!(
@@ -556,20 +504,20 @@ fn sigkill_during_prune_and_compact_keeps_the_last_commit() {
     }
     assert!(k > 3, "prune passed too few crash points ({k})");
     println!("prune: {} crash points", k - 1);
-    borg_ok(&env, &["check", "--verify-data", &rs]);
+    env.borg(["check", "--verify-data", rs]).ok();
 
     // compact of the pruned repository.
     let pruned = env.path().join("pruned");
     std::fs::create_dir_all(&pruned).expect("mkdir");
-    copy_dir(&repo, &pruned.join("repo"));
-    copy_dir(&env.base(), &pruned.join("base"));
+    common::copy_dir(&repo, &pruned.join("repo"));
+    common::copy_dir(&env.base(), &pruned.join("base"));
     let mut k = 1;
     loop {
         restore(&env, &pruned);
-        let killed = crashed(&env, &exe, &["compact", &rs], k);
+        let killed = crashed(&env, &exe, &["compact", rs], k);
         assert_eq!(archive_names(&env, &repo), vec!["a2"], "crash point {k}");
         if k % 3 == 1 || !killed {
-            borg_ok(&env, &["check", &rs]);
+            env.borg(["check", rs]).ok();
         }
         if !killed {
             break;
@@ -578,8 +526,213 @@ fn sigkill_during_prune_and_compact_keeps_the_last_commit() {
         assert!(k < 500, "compact never completed");
     }
     println!("compact: {} crash points", k - 1);
-    borg_ok(&env, &["check", "--verify-data", &rs]);
+    env.borg(["check", "--verify-data", rs]).ok();
     let final_size = segments_size(&repo);
     restore(&env, &pruned);
     assert!(final_size < segments_size(&repo));
+}
+
+#[test]
+fn sigkill_during_delete_keeps_the_last_commit() {
+    if !common::borg_available() {
+        return;
+    }
+    let env = Env::new();
+    let exe = env.private_hoard();
+    let repo = env.path().join("repo");
+    let rs = arg(&repo).to_string();
+    env.hoard(["init", "-e", "repokey", &rs]).ok();
+    let src = env.path().join("src");
+    for g in 0..2u64 {
+        std::fs::create_dir_all(&src).expect("mkdir");
+        std::fs::write(src.join("shared"), tree::pseudo_random(200_000, 1)).expect("write");
+        std::fs::write(src.join("unique"), tree::pseudo_random(300_000, 50 + g)).expect("write");
+        let out = env
+            .command_at(&exe)
+            .current_dir(&src)
+            .args(["create", &format!("{rs}::a{g}"), "."])
+            .output()
+            .expect("create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let pristine = env.path().join("pristine");
+    std::fs::create_dir_all(&pristine).expect("mkdir");
+    common::copy_dir(&repo, &pristine.join("repo"));
+    common::copy_dir(&env.base(), &pristine.join("base"));
+    let full = vec!["a0".to_string(), "a1".to_string()];
+    let deleted = vec!["a0".to_string()];
+
+    let list = |k: u64| -> Vec<String> {
+        let out = env
+            .command_at(&exe)
+            .args(["list", "--short", &rs])
+            .output()
+            .expect("hoard list");
+        assert!(
+            out.status.success(),
+            "crash point {k}: hoard cannot open the repository: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines(&String::from_utf8_lossy(&out.stdout))
+    };
+    let mut k = 1u64;
+    let (mut kills, mut before, mut after, mut borg_checks) = (0, 0, 0, 0);
+    loop {
+        // A fresh archive a1 (and client state) for every attempt.
+        for part in ["repo", "base"] {
+            common::copy_dir(&pristine.join(part), &env.path().join(part));
+        }
+        let out = env
+            .command_at(&exe)
+            .env("HOARD_CRASH_AT", k.to_string())
+            .args(["delete", &format!("{rs}::a1")])
+            .output()
+            .expect("hoard delete");
+        let killed = match out.status.signal() {
+            Some(9) => true,
+            Some(sig) => panic!("crash point {k}: unexpected signal {sig}"),
+            None => {
+                assert!(
+                    out.status.success(),
+                    "crash point {k}: delete failed without a crash: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                false
+            }
+        };
+        let now = list(k);
+        if now == full {
+            before += 1;
+        } else if now == deleted {
+            after += 1;
+        } else {
+            panic!("crash point {k}: archives {now:?}, neither before nor after the delete");
+        }
+        let c = env
+            .command_at(&exe)
+            .args(["check", &rs])
+            .output()
+            .expect("hoard check");
+        assert!(
+            c.status.success(),
+            "crash point {k}: hoard check: {}",
+            String::from_utf8_lossy(&c.stderr)
+        );
+        if k % 3 == 1 || !killed {
+            env.borg(["check", &rs]).ok();
+            borg_checks += 1;
+        }
+        if !killed {
+            assert_eq!(now, deleted, "completed delete left {now:?}");
+            break;
+        }
+        kills += 1;
+        k += 1;
+        assert!(k < 500, "delete never completed");
+    }
+    env.borg(["check", "--verify-data", &rs]).ok();
+    println!(
+        "delete: {kills} kill points ({before} at the old commit, {after} at the new one), borg check on {borg_checks}"
+    );
+    assert!(kills >= 3, "delete passed too few crash points ({kills})");
+    assert!(before > 0);
+}
+
+/// The repository's committed files: everything but the `nonce` reservation and the lock.
+fn committed_files(repo: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    common::snapshot_dir(repo)
+        .into_iter()
+        .filter(|(path, _)| {
+            let s = path.to_string_lossy();
+            s != "nonce" && !s.starts_with("lock")
+        })
+        .collect()
+}
+
+/// The number of a segment file (`data/N/M`), else None.
+fn segment_number(path: &Path) -> Option<u64> {
+    let mut parts = path.iter();
+    if parts.next()? != "data" {
+        return None;
+    }
+    parts.next()?;
+    let n = parts.next()?.to_str()?.parse().ok()?;
+    parts.next().is_none().then_some(n)
+}
+
+#[test]
+fn create_over_quota_fails_and_leaves_the_repository_unchanged() {
+    if !common::borg_available() {
+        return;
+    }
+    let env = Env::new();
+    let repo = env.path().join("repo");
+    let rs = arg(&repo).to_string();
+    env.hoard(["init", "-e", "repokey", "--storage-quota", "10M", &rs])
+        .ok();
+    let small = env.path().join("small");
+    std::fs::create_dir_all(&small).expect("mkdir");
+    std::fs::write(small.join("f"), tree::pseudo_random(1_000_000, 3)).expect("write");
+    env.hoard(["create", &format!("{rs}::first"), arg(&small)])
+        .ok();
+    let before = committed_files(&repo);
+
+    let big = env.path().join("big");
+    std::fs::create_dir_all(&big).expect("mkdir");
+    std::fs::write(big.join("a"), tree::pseudo_random(6_000_000, 4)).expect("write");
+    std::fs::write(big.join("b"), tree::pseudo_random(6_000_000, 5)).expect("write");
+    let r = env.hoard(["create", &format!("{rs}::big"), arg(&big)]);
+    assert_eq!(r.code, 2, "over-quota create: {}\n{}", r.out(), r.stderr);
+    common::assert_one_line_error(&r.stderr, "quota");
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    let after = committed_files(&repo);
+    // Every committed file is byte-identical; the only new files allowed are segments after the
+    // last committed one (borg, too, leaves the uncommitted segment of a transaction that failed
+    // on the quota; the next writer discards it).
+    let last_segment = before
+        .iter()
+        .filter_map(|(path, _)| segment_number(path))
+        .max()
+        .expect("segments");
+    for (path, content) in &before {
+        let now = after.iter().find(|(q, _)| q == path);
+        assert!(
+            now.map(|(_, c)| c) == Some(content),
+            "the failed create changed or removed {}",
+            path.display()
+        );
+    }
+    for (path, _) in &after {
+        if before.iter().any(|(q, _)| q == path) {
+            continue;
+        }
+        assert!(
+            segment_number(path).is_some_and(|n| n > last_segment),
+            "the failed create added {}",
+            path.display()
+        );
+    }
+    env.borg(["check", &rs]).ok();
+    assert_eq!(
+        lines(&env.borg(["list", "--short", &rs]).ok().out()),
+        ["first"]
+    );
+
+    // A smaller create still fits.
+    std::fs::write(small.join("g"), tree::pseudo_random(2_000_000, 6)).expect("write");
+    env.hoard(["create", &format!("{rs}::second"), arg(&small)])
+        .ok();
+    assert_eq!(
+        lines(&env.borg(["list", "--short", &rs]).ok().out()),
+        ["first", "second"]
+    );
+    env.borg(["check", "--verify-data", &rs]).ok();
+    println!(
+        "quota: over-quota create refused with {:?}",
+        r.stderr.trim()
+    );
 }

@@ -3,13 +3,16 @@
 //!   `prune_split` (imported from the installed borg with `python3`), on generated archive sets
 //!   and rule combinations, in several time zones (UTC and zones with DST);
 //! * `hoard prune --dry-run --list` against `borg prune --dry-run --list` on real repositories,
-//!   line by line.
+//!   line by line, and on 20 generated repositories with 220 random rule sets (UTC and
+//!   Europe/Berlin, checkpoints, globs and prefixes).
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use common::{archive, arg, lines, Env};
 use hoard::commands::prune_policy::{self, Candidate, Decision, PeriodRule, Rules};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -310,35 +313,6 @@ fn policy_matches_borg_python() {
     }
 }
 
-/// A private copy of the hoard binary: the shared target directory may be rebuilt from another
-/// branch while this test runs.
-fn private_hoard(env: &common::Env) -> Command {
-    let exe = env.path().join("hoard-under-test");
-    if !exe.exists() {
-        std::fs::copy(env!("CARGO_BIN_EXE_hoard"), &exe).expect("copy hoard");
-    }
-    let probe = std::process::Command::new(&exe)
-        .args(["prune", "--help"])
-        .output()
-        .expect("hoard --help");
-    assert!(
-        probe.status.success(),
-        "{} is not this branch's build (the shared target directory was rebuilt by another \
-         worktree); rerun the test",
-        env!("CARGO_BIN_EXE_hoard")
-    );
-    let base = env.hoard_cmd();
-    let mut c = Command::new(&exe);
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    c.current_dir(env.path()).stdin(Stdio::null());
-    c
-}
-
 /// The `--list` lines of a prune run (stderr minus relocation chatter).
 fn list_lines(stderr: &str) -> Vec<String> {
     stderr
@@ -355,7 +329,7 @@ fn dry_run_list_matches_borg_on_real_repositories() {
         return;
     }
     let env = common::Env::new();
-    drop(private_hoard(&env));
+    let exe = env.private_hoard();
     let repo = env.path().join("repo");
     let out = env
         .borg_cmd()
@@ -438,7 +412,8 @@ fn dry_run_list_matches_borg_on_real_repositories() {
                 .args(&args)
                 .output()
                 .expect("borg");
-            let h = private_hoard(&env)
+            let h = env
+                .command_at(&exe)
                 .env("TZ", tz)
                 .args(&args)
                 .output()
@@ -492,7 +467,8 @@ fn dry_run_list_matches_borg_on_real_repositories() {
             args.extend(rule_args.iter().map(|s| s.to_string()));
             args.push(repo.display().to_string());
             let b = borg14().env("TZ", tz).args(&args).output().expect("borg");
-            let h = private_hoard(&env)
+            let h = env
+                .command_at(&exe)
                 .env("TZ", tz)
                 .args(&args)
                 .output()
@@ -518,13 +494,14 @@ fn dry_run_list_matches_borg_on_real_repositories() {
         args.extend(extra.iter().map(|s| s.to_string()));
         args.push(repo.display().to_string());
         let b = borg14().args(&args).output().expect("borg");
-        let h = private_hoard(&env).args(&args).output().expect("hoard");
+        let h = env.command_at(&exe).args(&args).output().expect("hoard");
         assert_eq!(b.status.code(), Some(2), "{args:?}");
         assert_eq!(h.status.code(), Some(2), "{args:?}");
     }
     // No rule at all: the same error and exit code.
     let b = borg14().arg("prune").arg(&repo).output().expect("borg");
-    let h = private_hoard(&env)
+    let h = env
+        .command_at(&exe)
         .arg("prune")
         .arg(&repo)
         .output()
@@ -614,4 +591,251 @@ fn repository_commands_refuse_an_archive_name() {
     // The repository form still prunes by the rules.
     env.hoard(["prune", "--keep-last", "1", repo_s]).ok();
     assert_eq!(names(&env), vec!["arch-2024-01-03-01:00".to_string()]);
+}
+
+/// Number of repositories and rule sets per repository (20 × 11 = 220 rule sets).
+const PRUNE_REPOS: usize = 20;
+const RULES_PER_REPO: usize = 11;
+
+/// Parses `prune --dry-run --list` output into (kept, pruned) archive names. The name is the
+/// token just before the weekday of the timestamp column.
+fn parse_prune_list(stderr: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    const DAYS: [&str; 7] = ["Mon,", "Tue,", "Wed,", "Thu,", "Fri,", "Sat,", "Sun,"];
+    let (mut kept, mut pruned) = (BTreeSet::new(), BTreeSet::new());
+    for line in stderr.lines() {
+        let keep = line.starts_with("Keeping");
+        let prune = line.starts_with("Would prune:");
+        if !keep && !prune {
+            continue;
+        }
+        let toks: Vec<&str> = line.split_whitespace().collect();
+        let day = toks
+            .iter()
+            .rposition(|t| DAYS.contains(t))
+            .unwrap_or_else(|| panic!("no timestamp in {line:?}"));
+        let name = toks[day - 1].to_string();
+        if keep {
+            kept.insert(name);
+        } else {
+            pruned.insert(name);
+        }
+    }
+    (kept, pruned)
+}
+
+/// Generates the archives (name, UTC timestamp) of one repository.
+fn gen_archives(rng: &mut StdRng) -> Vec<(String, String)> {
+    let n = rng.gen_range(5..40);
+    let mut t: i64 = rng.gen_range(1_420_070_400..1_700_000_000); // 2015 .. 2023
+    if rng.gen_bool(0.3) {
+        // around Berlin's fall-back night 2024-10-27
+        t = 1_729_990_800 - rng.gen_range(0..3 * 86_400);
+    }
+    let mut out = Vec::new();
+    for i in 0..n {
+        t += match rng.gen_range(0..10) {
+            0..=2 => rng.gen_range(0..6 * 3600),    // several per day
+            3..=5 => rng.gen_range(0..3 * 86_400),  // daily-ish
+            6..=7 => rng.gen_range(0..40 * 86_400), // weekly/monthly
+            _ => rng.gen_range(0..400 * 86_400),    // years
+        } + 1;
+        let name = match rng.gen_range(0..10) {
+            0 => format!("h-{i:02}.checkpoint"),
+            1 => format!("h-{i:02}.checkpoint.{}", rng.gen_range(1..5)),
+            2 | 3 => format!("w-{i:02}"),
+            _ => format!("h-{i:02}"),
+        };
+        let ts = chrono::DateTime::from_timestamp(t, 0)
+            .expect("time")
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string();
+        out.push((name, ts));
+    }
+    out
+}
+
+/// A random, non-empty rule combination as command-line arguments.
+fn gen_rules(rng: &mut StdRng) -> Vec<String> {
+    const PERIODS: [&str; 8] = [
+        "--keep-last",
+        "--keep-secondly",
+        "--keep-minutely",
+        "-H",
+        "-d",
+        "-w",
+        "-m",
+        "-y",
+    ];
+    let mut args: Vec<String> = Vec::new();
+    // borg refuses a rule set whose counts are all 0 (checked once, separately).
+    while args.iter().skip(1).step_by(2).all(|v| v == "0") {
+        args.clear();
+        for rule in PERIODS {
+            if rng.gen_bool(0.3) {
+                args.push(rule.into());
+                args.push(rng.gen_range(-1..8).to_string());
+            }
+        }
+        if rng.gen_bool(0.2) {
+            let unit = ["H", "d", "w", "m", "y"][rng.gen_range(0..5)];
+            args.push("--keep-within".into());
+            args.push(format!("{}{unit}", rng.gen_range(1..30)));
+        }
+    }
+    match rng.gen_range(0..8) {
+        0 => args.extend(["--glob-archives".into(), "w-*".into()]),
+        1 => args.extend(["-P".into(), "h-".into()]),
+        _ => {}
+    }
+    args
+}
+
+#[test]
+fn prune_dry_run_list_matches_borg_on_generated_repositories() {
+    if !common::borg_available() {
+        return;
+    }
+    let env = Env::new();
+    let empty = env.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let mut rng = StdRng::seed_from_u64(0x9E11E);
+    let (mut compared, mut berlin, mut total_pruned, mut refused) = (0, 0, 0, 0);
+    for r in 0..PRUNE_REPOS {
+        let repo = env.path().join(format!("repo{r}"));
+        env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+        let archives = gen_archives(&mut rng);
+        for (name, ts) in &archives {
+            env.hoard([
+                "create",
+                "--timestamp",
+                ts,
+                &archive(&repo, name),
+                arg(&empty),
+            ])
+            .ok();
+        }
+        let all: BTreeSet<String> = archives.iter().map(|(n, _)| n.clone()).collect();
+        for _ in 0..RULES_PER_REPO {
+            let tz = if rng.gen_bool(0.4) {
+                "Europe/Berlin"
+            } else {
+                "UTC"
+            };
+            let mut args: Vec<String> = vec!["prune".into(), "--dry-run".into(), "--list".into()];
+            args.extend(gen_rules(&mut rng));
+            args.push(arg(&repo).into());
+            let b = env
+                .borg_cmd()
+                .env("TZ", tz)
+                .args(&args)
+                .output()
+                .expect("borg");
+            let h = env
+                .hoard_cmd()
+                .env("TZ", tz)
+                .args(&args)
+                .output()
+                .expect("hoard");
+            let (bs, hs) = (
+                String::from_utf8_lossy(&b.stderr).into_owned(),
+                String::from_utf8_lossy(&h.stderr).into_owned(),
+            );
+            if b.status.code() == Some(2) && bs.contains("must be specified") {
+                // e.g. `--keep-last 2 --keep-secondly 0`: one option, the last value wins.
+                assert_eq!(h.status.code(), Some(2), "hoard {args:?}\n{hs}");
+                assert_eq!(bs, hs, "{args:?}");
+                refused += 1;
+                continue;
+            }
+            assert_eq!(b.status.code(), Some(0), "borg {args:?}\n{bs}");
+            assert_eq!(h.status.code(), Some(0), "hoard {args:?}\n{hs}");
+            let (bk, bp) = parse_prune_list(&bs);
+            let (hk, hp) = parse_prune_list(&hs);
+            assert_eq!(
+                bk.union(&bp).count(),
+                bk.len() + bp.len(),
+                "borg output lists a name twice"
+            );
+            assert!(
+                bk.union(&bp).all(|n| all.contains(n)),
+                "borg lists unknown archives"
+            );
+            assert_eq!(
+                (&hk, &hp),
+                (&bk, &bp),
+                "TZ={tz} {args:?}: kept/pruned differ\nborg:\n{bs}\nhoard:\n{hs}\narchives {archives:?}"
+            );
+            compared += 1;
+            total_pruned += bp.len();
+            if tz != "UTC" {
+                berlin += 1;
+            }
+        }
+        // Only zero counts: the same refusal.
+        let zero = ["prune", "--dry-run", "-d", "0", "-w", "0", arg(&repo)];
+        let (b, h) = (env.borg(zero), env.hoard(zero));
+        assert_eq!((b.code, h.code), (2, 2), "{}\n{}", b.stderr, h.stderr);
+        // The text is borg 1.4's (1.2.4 knows no quarterly rules and no "Command Error:").
+        if let Some(b14) = common::borg14() {
+            let out = env
+                .command_for(b14.to_str().expect("utf-8 path"))
+                .args(zero)
+                .output()
+                .expect("borg 1.4");
+            assert_eq!(String::from_utf8_lossy(&out.stderr), h.stderr);
+        }
+        if r == 0 {
+            // Repeated options: the last value wins, as with borg's argparse; `--keep-last`
+            // and `--keep-secondly` are one option.
+            let rs = arg(&repo).to_string();
+            for args in [
+                vec!["prune", "-n", "--list", "-d", "1", "-d", "5", &rs],
+                vec![
+                    "prune",
+                    "-n",
+                    "--keep-last",
+                    "2",
+                    "--keep-secondly",
+                    "0",
+                    &rs,
+                ],
+            ] {
+                let (b, h) = (env.borg(&args), env.hoard(&args));
+                assert_eq!(b.code, h.code, "{args:?}\n{}\n{}", b.stderr, h.stderr);
+                assert_eq!(parse_prune_list(&b.stderr), parse_prune_list(&h.stderr));
+                // borg 1.2.4 pads the list message to 40 columns, 1.4 and hoard to 44.
+                let squeeze = |t: &str| -> Vec<String> {
+                    t.lines()
+                        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                        .collect()
+                };
+                if b.code == 0 {
+                    assert_eq!(squeeze(&b.stderr), squeeze(&h.stderr), "{args:?}");
+                } else if let Some(b14) = common::borg14() {
+                    // a refusal: the text is borg 1.4's ("Command Error: …", quarterly rules)
+                    let out = env
+                        .command_for(b14.to_str().expect("utf-8 path"))
+                        .args(&args)
+                        .output()
+                        .expect("borg 1.4");
+                    assert_eq!(String::from_utf8_lossy(&out.stderr), h.stderr, "{args:?}");
+                }
+            }
+        }
+        // Dry runs change nothing.
+        let listed: BTreeSet<String> = lines(
+            &env.borg(["list", "--consider-checkpoints", "--short", arg(&repo)])
+                .ok()
+                .out(),
+        )
+        .into_iter()
+        .collect();
+        assert_eq!(listed, all);
+        std::fs::remove_dir_all(&repo).expect("rm repo");
+    }
+    println!(
+        "prune equivalence: {compared} cases compared ({berlin} in Europe/Berlin), {total_pruned} prune decisions; {refused} rule sets refused by both"
+    );
+    assert!(compared >= 200);
+    assert!(berlin > 0 && total_pruned > 0);
 }

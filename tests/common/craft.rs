@@ -188,3 +188,32 @@ pub fn listing(root: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Flips one random byte (a random non-zero mask) at a random offset of a random segment file
+/// of `repo` (one with more than its 8-byte header); returns the segment's name, the offset and
+/// a description (`SEGMENT@OFFSET^MASK`) for failure messages.
+pub fn flip_random_segment_byte(repo: &Path, rng: &mut impl rand::Rng) -> (String, u64, String) {
+    let mut segs: Vec<std::path::PathBuf> = Vec::new();
+    for d in std::fs::read_dir(repo.join("data")).expect("data") {
+        for f in std::fs::read_dir(d.expect("dir").path()).expect("dir") {
+            let f = f.expect("entry").path();
+            if std::fs::metadata(&f).expect("meta").len() > 8 {
+                segs.push(f);
+            }
+        }
+    }
+    segs.sort();
+    let seg = &segs[rng.gen_range(0..segs.len())];
+    let mut bytes = std::fs::read(seg).expect("read");
+    let off = rng.gen_range(0..bytes.len());
+    let mask: u8 = rng.gen_range(1..=255);
+    bytes[off] ^= mask;
+    std::fs::write(seg, &bytes).expect("write");
+    let name = seg
+        .file_name()
+        .expect("a segment name")
+        .to_string_lossy()
+        .into_owned();
+    let what = format!("{name}@{off}^{mask:#04x}");
+    (name, off as u64, what)
+}

@@ -190,6 +190,44 @@ impl Env {
         Run::from(self.borg_cmd().args(args).output().expect("run borg"))
     }
 
+    /// `hoard init -e MODE` of a new repository `name` in this environment; returns its path.
+    pub fn init_repo(&self, name: &str, mode: &str) -> PathBuf {
+        let repo = self.path().join(name);
+        self.hoard(["init", "-e", mode, arg(&repo)]).ok();
+        repo
+    }
+
+    /// `borg init -e MODE` of a new repository `name` in this environment; returns its path.
+    pub fn borg_init_repo(&self, name: &str, mode: &str) -> PathBuf {
+        let repo = self.path().join(name);
+        self.borg(["init", "-e", mode, arg(&repo)]).ok();
+        repo
+    }
+
+    /// A private copy of the hoard binary for long tests (the shared target directory may be
+    /// rebuilt by another worktree while they run); run it with [`Env::command_at`].
+    pub fn private_hoard(&self) -> PathBuf {
+        let exe = self.path().join("hoard-under-test");
+        std::fs::copy(env!("CARGO_BIN_EXE_hoard"), &exe).expect("copy hoard");
+        let probe = Command::new(&exe)
+            .args(["prune", "--help"])
+            .output()
+            .expect("hoard --help");
+        assert!(
+            probe.status.success(),
+            "{} is not this branch's build (the shared target directory was rebuilt by \
+             another worktree); rerun the test",
+            env!("CARGO_BIN_EXE_hoard")
+        );
+        exe
+    }
+
+    /// A `Command` for the program `exe` (e.g. [`Env::private_hoard`]) with this
+    /// environment's settings, as [`Env::hoard_cmd`] has them.
+    pub fn command_at(&self, exe: &Path) -> Command {
+        self.command(exe.as_os_str())
+    }
+
     /// Unpacks the vector repository `name` (e.g. `repokey`) into this environment; returns
     /// the repository path. Key files in the tarball are left next to it and, for keyfile
     /// modes, `BORG_KEY_FILE` is set.
@@ -216,6 +254,46 @@ impl Env {
         );
         repo
     }
+}
+
+/// A path as a command-line argument (test paths are UTF-8).
+pub fn arg(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 test path")
+}
+
+/// `REPO::ARCHIVE` for the repository at `repo`.
+pub fn archive(repo: &Path, name: &str) -> String {
+    format!("{}::{name}", repo.display())
+}
+
+/// The lines of a program's text output, e.g. `list --short`.
+pub fn lines(text: &str) -> Vec<String> {
+    text.lines().map(str::to_string).collect()
+}
+
+/// Copies the folder `from` to `to` with `cp -a` (owners, modes and times kept), replacing
+/// whatever `to` was.
+pub fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(st.success(), "cp -a {} {}", from.display(), to.display());
+}
+
+/// Writes `files` (relative path, content) below `dir`, creating folders as needed; returns
+/// `dir`.
+pub fn write_files(dir: &Path, files: &[(&str, &[u8])]) -> PathBuf {
+    for (rel, content) in files {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(&path, content).expect("write");
+    }
+    std::fs::create_dir_all(dir).expect("mkdir");
+    dir.to_path_buf()
 }
 
 /// Lists every file below `dir` with its content, for "repository unchanged" assertions.

@@ -267,14 +267,13 @@ pub fn dump_repo_objs(
     Ok(())
 }
 
+/// What [`for_each_object`] calls for each object: its number, its id and its plaintext.
+type ObjectVisitor<'a> = &'a mut dyn FnMut(u64, &ObjectId, Vec<u8>) -> Result<()>;
+
 /// Calls `visit(i, id, data)` for every live object of the repository, `i` counting from 0,
 /// in on-disk order (`scan`), each decrypted and decompressed with the key the first object
 /// needs (borg's `dump-repo-objs` and `search-repo-objs` walk).
-fn for_each_object(
-    loc: &Location,
-    flags: OpenFlags,
-    visit: &mut dyn FnMut(u64, &ObjectId, Vec<u8>) -> Result<()>,
-) -> Result<()> {
+fn for_each_object(loc: &Location, flags: OpenFlags, visit: ObjectVisitor<'_>) -> Result<()> {
     let mut repo = open_plain(loc, flags)?;
     let first = repo.list(Some(1), None)?;
     let Some(first_id) = first.first() else {

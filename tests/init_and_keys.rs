@@ -1,4 +1,6 @@
-//! Foundation interop: repositories and keys made by hoard work in borg and the other way round.
+//! `init` and keys across programs: repositories and keys made by hoard work in borg and the
+//! other way round (every encryption mode, key export/import, paper keys, passphrase changes,
+//! `BORG_PASSCOMMAND` and `BORG_PASSPHRASE_FD`).
 
 mod common;
 
@@ -86,9 +88,7 @@ fn info_text_matches_borg_layout() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("r");
-    env.borg(["init", "-e", "keyfile", repo.to_str().unwrap()])
-        .ok();
+    let repo = env.borg_init_repo("r", "keyfile");
     let b = env.borg(["info", repo.to_str().unwrap()]).ok().out();
     let h = env.hoard(["info", repo.to_str().unwrap()]).ok().out();
     assert_eq!(h, b);
