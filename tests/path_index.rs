@@ -224,7 +224,14 @@ fn tree_of(root: &Path) -> Vec<(String, Vec<u8>)> {
                 out.push((rel, b"dir".to_vec()));
                 stack.push(path);
             } else if meta.file_type().is_symlink() {
-                out.push((rel, fs::read_link(&path).unwrap().to_string_lossy().into()));
+                out.push((
+                    rel,
+                    fs::read_link(&path)
+                        .unwrap()
+                        .as_os_str()
+                        .as_encoded_bytes()
+                        .to_vec(),
+                ));
             } else {
                 out.push((rel, fs::read(&path).unwrap()));
             }
