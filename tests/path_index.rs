@@ -228,8 +228,8 @@ fn tree_of(root: &Path) -> Vec<(String, Vec<u8>)> {
                     rel,
                     fs::read_link(&path)
                         .unwrap()
-                        .to_string_lossy()
-                        .as_bytes()
+                        .as_os_str()
+                        .as_encoded_bytes()
                         .to_vec(),
                 ));
             } else {
