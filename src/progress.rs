@@ -43,10 +43,13 @@ pub struct ProgressEvent {
 /// Receives progress records for the length of one call.
 pub type ProgressSink<'a> = dyn FnMut(&ProgressEvent) + 'a;
 
+/// The callback a [`Progress`] reports to.
+pub type ProgressFn = dyn Fn(&ProgressEvent) + Send + Sync;
+
 /// A progress sink that can be kept and cloned (into options of long-lived objects); the
 /// default reports nothing.
 #[derive(Clone, Default)]
-pub struct Progress(Option<Arc<dyn Fn(&ProgressEvent) + Send + Sync>>);
+pub struct Progress(Option<Arc<ProgressFn>>);
 
 impl Progress {
     /// A handle that passes every record to `f`.

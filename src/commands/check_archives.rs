@@ -958,7 +958,7 @@ impl Checker<'_> {
             CHECK_READ_AHEAD,
             |key, id, object, _| decode_in_place(key, id, object),
         );
-        for id in meta.items.iter().filter(|id| self.chunks.contains_key(*id)) {
+        for id in meta.items.iter().filter(|id| self.chunks.contains_key(id)) {
             pf.plan(*id, None);
         }
         for (i, id) in meta.items.iter().enumerate() {
