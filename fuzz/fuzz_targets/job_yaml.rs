@@ -1,6 +1,7 @@
 //! The job configuration of `hoard run` (YAML).
 #![no_main]
 use hoard::automation::config::parse;
+use hoard::cli::cmd_run::ParseOnly;
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
@@ -14,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
             Path::new("/nonexistent/hoard-fuzz/job"),
             Path::new("/nonexistent/hoard-fuzz/job/config.yaml"),
             for_init,
+            &ParseOnly,
         );
     }
 });

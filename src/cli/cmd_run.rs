@@ -74,6 +74,26 @@ fn first_line(e: &clap::Error) -> String {
         .to_string()
 }
 
+/// A runner that only checks command lines with hoard's parser and never runs one: for
+/// loading a job configuration without running it (the `job_yaml` fuzz target).
+pub struct ParseOnly;
+
+impl StepRunner for ParseOnly {
+    fn check(&self, argv: &[String]) -> Result<(), String> {
+        super::parse_argv(argv)
+            .map(|_| ())
+            .map_err(|e| first_line(&e))
+    }
+
+    fn run(&self, _argv: &[String], _env: &StepEnv) -> Outcome {
+        Outcome {
+            code: 2,
+            message: Some("this runner does not run commands".into()),
+            msgid: None,
+        }
+    }
+}
+
 impl StepRunner for InProcess {
     fn check(&self, argv: &[String]) -> Result<(), String> {
         super::parse_argv(argv)

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use xxhash_rust::xxh64::xxh64;
 
-use super::tree::{Attr, Node};
+use super::node::{Attr, Node};
 
 /// `spool_off` of an inode without a packed item (a synthetic directory).
 const NO_SPOOL: u64 = u64::MAX;

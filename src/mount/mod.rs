@@ -9,6 +9,7 @@
 
 pub mod compact;
 pub mod fs;
+pub mod node;
 pub mod options;
 pub mod tree;
 

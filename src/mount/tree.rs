@@ -22,6 +22,7 @@ use crate::archive::KeyedRepository;
 use crate::msgpack;
 
 use super::compact::{Dirs, Nodes};
+pub use super::node::{Attr, Node};
 use super::MountError;
 
 /// The root inode.
@@ -29,42 +30,6 @@ pub const ROOT: u64 = 1;
 
 /// Decides whether an archive path is selected (PATH arguments and patterns).
 pub type PathFilter = Box<dyn FnMut(&[u8]) -> bool + Send>;
-
-/// The attributes `getattr` reports (borg's `_getattr`), before `umask` and owner overrides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attr {
-    /// st_mode with type bits.
-    pub mode: u32,
-    /// Owner as reported (already resolved by name unless `--numeric-ids`, or forced).
-    pub uid: u32,
-    /// Group, likewise.
-    pub gid: u32,
-    /// Link count: 1 plus the hardlink slaves pointing at this inode.
-    pub nlink: u32,
-    /// Device number (kernel `new_encode_dev` form, as `st_rdev` is on Linux).
-    pub rdev: u32,
-    /// `item.get_size()`: file length, or link-target length for symlinks.
-    pub size: u64,
-    /// mtime, ns since the epoch.
-    pub mtime: i64,
-    /// atime (mtime when the archive has none), ns.
-    pub atime: i64,
-    /// ctime (mtime when the archive has none), ns.
-    pub ctime: i64,
-}
-
-/// One inode.
-#[derive(Debug, Clone)]
-pub struct Node {
-    /// The parent inode (the root is its own parent).
-    pub parent: u64,
-    /// Attributes.
-    pub attr: Attr,
-    /// Where the packed item lives in the spool file; None for synthetic directories.
-    pub spool: Option<(u64, u32)>,
-    /// The item carries `chunks_healthy` (a chunk was replaced by `check --repair`).
-    pub damaged: bool,
-}
 
 /// An archive of the manifest to show.
 #[derive(Debug, Clone)]
