@@ -7,22 +7,26 @@
 //! the repository, key, archive, cache and RPC formats; a "FORMAT.md §N", "spec §N" or bare
 //! "§N" in the module docs refers to its section N.
 //!
-//! The modules, from the bottom up (a module never imports one above it):
+//! The modules, from the bottom up (a module never imports one above it; the order is
+//! checked by `tests/module_layers.rs`):
 //!
-//! * shared helpers: [`msgpack`] (borg's msgpack dialect), [`paths`] (client directories),
-//!   [`location`] (repository locations), [`patterns`] (path patterns and globs),
-//!   [`placeholders`] (`{hostname}`… and `--format`), [`progress`] (borg's progress records), [`platform`] (file metadata, OS errors),
-//!   [`version`] (the borg version hoard reports), [`python`] (Python's `int()` and
-//!   `repr(bytes)`), [`units`] (file sizes as borg prints them), [`event_text`] (the text of a
-//!   log event) and [`crashpoint`] (crash injection for the durability tests);
+//! * shared helpers: [`options`] (the values configuration travels in), [`version`] (the
+//!   borg version hoard reports), [`paths`] (client directories), [`crashpoint`] (crash
+//!   injection for the durability tests), [`event_text`] (the text of a log event),
+//!   [`msgpack`] (borg's msgpack dialect), [`rpc`] (the `serve` wire protocol both ends
+//!   speak), [`location`] (repository locations), [`patterns`] (path patterns and globs),
+//!   [`placeholders`] (`{hostname}`… and `--format`), [`progress`] (borg's progress
+//!   records), [`platform`] (file metadata, OS errors), [`python`] (Python's `int()` and
+//!   `repr(bytes)`) and [`units`] (file sizes as borg prints them);
 //! * kernels: [`compress`], [`chunker`], [`crypto`];
 //! * storage and client state: [`repo`] (the transactional segment log on a directory or S3,
 //!   and the client of `borg serve`), [`security`] (the security directory), [`archive`]
-//!   (manifest, archives, items), [`cache`] (chunk index and files cache);
+//!   (manifest, archives, items), [`cache`] (chunk index, files cache, path index);
 //! * operations: [`commands`] (one module per command; never prints), [`mount`] (the FUSE
 //!   filesystem), [`serve`] (the server end of the RPC protocol);
-//! * front ends: [`cli`] (borg's command line; the only layer that prints) and [`automation`]
-//!   (`hoard run` jobs and `hoard schedule`).
+//! * [`automation`] (`hoard run` jobs, their status, metrics and reports, and `hoard
+//!   schedule`; it runs steps through a runner the CLI passes in);
+//! * at the top, [`cli`] (borg's command line; the only layer that prints).
 
 pub mod archive;
 pub mod automation;
