@@ -4,7 +4,7 @@
 #![no_main]
 use hoard::msgpack::{Limits, StreamDecoder};
 use hoard::repo::remote::logline::parse_remote_line;
-use hoard::repo::remote::protocol::parse_reply;
+use hoard::rpc::parse_reply;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 //! `open` is skipped so that no input can make the fuzzer create a repository on disk.
 #![no_main]
 use hoard::msgpack::{Limits, StreamDecoder};
-use hoard::repo::remote::protocol::parse_request;
+use hoard::rpc::parse_request;
 use hoard::serve::{set_log_level, ServeOptions, Server};
 use libfuzzer_sys::fuzz_target;
 
