@@ -456,7 +456,7 @@ fn finish(
         send_ping(cfg, if status >= 2 { "/fail" } else { "" }, log);
     }
     if !flags.dry_run {
-        record_run(cfg, flags, log, status, &steps, archive);
+        record_run(cfg, steps_run.env, flags, log, status, &steps, archive);
     }
     if flags.json {
         let v = json!({
@@ -482,6 +482,7 @@ fn finish(
 /// Writes the status file, history and metrics of a finished run, and logs its summary line.
 fn record_run(
     cfg: &JobConfig,
+    env: &StepEnv,
     flags: &RunFlags,
     log: &mut JobLog,
     status: Status,
@@ -503,7 +504,7 @@ fn record_run(
             .collect(),
         archive: archive.filter(|a| !a.is_empty()).map(str::to_string),
     };
-    let (st, problems) = super::status::record(cfg, facts, flags.metrics_file.as_deref());
+    let (st, problems) = super::status::record(cfg, env, facts, flags.metrics_file.as_deref());
     for p in problems {
         log.warn(&p);
     }

@@ -243,6 +243,7 @@ pub fn forget_create_stats(dir: &Path) {
 /// line for the job log; none of them changes the run's exit code).
 pub fn record(
     cfg: &JobConfig,
+    env: &crate::options::Env,
     facts: RunFacts,
     metrics_file: Option<&Path>,
 ) -> (JobStatus, Vec<String>) {
@@ -255,7 +256,14 @@ pub fn record(
         }
     };
     let sizes = created_sizes(&cfg.dir, facts.archive.as_deref());
-    let totals = crate::location::Location::parse(Some(&cfg.target), None)
+    // The repository is opened with the job's own environment (its passphrase command,
+    // key file and ssh command), as the steps were.
+    let options = crate::options::RepoOptions {
+        env: env.clone(),
+        ..Default::default()
+    }
+    .shared();
+    let totals = crate::location::Location::parse_with(Some(&cfg.target), &options)
         .map_err(|e| e.to_string())
         .and_then(|loc| {
             let lock = crate::commands::common::LockSpec {
