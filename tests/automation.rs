@@ -238,7 +238,7 @@ fn locked_target_succeeds_on_third_try() {
     write_config(
         &job,
         &format!(
-            "backup:\n  - {}\ntarget: '{}'\noptions:\n  backup: '--lock-wait 0.2'\ncleanup:\n  daily: 7\ntries:\n  backup: 3\nretry_wait: 1\n",
+            "backup:\n  - {}\ntarget: '{}'\noptions:\n  backup: '--lock-wait 0.2'\ncleanup:\n  daily: 7\ntries:\n  backup: 3\nretry_wait: 3\n",
             src.display(),
             repo.display()
         ),
@@ -271,7 +271,8 @@ fn locked_target_succeeds_on_third_try() {
         let line = line.unwrap();
         if line.contains("create: attempt 2/3 failed") {
             std::fs::write(&release, "").unwrap();
-            // Wait until the lock is released so try 3 finds the repository free.
+            // Wait until the lock is released so try 3 finds the repository free: the job
+            // waits 3 s before it, time enough for the holder to exit on a loaded machine.
             while holder.try_wait().unwrap().is_none() {
                 std::thread::sleep(Duration::from_millis(20));
             }
