@@ -909,10 +909,7 @@ fn signal_ends_the_job_without_retries() {
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
+    common::signal(&child, libc::SIGTERM);
     for line in lines {
         seen.push_str(&line.unwrap());
         seen.push('\n');

@@ -6,69 +6,17 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{archive, arg, borg_available, lines, tree, Env, Run, VECTOR_PASSPHRASE};
+use common::{archive, arg, borg_available, lines, tree, Env, Run, VECTORS};
 use hoard::archive::Manifest;
 use hoard::crypto::Key;
 use hoard::msgpack::{Limits, Value};
-use hoard::repo::{LocalRepository, OpenOptions, Repository, MANIFEST_ID};
+use hoard::repo::{LocalRepository, Repository, MANIFEST_ID};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sha2::{Digest, Sha256};
 
-const VECTORS: [&str; 9] = [
-    "none",
-    "repokey",
-    "keyfile",
-    "repokey-blake2",
-    "keyfile-blake2",
-    "authenticated",
-    "authenticated-blake2",
-    "lifecycle-compacted",
-    "lifecycle-append-only",
-];
-
-/// Runs hoard: `HOARD_BIN` if set (the shared target directory's binary can be replaced by a
-/// concurrent build of another tree), else the binary cargo built for this test.
-fn hoard<I, S>(env: &Env, args: I) -> Run
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
-    let base = env.hoard_cmd();
-    let bin = std::env::var_os("HOARD_BIN")
-        .unwrap_or_else(|| std::ffi::OsString::from(env!("CARGO_BIN_EXE_hoard")));
-    let mut c = std::process::Command::new(bin);
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    if let Some(d) = base.get_current_dir() {
-        c.current_dir(d);
-    }
-    c.stdin(std::process::Stdio::null());
-    let out = c.args(args).output().expect("run hoard");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
-}
-
-fn open_local(path: &Path) -> LocalRepository {
-    LocalRepository::open(
-        path,
-        &OpenOptions {
-            exclusive: true,
-            ..OpenOptions::default()
-        },
-    )
-    .expect("open repository")
 }
 
 /// A small borg-made repository with two archives of `data/`.
@@ -117,15 +65,13 @@ fn archives(env: &Env, repo: &Path) -> Vec<String> {
 #[test]
 fn vector_repositories_pass_like_borg() {
     for name in VECTORS {
-        let mut env = Env::new();
-        env.passphrase = Some(VECTOR_PASSPHRASE.into());
-        let repo = env.unpack_vector(name);
-        let r = hoard(&env, ["check", "-v", &s(&repo)]);
+        let (env, repo) = common::vector_env(name);
+        let r = env.hoard(["check", "-v", &s(&repo)]);
         assert_eq!(r.code, 0, "{name}: {}", r.stderr);
         assert!(r
             .stderr
             .contains("Archive consistency check complete, no problems found."));
-        let r = hoard(&env, ["check", "--verify-data", "-v", &s(&repo)]);
+        let r = env.hoard(["check", "--verify-data", "-v", &s(&repo)]);
         assert_eq!(r.code, 0, "{name}: {}", r.stderr);
         assert!(
             r.stderr.contains("with 0 integrity errors."),
@@ -136,11 +82,9 @@ fn vector_repositories_pass_like_borg() {
             env.borg(["check", "--verify-data", &s(&repo)]).ok();
         }
         // Selections: one archive, --last, a glob (orphan check skipped).
-        let r = hoard(
-            &env,
-            ["check", "-v", "--archives-only", "--last", "1", &s(&repo)],
-        )
-        .ok();
+        let r = env
+            .hoard(["check", "-v", "--archives-only", "--last", "1", &s(&repo)])
+            .ok();
         assert!(r
             .stderr
             .contains("Orphaned objects check skipped (needs all archives checked)."));
@@ -148,19 +92,13 @@ fn vector_repositories_pass_like_borg() {
             .into_iter()
             .next()
             .expect("an archive");
-        hoard(
-            &env,
-            [
-                "check",
-                "--archives-only",
-                &format!("{}::{first}", s(&repo)),
-            ],
-        )
+        env.hoard([
+            "check",
+            "--archives-only",
+            &format!("{}::{first}", s(&repo)),
+        ])
         .ok();
-        let r = hoard(
-            &env,
-            ["check", "--archives-only", &format!("{}::nope", s(&repo))],
-        );
+        let r = env.hoard(["check", "--archives-only", &format!("{}::nope", s(&repo))]);
         assert_eq!(r.code, 1);
         assert!(r.stderr.contains("Archive 'nope' not found."));
     }
@@ -168,14 +106,10 @@ fn vector_repositories_pass_like_borg() {
 
 #[test]
 fn progress_and_json_progress() {
-    let mut env = Env::new();
-    env.passphrase = Some(VECTOR_PASSPHRASE.into());
-    let repo = env.unpack_vector("repokey");
-    let r = hoard(
-        &env,
-        ["--log-json", "check", "-p", "--verify-data", &s(&repo)],
-    )
-    .ok();
+    let (env, repo) = common::vector_env("repokey");
+    let r = env
+        .hoard(["--log-json", "check", "-p", "--verify-data", &s(&repo)])
+        .ok();
     assert!(
         r.stderr.contains("\"type\": \"progress_percent\"")
             || r.stderr.contains("\"type\":\"progress_percent\"")
@@ -205,7 +139,7 @@ fn corruption_injection_is_detected_and_repaired() {
         if with_borg {
             common::copy_dir(&repo, &borg_copy);
         }
-        let h = hoard(&env, ["check", "--verify-data", &s(&repo)]);
+        let h = env.hoard(["check", "--verify-data", &s(&repo)]);
         assert!(h.code == 0 || h.code == 1, "trial {t} {what}: {}", h.stderr);
         assert!(
             !h.stderr.contains("panicked"),
@@ -234,9 +168,9 @@ fn corruption_injection_is_detected_and_repaired() {
                 );
             }
         }
-        let r = hoard(&env, ["check", "--repair", &s(&repo)]);
+        let r = env.hoard(["check", "--repair", &s(&repo)]);
         assert_eq!(r.code, 0, "trial {t} {what}: repair failed: {}", r.stderr);
-        let r = hoard(&env, ["check", &s(&repo)]);
+        let r = env.hoard(["check", &s(&repo)]);
         assert_eq!(
             r.code, 0,
             "trial {t} {what}: check after repair: {}",
@@ -277,20 +211,20 @@ fn lost_manifest_is_rebuilt() {
     let (repo, _) = borg_repo(&env, "repokey");
     repair_env(&mut env);
     {
-        let mut r = open_local(&repo);
+        let mut r = common::craft::open_exclusive(&repo);
         r.delete(&MANIFEST_ID).unwrap();
         r.commit(false, 0.1).unwrap();
         r.close().unwrap();
     }
-    let r = hoard(&env, ["check", &s(&repo)]);
+    let r = env.hoard(["check", &s(&repo)]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("Repository manifest not found!"));
-    let r = hoard(&env, ["check", "-v", "--repair", &s(&repo)]).ok();
+    let r = env.hoard(["check", "-v", "--repair", &s(&repo)]).ok();
     assert!(r.stderr.contains("Found archive one"), "{}", r.stderr);
     assert!(r.stderr.contains("Manifest rebuild complete."));
     assert_eq!(archives(&env, &repo), vec!["one", "two"]);
     env.borg(["check", &s(&repo)]).ok();
-    hoard(&env, ["check", &s(&repo)]).ok();
+    env.hoard(["check", &s(&repo)]).ok();
 }
 
 #[test]
@@ -301,16 +235,16 @@ fn missing_chunk_is_replaced_then_healed() {
     let content = std::fs::read(data.join("small")).unwrap();
     let id: [u8; 32] = Sha256::digest(&content).into();
     let saved = {
-        let mut r = open_local(&repo);
+        let mut r = common::craft::open_exclusive(&repo);
         let saved = r.get(&id).expect("the small file is one chunk");
         r.delete(&id).unwrap();
         r.commit(false, 0.1).unwrap();
         r.close().unwrap();
         saved
     };
-    let r = hoard(&env, ["check", &s(&repo)]);
+    let r = env.hoard(["check", &s(&repo)]);
     assert_eq!(r.code, 1);
-    let r = hoard(&env, ["check", "--repair", &s(&repo)]);
+    let r = env.hoard(["check", "--repair", &s(&repo)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let msg = format!(
         "one: data/small: New missing file chunk detected (Byte 0-{}, Chunk {}). Replacing with all-zero chunk.",
@@ -319,7 +253,7 @@ fn missing_chunk_is_replaced_then_healed() {
     );
     assert!(r.stderr.contains(&msg), "{}", r.stderr);
     env.borg(["check", &s(&repo)]).ok();
-    hoard(&env, ["check", &s(&repo)]).ok();
+    env.hoard(["check", &s(&repo)]).ok();
     let health = env
         .borg([
             "list",
@@ -343,12 +277,12 @@ fn missing_chunk_is_replaced_then_healed() {
     );
     // Put the chunk back: the next repair heals the file.
     {
-        let mut r = open_local(&repo);
+        let mut r = common::craft::open_exclusive(&repo);
         r.put(&id, &saved).unwrap();
         r.commit(false, 0.1).unwrap();
         r.close().unwrap();
     }
-    let r = hoard(&env, ["check", "-v", "--repair", &s(&repo)]).ok();
+    let r = env.hoard(["check", "-v", "--repair", &s(&repo)]).ok();
     assert!(
         r.stderr.contains("Healed previously missing file chunk!"),
         "{}",
@@ -358,7 +292,7 @@ fn missing_chunk_is_replaced_then_healed() {
         .stderr
         .contains("one: data/small: Completely healed previously damaged file!"));
     env.borg(["check", &s(&repo)]).ok();
-    hoard(&env, ["check", &s(&repo)]).ok();
+    env.hoard(["check", &s(&repo)]).ok();
     let health = env
         .borg([
             "list",
@@ -399,12 +333,12 @@ fn orphans_are_reported_and_deleted() {
     {
         let mut object = vec![0x02, 0x00, 0x00];
         object.extend_from_slice(&plain);
-        let mut r = open_local(&repo);
+        let mut r = common::craft::open_exclusive(&repo);
         r.put(&id, &object).unwrap();
         r.commit(false, 0.1).unwrap();
         r.close().unwrap();
     }
-    let r: Run = hoard(&env, ["check", &s(&repo)]);
+    let r: Run = env.hoard(["check", &s(&repo)]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
         r.stderr.contains("1 orphaned objects found!"),
@@ -417,13 +351,13 @@ fn orphans_are_reported_and_deleted() {
     let b = env.borg(["check", &s(&repo)]);
     assert_eq!(b.code, 1);
     assert!(b.stderr.contains("1 orphaned objects found!"));
-    hoard(&env, ["check", "--repair", &s(&repo)]).ok();
+    env.hoard(["check", "--repair", &s(&repo)]).ok();
     {
-        let mut r = open_local(&repo);
+        let mut r = common::craft::open_exclusive(&repo);
         assert!(!r.contains(&id).unwrap());
         r.close().unwrap();
     }
-    hoard(&env, ["check", &s(&repo)]).ok();
+    env.hoard(["check", &s(&repo)]).ok();
     env.borg(["check", &s(&repo)]).ok();
 }
 
@@ -477,7 +411,7 @@ fn duplicate_names_get_suffixes_when_rebuilding() {
     let ids = archive_ids(&env, &repo);
     let two = ids.iter().find(|(n, _)| n == "two").unwrap().1;
     {
-        let mut r = open_local(&repo);
+        let mut r = common::craft::open_exclusive(&repo);
         let plain = plain_of(&r.get(&two).unwrap());
         let (v, _) = hoard::msgpack::decode_one(&plain, Limits::UNLIMITED).unwrap();
         let mut v = without_tam(v);
@@ -488,7 +422,7 @@ fn duplicate_names_get_suffixes_when_rebuilding() {
         r.commit(false, 0.1).unwrap();
         r.close().unwrap();
     }
-    let r = hoard(&env, ["check", "-v", "--repair", &s(&repo)]).ok();
+    let r = env.hoard(["check", "-v", "--repair", &s(&repo)]).ok();
     assert!(
         r.stderr
             .contains("Duplicate archive name one, storing as one.1"),
@@ -499,7 +433,7 @@ fn duplicate_names_get_suffixes_when_rebuilding() {
     names.sort();
     assert_eq!(names, vec!["one", "one.1", "two"]);
     env.borg(["check", &s(&repo)]).ok();
-    hoard(&env, ["check", &s(&repo)]).ok();
+    env.hoard(["check", &s(&repo)]).ok();
 }
 
 /// An archive whose TAM does not verify is reported by check and kept by `check --repair`
@@ -514,7 +448,7 @@ fn archive_with_invalid_tam_is_kept_by_repair() {
     let two = ids.iter().find(|(n, _)| n == "two").unwrap().1;
     let key = Key::plaintext();
     {
-        let mut r = open_local(&repo);
+        let mut r = common::craft::open_exclusive(&repo);
         let plain = plain_of(&r.get(&two).unwrap());
         let (mut v, _) = hoard::msgpack::decode_one(&plain, Limits::UNLIMITED).unwrap();
         let hmac = v.get_mut("tam").unwrap().get_mut("hmac").unwrap();
@@ -534,7 +468,7 @@ fn archive_with_invalid_tam_is_kept_by_repair() {
         r.commit(false, 0.1).unwrap();
         r.close().unwrap();
     }
-    let r = hoard(&env, ["check", &s(&repo)]);
+    let r = env.hoard(["check", &s(&repo)]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
         r.stderr
@@ -545,7 +479,7 @@ fn archive_with_invalid_tam_is_kept_by_repair() {
     assert!(r.stderr.contains("Archive two is kept"), "{}", r.stderr);
     assert!(!r.stderr.contains("removed"), "{}", r.stderr);
     // Repair keeps it (and its data), and says the problem is still there (exit 1).
-    let r = hoard(&env, ["check", "--repair", &s(&repo)]);
+    let r = env.hoard(["check", "--repair", &s(&repo)]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let mut names = archives(&env, &repo);
     names.sort();
@@ -564,7 +498,7 @@ fn archive_with_invalid_tam_is_kept_by_repair() {
         common::tree::pseudo_random(5_000, 3)
     );
     // upgrade: check reports, the upgrade authenticates, afterwards everything is clean.
-    let r = hoard(&env, ["upgrade", "--check-archives-tam", &s(&repo)]);
+    let r = env.hoard(["upgrade", "--check-archives-tam", &s(&repo)]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.out().contains("Archive TAM missing: two "), "{}", r.out());
     assert!(r.out().contains("Archive TAM present: one "), "{}", r.out());
@@ -573,16 +507,17 @@ fn archive_with_invalid_tam_is_kept_by_repair() {
         "{}",
         r.stderr
     );
-    let r = hoard(&env, ["upgrade", "--archives-tam", &s(&repo)]).ok();
+    let r = env.hoard(["upgrade", "--archives-tam", &s(&repo)]).ok();
     assert!(r.out().contains("Added archive TAM:   two "), "{}", r.out());
     assert!(
         r.out().contains("Fixed 1 archives with TAM issues!"),
         "{}",
         r.out()
     );
-    hoard(&env, ["upgrade", "--check-archives-tam", &s(&repo)]).ok();
-    hoard(&env, ["check", &s(&repo)]).ok();
-    hoard(&env, ["list", &format!("{}::two", s(&repo))]).ok();
+    env.hoard(["upgrade", "--check-archives-tam", &s(&repo)])
+        .ok();
+    env.hoard(["check", &s(&repo)]).ok();
+    env.hoard(["list", &format!("{}::two", s(&repo))]).ok();
     env.borg(["check", &s(&repo)]).ok();
 }
 
@@ -597,7 +532,7 @@ fn missing_item_metadata_chunk_matches_borg() {
     let ids = archive_ids(&env, &repo);
     let one = ids.iter().find(|(n, _)| n == "one").unwrap().1;
     {
-        let mut r = open_local(&repo);
+        let mut r = common::craft::open_exclusive(&repo);
         let plain = plain_of(&r.get(&one).unwrap());
         let (v, _) = hoard::msgpack::decode_one(&plain, Limits::UNLIMITED).unwrap();
         let items = v.get("items").unwrap().as_array().unwrap();
@@ -608,13 +543,13 @@ fn missing_item_metadata_chunk_matches_borg() {
     }
     let twin = env.path().join("twin");
     common::copy_dir(&repo, &twin);
-    let h = hoard(&env, ["check", &s(&repo)]);
+    let h = env.hoard(["check", &s(&repo)]);
     let b = env.borg(["check", &s(&twin)]);
     assert_eq!((h.code, &h.stderr), (b.code, &b.stderr));
     assert!(h
         .stderr
         .contains("item metadata chunk missing [chunk: 000000_"));
-    let h = hoard(&env, ["check", "-v", "--repair", &s(&repo)]);
+    let h = env.hoard(["check", "-v", "--repair", &s(&repo)]);
     let b = env.borg(["check", "-v", "--repair", &s(&twin)]);
     assert_eq!(h.code, b.code);
     let tail = |t: &str| -> Vec<String> {
@@ -625,7 +560,7 @@ fn missing_item_metadata_chunk_matches_borg() {
     };
     assert_eq!(tail(&h.stderr), tail(&b.stderr));
     env.borg(["check", &s(&repo)]).ok();
-    hoard(&env, ["check", &s(&repo)]).ok();
+    env.hoard(["check", &s(&repo)]).ok();
     assert_eq!(archives(&env, &repo), archives(&env, &twin));
 }
 
@@ -636,7 +571,7 @@ fn verify_data_finds_tampered_objects_like_borg() {
     repair_env(&mut env);
     // Tamper with the largest object (a file chunk) behind a valid segment CRC.
     let victim = {
-        let mut r = open_local(&repo);
+        let mut r = common::craft::open_exclusive(&repo);
         let ids = r.list(None, None).unwrap();
         let mut best: Option<([u8; 32], Vec<u8>)> = None;
         for id in ids {
@@ -655,8 +590,8 @@ fn verify_data_finds_tampered_objects_like_borg() {
     };
     let twin = env.path().join("twin");
     common::copy_dir(&repo, &twin);
-    hoard(&env, ["check", &s(&repo)]).ok();
-    let h = hoard(&env, ["check", "--verify-data", &s(&repo)]);
+    env.hoard(["check", &s(&repo)]).ok();
+    let h = env.hoard(["check", "--verify-data", &s(&repo)]);
     assert_eq!(h.code, 1);
     let msg = format!(
         "chunk {0}, integrity error: MAC Authentication failed",
@@ -672,7 +607,9 @@ fn verify_data_finds_tampered_objects_like_borg() {
         let b = env.borg(["check", "--verify-data", &s(&twin)]);
         assert_eq!((h.code, &h.stderr), (b.code, &b.stderr));
     }
-    let r = hoard(&env, ["check", "--verify-data", "--repair", &s(&repo)]).ok();
+    let r = env
+        .hoard(["check", "--verify-data", "--repair", &s(&repo)])
+        .ok();
     assert!(r
         .stderr
         .contains("Found defect chunks. They will be deleted now"));
@@ -681,7 +618,7 @@ fn verify_data_finds_tampered_objects_like_borg() {
         "{}",
         r.stderr
     );
-    hoard(&env, ["check", "--verify-data", &s(&repo)]).ok();
+    env.hoard(["check", "--verify-data", &s(&repo)]).ok();
     if borg_available() {
         env.borg(["check", "--verify-data", &s(&repo)]).ok();
         let dest = env.path().join("x");
@@ -721,11 +658,12 @@ fn archive_rewritten_by_borg_124_repair_is_kept_and_reauthenticated() {
     std::fs::write(data.join("lost"), &lost).unwrap();
     std::fs::write(data.join("kept"), common::tree::pseudo_random(50_000, 7)).unwrap();
     let repo = env.path().join("repo");
-    hoard(&env, ["init", "-e", "none", &s(&repo)]).ok();
-    hoard(&env, ["create", &format!("{}::arch", s(&repo)), "data"]).ok();
+    env.hoard(["init", "-e", "none", &s(&repo)]).ok();
+    env.hoard(["create", &format!("{}::arch", s(&repo)), "data"])
+        .ok();
     {
         let id: [u8; 32] = Sha256::digest(&lost).into();
-        let mut r = open_local(&repo);
+        let mut r = common::craft::open_exclusive(&repo);
         r.delete(&id).expect("the small file is one chunk");
         r.commit(false, 0.1).unwrap();
         r.close().unwrap();
@@ -733,14 +671,14 @@ fn archive_rewritten_by_borg_124_repair_is_kept_and_reauthenticated() {
     let r = env.borg(["check", "--repair", &s(&repo)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // borg 1.2.4 kept the stale TAM: hoard (like borg 1.4) refuses to read the archive ...
-    let r = hoard(&env, ["list", &format!("{}::arch", s(&repo))]);
+    let r = env.hoard(["list", &format!("{}::arch", s(&repo))]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     // ... and check reports it but never removes it, also with --repair.
     for args in [vec!["check"], vec!["check", "--repair"]] {
         let mut a = args.clone();
         let rs = s(&repo);
         a.push(&rs);
-        let r = hoard(&env, &a);
+        let r = env.hoard(&a);
         assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
         assert!(
             r.stderr
@@ -750,19 +688,20 @@ fn archive_rewritten_by_borg_124_repair_is_kept_and_reauthenticated() {
         );
         assert_eq!(archives(&env, &repo), vec!["arch"]);
     }
-    let r = hoard(&env, ["upgrade", "--archives-tam", &s(&repo)]).ok();
+    let r = env.hoard(["upgrade", "--archives-tam", &s(&repo)]).ok();
     assert!(
         r.out().contains("Added archive TAM:   arch "),
         "{}",
         r.out()
     );
-    let listed = hoard(&env, ["list", "--short", &format!("{}::arch", s(&repo))])
+    let listed = env
+        .hoard(["list", "--short", &format!("{}::arch", s(&repo))])
         .ok()
         .out();
     let mut listed: Vec<&str> = listed.lines().collect();
     listed.sort();
     assert_eq!(listed, ["data", "data/kept", "data/lost"]);
-    hoard(&env, ["check", &s(&repo)]).ok();
+    env.hoard(["check", &s(&repo)]).ok();
     let dest = env.path().join("x");
     std::fs::create_dir_all(&dest).unwrap();
     let mut c = env.hoard_cmd();
@@ -790,14 +729,7 @@ fn archive_rewritten_by_borg_124_repair_is_kept_and_reauthenticated() {
 
 /// Byte ranges `[start, end)` of live entries per segment file name, from the index.
 fn live_ranges(repo: &Path) -> Vec<(String, u64, u64)> {
-    let mut r = LocalRepository::open(
-        repo,
-        &OpenOptions {
-            exclusive: true,
-            ..OpenOptions::default()
-        },
-    )
-    .expect("open repository");
+    let mut r = common::craft::open_exclusive(repo);
     let mut ids = Vec::new();
     let mut marker = None;
     loop {

@@ -5,23 +5,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use common::{borg14, Env, Run};
-
-fn run14(env: &Env, borg: &Path, args: &[&str]) -> Run {
-    let out = env
-        .command_for(&borg.to_string_lossy())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run borg 1.4");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use common::{borg14, Env};
 
 /// A repository made by hoard with one archive `a` of a small tree (text and random data).
 fn repo_with_archive(env: &Env) {
@@ -69,7 +54,7 @@ fn dumps_equal_borgs_byte_for_byte() {
         ("dump-hints", "repo"),
     ] {
         let h = env.hoard(["debug", cmd, target, "-"]).ok();
-        let b = run14(&env, &borg, &["debug", cmd, target, "-"]).ok();
+        let b = env.run_at(&borg, &["debug", cmd, target, "-"]).ok();
         assert!(!h.stdout.is_empty(), "{cmd}");
         assert_eq!(h.out(), b.out(), "{cmd}");
     }
@@ -132,7 +117,7 @@ fn dumps_equal_borgs_byte_for_byte() {
     ] {
         let h = env.hoard(args).ok();
         assert!(h.out().contains("hello"), "{}", h.out());
-        assert_eq!(h.out(), run14(&env, &borg, args).ok().out(), "{args:?}");
+        assert_eq!(h.out(), env.run_at(&borg, args).ok().out(), "{args:?}");
     }
     let archive_id = manifest["archives"]["a"]["id"]
         .as_str()
@@ -156,7 +141,7 @@ fn dumps_equal_borgs_byte_for_byte() {
             "object {archive_id} has 1 referrers [info from chunks cache].\nobject {zero} not found [info from chunks cache].\nobject id 124 is invalid.\nobject id xyza is invalid.\n"
         )
     );
-    assert_eq!(h.out(), run14(&env, &borg, &args).ok().out());
+    assert_eq!(h.out(), env.run_at(&borg, &args).ok().out());
 }
 
 #[test]
@@ -169,7 +154,7 @@ fn objects_put_by_one_program_are_read_by_the_other() {
     let id = id.trim().to_string();
     assert_eq!(id.len(), 64);
     assert_eq!(
-        run14(&env, &borg, &["debug", "id-hash", "repo", "data"])
+        env.run_at(&borg, &["debug", "id-hash", "repo", "data"])
             .ok()
             .out()
             .trim(),
@@ -178,7 +163,9 @@ fn objects_put_by_one_program_are_read_by_the_other() {
     // hoard puts, borg gets
     let put = env.hoard(["debug", "put-obj", "repo", &id, "data"]).ok();
     assert_eq!(put.out(), format!("object {id} put.\n"));
-    let got = run14(&env, &borg, &["debug", "get-obj", "repo", &id, "by-borg"]).ok();
+    let got = env
+        .run_at(&borg, &["debug", "get-obj", "repo", &id, "by-borg"])
+        .ok();
     assert_eq!(got.out(), format!("object {id} fetched.\n"));
     assert_eq!(
         std::fs::read(env.path().join("by-borg")).expect("read"),
@@ -186,7 +173,8 @@ fn objects_put_by_one_program_are_read_by_the_other() {
     );
     // borg puts, hoard gets
     let other = "ab".repeat(32);
-    run14(&env, &borg, &["debug", "put-obj", "repo", &other, "data"]).ok();
+    env.run_at(&borg, &["debug", "put-obj", "repo", &other, "data"])
+        .ok();
     let got = env
         .hoard(["debug", "get-obj", "repo", &other, "by-hoard"])
         .ok();
@@ -208,7 +196,7 @@ fn objects_put_by_one_program_are_read_by_the_other() {
     let again = env.hoard(["debug", "delete-obj", "repo", &id]).ok();
     assert_eq!(again.out(), format!("object {id} not found.\nDone.\n"));
     // the repository is as it was: borg 1.4.5 finds nothing wrong
-    run14(&env, &borg, &["check", "repo"]).ok();
+    env.run_at(&borg, &["check", "repo"]).ok();
 }
 
 #[test]
@@ -227,7 +215,7 @@ fn bad_ids_missing_objects_and_files_get_borgs_one_line_errors() {
         &["debug", "search-repo-objs", "repo", "nonsense"][..],
     ] {
         let h = env.hoard(args).expect_code(2);
-        let b = run14(&env, &borg, args).expect_code(2);
+        let b = env.run_at(&borg, args).expect_code(2);
         common::assert_one_line_error(&h.stderr, "");
         assert_eq!(h.stderr.trim(), b.stderr.trim(), "{args:?}");
     }
@@ -307,8 +295,7 @@ fn debug_profiles_convert_and_load_in_pstats() {
         "['cpu_system', 'cpu_user', 'do_create', 'main']\n"
     );
     // borg's converter reads hoard's profile into the same Python data
-    run14(
-        &env,
+    env.run_at(
         &borg,
         &["debug", "convert-profile", "create.prof", "b.pyprof"],
     )
@@ -329,11 +316,11 @@ fn debug_profiles_convert_and_load_in_pstats() {
     ])
     .ok();
     python_stats(&env, "direct.pyprof");
-    run14(&env, &borg, &["list", "repo", "--debug-profile=borg.prof"]).ok();
+    env.run_at(&borg, &["list", "repo", "--debug-profile=borg.prof"])
+        .ok();
     env.hoard(["debug", "convert-profile", "borg.prof", "borg.pyprof"])
         .ok();
-    run14(
-        &env,
+    env.run_at(
         &borg,
         &["debug", "convert-profile", "borg.prof", "borg2.pyprof"],
     )
@@ -370,10 +357,10 @@ fn related_repository_from_borg_deduplicates_and_checks_clean() {
         .collect();
     std::fs::write(input.join("file1"), data).expect("write");
     let params = "--chunker-params=buzhash,10,18,14,4095";
-    run14(&env, &borg, &["init", "-e", "repokey", "repo1"]).ok();
-    run14(&env, &borg, &["create", params, "repo1::a1", "input"]).ok();
-    run14(
-        &env,
+    env.run_at(&borg, &["init", "-e", "repokey", "repo1"]).ok();
+    env.run_at(&borg, &["create", params, "repo1::a1", "input"])
+        .ok();
+    env.run_at(
         &borg,
         &["key", "export-related-secrets", "repo1", "secrets.json"],
     )
@@ -397,7 +384,9 @@ fn related_repository_from_borg_deduplicates_and_checks_clean() {
     env.hoard(["create", params, "repo2::a2", "input"]).ok();
     // the same chunk ids in both archives (more than a few: the file is really chunked)
     let chunks = |target: &str| {
-        let dump = run14(&env, &borg, &["debug", "dump-archive", target, "-"]).ok();
+        let dump = env
+            .run_at(&borg, &["debug", "dump-archive", target, "-"])
+            .ok();
         let v: serde_json::Value = serde_json::from_slice(&dump.stdout).expect("json");
         v["_items"]
             .as_array()
@@ -421,7 +410,7 @@ fn related_repository_from_borg_deduplicates_and_checks_clean() {
     let k1 = env.hoard(["key", "export", "repo1"]).ok().out();
     let k2 = env.hoard(["key", "export", "repo2"]).ok().out();
     assert_ne!(k1.lines().nth(1), k2.lines().nth(1));
-    run14(&env, &borg, &["check", "--verify-data", "repo2"]).ok();
+    env.run_at(&borg, &["check", "--verify-data", "repo2"]).ok();
     // a BLAKE2b repository cannot share an HMAC-SHA256 id key: refused, nothing created
     let r = env
         .hoard([

@@ -214,9 +214,7 @@ fn diff_of_vector_archives_matches_borg() {
         return;
     }
     for name in ["repokey", "keyfile-blake2", "none"] {
-        let mut env = Env::new();
-        env.passphrase = Some(common::VECTOR_PASSPHRASE.into());
-        let repo = env.unpack_vector(name);
+        let (env, repo) = common::vector_env(name);
         let a1 = format!("{}::archive1", repo.display());
         // the first access records the repository (and may answer a prompt): do it once
         run_in(&env, env.path(), false, &["diff", &a1, "archive1"]).ok();

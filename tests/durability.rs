@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{archive, arg, borg_available, Env};
+use common::{archive, arg, borg_available, hoard_exe, Env};
 use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -13,28 +13,6 @@ use std::path::Path;
 fn archive_names(env: &Env, repo: &Path) -> BTreeSet<String> {
     let r = env.hoard(["list", "--short", arg(repo)]).ok();
     r.out().lines().map(str::to_string).collect()
-}
-
-/// Runs one `hoard create` with the crash point `k`; returns true if the process was killed.
-fn create_with_crash(env: &Env, repo: &Path, name: &str, src: &Path, k: u64) -> bool {
-    let out = env
-        .hoard_cmd()
-        .env("HOARD_CRASH_AT", k.to_string())
-        .args(["create", &archive(repo, name), arg(src)])
-        .output()
-        .unwrap();
-    match out.status.signal() {
-        Some(9) => true,
-        Some(sig) => panic!("unexpected signal {sig}"),
-        None => {
-            assert!(
-                out.status.success(),
-                "create failed without a crash: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            false
-        }
-    }
 }
 
 #[test]
@@ -59,7 +37,8 @@ fn sigkill_at_every_write_step_keeps_the_last_commit() {
         let mut k = 1;
         loop {
             let name = format!("a{step}-{k}");
-            let killed = create_with_crash(&env, &repo, &name, &src, k);
+            let target = archive(&repo, &name);
+            let killed = env.crashed(&hoard_exe(), &["create", &target, arg(&src)], k);
             let now = archive_names(&env, &repo);
             let mut with_new = committed.clone();
             with_new.insert(name.clone());

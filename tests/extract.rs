@@ -107,9 +107,7 @@ fn every_vector_extracts_as_expected() {
     )
     .expect("json");
     for (name, v) in expected.as_object().expect("map") {
-        let mut env = Env::new();
-        env.passphrase = Some(common::VECTOR_PASSPHRASE.into());
-        let repo = env.unpack_vector(name);
+        let (env, repo) = common::vector_env(name);
         for (archive, a) in v["archives"].as_object().expect("archives") {
             let dest = env.path().join(format!("out-{archive}"));
             std::fs::create_dir(&dest).expect("mkdir");

@@ -96,20 +96,8 @@ fn info_text_matches_borg_layout() {
 
 #[test]
 fn every_vector_repository_opens_and_checks() {
-    for name in [
-        "none",
-        "repokey",
-        "keyfile",
-        "repokey-blake2",
-        "keyfile-blake2",
-        "authenticated",
-        "authenticated-blake2",
-        "lifecycle-compacted",
-        "lifecycle-append-only",
-    ] {
-        let mut env = Env::new();
-        env.passphrase = Some(common::VECTOR_PASSPHRASE.into());
-        let repo = env.unpack_vector(name);
+    for name in common::VECTORS {
+        let (env, repo) = common::vector_env(name);
         let r = env.hoard(["info", "--json", repo.to_str().unwrap()]).ok();
         let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
         assert_eq!(v["repository"]["location"], repo.to_str().unwrap());

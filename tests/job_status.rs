@@ -402,10 +402,7 @@ fn classic_wait_between_tries_is_ten_seconds() {
         }
     }
     assert!(seen.ends_with(" INFO create: retrying in 10s\n"), "{seen}");
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
+    common::signal(&child, libc::SIGTERM);
     for line in lines {
         seen.push_str(&line.unwrap());
         seen.push('\n');
@@ -464,46 +461,108 @@ struct Rendered {
     page_requests: Vec<String>,
 }
 
+/// Headless Chromium lays a page out at least this wide, whatever `--window-size` says (a
+/// narrower screenshot is only cropped): narrower screens are shown through an iframe.
+const CHROMIUM_MIN_WIDTH: usize = 500;
+
+/// Loads `page` in headless Chromium with a `width` x `height` screen: the DOM after load, a
+/// screenshot and the requests the page made. Below [`CHROMIUM_MIN_WIDTH`] the screenshot is
+/// of a wrapper page holding `page` in an iframe exactly `width` pixels wide, so the layout
+/// really is that narrow.
 fn render(chrome: &Path, page: &Path, width: usize, height: usize, scratch: &Path) -> Rendered {
     let profile = scratch.join(format!("profile-{width}"));
-    let _ = std::fs::remove_dir_all(&profile);
-    std::fs::create_dir_all(&profile).unwrap();
     let shot = scratch.join(format!("shot-{width}.png"));
     let netlog = scratch.join(format!("net-{width}.json"));
-    let out = Command::new(chrome)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--window-size={width},{height}"))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("--log-net-log={}", netlog.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", page.display()))
-        .stdin(Stdio::null())
-        .output()
+    let shown = if width < CHROMIUM_MIN_WIDTH {
+        let frame = scratch.join(format!("frame-{width}.html"));
+        std::fs::write(
+            &frame,
+            format!(
+                "<!DOCTYPE html><html><head><style>body{{margin:0}}iframe{{display:block;\
+                 border:0;width:{width}px;height:{height}px}}</style></head><body>\
+                 <iframe src=\"file://{}\"></iframe></body></html>",
+                page.display()
+            ),
+        )
         .unwrap();
-    assert!(
-        out.status.success(),
-        "chromium: {}",
-        String::from_utf8_lossy(&out.stderr)
+        frame
+    } else {
+        page.to_path_buf()
+    };
+    let run = |url: &Path, extra: &[String]| {
+        let _ = std::fs::remove_dir_all(&profile);
+        std::fs::create_dir_all(&profile).unwrap();
+        let out = Command::new(chrome)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--window-size={width},{height}"))
+            .args(extra)
+            .arg(format!("file://{}", url.display()))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "chromium: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dom = run(page, &["--dump-dom".to_string()]);
+    run(
+        &shown,
+        &[
+            format!("--screenshot={}", shot.display()),
+            format!("--log-net-log={}", netlog.display()),
+        ],
     );
     let (w, h, rgb) = decode_png(&std::fs::read(&shot).unwrap());
     Rendered {
-        dom: String::from_utf8_lossy(&out.stdout).into_owned(),
+        dom,
         width: w,
         height: h,
         rgb,
         page_requests: page_requests(&netlog),
     }
+}
+
+/// Whether the page and its archive table fit a `width`-pixel screen (nothing to scroll
+/// sideways). A copy of the page gets a probe script (the report itself has none, and its
+/// policy would refuse one) that paints a 40-pixel square in the corner: green when nothing
+/// overflows, magenta when something does; the screenshot tells which.
+fn fits_width(chrome: &Path, page: &Path, width: usize, scratch: &Path) -> bool {
+    let html = std::fs::read_to_string(page).unwrap();
+    let probe = "<script>var t=document.querySelector('.scroll'),d=document.documentElement;\
+                 var over=t.scrollWidth>t.clientWidth||d.scrollWidth>window.innerWidth;\
+                 var m=document.createElement('div');\
+                 m.style.cssText='position:fixed;left:0;top:0;width:40px;height:40px;z-index:9;\
+                 background:'+(over?'#ff00ff':'#00ff00');document.body.appendChild(m);</script>";
+    assert!(html.contains("</body>"));
+    let csp = "<meta http-equiv=\"Content-Security-Policy\"";
+    let html: String = html
+        .lines()
+        .filter(|l| !l.starts_with(csp))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let copy = scratch.join("probe.html");
+    std::fs::write(&copy, html.replace("</body>", &format!("{probe}</body>"))).unwrap();
+    let r = render(chrome, &copy, width, 2400, scratch);
+    let (fits, over) = (r.count(0x00ff00), r.count(0xff00ff));
+    assert!(
+        fits + over >= 1600,
+        "the probe did not run: {fits} + {over} pixels"
+    );
+    fits > over
 }
 
 /// The URLs of requests in a Chromium net log that a page loaded from a file made: their
@@ -724,6 +783,13 @@ fn html_report_renders_offline_at_phone_and_desktop_widths() {
                 // The run history: successes green, the failure red.
                 assert!(r.count(0x38a169) > 20 && r.count(0xe53e3e) > 20);
             }
+            if width == 390 {
+                assert!(
+                    fits_width(&chrome, page, width, &scratch),
+                    "{}",
+                    page.display()
+                );
+            }
         }
     }
     // The control: a page that does reach out is seen doing so.
@@ -735,4 +801,73 @@ fn html_report_renders_offline_at_phone_and_desktop_widths() {
     .unwrap();
     let r = render(&chrome, &bad, 390, 400, &scratch);
     assert_eq!(r.page_requests, ["http://127.0.0.1:9/x.png"]);
+}
+
+/// A job's report with the figures of a large server (terabytes, long archive names, 14 runs
+/// with two failures) fits a 390-pixel phone screen: nothing scrolls sideways. With
+/// `HOARD_REPORT_SHOTS=DIR` the phone and desktop screenshots are kept there as
+/// `report-phone.png` / `report-desktop.png` (how `docs/report-*.png` are made).
+#[test]
+fn report_with_large_figures_fits_a_phone_screen() {
+    let env = Env::new();
+    let jobs = env.path().join("jobs");
+    let job = new_job(&jobs, "home");
+    let mut history = String::new();
+    let day = 86_400i64;
+    let first = chrono::DateTime::parse_from_rfc3339("2026-11-24T01:00:00Z").unwrap();
+    for i in 0..14i64 {
+        let start = first + chrono::Duration::seconds(i * day);
+        let failed = i == 5 || i == 11;
+        let original = 1_200_000_000_000u64 + i as u64 * 9_876_543_210;
+        let stored = 310_000_000_000u64 + i as u64 * 4_321_098_765;
+        let sizes = serde_json::json!({
+            "files": 1_234_567 + i * 1_000,
+            "original": original,
+            "compressed": original / 3,
+            "deduplicated": 15_230_000_000u64 + i as u64 * 987_654_321,
+            "duration_seconds": 3_600.0 + i as f64 * 97.0,
+        });
+        let end = start + chrono::Duration::seconds(3_700 + i * 97);
+        let run = serde_json::json!({
+            "job": "home",
+            "repository": "ssh://backup@storage.example.net:2222/./repos/home-server",
+            "start": start.to_rfc3339(),
+            "end": end.to_rfc3339(),
+            "duration_seconds": 3_700.0 + i as f64 * 97.0,
+            "result": if failed { "failure" } else { "success" },
+            "exit_code": if failed { 2 } else { 0 },
+            "tries": if failed { 3 } else { 1 + (i % 3 == 0) as i64 },
+            "steps": [],
+            "archive": format!("home-server-{}", start.format("%Y-%m-%dT%H:%M:%S")),
+            "sizes": if failed { serde_json::Value::Null } else { sizes },
+            "archive_count": 20 + i,
+            "repository_size": stored,
+            "repository_original_size": original * (20 + i as u64),
+            "last_success": end.to_rfc3339(),
+        });
+        history.push_str(&format!("{run}\n"));
+    }
+    std::fs::write(job.join("history.jsonl"), history).unwrap();
+    std::fs::write(job.join("config.yaml"), "backup:\n  - /home\ntarget: /x\n").unwrap();
+    let mut env = env;
+    env.set("HOARD_CONFIG_DIR", &jobs.to_string_lossy());
+    let page = env.path().join("home.html");
+    env.hoard(["report", "home", "--html", &*page.to_string_lossy()])
+        .ok();
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("home-server-2026-12-07T01:00:00"), "{html}");
+    let Some(chrome) = chromium() else { return };
+    let scratch = env.path().join("chromium");
+    std::fs::create_dir_all(&scratch).unwrap();
+    assert!(fits_width(&chrome, &page, 390, &scratch));
+    if let Some(dir) = std::env::var_os("HOARD_REPORT_SHOTS").map(PathBuf::from) {
+        for (width, height, name) in [(390, 2400, "phone"), (1280, 1600, "desktop")] {
+            render(&chrome, &page, width, height, &scratch);
+            std::fs::copy(
+                scratch.join(format!("shot-{width}.png")),
+                dir.join(format!("report-{name}.png")),
+            )
+            .unwrap();
+        }
+    }
 }

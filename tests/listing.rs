@@ -5,75 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{borg_available, Env, VECTOR_PASSPHRASE};
-
-const VECTORS: [&str; 9] = [
-    "none",
-    "repokey",
-    "keyfile",
-    "repokey-blake2",
-    "keyfile-blake2",
-    "authenticated",
-    "authenticated-blake2",
-    "lifecycle-compacted",
-    "lifecycle-append-only",
-];
-
-fn vector_env(name: &str) -> (Env, PathBuf) {
-    let mut env = Env::new();
-    env.passphrase = Some(VECTOR_PASSPHRASE.into());
-    let dest = env.path().join("vectors");
-    std::fs::create_dir_all(&dest).unwrap();
-    let tarball = common::vectors_dir()
-        .join("repos")
-        .join(format!("{name}.tar.gz"));
-    let st = std::process::Command::new("tar")
-        .arg("xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&dest)
-        .status()
-        .expect("tar");
-    assert!(st.success(), "untar {}", tarball.display());
-    let key = dest.join(format!("{name}.key"));
-    if key.exists() {
-        env.set("BORG_KEY_FILE", &key.to_string_lossy());
-    }
-    (env, dest.join(name))
-}
-
-/// Runs hoard like `Env::hoard`, or the binary named by `HOARD_TEST_BIN` when set (the shared
-/// target dir's binary can be replaced by a concurrent build of another branch).
-fn hoard<I, S>(env: &Env, args: I) -> common::Run
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
-    let Some(bin) = std::env::var_os("HOARD_TEST_BIN") else {
-        return env.hoard(args);
-    };
-    let base = env.hoard_cmd();
-    let mut c = std::process::Command::new(bin);
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    if let Some(d) = base.get_current_dir() {
-        c.current_dir(d);
-    }
-    let out = c
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run hoard");
-    common::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use common::{borg_available, vector_env, Env, VECTORS};
 
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
@@ -82,7 +14,7 @@ fn s(p: &Path) -> String {
 /// Runs borg then hoard with the same arguments and asserts equal stdout and exit code.
 fn same(env: &Env, args: &[&str]) -> String {
     let b = env.borg(args);
-    let h = hoard(env, args);
+    let h = env.hoard(args);
     assert_eq!(
         h.code, b.code,
         "exit code for {args:?}\nborg stderr: {}\nhoard stderr: {}",
@@ -105,7 +37,7 @@ fn same_json_lines(env: &Env, args: &[&str]) {
             .collect()
     };
     let b = env.borg(args).ok();
-    let h = hoard(env, args).ok();
+    let h = env.hoard(args).ok();
     assert_eq!(parse(&h.out()), parse(&b.out()), "json lines for {args:?}");
 }
 
@@ -202,7 +134,7 @@ fn info_matches_borg() {
                 .args(args)
                 .output()
                 .expect("run borg 1.4");
-            let h = hoard(&env, args);
+            let h = env.hoard(args);
             assert_eq!(
                 h.code,
                 b.status.code().unwrap_or(-1),
@@ -265,7 +197,7 @@ fn selection_matches_borg() {
         let mut a = args.clone();
         a.push(&r);
         assert_eq!(env.borg(&a).code, 2);
-        assert_eq!(hoard(&env, &a).code, 2);
+        assert_eq!(env.hoard(&a).code, 2);
     }
 }
 
@@ -312,7 +244,7 @@ fn delete_leaves_a_clean_repository() {
     let r = s(&repo);
     // a dry run changes nothing
     let before = common::snapshot_dir(&repo);
-    hoard(&env, ["delete", "-n", &format!("{r}::arch-two")]).ok();
+    env.hoard(["delete", "-n", &format!("{r}::arch-two")]).ok();
     assert_eq!(common::snapshot_dir(&repo), before);
     // the same deletion in a copy by borg gives the same statistics
     let twin = env.path().join("twin");
@@ -323,11 +255,9 @@ fn delete_leaves_a_clean_repository() {
     let b = twin_env
         .borg(["delete", "--stats", "--list", &format!("{t}::arch-two")])
         .ok();
-    let h = hoard(
-        &env,
-        ["delete", "--stats", "--list", &format!("{r}::arch-two")],
-    )
-    .ok();
+    let h = env
+        .hoard(["delete", "--stats", "--list", &format!("{r}::arch-two")])
+        .ok();
     let strip = |e: &str| -> Vec<String> {
         e.lines()
             .filter(|l| !l.contains("previously located") && !l.contains("Do you want"))
@@ -343,19 +273,19 @@ fn delete_leaves_a_clean_repository() {
             .ok();
     }
     // a missing archive: borg warns and exits 0
-    let h = hoard(&env, ["delete", &format!("{r}::nope")]);
+    let h = env.hoard(["delete", &format!("{r}::nope")]);
     let b = env.borg(["delete", &format!("{r}::nope")]);
     assert_eq!(h.code, b.code);
     assert_eq!(h.stderr, b.stderr);
     // filters and names do not mix
-    let h = hoard(&env, ["delete", "-a", "arch*", &format!("{r}::arch-one")]);
+    let h = env.hoard(["delete", "-a", "arch*", &format!("{r}::arch-one")]);
     assert_eq!(h.code, 2);
     common::assert_one_line_error(&h.stderr, "Mixing archive filters");
     // delete by glob, several names, then all
-    hoard(&env, ["delete", "--first", "1", &r]).ok();
+    env.hoard(["delete", "--first", "1", &r]).ok();
     assert_eq!(env.borg(["list", "--short", &r]).ok().out(), "arch-three\n");
     env.borg(["check", &r]).ok();
-    hoard(&env, ["delete", &r, "arch-three"]).ok();
+    env.hoard(["delete", &r, "arch-three"]).ok();
     assert_eq!(env.borg(["list", "--short", &r]).ok().out(), "");
     env.borg(["check", "--verify-data", &r]).ok();
 }
@@ -367,12 +297,12 @@ fn delete_repository_asks_first() {
     }
     let (mut env, repo) = three_archive_repo();
     let r = s(&repo);
-    let h = hoard(&env, ["delete", &r]);
+    let h = env.hoard(["delete", &r]);
     assert_eq!(h.code, 2);
     assert!(h.stderr.contains("You requested to completely DELETE the following repository *including* 3 archives it contains:"), "{}", h.stderr);
     assert!(repo.join("config").exists());
     env.set("BORG_DELETE_I_KNOW_WHAT_I_AM_DOING", "YES");
-    hoard(&env, ["delete", &r]).ok();
+    env.hoard(["delete", &r]).ok();
     assert!(!repo.exists());
 }
 
@@ -383,7 +313,8 @@ fn rename_is_seen_by_borg() {
     }
     let (env, repo) = three_archive_repo();
     let r = s(&repo);
-    hoard(&env, ["rename", &format!("{r}::arch-one"), "first"]).ok();
+    env.hoard(["rename", &format!("{r}::arch-one"), "first"])
+        .ok();
     let listed = env.borg(["list", "--short", &r]).ok().out();
     assert_eq!(listed, "first\narch-two\narch-three\n");
     env.borg(["check", "--verify-data", &r]).ok();
@@ -396,7 +327,7 @@ fn rename_is_seen_by_borg() {
         ("nope", "x", "Archive nope does not exist"),
         ("first", "arch-two", "Archive arch-two already exists"),
     ] {
-        let h = hoard(&env, ["rename", &format!("{r}::{old}"), new]);
+        let h = env.hoard(["rename", &format!("{r}::{old}"), new]);
         let b = env.borg(["rename", &format!("{r}::{old}"), new]);
         assert_eq!(h.code, b.code);
         common::assert_one_line_error(&h.stderr, msg);

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -315,15 +314,32 @@ fn with_lock_holds_the_lock_and_returns_the_exit_code() {
     let env = Env::new();
     let repo = env.path().join("repo");
     env.borg(["init", "-e", "none", arg(&repo)]).ok();
+    // The command under the lock says when it runs and holds on until told to finish, so
+    // borg's attempt falls inside it however slow the machine is.
+    let held = env.path().join("held");
+    let release = env.path().join("release");
+    let script = format!(
+        "touch {}; while [ ! -e {} ]; do sleep 0.05; done",
+        held.display(),
+        release.display()
+    );
     let mut child = env
         .hoard_cmd()
-        .args(["with-lock", arg(&repo), "sleep", "4"])
+        .args(["with-lock", arg(&repo), "sh", "-c", &script])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("hoard with-lock");
-    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let start = std::time::Instant::now();
+    while !held.exists() {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "with-lock never ran its command"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let r = env.borg(["--lock-wait", "1", "list", arg(&repo)]);
+    std::fs::write(&release, b"").expect("release");
     assert_eq!(r.code, 2, "borg got the repository while it was locked");
     assert!(
         r.stderr.contains("Failed to create/acquire the lock"),
@@ -429,28 +445,6 @@ fn config_round_trip_matches_borg() {
     env.borg(["check", arg(&hr)]).ok();
 }
 
-/// Runs hoard with `HOARD_CRASH_AT=k`; true if it was killed.
-fn crashed(env: &Env, exe: &Path, args: &[&str], k: u64) -> bool {
-    let out = env
-        .command_at(exe)
-        .env("HOARD_CRASH_AT", k.to_string())
-        .args(args)
-        .output()
-        .expect("hoard");
-    match out.status.signal() {
-        Some(9) => true,
-        Some(sig) => panic!("unexpected signal {sig}"),
-        None => {
-            assert!(
-                out.status.success(),
-                "{args:?} failed without a crash: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            false
-        }
-    }
-}
-
 /// Restores the repository and the client state from a pristine copy.
 fn restore(env: &Env, pristine: &Path) {
     for part in ["repo", "base"] {
@@ -477,7 +471,7 @@ fn sigkill_during_prune_and_compact_keeps_the_last_commit() {
     let mut k = 1;
     loop {
         restore(&env, &pristine);
-        let killed = crashed(&env, &exe, &["prune", "--keep-last", "1", rs], k);
+        let killed = env.crashed(&exe, &["prune", "--keep-last", "1", rs], k);
         let names = archive_names(&env, &repo);
         assert!(
             names == full || names == vec!["a2".to_string()],
@@ -514,7 +508,7 @@ fn sigkill_during_prune_and_compact_keeps_the_last_commit() {
     let mut k = 1;
     loop {
         restore(&env, &pruned);
-        let killed = crashed(&env, &exe, &["compact", rs], k);
+        let killed = env.crashed(&exe, &["compact", rs], k);
         assert_eq!(archive_names(&env, &repo), vec!["a2"], "crash point {k}");
         if k % 3 == 1 || !killed {
             env.borg(["check", rs]).ok();
@@ -586,24 +580,8 @@ fn sigkill_during_delete_keeps_the_last_commit() {
         for part in ["repo", "base"] {
             common::copy_dir(&pristine.join(part), &env.path().join(part));
         }
-        let out = env
-            .command_at(&exe)
-            .env("HOARD_CRASH_AT", k.to_string())
-            .args(["delete", &format!("{rs}::a1")])
-            .output()
-            .expect("hoard delete");
-        let killed = match out.status.signal() {
-            Some(9) => true,
-            Some(sig) => panic!("crash point {k}: unexpected signal {sig}"),
-            None => {
-                assert!(
-                    out.status.success(),
-                    "crash point {k}: delete failed without a crash: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                false
-            }
-        };
+        let target = format!("{rs}::a1");
+        let killed = env.crashed(&exe, &["delete", &target], k);
         let now = list(k);
         if now == full {
             before += 1;

@@ -100,14 +100,7 @@ fn victim_id(repo: &Path) -> [u8; 32] {
 
 /// Rewrites object `id` with one byte flipped (a valid segment entry with a bad MAC).
 fn tamper_object(repo: &Path, id: &[u8; 32]) {
-    let mut r = LocalRepository::open(
-        repo,
-        &OpenOptions {
-            exclusive: true,
-            ..OpenOptions::default()
-        },
-    )
-    .expect("open repository");
+    let mut r = common::craft::open_exclusive(repo);
     let mut obj = r.get(id).expect("get");
     let n = obj.len();
     obj[n / 2] ^= 0x40;

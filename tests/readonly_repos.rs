@@ -8,22 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{borg14, craft, snapshot_dir, Env, Run};
+use common::{borg14, craft, snapshot_dir, Env};
 use hoard::msgpack::Value;
-
-/// Runs borg 1.4.5 (`prog`) in the environment.
-fn borg14_run(env: &Env, prog: &Path, args: &[&str]) -> Run {
-    let out = env
-        .command_for(prog.to_str().expect("utf8"))
-        .args(args)
-        .output()
-        .expect("run borg 1.4");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 /// Makes a directory unwritable the way borg's test suite does (`chmod -R ugo-w`, plus
 /// `chattr +i` on the top directory, which is what stops root); undone on drop.
@@ -112,7 +98,7 @@ fn readonly_repository_is_read_with_bypass_lock_and_refused_without_like_borg() 
     std::fs::write(src.join("d/file2"), b"second\n").unwrap();
     env.hoard(["create", &format!("{r}::b"), "src"]).ok();
     // borg knows the repository too (security dir, cache) before it becomes read-only
-    borg14_run(&env, &borg, &["list", &r]).ok();
+    env.run_at(&borg, &["list", &r]).ok();
     let before = snapshot_dir(&repo);
 
     let Some(_ro) = ReadOnly::new(&repo) else {
@@ -132,7 +118,7 @@ fn readonly_repository_is_read_with_bypass_lock_and_refused_without_like_borg() 
     ];
     for args in &commands {
         let h = env.hoard(args);
-        let b = borg14_run(&env, &borg, args);
+        let b = env.run_at(&borg, args);
         assert_eq!(h.code, 2, "hoard {args:?}: {}", h.stderr);
         assert_eq!(b.code, 2, "borg {args:?}: {}", b.stderr);
         let hl =
@@ -144,7 +130,7 @@ fn readonly_repository_is_read_with_bypass_lock_and_refused_without_like_borg() 
         let mut bypass = args.clone();
         bypass.push("--bypass-lock");
         let h = env.hoard(&bypass);
-        let b = borg14_run(&env, &borg, &bypass);
+        let b = env.run_at(&borg, &bypass);
         assert_eq!(b.code, 0, "borg {bypass:?}: {}", b.stderr);
         assert_eq!(h.code, 0, "hoard {bypass:?}: {}", h.stderr);
         if args[0] == "list" || args[0] == "diff" {
@@ -200,7 +186,7 @@ fn both_refuse(env: &Env, borg: &Path, args: &[&str], before: &dyn Fn()) {
     before();
     let h = env.hoard(args);
     before();
-    let b = borg14_run(env, borg, args);
+    let b = env.run_at(borg, args);
     assert_eq!(b.code, 2, "borg {args:?}: {}", b.stderr);
     assert!(
         b.stderr.lines().any(|l| l == UNKNOWN),
@@ -275,7 +261,7 @@ fn regex_patterns_have_python_re_semantics() {
     ] {
         let args = ["list", "--short", "--exclude", pattern, &format!("{r}::a")];
         let h = env.hoard(args);
-        let b = borg14_run(&env, &borg, &args);
+        let b = env.run_at(&borg, &args);
         assert_eq!(b.code, 0, "borg {pattern}: {}", b.stderr);
         assert_eq!(h.code, 0, "hoard {pattern}: {}", h.stderr);
         assert_eq!(h.out(), b.out(), "{pattern}");
@@ -342,7 +328,7 @@ fn bypass_lock_is_refused_for_commands_that_write_like_borg() {
         &["break-lock", "--bypass-lock", "repo"][..],
         &["init", "--bypass-lock", "-e", "none", "repo2"][..],
     ] {
-        let b = borg14_run(&env, &borg, args);
+        let b = env.run_at(&borg, args);
         let h = env.hoard(args);
         assert_eq!(b.code, 2, "borg {args:?}: {}", b.stderr);
         assert_eq!(b.stderr, refused, "borg {args:?}");
@@ -360,7 +346,7 @@ fn bypass_lock_is_refused_for_commands_that_write_like_borg() {
         &["extract", "--bypass-lock", "--dry-run", "repo::a"][..],
         &["config", "--bypass-lock", "repo", "append_only"][..],
     ] {
-        let b = borg14_run(&env, &borg, args);
+        let b = env.run_at(&borg, args);
         assert_eq!(b.code, 0, "borg {args:?}: {}", b.stderr);
         env.hoard(args).ok();
     }

@@ -11,20 +11,6 @@ use std::process::Command;
 
 use common::{borg14, Env, Run};
 
-/// borg 1.4 run in `env`.
-fn b14(env: &Env, borg: &Path, args: &[&str]) -> Run {
-    let out = env
-        .command_for(&borg.to_string_lossy())
-        .args(args)
-        .output()
-        .expect("run borg 1.4");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// Two environments with identical copies of a repository borg 1.4 made from `tree` with
 /// `create_args` (archives `a` and then `b`, both of `input`).
 struct Twin {
@@ -38,14 +24,14 @@ impl Twin {
         let b = Env::new();
         let h = Env::new();
         tree(&b.path().join("input"));
-        b14(&b, &borg, &["init", "-e", encryption, "repo"]).ok();
+        b.run_at(&borg, &["init", "-e", encryption, "repo"]).ok();
         for (i, extra) in create_args.iter().enumerate() {
             let name = format!("repo::{}", ["a", "b", "c"][i]);
             let mut args = vec!["create"];
             args.extend_from_slice(extra);
             args.push(&name);
             args.push("input");
-            b14(&b, &borg, &args).ok();
+            b.run_at(&borg, &args).ok();
         }
         let st = Command::new("cp")
             .arg("-a")
@@ -61,7 +47,7 @@ impl Twin {
     fn recreate(&self, args: &[&str]) -> (Run, Run) {
         let mut full = vec!["recreate"];
         full.extend_from_slice(args);
-        let rb = b14(&self.b, &self.borg, &full);
+        let rb = self.b.run_at(&self.borg, &full);
         let rh = self.h.hoard(&full);
         (rb, rh)
     }
@@ -69,22 +55,36 @@ impl Twin {
     /// `list --format` of an archive in both copies (via borg 1.4).
     fn listings(&self, archive: &str, format: &str) -> (String, String) {
         let a = format!("repo::{archive}");
-        let lb = b14(&self.b, &self.borg, &["list", "--format", format, &a]).ok();
-        let lh = b14(&self.h, &self.borg, &["list", "--format", format, &a]).ok();
+        let lb = self
+            .b
+            .run_at(&self.borg, &["list", "--format", format, &a])
+            .ok();
+        let lh = self
+            .h
+            .run_at(&self.borg, &["list", "--format", format, &a])
+            .ok();
         (lb.out(), lh.out())
     }
 
     /// The archive names of both copies.
     fn archives(&self) -> (String, String) {
         let f = "{archive}{NL}";
-        let lb = b14(&self.b, &self.borg, &["list", "--format", f, "repo"]).ok();
-        let lh = b14(&self.h, &self.borg, &["list", "--format", f, "repo"]).ok();
+        let lb = self
+            .b
+            .run_at(&self.borg, &["list", "--format", f, "repo"])
+            .ok();
+        let lh = self
+            .h
+            .run_at(&self.borg, &["list", "--format", f, "repo"])
+            .ok();
         (lb.out(), lh.out())
     }
 
     /// borg 1.4's `check --verify-data` on hoard's copy.
     fn check_hoard(&self) {
-        b14(&self.h, &self.borg, &["check", "--verify-data", "repo"]).ok();
+        self.h
+            .run_at(&self.borg, &["check", "--verify-data", "repo"])
+            .ok();
     }
 }
 
@@ -184,7 +184,7 @@ fn recreate_paths_and_excludes_match_borg_and_keep_hardlinks() {
     );
     // Metadata: times and comment kept, cmdline kept, new id.
     let info = |e: &Env| {
-        let r = b14(e, &t.borg, &["info", "--json", "repo::a"]).ok();
+        let r = e.run_at(&t.borg, &["info", "--json", "repo::a"]).ok();
         let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("json");
         let a = &v["archives"][0];
         (
@@ -288,7 +288,7 @@ fn recreate_rechunks_as_borg() {
         // The same chunker params again: nothing to do, the archive stays as it is.
         let before = t.listings("a", "{path} {num_chunks}{NL}").1;
         let id = |e: &Env| {
-            b14(e, &t.borg, &["list", "--format", "{id}", "repo"])
+            e.run_at(&t.borg, &["list", "--format", "{id}", "repo"])
                 .ok()
                 .out()
         };
@@ -324,7 +324,7 @@ fn recreate_target_comment_timestamp_match_borg() {
     assert_eq!(t.listings("a", ITEMS).0, t.listings("a", ITEMS).1);
     let fmt = "{archive}|{comment}|{time}{NL}";
     let get = |e: &Env| {
-        b14(e, &t.borg, &["list", "--format", fmt, "repo"])
+        e.run_at(&t.borg, &["list", "--format", fmt, "repo"])
             .ok()
             .out()
     };
@@ -338,13 +338,9 @@ fn recreate_dry_run_changes_nothing() {
     let Some(borg) = borg14() else { return };
     let t = Twin::new(borg, tree, &[&[]], "repokey");
     let ids = |e: &Env| {
-        b14(
-            e,
-            &t.borg,
-            &["list", "--format", "{archive} {id}{NL}", "repo"],
-        )
-        .ok()
-        .out()
+        e.run_at(&t.borg, &["list", "--format", "{archive} {id}{NL}", "repo"])
+            .ok()
+            .out()
     };
     let before = ids(&t.h);
     let (rb, rh) = t.recreate(&["-n", "--list", "repo", "-e", "input/file1"]);
@@ -415,10 +411,15 @@ fn recreate_parallel_recompress_equals_sequential_and_borg() {
     let (lb, lh) = t.listings("a", ITEMS);
     assert_eq!(lb, lh);
     let fmt = "{path} {size} {csize} {num_chunks} {sha256}{NL}";
-    let par = b14(&t.h, &t.borg, &["list", "--format", fmt, "repo::a"]).ok();
-    let one = b14(&seq, &t.borg, &["list", "--format", fmt, "repo::a"]).ok();
+    let par =
+        t.h.run_at(&t.borg, &["list", "--format", fmt, "repo::a"])
+            .ok();
+    let one = seq
+        .run_at(&t.borg, &["list", "--format", fmt, "repo::a"])
+        .ok();
     assert_eq!(par.out(), one.out());
     assert!(par.out().contains("input/file1 200000 "), "{}", par.out());
     t.check_hoard();
-    b14(&seq, &t.borg, &["check", "--verify-data", "repo"]).ok();
+    seq.run_at(&t.borg, &["check", "--verify-data", "repo"])
+        .ok();
 }

@@ -170,8 +170,7 @@ impl Serve {
     }
 
     fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
+        common::signal(&self.child, sig);
     }
 }
 

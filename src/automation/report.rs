@@ -336,15 +336,16 @@ impl Report {
         h.push_str(
             "<div class=\"scroll\"><table id=\"archives\">\n<thead><tr><th>Archive</th><th>Date</th>\
              <th class=\"n opt\">Files</th><th class=\"n\">Original</th><th class=\"n opt\">Compressed</th>\
-             <th class=\"n\">Deduplicated</th><th class=\"n opt\">Duration</th></tr></thead>\n<tbody>\n",
+             <th class=\"n\">Dedupli&shy;cated</th><th class=\"n opt\">Duration</th></tr></thead>\n<tbody>\n",
         );
         for a in self.archives.iter().rev() {
             let _ = writeln!(
                 h,
-                "<tr><td class=\"name\">{}</td><td>{}</td><td class=\"n opt\">{}</td><td class=\"n\">{}</td>\
+                "<tr><td class=\"name\">{}</td><td class=\"date\">{} <span>{}</span></td><td class=\"n opt\">{}</td><td class=\"n\">{}</td>\
                  <td class=\"n opt\">{}</td><td class=\"n\">{}</td><td class=\"n opt\">{}</td></tr>",
                 esc(&a.name),
-                a.time.format("%Y-%m-%d %H:%M"),
+                a.time.format("%Y-%m-%d"),
+                a.time.format("%H:%M"),
                 a.files,
                 format_size(a.original),
                 format_size(a.compressed),
@@ -382,13 +383,62 @@ enum Unit {
 }
 
 impl Unit {
+    /// A value as the axis shows it (durations without their zero parts: `1 h 20 min`).
     fn label(self, v: f64) -> String {
         match self {
             Unit::Bytes => format_size(v.max(0.0) as u64),
-            Unit::Seconds => format_duration(v),
+            Unit::Seconds => axis_duration(v),
             Unit::Ratio => format!("{v:.1}"),
         }
     }
+
+    /// The top of an axis reaching `max`: four even steps of a round size for this unit.
+    fn axis_max(self, max: f64) -> f64 {
+        match self {
+            Unit::Seconds => 4.0 * duration_step(max / 4.0),
+            Unit::Bytes | Unit::Ratio => nice_max(max),
+        }
+    }
+}
+
+/// The smallest round duration (seconds: 1, 2, 5, 10, 15, 30 s; 1, 2, 5, 10, 15, 20, 30 min;
+/// 1, 2, 3, 6, 12 h; 1, 2, 7 days, then whole weeks) of at least `step` seconds.
+fn duration_step(step: f64) -> f64 {
+    const ROUND: [f64; 21] = [
+        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0,
+        7200.0, 10800.0, 21600.0, 43200.0, 86400.0, 172800.0, 604800.0,
+    ];
+    if !step.is_finite() || step <= 0.0 {
+        return 1.0;
+    }
+    if step < 1.0 {
+        return nice_max(step);
+    }
+    ROUND
+        .iter()
+        .copied()
+        .find(|&r| r >= step)
+        .unwrap_or_else(|| (step / 604800.0).ceil() * 604800.0)
+}
+
+/// A duration on an axis: `0 s`, `0.25 s`, `45 s`, `20 min`, `1 h 20 min`, `2 d 12 h`.
+fn axis_duration(secs: f64) -> String {
+    if !secs.is_finite() || secs <= 0.0 {
+        return "0 s".into();
+    }
+    if secs < 60.0 {
+        let text = format!("{secs:.2}");
+        return format!("{} s", text.trim_end_matches('0').trim_end_matches('.'));
+    }
+    let s = secs.round() as u64;
+    let (d, h, m, sec) = (s / 86400, s % 86400 / 3600, s % 3600 / 60, s % 60);
+    let parts = [(d, "d"), (h, "h"), (m, "min"), (sec, "s")];
+    let words: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n} {unit}"))
+        .collect();
+    words.join(" ")
 }
 
 /// A chart: one series, drawn as a line (optionally filled) or as bars.
@@ -479,7 +529,7 @@ fn svg_chart(chart: &Chart, unit: Unit, label: &str) -> String {
         esc(label)
     );
     let plot_h = H - TOP - BOTTOM;
-    let max = nice_max(chart.points.iter().map(|p| p.value).fold(0.0, f64::max));
+    let max = unit.axis_max(chart.points.iter().map(|p| p.value).fold(0.0, f64::max));
     let y = |v: f64| TOP + plot_h - (v / max).clamp(0.0, 1.0) * plot_h;
     for i in 0..=4 {
         let v = max * f64::from(i) / 4.0;
@@ -730,6 +780,9 @@ tbody tr:nth-child(even){background:#f8fafc}
  .opt{display:none}
  table{font-size:.8rem}
  th,td{padding:5px 4px}
+ th{white-space:normal;vertical-align:bottom}
+ td.name{min-width:6em}
+ td.date span{display:block}
 }
 @media print{
  @page{margin:14mm}
@@ -799,6 +852,23 @@ mod tests {
         assert!(html.contains("class=\"run bad\""));
         assert!(html.contains("no data yet"));
         assert!(html.contains("<div class=\"fact bad\">"));
+    }
+
+    #[test]
+    fn duration_axes_step_by_round_durations() {
+        assert_eq!(Unit::Seconds.axis_max(5_000.0), 4.0 * 1_800.0);
+        assert_eq!(Unit::Seconds.axis_max(0.7), 0.8);
+        assert_eq!(Unit::Seconds.axis_max(90.0), 120.0);
+        assert_eq!(
+            Unit::Seconds.axis_max(4.0 * 86_400.0 * 9.0),
+            4.0 * 1_209_600.0
+        );
+        assert_eq!(axis_duration(0.0), "0 s");
+        assert_eq!(axis_duration(0.25), "0.25 s");
+        assert_eq!(axis_duration(30.0), "30 s");
+        assert_eq!(axis_duration(1_200.0), "20 min");
+        assert_eq!(axis_duration(4_800.0), "1 h 20 min");
+        assert_eq!(axis_duration(216_000.0), "2 d 12 h");
     }
 
     #[test]

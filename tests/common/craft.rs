@@ -149,18 +149,20 @@ pub fn chunk_id(env: &Env, repo: &Path, data: &[u8]) -> [u8; 32] {
     opened.store.key.id_hash(data)
 }
 
+/// The local repository at `repo`, opened with the exclusive lock (for surgery).
+pub fn open_exclusive(repo: &Path) -> hoard::repo::LocalRepository {
+    let options = hoard::repo::OpenOptions {
+        exclusive: true,
+        ..hoard::repo::OpenOptions::default()
+    };
+    hoard::repo::LocalRepository::open(repo, &options).expect("open repository")
+}
+
 /// Deletes object `id` from `repo` and commits (a missing chunk).
 pub fn delete_object(repo: &Path, id: &[u8; 32]) {
-    use hoard::repo::{LocalRepository, OpenOptions, Repository};
+    use hoard::repo::Repository;
     let _guard = LIB_ENV.lock().unwrap_or_else(|e| e.into_inner());
-    let mut r = LocalRepository::open(
-        repo,
-        &OpenOptions {
-            exclusive: true,
-            ..OpenOptions::default()
-        },
-    )
-    .expect("open repository");
+    let mut r = open_exclusive(repo);
     r.delete(id).expect("delete object");
     r.commit(false, 0.1).expect("commit");
 }

@@ -12,6 +12,37 @@ pub mod tree;
 /// The passphrase of every encrypted vector repository.
 pub const VECTOR_PASSPHRASE: &str = "borg-vectors-passphrase";
 
+/// Every repository under `../shared/vectors/repos/` (made by borg 1.2.4).
+pub const VECTORS: [&str; 9] = [
+    "none",
+    "repokey",
+    "keyfile",
+    "repokey-blake2",
+    "keyfile-blake2",
+    "authenticated",
+    "authenticated-blake2",
+    "lifecycle-compacted",
+    "lifecycle-append-only",
+];
+
+/// A fresh environment with the vector passphrase and the vector repository `name` unpacked
+/// into it ([`Env::unpack_vector`]); returns both.
+pub fn vector_env(name: &str) -> (Env, PathBuf) {
+    let mut env = Env::new();
+    env.passphrase = Some(VECTOR_PASSPHRASE.into());
+    let repo = env.unpack_vector(name);
+    (env, repo)
+}
+
+/// The hoard binary under test: `HOARD_TEST_BIN` when set (a private copy, for runs where
+/// another worktree may rebuild the shared target directory meanwhile), else the one cargo
+/// built for this test.
+pub fn hoard_exe() -> PathBuf {
+    std::env::var_os("HOARD_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hoard")))
+}
+
 /// The shared vectors folder: `shared/vectors` beside the clone (or beside one of its parent
 /// folders, for git worktrees), or `HOARD_VECTORS`.
 pub fn vectors_dir() -> PathBuf {
@@ -162,9 +193,9 @@ impl Env {
         self.command(OsStr::new(program))
     }
 
-    /// A `Command` for hoard in this environment.
+    /// A `Command` for hoard ([`hoard_exe`]) in this environment.
     pub fn hoard_cmd(&self) -> Command {
-        self.command(OsStr::new(env!("CARGO_BIN_EXE_hoard")))
+        self.command(hoard_exe().as_os_str())
     }
 
     /// A `Command` for borg in this environment.
@@ -222,6 +253,42 @@ impl Env {
         exe
     }
 
+    /// Runs hoard (`exe`, e.g. [`Env::private_hoard`] or [`hoard_exe`]) with `args` and the
+    /// crash point `HOARD_CRASH_AT=k`: true if it was killed there (SIGKILL), false if it
+    /// finished successfully before reaching it; any other outcome fails the test.
+    pub fn crashed(&self, exe: &Path, args: &[&str], k: u64) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        let out = self
+            .command_at(exe)
+            .env("HOARD_CRASH_AT", k.to_string())
+            .args(args)
+            .output()
+            .expect("hoard");
+        match out.status.signal() {
+            Some(9) => true,
+            Some(sig) => panic!("{args:?}: unexpected signal {sig}"),
+            None => {
+                assert!(
+                    out.status.success(),
+                    "{args:?} failed without a crash: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                false
+            }
+        }
+    }
+
+    /// Runs the program `exe` (e.g. borg 1.4.5 from [`borg14`]) in this environment with
+    /// `args`, stdin closed.
+    pub fn run_at<I, S>(&self, exe: &Path, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = self.command_at(exe).args(args).output();
+        Run::from(out.unwrap_or_else(|e| panic!("run {}: {e}", exe.display())))
+    }
+
     /// A `Command` for the program `exe` (e.g. [`Env::private_hoard`]) with this
     /// environment's settings, as [`Env::hoard_cmd`] has them.
     pub fn command_at(&self, exe: &Path) -> Command {
@@ -253,6 +320,14 @@ impl Env {
             "vector {name} has no repository dir"
         );
         repo
+    }
+}
+
+/// Sends signal `sig` (e.g. `libc::SIGTERM`) to the child process.
+pub fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: kill(2) on the pid of our own child, which has not been waited for yet.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, sig);
     }
 }
 
