@@ -366,11 +366,8 @@ fn malicious_paths_are_refused() {
         &env,
         vec![
             (file_item(b"ok-before"), Some(b"fine".to_vec())),
-            (file_item(b"../outside/dotdot"), Some(b"evil1".to_vec())),
-            (
-                file_item(b"/tmp/hoard-evil-absolute"),
-                Some(b"evil2".to_vec()),
-            ),
+            // (a path starting with `../` or `/` ends the extraction, as in borg 1.4.5:
+            // hostile_archives.rs, paths_not_relative_and_local_end_the_extraction_like_borg14)
             (file_item(b"x/../../outside/mid"), Some(b"evil3".to_vec())),
             (link, None),
             (file_item(b"a/passwd"), Some(b"evil4".to_vec())),
@@ -380,13 +377,7 @@ fn malicious_paths_are_refused() {
     );
     let dest = fresh(&env, "dest");
     let r = hoard_in(&env, &dest, &["extract", &arch]).expect_code(1);
-    for p in [
-        "../outside/dotdot",
-        "/tmp/hoard-evil-absolute",
-        "x/../../outside/mid",
-        "a/passwd",
-        "stolen",
-    ] {
+    for p in ["x/../../outside/mid", "a/passwd", "stolen"] {
         assert!(
             r.stderr.lines().any(|l| l.starts_with(&format!("{p}: "))),
             "no error for {p}:\n{}",
@@ -395,7 +386,6 @@ fn malicious_paths_are_refused() {
     }
     assert_eq!(std::fs::read(dest.join("ok-before")).expect("ok"), b"fine");
     assert_eq!(std::fs::read(dest.join("ok-after")).expect("ok"), b"fine");
-    assert!(!Path::new("/tmp/hoard-evil-absolute").exists());
     let outside_files: Vec<String> = walk(&outside).iter().map(|p| rel(&outside, p)).collect();
     assert_eq!(outside_files, vec!["secret".to_string()]);
     assert!(walk(&target_dir).is_empty(), "wrote through the symlink");

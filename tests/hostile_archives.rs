@@ -354,7 +354,7 @@ fn dotdot_absolute_and_symlinked_parents_stay_inside() {
     let env = Env::new();
     let out = outside(&env);
     let repo = init_repo(&env, "repo");
-    let abs = out.join("abs");
+    // (paths starting with `../` or `/` end the extraction: see the next test)
     let arch = write_archive(
         &env,
         &repo,
@@ -362,16 +362,8 @@ fn dotdot_absolute_and_symlinked_parents_stay_inside() {
         vec![
             (file_item(b"ok"), Content::Bytes(b"fine".to_vec())),
             (
-                file_item(b"../outside/dotdot"),
-                Content::Bytes(b"1".to_vec()),
-            ),
-            (
                 file_item(b"d/../../outside/mid"),
                 Content::Bytes(b"2".to_vec()),
-            ),
-            (
-                file_item(abs.as_os_str().as_encoded_bytes()),
-                Content::Bytes(b"3".to_vec()),
             ),
             (
                 symlink_item(b"a", out.as_os_str().as_encoded_bytes()),
@@ -392,10 +384,11 @@ fn dotdot_absolute_and_symlinked_parents_stay_inside() {
         let dest = fresh(&env, &format!("{name}/t"));
         let mut args = vec!["extract", arch.as_str()];
         if strip != "0" {
-            // stripping one component turns `d/../../outside/mid` into `../../outside/mid`
+            // stripping one component turns `d/../../outside/mid` into `../../outside/mid`,
+            // which ends the extraction as borg 1.4.5's exception does
             args.extend(["--strip-components", strip]);
         }
-        let r = hoard_in(&env, &dest, &args).expect_code(1);
+        let r = hoard_in(&env, &dest, &args).expect_code(if strip == "0" { 1 } else { 2 });
         assert_outside_untouched(&out);
         assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
         for line in r.stderr.lines() {
@@ -403,7 +396,6 @@ fn dotdot_absolute_and_symlinked_parents_stay_inside() {
         }
         if strip == "0" {
             for p in [
-                "../outside/dotdot",
                 "d/../../outside/mid",
                 "a/f",
                 "a/sub",
@@ -424,7 +416,7 @@ fn dotdot_absolute_and_symlinked_parents_stay_inside() {
         );
     }
     if let Some(b14) = borg14() {
-        // borg 1.4 stops at the first `../` path (an exception), after `ok`
+        // borg 1.4 refuses the same items, one warning each, and goes on
         let dest = fresh(&env, "borg");
         let r = run_limited(
             &env,
@@ -434,8 +426,112 @@ fn dotdot_absolute_and_symlinked_parents_stay_inside() {
             Duration::from_secs(60),
         );
         assert_outside_untouched(&out);
-        assert_eq!(r.code, 2, "borg 1.4: {}", r.stderr);
+        assert_eq!(r.code, 1, "borg 1.4: {}", r.stderr);
+        assert_eq!(std::fs::read(dest.join("ok2")).expect("ok2"), b"fine");
     }
+}
+
+/// An item path starting with `/` or `../` (also after `--strip-components`) is not a
+/// per-item warning in borg 1.4.5: `extract_item` raises `Exception('Path should be relative
+/// and local')`, which ends the extraction with "Local Exception" and exit code 2 in both
+/// exit-code modes (msgid `Exception`); items before it are extracted, items after it not.
+#[test]
+fn paths_not_relative_and_local_end_the_extraction_like_borg14() {
+    let env = Env::new();
+    let out = outside(&env);
+    let repo = init_repo(&env, "repo");
+    let abs = out.join("abs");
+    let items = |bad: &[u8]| {
+        vec![
+            (dir_item(b"d"), Content::Keep),
+            (file_item(b"d/ok"), Content::Bytes(b"fine".to_vec())),
+            (file_item(bad), Content::Bytes(b"1".to_vec())),
+            (file_item(b"after"), Content::Bytes(b"not reached".to_vec())),
+        ]
+    };
+    let dotdot = write_archive(&env, &repo, "dotdot", items(b"../outside/dotdot"));
+    let absolute = write_archive(
+        &env,
+        &repo,
+        "absolute",
+        items(abs.as_os_str().as_encoded_bytes()),
+    );
+    // `x/../outside/stripped` loses `x/` to --strip-components 1
+    let stripped = write_archive(&env, &repo, "stripped", items(b"x/../outside/stripped"));
+    let cases: [(&str, &str, &[&str], String); 3] = [
+        ("dotdot", &dotdot, &[], "../outside/dotdot".into()),
+        ("absolute", &absolute, &[], abs.display().to_string()),
+        (
+            "stripped",
+            &stripped,
+            &["--strip-components", "1"],
+            "../outside/stripped".into(),
+        ),
+    ];
+    for (name, arch, extra, bad) in cases {
+        for modern in [false, true] {
+            let mut runs: Vec<(&str, Option<&Path>)> = vec![("hoard", None)];
+            let b14 = borg14();
+            if let Some(b) = b14.as_deref() {
+                runs.push(("borg", Some(b)));
+            }
+            for (who, program) in runs {
+                let dest = fresh(&env, &format!("{name}-{modern}-{who}/t"));
+                let mut args = vec!["--log-json", "extract", "--list"];
+                args.extend(extra);
+                args.push(arch);
+                let mut cmd = match program {
+                    None => env.hoard_cmd(),
+                    Some(p) => env.command_for(s(p)),
+                };
+                if modern {
+                    cmd.env("BORG_EXIT_CODES", "modern");
+                }
+                let o = cmd.current_dir(&dest).args(&args).output().expect("run");
+                let stderr = String::from_utf8_lossy(&o.stderr);
+                let what = format!("{who} {name} modern={modern}: {stderr}");
+                assert_eq!(o.status.code(), Some(2), "{what}");
+                assert_outside_untouched(&out);
+                // the items before it are extracted, the one after it is not
+                if name != "stripped" {
+                    assert_eq!(std::fs::read(dest.join("d/ok")).expect("d/ok"), b"fine");
+                }
+                assert!(!dest.join("after").exists(), "{what}");
+                let records: Vec<serde_json::Value> = stderr
+                    .lines()
+                    .map(|l| serde_json::from_str(l).expect("a JSON line"))
+                    .collect();
+                // --list named the item before the refusal
+                assert!(
+                    records.iter().any(|r| r["message"] == bad.as_str()),
+                    "{what}"
+                );
+                let errors: Vec<&serde_json::Value> = records
+                    .iter()
+                    .filter(|r| r["levelname"] == "ERROR")
+                    .collect();
+                assert_eq!(errors[0]["msgid"], "Exception", "{what}");
+                let text = errors
+                    .iter()
+                    .map(|r| r["message"].as_str().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                assert!(text.starts_with("Local Exception"), "{what}");
+                assert!(text.contains("Path should be relative and local"), "{what}");
+                assert!(
+                    records.iter().all(|r| r["levelname"] != "WARNING"),
+                    "no per-item warning: {what}"
+                );
+            }
+        }
+    }
+    // the one-line text form
+    let dest = fresh(&env, "text/t");
+    let r = hoard_in(&env, &dest, &["extract", &dotdot]).expect_code(2);
+    assert_one_line_error(
+        &r.stderr,
+        "Local Exception: Path should be relative and local: ../outside/dotdot",
+    );
 }
 
 #[test]

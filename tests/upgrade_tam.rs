@@ -371,3 +371,145 @@ fn manifest_load_sets_the_security_tam_flag_like_borg14() {
         assert!(!flag.exists(), "{program:?}: flag removed");
     }
 }
+
+/// Takes the TAM out of the manifest of `repo` (as a borg before 1.0.9 wrote it) and, if
+/// given, out of archive `unauthenticated` (re-stored under its new id), through the library.
+fn strip_manifest_and_archive_tam(env: &Env, repo: &Path, unauthenticated: Option<&str>) {
+    use hoard::msgpack::{decode_all, Limits, Value};
+    let without_tam = |plain: &[u8]| {
+        let Value::Map(entries) = decode_all(plain, Limits::UNLIMITED).unwrap() else {
+            panic!("not a map")
+        };
+        let kept: Vec<(Value, Value)> = entries
+            .into_iter()
+            .filter(|(k, _)| k.as_bytes() != Some(b"tam".as_slice()))
+            .collect();
+        Value::Map(kept).to_bytes()
+    };
+    let (_guard, mut opened) = common::craft::open(env, repo, true);
+    if let Some(name) = unauthenticated {
+        let old = opened.manifest.archives[name.as_bytes()].clone();
+        let plain = opened.store.get(&old.id, None).unwrap();
+        let (new_id, _) = opened.store.put(&without_tam(&plain)).unwrap();
+        opened.store.repo.delete(&old.id).unwrap();
+        opened
+            .manifest
+            .archives
+            .get_mut(name.as_bytes())
+            .unwrap()
+            .id = new_id;
+    }
+    let plain = opened.manifest.to_plaintext(&opened.store.key);
+    opened.store.put_manifest(&without_tam(&plain)).unwrap();
+    opened.store.repo.commit(false, 0.1).unwrap();
+}
+
+/// Archive ids as `upgrade --archives-tam` prints them (`[id]`): the id of an archive given a
+/// TAM depends on the TAM's random salt, so it differs from run to run.
+fn without_ids(text: &str) -> String {
+    regex::Regex::new(r"\[[0-9a-f]{64}\]")
+        .unwrap()
+        .replace_all(text, "[ID]")
+        .into_owned()
+}
+
+/// `upgrade --archives-tam --force` and `--check-archives-tam --force` on a repository whose
+/// manifest has no TAM although the key requires one (and, with `archive_too`, archive `a2`
+/// has none either): without `--force` borg 1.4.5 refuses to load it (`TAMRequiredError`,
+/// modern code 98); with it, it warns "Manifest authentication DISABLED.", treats the archives
+/// as usual (adding the TAM an archive lacks), and `--archives-tam` writes the manifest
+/// again, with a TAM, even when no archive changed, so the repository is usable again;
+/// `--check-archives-tam` changes nothing. hoard must do the same, step for step.
+fn archives_tam_force_oracle(archive_too: bool) {
+    let Some(b14) = common::borg14() else { return };
+    let mut env = Env::new();
+    let repo = env.path().join("repo");
+    let data = env.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("f"), b"contents").unwrap();
+    run_with(&env, &b14, &["init", "-e", "repokey", &s(&repo)]).ok();
+    for name in ["a1", "a2"] {
+        run_with(
+            &env,
+            &b14,
+            &["create", &format!("{}::{name}", s(&repo)), "data"],
+        )
+        .ok();
+    }
+    strip_manifest_and_archive_tam(&env, &repo, archive_too.then_some("a2"));
+    copy_dir(&repo, &env.path().join("repo.saved"));
+    copy_dir(&env.base(), &env.path().join("base.saved"));
+    let r = s(&repo);
+    let v = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let steps = vec![
+        (true, v(&["upgrade", "--archives-tam", &r])),
+        (true, v(&["upgrade", "--check-archives-tam", "--force", &r])),
+        (false, v(&["list", "--short", &r])),
+        (true, v(&["upgrade", "--archives-tam", "--force", &r])),
+        (false, v(&["list", "--short", &r])),
+        (false, v(&["upgrade", "--check-archives-tam", &r])),
+        (false, v(&["upgrade", "--check-tam", &r])),
+        (true, v(&["upgrade", "--archives-tam", &r])),
+        (false, v(&["check", &r])),
+    ];
+    for mode in ["legacy", "modern"] {
+        env.set("BORG_EXIT_CODES", mode);
+        let want = sequence(&env, &b14, &b14, &steps);
+        let got = sequence(&env, &hoard_bin(), &b14, &steps);
+        // stderr: its first line (borg follows an error with a traceback, hoard does not)
+        let norm = |x: &[(i32, String, String)]| {
+            x.iter()
+                .map(|(c, o, e)| {
+                    let first = e.lines().next().unwrap_or_default().to_string();
+                    (*c, without_ids(o), first)
+                })
+                .collect::<Vec<_>>()
+        };
+        let (want, got) = (norm(&want), norm(&got));
+        for (i, ((w, g), step)) in want.iter().zip(&got).zip(&steps).enumerate() {
+            assert_eq!(
+                g,
+                w,
+                "{mode} step {i} ({} {:?}): hoard (left) differs from borg 1.4.5 (right)",
+                if step.0 { "under test" } else { "borg 1.4.5" },
+                step.1
+            );
+        }
+        // the oracle itself: the TAM-less manifest is refused, --force loads it and warns,
+        // the check changes nothing, the upgrade authenticates manifest and archive
+        let refused = if mode == "modern" { 98 } else { 2 };
+        assert_eq!(want[0].0, refused, "{}", want[0].2);
+        assert!(want[1].2.contains("Manifest authentication DISABLED."));
+        assert_eq!(
+            want[1].1.contains("Archive TAM missing: a2 "),
+            archive_too,
+            "{}",
+            want[1].1
+        );
+        assert_eq!(want[2].0, refused, "the check wrote nothing");
+        assert_eq!(
+            want[3].1.contains("Added archive TAM:   a2 "),
+            archive_too,
+            "{}",
+            want[3].1
+        );
+        assert!(
+            want[3].1.contains("Archive TAM present: a1 "),
+            "{}",
+            want[3].1
+        );
+        assert_eq!(want[4].0, 0, "{}", want[4].2);
+        assert_eq!(want[4].1, "a1\na2\n");
+        assert_eq!(want[5].0, 0, "{}", want[5].2);
+    }
+}
+
+#[test]
+fn upgrade_archives_tam_force_matches_borg14_manifest_and_archive() {
+    archives_tam_force_oracle(true);
+}
+
+#[test]
+fn upgrade_archives_tam_force_matches_borg14_manifest_only() {
+    archives_tam_force_oracle(false);
+}

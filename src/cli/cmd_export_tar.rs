@@ -32,6 +32,15 @@ pub struct ExportTarArgs {
     /// output verbose list of items (files, dirs, ...)
     #[arg(long = "list")]
     pub list: bool,
+    /// select tar format: BORG, PAX or GNU (a hoard extension, as in borg 2; borg 1.4 always
+    /// writes GNU, the default here)
+    #[arg(
+        long = "tar-format",
+        value_name = "FMT",
+        default_value = "GNU",
+        value_parser = ["BORG", "PAX", "GNU"]
+    )]
+    pub tar_format: String,
     /// Remove the specified number of leading path elements. Paths with fewer elements will be silently skipped.
     #[arg(help_heading = "Include/Exclude options")]
     #[arg(long = "strip-components", value_name = "NUMBER", default_value_t = 0)]
@@ -51,10 +60,13 @@ pub fn run(a: ExportTarArgs, common: &CommonOptions) -> Result<i32, CommandError
         Some(a.tar_filter.clone()).filter(|f| !f.is_empty())
     };
     let (mut opened, meta) = extract::open_archive(&loc, common.lock_spec(), &super::confirm)?;
+    let format = export_tar::TarFormat::parse(&a.tar_format)
+        .ok_or_else(|| CommandError::new(format!("invalid --tar-format {:?}", a.tar_format)))?;
     let opts = ExportTarOptions {
         strip_components: a.strip_components,
         consider_part_files: common.consider_part_files,
         progress: common.progress,
+        format,
     };
     let mut reporter = CliReporter::new(a.list, "Processing");
     let partial = selector.is_partial();

@@ -47,6 +47,9 @@ pub fn run(a: UpgradeArgs, common: &CommonOptions) -> Result<i32, CommandError> 
     let check_only = a.check_archives_tam || a.dry_run;
     let outcome =
         commands::upgrade::archives_tam(&loc, check_only, a.force, common.lock_wait, &confirm)?;
+    if outcome.authentication_disabled {
+        log::warning("Manifest authentication DISABLED.");
+    }
     for line in &outcome.lines {
         print_stdout(&line.text());
     }

@@ -590,7 +590,7 @@ Examples:
 /// `export-tar`
 pub const EXPORT_TAR: &str = r#"Description:
   Writes an archive (or the selected PATHs of it) as a tarball to FILE, or to stdout when
-  FILE is "-". The tarball is in GNU tar format.
+  FILE is "-".
 
   With --tar-filter=auto (the default) the extension of FILE picks a compressor that the
   tar stream is piped through: .tar.gz/.tgz gzip, .tar.bz2/.tbz bzip2, .tar.xz/.txz xz,
@@ -598,8 +598,20 @@ pub const EXPORT_TAR: &str = r#"Description:
   --tar-filter=PROGRAM uses PROGRAM instead, which reads the plain tar stream on stdin and
   writes the result to stdout.
 
-  Not everything survives the conversion: flags, ACLs, xattrs, atime and ctime are left
-  out, and times are rounded to whole seconds. There is no --sparse.
+  --tar-format picks what the tarball holds (a hoard extension with borg 2's meaning; borg
+  1.4 always writes GNU, which stays the default and is byte for byte borg 1.4's output):
+
+    --tar-format  Specification              Metadata
+    GNU           GNU tar format             mtime in seconds; no atime, ctime, ACLs,
+                                             xattrs or flags
+    PAX           POSIX.1-2001 (pax) format  GNU + atime/ctime/mtime in ns, xattrs
+                                             (SCHILY.xattr.*) and POSIX ACLs
+                                             (SCHILY.acl.access/default), as GNU tar
+                                             --xattrs --acls writes and extracts them
+    BORG          PAX, plus the whole item   everything borg stores (BORG.item.meta:
+                  in BORG.item.meta          the msgpacked item, base64), for import-tar
+
+  `import-tar` reads PAX and BORG tarballs back with their metadata. There is no --sparse.
 
   PATHs and the pattern options select items as for `extract`. --progress needs an extra
   pass over the metadata and can be slower.
@@ -617,6 +629,10 @@ Examples:
 
   # to stdout, e.g. to another machine
   $ hoard export-tar /path/to/repo::Monday - | ssh host 'tar x -C /restore'
+
+  # with xattrs and ACLs, for GNU tar
+  $ hoard export-tar --tar-format PAX /path/to/repo::Monday Monday.tar
+  $ tar --xattrs --acls -xpf Monday.tar
 "#;
 
 /// `import-tar`
@@ -631,8 +647,15 @@ pub const IMPORT_TAR: &str = concat!(
   tar stream to stdout.
 
   Most of what `hoard create --help` says applies here (names, placeholders, statistics,
-  --list flags), but files cannot be excluded. Flags, ACLs, xattrs, atime and ctime are
-  not imported and times have whole-second resolution; there is no --sparse.
+  --list flags), but files cannot be excluded. There is no --sparse.
+
+  What a member's headers hold is imported (borg 2's rules; borg 1.4 keeps only what the
+  GNU/ustar fields hold and a pax mtime): pax atime, ctime and mtime, xattrs
+  (SCHILY.xattr.*, except the system.posix_acl_* copies of ACLs) and POSIX ACLs
+  (SCHILY.acl.access/default), as GNU tar --xattrs --acls and `export-tar --tar-format
+  PAX` write them; a tarball from `export-tar --tar-format BORG` gives back the items as
+  they were (BORG.item.meta), with the member's type, name and content. Times read from
+  pax records have the precision of a double (about 0.2 µs today).
 
   ustar (POSIX.1-1988), pax (POSIX.1-2001), GNU, UNIX V7 and SunOS tar files are read.
   Several tarballs can go into one archive: concatenate them (cat a.tar b.tar) and pass

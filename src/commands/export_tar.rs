@@ -1,5 +1,7 @@
 //! `export-tar ARCHIVE FILE [PATH...]`: writes archive items as a GNU tar stream, byte for
-//! byte as borg 1.2 does with Python's `tarfile` (`GNU_FORMAT`, streaming mode `w|`).
+//! byte as borg 1.2 and 1.4 do with Python's `tarfile` (`GNU_FORMAT`, streaming mode `w|`),
+//! or with `--tar-format PAX|BORG` (a hoard extension with borg 2's semantics) as pax members
+//! that also carry nanosecond times, xattrs, ACLs and for BORG the whole item ([`pax`]).
 //!
 //! A member's data is never made up: when its chunks hold less than the item's `size` (a
 //! missing chunk, or a hostile or corrupted `size`), the export stops with one error line and
@@ -16,6 +18,8 @@ use crate::archive::KeyedRepository;
 use super::common::{CommandError, Result};
 use super::extract::{remove_surrogates, strip_components, ExtractOutcome, PathFilter, Reporter};
 
+pub mod pax;
+
 /// Tar block size.
 pub const BLOCKSIZE: usize = 512;
 /// Python's tarfile record size (20 blocks); the stream is padded to a multiple of it.
@@ -27,6 +31,30 @@ type MasterEntry = (Option<Vec<ChunkRef>>, Option<Vec<u8>>);
 /// Python's `shutil.copyfileobj` buffer size, which paces borg's progress output.
 const COPY_BUFSIZE: u64 = 16 * 1024;
 
+/// `--tar-format`: which tar format `export-tar` writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TarFormat {
+    /// `GNU`: borg 1.x's only format (mtime in seconds; no atime, ctime, xattrs or ACLs).
+    #[default]
+    Gnu,
+    /// `PAX`: POSIX.1-2001 members with ns times, xattrs and ACLs in pax records.
+    Pax,
+    /// `BORG`: PAX plus the whole item in `BORG.item.meta`.
+    Borg,
+}
+
+impl TarFormat {
+    /// The format named on the command line (`GNU`, `PAX`, `BORG`).
+    pub fn parse(name: &str) -> Option<TarFormat> {
+        match name {
+            "GNU" => Some(TarFormat::Gnu),
+            "PAX" => Some(TarFormat::Pax),
+            "BORG" => Some(TarFormat::Borg),
+            _ => None,
+        }
+    }
+}
+
 /// Options of `export-tar`.
 #[derive(Debug, Clone, Default)]
 pub struct ExportTarOptions {
@@ -36,6 +64,8 @@ pub struct ExportTarOptions {
     pub consider_part_files: bool,
     /// `-p/--progress`.
     pub progress: bool,
+    /// `--tar-format`.
+    pub format: TarFormat,
 }
 
 /// One tar header's fields (Python's `TarInfo`).
@@ -93,9 +123,12 @@ fn stn(s: &[u8], len: usize, out: &mut Vec<u8>) {
     out.extend(std::iter::repeat_n(0u8, len - n));
 }
 
+/// GNU tar's magic and version (`GNU_MAGIC`).
 const GNU_MAGIC: &[u8; 8] = b"ustar  \0";
 
-fn raw_header(h: &TarHeader, gnu: bool) -> Vec<u8> {
+/// One header block (`TarInfo._create_header`) with the given magic; `gnu` allows base-256
+/// numbers.
+fn raw_header(h: &TarHeader, gnu: bool, magic: &[u8; 8]) -> Vec<u8> {
     let mut b = Vec::with_capacity(BLOCKSIZE);
     stn(&h.name, 100, &mut b);
     itn(i128::from(h.mode & 0o7777), 8, gnu, &mut b);
@@ -106,7 +139,7 @@ fn raw_header(h: &TarHeader, gnu: bool) -> Vec<u8> {
     b.extend_from_slice(b"        ");
     b.push(h.typeflag);
     stn(&h.linkname, 100, &mut b);
-    b.extend_from_slice(GNU_MAGIC);
+    b.extend_from_slice(magic);
     stn(&h.uname, 32, &mut b);
     stn(&h.gname, 32, &mut b);
     if matches!(h.typeflag, b'3' | b'4') {
@@ -136,7 +169,7 @@ fn long_header(name: &[u8], typeflag: u8) -> Vec<u8> {
         typeflag,
         ..TarHeader::default()
     };
-    let mut out = raw_header(&h, false);
+    let mut out = raw_header(&h, false, GNU_MAGIC);
     let pad = pad_len(payload.len());
     out.extend_from_slice(&payload);
     out.extend(std::iter::repeat_n(0u8, pad));
@@ -153,7 +186,7 @@ pub fn gnu_header(h: &TarHeader) -> Vec<u8> {
     if h.name.len() > 100 {
         out.extend(long_header(&h.name, b'L'));
     }
-    out.extend(raw_header(h, true));
+    out.extend(raw_header(h, true, GNU_MAGIC));
     out
 }
 
@@ -316,7 +349,15 @@ pub fn export_tar(
             }
         }
         reporter.list(&orig_path);
-        w.put(&gnu_header(&h))?;
+        let header = match opts.format {
+            TarFormat::Gnu => gnu_header(&h),
+            f => pax::pax_header(
+                &h,
+                item.mtime,
+                pax::item_records(&item, f == TarFormat::Borg),
+            ),
+        };
+        w.put(&header)?;
         if let Some(chunks) = content {
             let mut written: u64 = 0;
             for c in &chunks {

@@ -229,9 +229,30 @@ struct MasterInfo {
 const SYMLINK_PARENT: &str =
     "not extracted, a parent directory is a symlink (malicious or corrupted archive)";
 
-/// The error for a path that is absolute, starts with `../` (borg 1.4: "Path should be
-/// relative and local", which ends its extraction) or has a `..` further in (borg 1.4's
-/// `BackupPathTraversalError`); or is empty.
+/// True for a path borg 1.4.5's `extract_item` refuses with a bare `Exception('Path should be
+/// relative and local')`: one starting with `/` or `../` (checked after `--strip-components`).
+/// Unlike every other refusal this is not a per-item warning: borg's exception ends the
+/// extraction there ("Local Exception", exit code 2 in both exit-code modes).
+pub fn is_not_relative_and_local(path: &[u8]) -> bool {
+    path.starts_with(b"/") || path.starts_with(b"../")
+}
+
+/// The command error for such a path: borg's "Local Exception" (msgid `Exception`, exit 2
+/// also with `BORG_EXIT_CODES=modern`), with the exception's text and the path.
+pub fn not_relative_and_local(path: &[u8]) -> CommandError {
+    CommandError::with_id(
+        format!(
+            "Local Exception: Path should be relative and local: {}",
+            remove_surrogates(path)
+        ),
+        "Exception",
+    )
+}
+
+/// The per-item error for a path that is absolute or starts with `../` where borg has no
+/// check of its own (a hardlink's destination; items reach [`Extractor::extract_item`] only
+/// after [`is_not_relative_and_local`]), has a `..` further in (borg 1.4's
+/// `BackupPathTraversalError`), or is empty.
 fn unsafe_path(path: &[u8]) -> ItemError {
     let has_dotdot = path.split(|&b| b == b'/').any(|c| c == b"..");
     if path.starts_with(b"/") || path.starts_with(b"../") || !has_dotdot {
@@ -536,6 +557,10 @@ fn extract_archive_planned(
         ex.reporter.list(&item.path);
         let res = if ex.opts.dry_run || ex.opts.stdout {
             ex.read_only(items.store(), &item)
+        } else if is_not_relative_and_local(&item.path) {
+            // borg raises here and stops; the directories still pending keep the metadata
+            // they were created with, as in borg
+            return Err(not_relative_and_local(&item.path));
         } else {
             ex.extract_item(items.store(), &item, &orig_path)
                 .map(|dir| {

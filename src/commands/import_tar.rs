@@ -4,10 +4,12 @@
 //! [`reader`] reads the stream with Python `tarfile`'s rules; this module turns each member
 //! into an item the way borg does and hands it to `create`'s archive writer
 //! ([`create::run_source`]), so chunking, the cache, checkpoints, statistics and the item
-//! stream are shared with `create`. Like borg 1.4.5 it is lossy: xattrs, ACLs, atime and
-//! ctime in the tar are not imported, and mtimes are whole seconds unless a pax `mtime`
-//! says otherwise.
+//! stream are shared with `create`. Beyond borg 1.4.5, which keeps only the header fields
+//! and a pax `mtime`, the pax records are read with borg 2's rules ([`pax_meta`]): atime,
+//! ctime, xattrs and ACLs, or the whole item of a BORG tarball (`export-tar --tar-format
+//! BORG`).
 
+pub mod pax_meta;
 pub mod reader;
 
 use std::io::Read;
@@ -38,10 +40,14 @@ fn field<T: TryFrom<i128>>(m: &Member, what: &str, v: i128) -> Result<T> {
 }
 
 /// borg's `create_helper`: the item for a member, its path normalized like `create`'s
-/// (`./dir/file` becomes `dir/file`, leading `/` and `../` are removed).
+/// (`./dir/file` becomes `dir/file`, leading `/` and `../` are removed), with what its pax
+/// records add (or the item of its BORG records).
 fn base_item(m: &Member, kind: u32) -> Result<Item> {
+    if let Some(item) = pax_meta::borg_item(m, kind)? {
+        return Ok(item);
+    }
     let path = create::make_path_safe(&create::normpath(&m.name));
-    Ok(Item {
+    let mut item = Item {
         path,
         // Python: tarinfo.mode | type; only the low 32 bits can be stored
         mode: (m.mode as u32) | kind,
@@ -51,7 +57,9 @@ fn base_item(m: &Member, kind: u32) -> Result<Item> {
         group: Some(m.gname.clone()).filter(|g| !g.is_empty()),
         mtime: m.mtime.safe_ns(),
         ..Item::default()
-    })
+    };
+    pax_meta::apply_records(&mut item, m);
+    Ok(item)
 }
 
 /// Imports the members of `tar` through `feed` (borg's loop in `_import_tar`).

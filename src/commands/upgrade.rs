@@ -63,6 +63,9 @@ impl ArchiveTamLine {
 pub struct ArchivesTamOutcome {
     /// One line per archive, oldest first.
     pub lines: Vec<ArchiveTamLine>,
+    /// True when the key requires a TAM but `--force` loaded the manifest without checking
+    /// it (borg 1.4's warning "Manifest authentication DISABLED.").
+    pub authentication_disabled: bool,
 }
 
 impl ArchivesTamOutcome {
@@ -89,9 +92,11 @@ impl ArchivesTamOutcome {
 }
 
 /// Checks every archive's TAM and, unless `check_only`, authenticates the archives that lack a
-/// valid one after checking their contents; commits once at the end.
+/// valid one after checking their contents; then, unless `check_only`, writes the manifest
+/// (with its TAM) and commits, whether or not an archive changed, as borg 1.4.5 does.
 /// `force` (`--force`) loads a manifest without a valid TAM even where one is required, as
-/// borg 1.4's `Manifest.load(force_tam_not_required=args.force)`.
+/// borg 1.4's `Manifest.load(force_tam_not_required=args.force)`; the manifest written at the
+/// end is authenticated again.
 pub fn archives_tam(
     loc: &Location,
     check_only: bool,
@@ -121,9 +126,11 @@ pub fn archives_tam(
         ..Selection::default()
     };
     let archives = select::select_archives(&opened.manifest, &sel);
-    let mut outcome = ArchivesTamOutcome::default();
+    let mut outcome = ArchivesTamOutcome {
+        authentication_disabled: force && opened.store.key.tam_required(),
+        ..ArchivesTamOutcome::default()
+    };
     let mut stats = OpStats::default();
-    let mut changed = false;
     for info in archives {
         let data = opened.store.get(&info.id, None)?;
         if let Ok((_, true)) = opened.store.key.unpack_and_verify_archive(&data) {
@@ -177,13 +184,12 @@ pub fn archives_tam(
                 time: info.time.clone(),
             },
         );
-        changed = true;
         outcome.lines.push(ArchiveTamLine {
             info,
             status: ArchiveTamStatus::Added(new_id),
         });
     }
-    if changed {
+    if !check_only {
         common::commit_manifest(&mut opened)?;
         cache.commit(&opened.manifest)?;
     }

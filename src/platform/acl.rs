@@ -219,6 +219,32 @@ pub fn borg_text(libacl: &[u8], numeric_ids: bool) -> Vec<u8> {
     lines.join(&b'\n')
 }
 
+/// Convert stored borg text into the text GNU tar writes into a pax `SCHILY.acl.access` /
+/// `SCHILY.acl.default` record (what `getfacl` prints without its comments): one
+/// `tag:qualifier:perms` entry per line, each ending in `\n`, without `#` comments, without the
+/// whitespace borg's comment removal leaves behind, and without borg's appended numeric id.
+/// The qualifier stays as stored (the name, or the id borg stored instead).
+pub fn tar_text(stored: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in stored.split(|&b| b == b'\n') {
+        let entry = match line.iter().position(|&b| b == b'#') {
+            Some(p) => &line[..p],
+            None => line,
+        };
+        let fields: Vec<&[u8]> = entry
+            .split(|&b| b == b':')
+            .map(<[u8]>::trim_ascii)
+            .take(3)
+            .collect();
+        if fields.iter().all(|f| f.is_empty()) {
+            continue;
+        }
+        out.extend(fields.join(&b':'));
+        out.push(b'\n');
+    }
+    out
+}
+
 /// Convert stored borg text into text for `acl_from_text` on restore: borg's
 /// `acl_use_local_uid_gid` (names resolved locally, falling back to the stored id), or
 /// `posix_acl_use_stored_uid_gid` when `numeric_ids`.
@@ -510,6 +536,27 @@ mod tests {
             b"user::rwx\ngroup::rwx\t\ngroup:1:rwx\t:1\nmask::r--\nother::---"
         );
         assert_eq!(borg_text(b"", false), b"");
+    }
+
+    #[test]
+    fn tar_text_is_what_gnu_tar_writes() {
+        // the masked ACL as borg stores it (tabs left by its comment removal, numeric ids)
+        let stored = b"user::rwx\ngroup::rwx\t\ngroup:daemon:rwx\t:1\nmask::r--\nother::---";
+        assert_eq!(
+            String::from_utf8(tar_text(stored)).unwrap(),
+            "user::rwx\ngroup::rwx\ngroup:daemon:rwx\nmask::r--\nother::---\n"
+        );
+        assert_eq!(
+            tar_text(b"user::rw-\nuser:4242:r--:4242 #c\n\ngroup::r--\nother::r--"),
+            b"user::rw-\nuser:4242:r--\ngroup::r--\nother::r--\n"
+        );
+        assert_eq!(tar_text(b""), b"");
+        // read back the way import-tar stores it, it is borg's text again
+        let back = borg_text(
+            &tar_text(b"user::rw-\nuser:4242:r--:4242\nother::r--"),
+            false,
+        );
+        assert_eq!(back, b"user::rw-\nuser:4242:r--:4242\nother::r--");
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! ends the archive unless `--ignore-zeros`; a bad header ends it silently unless it is the
 //! first one); names and link targets kept as raw bytes.
 //!
+//! Each member keeps the pax records in force for it ([`Member::pax`]): xattrs, ACLs, atime,
+//! ctime and BORG metadata are taken from there.
+//!
 //! Everything read has a bound: extended headers are at most [`MAX_EXTENDED`] bytes and at most
 //! [`MAX_CHAIN`] of them may precede one member.
 
@@ -85,6 +88,9 @@ pub struct Member {
     pub devminor: i128,
     /// Old GNU sparse map: (offset, length) of the data runs, in stream order.
     pub sparse: Option<Vec<(u64, u64)>>,
+    /// The pax records in force for this member (global ones, then the member's own, a later
+    /// value of a keyword replacing an earlier one), raw.
+    pub pax: Vec<(Vec<u8>, Vec<u8>)>,
     /// Bytes of data stored in the stream for this member.
     stored: u64,
 }
@@ -414,6 +420,7 @@ impl<R: Read> TarReader<R> {
             devmajor: num(329..337)?,
             devminor: num(337..345)?,
             sparse: None,
+            pax: Vec::new(),
             stored: 0,
         };
         let prefix = nts(&buf[345..500]);
@@ -581,6 +588,7 @@ impl<R: Read> TarReader<R> {
                 m.stored = u64::try_from(m.size).unwrap_or(0);
             }
             apply_pax(&mut m, &self.global.clone())?;
+            m.pax = self.global.clone();
             if m.typeflag == b'5' {
                 while m.name.last() == Some(&b'/') {
                     m.name.pop();
@@ -601,6 +609,9 @@ impl<R: Read> TarReader<R> {
                         sparse_v1 = pax_sparse(&mut m, &h)?;
                         if h.iter().any(|(k, _)| k == b"size") && m.typeflag != b'S' {
                             m.stored = u64::try_from(m.size).unwrap_or(0);
+                        }
+                        for (k, v) in h {
+                            set_pax(&mut m.pax, k, v);
                         }
                     }
                 }
@@ -861,6 +872,19 @@ mod tests {
         assert_eq!(v[1].2.uid, 4242);
         assert_eq!(v[1].2.mtime.safe_ns(), 1_600_000_000_500_000_000);
         assert_eq!(v[1].2.uname, b"globaluser");
+        assert_eq!(
+            v[1].2.pax,
+            vec![
+                (b"uname".to_vec(), b"globaluser".to_vec()),
+                (b"path".to_vec(), b"pax/name/".to_vec()),
+                (b"mtime".to_vec(), b"1600000000.5".to_vec()),
+                (b"uid".to_vec(), b"4242".to_vec()),
+            ]
+        );
+        assert_eq!(
+            v[2].2.pax,
+            vec![(b"uname".to_vec(), b"globaluser".to_vec())]
+        );
         // global headers stay in force, local ones do not
         assert_eq!(v[2].2.uname, b"globaluser");
         assert_eq!(v[2].2.uid, 0);
