@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use crate::archive::pool::Prefetcher;
-use crate::archive::KeyedRepository;
+use crate::archive::{KeyedRepository, MANIFEST_ID};
+use crate::compress;
+use crate::crypto::{CryptoError, Key};
 use crate::progress::{Percent, ProgressSink};
 use crate::repo::{ObjectId, RepoError, SegmentInfo};
 use crate::units::format_file_size;
 
-use super::check_archives::{decode_object, verify_in_place};
 use super::check_refs::RefCounts;
 use super::common::Result;
 use super::verify_state::{self, VerifyState};
@@ -43,6 +44,69 @@ const SEGMENTS_PER_BATCH: usize = 64;
 
 /// How often the record is saved while a run goes on (a killed run keeps most of its work).
 const SAVE_EVERY: Duration = Duration::from_secs(60);
+
+/// Decrypts, decompresses and id-checks an object with borg's `key.decrypt(id, data)` messages.
+pub(super) fn decode_object(
+    key: &Key,
+    id: &[u8; 32],
+    object: &[u8],
+) -> std::result::Result<Vec<u8>, String> {
+    decode_in_place(key, id, object.to_vec())
+}
+
+/// [`decode_object`] of an object the caller owns (decrypted in place).
+pub(super) fn decode_in_place(
+    key: &Key,
+    id: &[u8; 32],
+    mut object: Vec<u8>,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut plain = Vec::new();
+    open_and_decompress(key, id, &mut object, &mut plain)?;
+    Ok(plain)
+}
+
+/// Only checks an object (`check --verify-data`): decrypted in place and decompressed into a
+/// buffer each worker thread reuses, so no plaintext is allocated per object.
+pub(super) fn verify_in_place(
+    key: &Key,
+    id: &[u8; 32],
+    mut object: Vec<u8>,
+    _hint: Option<usize>,
+) -> std::result::Result<(), String> {
+    thread_local! {
+        static PLAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    PLAIN.with(|plain| open_and_decompress(key, id, &mut object, &mut plain.borrow_mut()))
+}
+
+/// The steps of [`decode_object`], writing the plaintext into `plain`.
+fn open_and_decompress(
+    key: &Key,
+    id: &[u8; 32],
+    object: &mut [u8],
+    plain: &mut Vec<u8>,
+) -> std::result::Result<(), String> {
+    let chunk_id = (*id != MANIFEST_ID).then_some(id);
+    // borg 1.2's MAC failure escapes `key.decrypt`'s wrapper as the low-level error, whose text
+    // is the bare "MAC Authentication failed"; envelope and id errors carry the full text.
+    // A failed open leaves the object untouched, so the per-chunk message can be built from it.
+    let framed = match key.open_in_place(object) {
+        Ok(f) => f,
+        Err(CryptoError::Integrity(m)) if m == "MAC Authentication failed" => return Err(m),
+        Err(_) => {
+            return Err(key
+                .decrypt_chunk(chunk_id, object)
+                .err()
+                .map_or_else(|| "Invalid encryption envelope".into(), |e| e.to_string()))
+        }
+    };
+    compress::decompress_in(framed, None, plain)
+        .map_err(|e| format!("Decompression error: {e}"))?;
+    if let Some(id) = chunk_id {
+        key.assert_id(id, plain).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
 
 /// How much to verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
