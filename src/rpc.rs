@@ -36,6 +36,44 @@ pub fn compat_map(method: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// hoard's additions to the protocol. A hoard server announces them in its dict-format
+/// `negotiate` reply under the extra key [`HOARD_FEATURES`] (borg clients read
+/// `server_version` and ignore other keys), and a hoard client calls these methods only on a
+/// server that announced them. So a borg client never sees them, and a borg server is never
+/// asked. They travel in the dict format only (there is no positional form).
+pub mod hoard_ext {
+    /// The negotiate reply's key listing the features (an array of names).
+    pub const HOARD_FEATURES: &str = "hoard_features";
+    /// The feature "segment information for resumable verification": the two methods below.
+    pub const FEATURE_SEGMENTS: &str = "segments";
+    /// `hoard_segments(marker, limit)`: the segments holding live objects after segment
+    /// `marker` (nil: from the first), at most `limit`, ascending, as
+    /// `[[segment, size, objects], …]` (see `repo::SegmentInfo`).
+    pub const SEGMENTS: &str = "hoard_segments";
+    /// `hoard_segment_objects(segments, start, limit)`: the live object ids of `segments`
+    /// (each in on-disk order), concatenated; of that sequence the entries `start ..
+    /// start + limit`, returned as one array per requested segment (`[[id, …], …]`). A reply
+    /// with `limit` ids in all means there may be more: ask again from `start + limit`.
+    pub const SEGMENT_OBJECTS: &str = "hoard_segment_objects";
+    /// Segments a client asks for per `hoard_segments` call (a reply of 4 values each stays
+    /// within the client's unpacker limits, `Limits::RPC_CLIENT`).
+    pub const SEGMENTS_PAGE: usize = 10_000;
+    /// Ids a client asks for per `hoard_segment_objects` call (within `Limits::RPC_CLIENT`).
+    pub const SEGMENT_OBJECTS_PAGE: usize = 50_000;
+    /// Segments per `hoard_segment_objects` call (the server unpacks arrays of at most 100).
+    pub const SEGMENT_OBJECTS_MAX_SEGMENTS: usize = 64;
+
+    /// The argument names of hoard's methods (dict format), like [`super::compat_map`] for
+    /// borg's.
+    pub fn method_args(method: &str) -> Option<&'static [&'static str]> {
+        Some(match method {
+            SEGMENTS => &["marker", "limit"],
+            SEGMENT_OBJECTS => &["segments", "start", "limit"],
+            _ => return None,
+        })
+    }
+}
+
 /// Packs a request. Dict format: `{"i", "m", "a"}`; legacy: `[1, msgid, method, [positional]]`
 /// (arguments missing from `args` are sent as nil).
 pub fn encode_request(dict: bool, msgid: u64, method: &str, args: &[(&str, Value)]) -> Vec<u8> {

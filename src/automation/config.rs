@@ -133,6 +133,18 @@ struct RawCheck {
     every: Option<String>,
     #[serde(default)]
     verify_data: bool,
+    #[serde(default)]
+    max_duration: Option<RawSeconds>,
+    #[serde(default)]
+    coverage_days: Option<u64>,
+}
+
+/// Seconds as a YAML number or a duration text (`3600`, `1h`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSeconds {
+    Number(u64),
+    Text(String),
 }
 
 /// The periodic `check` step.
@@ -142,6 +154,11 @@ pub struct CheckConfig {
     pub every_secs: u64,
     /// `--verify-data`
     pub verify_data: bool,
+    /// `max_duration:` (`--max-duration`): verify data for at most this many seconds per run,
+    /// least recently verified segments first; 0: the whole repository every time.
+    pub max_duration_secs: u64,
+    /// `coverage_days:`: the window of the status's `verification_coverage` (default 7).
+    pub coverage_days: u64,
 }
 
 /// Shell commands run around the job.
@@ -463,8 +480,32 @@ pub fn parse(
                     .map_err(|m| ConfigError(format!("{}: {m}", at(&["check", "every"]))))?,
             },
             verify_data: c.verify_data,
+            max_duration_secs: match &c.max_duration {
+                None => 0,
+                Some(RawSeconds::Number(n)) => *n,
+                Some(RawSeconds::Text(t)) => parse_duration(t)
+                    .map_err(|m| ConfigError(format!("{}: {m}", at(&["check", "max_duration"]))))?,
+            },
+            coverage_days: match c.coverage_days {
+                None => crate::commands::verify_state::DEFAULT_COVERAGE_DAYS,
+                Some(0) => {
+                    return Err(ConfigError(format!(
+                        "{}: must be at least 1",
+                        at(&["check", "coverage_days"])
+                    )))
+                }
+                Some(d) => d,
+            },
         }),
     };
+    if let Some(c) = &check {
+        if c.max_duration_secs > 0 && !c.verify_data {
+            return Err(ConfigError(format!(
+                "{}: needs verify_data: true (only the data verification is done a slice at a time)",
+                at(&["check", "max_duration"])
+            )));
+        }
+    }
     if let Some(n) = &raw.archive_name {
         crate::placeholders::replace_placeholders(n)
             .map_err(|e| ConfigError(format!("{}: {e}", at(&["archive_name"]))))?;
@@ -701,6 +742,41 @@ mod tests {
         let text = format!("{base}retry_wait: -1\n");
         let e = parse(&text, dir, &dir.join("config.yaml"), false, &AcceptAll).unwrap_err();
         assert!(e.0.contains("line 5: retry_wait: must be a number"), "{e}");
+    }
+
+    #[test]
+    fn check_max_duration_takes_seconds_or_durations_and_needs_verify_data() {
+        let dir = Path::new("/nonexistent-job");
+        let base =
+            "backup: [/tmp]\ntarget: /nonexistent/repo\ncleanup: {daily: 7}\nencryption: none\n";
+        let parse_check = |check: &str| {
+            let text = format!("{base}check:\n{check}");
+            parse(&text, dir, &dir.join("config.yaml"), false, &AcceptAll)
+        };
+        let c = parse_check("  verify_data: true\n  max_duration: 3600\n").unwrap();
+        let check = c.check.unwrap();
+        assert_eq!((check.max_duration_secs, check.coverage_days), (3600, 7));
+        let c =
+            parse_check("  verify_data: true\n  max_duration: 2h\n  coverage_days: 14\n").unwrap();
+        let check = c.check.unwrap();
+        assert_eq!((check.max_duration_secs, check.coverage_days), (7200, 14));
+        assert_eq!(
+            parse_check("  verify_data: true\n")
+                .unwrap()
+                .check
+                .unwrap()
+                .max_duration_secs,
+            0
+        );
+        let e = parse_check("  max_duration: 3600\n").unwrap_err();
+        assert!(
+            e.0.contains("check.max_duration: needs verify_data: true"),
+            "{e}"
+        );
+        let e = parse_check("  verify_data: true\n  max_duration: soon\n").unwrap_err();
+        assert!(e.0.contains("invalid duration"), "{e}");
+        let e = parse_check("  verify_data: true\n  coverage_days: 0\n").unwrap_err();
+        assert!(e.0.contains("coverage_days: must be at least 1"), "{e}");
     }
 
     #[test]

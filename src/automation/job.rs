@@ -373,6 +373,13 @@ fn run_loaded(
                 let mut argv = vec!["hoard".to_string(), "check".into()];
                 if c.verify_data {
                     argv.push("--verify-data".into());
+                    if c.max_duration_secs > 0 {
+                        // a slice of the data per run, the least recently verified first
+                        argv.push("--max-duration".into());
+                        argv.push(c.max_duration_secs.to_string());
+                    }
+                    argv.push("--coverage-days".into());
+                    argv.push(c.coverage_days.to_string());
                 }
                 argv.push(cfg.target.clone());
                 let r = step(&steps_run, "check", argv, cfg.tries.check, log);

@@ -282,6 +282,32 @@ pub fn record(
             None
         }
     };
+    // How much of the repository's data was verified recently, for a job that verifies
+    // data (from the client's verification record; the repository is only listed).
+    let verification_coverage = match &cfg.check {
+        Some(c) if c.verify_data => {
+            let coverage = crate::location::Location::parse_with(Some(&cfg.target), &options)
+                .map_err(|e| e.to_string())
+                .and_then(|loc| {
+                    let lock = crate::commands::common::LockSpec {
+                        wait: 5.0,
+                        lock: true,
+                    };
+                    crate::commands::check::coverage(&loc, lock, c.coverage_days)
+                        .map_err(|e| e.to_string())
+                });
+            match coverage {
+                Ok(c) => Some(c.ratio()),
+                Err(e) => {
+                    if facts.exit_code < 2 {
+                        problems.push(format!("verification coverage not recorded: {e}"));
+                    }
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let end = format_time(facts.ended);
     let succeeded = (0..2).contains(&facts.exit_code);
     let tries = facts
@@ -312,7 +338,7 @@ pub fn record(
         } else {
             previous.and_then(|p| p.last_success)
         },
-        verification_coverage: None,
+        verification_coverage,
     };
     let text = serde_json::to_string_pretty(&status).unwrap_or_default() + "\n";
     if let Err(e) = write_atomic(&cfg.dir.join(STATUS_FILE), text.as_bytes()) {

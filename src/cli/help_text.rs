@@ -505,6 +505,20 @@ pub const CHECK: &str = concat!(
   completes once a week). A partial check only verifies CRCs (no index check), and needs
   --repository-only without --archives-only or --repair. A full check starts over.
 
+  hoard also accepts --max-duration with --verify-data (not with --repair): the repository
+  step is partial as above, the archives step runs in full, and the data verification
+  stops after SECONDS (finishing the segment it is in). It takes the segments never
+  verified first (new ones, and those compact rewrote), then those verified longest ago,
+  so daily runs cover the whole repository in turn. Which segments were verified when is
+  kept by this client, in its security directory for the repository (never in the
+  repository). Over borg serve, which tells no segments, it continues from the last object
+  it verified instead. A --verify-data run without --max-duration verifies everything and
+  records it too. --archives-only leaves out the repository step.
+
+  --coverage checks nothing: it prints how much of the repository's data was verified
+  without error within the last --coverage-days days (default 7), in bytes, percent and
+  segments (over borg serve: an estimate from object counts).
+
 Repair (--repair):
   By default check only reads and reports. --repair tries to fix what it found, and
   might lose data in situations it does not handle, so back up the repository first if
@@ -532,6 +546,10 @@ Examples:
 
   # repository check spread over a week, one hour per run
   $ hoard check --repository-only --max-duration 3600 /path/to/repo
+
+  # data verification spread over the week: one hour a day, then how far it got
+  $ hoard check --archives-only --verify-data --max-duration 3600 /path/to/repo
+  $ hoard check --coverage --coverage-days 7 /path/to/repo
 
   # try to fix problems (back up the repository first)
   $ hoard check --repair /path/to/repo

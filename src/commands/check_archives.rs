@@ -7,7 +7,7 @@
 //! Messages go through `tracing` with target `borg.archive` (borg's logger name), with borg's
 //! exact wording; progress goes to a caller-supplied sink.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 use crate::archive::item::{ChunkRef, Item};
 use crate::archive::manifest::parse_timestamp;
@@ -15,25 +15,22 @@ use crate::archive::meta::ArchiveMeta;
 use crate::archive::pool::Prefetcher;
 use crate::archive::stream::ItemStreamWriter;
 use crate::archive::{ArchiveError, ArchiveRef, KeyedRepository, Manifest, Operation, MANIFEST_ID};
-use crate::compress::{self, Compression};
+use crate::compress::Compression;
 use crate::crypto::{CryptoError, Key, KeyType};
 use crate::msgpack::{self, DecodeError, Limits, Value};
 use crate::repo::{RepoError, Repository, LIST_SCAN_LIMIT};
 use crate::security::SecurityDir;
 
+use super::check_verify::{decode_in_place, decode_object};
 use super::common::{self, CommandError, Result};
 
 /// Bytes the check reads ahead of the object it reports on (nothing is kept after the
 /// check, so a small read-ahead keeps the workers busy with the least memory).
 const CHECK_READ_AHEAD: usize = 4 * 1024 * 1024;
 
-/// Objects `--verify-data` lists ahead of the one it reports on.
-const VERIFY_LOOKAHEAD: usize = 4096;
-
 macro_rules! log_error { ($($a:tt)*) => { tracing::error!(target: "borg.archive", $($a)*) }; }
 macro_rules! log_warning { ($($a:tt)*) => { tracing::warn!(target: "borg.archive", $($a)*) }; }
 macro_rules! log_info { ($($a:tt)*) => { tracing::info!(target: "borg.archive", $($a)*) }; }
-macro_rules! log_debug { ($($a:tt)*) => { tracing::debug!(target: "borg.archive", $($a)*) }; }
 
 /// The archive keys borg recognises at the start of an archive object (`ARCHIVE_KEYS`).
 pub const ARCHIVE_KEYS: [&str; 20] = [
@@ -107,6 +104,8 @@ pub struct ArchiveCheckOptions {
     pub env: crate::options::Env,
     /// Worker threads for decoding.
     pub workers: usize,
+    /// How much `--verify-data` verifies (`--max-duration`: a slice).
+    pub verify_limits: super::check_verify::VerifyLimits,
 }
 
 use crate::progress::Percent;
@@ -159,65 +158,6 @@ fn is_integrity(e: &ArchiveError) -> bool {
         ArchiveError::Repo(r) => !matches!(r, RepoError::Io { .. }),
         ArchiveError::MandatoryFeatureUnsupported(_) => false,
     }
-}
-
-/// Decrypts, decompresses and id-checks an object with borg's `key.decrypt(id, data)` messages.
-fn decode_object(key: &Key, id: &[u8; 32], object: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    decode_in_place(key, id, object.to_vec())
-}
-
-/// [`decode_object`] of an object the caller owns (decrypted in place).
-fn decode_in_place(
-    key: &Key,
-    id: &[u8; 32],
-    mut object: Vec<u8>,
-) -> std::result::Result<Vec<u8>, String> {
-    let mut plain = Vec::new();
-    open_and_decompress(key, id, &mut object, &mut plain)?;
-    Ok(plain)
-}
-
-/// Only checks an object (`check --verify-data`): decrypted in place and decompressed into a
-/// buffer each worker thread reuses, so no plaintext is allocated per object.
-fn verify_in_place(
-    key: &Key,
-    id: &[u8; 32],
-    mut object: Vec<u8>,
-    _hint: Option<usize>,
-) -> std::result::Result<(), String> {
-    thread_local! {
-        static PLAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    PLAIN.with(|plain| open_and_decompress(key, id, &mut object, &mut plain.borrow_mut()))
-}
-
-/// The steps of [`decode_object`], writing the plaintext into `plain`.
-fn open_and_decompress(
-    key: &Key,
-    id: &[u8; 32],
-    object: &mut [u8],
-    plain: &mut Vec<u8>,
-) -> std::result::Result<(), String> {
-    let chunk_id = (*id != MANIFEST_ID).then_some(id);
-    // borg 1.2's MAC failure escapes `key.decrypt`'s wrapper as the low-level error, whose text
-    // is the bare "MAC Authentication failed"; envelope and id errors carry the full text.
-    // A failed open leaves the object untouched, so the per-chunk message can be built from it.
-    let framed = match key.open_in_place(object) {
-        Ok(f) => f,
-        Err(CryptoError::Integrity(m)) if m == "MAC Authentication failed" => return Err(m),
-        Err(_) => {
-            return Err(key
-                .decrypt_chunk(chunk_id, object)
-                .err()
-                .map_or_else(|| "Invalid encryption envelope".into(), |e| e.to_string()))
-        }
-    };
-    compress::decompress_in(framed, None, plain)
-        .map_err(|e| format!("Decompression error: {e}"))?;
-    if let Some(id) = chunk_id {
-        key.assert_id(id, plain).map_err(|e| e.to_string())?;
-    }
-    Ok(())
 }
 
 /// borg's `valid_msgpacked_dict`: does `d` start like a msgpack map whose first key is one of
@@ -448,7 +388,7 @@ fn make_key(
 impl Checker<'_> {
     fn run(&mut self, opts: &ArchiveCheckOptions) -> Result<bool> {
         if opts.verify_data {
-            self.verify_data()?;
+            self.verify_data(&opts.verify_limits)?;
         }
         if !self.chunks.contains_key(&MANIFEST_ID) {
             log_error!("Repository manifest not found!");
@@ -500,107 +440,15 @@ impl Checker<'_> {
         Ok(manifest)
     }
 
-    fn verify_data(&mut self) -> Result<()> {
-        log_info!("Starting cryptographic data integrity verification...");
-        let count_index = self.chunks.len() as u64;
-        let mut count_segments: u64 = 0;
-        let mut errors: u64 = 0;
-        let mut defect: Vec<[u8; 32]> = Vec::new();
-        let mut pi = Percent::new(count_index, 0.01, "check.verify_data", |p| {
-            format!("Verifying data {p:6.2}%")
-        });
-        // Raw objects are read here in scan order and decoded by the workers; results are
-        // taken (and reported) in scan order, exactly as a sequential pass would.
-        let mut pf: Prefetcher<std::result::Result<(), String>> = Prefetcher::new(
-            self.store.key.clone(),
-            self.workers,
-            CHECK_READ_AHEAD,
-            verify_in_place,
-        );
-        let mut queue: VecDeque<[u8; 32]> = VecDeque::new();
-        let mut marker: Option<[u8; 32]> = None;
-        let mut scan_done = false;
-        loop {
-            while !scan_done && queue.len() < VERIFY_LOOKAHEAD {
-                let ids = self.store.repo.scan(Some(100), marker.as_ref())?;
-                let Some(last) = ids.last() else {
-                    scan_done = true;
-                    break;
-                };
-                marker = Some(*last);
-                count_segments += ids.len() as u64;
-                for id in ids {
-                    pf.plan(id, None);
-                    queue.push_back(id);
-                }
-            }
-            let Some(id) = queue.pop_front() else { break };
-            let id = &id;
-            pi.show(None, self.progress);
-            let result = match pf.take(self.store.repo.as_mut())? {
-                Some(r) => r,
-                None => break,
-            };
-            match result {
-                Ok(Ok(())) => {}
-                Err(e @ RepoError::Io { .. }) => return Err(e.into()),
-                Err(e) => {
-                    self.error_found = true;
-                    errors += 1;
-                    log_error!("chunk {}: {}", hex(id), e);
-                    if !matches!(e, RepoError::ObjectNotFound(..)) {
-                        defect.push(*id);
-                    }
-                }
-                Ok(Err(msg)) => {
-                    self.error_found = true;
-                    errors += 1;
-                    log_error!("chunk {}, integrity error: {}", hex(id), msg);
-                    defect.push(*id);
-                }
-            }
-        }
-        pi.finish(self.progress);
-        if count_index != count_segments {
-            log_error!("Repo/Chunks index object count vs. segment files object count mismatch.");
-            log_error!(
-                "Repo/Chunks index: {} objects != segment files: {} objects",
-                count_index,
-                count_segments
-            );
-        }
-        if !defect.is_empty() {
-            if self.repair {
-                log_warning!("Found defect chunks. They will be deleted now, so affected files can get repaired now and maybe healed later.");
-                for id in defect {
-                    let again = match self.store.repo.get(&id) {
-                        Ok(o) => decode_object(&self.store.key, &id, &o).is_ok(),
-                        Err(_) => false,
-                    };
-                    if again {
-                        log_warning!("chunk {} not deleted, did not consistently fail.", hex(&id));
-                    } else {
-                        self.chunks.remove(&id);
-                        match self.store.repo.delete(&id) {
-                            Ok(()) | Err(RepoError::ObjectNotFound(..)) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                        log_debug!("chunk {} deleted.", hex(&id));
-                    }
-                }
-            } else {
-                log_warning!("Found defect chunks. With --repair, they would get deleted, so affected files could get repaired then and maybe healed later.");
-                for id in defect {
-                    log_debug!("chunk {} is defect.", hex(&id));
-                }
-            }
-        }
-        let msg = format!("Finished cryptographic data integrity verification, verified {count_segments} chunks with {errors} integrity errors.");
-        if errors > 0 {
-            log_error!("{}", msg);
-        } else {
-            log_info!("{}", msg);
-        }
+    fn verify_data(&mut self, limits: &super::check_verify::VerifyLimits) -> Result<()> {
+        let mut v = super::check_verify::Verify {
+            store: &mut self.store,
+            chunks: &mut self.chunks,
+            repair: self.repair,
+            workers: self.workers,
+            progress: &mut *self.progress,
+        };
+        self.error_found |= super::check_verify::verify_data(&mut v, limits)?;
         Ok(())
     }
 

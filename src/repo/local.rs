@@ -511,6 +511,19 @@ impl LocalRepository {
         Ok(self.index.as_ref().map(|i| i.len()).unwrap_or(0))
     }
 
+    /// Live objects per segment in the current view (one pass over the index).
+    fn objects_per_segment(&mut self) -> Result<BTreeMap<u32, u64>> {
+        self.ensure_index()?;
+        let mut counts: BTreeMap<u32, u64> = BTreeMap::new();
+        if let Some(index) = self.index.as_ref() {
+            for (_, v) in index.iter() {
+                let seg = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+                *counts.entry(seg).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
+    }
+
     /// Location (segment, offset) of an object in the current view.
     pub fn location(&mut self, id: &ObjectId) -> Result<Option<(u32, u32)>> {
         self.ensure_index()?;
@@ -655,6 +668,46 @@ impl Repository for LocalRepository {
             start_off = 0;
         }
         Ok(out)
+    }
+
+    /// The segments the index points into, with their file sizes from one listing of `data/`.
+    fn segments(&mut self) -> Result<Option<Vec<super::SegmentInfo>>> {
+        let counts = self.objects_per_segment()?;
+        let sizes: BTreeMap<u32, u64> = self.io.segment_sizes()?.into_iter().collect();
+        Ok(Some(
+            counts
+                .into_iter()
+                .map(|(segment, objects)| super::SegmentInfo {
+                    segment,
+                    size: sizes.get(&segment).copied().unwrap_or(0),
+                    objects,
+                })
+                .collect(),
+        ))
+    }
+
+    /// One pass over the index for all of `segments`.
+    fn segment_objects(&mut self, segments: &[u32]) -> Result<Vec<Vec<ObjectId>>> {
+        self.ensure_index()?;
+        let slot: std::collections::HashMap<u32, usize> =
+            segments.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+        let mut found: Vec<Vec<(u32, ObjectId)>> = vec![Vec::new(); segments.len()];
+        if let Some(index) = self.index.as_ref() {
+            for (id, v) in index.iter() {
+                let seg = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+                if let Some(&i) = slot.get(&seg) {
+                    let offset = u32::from_le_bytes([v[4], v[5], v[6], v[7]]);
+                    found[i].push((offset, *id));
+                }
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|mut objects| {
+                objects.sort_unstable_by_key(|(offset, _)| *offset);
+                objects.into_iter().map(|(_, id)| id).collect()
+            })
+            .collect())
     }
 
     fn commit(&mut self, compact: bool, threshold: f64) -> Result<()> {

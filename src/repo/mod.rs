@@ -42,6 +42,21 @@ pub const MANIFEST_ID: ObjectId = [0u8; 32];
 /// borg's `LIST_SCAN_LIMIT`: clients ask for at most this many ids per `list`/`scan` call (§9.3).
 pub const LIST_SCAN_LIMIT: usize = 100_000;
 
+/// One segment file holding live objects, as resumable verification (`check --verify-data
+/// --max-duration`) sees it: the segment's number, its file size and how many live objects
+/// (index entries) it holds. Segment numbers are never reused in borg 1.x (FORMAT.md §2.3:
+/// compaction writes new, higher-numbered segments and deletes the old ones), so the number and
+/// the size identify the file's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// The segment number (`data/<n / segments_per_dir>/<n>`).
+    pub segment: u32,
+    /// The segment file's size in bytes (0 if the file is missing).
+    pub size: u64,
+    /// Live objects in it: index entries pointing into this segment.
+    pub objects: u64,
+}
+
 /// Errors of the repository layer. The messages are borg's one-liners.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -222,6 +237,21 @@ pub trait Repository {
     /// reports the first error among them. Local repositories have nothing to wait for.
     fn flush(&mut self) -> Result<()> {
         Ok(())
+    }
+    /// The segments holding live objects, in ascending order, when the repository can tell
+    /// (a local or S3 repository, `hoard serve`); `None` when it cannot (`borg serve`, whose
+    /// RPC names objects only).
+    fn segments(&mut self) -> Result<Option<Vec<SegmentInfo>>> {
+        Ok(None)
+    }
+    /// The live objects of each of `segments`, each list in on-disk (offset) order, so reading
+    /// them in that order reads the segment front to back. Only for repositories whose
+    /// [`segments`](Repository::segments) is `Some`.
+    fn segment_objects(&mut self, segments: &[u32]) -> Result<Vec<Vec<ObjectId>>> {
+        let _ = segments;
+        Err(RepoError::InvalidArgument(
+            "this repository does not tell objects by segment".into(),
+        ))
     }
     /// Convenience: the manifest object (`get(MANIFEST_ID)`), `None` if absent.
     fn get_manifest(&mut self) -> Result<Option<Vec<u8>>> {

@@ -532,6 +532,26 @@ impl LoggedIo {
         Ok(out)
     }
 
+    /// Every segment file with its size, in ascending order (one listing; on S3 the listing
+    /// carries the sizes). Zero-length files are included, as in [`Self::segment_list`].
+    pub fn segment_sizes(&self) -> Result<Vec<(u32, u64)>> {
+        let mut out = Vec::new();
+        for (name, size) in self.storage.list_below_sized("data")? {
+            let mut parts = name.split('/');
+            let (Some("data"), Some(d), Some(n), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            if let (Some(_), Some(n)) = (numeric(d), numeric(n)) {
+                let size = self.pending(n).map_or(size, |b| b.len() as u64);
+                out.push((n, size));
+            }
+        }
+        out.sort_by_key(|(n, _)| *n);
+        Ok(out)
+    }
+
     /// Highest segment number present, if any.
     pub fn get_latest_segment(&self) -> Result<Option<u32>> {
         Ok(self.segment_list(true)?.first().map(|(n, _)| *n))

@@ -48,6 +48,13 @@ pub const RPC_METHODS: &[&str] = &[
     "inject_exception",
 ];
 
+/// hoard's own methods ([`protocol::hoard_ext`]), announced in `negotiate`'s dict reply and
+/// called only by hoard clients.
+pub const HOARD_RPC_METHODS: &[&str] = &[
+    protocol::hoard_ext::SEGMENTS,
+    protocol::hoard_ext::SEGMENT_OBJECTS,
+];
+
 /// Server-side policy (the options of `serve`).
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
@@ -488,10 +495,73 @@ impl Server {
         Ok(Value::Bool(report.ok))
     }
 
+    /// `hoard_segments(marker, limit)` ([`protocol::hoard_ext::SEGMENTS`]).
+    fn hoard_segments(&mut self, r: &Request) -> Result<Value, ServerError> {
+        let m = protocol::hoard_ext::SEGMENTS;
+        let marker = arg_opt_u64(r, "marker")?;
+        let limit = arg_opt_u64(r, "limit")?
+            .map_or(protocol::hoard_ext::SEGMENTS_PAGE, |l| l as usize)
+            .min(protocol::hoard_ext::SEGMENTS_PAGE);
+        let segments = self
+            .repo(m)?
+            .segments()
+            .map_err(from_repo_error)?
+            .unwrap_or_default();
+        Ok(Value::Array(
+            segments
+                .into_iter()
+                .filter(|i| marker.is_none_or(|after| u64::from(i.segment) > after))
+                .take(limit)
+                .map(|i| {
+                    Value::Array(vec![
+                        Value::int(i.segment),
+                        Value::int(i.size),
+                        Value::int(i.objects),
+                    ])
+                })
+                .collect(),
+        ))
+    }
+
+    /// `hoard_segment_objects(segments, start, limit)`
+    /// ([`protocol::hoard_ext::SEGMENT_OBJECTS`]).
+    fn hoard_segment_objects(&mut self, r: &Request) -> Result<Value, ServerError> {
+        let m = protocol::hoard_ext::SEGMENT_OBJECTS;
+        let bad = || ServerError::python("TypeError", "invalid segments argument".into());
+        let segments: Vec<u32> = r
+            .arg("segments")
+            .and_then(Value::as_array)
+            .ok_or_else(bad)?
+            .iter()
+            .map(|v| v.as_u64().and_then(|n| u32::try_from(n).ok()))
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?;
+        let start = arg_opt_u64(r, "start")?.unwrap_or(0) as usize;
+        let limit = arg_opt_u64(r, "limit")?
+            .map_or(protocol::hoard_ext::SEGMENT_OBJECTS_PAGE, |l| l as usize)
+            .min(protocol::hoard_ext::SEGMENT_OBJECTS_PAGE);
+        let lists = self
+            .repo(m)?
+            .segment_objects(&segments)
+            .map_err(from_repo_error)?;
+        // The window start .. start + limit of the concatenated lists, cut per segment.
+        let mut skip = start;
+        let mut room = limit;
+        let mut out = Vec::with_capacity(lists.len());
+        for ids in lists {
+            let from = skip.min(ids.len());
+            skip -= from;
+            let take = (ids.len() - from).min(room);
+            room -= take;
+            out.push(ids_value(ids[from..from + take].to_vec()));
+        }
+        Ok(Value::Array(out))
+    }
+
     /// Runs one request.
     fn dispatch(&mut self, r: &Request) -> Result<Value, ServerError> {
         let m = r.method.as_str();
-        if !RPC_METHODS.contains(&m) {
+        if !RPC_METHODS.contains(&m) && !HOARD_RPC_METHODS.contains(&m) {
             return Err(from_repo_error(RepoError::InvalidRpcMethod(m.to_string())));
         }
         let map = |res: crate::repo::Result<Value>| res.map_err(from_repo_error);
@@ -509,11 +579,21 @@ impl Server {
                         "Initialized logging system for JSON-based protocol",
                     );
                 }
-                Ok(Value::Map(vec![(
-                    s("server_version"),
-                    protocol::version_value(protocol::PROTOCOL_VERSION),
-                )]))
+                // The extra key tells a hoard client which of hoard's methods it may call;
+                // borg clients look at `server_version` only.
+                Ok(Value::Map(vec![
+                    (
+                        s("server_version"),
+                        protocol::version_value(protocol::PROTOCOL_VERSION),
+                    ),
+                    (
+                        s(protocol::hoard_ext::HOARD_FEATURES),
+                        Value::Array(vec![s(protocol::hoard_ext::FEATURE_SEGMENTS)]),
+                    ),
+                ]))
             }
+            protocol::hoard_ext::SEGMENTS => self.hoard_segments(r),
+            protocol::hoard_ext::SEGMENT_OBJECTS => self.hoard_segment_objects(r),
             "open" => self.open(r),
             "inject_exception" => self.inject_exception(r),
             "check" => self.check(r),

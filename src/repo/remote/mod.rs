@@ -399,6 +399,9 @@ pub struct RemoteRepository {
     /// The version tuple the server announced in `negotiate` (borg's fallback `1.0.8` for a
     /// server too old to send one).
     server_version: Vec<i64>,
+    /// The server is `hoard serve` and announced segment information
+    /// ([`protocol::hoard_ext::FEATURE_SEGMENTS`]); never true for `borg serve`.
+    hoard_segments: bool,
 }
 
 impl RemoteRepository {
@@ -487,6 +490,7 @@ impl RemoteRepository {
             broken: None,
             append_only: opts.append_only,
             server_version: vec![1, 0, 8, -1],
+            hoard_segments: false,
         };
         let client_data = Value::Map(vec![(
             Value::raw("client_version"),
@@ -505,6 +509,14 @@ impl RemoteRepository {
             repo.dict = false;
         } else if let Some(sv) = version.get("server_version") {
             repo.dict = true;
+            repo.hoard_segments = version
+                .get(protocol::hoard_ext::HOARD_FEATURES)
+                .and_then(Value::as_array)
+                .is_some_and(|f| {
+                    f.iter().any(|x| {
+                        x.as_bytes() == Some(protocol::hoard_ext::FEATURE_SEGMENTS.as_bytes())
+                    })
+                });
             if let Value::Array(parts) = sv {
                 // Bounded: borg's tuples have four or five parts.
                 let parsed: Option<Vec<i64>> = parts.iter().take(8).map(Value::as_i64).collect();
@@ -932,6 +944,89 @@ impl Repository for RemoteRepository {
 
     fn scan(&mut self, limit: Option<usize>, marker: Option<&ObjectId>) -> Result<Vec<ObjectId>> {
         self.list_like("scan", limit, marker)
+    }
+
+    /// Over `hoard serve` ([`protocol::hoard_ext::SEGMENTS`], page by page); `None` over
+    /// `borg serve`, whose protocol names objects only.
+    fn segments(&mut self) -> Result<Option<Vec<crate::repo::SegmentInfo>>> {
+        if !self.hoard_segments {
+            return Ok(None);
+        }
+        let page = protocol::hoard_ext::SEGMENTS_PAGE;
+        let mut out: Vec<crate::repo::SegmentInfo> = Vec::new();
+        loop {
+            let marker = out.last().map_or(Value::Nil, |i| Value::int(i.segment));
+            let v = self.call(
+                protocol::hoard_ext::SEGMENTS,
+                &[("marker", marker), ("limit", Value::int(page as u64))],
+            )?;
+            let bad = || RepoError::UnexpectedServerData(format!("{v:?}"));
+            let rows = v.as_array().ok_or_else(bad)?;
+            for row in rows {
+                let f = row.as_array().ok_or_else(bad)?;
+                let num = |i: usize| f.get(i).and_then(Value::as_u64).ok_or_else(bad);
+                let info = crate::repo::SegmentInfo {
+                    segment: u32::try_from(num(0)?).map_err(|_| bad())?,
+                    size: num(1)?,
+                    objects: num(2)?,
+                };
+                // ascending, or the paging would never end
+                if out.last().is_some_and(|l| l.segment >= info.segment) {
+                    return Err(bad());
+                }
+                out.push(info);
+            }
+            if rows.len() < page {
+                return Ok(Some(out));
+            }
+        }
+    }
+
+    /// Over `hoard serve` ([`protocol::hoard_ext::SEGMENT_OBJECTS`]), at most
+    /// [`protocol::hoard_ext::SEGMENT_OBJECTS_MAX_SEGMENTS`] segments and
+    /// [`protocol::hoard_ext::SEGMENT_OBJECTS_PAGE`] ids per call.
+    fn segment_objects(&mut self, segments: &[u32]) -> Result<Vec<Vec<ObjectId>>> {
+        if !self.hoard_segments {
+            return Err(RepoError::InvalidArgument(
+                "borg serve does not tell objects by segment".into(),
+            ));
+        }
+        let page = protocol::hoard_ext::SEGMENT_OBJECTS_PAGE;
+        let mut out: Vec<Vec<ObjectId>> = Vec::with_capacity(segments.len());
+        for group in segments.chunks(protocol::hoard_ext::SEGMENT_OBJECTS_MAX_SEGMENTS) {
+            let mut lists: Vec<Vec<ObjectId>> = vec![Vec::new(); group.len()];
+            let mut start = 0usize;
+            loop {
+                let v = self.call(
+                    protocol::hoard_ext::SEGMENT_OBJECTS,
+                    &[
+                        (
+                            "segments",
+                            Value::Array(group.iter().map(|s| Value::int(*s)).collect()),
+                        ),
+                        ("start", Value::int(start as u64)),
+                        ("limit", Value::int(page as u64)),
+                    ],
+                )?;
+                let bad = || RepoError::UnexpectedServerData(format!("{v:?}"));
+                let parts = v.as_array().ok_or_else(bad)?;
+                if parts.len() != group.len() {
+                    return Err(bad());
+                }
+                let mut got = 0usize;
+                for (list, part) in lists.iter_mut().zip(parts) {
+                    let ids = Self::ids(part.clone())?;
+                    got += ids.len();
+                    list.extend(ids);
+                }
+                if got < page {
+                    break;
+                }
+                start += got;
+            }
+            out.extend(lists);
+        }
+        Ok(out)
     }
 
     fn commit(&mut self, compact: bool, threshold: f64) -> Result<()> {

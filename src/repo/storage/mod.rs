@@ -77,6 +77,19 @@ pub trait Storage: Send + Sync {
     /// Every file below the directory `dir` (`data`), as names relative to the root.
     fn list_below(&self, dir: &str) -> Result<Vec<String>>;
 
+    /// [`Self::list_below`] with each file's size (a store whose listing carries sizes, as S3's
+    /// does, answers without one request per file).
+    fn list_below_sized(&self, dir: &str) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for name in self.list_below(dir)? {
+            // a file removed since the listing is left out
+            if let Some(size) = self.size(&name)? {
+                out.push((name, size));
+            }
+        }
+        Ok(out)
+    }
+
     /// The whole file, `None` when it does not exist.
     fn read(&self, name: &str) -> Result<Option<Vec<u8>>>;
 

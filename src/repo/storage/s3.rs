@@ -288,6 +288,12 @@ impl Storage for S3Storage {
         Ok(list.into_iter().map(|(n, _)| n).collect())
     }
 
+    fn list_below_sized(&self, dir: &str) -> Result<Vec<(String, u64)>> {
+        self.wait_writes()?;
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        self.bucket().list(&prefix).map_err(|e| self.ioe(dir, e))
+    }
+
     fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
         if let Some(d) = self.shared.uploading(name) {
             return Ok(Some(d.to_vec()));
