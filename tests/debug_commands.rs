@@ -54,7 +54,7 @@ fn dumps_equal_borgs_byte_for_byte() {
         ("dump-hints", "repo"),
     ] {
         let h = env.hoard(["debug", cmd, target, "-"]).ok();
-        let b = env.run_at(&borg, &["debug", cmd, target, "-"]).ok();
+        let b = env.run_at(&borg, ["debug", cmd, target, "-"]).ok();
         assert!(!h.stdout.is_empty(), "{cmd}");
         assert_eq!(h.out(), b.out(), "{cmd}");
     }
@@ -141,7 +141,7 @@ fn dumps_equal_borgs_byte_for_byte() {
             "object {archive_id} has 1 referrers [info from chunks cache].\nobject {zero} not found [info from chunks cache].\nobject id 124 is invalid.\nobject id xyza is invalid.\n"
         )
     );
-    assert_eq!(h.out(), env.run_at(&borg, &args).ok().out());
+    assert_eq!(h.out(), env.run_at(&borg, args).ok().out());
 }
 
 #[test]
@@ -154,7 +154,7 @@ fn objects_put_by_one_program_are_read_by_the_other() {
     let id = id.trim().to_string();
     assert_eq!(id.len(), 64);
     assert_eq!(
-        env.run_at(&borg, &["debug", "id-hash", "repo", "data"])
+        env.run_at(&borg, ["debug", "id-hash", "repo", "data"])
             .ok()
             .out()
             .trim(),
@@ -164,7 +164,7 @@ fn objects_put_by_one_program_are_read_by_the_other() {
     let put = env.hoard(["debug", "put-obj", "repo", &id, "data"]).ok();
     assert_eq!(put.out(), format!("object {id} put.\n"));
     let got = env
-        .run_at(&borg, &["debug", "get-obj", "repo", &id, "by-borg"])
+        .run_at(&borg, ["debug", "get-obj", "repo", &id, "by-borg"])
         .ok();
     assert_eq!(got.out(), format!("object {id} fetched.\n"));
     assert_eq!(
@@ -173,7 +173,7 @@ fn objects_put_by_one_program_are_read_by_the_other() {
     );
     // borg puts, hoard gets
     let other = "ab".repeat(32);
-    env.run_at(&borg, &["debug", "put-obj", "repo", &other, "data"])
+    env.run_at(&borg, ["debug", "put-obj", "repo", &other, "data"])
         .ok();
     let got = env
         .hoard(["debug", "get-obj", "repo", &other, "by-hoard"])
@@ -196,7 +196,7 @@ fn objects_put_by_one_program_are_read_by_the_other() {
     let again = env.hoard(["debug", "delete-obj", "repo", &id]).ok();
     assert_eq!(again.out(), format!("object {id} not found.\nDone.\n"));
     // the repository is as it was: borg 1.4.5 finds nothing wrong
-    env.run_at(&borg, &["check", "repo"]).ok();
+    env.run_at(&borg, ["check", "repo"]).ok();
 }
 
 #[test]
@@ -297,7 +297,7 @@ fn debug_profiles_convert_and_load_in_pstats() {
     // borg's converter reads hoard's profile into the same Python data
     env.run_at(
         &borg,
-        &["debug", "convert-profile", "create.prof", "b.pyprof"],
+        ["debug", "convert-profile", "create.prof", "b.pyprof"],
     )
     .ok();
     let code = "import marshal\nprint(marshal.load(open('create.pyprof','rb')) == marshal.load(open('b.pyprof','rb')))";
@@ -316,13 +316,13 @@ fn debug_profiles_convert_and_load_in_pstats() {
     ])
     .ok();
     python_stats(&env, "direct.pyprof");
-    env.run_at(&borg, &["list", "repo", "--debug-profile=borg.prof"])
+    env.run_at(&borg, ["list", "repo", "--debug-profile=borg.prof"])
         .ok();
     env.hoard(["debug", "convert-profile", "borg.prof", "borg.pyprof"])
         .ok();
     env.run_at(
         &borg,
-        &["debug", "convert-profile", "borg.prof", "borg2.pyprof"],
+        ["debug", "convert-profile", "borg.prof", "borg2.pyprof"],
     )
     .ok();
     let code = "import marshal\nprint(marshal.load(open('borg.pyprof','rb')) == marshal.load(open('borg2.pyprof','rb')))";
@@ -357,12 +357,12 @@ fn related_repository_from_borg_deduplicates_and_checks_clean() {
         .collect();
     std::fs::write(input.join("file1"), data).expect("write");
     let params = "--chunker-params=buzhash,10,18,14,4095";
-    env.run_at(&borg, &["init", "-e", "repokey", "repo1"]).ok();
-    env.run_at(&borg, &["create", params, "repo1::a1", "input"])
+    env.run_at(&borg, ["init", "-e", "repokey", "repo1"]).ok();
+    env.run_at(&borg, ["create", params, "repo1::a1", "input"])
         .ok();
     env.run_at(
         &borg,
-        &["key", "export-related-secrets", "repo1", "secrets.json"],
+        ["key", "export-related-secrets", "repo1", "secrets.json"],
     )
     .ok();
     // hoard exports the same file from the same repository
@@ -385,7 +385,7 @@ fn related_repository_from_borg_deduplicates_and_checks_clean() {
     // the same chunk ids in both archives (more than a few: the file is really chunked)
     let chunks = |target: &str| {
         let dump = env
-            .run_at(&borg, &["debug", "dump-archive", target, "-"])
+            .run_at(&borg, ["debug", "dump-archive", target, "-"])
             .ok();
         let v: serde_json::Value = serde_json::from_slice(&dump.stdout).expect("json");
         v["_items"]
@@ -410,7 +410,7 @@ fn related_repository_from_borg_deduplicates_and_checks_clean() {
     let k1 = env.hoard(["key", "export", "repo1"]).ok().out();
     let k2 = env.hoard(["key", "export", "repo2"]).ok().out();
     assert_ne!(k1.lines().nth(1), k2.lines().nth(1));
-    env.run_at(&borg, &["check", "--verify-data", "repo2"]).ok();
+    env.run_at(&borg, ["check", "--verify-data", "repo2"]).ok();
     // a BLAKE2b repository cannot share an HMAC-SHA256 id key: refused, nothing created
     let r = env
         .hoard([

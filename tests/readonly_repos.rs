@@ -98,7 +98,7 @@ fn readonly_repository_is_read_with_bypass_lock_and_refused_without_like_borg() 
     std::fs::write(src.join("d/file2"), b"second\n").unwrap();
     env.hoard(["create", &format!("{r}::b"), "src"]).ok();
     // borg knows the repository too (security dir, cache) before it becomes read-only
-    env.run_at(&borg, &["list", &r]).ok();
+    env.run_at(&borg, ["list", &r]).ok();
     let before = snapshot_dir(&repo);
 
     let Some(_ro) = ReadOnly::new(&repo) else {
@@ -261,7 +261,7 @@ fn regex_patterns_have_python_re_semantics() {
     ] {
         let args = ["list", "--short", "--exclude", pattern, &format!("{r}::a")];
         let h = env.hoard(args);
-        let b = env.run_at(&borg, &args);
+        let b = env.run_at(&borg, args);
         assert_eq!(b.code, 0, "borg {pattern}: {}", b.stderr);
         assert_eq!(h.code, 0, "hoard {pattern}: {}", h.stderr);
         assert_eq!(h.out(), b.out(), "{pattern}");

@@ -24,7 +24,7 @@ impl Twin {
         let b = Env::new();
         let h = Env::new();
         tree(&b.path().join("input"));
-        b.run_at(&borg, &["init", "-e", encryption, "repo"]).ok();
+        b.run_at(&borg, ["init", "-e", encryption, "repo"]).ok();
         for (i, extra) in create_args.iter().enumerate() {
             let name = format!("repo::{}", ["a", "b", "c"][i]);
             let mut args = vec!["create"];
@@ -57,11 +57,11 @@ impl Twin {
         let a = format!("repo::{archive}");
         let lb = self
             .b
-            .run_at(&self.borg, &["list", "--format", format, &a])
+            .run_at(&self.borg, ["list", "--format", format, &a])
             .ok();
         let lh = self
             .h
-            .run_at(&self.borg, &["list", "--format", format, &a])
+            .run_at(&self.borg, ["list", "--format", format, &a])
             .ok();
         (lb.out(), lh.out())
     }
@@ -71,11 +71,11 @@ impl Twin {
         let f = "{archive}{NL}";
         let lb = self
             .b
-            .run_at(&self.borg, &["list", "--format", f, "repo"])
+            .run_at(&self.borg, ["list", "--format", f, "repo"])
             .ok();
         let lh = self
             .h
-            .run_at(&self.borg, &["list", "--format", f, "repo"])
+            .run_at(&self.borg, ["list", "--format", f, "repo"])
             .ok();
         (lb.out(), lh.out())
     }
@@ -83,7 +83,7 @@ impl Twin {
     /// borg 1.4's `check --verify-data` on hoard's copy.
     fn check_hoard(&self) {
         self.h
-            .run_at(&self.borg, &["check", "--verify-data", "repo"])
+            .run_at(&self.borg, ["check", "--verify-data", "repo"])
             .ok();
     }
 }
@@ -184,7 +184,7 @@ fn recreate_paths_and_excludes_match_borg_and_keep_hardlinks() {
     );
     // Metadata: times and comment kept, cmdline kept, new id.
     let info = |e: &Env| {
-        let r = e.run_at(&t.borg, &["info", "--json", "repo::a"]).ok();
+        let r = e.run_at(&t.borg, ["info", "--json", "repo::a"]).ok();
         let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("json");
         let a = &v["archives"][0];
         (
@@ -288,7 +288,7 @@ fn recreate_rechunks_as_borg() {
         // The same chunker params again: nothing to do, the archive stays as it is.
         let before = t.listings("a", "{path} {num_chunks}{NL}").1;
         let id = |e: &Env| {
-            e.run_at(&t.borg, &["list", "--format", "{id}", "repo"])
+            e.run_at(&t.borg, ["list", "--format", "{id}", "repo"])
                 .ok()
                 .out()
         };
@@ -324,7 +324,7 @@ fn recreate_target_comment_timestamp_match_borg() {
     assert_eq!(t.listings("a", ITEMS).0, t.listings("a", ITEMS).1);
     let fmt = "{archive}|{comment}|{time}{NL}";
     let get = |e: &Env| {
-        e.run_at(&t.borg, &["list", "--format", fmt, "repo"])
+        e.run_at(&t.borg, ["list", "--format", fmt, "repo"])
             .ok()
             .out()
     };
@@ -338,7 +338,7 @@ fn recreate_dry_run_changes_nothing() {
     let Some(borg) = borg14() else { return };
     let t = Twin::new(borg, tree, &[&[]], "repokey");
     let ids = |e: &Env| {
-        e.run_at(&t.borg, &["list", "--format", "{archive} {id}{NL}", "repo"])
+        e.run_at(&t.borg, ["list", "--format", "{archive} {id}{NL}", "repo"])
             .ok()
             .out()
     };
@@ -412,14 +412,14 @@ fn recreate_parallel_recompress_equals_sequential_and_borg() {
     assert_eq!(lb, lh);
     let fmt = "{path} {size} {csize} {num_chunks} {sha256}{NL}";
     let par =
-        t.h.run_at(&t.borg, &["list", "--format", fmt, "repo::a"])
+        t.h.run_at(&t.borg, ["list", "--format", fmt, "repo::a"])
             .ok();
     let one = seq
-        .run_at(&t.borg, &["list", "--format", fmt, "repo::a"])
+        .run_at(&t.borg, ["list", "--format", fmt, "repo::a"])
         .ok();
     assert_eq!(par.out(), one.out());
     assert!(par.out().contains("input/file1 200000 "), "{}", par.out());
     t.check_hoard();
-    seq.run_at(&t.borg, &["check", "--verify-data", "repo"])
+    seq.run_at(&t.borg, ["check", "--verify-data", "repo"])
         .ok();
 }
