@@ -713,13 +713,13 @@ impl ArchiveProgress {
                     let known =
                         |v: Option<u64>| v.map_or_else(|| "null".to_string(), |v| v.to_string());
                     format!(
-                        "{{\"original_size\": {}, \"compressed_size\": {}, \"deduplicated_size\": {}, \"nfiles\": {}, \"path\": {}, \"time\": {}, \"type\": \"archive_progress\", \"finished\": false, \"estimated_original_size\": {}, \"estimated_nfiles\": {}, {}}}",
+                        "{{\"original_size\": {}, \"compressed_size\": {}, \"deduplicated_size\": {}, \"nfiles\": {}, \"path\": {}, \"time\": {}, \"type\": \"archive_progress\", \"finished\": false, \"estimated_original_size\": {}, \"estimated_nfiles\": {}{}}}",
                         stats.osize, stats.csize, stats.usize, stats.nfiles,
                         output::json_line(&json!(create::remove_surrogates(p))),
                         py_float(now()),
                         known(totals.map(|t| t.0)),
                         known(totals.map(|t| t.1).filter(|f| *f > 0)),
-                        super::progress_view::json_extra(&f).trim_end_matches(", ")
+                        super::progress_view::json_extra(&f)
                     )
                 }
                 None => format!(

@@ -116,7 +116,14 @@ impl CliReporter {
         self
     }
 
-    fn json_progress(&self, fields: Vec<(&str, serde_json::Value)>, finished: bool) {
+    /// One `progress_percent` record: borg's `fields`, then borg's closing keys, then
+    /// hoard's `extra` figures (after `time`, where a reader of borg's prefix never looks).
+    fn json_progress(
+        &self,
+        fields: Vec<(&str, serde_json::Value)>,
+        extra: Vec<(&str, serde_json::Value)>,
+        finished: bool,
+    ) {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
@@ -130,6 +137,11 @@ impl CliReporter {
         parts.push("\"type\": \"progress_percent\"".into());
         parts.push(format!("\"finished\": {finished}"));
         parts.push(format!("\"time\": {}", serde_json::Value::from(t)));
+        parts.extend(
+            extra
+                .into_iter()
+                .map(|(k, v)| format!("\"{k}\": {}", super::output::json_line(&v))),
+        );
         let stderr = std::io::stderr();
         let mut err = stderr.lock();
         let _ = writeln!(err, "{{{}}}", parts.join(", "));
@@ -182,6 +194,8 @@ impl Reporter for CliReporter {
                     ("current", serde_json::json!(after)),
                     ("total", serde_json::json!(total)),
                     ("info", serde_json::json!([path])),
+                ],
+                vec![
                     ("eta_seconds", json_number(f.eta_seconds, 1)),
                     ("bytes_per_second", json_number(f.bytes_per_second, 0)),
                 ],
@@ -205,7 +219,9 @@ impl Reporter for CliReporter {
                     ("current", serde_json::json!(0)),
                     ("total", serde_json::json!(0)),
                     ("info", serde_json::Value::Null),
-                    // hoard's figures, not known yet
+                ],
+                // hoard's figures, not known yet
+                vec![
                     ("eta_seconds", serde_json::Value::Null),
                     ("bytes_per_second", serde_json::Value::Null),
                 ],
@@ -223,7 +239,7 @@ impl Reporter for CliReporter {
             Display::Borg | Display::Json => {}
         }
         if log::json_enabled() {
-            self.json_progress(Vec::new(), true);
+            self.json_progress(Vec::new(), Vec::new(), true);
         } else {
             output_line("borg.output.progress", "", "\r");
         }

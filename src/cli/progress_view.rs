@@ -5,7 +5,8 @@
 //! * `-p` with stderr not a terminal: borg's text, byte for byte (frontends and the tests that
 //!   compare hoard with borg read it);
 //! * `-p --log-json`: borg's JSON records, `progress_percent` with hoard's extra keys
-//!   `eta_seconds` and `bytes_per_second` (borg's parsers ignore unknown keys);
+//!   `eta_seconds` and `bytes_per_second` after borg's last key (borg's parsers ignore
+//!   unknown keys);
 //! * stderr a terminal (with or without `-p`, without `--log-json`): one line redrawn in place
 //!   at most [`REDRAW_EVERY`], borg's message followed by done/total, rate and time to go, wiped
 //!   when the operation ends or when any other line is written ([`super::log::clear_line`]);
@@ -240,11 +241,11 @@ impl View {
     }
 }
 
-/// hoard's extra members of a `progress_percent` record (`"eta_seconds": …, "bytes_per_second":
-/// …, `): seconds to one decimal and whole bytes per second, `null` while unknown.
+/// hoard's extra members of a record (`, "eta_seconds": …, "bytes_per_second": …`, to follow
+/// borg's last key): seconds to one decimal and whole bytes per second, `null` while unknown.
 pub fn json_extra(f: &Figures) -> String {
     format!(
-        "\"eta_seconds\": {}, \"bytes_per_second\": {}, ",
+        ", \"eta_seconds\": {}, \"bytes_per_second\": {}",
         json_number(f.eta_seconds, 1),
         json_number(f.bytes_per_second, 0)
     )
@@ -372,11 +373,11 @@ mod tests {
         };
         assert_eq!(
             json_extra(&f),
-            "\"eta_seconds\": 12.3, \"bytes_per_second\": 1000, "
+            ", \"eta_seconds\": 12.3, \"bytes_per_second\": 1000"
         );
         assert_eq!(
             json_extra(&Figures::default()),
-            "\"eta_seconds\": null, \"bytes_per_second\": null, "
+            ", \"eta_seconds\": null, \"bytes_per_second\": null"
         );
     }
 

@@ -274,9 +274,10 @@ pub fn render(ev: &ProgressEvent, json: bool) -> String {
     render_with(ev, json, "")
 }
 
-/// [`render`] with `extra` JSON members (`"key": value, ` each, ending in `, `) inserted after
-/// `info` in a `progress_percent` record that is not finished: hoard's figures, which borg's
-/// parsers ignore. Text and other records are [`render`]'s.
+/// [`render`] with `extra` JSON members (`, "key": value` each) after borg's last key (`time`)
+/// of a `progress_percent` record that is not finished: hoard's figures, which borg's parsers
+/// ignore, where a reader of borg's record prefix does not see them. Text and other records
+/// are [`render`]'s.
 pub fn render_with(ev: &ProgressEvent, json: bool, extra: &str) -> String {
     if !json {
         return format!("{}\r", ev.message);
@@ -291,7 +292,7 @@ pub fn render_with(ev: &ProgressEvent, json: bool, extra: &str) -> String {
         line.push_str(&format!("\"message\": {}, ", q(&ev.message)));
         if ev.kind == ProgressKind::Percent {
             line.push_str(&format!(
-                "\"current\": {}, \"total\": {}, \"info\": null, {extra}",
+                "\"current\": {}, \"total\": {}, \"info\": null, ",
                 ev.current, ev.total
             ));
         }
@@ -300,8 +301,13 @@ pub fn render_with(ev: &ProgressEvent, json: bool, extra: &str) -> String {
         ProgressKind::Message => "progress_message",
         ProgressKind::Percent => "progress_percent",
     };
+    let extra = if ev.finished || ev.kind != ProgressKind::Percent {
+        ""
+    } else {
+        extra
+    };
     line.push_str(&format!(
-        "\"operation\": {}, \"msgid\": {}, \"type\": \"{kind}\", \"finished\": {}, \"time\": {}}}\n",
+        "\"operation\": {}, \"msgid\": {}, \"type\": \"{kind}\", \"finished\": {}, \"time\": {}{extra}}}\n",
         ev.operation,
         q(ev.msgid),
         ev.finished,
