@@ -7,6 +7,7 @@ use crate::commands::{self, CommandError};
 
 use super::options::ArchiveFilter;
 use super::options::CommonOptions;
+use super::progress_view::{Display, View};
 use super::{ask_yes, cancelled_by_user, location, log, print_stdout, EXIT_SUCCESS, EXIT_WARNING};
 
 /// `check`
@@ -122,17 +123,9 @@ pub fn run(a: CheckArgs, common: &CommonOptions) -> Result<i32, CommandError> {
             log::log(level, "borg.repository", None, m);
         }
     };
-    let show_progress = common.progress;
-    let json = log::json_enabled();
-    let mut progress = |ev: &commands::check_archives::ProgressEvent| {
-        if show_progress {
-            use std::io::Write;
-            let text = commands::check_archives::render_progress(ev, json);
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(text.as_bytes());
-            let _ = err.flush();
-        }
-    };
+    // borg's records with -p; hoard's line on a terminal (see `progress_view`)
+    let view = View::new(Display::for_process(common.progress), common.iec);
+    let mut progress = |ev: &commands::check_archives::ProgressEvent| view.event(ev);
     let outcome = commands::check::run(
         &loc,
         &opts,

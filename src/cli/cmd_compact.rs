@@ -3,6 +3,7 @@
 use clap::Args;
 
 use super::options::CommonOptions;
+use super::progress_view::{Display, View};
 use super::{repo_location, EXIT_SUCCESS};
 use crate::commands::{self, CommandError};
 
@@ -35,6 +36,7 @@ pub fn run(a: CompactArgs, common: &CommonOptions) -> Result<i32, CommandError> 
         threshold_percent: a.threshold,
         cleanup_commits: a.cleanup_commits,
         dry_run: a.dry_run,
+        progress: View::new(Display::for_process(common.progress), common.iec).sink(),
     };
     commands::compact::run(&loc, &opts, common.lock_wait)?;
     Ok(EXIT_SUCCESS)

@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
@@ -18,7 +19,10 @@ use crate::compress::Compression;
 use crate::patterns::{create_matcher, PatternArgs, PatternMatcher};
 
 use super::options::{argument_error, ArchiveOptions, CommonOptions};
+use super::progress_view::{Display, View};
 use super::{log, output, EXIT_SUCCESS, EXIT_WARNING};
+use crate::progress::eta::{CreateEstimate, Previous};
+use crate::progress::Unit;
 
 /// `create`
 #[derive(Debug, Args)]
@@ -318,7 +322,7 @@ fn options(
             .collect(),
         lock_wait: common.lock_wait,
         progress: common.progress,
-        progress_sink: super::log::progress_sink(common.progress),
+        progress_sink: View::new(Display::for_process(common.progress), common.iec).sink(),
         content_from_command: a.content_from_command,
         paths_from_stdin: a.paths_from_stdin,
         paths_from_command: a.paths_from_command,
@@ -409,15 +413,11 @@ pub fn run(
         log::warning("Ignoring --quick-stats. It is not supported when using --dry-run.");
     }
     let stats = (a.stats || a.quick_stats || a.json) && !opts.dry_run;
-    opts.progress = common.progress && !opts.dry_run;
+    // -p, or hoard's line on a terminal
+    opts.progress = Display::for_process(common.progress).shown() && !opts.dry_run;
     log::info(&format!("Creating archive at \"{text}\""));
-    let mut reporter = CliReporter {
-        list: a.list,
-        filter: a.filter.clone(),
-        progress: opts.progress,
-        iec: common.iec,
-        last_progress: None,
-    };
+    let mut reporter = CliReporter::new(a.list, a.filter.clone(), opts.progress, common.iec);
+    reporter.progress.interval_from(&common.repo.env);
     let outcome = create::run(&loc, &opts, matcher, &mut reporter, confirm)?;
     if let Some(summary) = &outcome.archive {
         if a.json {
@@ -523,6 +523,7 @@ fn output_line(logger: &str, line: &str) {
         });
         let _ = writeln!(err, "{v}");
     } else {
+        log::clear_line(&mut err);
         let _ = writeln!(err, "{line}");
     }
 }
@@ -534,17 +535,33 @@ fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Prints `--list` lines, warnings and `--progress`.
+/// Prints `--list` lines, warnings and progress.
 pub(super) struct CliReporter {
     pub(super) list: bool,
     pub(super) filter: Option<String>,
-    pub(super) progress: bool,
-    pub(super) iec: bool,
-    pub(super) last_progress: Option<Instant>,
+    pub(super) progress: ArchiveProgress,
+}
+
+impl CliReporter {
+    /// A reporter; progress shows when `progress` (`-p`, or hoard's line on a terminal) as
+    /// [`Display::for_process`] decides.
+    pub(super) fn new(list: bool, filter: Option<String>, progress: bool, iec: bool) -> Self {
+        let display = if progress {
+            Display::for_process(true)
+        } else {
+            Display::Off
+        };
+        CliReporter {
+            list,
+            filter,
+            progress: ArchiveProgress::new(View::new(display, iec), iec),
+        }
+    }
 }
 
 impl Reporter for CliReporter {
     fn file_status(&mut self, status: char, path: &[u8]) {
+        self.progress.status(status);
         if !self.list || self.filter.as_ref().is_some_and(|f| !f.contains(status)) {
             return;
         }
@@ -573,27 +590,138 @@ impl Reporter for CliReporter {
         log::info(message);
     }
 
+    fn previous(&mut self, previous: Previous) {
+        self.progress.previous(previous);
+    }
+
+    fn item_added(&mut self, size: u64) {
+        self.progress.item_added(size);
+    }
+
     fn progress(&mut self, stats: &ArchiveStats, path: Option<&[u8]>) {
-        if !self.progress {
-            return;
+        self.progress.show(stats, path);
+    }
+}
+
+/// The progress of an archive being written (`create`, `recreate`, `import-tar`): with `-p`
+/// borg's `archive_progress` records or its `O C D N path` line (every 0.2 s, as borg), on a
+/// terminal hoard's line with the total, rate and time to go. `create`'s total is estimated
+/// from the previous archive ([`CreateEstimate`], shown with `~`); `recreate`'s is the source
+/// archive's size. With `--log-json` the records carry hoard's figures as extra keys
+/// (`estimated_original_size`, `estimated_nfiles`, `eta_seconds`, `bytes_per_second`).
+pub(super) struct ArchiveProgress {
+    view: Arc<View>,
+    iec: bool,
+    /// Seconds between borg's records (borg: 0.2).
+    every: f64,
+    last: Option<Instant>,
+    estimate: Option<CreateEstimate>,
+    /// A known total (original size), instead of an estimate.
+    total: Option<u64>,
+}
+
+/// The operation number of an archive's progress in hoard's figures (borg's indicators
+/// count from 1; `archive_progress` records have none).
+const ARCHIVE_OPERATION: u32 = 0;
+
+impl ArchiveProgress {
+    /// Progress shown on `view`.
+    pub(super) fn new(view: Arc<View>, iec: bool) -> Self {
+        ArchiveProgress {
+            view,
+            iec,
+            every: 0.2,
+            last: None,
+            estimate: None,
+            total: None,
         }
-        let due = self
-            .last_progress
-            .is_none_or(|t| t.elapsed().as_secs_f64() > 0.2);
+    }
+
+    /// Sets the seconds between borg's records from `HOARD_PROGRESS_INTERVAL` in `env` (a
+    /// test knob: 0 writes a record after every item; borg's 0.2 otherwise).
+    pub(super) fn interval_from(&mut self, env: &crate::options::Env) {
+        if let Some(v) = env
+            .nonempty("HOARD_PROGRESS_INTERVAL")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+        {
+            self.every = v;
+        }
+    }
+
+    /// The previous archive of the same name family: the estimate starts from it.
+    pub(super) fn previous(&mut self, previous: Previous) {
+        self.estimate = Some(CreateEstimate::new(previous));
+    }
+
+    /// A known total original size (`recreate`: the source archive's).
+    pub(super) fn set_total(&mut self, total: Option<u64>) {
+        self.total = total;
+        self.last = None;
+    }
+
+    /// A file's status letter (for the estimate).
+    pub(super) fn status(&mut self, status: char) {
+        if let Some(e) = self.estimate.as_mut() {
+            e.status(status);
+        }
+    }
+
+    /// An item added, its content `size` bytes (for the estimate).
+    pub(super) fn item_added(&mut self, size: u64) {
+        if let Some(e) = self.estimate.as_mut() {
+            e.item(size);
+        }
+    }
+
+    /// The estimated or known total: (original size, regular files; 0 when unknown).
+    fn totals(&self, stats: &ArchiveStats) -> Option<(u64, u64)> {
+        if let Some(t) = self.total {
+            return Some((t.max(stats.osize), 0));
+        }
+        let e = self.estimate.as_ref()?.estimate(stats.osize, stats.nfiles);
+        Some((e.bytes, e.files))
+    }
+
+    /// Progress after an item or a chunk (`path` None: the end).
+    pub(super) fn show(&mut self, stats: &ArchiveStats, path: Option<&[u8]>) {
+        let display = self.view.display();
+        match display {
+            Display::Off => return,
+            Display::Terminal => return self.terminal(stats, path),
+            Display::Borg | Display::Json => {}
+        }
+        let every = self.every;
+        let due = self.last.is_none_or(|t| t.elapsed().as_secs_f64() >= every);
         if path.is_some() && !due {
             return;
         }
-        self.last_progress = Some(Instant::now());
+        self.last = Some(Instant::now());
         let size = |v: u64| output::format_file_size(v as i128, self.iec);
         let mut err = std::io::stderr().lock();
-        if log::json_enabled() {
+        if display == Display::Json {
             let line = match path {
-                Some(p) => format!(
-                    "{{\"original_size\": {}, \"compressed_size\": {}, \"deduplicated_size\": {}, \"nfiles\": {}, \"path\": {}, \"time\": {}, \"type\": \"archive_progress\", \"finished\": false}}",
-                    stats.osize, stats.csize, stats.usize, stats.nfiles,
-                    output::json_line(&json!(create::remove_surrogates(p))),
-                    py_float(now())
-                ),
+                Some(p) => {
+                    let totals = self.totals(stats);
+                    let f = self.view.figures(
+                        ARCHIVE_OPERATION,
+                        stats.osize,
+                        totals.map_or(0, |t| t.0),
+                        Unit::Bytes,
+                        None,
+                    );
+                    let known =
+                        |v: Option<u64>| v.map_or_else(|| "null".to_string(), |v| v.to_string());
+                    format!(
+                        "{{\"original_size\": {}, \"compressed_size\": {}, \"deduplicated_size\": {}, \"nfiles\": {}, \"path\": {}, \"time\": {}, \"type\": \"archive_progress\", \"finished\": false, \"estimated_original_size\": {}, \"estimated_nfiles\": {}{}}}",
+                        stats.osize, stats.csize, stats.usize, stats.nfiles,
+                        output::json_line(&json!(create::remove_surrogates(p))),
+                        py_float(now()),
+                        known(totals.map(|t| t.0)),
+                        known(totals.map(|t| t.1).filter(|f| *f > 0)),
+                        super::progress_view::json_extra(&f)
+                    )
+                }
                 None => format!(
                     "{{\"time\": {}, \"type\": \"archive_progress\", \"finished\": true}}",
                     py_float(now())
@@ -626,6 +754,41 @@ impl Reporter for CliReporter {
         };
         let _ = write!(err, "{msg}\r");
         let _ = err.flush();
+    }
+
+    /// hoard's terminal line: share done, files, deduplicated size and path, then
+    /// done/total, rate and time to go (`~` where the total is an estimate).
+    fn terminal(&mut self, stats: &ArchiveStats, path: Option<&[u8]>) {
+        let Some(p) = path else {
+            return self.view.clear();
+        };
+        let totals = self.totals(stats);
+        let total = totals.map_or(0, |t| t.0);
+        let f = self
+            .view
+            .figures(ARCHIVE_OPERATION, stats.osize, total, Unit::Bytes, None);
+        if !self.view.due() {
+            return;
+        }
+        let approx = if self.total.is_none() { "~" } else { "" };
+        let size = |v: u64| output::format_file_size(v as i128, self.iec);
+        let share = match total {
+            0 => String::new(),
+            t => format!("{approx}{:.0}% ", stats.osize as f64 * 100.0 / t as f64),
+        };
+        let files = match totals {
+            Some((_, n)) if n > 0 => format!("{}/~{n}", stats.nfiles),
+            _ => stats.nfiles.to_string(),
+        };
+        let message = format!(
+            "{share}{files} files, {} deduplicated, {}",
+            size(stats.usize),
+            create::remove_surrogates(p)
+        );
+        let figures =
+            self.view
+                .figures_text(stats.osize, total, Unit::Bytes, self.total.is_none(), &f);
+        self.view.draw(&message, &figures, false);
     }
 }
 

@@ -7,6 +7,7 @@ use crate::commands::select::Selection;
 use crate::commands::CommandError;
 
 use super::options::{ArchiveFilter, CommonOptions};
+use super::progress_view::{Display, View};
 use super::{log, output};
 
 /// `delete`
@@ -95,6 +96,7 @@ pub fn run(
         cache_only: a.cache_only,
         output_list: a.output_list,
         lock_wait: common.lock_wait,
+        progress: View::new(Display::for_process(common.progress), common.iec).sink(),
     };
     let explicit = loc.archive.is_some() || !a.archives.is_empty();
     if sel.filters() && explicit {

@@ -9,6 +9,9 @@ use crate::commands::CommandError;
 
 use super::log;
 use super::options::{CommonOptions, PatternOptions, Selector};
+use super::progress_view::{json_number, Display, View};
+use crate::progress::Unit;
+use std::sync::Arc;
 
 /// `extract`
 #[derive(Debug, Args)]
@@ -74,6 +77,7 @@ pub fn output_line(name: &str, message: &str, terminator: &str) {
             q(name)
         );
     } else {
+        log::clear_line(&mut err);
         let _ = write!(err, "{message}{terminator}");
         let _ = err.flush();
     }
@@ -89,20 +93,37 @@ pub struct CliReporter {
     pub trigger_at: f64,
     /// Operation id in JSON progress records.
     pub operation: u32,
+    /// Where progress shows (borg's text or JSON with `-p`, hoard's line on a terminal).
+    pub view: Arc<View>,
 }
 
 impl CliReporter {
-    /// A reporter for one operation.
+    /// A reporter for one operation whose progress (if the command reports any) shows as
+    /// `-p` asks on this process's stderr.
     pub fn new(list: bool, label: &'static str) -> Self {
         CliReporter {
             list,
             label,
             trigger_at: 0.0,
             operation: 1,
+            view: View::new(Display::for_process(true), false),
         }
     }
 
-    fn json_progress(&self, fields: Vec<(&str, serde_json::Value)>, finished: bool) {
+    /// The same, showing progress on `view`.
+    pub fn with_view(mut self, view: Arc<View>) -> Self {
+        self.view = view;
+        self
+    }
+
+    /// One `progress_percent` record: borg's `fields`, then borg's closing keys, then
+    /// hoard's `extra` figures (after `time`, where a reader of borg's prefix never looks).
+    fn json_progress(
+        &self,
+        fields: Vec<(&str, serde_json::Value)>,
+        extra: Vec<(&str, serde_json::Value)>,
+        finished: bool,
+    ) {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
@@ -116,6 +137,11 @@ impl CliReporter {
         parts.push("\"type\": \"progress_percent\"".into());
         parts.push(format!("\"finished\": {finished}"));
         parts.push(format!("\"time\": {}", serde_json::Value::from(t)));
+        parts.extend(
+            extra
+                .into_iter()
+                .map(|(k, v)| format!("\"{k}\": {}", super::output::json_line(&v))),
+        );
         let stderr = std::io::stderr();
         let mut err = stderr.lock();
         let _ = writeln!(err, "{{{}}}", parts.join(", "));
@@ -139,19 +165,39 @@ impl Reporter for CliReporter {
 
     fn progress(&mut self, before: u64, after: u64, total: u64, path: &[u8]) {
         let pct = before as f64 * 100.0 / total as f64;
-        if pct < self.trigger_at {
+        let display = self.view.display();
+        if display == Display::Terminal {
+            // every step counts for the rate; the view redraws a few times a second
+            let f = self
+                .view
+                .figures(self.operation, after, total, Unit::Bytes, None);
+            let figures = self.view.figures_text(after, total, Unit::Bytes, false, &f);
+            let path = extract::remove_surrogates(path);
+            let text = format!("{pct:5.1}% {}: {path}", self.label);
+            self.view.draw(&text, &figures, false);
+            return;
+        }
+        if pct < self.trigger_at || display == Display::Off {
             return;
         }
         self.trigger_at += 0.1;
         let path = extract::remove_surrogates(path);
         let text = format!("{pct:5.1}% {}: {path}", self.label);
         if log::json_enabled() {
+            // hoard's figures after borg's keys (borg's parsers ignore them)
+            let f = self
+                .view
+                .figures(self.operation, after, total, Unit::Bytes, None);
             self.json_progress(
                 vec![
                     ("message", serde_json::json!(text)),
                     ("current", serde_json::json!(after)),
                     ("total", serde_json::json!(total)),
                     ("info", serde_json::json!([path])),
+                ],
+                vec![
+                    ("eta_seconds", json_number(f.eta_seconds, 1)),
+                    ("bytes_per_second", json_number(f.bytes_per_second, 0)),
                 ],
                 false,
             );
@@ -161,6 +207,11 @@ impl Reporter for CliReporter {
     }
 
     fn progress_message(&mut self, message: &str) {
+        match self.view.display() {
+            Display::Terminal => return self.view.draw(message, "", true),
+            Display::Off => return,
+            Display::Borg | Display::Json => {}
+        }
         if log::json_enabled() {
             self.json_progress(
                 vec![
@@ -168,6 +219,11 @@ impl Reporter for CliReporter {
                     ("current", serde_json::json!(0)),
                     ("total", serde_json::json!(0)),
                     ("info", serde_json::Value::Null),
+                ],
+                // hoard's figures, not known yet
+                vec![
+                    ("eta_seconds", serde_json::Value::Null),
+                    ("bytes_per_second", serde_json::Value::Null),
                 ],
                 false,
             );
@@ -177,8 +233,13 @@ impl Reporter for CliReporter {
     }
 
     fn progress_finish(&mut self) {
+        match self.view.display() {
+            Display::Terminal => return self.view.clear(),
+            Display::Off => return,
+            Display::Borg | Display::Json => {}
+        }
         if log::json_enabled() {
-            self.json_progress(Vec::new(), true);
+            self.json_progress(Vec::new(), Vec::new(), true);
         } else {
             output_line("borg.output.progress", "", "\r");
         }
@@ -189,6 +250,7 @@ impl Reporter for CliReporter {
 pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> {
     let loc = crate::location::Location::parse_with(a.location.as_deref(), &common.repo)?;
     let mut selector = Selector::new(&a.paths, &a.patterns)?;
+    let display = Display::for_process(common.progress);
     let opts = ExtractOptions {
         strip_components: a.strip_components,
         dry_run: a.dry_run,
@@ -199,7 +261,8 @@ pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> 
         noxattrs: a.noxattrs,
         noflags: a.noflags,
         consider_part_files: common.consider_part_files,
-        progress: common.progress,
+        // -p, or hoard's line on a terminal
+        progress: display.shown(),
         lock: common.lock_spec(),
         workers: common.worker_count,
         index_keys: crate::commands::path_index::index_keys(
@@ -210,7 +273,8 @@ pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> 
                 && a.patterns.patterns_from.is_empty()),
         ),
     };
-    let mut reporter = CliReporter::new(a.list, "Extracting");
+    let mut reporter =
+        CliReporter::new(a.list, "Extracting").with_view(View::new(display, common.iec));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let partial = selector.is_partial();

@@ -15,6 +15,7 @@ use crate::compress::Compression;
 use super::cmd_create::{json_output, parse_timestamp, print_stats, CliReporter};
 use super::options::CommonOptions;
 use super::options::{argument_error, ArchiveOptions};
+use super::progress_view::{Display, View};
 use super::{EXIT_SUCCESS, EXIT_WARNING};
 
 /// `import-tar`
@@ -109,7 +110,7 @@ fn options(
             .collect(),
         lock_wait: common.lock_wait,
         progress: common.progress,
-        progress_sink: super::log::progress_sink(common.progress),
+        progress_sink: View::new(Display::for_process(common.progress), common.iec).sink(),
         content_from_command: false,
         paths_from_stdin: false,
         paths_from_command: false,
@@ -150,13 +151,7 @@ pub fn run(
     } else {
         Some(a.tar_filter.clone()).filter(|f| !f.is_empty())
     };
-    let mut reporter = CliReporter {
-        list: a.list,
-        filter: a.filter.clone(),
-        progress: opts.progress,
-        iec: common.iec,
-        last_progress: None,
-    };
+    let mut reporter = CliReporter::new(a.list, a.filter.clone(), opts.progress, common.iec);
     let input: Box<dyn std::io::Read> = if a.tarfile == "-" {
         Box::new(std::io::stdin())
     } else {

@@ -18,6 +18,7 @@ use crate::mount::MountOptions;
 
 use super::options::{ArchiveFilter, CommonOptions};
 use super::options::{PatternOptions, Selector};
+use super::progress_view::{Display, View};
 
 /// `mount`
 #[derive(Debug, Args)]
@@ -105,6 +106,7 @@ pub fn run(
         consider_part_files: common.consider_part_files,
         lock: common.lock_spec(),
         filter,
+        progress: View::new(Display::for_process(common.progress), common.iec).sink(),
     };
     if a.foreground {
         let prepared = mount_cmd::prepare(request, confirm)?;

@@ -5,10 +5,12 @@ use std::io::Write;
 use clap::Args;
 
 use super::options::CommonOptions;
+use super::progress_view::{Display, View};
 use super::{confirm, log, output, repo_location, EXIT_SUCCESS};
 use crate::commands::prune::PruneOptions;
 use crate::commands::prune_policy::{parse_interval, PeriodRule, Rules};
 use crate::commands::{self, CommandError};
+use crate::progress::Percent;
 
 fn int_arg(s: &str) -> Result<i64, String> {
     crate::python::int(s).ok_or_else(|| format!("invalid int value: '{s}'"))
@@ -119,7 +121,9 @@ fn implied_info(name: &str, message: &str) {
         let _ = writeln!(std::io::stderr().lock(), "{obj}");
         return;
     }
-    let _ = writeln!(std::io::stderr().lock(), "{message}");
+    let mut err = std::io::stderr().lock();
+    log::clear_line(&mut err);
+    let _ = writeln!(err, "{message}");
 }
 
 /// Runs `prune`.
@@ -173,24 +177,18 @@ pub fn run(mut a: PruneArgs, common: &CommonOptions) -> Result<i32, CommandError
     };
     let show_list = a.list;
     // borg's "Pruning archives  50%" indicator (msgid `prune`, a step each 5%)
-    let mut progress = log::ProgressPercent::new(
-        common.progress,
-        "prune",
-        "Pruning archives ",
-        (3, 0),
-        5.0,
-        0,
-    );
+    let view = View::new(Display::for_process(common.progress), common.iec);
+    let mut progress = Percent::new(0, 5.0, "prune", |p| format!("Pruning archives {p:3.0}%"));
     let outcome = commands::prune::run(&loc, &opts, &confirm, &mut |line| {
         if let Some(total) = line.prune_total {
             progress.set_total(total as u64);
-            progress.show();
+            progress.show(None, &mut |ev| view.event(ev));
         }
         if show_list {
             implied_info("borg.output.list", &line.to_string());
         }
     })?;
-    progress.finish();
+    progress.finish(&mut |ev| view.event(ev));
     if a.stats || a.quick_stats {
         let size = |v: u64| output::format_file_size(-(v as i128), common.iec);
         let pos = |v: u64| output::format_file_size(v as i128, common.iec);

@@ -8,13 +8,15 @@ use clap::Args;
 use serde_json::json;
 
 use crate::chunker::ChunkerParams;
-use crate::commands::create::ArchiveSummary;
+use crate::commands::create::{ArchiveStats, ArchiveSummary};
 use crate::commands::recreate::{self, Recompress, RecreateOptions, Reporter};
 use crate::commands::CommandError;
 use crate::compress::Compression;
 
+use super::cmd_create::ArchiveProgress;
 use super::options::PatternOptions;
 use super::options::{argument_error, CommonOptions};
+use super::progress_view::{Display, View};
 use super::{log, output, EXIT_SUCCESS};
 
 /// `recreate`
@@ -151,12 +153,15 @@ pub fn run(
         workers: common.worker_count,
     };
     let _ = a.checkpoint_interval;
+    let view = View::new(Display::for_process(common.progress), common.iec);
     let mut reporter = CliReporter {
         list: a.list,
         filter: a.filter.clone(),
         stats: a.stats,
         iec: common.iec,
+        progress: ArchiveProgress::new(view, common.iec),
     };
+    reporter.progress.interval_from(&common.repo.env);
     recreate::run(&loc, &opts, matcher, &mut reporter, confirm)?;
     Ok(EXIT_SUCCESS)
 }
@@ -193,6 +198,8 @@ struct CliReporter {
     filter: Option<String>,
     stats: bool,
     iec: bool,
+    /// `create`'s progress display, against the source archive's size.
+    progress: ArchiveProgress,
 }
 
 impl Reporter for CliReporter {
@@ -233,6 +240,14 @@ impl Reporter for CliReporter {
 
     fn debug(&mut self, message: &str) {
         log::log(log::Level::Debug, "borg.archive", None, message);
+    }
+
+    fn source_size(&mut self, size: Option<u64>) {
+        self.progress.set_total(size);
+    }
+
+    fn progress(&mut self, stats: &ArchiveStats, path: Option<&[u8]>) {
+        self.progress.show(stats, path);
     }
 
     fn archive_done(&mut self, summary: &ArchiveSummary) {

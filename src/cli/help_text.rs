@@ -155,9 +155,12 @@ Files cache:
 
 Output:
   --progress shows the original, compressed and deduplicated sizes (O, C, D), the number of
-  files (N) and the current path. --stats prints statistics at the end; "This archive /
-  Deduplicated size" is how much the repository grew. --stats takes time for the
-  repository-wide totals; --quick-stats leaves them out. Neither goes with --dry-run.
+  files (N) and the current path. On a terminal (with or without --progress) one line shows
+  the share done, the rate and the time to go; the total is estimated ("~") from the
+  previous archive whose name shares this one's stem and corrected as the walk goes.
+  --stats prints statistics at the end; "This archive / Deduplicated size" is how much the
+  repository grew. --stats takes time for the repository-wide totals; --quick-stats leaves
+  them out. Neither goes with --dry-run.
 
 Include/exclude:
   See `hoard help patterns` for pattern syntax and `hoard help placeholders` for

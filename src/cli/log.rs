@@ -3,7 +3,7 @@
 //! Library code logs through `tracing`; [`BorgLayer`] forwards those events here.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 /// Log levels in borg's (Python logging's) order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,6 +35,30 @@ impl Level {
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Warning as u8);
 static JSON: AtomicBool = AtomicBool::new(false);
+/// Process state of the terminal: the width of hoard's progress line on stderr (0: none), so
+/// a line written meanwhile first wipes it (see [`clear_line`]). Changed only while stderr is
+/// locked.
+static LINE: AtomicUsize = AtomicUsize::new(0);
+
+/// Wipes hoard's progress line from the terminal, if one is shown (`\r`, spaces, `\r`): the
+/// next text starts on a clean line. Call with stderr locked, before writing to it.
+pub fn clear_line(err: &mut impl Write) {
+    let width = LINE.swap(0, Ordering::Relaxed);
+    if width > 0 {
+        let _ = write!(err, "\r{}\r", " ".repeat(width));
+    }
+}
+
+/// Draws `text` (one line, no line end, at most the terminal's width) as hoard's progress
+/// line: over the one shown, padded to wipe its rest.
+pub fn draw_line(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let width = text.chars().count();
+    let old = LINE.swap(width, Ordering::Relaxed);
+    let pad = old.saturating_sub(width);
+    let _ = write!(err, "\r{text}{}", " ".repeat(pad));
+    let _ = err.flush();
+}
 
 /// Sets the threshold and the output format.
 pub fn configure(level: Level, json: bool) {
@@ -87,6 +111,7 @@ pub fn log_always(level: Level, name: &str, msgid: Option<&str>, message: &str) 
         line.push('}');
         let _ = writeln!(err, "{line}");
     } else {
+        clear_line(&mut err);
         let _ = writeln!(err, "{message}");
     }
 }
@@ -126,140 +151,13 @@ pub fn question(kind: &str, msgid: &str, message: &str, env_var: Option<&str>) {
         ));
         let _ = writeln!(err, "{line}");
     } else if kind == "prompt" {
+        clear_line(&mut err);
         let _ = write!(err, "{message}");
     } else {
+        clear_line(&mut err);
         let _ = writeln!(err, "{message}");
     }
     let _ = err.flush();
-}
-
-/// borg's `ProgressIndicatorPercent` (`helpers/progress.py`): with `--progress`, a message
-/// every `step` percent on stderr (ended by `\r`), or with `--log-json` a `progress_percent`
-/// record (`message`, `current`, `total`, `info`, `operation`, `msgid`, `type`, `finished`,
-/// `time`); [`ProgressPercent::finish`] ends it.
-pub struct ProgressPercent {
-    operation: u32,
-    msgid: &'static str,
-    /// `%3.0f%%`-style template: `{}` stands for the percentage, formatted by `width.prec`.
-    prefix: &'static str,
-    width: usize,
-    prec: usize,
-    step: f64,
-    trigger_at: f64,
-    counter: u64,
-    total: u64,
-    enabled: bool,
-}
-
-impl ProgressPercent {
-    /// A new indicator (it takes the next operation number even when `enabled` is false, as
-    /// borg's does): `prefix` then the percentage as `%{width}.{prec}f%`.
-    pub fn new(
-        enabled: bool,
-        msgid: &'static str,
-        prefix: &'static str,
-        (width, prec): (usize, usize),
-        step: f64,
-        total: u64,
-    ) -> Self {
-        ProgressPercent {
-            operation: crate::progress::next_operation(),
-            msgid,
-            prefix,
-            width,
-            prec,
-            step,
-            trigger_at: 0.0,
-            counter: 0,
-            total,
-            enabled,
-        }
-    }
-
-    /// Sets the total (when it is known only after the indicator was made).
-    pub fn set_total(&mut self, total: u64) {
-        self.total = total;
-    }
-
-    /// borg's `show()`: counts one item and prints when the next step is reached.
-    pub fn show(&mut self) {
-        if self.total == 0 {
-            self.counter += 1;
-            return;
-        }
-        let pct = self.counter as f64 * 100.0 / self.total as f64;
-        self.counter += 1;
-        if pct < self.trigger_at {
-            return;
-        }
-        self.trigger_at += self.step;
-        let message = format!(
-            "{}{:>w$.p$}%",
-            self.prefix,
-            pct,
-            w = self.width,
-            p = self.prec
-        );
-        if !self.enabled {
-            return;
-        }
-        if json_enabled() {
-            let q = |t: &str| super::output::ascii_escape(&serde_json::Value::from(t).to_string());
-            self.emit(
-                &format!(
-                    "\"message\": {}, \"current\": {}, \"total\": {}, \"info\": null, ",
-                    q(&message),
-                    self.counter,
-                    self.total
-                ),
-                false,
-            );
-        } else {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "{message}\r");
-            let _ = err.flush();
-        }
-    }
-
-    /// borg's `finish()`: the closing record (an empty line in text mode).
-    pub fn finish(&mut self) {
-        if !self.enabled {
-            return;
-        }
-        if json_enabled() {
-            self.emit("", true);
-        } else {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r");
-            let _ = err.flush();
-        }
-    }
-
-    fn emit(&self, fields: &str, finished: bool) {
-        let q = |t: &str| serde_json::Value::from(t).to_string();
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(
-            err,
-            "{{{fields}\"operation\": {}, \"msgid\": {}, \"type\": \"progress_percent\", \"finished\": {finished}, \"time\": {}}}",
-            self.operation,
-            q(self.msgid),
-            serde_json::Value::from(now_f64())
-        );
-    }
-}
-
-/// A progress sink for library code that prints borg's progress records on stderr when
-/// `enabled` (`--progress`): JSON lines with `--log-json`, else `message\r`.
-pub fn progress_sink(enabled: bool) -> crate::progress::Progress {
-    if !enabled {
-        return crate::progress::Progress::default();
-    }
-    crate::progress::Progress::new(|ev| {
-        let text = crate::progress::render(ev, json_enabled());
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(text.as_bytes());
-        let _ = err.flush();
-    })
 }
 
 /// A tracing layer that sends library events through [`log`].

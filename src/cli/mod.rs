@@ -43,6 +43,7 @@ pub mod help_topics;
 pub mod log;
 pub mod options;
 pub mod output;
+pub mod progress_view;
 
 use std::io::{BufRead, Write};
 
@@ -276,7 +277,10 @@ fn remote_log_sink(line: crate::repo::remote::logline::RemoteLog) {
             if log::json_enabled() {
                 log::log(log::Level::Warning, "", None, &message);
             } else {
-                eprintln!("{message}");
+                use std::io::Write;
+                let mut err = std::io::stderr().lock();
+                log::clear_line(&mut err);
+                let _ = writeln!(err, "{message}");
             }
         }
     }

@@ -17,6 +17,8 @@ pub struct CompactOptions {
     /// `-n/--dry-run`: open and lock the repository, change nothing (borg 1.4.5 reports
     /// nothing either; the option exists to simplify scripting).
     pub dry_run: bool,
+    /// Where compaction reports its progress (borg's `repository.compact_segments`).
+    pub progress: crate::progress::Progress,
 }
 
 impl Default for CompactOptions {
@@ -25,6 +27,7 @@ impl Default for CompactOptions {
             threshold_percent: 10,
             cleanup_commits: false,
             dry_run: false,
+            progress: crate::progress::Progress::default(),
         }
     }
 }
@@ -40,6 +43,7 @@ pub fn run(loc: &Location, opts: &CompactOptions, lock_wait: f64) -> Result<()> 
     if opts.dry_run {
         return Ok(());
     }
+    repo.set_progress(opts.progress.clone());
     let data = repo.get(&crate::archive::MANIFEST_ID)?;
     repo.put(&crate::archive::MANIFEST_ID, &data)?;
     repo.commit(true, opts.threshold_percent as f64 / 100.0)?;

@@ -62,6 +62,20 @@ pub trait Reporter {
     fn progress(&mut self, stats: &ArchiveStats, path: Option<&[u8]>);
     /// An info line (borg's `logger.info`), e.g. around the checkpoint a SIGINT asks for.
     fn info(&mut self, _message: &str) {}
+    /// What the previous archive of the same name family held (with progress only, before
+    /// the walk): the progress display estimates the total from it.
+    fn previous(&mut self, _previous: crate::progress::eta::Previous) {}
+    /// An item was added to the archive, in walk order (with progress only, just before its
+    /// [`Reporter::progress`]): `size` is its content's original size. With the status
+    /// letter reported before it, the progress display tells old from new bytes.
+    fn item_added(&mut self, _size: u64) {}
+}
+
+/// The original size of an item's content (its chunks).
+pub(crate) fn content_size(item: &Item) -> u64 {
+    item.chunks
+        .as_ref()
+        .map_or(0, |c| c.iter().map(|r| u64::from(r.size)).sum())
 }
 
 /// `-` paths: how stdin is stored.
@@ -428,6 +442,11 @@ pub fn run_source(
             progress: opts.progress_sink.clone(),
         },
     )?;
+    if opts.progress {
+        if let Some(prev) = previous_archive(&mut opened, &name) {
+            reporter.previous(prev);
+        }
+    }
     let key = opened.store.key.clone();
     let checkpoint_name = checkpoint_name(&opened, &name);
     let pipeline = (opts.workers > 1).then(|| {
@@ -507,6 +526,30 @@ pub fn run_source(
         warning: warned,
         warning_classes,
         archive: Some(summary),
+    })
+}
+
+/// The file count and original size of the previous archive of `name`'s family (see
+/// [`crate::progress::eta::previous_archive`]), read from its metadata; None when there is
+/// none or it does not say (archives of borg < 1.2).
+fn previous_archive(opened: &mut Opened, name: &str) -> Option<crate::progress::eta::Previous> {
+    let archives: Vec<(String, &ArchiveRef)> = opened
+        .manifest
+        .archives
+        .iter()
+        .map(|(n, r)| (String::from_utf8_lossy(n).into_owned(), r))
+        .collect();
+    let pick = crate::progress::eta::previous_archive(
+        name,
+        archives.iter().map(|(n, r)| (n.as_str(), r.time.as_str())),
+    )?;
+    let id = archives[pick].1.id;
+    let meta = ArchiveMeta::load(&mut opened.store, &id)
+        .map_err(|e| tracing::debug!("previous archive for the progress estimate: {e}"))
+        .ok()?;
+    Some(crate::progress::eta::Previous {
+        nfiles: meta.nfiles?,
+        size: meta.size?,
     })
 }
 

@@ -34,6 +34,8 @@ pub struct DeleteOptions {
     pub output_list: bool,
     /// Lock wait in seconds.
     pub lock_wait: f64,
+    /// Where each archive's deletion reports borg's `archive.delete` percentage (`-p`).
+    pub progress: crate::progress::Progress,
 }
 
 /// What happened, for the caller to log (in order).
@@ -192,14 +194,14 @@ fn delete_one(
     opts: &DeleteOptions,
     stats: &mut OpStats,
 ) -> Result<bool> {
-    delete_archive(
+    delete_archive_reporting(
         opened,
         cache,
         &info.id,
         &info.name,
-        opts.forced > 0,
-        opts.consider_part_files,
+        (opts.forced > 0, opts.consider_part_files),
         stats,
+        &opts.progress,
     )
 }
 
@@ -218,12 +220,35 @@ pub fn delete_archive(
     consider_part_files: bool,
     stats: &mut OpStats,
 ) -> Result<bool> {
+    let none = crate::progress::Progress::default();
+    let flags = (forced, consider_part_files);
+    delete_archive_reporting(opened, cache, id, name, flags, stats, &none)
+}
+
+/// [`delete_archive`] reporting borg's "Decrementing references" percentage over the item
+/// stream to `progress`; `(forced, consider_part_files)` as there.
+pub fn delete_archive_reporting(
+    opened: &mut Opened,
+    cache: &mut Cache,
+    id: &[u8; 32],
+    name: &[u8],
+    (forced, consider_part_files): (bool, bool),
+    stats: &mut OpStats,
+    progress: &crate::progress::Progress,
+) -> Result<bool> {
     let meta = ArchiveMeta::load(&mut opened.store, id)?;
     let mut part_stats = OpStats::default();
     let mut reader = ItemStreamReader::for_archive(name);
     let mut error = false;
+    // borg makes the indicator whether it shows or not (it takes an operation number)
+    let mut pi =
+        crate::progress::Percent::new(meta.items.len() as u64, 5.0, "archive.delete", |p| {
+            format!("Decrementing references {p:3.0}%")
+        });
+    let mut sink = |ev: &crate::progress::ProgressEvent| progress.emit(ev);
     let result: std::result::Result<(), ArchiveError> = (|| {
-        for item_id in &meta.items {
+        for (i, item_id) in meta.items.iter().enumerate() {
+            pi.show(Some(i as u64), &mut sink);
             let data = opened.store.get(item_id, None)?;
             reader.feed(&data);
             cache.chunk_decref(&mut opened.store, item_id, stats)?;
@@ -257,6 +282,7 @@ pub fn delete_archive(
         }
         error = true;
     }
+    pi.finish(&mut sink);
     cache.chunk_decref(&mut opened.store, id, stats)?;
     opened.manifest.archives.remove(name);
     cache.forget_archive(meta.size.unwrap_or(0), meta.csize.unwrap_or(0));

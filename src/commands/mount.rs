@@ -37,6 +37,8 @@ pub struct MountRequest {
     pub lock: LockSpec,
     /// PATH arguments and patterns; None selects everything.
     pub filter: Option<PathFilter>,
+    /// Where loading the archives up front reports its progress.
+    pub progress: crate::progress::Progress,
 }
 
 impl From<MountError> for CommandError {
@@ -131,6 +133,7 @@ pub fn prepare(mut req: MountRequest, confirm: Confirm<'_>) -> Result<Prepared> 
         filter: req.filter.take(),
     };
     let mut tree = Tree::new(settings)?;
+    tree.set_progress(req.progress.clone());
     let entry = |a: &select::ArchiveInfo| ArchiveEntry {
         name: a.name.clone(),
         id: a.id,
@@ -156,6 +159,8 @@ pub fn prepare(mut req: MountRequest, confirm: Confirm<'_>) -> Result<Prepared> 
             }
         }
     }
+    // archives loaded later (on first access) load without a display
+    tree.set_progress(crate::progress::Progress::default());
     for w in tree.warnings.drain(..) {
         tracing::warn!(target: "borg.fuse", "{w}");
     }

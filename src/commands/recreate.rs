@@ -91,6 +91,11 @@ pub trait Reporter {
     fn debug(&mut self, message: &str);
     /// A recreated archive, for `--stats`.
     fn archive_done(&mut self, summary: &ArchiveSummary);
+    /// The original size of the archive about to be recreated (None: its metadata does not
+    /// say), the total its progress runs up to.
+    fn source_size(&mut self, _size: Option<u64>) {}
+    /// Progress after an item of the new archive (`path` None: the archive's items are done).
+    fn progress(&mut self, _stats: &ArchiveStats, _path: Option<&[u8]>) {}
 }
 
 /// Runs `recreate` on `loc` (one archive if it names one, else all archives by time).
@@ -387,7 +392,9 @@ impl Recreater<'_, '_> {
             start: Utc::now(),
             start_mono: Instant::now(),
         };
+        self.reporter.source_size(meta.size);
         self.process_items(&meta, &mut target)?;
+        self.reporter.progress(&target.stats, None);
         if !self.opts.dry_run {
             self.save(name, &aref, &meta, target, target_name.is_none())?;
         }
@@ -462,6 +469,7 @@ impl Recreater<'_, '_> {
         if item.chunks.is_none() {
             self.reporter.file_status(status, &item.path);
         }
+        self.reporter.progress(&target.stats, Some(&item.path));
         Ok(())
     }
 

@@ -156,6 +156,8 @@ pub struct Tree {
     groups: HashMap<Vec<u8>, Option<u32>>,
     /// Warnings collected while building (broken hardlinks); the caller logs them.
     pub warnings: Vec<String>,
+    /// Where loading an archive reports its progress (while the mount is prepared).
+    progress: crate::progress::Progress,
 }
 
 fn now_ns() -> i64 {
@@ -244,9 +246,16 @@ impl Tree {
             users: HashMap::new(),
             groups: HashMap::new(),
             warnings: Vec::new(),
+            progress: crate::progress::Progress::default(),
         };
         tree.create_dir(ROOT, None);
         Ok(tree)
+    }
+
+    /// Reports the loading of archives ([`Tree::process_archive`]) to `progress` from now on:
+    /// a percentage over each archive's item-stream chunks (`mount.load_archive`, hoard's own).
+    pub fn set_progress(&mut self, progress: crate::progress::Progress) {
+        self.progress = progress;
     }
 
     /// The node of `ino`.
@@ -427,7 +436,17 @@ impl Tree {
         let partial = self.settings.filter.is_some() || strip_n > 0;
         let mut masters: HashMap<Vec<u8>, Master> = HashMap::new();
         let mut file_versions: HashMap<Vec<u8>, u32> = HashMap::new();
+        let progress = self.progress.clone();
+        let mut pi = progress.is_active().then(|| {
+            crate::progress::Percent::new(meta.items.len() as u64, 1.0, "mount.load_archive", |p| {
+                format!("Loading archive {p:3.0}%")
+            })
+        });
+        let mut sink = |ev: &crate::progress::ProgressEvent| progress.emit(ev);
         while let Some(mut item) = items.next_item()? {
+            if let Some(pi) = pi.as_mut() {
+                pi.show(Some(items.last_item_position().1 as u64), &mut sink);
+            }
             let selected = self.settings.filter.as_mut().is_none_or(|f| f(&item.path))
                 && (strip_n == 0 || !strip(&item.path, strip_n).is_empty());
             if partial
@@ -487,6 +506,9 @@ impl Tree {
                 &mut masters,
                 &mut file_versions,
             )?;
+        }
+        if let Some(pi) = pi {
+            pi.finish(&mut sink);
         }
         self.spool.flush()?;
         self.dirs.shrink();

@@ -5,6 +5,7 @@
 use super::local::LocalRepository;
 use super::segment::{TAG_COMMIT, TAG_DELETE, TAG_PUT};
 use super::{RepoError, Result};
+use crate::progress::Percent;
 
 fn refcount_error() -> RepoError {
     RepoError::Integrity("Corrupted segment reference count - corrupted index or hints".into())
@@ -38,7 +39,17 @@ impl LocalRepository {
         let index_tid = self.get_index_transaction_id()?;
         let mut unused: Vec<u32> = Vec::new();
         let todo: Vec<(u32, i64)> = self.compact.iter().map(|(k, v)| (*k, *v)).collect();
+        // borg's indicator: a step per listed segment, compacted or not
+        let mut pi = Percent::new(todo.len() as u64, 1.0, "repository.compact_segments", |p| {
+            format!("Compacting segments {p:3.0}%")
+        });
+        let progress = self.progress.clone();
+        let mut sink = |ev: &crate::progress::ProgressEvent| progress.emit(ev);
+        // the bytes of the segments compacted so far ride along for the rate
+        let mut copied = 0u64;
         for (segment, freeable) in todo {
+            pi.set_bytes(copied, 0);
+            pi.show(None, &mut sink);
             if !self.io.segment_exists(segment) {
                 self.warn(format!(
                     "segment {segment} not found, but listed in compaction data"
@@ -51,6 +62,7 @@ impl LocalRepository {
             if ratio.is_nan() || ratio <= threshold {
                 continue;
             }
+            copied += size;
             self.segments.entry(segment).or_insert(0);
             let entries: Vec<_> = self
                 .io
@@ -106,6 +118,7 @@ impl LocalRepository {
             }
             unused.push(segment);
         }
+        pi.finish(&mut sink);
         self.complete_xfer(&mut unused, false)?;
         let freed = quota_before.saturating_sub(self.storage_quota_use);
         tracing::info!(

@@ -100,6 +100,8 @@ pub struct LocalRepository {
     pub(super) max_segment_size: u64,
     pub(super) created: bool,
     pub(super) messages: Vec<String>,
+    /// Where compaction reports borg's `repository.compact_segments` percentage.
+    pub(super) progress: crate::progress::Progress,
 }
 
 fn is_repository(path: &Path) -> bool {
@@ -406,6 +408,7 @@ impl LocalRepository {
             max_segment_size,
             created: false,
             messages: Vec::new(),
+            progress: crate::progress::Progress::default(),
         };
         if let Some(seg) = repo.io.get_latest_segment()? {
             if repo.io.get_segment_magic(seg)? == ATTIC_MAGIC {
@@ -734,6 +737,10 @@ impl Repository for LocalRepository {
         progress: &mut ProgressSink<'_>,
     ) -> Result<CheckReport> {
         check::check(self, repair, max_duration, progress)
+    }
+
+    fn set_progress(&mut self, progress: crate::progress::Progress) {
+        self.progress = progress;
     }
 
     fn save_key(&mut self, keydata: &[u8]) -> Result<()> {

@@ -198,6 +198,11 @@ pub trait Repository {
         let _ = progress;
         self.check(repair, max_duration)
     }
+    /// Where long repository operations (compaction) report their progress; a repository
+    /// that cannot tell (a remote one: the server does the work) ignores it.
+    fn set_progress(&mut self, progress: crate::progress::Progress) {
+        let _ = progress;
+    }
     /// `save_key`: store the (base64 text) key blob in `config` (§4.4).
     fn save_key(&mut self, keydata: &[u8]) -> Result<()>;
     /// `load_key`: the key blob from `config`; empty when there is none.

@@ -683,6 +683,7 @@ impl Backup<'_, '_> {
         sink.add_item(item)?;
         let stats = sink.stats;
         if progress {
+            self.reporter.item_added(super::content_size(item));
             self.reporter.progress(&stats, Some(&item.path));
         }
         Ok(())

@@ -85,7 +85,10 @@ pub fn check(
     let mut pi = Percent::new(segments.len() as u64, 0.1, "repository.check", |p| {
         format!("Checking segments {p:3.1}%")
     });
+    // the bytes read so far ride along for the rate (their total would cost a stat per segment)
+    let mut bytes_read = 0u64;
     for (i, (seg, _)) in segments.into_iter().enumerate() {
+        pi.set_bytes(bytes_read, 0);
         pi.show(Some(i as u64), progress);
         if (seg as i64) <= last_checked || seg > tid {
             continue;
@@ -104,6 +107,7 @@ pub fn check(
             }
             Err(e) => failed = Some(e.to_string()),
         }
+        bytes_read += entries.iter().map(|e| u64::from(e.size)).sum::<u64>();
         if let Some(msg) = failed {
             errors.push(msg.clone());
             report.messages.push(msg);

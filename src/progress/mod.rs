@@ -6,8 +6,14 @@
 //! steps) and hands each [`ProgressEvent`] to a sink its caller passes down: a
 //! [`ProgressSink`] closure for one call, or a [`Progress`] handle for code that keeps it (the
 //! cache). The caller decides how to show it ([`render`]: borg's text or JSON line) and
-//! whether to (`--progress`). Only the operation numbers are process-wide, as in borg (its
-//! `operation_id_counter`), so every indicator of a run gets its own number whoever made it.
+//! whether to (`--progress`, a terminal). Only the operation numbers are process-wide, as in
+//! borg (its `operation_id_counter`), so every indicator of a run gets its own number whoever
+//! made it.
+//!
+//! hoard's additions ride along: what a percent indicator counts ([`Unit`]), the bytes behind
+//! a count where they are known, and the rate and time-to-go arithmetic in [`eta`].
+
+pub mod eta;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -19,6 +25,16 @@ pub enum ProgressKind {
     Message,
     /// `ProgressIndicatorPercent`: a percentage with `current` and `total`.
     Percent,
+}
+
+/// What a percent indicator's `current` and `total` count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unit {
+    /// Things: segments, objects, archives, items.
+    #[default]
+    Count,
+    /// Bytes.
+    Bytes,
 }
 
 /// One progress record.
@@ -38,6 +54,11 @@ pub struct ProgressEvent {
     pub total: u64,
     /// True for the final record.
     pub finished: bool,
+    /// What `current` and `total` count (hoard's addition; borg's records do not say).
+    pub unit: Unit,
+    /// The bytes behind `current` of `total` (done, total), when the indicator counts
+    /// something else and knows their sizes (segments); hoard's addition.
+    pub bytes: Option<(u64, u64)>,
 }
 
 /// Receives progress records for the length of one call.
@@ -55,6 +76,11 @@ impl Progress {
     /// A handle that passes every record to `f`.
     pub fn new(f: impl Fn(&ProgressEvent) + Send + Sync + 'static) -> Progress {
         Progress(Some(Arc::new(f)))
+    }
+
+    /// True when records go somewhere (so an indicator of hoard's own is worth making).
+    pub fn is_active(&self) -> bool {
+        self.0.is_some()
     }
 
     /// Passes one record on (nothing without a sink).
@@ -117,6 +143,8 @@ impl Message {
             current: 0,
             total: 0,
             finished,
+            unit: Unit::Count,
+            bytes: None,
         }
     }
 
@@ -158,6 +186,8 @@ pub struct Percent {
     counter: u64,
     trigger_at: f64,
     step: f64,
+    unit: Unit,
+    bytes: Option<(u64, u64)>,
 }
 
 impl Percent {
@@ -172,7 +202,25 @@ impl Percent {
             counter: 0,
             trigger_at: 0.0,
             step,
+            unit: Unit::Count,
+            bytes: None,
         }
+    }
+
+    /// Sets the total (when it is known only after the indicator was made).
+    pub fn set_total(&mut self, total: u64) {
+        self.total = total;
+    }
+
+    /// Says what the counter counts (records carry it; the default is [`Unit::Count`]).
+    pub fn with_unit(mut self, unit: Unit) -> Percent {
+        self.unit = unit;
+        self
+    }
+
+    /// The bytes behind the count so far (done, total), carried by the next records.
+    pub fn set_bytes(&mut self, done: u64, total: u64) {
+        self.bytes = Some((done, total));
     }
 
     /// borg's `show(current)`: counts one step (at `current` if given) and reports when the
@@ -197,6 +245,8 @@ impl Percent {
                 current: self.counter,
                 total: self.total,
                 finished: false,
+                unit: self.unit,
+                bytes: self.bytes,
             });
         }
     }
@@ -211,6 +261,8 @@ impl Percent {
             current: self.counter,
             total: self.total,
             finished: true,
+            unit: self.unit,
+            bytes: self.bytes,
         });
     }
 }
@@ -219,6 +271,14 @@ impl Percent {
 /// `progress_percent` JSON line (Python's `json.dumps`, borg's field order), else the message
 /// followed by `\r` (an empty message when finished).
 pub fn render(ev: &ProgressEvent, json: bool) -> String {
+    render_with(ev, json, "")
+}
+
+/// [`render`] with `extra` JSON members (`, "key": value` each) after borg's last key (`time`)
+/// of a `progress_percent` record that is not finished: hoard's figures, which borg's parsers
+/// ignore, where a reader of borg's record prefix does not see them. Text and other records
+/// are [`render`]'s.
+pub fn render_with(ev: &ProgressEvent, json: bool, extra: &str) -> String {
     if !json {
         return format!("{}\r", ev.message);
     }
@@ -241,8 +301,13 @@ pub fn render(ev: &ProgressEvent, json: bool) -> String {
         ProgressKind::Message => "progress_message",
         ProgressKind::Percent => "progress_percent",
     };
+    let extra = if ev.finished || ev.kind != ProgressKind::Percent {
+        ""
+    } else {
+        extra
+    };
     line.push_str(&format!(
-        "\"operation\": {}, \"msgid\": {}, \"type\": \"{kind}\", \"finished\": {}, \"time\": {}}}\n",
+        "\"operation\": {}, \"msgid\": {}, \"type\": \"{kind}\", \"finished\": {}, \"time\": {}{extra}}}\n",
         ev.operation,
         q(ev.msgid),
         ev.finished,
