@@ -420,6 +420,5 @@ fn recreate_parallel_recompress_equals_sequential_and_borg() {
     assert_eq!(par.out(), one.out());
     assert!(par.out().contains("input/file1 200000 "), "{}", par.out());
     t.check_hoard();
-    seq.run_at(&t.borg, ["check", "--verify-data", "repo"])
-        .ok();
+    seq.run_at(&t.borg, ["check", "--verify-data", "repo"]).ok();
 }
