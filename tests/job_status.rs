@@ -54,11 +54,14 @@ fn repo_cmd(env: &Env, job: &Path) -> Command {
     c
 }
 
+/// Writes the job's config: back up `src` to `target`, keep every archive of the last day
+/// (`last: N` would be borg's `--keep-secondly`, which keeps one archive per second and so
+/// prunes runs that finish within the same second), no wait between tries.
 fn config(job: &Path, src: &Path, target: &Path, extra: &str) {
     std::fs::write(
         job.join("config.yaml"),
         format!(
-            "backup:\n  - {}\ntarget: '{}'\ncleanup:\n  last: 5\nretry_wait: 0\n{extra}",
+            "backup:\n  - {}\ntarget: '{}'\ncleanup:\n  within: 1d\nretry_wait: 0\n{extra}",
             src.display(),
             target.display()
         ),
