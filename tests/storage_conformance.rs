@@ -229,7 +229,7 @@ fn no_branch_on_the_storage_kind_outside_the_stores() {
     for f in [
         "segment.rs",
         "txn.rs",
-        "check.rs",
+        "local/check.rs",
         "compact.rs",
         "hints.rs",
         "index.rs",
