@@ -515,13 +515,7 @@ impl LoggedIo {
     pub fn segment_list(&self, reverse: bool) -> Result<Vec<(u32, PathBuf)>> {
         let mut out = Vec::new();
         for name in self.storage.list_below("data")? {
-            let mut parts = name.split('/');
-            let (Some("data"), Some(d), Some(n), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            if let (Some(_), Some(n)) = (numeric(d), numeric(n)) {
+            if let Some(n) = segment_number(&name) {
                 out.push((n, self.storage.path_of(&name)));
             }
         }
@@ -537,13 +531,7 @@ impl LoggedIo {
     pub fn segment_sizes(&self) -> Result<Vec<(u32, u64)>> {
         let mut out = Vec::new();
         for (name, size) in self.storage.list_below_sized("data")? {
-            let mut parts = name.split('/');
-            let (Some("data"), Some(d), Some(n), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            if let (Some(_), Some(n)) = (numeric(d), numeric(n)) {
+            if let Some(n) = segment_number(&name) {
                 let size = self.pending(n).map_or(size, |b| b.len() as u64);
                 out.push((n, size));
             }
@@ -940,6 +928,18 @@ impl LoggedIo {
         })?;
         self.storage.write_whole(&name, &recover_bytes(&data))
     }
+}
+
+/// The segment number of a stored name `data/<dir>/<n>` (both parts numeric), else `None`.
+fn segment_number(name: &str) -> Option<u32> {
+    let mut parts = name.split('/');
+    let (Some("data"), Some(d), Some(n), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    numeric(d)?;
+    numeric(n)
 }
 
 /// A decimal segment or directory name (`0`, `17`), as a number.
