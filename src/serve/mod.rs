@@ -122,6 +122,20 @@ pub fn log(level: u8, name: &str, message: &str) {
     let _ = e.flush();
 }
 
+/// Writes one progress record to stderr, as borg serve does (it always reports progress; the
+/// client shows it with `--progress`). Only in the JSON format: a client that did not
+/// negotiate with a dict (borg 1.0) would show the record as text.
+pub fn progress_record(ev: &crate::progress::ProgressEvent) {
+    if !LOG_JSON.load(Ordering::Relaxed) {
+        return;
+    }
+    let line = crate::progress::render(ev, true);
+    let stderr = std::io::stderr();
+    let mut e = stderr.lock();
+    let _ = e.write_all(line.as_bytes());
+    let _ = e.flush();
+}
+
 /// A tracing layer that sends library events (repository warnings) to [`log`].
 pub struct ServeLogLayer;
 
@@ -452,6 +466,9 @@ impl Server {
             return Err(not_allowed(&path));
         }
         let id = repo.id();
+        let mut repo = repo;
+        // Compaction in `commit` reports its progress to the client, as borg serve's does.
+        repo.set_progress(crate::progress::Progress::new(progress_record));
         self.repo = Some(repo);
         Ok(Value::raw(id))
     }
@@ -482,7 +499,9 @@ impl Server {
         let max_duration = arg_opt_u64(r, "max_duration")?.unwrap_or(0);
         let repo = self.repo("check")?;
         log(20, "borg.repository", "Starting repository check");
-        let report = repo.check(repair, max_duration).map_err(from_repo_error)?;
+        let report = repo
+            .check_with_progress(repair, max_duration, &mut progress_record)
+            .map_err(from_repo_error)?;
         let last = report.messages.len().saturating_sub(1);
         for (i, m) in report.messages.iter().enumerate() {
             let level = if i == last && report.errors == 0 {

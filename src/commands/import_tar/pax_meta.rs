@@ -11,7 +11,9 @@
 //!   (GNU tar's `%25` / `%3D` escapes undone; `system.posix_acl_*` is left out, as `create`
 //!   leaves it out: ACLs travel in their own keys) and `SCHILY.acl.access` /
 //!   `SCHILY.acl.default` (GNU tar's text, stored in borg's form with the numeric ids, so
-//!   borg 1.x restores it).
+//!   borg 1.x restores it);
+//! * bsdtar's `LIBARCHIVE.xattr.NAME` (name percent-encoded, value base64), for an xattr that
+//!   has no `SCHILY.xattr` record (bsdtar writes both forms; older ones only this one).
 
 use std::collections::BTreeMap;
 
@@ -26,6 +28,47 @@ use crate::platform::acl;
 use super::super::create;
 use super::super::{CommandError, Result};
 use super::reader::{Member, Mtime};
+
+/// bsdtar's (libarchive's) xattr records: `LIBARCHIVE.xattr.` + percent-encoded name, base64
+/// value.
+const LIBARCHIVE_XATTR: &[u8] = b"LIBARCHIVE.xattr.";
+
+/// Undoes libarchive's percent-encoding of an xattr name (`%XX` for any byte it escapes); a
+/// `%` not followed by two hex digits stays as it is.
+fn percent_decode(name: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(name.len());
+    let mut i = 0;
+    while i < name.len() {
+        if name[i] == b'%' {
+            if let (Some(h), Some(l)) = (
+                name.get(i + 1).and_then(|b| hex(*b)),
+                name.get(i + 2).and_then(|b| hex(*b)),
+            ) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(name[i]);
+        i += 1;
+    }
+    out
+}
+
+/// A base64 value of a `LIBARCHIVE.xattr` record (padded or not); `None` when it is not
+/// base64.
+fn base64_value(v: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let text: Vec<u8> = v
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace() && *b != b'=')
+        .collect();
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(text)
+        .ok()
+}
 
 /// The prefix of the xattrs that hold POSIX ACLs in binary form.
 const POSIX_ACL_XATTR_PREFIX: &[u8] = b"system.posix_acl_";
@@ -100,6 +143,19 @@ pub fn apply_records(item: &mut Item, m: &Member) {
         item.ctime = Some(time(v));
     }
     let mut xattrs: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    // bsdtar's records first, so that a SCHILY record of the same name wins.
+    for (k, v) in &m.pax {
+        let Some(name) = k.strip_prefix(LIBARCHIVE_XATTR) else {
+            continue;
+        };
+        let name = percent_decode(name);
+        if name.is_empty() || name.starts_with(POSIX_ACL_XATTR_PREFIX) {
+            continue;
+        }
+        if let Some(value) = base64_value(v) {
+            xattrs.insert(name, Some(value).filter(|v| !v.is_empty()));
+        }
+    }
     for (k, v) in &m.pax {
         if let Some(name) = k.strip_prefix(SCHILY_XATTR) {
             let name = decode_xattr_name(name);
@@ -190,6 +246,31 @@ mod tests {
         );
         assert_eq!(item.acl_default, None);
         assert!(borg_item(&m, S_IFREG).unwrap().is_none());
+    }
+
+    #[test]
+    fn bsdtar_xattr_records_are_read_and_schily_wins() {
+        let m = member(vec![
+            // "v\xff" in base64, name "user.a b=c"
+            (b"LIBARCHIVE.xattr.user.a%20b%3Dc", b"dv8=".to_vec()),
+            // unpadded base64 of "hello"
+            (b"LIBARCHIVE.xattr.user.hello", b"aGVsbG8".to_vec()),
+            (b"LIBARCHIVE.xattr.user.both", b"bGli".to_vec()),
+            (b"SCHILY.xattr.user.both", b"schily".to_vec()),
+            (b"LIBARCHIVE.xattr.user.bad", b"*not base64*".to_vec()),
+            (
+                b"LIBARCHIVE.xattr.system.posix_acl_access",
+                b"AgAAAA==".to_vec(),
+            ),
+        ]);
+        let mut item = Item::default();
+        apply_records(&mut item, &m);
+        let x = item.xattrs.unwrap();
+        assert_eq!(x.len(), 3, "{x:?}");
+        assert_eq!(x[b"user.a b=c".as_slice()], Some(b"v\xff".to_vec()));
+        assert_eq!(x[b"user.hello".as_slice()], Some(b"hello".to_vec()));
+        assert_eq!(x[b"user.both".as_slice()], Some(b"schily".to_vec()));
+        assert_eq!(percent_decode(b"a%zz%4"), b"a%zz%4".to_vec());
     }
 
     #[test]

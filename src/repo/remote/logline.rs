@@ -1,9 +1,14 @@
 //! The server's stderr log stream on the client side (spec §9.6, borg's `handle_remote_line`):
 //! JSON `log_message` lines, `$LOG LEVEL [name] Remote: msg` lines, and plain lines. Each is
 //! handed to a [`LogSink`] with borg's `Remote: ` prefix; the CLI installs a sink that prints
-//! like borg, the default sink forwards to `tracing`.
+//! like borg, the default sink forwards to `tracing`. The server's progress records
+//! (`progress_percent`, `progress_message`) are not log lines: [`parse_progress`] turns them
+//! into [`ProgressEvent`]s that the repository hands to the progress sink of the call they
+//! belong to.
 
 use std::sync::OnceLock;
+
+use crate::progress::{ProgressEvent, ProgressKind, Unit};
 
 /// Python logging levels: 10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL.
 pub type Level = u8;
@@ -68,7 +73,7 @@ pub fn parse_remote_line(line: &str) -> Option<RemoteLog> {
                     let msg = m.get("message").and_then(|t| t.as_str()).unwrap_or("");
                     Some(RemoteLog::Record(level, name, format!("Remote: {msg}")))
                 }
-                // Progress output of the server is not shown (hoard draws its own).
+                // Progress records go to the progress sink ([`parse_progress`]), not the log.
                 "progress_message" | "progress_percent" => None,
                 other => Some(RemoteLog::Record(
                     30,
@@ -91,6 +96,53 @@ pub fn parse_remote_line(line: &str) -> Option<RemoteLog> {
         return None;
     }
     Some(RemoteLog::Plain(format!("Remote: {text}")))
+}
+
+/// The msgids of borg's repository-side indicators (`repository.py`); any other is reported as
+/// `remote`, since [`ProgressEvent::msgid`] names a fixed set.
+fn known_msgid(msgid: &str) -> &'static str {
+    match msgid {
+        "repository.check" => "repository.check",
+        "repository.compact_segments" => "repository.compact_segments",
+        "repository.replay_segments" => "repository.replay_segments",
+        _ => "remote",
+    }
+}
+
+/// A server's progress record (one stderr line) as a [`ProgressEvent`], its message prefixed
+/// with `Remote: ` as borg's client does; `None` for any other line. `operation` is the
+/// server's number: the caller maps it to one of its own.
+pub fn parse_progress(line: &str) -> Option<ProgressEvent> {
+    let text = line.trim_end_matches(['\r', '\n']);
+    if !text.starts_with('{') {
+        return None;
+    }
+    let serde_json::Value::Object(m) = serde_json::from_str::<serde_json::Value>(text).ok()? else {
+        return None;
+    };
+    let kind = match m.get("type").and_then(|t| t.as_str())? {
+        "progress_percent" => ProgressKind::Percent,
+        "progress_message" => ProgressKind::Message,
+        _ => return None,
+    };
+    let number = |key: &str| m.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+    let operation = u32::try_from(number("operation")).unwrap_or(u32::MAX);
+    let finished = m.get("finished").and_then(|v| v.as_bool()).unwrap_or(false);
+    let message = match m.get("message").and_then(|v| v.as_str()) {
+        Some(msg) if !finished => format!("Remote: {msg}"),
+        _ => String::new(),
+    };
+    Some(ProgressEvent {
+        kind,
+        operation,
+        msgid: known_msgid(m.get("msgid").and_then(|v| v.as_str()).unwrap_or("")),
+        message,
+        current: number("current"),
+        total: number("total"),
+        finished,
+        unit: Unit::Count,
+        bytes: None,
+    })
 }
 
 /// Forwards one remote stderr line to the sink.
@@ -129,6 +181,32 @@ mod tests {
         assert_eq!(
             parse_remote_line("{not json\n"),
             Some(RemoteLog::Plain("Remote: {not json".into()))
+        );
+    }
+
+    #[test]
+    fn progress_records_become_events() {
+        let ev = parse_progress(
+            "{\"message\": \"Checking segments  12.5%\", \"current\": 1, \"total\": 8, \"info\": null, \"operation\": 3, \"msgid\": \"repository.check\", \"type\": \"progress_percent\", \"finished\": false, \"time\": 1.5}\n",
+        )
+        .expect("a progress record");
+        assert_eq!(ev.kind, ProgressKind::Percent);
+        assert_eq!((ev.operation, ev.current, ev.total), (3, 1, 8));
+        assert_eq!(ev.msgid, "repository.check");
+        assert_eq!(ev.message, "Remote: Checking segments  12.5%");
+        assert!(!ev.finished);
+        let done = parse_progress(
+            "{\"operation\": 3, \"msgid\": \"x.y\", \"type\": \"progress_percent\", \"finished\": true, \"time\": 2.0}",
+        )
+        .expect("a finished record");
+        assert!(done.finished);
+        assert_eq!(done.message, "");
+        assert_eq!(done.msgid, "remote");
+        assert!(parse_progress("{\"type\": \"log_message\", \"message\": \"hi\"}").is_none());
+        assert!(parse_progress("$LOG INFO Remote: hi").is_none());
+        assert_eq!(
+            parse_remote_line("{\"type\": \"progress_message\", \"finished\": true}"),
+            None
         );
     }
 }

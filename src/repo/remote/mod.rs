@@ -5,11 +5,13 @@
 //! [`Repository`] by RPC. Writes (`put`, `delete`) are sent without waiting and their errors
 //! collected later; [`Repository::get_many`] keeps up to [`MAX_INFLIGHT`](crate::rpc::MAX_INFLIGHT) requests in
 //! flight (§9.5). The server's stderr is forwarded line by line to a log sink with borg's
-//! `Remote: ` prefix (§9.6).
+//! `Remote: ` prefix (§9.6); its progress records go to the progress sink of the call they
+//! belong to (`check`, compaction in `commit`), as borg's client shows them with `--progress`.
 //!
-//! Two threads read the child's stdout (decoding replies) and stderr (log lines), so the
-//! client never deadlocks on full pipes; a dead connection or garbage on the stream ends in
-//! one [`RepoError`], never a hang.
+//! One thread reads the child's stdout (decoding replies) and stderr (log lines, progress)
+//! whenever either has data, stderr first, so the client never deadlocks on full pipes and a
+//! call's progress arrives before its reply; a dead connection or garbage on the stream ends
+//! in one [`RepoError`], never a hang.
 
 pub mod logline;
 
@@ -72,6 +74,8 @@ enum Incoming {
     Closed,
     /// Undecodable or unexpected data (shown on one line).
     Garbage(String),
+    /// A progress record from the server's stderr (sent by the stderr reader).
+    Progress(crate::progress::ProgressEvent),
 }
 
 /// Shows unexpected server data the way borg does (text, else hex bytes), on one line.
@@ -87,76 +91,188 @@ fn describe_garbage(data: &[u8]) -> String {
     }
 }
 
-fn spawn_stdout_reader(
-    mut out: impl Read + Send + 'static,
-    tx: mpsc::Sender<Incoming>,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut decoder = StreamDecoder::new(Limits::RPC_CLIENT);
-        let mut buf = vec![0u8; 256 * 1024];
+/// Decodes the server's stdout into replies.
+struct ReplyReader {
+    decoder: StreamDecoder,
+}
+
+impl ReplyReader {
+    fn new() -> ReplyReader {
+        ReplyReader {
+            decoder: StreamDecoder::new(Limits::RPC_CLIENT),
+        }
+    }
+
+    /// Feeds one read's bytes and sends the replies they complete; false once the stream is
+    /// done with (garbage, or nobody listens any more).
+    fn feed(&mut self, chunk: &[u8], tx: &mpsc::Sender<Incoming>) -> bool {
+        self.decoder.feed(chunk);
         loop {
-            let n = match out.read(&mut buf) {
-                Ok(0) | Err(_) => {
-                    let _ = tx.send(Incoming::Closed);
-                    return;
+            match self.decoder.next_value() {
+                Ok(Some(v)) => match protocol::parse_reply(v) {
+                    Some(r) => {
+                        if tx.send(Incoming::Reply(r)).is_err() {
+                            return false;
+                        }
+                    }
+                    None => {
+                        let _ = tx.send(Incoming::Garbage(describe_garbage(chunk)));
+                        return false;
+                    }
+                },
+                Ok(None) => return true,
+                Err(e) => {
+                    // Bytes that are no msgpack are shown as borg shows them; a reply
+                    // over the bounds of `Limits::RPC_CLIENT` also says which bound.
+                    let text = match e {
+                        DecodeError::InvalidMarker(_) => describe_garbage(chunk),
+                        e => format!(
+                            "{e} (reply at offset {}): {}",
+                            self.decoder.offset(),
+                            describe_garbage(chunk)
+                        ),
+                    };
+                    let _ = tx.send(Incoming::Garbage(text));
+                    return false;
                 }
-                Ok(n) => n,
-            };
-            let chunk = &buf[..n];
-            decoder.feed(chunk);
-            loop {
-                match decoder.next_value() {
-                    Ok(Some(v)) => match protocol::parse_reply(v) {
-                        Some(r) => {
-                            if tx.send(Incoming::Reply(r)).is_err() {
-                                return;
-                            }
+            }
+        }
+    }
+}
+
+/// The longest stderr line the client keeps before it shows what it has: a server that never
+/// ends a line must not grow the client's memory.
+const MAX_STDERR_LINE: usize = 64 * 1024;
+
+/// Splits the server's stderr into lines: progress records go to the connection (the call
+/// waiting for its reply shows them), everything else to the log.
+struct StderrLines {
+    pending: Vec<u8>,
+    queued: QueuedProgress,
+}
+
+impl StderrLines {
+    fn feed(&mut self, chunk: &[u8], tx: &mpsc::Sender<Incoming>) {
+        self.pending.extend_from_slice(chunk);
+        while let Some(pos) = self.pending.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            let line: Vec<u8> = self.pending.drain(..=pos).collect();
+            dispatch_stderr_line(&line, tx, &self.queued);
+        }
+        if self.pending.len() > MAX_STDERR_LINE {
+            self.finish(tx);
+        }
+    }
+
+    /// Hands on what is left without a line end.
+    fn finish(&mut self, tx: &mpsc::Sender<Incoming>) {
+        if !self.pending.is_empty() {
+            let mut line = std::mem::take(&mut self.pending);
+            line.push(b'\n');
+            dispatch_stderr_line(&line, tx, &self.queued);
+        }
+    }
+}
+
+/// Progress records sent to the connection and not yet received, at most this many: beyond
+/// it a server's records are dropped until the client catches up, so a server that floods
+/// them cannot grow the client's memory.
+const MAX_QUEUED_PROGRESS: usize = 4096;
+
+/// Counts the progress records in the channel (see [`MAX_QUEUED_PROGRESS`]).
+type QueuedProgress = Arc<std::sync::atomic::AtomicUsize>;
+
+fn dispatch_stderr_line(line: &[u8], tx: &mpsc::Sender<Incoming>, queued: &QueuedProgress) {
+    use std::sync::atomic::Ordering;
+    let text = String::from_utf8_lossy(line);
+    match logline::parse_progress(&text) {
+        Some(ev) => {
+            if queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED_PROGRESS
+                || tx.send(Incoming::Progress(ev)).is_err()
+            {
+                queued.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        None => logline::handle_remote_line(&text),
+    }
+}
+
+/// Reads the server's stdout (replies) and stderr (log lines, progress records) in one
+/// thread, stderr first: what the server wrote to stderr before a reply (the progress of the
+/// call it answers) reaches the connection before that reply. Runs until both streams end;
+/// sends [`Incoming::Closed`] when stdout ends.
+fn spawn_reader(
+    out: std::process::ChildStdout,
+    mut err: Option<std::process::ChildStderr>,
+    tx: mpsc::Sender<Incoming>,
+    queued: QueuedProgress,
+) -> JoinHandle<()> {
+    use std::os::fd::AsRawFd;
+    std::thread::spawn(move || {
+        let mut replies = ReplyReader::new();
+        let mut lines = StderrLines {
+            pending: Vec::new(),
+            queued,
+        };
+        // Dropped (closed) as soon as it is done with: a server still writing gets EPIPE.
+        let mut out = Some(out);
+        let mut buf = vec![0u8; 256 * 1024];
+        while out.is_some() || err.is_some() {
+            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(2);
+            if let Some(e) = &err {
+                fds.push(libc::pollfd {
+                    fd: e.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            if let Some(o) = &out {
+                fds.push(libc::pollfd {
+                    fd: o.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            // SAFETY: `fds` is a valid array of `fds.len()` pollfd structures.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+            if n < 0 {
+                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            let stderr_ready = err.is_some() && fds[0].revents != 0;
+            if stderr_ready {
+                if let Some(e) = err.as_mut() {
+                    match e.read(&mut buf[..32 * 1024]) {
+                        Ok(0) | Err(_) => {
+                            lines.finish(&tx);
+                            err = None;
                         }
-                        None => {
-                            let _ = tx.send(Incoming::Garbage(describe_garbage(chunk)));
-                            return;
+                        Ok(n) => lines.feed(&buf[..n], &tx),
+                    }
+                }
+                // Drain stderr before the next reply is read.
+                continue;
+            }
+            let stdout_ready = fds.last().is_some_and(|f| f.revents != 0);
+            if let (true, Some(o)) = (stdout_ready, out.as_mut()) {
+                match o.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send(Incoming::Closed);
+                        out = None;
+                    }
+                    Ok(n) => {
+                        if !replies.feed(&buf[..n], &tx) {
+                            out = None;
                         }
-                    },
-                    Ok(None) => break,
-                    Err(e) => {
-                        // Bytes that are no msgpack are shown as borg shows them; a reply
-                        // over the bounds of `Limits::RPC_CLIENT` also says which bound.
-                        let text = match e {
-                            DecodeError::InvalidMarker(_) => describe_garbage(chunk),
-                            e => format!(
-                                "{e} (reply at offset {}): {}",
-                                decoder.offset(),
-                                describe_garbage(chunk)
-                            ),
-                        };
-                        let _ = tx.send(Incoming::Garbage(text));
-                        return;
                     }
                 }
             }
         }
-    })
-}
-
-fn spawn_stderr_reader(mut err: impl Read + Send + 'static) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut pending: Vec<u8> = Vec::new();
-        let mut buf = vec![0u8; 32768];
-        loop {
-            let n = match err.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            pending.extend_from_slice(&buf[..n]);
-            while let Some(pos) = pending.iter().position(|b| *b == b'\n' || *b == b'\r') {
-                let line: Vec<u8> = pending.drain(..=pos).collect();
-                logline::handle_remote_line(&String::from_utf8_lossy(&line));
-            }
+        if out.is_some() {
+            let _ = tx.send(Incoming::Closed);
         }
-        if !pending.is_empty() {
-            pending.push(b'\n');
-            logline::handle_remote_line(&String::from_utf8_lossy(&pending));
-        }
+        lines.finish(&tx);
     })
 }
 
@@ -373,8 +489,8 @@ pub struct RemoteRepository {
     child: Option<Child>,
     stdin: Option<Sink>,
     rx: Receiver<Incoming>,
-    stdout_thread: Option<JoinHandle<()>>,
-    stderr_thread: Option<JoinHandle<()>>,
+    /// The thread reading the server's stdout and stderr ([`spawn_reader`]).
+    reader_thread: Option<JoinHandle<()>>,
     msgid: u64,
     dict: bool,
     id: [u8; 32],
@@ -402,6 +518,16 @@ pub struct RemoteRepository {
     /// The server is `hoard serve` and announced segment information
     /// ([`protocol::hoard_ext::FEATURE_SEGMENTS`]); never true for `borg serve`.
     hoard_segments: bool,
+    /// Where the server's progress records go outside a call that takes a sink
+    /// ([`Repository::set_progress`]: compaction in `commit`).
+    progress: crate::progress::Progress,
+    /// The server's progress records received during a call that shows them to its own sink
+    /// ([`Repository::check_with_progress`]), not yet shown; `None` outside such a call.
+    call_progress: Option<Vec<crate::progress::ProgressEvent>>,
+    /// The server's operation numbers and the local ones they are shown under.
+    progress_operations: HashMap<u32, u32>,
+    /// Progress records the reader has sent and this side not yet received.
+    queued_progress: QueuedProgress,
 }
 
 impl RemoteRepository {
@@ -452,8 +578,12 @@ impl RemoteRepository {
             RepoError::ConnectionClosed(format!("Could not start {}: {e}", argv[0]))
         })?;
         let (tx, rx) = mpsc::channel();
-        let stdout_thread = child.stdout.take().map(|o| spawn_stdout_reader(o, tx));
-        let stderr_thread = child.stderr.take().map(spawn_stderr_reader);
+        let stderr = child.stderr.take();
+        let queued_progress = QueuedProgress::default();
+        let reader_thread = child
+            .stdout
+            .take()
+            .map(|o| spawn_reader(o, stderr, tx, Arc::clone(&queued_progress)));
         // borg opens the repository with `location.omit_archive()`: its messages name the
         // repository only, never `::ARCHIVE`.
         let processed = loc.repo_text();
@@ -475,8 +605,7 @@ impl RemoteRepository {
             }),
             child: Some(child),
             rx,
-            stdout_thread,
-            stderr_thread,
+            reader_thread,
             msgid: 0,
             dict: false,
             id: [0u8; 32],
@@ -491,6 +620,10 @@ impl RemoteRepository {
             append_only: opts.append_only,
             server_version: vec![1, 0, 8, -1],
             hoard_segments: false,
+            progress: crate::progress::Progress::default(),
+            call_progress: None,
+            progress_operations: HashMap::new(),
+            queued_progress,
         };
         let client_data = Value::Map(vec![(
             Value::raw("client_version"),
@@ -655,7 +788,81 @@ impl RemoteRepository {
                 self.finish_stderr();
                 Err(RepoError::UnexpectedServerData(g))
             }
+            Incoming::Progress(ev) => {
+                self.queued_progress
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                self.file_progress(ev);
+                Ok(())
+            }
         }
+    }
+
+    /// Files one progress record of the server under a local operation number: for the call
+    /// that shows progress to its own sink, else to [`Repository::set_progress`]'s sink;
+    /// dropped when nobody shows progress (borg shows it only with `--progress`).
+    fn file_progress(&mut self, mut ev: crate::progress::ProgressEvent) {
+        if self.call_progress.is_none() && !self.progress.is_active() {
+            return;
+        }
+        let local = *self
+            .progress_operations
+            .entry(ev.operation)
+            .or_insert_with(crate::progress::next_operation);
+        if ev.finished {
+            self.progress_operations.remove(&ev.operation);
+        }
+        ev.operation = local;
+        match self.call_progress.as_mut() {
+            // A server sending faster than the call shows keeps only the newest records.
+            Some(queue) if queue.len() >= 1024 => {
+                queue.remove(0);
+                queue.push(ev);
+            }
+            Some(queue) => queue.push(ev),
+            None => self.progress.emit(&ev),
+        }
+    }
+
+    /// A synchronous call whose server-side progress records are shown to `progress` while
+    /// it waits.
+    fn call_with_progress(
+        &mut self,
+        method: &str,
+        args: &[(&str, Value)],
+        progress: &mut crate::progress::ProgressSink<'_>,
+    ) -> Result<Value> {
+        let id = self.send(method, args)?;
+        self.call_progress = Some(Vec::new());
+        let r = loop {
+            if let Some(r) = self.replies.remove(&id) {
+                break r.map_err(|e| self.map_error(e));
+            }
+            let got = self.receive_one();
+            for ev in self.call_progress.iter_mut().flat_map(std::mem::take) {
+                progress(&ev);
+            }
+            if let Err(e) = got {
+                break Err(e);
+            }
+        };
+        self.call_progress = None;
+        // An indicator whose last record did not come (a server that died, or one that does
+        // not finish its indicators) is ended here, so no progress line stays drawn.
+        for (_, local) in self.progress_operations.drain() {
+            progress(&crate::progress::ProgressEvent {
+                kind: crate::progress::ProgressKind::Percent,
+                operation: local,
+                msgid: "remote",
+                message: String::new(),
+                current: 0,
+                total: 0,
+                finished: true,
+                unit: crate::progress::Unit::Count,
+                bytes: None,
+            });
+        }
+        self.take_async_error()?;
+        r
     }
 
     /// After a failure: let the remote's last stderr lines through before the error is shown.
@@ -677,7 +884,7 @@ impl RemoteRepository {
                 let _ = c.wait();
             }
         }
-        join_briefly(self.stderr_thread.take());
+        join_briefly(self.reader_thread.take());
     }
 
     /// Sends one request; returns its msgid.
@@ -788,8 +995,7 @@ impl RemoteRepository {
                 }
             }
         }
-        join_briefly(self.stderr_thread.take());
-        join_briefly(self.stdout_thread.take());
+        join_briefly(self.reader_thread.take());
     }
 
     fn ids(v: Value) -> Result<Vec<ObjectId>> {
@@ -1049,13 +1255,23 @@ impl Repository for RemoteRepository {
     }
 
     fn check(&mut self, repair: bool, max_duration: u64) -> Result<CheckReport> {
-        let v = self.call(
+        self.check_with_progress(repair, max_duration, &mut |_| {})
+    }
+
+    fn check_with_progress(
+        &mut self,
+        repair: bool,
+        max_duration: u64,
+        progress: &mut crate::progress::ProgressSink<'_>,
+    ) -> Result<CheckReport> {
+        let v = self.call_with_progress(
             "check",
             &[
                 ("repair", Value::Bool(repair)),
                 ("save_space", Value::Bool(false)),
                 ("max_duration", Value::int(max_duration)),
             ],
+            progress,
         )?;
         let ok = v.as_bool().unwrap_or(false);
         Ok(CheckReport {
@@ -1116,6 +1332,10 @@ impl Repository for RemoteRepository {
     fn destroy(&mut self) -> Result<()> {
         self.call("destroy", &[])?;
         Ok(())
+    }
+
+    fn set_progress(&mut self, progress: crate::progress::Progress) {
+        self.progress = progress;
     }
 
     fn append_only(&self) -> bool {
