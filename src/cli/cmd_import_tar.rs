@@ -12,9 +12,9 @@ use crate::commands::import_tar;
 use crate::commands::CommandError;
 use crate::compress::Compression;
 
-use super::cmd_create::{json_output, parse_timestamp, print_stats, CliReporter};
+use super::archive_report::{json_output, print_stats, ArchiveReporter};
 use super::options::CommonOptions;
-use super::options::{argument_error, ArchiveOptions};
+use super::options::{argument_error, parse_timestamp, ArchiveOptions};
 use super::progress_view::{Display, View};
 use super::{EXIT_SUCCESS, EXIT_WARNING};
 
@@ -151,7 +151,7 @@ pub fn run(
     } else {
         Some(a.tar_filter.clone()).filter(|f| !f.is_empty())
     };
-    let mut reporter = CliReporter::new(a.list, a.filter.clone(), opts.progress, common.iec);
+    let mut reporter = ArchiveReporter::new(a.list, a.filter.clone(), opts.progress, common.iec);
     let input: Box<dyn std::io::Read> = if a.tarfile == "-" {
         Box::new(std::io::stdin())
     } else {

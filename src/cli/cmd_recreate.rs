@@ -13,9 +13,9 @@ use crate::commands::recreate::{self, Recompress, RecreateOptions, Reporter};
 use crate::commands::CommandError;
 use crate::compress::Compression;
 
-use super::cmd_create::ArchiveProgress;
+use super::archive_report::{print_stats, ArchiveProgress};
 use super::options::PatternOptions;
-use super::options::{argument_error, CommonOptions};
+use super::options::{argument_error, parse_timestamp, CommonOptions};
 use super::progress_view::{Display, View};
 use super::{log, output, EXIT_SUCCESS};
 
@@ -124,11 +124,7 @@ pub fn run(
             crate::placeholders::validate_archive_name(t).map_err(|e| argument_error("--target", e))
         })
         .transpose()?;
-    let timestamp = a
-        .timestamp
-        .as_deref()
-        .map(super::cmd_create::parse_timestamp)
-        .transpose()?;
+    let timestamp = a.timestamp.as_deref().map(parse_timestamp).transpose()?;
     let loc = crate::location::Location::parse_with(a.location.as_deref(), &common.repo)?;
     let matcher = build_matcher(&a)?;
     let opts = RecreateOptions {
@@ -215,7 +211,7 @@ impl Reporter for CliReporter {
                 output::json_line(&json!(path))
             );
         } else {
-            super::cmd_extract::output_line("borg.output.list", &format!("{status} {path}"), "\n");
+            log::output_line("borg.output.list", &format!("{status} {path}"), "\n");
         }
     }
 
@@ -253,7 +249,7 @@ impl Reporter for CliReporter {
     fn archive_done(&mut self, summary: &ArchiveSummary) {
         // borg logs the block with the archive module's logger at INFO (shown with -v).
         if self.stats && log::enabled(log::Level::Info) {
-            super::cmd_create::print_stats(summary, self.iec, false);
+            print_stats(summary, self.iec, false);
         }
     }
 }

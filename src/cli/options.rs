@@ -320,3 +320,37 @@ pub struct ArchiveOptions {
 pub fn argument_error(option: &str, message: impl std::fmt::Display) -> CommandError {
     CommandError::new(format!("argument {option}: {message}"))
 }
+
+/// borg's `--timestamp`: a file's mtime, or one of the UTC formats it accepts.
+pub fn parse_timestamp(s: &str) -> Result<chrono::DateTime<chrono::Utc>, CommandError> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    if let Ok(md) = std::fs::metadata(s) {
+        use std::os::unix::fs::MetadataExt;
+        if let Some(t) = Utc.timestamp_opt(md.mtime(), 0).single() {
+            return Ok(t);
+        }
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%SZ",
+        "%Y-%m-%dT%H:%M:%S+00:00",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return Ok(t.and_utc());
+        }
+    }
+    for f in ["%Y-%m-%d", "%Y-%j"] {
+        if let Ok(d) = NaiveDate::parse_from_str(s, f) {
+            if let Some(t) = d.and_hms_opt(0, 0, 0) {
+                return Ok(t.and_utc());
+            }
+        }
+    }
+    Err(argument_error(
+        "--timestamp",
+        format!("invalid timestamp value: '{s}'"),
+    ))
+}
