@@ -14,7 +14,9 @@ use crate::compress::Compression;
 use crate::patterns::{create_matcher, PatternArgs, PatternMatcher};
 
 use super::archive_report::{json_output, print_stats, ArchiveReporter};
-use super::options::{argument_error, parse_timestamp, ArchiveOptions, CommonOptions};
+use super::options::{
+    argument_error, new_archive, parse_timestamp, stats_exclusive, ArchiveOptions, CommonOptions,
+};
 use super::progress_view::{Display, View};
 use super::{log, EXIT_SUCCESS, EXIT_WARNING};
 
@@ -332,23 +334,8 @@ pub fn run(
     common: &CommonOptions,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<i32, CommandError> {
-    if a.stats && a.quick_stats {
-        // borg's parser.error (exit code 2), before anything is opened
-        return Err(CommandError::new(
-            "--stats and --quick-stats are mutually exclusive.",
-        ));
-    }
-    let text = crate::placeholders::replace_placeholders(&a.location)
-        .map_err(|e| argument_error("ARCHIVE", e))?;
-    let loc = crate::location::Location::parse_with(Some(&text), &common.repo)?;
-    let Some(archive) = loc.archive.clone() else {
-        return Err(argument_error(
-            "ARCHIVE",
-            format!("\"{}\": No archive specified", a.location),
-        ));
-    };
-    let archive = crate::placeholders::validate_archive_name(&archive)
-        .map_err(|e| argument_error("ARCHIVE", e))?;
+    stats_exclusive(a.stats, a.quick_stats)?;
+    let (text, loc, archive) = new_archive(&a.location, common)?;
     let (matcher, roots) = pattern_matcher(&a)?;
     let mut opts = options(&a, common, archive)?;
     opts.paths.extend(roots);
