@@ -8,11 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use common::{assert_one_line_error, borg_available, snapshot_dir, tree, Env, Run};
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use common::{arg, assert_one_line_error, borg_available, snapshot_dir, tree, Env, Run};
 
 fn json(run: &Run) -> serde_json::Value {
     serde_json::from_slice(&run.stdout)
@@ -32,7 +28,7 @@ fn borg_extract(env: &Env, repo: &Path, archive: &str) -> PathBuf {
     let r = env
         .borg_cmd()
         .current_dir(&out)
-        .args(["extract", &format!("{}::{archive}", s(repo))])
+        .args(["extract", &format!("{}::{archive}", arg(repo))])
         .output()
         .expect("run borg");
     assert!(
@@ -50,16 +46,16 @@ fn round_trip(mode: &str, compression: &str, init_with_borg: bool) {
     let env = Env::new();
     let repo = env.path().join("repo");
     if init_with_borg {
-        env.borg(["init", "-e", mode, s(&repo)]).ok();
+        env.borg(["init", "-e", mode, arg(&repo)]).ok();
     } else {
-        env.hoard(["init", "-e", mode, s(&repo)]).ok();
+        env.hoard(["init", "-e", mode, arg(&repo)]).ok();
     }
     let src = source_tree(&env);
-    let arch = format!("{}::a1", s(&repo));
+    let arch = format!("{}::a1", arg(&repo));
     env.hoard(["create", "-C", compression, &arch, src]).ok();
     let out = borg_extract(&env, &repo, "a1");
     tree::assert_same_tree(&env.path().join(src), &out.join(src));
-    env.borg(["check", "--verify-data", s(&repo)]).ok();
+    env.borg(["check", "--verify-data", arg(&repo)]).ok();
 }
 
 #[test]
@@ -84,17 +80,17 @@ fn sparse_fixed_chunking_round_trips_and_matches_borgs_chunks() {
     }
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.borg(["init", "-e", "repokey", s(&repo)]).ok();
+    env.borg(["init", "-e", "repokey", arg(&repo)]).ok();
     let src = source_tree(&env);
     let opts = ["--sparse", "--chunker-params", "fixed,1048576"];
     let mut h = vec!["create"];
     h.extend(opts);
-    let ha = format!("{}::h", s(&repo));
+    let ha = format!("{}::h", arg(&repo));
     h.extend([ha.as_str(), src]);
     env.hoard(&h).ok();
     let mut b = vec!["create"];
     b.extend(opts);
-    let ba = format!("{}::b", s(&repo));
+    let ba = format!("{}::b", arg(&repo));
     b.extend([ba.as_str(), src]);
     env.borg(&b).ok();
     let out = borg_extract(&env, &repo, "h");
@@ -102,12 +98,12 @@ fn sparse_fixed_chunking_round_trips_and_matches_borgs_chunks() {
     // Same chunks as borg's: the second archive added no file data.
     let fmt = "{path} {num_chunks} {unique_chunks}{NL}";
     let list = |a: &str| {
-        env.borg(["list", "--format", fmt, &format!("{}::{a}", s(&repo))])
+        env.borg(["list", "--format", fmt, &format!("{}::{a}", arg(&repo))])
             .ok()
             .out()
     };
     assert_eq!(list("h"), list("b"));
-    env.borg(["check", "--verify-data", s(&repo)]).ok();
+    env.borg(["check", "--verify-data", arg(&repo)]).ok();
 }
 
 #[test]
@@ -117,22 +113,24 @@ fn items_match_borgs_for_the_same_tree() {
     }
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.borg(["init", "-e", "repokey", s(&repo)]).ok();
+    env.borg(["init", "-e", "repokey", arg(&repo)]).ok();
     let src = source_tree(&env);
-    env.borg(["create", &format!("{}::b", s(&repo)), src]).ok();
-    env.hoard(["create", &format!("{}::h", s(&repo)), src]).ok();
+    env.borg(["create", &format!("{}::b", arg(&repo)), src])
+        .ok();
+    env.hoard(["create", &format!("{}::h", arg(&repo)), src])
+        .ok();
     let list = |a: &str| {
         env.borg([
             "list",
             "--format",
             "{mode} {user} {group} {uid} {gid} {size} {mtime} {ctime} {source} {linktarget} {flags} {xxh64} {path}{NL}",
-            &format!("{}::{a}", s(&repo)),
+            &format!("{}::{a}", arg(&repo)),
         ])
         .ok()
         .out()
     };
     assert_eq!(list("h"), list("b"));
-    env.borg(["check", s(&repo)]).ok();
+    env.borg(["check", arg(&repo)]).ok();
 }
 
 /// The extended metadata fields of every item, by path, from `borg debug dump-archive`.
@@ -141,8 +139,8 @@ fn ext_metadata(env: &Env, repo: &Path, archive: &str) -> Vec<(String, serde_jso
     env.borg([
         "debug",
         "dump-archive",
-        &format!("{}::{archive}", s(repo)),
-        s(&out),
+        &format!("{}::{archive}", arg(repo)),
+        arg(&out),
     ])
     .ok();
     let text = std::fs::read_to_string(&out).expect("dump");
@@ -176,9 +174,10 @@ fn flags_xattrs_and_acls_match_borgs_with_one_and_many_workers() {
     }
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.borg(["init", "-e", "repokey", s(&repo)]).ok();
+    env.borg(["init", "-e", "repokey", arg(&repo)]).ok();
     let src = source_tree(&env);
-    env.borg(["create", &format!("{}::b", s(&repo)), src]).ok();
+    env.borg(["create", &format!("{}::b", arg(&repo)), src])
+        .ok();
     for (name, workers) in [
         ("h1", "1"),
         ("h4", "4"),
@@ -189,7 +188,7 @@ fn flags_xattrs_and_acls_match_borgs_with_one_and_many_workers() {
             "--workers",
             workers,
             "create",
-            &format!("{}::{name}", s(&repo)),
+            &format!("{}::{name}", arg(&repo)),
             src,
         ])
         .ok();
@@ -224,14 +223,14 @@ fn interleaved_with_borg_and_deduplicated() {
     }
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.borg(["init", "-e", "repokey-blake2", s(&repo)]).ok();
+    env.borg(["init", "-e", "repokey-blake2", arg(&repo)]).ok();
     let src = source_tree(&env);
-    let a = |n: &str| format!("{}::{n}", s(&repo));
+    let a = |n: &str| format!("{}::{n}", arg(&repo));
     env.borg(["create", &a("borg1"), src]).ok();
     let h1 = json(&env.hoard(["create", "--json", &a("hoard1"), src]).ok());
     env.borg(["create", &a("borg2"), src]).ok();
     let h2 = json(&env.hoard(["create", "--json", &a("hoard2"), src]).ok());
-    env.borg(["check", "--verify-data", s(&repo)]).ok();
+    env.borg(["check", "--verify-data", arg(&repo)]).ok();
     // Everything but the archive's own metadata was already in the repository.
     for h in [&h1, &h2] {
         let dedup = h["archive"]["stats"]["deduplicated_size"]
@@ -239,7 +238,7 @@ fn interleaved_with_borg_and_deduplicated() {
             .expect("dedup");
         assert!(dedup < 3000, "unchanged tree stored {dedup} new bytes");
     }
-    let list = env.borg(["list", "--short", s(&repo)]).ok().out();
+    let list = env.borg(["list", "--short", arg(&repo)]).ok().out();
     assert_eq!(list, "borg1\nhoard1\nborg2\nhoard2\n");
     let out = borg_extract(&env, &repo, "hoard2");
     tree::assert_same_tree(&env.path().join(src), &out.join(src));
@@ -253,8 +252,8 @@ fn json_matches_borgs_structure_and_totals() {
     let env = Env::new();
     let src = source_tree(&env);
     let (rb, rh) = (env.path().join("rb"), env.path().join("rh"));
-    env.borg(["init", "-e", "none", s(&rb)]).ok();
-    env.borg(["init", "-e", "none", s(&rh)]).ok();
+    env.borg(["init", "-e", "none", arg(&rb)]).ok();
+    env.borg(["init", "-e", "none", arg(&rh)]).ok();
     // No compression: lz4 implementations may differ by a few bytes, stored sizes must not.
     let b = json(
         &env.borg([
@@ -262,7 +261,7 @@ fn json_matches_borgs_structure_and_totals() {
             "--json",
             "-C",
             "none",
-            &format!("{}::x", s(&rb)),
+            &format!("{}::x", arg(&rb)),
             src,
         ])
         .ok(),
@@ -273,7 +272,7 @@ fn json_matches_borgs_structure_and_totals() {
             "--json",
             "-C",
             "none",
-            &format!("{}::x", s(&rh)),
+            &format!("{}::x", arg(&rh)),
             src,
         ])
         .ok(),
@@ -323,10 +322,10 @@ fn json_matches_borgs_structure_and_totals() {
 fn stats_block_has_borgs_layout() {
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     let src = source_tree(&env);
     let r = env
-        .hoard(["create", "--stats", &format!("{}::s1", s(&repo)), src])
+        .hoard(["create", "--stats", &format!("{}::s1", arg(&repo)), src])
         .ok();
     let lines: Vec<&str> = r.stderr.lines().collect();
     let dashes = "-".repeat(78);
@@ -360,10 +359,10 @@ fn stats_block_has_borgs_layout() {
 fn list_statuses_and_files_cache_within_borg_rules() {
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     let src = source_tree(&env);
     let r = env
-        .hoard(["create", "--list", &format!("{}::l1", s(&repo)), src])
+        .hoard(["create", "--list", &format!("{}::l1", arg(&repo)), src])
         .ok();
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert!(lines.contains(&"A src/tree/hello.txt"), "{}", r.stderr);
@@ -384,7 +383,7 @@ fn list_statuses_and_files_cache_within_borg_rules() {
             "--list",
             "--filter",
             "d",
-            &format!("{}::l2", s(&repo)),
+            &format!("{}::l2", arg(&repo)),
             src,
         ])
         .ok();
@@ -404,8 +403,8 @@ fn unchanged_files_are_not_read_again_and_modified_ones_are() {
     }
     let env = Env::new();
     let (rh, rb) = (env.path().join("rh"), env.path().join("rb"));
-    env.hoard(["init", "-e", "none", s(&rh)]).ok();
-    env.borg(["init", "-e", "none", s(&rb)]).ok();
+    env.hoard(["init", "-e", "none", arg(&rh)]).ok();
+    env.borg(["init", "-e", "none", arg(&rb)]).ok();
     let src = source_tree(&env);
     // The files cache never keeps the newest ctime (borg's rule for coarse timestamps): make
     // sure that is a file of its own.
@@ -413,10 +412,10 @@ fn unchanged_files_are_not_read_again_and_modified_ones_are() {
     std::fs::write(env.path().join(src).join("zz-newest"), b"new\n").expect("write");
     let both = |n: &str| -> String {
         let h = env
-            .hoard(["create", "--list", &format!("{}::{n}", s(&rh)), src])
+            .hoard(["create", "--list", &format!("{}::{n}", arg(&rh)), src])
             .ok();
         let b = env
-            .borg(["create", "--list", &format!("{}::{n}", s(&rb)), src])
+            .borg(["create", "--list", &format!("{}::{n}", arg(&rb)), src])
             .ok();
         assert_eq!(h.stderr, b.stderr, "hoard vs borg letters in {n}");
         h.stderr
@@ -437,21 +436,21 @@ fn unchanged_files_are_not_read_again_and_modified_ones_are() {
         third.lines().any(|l| l == "M src/tree/hello.txt"),
         "{third}"
     );
-    env.borg(["check", s(&rh)]).ok();
+    env.borg(["check", arg(&rh)]).ok();
 }
 
 #[test]
 fn second_run_of_unchanged_tree_stores_only_metadata() {
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "repokey", s(&repo)]).ok();
+    env.hoard(["init", "-e", "repokey", arg(&repo)]).ok();
     let src = source_tree(&env);
     let first = json(
-        &env.hoard(["create", "--json", &format!("{}::d1", s(&repo)), src])
+        &env.hoard(["create", "--json", &format!("{}::d1", arg(&repo)), src])
             .ok(),
     );
     let second = json(
-        &env.hoard(["create", "--json", &format!("{}::d2", s(&repo)), src])
+        &env.hoard(["create", "--json", &format!("{}::d2", arg(&repo)), src])
             .ok(),
     );
     let d1 = first["archive"]["stats"]["deduplicated_size"]
@@ -475,7 +474,7 @@ fn stdin_is_stored_as_a_file() {
     }
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     let data = tree::pseudo_random(100_000, 9);
     let mut child = env
         .hoard_cmd()
@@ -485,7 +484,7 @@ fn stdin_is_stored_as_a_file() {
             "in/data.bin",
             "--stdin-mode",
             "0640",
-            &format!("{}::st", s(&repo)),
+            &format!("{}::st", arg(&repo)),
             "-",
         ])
         .stdin(std::process::Stdio::piped())
@@ -501,7 +500,7 @@ fn stdin_is_stored_as_a_file() {
         .borg([
             "extract",
             "--stdout",
-            &format!("{}::st", s(&repo)),
+            &format!("{}::st", arg(&repo)),
             "in/data.bin",
         ])
         .ok();
@@ -511,7 +510,7 @@ fn stdin_is_stored_as_a_file() {
             "list",
             "--format",
             "{mode} {user} {path}{NL}",
-            &format!("{}::st", s(&repo)),
+            &format!("{}::st", arg(&repo)),
         ])
         .ok();
     assert_eq!(l.out(), "-rw-r----- root in/data.bin\n");
@@ -521,11 +520,17 @@ fn stdin_is_stored_as_a_file() {
 fn dry_run_writes_nothing() {
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     let src = source_tree(&env);
     let before = snapshot_dir(&repo);
     let r = env
-        .hoard(["create", "-n", "--list", &format!("{}::dry", s(&repo)), src])
+        .hoard([
+            "create",
+            "-n",
+            "--list",
+            &format!("{}::dry", arg(&repo)),
+            src,
+        ])
         .ok();
     assert!(
         r.stderr.lines().any(|l| l == "- src/tree/hello.txt"),
@@ -540,13 +545,13 @@ fn dry_run_writes_nothing() {
 fn existing_archive_is_refused() {
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     let src = source_tree(&env);
-    env.hoard(["create", &format!("{}::dup", s(&repo)), src])
+    env.hoard(["create", &format!("{}::dup", arg(&repo)), src])
         .ok();
     let before = snapshot_dir(&repo);
     let r = env
-        .hoard(["create", &format!("{}::dup", s(&repo)), src])
+        .hoard(["create", &format!("{}::dup", arg(&repo)), src])
         .expect_code(2);
     assert_one_line_error(&r.stderr, "Archive dup already exists");
     assert_eq!(snapshot_dir(&repo), before);
@@ -556,10 +561,10 @@ fn existing_archive_is_refused() {
 fn missing_path_is_a_warning_like_borgs() {
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     let src = source_tree(&env);
     let r = env
-        .hoard(["create", &format!("{}::m", s(&repo)), "nope", src])
+        .hoard(["create", &format!("{}::m", arg(&repo)), "nope", src])
         .expect_code(1);
     assert_one_line_error(
         &r.stderr,
@@ -567,14 +572,14 @@ fn missing_path_is_a_warning_like_borgs() {
     );
     if borg_available() {
         let b = env
-            .borg(["create", &format!("{}::mb", s(&repo)), "nope", src])
+            .borg(["create", &format!("{}::mb", arg(&repo)), "nope", src])
             .expect_code(1);
         assert_eq!(r.stderr, b.stderr);
         let hl = env
-            .borg(["list", "--short", &format!("{}::m", s(&repo))])
+            .borg(["list", "--short", &format!("{}::m", arg(&repo))])
             .ok();
         let bl = env
-            .borg(["list", "--short", &format!("{}::mb", s(&repo))])
+            .borg(["list", "--short", &format!("{}::mb", arg(&repo))])
             .ok();
         assert_eq!(hl.out(), bl.out());
     }
@@ -608,14 +613,9 @@ fn unreadable_file_is_a_warning_and_the_rest_is_saved() {
     std::fs::set_permissions(src.join("secret"), std::fs::Permissions::from_mode(0o000))
         .expect("chmod");
     let run_as = |mut c: std::process::Command, args: &[&str]| -> Run {
-        let out = c.uid(NOBODY).gid(NOBODY).args(args).output().expect("run");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: out.stdout,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(c.uid(NOBODY).gid(NOBODY).args(args).output().expect("run"))
     };
-    run_as(env.hoard_cmd(), &["init", "-e", "none", s(&repo)]).ok();
+    run_as(env.hoard_cmd(), &["init", "-e", "none", arg(&repo)]).ok();
     let h = run_as(
         env.hoard_cmd(),
         &[
@@ -623,7 +623,7 @@ fn unreadable_file_is_a_warning_and_the_rest_is_saved() {
             "--list",
             "--filter",
             "E",
-            &format!("{}::u", s(&repo)),
+            &format!("{}::u", arg(&repo)),
             "plain",
         ],
     )
@@ -646,7 +646,7 @@ fn unreadable_file_is_a_warning_and_the_rest_is_saved() {
                 "--list",
                 "--filter",
                 "E",
-                &format!("{}::ub", s(&repo)),
+                &format!("{}::ub", arg(&repo)),
                 "plain",
             ],
         )
@@ -655,7 +655,7 @@ fn unreadable_file_is_a_warning_and_the_rest_is_saved() {
         let list = |a: &str| {
             let mut l: Vec<String> = run_as(
                 env.borg_cmd(),
-                &["list", "--short", &format!("{}::{a}", s(&repo))],
+                &["list", "--short", &format!("{}::{a}", arg(&repo))],
             )
             .ok()
             .out()
@@ -670,7 +670,7 @@ fn unreadable_file_is_a_warning_and_the_rest_is_saved() {
             vec!["plain", "plain/ok.txt", "plain/sub", "plain/sub/also-ok"]
         );
         assert_eq!(list("u"), list("ub"));
-        run_as(env.borg_cmd(), &["check", s(&repo)]).ok();
+        run_as(env.borg_cmd(), &["check", arg(&repo)]).ok();
     }
 }
 
@@ -678,10 +678,10 @@ fn unreadable_file_is_a_warning_and_the_rest_is_saved() {
 fn bad_pattern_is_one_line_exit_2() {
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     let before = snapshot_dir(&repo);
     let r = env
-        .hoard(["create", "-e", "re:[", &format!("{}::p", s(&repo)), "."])
+        .hoard(["create", "-e", "re:[", &format!("{}::p", arg(&repo)), "."])
         .expect_code(2);
     let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{}", r.stderr);
@@ -692,13 +692,13 @@ fn bad_pattern_is_one_line_exit_2() {
 fn bad_options_are_one_line_exit_2() {
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     for args in [
         vec!["create", "-C", "nonsense", "REPO::a", "."],
         vec!["create", "--chunker-params", "1,2", "REPO::a", "."],
         vec!["create", "--timestamp", "not-a-time", "REPO::a", "."],
     ] {
-        let args: Vec<String> = args.iter().map(|a| a.replace("REPO", s(&repo))).collect();
+        let args: Vec<String> = args.iter().map(|a| a.replace("REPO", arg(&repo))).collect();
         let r = env.hoard(&args).expect_code(2);
         let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "{args:?}: {}", r.stderr);
@@ -712,7 +712,7 @@ fn patterns_and_exclusion_tags_select_what_borg_selects() {
     }
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.borg(["init", "-e", "none", s(&repo)]).ok();
+    env.borg(["init", "-e", "none", arg(&repo)]).ok();
     let src = source_tree(&env);
     let t = env.path().join(src);
     std::fs::create_dir_all(t.join("cachedir/inner")).expect("mkdir");
@@ -740,14 +740,14 @@ fn patterns_and_exclusion_tags_select_what_borg_selects() {
         "patterns.lst",
     ];
     let list = |name: &str| {
-        env.borg(["list", "--short", &format!("{}::{name}", s(&repo))])
+        env.borg(["list", "--short", &format!("{}::{name}", arg(&repo))])
             .ok()
             .out()
     };
     let mut args = vec!["create", "--list"];
     args.extend(opts);
-    let b_arch = format!("{}::b", s(&repo));
-    let h_arch = format!("{}::h", s(&repo));
+    let b_arch = format!("{}::b", arg(&repo));
+    let h_arch = format!("{}::h", arg(&repo));
     let mut ba = args.clone();
     ba.extend([b_arch.as_str(), src]);
     let mut ha = args.clone();
@@ -768,7 +768,7 @@ fn checkpoint_writes_part_files_and_leaves_no_checkpoint_archive() {
     }
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     let data = tree::pseudo_random(300_000, 5);
     let mut child = env
         .hoard_cmd()
@@ -778,7 +778,7 @@ fn checkpoint_writes_part_files_and_leaves_no_checkpoint_archive() {
             "1",
             "--chunker-params",
             "fixed,65536",
-            &format!("{}::cp", s(&repo)),
+            &format!("{}::cp", arg(&repo)),
             "-",
         ])
         .stdin(std::process::Stdio::piped())
@@ -793,23 +793,28 @@ fn checkpoint_writes_part_files_and_leaves_no_checkpoint_archive() {
     }
     assert!(child.wait().expect("wait").success());
     // Only the final archive is left; it holds the parts and the complete file.
-    let archives = env.borg(["list", "--short", s(&repo)]).ok().out();
+    let archives = env.borg(["list", "--short", arg(&repo)]).ok().out();
     assert_eq!(archives, "cp\n");
     let items = env
         .borg([
             "list",
             "--consider-part-files",
             "--short",
-            &format!("{}::cp", s(&repo)),
+            &format!("{}::cp", arg(&repo)),
         ])
         .ok()
         .out();
     assert_eq!(items, "stdin.borg_part_1\nstdin.borg_part_2\nstdin\n");
     let r = env
-        .borg(["extract", "--stdout", &format!("{}::cp", s(&repo)), "stdin"])
+        .borg([
+            "extract",
+            "--stdout",
+            &format!("{}::cp", arg(&repo)),
+            "stdin",
+        ])
         .ok();
     assert_eq!(r.stdout, data);
-    env.borg(["check", "--verify-data", s(&repo)]).ok();
+    env.borg(["check", "--verify-data", arg(&repo)]).ok();
 }
 
 #[test]
@@ -819,7 +824,7 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
     }
     let env = Env::new();
     let repo = env.path().join("repo");
-    env.borg(["init", "-e", "none", s(&repo)]).ok();
+    env.borg(["init", "-e", "none", arg(&repo)]).ok();
     source_tree(&env);
     // (no `/./`: borg 1.4 strips the prefix before it, borg 1.2 does not; see create_options.rs)
     let listed = b"src/tree/hello.txt\0src/tree/dir\0src/tree//links/master\0src/tree/missing\0";
@@ -832,7 +837,7 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
                 "--paths-from-stdin",
                 "--paths-delimiter",
                 "\\0",
-                &format!("{}::{name}", s(&repo)),
+                &format!("{}::{name}", arg(&repo)),
             ])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -845,18 +850,13 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
             .expect("stdin")
             .write_all(listed)
             .expect("write");
-        let out = child.wait_with_output().expect("wait");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: out.stdout,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(child.wait_with_output().expect("wait"))
     };
     let b = run(env.borg_cmd(), "pb").expect_code(1);
     let h = run(env.hoard_cmd(), "ph").expect_code(1);
     assert_eq!(h.stderr, b.stderr);
     let list = |n: &str| {
-        env.borg(["list", "--short", &format!("{}::{n}", s(&repo))])
+        env.borg(["list", "--short", &format!("{}::{n}", arg(&repo))])
             .ok()
             .out()
     };
@@ -867,7 +867,7 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
         "--content-from-command",
         "--stdin-name",
         "out.txt",
-        &format!("{}::cc", s(&repo)),
+        &format!("{}::cc", arg(&repo)),
         "--",
         "printf",
         "hello",
@@ -877,7 +877,7 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
         .borg([
             "extract",
             "--stdout",
-            &format!("{}::cc", s(&repo)),
+            &format!("{}::cc", arg(&repo)),
             "out.txt",
         ])
         .ok();
@@ -886,7 +886,7 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
         .hoard([
             "create",
             "--content-from-command",
-            &format!("{}::cf", s(&repo)),
+            &format!("{}::cf", arg(&repo)),
             "--",
             "false",
         ])
@@ -895,12 +895,12 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
         .borg([
             "create",
             "--content-from-command",
-            &format!("{}::cf", s(&repo)),
+            &format!("{}::cf", arg(&repo)),
             "--",
             "false",
         ])
         .expect_code(2);
     assert_eq!(r.stderr, b.stderr);
-    let archives = env.borg(["list", "--short", s(&repo)]).ok().out();
+    let archives = env.borg(["list", "--short", arg(&repo)]).ok().out();
     assert!(!archives.contains("cf"), "{archives}");
 }
