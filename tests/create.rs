@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use common::{arg, assert_one_line_error, borg_available, snapshot_dir, tree, Env, Run};
+use common::{archive, arg, assert_one_line_error, borg_available, snapshot_dir, tree, Env, Run};
 
 fn json(run: &Run) -> serde_json::Value {
     serde_json::from_slice(&run.stdout)
@@ -51,7 +51,7 @@ fn round_trip(mode: &str, compression: &str, init_with_borg: bool) {
         env.hoard(["init", "-e", mode, arg(&repo)]).ok();
     }
     let src = source_tree(&env);
-    let arch = format!("{}::a1", arg(&repo));
+    let arch = archive(&repo, "a1");
     env.hoard(["create", "-C", compression, &arch, src]).ok();
     let out = borg_extract(&env, &repo, "a1");
     tree::assert_same_tree(&env.path().join(src), &out.join(src));
@@ -85,12 +85,12 @@ fn sparse_fixed_chunking_round_trips_and_matches_borgs_chunks() {
     let opts = ["--sparse", "--chunker-params", "fixed,1048576"];
     let mut h = vec!["create"];
     h.extend(opts);
-    let ha = format!("{}::h", arg(&repo));
+    let ha = archive(&repo, "h");
     h.extend([ha.as_str(), src]);
     env.hoard(&h).ok();
     let mut b = vec!["create"];
     b.extend(opts);
-    let ba = format!("{}::b", arg(&repo));
+    let ba = archive(&repo, "b");
     b.extend([ba.as_str(), src]);
     env.borg(&b).ok();
     let out = borg_extract(&env, &repo, "h");
@@ -115,10 +115,8 @@ fn items_match_borgs_for_the_same_tree() {
     let repo = env.path().join("repo");
     env.borg(["init", "-e", "repokey", arg(&repo)]).ok();
     let src = source_tree(&env);
-    env.borg(["create", &format!("{}::b", arg(&repo)), src])
-        .ok();
-    env.hoard(["create", &format!("{}::h", arg(&repo)), src])
-        .ok();
+    env.borg(["create", &archive(&repo, "b"), src]).ok();
+    env.hoard(["create", &archive(&repo, "h"), src]).ok();
     let list = |a: &str| {
         env.borg([
             "list",
@@ -176,8 +174,7 @@ fn flags_xattrs_and_acls_match_borgs_with_one_and_many_workers() {
     let repo = env.path().join("repo");
     env.borg(["init", "-e", "repokey", arg(&repo)]).ok();
     let src = source_tree(&env);
-    env.borg(["create", &format!("{}::b", arg(&repo)), src])
-        .ok();
+    env.borg(["create", &archive(&repo, "b"), src]).ok();
     for (name, workers) in [
         ("h1", "1"),
         ("h4", "4"),
@@ -256,26 +253,12 @@ fn json_matches_borgs_structure_and_totals() {
     env.borg(["init", "-e", "none", arg(&rh)]).ok();
     // No compression: lz4 implementations may differ by a few bytes, stored sizes must not.
     let b = json(
-        &env.borg([
-            "create",
-            "--json",
-            "-C",
-            "none",
-            &format!("{}::x", arg(&rb)),
-            src,
-        ])
-        .ok(),
+        &env.borg(["create", "--json", "-C", "none", &archive(&rb, "x"), src])
+            .ok(),
     );
     let h = json(
-        &env.hoard([
-            "create",
-            "--json",
-            "-C",
-            "none",
-            &format!("{}::x", arg(&rh)),
-            src,
-        ])
-        .ok(),
+        &env.hoard(["create", "--json", "-C", "none", &archive(&rh, "x"), src])
+            .ok(),
     );
     fn shape(v: &serde_json::Value) -> serde_json::Value {
         match v {
@@ -325,7 +308,7 @@ fn stats_block_has_borgs_layout() {
     env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     let src = source_tree(&env);
     let r = env
-        .hoard(["create", "--stats", &format!("{}::s1", arg(&repo)), src])
+        .hoard(["create", "--stats", &archive(&repo, "s1"), src])
         .ok();
     let lines: Vec<&str> = r.stderr.lines().collect();
     let dashes = "-".repeat(78);
@@ -362,7 +345,7 @@ fn list_statuses_and_files_cache_within_borg_rules() {
     env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     let src = source_tree(&env);
     let r = env
-        .hoard(["create", "--list", &format!("{}::l1", arg(&repo)), src])
+        .hoard(["create", "--list", &archive(&repo, "l1"), src])
         .ok();
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert!(lines.contains(&"A src/tree/hello.txt"), "{}", r.stderr);
@@ -383,7 +366,7 @@ fn list_statuses_and_files_cache_within_borg_rules() {
             "--list",
             "--filter",
             "d",
-            &format!("{}::l2", arg(&repo)),
+            &archive(&repo, "l2"),
             src,
         ])
         .ok();
@@ -446,11 +429,11 @@ fn second_run_of_unchanged_tree_stores_only_metadata() {
     env.hoard(["init", "-e", "repokey", arg(&repo)]).ok();
     let src = source_tree(&env);
     let first = json(
-        &env.hoard(["create", "--json", &format!("{}::d1", arg(&repo)), src])
+        &env.hoard(["create", "--json", &archive(&repo, "d1"), src])
             .ok(),
     );
     let second = json(
-        &env.hoard(["create", "--json", &format!("{}::d2", arg(&repo)), src])
+        &env.hoard(["create", "--json", &archive(&repo, "d2"), src])
             .ok(),
     );
     let d1 = first["archive"]["stats"]["deduplicated_size"]
@@ -484,7 +467,7 @@ fn stdin_is_stored_as_a_file() {
             "in/data.bin",
             "--stdin-mode",
             "0640",
-            &format!("{}::st", arg(&repo)),
+            &archive(&repo, "st"),
             "-",
         ])
         .stdin(std::process::Stdio::piped())
@@ -497,12 +480,7 @@ fn stdin_is_stored_as_a_file() {
     }
     assert!(child.wait().expect("wait").success());
     let r = env
-        .borg([
-            "extract",
-            "--stdout",
-            &format!("{}::st", arg(&repo)),
-            "in/data.bin",
-        ])
+        .borg(["extract", "--stdout", &archive(&repo, "st"), "in/data.bin"])
         .ok();
     assert_eq!(r.stdout, data);
     let l = env
@@ -510,7 +488,7 @@ fn stdin_is_stored_as_a_file() {
             "list",
             "--format",
             "{mode} {user} {path}{NL}",
-            &format!("{}::st", arg(&repo)),
+            &archive(&repo, "st"),
         ])
         .ok();
     assert_eq!(l.out(), "-rw-r----- root in/data.bin\n");
@@ -524,13 +502,7 @@ fn dry_run_writes_nothing() {
     let src = source_tree(&env);
     let before = snapshot_dir(&repo);
     let r = env
-        .hoard([
-            "create",
-            "-n",
-            "--list",
-            &format!("{}::dry", arg(&repo)),
-            src,
-        ])
+        .hoard(["create", "-n", "--list", &archive(&repo, "dry"), src])
         .ok();
     assert!(
         r.stderr.lines().any(|l| l == "- src/tree/hello.txt"),
@@ -547,11 +519,10 @@ fn existing_archive_is_refused() {
     let repo = env.path().join("repo");
     env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     let src = source_tree(&env);
-    env.hoard(["create", &format!("{}::dup", arg(&repo)), src])
-        .ok();
+    env.hoard(["create", &archive(&repo, "dup"), src]).ok();
     let before = snapshot_dir(&repo);
     let r = env
-        .hoard(["create", &format!("{}::dup", arg(&repo)), src])
+        .hoard(["create", &archive(&repo, "dup"), src])
         .expect_code(2);
     assert_one_line_error(&r.stderr, "Archive dup already exists");
     assert_eq!(snapshot_dir(&repo), before);
@@ -564,7 +535,7 @@ fn missing_path_is_a_warning_like_borgs() {
     env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     let src = source_tree(&env);
     let r = env
-        .hoard(["create", &format!("{}::m", arg(&repo)), "nope", src])
+        .hoard(["create", &archive(&repo, "m"), "nope", src])
         .expect_code(1);
     assert_one_line_error(
         &r.stderr,
@@ -572,15 +543,11 @@ fn missing_path_is_a_warning_like_borgs() {
     );
     if borg_available() {
         let b = env
-            .borg(["create", &format!("{}::mb", arg(&repo)), "nope", src])
+            .borg(["create", &archive(&repo, "mb"), "nope", src])
             .expect_code(1);
         assert_eq!(r.stderr, b.stderr);
-        let hl = env
-            .borg(["list", "--short", &format!("{}::m", arg(&repo))])
-            .ok();
-        let bl = env
-            .borg(["list", "--short", &format!("{}::mb", arg(&repo))])
-            .ok();
+        let hl = env.borg(["list", "--short", &archive(&repo, "m")]).ok();
+        let bl = env.borg(["list", "--short", &archive(&repo, "mb")]).ok();
         assert_eq!(hl.out(), bl.out());
     }
 }
@@ -623,7 +590,7 @@ fn unreadable_file_is_a_warning_and_the_rest_is_saved() {
             "--list",
             "--filter",
             "E",
-            &format!("{}::u", arg(&repo)),
+            &archive(&repo, "u"),
             "plain",
         ],
     )
@@ -646,7 +613,7 @@ fn unreadable_file_is_a_warning_and_the_rest_is_saved() {
                 "--list",
                 "--filter",
                 "E",
-                &format!("{}::ub", arg(&repo)),
+                &archive(&repo, "ub"),
                 "plain",
             ],
         )
@@ -681,7 +648,7 @@ fn bad_pattern_is_one_line_exit_2() {
     env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     let before = snapshot_dir(&repo);
     let r = env
-        .hoard(["create", "-e", "re:[", &format!("{}::p", arg(&repo)), "."])
+        .hoard(["create", "-e", "re:[", &archive(&repo, "p"), "."])
         .expect_code(2);
     let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{}", r.stderr);
@@ -746,8 +713,8 @@ fn patterns_and_exclusion_tags_select_what_borg_selects() {
     };
     let mut args = vec!["create", "--list"];
     args.extend(opts);
-    let b_arch = format!("{}::b", arg(&repo));
-    let h_arch = format!("{}::h", arg(&repo));
+    let b_arch = archive(&repo, "b");
+    let h_arch = archive(&repo, "h");
     let mut ba = args.clone();
     ba.extend([b_arch.as_str(), src]);
     let mut ha = args.clone();
@@ -778,7 +745,7 @@ fn checkpoint_writes_part_files_and_leaves_no_checkpoint_archive() {
             "1",
             "--chunker-params",
             "fixed,65536",
-            &format!("{}::cp", arg(&repo)),
+            &archive(&repo, "cp"),
             "-",
         ])
         .stdin(std::process::Stdio::piped())
@@ -800,18 +767,13 @@ fn checkpoint_writes_part_files_and_leaves_no_checkpoint_archive() {
             "list",
             "--consider-part-files",
             "--short",
-            &format!("{}::cp", arg(&repo)),
+            &archive(&repo, "cp"),
         ])
         .ok()
         .out();
     assert_eq!(items, "stdin.borg_part_1\nstdin.borg_part_2\nstdin\n");
     let r = env
-        .borg([
-            "extract",
-            "--stdout",
-            &format!("{}::cp", arg(&repo)),
-            "stdin",
-        ])
+        .borg(["extract", "--stdout", &archive(&repo, "cp"), "stdin"])
         .ok();
     assert_eq!(r.stdout, data);
     env.borg(["check", "--verify-data", arg(&repo)]).ok();
@@ -867,26 +829,21 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
         "--content-from-command",
         "--stdin-name",
         "out.txt",
-        &format!("{}::cc", arg(&repo)),
+        &archive(&repo, "cc"),
         "--",
         "printf",
         "hello",
     ])
     .ok();
     let r = env
-        .borg([
-            "extract",
-            "--stdout",
-            &format!("{}::cc", arg(&repo)),
-            "out.txt",
-        ])
+        .borg(["extract", "--stdout", &archive(&repo, "cc"), "out.txt"])
         .ok();
     assert_eq!(r.stdout, b"hello");
     let r = env
         .hoard([
             "create",
             "--content-from-command",
-            &format!("{}::cf", arg(&repo)),
+            &archive(&repo, "cf"),
             "--",
             "false",
         ])
@@ -895,7 +852,7 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
         .borg([
             "create",
             "--content-from-command",
-            &format!("{}::cf", arg(&repo)),
+            &archive(&repo, "cf"),
             "--",
             "false",
         ])

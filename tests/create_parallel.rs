@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{arg, borg_available, segments, tree, Env, Run};
+use common::{archive, arg, borg_available, segments, tree, Env, Run};
 
 fn run(mut c: Command) -> Run {
     Run::from(c.output().expect("run")).ok()
@@ -369,7 +369,7 @@ fn bad_worker_counts_are_refused() {
     let repo = env.path().join("repo");
     env.hoard(["init", "-e", "none", arg(&repo)]).ok();
     std::fs::write(env.path().join("f"), b"x").expect("write");
-    let arch = format!("{}::a", arg(&repo));
+    let arch = archive(&repo, "a");
     let mut c = env.hoard_cmd();
     c.env("HOARD_WORKERS", "many").args(["create", &arch, "f"]);
     let out = c.output().expect("run");

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{arg, borg_available, local_rsh, segments, Env, Run};
+use common::{archive, arg, borg_available, local_rsh, segments, Env, Run};
 
 /// Asserts exit code 2 and a stderr of exactly `line`.
 fn assert_error(r: &Run, line: &str) {
@@ -176,8 +176,7 @@ fn cleaned_up_uncommitted_segments_is_a_debug_message() {
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("f"), b"data").unwrap();
     env.hoard(["init", "-e", "none", arg(&repo)]).ok();
-    env.hoard(["create", &format!("{}::a1", arg(&repo)), "src"])
-        .ok();
+    env.hoard(["create", &archive(&repo, "a1"), "src"]).ok();
     // What an interrupted writer leaves: a segment after the last commit, without a commit.
     let uncommitted = |n: u64| {
         let p = repo.join("data/0").join(n.to_string());
@@ -186,9 +185,7 @@ fn cleaned_up_uncommitted_segments_is_a_debug_message() {
     };
     let last = segments(&repo).last().unwrap().0;
     let seg = uncommitted(last + 1);
-    let r = env
-        .hoard(["create", &format!("{}::a2", arg(&repo)), "src"])
-        .ok();
+    let r = env.hoard(["create", &archive(&repo, "a2"), "src"]).ok();
     assert_eq!(r.stderr, "", "no warning for the clean-up");
     // Cleaned up (its number is then reused by the new commit, as in borg).
     assert_ne!(std::fs::read(&seg).unwrap_or_default(), b"BORG_SEG");
@@ -196,7 +193,7 @@ fn cleaned_up_uncommitted_segments_is_a_debug_message() {
     let last = segments(&repo).last().unwrap().0;
     let seg = uncommitted(last + 1);
     let r = env
-        .hoard(["--debug", "create", &format!("{}::a3", arg(&repo)), "src"])
+        .hoard(["--debug", "create", &archive(&repo, "a3"), "src"])
         .ok();
     let want =
         format!("Cleaned up 1 uncommitted segment files (== everything after segment {last}).");

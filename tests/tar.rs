@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{arg, borg14, tree, Env, Run};
+use common::{archive, arg, borg14, tree, Env, Run};
 
 /// Every field `import-tar` sets, in borg 1.4's `list --format`.
 const FORMAT: &str =
@@ -49,8 +49,8 @@ fn import_both(
     }
     let mut args = vec!["import-tar"];
     args.extend_from_slice(extra);
-    let ha = format!("{}::t", arg(&hrepo));
-    let ba = format!("{}::t", arg(&brepo));
+    let ha = archive(&hrepo, "t");
+    let ba = archive(&brepo, "t");
     let h = env
         .hoard(args.iter().copied().chain([ha.as_str(), arg(tarball)]))
         .ok();
@@ -169,8 +169,8 @@ fn import_tar_matches_borg14_for_gnu_pax_and_dotslash_tars() {
         );
         let hout = env.path().join(format!("x-h-{name}"));
         let bout = env.path().join(format!("x-b-{name}"));
-        extract(&env, &borg, &format!("{}::t", arg(&hrepo)), &hout);
-        extract(&env, &borg, &format!("{}::t", arg(&brepo)), &bout);
+        extract(&env, &borg, &archive(&hrepo, "t"), &hout);
+        extract(&env, &borg, &archive(&brepo, "t"), &bout);
         assert_eq!(
             snapshot(&hout),
             snapshot(&bout),
@@ -231,7 +231,7 @@ fn import_tar_compressed_stdin_and_ignore_zeros_like_borg14() {
             "--tar-filter",
             "gzip -d",
             "--quick-stats",
-            &format!("{}::s", arg(&repo)),
+            &archive(&repo, "s"),
             "-",
         ])
         .stdin(std::fs::File::open(env.path().join("all.tar.gz")).expect("open"))
@@ -248,7 +248,7 @@ fn import_tar_compressed_stdin_and_ignore_zeros_like_borg14() {
         "{err}"
     );
     let l = env
-        .run_at(&borg, ["list", "--short", &format!("{}::s", arg(&repo))])
+        .run_at(&borg, ["list", "--short", &archive(&repo, "s")])
         .ok()
         .out();
     assert!(l.contains("d/file2"), "{l}");
@@ -264,7 +264,7 @@ fn import_tar_of_hoard_export_tar_matches_borg14() {
     let out = env
         .hoard_cmd()
         .current_dir(&src)
-        .args(["create", &format!("{}::a", arg(&repo)), "tree"])
+        .args(["create", &archive(&repo, "a"), "tree"])
         .output()
         .expect("create");
     assert!(
@@ -273,7 +273,7 @@ fn import_tar_of_hoard_export_tar_matches_borg14() {
         String::from_utf8_lossy(&out.stderr)
     );
     let tarball = env.path().join("export.tar");
-    env.hoard(["export-tar", &format!("{}::a", arg(&repo)), arg(&tarball)])
+    env.hoard(["export-tar", &archive(&repo, "a"), arg(&tarball)])
         .ok();
     let (hl, bl, _, _) = import_both(&env, &borg, &tarball, &[], "export");
     assert_eq!(hl, bl);
@@ -305,13 +305,10 @@ fn import_tar_bad_input_fails_with_one_line_like_borg14() {
         std::fs::write(&p, &data).expect("w");
         let hrepo = env.path().join(format!("h-{name}"));
         env.hoard(["init", "-e", "none", arg(&hrepo)]).ok();
-        let h = env.hoard(["import-tar", &format!("{}::t", arg(&hrepo)), arg(&p)]);
+        let h = env.hoard(["import-tar", &archive(&hrepo, "t"), arg(&p)]);
         let brepo = env.path().join(format!("b-{name}"));
         env.run_at(&borg, ["init", "-e", "none", arg(&brepo)]).ok();
-        let b = env.run_at(
-            &borg,
-            ["import-tar", &format!("{}::t", arg(&brepo)), arg(&p)],
-        );
+        let b = env.run_at(&borg, ["import-tar", &archive(&brepo, "t"), arg(&p)]);
         assert_eq!(
             h.code, b.code,
             "{name}: exit codes differ\nhoard: {}\nborg: {}",
@@ -349,7 +346,7 @@ fn import_tar_of_a_dot_tar_extracts_cleanly() {
     let r = env
         .hoard_cmd()
         .current_dir(&out)
-        .args(["extract", &format!("{}::t", arg(&hrepo))])
+        .args(["extract", &archive(&hrepo, "t")])
         .output()
         .expect("extract");
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));

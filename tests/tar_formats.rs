@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::tree::{self, Entry};
-use common::{arg, borg14, Env, Run};
+use common::{archive, arg, borg14, Env, Run};
 
 /// Runs `program` (hoard when None) in `dir`.
 fn run_in(env: &Env, program: Option<&Path>, dir: &Path, args: &[&str]) -> Run {
@@ -88,7 +88,7 @@ fn assert_same(
 fn hoard_archive(env: &Env, src: &Path) -> String {
     let repo = env.path().join("repo");
     env.hoard(["init", "-e", "none", arg(&repo)]).ok();
-    let arch = format!("{}::a", arg(&repo));
+    let arch = archive(&repo, "a");
     run_in(env, None, src, &["create", &arch, "tree"]).ok();
     arch
 }
@@ -124,7 +124,7 @@ fn export_tar_gnu_stays_byte_identical_to_borg14() {
         &["init", "-e", "repokey", arg(&repo)],
     )
     .ok();
-    let arch = format!("{}::a", arg(&repo));
+    let arch = archive(&repo, "a");
     run_in(&env, Some(&b14), &src, &["create", &arch, "tree"]).ok();
     let w = env.path();
     let cases: [(&[&str], &str); 4] = [
