@@ -16,8 +16,7 @@ fn hoard_create_then_hoard_extract_gives_an_identical_tree() {
         let src_root = env.path().join("src");
         std::fs::create_dir_all(&src_root).unwrap();
         tree::build_full_tree(&src_root, true);
-        let repo = env.path().join("repo");
-        env.hoard(["init", "-e", mode, arg(&repo)]).ok();
+        let repo = env.init_repo("repo", mode);
         let r = env
             .hoard_cmd()
             .current_dir(&src_root)
@@ -73,8 +72,7 @@ fn unchanged_second_create_stores_no_file_data() {
     // (timestamp granularity races); a file touched later makes the tree's others cacheable.
     std::thread::sleep(std::time::Duration::from_millis(50));
     std::fs::write(src_root.join("tree/zz-newest.txt"), b"newest\n").unwrap();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "repokey", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "repokey");
     let create = |name: &str| {
         let out = env
             .hoard_cmd()

@@ -194,8 +194,7 @@ fn lock_held_by_live_process_waits_then_fails() {
 fn unknown_key_file_is_refused() {
     let mut env = Env::new();
     let repo = env.init_repo("repo", "keyfile");
-    let other = env.path().join("other");
-    env.hoard(["init", "-e", "keyfile", arg(&other)]).ok();
+    let other = env.init_repo("other", "keyfile");
     let keys = env.base().join(".config/borg/keys");
     let other_cfg = std::fs::read_to_string(other.join("config")).unwrap();
     let other_id = other_cfg

@@ -79,8 +79,7 @@ fn sparse_fixed_chunking_round_trips_and_matches_borgs_chunks() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.borg(["init", "-e", "repokey", arg(&repo)]).ok();
+    let repo = env.borg_init_repo("repo", "repokey");
     let src = source_tree(&env);
     let opts = ["--sparse", "--chunker-params", "fixed,1048576"];
     let mut h = vec!["create"];
@@ -112,8 +111,7 @@ fn items_match_borgs_for_the_same_tree() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.borg(["init", "-e", "repokey", arg(&repo)]).ok();
+    let repo = env.borg_init_repo("repo", "repokey");
     let src = source_tree(&env);
     env.borg(["create", &archive(&repo, "b"), src]).ok();
     env.hoard(["create", &archive(&repo, "h"), src]).ok();
@@ -171,8 +169,7 @@ fn flags_xattrs_and_acls_match_borgs_with_one_and_many_workers() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.borg(["init", "-e", "repokey", arg(&repo)]).ok();
+    let repo = env.borg_init_repo("repo", "repokey");
     let src = source_tree(&env);
     env.borg(["create", &archive(&repo, "b"), src]).ok();
     for (name, workers) in [
@@ -219,8 +216,7 @@ fn interleaved_with_borg_and_deduplicated() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.borg(["init", "-e", "repokey-blake2", arg(&repo)]).ok();
+    let repo = env.borg_init_repo("repo", "repokey-blake2");
     let src = source_tree(&env);
     let a = |n: &str| format!("{}::{n}", arg(&repo));
     env.borg(["create", &a("borg1"), src]).ok();
@@ -304,8 +300,7 @@ fn json_matches_borgs_structure_and_totals() {
 #[test]
 fn stats_block_has_borgs_layout() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let src = source_tree(&env);
     let r = env
         .hoard(["create", "--stats", &archive(&repo, "s1"), src])
@@ -341,8 +336,7 @@ fn stats_block_has_borgs_layout() {
 #[test]
 fn list_statuses_and_files_cache_within_borg_rules() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let src = source_tree(&env);
     let r = env
         .hoard(["create", "--list", &archive(&repo, "l1"), src])
@@ -425,8 +419,7 @@ fn unchanged_files_are_not_read_again_and_modified_ones_are() {
 #[test]
 fn second_run_of_unchanged_tree_stores_only_metadata() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "repokey", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "repokey");
     let src = source_tree(&env);
     let first = json(
         &env.hoard(["create", "--json", &archive(&repo, "d1"), src])
@@ -456,8 +449,7 @@ fn stdin_is_stored_as_a_file() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let data = tree::pseudo_random(100_000, 9);
     let mut child = env
         .hoard_cmd()
@@ -497,8 +489,7 @@ fn stdin_is_stored_as_a_file() {
 #[test]
 fn dry_run_writes_nothing() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let src = source_tree(&env);
     let before = snapshot_dir(&repo);
     let r = env
@@ -516,8 +507,7 @@ fn dry_run_writes_nothing() {
 #[test]
 fn existing_archive_is_refused() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let src = source_tree(&env);
     env.hoard(["create", &archive(&repo, "dup"), src]).ok();
     let before = snapshot_dir(&repo);
@@ -531,8 +521,7 @@ fn existing_archive_is_refused() {
 #[test]
 fn missing_path_is_a_warning_like_borgs() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let src = source_tree(&env);
     let r = env
         .hoard(["create", &archive(&repo, "m"), "nope", src])
@@ -644,8 +633,7 @@ fn unreadable_file_is_a_warning_and_the_rest_is_saved() {
 #[test]
 fn bad_pattern_is_one_line_exit_2() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let before = snapshot_dir(&repo);
     let r = env
         .hoard(["create", "-e", "re:[", &archive(&repo, "p"), "."])
@@ -658,8 +646,7 @@ fn bad_pattern_is_one_line_exit_2() {
 #[test]
 fn bad_options_are_one_line_exit_2() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     for args in [
         vec!["create", "-C", "nonsense", "REPO::a", "."],
         vec!["create", "--chunker-params", "1,2", "REPO::a", "."],
@@ -678,8 +665,7 @@ fn patterns_and_exclusion_tags_select_what_borg_selects() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.borg(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.borg_init_repo("repo", "none");
     let src = source_tree(&env);
     let t = env.path().join(src);
     std::fs::create_dir_all(t.join("cachedir/inner")).expect("mkdir");
@@ -734,8 +720,7 @@ fn checkpoint_writes_part_files_and_leaves_no_checkpoint_archive() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let data = tree::pseudo_random(300_000, 5);
     let mut child = env
         .hoard_cmd()
@@ -785,8 +770,7 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.borg(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.borg_init_repo("repo", "none");
     source_tree(&env);
     // (no `/./`: borg 1.4 strips the prefix before it, borg 1.2 does not; see create_options.rs)
     let listed = b"src/tree/hello.txt\0src/tree/dir\0src/tree//links/master\0src/tree/missing\0";

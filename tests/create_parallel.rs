@@ -366,8 +366,7 @@ fn a_large_file_is_stored_in_order_by_many_workers() {
 #[test]
 fn bad_worker_counts_are_refused() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     std::fs::write(env.path().join("f"), b"x").expect("write");
     let arch = archive(&repo, "a");
     let mut c = env.hoard_cmd();

@@ -110,8 +110,7 @@ fn repo_with_item_stream(env: &Env, pieces: &[Vec<u8>], refs: &[usize]) -> PathB
     use hoard::commands::common::{commit_manifest, open_with_manifest, Access};
     use hoard::location::Location;
 
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "repokey", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "repokey");
     let _turn = LIBRARY_ENV.lock().unwrap_or_else(|e| e.into_inner());
     let loc = Location::parse(Some(arg(&repo)), None).expect("location");
     std::env::set_var("BORG_BASE_DIR", env.base());
@@ -275,8 +274,7 @@ fn nest(out: &mut Vec<u8>, depth: usize, limit: usize) {
 #[test]
 fn serve_refuses_endless_requests_and_serves_the_next_client() {
     let mut env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "repokey", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "repokey");
 
     // 1. The report's attack: a request [1, 1, "put", …] whose argument is arrays of 100
     //    arrays of 100 … of nils, cut off at 16 MiB so it never completes: stopped by the

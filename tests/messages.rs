@@ -83,8 +83,7 @@ fn key_file_errors_name_the_repository() {
 #[test]
 fn empty_repokey_entry_names_the_repository() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "repokey", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "repokey");
     // Blank the `key` entry (and its continuation lines) of the repository config.
     let cfg = std::fs::read_to_string(repo.join("config")).unwrap();
     let mut out = Vec::new();
@@ -129,8 +128,7 @@ fn break_lock_refuses_what_is_not_a_repository() {
     assert_eq!(std::fs::read_dir(&plain).unwrap().count(), 0);
 
     // A real repository with a stale lock: broken, exit 0, nothing printed.
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     std::fs::create_dir(repo.join("lock.exclusive")).unwrap();
     std::fs::write(repo.join("lock.exclusive/otherhost@1.2"), b"").unwrap();
     let r = env.hoard(["break-lock", arg(&repo)]).ok();
@@ -208,8 +206,7 @@ fn cleaned_up_uncommitted_segments_is_a_debug_message() {
 #[test]
 fn show_version_prints_the_version_first_at_any_level() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     // `--version` and `--show-version` share the one version text.
     let version = env.hoard(["--version"]).ok().out();
     let text = version

@@ -222,8 +222,7 @@ fn import_tar_compressed_stdin_and_ignore_zeros_like_borg14() {
     assert!(hl.contains("d/file2"), "{hl}");
 
     // stdin ("-") with an explicit filter
-    let repo = env.path().join("stdin-repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("stdin-repo", "none");
     let out = env
         .hoard_cmd()
         .args([
@@ -259,8 +258,7 @@ fn import_tar_of_hoard_export_tar_matches_borg14() {
     let Some(borg) = borg14() else { return };
     let env = Env::new();
     let src = source(&env);
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let out = env
         .hoard_cmd()
         .current_dir(&src)

@@ -86,8 +86,7 @@ fn assert_same(
 
 /// A hoard repository (no encryption) with archive `a` of `src/tree`; returns `REPO::a`.
 fn hoard_archive(env: &Env, src: &Path) -> String {
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let arch = archive(&repo, "a");
     run_in(env, None, src, &["create", &arch, "tree"]).ok();
     arch
