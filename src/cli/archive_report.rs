@@ -48,20 +48,7 @@ impl ArchiveReporter {
 impl Reporter for ArchiveReporter {
     fn file_status(&mut self, status: char, path: &[u8]) {
         self.progress.status(status);
-        if !self.list || self.filter.as_ref().is_some_and(|f| !f.contains(status)) {
-            return;
-        }
-        let path = create::remove_surrogates(path);
-        if log::json_enabled() {
-            // json.dumps keeps borg's insertion order here: type, status, path.
-            eprintln!(
-                "{{\"type\": \"file_status\", \"status\": {}, \"path\": {}}}",
-                output::json_line(&json!(status.to_string())),
-                output::json_line(&json!(path))
-            );
-        } else {
-            log::output_line("borg.output.list", &format!("{status} {path}"), "\n");
-        }
+        list_status(self.list, self.filter.as_deref(), status, path);
     }
 
     fn warning(&mut self, message: &str) {
@@ -86,6 +73,26 @@ impl Reporter for ArchiveReporter {
 
     fn progress(&mut self, stats: &ArchiveStats, path: Option<&[u8]>) {
         self.progress.show(stats, path);
+    }
+}
+
+/// A file's `--list` line (`create`, `import-tar`, `recreate`): `STATUS PATH` on
+/// `borg.output.list`, or a `file_status` record with `--log-json`; nothing unless `list`,
+/// or when `filter` (`--filter`) leaves the status out.
+pub fn list_status(list: bool, filter: Option<&str>, status: char, path: &[u8]) {
+    if !list || filter.is_some_and(|f| !f.contains(status)) {
+        return;
+    }
+    let path = create::remove_surrogates(path);
+    if log::json_enabled() {
+        // json.dumps keeps borg's insertion order here: type, status, path.
+        eprintln!(
+            "{{\"type\": \"file_status\", \"status\": {}, \"path\": {}}}",
+            output::json_line(&json!(status.to_string())),
+            output::json_line(&json!(path))
+        );
+    } else {
+        log::output_line("borg.output.list", &format!("{status} {path}"), "\n");
     }
 }
 

@@ -5,7 +5,6 @@
 use std::ffi::{OsStr, OsString};
 
 use clap::Args;
-use serde_json::json;
 
 use crate::chunker::ChunkerParams;
 use crate::commands::create::{ArchiveStats, ArchiveSummary};
@@ -13,11 +12,11 @@ use crate::commands::recreate::{self, Recompress, RecreateOptions, Reporter};
 use crate::commands::CommandError;
 use crate::compress::Compression;
 
-use super::archive_report::{print_stats, ArchiveProgress};
+use super::archive_report::{list_status, print_stats, ArchiveProgress};
 use super::options::PatternOptions;
 use super::options::{argument_error, parse_timestamp, CommonOptions};
 use super::progress_view::{Display, View};
-use super::{log, output, EXIT_SUCCESS};
+use super::{log, EXIT_SUCCESS};
 
 /// `recreate`
 #[derive(Debug, Args)]
@@ -200,19 +199,7 @@ struct CliReporter {
 
 impl Reporter for CliReporter {
     fn file_status(&mut self, status: char, path: &[u8]) {
-        if !self.list || self.filter.as_ref().is_some_and(|f| !f.contains(status)) {
-            return;
-        }
-        let path = crate::commands::create::remove_surrogates(path);
-        if log::json_enabled() {
-            eprintln!(
-                "{{\"type\": \"file_status\", \"status\": {}, \"path\": {}}}",
-                output::json_line(&json!(status.to_string())),
-                output::json_line(&json!(path))
-            );
-        } else {
-            log::output_line("borg.output.list", &format!("{status} {path}"), "\n");
-        }
+        list_status(self.list, self.filter.as_deref(), status, path);
     }
 
     fn processing(&mut self, name: &[u8]) {
