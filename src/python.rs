@@ -8,6 +8,9 @@
 //!   row); [`int`] also strips surrounding whitespace. Python's integers are unbounded; here a
 //!   number that does not fit the result type is refused like a malformed one. Not accepted
 //!   (Python would): non-ASCII digits and, for [`int_radix`], a base prefix such as `0o`.
+//! * [`int_base0`]: Python's `int(s, 0)` (a `0x` / `0o` / `0b` prefix picks the base), as
+//!   FUSE mount options read their numbers.
+//! * [`float`]: Python's `float()` on the decimal text of pax time records.
 //! * [`bytes_repr`]: Python's `repr()` of a bytes object, as borg's messages show paths and
 //!   `debug search-repo-objs` shows its findings.
 
@@ -45,6 +48,45 @@ pub fn int_radix(t: &str, base: u32) -> Option<i128> {
             .checked_add(i128::from(c.to_digit(base)?))?;
     }
     Some(if neg { -n } else { n })
+}
+
+/// `int(s, 0)`: surrounding whitespace stripped, one optional sign, then `0x`, `0o` or `0b`
+/// (any case) and digits of that base (one `_` may follow the prefix), or decimal digits
+/// without a leading zero (zero itself may be written `00`). `None` where Python raises
+/// `ValueError` (or on overflow of `i128`).
+pub fn int_base0(s: &str) -> Option<i128> {
+    let t = s.trim();
+    let (neg, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let prefix = rest.get(..2).map(str::to_ascii_lowercase);
+    let (digits, base) = match prefix.as_deref() {
+        Some("0x") => (&rest[2..], 16),
+        Some("0o") => (&rest[2..], 8),
+        Some("0b") => (&rest[2..], 2),
+        _ => (rest, 10),
+    };
+    let digits = if base == 10 {
+        if digits.starts_with('0') && digits.chars().any(|c| c != '0' && c != '_') {
+            return None;
+        }
+        digits
+    } else {
+        digits.strip_prefix('_').unwrap_or(digits)
+    };
+    if digits.starts_with(['+', '-']) {
+        return None;
+    }
+    let v = int_radix(digits, base)?;
+    Some(if neg { -v } else { v })
+}
+
+/// `float(s)` for the decimal text of a number: surrounding whitespace stripped, `_`
+/// dropped. `None` where the text is no number.
+pub fn float(s: &str) -> Option<f64> {
+    s.trim().replace('_', "").parse::<f64>().ok()
 }
 
 /// Python's `repr()` of a bytes object: `b'…'` with `\\`, `\t`, `\n`, `\r` and `\xhh`
@@ -115,6 +157,25 @@ mod tests {
         assert_eq!(int_radix(" 1", 8), None, "no stripping here");
         assert_eq!(int_radix("1", 1), None);
         assert_eq!(int_radix(&"7".repeat(60), 8), None, "overflow is refused");
+    }
+
+    #[test]
+    fn base0_is_pythons_int_with_base_0() {
+        for (text, want) in [
+            ("0x10", 16),
+            ("+0x_1f", 31),
+            ("00", 0),
+            ("0_0", 0),
+            ("1_000", 1000),
+            (" 0o17 ", 15),
+            ("-0b101", -5),
+            ("0X1F", 31),
+        ] {
+            assert_eq!(int_base0(text), Some(want), "{text:?}");
+        }
+        for text in ["010", "0x", "0x+5", "1__0", "_1", "0x__1", ""] {
+            assert_eq!(int_base0(text), None, "{text:?}");
+        }
     }
 
     #[test]

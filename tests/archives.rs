@@ -3,12 +3,7 @@
 
 mod common;
 
-use common::{borg_available, tree, Env};
-use std::path::Path;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{arg, borg_available, tree, Env};
 
 #[test]
 fn hoard_create_then_hoard_extract_gives_an_identical_tree() {
@@ -21,8 +16,7 @@ fn hoard_create_then_hoard_extract_gives_an_identical_tree() {
         let src_root = env.path().join("src");
         std::fs::create_dir_all(&src_root).unwrap();
         tree::build_full_tree(&src_root, true);
-        let repo = env.path().join("repo");
-        env.hoard(["init", "-e", mode, s(&repo)]).ok();
+        let repo = env.init_repo("repo", mode);
         let r = env
             .hoard_cmd()
             .current_dir(&src_root)
@@ -61,9 +55,9 @@ fn hoard_create_then_hoard_extract_gives_an_identical_tree() {
             md.blocks() * 512 < md.len(),
             "{mode}: sparse.img is not sparse"
         );
-        env.hoard(["check", "--verify-data", s(&repo)]).ok();
+        env.hoard(["check", "--verify-data", arg(&repo)]).ok();
         if borg_available() {
-            env.borg(["check", "--verify-data", s(&repo)]).ok();
+            env.borg(["check", "--verify-data", arg(&repo)]).ok();
         }
     }
 }
@@ -78,8 +72,7 @@ fn unchanged_second_create_stores_no_file_data() {
     // (timestamp granularity races); a file touched later makes the tree's others cacheable.
     std::thread::sleep(std::time::Duration::from_millis(50));
     std::fs::write(src_root.join("tree/zz-newest.txt"), b"newest\n").unwrap();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "repokey", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "repokey");
     let create = |name: &str| {
         let out = env
             .hoard_cmd()
@@ -171,7 +164,7 @@ fn borgmatic_drives_hoard() {
         // no syslog daemon in test sandboxes: keep borgmatic's own logging on stderr
         let out = env
             .command_for("borgmatic")
-            .args(["--syslog-verbosity", "-1", "-c", s(&config)])
+            .args(["--syslog-verbosity", "-1", "-c", arg(&config)])
             .args(args)
             .output()
             .unwrap();
@@ -198,6 +191,6 @@ fn borgmatic_drives_hoard() {
         let mut env2 = Env::new();
         env2.tmp = env.tmp;
         env2.passphrase = Some("frontend-pass".into());
-        env2.borg(["check", "--verify-data", s(&repo)]).ok();
+        env2.borg(["check", "--verify-data", arg(&repo)]).ok();
     }
 }

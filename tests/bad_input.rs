@@ -3,26 +3,15 @@
 
 mod common;
 
-use common::{assert_one_line_error, borg_available, snapshot_dir, Env};
-use std::path::{Path, PathBuf};
-
-fn init_repo(env: &Env, mode: &str) -> PathBuf {
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", mode, repo.to_str().unwrap()]).ok();
-    repo
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{arg, assert_one_line_error, borg_available, segments, snapshot_dir, Env};
 
 #[test]
 fn wrong_passphrase_is_one_line_and_changes_nothing() {
     let mut env = Env::new();
-    let repo = init_repo(&env, "repokey");
+    let repo = env.init_repo("repo", "repokey");
     let before = snapshot_dir(&repo);
     env.passphrase = Some("wrong".into());
-    let r = env.hoard(["info", s(&repo)]).expect_code(2);
+    let r = env.hoard(["info", arg(&repo)]).expect_code(2);
     assert_one_line_error(
         &r.stderr,
         "passphrase supplied in BORG_PASSPHRASE, by BORG_PASSCOMMAND or via BORG_PASSPHRASE_FD is incorrect.",
@@ -34,12 +23,12 @@ fn wrong_passphrase_is_one_line_and_changes_nothing() {
 fn missing_repository() {
     let env = Env::new();
     let missing = env.path().join("nope");
-    let r = env.hoard(["info", s(&missing)]).expect_code(2);
+    let r = env.hoard(["info", arg(&missing)]).expect_code(2);
     assert_one_line_error(
         &r.stderr,
         &format!("Repository {} does not exist.", missing.display()),
     );
-    let r = env.hoard(["check", s(&missing)]).expect_code(2);
+    let r = env.hoard(["check", arg(&missing)]).expect_code(2);
     assert_one_line_error(&r.stderr, "does not exist.");
     assert!(!missing.exists());
 }
@@ -50,7 +39,7 @@ fn directory_that_is_not_a_repository() {
     let dir = env.path().join("plain");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("file"), b"x").unwrap();
-    let r = env.hoard(["info", s(&dir)]).expect_code(2);
+    let r = env.hoard(["info", arg(&dir)]).expect_code(2);
     assert_one_line_error(
         &r.stderr,
         &format!(
@@ -59,9 +48,9 @@ fn directory_that_is_not_a_repository() {
         ),
     );
     // and init refuses to overwrite an existing repository
-    let repo = init_repo(&env, "none");
+    let repo = env.init_repo("repo", "none");
     let before = snapshot_dir(&repo);
-    let r = env.hoard(["init", "-e", "none", s(&repo)]).expect_code(2);
+    let r = env.hoard(["init", "-e", "none", arg(&repo)]).expect_code(2);
     assert_one_line_error(&r.stderr, "already exists");
     assert_eq!(snapshot_dir(&repo), before);
 }
@@ -69,7 +58,7 @@ fn directory_that_is_not_a_repository() {
 #[test]
 fn unknown_version_corrupt_config_and_attic_are_refused() {
     let env = Env::new();
-    let repo = init_repo(&env, "none");
+    let repo = env.init_repo("repo", "none");
     let config = std::fs::read_to_string(repo.join("config")).unwrap();
 
     std::fs::write(
@@ -78,59 +67,43 @@ fn unknown_version_corrupt_config_and_attic_are_refused() {
     )
     .unwrap();
     let before = snapshot_dir(&repo);
-    let r = env.hoard(["info", s(&repo)]).expect_code(2);
+    let r = env.hoard(["info", arg(&repo)]).expect_code(2);
     assert_one_line_error(&r.stderr, "repository version 2 is not supported");
     assert_eq!(snapshot_dir(&repo), before);
 
     std::fs::write(repo.join("config"), "garbage [[[\n").unwrap();
     let before = snapshot_dir(&repo);
-    let r = env.hoard(["info", s(&repo)]).expect_code(2);
+    let r = env.hoard(["info", arg(&repo)]).expect_code(2);
     assert_one_line_error(&r.stderr, "config");
     assert_eq!(snapshot_dir(&repo), before);
 
     std::fs::write(repo.join("config"), "[repository]\nversion = 1\n").unwrap();
-    let r = env.hoard(["info", s(&repo)]).expect_code(2);
+    let r = env.hoard(["info", arg(&repo)]).expect_code(2);
     assert_one_line_error(&r.stderr, "config");
 
     // attic: the newest segment has the ATTICSEG magic (what borg looks at on open)
     std::fs::write(repo.join("config"), &config).unwrap();
-    let seg = segment_files(&repo).pop().unwrap();
+    let seg = segments(&repo).pop().unwrap().1;
     let mut data = std::fs::read(&seg).unwrap();
     data[..8].copy_from_slice(b"ATTICSEG");
     std::fs::write(&seg, data).unwrap();
     let before = snapshot_dir(&repo);
-    let r = env.hoard(["info", s(&repo)]).expect_code(2);
+    let r = env.hoard(["info", arg(&repo)]).expect_code(2);
     assert_one_line_error(&r.stderr, "Attic repository detected.");
     assert_eq!(snapshot_dir(&repo), before);
-}
-
-fn segment_files(repo: &Path) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    for d in std::fs::read_dir(repo.join("data")).unwrap() {
-        for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
-            v.push(f.unwrap().path());
-        }
-    }
-    v.sort_by_key(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    });
-    v
 }
 
 #[test]
 fn flipped_byte_is_reported_by_check_and_repaired() {
     let env = Env::new();
-    let repo = init_repo(&env, "repokey");
-    let seg = segment_files(&repo)[0].clone();
+    let repo = env.init_repo("repo", "repokey");
+    let seg = segments(&repo)[0].1.clone();
     let mut data = std::fs::read(&seg).unwrap();
     let pos = data.len() / 2;
     data[pos] ^= 0x55;
     std::fs::write(&seg, &data).unwrap();
     let before = snapshot_dir(&repo);
-    let r = env.hoard(["check", "--repository-only", s(&repo)]);
+    let r = env.hoard(["check", "--repository-only", arg(&repo)]);
     assert_eq!(r.code, 1, "check must report corruption: {}", r.stderr);
     assert!(r.stderr.contains("segment"), "{}", r.stderr);
     assert_eq!(
@@ -141,42 +114,42 @@ fn flipped_byte_is_reported_by_check_and_repaired() {
     let mut env2 = Env::new();
     env2.tmp = env.tmp; // same environment
     env2.set("BORG_CHECK_I_KNOW_WHAT_I_AM_DOING", "YES");
-    let r = env2.hoard(["check", "--repository-only", "--repair", s(&repo)]);
+    let r = env2.hoard(["check", "--repository-only", "--repair", arg(&repo)]);
     assert!(r.code <= 1, "repair runs: {}", r.stderr);
-    env2.hoard(["check", "--repository-only", s(&repo)]).ok();
+    env2.hoard(["check", "--repository-only", arg(&repo)]).ok();
     if borg_available() {
-        env2.borg(["check", "--repository-only", s(&repo)]).ok();
+        env2.borg(["check", "--repository-only", arg(&repo)]).ok();
     }
 }
 
 #[test]
 fn truncated_segment_is_reported_and_repaired() {
     let env = Env::new();
-    let repo = init_repo(&env, "none");
-    let seg = segment_files(&repo)[0].clone();
+    let repo = env.init_repo("repo", "none");
+    let seg = segments(&repo)[0].1.clone();
     let len = std::fs::metadata(&seg).unwrap().len();
     let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
     f.set_len(len - 20).unwrap();
     drop(f);
-    let r = env.hoard(["check", "--repository-only", s(&repo)]);
+    let r = env.hoard(["check", "--repository-only", arg(&repo)]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    let r = env.hoard(["info", s(&repo)]);
+    let r = env.hoard(["info", arg(&repo)]);
     assert_eq!(r.code, 2);
     assert_one_line_error(&r.stderr, "segment");
     let mut env = env;
     env.set("BORG_CHECK_I_KNOW_WHAT_I_AM_DOING", "YES");
-    env.hoard(["check", "--repository-only", "--repair", s(&repo)]);
-    env.hoard(["check", "--repository-only", s(&repo)]).ok();
+    env.hoard(["check", "--repository-only", "--repair", arg(&repo)]);
+    env.hoard(["check", "--repository-only", arg(&repo)]).ok();
     if borg_available() {
-        env.borg(["check", "--repository-only", s(&repo)]).ok();
+        env.borg(["check", "--repository-only", arg(&repo)]).ok();
     }
 }
 
 #[test]
 fn repair_needs_confirmation() {
     let env = Env::new();
-    let repo = init_repo(&env, "none");
-    let r = env.hoard(["check", "--repair", s(&repo)]);
+    let repo = env.init_repo("repo", "none");
+    let r = env.hoard(["check", "--repair", arg(&repo)]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("Aborting."));
 }
@@ -187,17 +160,17 @@ fn lock_held_by_live_process_waits_then_fails() {
         return;
     }
     let env = Env::new();
-    let repo = init_repo(&env, "none");
+    let repo = env.init_repo("repo", "none");
     // borg holds an exclusive lock while `with-lock` runs its command
     let mut holder = env
         .borg_cmd()
-        .args(["with-lock", s(&repo), "sleep", "20"])
+        .args(["with-lock", arg(&repo), "sleep", "20"])
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let before = snapshot_dir(&repo);
     let t0 = std::time::Instant::now();
-    let r = env.hoard(["--lock-wait", "2", "check", "--repository-only", s(&repo)]);
+    let r = env.hoard(["--lock-wait", "2", "check", "--repository-only", arg(&repo)]);
     let waited = t0.elapsed();
     let _ = holder.kill();
     let _ = holder.wait();
@@ -220,9 +193,8 @@ fn lock_held_by_live_process_waits_then_fails() {
 #[test]
 fn unknown_key_file_is_refused() {
     let mut env = Env::new();
-    let repo = init_repo(&env, "keyfile");
-    let other = env.path().join("other");
-    env.hoard(["init", "-e", "keyfile", s(&other)]).ok();
+    let repo = env.init_repo("repo", "keyfile");
+    let other = env.init_repo("other", "keyfile");
     let keys = env.base().join(".config/borg/keys");
     let other_cfg = std::fs::read_to_string(other.join("config")).unwrap();
     let other_id = other_cfg
@@ -239,8 +211,8 @@ fn unknown_key_file_is_refused() {
                 .starts_with(&format!("BORG_KEY {other_id}"))
         })
         .expect("key file of the other repository");
-    env.set("BORG_KEY_FILE", s(&other_key));
-    let r = env.hoard(["info", s(&repo)]).expect_code(2);
+    env.set("BORG_KEY_FILE", arg(&other_key));
+    let r = env.hoard(["info", arg(&repo)]).expect_code(2);
     assert_one_line_error(
         &r.stderr,
         &format!(
@@ -250,9 +222,9 @@ fn unknown_key_file_is_refused() {
         ),
     );
     env.vars.clear();
-    env.set("BORG_KEYS_DIR", s(&env.path().join("emptykeys")));
+    env.set("BORG_KEYS_DIR", arg(&env.path().join("emptykeys")));
     std::fs::create_dir_all(env.path().join("emptykeys")).unwrap();
-    let r = env.hoard(["info", s(&repo)]).expect_code(2);
+    let r = env.hoard(["info", arg(&repo)]).expect_code(2);
     assert_one_line_error(
         &r.stderr,
         &format!(

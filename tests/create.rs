@@ -8,11 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use common::{assert_one_line_error, borg_available, snapshot_dir, tree, Env, Run};
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use common::{archive, arg, assert_one_line_error, borg_available, snapshot_dir, tree, Env, Run};
 
 fn json(run: &Run) -> serde_json::Value {
     serde_json::from_slice(&run.stdout)
@@ -32,7 +28,7 @@ fn borg_extract(env: &Env, repo: &Path, archive: &str) -> PathBuf {
     let r = env
         .borg_cmd()
         .current_dir(&out)
-        .args(["extract", &format!("{}::{archive}", s(repo))])
+        .args(["extract", &format!("{}::{archive}", arg(repo))])
         .output()
         .expect("run borg");
     assert!(
@@ -50,16 +46,16 @@ fn round_trip(mode: &str, compression: &str, init_with_borg: bool) {
     let env = Env::new();
     let repo = env.path().join("repo");
     if init_with_borg {
-        env.borg(["init", "-e", mode, s(&repo)]).ok();
+        env.borg(["init", "-e", mode, arg(&repo)]).ok();
     } else {
-        env.hoard(["init", "-e", mode, s(&repo)]).ok();
+        env.hoard(["init", "-e", mode, arg(&repo)]).ok();
     }
     let src = source_tree(&env);
-    let arch = format!("{}::a1", s(&repo));
+    let arch = archive(&repo, "a1");
     env.hoard(["create", "-C", compression, &arch, src]).ok();
     let out = borg_extract(&env, &repo, "a1");
     tree::assert_same_tree(&env.path().join(src), &out.join(src));
-    env.borg(["check", "--verify-data", s(&repo)]).ok();
+    env.borg(["check", "--verify-data", arg(&repo)]).ok();
 }
 
 #[test]
@@ -83,18 +79,17 @@ fn sparse_fixed_chunking_round_trips_and_matches_borgs_chunks() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.borg(["init", "-e", "repokey", s(&repo)]).ok();
+    let repo = env.borg_init_repo("repo", "repokey");
     let src = source_tree(&env);
     let opts = ["--sparse", "--chunker-params", "fixed,1048576"];
     let mut h = vec!["create"];
     h.extend(opts);
-    let ha = format!("{}::h", s(&repo));
+    let ha = archive(&repo, "h");
     h.extend([ha.as_str(), src]);
     env.hoard(&h).ok();
     let mut b = vec!["create"];
     b.extend(opts);
-    let ba = format!("{}::b", s(&repo));
+    let ba = archive(&repo, "b");
     b.extend([ba.as_str(), src]);
     env.borg(&b).ok();
     let out = borg_extract(&env, &repo, "h");
@@ -102,12 +97,12 @@ fn sparse_fixed_chunking_round_trips_and_matches_borgs_chunks() {
     // Same chunks as borg's: the second archive added no file data.
     let fmt = "{path} {num_chunks} {unique_chunks}{NL}";
     let list = |a: &str| {
-        env.borg(["list", "--format", fmt, &format!("{}::{a}", s(&repo))])
+        env.borg(["list", "--format", fmt, &format!("{}::{a}", arg(&repo))])
             .ok()
             .out()
     };
     assert_eq!(list("h"), list("b"));
-    env.borg(["check", "--verify-data", s(&repo)]).ok();
+    env.borg(["check", "--verify-data", arg(&repo)]).ok();
 }
 
 #[test]
@@ -116,23 +111,22 @@ fn items_match_borgs_for_the_same_tree() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.borg(["init", "-e", "repokey", s(&repo)]).ok();
+    let repo = env.borg_init_repo("repo", "repokey");
     let src = source_tree(&env);
-    env.borg(["create", &format!("{}::b", s(&repo)), src]).ok();
-    env.hoard(["create", &format!("{}::h", s(&repo)), src]).ok();
+    env.borg(["create", &archive(&repo, "b"), src]).ok();
+    env.hoard(["create", &archive(&repo, "h"), src]).ok();
     let list = |a: &str| {
         env.borg([
             "list",
             "--format",
             "{mode} {user} {group} {uid} {gid} {size} {mtime} {ctime} {source} {linktarget} {flags} {xxh64} {path}{NL}",
-            &format!("{}::{a}", s(&repo)),
+            &format!("{}::{a}", arg(&repo)),
         ])
         .ok()
         .out()
     };
     assert_eq!(list("h"), list("b"));
-    env.borg(["check", s(&repo)]).ok();
+    env.borg(["check", arg(&repo)]).ok();
 }
 
 /// The extended metadata fields of every item, by path, from `borg debug dump-archive`.
@@ -141,8 +135,8 @@ fn ext_metadata(env: &Env, repo: &Path, archive: &str) -> Vec<(String, serde_jso
     env.borg([
         "debug",
         "dump-archive",
-        &format!("{}::{archive}", s(repo)),
-        s(&out),
+        &format!("{}::{archive}", arg(repo)),
+        arg(&out),
     ])
     .ok();
     let text = std::fs::read_to_string(&out).expect("dump");
@@ -175,10 +169,9 @@ fn flags_xattrs_and_acls_match_borgs_with_one_and_many_workers() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.borg(["init", "-e", "repokey", s(&repo)]).ok();
+    let repo = env.borg_init_repo("repo", "repokey");
     let src = source_tree(&env);
-    env.borg(["create", &format!("{}::b", s(&repo)), src]).ok();
+    env.borg(["create", &archive(&repo, "b"), src]).ok();
     for (name, workers) in [
         ("h1", "1"),
         ("h4", "4"),
@@ -189,7 +182,7 @@ fn flags_xattrs_and_acls_match_borgs_with_one_and_many_workers() {
             "--workers",
             workers,
             "create",
-            &format!("{}::{name}", s(&repo)),
+            &format!("{}::{name}", arg(&repo)),
             src,
         ])
         .ok();
@@ -223,15 +216,14 @@ fn interleaved_with_borg_and_deduplicated() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.borg(["init", "-e", "repokey-blake2", s(&repo)]).ok();
+    let repo = env.borg_init_repo("repo", "repokey-blake2");
     let src = source_tree(&env);
-    let a = |n: &str| format!("{}::{n}", s(&repo));
+    let a = |n: &str| format!("{}::{n}", arg(&repo));
     env.borg(["create", &a("borg1"), src]).ok();
     let h1 = json(&env.hoard(["create", "--json", &a("hoard1"), src]).ok());
     env.borg(["create", &a("borg2"), src]).ok();
     let h2 = json(&env.hoard(["create", "--json", &a("hoard2"), src]).ok());
-    env.borg(["check", "--verify-data", s(&repo)]).ok();
+    env.borg(["check", "--verify-data", arg(&repo)]).ok();
     // Everything but the archive's own metadata was already in the repository.
     for h in [&h1, &h2] {
         let dedup = h["archive"]["stats"]["deduplicated_size"]
@@ -239,7 +231,7 @@ fn interleaved_with_borg_and_deduplicated() {
             .expect("dedup");
         assert!(dedup < 3000, "unchanged tree stored {dedup} new bytes");
     }
-    let list = env.borg(["list", "--short", s(&repo)]).ok().out();
+    let list = env.borg(["list", "--short", arg(&repo)]).ok().out();
     assert_eq!(list, "borg1\nhoard1\nborg2\nhoard2\n");
     let out = borg_extract(&env, &repo, "hoard2");
     tree::assert_same_tree(&env.path().join(src), &out.join(src));
@@ -253,30 +245,16 @@ fn json_matches_borgs_structure_and_totals() {
     let env = Env::new();
     let src = source_tree(&env);
     let (rb, rh) = (env.path().join("rb"), env.path().join("rh"));
-    env.borg(["init", "-e", "none", s(&rb)]).ok();
-    env.borg(["init", "-e", "none", s(&rh)]).ok();
+    env.borg(["init", "-e", "none", arg(&rb)]).ok();
+    env.borg(["init", "-e", "none", arg(&rh)]).ok();
     // No compression: lz4 implementations may differ by a few bytes, stored sizes must not.
     let b = json(
-        &env.borg([
-            "create",
-            "--json",
-            "-C",
-            "none",
-            &format!("{}::x", s(&rb)),
-            src,
-        ])
-        .ok(),
+        &env.borg(["create", "--json", "-C", "none", &archive(&rb, "x"), src])
+            .ok(),
     );
     let h = json(
-        &env.hoard([
-            "create",
-            "--json",
-            "-C",
-            "none",
-            &format!("{}::x", s(&rh)),
-            src,
-        ])
-        .ok(),
+        &env.hoard(["create", "--json", "-C", "none", &archive(&rh, "x"), src])
+            .ok(),
     );
     fn shape(v: &serde_json::Value) -> serde_json::Value {
         match v {
@@ -322,11 +300,10 @@ fn json_matches_borgs_structure_and_totals() {
 #[test]
 fn stats_block_has_borgs_layout() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let src = source_tree(&env);
     let r = env
-        .hoard(["create", "--stats", &format!("{}::s1", s(&repo)), src])
+        .hoard(["create", "--stats", &archive(&repo, "s1"), src])
         .ok();
     let lines: Vec<&str> = r.stderr.lines().collect();
     let dashes = "-".repeat(78);
@@ -359,11 +336,10 @@ fn stats_block_has_borgs_layout() {
 #[test]
 fn list_statuses_and_files_cache_within_borg_rules() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let src = source_tree(&env);
     let r = env
-        .hoard(["create", "--list", &format!("{}::l1", s(&repo)), src])
+        .hoard(["create", "--list", &archive(&repo, "l1"), src])
         .ok();
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert!(lines.contains(&"A src/tree/hello.txt"), "{}", r.stderr);
@@ -384,7 +360,7 @@ fn list_statuses_and_files_cache_within_borg_rules() {
             "--list",
             "--filter",
             "d",
-            &format!("{}::l2", s(&repo)),
+            &archive(&repo, "l2"),
             src,
         ])
         .ok();
@@ -404,8 +380,8 @@ fn unchanged_files_are_not_read_again_and_modified_ones_are() {
     }
     let env = Env::new();
     let (rh, rb) = (env.path().join("rh"), env.path().join("rb"));
-    env.hoard(["init", "-e", "none", s(&rh)]).ok();
-    env.borg(["init", "-e", "none", s(&rb)]).ok();
+    env.hoard(["init", "-e", "none", arg(&rh)]).ok();
+    env.borg(["init", "-e", "none", arg(&rb)]).ok();
     let src = source_tree(&env);
     // The files cache never keeps the newest ctime (borg's rule for coarse timestamps): make
     // sure that is a file of its own.
@@ -413,10 +389,10 @@ fn unchanged_files_are_not_read_again_and_modified_ones_are() {
     std::fs::write(env.path().join(src).join("zz-newest"), b"new\n").expect("write");
     let both = |n: &str| -> String {
         let h = env
-            .hoard(["create", "--list", &format!("{}::{n}", s(&rh)), src])
+            .hoard(["create", "--list", &format!("{}::{n}", arg(&rh)), src])
             .ok();
         let b = env
-            .borg(["create", "--list", &format!("{}::{n}", s(&rb)), src])
+            .borg(["create", "--list", &format!("{}::{n}", arg(&rb)), src])
             .ok();
         assert_eq!(h.stderr, b.stderr, "hoard vs borg letters in {n}");
         h.stderr
@@ -437,21 +413,20 @@ fn unchanged_files_are_not_read_again_and_modified_ones_are() {
         third.lines().any(|l| l == "M src/tree/hello.txt"),
         "{third}"
     );
-    env.borg(["check", s(&rh)]).ok();
+    env.borg(["check", arg(&rh)]).ok();
 }
 
 #[test]
 fn second_run_of_unchanged_tree_stores_only_metadata() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "repokey", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "repokey");
     let src = source_tree(&env);
     let first = json(
-        &env.hoard(["create", "--json", &format!("{}::d1", s(&repo)), src])
+        &env.hoard(["create", "--json", &archive(&repo, "d1"), src])
             .ok(),
     );
     let second = json(
-        &env.hoard(["create", "--json", &format!("{}::d2", s(&repo)), src])
+        &env.hoard(["create", "--json", &archive(&repo, "d2"), src])
             .ok(),
     );
     let d1 = first["archive"]["stats"]["deduplicated_size"]
@@ -474,8 +449,7 @@ fn stdin_is_stored_as_a_file() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let data = tree::pseudo_random(100_000, 9);
     let mut child = env
         .hoard_cmd()
@@ -485,7 +459,7 @@ fn stdin_is_stored_as_a_file() {
             "in/data.bin",
             "--stdin-mode",
             "0640",
-            &format!("{}::st", s(&repo)),
+            &archive(&repo, "st"),
             "-",
         ])
         .stdin(std::process::Stdio::piped())
@@ -498,12 +472,7 @@ fn stdin_is_stored_as_a_file() {
     }
     assert!(child.wait().expect("wait").success());
     let r = env
-        .borg([
-            "extract",
-            "--stdout",
-            &format!("{}::st", s(&repo)),
-            "in/data.bin",
-        ])
+        .borg(["extract", "--stdout", &archive(&repo, "st"), "in/data.bin"])
         .ok();
     assert_eq!(r.stdout, data);
     let l = env
@@ -511,7 +480,7 @@ fn stdin_is_stored_as_a_file() {
             "list",
             "--format",
             "{mode} {user} {path}{NL}",
-            &format!("{}::st", s(&repo)),
+            &archive(&repo, "st"),
         ])
         .ok();
     assert_eq!(l.out(), "-rw-r----- root in/data.bin\n");
@@ -520,12 +489,11 @@ fn stdin_is_stored_as_a_file() {
 #[test]
 fn dry_run_writes_nothing() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let src = source_tree(&env);
     let before = snapshot_dir(&repo);
     let r = env
-        .hoard(["create", "-n", "--list", &format!("{}::dry", s(&repo)), src])
+        .hoard(["create", "-n", "--list", &archive(&repo, "dry"), src])
         .ok();
     assert!(
         r.stderr.lines().any(|l| l == "- src/tree/hello.txt"),
@@ -539,14 +507,12 @@ fn dry_run_writes_nothing() {
 #[test]
 fn existing_archive_is_refused() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let src = source_tree(&env);
-    env.hoard(["create", &format!("{}::dup", s(&repo)), src])
-        .ok();
+    env.hoard(["create", &archive(&repo, "dup"), src]).ok();
     let before = snapshot_dir(&repo);
     let r = env
-        .hoard(["create", &format!("{}::dup", s(&repo)), src])
+        .hoard(["create", &archive(&repo, "dup"), src])
         .expect_code(2);
     assert_one_line_error(&r.stderr, "Archive dup already exists");
     assert_eq!(snapshot_dir(&repo), before);
@@ -555,11 +521,10 @@ fn existing_archive_is_refused() {
 #[test]
 fn missing_path_is_a_warning_like_borgs() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let src = source_tree(&env);
     let r = env
-        .hoard(["create", &format!("{}::m", s(&repo)), "nope", src])
+        .hoard(["create", &archive(&repo, "m"), "nope", src])
         .expect_code(1);
     assert_one_line_error(
         &r.stderr,
@@ -567,15 +532,11 @@ fn missing_path_is_a_warning_like_borgs() {
     );
     if borg_available() {
         let b = env
-            .borg(["create", &format!("{}::mb", s(&repo)), "nope", src])
+            .borg(["create", &archive(&repo, "mb"), "nope", src])
             .expect_code(1);
         assert_eq!(r.stderr, b.stderr);
-        let hl = env
-            .borg(["list", "--short", &format!("{}::m", s(&repo))])
-            .ok();
-        let bl = env
-            .borg(["list", "--short", &format!("{}::mb", s(&repo))])
-            .ok();
+        let hl = env.borg(["list", "--short", &archive(&repo, "m")]).ok();
+        let bl = env.borg(["list", "--short", &archive(&repo, "mb")]).ok();
         assert_eq!(hl.out(), bl.out());
     }
 }
@@ -608,14 +569,9 @@ fn unreadable_file_is_a_warning_and_the_rest_is_saved() {
     std::fs::set_permissions(src.join("secret"), std::fs::Permissions::from_mode(0o000))
         .expect("chmod");
     let run_as = |mut c: std::process::Command, args: &[&str]| -> Run {
-        let out = c.uid(NOBODY).gid(NOBODY).args(args).output().expect("run");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: out.stdout,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(c.uid(NOBODY).gid(NOBODY).args(args).output().expect("run"))
     };
-    run_as(env.hoard_cmd(), &["init", "-e", "none", s(&repo)]).ok();
+    run_as(env.hoard_cmd(), &["init", "-e", "none", arg(&repo)]).ok();
     let h = run_as(
         env.hoard_cmd(),
         &[
@@ -623,7 +579,7 @@ fn unreadable_file_is_a_warning_and_the_rest_is_saved() {
             "--list",
             "--filter",
             "E",
-            &format!("{}::u", s(&repo)),
+            &archive(&repo, "u"),
             "plain",
         ],
     )
@@ -646,7 +602,7 @@ fn unreadable_file_is_a_warning_and_the_rest_is_saved() {
                 "--list",
                 "--filter",
                 "E",
-                &format!("{}::ub", s(&repo)),
+                &archive(&repo, "ub"),
                 "plain",
             ],
         )
@@ -655,7 +611,7 @@ fn unreadable_file_is_a_warning_and_the_rest_is_saved() {
         let list = |a: &str| {
             let mut l: Vec<String> = run_as(
                 env.borg_cmd(),
-                &["list", "--short", &format!("{}::{a}", s(&repo))],
+                &["list", "--short", &format!("{}::{a}", arg(&repo))],
             )
             .ok()
             .out()
@@ -670,18 +626,17 @@ fn unreadable_file_is_a_warning_and_the_rest_is_saved() {
             vec!["plain", "plain/ok.txt", "plain/sub", "plain/sub/also-ok"]
         );
         assert_eq!(list("u"), list("ub"));
-        run_as(env.borg_cmd(), &["check", s(&repo)]).ok();
+        run_as(env.borg_cmd(), &["check", arg(&repo)]).ok();
     }
 }
 
 #[test]
 fn bad_pattern_is_one_line_exit_2() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let before = snapshot_dir(&repo);
     let r = env
-        .hoard(["create", "-e", "re:[", &format!("{}::p", s(&repo)), "."])
+        .hoard(["create", "-e", "re:[", &archive(&repo, "p"), "."])
         .expect_code(2);
     let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{}", r.stderr);
@@ -691,14 +646,13 @@ fn bad_pattern_is_one_line_exit_2() {
 #[test]
 fn bad_options_are_one_line_exit_2() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     for args in [
         vec!["create", "-C", "nonsense", "REPO::a", "."],
         vec!["create", "--chunker-params", "1,2", "REPO::a", "."],
         vec!["create", "--timestamp", "not-a-time", "REPO::a", "."],
     ] {
-        let args: Vec<String> = args.iter().map(|a| a.replace("REPO", s(&repo))).collect();
+        let args: Vec<String> = args.iter().map(|a| a.replace("REPO", arg(&repo))).collect();
         let r = env.hoard(&args).expect_code(2);
         let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "{args:?}: {}", r.stderr);
@@ -711,8 +665,7 @@ fn patterns_and_exclusion_tags_select_what_borg_selects() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.borg(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.borg_init_repo("repo", "none");
     let src = source_tree(&env);
     let t = env.path().join(src);
     std::fs::create_dir_all(t.join("cachedir/inner")).expect("mkdir");
@@ -740,14 +693,14 @@ fn patterns_and_exclusion_tags_select_what_borg_selects() {
         "patterns.lst",
     ];
     let list = |name: &str| {
-        env.borg(["list", "--short", &format!("{}::{name}", s(&repo))])
+        env.borg(["list", "--short", &format!("{}::{name}", arg(&repo))])
             .ok()
             .out()
     };
     let mut args = vec!["create", "--list"];
     args.extend(opts);
-    let b_arch = format!("{}::b", s(&repo));
-    let h_arch = format!("{}::h", s(&repo));
+    let b_arch = archive(&repo, "b");
+    let h_arch = archive(&repo, "h");
     let mut ba = args.clone();
     ba.extend([b_arch.as_str(), src]);
     let mut ha = args.clone();
@@ -767,8 +720,7 @@ fn checkpoint_writes_part_files_and_leaves_no_checkpoint_archive() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let data = tree::pseudo_random(300_000, 5);
     let mut child = env
         .hoard_cmd()
@@ -778,7 +730,7 @@ fn checkpoint_writes_part_files_and_leaves_no_checkpoint_archive() {
             "1",
             "--chunker-params",
             "fixed,65536",
-            &format!("{}::cp", s(&repo)),
+            &archive(&repo, "cp"),
             "-",
         ])
         .stdin(std::process::Stdio::piped())
@@ -793,23 +745,23 @@ fn checkpoint_writes_part_files_and_leaves_no_checkpoint_archive() {
     }
     assert!(child.wait().expect("wait").success());
     // Only the final archive is left; it holds the parts and the complete file.
-    let archives = env.borg(["list", "--short", s(&repo)]).ok().out();
+    let archives = env.borg(["list", "--short", arg(&repo)]).ok().out();
     assert_eq!(archives, "cp\n");
     let items = env
         .borg([
             "list",
             "--consider-part-files",
             "--short",
-            &format!("{}::cp", s(&repo)),
+            &archive(&repo, "cp"),
         ])
         .ok()
         .out();
     assert_eq!(items, "stdin.borg_part_1\nstdin.borg_part_2\nstdin\n");
     let r = env
-        .borg(["extract", "--stdout", &format!("{}::cp", s(&repo)), "stdin"])
+        .borg(["extract", "--stdout", &archive(&repo, "cp"), "stdin"])
         .ok();
     assert_eq!(r.stdout, data);
-    env.borg(["check", "--verify-data", s(&repo)]).ok();
+    env.borg(["check", "--verify-data", arg(&repo)]).ok();
 }
 
 #[test]
@@ -818,8 +770,7 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
         return;
     }
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.borg(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.borg_init_repo("repo", "none");
     source_tree(&env);
     // (no `/./`: borg 1.4 strips the prefix before it, borg 1.2 does not; see create_options.rs)
     let listed = b"src/tree/hello.txt\0src/tree/dir\0src/tree//links/master\0src/tree/missing\0";
@@ -832,7 +783,7 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
                 "--paths-from-stdin",
                 "--paths-delimiter",
                 "\\0",
-                &format!("{}::{name}", s(&repo)),
+                &format!("{}::{name}", arg(&repo)),
             ])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -845,18 +796,13 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
             .expect("stdin")
             .write_all(listed)
             .expect("write");
-        let out = child.wait_with_output().expect("wait");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: out.stdout,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(child.wait_with_output().expect("wait"))
     };
     let b = run(env.borg_cmd(), "pb").expect_code(1);
     let h = run(env.hoard_cmd(), "ph").expect_code(1);
     assert_eq!(h.stderr, b.stderr);
     let list = |n: &str| {
-        env.borg(["list", "--short", &format!("{}::{n}", s(&repo))])
+        env.borg(["list", "--short", &format!("{}::{n}", arg(&repo))])
             .ok()
             .out()
     };
@@ -867,26 +813,21 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
         "--content-from-command",
         "--stdin-name",
         "out.txt",
-        &format!("{}::cc", s(&repo)),
+        &archive(&repo, "cc"),
         "--",
         "printf",
         "hello",
     ])
     .ok();
     let r = env
-        .borg([
-            "extract",
-            "--stdout",
-            &format!("{}::cc", s(&repo)),
-            "out.txt",
-        ])
+        .borg(["extract", "--stdout", &archive(&repo, "cc"), "out.txt"])
         .ok();
     assert_eq!(r.stdout, b"hello");
     let r = env
         .hoard([
             "create",
             "--content-from-command",
-            &format!("{}::cf", s(&repo)),
+            &archive(&repo, "cf"),
             "--",
             "false",
         ])
@@ -895,12 +836,12 @@ fn paths_from_stdin_and_content_from_command_like_borg() {
         .borg([
             "create",
             "--content-from-command",
-            &format!("{}::cf", s(&repo)),
+            &archive(&repo, "cf"),
             "--",
             "false",
         ])
         .expect_code(2);
     assert_eq!(r.stderr, b.stderr);
-    let archives = env.borg(["list", "--short", s(&repo)]).ok().out();
+    let archives = env.borg(["list", "--short", arg(&repo)]).ok().out();
     assert!(!archives.contains("cf"), "{archives}");
 }

@@ -10,20 +10,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{borg_available, tree, Env, Run};
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use common::{archive, arg, borg_available, segments, tree, Env, Run};
 
 fn run(mut c: Command) -> Run {
-    let out = c.output().expect("run");
-    let r = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    r.ok()
+    Run::from(c.output().expect("run")).ok()
 }
 
 /// The two sides: a base dir (cache, security dir) and a repository each.
@@ -49,7 +39,7 @@ impl Side {
     }
 
     fn arch(&self, name: &str) -> String {
-        format!("{}::{name}", s(&self.repo))
+        format!("{}::{name}", arg(&self.repo))
     }
 }
 
@@ -88,7 +78,7 @@ fn dump(env: &Env, side: &Side, archive: &str) -> serde_json::Value {
         .join(format!("dump-{}-{archive}.json", side.workers));
     side.borg(
         env,
-        &["debug", "dump-archive", &side.arch(archive), s(&out)],
+        &["debug", "dump-archive", &side.arch(archive), arg(&out)],
     );
     let text = std::fs::read_to_string(&out).expect("dump");
     let mut v: serde_json::Value = serde_json::from_str(&text).expect("dump JSON");
@@ -148,10 +138,10 @@ fn one_and_four_workers_write_the_same_archives() {
         workers: "4",
     };
     std::fs::create_dir_all(&four.base).expect("mkdir");
-    one.hoard(&env, &["init", "-e", "repokey", s(&one.repo)]);
+    one.hoard(&env, &["init", "-e", "repokey", arg(&one.repo)]);
     // Same key material and repository id: a copy of the freshly initialised repository.
     let st = Command::new("cp")
-        .args(["-a", s(&one.repo), s(&four.repo)])
+        .args(["-a", arg(&one.repo), arg(&four.repo)])
         .status()
         .expect("cp");
     assert!(st.success());
@@ -166,7 +156,7 @@ fn one_and_four_workers_write_the_same_archives() {
                 "--chunker-params",
                 "buzhash,14,18,15,4095",
                 &side.arch(name),
-                s(&src),
+                arg(&src),
             ],
         );
     };
@@ -214,7 +204,7 @@ fn one_and_four_workers_write_the_same_archives() {
         assert_eq!(d1["_meta"], d4["_meta"], "metadata of {a} differs");
         assert_eq!(d1, d4, "dump of {a} differs");
     }
-    four.borg(&env, &["check", "--verify-data", s(&four.repo)]);
+    four.borg(&env, &["check", "--verify-data", arg(&four.repo)]);
     let out = env.path().join("extract4");
     std::fs::create_dir_all(&out).expect("mkdir");
     let mut c = env.borg_cmd();
@@ -229,16 +219,7 @@ fn one_and_four_workers_write_the_same_archives() {
 /// The (tag, key, size) of every entry of a repository's segments, in log order: the order in
 /// which objects were written (the contents differ between runs only by their counters).
 fn segment_entries(repo: &Path) -> Vec<(u8, Vec<u8>, u32)> {
-    let mut segs: Vec<(u64, PathBuf)> = Vec::new();
-    for dir in std::fs::read_dir(repo.join("data")).expect("data dir") {
-        for f in std::fs::read_dir(dir.expect("entry").path()).expect("segment dir") {
-            let p = f.expect("entry").path();
-            if let Some(n) = p.file_name().and_then(|n| n.to_str()?.parse().ok()) {
-                segs.push((n, p));
-            }
-        }
-    }
-    segs.sort();
+    let segs = segments(repo);
     let mut out = Vec::new();
     for (_, p) in segs {
         let data = std::fs::read(&p).expect("segment");
@@ -261,7 +242,7 @@ fn segment_entries(repo: &Path) -> Vec<(u8, Vec<u8>, u32)> {
 
 /// The ids of the archives in a repository.
 fn archive_ids(env: &Env, side: &Side) -> Vec<Vec<u8>> {
-    let r = side.hoard(env, &["list", "--json", s(&side.repo)]);
+    let r = side.hoard(env, &["list", "--json", arg(&side.repo)]);
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("list JSON");
     v["archives"]
         .as_array()
@@ -297,11 +278,11 @@ fn a_large_file_is_stored_in_order_by_many_workers() {
         })
         .collect();
     std::fs::create_dir_all(&sides[0].base).expect("mkdir");
-    sides[0].hoard(&env, &["init", "-e", "repokey", s(&sides[0].repo)]);
+    sides[0].hoard(&env, &["init", "-e", "repokey", arg(&sides[0].repo)]);
     for side in &sides[1..] {
         std::fs::create_dir_all(&side.base).expect("mkdir");
         let st = Command::new("cp")
-            .args(["-a", s(&sides[0].repo), s(&side.repo)])
+            .args(["-a", arg(&sides[0].repo), arg(&side.repo)])
             .status()
             .expect("cp");
         assert!(st.success());
@@ -316,7 +297,7 @@ fn a_large_file_is_stored_in_order_by_many_workers() {
                 "--chunker-params",
                 "buzhash,12,16,14,4095",
                 &side.arch(name),
-                s(&src),
+                arg(&src),
             ],
         );
     };
@@ -364,11 +345,11 @@ fn a_large_file_is_stored_in_order_by_many_workers() {
     let many = &sides[2];
     let mut verifiers = vec![env.borg_cmd()];
     if let Some(b14) = common::borg14() {
-        verifiers.push(env.command_for(s(&b14)));
+        verifiers.push(env.command_for(arg(&b14)));
     }
     for mut c in verifiers {
         c.env("BORG_BASE_DIR", &many.base)
-            .args(["check", "--verify-data", s(&many.repo)]);
+            .args(["check", "--verify-data", arg(&many.repo)]);
         run(c);
     }
     let out = env.path().join("extract");
@@ -385,10 +366,9 @@ fn a_large_file_is_stored_in_order_by_many_workers() {
 #[test]
 fn bad_worker_counts_are_refused() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     std::fs::write(env.path().join("f"), b"x").expect("write");
-    let arch = format!("{}::a", s(&repo));
+    let arch = archive(&repo, "a");
     let mut c = env.hoard_cmd();
     c.env("HOARD_WORKERS", "many").args(["create", &arch, "f"]);
     let out = c.output().expect("run");

@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{assert_one_line_error, Env};
+use common::{arg, assert_one_line_error, local_rsh, Env};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -22,10 +22,6 @@ const QUICK: Duration = Duration::from_secs(5);
 
 /// Peak RSS a refused command may reach, in KiB (before the fix: 540 MB and more).
 const SMALL_RSS_KIB: i64 = 100 * 1024;
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf8 path")
-}
 
 /// Outcome of a command run with its own resource usage.
 struct Measured {
@@ -114,10 +110,9 @@ fn repo_with_item_stream(env: &Env, pieces: &[Vec<u8>], refs: &[usize]) -> PathB
     use hoard::commands::common::{commit_manifest, open_with_manifest, Access};
     use hoard::location::Location;
 
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "repokey", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "repokey");
     let _turn = LIBRARY_ENV.lock().unwrap_or_else(|e| e.into_inner());
-    let loc = Location::parse(Some(s(&repo)), None).expect("location");
+    let loc = Location::parse(Some(arg(&repo)), None).expect("location");
     std::env::set_var("BORG_BASE_DIR", env.base());
     std::env::set_var("BORG_PASSPHRASE", "test-passphrase");
     let access = Access {
@@ -204,7 +199,7 @@ fn endless_array_of_nils_fails_fast_with_bounded_memory() {
     let _ = std::fs::remove_dir_all(&cache_dir);
     let m = hoard_measured(
         &env,
-        &["create", &format!("{}::new", repo.display()), s(&src)],
+        &["create", &format!("{}::new", repo.display()), arg(&src)],
     );
     assert_refused(
         &m,
@@ -218,7 +213,7 @@ fn endless_array_of_nils_fails_fast_with_bounded_memory() {
 fn check_reports_an_item_stream_that_breaks_the_bounds() {
     let env = Env::new();
     let repo = nil_attack(&env, &[0xdd, 0x00, 0x3f, 0xff, 0xff]);
-    let m = hoard_measured(&env, &["check", s(&repo)]);
+    let m = hoard_measured(&env, &["check", arg(&repo)]);
     assert_eq!(m.code, 1, "{}", m.stderr);
     assert!(m.elapsed < QUICK, "check took {:?}", m.elapsed);
     assert!(
@@ -242,7 +237,7 @@ fn check_and_list_report_a_stream_that_ends_inside_an_item() {
     // An array of three with one element: within every bound, it just never completes.
     let env = Env::new();
     let repo = repo_with_item_stream(&env, &[vec![0x93, 0xc0]], &[0]);
-    let m = hoard_measured(&env, &["check", s(&repo)]);
+    let m = hoard_measured(&env, &["check", arg(&repo)]);
     assert_eq!(m.code, 1, "{}", m.stderr);
     assert!(
         m.stderr
@@ -276,20 +271,10 @@ fn nest(out: &mut Vec<u8>, depth: usize, limit: usize) {
     out.truncate(limit);
 }
 
-/// A `BORG_RSH` that ignores the host and runs the remote command locally.
-fn local_rsh(env: &Env) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let p = env.path().join("local-rsh");
-    std::fs::write(&p, "#!/bin/sh\nshift\nexec \"$@\"\n").expect("rsh");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    p
-}
-
 #[test]
 fn serve_refuses_endless_requests_and_serves_the_next_client() {
     let mut env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "repokey", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "repokey");
 
     // 1. The report's attack: a request [1, 1, "put", …] whose argument is arrays of 100
     //    arrays of 100 … of nils, cut off at 16 MiB so it never completes: stopped by the
@@ -326,7 +311,7 @@ fn serve_refuses_endless_requests_and_serves_the_next_client() {
 
     // A fresh server serves a normal client.
     let rsh = local_rsh(&env);
-    env.set("BORG_RSH", s(&rsh));
+    env.set("BORG_RSH", arg(&rsh));
     let url = format!("ssh://localhost{}", repo.display());
     let src = env.path().join("file");
     std::fs::write(&src, b"hello").expect("file");
@@ -336,7 +321,7 @@ fn serve_refuses_endless_requests_and_serves_the_next_client() {
         hoard_bin,
         "create",
         &format!("{url}::a1"),
-        s(&src),
+        arg(&src),
     ])
     .ok();
     let r = env.hoard([
@@ -347,7 +332,7 @@ fn serve_refuses_endless_requests_and_serves_the_next_client() {
         &format!("{url}::a1"),
     ]);
     let r = r.ok();
-    assert_eq!(r.out().trim_end(), s(&src).trim_start_matches('/'));
+    assert_eq!(r.out().trim_end(), arg(&src).trim_start_matches('/'));
 }
 
 #[test]
@@ -368,7 +353,7 @@ fn client_refuses_endless_replies() {
     )
     .expect("fake");
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    env.set("BORG_RSH", s(&fake));
+    env.set("BORG_RSH", arg(&fake));
     let m = hoard_measured(&env, &["info", "ssh://localhost/srv/repo"]);
     assert_refused(
         &m,

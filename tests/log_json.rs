@@ -489,3 +489,42 @@ fn library_messages_have_borg_logger_names() {
     }
     assert!(shared >= 5, "only {shared} messages in common");
 }
+
+/// `create --stats --log-json`: the stats block comes as borg's `log_message` records of
+/// `borg.output.stats`, written as borg writes them (Python's `json.dumps`: borg's key order,
+/// `", "` / `": "` separators), one record a line, as many as borg's.
+#[test]
+fn create_stats_lines_are_borgs_log_records() {
+    let Some(p) = Pair::new() else { return };
+    p.init_both();
+    let mut shapes = Vec::new();
+    for who in ["hoard", "borg"] {
+        let repo = format!("{}::a", p.repo(who));
+        let mut c = if who == "hoard" {
+            p.env.hoard_cmd()
+        } else {
+            p.env.command_for(&p.borg)
+        };
+        let o = c
+            .args(["create", "--log-json", "--stats", &repo, "input"])
+            .output()
+            .expect("run");
+        assert!(o.status.success(), "{who}: {o:?}");
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        // each record without its time and message: what stays is borg's frame
+        let frames: Vec<String> = stderr
+            .lines()
+            .filter(|l| l.contains("\"borg.output.stats\""))
+            .map(|l| {
+                let head = l.split("\"time\": ").next().unwrap_or("");
+                let tail = l.rsplit("\", \"levelname\"").next().unwrap_or("");
+                format!("{head}…{tail}")
+            })
+            .collect();
+        shapes.push(frames);
+    }
+    let frame = "{\"type\": \"log_message\", …: \"INFO\", \"name\": \"borg.output.stats\"}";
+    assert!(shapes[0].len() > 5, "{:?}", shapes[0]);
+    assert!(shapes[0].iter().all(|f| f == frame), "{:?}", shapes[0]);
+    assert_eq!(shapes[0], shapes[1]);
+}

@@ -6,14 +6,9 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{borg_available, Env, Run};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{archive, arg, borg_available, local_rsh, segments, Env, Run};
 
 /// Asserts exit code 2 and a stderr of exactly `line`.
 fn assert_error(r: &Run, line: &str) {
@@ -49,8 +44,8 @@ fn key_file_errors_name_the_repository() {
     let mut env = Env::new();
     let repo = env.path().join("repo");
     let other = env.path().join("other");
-    env.hoard(["init", "-e", "keyfile", s(&repo)]).ok();
-    env.hoard(["init", "-e", "keyfile", s(&other)]).ok();
+    env.hoard(["init", "-e", "keyfile", arg(&repo)]).ok();
+    env.hoard(["init", "-e", "keyfile", arg(&other)]).ok();
     let keys = env.base().join(".config/borg/keys");
     let key = key_file_of(&env, &repo);
     let other_key = key_file_of(&env, &other);
@@ -62,34 +57,33 @@ fn key_file_errors_name_the_repository() {
         repo.display(),
         keys.display()
     );
-    assert_error(&env.hoard(["list", s(&repo)]), &missing);
+    assert_error(&env.hoard(["list", arg(&repo)]), &missing);
     assert_error(
-        &env.hoard(["key", "export", s(&repo), s(&env.path().join("exp"))]),
+        &env.hoard(["key", "export", arg(&repo), arg(&env.path().join("exp"))]),
         &missing,
     );
-    borg_agrees(&env, &["list", s(&repo)], &missing);
+    borg_agrees(&env, &["list", arg(&repo)], &missing);
 
     // BORG_KEY_FILE points at another repository's key.
-    env.set("BORG_KEY_FILE", s(&other_key));
+    env.set("BORG_KEY_FILE", arg(&other_key));
     let mismatch = format!(
         "Mismatch between repository {} and key file {}.",
         repo.display(),
         other_key.display()
     );
-    assert_error(&env.hoard(["list", s(&repo)]), &mismatch);
+    assert_error(&env.hoard(["list", arg(&repo)]), &mismatch);
     assert_error(
-        &env.hoard(["key", "export", s(&repo), s(&env.path().join("exp"))]),
+        &env.hoard(["key", "export", arg(&repo), arg(&env.path().join("exp"))]),
         &mismatch,
     );
-    borg_agrees(&env, &["list", s(&repo)], &mismatch);
+    borg_agrees(&env, &["list", arg(&repo)], &mismatch);
     assert!(!env.path().join("exp").exists());
 }
 
 #[test]
 fn empty_repokey_entry_names_the_repository() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "repokey", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "repokey");
     // Blank the `key` entry (and its continuation lines) of the repository config.
     let cfg = std::fs::read_to_string(repo.join("config")).unwrap();
     let mut out = Vec::new();
@@ -110,8 +104,8 @@ fn empty_repokey_entry_names_the_repository() {
         "No key entry found in the config of repository {}.",
         repo.display()
     );
-    assert_error(&env.hoard(["list", s(&repo)]), &line);
-    borg_agrees(&env, &["list", s(&repo)], &line);
+    assert_error(&env.hoard(["list", arg(&repo)]), &line);
+    borg_agrees(&env, &["list", arg(&repo)], &line);
 }
 
 #[test]
@@ -119,8 +113,8 @@ fn break_lock_refuses_what_is_not_a_repository() {
     let env = Env::new();
     let missing = env.path().join("nothere");
     let line = format!("Repository {} does not exist.", missing.display());
-    assert_error(&env.hoard(["break-lock", s(&missing)]), &line);
-    borg_agrees(&env, &["break-lock", s(&missing)], &line);
+    assert_error(&env.hoard(["break-lock", arg(&missing)]), &line);
+    borg_agrees(&env, &["break-lock", arg(&missing)], &line);
     assert!(!missing.exists());
 
     let plain = env.path().join("plain");
@@ -129,33 +123,24 @@ fn break_lock_refuses_what_is_not_a_repository() {
         "{} is not a valid repository. Check repo config.",
         plain.display()
     );
-    assert_error(&env.hoard(["break-lock", s(&plain)]), &line);
-    borg_agrees(&env, &["break-lock", s(&plain)], &line);
+    assert_error(&env.hoard(["break-lock", arg(&plain)]), &line);
+    borg_agrees(&env, &["break-lock", arg(&plain)], &line);
     assert_eq!(std::fs::read_dir(&plain).unwrap().count(), 0);
 
     // A real repository with a stale lock: broken, exit 0, nothing printed.
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     std::fs::create_dir(repo.join("lock.exclusive")).unwrap();
     std::fs::write(repo.join("lock.exclusive/otherhost@1.2"), b"").unwrap();
-    let r = env.hoard(["break-lock", s(&repo)]).ok();
+    let r = env.hoard(["break-lock", arg(&repo)]).ok();
     assert_eq!(r.stderr, "");
     assert!(!repo.join("lock.exclusive").exists());
-}
-
-/// An `ssh` stand-in that drops the host and runs the remote command here.
-fn fake_ssh(env: &Env) -> PathBuf {
-    let p = env.path().join("fake-ssh");
-    std::fs::write(&p, "#!/bin/sh\nshift\nexec \"$@\"\n").unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
 }
 
 #[test]
 fn remote_missing_repository_is_named_without_the_archive() {
     let mut env = Env::new();
-    let rsh = fake_ssh(&env);
-    env.set("BORG_RSH", s(&rsh));
+    let rsh = local_rsh(&env);
+    env.set("BORG_RSH", arg(&rsh));
     let missing = env.path().join("nothere");
     let hoard = env!("CARGO_BIN_EXE_hoard");
     for repo in [
@@ -181,20 +166,6 @@ fn remote_missing_repository_is_named_without_the_archive() {
     assert!(!missing.exists());
 }
 
-/// The segment files of a repository, highest number last.
-fn segments(repo: &Path) -> Vec<(u64, PathBuf)> {
-    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(repo.join("data/0"))
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.unwrap().path();
-            let n = p.file_name()?.to_str()?.parse().ok()?;
-            Some((n, p))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn cleaned_up_uncommitted_segments_is_a_debug_message() {
     let env = Env::new();
@@ -202,9 +173,8 @@ fn cleaned_up_uncommitted_segments_is_a_debug_message() {
     let src = env.path().join("src");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("f"), b"data").unwrap();
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
-    env.hoard(["create", &format!("{}::a1", s(&repo)), "src"])
-        .ok();
+    env.hoard(["init", "-e", "none", arg(&repo)]).ok();
+    env.hoard(["create", &archive(&repo, "a1"), "src"]).ok();
     // What an interrupted writer leaves: a segment after the last commit, without a commit.
     let uncommitted = |n: u64| {
         let p = repo.join("data/0").join(n.to_string());
@@ -213,9 +183,7 @@ fn cleaned_up_uncommitted_segments_is_a_debug_message() {
     };
     let last = segments(&repo).last().unwrap().0;
     let seg = uncommitted(last + 1);
-    let r = env
-        .hoard(["create", &format!("{}::a2", s(&repo)), "src"])
-        .ok();
+    let r = env.hoard(["create", &archive(&repo, "a2"), "src"]).ok();
     assert_eq!(r.stderr, "", "no warning for the clean-up");
     // Cleaned up (its number is then reused by the new commit, as in borg).
     assert_ne!(std::fs::read(&seg).unwrap_or_default(), b"BORG_SEG");
@@ -223,7 +191,7 @@ fn cleaned_up_uncommitted_segments_is_a_debug_message() {
     let last = segments(&repo).last().unwrap().0;
     let seg = uncommitted(last + 1);
     let r = env
-        .hoard(["--debug", "create", &format!("{}::a3", s(&repo)), "src"])
+        .hoard(["--debug", "create", &archive(&repo, "a3"), "src"])
         .ok();
     let want =
         format!("Cleaned up 1 uncommitted segment files (== everything after segment {last}).");
@@ -238,8 +206,7 @@ fn cleaned_up_uncommitted_segments_is_a_debug_message() {
 #[test]
 fn show_version_prints_the_version_first_at_any_level() {
     let env = Env::new();
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     // `--version` and `--show-version` share the one version text.
     let version = env.hoard(["--version"]).ok().out();
     let text = version
@@ -250,23 +217,23 @@ fn show_version_prints_the_version_first_at_any_level() {
     let want = format!("borgbackup version {text}");
     assert!(want.starts_with("borgbackup version 1."), "{want}");
 
-    let r = env.hoard(["--show-version", "list", s(&repo)]).ok();
+    let r = env.hoard(["--show-version", "list", arg(&repo)]).ok();
     assert_eq!(r.stderr, format!("{want}\n"));
     assert_eq!(r.out(), "");
     // Shown whatever the log level, and first.
     let r = env
-        .hoard(["--show-version", "--critical", "list", s(&repo)])
+        .hoard(["--show-version", "--critical", "list", arg(&repo)])
         .ok();
     assert_eq!(r.stderr, format!("{want}\n"));
     let r = env
-        .hoard(["--show-version", "--show-rc", "list", s(&repo)])
+        .hoard(["--show-version", "--show-rc", "list", arg(&repo)])
         .ok();
     assert_eq!(
         r.stderr,
         format!("{want}\nterminating with success status, rc 0\n")
     );
     let r = env
-        .hoard(["--show-version", "--log-json", "list", s(&repo)])
+        .hoard(["--show-version", "--log-json", "list", arg(&repo)])
         .ok();
     let v: serde_json::Value = serde_json::from_str(r.stderr.trim_end()).unwrap();
     assert_eq!(v["message"], want.as_str());
@@ -274,7 +241,7 @@ fn show_version_prints_the_version_first_at_any_level() {
     assert_eq!(v["name"], "borg.output.show-version");
     // borg prints the same line (with its own version).
     if borg_available() {
-        let r = env.borg(["--show-version", "list", s(&repo)]).ok();
+        let r = env.borg(["--show-version", "list", arg(&repo)]).ok();
         assert!(
             r.stderr.starts_with("borgbackup version 1.") && r.stderr.lines().count() == 1,
             "{}",

@@ -101,22 +101,7 @@ struct Setup {
 
 impl Setup {
     fn new(forced: &[(&str, &str)]) -> Option<Setup> {
-        if !sshd::available() {
-            panic!("sshd is required for the remote tests: apt-get install openssh-server openssh-client");
-        }
-        let mut env = Env::new();
-        let server_base = env.path().join("serverbase");
-        std::fs::create_dir_all(&server_base).expect("server base");
-        let sshd = Sshd::start(
-            &env.path().join("sshd"),
-            forced,
-            &[
-                ("BORG_BASE_DIR", &server_base.to_string_lossy()),
-                ("LANG", "C.UTF-8"),
-            ],
-        );
-        env.set("BORG_RSH", &sshd.rsh());
-        env.set("BORG_REMOTE_PATH", &hoard_bin().to_string_lossy());
+        let (env, sshd) = sshd::client_env(hoard_bin(), forced);
         Some(Setup { env, sshd })
     }
 

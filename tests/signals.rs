@@ -415,30 +415,8 @@ fn sigterm_ends_check_and_releases_its_lock() {
 
 // ---- ssh ----
 
-/// An environment whose `BORG_RSH` reaches a private sshd, with `remote` as the server.
-fn ssh_env(remote: &Path) -> (Env, sshd::Sshd) {
-    assert!(
-        sshd::available(),
-        "sshd is required for the ssh tests: apt-get install openssh-server openssh-client"
-    );
-    let mut env = Env::new();
-    let server_base = env.path().join("serverbase");
-    std::fs::create_dir_all(&server_base).expect("server base");
-    let sshd = sshd::Sshd::start(
-        &env.path().join("sshd"),
-        &[],
-        &[
-            ("BORG_BASE_DIR", &server_base.to_string_lossy()),
-            ("LANG", "C.UTF-8"),
-        ],
-    );
-    env.set("BORG_RSH", &sshd.rsh());
-    env.set("BORG_REMOTE_PATH", &remote.to_string_lossy());
-    (env, sshd)
-}
-
 fn ssh_round(remote: &Path, send: Send) {
-    let (env, sshd) = ssh_env(remote);
+    let (env, sshd) = sshd::client_env(remote, &[]);
     let rel = make_tree(&env);
     let repo_dir = env.path().join("repo");
     let repo = sshd.url(&repo_dir);

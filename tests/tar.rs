@@ -7,28 +7,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{borg14, tree, Env, Run};
+use common::{archive, arg, borg14, tree, Env, Run};
 
 /// Every field `import-tar` sets, in borg 1.4's `list --format`.
 const FORMAT: &str =
     "{mode} {user} {group} {uid} {gid} {size} {isomtime} {path} -> {source} {health}{NL}";
-
-fn borg14_run(env: &Env, borg: &Path, args: &[&str]) -> Run {
-    let out = env
-        .command_for(borg.to_str().expect("utf8"))
-        .args(args)
-        .output()
-        .expect("run borg 1.4");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf8 path")
-}
 
 /// Runs GNU tar in `dir`.
 fn gnu_tar(dir: &Path, args: &[&str]) {
@@ -62,32 +45,33 @@ fn import_both(
     let hrepo = env.path().join(format!("h-{tag}"));
     let brepo = env.path().join(format!("b-{tag}"));
     for r in [&hrepo, &brepo] {
-        borg14_run(env, borg, &["init", "-e", "none", s(r)]).ok();
+        env.run_at(borg, ["init", "-e", "none", arg(r)]).ok();
     }
     let mut args = vec!["import-tar"];
     args.extend_from_slice(extra);
-    let ha = format!("{}::t", s(&hrepo));
-    let ba = format!("{}::t", s(&brepo));
+    let ha = archive(&hrepo, "t");
+    let ba = archive(&brepo, "t");
     let h = env
-        .hoard(args.iter().copied().chain([ha.as_str(), s(tarball)]))
+        .hoard(args.iter().copied().chain([ha.as_str(), arg(tarball)]))
         .ok();
-    let b = borg14_run(
-        env,
-        borg,
-        &args
-            .iter()
-            .copied()
-            .chain([ba.as_str(), s(tarball)])
-            .collect::<Vec<_>>(),
-    )
-    .ok();
+    let b = env
+        .run_at(
+            borg,
+            args.iter()
+                .copied()
+                .chain([ba.as_str(), arg(tarball)])
+                .collect::<Vec<_>>(),
+        )
+        .ok();
     assert_eq!(h.out(), b.out(), "import-tar stdout differs");
     // --list lines (stderr) in borg's order, with borg's names (./ kept except for files)
     assert_eq!(h.stderr, b.stderr, "import-tar stderr differs");
-    let hl = borg14_run(env, borg, &["list", "--format", FORMAT, &ha])
+    let hl = env
+        .run_at(borg, ["list", "--format", FORMAT, &ha])
         .ok()
         .out();
-    let bl = borg14_run(env, borg, &["list", "--format", FORMAT, &ba])
+    let bl = env
+        .run_at(borg, ["list", "--format", FORMAT, &ba])
         .ok()
         .out();
     (hl, bl, hrepo, brepo)
@@ -138,16 +122,12 @@ fn snapshot(root: &Path) -> Vec<String> {
 fn extract(env: &Env, borg: &Path, archive: &str, dest: &Path) {
     std::fs::create_dir_all(dest).expect("mkdir");
     let out = env
-        .command_for(borg.to_str().expect("utf8"))
+        .command_at(borg)
         .current_dir(dest)
         .args(["extract", archive])
         .output()
         .expect("extract");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Run::from(out).ok();
 }
 
 #[test]
@@ -168,7 +148,7 @@ fn import_tar_matches_borg14_for_gnu_pax_and_dotslash_tars() {
     for (i, (name, flags)) in cases.iter().enumerate() {
         let tarball = tars.join(name);
         let mut args: Vec<&str> = flags.to_vec();
-        args.push(s(&tarball));
+        args.push(arg(&tarball));
         // the ./ prefixed variant for the pax tar
         args.push(if i == 1 { "./tree" } else { "tree" });
         // ustar and v7 cannot hold everything; GNU tar then warns and exits 2 but writes the rest
@@ -189,14 +169,15 @@ fn import_tar_matches_borg14_for_gnu_pax_and_dotslash_tars() {
         );
         let hout = env.path().join(format!("x-h-{name}"));
         let bout = env.path().join(format!("x-b-{name}"));
-        extract(&env, &borg, &format!("{}::t", s(&hrepo)), &hout);
-        extract(&env, &borg, &format!("{}::t", s(&brepo)), &bout);
+        extract(&env, &borg, &archive(&hrepo, "t"), &hout);
+        extract(&env, &borg, &archive(&brepo, "t"), &bout);
         assert_eq!(
             snapshot(&hout),
             snapshot(&bout),
             "{name}: extracted trees differ"
         );
-        borg14_run(&env, &borg, &["check", "--verify-data", s(&hrepo)]).ok();
+        env.run_at(&borg, ["check", "--verify-data", arg(&hrepo)])
+            .ok();
     }
     // the pax tar carries the nanosecond mtime; the GNU one whole seconds
     let (hl, _, _, _) = import_both(&env, &borg, &tars.join("pax.tar"), &[], "pax-again");
@@ -241,8 +222,7 @@ fn import_tar_compressed_stdin_and_ignore_zeros_like_borg14() {
     assert!(hl.contains("d/file2"), "{hl}");
 
     // stdin ("-") with an explicit filter
-    let repo = env.path().join("stdin-repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.init_repo("stdin-repo", "none");
     let out = env
         .hoard_cmd()
         .args([
@@ -250,7 +230,7 @@ fn import_tar_compressed_stdin_and_ignore_zeros_like_borg14() {
             "--tar-filter",
             "gzip -d",
             "--quick-stats",
-            &format!("{}::s", s(&repo)),
+            &archive(&repo, "s"),
             "-",
         ])
         .stdin(std::fs::File::open(env.path().join("all.tar.gz")).expect("open"))
@@ -266,13 +246,10 @@ fn import_tar_compressed_stdin_and_ignore_zeros_like_borg14() {
         err.contains("This archive:") && !err.contains("All archives:"),
         "{err}"
     );
-    let l = borg14_run(
-        &env,
-        &borg,
-        &["list", "--short", &format!("{}::s", s(&repo))],
-    )
-    .ok()
-    .out();
+    let l = env
+        .run_at(&borg, ["list", "--short", &archive(&repo, "s")])
+        .ok()
+        .out();
     assert!(l.contains("d/file2"), "{l}");
 }
 
@@ -281,12 +258,11 @@ fn import_tar_of_hoard_export_tar_matches_borg14() {
     let Some(borg) = borg14() else { return };
     let env = Env::new();
     let src = source(&env);
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
+    let repo = env.init_repo("repo", "none");
     let out = env
         .hoard_cmd()
         .current_dir(&src)
-        .args(["create", &format!("{}::a", s(&repo)), "tree"])
+        .args(["create", &archive(&repo, "a"), "tree"])
         .output()
         .expect("create");
     assert!(
@@ -295,7 +271,7 @@ fn import_tar_of_hoard_export_tar_matches_borg14() {
         String::from_utf8_lossy(&out.stderr)
     );
     let tarball = env.path().join("export.tar");
-    env.hoard(["export-tar", &format!("{}::a", s(&repo)), s(&tarball)])
+    env.hoard(["export-tar", &archive(&repo, "a"), arg(&tarball)])
         .ok();
     let (hl, bl, _, _) = import_both(&env, &borg, &tarball, &[], "export");
     assert_eq!(hl, bl);
@@ -326,15 +302,11 @@ fn import_tar_bad_input_fails_with_one_line_like_borg14() {
         let p = env.path().join(format!("{name}.tar"));
         std::fs::write(&p, &data).expect("w");
         let hrepo = env.path().join(format!("h-{name}"));
-        env.hoard(["init", "-e", "none", s(&hrepo)]).ok();
-        let h = env.hoard(["import-tar", &format!("{}::t", s(&hrepo)), s(&p)]);
+        env.hoard(["init", "-e", "none", arg(&hrepo)]).ok();
+        let h = env.hoard(["import-tar", &archive(&hrepo, "t"), arg(&p)]);
         let brepo = env.path().join(format!("b-{name}"));
-        borg14_run(&env, &borg, &["init", "-e", "none", s(&brepo)]).ok();
-        let b = borg14_run(
-            &env,
-            &borg,
-            &["import-tar", &format!("{}::t", s(&brepo)), s(&p)],
-        );
+        env.run_at(&borg, ["init", "-e", "none", arg(&brepo)]).ok();
+        let b = env.run_at(&borg, ["import-tar", &archive(&brepo, "t"), arg(&p)]);
         assert_eq!(
             h.code, b.code,
             "{name}: exit codes differ\nhoard: {}\nborg: {}",
@@ -348,7 +320,7 @@ fn import_tar_bad_input_fails_with_one_line_like_borg14() {
             h.stderr
         );
         // no archive is left behind
-        let l = env.hoard(["list", s(&hrepo)]).ok().out();
+        let l = env.hoard(["list", arg(&hrepo)]).ok().out();
         assert!(l.trim().is_empty(), "{name}: {l}");
     }
 }
@@ -372,7 +344,7 @@ fn import_tar_of_a_dot_tar_extracts_cleanly() {
     let r = env
         .hoard_cmd()
         .current_dir(&out)
-        .args(["extract", &format!("{}::t", s(&hrepo))])
+        .args(["extract", &archive(&hrepo, "t")])
         .output()
         .expect("extract");
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));

@@ -12,24 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::tree::{self, Entry};
-use common::{borg14, Env, Run};
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf8 path")
-}
+use common::{archive, arg, borg14, Env, Run};
 
 /// Runs `program` (hoard when None) in `dir`.
 fn run_in(env: &Env, program: Option<&Path>, dir: &Path, args: &[&str]) -> Run {
     let mut c = match program {
         None => env.hoard_cmd(),
-        Some(p) => env.command_for(s(p)),
+        Some(p) => env.command_at(p),
     };
-    let out = c.current_dir(dir).args(args).output().expect("run");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(c.current_dir(dir).args(args).output().expect("run"))
 }
 
 /// The full test tree (every file type, long and odd names, xattrs, ACLs, ns mtimes) below
@@ -95,9 +86,8 @@ fn assert_same(
 
 /// A hoard repository (no encryption) with archive `a` of `src/tree`; returns `REPO::a`.
 fn hoard_archive(env: &Env, src: &Path) -> String {
-    let repo = env.path().join("repo");
-    env.hoard(["init", "-e", "none", s(&repo)]).ok();
-    let arch = format!("{}::a", s(&repo));
+    let repo = env.init_repo("repo", "none");
+    let arch = archive(&repo, "a");
     run_in(env, None, src, &["create", &arch, "tree"]).ok();
     arch
 }
@@ -130,10 +120,10 @@ fn export_tar_gnu_stays_byte_identical_to_borg14() {
         &env,
         Some(&b14),
         env.path(),
-        &["init", "-e", "repokey", s(&repo)],
+        &["init", "-e", "repokey", arg(&repo)],
     )
     .ok();
-    let arch = format!("{}::a", s(&repo));
+    let arch = archive(&repo, "a");
     run_in(&env, Some(&b14), &src, &["create", &arch, "tree"]).ok();
     let w = env.path();
     let cases: [(&[&str], &str); 4] = [
@@ -188,7 +178,7 @@ fn export_tar_pax_extracts_with_gnu_tar_keeping_xattrs_acls_and_ns_mtimes() {
     }
     let arch = hoard_archive(&env, &src);
     let tarball = env.path().join("pax.tar");
-    env.hoard(["export-tar", "--tar-format", "PAX", &arch, s(&tarball)])
+    env.hoard(["export-tar", "--tar-format", "PAX", &arch, arg(&tarball)])
         .ok();
     let data = std::fs::read(&tarball).expect("tar");
     assert!(data.windows(14).any(|w| w == b"././@PaxHeader"));
@@ -301,7 +291,7 @@ fn python_tarfile_reads_the_pax_and_borg_records() {
     let arch = hoard_archive(&env, &src);
     for format in ["PAX", "BORG"] {
         let tarball = env.path().join(format!("{format}.tar"));
-        env.hoard(["export-tar", "--tar-format", format, &arch, s(&tarball)])
+        env.hoard(["export-tar", "--tar-format", format, &arch, arg(&tarball)])
             .ok();
         let Some(members) = python_read(&tarball) else {
             eprintln!("no python3: skipping");
@@ -407,10 +397,10 @@ fn export_tar_round_trips_through_import_tar() {
     let b14 = borg14();
     for (format, slack) in [("PAX", 1_000), ("BORG", 0)] {
         let tarball = env.path().join(format!("rt-{format}.tar"));
-        env.hoard(["export-tar", "--tar-format", format, &arch, s(&tarball)])
+        env.hoard(["export-tar", "--tar-format", format, &arch, arg(&tarball)])
             .ok();
         let imported = format!("{repo}::{format}");
-        env.hoard(["import-tar", &imported, s(&tarball)]).ok();
+        env.hoard(["import-tar", &imported, arg(&tarball)]).ok();
         // extracted by borg 1.4.5 where at hand (the ACL text is in borg 1.x's form), else by
         // hoard: the tree comes back with its xattrs, ACLs and mtimes
         let dest = env.path().join(format!("x-{format}"));

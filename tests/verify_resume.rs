@@ -429,35 +429,10 @@ fn slices_on_s3() {
     full_pass_in_slices(&env, &repo, &id, 4);
 }
 
-/// An environment whose ssh reaches a private sshd, with `remote_path` as the server.
-fn ssh_env(remote_path: &Path) -> Option<(Env, sshd::Sshd)> {
-    if !sshd::available() {
-        panic!(
-            "sshd is required for the remote tests: apt-get install openssh-server openssh-client"
-        );
-    }
-    let mut env = Env::new();
-    let server_base = env.path().join("serverbase");
-    std::fs::create_dir_all(&server_base).expect("server base");
-    let sshd = sshd::Sshd::start(
-        &env.path().join("sshd"),
-        &[],
-        &[
-            ("BORG_BASE_DIR", &server_base.to_string_lossy()),
-            ("LANG", "C.UTF-8"),
-        ],
-    );
-    env.set("BORG_RSH", &sshd.rsh());
-    env.set("BORG_REMOTE_PATH", &remote_path.to_string_lossy());
-    Some((env, sshd))
-}
-
 #[test]
 fn slices_over_hoard_serve_use_segments() {
     let hoard = PathBuf::from(env!("CARGO_BIN_EXE_hoard"));
-    let Some((env, sshd)) = ssh_env(&hoard) else {
-        return;
-    };
+    let (env, sshd) = sshd::client_env(&hoard, &[]);
     let repo_path = env.path().join("repo");
     let repo = sshd.url(&repo_path);
     make_repo(&env, &repo, || shrink_dir(&repo_path));
@@ -475,9 +450,7 @@ fn marker(env: &Env, id: &str) -> Option<String> {
 #[test]
 fn slices_over_borg14_serve_use_an_object_cursor() {
     let Some(b14) = borg14() else { return };
-    let Some((env, sshd)) = ssh_env(&b14) else {
-        return;
-    };
+    let (env, sshd) = sshd::client_env(&b14, &[]);
     let repo_path = env.path().join("repo");
     let repo = sshd.url(&repo_path);
     make_repo(&env, &repo, || shrink_dir(&repo_path));

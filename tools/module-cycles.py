@@ -8,6 +8,10 @@ file that names it to module `a` (depth 1) or `a::b` (depth 2). Prints each stro
 group of two or more modules with one file:line per edge inside it, and exits 1 when there is
 one. Test modules (`#[cfg(test)]` to the end of a file, and tests.rs files) are left out: a
 test may reach anywhere.
+
+It also reports every path from one command module of the CLI (`cli/cmd_<command>.rs`) to
+another (here `super::{b, c}` groups count too): what two commands share lives in a shared `cli` module (`options`, `output`,
+`archive_report`, …), not in one of the commands.
 """
 import os
 import re
@@ -36,7 +40,11 @@ def module_of(rel):
 
 path_re = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)(?:::([a-z_][a-z0-9_]*))?")
 super_re = re.compile(r"\bsuper::([a-z_][a-z0-9_]*)")
+# `super::{a, b::C, D}` on one line: each lower-case name is a sibling module
+super_group_re = re.compile(r"\bsuper::\{([^}]*)\}")
 edges = defaultdict(list)
+sideways = []  # (from command module, to command module, file:line)
+cmd_re = re.compile(r"^cli::cmd_[a-z0-9_]+$")
 for dirpath, _, files in os.walk(root):
     for f in files:
         if not f.endswith(".rs") or f == "tests.rs" or f.endswith("_tests.rs"):
@@ -56,8 +64,20 @@ for dirpath, _, files in os.walk(root):
                 found = []
                 for m in super_re.finditer(code):
                     found.append("::".join(parent + [m.group(1)]))
+                grouped = []
+                for m in super_group_re.finditer(code):
+                    for name in m.group(1).split(","):
+                        head = name.strip().split("::")[0]
+                        if re.fullmatch(r"[a-z_][a-z0-9_]*", head) and head != "self":
+                            grouped.append("::".join(parent + [head]))
                 for m in path_re.finditer(code):
                     found.append(m.group(1) + ("::" + m.group(2) if m.group(2) else ""))
+                own = "::".join(parts[:2])
+                for target in found + grouped:
+                    to = "::".join(target.split("::")[:2])
+                    if cmd_re.match(own) and cmd_re.match(to) and to != own:
+                        sideways.append((own, to, f"src/{rel}:{n}"))
+                # grouped `super::{…}` names count for the command check only (for now)
                 for target in found:
                     target = "::".join(target.split("::")[:depth])
                     if target != src_mod and not src_mod.startswith(target + "::"):
@@ -107,4 +127,7 @@ for comp in comps:
                 where = edges[(a, b)]
                 print(f"  {a} -> {b}: {where[0]}" + (f" (+{len(where) - 1} more)" if len(where) > 1 else ""))
 print(f"{len(comps)} circle(s) between modules at depth {depth}")
-sys.exit(1 if comps else 0)
+for a, b, where in sideways:
+    print(f"command module imports another: {a} -> {b}: {where}")
+print(f"{len(sideways)} import(s) of one cli command module by another")
+sys.exit(1 if comps or sideways else 0)

@@ -56,23 +56,13 @@ pub struct DeleteArgs {
     pub filter: ArchiveFilter,
 }
 
-/// Writes an output line that an option turned on (`--list`, `--stats`) whatever the log level.
-fn output_line(name: &str, text: &str) {
-    log::log(log::Level::Critical, name, None, text);
-}
-
 /// Runs `delete`.
 pub fn run(
     a: DeleteArgs,
     common: &CommonOptions,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<i32, CommandError> {
-    if a.stats && a.quick_stats {
-        // borg's parser.error (exit code 2), before anything is opened
-        return Err(CommandError::new(
-            "--stats and --quick-stats are mutually exclusive.",
-        ));
-    }
+    super::options::stats_exclusive(a.stats, a.quick_stats)?;
     if a.dry_run && a.stats {
         log::warning("Ignoring --stats. It is not supported when using --dry-run.");
     }
@@ -142,7 +132,7 @@ pub fn run(
                     (true, false) => format!("Deleted archive: {line} ({i}/{n})"),
                     (false, false) => format!("Deleting archive: {line} ({i}/{n})"),
                 };
-                output_line("borg.output.list", &msg);
+                log::output_line("borg.output.list", &msg, "\n");
             }
         }
         DeleteEvent::NotFound(name, i, n) => {
@@ -192,7 +182,7 @@ pub fn run(
             ));
         }
         text.push_str(&format!("\n{dashes}"));
-        output_line("borg.output.stats", &text);
+        log::output_line("borg.output.stats", &text, "\n");
     }
     Ok(super::EXIT_SUCCESS)
 }

@@ -9,7 +9,7 @@ use crate::commands::export_tar::{self, ExportTarOptions};
 use crate::commands::extract;
 use crate::commands::CommandError;
 
-use super::cmd_extract::CliReporter;
+use super::extract_report::ExtractReporter;
 use super::log;
 use super::options::CommonOptions;
 use super::options::{PatternOptions, Selector};
@@ -68,7 +68,7 @@ pub fn run(a: ExportTarArgs, common: &CommonOptions) -> Result<i32, CommandError
         progress: common.progress,
         format,
     };
-    let mut reporter = CliReporter::new(a.list, "Processing");
+    let mut reporter = ExtractReporter::new(a.list, "Processing");
     let partial = selector.is_partial();
     let mut sel = |p: &[u8]| selector.matches(p);
 

@@ -1,17 +1,14 @@
 //! `extract`: clap arguments and the printing side (list lines, warnings, progress).
 
-use std::io::Write;
-
 use clap::Args;
 
-use crate::commands::extract::{self, ExtractOptions, Reporter};
+use crate::commands::extract::{self, ExtractOptions};
 use crate::commands::CommandError;
 
+use super::extract_report::ExtractReporter;
 use super::log;
 use super::options::{CommonOptions, PatternOptions, Selector};
-use super::progress_view::{json_number, Display, View};
-use crate::progress::Unit;
-use std::sync::Arc;
+use super::progress_view::{Display, View};
 
 /// `extract`
 #[derive(Debug, Args)]
@@ -57,195 +54,6 @@ pub struct ExtractArgs {
     pub patterns: PatternOptions,
 }
 
-/// Writes a record of a borg output logger that is enabled independently of the log level
-/// (`borg.output.list` with `--list`, progress).
-pub fn output_line(name: &str, message: &str, terminator: &str) {
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
-    if log::json_enabled() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        // Python's json.dumps with borg's field order, as `log::log` writes it.
-        let q = |t: &str| super::output::ascii_escape(&serde_json::Value::from(t).to_string());
-        let _ = writeln!(
-            err,
-            "{{\"type\": \"log_message\", \"time\": {}, \"message\": {}, \"levelname\": \"INFO\", \"name\": {}}}",
-            serde_json::Value::from(t),
-            q(message),
-            q(name)
-        );
-    } else {
-        log::clear_line(&mut err);
-        let _ = write!(err, "{message}{terminator}");
-        let _ = err.flush();
-    }
-}
-
-/// Prints `extract` / `export-tar` events as borg does (`ProgressIndicatorPercent`).
-pub struct CliReporter {
-    /// `--list` given.
-    pub list: bool,
-    /// The progress format's label (`Extracting` or `Processing`).
-    pub label: &'static str,
-    /// The next percentage to show (borg shows every 0.1 %).
-    pub trigger_at: f64,
-    /// Operation id in JSON progress records.
-    pub operation: u32,
-    /// Where progress shows (borg's text or JSON with `-p`, hoard's line on a terminal).
-    pub view: Arc<View>,
-}
-
-impl CliReporter {
-    /// A reporter for one operation whose progress (if the command reports any) shows as
-    /// `-p` asks on this process's stderr.
-    pub fn new(list: bool, label: &'static str) -> Self {
-        CliReporter {
-            list,
-            label,
-            trigger_at: 0.0,
-            operation: 1,
-            view: View::new(Display::for_process(true), false),
-        }
-    }
-
-    /// The same, showing progress on `view`.
-    pub fn with_view(mut self, view: Arc<View>) -> Self {
-        self.view = view;
-        self
-    }
-
-    /// One `progress_percent` record: borg's `fields`, then borg's closing keys, then
-    /// hoard's `extra` figures (after `time`, where a reader of borg's prefix never looks).
-    fn json_progress(
-        &self,
-        fields: Vec<(&str, serde_json::Value)>,
-        extra: Vec<(&str, serde_json::Value)>,
-        finished: bool,
-    ) {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        let mut parts: Vec<String> = fields
-            .into_iter()
-            .map(|(k, v)| format!("\"{k}\": {}", super::output::json_line(&v)))
-            .collect();
-        parts.push(format!("\"operation\": {}", self.operation));
-        parts.push("\"msgid\": \"extract\"".into());
-        parts.push("\"type\": \"progress_percent\"".into());
-        parts.push(format!("\"finished\": {finished}"));
-        parts.push(format!("\"time\": {}", serde_json::Value::from(t)));
-        parts.extend(
-            extra
-                .into_iter()
-                .map(|(k, v)| format!("\"{k}\": {}", super::output::json_line(&v))),
-        );
-        let stderr = std::io::stderr();
-        let mut err = stderr.lock();
-        let _ = writeln!(err, "{{{}}}", parts.join(", "));
-    }
-}
-
-impl Reporter for CliReporter {
-    fn list(&mut self, path: &[u8]) {
-        if self.list {
-            output_line("borg.output.list", &extract::remove_surrogates(path), "\n");
-        }
-    }
-
-    fn warning(&mut self, message: &str) {
-        log::warning(message);
-    }
-
-    fn warning_class(&mut self, class: &'static str, message: &str) {
-        log::log(log::Level::Warning, "borg.archiver", Some(class), message);
-    }
-
-    fn progress(&mut self, before: u64, after: u64, total: u64, path: &[u8]) {
-        let pct = before as f64 * 100.0 / total as f64;
-        let display = self.view.display();
-        if display == Display::Terminal {
-            // every step counts for the rate; the view redraws a few times a second
-            let f = self
-                .view
-                .figures(self.operation, after, total, Unit::Bytes, None);
-            let figures = self.view.figures_text(after, total, Unit::Bytes, false, &f);
-            let path = extract::remove_surrogates(path);
-            let text = format!("{pct:5.1}% {}: {path}", self.label);
-            self.view.draw(&text, &figures, false);
-            return;
-        }
-        if pct < self.trigger_at || display == Display::Off {
-            return;
-        }
-        self.trigger_at += 0.1;
-        let path = extract::remove_surrogates(path);
-        let text = format!("{pct:5.1}% {}: {path}", self.label);
-        if log::json_enabled() {
-            // hoard's figures after borg's keys (borg's parsers ignore them)
-            let f = self
-                .view
-                .figures(self.operation, after, total, Unit::Bytes, None);
-            self.json_progress(
-                vec![
-                    ("message", serde_json::json!(text)),
-                    ("current", serde_json::json!(after)),
-                    ("total", serde_json::json!(total)),
-                    ("info", serde_json::json!([path])),
-                ],
-                vec![
-                    ("eta_seconds", json_number(f.eta_seconds, 1)),
-                    ("bytes_per_second", json_number(f.bytes_per_second, 0)),
-                ],
-                false,
-            );
-        } else {
-            output_line("borg.output.progress", &text, "\r");
-        }
-    }
-
-    fn progress_message(&mut self, message: &str) {
-        match self.view.display() {
-            Display::Terminal => return self.view.draw(message, "", true),
-            Display::Off => return,
-            Display::Borg | Display::Json => {}
-        }
-        if log::json_enabled() {
-            self.json_progress(
-                vec![
-                    ("message", serde_json::json!(message)),
-                    ("current", serde_json::json!(0)),
-                    ("total", serde_json::json!(0)),
-                    ("info", serde_json::Value::Null),
-                ],
-                // hoard's figures, not known yet
-                vec![
-                    ("eta_seconds", serde_json::Value::Null),
-                    ("bytes_per_second", serde_json::Value::Null),
-                ],
-                false,
-            );
-        } else {
-            output_line("borg.output.progress", message, "\r");
-        }
-    }
-
-    fn progress_finish(&mut self) {
-        match self.view.display() {
-            Display::Terminal => return self.view.clear(),
-            Display::Off => return,
-            Display::Borg | Display::Json => {}
-        }
-        if log::json_enabled() {
-            self.json_progress(Vec::new(), Vec::new(), true);
-        } else {
-            output_line("borg.output.progress", "", "\r");
-        }
-    }
-}
-
 /// Runs `extract` from parsed arguments; returns the exit code.
 pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> {
     let loc = crate::location::Location::parse_with(a.location.as_deref(), &common.repo)?;
@@ -274,7 +82,7 @@ pub fn run(a: ExtractArgs, common: &CommonOptions) -> Result<i32, CommandError> 
         ),
     };
     let mut reporter =
-        CliReporter::new(a.list, "Extracting").with_view(View::new(display, common.iec));
+        ExtractReporter::new(a.list, "Extracting").with_view(View::new(display, common.iec));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let partial = selector.is_partial();

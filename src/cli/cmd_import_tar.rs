@@ -12,9 +12,11 @@ use crate::commands::import_tar;
 use crate::commands::CommandError;
 use crate::compress::Compression;
 
-use super::cmd_create::{json_output, parse_timestamp, print_stats, CliReporter};
+use super::archive_report::{json_output, print_stats, ArchiveReporter};
 use super::options::CommonOptions;
-use super::options::{argument_error, ArchiveOptions};
+use super::options::{
+    argument_error, new_archive, parse_timestamp, stats_exclusive, ArchiveOptions,
+};
 use super::progress_view::{Display, View};
 use super::{EXIT_SUCCESS, EXIT_WARNING};
 
@@ -128,30 +130,15 @@ pub fn run(
     common: &CommonOptions,
     confirm: crate::security::Confirm<'_>,
 ) -> Result<i32, CommandError> {
-    if a.stats && a.quick_stats {
-        // borg's parser.error text
-        return Err(CommandError::new(
-            "--stats and --quick-stats are mutually exclusive.",
-        ));
-    }
-    let text = crate::placeholders::replace_placeholders(&a.location)
-        .map_err(|e| argument_error("ARCHIVE", e))?;
-    let loc = crate::location::Location::parse_with(Some(&text), &common.repo)?;
-    let Some(archive) = loc.archive.clone() else {
-        return Err(argument_error(
-            "ARCHIVE",
-            format!("\"{}\": No archive specified", a.location),
-        ));
-    };
-    let archive = crate::placeholders::validate_archive_name(&archive)
-        .map_err(|e| argument_error("ARCHIVE", e))?;
+    stats_exclusive(a.stats, a.quick_stats)?;
+    let (_, loc, archive) = new_archive(&a.location, common)?;
     let opts = options(&a, common, archive)?;
     let filter = if a.tar_filter == "auto" {
         auto_decompress_filter(&a.tarfile)
     } else {
         Some(a.tar_filter.clone()).filter(|f| !f.is_empty())
     };
-    let mut reporter = CliReporter::new(a.list, a.filter.clone(), opts.progress, common.iec);
+    let mut reporter = ArchiveReporter::new(a.list, a.filter.clone(), opts.progress, common.iec);
     let input: Box<dyn std::io::Read> = if a.tarfile == "-" {
         Box::new(std::io::stdin())
     } else {

@@ -12,74 +12,10 @@ use crate::commands::{self, CommandError};
 use super::options::{ArchiveFilter, CommonOptions};
 use super::{confirm, location, output, print_stdout, EXIT_SUCCESS};
 
-/// Python's `repr(float)`: shortest round-trip digits, scientific notation below 1e-4 or from
-/// 1e16 on, with a two-digit exponent.
-pub fn py_float_repr(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() { "-0.0" } else { "0.0" }.into();
-    }
-    let sci = format!("{v:e}"); // e.g. "-2.6655249255429242e-5"
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let neg = mant.starts_with('-');
-    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
-    let decpt = exp + 1;
-    let sign = if neg { "-" } else { "" };
-    if decpt > -4 && decpt <= 16 {
-        let n = digits.len() as i32;
-        let body = if decpt <= 0 {
-            format!("0.{}{}", "0".repeat((-decpt) as usize), digits)
-        } else if decpt >= n {
-            format!("{}{}.0", digits, "0".repeat((decpt - n) as usize))
-        } else {
-            format!(
-                "{}.{}",
-                &digits[..decpt as usize],
-                &digits[decpt as usize..]
-            )
-        };
-        format!("{sign}{body}")
-    } else {
-        let m = if digits.len() > 1 {
-            format!("{}.{}", &digits[..1], &digits[1..])
-        } else {
-            digits.clone()
-        };
-        let e = decpt - 1;
-        format!("{sign}{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
-    }
-}
-
-/// borg's `format_timedelta`.
-pub fn format_timedelta(seconds: f64) -> String {
-    let days = (seconds / 86400.0).floor();
-    let rest = seconds - days * 86400.0;
-    let s = rest % 60.0;
-    let m = (rest / 60.0) as i64 % 60;
-    let h = (rest / 3600.0) as i64 % 24;
-    let mut txt = format!("{s:.2} seconds");
-    if m != 0 {
-        txt = format!("{m} minutes {txt}");
-    }
-    if h != 0 {
-        txt = format!("{h} hours {txt}");
-    }
-    if days != 0.0 {
-        txt = format!("{} days {txt}", days as i64);
-    }
-    txt
-}
-
 const FLOAT_MARK: &str = "@@pyfloat@@";
 
 fn float_json(v: f64) -> serde_json::Value {
-    json!(format!("{FLOAT_MARK}{}{FLOAT_MARK}", py_float_repr(v)))
+    json!(format!("{FLOAT_MARK}{}{FLOAT_MARK}", output::py_float(v)))
 }
 
 /// Pretty JSON with the float placeholders replaced by Python's float text.
@@ -175,7 +111,7 @@ pub fn run_archives(
 fn print(info: &ArchivesInfo, as_json: bool, iec: bool) {
     let x = info.index;
     if as_json {
-        let mut v = super::cmd_list::basic_json(&info.opened);
+        let mut v = output::basic_json(&info.opened);
         v["archives"] = serde_json::Value::Array(info.archives.iter().map(archive_json).collect());
         v["cache"] = json!({
             "path": crate::commands::common::repo_cache_dir(&info.opened.id()).to_string_lossy(),
@@ -210,7 +146,7 @@ fn print(info: &ArchivesInfo, as_json: bool, iec: bool) {
             d.username,
             time(&d.start),
             time(&d.end),
-            format_timedelta(d.duration),
+            output::format_timedelta(d.duration),
             d.nfiles,
             d.cwd,
             cmdline,
@@ -317,29 +253,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn floats_print_like_python() {
-        assert_eq!(py_float_repr(0.052426), "0.052426");
-        assert_eq!(
-            py_float_repr(2.6655249255429242e-05),
-            "2.6655249255429242e-05"
-        );
-        assert_eq!(py_float_repr(1.0), "1.0");
-        assert_eq!(py_float_repr(0.0001), "0.0001");
-        assert_eq!(py_float_repr(1e16), "1e+16");
-        assert_eq!(py_float_repr(123456.5), "123456.5");
-    }
-
-    #[test]
     fn shlex_quotes_like_python() {
         assert_eq!(shlex_quote("a-b/c.d"), "a-b/c.d");
         assert_eq!(shlex_quote("a b"), "'a b'");
         assert_eq!(shlex_quote("it's"), "'it'\"'\"'s'");
         assert_eq!(shlex_quote(""), "''");
-    }
-
-    #[test]
-    fn timedeltas_format_like_borg() {
-        assert_eq!(format_timedelta(0.052426), "0.05 seconds");
-        assert_eq!(format_timedelta(3725.5), "1 hours 2 minutes 5.50 seconds");
     }
 }

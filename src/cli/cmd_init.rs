@@ -5,7 +5,7 @@ use clap::Args;
 use crate::commands::{self, CommandError};
 
 use super::options::CommonOptions;
-use super::{cmd_related_secrets, log, repo_location, EXIT_SUCCESS};
+use super::{log, repo_location, EXIT_SUCCESS};
 
 /// `init`
 #[derive(Debug, Args)]
@@ -38,7 +38,12 @@ pub fn run(a: InitArgs, common: &CommonOptions) -> Result<i32, CommandError> {
         append_only: a.append_only,
         storage_quota: a.storage_quota.as_deref().map(parse_quota).transpose()?,
         make_parent_dirs: a.make_parent_dirs,
-        related_secrets: cmd_related_secrets::import(a.import_related_secrets.as_deref())?,
+        // read before anything is created
+        related_secrets: a
+            .import_related_secrets
+            .as_deref()
+            .map(commands::related_secrets::read)
+            .transpose()?,
     };
     log::info(&format!(
         "Initializing repository at \"{}\"",

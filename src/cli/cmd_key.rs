@@ -23,7 +23,7 @@ pub enum KeyCommand {
     #[command(after_long_help = super::help_text::KEY_CHANGE_PASSPHRASE)]
     ChangePassphrase(RepoArg),
     /// Export secrets for creating related repositories
-    ExportRelatedSecrets(super::cmd_related_secrets::ExportRelatedSecretsArgs),
+    ExportRelatedSecrets(ExportRelatedSecretsArgs),
 }
 
 /// `key export`
@@ -62,7 +62,7 @@ pub fn run(cmd: KeyCommand, common: &CommonOptions) -> Result<i32, CommandError>
     match cmd {
         KeyCommand::Export(a) => export(a, common),
         KeyCommand::Import(a) => import(a, common),
-        KeyCommand::ExportRelatedSecrets(a) => super::cmd_related_secrets::run(a, common),
+        KeyCommand::ExportRelatedSecrets(a) => export_related_secrets(a, common),
         KeyCommand::ChangePassphrase(a) => change_passphrase(a, common),
     }
 }
@@ -136,6 +136,40 @@ pub fn change_passphrase(a: RepoArg, common: &CommonOptions) -> Result<i32, Comm
     log::info("Key updated");
     if let commands::common::KeyLocation::File(p) = where_ {
         log::info(&format!("Key location: {}", p.display()));
+    }
+    Ok(EXIT_SUCCESS)
+}
+
+/// `key export-related-secrets`
+#[derive(Debug, Args)]
+pub struct ExportRelatedSecretsArgs {
+    /// repository
+    #[arg(value_name = "REPOSITORY")]
+    pub location: Option<String>,
+    /// where to store the secrets ('-' or none: stdout)
+    #[arg(value_name = "PATH")]
+    pub path: Option<String>,
+}
+
+/// `key export-related-secrets`: writes the repository's related secrets as JSON to the file (or stdout for `-`).
+pub fn export_related_secrets(
+    a: ExportRelatedSecretsArgs,
+    common: &CommonOptions,
+) -> Result<i32, CommandError> {
+    let loc = repo_location(a.location.as_deref(), common)?;
+    let path = a.path.as_deref().unwrap_or("-");
+    let secrets =
+        commands::related_secrets::export(&loc, common.lock_wait, !common.bypass_lock, &confirm)?;
+    let text = commands::related_secrets::to_json(&secrets);
+    let err = |e: std::io::Error| {
+        CommandError::new(format!("{}: {}", path, crate::platform::strerror(&e)))
+    };
+    if path == "-" {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes()).map_err(err)?;
+        out.flush().map_err(err)?;
+    } else {
+        std::fs::write(path, text).map_err(err)?;
     }
     Ok(EXIT_SUCCESS)
 }

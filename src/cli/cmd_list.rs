@@ -303,28 +303,12 @@ pub fn run(
         }
     }
     if a.json {
-        let mut v = basic_json(&opened);
+        let mut v = output::basic_json(&opened);
         v["archives"] = serde_json::Value::Array(data);
         write_out(output::json_pretty(&v).as_bytes())?;
         write_out(b"\n")?;
     }
     Ok(super::EXIT_SUCCESS)
-}
-
-/// borg's `basic_json_data`: `repository` (id, location, last_modified) and `encryption`.
-pub fn basic_json(opened: &crate::commands::common::Opened) -> serde_json::Value {
-    let mut encryption = json!({"mode": opened.store.key.key_type().mode_name()});
-    if let crate::commands::common::KeyLocation::File(p) = &opened.key_location {
-        encryption["keyfile"] = json!(p.to_string_lossy());
-    }
-    json!({
-        "encryption": encryption,
-        "repository": {
-            "id": hex::encode(opened.id()),
-            "last_modified": output::json_timestamp_seconds(&opened.manifest.timestamp),
-            "location": opened.location.canonical(),
-        },
-    })
 }
 
 /// The PATH and pattern filter of `list REPO::ARCHIVE` (borg's `build_matcher`): PATHs select

@@ -128,11 +128,7 @@ fn implied_info(name: &str, message: &str) {
 
 /// Runs `prune`.
 pub fn run(mut a: PruneArgs, common: &CommonOptions) -> Result<i32, CommandError> {
-    if a.stats && a.quick_stats {
-        return Err(CommandError::new(
-            "--stats and --quick-stats are mutually exclusive.",
-        ));
-    }
+    super::options::stats_exclusive(a.stats, a.quick_stats)?;
     let loc = repo_location(a.location.as_deref(), common)?;
     if a.dry_run && a.stats {
         log::warning("Ignoring --stats. It is not supported when using --dry-run.");

@@ -5,7 +5,6 @@
 use std::ffi::{OsStr, OsString};
 
 use clap::Args;
-use serde_json::json;
 
 use crate::chunker::ChunkerParams;
 use crate::commands::create::{ArchiveStats, ArchiveSummary};
@@ -13,11 +12,11 @@ use crate::commands::recreate::{self, Recompress, RecreateOptions, Reporter};
 use crate::commands::CommandError;
 use crate::compress::Compression;
 
-use super::cmd_create::ArchiveProgress;
+use super::archive_report::{list_status, print_stats, ArchiveProgress};
 use super::options::PatternOptions;
-use super::options::{argument_error, CommonOptions};
+use super::options::{argument_error, parse_timestamp, CommonOptions};
 use super::progress_view::{Display, View};
-use super::{log, output, EXIT_SUCCESS};
+use super::{log, EXIT_SUCCESS};
 
 /// `recreate`
 #[derive(Debug, Args)]
@@ -124,11 +123,7 @@ pub fn run(
             crate::placeholders::validate_archive_name(t).map_err(|e| argument_error("--target", e))
         })
         .transpose()?;
-    let timestamp = a
-        .timestamp
-        .as_deref()
-        .map(super::cmd_create::parse_timestamp)
-        .transpose()?;
+    let timestamp = a.timestamp.as_deref().map(parse_timestamp).transpose()?;
     let loc = crate::location::Location::parse_with(a.location.as_deref(), &common.repo)?;
     let matcher = build_matcher(&a)?;
     let opts = RecreateOptions {
@@ -204,19 +199,7 @@ struct CliReporter {
 
 impl Reporter for CliReporter {
     fn file_status(&mut self, status: char, path: &[u8]) {
-        if !self.list || self.filter.as_ref().is_some_and(|f| !f.contains(status)) {
-            return;
-        }
-        let path = crate::commands::create::remove_surrogates(path);
-        if log::json_enabled() {
-            eprintln!(
-                "{{\"type\": \"file_status\", \"status\": {}, \"path\": {}}}",
-                output::json_line(&json!(status.to_string())),
-                output::json_line(&json!(path))
-            );
-        } else {
-            super::cmd_extract::output_line("borg.output.list", &format!("{status} {path}"), "\n");
-        }
+        list_status(self.list, self.filter.as_deref(), status, path);
     }
 
     fn processing(&mut self, name: &[u8]) {
@@ -253,7 +236,7 @@ impl Reporter for CliReporter {
     fn archive_done(&mut self, summary: &ArchiveSummary) {
         // borg logs the block with the archive module's logger at INFO (shown with -v).
         if self.stats && log::enabled(log::Level::Info) {
-            super::cmd_create::print_stats(summary, self.iec, false);
+            print_stats(summary, self.iec, false);
         }
     }
 }

@@ -116,6 +116,21 @@ pub fn log_always(level: Level, name: &str, msgid: Option<&str>, message: &str) 
     }
 }
 
+/// Writes a record of a borg output logger that an option switches on whatever the level
+/// (`borg.output.list` with `--list`, `borg.output.stats` with `--stats`, progress): an INFO
+/// `log_message` with `--log-json`, else `message` and `terminator` (`"\n"`, or `"\r"` for a
+/// progress line that the next one overwrites).
+pub fn output_line(name: &str, message: &str, terminator: &str) {
+    if json_enabled() {
+        return log_always(Level::Info, name, None, message);
+    }
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    clear_line(&mut err);
+    let _ = write!(err, "{message}{terminator}");
+    let _ = err.flush();
+}
+
 /// Logs at INFO from the archiver.
 pub fn info(message: &str) {
     log(Level::Info, "borg.archiver", None, message);

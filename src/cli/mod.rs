@@ -1,10 +1,13 @@
 //! The borg-compatible command line: the command tree ([`args`]), one `cmd_<command>` module
 //! per command with its arguments and output, the option groups several commands share
-//! ([`options`]), logging ([`log`]), output formats ([`output`]), prompts, and the mapping of
+//! ([`options`]), logging ([`log`]), output formats ([`output`]), the output several commands
+//! share ([`archive_report`] for `create` / `import-tar` / `recreate`, [`extract_report`] for
+//! `extract` / `export-tar`; no `cmd_` module imports another), prompts, and the mapping of
 //! results to borg's exit codes (0 success, 1 warning, 2 error). This is the only layer that
 //! prints. The options passed down to the commands are resolved here, once
 //! ([`options::CommonOptions::resolve`]).
 
+pub mod archive_report;
 pub mod args;
 pub mod cmd_benchmark;
 pub mod cmd_break_lock;
@@ -27,7 +30,6 @@ pub mod cmd_list;
 pub mod cmd_mount;
 pub mod cmd_prune;
 pub mod cmd_recreate;
-pub mod cmd_related_secrets;
 pub mod cmd_rename;
 pub mod cmd_report;
 pub mod cmd_run;
@@ -38,6 +40,7 @@ pub mod cmd_upgrade;
 pub mod cmd_version;
 pub mod cmd_with_lock;
 pub mod exit_codes;
+pub mod extract_report;
 pub mod help_text;
 pub mod help_topics;
 pub mod log;

@@ -320,3 +320,69 @@ pub struct ArchiveOptions {
 pub fn argument_error(option: &str, message: impl std::fmt::Display) -> CommandError {
     CommandError::new(format!("argument {option}: {message}"))
 }
+
+/// borg's parser error for `--stats` with `--quick-stats` (exit code 2, before anything is
+/// opened).
+pub fn stats_exclusive(stats: bool, quick_stats: bool) -> Result<(), CommandError> {
+    if stats && quick_stats {
+        return Err(CommandError::new(
+            "--stats and --quick-stats are mutually exclusive.",
+        ));
+    }
+    Ok(())
+}
+
+/// A new archive's `[REPO::]ARCHIVE` argument (`create`, `import-tar`): placeholders
+/// replaced, the location parsed, the archive name required and checked as borg's
+/// `archivename_validator` does. Returns the replaced text, the location and the name.
+pub fn new_archive(
+    arg: &str,
+    common: &CommonOptions,
+) -> Result<(String, crate::location::Location, String), CommandError> {
+    let text =
+        crate::placeholders::replace_placeholders(arg).map_err(|e| argument_error("ARCHIVE", e))?;
+    let loc = crate::location::Location::parse_with(Some(&text), &common.repo)?;
+    let Some(archive) = loc.archive.clone() else {
+        return Err(argument_error(
+            "ARCHIVE",
+            format!("\"{arg}\": No archive specified"),
+        ));
+    };
+    let archive = crate::placeholders::validate_archive_name(&archive)
+        .map_err(|e| argument_error("ARCHIVE", e))?;
+    Ok((text, loc, archive))
+}
+
+/// borg's `--timestamp`: a file's mtime, or one of the UTC formats it accepts.
+pub fn parse_timestamp(s: &str) -> Result<chrono::DateTime<chrono::Utc>, CommandError> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    if let Ok(md) = std::fs::metadata(s) {
+        use std::os::unix::fs::MetadataExt;
+        if let Some(t) = Utc.timestamp_opt(md.mtime(), 0).single() {
+            return Ok(t);
+        }
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%SZ",
+        "%Y-%m-%dT%H:%M:%S+00:00",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return Ok(t.and_utc());
+        }
+    }
+    for f in ["%Y-%m-%d", "%Y-%j"] {
+        if let Ok(d) = NaiveDate::parse_from_str(s, f) {
+            if let Some(t) = d.and_hms_opt(0, 0, 0) {
+                return Ok(t.and_utc());
+            }
+        }
+    }
+    Err(argument_error(
+        "--timestamp",
+        format!("invalid timestamp value: '{s}'"),
+    ))
+}

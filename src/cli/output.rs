@@ -107,6 +107,94 @@ pub fn json_timestamp_seconds(utc: &str) -> String {
     }
 }
 
+/// borg's `basic_json_data` of an open repository: `repository` (id, location,
+/// last_modified) and `encryption` (mode, and the key file when there is one).
+pub fn basic_json(opened: &crate::commands::common::Opened) -> Json {
+    repository_json(
+        opened.store.key.key_type(),
+        &opened.key_location,
+        &opened.id(),
+        &opened.manifest.timestamp,
+        &opened.location.canonical(),
+    )
+}
+
+/// borg's `basic_json_data` from its parts (`last_modified` is the manifest's UTC timestamp).
+pub fn repository_json(
+    key_type: crate::crypto::KeyType,
+    key_location: &crate::commands::common::KeyLocation,
+    id: &[u8],
+    last_modified: &str,
+    location: &str,
+) -> Json {
+    let mut encryption = serde_json::json!({"mode": key_type.mode_name()});
+    if let crate::commands::common::KeyLocation::File(p) = key_location {
+        encryption["keyfile"] = serde_json::json!(p.to_string_lossy());
+    }
+    serde_json::json!({
+        "encryption": encryption,
+        "repository": {
+            "id": hex::encode(id),
+            "last_modified": json_timestamp_seconds(last_modified),
+            "location": location,
+        },
+    })
+}
+
+/// Python's `repr(float)`: shortest round-trip digits, scientific below 1e-4 and from 1e16.
+pub fn py_float(v: f64) -> String {
+    if !v.is_finite() {
+        return if v.is_nan() {
+            "NaN".into()
+        } else if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
+    }
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..16).contains(&exp) {
+        let s = format!("{v}");
+        if s.contains('.') {
+            s
+        } else {
+            format!("{s}.0")
+        }
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    }
+}
+
+/// borg's `format_timedelta`.
+pub fn format_timedelta(seconds: f64) -> String {
+    let days = (seconds / 86400.0).floor();
+    let rest = seconds - days * 86400.0;
+    let s = rest % 60.0;
+    let m = (rest / 60.0) as i64 % 60;
+    let h = (rest / 3600.0) as i64 % 24;
+    let mut txt = format!("{s:.2} seconds");
+    if m != 0 {
+        txt = format!("{m} minutes {txt}");
+    }
+    if h != 0 {
+        txt = format!("{h} hours {txt}");
+    }
+    if days != 0.0 {
+        txt = format!("{} days {txt}", days as i64);
+    }
+    txt
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +225,25 @@ mod tests {
             json_line(&v),
             "{\"a\": \"\\u00e4\\u00f6\", \"b\": 1, \"c\": [1, 2]}"
         );
+    }
+
+    #[test]
+    fn floats_print_like_python() {
+        assert_eq!(py_float(2.1314662642534654e-05), "2.1314662642534654e-05");
+        assert_eq!(py_float(2.6655249255429242e-05), "2.6655249255429242e-05");
+        assert_eq!(py_float(0.002529), "0.002529");
+        assert_eq!(py_float(0.052426), "0.052426");
+        assert_eq!(py_float(1.0), "1.0");
+        assert_eq!(py_float(1e16), "1e+16");
+        assert_eq!(py_float(0.0001), "0.0001");
+        assert_eq!(py_float(123456.5), "123456.5");
+    }
+
+    #[test]
+    fn timedeltas_format_like_borg() {
+        assert_eq!(format_timedelta(0.0123), "0.01 seconds");
+        assert_eq!(format_timedelta(0.052426), "0.05 seconds");
+        assert_eq!(format_timedelta(125.5), "2 minutes 5.50 seconds");
+        assert_eq!(format_timedelta(3725.5), "1 hours 2 minutes 5.50 seconds");
     }
 }

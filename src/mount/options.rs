@@ -24,29 +24,6 @@ pub struct MountOptions {
     pub fuse: Vec<String>,
 }
 
-/// Python's `int(text, 0)` for the non-negative values an id can take.
-fn python_int_base0(text: &str) -> Option<u64> {
-    let t = text.trim().replace('_', "");
-    let (digits, radix) = if let Some(r) = t.strip_prefix("0x").or(t.strip_prefix("0X")) {
-        (r.to_string(), 16)
-    } else if let Some(r) = t.strip_prefix("0o").or(t.strip_prefix("0O")) {
-        (r.to_string(), 8)
-    } else if let Some(r) = t.strip_prefix("0b").or(t.strip_prefix("0B")) {
-        (r.to_string(), 2)
-    } else {
-        // base 0 refuses leading zeros ("010"), except for zero itself
-        if t.len() > 1 && t.starts_with('0') && t.chars().any(|c| c != '0') {
-            return None;
-        }
-        (t.to_string(), 10)
-    };
-    let digits = digits.strip_prefix('+').unwrap_or(&digits);
-    if digits.is_empty() {
-        return None;
-    }
-    u64::from_str_radix(digits, radix).ok()
-}
-
 enum Want {
     Bool,
     Int,
@@ -79,7 +56,10 @@ fn pop_option(options: &mut Vec<String>, key: &str, want: Want) -> Result<Popped
             "n" | "no" | "false" | "0" => Ok(Popped::Bool(false)),
             _ => Err(bad()),
         },
-        Want::Int => python_int_base0(value).map(Popped::Int).ok_or_else(bad),
+        Want::Int => crate::python::int_base0(value)
+            .and_then(|v| u64::try_from(v).ok())
+            .map(Popped::Int)
+            .ok_or_else(bad),
         Want::Octal => u64::from_str_radix(value.trim(), 8)
             .ok()
             .map(Popped::Int)

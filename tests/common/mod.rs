@@ -98,7 +98,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Run {
+    /// The result of a finished process (`Command::output`, `Child::wait_with_output`).
+    pub fn from(out: Output) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: out.stdout,
@@ -334,6 +335,35 @@ pub fn signal(child: &std::process::Child, sig: i32) {
 /// A path as a command-line argument (test paths are UTF-8).
 pub fn arg(p: &Path) -> &str {
     p.to_str().expect("UTF-8 test path")
+}
+
+/// The segment files of the repository at `repo` (`data/N/M`) with their numbers, lowest
+/// first; none when there is no `data` folder.
+pub fn segments(repo: &Path) -> Vec<(u64, PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(repo.join("data")) else {
+        return out;
+    };
+    for d in dirs.flatten() {
+        for f in std::fs::read_dir(d.path()).expect("segment dir").flatten() {
+            let p = f.path();
+            if let Some(n) = p.file_name().and_then(|n| n.to_str()?.parse().ok()) {
+                out.push((n, p));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A `BORG_RSH` program in `env` (`local-rsh`) that drops the host and runs the remote
+/// command here, so `ssh://localhost/…` repositories need no ssh.
+pub fn local_rsh(env: &Env) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = env.path().join("local-rsh");
+    std::fs::write(&p, "#!/bin/sh\nshift\nexec \"$@\"\n").expect("write local-rsh");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    p
 }
 
 /// `REPO::ARCHIVE` for the repository at `repo`.

@@ -150,6 +150,32 @@ impl Sshd {
     }
 }
 
+/// A client environment for the remote tests: a new private sshd under the environment's
+/// `sshd` folder (with the `forced` command keys, see [`Sshd::start`]), `BORG_RSH` reaching it
+/// with the plain client key and `BORG_REMOTE_PATH` set to `remote_path`; the server side
+/// runs with `BORG_BASE_DIR` at the environment's `serverbase` and `LANG=C.UTF-8`. Panics
+/// when sshd is not installed. Needs the test's `mod common`.
+pub fn client_env(remote_path: &Path, forced: &[(&str, &str)]) -> (crate::common::Env, Sshd) {
+    assert!(
+        available(),
+        "sshd is required for the remote tests: apt-get install openssh-server openssh-client"
+    );
+    let mut env = crate::common::Env::new();
+    let server_base = env.path().join("serverbase");
+    std::fs::create_dir_all(&server_base).expect("server base");
+    let sshd = Sshd::start(
+        &env.path().join("sshd"),
+        forced,
+        &[
+            ("BORG_BASE_DIR", &server_base.to_string_lossy()),
+            ("LANG", "C.UTF-8"),
+        ],
+    );
+    env.set("BORG_RSH", &sshd.rsh());
+    env.set("BORG_REMOTE_PATH", &remote_path.to_string_lossy());
+    (env, sshd)
+}
+
 impl Drop for Sshd {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -132,7 +132,7 @@ pub fn apply_records(item: &mut Item, m: &Member) {
     let time = |v: &[u8]| {
         let f = std::str::from_utf8(v)
             .ok()
-            .and_then(|s| s.trim().replace('_', "").parse::<f64>().ok())
+            .and_then(crate::python::float)
             .unwrap_or(0.0);
         Mtime::Float(f).safe_ns()
     };

@@ -271,7 +271,7 @@ fn pax_int(v: &[u8]) -> i128 {
 fn pax_float(v: &[u8]) -> f64 {
     std::str::from_utf8(v)
         .ok()
-        .and_then(|s| s.trim().replace('_', "").parse::<f64>().ok())
+        .and_then(crate::python::float)
         .unwrap_or(0.0)
 }
 
