@@ -161,13 +161,28 @@ fn lock_held_by_live_process_waits_then_fails() {
     }
     let env = Env::new();
     let repo = env.init_repo("repo", "none");
-    // borg holds an exclusive lock while `with-lock` runs its command
+    // borg holds an exclusive lock while `with-lock` runs its command; the command says when
+    // it runs (a fixed pause was too short for borg's start-up on a loaded machine)
+    let held = env.path().join("held");
     let mut holder = env
         .borg_cmd()
-        .args(["with-lock", arg(&repo), "sleep", "20"])
+        .args([
+            "with-lock",
+            arg(&repo),
+            "sh",
+            "-c",
+            &format!("touch '{}'; sleep 20", held.display()),
+        ])
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !held.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "borg with-lock never ran its command"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let before = snapshot_dir(&repo);
     let t0 = std::time::Instant::now();
     let r = env.hoard(["--lock-wait", "2", "check", "--repository-only", arg(&repo)]);

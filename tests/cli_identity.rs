@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::{borg14, borg_available, Env};
 
@@ -107,15 +107,6 @@ fn placeholders_report_borg_145() {
     assert_eq!(list, "1.4.5-1.4-1-1.4.5\n");
 }
 
-/// A `BORG_RSH` that runs the remote command here: drops the host and execs the rest.
-fn local_rsh(env: &Env) -> PathBuf {
-    let p = env.path().join("local-rsh");
-    std::fs::write(&p, "#!/bin/sh\nshift\nexec \"$@\"\n").expect("write rsh");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    p
-}
-
 /// `version ssh://localhost/REPO` with `--remote-path server`.
 fn version_against(env: &Env, repo: &Path, server: &str) -> common::Run {
     env.hoard([
@@ -129,7 +120,7 @@ fn version_against(env: &Env, repo: &Path, server: &str) -> common::Run {
 #[test]
 fn version_reports_client_and_server() {
     let mut env = Env::new();
-    let rsh = local_rsh(&env);
+    let rsh = common::local_rsh(&env);
     env.set("BORG_RSH", &rsh.to_string_lossy());
     let repo = env.path().join("repo");
     env.hoard(["init", "-e", "none", &repo.to_string_lossy()])

@@ -10,20 +10,11 @@ use std::path::{Path, PathBuf};
 
 use common::{arg, Env};
 
-/// A `BORG_RSH` that runs the remote command here (drops the host argument).
-fn local_rsh(env: &Env) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let p = env.path().join("local-rsh");
-    std::fs::write(&p, "#!/bin/sh\nshift\nexec \"$@\"\n").expect("write rsh");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    p
-}
-
 /// An environment whose `ssh://` repositories are served by `server`, and a repository of
 /// four commits (several segments) in it.
 fn remote_env(server: &Path) -> (Env, PathBuf, String) {
     let mut env = Env::new();
-    let rsh = local_rsh(&env);
+    let rsh = common::local_rsh(&env);
     env.set("BORG_RSH", arg(&rsh));
     env.set("BORG_REMOTE_PATH", arg(server));
     let repo = env.init_repo("repo", "repokey");
