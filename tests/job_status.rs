@@ -283,6 +283,100 @@ fn failed_run_keeps_the_last_success_and_says_so() {
     assert_eq!(history.lines().count(), 2);
 }
 
+/// A run refused before its steps (an unsafe passphrase file with `strict_permissions`) is
+/// a failed run for a monitor: status file, history, metrics and `hoard status`. A config
+/// that does not parse is recorded in its job folder too (with `--metrics-file`).
+#[test]
+fn refused_runs_are_recorded_as_failures() {
+    let (env, src, job, repo) = setup();
+    config(&job, &src, &repo, "metrics: job.prom\n");
+    env.hoard(["run", "--config", "myjob"]).ok();
+    let good = json_file(&job.join("status.json"));
+    config(
+        &job,
+        &src,
+        &repo,
+        "metrics: job.prom\nstrict_permissions: true\n",
+    );
+    let pf = job.join("BORGKeyPassword.file");
+    std::fs::set_permissions(&pf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = env.hoard(["run", "--config", "myjob"]).expect_code(2);
+    assert!(
+        r.stderr.contains("strict_permissions: refusing to run"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("Starting job"), "{}", r.stderr);
+    let st = json_file(&job.join("status.json"));
+    assert_eq!(st["result"], "failure", "{st}");
+    assert_eq!(st["exit_code"], 2, "{st}");
+    assert_eq!(st["last_success"], good["end"], "{st}");
+    assert!(
+        st["reason"]
+            .as_str()
+            .is_some_and(|m| m.contains("group/world accessible")),
+        "{st}"
+    );
+    assert_eq!(st["steps"].as_array().map(Vec::len), Some(0), "{st}");
+    let history = std::fs::read_to_string(job.join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 2, "{history}");
+    let line = summary_line(&r.stderr);
+    assert!(
+        line.starts_with("Summary: job myjob: failure (exit 2), no archive"),
+        "{line}"
+    );
+    let prom = std::fs::read_to_string(job.join("job.prom")).unwrap();
+    assert!(
+        prom.contains("hoard_job_last_run_success{job=\"myjob\"} 0\n")
+            && prom.contains("hoard_job_last_run_exit_code{job=\"myjob\"} 2\n"),
+        "{prom}"
+    );
+    if let Some((ok, msg)) = promtool_check(&job.join("job.prom")) {
+        assert!(ok, "promtool: {msg}\n{prom}");
+    }
+    let s = env.hoard(["status"]).expect_code(2).out();
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with("myjob ") && l.contains("FAILED")),
+        "{s}"
+    );
+    // A config that does not parse: the job folder is known, the run is recorded there.
+    std::fs::set_permissions(&pf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(job.join("config.yaml"), "backup: [unclosed\n").unwrap();
+    let r = env
+        .hoard_cmd()
+        .args(["run", "--config", "myjob", "--metrics-file"])
+        .arg(env.path().join("cli.prom"))
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    let st = json_file(&job.join("status.json"));
+    assert_eq!(st["exit_code"], 2, "{st}");
+    assert_eq!(st["job"], "myjob", "{st}");
+    assert!(
+        st["reason"]
+            .as_str()
+            .is_some_and(|m| m.contains("config.yaml")),
+        "{st}"
+    );
+    assert_eq!(st["last_success"], good["end"], "{st}");
+    let prom = std::fs::read_to_string(env.path().join("cli.prom")).unwrap();
+    assert!(
+        prom.contains("hoard_job_last_run_exit_code{job=\"myjob\"} 2\n"),
+        "{prom}"
+    );
+    if let Some((ok, msg)) = promtool_check(&env.path().join("cli.prom")) {
+        assert!(ok, "promtool: {msg}\n{prom}");
+    }
+    let history = std::fs::read_to_string(job.join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 3, "{history}");
+    // --dry-run records nothing
+    env.hoard(["run", "--config", "myjob", "--dry-run"])
+        .expect_code(2);
+    let history = std::fs::read_to_string(job.join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 3, "{history}");
+}
+
 /// Rewrites a job's status as if its last success (and end) were `hours` ago.
 fn age_status(job: &Path, hours: i64) {
     let mut st = json_file(&job.join("status.json"));

@@ -136,6 +136,7 @@ mod tests {
             repository_original_size: None,
             last_success: None,
             verification_coverage: None,
+            reason: None,
         };
         let text = render(&s);
         assert!(text.contains("hoard_job_last_run_success{job=\"we\\\"ird\\\\job\\n\"} 0\n"));
