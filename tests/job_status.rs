@@ -377,6 +377,81 @@ fn refused_runs_are_recorded_as_failures() {
     assert_eq!(history.lines().count(), 3, "{history}");
 }
 
+/// SIGTERM while a hook runs (the process ends at once: nothing polls) still records the
+/// run: failed, exit code 143, the signal as its reason, in the status file, the history
+/// and the metrics.
+#[test]
+fn a_signal_during_a_hook_records_the_run() {
+    let (env, src, job, repo) = setup();
+    config(&job, &src, &repo, "metrics: job.prom\n");
+    env.hoard(["run", "--config", "myjob"]).ok();
+    let pid_file = job.join("hook.pid");
+    config(
+        &job,
+        &src,
+        &repo,
+        &format!(
+            "metrics: job.prom\nhooks:\n  before:\n    - 'echo $$ > {}.tmp && mv {0}.tmp {0} && exec sleep 60 >/dev/null 2>&1'\n",
+            pid_file.display()
+        ),
+    );
+    let mut child = env
+        .hoard_cmd()
+        .args(["run", "--config", "myjob"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait (without a time limit on the outcome) for the hook to be running
+    let mut hook_pid = None;
+    for _ in 0..3000 {
+        if let Ok(t) = std::fs::read_to_string(&pid_file) {
+            hook_pid = t.trim().parse::<i32>().ok();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let hook_pid = hook_pid.expect("the hook did not start");
+    common::signal(&child, libc::SIGTERM);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    // SAFETY: kill(2) of the hook's sleep, which this test started through the job.
+    unsafe {
+        libc::kill(hook_pid, libc::SIGKILL);
+    }
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    let st = json_file(&job.join("status.json"));
+    assert_eq!(st["result"], "failure", "{st}");
+    assert_eq!(st["exit_code"], 143, "{st}");
+    assert!(
+        st["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("Received SIGTERM")),
+        "{st}"
+    );
+    let history = std::fs::read_to_string(job.join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 2, "{history}");
+    let prom = std::fs::read_to_string(job.join("job.prom")).unwrap();
+    assert!(
+        prom.contains("hoard_job_last_run_exit_code{job=\"myjob\"} 143\n")
+            && prom.contains("hoard_job_last_run_success{job=\"myjob\"} 0\n"),
+        "{prom}"
+    );
+    if let Some((ok, msg)) = promtool_check(&job.join("job.prom")) {
+        assert!(ok, "promtool: {msg}\n{prom}");
+    }
+    assert!(
+        summary_line(&stderr).starts_with("Summary: job myjob: failure (exit 143)"),
+        "{stderr}"
+    );
+    env.hoard(["status"]).expect_code(2);
+}
+
 /// Rewrites a job's status as if its last success (and end) were `hours` ago.
 fn age_status(job: &Path, hours: i64) {
     let mut st = json_file(&job.join("status.json"));
