@@ -581,6 +581,27 @@ fn job_status_and_metrics_carry_the_coverage() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap();
     let c = status["verification_coverage"].as_f64().expect("coverage");
     assert!(c > 0.0 && c < 1.0, "{status}");
+    assert_eq!(status["verification_coverage_days"], 7, "{status}");
+    // `hoard status` and the report show it: the share rounded down, and the window
+    let pct = format!("{:.0}% (7d)", (c * 100.0).floor());
+    let table = env.hoard(["status"]).ok().out();
+    let header = table.lines().next().unwrap_or("");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("vjob "))
+        .unwrap_or_else(|| panic!("{table}"));
+    let at = header.find("VERIFIED").unwrap_or_else(|| panic!("{table}"));
+    assert!(row[at..].starts_with(&pct), "{pct}:\n{table}");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.hoard(["status", "--json"]).ok().out()).unwrap();
+    assert_eq!(json[0]["verification_coverage"], c, "{json}");
+    let html = env.path().join("vjob.html");
+    env.hoard(["report", "vjob", "--html", arg(&html)]).ok();
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains(&format!("<span>Data verified</span><strong>{pct}</strong>")),
+        "{pct}"
+    );
     let prom = std::fs::read_to_string(dir.join("job.prom")).unwrap();
     let line = prom
         .lines()
@@ -638,7 +659,10 @@ fn narrow_pipe() -> (std::fs::File, std::os::fd::OwnedFd) {
     // SAFETY: pipe2 fills two descriptors that we then own; fcntl on one of them.
     unsafe {
         assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0, "pipe2");
-        assert!(libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 4096) > 0, "F_SETPIPE_SZ");
+        assert!(
+            libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 4096) > 0,
+            "F_SETPIPE_SZ"
+        );
         (
             std::fs::File::from_raw_fd(fds[0]),
             std::os::fd::OwnedFd::from_raw_fd(fds[1]),

@@ -678,7 +678,16 @@ fn finish(
         if !w.recorded {
             w.recorded = true;
             let reason = stop.map(|s| s.message().to_string());
-            record_run(cfg, steps_run.env, flags, log, status, &steps, archive, reason);
+            record_run(
+                cfg,
+                steps_run.env,
+                flags,
+                log,
+                status,
+                &steps,
+                archive,
+                reason,
+            );
         }
     }
     if flags.json {

@@ -95,6 +95,9 @@ pub struct JobStatus {
     /// Share (0..1) of the repository's data verified recently, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification_coverage: Option<f64>,
+    /// The window of [`Self::verification_coverage`], days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_coverage_days: Option<u64>,
     /// Why a run failed before its steps (a refused start) or was ended by a signal: the
     /// job log's error line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +118,17 @@ impl JobStatus {
     /// [`Self::end`] as a time.
     pub fn end_time(&self) -> Option<DateTime<Utc>> {
         parse_time(&self.end)
+    }
+
+    /// The verification coverage for people: `verified 43% (7d)` (rounded down, so that
+    /// 100% means all of it).
+    pub fn coverage_text(&self) -> Option<String> {
+        let c = self.verification_coverage.filter(|c| c.is_finite())?;
+        let pct = (c.clamp(0.0, 1.0) * 100.0).floor();
+        Some(match self.verification_coverage_days {
+            Some(d) => format!("verified {pct:.0}% ({d}d)"),
+            None => format!("verified {pct:.0}%"),
+        })
     }
 
     /// [`Self::start`] as a time.
@@ -316,7 +330,7 @@ pub fn record(
                         .map_err(|e| e.to_string())
                 });
             match coverage {
-                Ok(c) => Some(c.ratio()),
+                Ok(cov) => Some((cov.ratio(), c.coverage_days)),
                 Err(e) => {
                     if facts.exit_code < 2 {
                         problems.push(format!("verification coverage not recorded: {e}"));
@@ -362,7 +376,7 @@ fn status_of(
     facts: RunFacts,
     sizes: Option<ArchiveSizes>,
     totals: Option<crate::commands::report::RepoTotals>,
-    verification_coverage: Option<f64>,
+    verification_coverage: Option<(f64, u64)>,
 ) -> JobStatus {
     let end = format_time(facts.ended);
     let succeeded = (0..2).contains(&facts.exit_code);
@@ -394,7 +408,8 @@ fn status_of(
         } else {
             previous.and_then(|p| p.last_success)
         },
-        verification_coverage,
+        verification_coverage: verification_coverage.map(|c| c.0),
+        verification_coverage_days: verification_coverage.map(|c| c.1),
         reason: facts.reason,
     }
 }

@@ -12,8 +12,8 @@ use crate::commands::CommandError;
 use super::cmd_extract::CliReporter;
 use super::log;
 use super::options::CommonOptions;
-use super::progress_view::{Display, View};
 use super::options::{PatternOptions, Selector};
+use super::progress_view::{Display, View};
 
 /// `export-tar`
 #[derive(Debug, Args)]

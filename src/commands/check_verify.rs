@@ -289,20 +289,27 @@ pub(super) fn verify_data(v: &mut Verify<'_, '_>, limits: &VerifyLimits) -> Resu
             )
             .map(Some)
         }
-        None => verify_objects(v, &mut tally, &mut state, limits, &mut pi, &mut interrupts)
-            .map(|stop| {
+        None => verify_objects(v, &mut tally, &mut state, limits, &mut pi, &mut interrupts).map(
+            |stop| {
                 stop.map(|s| SegmentRun {
                     interrupted: Some(s),
                     ..SegmentRun::default()
                 })
-            }),
+            },
+        ),
     };
     save(&state);
     let run = outcome?;
     pi.finish(v.progress);
     if let Some(stop) = run.as_ref().and_then(|r| r.interrupted) {
         let run = run.filter(|_| segments.is_some());
-        log_coverage(&state, segments.as_deref(), run.as_ref(), limits, count_index);
+        log_coverage(
+            &state,
+            segments.as_deref(),
+            run.as_ref(),
+            limits,
+            count_index,
+        );
         return Err(CommandError::stopped(stop));
     }
     if segments.is_none() && !limits.sliced() && count_index != tally.verified {
