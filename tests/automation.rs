@@ -817,13 +817,19 @@ fn missing_ssh_key_stops_at_once() {
         let r = env.hoard(["run", "--config", "myjob"]).expect_code(2);
         assert!(start.elapsed() < Duration::from_secs(30));
         let lines: Vec<&str> = r.stderr.lines().collect();
-        assert_eq!(lines.len(), 2, "{}", r.stderr);
+        assert_eq!(lines.len(), 3, "{}", r.stderr);
         assert!(
             lines[0].ends_with(&format!(" ERROR SSH key {} not available!", key.display())),
             "{}",
             r.stderr
         );
-        assert!(lines[1].ends_with(" ERROR At least one job failed."));
+        // the refused run is recorded (status file) and summarized
+        assert!(
+            lines[1].contains(" INFO Summary: job myjob: failure (exit 2), no archive"),
+            "{}",
+            r.stderr
+        );
+        assert!(lines[2].ends_with(" ERROR At least one job failed."));
     }
     // With the key file, the job's ssh uses it: a stand-in `ssh` on PATH records its arguments.
     let bin = env.path().join("bin");
