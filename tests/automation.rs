@@ -817,13 +817,19 @@ fn missing_ssh_key_stops_at_once() {
         let r = env.hoard(["run", "--config", "myjob"]).expect_code(2);
         assert!(start.elapsed() < Duration::from_secs(30));
         let lines: Vec<&str> = r.stderr.lines().collect();
-        assert_eq!(lines.len(), 2, "{}", r.stderr);
+        assert_eq!(lines.len(), 3, "{}", r.stderr);
         assert!(
             lines[0].ends_with(&format!(" ERROR SSH key {} not available!", key.display())),
             "{}",
             r.stderr
         );
-        assert!(lines[1].ends_with(" ERROR At least one job failed."));
+        // the refused run is recorded (status file) and summarized
+        assert!(
+            lines[1].contains(" INFO Summary: job myjob: failure (exit 2), no archive"),
+            "{}",
+            r.stderr
+        );
+        assert!(lines[2].ends_with(" ERROR At least one job failed."));
     }
     // With the key file, the job's ssh uses it: a stand-in `ssh` on PATH records its arguments.
     let bin = env.path().join("bin");
@@ -915,7 +921,20 @@ fn signal_ends_the_job_without_retries() {
         seen.push('\n');
     }
     let status = child.wait().unwrap();
-    assert!(!status.success(), "{seen}");
+    assert_eq!(status.code(), Some(143), "{seen}");
+    // the run is recorded as the job reports it: failed with the signal's exit code, create
+    // ended by it
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(job.join("status.json")).unwrap()).unwrap();
+    assert_eq!(st["result"], "failure", "{st}");
+    assert_eq!(st["exit_code"], 143, "{st}");
+    assert_eq!(st["reason"], "Received SIGTERM", "{st}");
+    assert_eq!(st["steps"][0]["name"], "create", "{st}");
+    assert_eq!(st["steps"][0]["exit_code"], 143, "{st}");
+    assert!(
+        seen.contains("Summary: job myjob: failure (exit 143)"),
+        "{seen}"
+    );
     assert!(
         start.elapsed() < Duration::from_secs(45),
         "waited {:?}:\n{seen}",
@@ -940,4 +959,50 @@ fn signal_ends_the_job_without_retries() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// SIGHUP while the job waits to try a failed step again ends the wait and the job; the
+/// run is recorded with the signal's exit code (129), as the process exits.
+#[test]
+fn signal_between_tries_is_recorded_with_its_exit_code() {
+    let (env, src, job) = setup();
+    let missing = env.path().join("no-repo");
+    write_config(
+        &job,
+        &format!(
+            "backup:\n  - {}\ntarget: '{}'\ncleanup:\n  last: 10\ntries:\n  backup: 3\n  cleanup: 1\nretry_wait: 600\n",
+            src.display(),
+            missing.display(),
+        ),
+    );
+    let mut child = env
+        .hoard_cmd()
+        .args(["run", "--config", "myjob"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("create: retrying in") {
+            break;
+        }
+    }
+    common::signal(&child, libc::SIGHUP);
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(129), "{seen}");
+    assert!(!seen.contains("create: attempt 2/3"), "{seen}");
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(job.join("status.json")).unwrap()).unwrap();
+    assert_eq!(st["result"], "failure", "{st}");
+    assert_eq!(st["exit_code"], 129, "{st}");
+    assert_eq!(st["reason"], "Received SIGHUP.", "{st}");
 }

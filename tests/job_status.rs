@@ -283,6 +283,175 @@ fn failed_run_keeps_the_last_success_and_says_so() {
     assert_eq!(history.lines().count(), 2);
 }
 
+/// A run refused before its steps (an unsafe passphrase file with `strict_permissions`) is
+/// a failed run for a monitor: status file, history, metrics and `hoard status`. A config
+/// that does not parse is recorded in its job folder too (with `--metrics-file`).
+#[test]
+fn refused_runs_are_recorded_as_failures() {
+    let (env, src, job, repo) = setup();
+    config(&job, &src, &repo, "metrics: job.prom\n");
+    env.hoard(["run", "--config", "myjob"]).ok();
+    let good = json_file(&job.join("status.json"));
+    config(
+        &job,
+        &src,
+        &repo,
+        "metrics: job.prom\nstrict_permissions: true\n",
+    );
+    let pf = job.join("BORGKeyPassword.file");
+    std::fs::set_permissions(&pf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = env.hoard(["run", "--config", "myjob"]).expect_code(2);
+    assert!(
+        r.stderr.contains("strict_permissions: refusing to run"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("Starting job"), "{}", r.stderr);
+    let st = json_file(&job.join("status.json"));
+    assert_eq!(st["result"], "failure", "{st}");
+    assert_eq!(st["exit_code"], 2, "{st}");
+    assert_eq!(st["last_success"], good["end"], "{st}");
+    assert!(
+        st["reason"]
+            .as_str()
+            .is_some_and(|m| m.contains("group/world accessible")),
+        "{st}"
+    );
+    assert_eq!(st["steps"].as_array().map(Vec::len), Some(0), "{st}");
+    let history = std::fs::read_to_string(job.join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 2, "{history}");
+    let line = summary_line(&r.stderr);
+    assert!(
+        line.starts_with("Summary: job myjob: failure (exit 2), no archive"),
+        "{line}"
+    );
+    let prom = std::fs::read_to_string(job.join("job.prom")).unwrap();
+    assert!(
+        prom.contains("hoard_job_last_run_success{job=\"myjob\"} 0\n")
+            && prom.contains("hoard_job_last_run_exit_code{job=\"myjob\"} 2\n"),
+        "{prom}"
+    );
+    if let Some((ok, msg)) = promtool_check(&job.join("job.prom")) {
+        assert!(ok, "promtool: {msg}\n{prom}");
+    }
+    let s = env.hoard(["status"]).expect_code(2).out();
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with("myjob ") && l.contains("FAILED")),
+        "{s}"
+    );
+    // A config that does not parse: the job folder is known, the run is recorded there.
+    std::fs::set_permissions(&pf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(job.join("config.yaml"), "backup: [unclosed\n").unwrap();
+    let r = env
+        .hoard_cmd()
+        .args(["run", "--config", "myjob", "--metrics-file"])
+        .arg(env.path().join("cli.prom"))
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    let st = json_file(&job.join("status.json"));
+    assert_eq!(st["exit_code"], 2, "{st}");
+    assert_eq!(st["job"], "myjob", "{st}");
+    assert!(
+        st["reason"]
+            .as_str()
+            .is_some_and(|m| m.contains("config.yaml")),
+        "{st}"
+    );
+    assert_eq!(st["last_success"], good["end"], "{st}");
+    let prom = std::fs::read_to_string(env.path().join("cli.prom")).unwrap();
+    assert!(
+        prom.contains("hoard_job_last_run_exit_code{job=\"myjob\"} 2\n"),
+        "{prom}"
+    );
+    if let Some((ok, msg)) = promtool_check(&env.path().join("cli.prom")) {
+        assert!(ok, "promtool: {msg}\n{prom}");
+    }
+    let history = std::fs::read_to_string(job.join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 3, "{history}");
+    // --dry-run records nothing
+    env.hoard(["run", "--config", "myjob", "--dry-run"])
+        .expect_code(2);
+    let history = std::fs::read_to_string(job.join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 3, "{history}");
+}
+
+/// SIGTERM while a hook runs (the process ends at once: nothing polls) still records the
+/// run: failed, exit code 143, the signal as its reason, in the status file, the history
+/// and the metrics.
+#[test]
+fn a_signal_during_a_hook_records_the_run() {
+    let (env, src, job, repo) = setup();
+    config(&job, &src, &repo, "metrics: job.prom\n");
+    env.hoard(["run", "--config", "myjob"]).ok();
+    let pid_file = job.join("hook.pid");
+    config(
+        &job,
+        &src,
+        &repo,
+        &format!(
+            "metrics: job.prom\nhooks:\n  before:\n    - 'echo $$ > {}.tmp && mv {0}.tmp {0} && exec sleep 60 >/dev/null 2>&1'\n",
+            pid_file.display()
+        ),
+    );
+    let mut child = env
+        .hoard_cmd()
+        .args(["run", "--config", "myjob"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait (without a time limit on the outcome) for the hook to be running
+    let mut hook_pid = None;
+    for _ in 0..3000 {
+        if let Ok(t) = std::fs::read_to_string(&pid_file) {
+            hook_pid = t.trim().parse::<i32>().ok();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let hook_pid = hook_pid.expect("the hook did not start");
+    common::signal(&child, libc::SIGTERM);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    // SAFETY: kill(2) of the hook's sleep, which this test started through the job.
+    unsafe {
+        libc::kill(hook_pid, libc::SIGKILL);
+    }
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    let st = json_file(&job.join("status.json"));
+    assert_eq!(st["result"], "failure", "{st}");
+    assert_eq!(st["exit_code"], 143, "{st}");
+    assert!(
+        st["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("Received SIGTERM")),
+        "{st}"
+    );
+    let history = std::fs::read_to_string(job.join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 2, "{history}");
+    let prom = std::fs::read_to_string(job.join("job.prom")).unwrap();
+    assert!(
+        prom.contains("hoard_job_last_run_exit_code{job=\"myjob\"} 143\n")
+            && prom.contains("hoard_job_last_run_success{job=\"myjob\"} 0\n"),
+        "{prom}"
+    );
+    if let Some((ok, msg)) = promtool_check(&job.join("job.prom")) {
+        assert!(ok, "promtool: {msg}\n{prom}");
+    }
+    assert!(
+        summary_line(&stderr).starts_with("Summary: job myjob: failure (exit 143)"),
+        "{stderr}"
+    );
+    env.hoard(["status"]).expect_code(2);
+}
+
 /// Rewrites a job's status as if its last success (and end) were `hours` ago.
 fn age_status(job: &Path, hours: i64) {
     let mut st = json_file(&job.join("status.json"));
@@ -320,7 +489,9 @@ fn status_exit_codes_for_healthy_failed_and_stale_jobs() {
         cells[5].ends_with(" B") || cells[5].ends_with("kB"),
         "{cells:?}"
     );
-    assert_eq!(cells[6], "ok");
+    // (no data verification configured: no coverage)
+    assert_eq!(cells[6], "-");
+    assert_eq!(cells[7], "ok");
     // A stale job (last success 3 days ago): 1.
     let stale = new_job(&jobs, "stale");
     config(

@@ -271,6 +271,16 @@ fn nothing_is_shown_without_p_when_stderr_is_not_a_terminal() {
     let r = arg(&repo);
     let src = env.path().join("src");
     let src = arg(&src);
+    // a tar for import-tar (export-tar without -p and a terminal: nothing on stderr)
+    let tar = env.path().join("in.tar");
+    let o = env
+        .hoard_cmd()
+        .args(["export-tar", &format!("{r}::a"), arg(&tar)])
+        .output()
+        .expect("run");
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    let tar = arg(&tar);
     // each command plainly, then with --log-json (archives named apart)
     let runs: Vec<(Vec<String>, Vec<String>)> = vec![
         (
@@ -284,6 +294,14 @@ fn nothing_is_shown_without_p_when_stderr_is_not_a_terminal() {
         (
             vec!["check".into(), "--verify-data".into(), r.into()],
             vec!["check".into(), "--verify-data".into(), r.into()],
+        ),
+        (
+            vec!["export-tar".into(), format!("{r}::a"), "a.tar".into()],
+            vec!["export-tar".into(), format!("{r}::b"), "b.tar".into()],
+        ),
+        (
+            vec!["import-tar".into(), format!("{r}::i1"), tar.into()],
+            vec!["import-tar".into(), format!("{r}::i2"), tar.into()],
         ),
         (
             vec!["delete".into(), format!("{r}::a")],
@@ -394,6 +412,25 @@ fn a_terminal_gets_one_line_redrawn_in_place_and_wiped() {
                 .is_some_and(|l| l.trim().is_empty()),
         "not wiped: {:?}",
         &tail[tail.len().saturating_sub(200)..]
+    );
+    // export-tar and import-tar (no -p either): export-tar's percentage with the bytes done of
+    // the total, import-tar the archive's figures as create shows them
+    let tar = env.path().join("t.tar");
+    let (text, _) =
+        on_terminal(&env, &["export-tar", &format!("{r}::b"), arg(&tar)]).expect("script");
+    assert!(
+        drawn(&text)
+            .iter()
+            .any(|l| l.contains("% Processing: src/") && l.contains(" kB/")),
+        "{text:?}"
+    );
+    let (text, _) =
+        on_terminal(&env, &["import-tar", &format!("{r}::imported"), arg(&tar)]).expect("script");
+    assert!(
+        drawn(&text)
+            .iter()
+            .any(|l| l.contains(" files, ") && l.contains("src/")),
+        "{text:?}"
     );
     // create on a terminal: the estimate from the previous archive, the rate and '~'
     let src = env.path().join("src");

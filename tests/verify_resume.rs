@@ -554,6 +554,27 @@ fn job_status_and_metrics_carry_the_coverage() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap();
     let c = status["verification_coverage"].as_f64().expect("coverage");
     assert!(c > 0.0 && c < 1.0, "{status}");
+    assert_eq!(status["verification_coverage_days"], 7, "{status}");
+    // `hoard status` and the report show it: the share rounded down, and the window
+    let pct = format!("{:.0}% (7d)", (c * 100.0).floor());
+    let table = env.hoard(["status"]).ok().out();
+    let header = table.lines().next().unwrap_or("");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("vjob "))
+        .unwrap_or_else(|| panic!("{table}"));
+    let at = header.find("VERIFIED").unwrap_or_else(|| panic!("{table}"));
+    assert!(row[at..].starts_with(&pct), "{pct}:\n{table}");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.hoard(["status", "--json"]).ok().out()).unwrap();
+    assert_eq!(json[0]["verification_coverage"], c, "{json}");
+    let html = env.path().join("vjob.html");
+    env.hoard(["report", "vjob", "--html", arg(&html)]).ok();
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains(&format!("<span>Data verified</span><strong>{pct}</strong>")),
+        "{pct}"
+    );
     let prom = std::fs::read_to_string(dir.join("job.prom")).unwrap();
     let line = prom
         .lines()
@@ -601,4 +622,105 @@ fn promtool() -> Option<PathBuf> {
         return None;
     }
     panic!("promtool is needed (Debian package prometheus), or HOARD_SKIP_PROMTOOL=1");
+}
+
+/// A pipe whose buffer holds one page: a child writing its stderr into it can never be more
+/// than about a page of output ahead of the reader (the test's clock, not a timer).
+fn narrow_pipe() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills two descriptors that we then own; fcntl on one of them.
+    unsafe {
+        assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0, "pipe2");
+        assert!(
+            libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 4096) > 0,
+            "F_SETPIPE_SZ"
+        );
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+/// Ctrl-C (twice: borg's check goes on after the first) during a verification slice ends
+/// the check, and what it verified up to then is recorded: `--coverage` counts it and the
+/// next slice goes on with the segments not verified yet instead of starting over.
+#[test]
+fn an_interrupted_slice_keeps_what_it_verified() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    let repo_path = env.path().join("repo");
+    let repo = arg(&repo_path);
+    env.hoard(["init", "-e", "repokey", repo]).ok();
+    // segments of at most 16 KiB: one 20 kB object each
+    let config = repo_path.join("config");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = small_segments(&text).replace("65536", "16384");
+    assert!(text.contains("max_segment_size = 16384"), "{text}");
+    std::fs::write(&config, text).expect("config");
+    // 1000 segments: their debug lines are many pages, the process cannot finish ahead of
+    // the reader
+    let src = env.path().join("many");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    for i in 0..1000u64 {
+        std::fs::write(
+            src.join(format!("f{i:04}")),
+            common::tree::pseudo_random(20_000, 7000 + i),
+        )
+        .expect("write");
+    }
+    env.hoard(["create", &format!("{repo}::many"), "many"]).ok();
+    let id = id_from_config(&std::fs::read_to_string(repo_path.join("config")).unwrap());
+    let (read, write) = narrow_pipe();
+    let mut cmd = env.hoard_cmd();
+    cmd.args([
+        "--debug",
+        "check",
+        "--archives-only",
+        "--verify-data",
+        "--max-duration",
+        "3600",
+        repo,
+    ])
+    .stderr(std::process::Stdio::from(write));
+    let mut child = cmd.spawn().expect("spawn");
+    drop(cmd);
+    let mut lines = BufReader::new(read).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("stderr");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("segment ") && line.contains(" verified: ") {
+            break;
+        }
+    }
+    common::signal(&child, libc::SIGINT);
+    // (apart by more than borg's 20 ms debounce: two key presses, not one forwarded twice)
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    common::signal(&child, libc::SIGINT);
+    for line in lines {
+        seen.push_str(&line.expect("stderr"));
+        seen.push('\n');
+    }
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("Keyboard interrupt"), "{seen}");
+    assert!(seen.contains("in this run, interrupted"), "{seen}");
+    let kept = verified(&env, &id);
+    let (_, done, total, out) = coverage(&env, repo);
+    assert!(
+        done > 0 && (done as usize) == kept.len() && done < total,
+        "{out}\n{seen}"
+    );
+    // the next slice verifies segments not verified yet; the recorded ones stay as they are
+    let k = 5;
+    slice(&env, repo, k).ok();
+    let after = verified(&env, &id);
+    // (segments without live objects on the way are recorded without counting)
+    assert!(after.len() >= kept.len() + k, "{} {after:?}", kept.len());
+    for (s, rec) in &kept {
+        assert_eq!(after.get(s), Some(rec), "segment {s} verified again");
+    }
 }

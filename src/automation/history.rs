@@ -64,6 +64,8 @@ mod tests {
             repository_original_size: None,
             last_success: None,
             verification_coverage: None,
+            verification_coverage_days: None,
+            reason: None,
         }
     }
 

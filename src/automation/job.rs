@@ -9,12 +9,14 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::json;
 
 use super::config::{self, JobConfig, KEY_FILE, PASSPHRASE_FILE};
 use super::ping;
+use super::status::{self as job_status, JobId, RunFacts, StepFacts};
 use super::step::{apply_env, Outcome, StepEnv, StepRunner};
 
 /// Exit status of a job or step: 0 success, 1 warning, 2 failure.
@@ -91,6 +93,9 @@ pub fn run(config_name: &str, flags: &RunFlags, runner: &dyn StepRunner) -> Stat
                 started: chrono::Utc::now(),
             };
             log.error(&e.0);
+            if !flags.dry_run && !flags.shell {
+                record_unloadable(config_name, flags, &mut log, &e.0);
+            }
             log.line("ERROR", FAILURE_LINE);
             return 2;
         }
@@ -217,15 +222,13 @@ fn run_loaded(
     {
         Ok(f) => f,
         Err(e) => {
-            log.error(&format!(
-                "cannot open job lock {}: {e}",
-                lock_path.display()
-            ));
-            return 2;
+            let msg = format!("cannot open job lock {}: {e}", lock_path.display());
+            return refused(cfg, flags, log, &msg);
         }
     };
     // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        // Not recorded: the running job owns the status files, and it records its own run.
         log.error(&format!(
             "job {} is already running (lock {})",
             cfg.name,
@@ -236,8 +239,7 @@ fn run_loaded(
     let mut worst: Status = 0;
     if flags.init {
         if let Err(m) = init_files(cfg, log) {
-            log.error(&m);
-            return 2;
+            return refused(cfg, flags, log, &m);
         }
     }
     // Files may have been created by --init: re-read what is present.
@@ -255,8 +257,8 @@ fn run_loaded(
                     m.permissions().mode() & 0o777
                 );
                 if cfg.strict_permissions {
-                    log.error(&format!("{msg} (strict_permissions: refusing to run)"));
-                    return 2;
+                    let msg = format!("{msg} (strict_permissions: refusing to run)");
+                    return refused(cfg, flags, log, &msg);
                 }
                 log.warn(&msg);
                 worst = worst.max(1);
@@ -264,14 +266,27 @@ fn run_loaded(
         }
     }
     let env = job_env(cfg, passphrase_file.as_deref(), key_file.as_deref());
+    let watch = Arc::new(Mutex::new(Watch::default()));
     let steps_run = Steps {
         cfg,
         runner,
         env: &env,
+        watch: &watch,
     };
     if flags.shell {
         return shell(&env, log);
     }
+    // A signal that ends the process before the job winds down by itself (during a hook,
+    // or a step that does not poll) still leaves the run's record.
+    let _on_signal = (!flags.dry_run).then(|| {
+        let watch = Arc::clone(&watch);
+        let cfg = cfg.clone();
+        let metrics = flags.metrics_file.clone();
+        let started = log.started;
+        crate::platform::signals::on_emergency_exit(move || {
+            record_signalled(&watch, &cfg, metrics.as_deref(), started)
+        })
+    });
     log.info(&format!(
         "Starting job {} ({})",
         cfg.name,
@@ -295,6 +310,7 @@ fn run_loaded(
             return finish(&steps_run, flags, log, 2, Vec::new(), None, pings);
         }
     };
+    watch_lock(&watch).archive = Some(archive.clone());
     let mut steps = Vec::new();
     if !flags.dry_run {
         if let Err(m) = run_hooks(
@@ -337,6 +353,7 @@ fn run_loaded(
         }
         let r = create_step(&steps_run, flags, &paths, &mut names, log);
         archive = names.current().to_string();
+        watch_lock(&watch).archive = Some(archive.clone());
         steps.push(r);
     }
     if !flags.nocleanup {
@@ -402,11 +419,198 @@ fn run_loaded(
     finish(&steps_run, flags, log, worst, steps, Some(&archive), pings)
 }
 
-/// What every step and hook of one run needs: the job, the runner and the job environment.
+/// What every step and hook of one run needs: the job, the runner, the job environment and
+/// the run so far (for a record made at a signal).
 struct Steps<'a> {
     cfg: &'a JobConfig,
     runner: &'a dyn StepRunner,
     env: &'a StepEnv,
+    watch: &'a Arc<Mutex<Watch>>,
+}
+
+/// The run so far, shared with the cleanup the signal watcher runs before it ends the
+/// process: whichever of the two records the run first, the other leaves it.
+#[derive(Debug, Default)]
+struct Watch {
+    /// The run was recorded.
+    recorded: bool,
+    /// The steps that ended.
+    steps: Vec<StepFacts>,
+    /// The step in progress and its attempt.
+    current: Option<(&'static str, u32)>,
+    /// The archive name in use.
+    archive: Option<String>,
+}
+
+/// Locks the run's [`Watch`] (a poisoned lock still holds the facts).
+fn watch_lock(w: &Mutex<Watch>) -> MutexGuard<'_, Watch> {
+    w.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Steps<'_> {
+    /// Notes the step in progress (`None` when it ended with `done`).
+    fn note(&self, current: Option<(&'static str, u32)>, done: Option<&StepResult>) {
+        let mut w = watch_lock(self.watch);
+        w.current = current;
+        if let Some(r) = done {
+            w.steps.push(step_facts(r));
+        }
+    }
+}
+
+/// The status file's facts of one step.
+fn step_facts(s: &StepResult) -> StepFacts {
+    StepFacts {
+        name: s.name.into(),
+        result: job_status::result_word(s.status).into(),
+        exit_code: s.status,
+        tries: s.attempts,
+    }
+}
+
+/// The emergency record of a run ended by a signal (called by the signal watcher before the
+/// process exits): the steps so far, the one in progress failed with the signal's exit code.
+fn record_signalled(
+    watch: &Mutex<Watch>,
+    cfg: &JobConfig,
+    metrics: Option<&Path>,
+    started: chrono::DateTime<chrono::Utc>,
+) {
+    let Some(stop) = crate::platform::signals::stop() else {
+        return;
+    };
+    // The main thread may be recording the run itself right now: wait for it a little.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut w = loop {
+        match watch.try_lock() {
+            Ok(g) => break g,
+            Err(std::sync::TryLockError::Poisoned(e)) => break e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                if std::time::Instant::now() >= deadline {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    if w.recorded {
+        return;
+    }
+    w.recorded = true;
+    let code = stop.exit_code();
+    let mut steps = w.steps.clone();
+    let reason = match w.current {
+        Some((name, attempt)) => {
+            steps.push(StepFacts {
+                name: name.into(),
+                result: job_status::result_word(code).into(),
+                exit_code: code,
+                tries: attempt,
+            });
+            format!("{} (during {name})", stop.message())
+        }
+        None => stop.message().to_string(),
+    };
+    let facts = RunFacts {
+        started,
+        ended: chrono::Utc::now(),
+        exit_code: code,
+        steps,
+        archive: w.archive.clone(),
+        reason: Some(reason),
+    };
+    let mut log = JobLog {
+        file: None,
+        started,
+    };
+    let (st, problems) = job_status::record_refused(job_id(cfg, metrics), facts);
+    for p in problems {
+        log.warn(&p);
+    }
+    log.info(&job_status::summary_line(&st));
+    log.error(FAILURE_LINE);
+}
+
+/// The job as the status files name it; `metrics` (`--metrics-file`) before the job's own.
+fn job_id<'a>(cfg: &'a JobConfig, metrics: Option<&'a Path>) -> JobId<'a> {
+    JobId {
+        name: &cfg.name,
+        dir: &cfg.dir,
+        repository: &cfg.target,
+        metrics: metrics.or(cfg.metrics.as_deref()),
+    }
+}
+
+/// A run refused before its steps (lock, secrets, `--init` files): the error line, and the
+/// failed run in the status file, history and metrics so that a monitor sees it. Returns 2.
+fn refused(cfg: &JobConfig, flags: &RunFlags, log: &mut JobLog, reason: &str) -> Status {
+    log.error(reason);
+    if !flags.dry_run && !flags.shell {
+        record_refusal(job_id(cfg, flags.metrics_file.as_deref()), log, reason);
+    }
+    2
+}
+
+/// Records a refused run (exit code 2, no steps) with its reason and logs the summary line.
+fn record_refusal(job: JobId<'_>, log: &mut JobLog, reason: &str) {
+    let facts = RunFacts {
+        started: log.started,
+        ended: chrono::Utc::now(),
+        exit_code: 2,
+        steps: Vec::new(),
+        archive: None,
+        reason: Some(reason.to_string()),
+    };
+    let (st, problems) = job_status::record_refused(job, facts);
+    for p in problems {
+        log.warn(&p);
+    }
+    log.info(&job_status::summary_line(&st));
+}
+
+/// A config that does not load: the failed run is recorded in the job folder when that is
+/// known and safe — `NAME` resolves to a folder's `config.yaml` (the layout `hoard status`
+/// lists), the folder belongs to this user, and no run of the job holds its lock. Only
+/// `--metrics-file` is written (the config's `metrics:` is not known).
+fn record_unloadable(config_name: &str, flags: &RunFlags, log: &mut JobLog, reason: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok((dir, file)) = config::resolve(config_name) else {
+        return;
+    };
+    if file.file_name() != Some(std::ffi::OsStr::new("config.yaml")) || file.parent() != Some(&*dir)
+    {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() && m.uid() == me => {}
+        _ => return,
+    }
+    let Ok(lock) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join(".hoard-job.lock"))
+    else {
+        return;
+    };
+    // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return;
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "job".into());
+    let job = JobId {
+        name: &name,
+        dir: &dir,
+        repository: "",
+        metrics: flags.metrics_file.as_deref(),
+    };
+    record_refusal(job, log, reason);
 }
 
 impl Steps<'_> {
@@ -431,6 +635,12 @@ fn finish(
         1 => "warning",
         _ => "failure",
     };
+    // A run ended by SIGTERM, SIGHUP or a second SIGINT ends with its exit code (128 + N),
+    // as the process does.
+    let stop = crate::platform::signals::stop();
+    if let Some(stop) = stop {
+        status = stop.exit_code();
+    }
     if !flags.dry_run {
         let st = word(status);
         if let Err(m) = run_hooks(
@@ -463,7 +673,22 @@ fn finish(
         send_ping(cfg, if status >= 2 { "/fail" } else { "" }, log);
     }
     if !flags.dry_run {
-        record_run(cfg, steps_run.env, flags, log, status, &steps, archive);
+        // Held while recording: a signal's emergency record waits for this one.
+        let mut w = watch_lock(steps_run.watch);
+        if !w.recorded {
+            w.recorded = true;
+            let reason = stop.map(|s| s.message().to_string());
+            record_run(
+                cfg,
+                steps_run.env,
+                flags,
+                log,
+                status,
+                &steps,
+                archive,
+                reason,
+            );
+        }
     }
     if flags.json {
         let v = json!({
@@ -487,6 +712,7 @@ fn finish(
 }
 
 /// Writes the status file, history and metrics of a finished run, and logs its summary line.
+#[allow(clippy::too_many_arguments)]
 fn record_run(
     cfg: &JobConfig,
     env: &StepEnv,
@@ -495,21 +721,15 @@ fn record_run(
     status: Status,
     steps: &[StepResult],
     archive: Option<&str>,
+    reason: Option<String>,
 ) {
-    let facts = super::status::RunFacts {
+    let facts = RunFacts {
         started: log.started,
         ended: chrono::Utc::now(),
         exit_code: status,
-        steps: steps
-            .iter()
-            .map(|s| super::status::StepFacts {
-                name: s.name.into(),
-                result: super::status::result_word(s.status).into(),
-                exit_code: s.status,
-                tries: s.attempts,
-            })
-            .collect(),
+        steps: steps.iter().map(step_facts).collect(),
         archive: archive.filter(|a| !a.is_empty()).map(str::to_string),
+        reason,
     };
     let (st, problems) = super::status::record(cfg, env, facts, flags.metrics_file.as_deref());
     for p in problems {
@@ -592,6 +812,19 @@ fn retrying(
     name: &'static str,
     tries: u32,
     log: &mut JobLog,
+    argv: impl FnMut(bool, &mut JobLog) -> Result<Vec<String>, String>,
+) -> StepResult {
+    let r = tries_of(steps_run, name, tries, log, argv);
+    steps_run.note(None, Some(&r));
+    r
+}
+
+/// The tries of [`retrying`].
+fn tries_of(
+    steps_run: &Steps<'_>,
+    name: &'static str,
+    tries: u32,
+    log: &mut JobLog,
     mut argv: impl FnMut(bool, &mut JobLog) -> Result<Vec<String>, String>,
 ) -> StepResult {
     let mut last_msg = None;
@@ -619,7 +852,9 @@ fn retrying(
             }
         };
         log.info(&format!("{name}: attempt {attempt}/{tries}"));
+        steps_run.note(Some((name, attempt)), None);
         let out = steps_run.run(&args);
+        steps_run.note(None, None);
         if out.code < 2 {
             if out.code == 1 {
                 log.warn(&format!(

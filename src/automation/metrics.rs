@@ -136,6 +136,8 @@ mod tests {
             repository_original_size: None,
             last_success: None,
             verification_coverage: None,
+            verification_coverage_days: None,
+            reason: None,
         };
         let text = render(&s);
         assert!(text.contains("hoard_job_last_run_success{job=\"we\\\"ird\\\\job\\n\"} 0\n"));

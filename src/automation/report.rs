@@ -217,6 +217,11 @@ impl Report {
                 }
             }
         }
+        // The latest measured coverage (a refused run measures none).
+        if let Some(text) = runs.iter().rev().find_map(JobStatus::coverage_text) {
+            let text = text.trim_start_matches("verified ");
+            facts.push(("Data verified".into(), text.to_string()));
+        }
         let failed = runs.iter().filter(|r| !r.succeeded()).count();
         facts.push((
             "Runs recorded".into(),

@@ -95,6 +95,13 @@ pub struct JobStatus {
     /// Share (0..1) of the repository's data verified recently, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification_coverage: Option<f64>,
+    /// The window of [`Self::verification_coverage`], days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_coverage_days: Option<u64>,
+    /// Why a run failed before its steps (a refused start) or was ended by a signal: the
+    /// job log's error line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl JobStatus {
@@ -111,6 +118,17 @@ impl JobStatus {
     /// [`Self::end`] as a time.
     pub fn end_time(&self) -> Option<DateTime<Utc>> {
         parse_time(&self.end)
+    }
+
+    /// The verification coverage for people: `verified 43% (7d)` (rounded down, so that
+    /// 100% means all of it).
+    pub fn coverage_text(&self) -> Option<String> {
+        let c = self.verification_coverage.filter(|c| c.is_finite())?;
+        let pct = (c.clamp(0.0, 1.0) * 100.0).floor();
+        Some(match self.verification_coverage_days {
+            Some(d) => format!("verified {pct:.0}% ({d}d)"),
+            None => format!("verified {pct:.0}%"),
+        })
     }
 
     /// [`Self::start`] as a time.
@@ -153,6 +171,21 @@ pub struct RunFacts {
     pub steps: Vec<StepFacts>,
     /// The archive name used, if any.
     pub archive: Option<String>,
+    /// Why the run failed before its steps or was ended by a signal (one line).
+    pub reason: Option<String>,
+}
+
+/// Which job a run that never got to its steps belongs to (see [`record_refused`]).
+#[derive(Debug, Clone, Copy)]
+pub struct JobId<'a> {
+    /// The job's name.
+    pub name: &'a str,
+    /// The job folder (the status file and history go here).
+    pub dir: &'a Path,
+    /// The repository, as far as known (empty when the config could not be read).
+    pub repository: &'a str,
+    /// The Prometheus file to write, if any.
+    pub metrics: Option<&'a Path>,
 }
 
 /// Reads a small file, refusing anything larger than `limit` bytes.
@@ -297,7 +330,7 @@ pub fn record(
                         .map_err(|e| e.to_string())
                 });
             match coverage {
-                Ok(c) => Some(c.ratio()),
+                Ok(cov) => Some((cov.ratio(), c.coverage_days)),
                 Err(e) => {
                     if facts.exit_code < 2 {
                         problems.push(format!("verification coverage not recorded: {e}"));
@@ -308,6 +341,43 @@ pub fn record(
         }
         _ => None,
     };
+    let job = JobId {
+        name: &cfg.name,
+        dir: &cfg.dir,
+        repository: &cfg.target,
+        metrics: metrics_file.or(cfg.metrics.as_deref()),
+    };
+    let status = status_of(job, previous, facts, sizes, totals, verification_coverage);
+    write_files(job, &status, &mut problems);
+    (status, problems)
+}
+
+/// Records a run that failed before its steps (a refused start) or was ended by a signal:
+/// the status file, the history and the metrics like [`record`], without opening the
+/// repository (its figures are left out).
+pub fn record_refused(job: JobId<'_>, facts: RunFacts) -> (JobStatus, Vec<String>) {
+    let mut problems = Vec::new();
+    let previous = match load(job.dir) {
+        Ok(p) => p,
+        Err(e) => {
+            problems.push(format!("previous status ignored: {e}"));
+            None
+        }
+    };
+    let status = status_of(job, previous, facts, None, None, None);
+    write_files(job, &status, &mut problems);
+    (status, problems)
+}
+
+/// The status of a finished run.
+fn status_of(
+    job: JobId<'_>,
+    previous: Option<JobStatus>,
+    facts: RunFacts,
+    sizes: Option<ArchiveSizes>,
+    totals: Option<crate::commands::report::RepoTotals>,
+    verification_coverage: Option<(f64, u64)>,
+) -> JobStatus {
     let end = format_time(facts.ended);
     let succeeded = (0..2).contains(&facts.exit_code);
     let tries = facts
@@ -316,9 +386,9 @@ pub fn record(
         .find(|s| s.name == "create")
         .map(|s| s.tries)
         .unwrap_or_else(|| facts.steps.iter().map(|s| s.tries).max().unwrap_or(0));
-    let status = JobStatus {
-        job: cfg.name.clone(),
-        repository: cfg.target.clone(),
+    JobStatus {
+        job: job.name.to_string(),
+        repository: job.repository.to_string(),
         start: format_time(facts.started),
         end: end.clone(),
         duration_seconds: (facts.ended - facts.started)
@@ -338,22 +408,27 @@ pub fn record(
         } else {
             previous.and_then(|p| p.last_success)
         },
-        verification_coverage,
-    };
-    let text = serde_json::to_string_pretty(&status).unwrap_or_default() + "\n";
-    if let Err(e) = write_atomic(&cfg.dir.join(STATUS_FILE), text.as_bytes()) {
+        verification_coverage: verification_coverage.map(|c| c.0),
+        verification_coverage_days: verification_coverage.map(|c| c.1),
+        reason: facts.reason,
+    }
+}
+
+/// Writes the status file, appends to the history and writes the metrics file.
+fn write_files(job: JobId<'_>, status: &JobStatus, problems: &mut Vec<String>) {
+    let text = serde_json::to_string_pretty(status).unwrap_or_default() + "\n";
+    if let Err(e) = write_atomic(&job.dir.join(STATUS_FILE), text.as_bytes()) {
         problems.push(format!("status file not written: {e}"));
     }
-    if let Err(e) = history::append(&cfg.dir, &status) {
+    if let Err(e) = history::append(job.dir, status) {
         problems.push(format!("run history not written: {e}"));
     }
-    if let Some(path) = metrics_file.or(cfg.metrics.as_deref()) {
-        let text = metrics::render(&status);
+    if let Some(path) = job.metrics {
+        let text = metrics::render(status);
         if let Err(e) = write_atomic(path, text.as_bytes()) {
             problems.push(format!("metrics file not written: {e}"));
         }
     }
-    (status, problems)
 }
 
 /// A byte count in borg's style (powers of 1000: `1.23 MB`).

@@ -13,6 +13,7 @@ use super::extract_report::ExtractReporter;
 use super::log;
 use super::options::CommonOptions;
 use super::options::{PatternOptions, Selector};
+use super::progress_view::{Display, View};
 
 /// `export-tar`
 #[derive(Debug, Args)]
@@ -62,13 +63,16 @@ pub fn run(a: ExportTarArgs, common: &CommonOptions) -> Result<i32, CommandError
     let (mut opened, meta) = extract::open_archive(&loc, common.lock_spec(), &super::confirm)?;
     let format = export_tar::TarFormat::parse(&a.tar_format)
         .ok_or_else(|| CommandError::new(format!("invalid --tar-format {:?}", a.tar_format)))?;
+    let display = Display::for_process(common.progress);
     let opts = ExportTarOptions {
         strip_components: a.strip_components,
         consider_part_files: common.consider_part_files,
-        progress: common.progress,
+        // -p, or hoard's line on a terminal (see `progress_view`)
+        progress: display.shown(),
         format,
     };
-    let mut reporter = ExtractReporter::new(a.list, "Processing");
+    let mut reporter =
+        ExtractReporter::new(a.list, "Processing").with_view(View::new(display, common.iec));
     let partial = selector.is_partial();
     let mut sel = |p: &[u8]| selector.matches(p);
 

@@ -111,7 +111,8 @@ fn options(
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
         lock_wait: common.lock_wait,
-        progress: common.progress,
+        // -p, or hoard's line on a terminal (see `progress_view`)
+        progress: Display::for_process(common.progress).shown(),
         progress_sink: View::new(Display::for_process(common.progress), common.iec).sink(),
         content_from_command: false,
         paths_from_stdin: false,

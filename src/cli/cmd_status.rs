@@ -48,7 +48,7 @@ pub fn run(a: StatusArgs, _common: &CommonOptions) -> Result<i32, CommandError> 
         println!("{}", super::output::json_pretty(&json!(v)));
         return Ok(code);
     }
-    let rows: Vec<[String; 7]> = jobs.iter().map(row).collect();
+    let rows: Vec<[String; 8]> = jobs.iter().map(row).collect();
     let head = [
         "JOB",
         "LAST SUCCESS",
@@ -56,6 +56,7 @@ pub fn run(a: StatusArgs, _common: &CommonOptions) -> Result<i32, CommandError> 
         "LAST RESULT",
         "ARCHIVES",
         "REPOSITORY",
+        "VERIFIED",
         "STATE",
     ];
     let mut widths = head.map(str::len);
@@ -87,7 +88,7 @@ pub fn run(a: StatusArgs, _common: &CommonOptions) -> Result<i32, CommandError> 
     Ok(code)
 }
 
-fn row(j: &health::JobHealth) -> [String; 7] {
+fn row(j: &health::JobHealth) -> [String; 8] {
     let dash = || "-".to_string();
     let s = j.status.as_ref();
     let last_success = s
@@ -109,6 +110,10 @@ fn row(j: &health::JobHealth) -> [String; 7] {
         s.and_then(|s| s.repository_size)
             .map(status::format_size)
             .unwrap_or_else(dash),
+        // `verified 43% (7d)` without the word (the column says it)
+        s.and_then(|s| s.coverage_text())
+            .map(|t| t.trim_start_matches("verified ").to_string())
+            .unwrap_or_else(dash),
         j.health.word().to_string(),
     ]
 }
@@ -126,6 +131,9 @@ fn job_json(j: &health::JobHealth) -> serde_json::Value {
         "last_end": s.map(|s| s.end.clone()),
         "archive_count": s.and_then(|s| s.archive_count),
         "repository_size": s.and_then(|s| s.repository_size),
+        "verification_coverage": s.and_then(|s| s.verification_coverage),
+        "verification_coverage_days": s.and_then(|s| s.verification_coverage_days),
+        "reason": s.and_then(|s| s.reason.clone()),
         "error": match &j.health {
             health::Health::Unreadable(e) => Some(e.clone()),
             _ => None,

@@ -102,7 +102,10 @@ impl Reporter for ExtractReporter {
             let figures = self.view.figures_text(after, total, Unit::Bytes, false, &f);
             let path = extract::remove_surrogates(path);
             let text = format!("{pct:5.1}% {}: {path}", self.label);
-            self.view.draw(&text, &figures, false);
+            // the operation's first line at once, even right after its message
+            let first = self.trigger_at == 0.0;
+            self.trigger_at = 0.1;
+            self.view.draw(&text, &figures, first);
             return;
         }
         if pct < self.trigger_at || display == Display::Off {

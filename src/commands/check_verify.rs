@@ -9,6 +9,10 @@
 //! segments first and stops after the segment it is in when the time is up, so that a full
 //! pass is the sum of short runs. Over `borg serve`, whose RPC names objects only, objects
 //! are taken in scan order and the record is a cursor: the last verified object id.
+//!
+//! The record is saved every [`SAVE_EVERY`], at the end, at a first SIGINT (the check goes
+//! on, as borg's does) and when SIGTERM, SIGHUP or a second SIGINT ends the run after the
+//! object in progress (the segment in progress then does not count).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -19,12 +23,13 @@ use crate::archive::pool::Prefetcher;
 use crate::archive::{KeyedRepository, MANIFEST_ID};
 use crate::compress;
 use crate::crypto::{CryptoError, Key};
+use crate::platform::signals::{self, Stop};
 use crate::progress::{Percent, ProgressSink};
 use crate::repo::{ObjectId, RepoError, SegmentInfo};
 use crate::units::format_file_size;
 
 use super::check_refs::RefCounts;
-use super::common::Result;
+use super::common::{CommandError, Result};
 use super::verify_state::{self, VerifyState};
 
 macro_rules! log_error { ($($a:tt)*) => { tracing::error!(target: "borg.archive", $($a)*) }; }
@@ -210,6 +215,46 @@ struct SegmentRun {
     segments: u64,
     bytes: u64,
     stopped: bool,
+    /// The signal that ended the run (SIGTERM, SIGHUP or a second SIGINT).
+    interrupted: Option<Stop>,
+}
+
+/// Watches the signals during the verification: a first SIGINT (which borg's check lets
+/// go on) saves the record at once, so that what was verified survives a second one; a
+/// stop signal ends the run after the object in progress.
+struct Interrupts {
+    checkpoint_saved: bool,
+}
+
+impl Interrupts {
+    fn new() -> Self {
+        Interrupts {
+            checkpoint_saved: false,
+        }
+    }
+
+    /// The stop signal, if one arrived; saves `state` once after a first SIGINT.
+    fn poll(&mut self, state: &VerifyState) -> Option<Stop> {
+        if let Some(stop) = signals::stop() {
+            return Some(stop);
+        }
+        if !self.checkpoint_saved && signals::checkpoint_requested() {
+            self.checkpoint_saved = true;
+            save(state);
+        }
+        None
+    }
+}
+
+/// Saves the verification record; a failure is a warning (the check goes on).
+fn save(state: &VerifyState) {
+    if let Err(e) = state.save() {
+        log_warning!(
+            "Verification record {} not saved: {}",
+            state.path().display(),
+            e
+        );
+    }
 }
 
 /// Runs the data verification; returns whether an error was found.
@@ -226,22 +271,47 @@ pub(super) fn verify_data(v: &mut Verify<'_, '_>, limits: &VerifyLimits) -> Resu
     }
     let mut tally = Tally::default();
     let segments = v.store.repo.segments()?;
+    // Signals are polled after each object: what was verified is recorded before the
+    // command ends (the segment in progress does not count).
+    let _graceful = signals::graceful();
+    let mut interrupts = Interrupts::new();
     let outcome = match &segments {
         Some(segments) => {
             state.forget_changed(segments);
-            verify_segments(v, &mut tally, &mut state, segments, limits, &mut pi).map(Some)
+            verify_segments(
+                v,
+                &mut tally,
+                &mut state,
+                segments,
+                limits,
+                &mut pi,
+                &mut interrupts,
+            )
+            .map(Some)
         }
-        None => verify_objects(v, &mut tally, &mut state, limits, &mut pi).map(|_| None),
+        None => verify_objects(v, &mut tally, &mut state, limits, &mut pi, &mut interrupts).map(
+            |stop| {
+                stop.map(|s| SegmentRun {
+                    interrupted: Some(s),
+                    ..SegmentRun::default()
+                })
+            },
+        ),
     };
-    if let Err(e) = state.save() {
-        log_warning!(
-            "Verification record {} not saved: {}",
-            state.path().display(),
-            e
-        );
-    }
+    save(&state);
     let run = outcome?;
     pi.finish(v.progress);
+    if let Some(stop) = run.as_ref().and_then(|r| r.interrupted) {
+        let run = run.filter(|_| segments.is_some());
+        log_coverage(
+            &state,
+            segments.as_deref(),
+            run.as_ref(),
+            limits,
+            count_index,
+        );
+        return Err(CommandError::stopped(stop));
+    }
     if segments.is_none() && !limits.sliced() && count_index != tally.verified {
         log_error!("Repo/Chunks index object count vs. segment files object count mismatch.");
         log_error!(
@@ -327,7 +397,9 @@ fn log_coverage(
                 run.segments,
                 c.total_segments,
                 format_file_size(run.bytes.into(), false),
-                if run.stopped {
+                if run.interrupted.is_some() {
+                    ", interrupted (what was verified is recorded; the next run with --max-duration continues with the least recently verified segments)"
+                } else if run.stopped {
                     ", stopped by --max-duration (the next run continues with the least recently verified segments)"
                 } else {
                     ""
@@ -359,6 +431,7 @@ fn verify_segments(
     segments: &[SegmentInfo],
     limits: &VerifyLimits,
     pi: &mut Percent,
+    interrupts: &mut Interrupts,
 ) -> Result<SegmentRun> {
     let started = Instant::now();
     let deadline = limits.deadline(started);
@@ -419,6 +492,11 @@ fn verify_segments(
             break;
         };
         let good = tally.take(&id, result)?;
+        if let Some(stop) = interrupts.poll(state) {
+            run.interrupted = Some(stop);
+            run.stopped = true;
+            break;
+        }
         let Some(seg) = open.get_mut(slot) else {
             continue;
         };
@@ -448,13 +526,7 @@ fn verify_segments(
         }
         if saved.elapsed() >= SAVE_EVERY {
             saved = Instant::now();
-            if let Err(e) = state.save() {
-                log_warning!(
-                    "Verification record {} not saved: {}",
-                    state.path().display(),
-                    e
-                );
-            }
+            save(state);
         }
     }
     Ok(run)
@@ -462,14 +534,15 @@ fn verify_segments(
 
 /// Over `borg serve`: objects in scan order. A full run scans everything; a sliced run
 /// continues after the recorded cursor, wraps around at the end and stops at the time limit,
-/// or where it started.
+/// or where it started. A stop signal ends it after the object in progress (returned).
 fn verify_objects(
     v: &mut Verify<'_, '_>,
     tally: &mut Tally,
     state: &mut VerifyState,
     limits: &VerifyLimits,
     pi: &mut Percent,
-) -> Result<()> {
+    interrupts: &mut Interrupts,
+) -> Result<Option<Stop>> {
     let started = Instant::now();
     let deadline = limits.deadline(started);
     let start_marker = if limits.sliced() {
@@ -492,6 +565,7 @@ fn verify_objects(
     let mut good = 0u64;
     let mut last: Option<ObjectId> = None;
     let mut stopped = false;
+    let mut interrupted = None;
     loop {
         while !scan_done && queue.len() < VERIFY_LOOKAHEAD {
             let ids = match v.store.repo.scan(Some(100), marker.as_ref()) {
@@ -540,6 +614,11 @@ fn verify_objects(
             good += 1;
         }
         last = Some(id);
+        if let Some(stop) = interrupts.poll(state) {
+            interrupted = Some(stop);
+            stopped = true;
+            break;
+        }
         if limits.exhausted(deadline, tally.verified) {
             stopped = !queue.is_empty() || !scan_done;
             break;
@@ -549,5 +628,5 @@ fn verify_objects(
     // this run went all the way round.
     let cursor = if stopped { last } else { None };
     state.record_objects_run(cursor.as_ref(), good, Utc::now());
-    Ok(())
+    Ok(interrupted)
 }
