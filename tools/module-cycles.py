@@ -3,14 +3,15 @@
 
     tools/module-cycles.py [--depth 1|2] [--root SRC_DIR]
 
-Every `crate::a::b` and `super::b` path in src/ (in `use` lines and in code) is an edge from the module of the
+Every `crate::a::b` and `super::b` path in src/ (in `use` lines and in code, `super::{b, c}`
+groups included) is an edge from the module of the
 file that names it to module `a` (depth 1) or `a::b` (depth 2). Prints each strongly connected
 group of two or more modules with one file:line per edge inside it, and exits 1 when there is
 one. Test modules (`#[cfg(test)]` to the end of a file, and tests.rs files) are left out: a
 test may reach anywhere.
 
 It also reports every path from one command module of the CLI (`cli/cmd_<command>.rs`) to
-another (here `super::{b, c}` groups count too): what two commands share lives in a shared `cli` module (`options`, `output`,
+another: what two commands share lives in a shared `cli` module (`options`, `output`,
 `archive_report`, …), not in one of the commands.
 """
 import os
@@ -77,8 +78,7 @@ for dirpath, _, files in os.walk(root):
                     to = "::".join(target.split("::")[:2])
                     if cmd_re.match(own) and cmd_re.match(to) and to != own:
                         sideways.append((own, to, f"src/{rel}:{n}"))
-                # grouped `super::{…}` names count for the command check only (for now)
-                for target in found:
+                for target in found + grouped:
                     target = "::".join(target.split("::")[:depth])
                     if target != src_mod and not src_mod.startswith(target + "::"):
                         edges[(src_mod, target)].append(f"src/{rel}:{n}")

@@ -523,7 +523,7 @@ fn record_signalled(
         file: None,
         started,
     };
-    let (st, problems) = job_status::record_refused(job_id(cfg, metrics), facts);
+    let (st, problems) = super::record::record_refused(job_id(cfg, metrics), facts);
     for p in problems {
         log.warn(&p);
     }
@@ -561,7 +561,7 @@ fn record_refusal(job: JobId<'_>, log: &mut JobLog, reason: &str) {
         archive: None,
         reason: Some(reason.to_string()),
     };
-    let (st, problems) = job_status::record_refused(job, facts);
+    let (st, problems) = super::record::record_refused(job, facts);
     for p in problems {
         log.warn(&p);
     }
@@ -731,7 +731,7 @@ fn record_run(
         archive: archive.filter(|a| !a.is_empty()).map(str::to_string),
         reason,
     };
-    let (st, problems) = super::status::record(cfg, env, facts, flags.metrics_file.as_deref());
+    let (st, problems) = super::record::record(cfg, env, facts, flags.metrics_file.as_deref());
     for p in problems {
         log.warn(&p);
     }

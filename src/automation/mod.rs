@@ -8,6 +8,7 @@ pub mod history;
 pub mod job;
 pub mod metrics;
 pub mod ping;
+pub mod record;
 pub mod report;
 pub mod schedule;
 pub mod status;
