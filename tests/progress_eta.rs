@@ -429,7 +429,7 @@ fn a_terminal_gets_one_line_redrawn_in_place_and_wiped() {
     assert!(
         drawn(&text)
             .iter()
-            .any(|l| l.contains(" files, ") && l.contains("src/")),
+            .any(|l| l.contains(" files, ") && l.contains(" src")),
         "{text:?}"
     );
     // create on a terminal: the estimate from the previous archive, the rate and '~'
@@ -474,4 +474,93 @@ fn a_terminal_gets_one_line_redrawn_in_place_and_wiped() {
         !text.contains("progress") && !text.contains(" | "),
         "{text:?}"
     );
+}
+
+/// `create -p` with stderr not a terminal writes borg 1.4's lines (`Statistics.show_progress`
+/// without a terminal): whole lines ended by a line feed, the path not shortened, the first
+/// item's line at once and an empty line at the end, as borg 1.4.5 writes them.
+#[test]
+fn create_progress_text_is_borg_14s_when_stderr_is_not_a_terminal() {
+    let Some(borg) = common::borg14() else {
+        return;
+    };
+    let env = Env::new();
+    let deep = "a-directory-name-long-enough-to-be-shortened-on-an-eighty-column-terminal";
+    let tree = common::write_files(
+        &env.path().join("t"),
+        &[(&format!("{deep}/{deep}/f"), b"hello".as_slice())],
+    );
+    let mut outputs = Vec::new();
+    for (name, exe) in [("borg", borg), ("hoard", common::hoard_exe())] {
+        let repo = env.path().join(format!("repo-{name}"));
+        env.run_at(&exe, ["init", "-e", "none", arg(&repo)]).ok();
+        let r = env
+            .run_at(
+                &exe,
+                ["create", "-p", &common::archive(&repo, "a"), arg(&tree)],
+            )
+            .ok();
+        let progress: Vec<String> = r
+            .stderr
+            .split('\n')
+            .filter(|l| l.contains(" O ") && l.contains(" N "))
+            .map(str::to_string)
+            .collect();
+        outputs.push((name, r.stderr, progress));
+    }
+    let (_, borg_err, borg_lines) = &outputs[0];
+    let (_, hoard_err, hoard_lines) = &outputs[1];
+    let first = format!(
+        "0 B O 0 B C 0 B D 0 N {}",
+        tree.display().to_string().trim_start_matches('/')
+    );
+    assert_eq!(borg_lines.first(), Some(&first), "borg:\n{borg_err:?}");
+    assert_eq!(hoard_lines.first(), Some(&first), "hoard:\n{hoard_err:?}");
+    assert!(
+        !hoard_err.contains(" \r") && !hoard_err.contains("...\r"),
+        "a padded or shortened line:\n{hoard_err:?}"
+    );
+    // the end: an empty line after the indicator, as borg's `show_progress(final=True)`
+    assert!(borg_err.contains("\r\n"), "borg:\n{borg_err:?}");
+    assert!(
+        hoard_err.contains("\r\n") || hoard_err.contains("\n\n"),
+        "hoard:\n{hoard_err:?}"
+    );
+}
+
+/// `import-tar -p` with stderr not a terminal: the first member's line at once, whole and
+/// ended by a line feed, as borg 1.4.5's `add_item` shows it.
+#[test]
+fn import_tar_progress_text_is_borg_14s_when_stderr_is_not_a_terminal() {
+    let Some(borg) = common::borg14() else {
+        return;
+    };
+    let env = Env::new();
+    common::write_files(&env.path().join("t"), &[("sub/f", b"hello".as_slice())]);
+    let tar = env.path().join("x.tar");
+    let made = std::process::Command::new("tar")
+        .current_dir(env.path())
+        .args(["cf", arg(&tar), "t"])
+        .status()
+        .expect("tar");
+    assert!(made.success());
+    let mut firsts = Vec::new();
+    for (name, exe) in [("borg", borg), ("hoard", common::hoard_exe())] {
+        let repo = env.path().join(format!("repo-{name}"));
+        env.run_at(&exe, ["init", "-e", "none", arg(&repo)]).ok();
+        let r = env
+            .run_at(
+                &exe,
+                ["import-tar", "-p", &common::archive(&repo, "a"), arg(&tar)],
+            )
+            .ok();
+        assert!(
+            !r.stderr.contains(" \r"),
+            "{name}: a padded line:\n{:?}",
+            r.stderr
+        );
+        firsts.push(r.stderr.split('\n').next().unwrap_or("").to_string());
+    }
+    assert_eq!(firsts[0], "0 B O 0 B C 0 B D 0 N t");
+    assert_eq!(firsts[1], firsts[0]);
 }

@@ -223,29 +223,21 @@ impl ArchiveProgress {
             let _ = writeln!(err, "{line}");
             return;
         }
-        let columns = terminal_columns();
+        // borg 1.4's `Statistics.show_progress` when stderr is not a terminal (the only case
+        // here: a terminal gets hoard's line): whole lines ended by a line feed, the path not
+        // shortened, an empty line at the end.
         let msg = match path {
-            Some(p) => {
-                let mut msg = format!(
-                    "{} O {} C {} D {} N ",
-                    size(stats.osize),
-                    size(stats.csize),
-                    size(stats.usize),
-                    stats.nfiles
-                );
-                let mut space = columns.saturating_sub(msg.chars().count());
-                if space < 12 {
-                    msg.clear();
-                    space = columns;
-                }
-                if space >= 8 {
-                    msg.push_str(&ellipsis_truncate(&create::remove_surrogates(p), space));
-                }
-                msg
-            }
-            None => " ".repeat(columns),
+            Some(p) => format!(
+                "{} O {} C {} D {} N {}",
+                size(stats.osize),
+                size(stats.csize),
+                size(stats.usize),
+                stats.nfiles,
+                create::remove_surrogates(p)
+            ),
+            None => String::new(),
         };
-        let _ = write!(err, "{msg}\r");
+        let _ = writeln!(err, "{msg}");
         let _ = err.flush();
     }
 
@@ -282,36 +274,6 @@ impl ArchiveProgress {
             self.view
                 .figures_text(stats.osize, total, Unit::Bytes, self.total.is_none(), &f);
         self.view.draw(&message, &figures, false);
-    }
-}
-
-/// borg's `ellipsis_truncate`.
-fn ellipsis_truncate(msg: &str, space: usize) -> String {
-    let chars: Vec<char> = msg.chars().collect();
-    if space < 8 {
-        return format!("...{}", " ".repeat(space.saturating_sub(3)));
-    }
-    if space < 3 + chars.len() {
-        let head: String = chars[..(space / 2 - 3).min(chars.len())].iter().collect();
-        let tail_len = (space / 2 - 1).min(chars.len());
-        let tail: String = chars[chars.len() - tail_len..].iter().collect();
-        return format!("{head}...{tail}");
-    }
-    format!("{msg}{}", " ".repeat(space - chars.len()))
-}
-
-/// The terminal width (Python's `shutil.get_terminal_size`: `COLUMNS`, stdout, else 80).
-fn terminal_columns() -> usize {
-    if let Some(c) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
-        return c;
-    }
-    // SAFETY: TIOCGWINSZ fills a winsize struct; failure leaves it zeroed.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
-    if ok && ws.ws_col > 0 {
-        ws.ws_col as usize
-    } else {
-        80
     }
 }
 

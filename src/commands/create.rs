@@ -582,10 +582,9 @@ impl Feed<'_, '_, '_> {
         if let Some(e) = &self.backup.fatal {
             return Err(CommandError::new(e.message.clone()));
         }
-        match self.backup.sink.as_mut() {
-            Some(sink) => sink.add_item(item).map_err(fatal),
-            None => Ok(()),
-        }
+        // with its progress line, as borg's `add_item` (import-tar shows the first member's
+        // line at once, then one every 0.2 s)
+        self.backup.add_item_now(item).map_err(fatal)
     }
 
     /// Adds one to the archive's file count.

@@ -675,7 +675,8 @@ impl Backup<'_, '_> {
         }
     }
 
-    fn add_item_now(&mut self, item: &Item) -> Result<(), BackupError> {
+    /// Appends `item` to the item stream now and, with progress, shows its line.
+    pub(super) fn add_item_now(&mut self, item: &Item) -> Result<(), BackupError> {
         let progress = self.opts.progress;
         let Some(sink) = self.sink.as_mut() else {
             return Ok(());
