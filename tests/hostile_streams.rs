@@ -372,3 +372,32 @@ fn client_refuses_endless_replies() {
         "info",
     );
 }
+
+/// A "server" that writes 200 MiB to stderr without ending a line, then exits: the client
+/// shows it in bounded pieces (it never holds the whole line) and fails with one clear error.
+#[test]
+fn client_bounds_an_endless_stderr_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut env = Env::new();
+    let fake = env.path().join("chatty-ssh");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nhead -c 209715200 /dev/zero | tr '\\0' x >&2\nexit 1\n",
+    )
+    .expect("fake");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    env.set("BORG_RSH", arg(&fake));
+    let m = hoard_measured(&env, &["info", "ssh://localhost/srv/repo"]);
+    assert_eq!(m.code, 2, "exit code");
+    assert!(
+        m.stderr
+            .ends_with("Connection closed by remote host. Is borg working on the server?\n"),
+        "{:?}",
+        &m.stderr[m.stderr.len().saturating_sub(300)..]
+    );
+    assert!(
+        m.max_rss_kib < SMALL_RSS_KIB,
+        "peak RSS {} KiB",
+        m.max_rss_kib
+    );
+}
