@@ -217,7 +217,7 @@ proptest! {
         seed in any::<u32>(),
         rng in any::<u64>(),
         zeros_at in 0usize..120_000,
-        max_block in 8192usize..40_000,
+        max_block in 4097usize..40_000,
         hint in prop_oneof![Just(None), (0u64..200_000).prop_map(Some)],
         exact_hint in any::<bool>(),
         sizes in proptest::collection::vec(1usize..20_000, 1..6),
