@@ -166,6 +166,15 @@ impl BackgroundSync {
         }
     }
 
+    /// Stops `background` (if any); an error one of its syncs met is the segment's error,
+    /// named by `path` as the writer's own error at that point would be.
+    fn stop(background: Option<BackgroundSync>, path: &Path) -> Result<()> {
+        match background {
+            Some(b) => b.finish().map_err(|e| RepoError::io(path, e)),
+            None => Ok(()),
+        }
+    }
+
     /// Ends the thread after the sync in progress; the first error a sync met, if any.
     fn finish(mut self) -> std::result::Result<(), std::io::Error> {
         self.requests = None;
@@ -215,14 +224,6 @@ impl DirSegmentWriter {
             }
         }
     }
-
-    /// Stops the background syncs; an error one of them met is this segment's error.
-    fn finish_background(&mut self) -> Result<()> {
-        match self.background.take() {
-            Some(b) => b.finish().map_err(|e| RepoError::io(&self.root, e)),
-            None => Ok(()),
-        }
-    }
 }
 
 impl SegmentWriter for DirSegmentWriter {
@@ -250,7 +251,7 @@ impl SegmentWriter for DirSegmentWriter {
 
     fn sync(&mut self) -> Result<()> {
         self.w.flush().map_err(|e| RepoError::io(&self.root, e))?;
-        self.finish_background()?;
+        BackgroundSync::stop(self.background.take(), &self.root)?;
         crate::crashpoint::hit();
         self.w
             .get_ref()
@@ -263,7 +264,7 @@ impl SegmentWriter for DirSegmentWriter {
     fn close(mut self: Box<Self>) -> Result<()> {
         let fname = self.path.clone();
         self.w.flush().map_err(|e| RepoError::io(&fname, e))?;
-        self.finish_background()?;
+        BackgroundSync::stop(self.background.take(), &fname)?;
         crate::crashpoint::hit();
         self.w
             .get_ref()
@@ -279,7 +280,7 @@ impl SegmentWriter for DirSegmentWriter {
 
     fn abandon(mut self: Box<Self>) {
         let _ = self.w.flush();
-        let _ = self.finish_background();
+        let _ = self.background.take().map(BackgroundSync::finish);
     }
 }
 
