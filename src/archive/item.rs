@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::msgpack::{self, Value};
+use crate::msgpack::{self, Cursor, Token, Value};
 
 /// One chunk reference: `[id, size, csize]` (FORMAT.md §7.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +173,55 @@ fn time_from(v: &Value) -> Option<i64> {
     }
 }
 
+/// [`time_from`] for a token.
+fn time_from_token(t: &Token<'_>) -> Option<i64> {
+    match t {
+        Token::Int(i) => i64::try_from(*i).ok(),
+        Token::Raw(b) | Token::Bin(b) => time_from(&Value::Raw(b.to_vec())),
+        _ => None,
+    }
+}
+
+/// Reads one value where a scalar is expected: a container is skipped whole and returned as
+/// its header, which every `as_*` of [`Token`] rejects, as the `as_*` of [`Value`] reject it.
+fn scalar_token<'a>(c: &mut Cursor<'a>) -> Result<Token<'a>, String> {
+    let t = c.next().map_err(|e| e.to_string())?;
+    c.skip_elements(&t).map_err(|e| e.to_string())?;
+    Ok(t)
+}
+
+/// [`chunk_list_from`] straight from the bytes at the cursor.
+fn chunk_list_decode(c: &mut Cursor<'_>) -> Result<Vec<ChunkRef>, String> {
+    let Token::Array(n) = c.next().map_err(|e| e.to_string())? else {
+        return Err("chunks is not a list".into());
+    };
+    // Every entry takes at least one byte: never reserve more than the bytes left.
+    let mut list = Vec::with_capacity(n.min(c.remaining()));
+    for _ in 0..n {
+        let Token::Array(m) = c.next().map_err(|e| e.to_string())? else {
+            return Err("chunk entry is not a list".into());
+        };
+        let (mut id, mut size, mut csize) = (None, None, None);
+        for k in 0..m {
+            let t = scalar_token(c)?;
+            match k {
+                0 => id = t.as_bytes().and_then(|b| <[u8; 32]>::try_from(b).ok()),
+                1 => size = t.as_u64(),
+                2 => csize = t.as_u64(),
+                _ => {}
+            }
+        }
+        let id = id.ok_or("chunk id")?;
+        let size = size.ok_or("chunk size")?;
+        list.push(ChunkRef {
+            id,
+            size: u32::try_from(size).map_err(|_| "chunk size too large")?,
+            csize: u32::try_from(csize.unwrap_or(0)).unwrap_or(0),
+        });
+    }
+    Ok(list)
+}
+
 fn opt_bytes(v: Option<&Value>) -> Option<Vec<u8>> {
     v.and_then(Value::as_bytes).map(<[u8]>::to_vec)
 }
@@ -331,6 +380,84 @@ impl Item {
         }
         Ok(it)
     }
+
+    /// Decodes an item straight from its encoded map (one complete value, as
+    /// [`msgpack::StreamDecoder::next_encoded`] returns it after checking it against
+    /// [`msgpack::Limits::ITEM`]): the same item, or the same error, as [`Item::from_value`] of
+    /// the decoded value, without building that value. A file of a million chunks costs its
+    /// 40-byte [`ChunkRef`]s here, against ~200 bytes each as a [`Value`] tree.
+    pub fn decode(bytes: &[u8]) -> Result<Item, String> {
+        let mut c = Cursor::new(bytes);
+        let Token::Map(n) = c.next().map_err(|e| e.to_string())? else {
+            return Err("item is not a map".into());
+        };
+        let mut it = Item::default();
+        let mut have_path = false;
+        for _ in 0..n {
+            let key = scalar_token(&mut c)?;
+            let Some(k) = key.as_bytes() else {
+                c.skip().map_err(|e| e.to_string())?;
+                continue;
+            };
+            match k {
+                b"chunks" => it.chunks = Some(chunk_list_decode(&mut c)?),
+                b"chunks_healthy" => it.chunks_healthy = Some(chunk_list_decode(&mut c)?),
+                b"xattrs" => {
+                    let Token::Map(m) = c.next().map_err(|e| e.to_string())? else {
+                        return Err("xattrs".into());
+                    };
+                    let mut xattrs = BTreeMap::new();
+                    for _ in 0..m {
+                        let name = scalar_token(&mut c)?;
+                        let value = scalar_token(&mut c)?;
+                        if let Some(name) = name.as_bytes() {
+                            xattrs.insert(name.to_vec(), value.as_bytes().map(<[u8]>::to_vec));
+                        }
+                    }
+                    it.xattrs = Some(xattrs);
+                }
+                _ => {
+                    let val = scalar_token(&mut c)?;
+                    let bytes = || val.as_bytes().map(<[u8]>::to_vec);
+                    match k {
+                        b"path" => {
+                            it.path = bytes().ok_or("path")?;
+                            have_path = true;
+                        }
+                        b"mode" => it.mode = val.as_u64().ok_or("mode")? as u32,
+                        b"uid" => it.uid = val.as_u64().unwrap_or(0) as u32,
+                        b"gid" => it.gid = val.as_u64().unwrap_or(0) as u32,
+                        b"user" => it.user = bytes(),
+                        b"group" => it.group = bytes(),
+                        b"mtime" => it.mtime = time_from_token(&val).ok_or("mtime")?,
+                        b"atime" => it.atime = time_from_token(&val),
+                        b"ctime" => it.ctime = time_from_token(&val),
+                        b"birthtime" => it.birthtime = time_from_token(&val),
+                        b"size" => it.size = val.as_u64(),
+                        b"source" => it.source = bytes(),
+                        b"hardlink_master" => {
+                            it.hardlink_master = match val {
+                                Token::Bool(b) => Some(b),
+                                _ => None,
+                            }
+                        }
+                        b"rdev" => it.rdev = val.as_u64(),
+                        b"acl_access" => it.acl_access = bytes(),
+                        b"acl_default" => it.acl_default = bytes(),
+                        b"acl_extended" => it.acl_extended = bytes(),
+                        b"acl_nfs4" => it.acl_nfs4 = bytes(),
+                        b"bsdflags" => it.bsdflags = val.as_u64().map(|f| f as u32),
+                        b"part" => it.part = val.as_u64().map(|p| p as u32),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if !have_path {
+            return Err("item without path".into());
+        }
+        Ok(it)
+    }
 }
 
 #[cfg(test)]
@@ -417,5 +544,130 @@ mod tests {
         let mut big = vec![0u8; 16];
         big[15] = 0x80;
         assert_eq!(time_from(&Value::Raw(big)), None);
+    }
+
+    /// Any value: scalars of every kind, arrays and maps a few levels deep.
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Nil),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::int),
+            any::<u64>().prop_map(Value::int),
+            (-3i64..70).prop_map(Value::int),
+            any::<f64>().prop_map(Value::Float),
+            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Raw),
+            proptest::collection::vec(any::<u8>(), 0..20).prop_map(Value::Bin),
+            proptest::collection::vec(any::<u8>(), 31..34).prop_map(Value::Raw),
+            (any::<i8>(), proptest::collection::vec(any::<u8>(), 0..4))
+                .prop_map(|(t, d)| Value::Ext(t, d)),
+        ];
+        leaf.prop_recursive(3, 32, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::vec((inner.clone(), inner), 0..4).prop_map(Value::Map),
+            ]
+        })
+    }
+
+    /// A chunk list that is mostly well formed, with any value anywhere now and then.
+    fn any_chunk_list() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let good_entry =
+            (any::<[u8; 32]>(), any::<u32>(), any::<u32>()).prop_map(|(id, size, csize)| {
+                Value::Array(vec![Value::raw(id), Value::int(size), Value::int(csize)])
+            });
+        let entry = prop_oneof![
+            8 => good_entry,
+            1 => proptest::collection::vec(any_value(), 0..5).prop_map(Value::Array),
+            1 => any_value(),
+        ];
+        prop_oneof![
+            8 => proptest::collection::vec(entry, 0..6).prop_map(Value::Array),
+            1 => any_value(),
+        ]
+    }
+
+    /// An item-like map: item keys (and others, and non-text keys) with fitting or any values.
+    fn any_item_map() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        const KEYS: [&str; 26] = [
+            "path",
+            "mode",
+            "uid",
+            "gid",
+            "user",
+            "group",
+            "mtime",
+            "atime",
+            "ctime",
+            "birthtime",
+            "size",
+            "chunks",
+            "chunks_healthy",
+            "source",
+            "hardlink_master",
+            "rdev",
+            "xattrs",
+            "acl_access",
+            "acl_default",
+            "acl_extended",
+            "acl_nfs4",
+            "bsdflags",
+            "part",
+            "other",
+            "",
+            "chunks2",
+        ];
+        let key = prop_oneof![
+            9 => proptest::sample::select(&KEYS[..]).prop_map(Value::raw),
+            1 => any_value(),
+        ];
+        let value = prop_oneof![
+            3 => any_value(),
+            2 => any_chunk_list(),
+            1 => proptest::collection::vec((any_value(), any_value()), 0..4).prop_map(Value::Map),
+            2 => proptest::collection::vec(any::<u8>(), 0..12).prop_map(Value::raw),
+        ];
+        let map = proptest::collection::vec((key, value), 0..12).prop_map(|mut entries| {
+            if entries.len() % 3 != 0 {
+                entries.push((Value::raw("path"), Value::raw("p")));
+            }
+            Value::Map(entries)
+        });
+        prop_oneof![9 => map, 1 => any_value()]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_from_bytes_equals_decoding_the_value(v in any_item_map()) {
+            proptest::prop_assert_eq!(Item::decode(&v.to_bytes()), Item::from_value(&v));
+        }
+    }
+
+    #[test]
+    fn a_real_item_decodes_from_bytes() {
+        let mut x = BTreeMap::new();
+        x.insert(b"user.a".to_vec(), Some(b"v".to_vec()));
+        x.insert(b"user.empty".to_vec(), None);
+        let it = Item {
+            path: b"dir/\xff file".to_vec(),
+            mode: S_IFREG | 0o644,
+            mtime: -5,
+            ctime: Some(2),
+            size: Some(3),
+            chunks: Some(vec![ChunkRef {
+                id: [9; 32],
+                size: 3,
+                csize: 40,
+            }]),
+            xattrs: Some(x),
+            ..Item::default()
+        };
+        let mut bytes = Vec::new();
+        it.pack_into(&mut bytes);
+        assert_eq!(Item::decode(&bytes), Ok(it));
+        assert_eq!(Item::decode(&[0x90]), Err("item is not a map".to_string()));
+        assert!(Item::decode(&bytes[..bytes.len() - 1]).is_err());
     }
 }

@@ -170,12 +170,13 @@ impl ItemStreamReader {
 
     /// The next complete item, if one is buffered.
     pub fn next_item(&mut self) -> Result<Option<Item>, ArchiveError> {
-        match self.decoder.next_value() {
-            Ok(Some(v)) => {
+        // Items are built straight from their checked bytes (no `Value` tree in between).
+        match self.decoder.next_encoded() {
+            Ok(Some(bytes)) => {
+                let item = Item::decode(bytes);
                 self.last_span = (self.value_start, self.decoder.offset());
                 self.value_start = self.decoder.offset();
-                Item::from_value(&v)
-                    .map(Some)
+                item.map(Some)
                     .map_err(|e| ArchiveError::Corrupt(format!("invalid item in item stream: {e}")))
             }
             Ok(None) => Ok(None),

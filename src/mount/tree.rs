@@ -19,7 +19,6 @@ use sha2::{Digest, Sha256};
 use crate::archive::item::{Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG};
 use crate::archive::meta::{ArchiveMeta, Items};
 use crate::archive::KeyedRepository;
-use crate::msgpack;
 
 use super::compact::{Dirs, Nodes};
 pub use super::node::{Attr, Node};
@@ -128,9 +127,8 @@ impl Spool {
                 .read_exact_at(&mut bytes, off)
                 .map_err(|e| MountError::Io(format!("mount spool file: {e}")))?;
         }
-        let v = msgpack::decode_all(&bytes, msgpack::Limits::ITEM)
-            .map_err(|e| MountError::Io(format!("mount spool: {e}")))?;
-        Item::from_value(&v).map_err(MountError::Io)
+        // Straight from the bytes (the cursor bounds everything by their length).
+        Item::decode(&bytes).map_err(|e| MountError::Io(format!("mount spool: {e}")))
     }
 }
 

@@ -530,21 +530,79 @@ pub fn decode_one(data: &[u8], limits: Limits) -> Result<(Value, usize), DecodeE
 /// Most elements pre-allocated for an array or map before its elements have arrived.
 const PREALLOC: usize = 4096;
 
-/// One lexical unit: a complete scalar, or the header of an array or map.
-enum Token {
-    Scalar(Value),
+/// One lexical unit of msgpack: a complete scalar (strings borrowed from the input), or the
+/// header of an array or map, whose elements (a map's keys and values alternating) follow.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Token<'a> {
+    /// `c0`
+    Nil,
+    /// `c2` / `c3`
+    Bool(bool),
+    /// Any integer.
+    Int(i128),
+    /// `ca` / `cb`
+    Float(f64),
+    /// The str/raw family.
+    Raw(&'a [u8]),
+    /// The bin family.
+    Bin(&'a [u8]),
+    /// An ext value (type, data).
+    Ext(i8, &'a [u8]),
+    /// An array of this many elements.
     Array(usize),
+    /// A map of this many entries.
     Map(usize),
+}
+
+impl Token<'_> {
+    /// The bytes of a raw or bin string.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Token::Raw(b) | Token::Bin(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// An integer that fits u64.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Token::Int(i) => u64::try_from(*i).ok(),
+            _ => None,
+        }
+    }
+
+    /// How many values follow as this token's elements (a map's keys and values both count).
+    fn elements(&self) -> usize {
+        match self {
+            Token::Array(n) => *n,
+            Token::Map(n) => n.saturating_mul(2),
+            _ => 0,
+        }
+    }
+
+    /// The value of a scalar token (`None` for a container header).
+    fn to_value(self) -> Option<Value> {
+        Some(match self {
+            Token::Nil => Value::Nil,
+            Token::Bool(b) => Value::Bool(b),
+            Token::Int(i) => Value::Int(i),
+            Token::Float(x) => Value::Float(x),
+            Token::Raw(b) => Value::Raw(b.to_vec()),
+            Token::Bin(b) => Value::Bin(b.to_vec()),
+            Token::Ext(t, b) => Value::Ext(t, b.to_vec()),
+            Token::Array(_) | Token::Map(_) => return None,
+        })
+    }
 }
 
 /// Reads one token from the start of `data`: `Ok(None)` if `data` ends inside it. A length
 /// over its limit, or over `budget` (the bytes the current value may still take), is an error
 /// before any of its bytes are waited for.
-fn token(
-    data: &[u8],
+fn token<'a>(
+    data: &'a [u8],
     limits: &Limits,
     budget: usize,
-) -> Result<Option<(Token, usize)>, DecodeError> {
+) -> Result<Option<(Token<'a>, usize)>, DecodeError> {
     let Some(&m) = data.first() else {
         return Ok(None);
     };
@@ -553,13 +611,13 @@ fn token(
         data.get(1..1 + n)
             .map(|b| b.iter().fold(0u64, |acc, x| (acc << 8) | *x as u64))
     };
-    let scalar = |v: Value, n: usize| -> Result<Option<(Token, usize)>, DecodeError> {
+    let scalar = |t: Token<'a>, n: usize| -> Result<Option<(Token<'a>, usize)>, DecodeError> {
         if n > budget {
             return Err(DecodeError::ValueTooLarge {
                 limit: limits.max_bytes,
             });
         }
-        Ok(Some((Token::Scalar(v), n)))
+        Ok(Some((t, n)))
     };
     // A str/bin/ext body of `len` bytes after `head` header bytes (ext: the type byte counts in
     // `head`).
@@ -584,22 +642,21 @@ fn token(
             }
         };
     }
-    let raw = |head: usize, len: usize| -> Result<Option<(Token, usize)>, DecodeError> {
-        Ok(body("str", head, len, limits.max_str)?
-            .map(|(b, n)| (Token::Scalar(Value::Raw(b.to_vec())), n)))
+    type Found<'a> = Result<Option<(Token<'a>, usize)>, DecodeError>;
+    let raw = |head: usize, len: usize| -> Found<'a> {
+        Ok(body("str", head, len, limits.max_str)?.map(|(b, n)| (Token::Raw(b), n)))
     };
-    let bin = |head: usize, len: usize| -> Result<Option<(Token, usize)>, DecodeError> {
-        Ok(body("bin", head, len, limits.max_bin)?
-            .map(|(b, n)| (Token::Scalar(Value::Bin(b.to_vec())), n)))
+    let bin = |head: usize, len: usize| -> Found<'a> {
+        Ok(body("bin", head, len, limits.max_bin)?.map(|(b, n)| (Token::Bin(b), n)))
     };
-    let ext = |head: usize, len: usize| -> Result<Option<(Token, usize)>, DecodeError> {
+    let ext = |head: usize, len: usize| -> Found<'a> {
         let Some((b, n)) = body("ext", head, len, limits.max_str)? else {
             return Ok(None);
         };
         let t = data[head - 1] as i8;
-        Ok(Some((Token::Scalar(Value::Ext(t, b.to_vec())), n)))
+        Ok(Some((Token::Ext(t, b), n)))
     };
-    let array = |head: usize, len: usize| -> Result<Option<(Token, usize)>, DecodeError> {
+    let array = |head: usize, len: usize| -> Found<'a> {
         if len > limits.max_array {
             return Err(DecodeError::LimitExceeded {
                 kind: "array",
@@ -614,7 +671,7 @@ fn token(
         }
         Ok(Some((Token::Array(len), head)))
     };
-    let map = |head: usize, len: usize| -> Result<Option<(Token, usize)>, DecodeError> {
+    let map = |head: usize, len: usize| -> Found<'a> {
         if len > limits.max_map {
             return Err(DecodeError::LimitExceeded {
                 kind: "map",
@@ -630,30 +687,30 @@ fn token(
         Ok(Some((Token::Map(len), head)))
     };
     match m {
-        0x00..=0x7f => scalar(Value::Int(m as i128), 1),
+        0x00..=0x7f => scalar(Token::Int(m as i128), 1),
         0x80..=0x8f => map(1, (m & 0x0f) as usize),
         0x90..=0x9f => array(1, (m & 0x0f) as usize),
         0xa0..=0xbf => raw(1, (m & 0x1f) as usize),
-        0xc0 => scalar(Value::Nil, 1),
+        0xc0 => scalar(Token::Nil, 1),
         0xc1 => Err(DecodeError::InvalidMarker(m)),
-        0xc2 => scalar(Value::Bool(false), 1),
-        0xc3 => scalar(Value::Bool(true), 1),
+        0xc2 => scalar(Token::Bool(false), 1),
+        0xc3 => scalar(Token::Bool(true), 1),
         0xc4 => bin(2, need!(sized(1))),
         0xc5 => bin(3, need!(sized(2))),
         0xc6 => bin(5, need!(sized(4))),
         0xc7 => ext(3, need!(sized(1))),
         0xc8 => ext(4, need!(sized(2))),
         0xc9 => ext(6, need!(sized(4))),
-        0xca => scalar(Value::Float(f32::from_bits(need!(be(4)) as u32) as f64), 5),
-        0xcb => scalar(Value::Float(f64::from_bits(need!(be(8)))), 9),
-        0xcc => scalar(Value::Int(need!(be(1)) as i128), 2),
-        0xcd => scalar(Value::Int(need!(be(2)) as i128), 3),
-        0xce => scalar(Value::Int(need!(be(4)) as i128), 5),
-        0xcf => scalar(Value::Int(need!(be(8)) as i128), 9),
-        0xd0 => scalar(Value::Int(need!(be(1)) as u8 as i8 as i128), 2),
-        0xd1 => scalar(Value::Int(need!(be(2)) as u16 as i16 as i128), 3),
-        0xd2 => scalar(Value::Int(need!(be(4)) as u32 as i32 as i128), 5),
-        0xd3 => scalar(Value::Int(need!(be(8)) as i64 as i128), 9),
+        0xca => scalar(Token::Float(f32::from_bits(need!(be(4)) as u32) as f64), 5),
+        0xcb => scalar(Token::Float(f64::from_bits(need!(be(8)))), 9),
+        0xcc => scalar(Token::Int(need!(be(1)) as i128), 2),
+        0xcd => scalar(Token::Int(need!(be(2)) as i128), 3),
+        0xce => scalar(Token::Int(need!(be(4)) as i128), 5),
+        0xcf => scalar(Token::Int(need!(be(8)) as i128), 9),
+        0xd0 => scalar(Token::Int(need!(be(1)) as u8 as i8 as i128), 2),
+        0xd1 => scalar(Token::Int(need!(be(2)) as u16 as i16 as i128), 3),
+        0xd2 => scalar(Token::Int(need!(be(4)) as u32 as i32 as i128), 5),
+        0xd3 => scalar(Token::Int(need!(be(8)) as i64 as i128), 9),
         0xd4 => ext(2, 1),
         0xd5 => ext(2, 2),
         0xd6 => ext(2, 4),
@@ -666,7 +723,7 @@ fn token(
         0xdd => array(5, need!(sized(4))),
         0xde => map(3, need!(sized(2))),
         0xdf => map(5, need!(sized(4))),
-        0xe0..=0xff => scalar(Value::Int(m as i8 as i128), 1),
+        0xe0..=0xff => scalar(Token::Int(m as i8 as i128), 1),
     }
 }
 
@@ -741,7 +798,6 @@ impl Partial {
             self.bytes = bytes;
             let left_after = data.len() - pos;
             let mut value = match token {
-                Token::Scalar(v) => v,
                 Token::Array(0) => Value::Array(Vec::new()),
                 Token::Map(0) => Value::Map(Vec::new()),
                 Token::Array(_) | Token::Map(_) if self.stack.len() >= limits.max_depth => {
@@ -765,6 +821,10 @@ impl Partial {
                     });
                     continue;
                 }
+                scalar => match scalar.to_value() {
+                    Some(v) => v,
+                    None => continue,
+                },
             };
             // Place the value into its container, closing every container it completes.
             loop {
@@ -809,6 +869,156 @@ impl Partial {
     }
 }
 
+/// The state of a top-level value being checked without building it
+/// ([`StreamDecoder::next_encoded`]): the elements still due in each open container, and the
+/// same costs and limits as [`Partial`], so both modes accept and refuse exactly the same input
+/// with the same error.
+#[derive(Default)]
+struct Scan {
+    /// Elements still due in each open container (a map's keys and values both count).
+    stack: Vec<usize>,
+    /// Encoded bytes of the current value consumed so far.
+    bytes: usize,
+    /// Elements of the current value checked so far.
+    values: usize,
+}
+
+impl Scan {
+    /// Consumes tokens from `data` until a top-level value completes (returns its encoded
+    /// length, counted from where it started, possibly in an earlier call) or `data` ends
+    /// inside a token (`None`; the state keeps what was consumed). `used` as in
+    /// [`Partial::advance`].
+    fn advance(
+        &mut self,
+        data: &[u8],
+        limits: &Limits,
+        used: &mut usize,
+    ) -> Result<Option<usize>, DecodeError> {
+        let mut pos = 0;
+        loop {
+            *used = pos;
+            let budget = limits.max_bytes.saturating_sub(self.bytes);
+            let Some((token, len)) = token(&data[pos..], limits, budget)? else {
+                return Ok(None);
+            };
+            let values = self.values + 1;
+            let bytes = self.bytes + len;
+            let dense_cap = match limits.min_value_bytes {
+                0 => usize::MAX,
+                n => VALUE_SLACK.saturating_add(bytes / n),
+            };
+            let limit = limits.max_values.min(dense_cap);
+            if values > limit {
+                return Err(DecodeError::TooManyValues {
+                    values,
+                    bytes,
+                    limit,
+                });
+            }
+            pos += len;
+            self.values = values;
+            self.bytes = bytes;
+            let elements = token.elements();
+            if elements > 0 {
+                if self.stack.len() >= limits.max_depth {
+                    return Err(DecodeError::TooDeep);
+                }
+                self.stack.push(elements);
+                continue;
+            }
+            // A complete element: count it in its container, closing every one it completes.
+            loop {
+                match self.stack.last_mut() {
+                    None => {
+                        let total = self.bytes;
+                        self.bytes = 0;
+                        self.values = 0;
+                        *used = pos;
+                        return Ok(Some(total));
+                    }
+                    Some(left) => {
+                        *left -= 1;
+                        if *left > 0 {
+                            break;
+                        }
+                        self.stack.pop();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads the tokens of a complete value that has already been checked against its
+/// [`Limits`] (by [`StreamDecoder::next_encoded`]), so a caller can build its own type
+/// straight from the bytes instead of a [`Value`] tree. Bytes that end early or hold an invalid
+/// marker are still reported as errors, never a panic.
+pub struct Cursor<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Cursor { data, pos: 0 }
+    }
+
+    /// The next token; [`DecodeError::Incomplete`] at the end of the data.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Token<'a>, DecodeError> {
+        let rest = self.data.get(self.pos..).unwrap_or_default();
+        match token(rest, &Limits::UNLIMITED, usize::MAX)? {
+            Some((t, len)) => {
+                self.pos += len;
+                Ok(t)
+            }
+            None => Err(DecodeError::Incomplete),
+        }
+    }
+
+    /// Skips the elements of `token`, which was just read (nothing for a scalar): after it the
+    /// cursor stands after the whole value `token` started.
+    pub fn skip_elements(&mut self, token: &Token<'_>) -> Result<(), DecodeError> {
+        let mut due = token.elements();
+        let mut stack: Vec<usize> = Vec::new();
+        while due > 0 {
+            due -= 1;
+            let inner = self.next()?.elements();
+            if inner > 0 {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(DecodeError::TooDeep);
+                }
+                stack.push(due);
+                due = inner;
+            }
+            while due == 0 {
+                match stack.pop() {
+                    Some(d) => due = d,
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Skips one whole value.
+    pub fn skip(&mut self) -> Result<(), DecodeError> {
+        let t = self.next()?;
+        self.skip_elements(&t)
+    }
+
+    /// Bytes read so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.data.len().saturating_sub(self.pos)
+    }
+}
+
 /// Decodes a sequence of values that arrive in pieces (an item stream split over chunks, an
 /// RPC byte stream). Feed bytes with [`StreamDecoder::feed`], then drain complete values with
 /// [`StreamDecoder::next_value`]. Decoding is incremental: a value that spans many feeds is
@@ -820,7 +1030,11 @@ pub struct StreamDecoder {
     pos: usize,
     limits: Limits,
     partial: Partial,
-    /// Stream offset of `buffer[pos]`.
+    /// The value [`StreamDecoder::next_encoded`] is checking; its bytes stay in `buffer` from
+    /// `pos` on until it is complete.
+    scan: Scan,
+    /// Stream offset of `buffer[pos]` (in [`StreamDecoder::next_encoded`]'s mode: of
+    /// `buffer[pos + scan.bytes]`, the next byte to check).
     offset: u64,
     failed: Option<DecodeError>,
 }
@@ -843,6 +1057,7 @@ impl StreamDecoder {
             pos: 0,
             limits,
             partial: Partial::default(),
+            scan: Scan::default(),
             offset: 0,
             failed: None,
         }
@@ -877,6 +1092,37 @@ impl StreamDecoder {
         result
     }
 
+    /// The encoded bytes of the next complete value, checked against the [`Limits`] exactly
+    /// as [`StreamDecoder::next_value`] checks them (same errors) but not built: read them
+    /// with a [`Cursor`]. `Ok(None)` if the buffered bytes end inside a value. Use one mode for
+    /// a whole stream, not both.
+    pub fn next_encoded(&mut self) -> Result<Option<&[u8]>, DecodeError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let from = self.pos + self.scan.bytes;
+        if from >= self.buffer.len() {
+            return Ok(None);
+        }
+        let mut used = 0;
+        let result = self
+            .scan
+            .advance(&self.buffer[from..], &self.limits, &mut used);
+        self.offset += used as u64;
+        match result {
+            Ok(Some(len)) => {
+                let start = self.pos;
+                self.pos += len;
+                Ok(self.buffer.get(start..self.pos))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.failed = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
     /// Bytes fed but not yet returned as values (those of a value in progress included);
     /// non-zero at the end of a stream means it was truncated.
     pub fn pending(&self) -> usize {
@@ -891,7 +1137,7 @@ impl StreamDecoder {
 
     /// Whether the decoder stands inside a value (some of its bytes consumed, not complete).
     pub fn in_value(&self) -> bool {
-        self.partial.in_progress()
+        self.partial.in_progress() || self.scan.bytes > 0
     }
 }
 
@@ -1029,6 +1275,129 @@ mod tests {
             }
         }
         (out, None)
+    }
+
+    /// [`stream`] in [`StreamDecoder::next_encoded`]'s mode: each span decoded on its own, and
+    /// the offset after each value and at the error.
+    fn stream_encoded(
+        data: &[u8],
+        piece: usize,
+        limits: Limits,
+    ) -> (Vec<Value>, Vec<u64>, Option<(DecodeError, u64)>) {
+        let mut dec = StreamDecoder::new(limits);
+        let (mut out, mut offsets) = (Vec::new(), Vec::new());
+        for p in data.chunks(piece) {
+            dec.feed(p);
+            loop {
+                match dec.next_encoded() {
+                    Ok(Some(bytes)) => {
+                        out.push(decode_all(bytes, Limits::UNLIMITED).expect("a checked span"));
+                        offsets.push(dec.offset());
+                    }
+                    Ok(None) => break,
+                    Err(e) => return (out, offsets, Some((e, dec.offset()))),
+                }
+            }
+        }
+        (out, offsets, None)
+    }
+
+    /// Both modes of the stream decoder on `data`: the same values, offsets and error.
+    fn assert_modes_agree(data: &[u8], piece: usize, limits: Limits) {
+        let mut dec = StreamDecoder::new(limits);
+        let (mut values, mut offsets, mut error) = (Vec::new(), Vec::new(), None);
+        'feed: for p in data.chunks(piece) {
+            dec.feed(p);
+            loop {
+                match dec.next_value() {
+                    Ok(Some(v)) => {
+                        values.push(v);
+                        offsets.push(dec.offset());
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        error = Some((e, dec.offset()));
+                        break 'feed;
+                    }
+                }
+            }
+        }
+        let pending = dec.pending();
+        let got = stream_encoded(data, piece, limits);
+        assert_eq!(got.0, values, "values, piece {piece}");
+        assert_eq!(got.1, offsets, "offsets, piece {piece}");
+        assert_eq!(got.2, error, "error, piece {piece}");
+        if error.is_none() {
+            let mut enc = StreamDecoder::new(limits);
+            for p in data.chunks(piece) {
+                enc.feed(p);
+                while let Ok(Some(_)) = enc.next_encoded() {}
+            }
+            assert_eq!(enc.pending(), pending, "pending, piece {piece}");
+        }
+    }
+
+    #[test]
+    fn checking_without_building_accepts_and_refuses_what_decoding_does() {
+        let item = Value::sorted_map(vec![
+            ("path", Value::raw("a/b")),
+            (
+                "chunks",
+                Value::Array(vec![Value::Array(vec![
+                    Value::raw([7u8; 32]),
+                    Value::int(1000),
+                    Value::int(70000),
+                ])]),
+            ),
+            ("e", Value::Array(vec![])),
+            ("m", Value::Map(vec![(Value::Nil, Value::Map(vec![]))])),
+        ]);
+        let mut good = Vec::new();
+        for v in [&item, &Value::raw(vec![b'x'; 70_000]), &Value::Nil, &item] {
+            encode(v, &mut good);
+        }
+        let mut nils = vec![0xdd, 0x00, 0x3f, 0xff, 0xff];
+        nils.resize(1 << 18, 0xc0);
+        let mut deep = good.clone();
+        deep.extend_from_slice(&[0x91; 40]);
+        deep.push(0xc0);
+        let mut long = good.clone();
+        long.extend_from_slice(&[0xdb, 0x7f, 0xff, 0xff, 0xff]);
+        let mut truncated = good.clone();
+        truncated.extend_from_slice(&good[..good.len() / 2]);
+        let bad_marker = [0x92, 0xc0, 0xc1];
+        let small = Limits {
+            max_bytes: 100,
+            max_values: 50,
+            ..Limits::ITEM
+        };
+        for data in [&good[..], &nils, &deep, &long, &truncated, &bad_marker] {
+            for limits in [Limits::ITEM, Limits::UNLIMITED, small, Limits::RPC_CLIENT] {
+                for piece in [1, 3, 64, 4096, data.len()] {
+                    assert_modes_agree(data, piece, limits);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_cursor_skips_nested_values_and_reports_truncation() {
+        let v = Value::Array(vec![
+            Value::Map(vec![(Value::raw("k"), Value::Array(vec![Value::Nil; 3]))]),
+            Value::Array(vec![]),
+            Value::int(7),
+        ]);
+        let mut bytes = v.to_bytes();
+        bytes.push(0x2a);
+        let mut c = Cursor::new(&bytes);
+        c.skip().unwrap();
+        assert_eq!(c.next(), Ok(Token::Int(42)));
+        assert_eq!(c.remaining(), 0);
+        assert_eq!(c.next(), Err(DecodeError::Incomplete));
+        let mut c = Cursor::new(&bytes[..bytes.len() - 3]);
+        assert_eq!(c.skip(), Err(DecodeError::Incomplete));
+        let mut c = Cursor::new(&[0x91, 0xc1]);
+        assert_eq!(c.skip(), Err(DecodeError::InvalidMarker(0xc1)));
     }
 
     #[test]
