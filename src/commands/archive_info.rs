@@ -4,8 +4,6 @@
 //! 1.4, the archive's metadata (its metadata object and item-stream chunks) is not counted,
 //! so the figure equals what `create --stats` showed.
 
-use std::collections::HashMap;
-
 use chrono::NaiveDateTime;
 
 use crate::archive::manifest::parse_timestamp;
@@ -122,9 +120,10 @@ fn details(
     consider_part_files: bool,
 ) -> Result<ArchiveDetails> {
     let meta = ArchiveMeta::load(&mut opened.store, &info.id)?;
-    // The archive's own reference counts of content chunks (borg 1.4 leaves out the metadata
-    // object and the item-stream chunks, issue #9003).
-    let mut counts: HashMap<[u8; 32], u32> = HashMap::new();
+    // The archive's own references to content chunks (borg 1.4 leaves out the metadata
+    // object and the item-stream chunks, issue #9003), counted after sorting: 32 bytes a
+    // reference, where a map of counts took ~80 (and twice that while it grew).
+    let mut referenced: Vec<[u8; 32]> = Vec::new();
     let (mut nfiles, mut size, mut csize) = (0u64, 0u64, 0u64);
     let (mut nfiles_parts, mut size_parts, mut csize_parts) = (0u64, 0u64, 0u64);
     let mut items = Items::new(&mut opened.store, &meta);
@@ -133,9 +132,7 @@ fn details(
             let (s, c) = chunks.iter().fold((0u64, 0u64), |(s, c), ch| {
                 (s + ch.size as u64, c + ch.csize as u64)
             });
-            for ch in chunks {
-                *counts.entry(ch.id).or_default() += 1;
-            }
+            referenced.extend(chunks.iter().map(|ch| ch.id));
             nfiles += 1;
             size += s;
             csize += c;
@@ -146,10 +143,11 @@ fn details(
             }
         }
     }
+    referenced.sort_unstable();
     let mut unique_csize = 0u64;
-    for (id, n) in &counts {
-        if let Some(e) = cache.seen_chunk(id) {
-            if e.refcount == *n {
+    for run in referenced.chunk_by(|a, b| a == b) {
+        if let Some(e) = cache.seen_chunk(&run[0]) {
+            if usize::try_from(e.refcount).is_ok_and(|r| r == run.len()) {
                 unique_csize += e.csize as u64;
             }
         }
