@@ -172,11 +172,19 @@ impl<T: Send + 'static> Drop for DecodePool<T> {
     }
 }
 
-/// One object to read, in the order the caller will take it.
+/// One object to read, in the order the caller will take it. Its sequence number is its
+/// place in the queue ([`Prefetcher::first_planned`] + index): 40 bytes an object, as a file
+/// of a million chunks plans a million of them.
 struct Planned {
-    seq: u64,
     id: [u8; 32],
-    hint: Option<usize>,
+    /// Its plaintext size, if known.
+    hint: Option<u32>,
+}
+
+impl Planned {
+    fn hint(&self) -> Option<usize> {
+        self.hint.map(|h| h as usize)
+    }
 }
 
 /// Reads planned objects ahead of the caller: the caller [`plan`](Prefetcher::plan)s objects
@@ -186,6 +194,10 @@ struct Planned {
 pub struct Prefetcher<T: Send + DecodedSize + 'static> {
     pool: DecodePool<T>,
     planned: VecDeque<Planned>,
+    /// Ids of the objects fetched and not yet taken or skipped, from `cursor` on (objects are
+    /// fetched in plan order, so these are the sequence numbers `cursor..` up to the first
+    /// planned one).
+    fetched_ids: VecDeque<[u8; 32]>,
     next_seq: u64,
     cursor: u64,
     ready: HashMap<u64, Result<T, RepoError>>,
@@ -220,6 +232,7 @@ impl<T: Send + DecodedSize + 'static> Prefetcher<T> {
         Prefetcher {
             pool: DecodePool::new(key, workers, decode),
             planned: VecDeque::new(),
+            fetched_ids: VecDeque::new(),
             next_seq: 0,
             cursor: 0,
             ready: HashMap::new(),
@@ -244,14 +257,30 @@ impl<T: Send + DecodedSize + 'static> Prefetcher<T> {
     pub fn plan(&mut self, id: [u8; 32], hint: Option<usize>) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.planned_bytes += hint.unwrap_or(0);
-        self.planned.push_back(Planned { seq, id, hint });
+        // A size beyond u32 is no plaintext size (objects are at most 20 MiB): kept unknown.
+        let hint = hint.and_then(|h| u32::try_from(h).ok());
+        self.planned_bytes += hint.map_or(0, |h| h as usize);
+        self.planned.push_back(Planned { id, hint });
         seq
+    }
+
+    /// The sequence number of the first planned object not fetched yet (`next_seq` when
+    /// nothing is).
+    fn first_planned(&self) -> u64 {
+        self.next_seq - self.planned.len() as u64
     }
 
     /// The sequence number the next [`take`](Prefetcher::take) returns.
     pub fn cursor(&self) -> u64 {
         self.cursor
+    }
+
+    /// The id of the object the next [`take`](Prefetcher::take) returns, if one is planned:
+    /// a caller can check that it is the object it needs before taking it.
+    pub fn next_id(&self) -> Option<&[u8; 32]> {
+        self.fetched_ids
+            .front()
+            .or_else(|| self.planned.front().map(|p| &p.id))
     }
 
     /// Objects planned but not yet taken or skipped.
@@ -276,11 +305,12 @@ impl<T: Send + DecodedSize + 'static> Prefetcher<T> {
             let s = self.cursor;
             self.release(s);
             self.ready.remove(&s);
+            self.fetched_ids.pop_front();
             self.cursor += 1;
         }
-        while self.planned.front().is_some_and(|p| p.seq < seq) {
+        while !self.planned.is_empty() && self.first_planned() < seq {
             if let Some(p) = self.planned.pop_front() {
-                self.planned_bytes -= p.hint.unwrap_or(0);
+                self.planned_bytes -= p.hint().unwrap_or(0);
             }
         }
     }
@@ -323,8 +353,7 @@ impl<T: Send + DecodedSize + 'static> Prefetcher<T> {
         // Backends that want large batches (object storage) are asked only once enough of the
         // budget is free and enough is planned, unless the caller waits for the next object.
         let low_water = repo.read_batch_bytes().min(self.budget / 2);
-        let needed_now =
-            self.costs.is_empty() || self.planned.front().is_some_and(|p| p.seq <= self.cursor);
+        let needed_now = self.costs.is_empty() || self.first_planned() <= self.cursor;
         if !needed_now
             && (self.in_flight + low_water >= self.budget
                 || (low_water > 0
@@ -333,11 +362,12 @@ impl<T: Send + DecodedSize + 'static> Prefetcher<T> {
         {
             return Ok(false);
         }
+        let first_seq = self.first_planned();
         let mut batch: Vec<Planned> = Vec::new();
         let mut est = 0usize;
         while let Some(p) = self.planned.front() {
             // objects of unknown size are assumed to be as large as the average so far
-            let size = p.hint.unwrap_or_else(|| self.average_size());
+            let size = p.hint().unwrap_or_else(|| self.average_size());
             if !batch.is_empty()
                 && (batch.len() >= self.batch || self.in_flight + est + size > self.budget)
             {
@@ -345,7 +375,7 @@ impl<T: Send + DecodedSize + 'static> Prefetcher<T> {
             }
             est += size;
             if let Some(p) = self.planned.pop_front() {
-                self.planned_bytes -= p.hint.unwrap_or(0);
+                self.planned_bytes -= p.hint().unwrap_or(0);
                 batch.push(p);
             }
         }
@@ -361,7 +391,7 @@ impl<T: Send + DecodedSize + 'static> Prefetcher<T> {
                 .iter()
                 .take(self.batch)
                 .take_while(|p| {
-                    let size = p.hint.unwrap_or(average);
+                    let size = p.hint().unwrap_or(average);
                     let fits = size <= room;
                     room = room.saturating_sub(size);
                     fits
@@ -379,19 +409,20 @@ impl<T: Send + DecodedSize + 'static> Prefetcher<T> {
                 out
             }
         };
+        self.fetched_ids.extend(&ids);
         let mut jobs = Vec::with_capacity(batch.len());
-        for (p, obj) in batch.into_iter().zip(objects) {
+        for (seq, (p, obj)) in (first_seq..).zip(batch.into_iter().zip(objects)) {
             match obj {
                 Ok(object) => {
                     self.fetched_count += 1;
                     self.fetched_bytes += object.len() as u64;
-                    let cost = object.len().max(p.hint.unwrap_or(0));
-                    self.costs.insert(p.seq, cost);
+                    let cost = object.len().max(p.hint().unwrap_or(0));
+                    self.costs.insert(seq, cost);
                     self.in_flight += cost;
-                    jobs.push((p.seq, p.id, object, p.hint));
+                    jobs.push((seq, p.id, object, p.hint()));
                 }
                 Err(e) => {
-                    self.ready.insert(p.seq, Err(e));
+                    self.ready.insert(seq, Err(e));
                 }
             }
         }
@@ -437,11 +468,12 @@ impl<T: Send + DecodedSize + 'static> Prefetcher<T> {
         loop {
             if let Some(r) = self.ready.remove(&seq) {
                 self.release(seq);
+                self.fetched_ids.pop_front();
                 self.cursor += 1;
                 self.pump(repo)?;
                 return Ok(Some(r));
             }
-            if self.planned.front().is_some_and(|p| p.seq <= seq) {
+            if !self.planned.is_empty() && self.first_planned() <= seq {
                 // the wanted object is not even fetched: no waiting for a fuller batch
                 self.pump_all(repo)?;
             } else {
@@ -699,5 +731,42 @@ mod tests {
         // one batch may be decoded past the budget before its sizes are known, no more
         assert!(most <= budget + BATCH * (1 << 20), "held {most} bytes");
         assert!(most >= 1 << 20, "decoded sizes were not counted ({most})");
+    }
+
+    /// `next_id` names the object the next `take` returns, whether it was fetched ahead, is
+    /// still only planned, or comes after objects skipped in either state.
+    #[test]
+    fn next_id_names_what_take_returns() {
+        let objects: Vec<Vec<u8>> = (0..300u32)
+            .map(|i| format!("object {i} ").repeat(30).into_bytes())
+            .collect();
+        let (_dir, mut repo, ids) = repo_with(&objects);
+        let mut pf = Prefetcher::new(Key::plaintext(), 2, 20_000, decode);
+        assert_eq!(pf.next_id(), None);
+        for (id, object) in ids.iter().zip(&objects) {
+            pf.plan(*id, Some(object.len()));
+        }
+        let mut i = 0;
+        while i < objects.len() {
+            assert_eq!(pf.next_id(), Some(&ids[i]), "before object {i}");
+            if i % 7 == 3 {
+                // skip a few: some fetched ahead already, some only planned
+                let to = (i + 1 + i % 5).min(objects.len());
+                pf.skip_to(to as u64);
+                i = to;
+                continue;
+            }
+            let got = pf.take(&mut repo).expect("workers").expect("planned");
+            assert_eq!(
+                &got.expect("found").expect("decoded"),
+                &objects[i],
+                "object {i}"
+            );
+            i += 1;
+            if i % 50 == 0 {
+                pf.pump_all(&mut repo).expect("pump");
+            }
+        }
+        assert_eq!(pf.next_id(), None);
     }
 }
