@@ -204,7 +204,7 @@ fn array_header_of_four_billion_is_refused_at_once_by_every_reader() {
     let repo = nil_attack(&env, &[0xdd, 0xff, 0xff, 0xff, 0xff]);
     let arch = format!("{}::evil", repo.display());
     let needle = "archive evil: item stream: msgpack array of length 4294967295 exceeds the limit \
-                  4194304 (item-stream chunk 0, offset 0)";
+                  33554432 (item-stream chunk 0, offset 0)";
     let m = hoard_measured(&env, &["list", &arch]);
     assert_refused(&m, 2, needle, "list");
     let dest = env.path().join("dest");

@@ -363,11 +363,12 @@ pub const VALUE_SLACK: usize = 65_536;
 /// limits are derived from it (this layer imports nothing, so the number is repeated here).
 const MAX_DATA_SIZE: usize = 20_971_479;
 
-/// Largest encoded item (64 MiB). A chunk reference `[id, size, csize]` packs into about 46
-/// bytes, so an item may list ~1.4 million chunks: a 2.8 TiB file at borg's default 2 MiB
-/// chunk size, or 90 GiB at attic's old 64 KiB. borg writes nothing larger than a few KiB
-/// besides such chunk lists.
-pub const MAX_ITEM_BYTES: usize = 64 * 1024 * 1024;
+/// Largest encoded item (1 GiB). A chunk reference `[id, size, csize]` packs into 38 to 46
+/// bytes, so an item may list ~23 million chunks: a 46 TiB file at borg's default 2 MiB chunk
+/// size, 1.4 TiB at 64 KiB, or 1.5 GB at the smallest (`fixed,64`). borg writes nothing larger
+/// than a few KiB besides such chunk lists, and reads items of up to 2 GiB. (Until 2026-12 this
+/// was 64 MiB: hoard refused the items of files over ~1.4 million chunks that it had written.)
+pub const MAX_ITEM_BYTES: usize = 1 << 30;
 
 /// Per-context limits. The str/bin/array/map lengths are the ones borg's
 /// `get_limited_unpacker` sets (FORMAT.md §7.1); depth, bytes and element counts are hoard's own
@@ -443,18 +444,22 @@ impl Limits {
         min_value_bytes: 0,
     };
     /// One item of an item stream (FORMAT.md §6.5), wherever items are read: at most
-    /// [`MAX_ITEM_BYTES`] encoded, 8 Mi elements (a maximal chunk list needs ~6 Mi), 64 Ki map
-    /// entries (an item has ~25 keys; `xattrs` holds one entry per attribute), nesting 32
-    /// (items use 4), and on average ≥ 8 bytes per element past 64 Ki elements.
-    /// Worst-case memory of one decoded item: ~320 MiB; the nil-array attack fails at 64 Ki.
+    /// [`MAX_ITEM_BYTES`] encoded, arrays of 32 Mi elements and 128 Mi elements in all (a
+    /// maximal chunk list needs ~28 Mi and ~112 Mi), 64 Ki map entries (an item has ~25 keys;
+    /// `xattrs` holds one entry per attribute), nesting 32 (items use 4), and on average ≥ 8
+    /// bytes per element past 64 Ki elements (chunk references average ≥ 9.5).
+    /// Memory of one item: read with [`StreamDecoder::next_encoded`] and a [`Cursor`] (list,
+    /// extract, info, mount), its bytes and what the reader builds (~2× its size); decoded into
+    /// a [`Value`] (check, cache rebuild), up to ~5× its size. The nil-array attack fails at
+    /// 64 Ki elements.
     pub const ITEM: Limits = Limits {
         max_str: MAX_ITEM_BYTES,
         max_bin: MAX_ITEM_BYTES,
-        max_array: 4 * 1024 * 1024,
+        max_array: 32 * 1024 * 1024,
         max_map: 65_536,
         max_depth: 32,
         max_bytes: MAX_ITEM_BYTES,
-        max_values: 8 * 1024 * 1024,
+        max_values: 128 * 1024 * 1024,
         min_value_bytes: 8,
     };
     /// RPC requests as a server unpacks them: a `put` of the largest object plus 64 KiB of
@@ -1472,14 +1477,51 @@ mod tests {
             Err(DecodeError::LimitExceeded {
                 kind: "array",
                 len: 0xffff_ffff,
-                limit: 4 * 1024 * 1024
+                limit: 32 * 1024 * 1024
             })
         );
     }
 
     #[test]
+    fn an_item_of_more_chunks_than_the_old_limit_passes() {
+        // 5 Mi references of 64-byte chunks (38 bytes each), as `create --chunker-params
+        // fixed,64` writes for a 320 MiB file: over the old array limit (4 Mi) and item size
+        // (64 MiB), read the way the item-stream reader reads it.
+        let n = 5 << 20;
+        let mut out = Vec::new();
+        write_map_header(&mut out, 2);
+        write_raw(&mut out, b"chunks");
+        write_array_header(&mut out, n);
+        let e = Value::Array(vec![
+            Value::raw([0xab; 32]),
+            Value::int(64),
+            Value::int(100),
+        ])
+        .to_bytes();
+        assert_eq!(e.len(), 38);
+        for _ in 0..n {
+            out.extend_from_slice(&e);
+        }
+        write_raw(&mut out, b"path");
+        write_raw(&mut out, b"big");
+        let mut dec = StreamDecoder::new(Limits::ITEM);
+        for piece in out.chunks(8 << 20) {
+            dec.feed(piece);
+        }
+        let span = dec
+            .next_encoded()
+            .expect("within the limits")
+            .expect("complete");
+        assert_eq!(span.len(), out.len());
+        let mut c = Cursor::new(span);
+        assert_eq!(c.next(), Ok(Token::Map(2)));
+        assert_eq!(c.next(), Ok(Token::Raw(b"chunks")));
+        assert_eq!(c.next(), Ok(Token::Array(n)));
+    }
+
+    #[test]
     fn a_maximal_chunk_list_passes_the_item_limits() {
-        // ~1.4 Mi chunk references fill an item of MAX_ITEM_BYTES; one of 1 Mi passes.
+        // ~23 Mi chunk references fill an item of MAX_ITEM_BYTES; one of 1 Mi passes.
         let entry = Value::Array(vec![
             Value::raw([0xab; 32]),
             Value::int(2_000_000),
