@@ -174,6 +174,8 @@ impl ItemStreamReader {
         match self.decoder.next_encoded() {
             Ok(Some(bytes)) => {
                 let item = Item::decode(bytes);
+                // A huge item (a file of millions of chunks) must not be held twice.
+                self.decoder.release_consumed();
                 self.last_span = (self.value_start, self.decoder.offset());
                 self.value_start = self.decoder.offset();
                 item.map(Some)

@@ -1128,6 +1128,18 @@ impl StreamDecoder {
         }
     }
 
+    /// Gives back the memory of values already returned when they took most of the buffer
+    /// (a large item, whose bytes [`StreamDecoder::next_encoded`] keeps until it is complete):
+    /// what follows them moves to a buffer of its own size, so a reader of one huge item does
+    /// not hold its bytes while it goes on with what it built from them.
+    pub fn release_consumed(&mut self) {
+        const KEEP: usize = 4 << 20;
+        if self.buffer.capacity() > KEEP && self.pos * 2 >= self.buffer.len() {
+            self.buffer = self.buffer[self.pos..].to_vec();
+            self.pos = 0;
+        }
+    }
+
     /// Bytes fed but not yet returned as values (those of a value in progress included);
     /// non-zero at the end of a stream means it was truncated.
     pub fn pending(&self) -> usize {
@@ -1508,6 +1520,7 @@ mod tests {
         for piece in out.chunks(8 << 20) {
             dec.feed(piece);
         }
+        dec.feed(&[0xc0, 0x91]);
         let span = dec
             .next_encoded()
             .expect("within the limits")
@@ -1517,6 +1530,12 @@ mod tests {
         assert_eq!(c.next(), Ok(Token::Map(2)));
         assert_eq!(c.next(), Ok(Token::Raw(b"chunks")));
         assert_eq!(c.next(), Ok(Token::Array(n)));
+        // The item's bytes are given back; what follows it is kept.
+        dec.release_consumed();
+        assert!(dec.buffer.capacity() < 1024, "{}", dec.buffer.capacity());
+        assert_eq!(dec.next_encoded(), Ok(Some(&[0xc0][..])));
+        assert_eq!(dec.next_encoded(), Ok(None));
+        assert_eq!(dec.pending(), 1);
     }
 
     #[test]
