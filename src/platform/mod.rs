@@ -10,6 +10,7 @@
 //! * [`users`]: cached uid/gid ↔ user/group name lookups (`user`, `group`) and borg's restore rule.
 //! * [`fs`]: small helpers for create/extract (lstat with ns times, `O_NOATIME` open, utimensat,
 //!   lchown, mknod/mkfifo, hole seeking, sync).
+//! * [`pipe`]: wider pipe buffers for the connection to a remote repository.
 //! * [`signals`]: SIGINT/SIGTERM/SIGHUP as a flag the long-running loops poll, borg's exit
 //!   codes, and the lock cleanups run before an emergency exit.
 //!
@@ -21,6 +22,7 @@ mod cstr;
 mod error;
 pub mod flags;
 pub mod fs;
+pub mod pipe;
 pub mod signals;
 pub mod users;
 pub mod xattr;

@@ -577,6 +577,16 @@ impl RemoteRepository {
         let mut child = cmd.spawn().map_err(|e| {
             RepoError::ConnectionClosed(format!("Could not start {}: {e}", argv[0]))
         })?;
+        // Wider pipes to ssh: it reads a chunk in a few turns instead of one per 64 KiB.
+        {
+            use std::os::fd::AsRawFd;
+            if let Some(stdin) = &child.stdin {
+                crate::platform::pipe::widen(stdin.as_raw_fd());
+            }
+            if let Some(stdout) = &child.stdout {
+                crate::platform::pipe::widen(stdout.as_raw_fd());
+            }
+        }
         let (tx, rx) = mpsc::channel();
         let stderr = child.stderr.take();
         let queued_progress = QueuedProgress::default();
