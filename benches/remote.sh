@@ -2,16 +2,20 @@
 # Initial backup over ssh, three ways, on the same tree in the same run:
 #   borg client  -> borg serve      (the reference)
 #   hoard client -> borg serve
-#   hoard client -> hoard serve     (release build)
+#   hoard client -> hoard serve     (a release build of this tree, or --hoard BINARY)
 #
 #   benches/remote.sh [--size-mb N] [--reps N] [--latency-ms N] [--latency-size-mb N] [--no-latency]
-#                     [--phases "create extract"]
+#                     [--phases "create extract"] [--hoard BINARY]
 #
 # A private sshd (own config, host key and client key, 127.0.0.1, a free port) is started for
 # the run; nothing of the system's ssh setup is read or changed. Each run uses a fresh
 # repository (repokey, -C lz4) and a fresh client cache. Measured with GNU time: wall time, CPU
 # (user+sys) and peak RSS of the client, and CPU and peak RSS of the `serve` process (the
-# remote path is a wrapper that runs `serve` under GNU time).
+# remote path is a wrapper that runs `serve` under GNU time). The client's CPU includes its ssh
+# child's, which is also shown alone ("of it ssh", BORG_RSH runs ssh under GNU time). "machine
+# cpu" is the CPU time the whole machine was busy during the run (from /proc/stat: client, ssh,
+# sshd, serve and the kernel's network work); "floor" is that divided by the number of cores,
+# the shortest wall time that much CPU allows when client and server share the machine.
 #
 # Then the same on a smaller tree with network latency (--latency-ms round trip, default 20):
 # preferably sshd runs in its own network namespace behind a veth pair with `tc netem` delay
@@ -32,6 +36,7 @@ latency_ms=20
 lat_size_mb=200
 do_latency=1
 phases="create extract"
+hoard=
 while [ $# -gt 0 ]; do
   case "$1" in
     --size-mb) size_mb=$2; shift 2 ;;
@@ -40,6 +45,7 @@ while [ $# -gt 0 ]; do
     --latency-size-mb) lat_size_mb=$2; shift 2 ;;
     --no-latency) do_latency=0; shift ;;
     --phases) phases=$2; shift 2 ;;
+    --hoard) hoard=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -47,8 +53,10 @@ done
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/benches/trees.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
-(cd "$here" && cargo build --release --quiet --bin hoard)
-hoard=$CARGO_TARGET_DIR/release/hoard
+if [ -z "$hoard" ]; then
+  (cd "$here" && cargo build --release --quiet --bin hoard)
+  hoard=$CARGO_TARGET_DIR/release/hoard
+fi
 command -v borg >/dev/null || { echo "borg is required (apt-get install borgbackup)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "GNU time is required (apt-get install time)" >&2; exit 2; }
 [ -x /usr/sbin/sshd ] || { echo "sshd is required (apt-get install openssh-server)" >&2; exit 2; }
@@ -156,6 +164,19 @@ EOF
   chmod +x "$run/bin/serve-$tool"
 done
 
+# The client's ssh under GNU time (its CPU is also part of the client's, as its child's).
+cat > "$run/bin/timed-rsh" <<EOF
+#!/bin/sh
+exec /usr/bin/time -o "$run/ssh.time" -f "%e %U %S %M" "\$@"
+EOF
+chmod +x "$run/bin/timed-rsh"
+
+# busy_ticks: clock ticks the whole machine spent busy so far (all of /proc/stat's cpu line
+# but idle and iowait): the CPU of sshd and the kernel's network work, which no process's
+# GNU time shows, is in the difference.
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+tick_hz=$(getconf CLK_TCK)
+
 # A user-space delay line for ssh's ProxyCommand: HOST PORT ONE_WAY_MS.
 cat > "$run/delayproxy.py" <<'PY'
 import collections, os, socket, sys, threading, time
@@ -215,25 +236,29 @@ results=$run/results.tsv
 # timed FILE CMD...: runs CMD under GNU time (report in FILE); on failure shows its stderr.
 timed() {
   local file=$1; shift
-  rm -f "$run/serve.time"
+  rm -f "$run/serve.time" "$run/ssh.time"
+  local before
+  before=$(busy_ticks)
   /usr/bin/time -o "$file" -f "%e %U %S %M" "$@" >/dev/null 2>"$run/stderr" || {
     echo "failed: $*" >&2; cat "$run/stderr" >&2; return 1; }
   # the server's time file is written when serve exits, right after the client
   for _ in $(seq 50); do [ -s "$run/serve.time" ] && break; sleep 0.1; done
+  echo "scale=2; ($(busy_ticks) - $before) / $tick_hz" | bc > "$run/machine.cpu"
 }
 
 # row SCENARIO PHASE LABEL: appends the client's and the server's figures of the last phase.
 row() {
-  local wall user sys rss suser ssys srss
+  local wall user sys rss suser ssys srss huser hsys
   read -r wall user sys rss < <(tail -1 "$run/client.time")
   read -r _ suser ssys srss < <(tail -1 "$run/serve.time" 2>/dev/null || echo "nan 0 0 0")
-  echo -e "$1\t$2\t$3\t$wall\t$(echo "$user + $sys" | bc)\t$rss\t$(echo "$suser + $ssys" | bc)\t$srss" >> "$results"
+  read -r _ huser hsys _ < <(tail -1 "$run/ssh.time" 2>/dev/null || echo "nan 0 0 0")
+  echo -e "$1\t$2\t$3\t$wall\t$(echo "$user + $sys" | bc)\t$rss\t$(echo "$suser + $ssys" | bc)\t$srss\t$(echo "$huser + $hsys" | bc)\t$(cat "$run/machine.cpu")" >> "$results"
 }
 
 # measure SCENARIO LABEL CLIENT SERVER URLBASE SRC [RSH]: one initial backup (and, when
 # $phases has it, an extract of it), appends rows.
 measure() {
-  local scenario=$1 label=$2 client=$3 server=$4 urlbase=$5 src=$6 rsh=${7:-$rsh_base}
+  local scenario=$1 label=$2 client=$3 server=$4 urlbase=$5 src=$6 rsh="$run/bin/timed-rsh ${7:-$rsh_base}"
   local base=$run/base-$label repo=repos/$label-$RANDOM dest=${EXTRACT_DIR:-$run}/extract-$label
   rm -rf "$base" "$dest"; mkdir -p "$base" "$dest" "$run/repos"
   sync; sleep "${SETTLE_SECONDS:-5}"
@@ -307,7 +332,8 @@ if [ "$do_latency" = 1 ]; then
 fi
 
 python3 - "$results" <<'PY'
-import statistics, sys
+import os, statistics, sys
+ncpu = os.cpu_count()
 rows = [l.split('\t') for l in open(sys.argv[1]).read().splitlines() if l]
 def med(sc, phase, label, col):
     v = [float(r[col]) for r in rows if r[0] == sc and r[1] == phase and r[2] == label]
@@ -315,9 +341,10 @@ def med(sc, phase, label, col):
 for sc in dict.fromkeys(r[0] for r in rows):
     for phase in dict.fromkeys(r[1] for r in rows if r[0] == sc):
         print(f"\n== {phase}, {sc} ==")
-        print(f"{'client -> server':<14} {'wall s':>8} {'vs borg':>8} {'client cpu':>11} {'client RSS MB':>14} {'serve cpu':>10} {'serve RSS MB':>13}")
+        print(f"{'client -> server':<14} {'wall s':>8} {'vs borg':>8} {'client cpu':>11} {'of it ssh':>10} {'client RSS MB':>14} {'serve cpu':>10} {'serve RSS MB':>13} {'machine cpu':>12} {'floor s':>8}")
         ref = med(sc, phase, 'borg-borg', 3)
         for label in ('borg-borg', 'hoard-borg', 'hoard-hoard'):
             w = med(sc, phase, label, 3)
-            print(f"{label:<14} {w:>8.2f} {w / ref:>8.2f} {med(sc, phase, label, 4):>11.2f} {med(sc, phase, label, 5) / 1024:>14.1f} {med(sc, phase, label, 6):>10.2f} {med(sc, phase, label, 7) / 1024:>13.1f}")
+            m = med(sc, phase, label, 9)
+            print(f"{label:<14} {w:>8.2f} {w / ref:>8.2f} {med(sc, phase, label, 4):>11.2f} {med(sc, phase, label, 8):>10.2f} {med(sc, phase, label, 5) / 1024:>14.1f} {med(sc, phase, label, 6):>10.2f} {med(sc, phase, label, 7) / 1024:>13.1f} {m:>12.2f} {m / ncpu:>8.2f}")
 PY
