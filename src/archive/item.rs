@@ -168,22 +168,28 @@ fn chunk_list_from(v: &Value) -> Result<Vec<ChunkRef>, String> {
 fn time_from(v: &Value) -> Option<i64> {
     match v {
         Value::Int(i) => i64::try_from(*i).ok(),
-        Value::Raw(b) | Value::Bin(b) if b.len() <= 16 => {
-            // little-endian two's complement of b.len() bytes, sign-extended to 16 bytes
-            let negative = b.last().is_some_and(|last| last & 0x80 != 0);
-            let mut bytes = [if negative { 0xff } else { 0 }; 16];
-            bytes[..b.len()].copy_from_slice(b);
-            i64::try_from(i128::from_le_bytes(bytes)).ok()
-        }
+        Value::Raw(b) | Value::Bin(b) => time_from_le_bytes(b),
         _ => None,
     }
+}
+
+/// A time borg 1.0 stored as little-endian two's complement bytes (at most 16).
+fn time_from_le_bytes(b: &[u8]) -> Option<i64> {
+    if b.len() > 16 {
+        return None;
+    }
+    // sign-extended to 16 bytes
+    let negative = b.last().is_some_and(|last| last & 0x80 != 0);
+    let mut bytes = [if negative { 0xff } else { 0 }; 16];
+    bytes[..b.len()].copy_from_slice(b);
+    i64::try_from(i128::from_le_bytes(bytes)).ok()
 }
 
 /// [`time_from`] for a token.
 fn time_from_token(t: &Token<'_>) -> Option<i64> {
     match t {
         Token::Int(i) => i64::try_from(*i).ok(),
-        Token::Raw(b) | Token::Bin(b) => time_from(&Value::Raw(b.to_vec())),
+        Token::Raw(b) | Token::Bin(b) => time_from_le_bytes(b),
         _ => None,
     }
 }

@@ -732,6 +732,33 @@ fn token<'a>(
     }
 }
 
+/// What a top-level value has cost (`values` elements in `bytes` encoded bytes) after one more
+/// token of `len` bytes, or the error when that breaks [`Limits::max_values`] or
+/// [`Limits::min_value_bytes`]. Both decoding modes ([`Partial`], [`Scan`]) charge through here,
+/// so they refuse the same input at the same token.
+fn count_token(
+    values: usize,
+    bytes: usize,
+    len: usize,
+    limits: &Limits,
+) -> Result<(usize, usize), DecodeError> {
+    let values = values + 1;
+    let bytes = bytes + len;
+    let dense_cap = match limits.min_value_bytes {
+        0 => usize::MAX,
+        n => VALUE_SLACK.saturating_add(bytes / n),
+    };
+    let limit = limits.max_values.min(dense_cap);
+    if values > limit {
+        return Err(DecodeError::TooManyValues {
+            values,
+            bytes,
+            limit,
+        });
+    }
+    Ok((values, bytes))
+}
+
 /// An array or map whose elements are still arriving.
 enum Frame {
     Array {
@@ -784,23 +811,8 @@ impl Partial {
             let Some((token, len)) = token(&data[pos..], limits, budget)? else {
                 return Ok(None);
             };
-            let values = self.values + 1;
-            let bytes = self.bytes + len;
-            let dense_cap = match limits.min_value_bytes {
-                0 => usize::MAX,
-                n => VALUE_SLACK.saturating_add(bytes / n),
-            };
-            let limit = limits.max_values.min(dense_cap);
-            if values > limit {
-                return Err(DecodeError::TooManyValues {
-                    values,
-                    bytes,
-                    limit,
-                });
-            }
+            (self.values, self.bytes) = count_token(self.values, self.bytes, len, limits)?;
             pos += len;
-            self.values = values;
-            self.bytes = bytes;
             let left_after = data.len() - pos;
             let mut value = match token {
                 Token::Array(0) => Value::Array(Vec::new()),
@@ -906,23 +918,8 @@ impl Scan {
             let Some((token, len)) = token(&data[pos..], limits, budget)? else {
                 return Ok(None);
             };
-            let values = self.values + 1;
-            let bytes = self.bytes + len;
-            let dense_cap = match limits.min_value_bytes {
-                0 => usize::MAX,
-                n => VALUE_SLACK.saturating_add(bytes / n),
-            };
-            let limit = limits.max_values.min(dense_cap);
-            if values > limit {
-                return Err(DecodeError::TooManyValues {
-                    values,
-                    bytes,
-                    limit,
-                });
-            }
+            (self.values, self.bytes) = count_token(self.values, self.bytes, len, limits)?;
             pos += len;
-            self.values = values;
-            self.bytes = bytes;
             let elements = token.elements();
             if elements > 0 {
                 if self.stack.len() >= limits.max_depth {
